@@ -1,0 +1,610 @@
+//! The conversation actor: one per active conversation, the only place that
+//! decides its order.
+//!
+//! A message gets the next seq as soon as the actor handles it and goes to
+//! the store writer at once, so one conversation can have many writes in
+//! flight (pipelining); the writer commits them in submission order. The
+//! actor answers a caller, and publishes to subscribers, only when the write
+//! is durable, draining its in-flight queue from the front so that answers
+//! and events follow seq order.
+//!
+//! Every handler runs behind a panic guard: a panic answers the caller with
+//! an internal error and stops the actor; its supervisor restarts it, and it
+//! rebuilds its state from storage after a barrier on the store writer (so
+//! writes it submitted before the panic are counted). Other conversations,
+//! being other actors, never notice.
+
+use crate::broker::{Broker, ConversationEvent};
+use crate::registry::RegistryShared;
+use crate::store_writer::{StoreWriter, WriteError};
+use actix::prelude::*;
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use utalk_storage::model::{
+    conversation, message, Author, Conversation, ConversationStatus, Direction, Message,
+    MessageStatus,
+};
+use utalk_storage::{Batch, Db, StoreError, Timestamp};
+use uuid::Uuid;
+
+/// Why a conversation could not do what was asked.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConversationError {
+    /// No such conversation.
+    #[error("conversation not found")]
+    NotFound,
+    /// The `messageId` is already used in another conversation.
+    #[error("messageId is already used in another conversation")]
+    MessageIdConflict,
+    /// Too many writes are waiting in this conversation.
+    #[error("conversation is overloaded; retry later")]
+    Overloaded,
+    /// The write did not become durable.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    /// Reading the stored state failed.
+    #[error("storage read failed: {0}")]
+    Read(Arc<str>),
+    /// The actor failed while handling the request; it restarts from storage.
+    /// A retry with the same `messageId` is safe.
+    #[error("conversation restarted while handling the request; retry")]
+    Restarted,
+    /// The actor was retired for idleness; the registry retries on a new one.
+    #[error("conversation actor retired")]
+    Retired,
+}
+
+impl From<StoreError> for ConversationError {
+    fn from(e: StoreError) -> Self {
+        ConversationError::Read(e.to_string().into())
+    }
+}
+
+/// Where an actor sends its answer.
+pub type Reply<T> = oneshot::Sender<Result<T, ConversationError>>;
+
+/// What a new message carries; the actor adds seq and time.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    /// The client's idempotency key, which becomes the message id.
+    pub message_id: Uuid,
+    /// Author.
+    pub author: Author,
+    /// Direction.
+    pub direction: Direction,
+    /// Text.
+    pub text: Option<String>,
+    /// Media.
+    pub media_id: Option<Uuid>,
+    /// Initial status.
+    pub status: MessageStatus,
+    /// Channel id.
+    pub provider_id: Option<String>,
+}
+
+/// Outcome of an append.
+#[derive(Debug, Clone)]
+pub enum Appended {
+    /// Stored now.
+    Created(Arc<Message>),
+    /// The `messageId` was already stored: the same message again.
+    Existing(Arc<Message>),
+}
+
+impl Appended {
+    /// The stored message.
+    pub fn message(&self) -> &Arc<Message> {
+        match self {
+            Appended::Created(m) | Appended::Existing(m) => m,
+        }
+    }
+}
+
+/// A change of the conversation's own fields; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationChange {
+    /// New status.
+    pub status: Option<ConversationStatus>,
+    /// New assignee (`Some(None)` unassigns).
+    pub assignee_id: Option<Option<Uuid>>,
+    /// Bot on or off.
+    pub bot_enabled: Option<bool>,
+}
+
+/// Appends a message.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Append {
+    /// The message.
+    pub req: AppendRequest,
+    /// Answer.
+    pub reply: Reply<Appended>,
+}
+
+/// Changes the conversation's fields.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Update {
+    /// The change.
+    pub change: ConversationChange,
+    /// Answer: the conversation after the change.
+    pub reply: Reply<Arc<Conversation>>,
+}
+
+/// Makes the handler panic, to test supervision.
+#[doc(hidden)]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectPanic {
+    pub reply: Reply<()>,
+}
+
+/// A request that can be sent to a conversation actor, and resent after a retirement.
+pub trait Command: Clone + Send + 'static {
+    /// What the caller gets back.
+    type Output: Send + 'static;
+    /// The actor message carrying it.
+    type Msg: actix::Message<Result = ()> + Send + 'static;
+    /// Wraps the request with its reply channel.
+    fn with_reply(self, reply: Reply<Self::Output>) -> Self::Msg;
+}
+
+impl Command for AppendRequest {
+    type Output = Appended;
+    type Msg = Append;
+    fn with_reply(self, reply: Reply<Appended>) -> Append {
+        Append { req: self, reply }
+    }
+}
+
+impl Command for ConversationChange {
+    type Output = Arc<Conversation>;
+    type Msg = Update;
+    fn with_reply(self, reply: Reply<Arc<Conversation>>) -> Update {
+        Update {
+            change: self,
+            reply,
+        }
+    }
+}
+
+/// Marker command for [`InjectPanic`].
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct Panic;
+
+impl Command for Panic {
+    type Output = ();
+    type Msg = InjectPanic;
+    fn with_reply(self, reply: Reply<()>) -> InjectPanic {
+        InjectPanic { reply }
+    }
+}
+
+/// What the conversation actors share.
+pub struct Deps {
+    /// Reads.
+    pub db: Db,
+    /// Writes.
+    pub writer: StoreWriter,
+    /// Fan-out.
+    pub broker: Arc<dyn Broker>,
+    /// Retire an actor after this long without requests.
+    pub idle_timeout: Duration,
+    /// Most writes in flight per conversation before `Overloaded`.
+    pub max_inflight: usize,
+}
+
+enum Phase {
+    Loading,
+    Ready { conv: Conversation, next_seq: u64 },
+    Missing,
+    Broken(ConversationError),
+    Retired,
+}
+
+enum Committed {
+    Message(Arc<Message>),
+    Conversation(Arc<Conversation>),
+}
+
+enum Waiter {
+    Append {
+        reply: Reply<Appended>,
+        created: bool,
+    },
+    Update(Reply<Arc<Conversation>>),
+}
+
+struct InFlight {
+    ticket: u64,
+    durable: bool,
+    committed: Committed,
+    waiters: Vec<Waiter>,
+}
+
+/// One conversation's actor.
+pub struct ConversationActor {
+    id: Uuid,
+    generation: u64,
+    deps: Arc<Deps>,
+    registry: Arc<RegistryShared>,
+    phase: Phase,
+    inflight: VecDeque<InFlight>,
+    /// `messageId` → ticket of its in-flight write, so a retry racing the
+    /// first attempt waits for the same outcome.
+    inflight_ids: HashMap<Uuid, u64>,
+    next_ticket: u64,
+    last_activity: Instant,
+    idle_check: Option<SpawnHandle>,
+}
+
+impl ConversationActor {
+    pub(crate) fn new(
+        id: Uuid,
+        generation: u64,
+        deps: Arc<Deps>,
+        registry: Arc<RegistryShared>,
+    ) -> Self {
+        Self {
+            id,
+            generation,
+            deps,
+            registry,
+            phase: Phase::Loading,
+            inflight: VecDeque::new(),
+            inflight_ids: HashMap::new(),
+            next_ticket: 0,
+            last_activity: Instant::now(),
+            idle_check: None,
+        }
+    }
+
+    /// Runs `f` behind the panic guard: a panic answers the caller and restarts the actor.
+    fn guarded<T>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        reply: Reply<T>,
+        f: impl FnOnce(&mut Self, &mut Context<Self>, &mut Option<Reply<T>>),
+    ) {
+        let mut slot = Some(reply);
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| f(self, ctx, &mut slot)));
+        if outcome.is_err() {
+            tracing::error!(conversation = %self.id, "conversation actor panicked; restarting from storage");
+            self.registry.note_panic();
+            if let Some(r) = slot.take() {
+                let _ = r.send(Err(ConversationError::Restarted));
+            }
+            ctx.stop();
+        }
+    }
+
+    /// Answers requests that cannot proceed in the current phase.
+    fn unavailable(&self) -> Option<ConversationError> {
+        match &self.phase {
+            Phase::Ready { .. } => None,
+            Phase::Missing => Some(ConversationError::NotFound),
+            Phase::Broken(e) => Some(e.clone()),
+            Phase::Retired => Some(ConversationError::Retired),
+            // Unreachable in practice: loading blocks the mailbox.
+            Phase::Loading => Some(ConversationError::Restarted),
+        }
+    }
+
+    fn append(
+        &mut self,
+        req: AppendRequest,
+        slot: &mut Option<Reply<Appended>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(reply) = slot.take() else { return };
+        if let Some(e) = self.unavailable() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        if let Some(ticket) = self.inflight_ids.get(&req.message_id) {
+            if let Some(entry) = self.inflight.iter_mut().find(|e| e.ticket == *ticket) {
+                entry.waiters.push(Waiter::Append {
+                    reply,
+                    created: false,
+                });
+                return;
+            }
+        }
+        match message::locate(&self.deps.db, req.message_id) {
+            Ok(Some((conv, seq))) if conv == self.id => {
+                let found = message::get(&self.deps.db, conv, seq)
+                    .map_err(ConversationError::from)
+                    .and_then(|m| m.ok_or(ConversationError::NotFound));
+                let _ = reply.send(found.map(|m| Appended::Existing(Arc::new(m))));
+                return;
+            }
+            Ok(Some(_)) => {
+                let _ = reply.send(Err(ConversationError::MessageIdConflict));
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return;
+            }
+        }
+        if self.inflight.len() >= self.deps.max_inflight {
+            let _ = reply.send(Err(ConversationError::Overloaded));
+            return;
+        }
+        let Phase::Ready { next_seq, .. } = &mut self.phase else {
+            return;
+        };
+        let msg = Arc::new(Message {
+            id: req.message_id,
+            conversation_id: self.id,
+            seq: *next_seq,
+            direction: req.direction,
+            author: req.author,
+            text: req.text,
+            media_id: req.media_id,
+            status: req.status,
+            provider_id: req.provider_id,
+            created_at: Timestamp::now(),
+        });
+        let batch = match message::append_batch(&msg) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = reply.send(Err(ConversationError::Read(e.to_string().into())));
+                return;
+            }
+        };
+        *next_seq += 1;
+        let ticket = self.submit(
+            batch,
+            Committed::Message(msg.clone()),
+            Waiter::Append {
+                reply,
+                created: true,
+            },
+            ctx,
+        );
+        self.inflight_ids.insert(msg.id, ticket);
+    }
+
+    fn update(
+        &mut self,
+        change: ConversationChange,
+        slot: &mut Option<Reply<Arc<Conversation>>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(reply) = slot.take() else { return };
+        if let Some(e) = self.unavailable() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        if self.inflight.len() >= self.deps.max_inflight {
+            let _ = reply.send(Err(ConversationError::Overloaded));
+            return;
+        }
+        let Phase::Ready { conv, .. } = &mut self.phase else {
+            return;
+        };
+        let mut new = conv.clone();
+        if let Some(s) = change.status {
+            new.status = s;
+        }
+        if let Some(a) = change.assignee_id {
+            new.assignee_id = a;
+        }
+        if let Some(b) = change.bot_enabled {
+            new.bot_enabled = b;
+        }
+        if new == *conv {
+            // Nothing changes: answer with the durable state, write nothing.
+            let _ = reply.send(Ok(Arc::new(new)));
+            return;
+        }
+        new.updated_at = Timestamp::now();
+        let batch = match conversation::put_batch(Some(conv), &new) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = reply.send(Err(ConversationError::Read(e.to_string().into())));
+                return;
+            }
+        };
+        *conv = new.clone();
+        self.submit(
+            batch,
+            Committed::Conversation(Arc::new(new)),
+            Waiter::Update(reply),
+            ctx,
+        );
+    }
+
+    fn submit(
+        &mut self,
+        batch: Batch,
+        committed: Committed,
+        waiter: Waiter,
+        ctx: &mut Context<Self>,
+    ) -> u64 {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let fut = self.deps.writer.submit(batch);
+        self.inflight.push_back(InFlight {
+            ticket,
+            durable: false,
+            committed,
+            waiters: vec![waiter],
+        });
+        ctx.spawn(
+            fut.into_actor(self)
+                .map(move |res, act, ctx| act.written(ticket, res, ctx)),
+        );
+        ticket
+    }
+
+    /// A write finished: answer and publish everything durable at the front, in order.
+    fn written(&mut self, ticket: u64, res: Result<(), WriteError>, ctx: &mut Context<Self>) {
+        if let Err(e) = res {
+            tracing::error!(conversation = %self.id, error = %e, "conversation write failed");
+            let err = ConversationError::Write(e);
+            self.fail_inflight(&err);
+            self.phase = Phase::Broken(err);
+            ctx.stop();
+            return;
+        }
+        if let Some(entry) = self.inflight.iter_mut().find(|e| e.ticket == ticket) {
+            entry.durable = true;
+        }
+        while self.inflight.front().is_some_and(|e| e.durable) {
+            let Some(entry) = self.inflight.pop_front() else {
+                break;
+            };
+            let event = match &entry.committed {
+                Committed::Message(m) => {
+                    self.inflight_ids.remove(&m.id);
+                    ConversationEvent::MessageNew(m.clone())
+                }
+                Committed::Conversation(c) => ConversationEvent::ConversationUpdated(c.clone()),
+            };
+            for w in entry.waiters {
+                match (w, &entry.committed) {
+                    (Waiter::Append { reply, created }, Committed::Message(m)) => {
+                        let out = if created {
+                            Appended::Created(m.clone())
+                        } else {
+                            Appended::Existing(m.clone())
+                        };
+                        let _ = reply.send(Ok(out));
+                    }
+                    (Waiter::Update(reply), Committed::Conversation(c)) => {
+                        let _ = reply.send(Ok(c.clone()));
+                    }
+                    _ => {}
+                }
+            }
+            self.deps.broker.publish(self.id, event);
+        }
+    }
+
+    fn fail_inflight(&mut self, err: &ConversationError) {
+        for entry in self.inflight.drain(..) {
+            for w in entry.waiters {
+                match w {
+                    Waiter::Append { reply, .. } => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Waiter::Update(reply) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                }
+            }
+        }
+        self.inflight_ids.clear();
+    }
+
+    fn load(&mut self, ctx: &mut Context<Self>) {
+        self.phase = Phase::Loading;
+        let writer = self.deps.writer.clone();
+        let db = self.deps.db.clone();
+        let id = self.id;
+        // The barrier makes writes submitted by an earlier incarnation (before a
+        // panic) durable before we read, so their seqs are not handed out again.
+        let fut = async move {
+            writer.barrier().await?;
+            let conv = conversation::get(&db, id)?;
+            let last = message::last_seq(&db, id)?;
+            Ok::<_, ConversationError>(conv.map(|c| (c, last)))
+        };
+        ctx.wait(fut.into_actor(self).map(|res, act, _ctx| {
+            act.phase = match res {
+                Ok(Some((conv, last))) => Phase::Ready {
+                    conv,
+                    next_seq: last + 1,
+                },
+                Ok(None) => Phase::Missing,
+                Err(e) => Phase::Broken(e),
+            };
+        }));
+    }
+
+    fn check_idle(&mut self, ctx: &mut Context<Self>) {
+        let idle =
+            self.inflight.is_empty() && self.last_activity.elapsed() >= self.deps.idle_timeout;
+        let missing =
+            matches!(self.phase, Phase::Missing | Phase::Broken(_)) && self.inflight.is_empty();
+        if (idle || missing) && self.registry.retire(self.id, self.generation) {
+            // Retired actors linger only until the last address is dropped,
+            // answering `Retired` so callers go back to the registry.
+            self.phase = Phase::Retired;
+            if let Some(h) = self.idle_check.take() {
+                ctx.cancel_future(h);
+            }
+        }
+    }
+}
+
+impl Actor for ConversationActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(256);
+        if matches!(self.phase, Phase::Retired) {
+            return;
+        }
+        self.load(ctx);
+        let every =
+            (self.deps.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        self.idle_check = Some(ctx.run_interval(every, |act, ctx| act.check_idle(ctx)));
+    }
+}
+
+impl actix::Supervised for ConversationActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        self.registry.note_restart();
+        self.fail_inflight(&ConversationError::Restarted);
+        self.next_ticket = 0;
+        self.idle_check = None;
+        if !matches!(self.phase, Phase::Retired) {
+            self.phase = Phase::Loading;
+        }
+    }
+}
+
+impl Handler<Append> for ConversationActor {
+    type Result = ();
+    fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        let req = msg.req;
+        self.guarded(ctx, msg.reply, move |act, ctx, slot| {
+            act.append(req, slot, ctx)
+        });
+    }
+}
+
+impl Handler<Update> for ConversationActor {
+    type Result = ();
+    fn handle(&mut self, msg: Update, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        let change = msg.change;
+        self.guarded(ctx, msg.reply, move |act, ctx, slot| {
+            act.update(change, slot, ctx)
+        });
+    }
+}
+
+impl Handler<InjectPanic> for ConversationActor {
+    type Result = ();
+    fn handle(&mut self, msg: InjectPanic, ctx: &mut Context<Self>) {
+        self.guarded(ctx, msg.reply, |act, _ctx, slot| {
+            if let Some(e) = act.unavailable() {
+                if let Some(r) = slot.take() {
+                    let _ = r.send(Err(e));
+                }
+                return;
+            }
+            panic!("injected panic in conversation {}", act.id);
+        });
+    }
+}

@@ -1,0 +1,176 @@
+//! Durable appends through the store writer versus a raw synced-batch baseline.
+//!
+//! Each "conversation" is a task that appends 300-byte messages (message record
+//! plus idempotency index, exactly what the conversation actor writes) and waits
+//! for each to be durable before the next, the slowest pattern a conversation can
+//! have. The baseline writes batches of 64 plain 300-byte puts, one synced write
+//! per batch, from one thread. Both run in `sync` mode on the same disk in the
+//! same process. After criterion's own report, a summary prints the median
+//! messages per second of each case and the ratio to the baseline.
+//!
+//! `cargo bench --bench store_writer` (set `UTALK_BENCH_QUICK=1` for a short run).
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use std::time::{Duration, Instant};
+use utalk_actors::{Durability, StoreWriter};
+use utalk_storage::keys::Key;
+use utalk_storage::model::{message, Author, AuthorType, Direction, Message, MessageStatus};
+use utalk_storage::{Batch, Db, DbOptions, Map, Timestamp};
+use uuid::Uuid;
+
+const TEXT_BYTES: usize = 300;
+
+fn message_batch(conv: Uuid, seq: u64) -> Batch {
+    let m = Message {
+        id: Uuid::new_v4(),
+        conversation_id: conv,
+        seq,
+        direction: Direction::Inbound,
+        author: Author {
+            kind: AuthorType::Customer,
+            id: None,
+        },
+        text: Some("x".repeat(TEXT_BYTES)),
+        media_id: None,
+        status: MessageStatus::Received,
+        provider_id: None,
+        created_at: Timestamp::now(),
+    };
+    message::append_batch(&m).expect("encode")
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    db: Db,
+    writer: StoreWriter,
+    rt: tokio::runtime::Runtime,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir_in(std::env::var("UTALK_BENCH_DIR").unwrap_or_else(|_| ".".into()))
+        .expect("tempdir");
+    let db = Db::open(dir.path(), &DbOptions::default()).expect("open");
+    let writer = StoreWriter::start(db.clone(), Durability::Sync).expect("writer");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    Setup {
+        _dir: dir,
+        db,
+        writer,
+        rt,
+    }
+}
+
+/// Appends `total` messages spread over `conversations` sequential writers; returns the elapsed time.
+fn appends(s: &Setup, conversations: usize, total: u64) -> Duration {
+    let per = (total / conversations as u64).max(1);
+    let start = Instant::now();
+    s.rt.block_on(async {
+        let tasks: Vec<_> = (0..conversations)
+            .map(|_| {
+                let w = s.writer.clone();
+                let conv = Uuid::now_v7();
+                tokio::spawn(async move {
+                    for seq in 1..=per {
+                        w.commit(message_batch(conv, seq)).await.expect("durable");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+    });
+    start.elapsed()
+}
+
+/// Writes `total` 300-byte puts as synced batches of 64; returns the elapsed time.
+fn raw_baseline(s: &Setup, total: u64) -> Duration {
+    let value = vec![b'x'; TEXT_BYTES];
+    let batches = total.div_ceil(64);
+    let start = Instant::now();
+    for b in 0..batches {
+        let mut batch = Batch::new();
+        for i in 0..64u64 {
+            batch.put_raw(
+                Map::Messages,
+                Key::new()
+                    .uuid(Uuid::from_u128(7))
+                    .u64(b * 64 + i)
+                    .into_bytes(),
+                value.clone(),
+            );
+        }
+        s.db.write_group([&batch], true).expect("write");
+    }
+    start.elapsed()
+}
+
+fn criterion_benches(c: &mut Criterion, s: &Setup) {
+    let mut g = c.benchmark_group("durable_appends");
+    g.throughput(Throughput::Elements(1));
+    for n in [1usize, 8, 64] {
+        g.bench_with_input(BenchmarkId::new("store_writer", n), &n, |b, &n| {
+            b.iter_custom(|iters| appends(s, n, iters.max(n as u64)))
+        });
+    }
+    g.bench_function("raw_rocksdb_batch64", |b| {
+        b.iter_custom(|iters| raw_baseline(s, iters.max(64)))
+    });
+    g.finish();
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn rate(total: u64, d: Duration) -> f64 {
+    total as f64 / d.as_secs_f64()
+}
+
+fn summary(s: &Setup, trials: usize, total: u64) {
+    let baseline = median(
+        (0..trials)
+            .map(|_| rate(total, raw_baseline(s, total)))
+            .collect(),
+    );
+    println!("\nsummary (median of {trials} trials, {total} messages each, sync mode)");
+    println!("{:<28} {:>14} {:>10}", "case", "messages/s", "vs raw");
+    println!(
+        "{:<28} {:>14.0} {:>9.0}%",
+        "raw rocksdb, batches of 64", baseline, 100.0
+    );
+    for n in [1usize, 8, 64] {
+        let t = if n == 1 { total / 20 } else { total };
+        let r = median((0..trials).map(|_| rate(t, appends(s, n, t))).collect());
+        println!(
+            "{:<28} {:>14.0} {:>9.0}%",
+            format!("store writer, {n} conv"),
+            r,
+            100.0 * r / baseline
+        );
+    }
+}
+
+fn main() {
+    let s = setup();
+    let quick = std::env::var_os("UTALK_BENCH_QUICK").is_some();
+    let secs = if quick { 2 } else { 5 };
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(secs))
+        .configure_from_args();
+    criterion_benches(&mut c, &s);
+    c.final_summary();
+    summary(
+        &s,
+        if quick { 3 } else { 5 },
+        if quick { 64_000 } else { 256_000 },
+    );
+    s.writer.shutdown();
+}

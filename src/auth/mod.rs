@@ -1,0 +1,389 @@
+//! Authentication: users, passwords, access and refresh tokens, widget tokens.
+
+pub mod keys;
+pub mod limiter;
+pub mod password;
+pub mod principal;
+
+use crate::config::{AuthConfig, Secret};
+use crate::error::ApiError;
+use base64::Engine;
+use keys::{Claims, Keyring, TokenError, TokenType};
+use limiter::Limiter;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use utalk_actors::StoreWriter;
+use utalk_storage::model::{token, user, AuditEvent, RefreshToken, Role, User};
+use utalk_storage::{Batch, Db, Map, StoreError, Timestamp};
+use uuid::Uuid;
+
+pub use principal::Principal;
+
+const META_JWT_SECRET: &[u8] = b"jwt_secret";
+
+/// A fresh pair of tokens after login or refresh.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPair {
+    /// JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Opaque token for `/auth/refresh`; single use.
+    pub refresh_token: String,
+    /// Seconds the access token lives.
+    pub expires_in: u64,
+    /// Who logged in.
+    pub user: UserView,
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    /// Id.
+    pub id: Uuid,
+    /// Email.
+    pub email: String,
+    /// Role: admin, operator, agent, readonly.
+    pub role: String,
+    /// Created.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id,
+            email: u.email.clone(),
+            role: u.role.as_str().into(),
+            created_at: u.created_at,
+        }
+    }
+}
+
+/// Why a user could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    /// Email malformed.
+    #[error("email `{0}` is not valid")]
+    BadEmail(String),
+    /// Password too weak or long.
+    #[error("{0}")]
+    BadPassword(String),
+    /// Already taken.
+    #[error("a user with email {0} already exists")]
+    Exists(String),
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writer.
+    #[error(transparent)]
+    Write(#[from] utalk_actors::WriteError),
+    /// Hashing.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+/// Checks and stores a new user; used by the CLI and the admin API.
+pub async fn create_user(
+    db: &Db,
+    writer: &StoreWriter,
+    email: &str,
+    role: Role,
+    password: &str,
+    actor: &str,
+) -> Result<User, CreateUserError> {
+    let email = user::normalize_email(email);
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
+        })
+        && !email.contains(char::is_whitespace)
+        && !email.contains('\0');
+    if !valid {
+        return Err(CreateUserError::BadEmail(email));
+    }
+    password::check_policy(password).map_err(CreateUserError::BadPassword)?;
+    if user::by_email(db, &email)?.is_some() {
+        return Err(CreateUserError::Exists(email));
+    }
+    let pw = password.to_owned();
+    let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
+        .await
+        .map_err(|e| CreateUserError::Hash(e.to_string()))?
+        .map_err(|e| CreateUserError::Hash(e.to_string()))?;
+    let u = User {
+        id: Uuid::now_v7(),
+        email,
+        role,
+        password_hash: hash,
+        created_at: Timestamp::now(),
+        disabled: false,
+    };
+    let mut batch = user::create_batch(&u).map_err(StoreError::from)?;
+    AuditEvent::new(
+        actor,
+        "user.create",
+        format!("{} ({})", u.email, u.role.as_str()),
+    )
+    .add_to(&mut batch)
+    .map_err(StoreError::from)?;
+    writer.commit(batch).await?;
+    Ok(u)
+}
+
+/// Issues and checks tokens; holds the login throttles.
+pub struct AuthService {
+    db: Db,
+    writer: StoreWriter,
+    keys: Keyring,
+    config: AuthConfig,
+    account_failures: Limiter,
+    ip_failures: Limiter,
+    widget_sessions: Limiter,
+    /// Serialises refreshes so that one refresh token is exchanged once.
+    refresh_lock: tokio::sync::Mutex<()>,
+}
+
+fn now_secs() -> i64 {
+    Timestamp::now().millis() / 1000
+}
+
+fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl AuthService {
+    /// Builds the service; without a configured secret, one is generated once and kept in the database.
+    pub async fn new(
+        db: Db,
+        writer: StoreWriter,
+        secret: Option<Secret>,
+        config: AuthConfig,
+    ) -> Result<AuthService, anyhow::Error> {
+        let secret = match secret {
+            Some(s) => s,
+            None => match db.get_raw(Map::Meta, META_JWT_SECRET)? {
+                Some(v) => Secret::new(
+                    String::from_utf8(v)
+                        .map_err(|_| anyhow::anyhow!("stored signing secret is not UTF-8"))?,
+                ),
+                None => {
+                    let mut bytes = [0u8; 48];
+                    rand::thread_rng().fill_bytes(&mut bytes);
+                    let s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+                    let mut b = Batch::new();
+                    b.put_raw(Map::Meta, META_JWT_SECRET.to_vec(), s.clone().into_bytes());
+                    writer.commit(b).await?;
+                    tracing::info!("generated a token signing secret and stored it in the data directory (set UTALK_JWT_SECRET to manage it yourself)");
+                    Secret::new(s)
+                }
+            },
+        };
+        let previous: Vec<(Secret, Timestamp)> = config
+            .previous_jwt_secrets
+            .iter()
+            .filter_map(|p| Timestamp::parse_rfc3339(&p.valid_until).map(|t| (p.secret.clone(), t)))
+            .collect();
+        let window = Duration::from_secs(config.failure_window_secs);
+        Ok(AuthService {
+            keys: Keyring::new(&secret, &previous),
+            account_failures: Limiter::new(window),
+            ip_failures: Limiter::new(window),
+            widget_sessions: Limiter::new(Duration::from_secs(60)),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            db,
+            writer,
+            config,
+        })
+    }
+
+    /// Verifies a bearer token.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.keys.verify(token)
+    }
+
+    fn access_token(&self, u: &User) -> Result<String, ApiError> {
+        let now = now_secs();
+        let claims = Claims {
+            sub: u.id,
+            typ: TokenType::Access,
+            role: Some(u.role.as_str().into()),
+            cnv: None,
+            iat: now,
+            exp: now + self.config.access_ttl_secs as i64,
+        };
+        self.keys.sign(&claims).map_err(ApiError::internal)
+    }
+
+    /// A token for a web chat customer of `conversation`.
+    pub fn widget_token(&self, conversation: Uuid) -> Result<(String, u64), ApiError> {
+        let now = now_secs();
+        let claims = Claims {
+            sub: conversation,
+            typ: TokenType::Widget,
+            role: None,
+            cnv: Some(conversation),
+            iat: now,
+            exp: now + self.config.widget_ttl_secs as i64,
+        };
+        Ok((
+            self.keys.sign(&claims).map_err(ApiError::internal)?,
+            self.config.widget_ttl_secs,
+        ))
+    }
+
+    /// Counts a widget session for `ip`; refuses past the per-minute limit.
+    pub fn admit_widget_session(&self, ip: &str) -> Result<(), ApiError> {
+        let limit = self.config.widget_sessions_per_ip_per_minute;
+        if let Some(wait) = self.widget_sessions.blocked_for(ip, limit) {
+            return Err(ApiError::rate_limited(
+                "rate_limited",
+                "too many widget sessions from this address",
+                wait,
+            ));
+        }
+        self.widget_sessions.hit(ip);
+        Ok(())
+    }
+
+    async fn issue_pair(
+        &self,
+        u: &User,
+        family: Uuid,
+        replacing: Option<([u8; 32], RefreshToken)>,
+    ) -> Result<TokenPair, ApiError> {
+        let mut raw = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut raw);
+        let refresh = format!(
+            "rt_{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+        );
+        let hash = hash_token(&refresh);
+        let record = RefreshToken {
+            user_id: u.id,
+            family,
+            expires_at: Timestamp::now().plus_secs(self.config.refresh_ttl_secs as i64),
+            replaced_by: None,
+        };
+        let mut b = Batch::new();
+        token::put(&mut b, &hash, &record)?;
+        if let Some((old_hash, mut old)) = replacing {
+            // Keep the used token, marked, so that presenting it again is detected as reuse.
+            old.replaced_by = Some(hash);
+            token::put(&mut b, &old_hash, &old)?;
+        }
+        self.writer.commit(b).await?;
+        Ok(TokenPair {
+            access_token: self.access_token(u)?,
+            refresh_token: refresh,
+            expires_in: self.config.access_ttl_secs,
+            user: u.into(),
+        })
+    }
+
+    /// Checks a password login, throttled per account and per client address.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: &str,
+        ip: &str,
+    ) -> Result<TokenPair, ApiError> {
+        let account = user::normalize_email(email);
+        let ip_key = format!("ip:{ip}");
+        let acct_key = format!("acct:{account}");
+        if let Some(wait) = self
+            .account_failures
+            .blocked_for(&acct_key, self.config.max_failures_per_account)
+        {
+            return Err(ApiError::rate_limited(
+                "too_many_attempts",
+                "too many failed logins for this account; wait and retry",
+                wait,
+            ));
+        }
+        if let Some(wait) = self
+            .ip_failures
+            .blocked_for(&ip_key, self.config.max_failures_per_ip)
+        {
+            return Err(ApiError::rate_limited(
+                "too_many_attempts",
+                "too many failed logins from this address; wait and retry",
+                wait,
+            ));
+        }
+        let found = user::by_email(&self.db, &account)?;
+        let phc = found
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| password::dummy_hash().to_owned());
+        let pw = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &phc))
+            .await
+            .map_err(ApiError::internal)?;
+        match found {
+            Some(u) if ok && !u.disabled => {
+                self.account_failures.clear(&acct_key);
+                self.issue_pair(&u, Uuid::new_v4(), None).await
+            }
+            _ => {
+                self.account_failures.hit(&acct_key);
+                self.ip_failures.hit(&ip_key);
+                tracing::warn!(ip, "failed login");
+                Err(ApiError::unauthorized(
+                    "invalid_credentials",
+                    "email or password is wrong",
+                ))
+            }
+        }
+    }
+
+    /// Exchanges a refresh token for a new pair; the old one stops working.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, ApiError> {
+        let invalid = || {
+            ApiError::unauthorized(
+                "invalid_refresh_token",
+                "refresh token is unknown, used or expired",
+            )
+        };
+        let _guard = self.refresh_lock.lock().await;
+        let hash = hash_token(refresh_token);
+        let record = token::get(&self.db, &hash)?.ok_or_else(invalid)?;
+        if record.expires_at < Timestamp::now() {
+            return Err(invalid());
+        }
+        if record.replaced_by.is_some() {
+            let user_id = record.user_id;
+            self.revoke_chain(hash, record).await?;
+            tracing::warn!(user = %user_id, "refresh token reused; its family is revoked");
+            return Err(ApiError::unauthorized(
+                "refresh_token_reused",
+                "refresh token was already used; log in again",
+            ));
+        }
+        let u = user::get(&self.db, record.user_id)?
+            .filter(|u| !u.disabled)
+            .ok_or_else(invalid)?;
+        let family = record.family;
+        self.issue_pair(&u, family, Some((hash, record))).await
+    }
+
+    /// Deletes a token and every token that descends from it.
+    async fn revoke_chain(&self, start: [u8; 32], first: RefreshToken) -> Result<(), ApiError> {
+        let mut b = Batch::new();
+        let mut next = first.replaced_by;
+        token::delete(&mut b, &start);
+        let mut guard = 0;
+        while let Some(h) = next {
+            guard += 1;
+            if guard > 10_000 {
+                break;
+            }
+            next = token::get(&self.db, &h)?.and_then(|t| t.replaced_by);
+            token::delete(&mut b, &h);
+        }
+        self.writer.commit(b).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,118 @@
+//! Who is calling: the extractor that checks the bearer token.
+
+use super::keys::{TokenError, TokenType};
+use super::AuthService;
+use crate::error::ApiError;
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest};
+use std::future::{ready, Ready};
+use utalk_storage::model::Role;
+use uuid::Uuid;
+
+/// An authenticated caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    /// A staff user.
+    Staff {
+        /// User id.
+        user_id: Uuid,
+        /// Role.
+        role: Role,
+    },
+    /// A web chat customer, limited to one conversation.
+    Widget {
+        /// The conversation.
+        conversation_id: Uuid,
+    },
+}
+
+impl Principal {
+    /// The staff role, if the caller is staff and holds one of `allowed`.
+    pub fn require(&self, allowed: &[Role]) -> Result<(Uuid, Role), ApiError> {
+        match *self {
+            Principal::Staff { user_id, role } if allowed.contains(&role) => Ok((user_id, role)),
+            Principal::Staff { role, .. } => Err(ApiError::forbidden(format!(
+                "role {} may not do this",
+                role.as_str()
+            ))),
+            Principal::Widget { .. } => Err(ApiError::forbidden("widget tokens may not do this")),
+        }
+    }
+
+    /// Checks that the caller may see `conversation`: any staff role, or its own widget.
+    pub fn may_read(&self, conversation: Uuid) -> Result<(), ApiError> {
+        match *self {
+            Principal::Staff { .. } => Ok(()),
+            Principal::Widget { conversation_id } if conversation_id == conversation => Ok(()),
+            Principal::Widget { .. } => Err(ApiError::forbidden(
+                "widget tokens reach only their own conversation",
+            )),
+        }
+    }
+}
+
+/// Roles that may change conversations.
+pub const WRITERS: &[Role] = &[Role::Admin, Role::Operator, Role::Agent];
+/// Every staff role.
+pub const READERS: &[Role] = &[Role::Admin, Role::Operator, Role::Agent, Role::Readonly];
+
+/// Checks a bearer token with the service.
+pub fn authenticate(auth: &AuthService, header: Option<&str>) -> Result<Principal, ApiError> {
+    let header = header.ok_or_else(|| {
+        ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>")
+    })?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing_token", "Authorization must be `Bearer <token>`")
+        })?;
+    let claims = auth.verify(token).map_err(|e| match e {
+        TokenError::Expired => ApiError::unauthorized(
+            "token_expired",
+            "token has expired; refresh or log in again",
+        ),
+        TokenError::Invalid => ApiError::unauthorized("invalid_token", "token is not valid"),
+    })?;
+    match claims.typ {
+        TokenType::Access => {
+            let role = claims
+                .role
+                .as_deref()
+                .and_then(Role::parse)
+                .ok_or_else(|| {
+                    ApiError::unauthorized("invalid_token", "token has no valid role")
+                })?;
+            Ok(Principal::Staff {
+                user_id: claims.sub,
+                role,
+            })
+        }
+        TokenType::Widget => {
+            let conversation_id = claims.cnv.ok_or_else(|| {
+                ApiError::unauthorized("invalid_token", "widget token has no conversation")
+            })?;
+            Ok(Principal::Widget { conversation_id })
+        }
+    }
+}
+
+impl FromRequest for Principal {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let Some(auth) = req.app_data::<web::Data<AuthService>>() else {
+            return ready(Err(ApiError::internal(
+                "auth service missing from app data",
+            )));
+        };
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        ready(authenticate(auth, header))
+    }
+}

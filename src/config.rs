@@ -1,0 +1,443 @@
+//! Configuration: defaults, then the TOML file, then `UTALK_*` environment
+//! variables, then command-line flags; validated before anything starts.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use utalk_actors::Durability;
+
+/// A secret value: never printed by `Debug` or logged.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Everything utalk can be told.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (`UTALK_LISTEN`).
+    pub listen: String,
+    /// Data directory (`UTALK_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Log filter, e.g. `info` or `utalk=debug,info` (`UTALK_LOG`).
+    pub log: String,
+    /// Log format (`UTALK_LOG_FORMAT`).
+    pub log_format: LogFormat,
+    /// Environment name written in every log line (`UTALK_ENVIRONMENT`).
+    pub environment: String,
+    /// Secret that signs access tokens (`UTALK_JWT_SECRET`); generated and kept in the database when unset.
+    pub jwt_secret: Option<Secret>,
+    /// Public URL Twilio calls, for signatures (`UTALK_PUBLIC_URL`).
+    pub public_url: Option<String>,
+    /// Twilio account SID (`UTALK_TWILIO_ACCOUNT_SID`).
+    pub twilio_account_sid: Option<String>,
+    /// Twilio auth token (`UTALK_TWILIO_AUTH_TOKEN`).
+    pub twilio_auth_token: Option<Secret>,
+    /// WhatsApp sender, e.g. `whatsapp:+14155238886` (`UTALK_TWILIO_FROM`).
+    pub twilio_from: Option<String>,
+    /// Twilio API base URL (`UTALK_TWILIO_API_BASE`).
+    pub twilio_api_base: String,
+    /// OTLP endpoint for traces (`UTALK_OTLP_ENDPOINT`).
+    pub otlp_endpoint: Option<String>,
+    /// Comma-separated `nats://` URLs; unset runs one node on its own (`UTALK_CLUSTER_URL`).
+    pub cluster_url: Option<String>,
+    /// Name of this node (`UTALK_NODE_ID`).
+    pub node_id: Option<String>,
+    /// Storage.
+    pub store: StoreConfig,
+    /// Conversation actors.
+    pub conversations: ConversationsConfig,
+    /// HTTP server.
+    pub http: HttpConfig,
+    /// Authentication.
+    pub auth: AuthConfig,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sync` (default: survives power loss) or `buffered` (survives a crash of the process).
+    pub durability: Durability,
+    /// Block cache in MiB.
+    pub block_cache_mb: usize,
+}
+
+/// `[conversations]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConversationsConfig {
+    /// Seconds without requests before an actor is retired.
+    pub idle_timeout_secs: u64,
+    /// Writes in flight per conversation before requests are refused with 503.
+    pub max_inflight: usize,
+    /// Threads for conversation actors; 0 means one per core.
+    pub threads: usize,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Seconds to finish in-flight requests at shutdown.
+    pub shutdown_timeout_secs: u64,
+}
+
+/// A signing secret that was rotated out but still verifies until `valid_until`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousSecret {
+    /// The old secret.
+    pub secret: Secret,
+    /// RFC 3339 time after which tokens signed with it are refused.
+    pub valid_until: String,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Lifetime of access tokens, seconds.
+    pub access_ttl_secs: u64,
+    /// Lifetime of refresh tokens, seconds.
+    pub refresh_ttl_secs: u64,
+    /// Lifetime of widget tokens, seconds.
+    pub widget_ttl_secs: u64,
+    /// Rotated-out secrets still accepted for verification.
+    pub previous_jwt_secrets: Vec<PreviousSecret>,
+    /// Failed logins per account within the window before 429.
+    pub max_failures_per_account: u32,
+    /// Failed logins per client address within the window before 429.
+    pub max_failures_per_ip: u32,
+    /// Window of the failed-login limits, seconds.
+    pub failure_window_secs: u64,
+    /// Widget sessions one client address may open per minute.
+    pub widget_sessions_per_ip_per_minute: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            log: "info".into(),
+            log_format: LogFormat::Json,
+            environment: "production".into(),
+            jwt_secret: None,
+            public_url: None,
+            twilio_account_sid: None,
+            twilio_auth_token: None,
+            twilio_from: None,
+            twilio_api_base: "https://api.twilio.com".into(),
+            otlp_endpoint: None,
+            cluster_url: None,
+            node_id: None,
+            store: StoreConfig::default(),
+            conversations: ConversationsConfig::default(),
+            http: HttpConfig::default(),
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Sync,
+            block_cache_mb: 64,
+        }
+    }
+}
+
+impl Default for ConversationsConfig {
+    fn default() -> Self {
+        Self {
+            idle_timeout_secs: 300,
+            max_inflight: 4096,
+            threads: 0,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1 << 20,
+            workers: 0,
+            shutdown_timeout_secs: 10,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            widget_ttl_secs: 7 * 24 * 3600,
+            previous_jwt_secrets: Vec::new(),
+            max_failures_per_account: 5,
+            max_failures_per_ip: 20,
+            failure_window_secs: 15 * 60,
+            widget_sessions_per_ip_per_minute: 30,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file or an environment variable has a bad value.
+    #[error("invalid configuration ({origin}): {message}")]
+    Invalid {
+        /// Where the value came from.
+        origin: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Top-level keys whose values are always strings, so `UTALK_JWT_SECRET=123` stays a string.
+const STRING_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "log",
+    "log_format",
+    "environment",
+    "jwt_secret",
+    "public_url",
+    "twilio_account_sid",
+    "twilio_auth_token",
+    "twilio_from",
+    "twilio_api_base",
+    "otlp_endpoint",
+    "cluster_url",
+    "node_id",
+];
+
+impl Config {
+    /// Loads defaults, then `file`, then `UTALK_*` variables from `env`.
+    ///
+    /// `UTALK_X` sets top-level key `x`; `UTALK_SECTION__KEY` sets `key` in `[section]`.
+    /// `UTALK_CONFIG` (the file itself) is not a setting.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut root = toml::Table::new();
+        let mut origin = "defaults".to_string();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            root = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Invalid {
+                    origin: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            origin = path.display().to_string();
+        }
+        let vars: BTreeMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("UTALK_") && k != "UTALK_CONFIG")
+            .collect();
+        for (name, raw) in &vars {
+            let path: Vec<String> = name["UTALK_".len()..]
+                .to_lowercase()
+                .split("__")
+                .map(str::to_owned)
+                .collect();
+            let value = if path.len() == 1 && STRING_KEYS.contains(&path[0].as_str()) {
+                toml::Value::String(raw.clone())
+            } else {
+                format!("v = {raw}")
+                    .parse::<toml::Table>()
+                    .ok()
+                    .and_then(|mut t| t.remove("v"))
+                    .unwrap_or_else(|| toml::Value::String(raw.clone()))
+            };
+            let mut table = &mut root;
+            for part in &path[..path.len() - 1] {
+                let entry = table
+                    .entry(part.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                table = entry.as_table_mut().ok_or_else(|| ConfigError::Invalid {
+                    origin: name.clone(),
+                    message: format!("{part} is not a section"),
+                })?;
+            }
+            table.insert(path[path.len() - 1].clone(), value);
+        }
+        if !vars.is_empty() {
+            origin = format!("{origin} and UTALK_* environment variables");
+        }
+        let config: Config =
+            toml::Value::Table(root)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    origin: origin.clone(),
+                    message: e.message().to_string(),
+                })?;
+        config
+            .validate()
+            .map_err(|message| ConfigError::Invalid { origin, message })?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), String> {
+        self.listen.parse::<std::net::SocketAddr>().map_err(|_| {
+            format!(
+                "listen: `{}` is not an address like 127.0.0.1:8080",
+                self.listen
+            )
+        })?;
+        if let Some(s) = &self.jwt_secret {
+            if s.expose().len() < 32 {
+                return Err("jwt_secret: must be at least 32 characters".into());
+            }
+        }
+        for p in &self.auth.previous_jwt_secrets {
+            if utalk_storage::Timestamp::parse_rfc3339(&p.valid_until).is_none() {
+                return Err(format!(
+                    "auth.previous_jwt_secrets: valid_until `{}` is not an RFC 3339 time",
+                    p.valid_until
+                ));
+            }
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err("http.max_body_bytes: must be at least 1024".into());
+        }
+        if self.auth.access_ttl_secs == 0
+            || self.auth.refresh_ttl_secs == 0
+            || self.auth.widget_ttl_secs == 0
+        {
+            return Err("auth: token lifetimes must be positive".into());
+        }
+        if self.conversations.max_inflight == 0 || self.conversations.idle_timeout_secs == 0 {
+            return Err(
+                "conversations: max_inflight and idle_timeout_secs must be positive".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_listen_on_loopback_8080_with_data_in_dot_data() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.store.durability, Durability::Sync);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("utalk.toml");
+        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\n[store]\ndurability = \"buffered\"\n[http]\nmax_body_bytes = 4096\n").unwrap();
+        let c = Config::load(
+            Some(&f),
+            env(&[
+                ("UTALK_LISTEN", "127.0.0.1:9100"),
+                ("UTALK_HTTP__WORKERS", "3"),
+                ("UTALK_JWT_SECRET", "12345678901234567890123456789012"),
+                ("PATH", "/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen, "127.0.0.1:9100");
+        assert_eq!(c.store.durability, Durability::Buffered);
+        assert_eq!(c.http.max_body_bytes, 4096);
+        assert_eq!(c.http.workers, 3);
+        assert_eq!(
+            c.jwt_secret.unwrap().expose(),
+            "12345678901234567890123456789012"
+        );
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let e = Config::load(None, env(&[("UTALK_LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen"), "{e}");
+        let e = Config::load(None, env(&[("UTALK_STORE__DURABILITY", "maybe")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("durability") || e.contains("maybe"), "{e}");
+        let e = Config::load(None, env(&[("UTALK_NO_SUCH_THING", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no_such_thing"), "{e}");
+        let e = Config::load(None, env(&[("UTALK_JWT_SECRET", "short")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("32"), "{e}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?}"), "[redacted]");
+        assert_eq!(serde_json::to_string(&s).unwrap(), "\"[redacted]\"");
+    }
+}

@@ -1,0 +1,172 @@
+//! The one error shape of the API: `{"error": {"code", "message", "requestId"}}`.
+
+use crate::request_id;
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+use utalk_actors::ConversationError;
+use utalk_storage::StoreError;
+
+/// An error answered to a client.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable snake_case code clients branch on.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Seconds to wait before retrying (429, 503).
+    pub retry_after: Option<u64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Body<'a> {
+    error: Inner<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Inner<'a> {
+    code: &'a str,
+    message: &'a str,
+    request_id: String,
+}
+
+impl ApiError {
+    /// An error with any status.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+    /// 400: the request could not be parsed.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    /// 401: no or bad credentials.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+    /// 403: authenticated, but not allowed.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+    /// 404.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
+    }
+    /// 409.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+    /// 422: well-formed but invalid.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+    /// 429 with a retry hint.
+    pub fn rate_limited(code: &'static str, message: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+        }
+    }
+    /// 503.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
+    }
+    /// 500, logged with its cause; the client sees no internals.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the request id identifies it in the logs",
+        )
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.code,
+            self.message
+        )
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        let body = Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                request_id: request_id::current().unwrap_or_default(),
+            },
+        };
+        let mut res = HttpResponse::build(self.status);
+        if let Some(s) = self.retry_after {
+            res.insert_header((header::RETRY_AFTER, s.to_string()));
+        }
+        res.json(body)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::WriterStopped => {
+                ApiError::unavailable("storage_unavailable", "storage is not accepting writes")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<utalk_storage::CodecError> for ApiError {
+    fn from(e: utalk_storage::CodecError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<utalk_actors::WriteError> for ApiError {
+    fn from(e: utalk_actors::WriteError) -> Self {
+        tracing::error!(error = %e, "write failed");
+        ApiError::unavailable(
+            "storage_unavailable",
+            "the write did not reach storage; retry later",
+        )
+    }
+}
+
+impl From<ConversationError> for ApiError {
+    fn from(e: ConversationError) -> Self {
+        match e {
+            ConversationError::NotFound => ApiError::not_found("conversation"),
+            ConversationError::MessageIdConflict => ApiError::conflict("message_id_conflict", "messageId is already used in another conversation"),
+            ConversationError::Overloaded => ApiError::unavailable("overloaded", "the conversation has too many writes in flight; retry"),
+            ConversationError::Write(w) => w.into(),
+            ConversationError::Read(m) => ApiError::internal(m),
+            ConversationError::Restarted | ConversationError::Retired => {
+                ApiError::unavailable("conversation_restarted", "the conversation restarted while handling the request; retry with the same messageId")
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The utalk server: configuration, command line, HTTP routes, auth, telemetry.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod request_id;
+pub mod routes;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,106 @@
+//! Request ids: taken from a sane `X-Request-ID` or made anew, put on the
+//! response, on the request's tracing span, and in every error body.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::HttpMessage;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// The header carrying the id.
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The id of the request being handled on this task, if any.
+pub fn current() -> Option<String> {
+    REQUEST_ID.try_with(|id| id.clone()).ok()
+}
+
+/// The request id stored on a request.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Accepts a caller's id only if it is short and plain, so it is safe in logs and headers.
+pub fn sane(candidate: &str) -> bool {
+    !candidate.is_empty()
+        && candidate.len() <= 128
+        && candidate
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+}
+
+fn quiet(path: &str) -> bool {
+    path == "/metrics" || path == "/health" || path.starts_with("/health/")
+}
+
+/// Middleware: assigns the id, runs the request in its span, logs the outcome.
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let id = req
+        .headers()
+        .get(&HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| sane(v))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let method = req.method().to_string();
+    let path = req.path().to_owned();
+    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
+    let started = Instant::now();
+    let header = HeaderValue::from_str(&id).ok();
+    let res = REQUEST_ID
+        .scope(id.clone(), async {
+            match next.call(req).await {
+                Ok(res) => Ok(res),
+                // An error from an inner layer is rendered here, inside the scope, so its body carries the id.
+                Err(e) => {
+                    let mut rendered = e.error_response();
+                    if let Some(v) = &header {
+                        rendered.headers_mut().insert(HEADER, v.clone());
+                    }
+                    Err(InternalError::from_response(e.to_string(), rendered))
+                }
+            }
+        })
+        .instrument(span.clone())
+        .await;
+    let mut res = res?;
+    if let Some(v) = header {
+        res.headers_mut().insert(HEADER, v);
+    }
+    if !quiet(&path) {
+        let status = res.status().as_u16();
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        span.in_scope(|| {
+            if status >= 500 {
+                tracing::error!(status, duration_ms = ms, "request failed");
+            } else {
+                tracing::info!(status, duration_ms = ms, "request");
+            }
+        });
+    }
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_short_ids_are_accepted() {
+        assert!(sane("abc-123_x.y:z"));
+        assert!(!sane(""));
+        assert!(!sane("has space"));
+        assert!(!sane("new\nline"));
+        assert!(!sane(&"a".repeat(129)));
+    }
+}

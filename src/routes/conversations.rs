@@ -1,0 +1,250 @@
+use super::{page_size, Page};
+use crate::auth::principal::{READERS, WRITERS};
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Deserializer, Serialize};
+use utalk_actors::ConversationChange;
+use utalk_storage::model::{
+    conversation, message, user, Channel, Conversation, ConversationFilter, ConversationStatus,
+    Customer,
+};
+use utalk_storage::Timestamp;
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/conversations", web::post().to(create))
+        .route("/conversations", web::get().to(list))
+        .route("/conversations/{id}", web::get().to(get))
+        .route("/conversations/{id}", web::patch().to(patch));
+}
+
+/// A conversation with its last seq.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationView {
+    /// The stored conversation.
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    /// Seq of its last durable message (0 when none).
+    pub last_seq: u64,
+}
+
+/// Adds the last seq to a conversation read from storage.
+pub fn view(state: &AppState, c: Conversation) -> Result<ConversationView, ApiError> {
+    let last_seq = message::last_seq(&state.db, c.id)?;
+    Ok(ConversationView {
+        conversation: c,
+        last_seq,
+    })
+}
+
+/// A new conversation.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewConversation {
+    /// web, whatsapp or api.
+    pub channel: Channel,
+    /// Who the customer is.
+    #[serde(default)]
+    pub customer: Customer,
+    /// Subject line.
+    pub subject: Option<String>,
+}
+
+fn check_len(field: &str, v: &Option<String>, max: usize) -> Result<(), ApiError> {
+    match v {
+        Some(s) if s.chars().count() > max => Err(ApiError::invalid(
+            "validation_failed",
+            format!("{field} must have at most {max} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Validates customer fields.
+pub fn check_customer(c: &Customer) -> Result<(), ApiError> {
+    check_len("customer.name", &c.name, 200)?;
+    check_len("customer.email", &c.email, 254)?;
+    check_len("customer.phone", &c.phone, 32)?;
+    if let Some(p) = &c.phone {
+        let digits = p.strip_prefix('+').unwrap_or(p);
+        if digits.is_empty() || !digits.chars().all(|ch| ch.is_ascii_digit()) {
+            return Err(ApiError::invalid(
+                "validation_failed",
+                "customer.phone must be digits, optionally with a leading +",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Stores a new conversation.
+pub async fn open(
+    state: &AppState,
+    channel: Channel,
+    customer: Customer,
+    subject: Option<String>,
+) -> Result<Conversation, ApiError> {
+    check_customer(&customer)?;
+    check_len("subject", &subject, 200)?;
+    let now = Timestamp::now();
+    let c = Conversation {
+        id: Uuid::now_v7(),
+        channel,
+        status: ConversationStatus::Open,
+        bot_enabled: true,
+        assignee_id: None,
+        customer,
+        subject,
+        created_at: now,
+        updated_at: now,
+    };
+    state
+        .writer
+        .commit(conversation::put_batch(None, &c)?)
+        .await?;
+    Ok(c)
+}
+
+/// Opens a conversation.
+#[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = NewConversation,
+    responses((status = 201, body = ConversationView), (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
+pub async fn create(
+    state: web::Data<AppState>,
+    who: Principal,
+    body: web::Json<NewConversation>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(WRITERS)?;
+    let body = body.into_inner();
+    let c = open(&state, body.channel, body.customer, body.subject).await?;
+    Ok(HttpResponse::Created().json(ConversationView {
+        conversation: c,
+        last_seq: 0,
+    }))
+}
+
+/// Filters and paging of the conversation list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    /// open, escalated or closed.
+    pub status: Option<String>,
+    /// Assigned agent.
+    pub assignee_id: Option<Uuid>,
+    /// Bot on or off.
+    pub bot_enabled: Option<bool>,
+    /// Page size, 1..200 (default 50).
+    pub limit: Option<usize>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Lists conversations, oldest first.
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery),
+    responses((status = 200, body = Page<ConversationView>), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn list(
+    state: web::Data<AppState>,
+    who: Principal,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(READERS)?;
+    let status = match &q.status {
+        Some(s) => Some(ConversationStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid("invalid_status", "status must be open, escalated or closed")
+        })?),
+        None => None,
+    };
+    let after = match &q.cursor {
+        Some(c) => Some(Uuid::parse_str(c).map_err(|_| {
+            ApiError::bad_request("invalid_cursor", "cursor is not one this server returned")
+        })?),
+        None => None,
+    };
+    let limit = page_size(q.limit)?;
+    let filter = ConversationFilter {
+        status,
+        assignee_id: q.assignee_id,
+        bot_enabled: q.bot_enabled,
+    };
+    let (items, next) = conversation::list(&state.db, &filter, after, limit)?;
+    let items = items
+        .into_iter()
+        .map(|c| view(&state, c))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(Page {
+        items,
+        next_cursor: next.map(|n| n.to_string()),
+    }))
+}
+
+/// Reads a conversation.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)),
+    responses((status = 200, body = ConversationView), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub async fn get(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    who.may_read(id)?;
+    let c = conversation::get(&state.db, id)?.ok_or_else(|| ApiError::not_found("conversation"))?;
+    Ok(HttpResponse::Ok().json(view(&state, c)?))
+}
+
+/// Distinguishes a field set to null from a field left out.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// A change of status or assignee.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PatchConversation {
+    /// open, escalated or closed.
+    pub status: Option<ConversationStatus>,
+    /// Agent to assign; null unassigns.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Uuid>)]
+    pub assignee_id: Option<Option<Uuid>>,
+}
+
+/// Changes status or assignee.
+#[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)), request_body = PatchConversation,
+    responses((status = 200, body = ConversationView), (status = 401), (status = 403), (status = 404), (status = 422)), security(("bearer" = [])))]
+pub async fn patch(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+    body: web::Json<PatchConversation>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(WRITERS)?;
+    let id = id.into_inner();
+    let body = body.into_inner();
+    if body.status.is_none() && body.assignee_id.is_none() {
+        return Err(ApiError::invalid(
+            "empty_change",
+            "send status and/or assigneeId",
+        ));
+    }
+    if let Some(Some(a)) = body.assignee_id {
+        let u = user::get(&state.db, a)?
+            .ok_or_else(|| ApiError::invalid("unknown_assignee", "assigneeId is not a user"))?;
+        if u.disabled || u.role == utalk_storage::model::Role::Readonly {
+            return Err(ApiError::invalid(
+                "unknown_assignee",
+                "assigneeId cannot take conversations",
+            ));
+        }
+    }
+    let change = ConversationChange {
+        status: body.status,
+        assignee_id: body.assignee_id,
+        bot_enabled: None,
+    };
+    let updated = state.registry.call(id, change).await?;
+    Ok(HttpResponse::Ok().json(view(&state, (*updated).clone())?))
+}

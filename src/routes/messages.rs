@@ -1,0 +1,140 @@
+use crate::auth::principal::WRITERS;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use utalk_actors::{AppendRequest, Appended};
+use utalk_storage::model::{
+    conversation, message, Author, AuthorType, Direction, Message, MessageStatus,
+};
+use uuid::Uuid;
+
+/// Longest message text, in characters.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/conversations/{id}/messages", web::post().to(send))
+        .route("/conversations/{id}/messages", web::get().to(list));
+}
+
+/// A message to send.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SendMessage {
+    /// Client-chosen UUID; sending it again returns the stored message.
+    pub message_id: Uuid,
+    /// Text, up to 4096 characters.
+    pub text: Option<String>,
+    /// Attached media.
+    pub media_id: Option<Uuid>,
+}
+
+/// Who the message is from, and how it is stored, by caller.
+pub fn request_for(
+    who: &Principal,
+    conversation: Uuid,
+    body: SendMessage,
+) -> Result<AppendRequest, ApiError> {
+    who.may_read(conversation)?;
+    let (author, direction, status) = match *who {
+        Principal::Widget { .. } => (
+            Author {
+                kind: AuthorType::Customer,
+                id: None,
+            },
+            Direction::Inbound,
+            MessageStatus::Received,
+        ),
+        Principal::Staff { .. } => {
+            let (user_id, _) = who.require(WRITERS)?;
+            (
+                Author {
+                    kind: AuthorType::Agent,
+                    id: Some(user_id),
+                },
+                Direction::Outbound,
+                MessageStatus::Sent,
+            )
+        }
+    };
+    let text = body.text.filter(|t| !t.trim().is_empty());
+    if text.is_none() && body.media_id.is_none() {
+        return Err(ApiError::invalid("empty_message", "send text or mediaId"));
+    }
+    if text
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS)
+    {
+        return Err(ApiError::invalid(
+            "text_too_long",
+            format!("text must have at most {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    Ok(AppendRequest {
+        message_id: body.message_id,
+        author,
+        direction,
+        text,
+        media_id: body.media_id,
+        status,
+        provider_id: None,
+    })
+}
+
+/// Sends a message; answered once it is durable.
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "messages", params(("id" = Uuid, Path)), request_body = SendMessage,
+    responses((status = 201, body = Message, description = "stored now"), (status = 200, body = Message, description = "this messageId was already stored"),
+        (status = 400), (status = 401), (status = 403), (status = 404), (status = 409, description = "message_id_conflict"), (status = 413), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn send(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+    body: web::Json<SendMessage>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let req = request_for(&who, id, body.into_inner())?;
+    Ok(match state.registry.call(id, req).await? {
+        Appended::Created(m) => HttpResponse::Created().json(&*m),
+        Appended::Existing(m) => HttpResponse::Ok().json(&*m),
+    })
+}
+
+/// Paging of the message list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    /// Return messages with a greater seq (default 0: from the start).
+    pub after_seq: Option<u64>,
+    /// Page size, 1..200 (default 50).
+    pub limit: Option<usize>,
+    /// `nextCursor` of the previous page (a seq); same as afterSeq.
+    pub cursor: Option<u64>,
+}
+
+/// Lists messages in seq order.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "messages", params(("id" = Uuid, Path), ListQuery),
+    responses((status = 200, body = super::Page<Message>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub async fn list(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    who.may_read(id)?;
+    if conversation::get(&state.db, id)?.is_none() {
+        return Err(ApiError::not_found("conversation"));
+    }
+    let limit = super::page_size(q.limit)?;
+    let after = q.cursor.or(q.after_seq).unwrap_or(0);
+    let items = message::after(&state.db, id, after, limit)?;
+    let next = (items.len() == limit)
+        .then(|| items.last().map(|m| m.seq.to_string()))
+        .flatten();
+    Ok(HttpResponse::Ok().json(super::Page {
+        items,
+        next_cursor: next,
+    }))
+}

@@ -1,0 +1,48 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use actix_web::{web, HttpResponse};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, api: &mut utoipa::openapi::OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// utalk's REST API.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "utalk", description = "Customer-conversation backend. Every error is {\"error\": {\"code\", \"message\", \"requestId\"}}."),
+    paths(
+        super::auth::login, super::auth::refresh, super::auth::me,
+        super::widget::create,
+        super::conversations::create, super::conversations::list, super::conversations::get, super::conversations::patch,
+        super::messages::send, super::messages::list,
+        super::users::create, super::users::list,
+        super::health::health, super::health::database, super::health::socket, super::health::cluster,
+    ),
+    components(schemas(utalk_storage::model::Customer, utalk_storage::model::Author)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/openapi.json", web::get().to(document));
+}
+
+/// The OpenAPI document.
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,21 @@
+//! What the HTTP handlers share.
+
+use crate::config::Config;
+use std::sync::Arc;
+use std::time::Instant;
+use utalk_actors::{Registry, StoreWriter};
+use utalk_storage::Db;
+
+/// Shared by every handler (wrapped in `web::Data`).
+pub struct AppState {
+    /// Reads.
+    pub db: Db,
+    /// Writes that no conversation owns (users, new conversations, tokens).
+    pub writer: StoreWriter,
+    /// Conversation actors.
+    pub registry: Registry,
+    /// Effective configuration.
+    pub config: Arc<Config>,
+    /// When the server started.
+    pub started: Instant,
+}

@@ -1,0 +1,156 @@
+//! The value envelope: `0xA7 · version (u16, big-endian) · MessagePack with named fields`.
+//!
+//! The version lets a newer build read records written by an older schema:
+//! [`Record::upgrade`] decodes an old version into the current type. Named
+//! fields (not positional arrays) keep added optional fields readable both ways.
+
+use crate::error::CodecError;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+const TAG: u8 = 0xA7;
+
+/// A type stored as a value in some map.
+pub trait Record: Serialize + DeserializeOwned {
+    /// Name used in errors.
+    const KIND: &'static str;
+    /// The version this build writes.
+    const VERSION: u16 = 1;
+
+    /// Reads a record written with an older `version`.
+    ///
+    /// # Errors
+    /// The default knows no older versions.
+    fn upgrade(version: u16, _payload: &[u8]) -> Result<Self, CodecError> {
+        Err(CodecError::UnknownVersion {
+            kind: Self::KIND,
+            found: version,
+            supported: Self::VERSION,
+        })
+    }
+}
+
+/// Encodes a record in the envelope.
+pub fn encode<V: Record>(value: &V) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::with_capacity(128);
+    out.push(TAG);
+    out.extend_from_slice(&V::VERSION.to_be_bytes());
+    rmp_serde::encode::write_named(&mut out, value).map_err(|source| CodecError::Encode {
+        kind: V::KIND,
+        source,
+    })?;
+    Ok(out)
+}
+
+/// Decodes a record from the envelope, upgrading older versions.
+pub fn decode<V: Record>(bytes: &[u8]) -> Result<V, CodecError> {
+    let (&tag, rest) = bytes.split_first().ok_or(CodecError::Truncated)?;
+    if tag != TAG {
+        return Err(CodecError::BadEnvelope(tag));
+    }
+    if rest.len() < 2 {
+        return Err(CodecError::Truncated);
+    }
+    let version = u16::from_be_bytes([rest[0], rest[1]]);
+    let payload = &rest[2..];
+    if version == V::VERSION {
+        rmp_serde::from_slice(payload).map_err(|source| CodecError::Decode {
+            kind: V::KIND,
+            source,
+        })
+    } else if version > V::VERSION {
+        Err(CodecError::UnknownVersion {
+            kind: V::KIND,
+            found: version,
+            supported: V::VERSION,
+        })
+    } else {
+        V::upgrade(version, payload)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct V1 {
+        name: String,
+    }
+    impl Record for V1 {
+        const KIND: &'static str = "sample";
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct V2 {
+        name: String,
+        #[serde(default)]
+        lang: Option<String>,
+    }
+    impl Record for V2 {
+        const KIND: &'static str = "sample";
+        const VERSION: u16 = 2;
+        fn upgrade(version: u16, payload: &[u8]) -> Result<Self, CodecError> {
+            match version {
+                1 => {
+                    let old: V1 =
+                        rmp_serde::from_slice(payload).map_err(|source| CodecError::Decode {
+                            kind: "sample",
+                            source,
+                        })?;
+                    Ok(V2 {
+                        name: old.name,
+                        lang: Some("es".into()),
+                    })
+                }
+                _ => Err(CodecError::UnknownVersion {
+                    kind: Self::KIND,
+                    found: version,
+                    supported: 2,
+                }),
+            }
+        }
+    }
+
+    #[test]
+    fn envelope_bytes_are_pinned() {
+        let bytes = encode(&V1 { name: "a".into() }).unwrap();
+        // tag, version 1, fixmap(1) {"name": "a"}
+        assert_eq!(
+            bytes,
+            vec![0xA7, 0, 1, 0x81, 0xA4, b'n', b'a', b'm', b'e', 0xA1, b'a']
+        );
+    }
+
+    #[test]
+    fn old_records_upgrade_and_newer_ones_are_refused() {
+        let v1 = encode(&V1 { name: "x".into() }).unwrap();
+        let up: V2 = decode(&v1).unwrap();
+        assert_eq!(
+            up,
+            V2 {
+                name: "x".into(),
+                lang: Some("es".into())
+            }
+        );
+        let v2 = encode(&up).unwrap();
+        assert!(matches!(
+            decode::<V1>(&v2),
+            Err(CodecError::UnknownVersion { found: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        assert!(matches!(decode::<V1>(&[]), Err(CodecError::Truncated)));
+        assert!(matches!(
+            decode::<V1>(&[1, 2, 3]),
+            Err(CodecError::BadEnvelope(1))
+        ));
+        assert!(matches!(
+            decode::<V1>(&[TAG, 0, 1, 0xc1]),
+            Err(CodecError::Decode { .. })
+        ));
+    }
+}

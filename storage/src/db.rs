@@ -1,0 +1,400 @@
+use crate::batch::{Batch, Op};
+use crate::codec::{decode, Record};
+use crate::error::StoreError;
+use crate::maps::Map;
+use rocksdb::{
+    BlockBasedOptions, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch,
+    WriteOptions, DB,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The schema version this build writes.
+///
+/// Rules: a database with a higher version is refused (it was written by a
+/// newer utalk); a lower one is upgraded by the migrations registry before
+/// the server serves; a new database starts at this version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+
+/// Tuning for [`Db::open`].
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Block cache shared by all maps, in bytes.
+    pub block_cache_bytes: usize,
+    /// Create the directory and maps when missing.
+    pub create_if_missing: bool,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            block_cache_bytes: 64 << 20,
+            create_if_missing: true,
+        }
+    }
+}
+
+/// Figures read from the engine for health and metrics.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DbStats {
+    /// Whether writes are currently stalled or slowed.
+    pub write_stopped: bool,
+    /// Bytes compaction still has to process.
+    pub pending_compaction_bytes: u64,
+    /// Estimated live keys over all maps.
+    pub estimated_keys: u64,
+}
+
+/// An open store. Cheap to clone; reads go straight to RocksDB, writes come
+/// only from the store writer through [`Db::write_group`].
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<DB>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("path", &self.path).finish()
+    }
+}
+
+fn map_options(map: Map, cache: &rocksdb::Cache) -> Options {
+    let mut o = Options::default();
+    let mut t = BlockBasedOptions::default();
+    t.set_block_cache(cache);
+    t.set_bloom_filter(10.0, false);
+    t.set_cache_index_and_filter_blocks(true);
+    o.set_block_based_table_factory(&t);
+    o.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    if map.is_append_mostly() {
+        o.set_write_buffer_size(64 << 20);
+    }
+    o
+}
+
+impl Db {
+    /// Opens (or creates) the store in `path`.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] when another process holds the directory,
+    /// [`StoreError::TooNew`] when a newer build wrote it, [`StoreError::Open`] otherwise.
+    pub fn open(path: &Path, opts: &DbOptions) -> Result<Db, StoreError> {
+        let mut o = Options::default();
+        o.create_if_missing(opts.create_if_missing);
+        o.create_missing_column_families(true);
+        o.set_max_background_jobs(2);
+        o.set_bytes_per_sync(1 << 20);
+        // The store writer is the only writer; pipelining lets RocksDB overlap
+        // the WAL write of one group with the memtable insert of the last.
+        o.set_enable_pipelined_write(true);
+        let cache = rocksdb::Cache::new_lru_cache(opts.block_cache_bytes);
+        let existing = DB::list_cf(&o, path).unwrap_or_default();
+        let mut cfs: Vec<ColumnFamilyDescriptor> = Map::ALL
+            .iter()
+            .map(|m| ColumnFamilyDescriptor::new(m.name(), map_options(*m, &cache)))
+            .collect();
+        for name in &existing {
+            if name != "default" && !Map::ALL.iter().any(|m| m.name() == name) {
+                // Dropped or unknown maps must still be opened to be dropped.
+                cfs.push(ColumnFamilyDescriptor::new(
+                    name.as_str(),
+                    Options::default(),
+                ));
+            }
+        }
+        let db = DB::open_cf_descriptors(&o, path, cfs).map_err(|e| open_error(path, e))?;
+        for name in Map::DROPPED {
+            if existing.iter().any(|n| n == name) {
+                db.drop_cf(name).map_err(|e| open_error(path, e))?;
+            }
+        }
+        let db = Db {
+            inner: Arc::new(db),
+            path: path.to_path_buf(),
+        };
+        match db.schema_version()? {
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(StoreError::TooNew {
+                    found: v,
+                    supported: SCHEMA_VERSION,
+                })
+            }
+            Some(_) => {}
+            None => {
+                let mut b = Batch::new();
+                b.put_raw(
+                    Map::Meta,
+                    META_SCHEMA_VERSION.to_vec(),
+                    SCHEMA_VERSION.to_be_bytes().to_vec(),
+                );
+                db.write_group([&b], true)?;
+            }
+        }
+        Ok(db)
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The schema version recorded in the database, if any.
+    pub fn schema_version(&self) -> Result<Option<u32>, StoreError> {
+        Ok(self
+            .get_raw(Map::Meta, META_SCHEMA_VERSION)?
+            .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+            .map(u32::from_be_bytes))
+    }
+
+    fn cf(&self, map: Map) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
+        self.inner
+            .cf_handle(map.name())
+            .ok_or_else(|| StoreError::Engine(format!("column family {} missing", map.name())))
+    }
+
+    /// Reads and decodes one record.
+    pub fn get<V: Record>(&self, map: Map, key: impl AsRef<[u8]>) -> Result<Option<V>, StoreError> {
+        match self.inner.get_pinned_cf(&self.cf(map)?, key)? {
+            Some(bytes) => Ok(Some(decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads raw bytes.
+    pub fn get_raw(&self, map: Map, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.inner.get_cf(&self.cf(map)?, key)?)
+    }
+
+    /// Entries whose key starts with `prefix`, from `start` (inclusive; must
+    /// itself start with `prefix`, or be empty to begin at the prefix), at most `limit`.
+    pub fn scan_raw(
+        &self,
+        map: Map,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let from = if start.is_empty() { prefix } else { start };
+        let cf = self.cf(map)?;
+        let mut out = Vec::new();
+        for item in self
+            .inner
+            .iterator_cf(&cf, IteratorMode::From(from, Direction::Forward))
+        {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = item?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.into_vec(), v.into_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Like [`scan_raw`](Self::scan_raw), decoding values.
+    pub fn scan<V: Record>(
+        &self,
+        map: Map,
+        prefix: &[u8],
+        start: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, V)>, StoreError> {
+        self.scan_raw(map, prefix, start, limit)?
+            .into_iter()
+            .map(|(k, v)| Ok((k, decode(&v)?)))
+            .collect()
+    }
+
+    /// The last entry whose key starts with `prefix`.
+    pub fn last_with_prefix(
+        &self,
+        map: Map,
+        prefix: &[u8],
+    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+        let cf = self.cf(map)?;
+        let mut it = self.inner.raw_iterator_cf(&cf);
+        match prefix_successor(prefix) {
+            Some(upper) => {
+                it.seek_for_prev(&upper);
+                // seek_for_prev lands on `upper` itself when it exists; step back once.
+                if it.valid() && it.key() == Some(upper.as_slice()) {
+                    it.prev();
+                }
+            }
+            None => it.seek_to_last(),
+        }
+        it.status()?;
+        match (it.key(), it.value()) {
+            (Some(k), Some(v)) if k.starts_with(prefix) => Ok(Some((k.to_vec(), v.to_vec()))),
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes several batches as one atomic WriteBatch with (when `sync`) one WAL sync.
+    ///
+    /// Only the store writer calls this; batches are applied in order.
+    pub fn write_group<'a>(
+        &self,
+        batches: impl IntoIterator<Item = &'a Batch>,
+        sync: bool,
+    ) -> Result<(), StoreError> {
+        let mut wb = WriteBatch::default();
+        for b in batches {
+            for op in &b.ops {
+                match op {
+                    Op::Put { map, key, value } => wb.put_cf(&self.cf(*map)?, key, value),
+                    Op::Delete { map, key } => wb.delete_cf(&self.cf(*map)?, key),
+                }
+            }
+        }
+        if wb.is_empty() {
+            return Ok(());
+        }
+        let mut wo = WriteOptions::default();
+        wo.set_sync(sync);
+        self.inner.write_opt(wb, &wo)?;
+        Ok(())
+    }
+
+    /// Engine figures for health and metrics.
+    pub fn stats(&self) -> DbStats {
+        let mut s = DbStats::default();
+        for m in Map::ALL {
+            if let Ok(cf) = self.cf(m) {
+                let int = |name: &str| {
+                    self.inner
+                        .property_int_value_cf(&cf, name)
+                        .ok()
+                        .flatten()
+                        .unwrap_or(0)
+                };
+                s.write_stopped |= int("rocksdb.is-write-stopped") != 0
+                    || int("rocksdb.actual-delayed-write-rate") != 0;
+                s.pending_compaction_bytes += int("rocksdb.estimate-pending-compaction-bytes");
+                s.estimated_keys += int("rocksdb.estimate-num-keys");
+            }
+        }
+        s
+    }
+}
+
+/// The smallest key greater than every key starting with `prefix`.
+fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut p = prefix.to_vec();
+    while let Some(last) = p.pop() {
+        if last != 0xFF {
+            p.push(last + 1);
+            return Some(p);
+        }
+    }
+    None
+}
+
+fn open_error(path: &Path, e: rocksdb::Error) -> StoreError {
+    let message = e.into_string();
+    if message.contains("lock")
+        && (message.contains("Resource temporarily unavailable")
+            || message.contains("No locks available")
+            || message.contains("lock hold by current process"))
+    {
+        StoreError::Locked {
+            path: path.to_path_buf(),
+        }
+    } else {
+        StoreError::Open {
+            path: path.to_path_buf(),
+            message,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::Key;
+
+    #[test]
+    fn a_second_open_of_the_same_dir_is_a_clear_locked_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _db = Db::open(dir.path(), &DbOptions::default()).unwrap();
+        let err = Db::open(dir.path(), &DbOptions::default()).unwrap_err();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+        assert!(err.to_string().contains("in use by another process"));
+    }
+
+    #[test]
+    fn a_new_database_records_the_schema_version_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
+            assert_eq!(db.schema_version().unwrap(), Some(SCHEMA_VERSION));
+            let mut b = Batch::new();
+            b.put_raw(
+                Map::Meta,
+                META_SCHEMA_VERSION.to_vec(),
+                (SCHEMA_VERSION + 1).to_be_bytes().to_vec(),
+            );
+            db.write_group([&b], true).unwrap();
+        }
+        let err = Db::open(dir.path(), &DbOptions::default()).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+    }
+
+    #[test]
+    fn scans_stay_inside_their_prefix_and_last_finds_the_highest_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
+        let a = uuid::Uuid::from_u128(1);
+        let b = uuid::Uuid::from_u128(2);
+        let mut batch = Batch::new();
+        for seq in 1..=5u64 {
+            batch.put_raw(
+                Map::Messages,
+                Key::new().uuid(a).u64(seq).into_bytes(),
+                vec![seq as u8],
+            );
+        }
+        batch.put_raw(
+            Map::Messages,
+            Key::new().uuid(b).u64(1).into_bytes(),
+            vec![99],
+        );
+        db.write_group([&batch], true).unwrap();
+        let pa = Key::new().uuid(a).into_bytes();
+        let rows = db
+            .scan_raw(
+                Map::Messages,
+                &pa,
+                &Key::new().uuid(a).u64(3).into_bytes(),
+                10,
+            )
+            .unwrap();
+        assert_eq!(
+            rows.iter().map(|(_, v)| v[0]).collect::<Vec<_>>(),
+            vec![3, 4, 5]
+        );
+        assert_eq!(
+            db.last_with_prefix(Map::Messages, &pa).unwrap().unwrap().1,
+            vec![5]
+        );
+        let pc = Key::new().uuid(uuid::Uuid::from_u128(3)).into_bytes();
+        assert!(db.last_with_prefix(Map::Messages, &pc).unwrap().is_none());
+        let all_ff = vec![0xFF; 16];
+        assert!(db
+            .last_with_prefix(Map::Messages, &all_ff)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn prefix_successor_carries_over_ff() {
+        assert_eq!(prefix_successor(&[1, 0xFF]), Some(vec![2]));
+        assert_eq!(prefix_successor(&[0xFF]), None);
+    }
+}

@@ -1,0 +1,85 @@
+//! The catalogue of column families: every map is declared here once.
+//!
+//! Names follow `<key>_<value>` for indexes, and the collection name for
+//! primary records. A map that is retired stays listed (as dropped) so that
+//! its name is never reused for something else.
+
+/// A column family of the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Map {
+    /// Database-wide values: schema version, generated signing key. Key: name (UTF-8).
+    Meta,
+    /// `user_id (16) → User`.
+    Users,
+    /// `email (lowercased UTF-8) → user_id`.
+    EmailUserid,
+    /// `token_hash (32, SHA-256 of the refresh token) → RefreshToken`.
+    RefreshTokens,
+    /// `conversation_id (16, UUIDv7 so time-ordered) → Conversation`.
+    Conversations,
+    /// `status (1) · conversation_id (16) → ()`: index for the status filter.
+    StatusConvid,
+    /// `assignee_id (16) · conversation_id (16) → ()`: index for the assignee filter.
+    AssigneeConvid,
+    /// `conversation_id (16) · seq (8, big-endian) → Message`.
+    Messages,
+    /// `message_id (16) → conversation_id (16) · seq (8)`: idempotency index.
+    MessageidConvseq,
+    /// `at_ms (8) · event_id (16) → AuditEvent`.
+    Audit,
+}
+
+impl Map {
+    /// Every map, in declaration order.
+    pub const ALL: [Map; 10] = [
+        Map::Meta,
+        Map::Users,
+        Map::EmailUserid,
+        Map::RefreshTokens,
+        Map::Conversations,
+        Map::StatusConvid,
+        Map::AssigneeConvid,
+        Map::Messages,
+        Map::MessageidConvseq,
+        Map::Audit,
+    ];
+
+    /// Maps that existed in earlier schemas and are dropped at open.
+    pub const DROPPED: [&'static str; 0] = [];
+
+    /// The column family's name on disk.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Map::Meta => "meta",
+            Map::Users => "users",
+            Map::EmailUserid => "email_userid",
+            Map::RefreshTokens => "refresh_tokens",
+            Map::Conversations => "conversations",
+            Map::StatusConvid => "status_convid",
+            Map::AssigneeConvid => "assignee_convid",
+            Map::Messages => "messages",
+            Map::MessageidConvseq => "messageid_convseq",
+            Map::Audit => "audit",
+        }
+    }
+
+    /// Whether the map is appended to in key order (tuned for sequential writes).
+    pub const fn is_append_mostly(self) -> bool {
+        matches!(self, Map::Messages | Map::Audit)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_and_never_reuse_a_dropped_name() {
+        let names: HashSet<_> = Map::ALL.iter().map(|m| m.name()).collect();
+        assert_eq!(names.len(), Map::ALL.len());
+        for d in Map::DROPPED {
+            assert!(!names.contains(d));
+        }
+    }
+}

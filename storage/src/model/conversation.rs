@@ -1,0 +1,210 @@
+use crate::batch::Batch;
+use crate::codec::Record;
+use crate::db::Db;
+use crate::error::{CodecError, StoreError};
+use crate::keys::{Key, KeyReader};
+use crate::maps::Map;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Where the customer writes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// The web chat widget.
+    Web,
+    /// WhatsApp through Twilio.
+    Whatsapp,
+    /// Created by an integrator over REST.
+    Api,
+}
+
+/// Lifecycle of a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConversationStatus {
+    /// The bot or an agent is answering.
+    Open,
+    /// Handed to people; the bot is paused.
+    Escalated,
+    /// Finished.
+    Closed,
+}
+
+impl ConversationStatus {
+    /// Every status.
+    pub const ALL: [ConversationStatus; 3] = [Self::Open, Self::Escalated, Self::Closed];
+    /// The one-byte code used in index keys; never renumber.
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Open => 1,
+            Self::Escalated => 2,
+            Self::Closed => 3,
+        }
+    }
+    /// The API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Escalated => "escalated",
+            Self::Closed => "closed",
+        }
+    }
+    /// Parses an API name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// Who the customer is, as far as we know.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Customer {
+    /// Name.
+    pub name: Option<String>,
+    /// Phone (E.164 for WhatsApp).
+    pub phone: Option<String>,
+    /// Email.
+    pub email: Option<String>,
+}
+
+/// A conversation's stored state (its messages are stored apart).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Conversation {
+    /// Id (UUIDv7: keys sort by creation time).
+    pub id: Uuid,
+    /// Channel.
+    pub channel: Channel,
+    /// Status.
+    pub status: ConversationStatus,
+    /// Whether the bot answers.
+    pub bot_enabled: bool,
+    /// Assigned agent.
+    pub assignee_id: Option<Uuid>,
+    /// Customer.
+    pub customer: Customer,
+    /// Subject line.
+    pub subject: Option<String>,
+    /// Created.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// Last change of the conversation's own fields.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+impl Record for Conversation {
+    const KIND: &'static str = "conversation";
+}
+
+/// Filters of the conversation list.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    /// Only this status.
+    pub status: Option<ConversationStatus>,
+    /// Only assigned to this user.
+    pub assignee_id: Option<Uuid>,
+    /// Only with the bot on or off.
+    pub bot_enabled: Option<bool>,
+}
+
+impl ConversationFilter {
+    fn matches(&self, c: &Conversation) -> bool {
+        self.status.is_none_or(|s| s == c.status)
+            && self.assignee_id.is_none_or(|a| Some(a) == c.assignee_id)
+            && self.bot_enabled.is_none_or(|b| b == c.bot_enabled)
+    }
+}
+
+/// Reads a conversation.
+pub fn get(db: &Db, id: Uuid) -> Result<Option<Conversation>, StoreError> {
+    db.get(Map::Conversations, Key::new().uuid(id))
+}
+
+/// The writes that store `new`, replacing `old` (none when creating), with its indexes.
+pub fn put_batch(old: Option<&Conversation>, new: &Conversation) -> Result<Batch, CodecError> {
+    let mut b = Batch::new();
+    b.put(Map::Conversations, Key::new().uuid(new.id), new)?;
+    if old.map(|o| o.status) != Some(new.status) {
+        if let Some(o) = old {
+            b.delete(Map::StatusConvid, Key::new().u8(o.status.code()).uuid(o.id));
+        }
+        b.put_raw(
+            Map::StatusConvid,
+            Key::new().u8(new.status.code()).uuid(new.id).into_bytes(),
+            Vec::new(),
+        );
+    }
+    if old.and_then(|o| o.assignee_id) != new.assignee_id {
+        if let Some(a) = old.and_then(|o| o.assignee_id) {
+            b.delete(Map::AssigneeConvid, Key::new().uuid(a).uuid(new.id));
+        }
+        if let Some(a) = new.assignee_id {
+            b.put_raw(
+                Map::AssigneeConvid,
+                Key::new().uuid(a).uuid(new.id).into_bytes(),
+                Vec::new(),
+            );
+        }
+    }
+    Ok(b)
+}
+
+/// Conversations matching `filter`, oldest first, after the conversation `after`, at most `limit`.
+///
+/// Scans the narrowest index the filter allows and checks the rest of the
+/// filter on the records; the scan is bounded so that a filter matching
+/// nothing cannot walk the whole collection in one call. Returns the page
+/// and the id to continue after, if more may follow.
+pub fn list(
+    db: &Db,
+    filter: &ConversationFilter,
+    after: Option<Uuid>,
+    limit: usize,
+) -> Result<(Vec<Conversation>, Option<Uuid>), StoreError> {
+    const SCAN_BUDGET: usize = 5_000;
+    let (map, prefix) = if let Some(s) = filter.status {
+        (Map::StatusConvid, Key::new().u8(s.code()).into_bytes())
+    } else if let Some(a) = filter.assignee_id {
+        (Map::AssigneeConvid, Key::new().uuid(a).into_bytes())
+    } else {
+        (Map::Conversations, Vec::new())
+    };
+    let mut start = match after {
+        // The first key strictly after `prefix · after`.
+        Some(a) => Key::new().bytes(&prefix).uuid(a).u8(0).into_bytes(),
+        None => prefix.clone(),
+    };
+    let mut out = Vec::with_capacity(limit);
+    let mut scanned = 0;
+    loop {
+        let chunk = db.scan_raw(map, &prefix, &start, 256)?;
+        if chunk.is_empty() {
+            return Ok((out, None));
+        }
+        for (k, v) in &chunk {
+            scanned += 1;
+            let mut r = KeyReader::new(&k[prefix.len()..]);
+            let id = r.uuid()?;
+            let conv = if map == Map::Conversations {
+                Some(crate::codec::decode::<Conversation>(v)?)
+            } else {
+                get(db, id)?
+            };
+            if let Some(c) = conv.filter(|c| filter.matches(c)) {
+                out.push(c);
+                if out.len() == limit {
+                    return Ok((out, Some(id)));
+                }
+            }
+            if scanned >= SCAN_BUDGET {
+                return Ok((out, Some(id)));
+            }
+        }
+        let Some((k, _)) = chunk.last() else {
+            return Ok((out, None));
+        };
+        start = Key::new().bytes(k).u8(0).into_bytes();
+    }
+}

@@ -1,0 +1,17 @@
+//! Records stored in the maps, with their keys and read queries.
+//!
+//! The same types serialize compactly to MessagePack on disk (ids as bytes,
+//! times as milliseconds) and readably to JSON in the API (ids as strings,
+//! times as RFC 3339), because both serde formats say whether they are human-readable.
+
+pub mod audit;
+pub mod conversation;
+pub mod message;
+pub mod token;
+pub mod user;
+
+pub use audit::AuditEvent;
+pub use conversation::{Channel, Conversation, ConversationFilter, ConversationStatus, Customer};
+pub use message::{Author, AuthorType, Direction, Message, MessageStatus};
+pub use token::RefreshToken;
+pub use user::{Role, User};

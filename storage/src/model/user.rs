@@ -1,0 +1,120 @@
+use crate::batch::Batch;
+use crate::codec::Record;
+use crate::db::Db;
+use crate::error::{CodecError, StoreError};
+use crate::keys::{Key, KeyReader};
+use crate::maps::Map;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What a staff user may do; see docs/auth.md for the route × role matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything, including users and settings.
+    Admin,
+    /// Runs the operation: conversations, stock, reports, jobs.
+    Operator,
+    /// Answers conversations.
+    Agent,
+    /// Reads, changes nothing.
+    Readonly,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Operator, Role::Agent, Role::Readonly];
+    /// The role's name as used in the API and tokens.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Operator => "operator",
+            Role::Agent => "agent",
+            Role::Readonly => "readonly",
+        }
+    }
+    /// Parses a role name.
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// A staff account.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// User id.
+    pub id: Uuid,
+    /// Login email, lowercased.
+    pub email: String,
+    /// Role.
+    pub role: Role,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// When the user was created.
+    pub created_at: Timestamp,
+    /// A disabled user cannot log in or refresh.
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("email", &self.email)
+            .field("role", &self.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Record for User {
+    const KIND: &'static str = "user";
+}
+
+/// Lowercases and trims an email for lookup.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Reads a user by id.
+pub fn get(db: &Db, id: Uuid) -> Result<Option<User>, StoreError> {
+    db.get(Map::Users, Key::new().uuid(id))
+}
+
+/// Reads a user by email.
+pub fn by_email(db: &Db, email: &str) -> Result<Option<User>, StoreError> {
+    let key = Key::new().str(&normalize_email(email))?;
+    match db.get_raw(Map::EmailUserid, key)? {
+        Some(id) => {
+            let id = KeyReader::new(&id).uuid()?;
+            get(db, id)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Users in id order after `after`, at most `limit`.
+pub fn list(db: &Db, after: Option<Uuid>, limit: usize) -> Result<Vec<User>, StoreError> {
+    let start = after
+        .map(|a| Key::new().uuid(a).u8(0).into_bytes())
+        .unwrap_or_default();
+    Ok(db
+        .scan::<User>(Map::Users, &[], &start, limit)?
+        .into_iter()
+        .map(|(_, u)| u)
+        .collect())
+}
+
+/// The writes that create `user` with its email index.
+pub fn create_batch(user: &User) -> Result<Batch, CodecError> {
+    let mut b = Batch::new();
+    b.put(Map::Users, Key::new().uuid(user.id), user)?;
+    b.put_raw(
+        Map::EmailUserid,
+        Key::new().str(&user.email)?.into_bytes(),
+        user.id.as_bytes().to_vec(),
+    );
+    Ok(b)
+}

@@ -1,0 +1,241 @@
+//! Starts the real `utalk` binary on a free loopback port with a temp data dir.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const ADMIN: (&str, &str) = ("admin@example.com", "admin-password-1");
+pub const AGENT: (&str, &str) = ("agent@example.com", "agent-password-1");
+pub const READONLY: (&str, &str) = ("viewer@example.com", "viewer-password-1");
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_utalk")
+}
+
+/// Runs `utalk` with `args` on `data_dir`, feeding `stdin`; returns (success, stdout, stderr).
+pub fn utalk(data_dir: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(bin())
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("UTALK_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn utalk");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn add_user(data_dir: &Path, email: &str, role: &str, password: &str) {
+    let (ok, out, err) = utalk(
+        data_dir,
+        &[
+            "user",
+            "add",
+            "--email",
+            email,
+            "--role",
+            role,
+            "--password-stdin",
+        ],
+        &format!("{password}\n"),
+    );
+    assert!(ok, "user add failed: {out} {err}");
+}
+
+/// A running server.
+pub struct TestServer {
+    pub child: Child,
+    pub base: String,
+    pub logs: Arc<Mutex<Vec<String>>>,
+    pub http: reqwest::Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    /// A fresh data dir with an admin, an agent and a readonly user, and a server on it.
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        add_user(&data, ADMIN.0, "admin", ADMIN.1);
+        add_user(&data, AGENT.0, "agent", AGENT.1);
+        add_user(&data, READONLY.0, "readonly", READONLY.1);
+        let mut s = Self::start_on(&data, &[]).await;
+        s._dir = Some(dir);
+        s
+    }
+
+    /// A server on an existing data dir, with extra environment.
+    pub async fn start_on(data_dir: &Path, env: &[(&str, &str)]) -> TestServer {
+        let mut cmd = Command::new(bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .env("UTALK_LOG", "info")
+            .env("UTALK_HTTP__WORKERS", "2");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn utalk serve");
+        let stdout = child.stdout.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let logs = logs.clone();
+            std::thread::spawn(move || {
+                let mut tx = Some(tx);
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                        if let Some(addr) = v.get("addr").and_then(Value::as_str) {
+                            if let Some(tx) = tx.take() {
+                                let _ = tx.send(addr.to_string());
+                            }
+                        }
+                    }
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server did not say where it listens");
+        TestServer {
+            child,
+            base: format!("http://{addr}"),
+            logs,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            _dir: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub async fn login(&self, who: (&str, &str)) -> String {
+        let r = self
+            .http
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({"email": who.0, "password": who.1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "login of {} failed", who.0);
+        r.json::<Value>().await.unwrap()["accessToken"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn create_conversation(&self, token: &str) -> String {
+        let r = self
+            .http
+            .post(self.url("/api/v1/conversations"))
+            .bearer_auth(token)
+            .json(&json!({"channel": "api", "customer": {"name": "Ana", "phone": "+5215550001"}}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn messages(&self, token: &str, conv: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut after = 0u64;
+        loop {
+            let r = self
+                .http
+                .get(self.url(&format!(
+                    "/api/v1/conversations/{conv}/messages?afterSeq={after}&limit=200"
+                )))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            let v: Value = r.json().await.unwrap();
+            let items = v["items"].as_array().unwrap().clone();
+            if items.is_empty() {
+                return out;
+            }
+            after = items.last().unwrap()["seq"].as_u64().unwrap();
+            out.extend(items);
+        }
+    }
+
+    pub async fn last_seq(&self, token: &str, conv: &str) -> u64 {
+        let r = self
+            .http
+            .get(self.url(&format!("/api/v1/conversations/{conv}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()["lastSeq"]
+            .as_u64()
+            .unwrap()
+    }
+
+    /// Asserts the error body shape and returns the code.
+    pub async fn error_code(resp: reqwest::Response, status: u16) -> String {
+        assert_eq!(resp.status().as_u16(), status);
+        let rid = resp
+            .headers()
+            .get("x-request-id")
+            .expect("X-Request-ID on every response")
+            .to_str()
+            .unwrap()
+            .to_string();
+        let v: Value = resp.json().await.expect("error body is JSON");
+        let e = &v["error"];
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+        assert_eq!(
+            e["requestId"].as_str(),
+            Some(rid.as_str()),
+            "requestId matches the header"
+        );
+        e["code"].as_str().unwrap().to_string()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// SIGKILL, no chance to flush anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

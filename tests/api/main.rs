@@ -1,0 +1,10 @@
+//! End-to-end tests against the real `utalk` binary.
+
+mod auth;
+mod bad_input;
+mod cli;
+mod conversations;
+mod durability;
+mod helpers;
+mod messages;
+mod platform;
