@@ -25,7 +25,11 @@ fn answer(item: &Item) {
 /// that commits groups of at most `cap`; `close_early` closes the queue while
 /// writers may still be pushing.
 fn model(writers: usize, per_writer: usize, cap: usize, close_early: bool) {
-    loom::model(move || {
+    let mut builder = loom::model::Builder::new();
+    // Bounding preemptions keeps the search finite and fast; bugs in hand-offs
+    // like this one show up within two or three preemptions.
+    builder.preemption_bound = Some(3);
+    builder.check(move || {
         let q = Arc::new(GroupQueue::<Item>::new());
         let counters: Vec<Vec<Arc<AtomicUsize>>> = (0..writers)
             .map(|_| {
@@ -105,6 +109,11 @@ fn model(writers: usize, per_writer: usize, cap: usize, close_early: bool) {
         }
         assert!(groups <= committed.len());
     });
+}
+
+#[test]
+fn one_writer_two_items_group_cap_one() {
+    model(1, 2, 1, false);
 }
 
 #[test]
