@@ -26,10 +26,7 @@ fn message_batch(conv: Uuid, seq: u64) -> Batch {
         conversation_id: conv,
         seq,
         direction: Direction::Inbound,
-        author: Author {
-            kind: AuthorType::Customer,
-            id: None,
-        },
+        author: Author { kind: AuthorType::Customer, id: None },
         text: Some("x".repeat(TEXT_BYTES)),
         media_id: None,
         status: MessageStatus::Received,
@@ -47,21 +44,11 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir_in(std::env::var("UTALK_BENCH_DIR").unwrap_or_else(|_| ".".into()))
-        .expect("tempdir");
+    let dir = tempfile::tempdir_in(std::env::var("UTALK_BENCH_DIR").unwrap_or_else(|_| ".".into())).expect("tempdir");
     let db = Db::open(dir.path(), &DbOptions::default()).expect("open");
     let writer = StoreWriter::start(db.clone(), Durability::Sync).expect("writer");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    Setup {
-        _dir: dir,
-        db,
-        writer,
-        rt,
-    }
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    Setup { _dir: dir, db, writer, rt }
 }
 
 /// Appends `total` messages spread over `conversations` sequential writers; returns the elapsed time.
@@ -95,14 +82,7 @@ fn raw_baseline(s: &Setup, total: u64) -> Duration {
     for b in 0..batches {
         let mut batch = Batch::new();
         for i in 0..64u64 {
-            batch.put_raw(
-                Map::Messages,
-                Key::new()
-                    .uuid(Uuid::from_u128(7))
-                    .u64(b * 64 + i)
-                    .into_bytes(),
-                value.clone(),
-            );
+            batch.put_raw(Map::Messages, Key::new().uuid(Uuid::from_u128(7)).u64(b * 64 + i).into_bytes(), value.clone());
         }
         s.db.write_group([&batch], true).expect("write");
     }
@@ -113,13 +93,9 @@ fn criterion_benches(c: &mut Criterion, s: &Setup) {
     let mut g = c.benchmark_group("durable_appends");
     g.throughput(Throughput::Elements(1));
     for n in [1usize, 8, 64] {
-        g.bench_with_input(BenchmarkId::new("store_writer", n), &n, |b, &n| {
-            b.iter_custom(|iters| appends(s, n, iters.max(n as u64)))
-        });
+        g.bench_with_input(BenchmarkId::new("store_writer", n), &n, |b, &n| b.iter_custom(|iters| appends(s, n, iters.max(n as u64))));
     }
-    g.bench_function("raw_rocksdb_batch64", |b| {
-        b.iter_custom(|iters| raw_baseline(s, iters.max(64)))
-    });
+    g.bench_function("raw_rocksdb_batch64", |b| b.iter_custom(|iters| raw_baseline(s, iters.max(64))));
     g.finish();
 }
 
@@ -133,26 +109,14 @@ fn rate(total: u64, d: Duration) -> f64 {
 }
 
 fn summary(s: &Setup, trials: usize, total: u64) {
-    let baseline = median(
-        (0..trials)
-            .map(|_| rate(total, raw_baseline(s, total)))
-            .collect(),
-    );
+    let baseline = median((0..trials).map(|_| rate(total, raw_baseline(s, total))).collect());
     println!("\nsummary (median of {trials} trials, {total} messages each, sync mode)");
     println!("{:<28} {:>14} {:>10}", "case", "messages/s", "vs raw");
-    println!(
-        "{:<28} {:>14.0} {:>9.0}%",
-        "raw rocksdb, batches of 64", baseline, 100.0
-    );
+    println!("{:<28} {:>14.0} {:>9.0}%", "raw rocksdb, batches of 64", baseline, 100.0);
     for n in [1usize, 8, 64] {
         let t = if n == 1 { total / 20 } else { total };
         let r = median((0..trials).map(|_| rate(t, appends(s, n, t))).collect());
-        println!(
-            "{:<28} {:>14.0} {:>9.0}%",
-            format!("store writer, {n} conv"),
-            r,
-            100.0 * r / baseline
-        );
+        println!("{:<28} {:>14.0} {:>9.0}%", format!("store writer, {n} conv"), r, 100.0 * r / baseline);
     }
 }
 
@@ -167,10 +131,6 @@ fn main() {
         .configure_from_args();
     criterion_benches(&mut c, &s);
     c.final_summary();
-    summary(
-        &s,
-        if quick { 3 } else { 5 },
-        if quick { 64_000 } else { 256_000 },
-    );
+    summary(&s, if quick { 3 } else { 5 }, if quick { 64_000 } else { 256_000 });
     s.writer.shutdown();
 }

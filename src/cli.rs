@@ -71,9 +71,7 @@ impl Cli {
         if let Command::Serve(ServeArgs { listen: Some(l) }) = &self.command {
             config.listen = l.clone();
         }
-        config
-            .validate()
-            .map_err(|m| anyhow::anyhow!("invalid configuration: {m}"))?;
+        config.validate().map_err(|m| anyhow::anyhow!("invalid configuration: {m}"))?;
         Ok(config)
     }
 }
@@ -92,49 +90,28 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn user_command(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
-    let db = open_db(&config)
-        .with_context(|| "stop the server or use POST /api/v1/users with an admin token")?;
+    let db = open_db(&config).with_context(|| "stop the server or use POST /api/v1/users with an admin token")?;
     match cmd {
-        UserCommand::Add {
-            email,
-            role,
-            password_stdin,
-        } => {
+        UserCommand::Add { email, role, password_stdin } => {
             if !password_stdin {
                 bail!("pass --password-stdin and write the password to standard input (it must not appear on the command line)");
             }
-            let role = Role::parse(&role).with_context(|| {
-                format!("unknown role `{role}`: use admin, operator, agent or readonly")
-            })?;
+            let role = Role::parse(&role).with_context(|| format!("unknown role `{role}`: use admin, operator, agent or readonly"))?;
             let mut password = String::new();
-            std::io::stdin()
-                .read_to_string(&mut password)
-                .context("cannot read the password from standard input")?;
+            std::io::stdin().read_to_string(&mut password).context("cannot read the password from standard input")?;
             let password = password.trim_end_matches(['\n', '\r']);
             let writer = StoreWriter::start(db.clone(), Durability::Sync)?;
-            let result =
-                crate::auth::create_user(&db, &writer, &email, role, password, "cli").await;
+            let result = crate::auth::create_user(&db, &writer, &email, role, password, "cli").await;
             writer.shutdown();
             let u = result?;
-            println!(
-                "created user {} ({}) with id {}",
-                u.email,
-                u.role.as_str(),
-                u.id
-            );
+            println!("created user {} ({}) with id {}", u.email, u.role.as_str(), u.id);
         }
         UserCommand::List => {
             let mut after = None;
             loop {
                 let page = utalk_storage::model::user::list(&db, after, 200)?;
                 for u in &page {
-                    println!(
-                        "{}\t{}\t{}\t{}",
-                        u.id,
-                        u.email,
-                        u.role.as_str(),
-                        u.created_at.to_rfc3339()
-                    );
+                    println!("{}\t{}\t{}\t{}", u.id, u.email, u.role.as_str(), u.created_at.to_rfc3339());
                 }
                 match page.last() {
                     Some(u) if page.len() == 200 => after = Some(u.id),

@@ -84,6 +84,39 @@ pub struct Config {
     pub http: HttpConfig,
     /// Authentication.
     pub auth: AuthConfig,
+    /// Socket.IO endpoint.
+    pub socket: SocketSection,
+}
+
+/// `[socket]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocketSection {
+    /// Milliseconds between server pings.
+    pub ping_interval_ms: u64,
+    /// Milliseconds to wait for a pong before closing.
+    pub ping_timeout_ms: u64,
+    /// Largest packet (websocket frame or polling POST), bytes.
+    pub max_payload_bytes: usize,
+    /// Events queued for one connection before it is dropped as a slow consumer.
+    pub max_queued: usize,
+    /// Seconds a dropped connection can be recovered (connection state recovery).
+    pub recovery_window_secs: u64,
+    /// Most messages replayed by one join or recovery.
+    pub max_replay: usize,
+}
+
+impl Default for SocketSection {
+    fn default() -> Self {
+        Self {
+            ping_interval_ms: 25_000,
+            ping_timeout_ms: 20_000,
+            max_payload_bytes: 1_000_000,
+            max_queued: 1024,
+            recovery_window_secs: 120,
+            max_replay: 500,
+        }
+    }
 }
 
 /// `[store]`
@@ -173,36 +206,26 @@ impl Default for Config {
             conversations: ConversationsConfig::default(),
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
+            socket: SocketSection::default(),
         }
     }
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self {
-            durability: Durability::Sync,
-            block_cache_mb: 64,
-        }
+        Self { durability: Durability::Sync, block_cache_mb: 64 }
     }
 }
 
 impl Default for ConversationsConfig {
     fn default() -> Self {
-        Self {
-            idle_timeout_secs: 300,
-            max_inflight: 4096,
-            threads: 0,
-        }
+        Self { idle_timeout_secs: 300, max_inflight: 4096, threads: 0 }
     }
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 1 << 20,
-            workers: 0,
-            shutdown_timeout_secs: 10,
-        }
+        Self { max_body_bytes: 1 << 20, workers: 0, shutdown_timeout_secs: 10 }
     }
 }
 
@@ -265,35 +288,19 @@ impl Config {
     ///
     /// `UTALK_X` sets top-level key `x`; `UTALK_SECTION__KEY` sets `key` in `[section]`.
     /// `UTALK_CONFIG` (the file itself) is not a setting.
-    pub fn load(
-        file: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Config, ConfigError> {
+    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         let mut root = toml::Table::new();
         let mut origin = "defaults".to_string();
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
             root = text
                 .parse::<toml::Table>()
-                .map_err(|e| ConfigError::Invalid {
-                    origin: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| ConfigError::Invalid { origin: path.display().to_string(), message: e.to_string() })?;
             origin = path.display().to_string();
         }
-        let vars: BTreeMap<String, String> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("UTALK_") && k != "UTALK_CONFIG")
-            .collect();
+        let vars: BTreeMap<String, String> = env.into_iter().filter(|(k, _)| k.starts_with("UTALK_") && k != "UTALK_CONFIG").collect();
         for (name, raw) in &vars {
-            let path: Vec<String> = name["UTALK_".len()..]
-                .to_lowercase()
-                .split("__")
-                .map(str::to_owned)
-                .collect();
+            let path: Vec<String> = name["UTALK_".len()..].to_lowercase().split("__").map(str::to_owned).collect();
             let value = if path.len() == 1 && STRING_KEYS.contains(&path[0].as_str()) {
                 toml::Value::String(raw.clone())
             } else {
@@ -305,40 +312,28 @@ impl Config {
             };
             let mut table = &mut root;
             for part in &path[..path.len() - 1] {
-                let entry = table
-                    .entry(part.clone())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                table = entry.as_table_mut().ok_or_else(|| ConfigError::Invalid {
-                    origin: name.clone(),
-                    message: format!("{part} is not a section"),
-                })?;
+                let entry = table.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                table = entry
+                    .as_table_mut()
+                    .ok_or_else(|| ConfigError::Invalid { origin: name.clone(), message: format!("{part} is not a section") })?;
             }
             table.insert(path[path.len() - 1].clone(), value);
         }
         if !vars.is_empty() {
             origin = format!("{origin} and UTALK_* environment variables");
         }
-        let config: Config =
-            toml::Value::Table(root)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                    origin: origin.clone(),
-                    message: e.message().to_string(),
-                })?;
-        config
-            .validate()
-            .map_err(|message| ConfigError::Invalid { origin, message })?;
+        let config: Config = toml::Value::Table(root)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid { origin: origin.clone(), message: e.message().to_string() })?;
+        config.validate().map_err(|message| ConfigError::Invalid { origin, message })?;
         Ok(config)
     }
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), String> {
-        self.listen.parse::<std::net::SocketAddr>().map_err(|_| {
-            format!(
-                "listen: `{}` is not an address like 127.0.0.1:8080",
-                self.listen
-            )
-        })?;
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| format!("listen: `{}` is not an address like 127.0.0.1:8080", self.listen))?;
         if let Some(s) = &self.jwt_secret {
             if s.expose().len() < 32 {
                 return Err("jwt_secret: must be at least 32 characters".into());
@@ -346,25 +341,23 @@ impl Config {
         }
         for p in &self.auth.previous_jwt_secrets {
             if utalk_storage::Timestamp::parse_rfc3339(&p.valid_until).is_none() {
-                return Err(format!(
-                    "auth.previous_jwt_secrets: valid_until `{}` is not an RFC 3339 time",
-                    p.valid_until
-                ));
+                return Err(format!("auth.previous_jwt_secrets: valid_until `{}` is not an RFC 3339 time", p.valid_until));
             }
         }
         if self.http.max_body_bytes < 1024 {
             return Err("http.max_body_bytes: must be at least 1024".into());
         }
-        if self.auth.access_ttl_secs == 0
-            || self.auth.refresh_ttl_secs == 0
-            || self.auth.widget_ttl_secs == 0
-        {
+        if self.auth.access_ttl_secs == 0 || self.auth.refresh_ttl_secs == 0 || self.auth.widget_ttl_secs == 0 {
             return Err("auth: token lifetimes must be positive".into());
         }
-        if self.conversations.max_inflight == 0 || self.conversations.idle_timeout_secs == 0 {
+        let s = &self.socket;
+        if s.ping_interval_ms < 100 || s.ping_timeout_ms < 100 || s.max_payload_bytes < 1024 || s.max_queued == 0 || s.max_replay == 0 {
             return Err(
-                "conversations: max_inflight and idle_timeout_secs must be positive".into(),
+                "socket: ping times must be at least 100 ms, max_payload_bytes at least 1024, max_queued and max_replay positive".into()
             );
+        }
+        if self.conversations.max_inflight == 0 || self.conversations.idle_timeout_secs == 0 {
+            return Err("conversations: max_inflight and idle_timeout_secs must be positive".into());
         }
         Ok(())
     }
@@ -375,10 +368,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -408,29 +398,18 @@ mod tests {
         assert_eq!(c.store.durability, Durability::Buffered);
         assert_eq!(c.http.max_body_bytes, 4096);
         assert_eq!(c.http.workers, 3);
-        assert_eq!(
-            c.jwt_secret.unwrap().expose(),
-            "12345678901234567890123456789012"
-        );
+        assert_eq!(c.jwt_secret.unwrap().expose(), "12345678901234567890123456789012");
     }
 
     #[test]
     fn bad_values_are_clear_errors() {
-        let e = Config::load(None, env(&[("UTALK_LISTEN", "nowhere")]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::load(None, env(&[("UTALK_LISTEN", "nowhere")])).unwrap_err().to_string();
         assert!(e.contains("listen"), "{e}");
-        let e = Config::load(None, env(&[("UTALK_STORE__DURABILITY", "maybe")]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::load(None, env(&[("UTALK_STORE__DURABILITY", "maybe")])).unwrap_err().to_string();
         assert!(e.contains("durability") || e.contains("maybe"), "{e}");
-        let e = Config::load(None, env(&[("UTALK_NO_SUCH_THING", "1")]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::load(None, env(&[("UTALK_NO_SUCH_THING", "1")])).unwrap_err().to_string();
         assert!(e.contains("no_such_thing"), "{e}");
-        let e = Config::load(None, env(&[("UTALK_JWT_SECRET", "short")]))
-            .unwrap_err()
-            .to_string();
+        let e = Config::load(None, env(&[("UTALK_JWT_SECRET", "short")])).unwrap_err().to_string();
         assert!(e.contains("32"), "{e}");
     }
 

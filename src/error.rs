@@ -37,12 +37,7 @@ struct Inner<'a> {
 impl ApiError {
     /// An error with any status.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
+        Self { status, code, message: message.into(), retry_after: None }
     }
     /// 400: the request could not be parsed.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -58,11 +53,7 @@ impl ApiError {
     }
     /// 404.
     pub fn not_found(what: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("{what} not found"),
-        )
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
     }
     /// 409.
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
@@ -74,38 +65,22 @@ impl ApiError {
     }
     /// 429 with a retry hint.
     pub fn rate_limited(code: &'static str, message: impl Into<String>, retry_after: u64) -> Self {
-        Self {
-            retry_after: Some(retry_after.max(1)),
-            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
-        }
+        Self { retry_after: Some(retry_after.max(1)), ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message) }
     }
     /// 503.
     pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            retry_after: Some(1),
-            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
-        }
+        Self { retry_after: Some(1), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message) }
     }
     /// 500, logged with its cause; the client sees no internals.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error; the request id identifies it in the logs",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; the request id identifies it in the logs")
     }
 }
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} {}: {}",
-            self.status.as_u16(),
-            self.code,
-            self.message
-        )
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
     }
 }
 
@@ -114,13 +89,7 @@ impl ResponseError for ApiError {
         self.status
     }
     fn error_response(&self) -> HttpResponse {
-        let body = Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
-                request_id: request_id::current().unwrap_or_default(),
-            },
-        };
+        let body = Body { error: Inner { code: self.code, message: &self.message, request_id: request_id::current().unwrap_or_default() } };
         let mut res = HttpResponse::build(self.status);
         if let Some(s) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, s.to_string()));
@@ -132,9 +101,7 @@ impl ResponseError for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::WriterStopped => {
-                ApiError::unavailable("storage_unavailable", "storage is not accepting writes")
-            }
+            StoreError::WriterStopped => ApiError::unavailable("storage_unavailable", "storage is not accepting writes"),
             other => ApiError::internal(other),
         }
     }
@@ -149,10 +116,7 @@ impl From<utalk_storage::CodecError> for ApiError {
 impl From<utalk_actors::WriteError> for ApiError {
     fn from(e: utalk_actors::WriteError) -> Self {
         tracing::error!(error = %e, "write failed");
-        ApiError::unavailable(
-            "storage_unavailable",
-            "the write did not reach storage; retry later",
-        )
+        ApiError::unavailable("storage_unavailable", "the write did not reach storage; retry later")
     }
 }
 
@@ -160,13 +124,19 @@ impl From<ConversationError> for ApiError {
     fn from(e: ConversationError) -> Self {
         match e {
             ConversationError::NotFound => ApiError::not_found("conversation"),
-            ConversationError::MessageIdConflict => ApiError::conflict("message_id_conflict", "messageId is already used in another conversation"),
+            ConversationError::MessageIdConflict => {
+                ApiError::conflict("message_id_conflict", "messageId is already used in another conversation")
+            }
             ConversationError::Overloaded => ApiError::unavailable("overloaded", "the conversation has too many writes in flight; retry"),
             ConversationError::Write(w) => w.into(),
             ConversationError::Read(m) => ApiError::internal(m),
-            ConversationError::Restarted | ConversationError::Retired => {
-                ApiError::unavailable("conversation_restarted", "the conversation restarted while handling the request; retry with the same messageId")
+            ConversationError::InvalidSeq(seq) => {
+                ApiError::invalid("invalid_seq", format!("seq {seq} is past the conversation's last message"))
             }
+            ConversationError::Restarted | ConversationError::Retired => ApiError::unavailable(
+                "conversation_restarted",
+                "the conversation restarted while handling the request; retry with the same messageId",
+            ),
         }
     }
 }

@@ -28,15 +28,11 @@ pub struct RequestId(pub String);
 
 /// Accepts a caller's id only if it is short and plain, so it is safe in logs and headers.
 pub fn sane(candidate: &str) -> bool {
-    !candidate.is_empty()
-        && candidate.len() <= 128
-        && candidate
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    !candidate.is_empty() && candidate.len() <= 128 && candidate.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
 fn quiet(path: &str) -> bool {
-    path == "/metrics" || path == "/health" || path.starts_with("/health/")
+    path == "/metrics" || path == "/health" || path.starts_with("/health/") || path.starts_with("/socket.io")
 }
 
 /// Middleware: assigns the id, runs the request in its span, logs the outcome.

@@ -3,7 +3,7 @@
 use crate::config::Config;
 use std::sync::Arc;
 use std::time::Instant;
-use utalk_actors::{Registry, StoreWriter};
+use utalk_actors::{Registry, SocketHub, StoreWriter};
 use utalk_storage::Db;
 
 /// Shared by every handler (wrapped in `web::Data`).
@@ -14,6 +14,8 @@ pub struct AppState {
     pub writer: StoreWriter,
     /// Conversation actors.
     pub registry: Registry,
+    /// Socket.IO sessions.
+    pub sockets: Arc<SocketHub>,
     /// Effective configuration.
     pub config: Arc<Config>,
     /// When the server started.

@@ -33,26 +33,14 @@ pub fn init(config: &Config) {
                     .with_writer(std::io::stdout),
             )
             .try_init(),
-        LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stdout))
-            .try_init(),
+        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stdout)).try_init(),
     };
 }
 
 /// Whether a field name suggests a secret.
 pub fn is_sensitive(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    [
-        "password",
-        "token",
-        "secret",
-        "authorization",
-        "cookie",
-        "api_key",
-        "apikey",
-    ]
-    .iter()
-    .any(|s| n.contains(s))
+    ["password", "token", "secret", "authorization", "cookie", "api_key", "apikey"].iter().any(|s| n.contains(s))
 }
 
 /// The JSON line format.
@@ -76,11 +64,7 @@ struct Fields<'a>(&'a mut Map<String, Value>);
 impl Fields<'_> {
     fn put(&mut self, field: &Field, v: Value) {
         let name = field.name();
-        let v = if is_sensitive(name) {
-            Value::String("[redacted]".into())
-        } else {
-            v
-        };
+        let v = if is_sensitive(name) { Value::String("[redacted]".into()) } else { v };
         self.0.insert(name.to_string(), v);
     }
 }
@@ -111,17 +95,9 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
         let mut line = self.fixed.clone();
-        line.insert(
-            "timestamp".into(),
-            utalk_storage::Timestamp::now().to_rfc3339().into(),
-        );
+        line.insert("timestamp".into(), utalk_storage::Timestamp::now().to_rfc3339().into());
         line.insert("level".into(), event.metadata().level().as_str().into());
         line.insert("target".into(), event.metadata().target().into());
         if let Some(scope) = ctx.event_scope() {
@@ -130,11 +106,7 @@ where
                 if let Some(fields) = ext.get::<FormattedFields<N>>() {
                     if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(fields.as_str()) {
                         for (k, v) in map {
-                            let v = if is_sensitive(&k) {
-                                Value::String("[redacted]".into())
-                            } else {
-                                v
-                            };
+                            let v = if is_sensitive(&k) { Value::String("[redacted]".into()) } else { v };
                             line.insert(k, v);
                         }
                     }
@@ -153,13 +125,7 @@ mod tests {
 
     #[test]
     fn secret_looking_names_are_sensitive() {
-        for n in [
-            "password",
-            "refreshToken",
-            "jwt_secret",
-            "Authorization",
-            "api_key",
-        ] {
+        for n in ["password", "refreshToken", "jwt_secret", "Authorization", "api_key"] {
             assert!(is_sensitive(n), "{n}");
         }
         for n in ["email", "request_id", "status"] {

@@ -10,20 +10,111 @@
 //! [`LocalBroker`] is the in-process implementation; a cross-node bus can
 //! implement [`Broker`] later without the actors noticing.
 
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tokio::sync::mpsc;
 use utalk_storage::model::{Conversation, Message};
 use uuid::Uuid;
 
-/// Something that happened in a conversation, after it became durable.
+/// The topic of events for every connected staff member (presence, alerts).
+pub const STAFF_TOPIC: Uuid = Uuid::nil();
+
+/// Who did something visible in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Actor {
+    /// `agent` (any staff user) or `customer`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// User id for staff.
+    pub id: Option<Uuid>,
+}
+
+/// Something that happened in a conversation (or to all staff), published once durable.
 #[derive(Debug, Clone)]
 pub enum ConversationEvent {
     /// A new message.
     MessageNew(Arc<Message>),
     /// The conversation's own fields changed.
     ConversationUpdated(Arc<Conversation>),
+    /// Someone read up to `seq`.
+    Read {
+        /// Conversation.
+        conversation_id: Uuid,
+        /// Last seq read.
+        seq: u64,
+        /// Reader.
+        reader: Actor,
+    },
+    /// Someone started or stopped typing (not persisted).
+    Typing {
+        /// Conversation.
+        conversation_id: Uuid,
+        /// Who.
+        user: Actor,
+        /// Started or stopped.
+        typing: bool,
+        /// The session that sent it, which does not get it back.
+        origin: u64,
+    },
+    /// A staff member's presence changed (published on [`STAFF_TOPIC`]).
+    Presence {
+        /// User.
+        user_id: Uuid,
+        /// `online`, `away` or `offline`.
+        status: &'static str,
+    },
+}
+
+impl ConversationEvent {
+    /// The Socket.IO event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConversationEvent::MessageNew(_) => "message:new",
+            ConversationEvent::ConversationUpdated(_) => "conversation:updated",
+            ConversationEvent::Read { .. } => "message:read",
+            ConversationEvent::Typing { .. } => "typing",
+            ConversationEvent::Presence { .. } => "presence",
+        }
+    }
+
+    fn to_json(&self) -> String {
+        use serde_json::json;
+        let v = match self {
+            ConversationEvent::MessageNew(m) => json!({ "message": m.as_ref() }),
+            ConversationEvent::ConversationUpdated(c) => json!({ "conversation": c.as_ref() }),
+            ConversationEvent::Read { conversation_id, seq, reader } => {
+                json!({ "conversationId": conversation_id, "seq": seq, "reader": reader })
+            }
+            ConversationEvent::Typing { conversation_id, user, typing, .. } => {
+                json!({ "conversationId": conversation_id, "user": user, "typing": typing })
+            }
+            ConversationEvent::Presence { user_id, status } => json!({ "userId": user_id, "status": status }),
+        };
+        v.to_string()
+    }
+}
+
+/// A published event as subscribers receive it: the event and its JSON,
+/// serialized once however many subscribers there are.
+#[derive(Debug)]
+pub struct Envelope {
+    /// The event.
+    pub event: ConversationEvent,
+    json: OnceLock<String>,
+}
+
+impl Envelope {
+    /// Wraps an event.
+    pub fn new(event: ConversationEvent) -> Self {
+        Self { event, json: OnceLock::new() }
+    }
+    /// The event's payload as JSON.
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| self.event.to_json())
+    }
 }
 
 /// Identifies one subscription.
@@ -33,33 +124,20 @@ pub struct SubscriptionId(pub u64);
 /// The receiving end of a subscription, as the broker sees it.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
-    tx: mpsc::Sender<Arc<ConversationEvent>>,
+    tx: mpsc::Sender<Arc<Envelope>>,
     overflowed: Arc<AtomicBool>,
 }
 
 impl Subscriber {
     /// A subscriber with a queue of `capacity` events, and its receiver and overflow flag.
-    pub fn bounded(
-        capacity: usize,
-    ) -> (
-        Subscriber,
-        mpsc::Receiver<Arc<ConversationEvent>>,
-        Arc<AtomicBool>,
-    ) {
+    pub fn bounded(capacity: usize) -> (Subscriber, mpsc::Receiver<Arc<Envelope>>, Arc<AtomicBool>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let overflowed = Arc::new(AtomicBool::new(false));
-        (
-            Subscriber {
-                tx,
-                overflowed: overflowed.clone(),
-            },
-            rx,
-            overflowed,
-        )
+        (Subscriber { tx, overflowed: overflowed.clone() }, rx, overflowed)
     }
 
     /// Offers an event; false when the subscriber must be dropped.
-    fn offer(&self, event: &Arc<ConversationEvent>) -> bool {
+    fn offer(&self, event: &Arc<Envelope>) -> bool {
         match self.tx.try_send(event.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -126,7 +204,7 @@ impl LocalBroker {
 
 impl Broker for LocalBroker {
     fn publish(&self, conversation: Uuid, event: ConversationEvent) {
-        let event = Arc::new(event);
+        let event = Arc::new(Envelope::new(event));
         let mut shard = self.shard(conversation);
         let Some(subs) = shard.get_mut(&conversation) else {
             return;
@@ -145,10 +223,7 @@ impl Broker for LocalBroker {
 
     fn subscribe(&self, conversation: Uuid, subscriber: Subscriber) -> SubscriptionId {
         let id = SubscriptionId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        self.shard(conversation)
-            .entry(conversation)
-            .or_default()
-            .push((id, subscriber));
+        self.shard(conversation).entry(conversation).or_default().push((id, subscriber));
         self.live.fetch_add(1, Ordering::Relaxed);
         id
     }
@@ -184,10 +259,7 @@ mod tests {
             conversation_id: conv,
             seq,
             direction: Direction::Inbound,
-            author: Author {
-                kind: AuthorType::Customer,
-                id: None,
-            },
+            author: Author { kind: AuthorType::Customer, id: None },
             text: Some("hi".into()),
             media_id: None,
             status: MessageStatus::Received,
@@ -196,10 +268,10 @@ mod tests {
         }))
     }
 
-    fn seq_of(e: &ConversationEvent) -> u64 {
-        match e {
+    fn seq_of(e: &Envelope) -> u64 {
+        match &e.event {
             ConversationEvent::MessageNew(m) => m.seq,
-            ConversationEvent::ConversationUpdated(_) => 0,
+            _ => 0,
         }
     }
 
@@ -236,10 +308,7 @@ mod tests {
         // The slow one got what fit, then its queue closed.
         assert_eq!(seq_of(&slow_rx.try_recv().unwrap()), 1);
         assert_eq!(seq_of(&slow_rx.try_recv().unwrap()), 2);
-        assert!(matches!(
-            slow_rx.try_recv(),
-            Err(mpsc::error::TryRecvError::Disconnected)
-        ));
+        assert!(matches!(slow_rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
         assert_eq!(b.subscriptions(), 1);
         assert_eq!(b.dropped_slow(), 1);
     }

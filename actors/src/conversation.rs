@@ -14,7 +14,7 @@
 //! writes it submitted before the panic are counted). Other conversations,
 //! being other actors, never notice.
 
-use crate::broker::{Broker, ConversationEvent};
+use crate::broker::{Actor as Reader, Broker, ConversationEvent};
 use crate::registry::RegistryShared;
 use crate::store_writer::{StoreWriter, WriteError};
 use actix::prelude::*;
@@ -24,8 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use utalk_storage::model::{
-    conversation, message, Author, Conversation, ConversationStatus, Direction, Message,
-    MessageStatus,
+    conversation, message, read_marker, Author, Conversation, ConversationStatus, Direction, Message, MessageStatus,
 };
 use utalk_storage::{Batch, Db, StoreError, Timestamp};
 use uuid::Uuid;
@@ -55,6 +54,9 @@ pub enum ConversationError {
     /// The actor was retired for idleness; the registry retries on a new one.
     #[error("conversation actor retired")]
     Retired,
+    /// A read marker past the last message.
+    #[error("seq {0} is past the conversation's last message")]
+    InvalidSeq(u64),
 }
 
 impl From<StoreError> for ConversationError {
@@ -85,6 +87,63 @@ pub struct AppendRequest {
     pub provider_id: Option<String>,
 }
 
+/// Longest message text, in characters.
+pub const MAX_TEXT_CHARS: usize = 4096;
+
+/// Why a client's message was refused before reaching the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidMessage {
+    /// The identity may not write here.
+    Forbidden,
+    /// Neither text nor media.
+    Empty,
+    /// Text longer than [`MAX_TEXT_CHARS`].
+    TooLong,
+}
+
+impl InvalidMessage {
+    /// Error code and message for clients.
+    pub fn describe(self) -> (&'static str, String) {
+        match self {
+            InvalidMessage::Forbidden => ("forbidden", "this identity may not send here".into()),
+            InvalidMessage::Empty => ("empty_message", "send text or mediaId".into()),
+            InvalidMessage::TooLong => ("text_too_long", format!("text must have at most {MAX_TEXT_CHARS} characters")),
+        }
+    }
+}
+
+impl AppendRequest {
+    /// A message sent by a client (REST or socket) into `conversation`, checked.
+    ///
+    /// Staff messages go out from an agent (`sent`); widget messages come in from the customer (`received`).
+    pub fn from_client(
+        identity: &crate::socket_hub::Identity,
+        conversation: Uuid,
+        message_id: Uuid,
+        text: Option<String>,
+        media_id: Option<Uuid>,
+    ) -> Result<AppendRequest, InvalidMessage> {
+        use crate::socket_hub::Identity;
+        let (author, direction, status) = match *identity {
+            Identity::Widget { conversation_id } if conversation_id == conversation => {
+                (Author { kind: utalk_storage::model::AuthorType::Customer, id: None }, Direction::Inbound, MessageStatus::Received)
+            }
+            Identity::Staff { user_id, role } if role != utalk_storage::model::Role::Readonly => {
+                (Author { kind: utalk_storage::model::AuthorType::Agent, id: Some(user_id) }, Direction::Outbound, MessageStatus::Sent)
+            }
+            _ => return Err(InvalidMessage::Forbidden),
+        };
+        let text = text.filter(|t| !t.trim().is_empty());
+        if text.is_none() && media_id.is_none() {
+            return Err(InvalidMessage::Empty);
+        }
+        if text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS) {
+            return Err(InvalidMessage::TooLong);
+        }
+        Ok(AppendRequest { message_id, author, direction, text, media_id, status, provider_id: None })
+    }
+}
+
 /// Outcome of an append.
 #[derive(Debug, Clone)]
 pub enum Appended {
@@ -112,6 +171,33 @@ pub struct ConversationChange {
     pub assignee_id: Option<Option<Uuid>>,
     /// Bot on or off.
     pub bot_enabled: Option<bool>,
+}
+
+/// A read marker: `reader` has read up to `seq`.
+#[derive(Debug, Clone)]
+pub struct MarkRead {
+    /// Who read.
+    pub reader: Reader,
+    /// Up to which seq.
+    pub seq: u64,
+}
+
+/// Records a read marker.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Read {
+    /// The marker.
+    pub req: MarkRead,
+    /// Answer: the stored marker (never lower than before).
+    pub reply: Reply<u64>,
+}
+
+impl Command for MarkRead {
+    type Output = u64;
+    type Msg = Read;
+    fn with_reply(self, reply: Reply<u64>) -> Read {
+        Read { req: self, reply }
+    }
 }
 
 /// Appends a message.
@@ -164,10 +250,7 @@ impl Command for ConversationChange {
     type Output = Arc<Conversation>;
     type Msg = Update;
     fn with_reply(self, reply: Reply<Arc<Conversation>>) -> Update {
-        Update {
-            change: self,
-            reply,
-        }
+        Update { change: self, reply }
     }
 }
 
@@ -209,14 +292,13 @@ enum Phase {
 enum Committed {
     Message(Arc<Message>),
     Conversation(Arc<Conversation>),
+    Read { reader: Reader, seq: u64 },
 }
 
 enum Waiter {
-    Append {
-        reply: Reply<Appended>,
-        created: bool,
-    },
+    Append { reply: Reply<Appended>, created: bool },
     Update(Reply<Arc<Conversation>>),
+    Read(Reply<u64>),
 }
 
 struct InFlight {
@@ -243,12 +325,7 @@ pub struct ConversationActor {
 }
 
 impl ConversationActor {
-    pub(crate) fn new(
-        id: Uuid,
-        generation: u64,
-        deps: Arc<Deps>,
-        registry: Arc<RegistryShared>,
-    ) -> Self {
+    pub(crate) fn new(id: Uuid, generation: u64, deps: Arc<Deps>, registry: Arc<RegistryShared>) -> Self {
         Self {
             id,
             generation,
@@ -294,12 +371,7 @@ impl ConversationActor {
         }
     }
 
-    fn append(
-        &mut self,
-        req: AppendRequest,
-        slot: &mut Option<Reply<Appended>>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn append(&mut self, req: AppendRequest, slot: &mut Option<Reply<Appended>>, ctx: &mut Context<Self>) {
         let Some(reply) = slot.take() else { return };
         if let Some(e) = self.unavailable() {
             let _ = reply.send(Err(e));
@@ -307,10 +379,7 @@ impl ConversationActor {
         }
         if let Some(ticket) = self.inflight_ids.get(&req.message_id) {
             if let Some(entry) = self.inflight.iter_mut().find(|e| e.ticket == *ticket) {
-                entry.waiters.push(Waiter::Append {
-                    reply,
-                    created: false,
-                });
+                entry.waiters.push(Waiter::Append { reply, created: false });
                 return;
             }
         }
@@ -359,24 +428,11 @@ impl ConversationActor {
             }
         };
         *next_seq += 1;
-        let ticket = self.submit(
-            batch,
-            Committed::Message(msg.clone()),
-            Waiter::Append {
-                reply,
-                created: true,
-            },
-            ctx,
-        );
+        let ticket = self.submit(batch, Committed::Message(msg.clone()), Waiter::Append { reply, created: true }, ctx);
         self.inflight_ids.insert(msg.id, ticket);
     }
 
-    fn update(
-        &mut self,
-        change: ConversationChange,
-        slot: &mut Option<Reply<Arc<Conversation>>>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn update(&mut self, change: ConversationChange, slot: &mut Option<Reply<Arc<Conversation>>>, ctx: &mut Context<Self>) {
         let Some(reply) = slot.take() else { return };
         if let Some(e) = self.unavailable() {
             let _ = reply.send(Err(e));
@@ -413,34 +469,43 @@ impl ConversationActor {
             }
         };
         *conv = new.clone();
-        self.submit(
-            batch,
-            Committed::Conversation(Arc::new(new)),
-            Waiter::Update(reply),
-            ctx,
-        );
+        self.submit(batch, Committed::Conversation(Arc::new(new)), Waiter::Update(reply), ctx);
     }
 
-    fn submit(
-        &mut self,
-        batch: Batch,
-        committed: Committed,
-        waiter: Waiter,
-        ctx: &mut Context<Self>,
-    ) -> u64 {
+    fn mark_read(&mut self, req: MarkRead, slot: &mut Option<Reply<u64>>, ctx: &mut Context<Self>) {
+        let Some(reply) = slot.take() else { return };
+        if let Some(e) = self.unavailable() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        let Phase::Ready { next_seq, .. } = &self.phase else { return };
+        if req.seq >= *next_seq {
+            let _ = reply.send(Err(ConversationError::InvalidSeq(req.seq)));
+            return;
+        }
+        let current = match read_marker::get(&self.deps.db, self.id, req.reader.id) {
+            Ok(c) => c.unwrap_or(0),
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return;
+            }
+        };
+        if req.seq <= current {
+            // Markers only move forward; an older one changes nothing.
+            let _ = reply.send(Ok(current));
+            return;
+        }
+        let mut batch = Batch::new();
+        read_marker::put(&mut batch, self.id, req.reader.id, req.seq);
+        self.submit(batch, Committed::Read { reader: req.reader, seq: req.seq }, Waiter::Read(reply), ctx);
+    }
+
+    fn submit(&mut self, batch: Batch, committed: Committed, waiter: Waiter, ctx: &mut Context<Self>) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         let fut = self.deps.writer.submit(batch);
-        self.inflight.push_back(InFlight {
-            ticket,
-            durable: false,
-            committed,
-            waiters: vec![waiter],
-        });
-        ctx.spawn(
-            fut.into_actor(self)
-                .map(move |res, act, ctx| act.written(ticket, res, ctx)),
-        );
+        self.inflight.push_back(InFlight { ticket, durable: false, committed, waiters: vec![waiter] });
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| act.written(ticket, res, ctx)));
         ticket
     }
 
@@ -467,19 +532,19 @@ impl ConversationActor {
                     ConversationEvent::MessageNew(m.clone())
                 }
                 Committed::Conversation(c) => ConversationEvent::ConversationUpdated(c.clone()),
+                Committed::Read { reader, seq } => ConversationEvent::Read { conversation_id: self.id, seq: *seq, reader: reader.clone() },
             };
             for w in entry.waiters {
                 match (w, &entry.committed) {
                     (Waiter::Append { reply, created }, Committed::Message(m)) => {
-                        let out = if created {
-                            Appended::Created(m.clone())
-                        } else {
-                            Appended::Existing(m.clone())
-                        };
+                        let out = if created { Appended::Created(m.clone()) } else { Appended::Existing(m.clone()) };
                         let _ = reply.send(Ok(out));
                     }
                     (Waiter::Update(reply), Committed::Conversation(c)) => {
                         let _ = reply.send(Ok(c.clone()));
+                    }
+                    (Waiter::Read(reply), Committed::Read { seq, .. }) => {
+                        let _ = reply.send(Ok(*seq));
                     }
                     _ => {}
                 }
@@ -496,6 +561,9 @@ impl ConversationActor {
                         let _ = reply.send(Err(err.clone()));
                     }
                     Waiter::Update(reply) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Waiter::Read(reply) => {
                         let _ = reply.send(Err(err.clone()));
                     }
                 }
@@ -519,10 +587,7 @@ impl ConversationActor {
         };
         ctx.wait(fut.into_actor(self).map(|res, act, _ctx| {
             act.phase = match res {
-                Ok(Some((conv, last))) => Phase::Ready {
-                    conv,
-                    next_seq: last + 1,
-                },
+                Ok(Some((conv, last))) => Phase::Ready { conv, next_seq: last + 1 },
                 Ok(None) => Phase::Missing,
                 Err(e) => Phase::Broken(e),
             };
@@ -530,10 +595,8 @@ impl ConversationActor {
     }
 
     fn check_idle(&mut self, ctx: &mut Context<Self>) {
-        let idle =
-            self.inflight.is_empty() && self.last_activity.elapsed() >= self.deps.idle_timeout;
-        let missing =
-            matches!(self.phase, Phase::Missing | Phase::Broken(_)) && self.inflight.is_empty();
+        let idle = self.inflight.is_empty() && self.last_activity.elapsed() >= self.deps.idle_timeout;
+        let missing = matches!(self.phase, Phase::Missing | Phase::Broken(_)) && self.inflight.is_empty();
         if (idle || missing) && self.registry.retire(self.id, self.generation) {
             // Retired actors linger only until the last address is dropped,
             // answering `Retired` so callers go back to the registry.
@@ -554,8 +617,7 @@ impl Actor for ConversationActor {
             return;
         }
         self.load(ctx);
-        let every =
-            (self.deps.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
+        let every = (self.deps.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(30));
         self.idle_check = Some(ctx.run_interval(every, |act, ctx| act.check_idle(ctx)));
     }
 }
@@ -577,9 +639,7 @@ impl Handler<Append> for ConversationActor {
     fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
         let req = msg.req;
-        self.guarded(ctx, msg.reply, move |act, ctx, slot| {
-            act.append(req, slot, ctx)
-        });
+        self.guarded(ctx, msg.reply, move |act, ctx, slot| act.append(req, slot, ctx));
     }
 }
 
@@ -588,9 +648,16 @@ impl Handler<Update> for ConversationActor {
     fn handle(&mut self, msg: Update, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
         let change = msg.change;
-        self.guarded(ctx, msg.reply, move |act, ctx, slot| {
-            act.update(change, slot, ctx)
-        });
+        self.guarded(ctx, msg.reply, move |act, ctx, slot| act.update(change, slot, ctx));
+    }
+}
+
+impl Handler<Read> for ConversationActor {
+    type Result = ();
+    fn handle(&mut self, msg: Read, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        let req = msg.req;
+        self.guarded(ctx, msg.reply, move |act, ctx, slot| act.mark_read(req, slot, ctx));
     }
 }
 

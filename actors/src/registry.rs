@@ -33,11 +33,7 @@ pub struct RegistryConfig {
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        Self {
-            idle_timeout: Duration::from_secs(300),
-            max_inflight: 4096,
-            threads: 2,
-        }
+        Self { idle_timeout: Duration::from_secs(300), max_inflight: 4096, threads: 2 }
     }
 }
 
@@ -59,9 +55,7 @@ pub struct RegistryShared {
 
 impl RegistryShared {
     fn shard(&self, id: Uuid) -> std::sync::MutexGuard<'_, HashMap<Uuid, Entry>> {
-        self.shards[(id.as_u128() as usize) % SHARDS]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+        self.shards[(id.as_u128() as usize) % SHARDS].lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Removes the entry of `id` if it still belongs to `generation`.
@@ -108,15 +102,8 @@ pub struct Registry {
 
 impl Registry {
     /// Starts the registry and its arbiter threads. Must run inside an actix `System`.
-    pub fn start(
-        db: Db,
-        writer: StoreWriter,
-        broker: Arc<dyn Broker>,
-        config: RegistryConfig,
-    ) -> Registry {
-        let arbiters = (0..config.threads.max(1))
-            .map(|_| Arbiter::new().handle())
-            .collect();
+    pub fn start(db: Db, writer: StoreWriter, broker: Arc<dyn Broker>, config: RegistryConfig) -> Registry {
+        let arbiters = (0..config.threads.max(1)).map(|_| Arbiter::new().handle()).collect();
         Registry {
             shared: Arc::new(RegistryShared {
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -125,13 +112,7 @@ impl Registry {
                 restarts: AtomicU64::new(0),
                 panics: AtomicU64::new(0),
             }),
-            deps: Arc::new(Deps {
-                db,
-                writer,
-                broker,
-                idle_timeout: config.idle_timeout,
-                max_inflight: config.max_inflight,
-            }),
+            deps: Arc::new(Deps { db, writer, broker, idle_timeout: config.idle_timeout, max_inflight: config.max_inflight }),
             arbiters: Arc::new(arbiters),
         }
     }
@@ -145,17 +126,9 @@ impl Registry {
         let generation = self.shared.next_generation.fetch_add(1, Ordering::Relaxed);
         let arbiter = &self.arbiters[(id.as_u128() as usize / SHARDS) % self.arbiters.len()];
         let (deps, shared) = (self.deps.clone(), self.shared.clone());
-        let addr = Supervisor::start_in_arbiter(arbiter, move |_| {
-            ConversationActor::new(id, generation, deps, shared)
-        });
+        let addr = Supervisor::start_in_arbiter(arbiter, move |_| ConversationActor::new(id, generation, deps, shared));
         self.shared.starts.fetch_add(1, Ordering::Relaxed);
-        shard.insert(
-            id,
-            Entry {
-                addr: addr.clone(),
-                generation,
-            },
-        );
+        shard.insert(id, Entry { addr: addr.clone(), generation });
         addr
     }
 
@@ -201,12 +174,7 @@ impl Registry {
 
     /// Counters.
     pub fn stats(&self) -> RegistryStats {
-        let active = self
-            .shared
-            .shards
-            .iter()
-            .map(|s| s.lock().map(|m| m.len()).unwrap_or(0))
-            .sum();
+        let active = self.shared.shards.iter().map(|s| s.lock().map(|m| m.len()).unwrap_or(0)).sum();
         RegistryStats {
             active,
             starts: self.shared.starts.load(Ordering::Relaxed),

@@ -29,6 +29,16 @@ pub enum Durability {
     Buffered,
 }
 
+impl Durability {
+    /// The configuration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Sync => "sync",
+            Durability::Buffered => "buffered",
+        }
+    }
+}
+
 /// A write that did not reach the disk.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
@@ -72,9 +82,7 @@ pub struct StoreWriter {
 
 impl std::fmt::Debug for StoreWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreWriter")
-            .field("queued", &self.queue.len())
-            .finish()
+        f.debug_struct("StoreWriter").field("queued", &self.queue.len()).finish()
     }
 }
 
@@ -86,26 +94,16 @@ impl StoreWriter {
         let stats = Arc::new(WriterStats::default());
         let thread = {
             let (queue, failed, stats) = (queue.clone(), failed.clone(), stats.clone());
-            std::thread::Builder::new()
-                .name("store-writer".into())
-                .spawn(move || run(db, durability, &queue, &failed, &stats))?
+            std::thread::Builder::new().name("store-writer".into()).spawn(move || run(db, durability, &queue, &failed, &stats))?
         };
-        Ok(StoreWriter {
-            queue,
-            failed,
-            stats,
-            thread: Arc::new(Mutex::new(Some(thread))),
-        })
+        Ok(StoreWriter { queue, failed, stats, thread: Arc::new(Mutex::new(Some(thread))) })
     }
 
     /// Queues `batch` now and returns a future that resolves once it is durable.
     ///
     /// The position in the commit order is taken when this is called, not when
     /// the future is polled.
-    pub fn submit(
-        &self,
-        batch: Batch,
-    ) -> impl Future<Output = Result<(), WriteError>> + Send + 'static {
+    pub fn submit(&self, batch: Batch) -> impl Future<Output = Result<(), WriteError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
         let refused = match self.queue.push(Pending { batch, done }) {
             Ok(()) => None,
@@ -155,28 +153,16 @@ impl StoreWriter {
     }
 }
 
-fn run(
-    db: Db,
-    durability: Durability,
-    queue: &GroupQueue<Pending>,
-    failed: &AtomicBool,
-    stats: &WriterStats,
-) {
+fn run(db: Db, durability: Durability, queue: &GroupQueue<Pending>, failed: &AtomicBool, stats: &WriterStats) {
     let sync = durability == Durability::Sync;
     let mut spare = Vec::with_capacity(256);
     while let Some(mut group) = queue.take_group(MAX_GROUP, spare) {
         let started = Instant::now();
         let result = db.write_group(group.iter().map(|p| &p.batch), sync);
-        stats
-            .write_nanos
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        stats.write_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         stats.groups.fetch_add(1, Ordering::Relaxed);
-        stats
-            .batches
-            .fetch_add(group.len() as u64, Ordering::Relaxed);
-        stats
-            .last_group
-            .store(group.len() as u64, Ordering::Relaxed);
+        stats.batches.fetch_add(group.len() as u64, Ordering::Relaxed);
+        stats.last_group.store(group.len() as u64, Ordering::Relaxed);
         let answer = match result {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -218,16 +204,10 @@ mod tests {
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(
-            db.scan_raw(Map::Meta, &[0], &[], 10_000).unwrap().len(),
-            16 * 50
-        );
+        assert_eq!(db.scan_raw(Map::Meta, &[0], &[], 10_000).unwrap().len(), 16 * 50);
         let groups = w.stats().groups.load(Ordering::Relaxed);
         assert!(groups < 16 * 50, "no grouping happened: {groups} groups");
         w.shutdown();
-        assert!(matches!(
-            w.commit(Batch::new()).await,
-            Err(WriteError::Stopped)
-        ));
+        assert!(matches!(w.commit(Batch::new()).await, Err(WriteError::Stopped)));
     }
 }

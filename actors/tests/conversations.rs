@@ -4,12 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use utalk_actors::broker::{ConversationEvent, LocalBroker, Subscriber};
 use utalk_actors::{
-    AppendRequest, Appended, Broker, ConversationChange, ConversationError, Durability, Registry,
-    RegistryConfig, StoreWriter,
+    AppendRequest, Appended, Broker, ConversationChange, ConversationError, Durability, Registry, RegistryConfig, StoreWriter,
 };
 use utalk_storage::model::{
-    conversation, message, Author, AuthorType, Channel, Conversation, ConversationStatus, Customer,
-    Direction, MessageStatus,
+    conversation, message, Author, AuthorType, Channel, Conversation, ConversationStatus, Customer, Direction, MessageStatus,
 };
 use utalk_storage::{Db, DbOptions, Timestamp};
 use uuid::Uuid;
@@ -26,22 +24,9 @@ fn fixture(idle: Duration) -> Fixture {
     let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
     let writer = StoreWriter::start(db.clone(), Durability::Sync).unwrap();
     let broker = Arc::new(LocalBroker::new());
-    let registry = Registry::start(
-        db.clone(),
-        writer,
-        broker.clone(),
-        RegistryConfig {
-            idle_timeout: idle,
-            max_inflight: 4096,
-            threads: 2,
-        },
-    );
-    Fixture {
-        _dir: dir,
-        db,
-        registry,
-        broker,
-    }
+    let registry =
+        Registry::start(db.clone(), writer, broker.clone(), RegistryConfig { idle_timeout: idle, max_inflight: 4096, threads: 2 });
+    Fixture { _dir: dir, db, registry, broker }
 }
 
 async fn new_conversation(f: &Fixture) -> Uuid {
@@ -57,21 +42,14 @@ async fn new_conversation(f: &Fixture) -> Uuid {
         created_at: now,
         updated_at: now,
     };
-    f.registry
-        .writer()
-        .commit(conversation::put_batch(None, &c).unwrap())
-        .await
-        .unwrap();
+    f.registry.writer().commit(conversation::put_batch(None, &c).unwrap()).await.unwrap();
     c.id
 }
 
 fn text(message_id: Uuid, t: &str) -> AppendRequest {
     AppendRequest {
         message_id,
-        author: Author {
-            kind: AuthorType::Customer,
-            id: None,
-        },
+        author: Author { kind: AuthorType::Customer, id: None },
         direction: Direction::Inbound,
         text: Some(t.to_string()),
         media_id: None,
@@ -87,9 +65,7 @@ async fn two_hundred_concurrent_appends_get_gap_free_seqs() {
     let mut tasks = Vec::new();
     for i in 0..200 {
         let r = f.registry.clone();
-        tasks.push(actix::spawn(async move {
-            r.call(conv, text(Uuid::new_v4(), &format!("m{i}"))).await
-        }));
+        tasks.push(actix::spawn(async move { r.call(conv, text(Uuid::new_v4(), &format!("m{i}"))).await }));
     }
     let mut seqs = Vec::new();
     for t in tasks {
@@ -108,18 +84,10 @@ async fn the_same_message_id_stores_one_message_even_when_racing() {
     let f = fixture(Duration::from_secs(60));
     let conv = new_conversation(&f).await;
     let id = Uuid::new_v4();
-    let (a, b) = futures_join(
-        f.registry.call(conv, text(id, "hello")),
-        f.registry.call(conv, text(id, "hello")),
-    )
-    .await;
+    let (a, b) = futures_join(f.registry.call(conv, text(id, "hello")), f.registry.call(conv, text(id, "hello"))).await;
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.message(), b.message());
-    assert!(matches!(
-        (&a, &b),
-        (Appended::Created(_), Appended::Existing(_))
-            | (Appended::Existing(_), Appended::Created(_))
-    ));
+    assert!(matches!((&a, &b), (Appended::Created(_), Appended::Existing(_)) | (Appended::Existing(_), Appended::Created(_))));
     let again = f.registry.call(conv, text(id, "hello")).await.unwrap();
     assert!(matches!(again, Appended::Existing(ref m) if m.seq == 1));
     assert_eq!(message::after(&f.db, conv, 0, 100).unwrap().len(), 1);
@@ -130,10 +98,7 @@ async fn the_same_message_id_stores_one_message_even_when_racing() {
     assert_eq!(message::last_seq(&f.db, other).unwrap(), 0);
 }
 
-async fn futures_join<A: std::future::Future, B: std::future::Future>(
-    a: A,
-    b: B,
-) -> (A::Output, B::Output) {
+async fn futures_join<A: std::future::Future, B: std::future::Future>(a: A, b: B) -> (A::Output, B::Output) {
     futures_util::future::join(a, b).await
 }
 
@@ -142,14 +107,8 @@ async fn a_panicking_conversation_recovers_from_storage_and_others_never_notice(
     let f = fixture(Duration::from_secs(60));
     let (a, b) = (new_conversation(&f).await, new_conversation(&f).await);
     for i in 0..5 {
-        f.registry
-            .call(a, text(Uuid::new_v4(), &format!("a{i}")))
-            .await
-            .unwrap();
-        f.registry
-            .call(b, text(Uuid::new_v4(), &format!("b{i}")))
-            .await
-            .unwrap();
+        f.registry.call(a, text(Uuid::new_v4(), &format!("a{i}"))).await.unwrap();
+        f.registry.call(b, text(Uuid::new_v4(), &format!("b{i}"))).await.unwrap();
     }
     let starts_before = f.registry.stats().starts;
 
@@ -158,60 +117,34 @@ async fn a_panicking_conversation_recovers_from_storage_and_others_never_notice(
     let b_sender = actix::spawn(async move {
         let mut seqs = Vec::new();
         for i in 0..50 {
-            seqs.push(
-                reg.call(b, text(Uuid::new_v4(), &format!("b-during-{i}")))
-                    .await
-                    .map(|m| m.message().seq),
-            );
+            seqs.push(reg.call(b, text(Uuid::new_v4(), &format!("b-during-{i}"))).await.map(|m| m.message().seq));
         }
         seqs
     });
     let err = f.registry.inject_panic(a).await.unwrap_err();
     assert!(matches!(err, ConversationError::Restarted));
 
-    let b_seqs: Vec<u64> = b_sender
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.expect("B must not see A's panic"))
-        .collect();
+    let b_seqs: Vec<u64> = b_sender.await.unwrap().into_iter().map(|r| r.expect("B must not see A's panic")).collect();
     assert_eq!(b_seqs, (6..=55).collect::<Vec<u64>>());
 
     // A was restarted in place, reloaded its state and continues gap-free.
-    let next = f
-        .registry
-        .call(a, text(Uuid::new_v4(), "after"))
-        .await
-        .unwrap();
-    assert!(
-        matches!(next, Appended::Created(ref m) if m.seq == 6),
-        "{next:?}"
-    );
+    let next = f.registry.call(a, text(Uuid::new_v4(), "after")).await.unwrap();
+    assert!(matches!(next, Appended::Created(ref m) if m.seq == 6), "{next:?}");
     let stats = f.registry.stats();
     assert_eq!(stats.panics, 1);
     assert_eq!(stats.restarts, 1);
-    assert_eq!(
-        stats.starts, starts_before,
-        "no conversation actor was started anew"
-    );
+    assert_eq!(stats.starts, starts_before, "no conversation actor was started anew");
 }
 
 #[actix::test]
 async fn idle_actors_retire_and_come_back_from_storage() {
     let f = fixture(Duration::from_millis(100));
     let conv = new_conversation(&f).await;
-    f.registry
-        .call(conv, text(Uuid::new_v4(), "one"))
-        .await
-        .unwrap();
+    f.registry.call(conv, text(Uuid::new_v4(), "one")).await.unwrap();
     assert_eq!(f.registry.stats().active, 1);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(f.registry.stats().active, 0, "idle actor was not retired");
-    let m = f
-        .registry
-        .call(conv, text(Uuid::new_v4(), "two"))
-        .await
-        .unwrap();
+    let m = f.registry.call(conv, text(Uuid::new_v4(), "two")).await.unwrap();
     assert_eq!(m.message().seq, 2);
     assert_eq!(f.registry.stats().starts, 2);
 }
@@ -225,22 +158,17 @@ async fn subscribers_see_durable_messages_in_seq_order() {
     let mut tasks = Vec::new();
     for i in 0..100 {
         let r = f.registry.clone();
-        tasks.push(actix::spawn(async move {
-            r.call(conv, text(Uuid::new_v4(), &format!("m{i}"))).await
-        }));
+        tasks.push(actix::spawn(async move { r.call(conv, text(Uuid::new_v4(), &format!("m{i}"))).await }));
     }
     for t in tasks {
         t.await.unwrap().unwrap();
     }
-    let change = ConversationChange {
-        status: Some(ConversationStatus::Escalated),
-        ..Default::default()
-    };
+    let change = ConversationChange { status: Some(ConversationStatus::Escalated), ..Default::default() };
     let updated = f.registry.call(conv, change).await.unwrap();
     assert_eq!(updated.status, ConversationStatus::Escalated);
     let mut seen = Vec::new();
     for _ in 0..100 {
-        match &*rx.recv().await.unwrap() {
+        match &rx.recv().await.unwrap().event {
             ConversationEvent::MessageNew(m) => {
                 // Published only once durable: it is already readable.
                 assert!(message::get(&f.db, conv, m.seq).unwrap().is_some());
@@ -251,23 +179,16 @@ async fn subscribers_see_durable_messages_in_seq_order() {
     }
     assert_eq!(seen, (1..=100).collect::<Vec<u64>>());
     assert!(
-        matches!(&*rx.recv().await.unwrap(), ConversationEvent::ConversationUpdated(c) if c.status == ConversationStatus::Escalated)
+        matches!(&rx.recv().await.unwrap().event, ConversationEvent::ConversationUpdated(c) if c.status == ConversationStatus::Escalated)
     );
-    assert_eq!(
-        conversation::get(&f.db, conv).unwrap().unwrap().status,
-        ConversationStatus::Escalated
-    );
+    assert_eq!(conversation::get(&f.db, conv).unwrap().unwrap().status, ConversationStatus::Escalated);
 }
 
 #[actix::test]
 async fn unknown_conversations_are_not_found_and_write_nothing() {
     let f = fixture(Duration::from_millis(100));
     let ghost = Uuid::now_v7();
-    let err = f
-        .registry
-        .call(ghost, text(Uuid::new_v4(), "x"))
-        .await
-        .unwrap_err();
+    let err = f.registry.call(ghost, text(Uuid::new_v4(), "x")).await.unwrap_err();
     assert!(matches!(err, ConversationError::NotFound));
     assert_eq!(message::last_seq(&f.db, ghost).unwrap(), 0);
     tokio::time::sleep(Duration::from_millis(400)).await;

@@ -3,9 +3,7 @@
 //! `valid_until`, so tokens issued just before a rotation stay good.
 
 use crate::config::Secret;
-use jsonwebtoken::{
-    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
-};
+use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utalk_storage::Timestamp;
@@ -83,10 +81,7 @@ impl Keyring {
     pub fn new(current: &Secret, previous: &[(Secret, Timestamp)]) -> Keyring {
         Keyring {
             current: Key::new(current.expose(), None),
-            previous: previous
-                .iter()
-                .map(|(s, t)| Key::new(s.expose(), Some(*t)))
-                .collect(),
+            previous: previous.iter().map(|(s, t)| Key::new(s.expose(), Some(*t))).collect(),
         }
     }
 
@@ -109,22 +104,17 @@ impl Keyring {
             return Err(TokenError::Invalid);
         }
         let kid = header.kid.ok_or(TokenError::Invalid)?;
-        let key = std::iter::once(&self.current)
-            .chain(&self.previous)
-            .find(|k| k.kid == kid)
-            .ok_or(TokenError::Invalid)?;
+        let key = std::iter::once(&self.current).chain(&self.previous).find(|k| k.kid == kid).ok_or(TokenError::Invalid)?;
         if key.valid_until.is_some_and(|t| Timestamp::now() > t) {
             return Err(TokenError::Invalid);
         }
         let mut v = Validation::new(Algorithm::HS256);
         v.leeway = 5;
         v.set_required_spec_claims(&["exp", "sub"]);
-        decode::<Claims>(token, &key.decoding, &v)
-            .map(|d| d.claims)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-                _ => TokenError::Invalid,
-            })
+        decode::<Claims>(token, &key.decoding, &v).map(|d| d.claims).map_err(|e| match e.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid,
+        })
     }
 }
 
@@ -134,14 +124,7 @@ mod tests {
 
     fn claims(exp_in: i64) -> Claims {
         let now = Timestamp::now().millis() / 1000;
-        Claims {
-            sub: Uuid::new_v4(),
-            typ: TokenType::Access,
-            role: Some("agent".into()),
-            cnv: None,
-            iat: now,
-            exp: now + exp_in,
-        }
+        Claims { sub: Uuid::new_v4(), typ: TokenType::Access, role: Some("agent".into()), cnv: None, iat: now, exp: now + exp_in }
     }
 
     const OLD: &str = "old-secret-old-secret-old-secret-0000";
@@ -151,10 +134,7 @@ mod tests {
     fn tokens_carry_the_kid_and_verify() {
         let k = Keyring::new(&Secret::new(NEW), &[]);
         let t = k.sign(&claims(60)).unwrap();
-        assert_eq!(
-            decode_header(&t).unwrap().kid.as_deref(),
-            Some(kid_of(NEW).as_str())
-        );
+        assert_eq!(decode_header(&t).unwrap().kid.as_deref(), Some(kid_of(NEW).as_str()));
         assert_eq!(k.verify(&t).unwrap().role.as_deref(), Some("agent"));
     }
 
@@ -162,15 +142,9 @@ mod tests {
     fn a_rotated_key_verifies_during_its_grace_period_only() {
         let old = Keyring::new(&Secret::new(OLD), &[]);
         let token = old.sign(&claims(600)).unwrap();
-        let in_grace = Keyring::new(
-            &Secret::new(NEW),
-            &[(Secret::new(OLD), Timestamp::now().plus_secs(60))],
-        );
+        let in_grace = Keyring::new(&Secret::new(NEW), &[(Secret::new(OLD), Timestamp::now().plus_secs(60))]);
         assert!(in_grace.verify(&token).is_ok());
-        let past_grace = Keyring::new(
-            &Secret::new(NEW),
-            &[(Secret::new(OLD), Timestamp::now().plus_secs(-1))],
-        );
+        let past_grace = Keyring::new(&Secret::new(NEW), &[(Secret::new(OLD), Timestamp::now().plus_secs(-1))]);
         assert_eq!(past_grace.verify(&token).unwrap_err(), TokenError::Invalid);
         let forgotten = Keyring::new(&Secret::new(NEW), &[]);
         assert_eq!(forgotten.verify(&token).unwrap_err(), TokenError::Invalid);
@@ -179,10 +153,7 @@ mod tests {
     #[test]
     fn expired_and_tampered_tokens_are_refused() {
         let k = Keyring::new(&Secret::new(NEW), &[]);
-        assert_eq!(
-            k.verify(&k.sign(&claims(-60)).unwrap()).unwrap_err(),
-            TokenError::Expired
-        );
+        assert_eq!(k.verify(&k.sign(&claims(-60)).unwrap()).unwrap_err(), TokenError::Expired);
         let t = k.sign(&claims(60)).unwrap();
         let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
         parts[1] = parts[1].chars().rev().collect();

@@ -13,10 +13,7 @@ pub struct Limiter {
 impl Limiter {
     /// A limiter with the given window.
     pub fn new(window: Duration) -> Self {
-        Self {
-            window,
-            entries: Mutex::new(HashMap::new()),
-        }
+        Self { window, entries: Mutex::new(HashMap::new()) }
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, (Instant, u32)>) -> T) -> T {
@@ -32,9 +29,7 @@ impl Limiter {
     /// Seconds until `key` may try again, if it has reached `limit`.
     pub fn blocked_for(&self, key: &str, limit: u32) -> Option<u64> {
         self.with(|map| match map.get(key) {
-            Some((start, n)) if start.elapsed() < self.window && *n >= limit => {
-                Some((self.window - start.elapsed()).as_secs().max(1))
-            }
+            Some((start, n)) if start.elapsed() < self.window && *n >= limit => Some((self.window - start.elapsed()).as_secs().max(1)),
             _ => None,
         })
     }

@@ -13,7 +13,7 @@ use limiter::Limiter;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-use utalk_actors::StoreWriter;
+use utalk_actors::{Authenticator, Identity, StoreWriter};
 use utalk_storage::model::{token, user, AuditEvent, RefreshToken, Role, User};
 use utalk_storage::{Batch, Db, Map, StoreError, Timestamp};
 use uuid::Uuid;
@@ -53,12 +53,7 @@ pub struct UserView {
 
 impl From<&User> for UserView {
     fn from(u: &User) -> Self {
-        UserView {
-            id: u.id,
-            email: u.email.clone(),
-            role: u.role.as_str().into(),
-            created_at: u.created_at,
-        }
+        UserView { id: u.id, email: u.email.clone(), role: u.role.as_str().into(), created_at: u.created_at }
     }
 }
 
@@ -96,9 +91,7 @@ pub async fn create_user(
 ) -> Result<User, CreateUserError> {
     let email = user::normalize_email(email);
     let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(l, d)| {
-            !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.')
-        })
+        && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
         && !email.contains(char::is_whitespace)
         && !email.contains('\0');
     if !valid {
@@ -113,22 +106,9 @@ pub async fn create_user(
         .await
         .map_err(|e| CreateUserError::Hash(e.to_string()))?
         .map_err(|e| CreateUserError::Hash(e.to_string()))?;
-    let u = User {
-        id: Uuid::now_v7(),
-        email,
-        role,
-        password_hash: hash,
-        created_at: Timestamp::now(),
-        disabled: false,
-    };
+    let u = User { id: Uuid::now_v7(), email, role, password_hash: hash, created_at: Timestamp::now(), disabled: false };
     let mut batch = user::create_batch(&u).map_err(StoreError::from)?;
-    AuditEvent::new(
-        actor,
-        "user.create",
-        format!("{} ({})", u.email, u.role.as_str()),
-    )
-    .add_to(&mut batch)
-    .map_err(StoreError::from)?;
+    AuditEvent::new(actor, "user.create", format!("{} ({})", u.email, u.role.as_str())).add_to(&mut batch).map_err(StoreError::from)?;
     writer.commit(batch).await?;
     Ok(u)
 }
@@ -156,30 +136,24 @@ fn hash_token(token: &str) -> [u8; 32] {
 
 impl AuthService {
     /// Builds the service; without a configured secret, one is generated once and kept in the database.
-    pub async fn new(
-        db: Db,
-        writer: StoreWriter,
-        secret: Option<Secret>,
-        config: AuthConfig,
-    ) -> Result<AuthService, anyhow::Error> {
+    pub async fn new(db: Db, writer: StoreWriter, secret: Option<Secret>, config: AuthConfig) -> Result<AuthService, anyhow::Error> {
         let secret = match secret {
             Some(s) => s,
-            None => match db.get_raw(Map::Meta, META_JWT_SECRET)? {
-                Some(v) => Secret::new(
-                    String::from_utf8(v)
-                        .map_err(|_| anyhow::anyhow!("stored signing secret is not UTF-8"))?,
-                ),
-                None => {
-                    let mut bytes = [0u8; 48];
-                    rand::thread_rng().fill_bytes(&mut bytes);
-                    let s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-                    let mut b = Batch::new();
-                    b.put_raw(Map::Meta, META_JWT_SECRET.to_vec(), s.clone().into_bytes());
-                    writer.commit(b).await?;
-                    tracing::info!("generated a token signing secret and stored it in the data directory (set UTALK_JWT_SECRET to manage it yourself)");
-                    Secret::new(s)
+            None => {
+                match db.get_raw(Map::Meta, META_JWT_SECRET)? {
+                    Some(v) => Secret::new(String::from_utf8(v).map_err(|_| anyhow::anyhow!("stored signing secret is not UTF-8"))?),
+                    None => {
+                        let mut bytes = [0u8; 48];
+                        rand::thread_rng().fill_bytes(&mut bytes);
+                        let s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+                        let mut b = Batch::new();
+                        b.put_raw(Map::Meta, META_JWT_SECRET.to_vec(), s.clone().into_bytes());
+                        writer.commit(b).await?;
+                        tracing::info!("generated a token signing secret and stored it in the data directory (set UTALK_JWT_SECRET to manage it yourself)");
+                        Secret::new(s)
+                    }
                 }
-            },
+            }
         };
         let previous: Vec<(Secret, Timestamp)> = config
             .previous_jwt_secrets
@@ -202,6 +176,23 @@ impl AuthService {
     /// Verifies a bearer token.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
         self.keys.verify(token)
+    }
+
+    /// Who a token belongs to, or the error code that refuses it
+    /// (`missing_token`, `invalid_token`, `token_expired`).
+    pub fn identity(&self, token: Option<&str>) -> Result<Identity, &'static str> {
+        let token = token.map(str::trim).filter(|t| !t.is_empty()).ok_or("missing_token")?;
+        let claims = self.keys.verify(token).map_err(|e| match e {
+            TokenError::Expired => "token_expired",
+            TokenError::Invalid => "invalid_token",
+        })?;
+        match claims.typ {
+            TokenType::Access => {
+                let role = claims.role.as_deref().and_then(Role::parse).ok_or("invalid_token")?;
+                Ok(Identity::Staff { user_id: claims.sub, role })
+            }
+            TokenType::Widget => Ok(Identity::Widget { conversation_id: claims.cnv.ok_or("invalid_token")? }),
+        }
     }
 
     fn access_token(&self, u: &User) -> Result<String, ApiError> {
@@ -228,38 +219,23 @@ impl AuthService {
             iat: now,
             exp: now + self.config.widget_ttl_secs as i64,
         };
-        Ok((
-            self.keys.sign(&claims).map_err(ApiError::internal)?,
-            self.config.widget_ttl_secs,
-        ))
+        Ok((self.keys.sign(&claims).map_err(ApiError::internal)?, self.config.widget_ttl_secs))
     }
 
     /// Counts a widget session for `ip`; refuses past the per-minute limit.
     pub fn admit_widget_session(&self, ip: &str) -> Result<(), ApiError> {
         let limit = self.config.widget_sessions_per_ip_per_minute;
         if let Some(wait) = self.widget_sessions.blocked_for(ip, limit) {
-            return Err(ApiError::rate_limited(
-                "rate_limited",
-                "too many widget sessions from this address",
-                wait,
-            ));
+            return Err(ApiError::rate_limited("rate_limited", "too many widget sessions from this address", wait));
         }
         self.widget_sessions.hit(ip);
         Ok(())
     }
 
-    async fn issue_pair(
-        &self,
-        u: &User,
-        family: Uuid,
-        replacing: Option<([u8; 32], RefreshToken)>,
-    ) -> Result<TokenPair, ApiError> {
+    async fn issue_pair(&self, u: &User, family: Uuid, replacing: Option<([u8; 32], RefreshToken)>) -> Result<TokenPair, ApiError> {
         let mut raw = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut raw);
-        let refresh = format!(
-            "rt_{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-        );
+        let refresh = format!("rt_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw));
         let hash = hash_token(&refresh);
         let record = RefreshToken {
             user_id: u.id,
@@ -284,44 +260,20 @@ impl AuthService {
     }
 
     /// Checks a password login, throttled per account and per client address.
-    pub async fn login(
-        &self,
-        email: &str,
-        password: &str,
-        ip: &str,
-    ) -> Result<TokenPair, ApiError> {
+    pub async fn login(&self, email: &str, password: &str, ip: &str) -> Result<TokenPair, ApiError> {
         let account = user::normalize_email(email);
         let ip_key = format!("ip:{ip}");
         let acct_key = format!("acct:{account}");
-        if let Some(wait) = self
-            .account_failures
-            .blocked_for(&acct_key, self.config.max_failures_per_account)
-        {
-            return Err(ApiError::rate_limited(
-                "too_many_attempts",
-                "too many failed logins for this account; wait and retry",
-                wait,
-            ));
+        if let Some(wait) = self.account_failures.blocked_for(&acct_key, self.config.max_failures_per_account) {
+            return Err(ApiError::rate_limited("too_many_attempts", "too many failed logins for this account; wait and retry", wait));
         }
-        if let Some(wait) = self
-            .ip_failures
-            .blocked_for(&ip_key, self.config.max_failures_per_ip)
-        {
-            return Err(ApiError::rate_limited(
-                "too_many_attempts",
-                "too many failed logins from this address; wait and retry",
-                wait,
-            ));
+        if let Some(wait) = self.ip_failures.blocked_for(&ip_key, self.config.max_failures_per_ip) {
+            return Err(ApiError::rate_limited("too_many_attempts", "too many failed logins from this address; wait and retry", wait));
         }
         let found = user::by_email(&self.db, &account)?;
-        let phc = found
-            .as_ref()
-            .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| password::dummy_hash().to_owned());
+        let phc = found.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| password::dummy_hash().to_owned());
         let pw = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &phc))
-            .await
-            .map_err(ApiError::internal)?;
+        let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &phc)).await.map_err(ApiError::internal)?;
         match found {
             Some(u) if ok && !u.disabled => {
                 self.account_failures.clear(&acct_key);
@@ -331,22 +283,14 @@ impl AuthService {
                 self.account_failures.hit(&acct_key);
                 self.ip_failures.hit(&ip_key);
                 tracing::warn!(ip, "failed login");
-                Err(ApiError::unauthorized(
-                    "invalid_credentials",
-                    "email or password is wrong",
-                ))
+                Err(ApiError::unauthorized("invalid_credentials", "email or password is wrong"))
             }
         }
     }
 
     /// Exchanges a refresh token for a new pair; the old one stops working.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, ApiError> {
-        let invalid = || {
-            ApiError::unauthorized(
-                "invalid_refresh_token",
-                "refresh token is unknown, used or expired",
-            )
-        };
+        let invalid = || ApiError::unauthorized("invalid_refresh_token", "refresh token is unknown, used or expired");
         let _guard = self.refresh_lock.lock().await;
         let hash = hash_token(refresh_token);
         let record = token::get(&self.db, &hash)?.ok_or_else(invalid)?;
@@ -357,14 +301,9 @@ impl AuthService {
             let user_id = record.user_id;
             self.revoke_chain(hash, record).await?;
             tracing::warn!(user = %user_id, "refresh token reused; its family is revoked");
-            return Err(ApiError::unauthorized(
-                "refresh_token_reused",
-                "refresh token was already used; log in again",
-            ));
+            return Err(ApiError::unauthorized("refresh_token_reused", "refresh token was already used; log in again"));
         }
-        let u = user::get(&self.db, record.user_id)?
-            .filter(|u| !u.disabled)
-            .ok_or_else(invalid)?;
+        let u = user::get(&self.db, record.user_id)?.filter(|u| !u.disabled).ok_or_else(invalid)?;
         let family = record.family;
         self.issue_pair(&u, family, Some((hash, record))).await
     }
@@ -385,5 +324,11 @@ impl AuthService {
         }
         self.writer.commit(b).await?;
         Ok(())
+    }
+}
+
+impl Authenticator for AuthService {
+    fn authenticate(&self, token: Option<&str>) -> Result<Identity, &'static str> {
+        self.identity(token)
     }
 }

@@ -1,11 +1,11 @@
 //! Who is calling: the extractor that checks the bearer token.
 
-use super::keys::{TokenError, TokenType};
 use super::AuthService;
 use crate::error::ApiError;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use std::future::{ready, Ready};
+use utalk_actors::Identity;
 use utalk_storage::model::Role;
 use uuid::Uuid;
 
@@ -31,10 +31,7 @@ impl Principal {
     pub fn require(&self, allowed: &[Role]) -> Result<(Uuid, Role), ApiError> {
         match *self {
             Principal::Staff { user_id, role } if allowed.contains(&role) => Ok((user_id, role)),
-            Principal::Staff { role, .. } => Err(ApiError::forbidden(format!(
-                "role {} may not do this",
-                role.as_str()
-            ))),
+            Principal::Staff { role, .. } => Err(ApiError::forbidden(format!("role {} may not do this", role.as_str()))),
             Principal::Widget { .. } => Err(ApiError::forbidden("widget tokens may not do this")),
         }
     }
@@ -44,9 +41,7 @@ impl Principal {
         match *self {
             Principal::Staff { .. } => Ok(()),
             Principal::Widget { conversation_id } if conversation_id == conversation => Ok(()),
-            Principal::Widget { .. } => Err(ApiError::forbidden(
-                "widget tokens reach only their own conversation",
-            )),
+            Principal::Widget { .. } => Err(ApiError::forbidden("widget tokens reach only their own conversation")),
         }
     }
 }
@@ -58,43 +53,35 @@ pub const READERS: &[Role] = &[Role::Admin, Role::Operator, Role::Agent, Role::R
 
 /// Checks a bearer token with the service.
 pub fn authenticate(auth: &AuthService, header: Option<&str>) -> Result<Principal, ApiError> {
-    let header = header.ok_or_else(|| {
-        ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>")
-    })?;
+    let header = header.ok_or_else(|| ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>"))?;
     let token = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            ApiError::unauthorized("missing_token", "Authorization must be `Bearer <token>`")
-        })?;
-    let claims = auth.verify(token).map_err(|e| match e {
-        TokenError::Expired => ApiError::unauthorized(
-            "token_expired",
-            "token has expired; refresh or log in again",
-        ),
-        TokenError::Invalid => ApiError::unauthorized("invalid_token", "token is not valid"),
-    })?;
-    match claims.typ {
-        TokenType::Access => {
-            let role = claims
-                .role
-                .as_deref()
-                .and_then(Role::parse)
-                .ok_or_else(|| {
-                    ApiError::unauthorized("invalid_token", "token has no valid role")
-                })?;
-            Ok(Principal::Staff {
-                user_id: claims.sub,
-                role,
-            })
+        .ok_or_else(|| ApiError::unauthorized("missing_token", "Authorization must be `Bearer <token>`"))?;
+    auth.identity(Some(token)).map(Principal::from).map_err(|code| {
+        let message = match code {
+            "token_expired" => "token has expired; refresh or log in again",
+            "missing_token" => "Authorization must be `Bearer <token>`",
+            _ => "token is not valid",
+        };
+        ApiError::unauthorized(code, message)
+    })
+}
+
+impl From<Identity> for Principal {
+    fn from(i: Identity) -> Self {
+        match i {
+            Identity::Staff { user_id, role } => Principal::Staff { user_id, role },
+            Identity::Widget { conversation_id } => Principal::Widget { conversation_id },
         }
-        TokenType::Widget => {
-            let conversation_id = claims.cnv.ok_or_else(|| {
-                ApiError::unauthorized("invalid_token", "widget token has no conversation")
-            })?;
-            Ok(Principal::Widget { conversation_id })
+    }
+}
+
+impl From<Principal> for Identity {
+    fn from(p: Principal) -> Self {
+        match p {
+            Principal::Staff { user_id, role } => Identity::Staff { user_id, role },
+            Principal::Widget { conversation_id } => Identity::Widget { conversation_id },
         }
     }
 }
@@ -105,14 +92,9 @@ impl FromRequest for Principal {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let Some(auth) = req.app_data::<web::Data<AuthService>>() else {
-            return ready(Err(ApiError::internal(
-                "auth service missing from app data",
-            )));
+            return ready(Err(ApiError::internal("auth service missing from app data")));
         };
-        let header = req
-            .headers()
-            .get(actix_web::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
+        let header = req.headers().get(actix_web::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         ready(authenticate(auth, header))
     }
 }

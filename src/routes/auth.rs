@@ -7,9 +7,7 @@ use serde::Deserialize;
 use utalk_storage::model::user;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/auth/login", web::post().to(login))
-        .route("/auth/refresh", web::post().to(refresh))
-        .route("/auth/me", web::get().to(me));
+    cfg.route("/auth/login", web::post().to(login)).route("/auth/refresh", web::post().to(refresh)).route("/auth/me", web::get().to(me));
 }
 
 /// Login with email and password.
@@ -24,9 +22,7 @@ pub struct LoginRequest {
 
 impl std::fmt::Debug for LoginRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginRequest")
-            .field("email", &self.email)
-            .finish_non_exhaustive()
+        f.debug_struct("LoginRequest").field("email", &self.email).finish_non_exhaustive()
     }
 }
 
@@ -41,24 +37,15 @@ pub struct RefreshRequest {
 /// Logs a staff user in.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials"), (status = 429, description = "too_many_attempts")))]
-pub async fn login(
-    req: HttpRequest,
-    auth: web::Data<AuthService>,
-    body: web::Json<LoginRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let pair = auth
-        .login(&body.email, &body.password, &client_ip(&req))
-        .await?;
+pub async fn login(req: HttpRequest, auth: web::Data<AuthService>, body: web::Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
+    let pair = auth.login(&body.email, &body.password, &client_ip(&req)).await?;
     Ok(HttpResponse::Ok().json(pair))
 }
 
 /// Exchanges a refresh token for a new pair; the old token stops working.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid_refresh_token or refresh_token_reused")))]
-pub async fn refresh(
-    auth: web::Data<AuthService>,
-    body: web::Json<RefreshRequest>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn refresh(auth: web::Data<AuthService>, body: web::Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(auth.refresh(&body.refresh_token).await?))
 }
 
@@ -66,7 +53,6 @@ pub async fn refresh(
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = UserView), (status = 401)), security(("bearer" = [])))]
 pub async fn me(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
     let (id, _) = who.require(crate::auth::principal::READERS)?;
-    let u = user::get(&state.db, id)?
-        .ok_or_else(|| ApiError::unauthorized("invalid_token", "user no longer exists"))?;
+    let u = user::get(&state.db, id)?.ok_or_else(|| ApiError::unauthorized("invalid_token", "user no longer exists"))?;
     Ok(HttpResponse::Ok().json(UserView::from(&u)))
 }

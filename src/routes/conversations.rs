@@ -6,10 +6,7 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
 use utalk_actors::ConversationChange;
-use utalk_storage::model::{
-    conversation, message, user, Channel, Conversation, ConversationFilter, ConversationStatus,
-    Customer,
-};
+use utalk_storage::model::{conversation, message, user, Channel, Conversation, ConversationFilter, ConversationStatus, Customer};
 use utalk_storage::Timestamp;
 use uuid::Uuid;
 
@@ -34,10 +31,7 @@ pub struct ConversationView {
 /// Adds the last seq to a conversation read from storage.
 pub fn view(state: &AppState, c: Conversation) -> Result<ConversationView, ApiError> {
     let last_seq = message::last_seq(&state.db, c.id)?;
-    Ok(ConversationView {
-        conversation: c,
-        last_seq,
-    })
+    Ok(ConversationView { conversation: c, last_seq })
 }
 
 /// A new conversation.
@@ -55,10 +49,9 @@ pub struct NewConversation {
 
 fn check_len(field: &str, v: &Option<String>, max: usize) -> Result<(), ApiError> {
     match v {
-        Some(s) if s.chars().count() > max => Err(ApiError::invalid(
-            "validation_failed",
-            format!("{field} must have at most {max} characters"),
-        )),
+        Some(s) if s.chars().count() > max => {
+            Err(ApiError::invalid("validation_failed", format!("{field} must have at most {max} characters")))
+        }
         _ => Ok(()),
     }
 }
@@ -71,22 +64,14 @@ pub fn check_customer(c: &Customer) -> Result<(), ApiError> {
     if let Some(p) = &c.phone {
         let digits = p.strip_prefix('+').unwrap_or(p);
         if digits.is_empty() || !digits.chars().all(|ch| ch.is_ascii_digit()) {
-            return Err(ApiError::invalid(
-                "validation_failed",
-                "customer.phone must be digits, optionally with a leading +",
-            ));
+            return Err(ApiError::invalid("validation_failed", "customer.phone must be digits, optionally with a leading +"));
         }
     }
     Ok(())
 }
 
 /// Stores a new conversation.
-pub async fn open(
-    state: &AppState,
-    channel: Channel,
-    customer: Customer,
-    subject: Option<String>,
-) -> Result<Conversation, ApiError> {
+pub async fn open(state: &AppState, channel: Channel, customer: Customer, subject: Option<String>) -> Result<Conversation, ApiError> {
     check_customer(&customer)?;
     check_len("subject", &subject, 200)?;
     let now = Timestamp::now();
@@ -101,28 +86,18 @@ pub async fn open(
         created_at: now,
         updated_at: now,
     };
-    state
-        .writer
-        .commit(conversation::put_batch(None, &c)?)
-        .await?;
+    state.writer.commit(conversation::put_batch(None, &c)?).await?;
     Ok(c)
 }
 
 /// Opens a conversation.
 #[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = NewConversation,
     responses((status = 201, body = ConversationView), (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
-pub async fn create(
-    state: web::Data<AppState>,
-    who: Principal,
-    body: web::Json<NewConversation>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create(state: web::Data<AppState>, who: Principal, body: web::Json<NewConversation>) -> Result<HttpResponse, ApiError> {
     who.require(WRITERS)?;
     let body = body.into_inner();
     let c = open(&state, body.channel, body.customer, body.subject).await?;
-    Ok(HttpResponse::Created().json(ConversationView {
-        conversation: c,
-        last_seq: 0,
-    }))
+    Ok(HttpResponse::Created().json(ConversationView { conversation: c, last_seq: 0 }))
 }
 
 /// Filters and paging of the conversation list.
@@ -144,49 +119,29 @@ pub struct ListQuery {
 /// Lists conversations, oldest first.
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery),
     responses((status = 200, body = Page<ConversationView>), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(
-    state: web::Data<AppState>,
-    who: Principal,
-    q: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, who: Principal, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let status = match &q.status {
-        Some(s) => Some(ConversationStatus::parse(s).ok_or_else(|| {
-            ApiError::invalid("invalid_status", "status must be open, escalated or closed")
-        })?),
+        Some(s) => Some(
+            ConversationStatus::parse(s).ok_or_else(|| ApiError::invalid("invalid_status", "status must be open, escalated or closed"))?,
+        ),
         None => None,
     };
     let after = match &q.cursor {
-        Some(c) => Some(Uuid::parse_str(c).map_err(|_| {
-            ApiError::bad_request("invalid_cursor", "cursor is not one this server returned")
-        })?),
+        Some(c) => Some(Uuid::parse_str(c).map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not one this server returned"))?),
         None => None,
     };
     let limit = page_size(q.limit)?;
-    let filter = ConversationFilter {
-        status,
-        assignee_id: q.assignee_id,
-        bot_enabled: q.bot_enabled,
-    };
+    let filter = ConversationFilter { status, assignee_id: q.assignee_id, bot_enabled: q.bot_enabled };
     let (items, next) = conversation::list(&state.db, &filter, after, limit)?;
-    let items = items
-        .into_iter()
-        .map(|c| view(&state, c))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(Page {
-        items,
-        next_cursor: next.map(|n| n.to_string()),
-    }))
+    let items = items.into_iter().map(|c| view(&state, c)).collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|n| n.to_string()) }))
 }
 
 /// Reads a conversation.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)),
     responses((status = 200, body = ConversationView), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn get(
-    state: web::Data<AppState>,
-    who: Principal,
-    id: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn get(state: web::Data<AppState>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     who.may_read(id)?;
     let c = conversation::get(&state.db, id)?.ok_or_else(|| ApiError::not_found("conversation"))?;
@@ -194,9 +149,7 @@ pub async fn get(
 }
 
 /// Distinguishes a field set to null from a field left out.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
-    d: D,
-) -> Result<Option<Option<T>>, D::Error> {
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 
@@ -225,26 +178,15 @@ pub async fn patch(
     let id = id.into_inner();
     let body = body.into_inner();
     if body.status.is_none() && body.assignee_id.is_none() {
-        return Err(ApiError::invalid(
-            "empty_change",
-            "send status and/or assigneeId",
-        ));
+        return Err(ApiError::invalid("empty_change", "send status and/or assigneeId"));
     }
     if let Some(Some(a)) = body.assignee_id {
-        let u = user::get(&state.db, a)?
-            .ok_or_else(|| ApiError::invalid("unknown_assignee", "assigneeId is not a user"))?;
+        let u = user::get(&state.db, a)?.ok_or_else(|| ApiError::invalid("unknown_assignee", "assigneeId is not a user"))?;
         if u.disabled || u.role == utalk_storage::model::Role::Readonly {
-            return Err(ApiError::invalid(
-                "unknown_assignee",
-                "assigneeId cannot take conversations",
-            ));
+            return Err(ApiError::invalid("unknown_assignee", "assigneeId cannot take conversations"));
         }
     }
-    let change = ConversationChange {
-        status: body.status,
-        assignee_id: body.assignee_id,
-        bot_enabled: None,
-    };
+    let change = ConversationChange { status: body.status, assignee_id: body.assignee_id, bot_enabled: None };
     let updated = state.registry.call(id, change).await?;
     Ok(HttpResponse::Ok().json(view(&state, (*updated).clone())?))
 }

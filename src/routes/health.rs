@@ -46,6 +46,7 @@ pub async fn database(state: web::Data<AppState>) -> HttpResponse {
 pub async fn socket(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "status": "ok",
+        "connections": state.sockets.counts(),
         "subscriptions": state.registry.broker().subscriptions(),
         "conversationActors": state.registry.stats(),
     }))

@@ -4,18 +4,13 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
+use utalk_actors::conversation::InvalidMessage;
 use utalk_actors::{AppendRequest, Appended};
-use utalk_storage::model::{
-    conversation, message, Author, AuthorType, Direction, Message, MessageStatus,
-};
+use utalk_storage::model::{conversation, message, Message};
 use uuid::Uuid;
 
-/// Longest message text, in characters.
-pub const MAX_TEXT_CHARS: usize = 4096;
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/conversations/{id}/messages", web::post().to(send))
-        .route("/conversations/{id}/messages", web::get().to(list));
+    cfg.route("/conversations/{id}/messages", web::post().to(send)).route("/conversations/{id}/messages", web::get().to(list));
 }
 
 /// A message to send.
@@ -30,55 +25,18 @@ pub struct SendMessage {
     pub media_id: Option<Uuid>,
 }
 
-/// Who the message is from, and how it is stored, by caller.
-pub fn request_for(
-    who: &Principal,
-    conversation: Uuid,
-    body: SendMessage,
-) -> Result<AppendRequest, ApiError> {
+/// The append request for a client's message, checked as the socket path checks it.
+pub fn request_for(who: &Principal, conversation: Uuid, body: SendMessage) -> Result<AppendRequest, ApiError> {
     who.may_read(conversation)?;
-    let (author, direction, status) = match *who {
-        Principal::Widget { .. } => (
-            Author {
-                kind: AuthorType::Customer,
-                id: None,
-            },
-            Direction::Inbound,
-            MessageStatus::Received,
-        ),
-        Principal::Staff { .. } => {
-            let (user_id, _) = who.require(WRITERS)?;
-            (
-                Author {
-                    kind: AuthorType::Agent,
-                    id: Some(user_id),
-                },
-                Direction::Outbound,
-                MessageStatus::Sent,
-            )
+    if let Principal::Staff { .. } = who {
+        who.require(WRITERS)?;
+    }
+    AppendRequest::from_client(&(*who).into(), conversation, body.message_id, body.text, body.media_id).map_err(|e| {
+        let (code, message) = e.describe();
+        match e {
+            InvalidMessage::Forbidden => ApiError::forbidden(message),
+            _ => ApiError::invalid(code, message),
         }
-    };
-    let text = body.text.filter(|t| !t.trim().is_empty());
-    if text.is_none() && body.media_id.is_none() {
-        return Err(ApiError::invalid("empty_message", "send text or mediaId"));
-    }
-    if text
-        .as_ref()
-        .is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS)
-    {
-        return Err(ApiError::invalid(
-            "text_too_long",
-            format!("text must have at most {MAX_TEXT_CHARS} characters"),
-        ));
-    }
-    Ok(AppendRequest {
-        message_id: body.message_id,
-        author,
-        direction,
-        text,
-        media_id: body.media_id,
-        status,
-        provider_id: None,
     })
 }
 
@@ -130,11 +88,6 @@ pub async fn list(
     let limit = super::page_size(q.limit)?;
     let after = q.cursor.or(q.after_seq).unwrap_or(0);
     let items = message::after(&state.db, id, after, limit)?;
-    let next = (items.len() == limit)
-        .then(|| items.last().map(|m| m.seq.to_string()))
-        .flatten();
-    Ok(HttpResponse::Ok().json(super::Page {
-        items,
-        next_cursor: next,
-    }))
+    let next = (items.len() == limit).then(|| items.last().map(|m| m.seq.to_string())).flatten();
+    Ok(HttpResponse::Ok().json(super::Page { items, next_cursor: next }))
 }

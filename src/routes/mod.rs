@@ -5,6 +5,7 @@ pub mod conversations;
 pub mod health;
 pub mod messages;
 pub mod openapi;
+pub mod socket;
 pub mod users;
 pub mod widget;
 
@@ -13,34 +14,27 @@ use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::{web, HttpRequest};
 
 /// Registers every route.
-pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(max_body)
-            .error_handler(|e, _| json_error(e).into()),
-    )
-    .app_data(web::PayloadConfig::new(max_body))
-    .app_data(web::QueryConfig::default().error_handler(|e, _| query_error(e).into()))
-    .app_data(web::PathConfig::default().error_handler(|e, _| path_error(e).into()))
-    .service(
-        web::scope("/api/v1")
-            .configure(auth::configure)
-            .configure(widget::configure)
-            .configure(conversations::configure)
-            .configure(messages::configure)
-            .configure(users::configure)
-            .configure(openapi::configure),
-    )
-    .configure(health::configure)
-    .default_service(web::to(not_found));
+pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_payload: usize) {
+    cfg.app_data(web::JsonConfig::default().limit(max_body).error_handler(|e, _| json_error(e).into()))
+        .app_data(web::PayloadConfig::new(max_body))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| query_error(e).into()))
+        .app_data(web::PathConfig::default().error_handler(|e, _| path_error(e).into()))
+        .service(
+            web::scope("/api/v1")
+                .configure(auth::configure)
+                .configure(widget::configure)
+                .configure(conversations::configure)
+                .configure(messages::configure)
+                .configure(users::configure)
+                .configure(openapi::configure),
+        )
+        .configure(health::configure)
+        .configure(|c| socket::configure(c, max_socket_payload))
+        .default_service(web::to(not_found));
 }
 
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::new(
-        actix_web::http::StatusCode::NOT_FOUND,
-        "route_not_found",
-        format!("no route for {} {}", req.method(), req.path()),
-    ))
+    Err(ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "route_not_found", format!("no route for {} {}", req.method(), req.path())))
 }
 
 /// Maps body errors to the documented statuses: 413 too large, 415 not JSON,
@@ -62,9 +56,7 @@ pub fn json_error(e: JsonPayloadError) -> ApiError {
             "unsupported_media_type",
             "send Content-Type: application/json",
         ),
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::invalid("validation_failed", e.to_string())
-        }
+        JsonPayloadError::Deserialize(e) if e.is_data() => ApiError::invalid("validation_failed", e.to_string()),
         JsonPayloadError::Deserialize(e) => ApiError::bad_request("malformed_json", e.to_string()),
         other => ApiError::bad_request("malformed_body", other.to_string()),
     }
@@ -80,9 +72,7 @@ fn path_error(e: PathError) -> ApiError {
 
 /// The client's address for throttling.
 pub fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
 }
 
 /// A list page: `{items, nextCursor}`.
@@ -99,14 +89,8 @@ pub struct Page<T: utoipa::ToSchema> {
 pub fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(50),
-        Some(0) => Err(ApiError::invalid(
-            "invalid_limit",
-            "limit must be between 1 and 200",
-        )),
-        Some(n) if n > 200 => Err(ApiError::invalid(
-            "invalid_limit",
-            "limit must be between 1 and 200",
-        )),
+        Some(0) => Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 200")),
+        Some(n) if n > 200 => Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 200")),
         Some(n) => Ok(n),
     }
 }

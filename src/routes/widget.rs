@@ -46,21 +46,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     auth.admit_widget_session(&client_ip(&req))?;
     let b = body.into_inner();
-    let conv = super::conversations::open(
-        &state,
-        Channel::Web,
-        Customer {
-            name: b.name,
-            phone: b.phone,
-            email: b.email,
-        },
-        None,
-    )
-    .await?;
+    let conv = super::conversations::open(&state, Channel::Web, Customer { name: b.name, phone: b.phone, email: b.email }, None).await?;
     let (token, expires_in) = auth.widget_token(conv.id)?;
-    Ok(HttpResponse::Created().json(WidgetSession {
-        token,
-        conversation_id: conv.id,
-        expires_in,
-    }))
+    Ok(HttpResponse::Created().json(WidgetSession { token, conversation_id: conv.id, expires_in }))
 }

@@ -6,15 +6,8 @@ use crate::maps::Map;
 /// One change in a [`Batch`].
 #[derive(Debug, Clone)]
 pub(crate) enum Op {
-    Put {
-        map: Map,
-        key: Vec<u8>,
-        value: Vec<u8>,
-    },
-    Delete {
-        map: Map,
-        key: Vec<u8>,
-    },
+    Put { map: Map, key: Vec<u8>, value: Vec<u8> },
+    Delete { map: Map, key: Vec<u8> },
 }
 
 /// A set of changes that reach the disk together or not at all.
@@ -34,12 +27,7 @@ impl Batch {
         Self::default()
     }
     /// Stores `value` under `key` in `map`.
-    pub fn put<V: Record>(
-        &mut self,
-        map: Map,
-        key: Key,
-        value: &V,
-    ) -> Result<&mut Self, CodecError> {
+    pub fn put<V: Record>(&mut self, map: Map, key: Key, value: &V) -> Result<&mut Self, CodecError> {
         let value = encode(value)?;
         Ok(self.put_raw(map, key.into_bytes(), value))
     }

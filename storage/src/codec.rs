@@ -22,11 +22,7 @@ pub trait Record: Serialize + DeserializeOwned {
     /// # Errors
     /// The default knows no older versions.
     fn upgrade(version: u16, _payload: &[u8]) -> Result<Self, CodecError> {
-        Err(CodecError::UnknownVersion {
-            kind: Self::KIND,
-            found: version,
-            supported: Self::VERSION,
-        })
+        Err(CodecError::UnknownVersion { kind: Self::KIND, found: version, supported: Self::VERSION })
     }
 }
 
@@ -35,10 +31,7 @@ pub fn encode<V: Record>(value: &V) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(128);
     out.push(TAG);
     out.extend_from_slice(&V::VERSION.to_be_bytes());
-    rmp_serde::encode::write_named(&mut out, value).map_err(|source| CodecError::Encode {
-        kind: V::KIND,
-        source,
-    })?;
+    rmp_serde::encode::write_named(&mut out, value).map_err(|source| CodecError::Encode { kind: V::KIND, source })?;
     Ok(out)
 }
 
@@ -54,16 +47,9 @@ pub fn decode<V: Record>(bytes: &[u8]) -> Result<V, CodecError> {
     let version = u16::from_be_bytes([rest[0], rest[1]]);
     let payload = &rest[2..];
     if version == V::VERSION {
-        rmp_serde::from_slice(payload).map_err(|source| CodecError::Decode {
-            kind: V::KIND,
-            source,
-        })
+        rmp_serde::from_slice(payload).map_err(|source| CodecError::Decode { kind: V::KIND, source })
     } else if version > V::VERSION {
-        Err(CodecError::UnknownVersion {
-            kind: V::KIND,
-            found: version,
-            supported: V::VERSION,
-        })
+        Err(CodecError::UnknownVersion { kind: V::KIND, found: version, supported: V::VERSION })
     } else {
         V::upgrade(version, payload)
     }
@@ -94,21 +80,10 @@ mod tests {
         fn upgrade(version: u16, payload: &[u8]) -> Result<Self, CodecError> {
             match version {
                 1 => {
-                    let old: V1 =
-                        rmp_serde::from_slice(payload).map_err(|source| CodecError::Decode {
-                            kind: "sample",
-                            source,
-                        })?;
-                    Ok(V2 {
-                        name: old.name,
-                        lang: Some("es".into()),
-                    })
+                    let old: V1 = rmp_serde::from_slice(payload).map_err(|source| CodecError::Decode { kind: "sample", source })?;
+                    Ok(V2 { name: old.name, lang: Some("es".into()) })
                 }
-                _ => Err(CodecError::UnknownVersion {
-                    kind: Self::KIND,
-                    found: version,
-                    supported: 2,
-                }),
+                _ => Err(CodecError::UnknownVersion { kind: Self::KIND, found: version, supported: 2 }),
             }
         }
     }
@@ -117,40 +92,22 @@ mod tests {
     fn envelope_bytes_are_pinned() {
         let bytes = encode(&V1 { name: "a".into() }).unwrap();
         // tag, version 1, fixmap(1) {"name": "a"}
-        assert_eq!(
-            bytes,
-            vec![0xA7, 0, 1, 0x81, 0xA4, b'n', b'a', b'm', b'e', 0xA1, b'a']
-        );
+        assert_eq!(bytes, vec![0xA7, 0, 1, 0x81, 0xA4, b'n', b'a', b'm', b'e', 0xA1, b'a']);
     }
 
     #[test]
     fn old_records_upgrade_and_newer_ones_are_refused() {
         let v1 = encode(&V1 { name: "x".into() }).unwrap();
         let up: V2 = decode(&v1).unwrap();
-        assert_eq!(
-            up,
-            V2 {
-                name: "x".into(),
-                lang: Some("es".into())
-            }
-        );
+        assert_eq!(up, V2 { name: "x".into(), lang: Some("es".into()) });
         let v2 = encode(&up).unwrap();
-        assert!(matches!(
-            decode::<V1>(&v2),
-            Err(CodecError::UnknownVersion { found: 2, .. })
-        ));
+        assert!(matches!(decode::<V1>(&v2), Err(CodecError::UnknownVersion { found: 2, .. })));
     }
 
     #[test]
     fn garbage_is_an_error() {
         assert!(matches!(decode::<V1>(&[]), Err(CodecError::Truncated)));
-        assert!(matches!(
-            decode::<V1>(&[1, 2, 3]),
-            Err(CodecError::BadEnvelope(1))
-        ));
-        assert!(matches!(
-            decode::<V1>(&[TAG, 0, 1, 0xc1]),
-            Err(CodecError::Decode { .. })
-        ));
+        assert!(matches!(decode::<V1>(&[1, 2, 3]), Err(CodecError::BadEnvelope(1))));
+        assert!(matches!(decode::<V1>(&[TAG, 0, 1, 0xc1]), Err(CodecError::Decode { .. })));
     }
 }

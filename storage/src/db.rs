@@ -2,10 +2,7 @@ use crate::batch::{Batch, Op};
 use crate::codec::{decode, Record};
 use crate::error::StoreError;
 use crate::maps::Map;
-use rocksdb::{
-    BlockBasedOptions, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch,
-    WriteOptions, DB,
-};
+use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -29,10 +26,7 @@ pub struct DbOptions {
 
 impl Default for DbOptions {
     fn default() -> Self {
-        Self {
-            block_cache_bytes: 64 << 20,
-            create_if_missing: true,
-        }
+        Self { block_cache_bytes: 64 << 20, create_if_missing: true }
     }
 }
 
@@ -93,17 +87,12 @@ impl Db {
         o.set_enable_pipelined_write(true);
         let cache = rocksdb::Cache::new_lru_cache(opts.block_cache_bytes);
         let existing = DB::list_cf(&o, path).unwrap_or_default();
-        let mut cfs: Vec<ColumnFamilyDescriptor> = Map::ALL
-            .iter()
-            .map(|m| ColumnFamilyDescriptor::new(m.name(), map_options(*m, &cache)))
-            .collect();
+        let mut cfs: Vec<ColumnFamilyDescriptor> =
+            Map::ALL.iter().map(|m| ColumnFamilyDescriptor::new(m.name(), map_options(*m, &cache))).collect();
         for name in &existing {
             if name != "default" && !Map::ALL.iter().any(|m| m.name() == name) {
                 // Dropped or unknown maps must still be opened to be dropped.
-                cfs.push(ColumnFamilyDescriptor::new(
-                    name.as_str(),
-                    Options::default(),
-                ));
+                cfs.push(ColumnFamilyDescriptor::new(name.as_str(), Options::default()));
             }
         }
         let db = DB::open_cf_descriptors(&o, path, cfs).map_err(|e| open_error(path, e))?;
@@ -112,25 +101,13 @@ impl Db {
                 db.drop_cf(name).map_err(|e| open_error(path, e))?;
             }
         }
-        let db = Db {
-            inner: Arc::new(db),
-            path: path.to_path_buf(),
-        };
+        let db = Db { inner: Arc::new(db), path: path.to_path_buf() };
         match db.schema_version()? {
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(StoreError::TooNew {
-                    found: v,
-                    supported: SCHEMA_VERSION,
-                })
-            }
+            Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v, supported: SCHEMA_VERSION }),
             Some(_) => {}
             None => {
                 let mut b = Batch::new();
-                b.put_raw(
-                    Map::Meta,
-                    META_SCHEMA_VERSION.to_vec(),
-                    SCHEMA_VERSION.to_be_bytes().to_vec(),
-                );
+                b.put_raw(Map::Meta, META_SCHEMA_VERSION.to_vec(), SCHEMA_VERSION.to_be_bytes().to_vec());
                 db.write_group([&b], true)?;
             }
         }
@@ -144,16 +121,11 @@ impl Db {
 
     /// The schema version recorded in the database, if any.
     pub fn schema_version(&self) -> Result<Option<u32>, StoreError> {
-        Ok(self
-            .get_raw(Map::Meta, META_SCHEMA_VERSION)?
-            .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
-            .map(u32::from_be_bytes))
+        Ok(self.get_raw(Map::Meta, META_SCHEMA_VERSION)?.and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok()).map(u32::from_be_bytes))
     }
 
     fn cf(&self, map: Map) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
-        self.inner
-            .cf_handle(map.name())
-            .ok_or_else(|| StoreError::Engine(format!("column family {} missing", map.name())))
+        self.inner.cf_handle(map.name()).ok_or_else(|| StoreError::Engine(format!("column family {} missing", map.name())))
     }
 
     /// Reads and decodes one record.
@@ -171,20 +143,11 @@ impl Db {
 
     /// Entries whose key starts with `prefix`, from `start` (inclusive; must
     /// itself start with `prefix`, or be empty to begin at the prefix), at most `limit`.
-    pub fn scan_raw(
-        &self,
-        map: Map,
-        prefix: &[u8],
-        start: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_raw(&self, map: Map, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
         let from = if start.is_empty() { prefix } else { start };
         let cf = self.cf(map)?;
         let mut out = Vec::new();
-        for item in self
-            .inner
-            .iterator_cf(&cf, IteratorMode::From(from, Direction::Forward))
-        {
+        for item in self.inner.iterator_cf(&cf, IteratorMode::From(from, Direction::Forward)) {
             if out.len() >= limit {
                 break;
             }
@@ -198,25 +161,12 @@ impl Db {
     }
 
     /// Like [`scan_raw`](Self::scan_raw), decoding values.
-    pub fn scan<V: Record>(
-        &self,
-        map: Map,
-        prefix: &[u8],
-        start: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, V)>, StoreError> {
-        self.scan_raw(map, prefix, start, limit)?
-            .into_iter()
-            .map(|(k, v)| Ok((k, decode(&v)?)))
-            .collect()
+    pub fn scan<V: Record>(&self, map: Map, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, V)>, StoreError> {
+        self.scan_raw(map, prefix, start, limit)?.into_iter().map(|(k, v)| Ok((k, decode(&v)?))).collect()
     }
 
     /// The last entry whose key starts with `prefix`.
-    pub fn last_with_prefix(
-        &self,
-        map: Map,
-        prefix: &[u8],
-    ) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn last_with_prefix(&self, map: Map, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
         let cf = self.cf(map)?;
         let mut it = self.inner.raw_iterator_cf(&cf);
         match prefix_successor(prefix) {
@@ -239,11 +189,7 @@ impl Db {
     /// Writes several batches as one atomic WriteBatch with (when `sync`) one WAL sync.
     ///
     /// Only the store writer calls this; batches are applied in order.
-    pub fn write_group<'a>(
-        &self,
-        batches: impl IntoIterator<Item = &'a Batch>,
-        sync: bool,
-    ) -> Result<(), StoreError> {
+    pub fn write_group<'a>(&self, batches: impl IntoIterator<Item = &'a Batch>, sync: bool) -> Result<(), StoreError> {
         let mut wb = WriteBatch::default();
         for b in batches {
             for op in &b.ops {
@@ -267,15 +213,8 @@ impl Db {
         let mut s = DbStats::default();
         for m in Map::ALL {
             if let Ok(cf) = self.cf(m) {
-                let int = |name: &str| {
-                    self.inner
-                        .property_int_value_cf(&cf, name)
-                        .ok()
-                        .flatten()
-                        .unwrap_or(0)
-                };
-                s.write_stopped |= int("rocksdb.is-write-stopped") != 0
-                    || int("rocksdb.actual-delayed-write-rate") != 0;
+                let int = |name: &str| self.inner.property_int_value_cf(&cf, name).ok().flatten().unwrap_or(0);
+                s.write_stopped |= int("rocksdb.is-write-stopped") != 0 || int("rocksdb.actual-delayed-write-rate") != 0;
                 s.pending_compaction_bytes += int("rocksdb.estimate-pending-compaction-bytes");
                 s.estimated_keys += int("rocksdb.estimate-num-keys");
             }
@@ -303,14 +242,9 @@ fn open_error(path: &Path, e: rocksdb::Error) -> StoreError {
             || message.contains("No locks available")
             || message.contains("lock hold by current process"))
     {
-        StoreError::Locked {
-            path: path.to_path_buf(),
-        }
+        StoreError::Locked { path: path.to_path_buf() }
     } else {
-        StoreError::Open {
-            path: path.to_path_buf(),
-            message,
-        }
+        StoreError::Open { path: path.to_path_buf(), message }
     }
 }
 
@@ -335,11 +269,7 @@ mod tests {
             let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
             assert_eq!(db.schema_version().unwrap(), Some(SCHEMA_VERSION));
             let mut b = Batch::new();
-            b.put_raw(
-                Map::Meta,
-                META_SCHEMA_VERSION.to_vec(),
-                (SCHEMA_VERSION + 1).to_be_bytes().to_vec(),
-            );
+            b.put_raw(Map::Meta, META_SCHEMA_VERSION.to_vec(), (SCHEMA_VERSION + 1).to_be_bytes().to_vec());
             db.write_group([&b], true).unwrap();
         }
         let err = Db::open(dir.path(), &DbOptions::default()).unwrap_err();
@@ -354,42 +284,18 @@ mod tests {
         let b = uuid::Uuid::from_u128(2);
         let mut batch = Batch::new();
         for seq in 1..=5u64 {
-            batch.put_raw(
-                Map::Messages,
-                Key::new().uuid(a).u64(seq).into_bytes(),
-                vec![seq as u8],
-            );
+            batch.put_raw(Map::Messages, Key::new().uuid(a).u64(seq).into_bytes(), vec![seq as u8]);
         }
-        batch.put_raw(
-            Map::Messages,
-            Key::new().uuid(b).u64(1).into_bytes(),
-            vec![99],
-        );
+        batch.put_raw(Map::Messages, Key::new().uuid(b).u64(1).into_bytes(), vec![99]);
         db.write_group([&batch], true).unwrap();
         let pa = Key::new().uuid(a).into_bytes();
-        let rows = db
-            .scan_raw(
-                Map::Messages,
-                &pa,
-                &Key::new().uuid(a).u64(3).into_bytes(),
-                10,
-            )
-            .unwrap();
-        assert_eq!(
-            rows.iter().map(|(_, v)| v[0]).collect::<Vec<_>>(),
-            vec![3, 4, 5]
-        );
-        assert_eq!(
-            db.last_with_prefix(Map::Messages, &pa).unwrap().unwrap().1,
-            vec![5]
-        );
+        let rows = db.scan_raw(Map::Messages, &pa, &Key::new().uuid(a).u64(3).into_bytes(), 10).unwrap();
+        assert_eq!(rows.iter().map(|(_, v)| v[0]).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(db.last_with_prefix(Map::Messages, &pa).unwrap().unwrap().1, vec![5]);
         let pc = Key::new().uuid(uuid::Uuid::from_u128(3)).into_bytes();
         assert!(db.last_with_prefix(Map::Messages, &pc).unwrap().is_none());
         let all_ff = vec![0xFF; 16];
-        assert!(db
-            .last_with_prefix(Map::Messages, &all_ff)
-            .unwrap()
-            .is_none());
+        assert!(db.last_with_prefix(Map::Messages, &all_ff).unwrap().is_none());
     }
 
     #[test]

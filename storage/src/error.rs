@@ -44,9 +44,7 @@ pub enum CodecError {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// Another process holds the data directory.
-    #[error(
-        "data directory {path} is in use by another process (is a utalk server running on it?)"
-    )]
+    #[error("data directory {path} is in use by another process (is a utalk server running on it?)")]
     Locked {
         /// The data directory.
         path: PathBuf,

@@ -42,13 +42,7 @@ impl<T> Default for GroupQueue<T> {
 impl<T> GroupQueue<T> {
     /// An empty, open queue.
     pub fn new() -> Self {
-        Self {
-            state: Mutex::new(State {
-                items: Vec::new(),
-                closed: false,
-            }),
-            ready: Condvar::new(),
-        }
+        Self { state: Mutex::new(State { items: Vec::new(), closed: false }), ready: Condvar::new() }
     }
 
     /// Queues `item` for the next group, or hands it back if the queue is closed.

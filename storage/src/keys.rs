@@ -110,13 +110,8 @@ impl<'a> KeyReader<'a> {
     }
     /// Reads a terminated string.
     pub fn str(&mut self) -> Result<&'a str, CodecError> {
-        let end = self
-            .rest
-            .iter()
-            .position(|b| *b == 0)
-            .ok_or(CodecError::BadKey("unterminated string part"))?;
-        let s = std::str::from_utf8(&self.rest[..end])
-            .map_err(|_| CodecError::BadKey("string part is not UTF-8"))?;
+        let end = self.rest.iter().position(|b| *b == 0).ok_or(CodecError::BadKey("unterminated string part"))?;
+        let s = std::str::from_utf8(&self.rest[..end]).map_err(|_| CodecError::BadKey("string part is not UTF-8"))?;
         self.rest = &self.rest[end + 1..];
         Ok(s)
     }
@@ -134,10 +129,7 @@ mod tests {
     fn message_key_bytes_are_pinned() {
         let conv = Uuid::from_u128(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10);
         let k = Key::new().uuid(conv).u64(258);
-        assert_eq!(
-            k.as_bytes(),
-            &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 0, 0, 0, 0, 0, 1, 2]
-        );
+        assert_eq!(k.as_bytes(), &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 0, 0, 0, 0, 0, 0, 1, 2]);
     }
 
     #[test]
@@ -161,16 +153,10 @@ mod tests {
                 (r.uuid().unwrap(), r.u64().unwrap())
             })
             .collect();
-        assert_eq!(
-            decoded,
-            vec![(a, 2), (a, 300), (a, 1 << 40), (Uuid::from_u128(2), 0)]
-        );
+        assert_eq!(decoded, vec![(a, 2), (a, 300), (a, 1 << 40), (Uuid::from_u128(2), 0)]);
         let mut t = [Key::new().i64(5), Key::new().i64(-5), Key::new().i64(0)];
         t.sort_by(|x, y| x.as_bytes().cmp(y.as_bytes()));
-        let vals: Vec<i64> = t
-            .iter()
-            .map(|k| KeyReader::new(k.as_bytes()).i64().unwrap())
-            .collect();
+        let vals: Vec<i64> = t.iter().map(|k| KeyReader::new(k.as_bytes()).i64().unwrap()).collect();
         assert_eq!(vals, vec![-5, 0, 5]);
     }
 

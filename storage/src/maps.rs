@@ -27,11 +27,13 @@ pub enum Map {
     MessageidConvseq,
     /// `at_ms (8) · event_id (16) → AuditEvent`.
     Audit,
+    /// `conversation_id (16) · reader_id (16; nil for the customer) → seq (8)`.
+    ReadMarkers,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 10] = [
+    pub const ALL: [Map; 11] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -42,6 +44,7 @@ impl Map {
         Map::Messages,
         Map::MessageidConvseq,
         Map::Audit,
+        Map::ReadMarkers,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -60,6 +63,7 @@ impl Map {
             Map::Messages => "messages",
             Map::MessageidConvseq => "messageid_convseq",
             Map::Audit => "audit",
+            Map::ReadMarkers => "read_markers",
         }
     }
 

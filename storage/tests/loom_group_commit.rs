@@ -31,13 +31,8 @@ fn model(writers: usize, per_writer: usize, cap: usize, close_early: bool) {
     builder.preemption_bound = Some(3);
     builder.check(move || {
         let q = Arc::new(GroupQueue::<Item>::new());
-        let counters: Vec<Vec<Arc<AtomicUsize>>> = (0..writers)
-            .map(|_| {
-                (0..per_writer)
-                    .map(|_| Arc::new(AtomicUsize::new(0)))
-                    .collect()
-            })
-            .collect();
+        let counters: Vec<Vec<Arc<AtomicUsize>>> =
+            (0..writers).map(|_| (0..per_writer).map(|_| Arc::new(AtomicUsize::new(0))).collect()).collect();
 
         let committer = {
             let q = q.clone();
@@ -65,11 +60,7 @@ fn model(writers: usize, per_writer: usize, cap: usize, close_early: bool) {
                 let mine = counters[w].clone();
                 thread::spawn(move || {
                     for (n, answers) in mine.into_iter().enumerate() {
-                        let item = Item {
-                            writer: w,
-                            n,
-                            answers,
-                        };
+                        let item = Item { writer: w, n, answers };
                         if let Err(Closed(item)) = q.push(item) {
                             // Refused: the writer answers itself (an error to its caller).
                             answer(&item);
@@ -96,11 +87,7 @@ fn model(writers: usize, per_writer: usize, cap: usize, close_early: bool) {
         }
         // Committed at most once each, and in push order per writer.
         for w in 0..writers {
-            let seen: Vec<usize> = committed
-                .iter()
-                .filter(|(cw, _)| *cw == w)
-                .map(|(_, n)| *n)
-                .collect();
+            let seen: Vec<usize> = committed.iter().filter(|(cw, _)| *cw == w).map(|(_, n)| *n).collect();
             let expected: Vec<usize> = (0..seen.len()).collect();
             assert_eq!(seen, expected, "writer {w} committed out of order or twice");
         }

@@ -2,12 +2,7 @@ use crate::helpers::*;
 use serde_json::{json, Value};
 
 async fn login_raw(s: &TestServer, email: &str, password: &str) -> reqwest::Response {
-    s.http
-        .post(s.url("/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
+    s.http.post(s.url("/api/v1/auth/login")).json(&json!({"email": email, "password": password})).send().await.unwrap()
 }
 
 #[tokio::test]
@@ -19,34 +14,16 @@ async fn login_returns_tokens_and_the_user() {
     assert_eq!(v["user"]["email"], AGENT.0);
     assert_eq!(v["user"]["role"], "agent");
     assert_eq!(v["expiresIn"], 900);
-    let me: Value = s
-        .http
-        .get(s.url("/api/v1/auth/me"))
-        .bearer_auth(v["accessToken"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me: Value =
+        s.http.get(s.url("/api/v1/auth/me")).bearer_auth(v["accessToken"].as_str().unwrap()).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["email"], AGENT.0);
 }
 
 #[tokio::test]
 async fn wrong_passwords_and_unknown_users_get_the_same_401_then_429() {
     let s = TestServer::start().await;
-    assert_eq!(
-        TestServer::error_code(login_raw(&s, AGENT.0, "not-the-password").await, 401).await,
-        "invalid_credentials"
-    );
-    assert_eq!(
-        TestServer::error_code(
-            login_raw(&s, "nobody@example.com", "whatever-pass").await,
-            401
-        )
-        .await,
-        "invalid_credentials"
-    );
+    assert_eq!(TestServer::error_code(login_raw(&s, AGENT.0, "not-the-password").await, 401).await, "invalid_credentials");
+    assert_eq!(TestServer::error_code(login_raw(&s, "nobody@example.com", "whatever-pass").await, 401).await, "invalid_credentials");
     for _ in 0..4 {
         login_raw(&s, AGENT.0, "not-the-password").await;
     }
@@ -58,57 +35,36 @@ async fn wrong_passwords_and_unknown_users_get_the_same_401_then_429() {
 }
 
 #[tokio::test]
+async fn many_failures_from_one_address_block_it_for_every_account() {
+    let s = TestServer::start().await;
+    // 20 failures spread over accounts, none of which reaches its own limit of 5.
+    for i in 0..20 {
+        let r = login_raw(&s, &format!("guess{}@example.com", i % 5), "wrong-password").await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = login_raw(&s, ADMIN.0, ADMIN.1).await;
+    assert_eq!(TestServer::error_code(r, 429).await, "too_many_attempts");
+}
+
+#[tokio::test]
 async fn refresh_rotates_and_a_reused_token_revokes_its_family() {
     let s = TestServer::start().await;
     let first: Value = login_raw(&s, ADMIN.0, ADMIN.1).await.json().await.unwrap();
     let rt1 = first["refreshToken"].as_str().unwrap().to_string();
-    let r = s
-        .http
-        .post(s.url("/api/v1/auth/refresh"))
-        .json(&json!({"refreshToken": rt1}))
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.post(s.url("/api/v1/auth/refresh")).json(&json!({"refreshToken": rt1})).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let second: Value = r.json().await.unwrap();
     let rt2 = second["refreshToken"].as_str().unwrap().to_string();
     assert_ne!(rt1, rt2);
     assert!(second["accessToken"].as_str().is_some());
 
-    let reuse = s
-        .http
-        .post(s.url("/api/v1/auth/refresh"))
-        .json(&json!({"refreshToken": rt1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        TestServer::error_code(reuse, 401).await,
-        "refresh_token_reused"
-    );
+    let reuse = s.http.post(s.url("/api/v1/auth/refresh")).json(&json!({"refreshToken": rt1})).send().await.unwrap();
+    assert_eq!(TestServer::error_code(reuse, 401).await, "refresh_token_reused");
     // The reuse revoked the token that replaced it as well.
-    let after = s
-        .http
-        .post(s.url("/api/v1/auth/refresh"))
-        .json(&json!({"refreshToken": rt2}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        TestServer::error_code(after, 401).await,
-        "invalid_refresh_token"
-    );
-    let unknown = s
-        .http
-        .post(s.url("/api/v1/auth/refresh"))
-        .json(&json!({"refreshToken": "rt_nope"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        TestServer::error_code(unknown, 401).await,
-        "invalid_refresh_token"
-    );
+    let after = s.http.post(s.url("/api/v1/auth/refresh")).json(&json!({"refreshToken": rt2})).send().await.unwrap();
+    assert_eq!(TestServer::error_code(after, 401).await, "invalid_refresh_token");
+    let unknown = s.http.post(s.url("/api/v1/auth/refresh")).json(&json!({"refreshToken": "rt_nope"})).send().await.unwrap();
+    assert_eq!(TestServer::error_code(unknown, 401).await, "invalid_refresh_token");
 }
 
 #[tokio::test]
@@ -123,53 +79,37 @@ async fn tokens_signed_with_a_rotated_secret_verify_during_the_grace_period() {
         s.login(ADMIN).await
     };
     let cfg = dir.path().join("rotated.toml");
-    std::fs::write(&cfg, format!("jwt_secret = \"{new}\"\n[[auth.previous_jwt_secrets]]\nsecret = \"{old}\"\nvalid_until = \"2999-01-01T00:00:00Z\"\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("jwt_secret = \"{new}\"\n[[auth.previous_jwt_secrets]]\nsecret = \"{old}\"\nvalid_until = \"2999-01-01T00:00:00Z\"\n"),
+    )
+    .unwrap();
     let cfg_s = cfg.to_str().unwrap().to_string();
     {
         let s = TestServer::start_on(&data, &[("UTALK_CONFIG", &cfg_s)]).await;
-        let r = s
-            .http
-            .get(s.url("/api/v1/auth/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
+        let r = s.http.get(s.url("/api/v1/auth/me")).bearer_auth(&token).send().await.unwrap();
         assert_eq!(r.status(), 200, "old token within grace");
     }
-    std::fs::write(&cfg, format!("jwt_secret = \"{new}\"\n[[auth.previous_jwt_secrets]]\nsecret = \"{old}\"\nvalid_until = \"2000-01-01T00:00:00Z\"\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("jwt_secret = \"{new}\"\n[[auth.previous_jwt_secrets]]\nsecret = \"{old}\"\nvalid_until = \"2000-01-01T00:00:00Z\"\n"),
+    )
+    .unwrap();
     let s = TestServer::start_on(&data, &[("UTALK_CONFIG", &cfg_s)]).await;
-    let r = s
-        .http
-        .get(s.url("/api/v1/auth/me"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.url("/api/v1/auth/me")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 401).await, "invalid_token");
 }
 
 #[tokio::test]
 async fn widget_tokens_reach_only_their_own_conversation() {
     let s = TestServer::start().await;
-    let r = s
-        .http
-        .post(s.url("/api/v1/widget/sessions"))
-        .json(&json!({"name": "Luis"}))
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.post(s.url("/api/v1/widget/sessions")).json(&json!({"name": "Luis"})).send().await.unwrap();
     assert_eq!(r.status(), 201);
     let w: Value = r.json().await.unwrap();
     let token = w["token"].as_str().unwrap().to_string();
     let conv = w["conversationId"].as_str().unwrap().to_string();
 
-    let own = s
-        .http
-        .get(s.url(&format!("/api/v1/conversations/{conv}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let own = s.http.get(s.url(&format!("/api/v1/conversations/{conv}"))).bearer_auth(&token).send().await.unwrap();
     assert_eq!(own.status(), 200);
     let sent = s
         .http
@@ -186,13 +126,7 @@ async fn widget_tokens_reach_only_their_own_conversation() {
 
     let admin = s.login(ADMIN).await;
     let other = s.create_conversation(&admin).await;
-    let r = s
-        .http
-        .get(s.url(&format!("/api/v1/conversations/{other}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.url(&format!("/api/v1/conversations/{other}"))).bearer_auth(&token).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 403).await, "forbidden");
     let r = s
         .http
@@ -204,13 +138,7 @@ async fn widget_tokens_reach_only_their_own_conversation() {
         .unwrap();
     assert_eq!(TestServer::error_code(r, 403).await, "forbidden");
     assert_eq!(s.last_seq(&admin, &other).await, 0);
-    let r = s
-        .http
-        .get(s.url("/api/v1/conversations"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.url("/api/v1/conversations")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 403).await, "forbidden");
 }
 
@@ -219,61 +147,17 @@ async fn only_admins_manage_users() {
     let s = TestServer::start().await;
     let admin = s.login(ADMIN).await;
     let agent = s.login(AGENT).await;
-    let body =
-        json!({"email": "new@example.com", "role": "agent", "password": "new-user-password"});
-    let r = s
-        .http
-        .post(s.url("/api/v1/users"))
-        .bearer_auth(&agent)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let body = json!({"email": "new@example.com", "role": "agent", "password": "new-user-password"});
+    let r = s.http.post(s.url("/api/v1/users")).bearer_auth(&agent).json(&body).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 403).await, "forbidden");
-    let r = s
-        .http
-        .post(s.url("/api/v1/users"))
-        .bearer_auth(&admin)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.post(s.url("/api/v1/users")).bearer_auth(&admin).json(&body).send().await.unwrap();
     assert_eq!(r.status(), 201);
-    let r = s
-        .http
-        .post(s.url("/api/v1/users"))
-        .bearer_auth(&admin)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.post(s.url("/api/v1/users")).bearer_auth(&admin).json(&body).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 409).await, "user_exists");
     let weak = json!({"email": "weak@example.com", "role": "agent", "password": "short"});
-    let r = s
-        .http
-        .post(s.url("/api/v1/users"))
-        .bearer_auth(&admin)
-        .json(&weak)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.post(s.url("/api/v1/users")).bearer_auth(&admin).json(&weak).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 422).await, "weak_password");
-    assert_eq!(
-        s.login(("new@example.com", "new-user-password"))
-            .await
-            .len()
-            > 20,
-        true
-    );
-    let list: Value = s
-        .http
-        .get(s.url("/api/v1/users"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(s.login(("new@example.com", "new-user-password")).await.len() > 20, true);
+    let list: Value = s.http.get(s.url("/api/v1/users")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 4);
 }

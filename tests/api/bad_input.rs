@@ -10,130 +10,74 @@ async fn each_bad_send_gets_its_status_and_changes_nothing() {
     let readonly = s.login(READONLY).await;
     let conv = s.create_conversation(&agent).await;
     let url = s.url(&format!("/api/v1/conversations/{conv}/messages"));
-    s.http
-        .post(&url)
-        .bearer_auth(&agent)
-        .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "before"}))
-        .send()
-        .await
-        .unwrap();
+    s.http.post(&url).bearer_auth(&agent).json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "before"})).send().await.unwrap();
 
     let cases: Vec<(&str, reqwest::RequestBuilder, u16, &str)> = vec![
         (
             "malformed JSON",
-            s.http
-                .post(&url)
-                .bearer_auth(&agent)
-                .header("content-type", "application/json")
-                .body("{\"messageId\": "),
+            s.http.post(&url).bearer_auth(&agent).header("content-type", "application/json").body("{\"messageId\": "),
             400,
             "malformed_json",
         ),
-        (
-            "missing messageId",
-            s.http
-                .post(&url)
-                .bearer_auth(&agent)
-                .json(&json!({"text": "no id"})),
-            422,
-            "validation_failed",
-        ),
+        ("missing messageId", s.http.post(&url).bearer_auth(&agent).json(&json!({"text": "no id"})), 422, "validation_failed"),
         (
             "messageId not a UUID",
-            s.http
-                .post(&url)
-                .bearer_auth(&agent)
-                .json(&json!({"messageId": "abc", "text": "x"})),
+            s.http.post(&url).bearer_auth(&agent).json(&json!({"messageId": "abc", "text": "x"})),
             422,
             "validation_failed",
         ),
         (
             "no text nor media",
-            s.http
-                .post(&url)
-                .bearer_auth(&agent)
-                .json(&json!({"messageId": uuid::Uuid::new_v4()})),
+            s.http.post(&url).bearer_auth(&agent).json(&json!({"messageId": uuid::Uuid::new_v4()})),
             422,
             "empty_message",
         ),
         (
             "text too long",
-            s.http
-                .post(&url)
-                .bearer_auth(&agent)
-                .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x".repeat(5000)})),
+            s.http.post(&url).bearer_auth(&agent).json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x".repeat(5000)})),
             422,
             "text_too_long",
         ),
         (
             "2 MiB body",
-            s.http
-                .post(&url)
-                .bearer_auth(&agent)
-                .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x".repeat(2 << 20)})),
+            s.http.post(&url).bearer_auth(&agent).json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x".repeat(2 << 20)})),
             413,
             "payload_too_large",
         ),
         (
             "not JSON",
-            s.http
-                .post(&url)
-                .bearer_auth(&agent)
-                .header("content-type", "text/plain")
-                .body("hello"),
+            s.http.post(&url).bearer_auth(&agent).header("content-type", "text/plain").body("hello"),
             415,
             "unsupported_media_type",
         ),
-        (
-            "no token",
-            s.http
-                .post(&url)
-                .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x"})),
-            401,
-            "missing_token",
-        ),
+        ("no token", s.http.post(&url).json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x"})), 401, "missing_token"),
         (
             "not a bearer",
-            s.http
-                .post(&url)
-                .header("authorization", "Basic abc")
-                .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x"})),
+            s.http.post(&url).header("authorization", "Basic abc").json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x"})),
             401,
             "missing_token",
         ),
         (
             "tampered token",
-            s.http
-                .post(&url)
-                .bearer_auth(tamper(&agent))
-                .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x"})),
+            s.http.post(&url).bearer_auth(tamper(&agent)).json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x"})),
             401,
             "invalid_token",
         ),
         (
             "garbage token",
-            s.http
-                .post(&url)
-                .bearer_auth("a.b.c")
-                .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x"})),
+            s.http.post(&url).bearer_auth("a.b.c").json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x"})),
             401,
             "invalid_token",
         ),
         (
             "readonly user",
-            s.http
-                .post(&url)
-                .bearer_auth(&readonly)
-                .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x"})),
+            s.http.post(&url).bearer_auth(&readonly).json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x"})),
             403,
             "forbidden",
         ),
         (
             "unknown field",
-            s.http
-                .post(&url)
-                .bearer_auth(&agent)
-                .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x", "seq": 99})),
+            s.http.post(&url).bearer_auth(&agent).json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "x", "seq": 99})),
             422,
             "validation_failed",
         ),
@@ -142,21 +86,10 @@ async fn each_bad_send_gets_its_status_and_changes_nothing() {
         let r = req.send().await.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(r.status().as_u16(), status, "{name}");
         assert_eq!(TestServer::error_code(r, status).await, code, "{name}");
-        assert_eq!(
-            s.last_seq(&agent, &conv).await,
-            1,
-            "{name} changed the conversation"
-        );
+        assert_eq!(s.last_seq(&agent, &conv).await, 1, "{name} changed the conversation");
     }
     // Still serving.
-    let r = s
-        .http
-        .post(&url)
-        .bearer_auth(&agent)
-        .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "after"}))
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.post(&url).bearer_auth(&agent).json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "after"})).send().await.unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(r.json::<Value>().await.unwrap()["seq"], 2);
 }
@@ -170,13 +103,7 @@ async fn an_expired_token_is_refused_with_its_own_code() {
     let token = s.login(AGENT).await;
     // Past the lifetime plus the verifier's leeway.
     tokio::time::sleep(std::time::Duration::from_secs(7)).await;
-    let r = s
-        .http
-        .get(s.url("/api/v1/conversations"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.url("/api/v1/conversations")).bearer_auth(&token).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 401).await, "token_expired");
 }
 
@@ -191,12 +118,7 @@ fn tamper(token: &str) -> String {
 
 fn base64_decode(s: &str) -> String {
     use base64::Engine;
-    String::from_utf8(
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(s)
-            .unwrap(),
-    )
-    .unwrap()
+    String::from_utf8(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()).unwrap()
 }
 
 fn base64_encode(s: &str) -> String {

@@ -22,16 +22,8 @@ async fn conversations_are_created_read_patched_and_filtered() {
     for _ in 0..5 {
         ids.push(s.create_conversation(&agent).await);
     }
-    let c: Value = s
-        .http
-        .get(s.url(&format!("/api/v1/conversations/{}", ids[0])))
-        .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let c: Value =
+        s.http.get(s.url(&format!("/api/v1/conversations/{}", ids[0]))).bearer_auth(&agent).send().await.unwrap().json().await.unwrap();
     assert_eq!(c["status"], "open");
     assert_eq!(c["botEnabled"], true);
     assert_eq!(c["lastSeq"], 0);
@@ -58,22 +50,9 @@ async fn conversations_are_created_read_patched_and_filtered() {
         .await
         .unwrap();
 
-    let by_status: Value = s
-        .http
-        .get(s.url("/api/v1/conversations?status=escalated"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let got: Vec<&str> = by_status["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let by_status: Value =
+        s.http.get(s.url("/api/v1/conversations?status=escalated")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let got: Vec<&str> = by_status["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(got, vec![ids[1].as_str()]);
     let by_assignee: Value = s
         .http
@@ -97,16 +76,8 @@ async fn conversations_are_created_read_patched_and_filtered() {
         .await
         .unwrap();
     assert_eq!(open["items"].as_array().unwrap().len(), 3);
-    let bot_off: Value = s
-        .http
-        .get(s.url("/api/v1/conversations?botEnabled=false"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bot_off: Value =
+        s.http.get(s.url("/api/v1/conversations?botEnabled=false")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
     assert_eq!(bot_off["items"].as_array().unwrap().len(), 0);
 
     // Unassigning with null moves it out of the assignee index.
@@ -137,23 +108,8 @@ async fn conversations_are_created_read_patched_and_filtered() {
             Some(c) => format!("/api/v1/conversations?limit=2&cursor={c}"),
             None => "/api/v1/conversations?limit=2".to_string(),
         };
-        let page: Value = s
-            .http
-            .get(s.url(&url))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        seen.extend(
-            page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|c| c["id"].as_str().unwrap().to_string()),
-        );
+        let page: Value = s.http.get(s.url(&url)).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+        seen.extend(page["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()));
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
             None => break,
@@ -167,14 +123,7 @@ async fn bad_conversation_requests_are_refused_without_changes() {
     let s = TestServer::start().await;
     let agent = s.login(AGENT).await;
     let conv = s.create_conversation(&agent).await;
-    let r = s
-        .http
-        .post(s.url("/api/v1/conversations"))
-        .bearer_auth(&agent)
-        .json(&json!({"channel": "pigeon"}))
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.post(s.url("/api/v1/conversations")).bearer_auth(&agent).json(&json!({"channel": "pigeon"})).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 422).await, "validation_failed");
     let r = s
         .http
@@ -185,37 +134,13 @@ async fn bad_conversation_requests_are_refused_without_changes() {
         .await
         .unwrap();
     assert_eq!(TestServer::error_code(r, 422).await, "validation_failed");
-    let r = s
-        .http
-        .get(s.url("/api/v1/conversations?status=sleeping"))
-        .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.url("/api/v1/conversations?status=sleeping")).bearer_auth(&agent).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 422).await, "invalid_status");
-    let r = s
-        .http
-        .get(s.url("/api/v1/conversations?limit=0"))
-        .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.url("/api/v1/conversations?limit=0")).bearer_auth(&agent).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 422).await, "invalid_limit");
-    let r = s
-        .http
-        .get(s.url("/api/v1/conversations/not-a-uuid"))
-        .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.url("/api/v1/conversations/not-a-uuid")).bearer_auth(&agent).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 400).await, "invalid_path");
-    let r = s
-        .http
-        .get(s.url(&format!("/api/v1/conversations/{}", uuid::Uuid::now_v7())))
-        .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.url(&format!("/api/v1/conversations/{}", uuid::Uuid::now_v7()))).bearer_auth(&agent).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 404).await, "not_found");
     let r = s
         .http
@@ -226,50 +151,15 @@ async fn bad_conversation_requests_are_refused_without_changes() {
         .await
         .unwrap();
     assert_eq!(TestServer::error_code(r, 422).await, "unknown_assignee");
-    let r = s
-        .http
-        .patch(s.url(&format!("/api/v1/conversations/{conv}")))
-        .bearer_auth(&agent)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.patch(s.url(&format!("/api/v1/conversations/{conv}"))).bearer_auth(&agent).json(&json!({})).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 422).await, "empty_change");
-    let c: Value = s
-        .http
-        .get(s.url(&format!("/api/v1/conversations/{conv}")))
-        .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let c: Value =
+        s.http.get(s.url(&format!("/api/v1/conversations/{conv}"))).bearer_auth(&agent).send().await.unwrap().json().await.unwrap();
     assert_eq!(c["status"], "open");
     assert!(c["assigneeId"].is_null());
     let readonly = s.login(READONLY).await;
-    let r = s
-        .http
-        .post(s.url("/api/v1/conversations"))
-        .bearer_auth(&readonly)
-        .json(&json!({"channel": "api"}))
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.post(s.url("/api/v1/conversations")).bearer_auth(&readonly).json(&json!({"channel": "api"})).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 403).await, "forbidden");
-    let list: Value = s
-        .http
-        .get(s.url("/api/v1/conversations"))
-        .bearer_auth(&readonly)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        list["items"].as_array().unwrap().len(),
-        1,
-        "readonly can read; nothing new was created"
-    );
+    let list: Value = s.http.get(s.url("/api/v1/conversations")).bearer_auth(&readonly).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "readonly can read; nothing new was created");
 }

@@ -22,14 +22,8 @@ async fn every_acknowledged_message_survives_sigkill_under_load() {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut clients = Vec::new();
     for c in 0..8 {
-        let (http, base, agent, conv, acked, stop) = (
-            s.http.clone(),
-            s.base.clone(),
-            agent.clone(),
-            convs[c % convs.len()].clone(),
-            acked.clone(),
-            stop.clone(),
-        );
+        let (http, base, agent, conv, acked, stop) =
+            (s.http.clone(), s.base.clone(), agent.clone(), convs[c % convs.len()].clone(), acked.clone(), stop.clone());
         clients.push(tokio::spawn(async move {
             let mut sent = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -43,10 +37,7 @@ async fn every_acknowledged_message_survives_sigkill_under_load() {
                 match r {
                     Ok(r) if r.status().is_success() => {
                         if let Ok(v) = r.json::<Value>().await {
-                            acked
-                                .lock()
-                                .unwrap()
-                                .insert(id, (conv.clone(), v["seq"].as_u64().unwrap()));
+                            acked.lock().unwrap().insert(id, (conv.clone(), v["seq"].as_u64().unwrap()));
                             sent += 1;
                         }
                     }
@@ -63,32 +54,17 @@ async fn every_acknowledged_message_survives_sigkill_under_load() {
         c.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(
-        acked.len() > 50,
-        "too little load before the kill: {}",
-        acked.len()
-    );
+    assert!(acked.len() > 50, "too little load before the kill: {}", acked.len());
 
     let s = TestServer::start_on(&data, &[]).await;
     let agent = s.login(AGENT).await;
     for conv in &convs {
         let stored = s.messages(&agent, conv).await;
         let seqs: Vec<u64> = stored.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
-        assert_eq!(
-            seqs,
-            (1..=seqs.len() as u64).collect::<Vec<_>>(),
-            "seqs of {conv} have a gap"
-        );
-        let by_id: HashMap<&str, u64> = stored
-            .iter()
-            .map(|m| (m["id"].as_str().unwrap(), m["seq"].as_u64().unwrap()))
-            .collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seqs of {conv} have a gap");
+        let by_id: HashMap<&str, u64> = stored.iter().map(|m| (m["id"].as_str().unwrap(), m["seq"].as_u64().unwrap())).collect();
         for (id, (c, seq)) in acked.iter().filter(|(_, (c, _))| c == conv) {
-            assert_eq!(
-                by_id.get(id.as_str()),
-                Some(seq),
-                "acknowledged message {id} in {c} lost or moved"
-            );
+            assert_eq!(by_id.get(id.as_str()), Some(seq), "acknowledged message {id} in {c} lost or moved");
         }
     }
     // And the conversations keep going from where they were.
@@ -102,8 +78,5 @@ async fn every_acknowledged_message_survives_sigkill_under_load() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        r.json::<Value>().await.unwrap()["seq"].as_u64().unwrap(),
-        before + 1
-    );
+    assert_eq!(r.json::<Value>().await.unwrap()["seq"].as_u64().unwrap(), before + 1);
 }

@@ -27,34 +27,13 @@ pub fn utalk(data_dir: &Path, args: &[&str], stdin: &str) -> (bool, String, Stri
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn utalk");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 pub fn add_user(data_dir: &Path, email: &str, role: &str, password: &str) {
-    let (ok, out, err) = utalk(
-        data_dir,
-        &[
-            "user",
-            "add",
-            "--email",
-            email,
-            "--role",
-            role,
-            "--password-stdin",
-        ],
-        &format!("{password}\n"),
-    );
+    let (ok, out, err) = utalk(data_dir, &["user", "add", "--email", email, "--role", role, "--password-stdin"], &format!("{password}\n"));
     assert!(ok, "user add failed: {out} {err}");
 }
 
@@ -83,18 +62,11 @@ impl TestServer {
     /// A server on an existing data dir, with extra environment.
     pub async fn start_on(data_dir: &Path, env: &[(&str, &str)]) -> TestServer {
         let mut cmd = Command::new(bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env("UTALK_LOG", "info")
-            .env("UTALK_HTTP__WORKERS", "2");
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir).env("UTALK_LOG", "info").env("UTALK_HTTP__WORKERS", "2");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn utalk serve");
+        let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn utalk serve");
         let stdout = child.stdout.take().unwrap();
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
@@ -114,17 +86,12 @@ impl TestServer {
                 }
             });
         }
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server did not say where it listens");
+        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server did not say where it listens");
         TestServer {
             child,
             base: format!("http://{addr}"),
             logs,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
             _dir: None,
         }
     }
@@ -134,18 +101,9 @@ impl TestServer {
     }
 
     pub async fn login(&self, who: (&str, &str)) -> String {
-        let r = self
-            .http
-            .post(self.url("/api/v1/auth/login"))
-            .json(&json!({"email": who.0, "password": who.1}))
-            .send()
-            .await
-            .unwrap();
+        let r = self.http.post(self.url("/api/v1/auth/login")).json(&json!({"email": who.0, "password": who.1})).send().await.unwrap();
         assert_eq!(r.status(), 200, "login of {} failed", who.0);
-        r.json::<Value>().await.unwrap()["accessToken"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        r.json::<Value>().await.unwrap()["accessToken"].as_str().unwrap().to_string()
     }
 
     pub async fn create_conversation(&self, token: &str) -> String {
@@ -158,10 +116,7 @@ impl TestServer {
             .await
             .unwrap();
         assert_eq!(r.status(), 201);
-        r.json::<Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
     }
 
     pub async fn messages(&self, token: &str, conv: &str) -> Vec<Value> {
@@ -170,9 +125,7 @@ impl TestServer {
         loop {
             let r = self
                 .http
-                .get(self.url(&format!(
-                    "/api/v1/conversations/{conv}/messages?afterSeq={after}&limit=200"
-                )))
+                .get(self.url(&format!("/api/v1/conversations/{conv}/messages?afterSeq={after}&limit=200")))
                 .bearer_auth(token)
                 .send()
                 .await
@@ -189,36 +142,18 @@ impl TestServer {
     }
 
     pub async fn last_seq(&self, token: &str, conv: &str) -> u64 {
-        let r = self
-            .http
-            .get(self.url(&format!("/api/v1/conversations/{conv}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        r.json::<Value>().await.unwrap()["lastSeq"]
-            .as_u64()
-            .unwrap()
+        let r = self.http.get(self.url(&format!("/api/v1/conversations/{conv}"))).bearer_auth(token).send().await.unwrap();
+        r.json::<Value>().await.unwrap()["lastSeq"].as_u64().unwrap()
     }
 
     /// Asserts the error body shape and returns the code.
     pub async fn error_code(resp: reqwest::Response, status: u16) -> String {
         assert_eq!(resp.status().as_u16(), status);
-        let rid = resp
-            .headers()
-            .get("x-request-id")
-            .expect("X-Request-ID on every response")
-            .to_str()
-            .unwrap()
-            .to_string();
+        let rid = resp.headers().get("x-request-id").expect("X-Request-ID on every response").to_str().unwrap().to_string();
         let v: Value = resp.json().await.expect("error body is JSON");
         let e = &v["error"];
         assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
-        assert_eq!(
-            e["requestId"].as_str(),
-            Some(rid.as_str()),
-            "requestId matches the header"
-        );
+        assert_eq!(e["requestId"].as_str(), Some(rid.as_str()), "requestId matches the header");
         e["code"].as_str().unwrap().to_string()
     }
 

@@ -30,13 +30,7 @@ async fn two_hundred_concurrent_sends_get_gap_free_seqs() {
     seqs.sort();
     assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
     let stored = s.messages(&agent, &conv).await;
-    assert_eq!(
-        stored
-            .iter()
-            .map(|m| m["seq"].as_u64().unwrap())
-            .collect::<Vec<_>>(),
-        (1..=200).collect::<Vec<u64>>()
-    );
+    assert_eq!(stored.iter().map(|m| m["seq"].as_u64().unwrap()).collect::<Vec<_>>(), (1..=200).collect::<Vec<u64>>());
     assert_eq!(s.last_seq(&agent, &conv).await, 200);
 }
 
@@ -47,14 +41,7 @@ async fn resending_a_message_id_answers_200_with_the_same_message_and_stores_not
     let conv = s.create_conversation(&agent).await;
     let id = uuid::Uuid::new_v4();
     let url = s.url(&format!("/api/v1/conversations/{conv}/messages"));
-    let first = s
-        .http
-        .post(&url)
-        .bearer_auth(&agent)
-        .json(&json!({"messageId": id, "text": "hola"}))
-        .send()
-        .await
-        .unwrap();
+    let first = s.http.post(&url).bearer_auth(&agent).json(&json!({"messageId": id, "text": "hola"})).send().await.unwrap();
     assert_eq!(first.status(), 201);
     let first: Value = first.json().await.unwrap();
     assert_eq!(first["id"], id.to_string());
@@ -64,14 +51,7 @@ async fn resending_a_message_id_answers_200_with_the_same_message_and_stores_not
     assert_eq!(first["status"], "sent");
     assert!(first["providerId"].is_null());
     for _ in 0..3 {
-        let again = s
-            .http
-            .post(&url)
-            .bearer_auth(&agent)
-            .json(&json!({"messageId": id, "text": "hola"}))
-            .send()
-            .await
-            .unwrap();
+        let again = s.http.post(&url).bearer_auth(&agent).json(&json!({"messageId": id, "text": "hola"})).send().await.unwrap();
         assert_eq!(again.status(), 200);
         assert_eq!(again.json::<Value>().await.unwrap(), first);
     }
@@ -106,9 +86,7 @@ async fn message_lists_page_by_seq() {
     }
     let page: Value = s
         .http
-        .get(s.url(&format!(
-            "/api/v1/conversations/{conv}/messages?afterSeq=2&limit=3"
-        )))
+        .get(s.url(&format!("/api/v1/conversations/{conv}/messages?afterSeq=2&limit=3")))
         .bearer_auth(&agent)
         .send()
         .await
@@ -116,19 +94,12 @@ async fn message_lists_page_by_seq() {
         .json()
         .await
         .unwrap();
-    let seqs: Vec<u64> = page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["seq"].as_u64().unwrap())
-        .collect();
+    let seqs: Vec<u64> = page["items"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, vec![3, 4, 5]);
     assert_eq!(page["nextCursor"], "5");
     let rest: Value = s
         .http
-        .get(s.url(&format!(
-            "/api/v1/conversations/{conv}/messages?cursor=5&limit=3"
-        )))
+        .get(s.url(&format!("/api/v1/conversations/{conv}/messages?cursor=5&limit=3")))
         .bearer_auth(&agent)
         .send()
         .await

@@ -4,54 +4,23 @@ use serde_json::Value;
 #[tokio::test]
 async fn health_endpoints_answer_and_echo_a_sane_request_id() {
     let s = TestServer::start().await;
-    let r = s
-        .http
-        .get(s.url("/health"))
-        .header("X-Request-ID", "trace-abc.123")
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.url("/health")).header("X-Request-ID", "trace-abc.123").send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-request-id"], "trace-abc.123");
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "ok");
 
-    let r = s
-        .http
-        .get(s.url("/health"))
-        .header("X-Request-ID", "bad id with spaces")
-        .send()
-        .await
-        .unwrap();
+    let r = s.http.get(s.url("/health")).header("X-Request-ID", "bad id with spaces").send().await.unwrap();
     let rid = r.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_ne!(rid, "bad id with spaces");
-    assert!(
-        uuid::Uuid::parse_str(&rid).is_ok(),
-        "a fresh UUID replaces an insane id: {rid}"
-    );
+    assert!(uuid::Uuid::parse_str(&rid).is_ok(), "a fresh UUID replaces an insane id: {rid}");
 
-    let db: Value = s
-        .http
-        .get(s.url("/health/database"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let db: Value = s.http.get(s.url("/health/database")).send().await.unwrap().json().await.unwrap();
     assert_eq!(db["status"], "ok");
     assert_eq!(db["schemaVersion"], 1);
     assert_eq!(db["durability"], "sync");
     let sock = s.http.get(s.url("/health/socket")).send().await.unwrap();
     assert_eq!(sock.status(), 200);
-    let cl: Value = s
-        .http
-        .get(s.url("/health/cluster"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let cl: Value = s.http.get(s.url("/health/cluster")).send().await.unwrap().json().await.unwrap();
     assert_eq!(cl["mode"], "single");
 }
 
@@ -65,15 +34,7 @@ async fn unknown_routes_get_the_error_shape() {
 #[tokio::test]
 async fn the_openapi_document_lists_the_routes() {
     let s = TestServer::start().await;
-    let v: Value = s
-        .http
-        .get(s.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = s.http.get(s.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(v["openapi"].as_str().unwrap().starts_with('3'));
     let paths = v["paths"].as_object().unwrap();
     for p in [
@@ -104,13 +65,7 @@ async fn logs_are_json_with_service_fields_and_request_ids_but_no_secrets() {
     let body: Value = login.json().await.unwrap();
     let access = body["accessToken"].as_str().unwrap().to_string();
     let refresh = body["refreshToken"].as_str().unwrap().to_string();
-    let _ = s
-        .http
-        .post(s.url("/api/v1/auth/refresh"))
-        .json(&serde_json::json!({"refreshToken": refresh}))
-        .send()
-        .await
-        .unwrap();
+    let _ = s.http.post(s.url("/api/v1/auth/refresh")).json(&serde_json::json!({"refreshToken": refresh})).send().await.unwrap();
     let _ = s
         .http
         .post(s.url("/api/v1/auth/login"))
@@ -118,22 +73,13 @@ async fn logs_are_json_with_service_fields_and_request_ids_but_no_secrets() {
         .send()
         .await
         .unwrap();
-    let _ = s
-        .http
-        .get(s.url("/health"))
-        .header("X-Request-ID", "health-req-1")
-        .send()
-        .await
-        .unwrap();
+    let _ = s.http.get(s.url("/health")).header("X-Request-ID", "health-req-1").send().await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let text = s.log_text();
     assert!(!text.contains(ADMIN.1), "password in logs");
     assert!(!text.contains(&access), "access token in logs");
     assert!(!text.contains(&refresh), "refresh token in logs");
-    assert!(
-        !text.contains("health-req-1"),
-        "health requests are not logged"
-    );
+    assert!(!text.contains("health-req-1"), "health requests are not logged");
     let line: Value = text
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

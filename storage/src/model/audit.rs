@@ -29,26 +29,12 @@ impl Record for AuditEvent {
 
 impl AuditEvent {
     /// A new event happening now.
-    pub fn new(
-        actor: impl Into<String>,
-        action: impl Into<String>,
-        target: impl Into<String>,
-    ) -> Self {
-        Self {
-            id: Uuid::now_v7(),
-            at: Timestamp::now(),
-            actor: actor.into(),
-            action: action.into(),
-            target: target.into(),
-        }
+    pub fn new(actor: impl Into<String>, action: impl Into<String>, target: impl Into<String>) -> Self {
+        Self { id: Uuid::now_v7(), at: Timestamp::now(), actor: actor.into(), action: action.into(), target: target.into() }
     }
     /// Adds the event to `batch`.
     pub fn add_to(&self, batch: &mut Batch) -> Result<(), CodecError> {
-        batch.put(
-            Map::Audit,
-            Key::new().i64(self.at.millis()).uuid(self.id),
-            self,
-        )?;
+        batch.put(Map::Audit, Key::new().i64(self.at.millis()).uuid(self.id), self)?;
         Ok(())
     }
 }

@@ -130,22 +130,14 @@ pub fn put_batch(old: Option<&Conversation>, new: &Conversation) -> Result<Batch
         if let Some(o) = old {
             b.delete(Map::StatusConvid, Key::new().u8(o.status.code()).uuid(o.id));
         }
-        b.put_raw(
-            Map::StatusConvid,
-            Key::new().u8(new.status.code()).uuid(new.id).into_bytes(),
-            Vec::new(),
-        );
+        b.put_raw(Map::StatusConvid, Key::new().u8(new.status.code()).uuid(new.id).into_bytes(), Vec::new());
     }
     if old.and_then(|o| o.assignee_id) != new.assignee_id {
         if let Some(a) = old.and_then(|o| o.assignee_id) {
             b.delete(Map::AssigneeConvid, Key::new().uuid(a).uuid(new.id));
         }
         if let Some(a) = new.assignee_id {
-            b.put_raw(
-                Map::AssigneeConvid,
-                Key::new().uuid(a).uuid(new.id).into_bytes(),
-                Vec::new(),
-            );
+            b.put_raw(Map::AssigneeConvid, Key::new().uuid(a).uuid(new.id).into_bytes(), Vec::new());
         }
     }
     Ok(b)
@@ -187,11 +179,7 @@ pub fn list(
             scanned += 1;
             let mut r = KeyReader::new(&k[prefix.len()..]);
             let id = r.uuid()?;
-            let conv = if map == Map::Conversations {
-                Some(crate::codec::decode::<Conversation>(v)?)
-            } else {
-                get(db, id)?
-            };
+            let conv = if map == Map::Conversations { Some(crate::codec::decode::<Conversation>(v)?) } else { get(db, id)? };
             if let Some(c) = conv.filter(|c| filter.matches(c)) {
                 out.push(c);
                 if out.len() == limit {

@@ -110,22 +110,13 @@ pub fn last_seq(db: &Db, conversation: Uuid) -> Result<u64, StoreError> {
 }
 
 /// Messages with seq greater than `after`, in seq order, at most `limit`.
-pub fn after(
-    db: &Db,
-    conversation: Uuid,
-    after: u64,
-    limit: usize,
-) -> Result<Vec<Message>, StoreError> {
+pub fn after(db: &Db, conversation: Uuid, after: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
     let prefix = Key::new().uuid(conversation).into_bytes();
     let start = key(conversation, after.saturating_add(1)).into_bytes();
     if after == u64::MAX {
         return Ok(Vec::new());
     }
-    Ok(db
-        .scan::<Message>(Map::Messages, &prefix, &start, limit)?
-        .into_iter()
-        .map(|(_, m)| m)
-        .collect())
+    Ok(db.scan::<Message>(Map::Messages, &prefix, &start, limit)?.into_iter().map(|(_, m)| m).collect())
 }
 
 /// One message by seq.
@@ -147,18 +138,11 @@ pub fn locate(db: &Db, message_id: Uuid) -> Result<Option<(Uuid, u64)>, StoreErr
 /// The writes that append `message` with its idempotency index.
 pub fn append_batch(message: &Message) -> Result<Batch, CodecError> {
     let mut b = Batch::new();
-    b.put(
-        Map::Messages,
-        key(message.conversation_id, message.seq),
-        message,
-    )?;
+    b.put(Map::Messages, key(message.conversation_id, message.seq), message)?;
     b.put_raw(
         Map::MessageidConvseq,
         Key::new().uuid(message.id).into_bytes(),
-        Key::new()
-            .uuid(message.conversation_id)
-            .u64(message.seq)
-            .into_bytes(),
+        Key::new().uuid(message.conversation_id).u64(message.seq).into_bytes(),
     );
     Ok(b)
 }

@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod conversation;
 pub mod message;
+pub mod read_marker;
 pub mod token;
 pub mod user;
 

@@ -61,11 +61,7 @@ pub struct User {
 
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User")
-            .field("id", &self.id)
-            .field("email", &self.email)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
+        f.debug_struct("User").field("id", &self.id).field("email", &self.email).field("role", &self.role).finish_non_exhaustive()
     }
 }
 
@@ -97,24 +93,14 @@ pub fn by_email(db: &Db, email: &str) -> Result<Option<User>, StoreError> {
 
 /// Users in id order after `after`, at most `limit`.
 pub fn list(db: &Db, after: Option<Uuid>, limit: usize) -> Result<Vec<User>, StoreError> {
-    let start = after
-        .map(|a| Key::new().uuid(a).u8(0).into_bytes())
-        .unwrap_or_default();
-    Ok(db
-        .scan::<User>(Map::Users, &[], &start, limit)?
-        .into_iter()
-        .map(|(_, u)| u)
-        .collect())
+    let start = after.map(|a| Key::new().uuid(a).u8(0).into_bytes()).unwrap_or_default();
+    Ok(db.scan::<User>(Map::Users, &[], &start, limit)?.into_iter().map(|(_, u)| u).collect())
 }
 
 /// The writes that create `user` with its email index.
 pub fn create_batch(user: &User) -> Result<Batch, CodecError> {
     let mut b = Batch::new();
     b.put(Map::Users, Key::new().uuid(user.id), user)?;
-    b.put_raw(
-        Map::EmailUserid,
-        Key::new().str(&user.email)?.into_bytes(),
-        user.id.as_bytes().to_vec(),
-    );
+    b.put_raw(Map::EmailUserid, Key::new().str(&user.email)?.into_bytes(), user.id.as_bytes().to_vec());
     Ok(b)
 }

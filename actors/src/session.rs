@@ -1,0 +1,917 @@
+//! The session actor: one per Socket.IO connection, whatever its transport.
+//!
+//! It speaks Engine.IO v4 (open, ping/pong, close, upgrade) and Socket.IO v5
+//! on the main namespace, authenticates the CONNECT token, joins
+//! conversation rooms through the broker, relays client events to the
+//! conversation actors, and queues what goes out.
+//!
+//! Outbound flow is bounded end to end: the broker feeds a bounded queue
+//! (`SocketConfig::max_queued`); packets wait in `out` (same bound) until the
+//! transport takes them: one held GET for long-polling, or the websocket
+//! connection actor, which grants credit only as it writes frames, i.e. as
+//! the socket drains. A session that falls behind is closed with the reason
+//! `slow_consumer` and saved for connection state recovery, so the client
+//! reconnects and gets the missed messages replayed from storage.
+
+use crate::broker::{ConversationEvent, Envelope, Subscriber, SubscriptionId, STAFF_TOPIC};
+use crate::conversation::{AppendRequest, Appended, ConversationError, MarkRead};
+use crate::engineio::{self, Packet as EioPacket};
+use crate::socket_hub::{random_id, Identity, SavedSession, SocketHub};
+use crate::socketio::{self, Kind};
+use actix::prelude::*;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use utalk_storage::model::{conversation, message};
+use uuid::Uuid;
+
+/// Frames the websocket connection may take before it grants more credit.
+const WS_WINDOW: usize = 256;
+/// Recent message offsets remembered for connection state recovery.
+const OFFSET_LOG: usize = 2048;
+/// Time allowed between the Engine.IO open and the Socket.IO CONNECT.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Why a session ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client closed (Engine.IO close or Socket.IO disconnect).
+    ClientClose,
+    /// The transport went away (socket closed, poll aborted).
+    TransportClosed,
+    /// No pong in time.
+    PingTimeout,
+    /// The client could not keep up with what it was sent.
+    SlowConsumer,
+    /// The client sent something that is not the protocol.
+    ParseError(String),
+    /// A packet above `maxPayload`.
+    TooLarge,
+    /// No Socket.IO CONNECT in time.
+    ConnectTimeout,
+    /// The session failed internally.
+    Internal,
+}
+
+impl CloseReason {
+    /// Short text sent with the websocket close frame.
+    pub fn text(&self) -> String {
+        match self {
+            CloseReason::ClientClose => "client_close".into(),
+            CloseReason::TransportClosed => "transport_close".into(),
+            CloseReason::PingTimeout => "ping_timeout".into(),
+            CloseReason::SlowConsumer => "slow_consumer".into(),
+            CloseReason::ParseError(m) => format!("parse_error: {m}"),
+            CloseReason::TooLarge => "payload_too_large".into(),
+            CloseReason::ConnectTimeout => "connect_timeout".into(),
+            CloseReason::Internal => "internal_error".into(),
+        }
+    }
+
+    /// Websocket close code.
+    pub fn code(&self) -> u16 {
+        match self {
+            CloseReason::ClientClose | CloseReason::TransportClosed => 1000,
+            CloseReason::ParseError(_) => 1002,
+            CloseReason::TooLarge => 1009,
+            CloseReason::Internal => 1011,
+            CloseReason::PingTimeout | CloseReason::SlowConsumer | CloseReason::ConnectTimeout => 1008,
+        }
+    }
+
+    /// Whether the client may recover the session after this.
+    fn recoverable(&self) -> bool {
+        matches!(self, CloseReason::TransportClosed | CloseReason::PingTimeout | CloseReason::SlowConsumer | CloseReason::Internal)
+    }
+}
+
+/// What the websocket connection actor is asked to do.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub enum WsOut {
+    /// Write these text frames, then grant credit for them.
+    Frames(Vec<String>),
+    /// Close with a code and reason.
+    Close(u16, String),
+}
+
+/// An HTTP long-polling answer: the body, or an Engine.IO error.
+pub type PollAnswer = Result<String, PollError>;
+
+/// An Engine.IO error for an HTTP request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollError {
+    /// HTTP status.
+    pub status: u16,
+    /// Engine.IO error code.
+    pub code: u8,
+    /// Message.
+    pub message: &'static str,
+}
+
+/// The "Bad request" error of Engine.IO.
+pub const BAD_REQUEST: PollError = PollError { status: 400, code: 3, message: "Bad request" };
+
+/// A long-polling GET waiting for packets.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PollRequest {
+    /// Where to answer.
+    pub reply: oneshot::Sender<PollAnswer>,
+}
+
+/// A long-polling POST carrying packets.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PostPayload {
+    /// The body.
+    pub body: String,
+    /// Where to answer.
+    pub reply: oneshot::Sender<Result<(), PollError>>,
+}
+
+/// One packet from the websocket.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Inbound(pub String);
+
+/// The websocket wrote `n` frames.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Credit(pub usize);
+
+/// A websocket probe started (`2probe` answered).
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct UpgradeProbe;
+
+/// The upgrade finished (`5`): the websocket is the transport from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpgradeDone(pub Recipient<WsOut>);
+
+/// The probe websocket went away before `5`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpgradeAbort;
+
+/// The transport went away, or the client broke the protocol at the transport level.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TransportGone(pub CloseReason);
+
+enum Transport {
+    Polling { pending: Option<oneshot::Sender<PollAnswer>> },
+    Websocket(Recipient<WsOut>),
+}
+
+struct Room {
+    sub: SubscriptionId,
+    delivered: u64,
+}
+
+struct Connected {
+    sid: String,
+    pid: String,
+    identity: Identity,
+    rooms: HashMap<Uuid, Room>,
+    staff_sub: Option<SubscriptionId>,
+    subscriber: Subscriber,
+    overflowed: Arc<AtomicBool>,
+    next_offset: u64,
+    log: VecDeque<(u64, Uuid, u64)>,
+    floors: HashMap<Uuid, u64>,
+}
+
+/// One Socket.IO connection.
+pub struct SessionActor {
+    hub: Arc<SocketHub>,
+    number: u64,
+    eio_sid: String,
+    transport: Transport,
+    upgrading: bool,
+    out: VecDeque<String>,
+    credits: usize,
+    ping_outstanding: Option<Instant>,
+    sio: Option<Connected>,
+    closed: bool,
+}
+
+/// Receives broker deliveries as an actor stream.
+struct Deliveries(mpsc::Receiver<Arc<Envelope>>);
+
+impl futures_util::Stream for Deliveries {
+    type Item = Arc<Envelope>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+impl SessionActor {
+    /// A session on long-polling; the open packet goes out with the first GET answer.
+    pub fn polling(hub: Arc<SocketHub>) -> SessionActor {
+        Self::new(hub, Transport::Polling { pending: None }, true)
+    }
+
+    /// A session that started on a websocket.
+    pub fn websocket(hub: Arc<SocketHub>, ws: Recipient<WsOut>) -> SessionActor {
+        Self::new(hub, Transport::Websocket(ws), false)
+    }
+
+    fn new(hub: Arc<SocketHub>, transport: Transport, upgrades: bool) -> SessionActor {
+        let eio_sid = random_id();
+        let c = &hub.config;
+        let open =
+            engineio::open_packet(&eio_sid, upgrades, c.ping_interval.as_millis() as u64, c.ping_timeout.as_millis() as u64, c.max_payload);
+        SessionActor {
+            number: hub.next_session_number(),
+            hub,
+            eio_sid,
+            transport,
+            upgrading: false,
+            out: VecDeque::from([open]),
+            credits: WS_WINDOW,
+            ping_outstanding: None,
+            sio: None,
+            closed: false,
+        }
+    }
+
+    /// The Engine.IO session id.
+    pub fn sid(&self) -> &str {
+        &self.eio_sid
+    }
+
+    fn is_websocket(&self) -> bool {
+        matches!(self.transport, Transport::Websocket(_))
+    }
+
+    /// Queues a packet and pushes what the transport can take.
+    fn emit(&mut self, packet: String, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
+        // The open packet and control packets never count against the bound.
+        if self.out.len() >= self.hub.config.max_queued {
+            self.close(CloseReason::SlowConsumer, ctx);
+            return;
+        }
+        self.out.push_back(packet);
+        self.flush(ctx);
+    }
+
+    fn flush(&mut self, ctx: &mut Context<Self>) {
+        if self.out.is_empty() {
+            return;
+        }
+        match &mut self.transport {
+            Transport::Polling { pending } => {
+                if self.upgrading {
+                    // Held until the upgrade ends; the probe answers GETs with noops.
+                    return;
+                }
+                if let Some(reply) = pending.take() {
+                    let packets: Vec<String> = self.out.drain(..).collect();
+                    if let Err(Ok(body)) = reply.send(Ok(engineio::encode_payload(&packets))) {
+                        // The client dropped the GET: keep its packets for recovery and close.
+                        drop(body);
+                        for p in packets.into_iter().rev() {
+                            self.out.push_front(p);
+                        }
+                        self.close(CloseReason::TransportClosed, ctx);
+                    }
+                }
+            }
+            Transport::Websocket(ws) => {
+                if self.credits == 0 {
+                    return;
+                }
+                let n = self.credits.min(self.out.len());
+                let frames: Vec<String> = self.out.drain(..n).collect();
+                self.credits -= n;
+                if ws.try_send(WsOut::Frames(frames)).is_err() {
+                    self.close(CloseReason::TransportClosed, ctx);
+                }
+            }
+        }
+    }
+
+    /// Ends the session: saves it for recovery when the client may come back, tells the transport, stops.
+    fn close(&mut self, reason: CloseReason, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        tracing::info!(sid = %self.eio_sid, reason = %reason.text(), "socket session closed");
+        if reason == CloseReason::SlowConsumer {
+            self.hub.note_dropped_slow();
+        }
+        if let Some(c) = self.sio.take() {
+            let broker = self.hub.registry.broker();
+            for (conv, room) in &c.rooms {
+                broker.unsubscribe(*conv, room.sub);
+            }
+            if let Some(s) = c.staff_sub {
+                broker.unsubscribe(STAFF_TOPIC, s);
+            }
+            if let Identity::Staff { user_id, .. } = c.identity {
+                self.hub.presence(user_id, -1, None);
+            }
+            if reason.recoverable() {
+                let mut floors = c.floors;
+                for conv in c.rooms.keys() {
+                    floors.entry(*conv).or_insert(0);
+                }
+                self.hub.save(
+                    &c.pid,
+                    SavedSession {
+                        sid: c.sid,
+                        identity: c.identity,
+                        floors,
+                        log: c.log,
+                        next_offset: c.next_offset,
+                        saved_at: Instant::now(),
+                    },
+                );
+            }
+        }
+        match std::mem::replace(&mut self.transport, Transport::Polling { pending: None }) {
+            Transport::Polling { pending } => {
+                if let Some(reply) = pending {
+                    let body = if reason == CloseReason::ClientClose { "6" } else { "1" };
+                    let _ = reply.send(Ok(body.into()));
+                }
+                self.hub.unregister(&self.eio_sid, false);
+            }
+            Transport::Websocket(ws) => {
+                let _ = ws.try_send(WsOut::Close(reason.code(), reason.text()));
+                self.hub.unregister(&self.eio_sid, true);
+            }
+        }
+        self.out.clear();
+        ctx.stop();
+    }
+
+    fn on_packet(&mut self, text: &str, ctx: &mut Context<Self>) {
+        match engineio::decode(text) {
+            Err(e) => self.close(CloseReason::ParseError(e.to_string()), ctx),
+            Ok(EioPacket::Pong(_)) => self.ping_outstanding = None,
+            Ok(EioPacket::Ping(_)) => self.close(CloseReason::ParseError("pings come from the server in Engine.IO v4".into()), ctx),
+            Ok(EioPacket::Close) => self.close(CloseReason::ClientClose, ctx),
+            Ok(EioPacket::Message(m)) => self.on_sio(m, ctx),
+            Ok(EioPacket::Upgrade) | Ok(EioPacket::Noop) => {}
+        }
+    }
+
+    fn on_sio(&mut self, text: &str, ctx: &mut Context<Self>) {
+        let p = match socketio::decode(text) {
+            Ok(p) => p,
+            Err(e) => return self.close(CloseReason::ParseError(e.to_string()), ctx),
+        };
+        if p.nsp != "/" {
+            if p.kind == Kind::Connect {
+                self.emit(socketio::connect_error(&p.nsp, "Invalid namespace"), ctx);
+            } else {
+                self.close(CloseReason::ParseError(format!("namespace {} is not joined", p.nsp)), ctx);
+            }
+            return;
+        }
+        match p.kind {
+            Kind::Connect if self.sio.is_none() => self.on_connect(p.data, ctx),
+            Kind::Connect => self.close(CloseReason::ParseError("namespace already joined".into()), ctx),
+            Kind::Disconnect => self.close(CloseReason::ClientClose, ctx),
+            Kind::Event if self.sio.is_some() => {
+                let args = match p.data {
+                    Some(Value::Array(a)) => a,
+                    _ => return self.close(CloseReason::ParseError("event without arguments".into()), ctx),
+                };
+                self.on_event(args, p.id, ctx);
+            }
+            Kind::Event => self.close(CloseReason::ParseError("event before CONNECT".into()), ctx),
+            // Acks from the client answer nothing we asked.
+            Kind::Ack => {}
+            _ => self.close(CloseReason::ParseError("unexpected packet type".into()), ctx),
+        }
+    }
+
+    fn on_connect(&mut self, data: Option<Value>, ctx: &mut Context<Self>) {
+        let data = data.unwrap_or(Value::Null);
+        let token = data.get("token").and_then(Value::as_str);
+        let identity = match self.hub.auth.authenticate(token) {
+            Ok(i) => i,
+            Err(code) => {
+                self.emit(socketio::connect_error("/", code), ctx);
+                return;
+            }
+        };
+        let (subscriber, rx, overflowed) = Subscriber::bounded(self.hub.config.max_queued);
+        ctx.add_stream(Deliveries(rx));
+        let staff_sub =
+            matches!(identity, Identity::Staff { .. }).then(|| self.hub.registry.broker().subscribe(STAFF_TOPIC, subscriber.clone()));
+        let recovery = match (data.get("pid").and_then(Value::as_str), data.get("offset").and_then(Value::as_str)) {
+            (Some(pid), Some(offset)) => {
+                let offset = offset.parse::<u64>().ok();
+                self.hub.take_saved(pid).filter(|s| s.identity == identity).map(|s| (pid.to_string(), offset, s))
+            }
+            _ => None,
+        };
+        let mut conn = Connected {
+            sid: random_id(),
+            pid: random_id(),
+            identity,
+            rooms: HashMap::new(),
+            staff_sub,
+            subscriber,
+            overflowed,
+            next_offset: 1,
+            log: VecDeque::new(),
+            floors: HashMap::new(),
+        };
+        let mut replay: Vec<(Uuid, u64)> = Vec::new();
+        if let Some((pid, Some(offset), saved)) = recovery {
+            if let Some(received) = received_seqs(&saved, offset) {
+                conn.sid = saved.sid;
+                conn.pid = pid;
+                conn.next_offset = saved.next_offset;
+                replay = received.into_iter().collect();
+                self.hub.note_recovered();
+            }
+        }
+        if let Identity::Staff { user_id, .. } = identity {
+            self.hub.presence(user_id, 1, None);
+        }
+        let reply = json!({ "sid": conn.sid, "pid": conn.pid });
+        self.sio = Some(conn);
+        // Missed messages go out before the CONNECT answer, as the reference server does.
+        for (conv, received) in replay {
+            self.join_room(conv, received);
+            self.replay(conv, received, ctx);
+        }
+        self.emit(socketio::connect("/", &reply), ctx);
+    }
+
+    fn join_room(&mut self, conv: Uuid, delivered: u64) {
+        let Some(c) = self.sio.as_mut() else { return };
+        if let Some(room) = c.rooms.get_mut(&conv) {
+            room.delivered = room.delivered.max(delivered);
+            return;
+        }
+        let sub = self.hub.registry.broker().subscribe(conv, c.subscriber.clone());
+        c.rooms.insert(conv, Room { sub, delivered });
+    }
+
+    /// Sends stored messages after `after` as `message:new` events with offsets.
+    fn replay(&mut self, conv: Uuid, after: u64, ctx: &mut Context<Self>) {
+        let Ok(messages) = message::after(&self.hub.db, conv, after, self.hub.config.max_replay) else { return };
+        for m in messages {
+            let json = json!({ "message": m }).to_string();
+            self.deliver_message(conv, m.seq, &json, ctx);
+        }
+    }
+
+    fn deliver_message(&mut self, conv: Uuid, seq: u64, json: &str, ctx: &mut Context<Self>) {
+        let Some(c) = self.sio.as_mut() else { return };
+        let Some(room) = c.rooms.get_mut(&conv) else { return };
+        if seq <= room.delivered {
+            return;
+        }
+        room.delivered = seq;
+        let offset = c.next_offset;
+        c.next_offset += 1;
+        c.log.push_back((offset, conv, seq));
+        if c.log.len() > OFFSET_LOG {
+            if let Some((_, old_conv, old_seq)) = c.log.pop_front() {
+                let f = c.floors.entry(old_conv).or_insert(0);
+                *f = (*f).max(old_seq);
+            }
+        }
+        let packet = socketio::event_raw("message:new", json, Some(&offset.to_string()));
+        self.emit(packet, ctx);
+    }
+
+    fn on_event(&mut self, args: Vec<Value>, ack: Option<u64>, ctx: &mut Context<Self>) {
+        let mut args = args.into_iter();
+        let name = match args.next() {
+            Some(Value::String(s)) => s,
+            _ => String::new(),
+        };
+        let payload = args.next().unwrap_or(Value::Null);
+        let request_id = payload
+            .get("requestId")
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty() && r.len() <= 128 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+            .map(str::to_owned)
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        let span = tracing::info_span!("socket_event", request_id = %request_id, event = %name, sid = %self.eio_sid);
+        let _enter = span.enter();
+        tracing::debug!("socket event");
+        let Some(identity) = self.sio.as_ref().map(|c| c.identity) else { return };
+        match name.as_str() {
+            "conversation:join" => {
+                let result = self.join(&payload, &identity);
+                self.answer(ack, &request_id, result, ctx);
+            }
+            "conversation:leave" => {
+                let result = conversation_id(&payload).map(|conv| {
+                    if let Some(c) = self.sio.as_mut() {
+                        if let Some(room) = c.rooms.remove(&conv) {
+                            self.hub.registry.broker().unsubscribe(conv, room.sub);
+                        }
+                    }
+                    json!({})
+                });
+                self.answer(ack, &request_id, result, ctx);
+            }
+            "message:send" => self.send_message(&payload, &identity, ack, request_id, ctx),
+            "message:read" => self.mark_read(&payload, &identity, ack, request_id, ctx),
+            "typing:start" | "typing:stop" => {
+                let result = conversation_id(&payload).and_then(|conv| {
+                    if !identity.may_access(conv) {
+                        return Err(forbidden());
+                    }
+                    let event = ConversationEvent::Typing {
+                        conversation_id: conv,
+                        user: identity.actor(),
+                        typing: name == "typing:start",
+                        origin: self.number,
+                    };
+                    self.hub.registry.broker().publish(conv, event);
+                    Ok(json!({}))
+                });
+                self.answer(ack, &request_id, result, ctx);
+            }
+            "presence:set" => {
+                let result = match (identity, payload.get("status").and_then(Value::as_str)) {
+                    (Identity::Staff { user_id, .. }, Some(s @ ("online" | "away"))) => {
+                        let status = if s == "online" { "online" } else { "away" };
+                        self.hub.presence(user_id, 0, Some(status));
+                        Ok(json!({ "status": status }))
+                    }
+                    (Identity::Staff { .. }, _) => Err(("invalid_request", "status must be online or away".to_string())),
+                    _ => Err(forbidden()),
+                };
+                self.answer(ack, &request_id, result, ctx);
+            }
+            _ => {
+                let result = Err(("unknown_event", format!("unknown event `{name}`")));
+                self.answer(ack, &request_id, result, ctx);
+            }
+        }
+    }
+
+    fn join(&mut self, payload: &Value, identity: &Identity) -> Result<Value, (&'static str, String)> {
+        let conv = conversation_id(payload)?;
+        if !identity.may_access(conv) {
+            return Err(forbidden());
+        }
+        let since = match payload.get("sinceSeq") {
+            None | Some(Value::Null) => 0,
+            Some(v) => v.as_u64().ok_or(("invalid_request", "sinceSeq must be a non-negative integer".to_string()))?,
+        };
+        let db = &self.hub.db.clone();
+        conversation::get(db, conv).map_err(internal)?.ok_or(("not_found", "conversation not found".to_string()))?;
+        // Subscribe first, then read: anything committed after the read arrives
+        // through the subscription, and anything in both is delivered once.
+        self.join_room(conv, since);
+        let limit = self.hub.config.max_replay;
+        let mut messages = message::after(db, conv, since, limit + 1).map_err(internal)?;
+        let has_more = messages.len() > limit;
+        messages.truncate(limit);
+        let last_seq = message::last_seq(db, conv).map_err(internal)?;
+        if let Some(c) = self.sio.as_mut() {
+            // What the ack carries counts as received, like what the client already had.
+            let received = messages.last().map_or(since, |m| m.seq.max(since));
+            if let Some(room) = c.rooms.get_mut(&conv) {
+                room.delivered = room.delivered.max(received);
+            }
+            let f = c.floors.entry(conv).or_insert(0);
+            *f = (*f).max(received);
+        }
+        Ok(json!({ "lastSeq": last_seq, "messages": messages, "hasMore": has_more }))
+    }
+
+    fn send_message(&mut self, payload: &Value, identity: &Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
+        let parsed = (|| {
+            let conv = conversation_id(payload)?;
+            let message_id = payload
+                .get("messageId")
+                .and_then(Value::as_str)
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or(("invalid_request", "messageId must be a UUID".to_string()))?;
+            let text = match payload.get("text") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(_) => return Err(("invalid_request", "text must be a string".to_string())),
+            };
+            let media_id = match payload.get("mediaId") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    v.as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or(("invalid_request", "mediaId must be a UUID".to_string()))?,
+                ),
+            };
+            let req = AppendRequest::from_client(identity, conv, message_id, text, media_id).map_err(|e| e.describe())?;
+            Ok((conv, req))
+        })();
+        let (conv, req) = match parsed {
+            Ok(x) => x,
+            Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
+        };
+        let registry = self.hub.registry.clone();
+        let fut = async move { registry.call(conv, req).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            let result = res.map(|a| match a {
+                Appended::Created(m) => json!({ "message": m.as_ref(), "created": true }),
+                Appended::Existing(m) => json!({ "message": m.as_ref(), "created": false }),
+            });
+            act.answer(ack, &request_id, result.map_err(conversation_error), ctx);
+        }));
+    }
+
+    fn mark_read(&mut self, payload: &Value, identity: &Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
+        let parsed = conversation_id(payload).and_then(|conv| {
+            if !identity.may_access(conv) {
+                return Err(forbidden());
+            }
+            let seq =
+                payload.get("seq").and_then(Value::as_u64).ok_or(("invalid_request", "seq must be a non-negative integer".to_string()))?;
+            Ok((conv, seq))
+        });
+        let (conv, seq) = match parsed {
+            Ok(x) => x,
+            Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
+        };
+        let registry = self.hub.registry.clone();
+        let reader = identity.actor();
+        let fut = async move { registry.call(conv, MarkRead { reader, seq }).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            act.answer(ack, &request_id, res.map(|seq| json!({ "seq": seq })).map_err(conversation_error), ctx);
+        }));
+    }
+
+    /// Answers an event: an ack when the client asked for one, else an `error` event on failure.
+    fn answer(&mut self, ack: Option<u64>, request_id: &str, result: Result<Value, (&'static str, String)>, ctx: &mut Context<Self>) {
+        let body = match result {
+            Ok(mut v) => {
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("ok".into(), Value::Bool(true));
+                    o.insert("requestId".into(), Value::String(request_id.into()));
+                }
+                v
+            }
+            Err((code, message)) => {
+                tracing::info!(request_id, code, "socket event refused");
+                json!({ "ok": false, "error": { "code": code, "message": message }, "requestId": request_id })
+            }
+        };
+        match ack {
+            Some(id) => self.emit(socketio::ack("/", id, &body), ctx),
+            None if body["ok"] == Value::Bool(false) => self.emit(socketio::event_raw("error", &body.to_string(), None), ctx),
+            None => {}
+        }
+    }
+
+    fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
+        let sent = Instant::now();
+        self.ping_outstanding = Some(sent);
+        self.emit("2".into(), ctx);
+        ctx.run_later(self.hub.config.ping_timeout, move |act, ctx| {
+            if act.ping_outstanding == Some(sent) {
+                act.close(CloseReason::PingTimeout, ctx);
+            }
+        });
+    }
+
+    /// Runs a handler behind a panic guard: a panic closes this session only.
+    fn guarded(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self, &mut Context<Self>)) {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| f(self, ctx))).is_err() {
+            tracing::error!(sid = %self.eio_sid, "socket session panicked; closing it");
+            self.close(CloseReason::Internal, ctx);
+        }
+    }
+}
+
+/// For each conversation of a saved session, the last seq the client received,
+/// given the last offset it saw; `None` when that offset is no longer known.
+fn received_seqs(saved: &SavedSession, offset: u64) -> Option<HashMap<Uuid, u64>> {
+    let oldest = saved.log.front().map(|e| e.0);
+    if let Some(oldest) = oldest {
+        if offset + 1 < oldest {
+            return None;
+        }
+    }
+    if offset >= saved.next_offset {
+        return None;
+    }
+    let mut received = saved.floors.clone();
+    for (o, conv, seq) in &saved.log {
+        let r = received.entry(*conv).or_insert(0);
+        if *o <= offset {
+            *r = (*r).max(*seq);
+        }
+    }
+    Some(received)
+}
+
+fn conversation_id(payload: &Value) -> Result<Uuid, (&'static str, String)> {
+    payload
+        .get("conversationId")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or(("invalid_request", "conversationId must be a UUID".to_string()))
+}
+
+fn forbidden() -> (&'static str, String) {
+    ("forbidden", "this identity may not reach that conversation".to_string())
+}
+
+fn internal(e: impl std::fmt::Display) -> (&'static str, String) {
+    tracing::error!(error = %e, "socket event failed");
+    ("internal", "internal error".to_string())
+}
+
+fn conversation_error(e: ConversationError) -> (&'static str, String) {
+    let code = match &e {
+        ConversationError::NotFound => "not_found",
+        ConversationError::MessageIdConflict => "message_id_conflict",
+        ConversationError::Overloaded => "overloaded",
+        ConversationError::Write(_) => "storage_unavailable",
+        ConversationError::Read(_) => "internal",
+        ConversationError::Restarted | ConversationError::Retired => "conversation_restarted",
+        ConversationError::InvalidSeq(_) => "invalid_seq",
+    };
+    (code, e.to_string())
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(1024);
+        let interval = self.hub.config.ping_interval;
+        ctx.run_interval(interval, |act, ctx| act.heartbeat(ctx));
+        ctx.run_later(CONNECT_TIMEOUT, |act, ctx| {
+            if act.sio.is_none() {
+                act.close(CloseReason::ConnectTimeout, ctx);
+            }
+        });
+        self.flush(ctx);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        if !self.closed {
+            self.hub.unregister(&self.eio_sid, self.is_websocket());
+        }
+    }
+}
+
+impl StreamHandler<Arc<Envelope>> for SessionActor {
+    fn handle(&mut self, env: Arc<Envelope>, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, ctx| {
+            if act.sio.as_ref().is_some_and(|c| c.overflowed.load(Ordering::Relaxed)) {
+                return act.close(CloseReason::SlowConsumer, ctx);
+            }
+            match &env.event {
+                ConversationEvent::MessageNew(m) => act.deliver_message(m.conversation_id, m.seq, env.json(), ctx),
+                ConversationEvent::Typing { origin, .. } if *origin == act.number => {}
+                other => {
+                    let name = other.name();
+                    act.emit(socketio::event_raw(name, env.json(), None), ctx);
+                }
+            }
+        });
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        // The broker dropped every copy of our queue: we fell behind.
+        self.close(CloseReason::SlowConsumer, ctx);
+    }
+}
+
+impl Handler<PollRequest> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, msg: PollRequest, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, ctx| {
+            let Transport::Polling { pending } = &mut act.transport else {
+                let _ = msg.reply.send(Err(BAD_REQUEST));
+                return;
+            };
+            if act.upgrading {
+                let packets: Vec<String> = act.out.drain(..).collect();
+                let body = if packets.is_empty() { "6".to_string() } else { engineio::encode_payload(&packets) };
+                let _ = msg.reply.send(Ok(body));
+                return;
+            }
+            if pending.is_some() {
+                // A second concurrent GET breaks the protocol: refuse it and end the session.
+                let _ = msg.reply.send(Err(BAD_REQUEST));
+                act.close(CloseReason::ParseError("overlapping poll requests".into()), ctx);
+                return;
+            }
+            *pending = Some(msg.reply);
+            act.flush(ctx);
+        });
+    }
+}
+
+impl Handler<PostPayload> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, msg: PostPayload, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, ctx| {
+            if act.is_websocket() {
+                let _ = msg.reply.send(Err(BAD_REQUEST));
+                return;
+            }
+            match engineio::decode_payload(&msg.body) {
+                Ok(_) => {
+                    let _ = msg.reply.send(Ok(()));
+                    for packet in msg.body.split(engineio::SEPARATOR) {
+                        if act.closed {
+                            break;
+                        }
+                        act.on_packet(packet, ctx);
+                    }
+                }
+                Err(e) => {
+                    let _ = msg.reply.send(Err(BAD_REQUEST));
+                    act.close(CloseReason::ParseError(e.to_string()), ctx);
+                }
+            }
+        });
+    }
+}
+
+impl Handler<Inbound> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, msg: Inbound, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, ctx| act.on_packet(&msg.0, ctx));
+    }
+}
+
+impl Handler<Credit> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, msg: Credit, ctx: &mut Context<Self>) {
+        self.credits = (self.credits + msg.0).min(WS_WINDOW);
+        self.flush(ctx);
+    }
+}
+
+impl Handler<UpgradeProbe> for SessionActor {
+    type Result = bool;
+    fn handle(&mut self, _: UpgradeProbe, _ctx: &mut Context<Self>) -> bool {
+        let Transport::Polling { pending } = &mut self.transport else { return false };
+        if self.upgrading || self.closed {
+            return false;
+        }
+        self.upgrading = true;
+        // Release the held GET so the client can pause polling and finish the upgrade.
+        if let Some(reply) = pending.take() {
+            let packets: Vec<String> = self.out.drain(..).collect();
+            let body = if packets.is_empty() { "6".to_string() } else { engineio::encode_payload(&packets) };
+            let _ = reply.send(Ok(body));
+        }
+        true
+    }
+}
+
+impl Handler<UpgradeDone> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, msg: UpgradeDone, ctx: &mut Context<Self>) {
+        if self.closed {
+            let _ = msg.0.try_send(WsOut::Close(1000, "session closed".into()));
+            return;
+        }
+        if let Transport::Polling { pending: Some(reply) } = std::mem::replace(&mut self.transport, Transport::Websocket(msg.0)) {
+            let _ = reply.send(Ok("6".into()));
+        }
+        self.upgrading = false;
+        self.credits = WS_WINDOW;
+        self.hub.upgraded();
+        self.flush(ctx);
+    }
+}
+
+impl Handler<UpgradeAbort> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, _: UpgradeAbort, ctx: &mut Context<Self>) {
+        if matches!(self.transport, Transport::Polling { .. }) {
+            self.upgrading = false;
+            self.flush(ctx);
+        }
+    }
+}
+
+impl Handler<TransportGone> for SessionActor {
+    type Result = ();
+    fn handle(&mut self, msg: TransportGone, ctx: &mut Context<Self>) {
+        self.close(msg.0, ctx);
+    }
+}

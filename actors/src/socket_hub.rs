@@ -1,0 +1,285 @@
+//! Shared state of all Socket.IO sessions: lookup by Engine.IO sid (for
+//! polling requests and upgrades), saved sessions for connection state
+//! recovery, staff presence, and live counts.
+
+use crate::broker::{ConversationEvent, STAFF_TOPIC};
+use crate::registry::Registry;
+use crate::session::SessionActor;
+use actix::Addr;
+use base64::Engine;
+use rand::RngCore;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use utalk_storage::model::Role;
+use utalk_storage::Db;
+use uuid::Uuid;
+
+/// Who a socket belongs to, from its CONNECT token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// A staff user.
+    Staff {
+        /// User id.
+        user_id: Uuid,
+        /// Role.
+        role: Role,
+    },
+    /// A web chat customer, limited to one conversation.
+    Widget {
+        /// The conversation.
+        conversation_id: Uuid,
+    },
+}
+
+impl Identity {
+    /// Whether the identity may see `conversation`.
+    pub fn may_access(&self, conversation: Uuid) -> bool {
+        match self {
+            Identity::Staff { .. } => true,
+            Identity::Widget { conversation_id } => *conversation_id == conversation,
+        }
+    }
+
+    /// Who this is, as shown to others in a conversation.
+    pub fn actor(&self) -> crate::broker::Actor {
+        match self {
+            Identity::Staff { user_id, .. } => crate::broker::Actor { kind: "agent", id: Some(*user_id) },
+            Identity::Widget { .. } => crate::broker::Actor { kind: "customer", id: None },
+        }
+    }
+}
+
+/// Checks CONNECT tokens; implemented by the server's auth service.
+pub trait Authenticator: Send + Sync + 'static {
+    /// The identity of `token`, or the error code to put in CONNECT_ERROR.
+    fn authenticate(&self, token: Option<&str>) -> Result<Identity, &'static str>;
+}
+
+/// Limits and timers of the Socket.IO endpoint.
+#[derive(Debug, Clone)]
+pub struct SocketConfig {
+    /// Interval between server pings.
+    pub ping_interval: Duration,
+    /// How long to wait for a pong.
+    pub ping_timeout: Duration,
+    /// Largest accepted packet or POST body, in bytes.
+    pub max_payload: usize,
+    /// Events queued for one session before it is dropped as too slow.
+    pub max_queued: usize,
+    /// How long a dropped session can be recovered.
+    pub recovery_window: Duration,
+    /// Most messages replayed by one join or recovery.
+    pub max_replay: usize,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            max_payload: 1_000_000,
+            max_queued: 1024,
+            recovery_window: Duration::from_secs(120),
+            max_replay: 500,
+        }
+    }
+}
+
+/// What a session leaves behind when it drops unexpectedly, for recovery.
+#[derive(Debug, Clone)]
+pub struct SavedSession {
+    /// Socket.IO sid to keep.
+    pub sid: String,
+    /// Who it was.
+    pub identity: Identity,
+    /// Joined conversations and the highest seq known delivered before the offset log.
+    pub floors: HashMap<Uuid, u64>,
+    /// Recent emitted messages: (offset, conversation, seq).
+    pub log: VecDeque<(u64, Uuid, u64)>,
+    /// Next offset to hand out.
+    pub next_offset: u64,
+    /// When it dropped.
+    pub saved_at: Instant,
+}
+
+/// Live counts for `/health/socket`.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SocketCounts {
+    /// Engine.IO sessions open now.
+    pub connections: u64,
+    /// Of which on websocket.
+    pub websocket: u64,
+    /// Of which on long-polling.
+    pub polling: u64,
+    /// Sessions opened since start.
+    pub total: u64,
+    /// Sessions dropped for falling behind.
+    pub dropped_slow: u64,
+    /// Sessions recovered after a drop.
+    pub recovered: u64,
+}
+
+/// Shared by every session and the HTTP endpoint.
+pub struct SocketHub {
+    /// Limits.
+    pub config: SocketConfig,
+    /// Token checks.
+    pub auth: Arc<dyn Authenticator>,
+    /// Conversations.
+    pub registry: Registry,
+    /// Reads.
+    pub db: Db,
+    sessions: Mutex<HashMap<String, Addr<SessionActor>>>,
+    saved: Mutex<HashMap<String, SavedSession>>,
+    presence: Mutex<HashMap<Uuid, (usize, &'static str)>>,
+    next_session: AtomicU64,
+    websocket: AtomicU64,
+    polling: AtomicU64,
+    total: AtomicU64,
+    dropped_slow: AtomicU64,
+    recovered: AtomicU64,
+}
+
+/// A random id of 15 bytes in URL-safe base64 (20 characters).
+pub fn random_id() -> String {
+    let mut b = [0u8; 15];
+    rand::thread_rng().fill_bytes(&mut b);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+impl SocketHub {
+    /// A hub with no sessions.
+    pub fn new(config: SocketConfig, auth: Arc<dyn Authenticator>, registry: Registry, db: Db) -> Arc<SocketHub> {
+        Arc::new(SocketHub {
+            config,
+            auth,
+            registry,
+            db,
+            sessions: Mutex::new(HashMap::new()),
+            saved: Mutex::new(HashMap::new()),
+            presence: Mutex::new(HashMap::new()),
+            next_session: AtomicU64::new(1),
+            websocket: AtomicU64::new(0),
+            polling: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            dropped_slow: AtomicU64::new(0),
+            recovered: AtomicU64::new(0),
+        })
+    }
+
+    /// A process-unique number for a new session.
+    pub fn next_session_number(&self) -> u64 {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers a session under its Engine.IO sid.
+    pub fn register(&self, sid: &str, addr: Addr<SessionActor>, websocket: bool) {
+        lock(&self.sessions).insert(sid.to_string(), addr);
+        self.total.fetch_add(1, Ordering::Relaxed);
+        self.transport_counter(websocket).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Moves a session's count from polling to websocket.
+    pub fn upgraded(&self) {
+        self.polling.fetch_sub(1, Ordering::Relaxed);
+        self.websocket.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Forgets a session.
+    pub fn unregister(&self, sid: &str, websocket: bool) {
+        if lock(&self.sessions).remove(sid).is_some() {
+            self.transport_counter(websocket).fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    fn transport_counter(&self, websocket: bool) -> &AtomicU64 {
+        if websocket {
+            &self.websocket
+        } else {
+            &self.polling
+        }
+    }
+
+    /// The session with Engine.IO sid `sid`.
+    pub fn find(&self, sid: &str) -> Option<Addr<SessionActor>> {
+        lock(&self.sessions).get(sid).cloned()
+    }
+
+    /// Keeps a dropped session for recovery under its private id.
+    pub fn save(&self, pid: &str, session: SavedSession) {
+        let mut saved = lock(&self.saved);
+        let window = self.config.recovery_window;
+        saved.retain(|_, s| s.saved_at.elapsed() < window);
+        saved.insert(pid.to_string(), session);
+    }
+
+    /// Takes a saved session if it is still within the recovery window.
+    pub fn take_saved(&self, pid: &str) -> Option<SavedSession> {
+        let s = lock(&self.saved).remove(pid)?;
+        (s.saved_at.elapsed() < self.config.recovery_window).then_some(s)
+    }
+
+    /// Counts a slow-consumer drop.
+    pub fn note_dropped_slow(&self) {
+        self.dropped_slow.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a recovery.
+    pub fn note_recovered(&self) {
+        self.recovered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Sets a staff member's presence from one of their sessions and tells all staff when it changes.
+    /// `delta` is +1 when a session connects, -1 when it leaves, 0 for a status change.
+    pub fn presence(&self, user_id: Uuid, delta: i32, status: Option<&'static str>) {
+        let changed = {
+            let mut map = lock(&self.presence);
+            let entry = map.entry(user_id).or_insert((0, "offline"));
+            let before = entry.1;
+            entry.0 = (entry.0 as i64 + delta as i64).max(0) as usize;
+            entry.1 = if entry.0 == 0 {
+                "offline"
+            } else {
+                match status {
+                    Some(s) => s,
+                    None if before == "offline" => "online",
+                    None => before,
+                }
+            };
+            let now = entry.1;
+            if entry.0 == 0 {
+                map.remove(&user_id);
+            }
+            (before != now).then_some(now)
+        };
+        if let Some(status) = changed {
+            self.registry.broker().publish(STAFF_TOPIC, ConversationEvent::Presence { user_id, status });
+        }
+    }
+
+    /// Staff members online now with their status.
+    pub fn presence_list(&self) -> Vec<(Uuid, &'static str)> {
+        lock(&self.presence).iter().map(|(u, (_, s))| (*u, *s)).collect()
+    }
+
+    /// Live counts.
+    pub fn counts(&self) -> SocketCounts {
+        let websocket = self.websocket.load(Ordering::Relaxed);
+        let polling = self.polling.load(Ordering::Relaxed);
+        SocketCounts {
+            connections: websocket + polling,
+            websocket,
+            polling,
+            total: self.total.load(Ordering::Relaxed),
+            dropped_slow: self.dropped_slow.load(Ordering::Relaxed),
+            recovered: self.recovered.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
