@@ -292,12 +292,15 @@ impl SessionActor {
                 if self.credits == 0 {
                     return;
                 }
+                if !ws.connected() {
+                    return self.close(CloseReason::TransportClosed, ctx);
+                }
                 let n = self.credits.min(self.out.len());
                 let frames: Vec<String> = self.out.drain(..n).collect();
                 self.credits -= n;
-                if ws.try_send(WsOut::Frames(frames)).is_err() {
-                    self.close(CloseReason::TransportClosed, ctx);
-                }
+                // Credits bound what is in flight to the connection actor, so its
+                // mailbox cannot grow past the window even though this ignores capacity.
+                ws.do_send(WsOut::Frames(frames));
             }
         }
     }
@@ -350,7 +353,7 @@ impl SessionActor {
                 self.hub.unregister(&self.eio_sid, false);
             }
             Transport::Websocket(ws) => {
-                let _ = ws.try_send(WsOut::Close(reason.code(), reason.text()));
+                ws.do_send(WsOut::Close(reason.code(), reason.text()));
                 self.hub.unregister(&self.eio_sid, true);
             }
         }

@@ -8,3 +8,4 @@ mod durability;
 mod helpers;
 mod messages;
 mod platform;
+mod socket;

@@ -1,0 +1,226 @@
+// The stock socket.io-client against the real utalk server.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { io } from "socket.io-client";
+import WebSocket from "ws";
+import { startServer, once, waitFor, uuid, ADMIN, AGENT } from "./harness.mjs";
+
+let server;
+let agent;
+let admin;
+
+before(async () => {
+  server = await startServer({
+    UTALK_SOCKET__MAX_PAYLOAD_BYTES: "8192",
+    UTALK_SOCKET__MAX_QUEUED: "64",
+    UTALK_SOCKET__PING_INTERVAL_MS: "1000",
+    UTALK_SOCKET__PING_TIMEOUT_MS: "1000",
+  });
+  agent = await server.login(AGENT);
+  admin = await server.login(ADMIN);
+});
+
+after(async () => {
+  await server.stop();
+});
+
+function connect(token, opts = {}) {
+  return io(server.base, { auth: { token }, reconnectionDelay: 100, reconnectionDelayMax: 200, ...opts });
+}
+
+async function connected(socket) {
+  if (!socket.connected) await once(socket, "connect");
+  return socket;
+}
+
+const ack = (socket, event, payload) => socket.timeout(10000).emitWithAck(event, payload);
+
+test("default transports connect over polling and upgrade to websocket", async () => {
+  const socket = connect(agent.accessToken);
+  await connected(socket);
+  assert.equal(socket.io.engine.transport.name === "polling" || socket.io.engine.transport.name === "websocket", true);
+  await waitFor(() => socket.io.engine.transport.name === "websocket", 10000, "upgrade to websocket");
+  const conv = await server.conversation(agent.accessToken);
+  const joined = await ack(socket, "conversation:join", { conversationId: conv });
+  assert.equal(joined.ok, true);
+  assert.equal(joined.lastSeq, 0);
+  assert.match(joined.requestId, /.+/);
+  const sent = await ack(socket, "message:send", { conversationId: conv, messageId: uuid(), text: "hola" });
+  assert.equal(sent.ok, true);
+  assert.equal(sent.message.seq, 1);
+  socket.disconnect();
+});
+
+test("websocket-only and polling-only clients work", async () => {
+  for (const transports of [["websocket"], ["polling"]]) {
+    const socket = connect(agent.accessToken, { transports });
+    await connected(socket);
+    assert.equal(socket.io.engine.transport.name, transports[0]);
+    const conv = await server.conversation(agent.accessToken);
+    await ack(socket, "conversation:join", { conversationId: conv });
+    const got = once(socket, "message:new");
+    const sent = await ack(socket, "message:send", { conversationId: conv, messageId: uuid(), text: `via ${transports[0]}` });
+    assert.equal(sent.ok, true);
+    const [evt] = await got;
+    assert.equal(evt.message.text, `via ${transports[0]}`);
+    socket.disconnect();
+  }
+});
+
+test("two clients in one conversation see every message once, in seq order, only after it is durable", async () => {
+  const conv = await server.conversation(agent.accessToken);
+  const a = await connected(connect(agent.accessToken));
+  const b = await connected(connect(admin.accessToken, { transports: ["websocket"] }));
+  await ack(a, "conversation:join", { conversationId: conv });
+  await ack(b, "conversation:join", { conversationId: conv });
+  const seen = [];
+  b.on("message:new", async ({ message }) => {
+    seen.push(message.seq);
+  });
+  const acks = await Promise.all(Array.from({ length: 50 }, (_, i) => ack(a, "message:send", { conversationId: conv, messageId: uuid(), text: `m${i}` })));
+  assert.ok(acks.every((x) => x.ok));
+  // Acked means durable: the REST read (straight from storage) has all of them.
+  const list = await server.api("GET", `/api/v1/conversations/${conv}/messages?limit=200`, { token: agent.accessToken });
+  assert.equal(list.body.items.length, 50);
+  await waitFor(() => seen.length === 50, 10000, "50 deliveries");
+  assert.deepEqual(seen, Array.from({ length: 50 }, (_, i) => i + 1));
+  a.disconnect();
+  b.disconnect();
+});
+
+test("join replays what came after sinceSeq", async () => {
+  const conv = await server.conversation(agent.accessToken);
+  for (let i = 0; i < 5; i++) {
+    await server.api("POST", `/api/v1/conversations/${conv}/messages`, { token: agent.accessToken, body: { messageId: uuid(), text: `r${i}` } });
+  }
+  const s = await connected(connect(agent.accessToken, { transports: ["websocket"] }));
+  const joined = await ack(s, "conversation:join", { conversationId: conv, sinceSeq: 3 });
+  assert.deepEqual(joined.messages.map((m) => m.seq), [4, 5]);
+  assert.equal(joined.lastSeq, 5);
+  assert.equal(joined.hasMore, false);
+  s.disconnect();
+});
+
+test("a client that drops and comes back gets what it missed through connection state recovery", async () => {
+  const conv = await server.conversation(agent.accessToken);
+  const watcher = await connected(connect(agent.accessToken, { transports: ["websocket"] }));
+  const sender = await connected(connect(admin.accessToken, { transports: ["websocket"] }));
+  await ack(watcher, "conversation:join", { conversationId: conv });
+  const seen = [];
+  watcher.on("message:new", ({ message }) => seen.push(message.seq));
+  await ack(sender, "message:send", { conversationId: conv, messageId: uuid(), text: "before" });
+  await waitFor(() => seen.length === 1, 5000, "first delivery");
+
+  // Drop the transport under the client; it reconnects by itself.
+  const back = once(watcher, "connect", 15000);
+  watcher.io.engine.close();
+  for (let i = 0; i < 3; i++) {
+    await ack(sender, "message:send", { conversationId: conv, messageId: uuid(), text: `while away ${i}` });
+  }
+  await back;
+  assert.equal(watcher.recovered, true, "connection state recovered");
+  await waitFor(() => seen.length === 4, 5000, "missed deliveries");
+  assert.deepEqual(seen, [1, 2, 3, 4]);
+  // Still joined after recovery: new messages keep arriving.
+  await ack(sender, "message:send", { conversationId: conv, messageId: uuid(), text: "after" });
+  await waitFor(() => seen.length === 5, 5000, "live delivery after recovery");
+  watcher.disconnect();
+  sender.disconnect();
+});
+
+test("bad tokens get connect_error whose message is the error code", async () => {
+  for (const [auth, code] of [
+    [{ token: "garbage" }, "invalid_token"],
+    [{}, "missing_token"],
+    [{ token: agent.accessToken.slice(0, -3) + "abc" }, "invalid_token"],
+  ]) {
+    const s = io(server.base, { auth, reconnection: false });
+    const err = await once(s, "connect_error");
+    assert.equal(err.message, code);
+    s.close();
+  }
+});
+
+test("unknown namespaces are refused", async () => {
+  const s = io(server.base + "/admin", { auth: { token: agent.accessToken }, reconnection: false });
+  const err = await once(s, "connect_error");
+  assert.equal(err.message, "Invalid namespace");
+  s.close();
+});
+
+test("widget tokens reach only their own conversation", async () => {
+  const w = await server.api("POST", "/api/v1/widget/sessions", { body: { name: "Luis" } });
+  const s = await connected(connect(w.body.token, { transports: ["websocket"] }));
+  const own = await ack(s, "conversation:join", { conversationId: w.body.conversationId });
+  assert.equal(own.ok, true);
+  const other = await server.conversation(agent.accessToken);
+  const refused = await ack(s, "conversation:join", { conversationId: other });
+  assert.equal(refused.ok, false);
+  assert.equal(refused.error.code, "forbidden");
+  const send = await ack(s, "message:send", { conversationId: other, messageId: uuid(), text: "x" });
+  assert.equal(send.error.code, "forbidden");
+  const mine = await ack(s, "message:send", { conversationId: w.body.conversationId, messageId: uuid(), text: "hola" });
+  assert.equal(mine.message.direction, "inbound");
+  s.disconnect();
+});
+
+test("typing goes to others only; read markers are stored and broadcast; unknown events get a typed error", async () => {
+  const conv = await server.conversation(agent.accessToken);
+  const a = await connected(connect(agent.accessToken, { transports: ["websocket"] }));
+  const b = await connected(connect(admin.accessToken, { transports: ["websocket"] }));
+  await ack(a, "conversation:join", { conversationId: conv });
+  await ack(b, "conversation:join", { conversationId: conv });
+  let aTyping = 0;
+  a.on("typing", () => aTyping++);
+  const typing = once(b, "typing");
+  a.emit("typing:start", { conversationId: conv });
+  const t = await typing;
+  assert.equal(t.typing, true);
+  assert.equal(t.user.type, "agent");
+  await ack(a, "message:send", { conversationId: conv, messageId: uuid(), text: "read me" });
+  const readEvt = once(a, "message:read");
+  const r = await ack(b, "message:read", { conversationId: conv, seq: 1 });
+  assert.equal(r.ok, true);
+  const re = await readEvt;
+  assert.equal(re.seq, 1);
+  const past = await ack(b, "message:read", { conversationId: conv, seq: 99 });
+  assert.equal(past.error.code, "invalid_seq");
+  const unknown = await ack(a, "no:such:event", {});
+  assert.equal(unknown.ok, false);
+  assert.equal(unknown.error.code, "unknown_event");
+  assert.equal(aTyping, 0, "the typist does not get its own typing event");
+  a.disconnect();
+  b.disconnect();
+});
+
+test("garbage frames, binary frames and oversize payloads close only the offending socket, with a reason", async () => {
+  const healthy = await connected(connect(agent.accessToken, { transports: ["websocket"] }));
+  const url = server.base.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket";
+  const cases = [
+    [(ws) => ws.send("4garbage"), 1002, /parse_error/],
+    [(ws) => ws.send(Buffer.from([1, 2, 3])), 1003, /binary/],
+    [(ws) => ws.send("42" + JSON.stringify(["message:send", { text: "x".repeat(10000) }])), 1009, /too_large|payload/],
+  ];
+  for (const [send, code, reason] of cases) {
+    const ws = new WebSocket(url);
+    await once(ws, "message"); // open packet
+    ws.send(`40${JSON.stringify({ token: agent.accessToken })}`);
+    await once(ws, "message"); // CONNECT answer
+    const closed = once(ws, "close");
+    send(ws);
+    const [gotCode, gotReason] = await closed;
+    assert.equal(gotCode, code);
+    assert.match(gotReason.toString(), reason);
+  }
+  // Oversize polling POST gets 413.
+  const open = await fetch(server.base + "/socket.io/?EIO=4&transport=polling").then((r) => r.text());
+  const sid = JSON.parse(open.slice(1)).sid;
+  const post = await fetch(`${server.base}/socket.io/?EIO=4&transport=polling&sid=${sid}`, { method: "POST", body: "4" + "x".repeat(10000) });
+  assert.equal(post.status, 413);
+  // The others keep being served.
+  const conv = await server.conversation(agent.accessToken);
+  await ack(healthy, "conversation:join", { conversationId: conv });
+  const sent = await ack(healthy, "message:send", { conversationId: conv, messageId: uuid(), text: "still here" });
+  assert.equal(sent.ok, true);
+  healthy.disconnect();
+});
