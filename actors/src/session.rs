@@ -454,6 +454,9 @@ impl SessionActor {
         // Missed messages go out before the CONNECT answer, as the reference server does.
         for (conv, received) in replay {
             self.join_room(conv, received);
+            if let Some(c) = self.sio.as_mut() {
+                c.floors.insert(conv, received);
+            }
             self.replay(conv, received, ctx);
         }
         self.emit(socketio::connect("/", &reply), ctx);
@@ -682,6 +685,11 @@ impl SessionActor {
     fn heartbeat(&mut self, ctx: &mut Context<Self>) {
         if self.closed {
             return;
+        }
+        // Still waiting for the last pong (possible when the timeout is configured
+        // longer than the interval): that is a timeout too.
+        if self.ping_outstanding.is_some() {
+            return self.close(CloseReason::PingTimeout, ctx);
         }
         let sent = Instant::now();
         self.ping_outstanding = Some(sent);
@@ -916,5 +924,44 @@ impl Handler<TransportGone> for SessionActor {
     type Result = ();
     fn handle(&mut self, msg: TransportGone, ctx: &mut Context<Self>) {
         self.close(msg.0, ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utalk_storage::model::Role;
+
+    fn saved(floors: &[(Uuid, u64)], log: &[(u64, Uuid, u64)], next_offset: u64) -> SavedSession {
+        SavedSession {
+            sid: "s".into(),
+            identity: Identity::Staff { user_id: Uuid::nil(), role: Role::Agent },
+            floors: floors.iter().copied().collect(),
+            log: log.iter().copied().collect(),
+            next_offset,
+            saved_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn the_client_offset_tells_what_each_conversation_received() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let s = saved(&[(a, 3), (b, 0)], &[(10, a, 4), (11, b, 1), (12, a, 5), (13, b, 2)], 14);
+        // The client saw offset 11: a up to 4, b up to 1; 12 and 13 were lost in flight.
+        let r = received_seqs(&s, 11).unwrap();
+        assert_eq!((r[&a], r[&b]), (4, 1));
+        let r = received_seqs(&s, 13).unwrap();
+        assert_eq!((r[&a], r[&b]), (5, 2));
+        // Just before the log: only the floors are known received.
+        let r = received_seqs(&s, 9).unwrap();
+        assert_eq!((r[&a], r[&b]), (3, 0));
+    }
+
+    #[test]
+    fn unknown_offsets_refuse_recovery() {
+        let a = Uuid::from_u128(1);
+        let s = saved(&[], &[(10, a, 4), (11, a, 5)], 12);
+        assert!(received_seqs(&s, 5).is_none(), "older than the log");
+        assert!(received_seqs(&s, 12).is_none(), "never handed out");
     }
 }

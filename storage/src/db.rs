@@ -15,6 +15,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 
+/// A raw key and value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// Tuning for [`Db::open`].
 #[derive(Debug, Clone)]
 pub struct DbOptions {
@@ -143,7 +146,7 @@ impl Db {
 
     /// Entries whose key starts with `prefix`, from `start` (inclusive; must
     /// itself start with `prefix`, or be empty to begin at the prefix), at most `limit`.
-    pub fn scan_raw(&self, map: Map, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_raw(&self, map: Map, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
         let from = if start.is_empty() { prefix } else { start };
         let cf = self.cf(map)?;
         let mut out = Vec::new();
@@ -166,7 +169,7 @@ impl Db {
     }
 
     /// The last entry whose key starts with `prefix`.
-    pub fn last_with_prefix(&self, map: Map, prefix: &[u8]) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn last_with_prefix(&self, map: Map, prefix: &[u8]) -> Result<Option<Entry>, StoreError> {
         let cf = self.cf(map)?;
         let mut it = self.inner.raw_iterator_cf(&cf);
         match prefix_successor(prefix) {

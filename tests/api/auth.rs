@@ -157,7 +157,7 @@ async fn only_admins_manage_users() {
     let weak = json!({"email": "weak@example.com", "role": "agent", "password": "short"});
     let r = s.http.post(s.url("/api/v1/users")).bearer_auth(&admin).json(&weak).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 422).await, "weak_password");
-    assert_eq!(s.login(("new@example.com", "new-user-password")).await.len() > 20, true);
-    let list: Value = s.http.get(s.url("/api/v1/users")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    assert!(s.login(("new@example.com", "new-user-password")).await.len() > 20);
+    let list: Value = s.get_json("/api/v1/users", &admin).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 4);
 }

@@ -22,8 +22,7 @@ async fn conversations_are_created_read_patched_and_filtered() {
     for _ in 0..5 {
         ids.push(s.create_conversation(&agent).await);
     }
-    let c: Value =
-        s.http.get(s.url(&format!("/api/v1/conversations/{}", ids[0]))).bearer_auth(&agent).send().await.unwrap().json().await.unwrap();
+    let c: Value = s.get_json(&format!("/api/v1/conversations/{}", ids[0]), &agent).await;
     assert_eq!(c["status"], "open");
     assert_eq!(c["botEnabled"], true);
     assert_eq!(c["lastSeq"], 0);
@@ -50,34 +49,14 @@ async fn conversations_are_created_read_patched_and_filtered() {
         .await
         .unwrap();
 
-    let by_status: Value =
-        s.http.get(s.url("/api/v1/conversations?status=escalated")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let by_status: Value = s.get_json("/api/v1/conversations?status=escalated", &admin).await;
     let got: Vec<&str> = by_status["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert_eq!(got, vec![ids[1].as_str()]);
-    let by_assignee: Value = s
-        .http
-        .get(s.url(&format!("/api/v1/conversations?assigneeId={agent_id}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_assignee: Value = s.get_json(&format!("/api/v1/conversations?assigneeId={agent_id}"), &admin).await;
     assert_eq!(by_assignee["items"].as_array().unwrap().len(), 1);
-    let open: Value = s
-        .http
-        .get(s.url("/api/v1/conversations?status=open&botEnabled=true"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let open: Value = s.get_json("/api/v1/conversations?status=open&botEnabled=true", &admin).await;
     assert_eq!(open["items"].as_array().unwrap().len(), 3);
-    let bot_off: Value =
-        s.http.get(s.url("/api/v1/conversations?botEnabled=false")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let bot_off: Value = s.get_json("/api/v1/conversations?botEnabled=false", &admin).await;
     assert_eq!(bot_off["items"].as_array().unwrap().len(), 0);
 
     // Unassigning with null moves it out of the assignee index.
@@ -88,16 +67,7 @@ async fn conversations_are_created_read_patched_and_filtered() {
         .send()
         .await
         .unwrap();
-    let by_assignee: Value = s
-        .http
-        .get(s.url(&format!("/api/v1/conversations?assigneeId={agent_id}")))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let by_assignee: Value = s.get_json(&format!("/api/v1/conversations?assigneeId={agent_id}"), &admin).await;
     assert_eq!(by_assignee["items"].as_array().unwrap().len(), 0);
 
     // Cursor pagination walks every conversation once, oldest first.
@@ -108,7 +78,7 @@ async fn conversations_are_created_read_patched_and_filtered() {
             Some(c) => format!("/api/v1/conversations?limit=2&cursor={c}"),
             None => "/api/v1/conversations?limit=2".to_string(),
         };
-        let page: Value = s.http.get(s.url(&url)).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+        let page: Value = s.get_json(&url, &admin).await;
         seen.extend(page["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()));
         match page["nextCursor"].as_str() {
             Some(c) => cursor = Some(c.to_string()),
@@ -153,13 +123,12 @@ async fn bad_conversation_requests_are_refused_without_changes() {
     assert_eq!(TestServer::error_code(r, 422).await, "unknown_assignee");
     let r = s.http.patch(s.url(&format!("/api/v1/conversations/{conv}"))).bearer_auth(&agent).json(&json!({})).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 422).await, "empty_change");
-    let c: Value =
-        s.http.get(s.url(&format!("/api/v1/conversations/{conv}"))).bearer_auth(&agent).send().await.unwrap().json().await.unwrap();
+    let c: Value = s.get_json(&format!("/api/v1/conversations/{conv}"), &agent).await;
     assert_eq!(c["status"], "open");
     assert!(c["assigneeId"].is_null());
     let readonly = s.login(READONLY).await;
     let r = s.http.post(s.url("/api/v1/conversations")).bearer_auth(&readonly).json(&json!({"channel": "api"})).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 403).await, "forbidden");
-    let list: Value = s.http.get(s.url("/api/v1/conversations")).bearer_auth(&readonly).send().await.unwrap().json().await.unwrap();
+    let list: Value = s.get_json("/api/v1/conversations", &readonly).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "readonly can read; nothing new was created");
 }

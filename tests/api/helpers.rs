@@ -100,6 +100,13 @@ impl TestServer {
         format!("{}{}", self.base, path)
     }
 
+    /// GET `path` with `token`, expecting 200 and JSON.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        let r = self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap();
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.unwrap()
+    }
+
     pub async fn login(&self, who: (&str, &str)) -> String {
         let r = self.http.post(self.url("/api/v1/auth/login")).json(&json!({"email": who.0, "password": who.1})).send().await.unwrap();
         assert_eq!(r.status(), 200, "login of {} failed", who.0);
@@ -123,27 +130,16 @@ impl TestServer {
         let mut out = Vec::new();
         let mut after = 0u64;
         loop {
-            let r = self
-                .http
-                .get(self.url(&format!("/api/v1/conversations/{conv}/messages?afterSeq={after}&limit=200")))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-            let v: Value = r.json().await.unwrap();
+            let v = self.get_json(&format!("/api/v1/conversations/{conv}/messages?afterSeq={after}&limit=200"), token).await;
             let items = v["items"].as_array().unwrap().clone();
-            if items.is_empty() {
-                return out;
-            }
-            after = items.last().unwrap()["seq"].as_u64().unwrap();
+            let Some(last) = items.last() else { return out };
+            after = last["seq"].as_u64().unwrap();
             out.extend(items);
         }
     }
 
     pub async fn last_seq(&self, token: &str, conv: &str) -> u64 {
-        let r = self.http.get(self.url(&format!("/api/v1/conversations/{conv}"))).bearer_auth(token).send().await.unwrap();
-        r.json::<Value>().await.unwrap()["lastSeq"].as_u64().unwrap()
+        self.get_json(&format!("/api/v1/conversations/{conv}"), token).await["lastSeq"].as_u64().unwrap()
     }
 
     /// Asserts the error body shape and returns the code.

@@ -84,29 +84,11 @@ async fn message_lists_page_by_seq() {
             .await
             .unwrap();
     }
-    let page: Value = s
-        .http
-        .get(s.url(&format!("/api/v1/conversations/{conv}/messages?afterSeq=2&limit=3")))
-        .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = s.get_json(&format!("/api/v1/conversations/{conv}/messages?afterSeq=2&limit=3"), &agent).await;
     let seqs: Vec<u64> = page["items"].as_array().unwrap().iter().map(|m| m["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, vec![3, 4, 5]);
     assert_eq!(page["nextCursor"], "5");
-    let rest: Value = s
-        .http
-        .get(s.url(&format!("/api/v1/conversations/{conv}/messages?cursor=5&limit=3")))
-        .bearer_auth(&agent)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rest: Value = s.get_json(&format!("/api/v1/conversations/{conv}/messages?cursor=5&limit=3"), &agent).await;
     assert_eq!(rest["items"].as_array().unwrap().len(), 2);
     assert!(rest["nextCursor"].is_null());
 }

@@ -185,9 +185,12 @@ test("typing goes to others only; read markers are stored and broadcast; unknown
   assert.equal(re.seq, 1);
   const past = await ack(b, "message:read", { conversationId: conv, seq: 99 });
   assert.equal(past.error.code, "invalid_seq");
-  const unknown = await ack(a, "no:such:event", {});
+  const unknown = await ack(a, "no:such:event", { requestId: "js-req-42" });
   assert.equal(unknown.ok, false);
   assert.equal(unknown.error.code, "unknown_event");
+  // The event's request id is in its ack and on the server's log line for it.
+  assert.equal(unknown.requestId, "js-req-42");
+  await waitFor(() => server.logs.some((l) => l.includes('"request_id":"js-req-42"')), 5000, "log line with the request id");
   assert.equal(aTyping, 0, "the typist does not get its own typing event");
   a.disconnect();
   b.disconnect();
