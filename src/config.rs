@@ -283,11 +283,16 @@ const STRING_KEYS: &[&str] = &[
     "node_id",
 ];
 
+/// Sections of the file, settable as `UTALK_SECTION__KEY`.
+const SECTIONS: &[&str] = &["store", "conversations", "http", "auth", "socket"];
+
 impl Config {
     /// Loads defaults, then `file`, then `UTALK_*` variables from `env`.
     ///
     /// `UTALK_X` sets top-level key `x`; `UTALK_SECTION__KEY` sets `key` in `[section]`.
-    /// `UTALK_CONFIG` (the file itself) is not a setting.
+    /// `UTALK_CONFIG` (the file itself) is not a setting. Variables that name no
+    /// setting are ignored with a warning on stderr (tools around utalk use the
+    /// prefix too); unknown keys in the file and bad values are errors.
     pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, ConfigError> {
         let mut root = toml::Table::new();
         let mut origin = "defaults".to_string();
@@ -301,6 +306,11 @@ impl Config {
         let vars: BTreeMap<String, String> = env.into_iter().filter(|(k, _)| k.starts_with("UTALK_") && k != "UTALK_CONFIG").collect();
         for (name, raw) in &vars {
             let path: Vec<String> = name["UTALK_".len()..].to_lowercase().split("__").map(str::to_owned).collect();
+            let known = if path.len() == 1 { STRING_KEYS.contains(&path[0].as_str()) } else { SECTIONS.contains(&path[0].as_str()) };
+            if !known {
+                eprintln!("utalk: ignoring {name}: it names no setting");
+                continue;
+            }
             let value = if path.len() == 1 && STRING_KEYS.contains(&path[0].as_str()) {
                 toml::Value::String(raw.clone())
             } else {
@@ -407,10 +417,21 @@ mod tests {
         assert!(e.contains("listen"), "{e}");
         let e = Config::load(None, env(&[("UTALK_STORE__DURABILITY", "maybe")])).unwrap_err().to_string();
         assert!(e.contains("durability") || e.contains("maybe"), "{e}");
-        let e = Config::load(None, env(&[("UTALK_NO_SUCH_THING", "1")])).unwrap_err().to_string();
+        let e = Config::load(None, env(&[("UTALK_STORE__NO_SUCH_THING", "1")])).unwrap_err().to_string();
         assert!(e.contains("no_such_thing"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("utalk.toml");
+        std::fs::write(&f, "lisen = \"127.0.0.1:1\"\n").unwrap();
+        let e = Config::load(Some(&f), Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("lisen"), "{e}");
         let e = Config::load(None, env(&[("UTALK_JWT_SECRET", "short")])).unwrap_err().to_string();
         assert!(e.contains("32"), "{e}");
+    }
+
+    #[test]
+    fn variables_that_name_no_setting_are_ignored() {
+        let c = Config::load(None, env(&[("UTALK_BIN", "/x/utalk"), ("UTALK_BENCH_QUICK", "1")])).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8080");
     }
 
     #[test]
