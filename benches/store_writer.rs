@@ -11,6 +11,7 @@
 //! `cargo bench --bench store_writer` (set `UTALK_BENCH_QUICK=1` for a short run).
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use utalk_actors::{Durability, StoreWriter};
 use utalk_storage::keys::Key;
@@ -74,6 +75,40 @@ fn appends(s: &Setup, conversations: usize, total: u64) -> Duration {
     start.elapsed()
 }
 
+/// Like [`appends`], but each conversation keeps `window` writes in flight, as a
+/// conversation actor does when many clients send at once.
+fn appends_pipelined(s: &Setup, conversations: usize, total: u64, window: usize) -> Duration {
+    use futures_util::stream::{FuturesOrdered, StreamExt};
+    let per = (total / conversations as u64).max(1);
+    let start = Instant::now();
+    s.rt.block_on(async {
+        let tasks: Vec<_> = (0..conversations)
+            .map(|_| {
+                let w = s.writer.clone();
+                let conv = Uuid::now_v7();
+                tokio::spawn(async move {
+                    let mut inflight: FuturesOrdered<_> = FuturesOrdered::new();
+                    let submit = |seq| w.submit(message_batch(conv, seq));
+                    for seq in 1..=per {
+                        if inflight.len() >= window {
+                            let done: Result<(), utalk_actors::WriteError> = inflight.next().await.expect("pending");
+                            done.expect("durable");
+                        }
+                        inflight.push_back(submit(seq));
+                    }
+                    while let Some(r) = inflight.next().await {
+                        r.expect("durable");
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+    });
+    start.elapsed()
+}
+
 /// Writes `total` 300-byte puts as synced batches of 64; returns the elapsed time.
 fn raw_baseline(s: &Setup, total: u64) -> Duration {
     let value = vec![b'x'; TEXT_BYTES];
@@ -95,6 +130,7 @@ fn criterion_benches(c: &mut Criterion, s: &Setup) {
     for n in [1usize, 8, 64] {
         g.bench_with_input(BenchmarkId::new("store_writer", n), &n, |b, &n| b.iter_custom(|iters| appends(s, n, iters.max(n as u64))));
     }
+    g.bench_function("store_writer_pipelined/64x16", |b| b.iter_custom(|iters| appends_pipelined(s, 64, iters.max(64), 16)));
     g.bench_function("raw_rocksdb_batch64", |b| b.iter_custom(|iters| raw_baseline(s, iters.max(64))));
     g.finish();
 }
@@ -115,9 +151,15 @@ fn summary(s: &Setup, trials: usize, total: u64) {
     println!("{:<28} {:>14.0} {:>9.0}%", "raw rocksdb, batches of 64", baseline, 100.0);
     for n in [1usize, 8, 64] {
         let t = if n == 1 { total / 20 } else { total };
+        let stats = s.writer.stats();
+        let (b0, g0) = (stats.batches.load(Ordering::Relaxed), stats.groups.load(Ordering::Relaxed));
         let r = median((0..trials).map(|_| rate(t, appends(s, n, t))).collect());
-        println!("{:<28} {:>14.0} {:>9.0}%", format!("store writer, {n} conv"), r, 100.0 * r / baseline);
+        let (b1, g1) = (stats.batches.load(Ordering::Relaxed), stats.groups.load(Ordering::Relaxed));
+        let avg_group = (b1 - b0) as f64 / (g1 - g0).max(1) as f64;
+        println!("{:<28} {:>14.0} {:>9.0}%   mean group {avg_group:.1}", format!("store writer, {n} conv"), r, 100.0 * r / baseline);
     }
+    let r = median((0..trials).map(|_| rate(total, appends_pipelined(s, 64, total, 16))).collect());
+    println!("{:<28} {:>14.0} {:>9.0}%", "64 conv, 16 in flight each", r, 100.0 * r / baseline);
 }
 
 fn main() {
