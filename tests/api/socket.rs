@@ -108,3 +108,36 @@ async fn a_consumer_that_stops_reading_is_dropped_as_slow_and_others_are_not_slo
     let health: Value = s.http.get(s.url("/health/socket")).send().await.unwrap().json().await.unwrap();
     assert!(health["connections"]["droppedSlow"].as_u64().unwrap() >= 1, "{health}");
 }
+
+#[tokio::test]
+async fn a_client_that_never_answers_pings_is_closed_with_ping_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, AGENT.0, "agent", AGENT.1);
+    let s = TestServer::start_on(&data, &[("UTALK_SOCKET__PING_INTERVAL_MS", "200"), ("UTALK_SOCKET__PING_TIMEOUT_MS", "300")]).await;
+    let token = s.login(AGENT).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket")).await.unwrap();
+    let open = match ws.next().await {
+        Some(Ok(Message::Text(t))) => t.to_string(),
+        other => panic!("{other:?}"),
+    };
+    let open: Value = serde_json::from_str(&open[1..]).unwrap();
+    assert_eq!(open["pingInterval"], 200);
+    assert_eq!(open["pingTimeout"], 300);
+    ws.send(Message::text(format!("40{}", json!({ "token": token })))).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut pings = 0;
+    // Read everything, answer nothing.
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("closed in time") {
+            Some(Ok(Message::Text(t))) if t.as_str() == "2" => pings += 1,
+            Some(Ok(Message::Close(frame))) => break frame.expect("reason"),
+            Some(Ok(_)) => {}
+            other => panic!("ended without a close frame: {other:?}"),
+        }
+    };
+    assert_eq!(close.reason.as_str(), "ping_timeout");
+    assert!(pings >= 1);
+    assert!(started.elapsed() < Duration::from_secs(2), "closed after {:?}", started.elapsed());
+}
