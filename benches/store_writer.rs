@@ -52,32 +52,10 @@ fn setup() -> Setup {
     Setup { _dir: dir, db, writer, rt }
 }
 
-/// Appends `total` messages spread over `conversations` sequential writers; returns the elapsed time.
-fn appends(s: &Setup, conversations: usize, total: u64) -> Duration {
-    let per = (total / conversations as u64).max(1);
-    let start = Instant::now();
-    s.rt.block_on(async {
-        let tasks: Vec<_> = (0..conversations)
-            .map(|_| {
-                let w = s.writer.clone();
-                let conv = Uuid::now_v7();
-                tokio::spawn(async move {
-                    for seq in 1..=per {
-                        w.commit(message_batch(conv, seq)).await.expect("durable");
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.expect("task");
-        }
-    });
-    start.elapsed()
-}
-
-/// Like [`appends`], but each conversation keeps `window` writes in flight, as a
-/// conversation actor does when many clients send at once.
-fn appends_pipelined(s: &Setup, conversations: usize, total: u64, window: usize) -> Duration {
+/// Appends `total` messages spread over `conversations` writers, each keeping
+/// `window` writes in flight (1: wait for each before the next; more: as a
+/// conversation actor pipelines when many clients send at once); returns the elapsed time.
+fn appends(s: &Setup, conversations: usize, total: u64, window: usize) -> Duration {
     use futures_util::stream::{FuturesOrdered, StreamExt};
     let per = (total / conversations as u64).max(1);
     let start = Instant::now();
@@ -128,9 +106,9 @@ fn criterion_benches(c: &mut Criterion, s: &Setup) {
     let mut g = c.benchmark_group("durable_appends");
     g.throughput(Throughput::Elements(1));
     for n in [1usize, 8, 64] {
-        g.bench_with_input(BenchmarkId::new("store_writer", n), &n, |b, &n| b.iter_custom(|iters| appends(s, n, iters.max(n as u64))));
+        g.bench_with_input(BenchmarkId::new("store_writer", n), &n, |b, &n| b.iter_custom(|iters| appends(s, n, iters.max(n as u64), 1)));
     }
-    g.bench_function("store_writer_pipelined/64x16", |b| b.iter_custom(|iters| appends_pipelined(s, 64, iters.max(64), 16)));
+    g.bench_function("store_writer_pipelined/64x16", |b| b.iter_custom(|iters| appends(s, 64, iters.max(64), 16)));
     g.bench_function("raw_rocksdb_batch64", |b| b.iter_custom(|iters| raw_baseline(s, iters.max(64))));
     g.finish();
 }
@@ -153,12 +131,12 @@ fn summary(s: &Setup, trials: usize, total: u64) {
         let t = if n == 1 { total / 20 } else { total };
         let stats = s.writer.stats();
         let (b0, g0) = (stats.batches.load(Ordering::Relaxed), stats.groups.load(Ordering::Relaxed));
-        let r = median((0..trials).map(|_| rate(t, appends(s, n, t))).collect());
+        let r = median((0..trials).map(|_| rate(t, appends(s, n, t, 1))).collect());
         let (b1, g1) = (stats.batches.load(Ordering::Relaxed), stats.groups.load(Ordering::Relaxed));
         let avg_group = (b1 - b0) as f64 / (g1 - g0).max(1) as f64;
         println!("{:<28} {:>14.0} {:>9.0}%   mean group {avg_group:.1}", format!("store writer, {n} conv"), r, 100.0 * r / baseline);
     }
-    let r = median((0..trials).map(|_| rate(total, appends_pipelined(s, 64, total, 16))).collect());
+    let r = median((0..trials).map(|_| rate(total, appends(s, 64, total, 16))).collect());
     println!("{:<28} {:>14.0} {:>9.0}%", "64 conv, 16 in flight each", r, 100.0 * r / baseline);
 }
 
