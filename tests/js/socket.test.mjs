@@ -227,3 +227,22 @@ test("garbage frames, binary frames and oversize payloads close only the offendi
   assert.equal(sent.ok, true);
   healthy.disconnect();
 });
+
+test("staff presence goes online, away and offline", async () => {
+  const watcher = await connected(connect(agent.accessToken, { transports: ["websocket"] }));
+  const seen = [];
+  watcher.on("presence", (p) => {
+    if (p.userId === admin.user.id) seen.push(p.status);
+  });
+  const other = await connected(connect(admin.accessToken, { transports: ["websocket"] }));
+  await waitFor(() => seen.includes("online"), 5000, "online");
+  const set = await ack(other, "presence:set", { status: "away" });
+  assert.equal(set.status, "away");
+  await waitFor(() => seen.includes("away"), 5000, "away");
+  const bad = await ack(other, "presence:set", { status: "sleeping" });
+  assert.equal(bad.error.code, "invalid_request");
+  other.disconnect();
+  await waitFor(() => seen.includes("offline"), 5000, "offline");
+  assert.deepEqual(seen, ["online", "away", "offline"]);
+  watcher.disconnect();
+});
