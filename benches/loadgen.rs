@@ -83,7 +83,7 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 /// Connects, reads the open packet, sends CONNECT with the token and waits for its answer.
 async fn connect(base: &str, token: &str) -> Result<Ws, String> {
     let url = format!("{}/socket.io/?EIO=4&transport=websocket", base.replacen("http", "ws", 1));
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.map_err(|e| e.to_string())?;
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.map_err(|e| e.to_string())?;
     next_text(&mut ws).await?;
     ws.send(Message::text(format!("40{}", json!({ "token": token })))).await.map_err(|e| e.to_string())?;
     loop {
@@ -214,7 +214,9 @@ async fn throughput(args: &Args) -> Value {
     let delivered = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let latencies: Arc<Mutex<Vec<u64>>> = Arc::default();
-    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    // Every sender starts at once, after all connections are set up; the
+    // deadline is sent with the start signal.
+    let (go_tx, go_rx) = tokio::sync::watch::channel(None::<Instant>);
     let per_sender = args.rate / args.conversations as f64;
     let text = "x".repeat(args.text_bytes);
     let mut receivers = Vec::new();
@@ -223,7 +225,9 @@ async fn throughput(args: &Args) -> Value {
         let mut rx = connect(&server.base, &server.token).await.expect("receiver connects");
         join(&mut rx, conv).await.expect("receiver joins");
         let d = delivered.clone();
+        let mut go = go_rx.clone();
         receivers.push(tokio::spawn(async move {
+            let Ok(deadline) = go.wait_for(Option::is_some).await.map(|d| d.unwrap_or_else(Instant::now)) else { return };
             let stop = deadline + Duration::from_secs(5);
             while let Ok(Some(frame)) = tokio::time::timeout_at(stop.into(), rx.next()).await {
                 match frame {
@@ -241,7 +245,9 @@ async fn throughput(args: &Args) -> Value {
         let mut tx = connect(&server.base, &server.token).await.expect("sender connects");
         join(&mut tx, conv).await.expect("sender joins");
         let (conv, text, lat, errs) = (conv.clone(), text.clone(), latencies.clone(), errors.clone());
+        let mut go = go_rx.clone();
         senders.push(tokio::spawn(async move {
+            let Ok(deadline) = go.wait_for(Option::is_some).await.map(|d| d.unwrap_or_else(Instant::now)) else { return };
             let (mut sink, mut stream) = tx.split();
             let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
             let reader = {
@@ -296,6 +302,7 @@ async fn throughput(args: &Args) -> Value {
         }));
     }
     let started = Instant::now();
+    let _ = go_tx.send(Some(started + Duration::from_secs(args.seconds)));
     let rss_during = {
         tokio::time::sleep(Duration::from_secs(args.seconds / 2)).await;
         rss_kib(server.child.id())

@@ -82,6 +82,9 @@ impl Application {
                 .configure(|cfg| routes::configure(cfg, max_body, max_socket_payload))
         })
         .workers(workers)
+        // Chat traffic is small frames that must leave at once; Nagle's algorithm
+        // would hold an ack until the peer's delayed ACK (up to 40 ms).
+        .tcp_nodelay(true)
         .shutdown_timeout(config.http.shutdown_timeout_secs)
         .listen(listener)?
         .run();
