@@ -246,3 +246,32 @@ test("staff presence goes online, away and offline", async () => {
   assert.deepEqual(seen, ["online", "away", "offline"]);
   watcher.disconnect();
 });
+
+test("malformed event payloads get invalid_request and store nothing", async () => {
+  const conv = await server.conversation(agent.accessToken);
+  const s = await connected(connect(agent.accessToken, { transports: ["websocket"] }));
+  const cases = [
+    ["conversation:join", { conversationId: "not-a-uuid" }],
+    ["conversation:join", { conversationId: conv, sinceSeq: -1 }],
+    ["message:send", { conversationId: conv, text: "no id" }],
+    ["message:send", { conversationId: conv, messageId: "abc", text: "x" }],
+    ["message:send", { conversationId: conv, messageId: uuid(), text: 42 }],
+    ["message:send", { conversationId: conv, messageId: uuid(), mediaId: "nope" }],
+    ["message:read", { conversationId: conv, seq: "one" }],
+  ];
+  for (const [event, payload] of cases) {
+    const r = await ack(s, event, payload);
+    assert.equal(r.ok, false, `${event} ${JSON.stringify(payload)}`);
+    assert.equal(r.error.code, "invalid_request", `${event} ${JSON.stringify(payload)}`);
+  }
+  const empty = await ack(s, "message:send", { conversationId: conv, messageId: uuid() });
+  assert.equal(empty.error.code, "empty_message");
+  const long = await ack(s, "message:send", { conversationId: conv, messageId: uuid(), text: "x".repeat(4097) });
+  assert.equal(long.error.code, "text_too_long");
+  const c = await server.api("GET", `/api/v1/conversations/${conv}`, { token: agent.accessToken });
+  assert.equal(c.body.lastSeq, 0, "nothing was stored");
+  // Still connected and serving.
+  const ok = await ack(s, "message:send", { conversationId: conv, messageId: uuid(), text: "fine" });
+  assert.equal(ok.message.seq, 1);
+  s.disconnect();
+});
