@@ -64,8 +64,7 @@ impl Application {
         let sockets = SocketHub::new(socket_config, auth.clone(), registry.clone(), db.clone());
         let auth = web::Data::from(auth);
         let hub = web::Data::new(sockets.clone());
-        let state =
-            web::Data::new(AppState { db, writer: writer.clone(), registry, sockets, config: config.clone(), started: Instant::now() });
+        let state = web::Data::new(AppState { db, registry, sockets, config: config.clone(), started: Instant::now() });
 
         let listener = TcpListener::bind(&config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;

@@ -3,15 +3,13 @@
 use crate::config::Config;
 use std::sync::Arc;
 use std::time::Instant;
-use utalk_actors::{Registry, SocketHub, StoreWriter};
+use utalk_actors::{Registry, SocketHub};
 use utalk_storage::Db;
 
 /// Shared by every handler (wrapped in `web::Data`).
 pub struct AppState {
     /// Reads.
     pub db: Db,
-    /// Writes that no conversation owns (users, new conversations, tokens).
-    pub writer: StoreWriter,
     /// Conversation actors.
     pub registry: Registry,
     /// Socket.IO sessions.

@@ -260,11 +260,6 @@ impl SocketHub {
         }
     }
 
-    /// Staff members online now with their status.
-    pub fn presence_list(&self) -> Vec<(Uuid, &'static str)> {
-        lock(&self.presence).iter().map(|(u, (_, s))| (*u, *s)).collect()
-    }
-
     /// Live counts.
     pub fn counts(&self) -> SocketCounts {
         let websocket = self.websocket.load(Ordering::Relaxed);

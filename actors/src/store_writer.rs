@@ -59,8 +59,6 @@ pub struct WriterStats {
     pub groups: AtomicU64,
     /// Nanoseconds spent in RocksDB writes.
     pub write_nanos: AtomicU64,
-    /// Size of the last group.
-    pub last_group: AtomicU64,
 }
 
 struct Pending {
@@ -177,7 +175,6 @@ fn run(db: Db, durability: Durability, queue: &GroupQueue<Pending>, failed: &Ato
         stats.write_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         stats.groups.fetch_add(1, Ordering::Relaxed);
         stats.batches.fetch_add(group.len() as u64, Ordering::Relaxed);
-        stats.last_group.store(group.len() as u64, Ordering::Relaxed);
         let answer = match result {
             Ok(()) => Ok(()),
             Err(e) => {

@@ -85,11 +85,6 @@ impl Keyring {
         }
     }
 
-    /// The `kid` of the signing key.
-    pub fn current_kid(&self) -> &str {
-        &self.current.kid
-    }
-
     /// Signs `claims` with the current key.
     pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::HS256);

@@ -173,11 +173,6 @@ impl AuthService {
         })
     }
 
-    /// Verifies a bearer token.
-    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        self.keys.verify(token)
-    }
-
     /// Who a token belongs to, or the error code that refuses it
     /// (`missing_token`, `invalid_token`, `token_expired`).
     pub fn identity(&self, token: Option<&str>) -> Result<Identity, &'static str> {

@@ -86,7 +86,7 @@ pub async fn open(state: &AppState, channel: Channel, customer: Customer, subjec
         created_at: now,
         updated_at: now,
     };
-    state.writer.commit(conversation::put_batch(None, &c)?).await?;
+    state.registry.writer().commit(conversation::put_batch(None, &c)?).await?;
     Ok(c)
 }
 

@@ -40,14 +40,17 @@ pub async fn create(state: web::Data<AppState>, who: Principal, body: web::Json<
     let (actor, _) = who.require(&[Role::Admin])?;
     let role =
         Role::parse(&body.role).ok_or_else(|| ApiError::invalid("invalid_role", "role must be admin, operator, agent or readonly"))?;
-    let u = create_user(&state.db, &state.writer, &body.email, role, &body.password, &actor.to_string()).await.map_err(|e| match e {
-        CreateUserError::BadEmail(_) => ApiError::invalid("invalid_email", e.to_string()),
-        CreateUserError::BadPassword(m) => ApiError::invalid("weak_password", m),
-        CreateUserError::Exists(_) => ApiError::conflict("user_exists", e.to_string()),
-        CreateUserError::Store(s) => s.into(),
-        CreateUserError::Write(w) => w.into(),
-        CreateUserError::Hash(h) => ApiError::internal(h),
-    })?;
+    let u =
+        create_user(&state.db, state.registry.writer(), &body.email, role, &body.password, &actor.to_string()).await.map_err(
+            |e| match e {
+                CreateUserError::BadEmail(_) => ApiError::invalid("invalid_email", e.to_string()),
+                CreateUserError::BadPassword(m) => ApiError::invalid("weak_password", m),
+                CreateUserError::Exists(_) => ApiError::conflict("user_exists", e.to_string()),
+                CreateUserError::Store(s) => s.into(),
+                CreateUserError::Write(w) => w.into(),
+                CreateUserError::Hash(h) => ApiError::internal(h),
+            },
+        )?;
     Ok(HttpResponse::Created().json(UserView::from(&u)))
 }
 

@@ -94,11 +94,6 @@ impl<T> GroupQueue<T> {
         self.ready.notify_all();
     }
 
-    /// Whether [`close`](Self::close) was called.
-    pub fn is_closed(&self) -> bool {
-        lock(&self.state).closed
-    }
-
     /// Items waiting for the committer.
     pub fn len(&self) -> usize {
         lock(&self.state).items.len()
