@@ -33,6 +33,10 @@ fn message_batch(conv: Uuid, seq: u64) -> Batch {
         status: MessageStatus::Received,
         provider_id: None,
         created_at: Timestamp::now(),
+        media: Vec::new(),
+        error_code: None,
+        error_message: None,
+        status_updated_at: None,
     };
     message::append_batch(&m).expect("encode")
 }

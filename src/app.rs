@@ -12,6 +12,11 @@ use anyhow::Context;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use utalk_actors::delivery::{Delivery, DeliveryActor, DeliveryConfig};
+use utalk_actors::media_fetch::{MediaFetchActor, MediaFetcher};
+use utalk_actors::media_store::{MediaLimits, MediaStore};
+use utalk_actors::retry::Backoff;
+use utalk_actors::signal::JobSignal;
 use utalk_actors::{LocalBroker, Registry, RegistryConfig, SocketConfig, SocketHub, StoreWriter};
 use utalk_storage::{Db, DbOptions};
 
@@ -33,6 +38,82 @@ pub fn open_db(config: &Config) -> anyhow::Result<Db> {
     Ok(Db::open(&config.data_dir, &opts)?)
 }
 
+/// Key of the generated media URL secret in the meta map.
+const META_MEDIA_SECRET: &[u8] = b"media_url_secret";
+
+/// Starts the media store, the media fetcher and the delivery actor.
+async fn start_whatsapp(
+    config: &Config,
+    db: &Db,
+    writer: &StoreWriter,
+    registry: &Registry,
+    account: Option<Arc<utalk_actors::twilio::TwilioAccount>>,
+    outbox_signal: Arc<JobSignal>,
+) -> anyhow::Result<(Arc<Delivery>, Arc<MediaFetcher>, Arc<MediaStore>)> {
+    let secret = match &config.media.url_secret {
+        Some(s) => s.clone(),
+        None => {
+            crate::secrets::stored_or_generated(db, writer, META_MEDIA_SECRET, "a media URL signing secret", "UTALK_MEDIA__URL_SECRET")
+                .await?
+        }
+    };
+    let limits = MediaLimits {
+        max_bytes: config.media.max_bytes,
+        allowed_types: config.media.allowed_types.clone(),
+        url_ttl: Duration::from_secs(config.media.url_ttl_secs),
+    };
+    let media = Arc::new(
+        MediaStore::new(&config.data_dir, secret.expose().as_bytes(), config.public_url.clone(), limits)
+            .with_context(|| format!("cannot create the media directory in {}", config.data_dir.display()))?,
+    );
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("utalk/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let d = &config.delivery;
+    let backoff = Backoff {
+        base: Duration::from_millis(d.backoff_base_ms),
+        max: Duration::from_millis(d.backoff_max_ms),
+        max_attempts: d.max_attempts,
+    };
+    let delivery = Delivery::new(
+        db.clone(),
+        registry.clone(),
+        account.clone(),
+        media.clone(),
+        client.clone(),
+        outbox_signal,
+        DeliveryConfig {
+            backoff,
+            request_timeout: Duration::from_millis(d.request_timeout_ms),
+            concurrency: d.concurrency,
+            breaker_failures: d.breaker_failures,
+            breaker_cooldown: Duration::from_secs(d.breaker_cooldown_secs),
+            media_url_ttl: Duration::from_secs(config.media.url_ttl_secs),
+        },
+    );
+    DeliveryActor::start(delivery.clone());
+    let fetcher = MediaFetcher::new(
+        db.clone(),
+        registry.clone(),
+        account,
+        media.clone(),
+        client,
+        Arc::new(JobSignal::new(true)),
+        backoff,
+        Duration::from_millis(d.media_fetch_timeout_ms),
+    );
+    MediaFetchActor::start(fetcher.clone());
+    if delivery.configured() {
+        tracing::info!(api_base = %config.twilio_api_base, "WhatsApp through Twilio is configured");
+    } else {
+        let missing = config.twilio_missing().join(", ");
+        tracing::warn!(missing = %missing, "WhatsApp through Twilio is not configured: inbound webhooks are refused with 503 and outbound WhatsApp messages wait in the outbox as not_configured; web chat works as usual");
+    }
+    Ok((delivery, fetcher, media))
+}
+
 impl Application {
     /// Opens storage, starts the actors and binds the listener. Must run inside an actix `System`.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
@@ -40,6 +121,8 @@ impl Application {
         let db = open_db(&config)?;
         let writer = StoreWriter::start(db.clone(), config.store.durability).context("cannot start the store writer")?;
         let broker = Arc::new(LocalBroker::new());
+        let account = config.twilio_account().map(Arc::new);
+        let outbox_signal = Arc::new(JobSignal::new(account.is_some()));
         let threads = if config.conversations.threads == 0 { cores() } else { config.conversations.threads };
         let registry = Registry::start(
             db.clone(),
@@ -49,8 +132,10 @@ impl Application {
                 idle_timeout: Duration::from_secs(config.conversations.idle_timeout_secs),
                 max_inflight: config.conversations.max_inflight,
                 threads,
+                outbox: outbox_signal.clone(),
             },
         );
+        let (delivery, fetcher, media) = start_whatsapp(&config, &db, &writer, &registry, account.clone(), outbox_signal).await?;
         let auth = Arc::new(AuthService::new(db.clone(), writer.clone(), config.jwt_secret.clone(), config.auth.clone()).await?);
         let s = &config.socket;
         let socket_config = SocketConfig {
@@ -64,7 +149,18 @@ impl Application {
         let sockets = SocketHub::new(socket_config, auth.clone(), registry.clone(), db.clone());
         let auth = web::Data::from(auth);
         let hub = web::Data::new(sockets.clone());
-        let state = web::Data::new(AppState { db, registry, sockets, config: config.clone(), started: Instant::now() });
+        let state = web::Data::new(AppState {
+            db,
+            registry,
+            sockets,
+            config: config.clone(),
+            started: Instant::now(),
+            twilio: account,
+            media,
+            delivery,
+            fetcher,
+            inbound: Arc::new(crate::whatsapp::Inbound::default()),
+        });
 
         let listener = TcpListener::bind(&config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;

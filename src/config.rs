@@ -86,6 +86,86 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Socket.IO endpoint.
     pub socket: SocketSection,
+    /// Media store.
+    pub media: MediaSection,
+    /// Outbound WhatsApp delivery and inbound media downloads.
+    pub delivery: DeliverySection,
+}
+
+/// `[media]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MediaSection {
+    /// Largest media file, bytes (WhatsApp's own limit is 16 MB).
+    pub max_bytes: u64,
+    /// Accepted MIME types; `image/*` accepts the whole family.
+    pub allowed_types: Vec<String>,
+    /// Lifetime of signed media URLs, seconds.
+    pub url_ttl_secs: u64,
+    /// Secret that signs media URLs; generated and kept in the database when unset.
+    pub url_secret: Option<Secret>,
+}
+
+impl Default for MediaSection {
+    fn default() -> Self {
+        Self {
+            max_bytes: 16 << 20,
+            allowed_types: [
+                "image/jpeg",
+                "image/png",
+                "image/webp",
+                "image/gif",
+                "audio/*",
+                "video/mp4",
+                "video/3gpp",
+                "application/pdf",
+                "text/plain",
+                "text/vcard",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            url_ttl_secs: 3600,
+            url_secret: None,
+        }
+    }
+}
+
+/// `[delivery]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySection {
+    /// Attempts before a message (or a media download) is given up as failed.
+    pub max_attempts: u32,
+    /// Delay before the first retry, milliseconds (doubles per attempt, with jitter).
+    pub backoff_base_ms: u64,
+    /// Longest delay between retries, milliseconds.
+    pub backoff_max_ms: u64,
+    /// Longest wait for Twilio's answer, milliseconds.
+    pub request_timeout_ms: u64,
+    /// Conversations sent to at once.
+    pub concurrency: usize,
+    /// Failures in a row that open the circuit breaker.
+    pub breaker_failures: u32,
+    /// Seconds an open breaker stops all sends before one trial.
+    pub breaker_cooldown_secs: u64,
+    /// Longest media download, milliseconds.
+    pub media_fetch_timeout_ms: u64,
+}
+
+impl Default for DeliverySection {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 5 * 60_000,
+            request_timeout_ms: 10_000,
+            concurrency: 8,
+            breaker_failures: 5,
+            breaker_cooldown_secs: 30,
+            media_fetch_timeout_ms: 30_000,
+        }
+    }
 }
 
 /// `[socket]`
@@ -207,6 +287,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
             socket: SocketSection::default(),
+            media: MediaSection::default(),
+            delivery: DeliverySection::default(),
         }
     }
 }
@@ -284,7 +366,7 @@ const STRING_KEYS: &[&str] = &[
 ];
 
 /// Sections of the file, settable as `UTALK_SECTION__KEY`.
-const SECTIONS: &[&str] = &["store", "conversations", "http", "auth", "socket"];
+const SECTIONS: &[&str] = &["store", "conversations", "http", "auth", "socket", "media", "delivery"];
 
 impl Config {
     /// Loads defaults, then `file`, then `UTALK_*` variables from `env`.
@@ -369,7 +451,63 @@ impl Config {
         if self.conversations.max_inflight == 0 || self.conversations.idle_timeout_secs == 0 {
             return Err("conversations: max_inflight and idle_timeout_secs must be positive".into());
         }
+        for (name, url) in [("public_url", self.public_url.as_deref()), ("twilio_api_base", Some(self.twilio_api_base.as_str()))] {
+            if let Some(u) = url {
+                if !(u.starts_with("https://") || u.starts_with("http://")) {
+                    return Err(format!("{name}: `{u}` must start with https:// or http://"));
+                }
+            }
+        }
+        let missing = self.twilio_missing();
+        if !missing.is_empty() && missing.len() < 3 {
+            return Err(format!("twilio: set {} too, or none of the twilio_* settings", missing.join(", ")));
+        }
+        if missing.is_empty() && self.public_url.is_none() {
+            return Err("public_url: required with Twilio: webhook signatures, status callbacks and media URLs use it".into());
+        }
+        if self.media.max_bytes == 0 || self.media.url_ttl_secs == 0 || self.media.allowed_types.is_empty() {
+            return Err("media: max_bytes, url_ttl_secs and allowed_types must be set".into());
+        }
+        let d = &self.delivery;
+        if d.max_attempts == 0
+            || d.backoff_base_ms == 0
+            || d.backoff_max_ms < d.backoff_base_ms
+            || d.request_timeout_ms == 0
+            || d.concurrency == 0
+        {
+            return Err("delivery: max_attempts, backoff_base_ms, request_timeout_ms and concurrency must be positive, backoff_max_ms at least backoff_base_ms".into());
+        }
         Ok(())
+    }
+
+    /// The Twilio settings that are not set, of account SID, auth token and sender.
+    pub fn twilio_missing(&self) -> Vec<&'static str> {
+        let mut m = Vec::new();
+        if self.twilio_account_sid.as_deref().is_none_or(str::is_empty) {
+            m.push("twilio_account_sid");
+        }
+        if self.twilio_auth_token.as_ref().is_none_or(|t| t.expose().is_empty()) {
+            m.push("twilio_auth_token");
+        }
+        if self.twilio_from.as_deref().is_none_or(str::is_empty) {
+            m.push("twilio_from");
+        }
+        m
+    }
+
+    /// The Twilio account, when every setting it needs is there (`public_url` included).
+    pub fn twilio_account(&self) -> Option<utalk_actors::twilio::TwilioAccount> {
+        if !self.twilio_missing().is_empty() {
+            return None;
+        }
+        let from = self.twilio_from.clone().unwrap_or_default();
+        Some(utalk_actors::twilio::TwilioAccount {
+            account_sid: self.twilio_account_sid.clone().unwrap_or_default(),
+            auth_token: self.twilio_auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default(),
+            from: if from.starts_with("whatsapp:") { from } else { format!("whatsapp:{from}") },
+            api_base: self.twilio_api_base.clone(),
+            public_url: self.public_url.clone()?,
+        })
     }
 }
 
@@ -432,6 +570,32 @@ mod tests {
     fn variables_that_name_no_setting_are_ignored() {
         let c = Config::load(None, env(&[("UTALK_BIN", "/x/utalk"), ("UTALK_BENCH_QUICK", "1")])).unwrap();
         assert_eq!(c.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn twilio_is_all_or_nothing() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert!(c.twilio_account().is_none());
+        let e = Config::load(None, env(&[("UTALK_TWILIO_ACCOUNT_SID", "AC1")])).unwrap_err().to_string();
+        assert!(e.contains("twilio_auth_token") && e.contains("twilio_from"), "{e}");
+        let c = Config::load(
+            None,
+            env(&[
+                ("UTALK_TWILIO_ACCOUNT_SID", "AC1"),
+                ("UTALK_TWILIO_AUTH_TOKEN", "s3cr3t-value"),
+                ("UTALK_TWILIO_FROM", "+14155238886"),
+                ("UTALK_PUBLIC_URL", "https://chat.example.com"),
+            ]),
+        )
+        .unwrap();
+        let a = c.twilio_account().unwrap();
+        assert_eq!(a.from, "whatsapp:+14155238886");
+        assert!(!format!("{a:?}").contains("s3cr3t-value"));
+        let e = Config::load(None, env(&[("UTALK_PUBLIC_URL", "chat.example.com")])).unwrap_err().to_string();
+        assert!(e.contains("public_url"), "{e}");
+        let c = Config::load(None, env(&[("UTALK_MEDIA__ALLOWED_TYPES", "[\"image/*\"]"), ("UTALK_DELIVERY__MAX_ATTEMPTS", "3")])).unwrap();
+        assert_eq!(c.media.allowed_types, vec!["image/*".to_string()]);
+        assert_eq!(c.delivery.max_attempts, 3);
     }
 
     #[test]

@@ -124,6 +124,7 @@ impl From<ConversationError> for ApiError {
     fn from(e: ConversationError) -> Self {
         match e {
             ConversationError::NotFound => ApiError::not_found("conversation"),
+            ConversationError::MessageNotFound => ApiError::not_found("message"),
             ConversationError::MessageIdConflict => {
                 ApiError::conflict("message_id_conflict", "messageId is already used in another conversation")
             }

@@ -7,5 +7,7 @@ pub mod config;
 pub mod error;
 pub mod request_id;
 pub mod routes;
+pub mod secrets;
 pub mod state;
 pub mod telemetry;
+pub mod whatsapp;

@@ -3,6 +3,10 @@
 use crate::config::Config;
 use std::sync::Arc;
 use std::time::Instant;
+use utalk_actors::delivery::Delivery;
+use utalk_actors::media_fetch::MediaFetcher;
+use utalk_actors::media_store::MediaStore;
+use utalk_actors::twilio::TwilioAccount;
 use utalk_actors::{Registry, SocketHub};
 use utalk_storage::Db;
 
@@ -18,4 +22,14 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// When the server started.
     pub started: Instant,
+    /// Twilio, when configured.
+    pub twilio: Option<Arc<TwilioAccount>>,
+    /// Media files and their signed URLs.
+    pub media: Arc<MediaStore>,
+    /// The WhatsApp outbox worker.
+    pub delivery: Arc<Delivery>,
+    /// The inbound media downloader.
+    pub fetcher: Arc<MediaFetcher>,
+    /// Inbound WhatsApp: one conversation per number.
+    pub inbound: Arc<crate::whatsapp::Inbound>,
 }

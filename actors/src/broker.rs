@@ -37,6 +37,10 @@ pub struct Actor {
 pub enum ConversationEvent {
     /// A new message.
     MessageNew(Arc<Message>),
+    /// A message's delivery status changed (`message:status`).
+    MessageStatus(Arc<Message>),
+    /// A message changed otherwise, say a media file was downloaded (`message:updated`).
+    MessageUpdated(Arc<Message>),
     /// The conversation's own fields changed.
     ConversationUpdated(Arc<Conversation>),
     /// Someone read up to `seq`.
@@ -73,6 +77,8 @@ impl ConversationEvent {
     pub fn name(&self) -> &'static str {
         match self {
             ConversationEvent::MessageNew(_) => "message:new",
+            ConversationEvent::MessageStatus(_) => "message:status",
+            ConversationEvent::MessageUpdated(_) => "message:updated",
             ConversationEvent::ConversationUpdated(_) => "conversation:updated",
             ConversationEvent::Read { .. } => "message:read",
             ConversationEvent::Typing { .. } => "typing",
@@ -83,7 +89,16 @@ impl ConversationEvent {
     fn to_json(&self) -> String {
         use serde_json::json;
         let v = match self {
-            ConversationEvent::MessageNew(m) => json!({ "message": m.as_ref() }),
+            ConversationEvent::MessageNew(m) | ConversationEvent::MessageUpdated(m) => json!({ "message": m.as_ref() }),
+            ConversationEvent::MessageStatus(m) => json!({
+                "conversationId": m.conversation_id,
+                "messageId": m.id,
+                "seq": m.seq,
+                "status": m.status,
+                "providerId": m.provider_id,
+                "errorCode": m.error_code,
+                "errorMessage": m.error_message,
+            }),
             ConversationEvent::ConversationUpdated(c) => json!({ "conversation": c.as_ref() }),
             ConversationEvent::Read { conversation_id, seq, reader } => {
                 json!({ "conversationId": conversation_id, "seq": seq, "reader": reader })
@@ -265,6 +280,10 @@ mod tests {
             status: MessageStatus::Received,
             provider_id: None,
             created_at: Timestamp::now(),
+            media: Vec::new(),
+            error_code: None,
+            error_message: None,
+            status_updated_at: None,
         }))
     }
 

@@ -16,6 +16,7 @@
 
 use crate::broker::{Actor as Reader, Broker, ConversationEvent};
 use crate::registry::RegistryShared;
+use crate::signal::JobSignal;
 use crate::store_writer::{StoreWriter, WriteError};
 use actix::prelude::*;
 use std::collections::{HashMap, VecDeque};
@@ -24,7 +25,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use utalk_storage::model::{
-    conversation, message, read_marker, Author, Conversation, ConversationStatus, Direction, Message, MessageStatus,
+    conversation, message, outbox, read_marker, Author, Channel, Conversation, ConversationStatus, Direction, MediaStatus, Message,
+    MessageStatus, OutboxEntry, OutboxState,
 };
 use utalk_storage::{Batch, Db, StoreError, Timestamp};
 use uuid::Uuid;
@@ -57,6 +59,9 @@ pub enum ConversationError {
     /// A read marker past the last message.
     #[error("seq {0} is past the conversation's last message")]
     InvalidSeq(u64),
+    /// No message with this id in the conversation.
+    #[error("message not found in this conversation")]
+    MessageNotFound,
 }
 
 impl From<StoreError> for ConversationError {
@@ -85,6 +90,11 @@ pub struct AppendRequest {
     pub status: MessageStatus,
     /// Channel id.
     pub provider_id: Option<String>,
+    /// Media files with their download state (the first is `media_id`).
+    pub media: Vec<utalk_storage::model::Attachment>,
+    /// Other writes that must land in the same batch as the message, and
+    /// only when it is new (say, the downloads of its media).
+    pub extra: Batch,
 }
 
 /// Longest message text, in characters.
@@ -140,7 +150,17 @@ impl AppendRequest {
         if text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS) {
             return Err(InvalidMessage::TooLong);
         }
-        Ok(AppendRequest { message_id, author, direction, text, media_id, status, provider_id: None })
+        Ok(AppendRequest {
+            message_id,
+            author,
+            direction,
+            text,
+            media_id,
+            status,
+            provider_id: None,
+            media: Vec::new(),
+            extra: Batch::new(),
+        })
     }
 }
 
@@ -171,6 +191,53 @@ pub struct ConversationChange {
     pub assignee_id: Option<Option<Uuid>>,
     /// Bot on or off.
     pub bot_enabled: Option<bool>,
+}
+
+/// A change to a stored message reported by its channel or the media fetcher.
+///
+/// A status only moves forward ([`MessageStatus::rank`]); `provider_id` is
+/// set once; a media file leaves `pending` once.
+#[derive(Debug, Clone)]
+pub struct MessageChange {
+    /// The message.
+    pub message_id: Uuid,
+    /// New status.
+    pub status: Option<MessageStatus>,
+    /// The channel's id for the message.
+    pub provider_id: Option<String>,
+    /// The channel's error code, kept with a failure status.
+    pub error_code: Option<String>,
+    /// The channel's error text, kept with a failure status.
+    pub error_message: Option<String>,
+    /// A media file's new state: id, status, error.
+    pub media: Option<(Uuid, MediaStatus, Option<String>)>,
+    /// Other writes for the same batch (say, removing the outbox entry).
+    pub extra: Batch,
+}
+
+impl MessageChange {
+    /// A change of message `message_id` that changes nothing yet.
+    pub fn new(message_id: Uuid) -> Self {
+        Self { message_id, status: None, provider_id: None, error_code: None, error_message: None, media: None, extra: Batch::new() }
+    }
+}
+
+/// Changes a stored message.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ChangeMessage {
+    /// The change.
+    pub change: MessageChange,
+    /// Answer: the message after the change.
+    pub reply: Reply<Arc<Message>>,
+}
+
+impl Command for MessageChange {
+    type Output = Arc<Message>;
+    type Msg = ChangeMessage;
+    fn with_reply(self, reply: Reply<Arc<Message>>) -> ChangeMessage {
+        ChangeMessage { change: self, reply }
+    }
 }
 
 /// A read marker: `reader` has read up to `seq`.
@@ -279,6 +346,8 @@ pub struct Deps {
     pub idle_timeout: Duration,
     /// Most writes in flight per conversation before `Overloaded`.
     pub max_inflight: usize,
+    /// Tells the delivery actor about new outbox entries.
+    pub outbox: Arc<JobSignal>,
 }
 
 enum Phase {
@@ -290,7 +359,8 @@ enum Phase {
 }
 
 enum Committed {
-    Message(Arc<Message>),
+    Message { message: Arc<Message>, outbox: bool },
+    MessageChanged { message: Arc<Message>, status: bool, media: bool },
     Conversation(Arc<Conversation>),
     Read { reader: Reader, seq: u64 },
 }
@@ -299,6 +369,7 @@ enum Waiter {
     Append { reply: Reply<Appended>, created: bool },
     Update(Reply<Arc<Conversation>>),
     Read(Reply<u64>),
+    MessageChange(Reply<Arc<Message>>),
 }
 
 struct InFlight {
@@ -319,6 +390,9 @@ pub struct ConversationActor {
     /// `messageId` → ticket of its in-flight write, so a retry racing the
     /// first attempt waits for the same outcome.
     inflight_ids: HashMap<Uuid, u64>,
+    /// Messages changed by writes still in flight: the latest version and
+    /// the ticket that writes it, so that a second change builds on the first.
+    changed: HashMap<Uuid, (u64, Arc<Message>)>,
     next_ticket: u64,
     last_activity: Instant,
     idle_check: Option<SpawnHandle>,
@@ -334,6 +408,7 @@ impl ConversationActor {
             phase: Phase::Loading,
             inflight: VecDeque::new(),
             inflight_ids: HashMap::new(),
+            changed: HashMap::new(),
             next_ticket: 0,
             last_activity: Instant::now(),
             idle_check: None,
@@ -405,10 +480,11 @@ impl ConversationActor {
             let _ = reply.send(Err(ConversationError::Overloaded));
             return;
         }
-        let Phase::Ready { next_seq, .. } = &mut self.phase else {
+        let Phase::Ready { conv, next_seq } = &mut self.phase else {
             return;
         };
-        let msg = Arc::new(Message {
+        let now = Timestamp::now();
+        let mut msg = Message {
             id: req.message_id,
             conversation_id: self.id,
             seq: *next_seq,
@@ -418,9 +494,21 @@ impl ConversationActor {
             media_id: req.media_id,
             status: req.status,
             provider_id: req.provider_id,
-            created_at: Timestamp::now(),
+            created_at: now,
+            media: req.media,
+            error_code: None,
+            error_message: None,
+            status_updated_at: None,
+        };
+        let entry = outbound_entry(conv, &mut msg, &self.deps.outbox);
+        let built = message::append_batch(&msg).and_then(|mut b| {
+            if let Some(e) = &entry {
+                outbox::put(&mut b, e)?;
+            }
+            b.extend(req.extra);
+            Ok(b)
         });
-        let batch = match message::append_batch(&msg) {
+        let batch = match built {
             Ok(b) => b,
             Err(e) => {
                 let _ = reply.send(Err(ConversationError::Read(e.to_string().into())));
@@ -428,8 +516,67 @@ impl ConversationActor {
             }
         };
         *next_seq += 1;
-        let ticket = self.submit(batch, Committed::Message(msg.clone()), Waiter::Append { reply, created: true }, ctx);
+        let msg = Arc::new(msg);
+        let committed = Committed::Message { message: msg.clone(), outbox: entry.is_some() };
+        let ticket = self.submit(batch, committed, Waiter::Append { reply, created: true }, ctx);
         self.inflight_ids.insert(msg.id, ticket);
+    }
+
+    /// The newest version of a message of this conversation: in flight or stored.
+    fn current_message(&self, id: Uuid) -> Result<Arc<Message>, ConversationError> {
+        if let Some((_, m)) = self.changed.get(&id) {
+            return Ok(m.clone());
+        }
+        match message::locate(&self.deps.db, id)? {
+            Some((conv, seq)) if conv == self.id => {
+                message::get(&self.deps.db, conv, seq)?.map(Arc::new).ok_or(ConversationError::MessageNotFound)
+            }
+            _ => Err(ConversationError::MessageNotFound),
+        }
+    }
+
+    fn change_message(&mut self, change: MessageChange, slot: &mut Option<Reply<Arc<Message>>>, ctx: &mut Context<Self>) {
+        let Some(reply) = slot.take() else { return };
+        if let Some(e) = self.unavailable() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        if self.inflight_ids.contains_key(&change.message_id) {
+            // Changes only follow a durable message; its append is still in flight.
+            let _ = reply.send(Err(ConversationError::MessageNotFound));
+            return;
+        }
+        if self.inflight.len() >= self.deps.max_inflight {
+            let _ = reply.send(Err(ConversationError::Overloaded));
+            return;
+        }
+        let current = match self.current_message(change.message_id) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let (new, status_changed, media_changed) = apply_change(&current, &change, Timestamp::now());
+        if new == *current && change.extra.is_empty() {
+            let _ = reply.send(Ok(current));
+            return;
+        }
+        let built = message::replace_batch(&new).map(|mut b| {
+            b.extend(change.extra);
+            b
+        });
+        let batch = match built {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = reply.send(Err(ConversationError::Read(e.to_string().into())));
+                return;
+            }
+        };
+        let new = Arc::new(new);
+        let committed = Committed::MessageChanged { message: new.clone(), status: status_changed, media: media_changed };
+        let ticket = self.submit(batch, committed, Waiter::MessageChange(reply), ctx);
+        self.changed.insert(new.id, (ticket, new));
     }
 
     fn update(&mut self, change: ConversationChange, slot: &mut Option<Reply<Arc<Conversation>>>, ctx: &mut Context<Self>) {
@@ -526,17 +673,37 @@ impl ConversationActor {
             let Some(entry) = self.inflight.pop_front() else {
                 break;
             };
-            let event = match &entry.committed {
-                Committed::Message(m) => {
+            let mut events = Vec::with_capacity(1);
+            match &entry.committed {
+                Committed::Message { message: m, outbox } => {
                     self.inflight_ids.remove(&m.id);
-                    ConversationEvent::MessageNew(m.clone())
+                    if *outbox {
+                        self.deps.outbox.notify();
+                    }
+                    events.push(ConversationEvent::MessageNew(m.clone()));
                 }
-                Committed::Conversation(c) => ConversationEvent::ConversationUpdated(c.clone()),
-                Committed::Read { reader, seq } => ConversationEvent::Read { conversation_id: self.id, seq: *seq, reader: reader.clone() },
-            };
+                Committed::MessageChanged { message: m, status, media } => {
+                    if self.changed.get(&m.id).is_some_and(|(t, _)| *t == entry.ticket) {
+                        self.changed.remove(&m.id);
+                    }
+                    if *status {
+                        events.push(ConversationEvent::MessageStatus(m.clone()));
+                    }
+                    if *media {
+                        events.push(ConversationEvent::MessageUpdated(m.clone()));
+                    }
+                }
+                Committed::Conversation(c) => events.push(ConversationEvent::ConversationUpdated(c.clone())),
+                Committed::Read { reader, seq } => {
+                    events.push(ConversationEvent::Read { conversation_id: self.id, seq: *seq, reader: reader.clone() })
+                }
+            }
             for w in entry.waiters {
                 match (w, &entry.committed) {
-                    (Waiter::Append { reply, created }, Committed::Message(m)) => {
+                    (Waiter::MessageChange(reply), Committed::MessageChanged { message, .. }) => {
+                        let _ = reply.send(Ok(message.clone()));
+                    }
+                    (Waiter::Append { reply, created }, Committed::Message { message: m, .. }) => {
                         let out = if created { Appended::Created(m.clone()) } else { Appended::Existing(m.clone()) };
                         let _ = reply.send(Ok(out));
                     }
@@ -549,7 +716,9 @@ impl ConversationActor {
                     _ => {}
                 }
             }
-            self.deps.broker.publish(self.id, event);
+            for event in events {
+                self.deps.broker.publish(self.id, event);
+            }
         }
     }
 
@@ -566,10 +735,14 @@ impl ConversationActor {
                     Waiter::Read(reply) => {
                         let _ = reply.send(Err(err.clone()));
                     }
+                    Waiter::MessageChange(reply) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
                 }
             }
         }
         self.inflight_ids.clear();
+        self.changed.clear();
     }
 
     fn load(&mut self, ctx: &mut Context<Self>) {
@@ -652,6 +825,15 @@ impl Handler<Update> for ConversationActor {
     }
 }
 
+impl Handler<ChangeMessage> for ConversationActor {
+    type Result = ();
+    fn handle(&mut self, msg: ChangeMessage, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        let change = msg.change;
+        self.guarded(ctx, msg.reply, move |act, ctx, slot| act.change_message(change, slot, ctx));
+    }
+}
+
 impl Handler<Read> for ConversationActor {
     type Result = ();
     fn handle(&mut self, msg: Read, ctx: &mut Context<Self>) {
@@ -674,4 +856,68 @@ impl Handler<InjectPanic> for ConversationActor {
             panic!("injected panic in conversation {}", act.id);
         });
     }
+}
+
+/// For an outbound message in a WhatsApp conversation: sets its outbox
+/// status and returns the outbox entry to write in the same batch.
+fn outbound_entry(conv: &Conversation, msg: &mut Message, signal: &JobSignal) -> Option<OutboxEntry> {
+    if conv.channel != Channel::Whatsapp || msg.direction != Direction::Outbound {
+        return None;
+    }
+    let Some(phone) = conv.customer.phone.as_deref() else {
+        msg.status = MessageStatus::Failed;
+        msg.error_code = Some("no_recipient".into());
+        msg.error_message = Some("the conversation has no customer phone number to send to".into());
+        msg.status_updated_at = Some(msg.created_at);
+        return None;
+    };
+    let configured = signal.configured();
+    msg.status = if configured { MessageStatus::Queued } else { MessageStatus::NotConfigured };
+    msg.status_updated_at = Some(msg.created_at);
+    Some(OutboxEntry {
+        id: Uuid::now_v7(),
+        conversation_id: conv.id,
+        message_id: msg.id,
+        seq: msg.seq,
+        to: format!("whatsapp:{phone}"),
+        body: msg.text.clone(),
+        media_ids: msg.media_id.into_iter().collect(),
+        state: if configured { OutboxState::Pending } else { OutboxState::NotConfigured },
+        attempts: 0,
+        next_attempt_at: msg.created_at,
+        last_error: None,
+        provider_id: None,
+        created_at: msg.created_at,
+    })
+}
+
+/// Applies `change` to `current`: statuses only move forward, the provider
+/// id is set once, a media file leaves `pending` once. Returns the new
+/// version and whether its status and its media changed.
+pub fn apply_change(current: &Message, change: &MessageChange, now: Timestamp) -> (Message, bool, bool) {
+    let mut new = current.clone();
+    let mut status_changed = false;
+    if let Some(s) = change.status {
+        if s.rank() > new.status.rank() {
+            new.status = s;
+            new.status_updated_at = Some(now);
+            status_changed = true;
+            if s.is_failure() {
+                new.error_code = change.error_code.clone();
+                new.error_message = change.error_message.clone();
+            }
+        }
+    }
+    if new.provider_id.is_none() {
+        new.provider_id = change.provider_id.clone();
+    }
+    let mut media_changed = false;
+    if let Some((id, status, error)) = &change.media {
+        if let Some(a) = new.media.iter_mut().find(|a| a.id == *id && a.status == MediaStatus::Pending && *status != MediaStatus::Pending) {
+            a.status = *status;
+            a.error = error.clone();
+            media_changed = true;
+        }
+    }
+    (new, status_changed, media_changed)
 }

@@ -5,19 +5,27 @@
 //! - [`registry`]: starts conversation actors on demand under supervision and retires idle ones.
 //! - [`broker`]: delivers committed events to subscribers; in-process today, a cross-node bus later.
 //! - [`session`] and [`ws_conn`]: one Socket.IO session per connection, over long-polling or websocket.
+//! - [`delivery`]: sends the WhatsApp outbox through Twilio, with retries and a circuit breaker.
+//! - [`media_fetch`]: downloads inbound media into the [`media_store`] after the webhook has answered.
 
 pub mod broker;
 pub mod conversation;
+pub mod delivery;
 pub mod engineio;
+pub mod media_fetch;
+pub mod media_store;
 pub mod registry;
+pub mod retry;
 pub mod session;
+pub mod signal;
 pub mod socket_hub;
 pub mod socketio;
 pub mod store_writer;
+pub mod twilio;
 pub mod ws_conn;
 
 pub use broker::{Broker, ConversationEvent, LocalBroker, Subscriber, SubscriptionId};
-pub use conversation::{AppendRequest, Appended, ConversationChange, ConversationError};
+pub use conversation::{AppendRequest, Appended, ConversationChange, ConversationError, MessageChange};
 pub use registry::{Registry, RegistryConfig};
 pub use socket_hub::{Authenticator, Identity, SocketConfig, SocketHub};
 pub use store_writer::{Durability, StoreWriter, WriteError, WriterStats};

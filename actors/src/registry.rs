@@ -29,11 +29,13 @@ pub struct RegistryConfig {
     pub max_inflight: usize,
     /// Arbiter threads the conversation actors run on.
     pub threads: usize,
+    /// Shared with the delivery actor: whether the channel is configured, and its wake-up.
+    pub outbox: Arc<crate::signal::JobSignal>,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        Self { idle_timeout: Duration::from_secs(300), max_inflight: 4096, threads: 2 }
+        Self { idle_timeout: Duration::from_secs(300), max_inflight: 4096, threads: 2, outbox: Arc::default() }
     }
 }
 
@@ -112,7 +114,14 @@ impl Registry {
                 restarts: AtomicU64::new(0),
                 panics: AtomicU64::new(0),
             }),
-            deps: Arc::new(Deps { db, writer, broker, idle_timeout: config.idle_timeout, max_inflight: config.max_inflight }),
+            deps: Arc::new(Deps {
+                db,
+                writer,
+                broker,
+                idle_timeout: config.idle_timeout,
+                max_inflight: config.max_inflight,
+                outbox: config.outbox,
+            }),
             arbiters: Arc::new(arbiters),
         }
     }

@@ -752,6 +752,7 @@ fn internal(e: impl std::fmt::Display) -> (&'static str, String) {
 fn conversation_error(e: ConversationError) -> (&'static str, String) {
     let code = match &e {
         ConversationError::NotFound => "not_found",
+        ConversationError::MessageNotFound => "message_not_found",
         ConversationError::MessageIdConflict => "message_id_conflict",
         ConversationError::Overloaded => "overloaded",
         ConversationError::Write(_) => "storage_unavailable",

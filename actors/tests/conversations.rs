@@ -4,10 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 use utalk_actors::broker::{ConversationEvent, LocalBroker, Subscriber};
 use utalk_actors::{
-    AppendRequest, Appended, Broker, ConversationChange, ConversationError, Durability, Registry, RegistryConfig, StoreWriter,
+    AppendRequest, Appended, Broker, ConversationChange, ConversationError, Durability, MessageChange, Registry, RegistryConfig,
+    StoreWriter,
 };
 use utalk_storage::model::{
-    conversation, message, Author, AuthorType, Channel, Conversation, ConversationStatus, Customer, Direction, MessageStatus,
+    conversation, message, outbox, Attachment, Author, AuthorType, Channel, Conversation, ConversationStatus, Customer, Direction,
+    MediaStatus, MessageStatus, OutboxState,
 };
 use utalk_storage::{Db, DbOptions, Timestamp};
 use uuid::Uuid;
@@ -24,8 +26,12 @@ fn fixture(idle: Duration) -> Fixture {
     let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
     let writer = StoreWriter::start(db.clone(), Durability::Sync).unwrap();
     let broker = Arc::new(LocalBroker::new());
-    let registry =
-        Registry::start(db.clone(), writer, broker.clone(), RegistryConfig { idle_timeout: idle, max_inflight: 4096, threads: 2 });
+    let registry = Registry::start(
+        db.clone(),
+        writer,
+        broker.clone(),
+        RegistryConfig { idle_timeout: idle, max_inflight: 4096, threads: 2, ..RegistryConfig::default() },
+    );
     Fixture { _dir: dir, db, registry, broker }
 }
 
@@ -55,6 +61,8 @@ fn text(message_id: Uuid, t: &str) -> AppendRequest {
         media_id: None,
         status: MessageStatus::Received,
         provider_id: None,
+        media: Vec::new(),
+        extra: utalk_storage::Batch::new(),
     }
 }
 
@@ -193,4 +201,111 @@ async fn unknown_conversations_are_not_found_and_write_nothing() {
     assert_eq!(message::last_seq(&f.db, ghost).unwrap(), 0);
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(f.registry.stats().active, 0);
+}
+
+async fn whatsapp_conversation(f: &Fixture, phone: Option<&str>) -> Uuid {
+    let now = Timestamp::now();
+    let c = Conversation {
+        id: Uuid::now_v7(),
+        channel: Channel::Whatsapp,
+        status: ConversationStatus::Open,
+        bot_enabled: true,
+        assignee_id: None,
+        customer: Customer { phone: phone.map(str::to_owned), ..Customer::default() },
+        subject: None,
+        created_at: now,
+        updated_at: now,
+    };
+    f.registry.writer().commit(conversation::put_batch(None, &c).unwrap()).await.unwrap();
+    c.id
+}
+
+fn agent_text(message_id: Uuid, t: &str) -> AppendRequest {
+    AppendRequest {
+        author: Author { kind: AuthorType::Agent, id: Some(Uuid::new_v4()) },
+        direction: Direction::Outbound,
+        status: MessageStatus::Sent,
+        ..text(message_id, t)
+    }
+}
+
+#[actix::test]
+async fn outbound_whatsapp_messages_enter_the_outbox_with_the_message() {
+    let f = fixture(Duration::from_secs(60));
+    let conv = whatsapp_conversation(&f, Some("+5215500000001")).await;
+    let id = Uuid::new_v4();
+    let m = f.registry.call(conv, agent_text(id, "hola")).await.unwrap();
+    // The fixture's channel is not configured: the message waits, and says why.
+    assert_eq!(m.message().status, MessageStatus::NotConfigured);
+    let entries = outbox::list(&f.db, None, 10).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].message_id, id);
+    assert_eq!(entries[0].to, "whatsapp:+5215500000001");
+    assert_eq!(entries[0].state, OutboxState::NotConfigured);
+    // A retry of the same messageId adds no second entry.
+    assert!(matches!(f.registry.call(conv, agent_text(id, "hola")).await.unwrap(), Appended::Existing(_)));
+    assert_eq!(outbox::list(&f.db, None, 10).unwrap().len(), 1);
+    // Customer messages and web chat messages never enter it.
+    f.registry.call(conv, text(Uuid::new_v4(), "gracias")).await.unwrap();
+    let web = new_conversation(&f).await;
+    f.registry.call(web, agent_text(Uuid::new_v4(), "hi")).await.unwrap();
+    assert_eq!(outbox::list(&f.db, None, 10).unwrap().len(), 1);
+    // No number to send to: failed at once, with the reason.
+    let nowhere = whatsapp_conversation(&f, None).await;
+    let m = f.registry.call(nowhere, agent_text(Uuid::new_v4(), "hola")).await.unwrap();
+    assert_eq!(m.message().status, MessageStatus::Failed);
+    assert_eq!(m.message().error_code.as_deref(), Some("no_recipient"));
+}
+
+#[actix::test]
+async fn message_changes_move_forward_and_none_is_lost_when_they_race() {
+    let f = fixture(Duration::from_secs(60));
+    let conv = whatsapp_conversation(&f, Some("+5215500000002")).await;
+    let id = Uuid::new_v4();
+    let media_id = Uuid::new_v4();
+    let mut req = agent_text(id, "foto");
+    req.media = vec![Attachment { id: media_id, content_type: "image/png".into(), status: MediaStatus::Pending, error: None }];
+    f.registry.call(conv, req).await.unwrap();
+    let (sub, mut rx, _) = Subscriber::bounded(64);
+    f.broker.subscribe(conv, sub);
+    // Sent back to back, so the second is built while the first is in flight.
+    let status = |s: MessageStatus| {
+        let mut c = MessageChange::new(id);
+        c.status = Some(s);
+        c.provider_id = Some("SM1".into());
+        c
+    };
+    let mut media = MessageChange::new(id);
+    media.media = Some((media_id, MediaStatus::Stored, None));
+    let calls = [status(MessageStatus::Delivered), media, status(MessageStatus::Sent), status(MessageStatus::Read)];
+    let mut tasks = Vec::new();
+    for c in calls {
+        let r = f.registry.clone();
+        tasks.push(actix::spawn(async move { r.call(conv, c).await }));
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let seq = message::locate(&f.db, id).unwrap().unwrap().1;
+    let stored = message::get(&f.db, conv, seq).unwrap().unwrap();
+    assert_eq!(stored.status, MessageStatus::Read);
+    assert_eq!(stored.provider_id.as_deref(), Some("SM1"));
+    assert_eq!(stored.media[0].status, MediaStatus::Stored);
+    let mut statuses = Vec::new();
+    let mut updated = 0;
+    while let Ok(env) = rx.try_recv() {
+        match &env.event {
+            ConversationEvent::MessageStatus(m) => statuses.push(m.status),
+            ConversationEvent::MessageUpdated(_) => updated += 1,
+            // The append's own event may follow its answer.
+            ConversationEvent::MessageNew(m) if m.id == id => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // The late "sent" changed nothing and published nothing.
+    assert_eq!(statuses, vec![MessageStatus::Delivered, MessageStatus::Read]);
+    assert_eq!(updated, 1);
+    // A change to an unknown message is a typed error.
+    let err = f.registry.call(conv, MessageChange::new(Uuid::new_v4())).await.unwrap_err();
+    assert!(matches!(err, ConversationError::MessageNotFound));
 }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 use utalk_actors::{Authenticator, Identity, StoreWriter};
 use utalk_storage::model::{token, user, AuditEvent, RefreshToken, Role, User};
-use utalk_storage::{Batch, Db, Map, StoreError, Timestamp};
+use utalk_storage::{Batch, Db, StoreError, Timestamp};
 use uuid::Uuid;
 
 pub use principal::Principal;
@@ -140,19 +140,7 @@ impl AuthService {
         let secret = match secret {
             Some(s) => s,
             None => {
-                match db.get_raw(Map::Meta, META_JWT_SECRET)? {
-                    Some(v) => Secret::new(String::from_utf8(v).map_err(|_| anyhow::anyhow!("stored signing secret is not UTF-8"))?),
-                    None => {
-                        let mut bytes = [0u8; 48];
-                        rand::thread_rng().fill_bytes(&mut bytes);
-                        let s = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-                        let mut b = Batch::new();
-                        b.put_raw(Map::Meta, META_JWT_SECRET.to_vec(), s.clone().into_bytes());
-                        writer.commit(b).await?;
-                        tracing::info!("generated a token signing secret and stored it in the data directory (set UTALK_JWT_SECRET to manage it yourself)");
-                        Secret::new(s)
-                    }
-                }
+                crate::secrets::stored_or_generated(&db, &writer, META_JWT_SECRET, "a token signing secret", "UTALK_JWT_SECRET").await?
             }
         };
         let previous: Vec<(Secret, Timestamp)> = config

@@ -3,9 +3,12 @@
 pub mod auth;
 pub mod conversations;
 pub mod health;
+pub mod media;
 pub mod messages;
 pub mod openapi;
+pub mod outbox;
 pub mod socket;
+pub mod twilio;
 pub mod users;
 pub mod widget;
 
@@ -26,9 +29,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
                 .configure(conversations::configure)
                 .configure(messages::configure)
                 .configure(users::configure)
+                .configure(media::configure)
+                .configure(outbox::configure)
                 .configure(openapi::configure),
         )
         .configure(health::configure)
+        .route("/health/whatsapp", web::get().to(outbox::health))
+        .configure(twilio::configure)
         .configure(|c| socket::configure(c, max_socket_payload))
         .default_service(web::to(not_found));
 }

@@ -26,9 +26,12 @@ impl Modify for BearerAuth {
         super::conversations::create, super::conversations::list, super::conversations::get, super::conversations::patch,
         super::messages::send, super::messages::list,
         super::users::create, super::users::list,
-        super::health::health, super::health::database, super::health::socket, super::health::cluster,
+        super::media::upload, super::media::get, super::media::regenerate,
+        super::outbox::list,
+        super::twilio::inbound, super::twilio::status,
+        super::health::health, super::health::database, super::health::socket, super::health::cluster, super::outbox::health,
     ),
-    components(schemas(utalk_storage::model::Customer, utalk_storage::model::Author)),
+    components(schemas(utalk_storage::model::Customer, utalk_storage::model::Author, utalk_storage::model::Attachment)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

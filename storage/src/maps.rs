@@ -29,11 +29,19 @@ pub enum Map {
     Audit,
     /// `conversation_id (16) · reader_id (16; nil for the customer) → seq (8)`.
     ReadMarkers,
+    /// `media_id (16) → MediaRecord`; the bytes are files in the media directory.
+    Media,
+    /// `media_id (16) → MediaFetch`: inbound media still to download.
+    MediaFetches,
+    /// `entry_id (16, UUIDv7) → OutboxEntry`: outbound channel messages not yet handed over.
+    Outbox,
+    /// `channel (1) · phone (UTF-8) → conversation_id (16)`: a customer number's latest conversation.
+    PhoneConvid,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 11] = [
+    pub const ALL: [Map; 15] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -45,6 +53,10 @@ impl Map {
         Map::MessageidConvseq,
         Map::Audit,
         Map::ReadMarkers,
+        Map::Media,
+        Map::MediaFetches,
+        Map::Outbox,
+        Map::PhoneConvid,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -64,6 +76,10 @@ impl Map {
             Map::MessageidConvseq => "messageid_convseq",
             Map::Audit => "audit",
             Map::ReadMarkers => "read_markers",
+            Map::Media => "media",
+            Map::MediaFetches => "media_fetches",
+            Map::Outbox => "outbox",
+            Map::PhoneConvid => "phone_convid",
         }
     }
 

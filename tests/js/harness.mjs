@@ -19,11 +19,14 @@ function addUser(dataDir, user, role) {
   if (r.status !== 0) throw new Error(`user add failed: ${r.stderr}`);
 }
 
-export async function startServer(env = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "utalk-js-"));
+// Starts a server; `reuse` (a stopped server's `dir`) restarts on its data.
+export async function startServer(env = {}, { reuse } = {}) {
+  const dir = reuse ?? mkdtempSync(join(tmpdir(), "utalk-js-"));
   const dataDir = join(dir, "data");
-  addUser(dataDir, ADMIN, "admin");
-  addUser(dataDir, AGENT, "agent");
+  if (!reuse) {
+    addUser(dataDir, ADMIN, "admin");
+    addUser(dataDir, AGENT, "agent");
+  }
   const child = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
     env: { ...process.env, UTALK_LOG: "info", UTALK_HTTP__WORKERS: "2", ...env },
     stdio: ["ignore", "pipe", "inherit"],
@@ -46,9 +49,14 @@ export async function startServer(env = {}) {
   const server = {
     base,
     logs,
-    async stop() {
+    dir,
+    // SIGKILL, keeping the data for a restart.
+    async kill() {
       child.kill("SIGKILL");
-      await new Promise((r) => (child.exitCode !== null ? r() : child.on("exit", r)));
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.on("exit", r)));
+    },
+    async stop() {
+      await server.kill();
       rmSync(dir, { recursive: true, force: true });
     },
     async api(method, path, { token, body } = {}) {

@@ -143,6 +143,35 @@ pub fn put_batch(old: Option<&Conversation>, new: &Conversation) -> Result<Batch
     Ok(b)
 }
 
+impl Channel {
+    /// The one-byte code used in index keys; never renumber.
+    pub const fn code(self) -> u8 {
+        match self {
+            Self::Web => 1,
+            Self::Whatsapp => 2,
+            Self::Api => 3,
+        }
+    }
+}
+
+fn phone_key(channel: Channel, phone: &str) -> Result<Key, CodecError> {
+    Key::new().u8(channel.code()).str(phone)
+}
+
+/// The latest conversation of `phone` on `channel`, if any.
+pub fn by_phone(db: &Db, channel: Channel, phone: &str) -> Result<Option<Uuid>, StoreError> {
+    match db.get_raw(Map::PhoneConvid, phone_key(channel, phone)?)? {
+        Some(v) => Ok(Some(KeyReader::new(&v).uuid()?)),
+        None => Ok(None),
+    }
+}
+
+/// Adds "`phone`'s latest conversation on `channel` is `id`" to `batch`.
+pub fn put_phone(batch: &mut Batch, channel: Channel, phone: &str, id: Uuid) -> Result<(), CodecError> {
+    batch.put_raw(Map::PhoneConvid, phone_key(channel, phone)?.into_bytes(), Key::new().uuid(id).into_bytes());
+    Ok(())
+}
+
 /// Conversations matching `filter`, oldest first, after the conversation `after`, at most `limit`.
 ///
 /// Scans the narrowest index the filter allows and checks the rest of the

@@ -43,21 +43,113 @@ pub struct Author {
 }
 
 /// Where a message is on its way.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// Outbound channel messages move forward through [`MessageStatus::rank`]:
+/// a callback that arrives late never moves a status backwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     /// Inbound, stored.
     Received,
-    /// Outbound, waiting in the outbox.
+    /// Outbound, waiting in the outbox because the channel is not configured.
+    NotConfigured,
+    /// Outbound, in the outbox or accepted and queued by the channel.
     Queued,
-    /// Outbound, handed to the channel.
+    /// Outbound, the channel is sending it.
+    Sending,
+    /// Outbound, handed to the channel (web chat: delivered to live sockets).
     Sent,
+    /// Outbound, the carrier could not deliver it.
+    Undelivered,
+    /// Outbound, the channel gave up or refused it.
+    Failed,
     /// Outbound, delivered to the customer's device.
     Delivered,
     /// Outbound, read by the customer.
     Read,
-    /// Outbound, the channel gave up.
+}
+
+impl MessageStatus {
+    /// Every status.
+    pub const ALL: [MessageStatus; 9] = [
+        Self::Received,
+        Self::NotConfigured,
+        Self::Queued,
+        Self::Sending,
+        Self::Sent,
+        Self::Undelivered,
+        Self::Failed,
+        Self::Delivered,
+        Self::Read,
+    ];
+
+    /// How far along the message is; a change to a lower or equal rank is ignored.
+    ///
+    /// Failures rank above `sent` (a failure report after `sent` is news) but
+    /// below `delivered`: a device receipt is the stronger evidence.
+    pub const fn rank(self) -> u8 {
+        match self {
+            Self::Received | Self::NotConfigured => 0,
+            Self::Queued => 1,
+            Self::Sending => 2,
+            Self::Sent => 3,
+            Self::Undelivered | Self::Failed => 4,
+            Self::Delivered => 5,
+            Self::Read => 6,
+        }
+    }
+
+    /// Whether the channel gave up on the message.
+    pub const fn is_failure(self) -> bool {
+        matches!(self, Self::Undelivered | Self::Failed)
+    }
+
+    /// The API name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::NotConfigured => "not_configured",
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Undelivered => "undelivered",
+            Self::Failed => "failed",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+        }
+    }
+
+    /// Parses an API name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// Where a message's media file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaStatus {
+    /// Announced by the channel, not downloaded yet.
+    Pending,
+    /// In the media store.
+    Stored,
+    /// Could not be downloaded or was refused (size, type); see `error`.
     Failed,
+}
+
+/// A media file attached to a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    /// Media id (`GET /api/v1/media/{id}`).
+    pub id: Uuid,
+    /// MIME type as announced.
+    pub content_type: String,
+    /// Download state.
+    pub status: MediaStatus,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One message of a conversation.
@@ -85,6 +177,19 @@ pub struct Message {
     /// When it was stored.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    /// Every media file of the message (`mediaId` is the first), with its download state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<Attachment>,
+    /// The channel's error code when delivery failed (Twilio's ErrorCode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    /// The channel's explanation of the failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// When the status last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub status_updated_at: Option<Timestamp>,
 }
 
 impl Record for Message {
@@ -135,6 +240,13 @@ pub fn locate(db: &Db, message_id: Uuid) -> Result<Option<(Uuid, u64)>, StoreErr
     }
 }
 
+/// The writes that store a changed version of an existing message.
+pub fn replace_batch(message: &Message) -> Result<Batch, CodecError> {
+    let mut b = Batch::new();
+    b.put(Map::Messages, key(message.conversation_id, message.seq), message)?;
+    Ok(b)
+}
+
 /// The writes that append `message` with its idempotency index.
 pub fn append_batch(message: &Message) -> Result<Batch, CodecError> {
     let mut b = Batch::new();
@@ -145,4 +257,68 @@ pub fn append_batch(message: &Message) -> Result<Batch, CodecError> {
         Key::new().uuid(message.conversation_id).u64(message.seq).into_bytes(),
     );
     Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_names_round_trip() {
+        for s in MessageStatus::ALL {
+            assert_eq!(MessageStatus::parse(s.as_str()), Some(s));
+            assert_eq!(serde_json::to_value(s).ok(), Some(serde_json::Value::String(s.as_str().into())));
+        }
+        assert_eq!(MessageStatus::parse("bogus"), None);
+    }
+
+    #[test]
+    fn delivery_order_only_moves_forward() {
+        use MessageStatus::*;
+        let path = [NotConfigured, Queued, Sending, Sent, Delivered, Read];
+        for w in path.windows(2) {
+            assert!(w[0].rank() < w[1].rank(), "{:?} before {:?}", w[0], w[1]);
+        }
+        assert!(Failed.rank() > Sent.rank());
+        assert!(Delivered.rank() > Undelivered.rank());
+        assert!(Read.rank() > Failed.rank());
+    }
+
+    #[test]
+    fn older_messages_without_new_fields_still_decode() {
+        #[derive(Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct V1 {
+            id: Uuid,
+            conversation_id: Uuid,
+            seq: u64,
+            direction: Direction,
+            author: Author,
+            text: Option<String>,
+            media_id: Option<Uuid>,
+            status: MessageStatus,
+            provider_id: Option<String>,
+            created_at: Timestamp,
+        }
+        impl Record for V1 {
+            const KIND: &'static str = "message";
+        }
+        let old = V1 {
+            id: Uuid::new_v4(),
+            conversation_id: Uuid::new_v4(),
+            seq: 1,
+            direction: Direction::Inbound,
+            author: Author { kind: AuthorType::Customer, id: None },
+            text: Some("hola".into()),
+            media_id: None,
+            status: MessageStatus::Received,
+            provider_id: None,
+            created_at: Timestamp(5),
+        };
+        let bytes = crate::codec::encode(&old).expect("encode");
+        let m: Message = crate::codec::decode(&bytes).expect("decode");
+        assert_eq!(m.text.as_deref(), Some("hola"));
+        assert!(m.media.is_empty());
+        assert_eq!(m.error_code, None);
+    }
 }

@@ -6,13 +6,17 @@
 
 pub mod audit;
 pub mod conversation;
+pub mod media;
 pub mod message;
+pub mod outbox;
 pub mod read_marker;
 pub mod token;
 pub mod user;
 
 pub use audit::AuditEvent;
 pub use conversation::{Channel, Conversation, ConversationFilter, ConversationStatus, Customer};
-pub use message::{Author, AuthorType, Direction, Message, MessageStatus};
+pub use media::{MediaFetch, MediaRecord, MediaSource};
+pub use message::{Attachment, Author, AuthorType, Direction, MediaStatus, Message, MessageStatus};
+pub use outbox::{OutboxEntry, OutboxState};
 pub use token::RefreshToken;
 pub use user::{Role, User};

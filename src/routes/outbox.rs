@@ -1,0 +1,77 @@
+//! What waits to go out over WhatsApp, for operators.
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+use utalk_storage::model::{media, outbox, OutboxEntry, Role};
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/outbox", web::get().to(list));
+}
+
+/// Paging of the outbox.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutboxQuery {
+    /// Page size, 1..200 (default 50).
+    pub limit: Option<usize>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<Uuid>,
+}
+
+/// The delivery worker's state and a page of the outbox, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxPage {
+    /// Whether Twilio is configured (entries wait as not_configured when not).
+    pub configured: bool,
+    /// Circuit breaker: closed, open or half_open.
+    pub breaker: &'static str,
+    /// Entries of this page.
+    pub items: Vec<OutboxEntry>,
+    /// Pass as `cursor` for the next page.
+    pub next_cursor: Option<String>,
+}
+
+/// Lists the outbox (admins and operators).
+#[utoipa::path(get, path = "/api/v1/admin/outbox", tag = "whatsapp", params(OutboxQuery),
+    responses((status = 200, body = OutboxPage), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn list(state: web::Data<AppState>, who: Principal, q: web::Query<OutboxQuery>) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin, Role::Operator])?;
+    let limit = super::page_size(q.limit)?;
+    let items = outbox::list(&state.db, q.cursor, limit)?;
+    let next_cursor = (items.len() == limit).then(|| items.last().map(|e| e.id.to_string())).flatten();
+    Ok(HttpResponse::Ok().json(OutboxPage {
+        configured: state.delivery.configured(),
+        breaker: state.delivery.breaker_state().as_str(),
+        items,
+        next_cursor,
+    }))
+}
+
+/// WhatsApp delivery health: configuration, breaker, queue depths, counters.
+#[utoipa::path(get, path = "/health/whatsapp", tag = "health", responses((status = 200)))]
+pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    const CAP: usize = 10_000;
+    let depth = outbox::list(&state.db, None, CAP + 1)?.len();
+    let downloads = media::fetches(&state.db, CAP + 1)?.len();
+    let d = &state.delivery.stats;
+    let f = &state.fetcher.stats;
+    let breaker = state.delivery.breaker_state().as_str();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "status": if !state.delivery.configured() { "not_configured" } else if breaker == "closed" { "ok" } else { "degraded" },
+        "configured": state.delivery.configured(),
+        "breaker": breaker,
+        "outbox": { "depth": depth.min(CAP), "atLeast": depth > CAP },
+        "mediaDownloads": { "pending": downloads.min(CAP), "atLeast": downloads > CAP },
+        "sent": d.sent.load(Ordering::Relaxed),
+        "failed": d.failed.load(Ordering::Relaxed),
+        "retried": d.retried.load(Ordering::Relaxed),
+        "mediaStored": f.stored.load(Ordering::Relaxed),
+        "mediaFailed": f.failed.load(Ordering::Relaxed),
+    })))
+}

@@ -1,0 +1,234 @@
+//! Inbound WhatsApp: from the parameters of Twilio's webhook to a stored message.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use std::hash::{Hash, Hasher};
+use utalk_actors::conversation::MAX_TEXT_CHARS;
+use utalk_actors::{AppendRequest, Appended};
+use utalk_storage::model::{
+    conversation, media, Attachment, Author, AuthorType, Channel, Conversation, ConversationStatus, Customer, Direction, MediaFetch,
+    MediaRecord, MediaSource, MediaStatus, MessageStatus,
+};
+use utalk_storage::{Batch, Timestamp};
+use uuid::Uuid;
+
+/// Twilio sends at most ten media items per message.
+pub const MAX_MEDIA: usize = 10;
+
+/// Namespace of the ids derived from Twilio's sids, so a redelivery maps to the same id.
+const SID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2d6e_8a4b_4f0e_9d3c_7b51_a2e4_c901);
+
+/// The message id of Twilio message `sid`.
+pub fn message_id(sid: &str) -> Uuid {
+    Uuid::new_v5(&SID_NAMESPACE, format!("twilio:{sid}").as_bytes())
+}
+
+/// The media id of item `index` of Twilio message `sid`.
+pub fn media_id(sid: &str, index: usize) -> Uuid {
+    Uuid::new_v5(&SID_NAMESPACE, format!("twilio:{sid}/media/{index}").as_bytes())
+}
+
+/// A customer's WhatsApp message as Twilio describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboundMessage {
+    /// Twilio's MessageSid.
+    pub sid: String,
+    /// The customer's number, E.164 (`+…`).
+    pub phone: String,
+    /// The customer's WhatsApp profile name.
+    pub profile_name: Option<String>,
+    /// Text (a shared location becomes text).
+    pub text: Option<String>,
+    /// Media: URL and announced type.
+    pub media: Vec<(String, String)>,
+}
+
+fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+}
+
+impl InboundMessage {
+    /// Reads the webhook's parameters.
+    pub fn from_params(params: &[(String, String)]) -> Result<InboundMessage, ApiError> {
+        let sid = param(params, "MessageSid")
+            .or_else(|| param(params, "SmsMessageSid"))
+            .ok_or_else(|| ApiError::bad_request("missing_parameter", "MessageSid is required"))?;
+        let from = param(params, "From").ok_or_else(|| ApiError::bad_request("missing_parameter", "From is required"))?;
+        let phone = from.strip_prefix("whatsapp:").unwrap_or(from).trim();
+        let digits = phone.strip_prefix('+').unwrap_or(phone);
+        if digits.is_empty() || digits.len() > 20 || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return Err(ApiError::bad_request("invalid_parameter", "From must be whatsapp:+<digits>"));
+        }
+        let phone = format!("+{digits}");
+        let mut text = param(params, "Body").map(|b| b.chars().take(MAX_TEXT_CHARS).collect::<String>());
+        if text.is_none() {
+            if let (Some(lat), Some(lon)) = (param(params, "Latitude"), param(params, "Longitude")) {
+                let label = param(params, "Label").or_else(|| param(params, "Address")).map(|l| format!(" ({l})")).unwrap_or_default();
+                text = Some(format!("Location: {lat}, {lon}{label}"));
+            }
+        }
+        let n: usize = param(params, "NumMedia").and_then(|n| n.parse().ok()).unwrap_or(0).min(MAX_MEDIA);
+        let media = (0..n)
+            .filter_map(|i| {
+                let url = param(params, &format!("MediaUrl{i}"))?;
+                let ct = param(params, &format!("MediaContentType{i}")).unwrap_or("application/octet-stream");
+                Some((url.to_string(), ct.to_string()))
+            })
+            .collect();
+        let profile_name = param(params, "ProfileName").map(|p| p.chars().take(200).collect());
+        Ok(InboundMessage { sid: sid.to_string(), phone, profile_name, text, media })
+    }
+}
+
+/// Inbound state: locks that make "find or open the number's conversation" happen once per number.
+pub struct Inbound {
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl Default for Inbound {
+    fn default() -> Self {
+        Self { locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect() }
+    }
+}
+
+impl Inbound {
+    /// The conversation of `phone`: its latest one, or a new one.
+    pub async fn conversation_for(&self, state: &AppState, phone: &str, name: Option<&str>) -> Result<Uuid, ApiError> {
+        if let Some(id) = conversation::by_phone(&state.db, Channel::Whatsapp, phone)? {
+            return Ok(id);
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        phone.hash(&mut h);
+        let _guard = self.locks[(h.finish() % self.locks.len() as u64) as usize].lock().await;
+        // Someone holding the lock before us may have opened it.
+        if let Some(id) = conversation::by_phone(&state.db, Channel::Whatsapp, phone)? {
+            return Ok(id);
+        }
+        let now = Timestamp::now();
+        let c = Conversation {
+            id: Uuid::now_v7(),
+            channel: Channel::Whatsapp,
+            status: ConversationStatus::Open,
+            bot_enabled: true,
+            assignee_id: None,
+            customer: Customer { name: name.map(str::to_owned), phone: Some(phone.to_owned()), email: None },
+            subject: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut b = conversation::put_batch(None, &c)?;
+        conversation::put_phone(&mut b, Channel::Whatsapp, phone, c.id)?;
+        state.registry.writer().commit(b).await?;
+        tracing::info!(conversation = %c.id, "opened a WhatsApp conversation");
+        Ok(c.id)
+    }
+
+    /// Stores `msg` durably in its number's conversation; a redelivery returns the stored message.
+    pub async fn store(&self, state: &AppState, msg: InboundMessage) -> Result<Appended, ApiError> {
+        let conv = self.conversation_for(state, &msg.phone, msg.profile_name.as_deref()).await?;
+        let message_id = message_id(&msg.sid);
+        let now = Timestamp::now();
+        let mut extra = Batch::new();
+        let mut attachments = Vec::with_capacity(msg.media.len());
+        for (i, (url, content_type)) in msg.media.iter().enumerate() {
+            let id = media_id(&msg.sid, i);
+            attachments.push(Attachment { id, content_type: content_type.clone(), status: MediaStatus::Pending, error: None });
+            media::put(
+                &mut extra,
+                &MediaRecord {
+                    id,
+                    content_type: content_type.clone(),
+                    size: 0,
+                    sha256: String::new(),
+                    status: MediaStatus::Pending,
+                    error: None,
+                    source: MediaSource::Channel,
+                    conversation_id: Some(conv),
+                    message_id: Some(message_id),
+                    uploaded_by: None,
+                    created_at: now,
+                },
+            )?;
+            media::put_fetch(
+                &mut extra,
+                &MediaFetch {
+                    media_id: id,
+                    conversation_id: conv,
+                    message_id,
+                    url: url.clone(),
+                    content_type: content_type.clone(),
+                    attempts: 0,
+                    next_attempt_at: now,
+                    last_error: None,
+                },
+            )?;
+        }
+        let req = AppendRequest {
+            message_id,
+            author: Author { kind: AuthorType::Customer, id: None },
+            direction: Direction::Inbound,
+            text: msg.text,
+            media_id: attachments.first().map(|a| a.id),
+            status: MessageStatus::Received,
+            provider_id: Some(msg.sid),
+            media: attachments,
+            extra,
+        };
+        let appended = state.registry.call(conv, req).await?;
+        if matches!(appended, Appended::Created(_)) && !appended.message().media.is_empty() {
+            state.fetcher.signal().notify();
+        }
+        Ok(appended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn reads_text_sender_and_media() {
+        let m = InboundMessage::from_params(&params(&[
+            ("MessageSid", "SM1"),
+            ("From", "whatsapp:+5215512345678"),
+            ("Body", "hola"),
+            ("ProfileName", "Ana"),
+            ("NumMedia", "2"),
+            ("MediaUrl0", "https://api.twilio.com/m0"),
+            ("MediaContentType0", "image/jpeg"),
+            ("MediaUrl1", "https://api.twilio.com/m1"),
+        ]))
+        .unwrap();
+        assert_eq!(m.phone, "+5215512345678");
+        assert_eq!(m.text.as_deref(), Some("hola"));
+        assert_eq!(m.profile_name.as_deref(), Some("Ana"));
+        assert_eq!(m.media.len(), 2);
+        assert_eq!(m.media[1].1, "application/octet-stream");
+    }
+
+    #[test]
+    fn a_location_becomes_text_and_ids_are_stable() {
+        let m = InboundMessage::from_params(&params(&[
+            ("MessageSid", "SM2"),
+            ("From", "whatsapp:+1555"),
+            ("Latitude", "19.43"),
+            ("Longitude", "-99.13"),
+        ]))
+        .unwrap();
+        assert_eq!(m.text.as_deref(), Some("Location: 19.43, -99.13"));
+        assert_eq!(message_id("SM2"), message_id("SM2"));
+        assert_ne!(message_id("SM2"), message_id("SM3"));
+        assert_ne!(media_id("SM2", 0), media_id("SM2", 1));
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        assert!(InboundMessage::from_params(&params(&[("From", "whatsapp:+1555")])).is_err());
+        assert!(InboundMessage::from_params(&params(&[("MessageSid", "SM1"), ("From", "whatsapp:+15a5")])).is_err());
+        assert!(InboundMessage::from_params(&params(&[("MessageSid", "SM1")])).is_err());
+    }
+}
