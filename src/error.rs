@@ -125,6 +125,7 @@ impl From<ConversationError> for ApiError {
         match e {
             ConversationError::NotFound => ApiError::not_found("conversation"),
             ConversationError::MessageNotFound => ApiError::not_found("message"),
+            ConversationError::MessagePending => ApiError::unavailable("message_pending", "the message is not durable yet; retry"),
             ConversationError::MessageIdConflict => {
                 ApiError::conflict("message_id_conflict", "messageId is already used in another conversation")
             }

@@ -28,6 +28,13 @@ pub fn media_id(sid: &str, index: usize) -> Uuid {
     Uuid::new_v5(&SID_NAMESPACE, format!("twilio:{sid}/media/{index}").as_bytes())
 }
 
+/// A phone number as `+<digits>` (E.164), from digits with or without the `+`.
+pub fn normalize_phone(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let digits = raw.strip_prefix('+').unwrap_or(raw);
+    (!digits.is_empty() && digits.len() <= 20 && digits.chars().all(|c| c.is_ascii_digit())).then(|| format!("+{digits}"))
+}
+
 /// A customer's WhatsApp message as Twilio describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboundMessage {
@@ -54,12 +61,9 @@ impl InboundMessage {
             .or_else(|| param(params, "SmsMessageSid"))
             .ok_or_else(|| ApiError::bad_request("missing_parameter", "MessageSid is required"))?;
         let from = param(params, "From").ok_or_else(|| ApiError::bad_request("missing_parameter", "From is required"))?;
-        let phone = from.strip_prefix("whatsapp:").unwrap_or(from).trim();
-        let digits = phone.strip_prefix('+').unwrap_or(phone);
-        if digits.is_empty() || digits.len() > 20 || !digits.chars().all(|c| c.is_ascii_digit()) {
-            return Err(ApiError::bad_request("invalid_parameter", "From must be whatsapp:+<digits>"));
-        }
-        let phone = format!("+{digits}");
+        let phone = from.strip_prefix("whatsapp:").and_then(normalize_phone).ok_or_else(|| {
+            ApiError::bad_request("invalid_parameter", "From must be whatsapp:+<digits>; this endpoint takes WhatsApp only")
+        })?;
         let mut text = param(params, "Body").map(|b| b.chars().take(MAX_TEXT_CHARS).collect::<String>());
         if text.is_none() {
             if let (Some(lat), Some(lon)) = (param(params, "Latitude"), param(params, "Longitude")) {
@@ -92,35 +96,38 @@ impl Default for Inbound {
 }
 
 impl Inbound {
+    fn lock(&self, phone: &str) -> &tokio::sync::Mutex<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        phone.hash(&mut h);
+        &self.locks[(h.finish() % self.locks.len() as u64) as usize]
+    }
+
     /// The conversation of `phone`: its latest one, or a new one.
     pub async fn conversation_for(&self, state: &AppState, phone: &str, name: Option<&str>) -> Result<Uuid, ApiError> {
         if let Some(id) = conversation::by_phone(&state.db, Channel::Whatsapp, phone)? {
             return Ok(id);
         }
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        phone.hash(&mut h);
-        let _guard = self.locks[(h.finish() % self.locks.len() as u64) as usize].lock().await;
+        let _guard = self.lock(phone).lock().await;
         // Someone holding the lock before us may have opened it.
         if let Some(id) = conversation::by_phone(&state.db, Channel::Whatsapp, phone)? {
             return Ok(id);
         }
-        let now = Timestamp::now();
-        let c = Conversation {
-            id: Uuid::now_v7(),
-            channel: Channel::Whatsapp,
-            status: ConversationStatus::Open,
-            bot_enabled: true,
-            assignee_id: None,
-            customer: Customer { name: name.map(str::to_owned), phone: Some(phone.to_owned()), email: None },
-            subject: None,
-            created_at: now,
-            updated_at: now,
-        };
-        let mut b = conversation::put_batch(None, &c)?;
-        conversation::put_phone(&mut b, Channel::Whatsapp, phone, c.id)?;
-        state.registry.writer().commit(b).await?;
+        let customer = Customer { name: name.map(str::to_owned), phone: Some(phone.to_owned()), email: None };
+        let c = open_indexed(state, customer, None).await?;
         tracing::info!(conversation = %c.id, "opened a WhatsApp conversation");
         Ok(c.id)
+    }
+
+    /// Opens a new WhatsApp conversation for `customer` (whose phone is
+    /// normalized) over REST; it becomes the number's latest, which the
+    /// customer's replies reach.
+    pub async fn open(&self, state: &AppState, mut customer: Customer, subject: Option<String>) -> Result<Conversation, ApiError> {
+        let phone = customer.phone.as_deref().and_then(normalize_phone).ok_or_else(|| {
+            ApiError::invalid("validation_failed", "a WhatsApp conversation needs customer.phone, digits with an optional leading +")
+        })?;
+        customer.phone = Some(phone.clone());
+        let _guard = self.lock(&phone).lock().await;
+        open_indexed(state, customer, subject).await
     }
 
     /// Stores `msg` durably in its number's conversation; a redelivery returns the stored message.
@@ -182,6 +189,27 @@ impl Inbound {
     }
 }
 
+/// Stores a new WhatsApp conversation with its phone index entry.
+async fn open_indexed(state: &AppState, customer: Customer, subject: Option<String>) -> Result<Conversation, ApiError> {
+    let phone = customer.phone.clone().unwrap_or_default();
+    let now = Timestamp::now();
+    let c = Conversation {
+        id: Uuid::now_v7(),
+        channel: Channel::Whatsapp,
+        status: ConversationStatus::Open,
+        bot_enabled: true,
+        assignee_id: None,
+        customer,
+        subject,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut b = conversation::put_batch(None, &c)?;
+    conversation::put_phone(&mut b, Channel::Whatsapp, &phone, c.id)?;
+    state.registry.writer().commit(b).await?;
+    Ok(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +258,8 @@ mod tests {
         assert!(InboundMessage::from_params(&params(&[("From", "whatsapp:+1555")])).is_err());
         assert!(InboundMessage::from_params(&params(&[("MessageSid", "SM1"), ("From", "whatsapp:+15a5")])).is_err());
         assert!(InboundMessage::from_params(&params(&[("MessageSid", "SM1")])).is_err());
+        assert!(InboundMessage::from_params(&params(&[("MessageSid", "SM1"), ("From", "+1555")])).is_err(), "SMS is not WhatsApp");
+        assert_eq!(normalize_phone(" 5215512345678 ").as_deref(), Some("+5215512345678"));
+        assert_eq!(normalize_phone("+"), None);
     }
 }

@@ -62,6 +62,9 @@ pub enum ConversationError {
     /// No message with this id in the conversation.
     #[error("message not found in this conversation")]
     MessageNotFound,
+    /// The message is still being written; a change can follow once it is durable.
+    #[error("the message is not durable yet; retry")]
+    MessagePending,
 }
 
 impl From<StoreError> for ConversationError {
@@ -542,8 +545,9 @@ impl ConversationActor {
             return;
         }
         if self.inflight_ids.contains_key(&change.message_id) {
-            // Changes only follow a durable message; its append is still in flight.
-            let _ = reply.send(Err(ConversationError::MessageNotFound));
+            // Changes only follow a durable message; its append is still in flight
+            // (readable already, but not yet answered). The caller retries.
+            let _ = reply.send(Err(ConversationError::MessagePending));
             return;
         }
         if self.inflight.len() >= self.deps.max_inflight {
@@ -886,7 +890,7 @@ fn outbound_entry(conv: &Conversation, msg: &mut Message, signal: &JobSignal) ->
         attempts: 0,
         next_attempt_at: msg.created_at,
         last_error: None,
-        provider_id: None,
+        outcome: None,
         created_at: msg.created_at,
     })
 }
@@ -902,10 +906,9 @@ pub fn apply_change(current: &Message, change: &MessageChange, now: Timestamp) -
             new.status = s;
             new.status_updated_at = Some(now);
             status_changed = true;
-            if s.is_failure() {
-                new.error_code = change.error_code.clone();
-                new.error_message = change.error_message.clone();
-            }
+            // An error belongs to a failure status only; a later delivery clears it.
+            new.error_code = if s.is_failure() { change.error_code.clone() } else { None };
+            new.error_message = if s.is_failure() { change.error_message.clone() } else { None };
         }
     }
     if new.provider_id.is_none() {

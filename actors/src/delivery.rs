@@ -13,9 +13,12 @@
 //!   sends for a cool-down when Twilio keeps failing.
 //!
 //! Entries are durable, so an outbox left by a crash is sent after restart.
-//! A crash between Twilio's acceptance and the write of its sid sends that
-//! message again: delivery is at least once, as the Messages API has no
-//! idempotency key.
+//! An answer that cannot be recorded at once is kept on the entry, which is
+//! then only recorded, never sent again. A retry after a timeout first looks
+//! whether Twilio's status callback already named the message. A crash
+//! between Twilio's acceptance and the write of its answer, or a timeout
+//! whose message Twilio accepted without a callback yet, sends it again:
+//! delivery is at least once, as the Messages API has no idempotency key.
 
 use crate::conversation::{ConversationError, MessageChange};
 use crate::media_store::MediaStore;
@@ -26,13 +29,11 @@ use crate::store_writer::StoreWriter;
 use crate::twilio::{self, Outgoing, SendOutcome, TwilioAccount};
 use actix::prelude::*;
 use futures_util::StreamExt;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use utalk_storage::model::{media, outbox, MediaStatus, MessageStatus, OutboxEntry};
+use utalk_storage::model::{media, message, outbox, MediaStatus, MessageStatus, OutboxEntry, Outcome};
 use utalk_storage::{Batch, Db, Timestamp};
-use uuid::Uuid;
 
 /// How the delivery actor retries.
 #[derive(Debug, Clone)]
@@ -77,8 +78,8 @@ pub struct Delivery {
     pub stats: DeliveryStats,
 }
 
-/// Most entries looked at per pass.
-const SCAN: usize = 2_000;
+/// Most conversations looked at per pass.
+const HEADS: usize = 10_000;
 /// Longest sleep between passes when nothing wakes the actor.
 const IDLE_POLL: Duration = Duration::from_secs(30);
 
@@ -150,19 +151,11 @@ impl Delivery {
 
     /// Sends what is due; returns how long to sleep before the next pass.
     async fn pass(&self, account: &Arc<TwilioAccount>) -> Result<Duration, utalk_storage::StoreError> {
-        let entries = outbox::list(&self.db, None, SCAN)?;
         // The oldest entry of each conversation: later ones wait for it.
-        let mut heads: BTreeMap<Uuid, OutboxEntry> = BTreeMap::new();
-        for e in entries {
-            match heads.get(&e.conversation_id) {
-                Some(h) if h.seq <= e.seq => {}
-                _ => {
-                    heads.insert(e.conversation_id, e);
-                }
-            }
-        }
+        let heads = outbox::heads(&self.db, HEADS)?;
         let now = Timestamp::now();
-        let (due, later): (Vec<_>, Vec<_>) = heads.into_values().partition(|e| e.next_attempt_at <= now);
+        let (mut due, later): (Vec<_>, Vec<_>) = heads.into_iter().partition(|e| e.next_attempt_at <= now);
+        due.sort_by_key(|e| e.created_at);
         let next = later.iter().map(|e| e.next_attempt_at.millis() - now.millis()).min();
         let mut wait = next.map(|ms| Duration::from_millis(ms.max(1) as u64)).unwrap_or(IDLE_POLL).min(IDLE_POLL);
         if due.is_empty() {
@@ -186,15 +179,28 @@ impl Delivery {
 
     /// One attempt at one entry; false when the breaker held it back.
     async fn attempt(&self, account: &Arc<TwilioAccount>, entry: OutboxEntry) -> bool {
-        if let Some(sid) = entry.provider_id.clone() {
-            // Sent before, but the outcome was not recorded: record it now.
-            self.record(&entry, MessageStatus::Queued, Some(sid), None).await;
+        if let Some(outcome) = entry.outcome.clone() {
+            // The channel answered before, but the answer is not recorded yet.
+            self.settle(&entry, outcome).await;
             return true;
+        }
+        if entry.attempts > 0 {
+            if let Some(sid) = self.known_sid(&entry) {
+                // A timed-out attempt was accepted after all: its status callback
+                // named the message. Record it instead of sending it again.
+                self.settle(&entry, outcome(MessageStatus::Queued, Some(sid), None)).await;
+                return true;
+            }
         }
         let media_urls = match self.media_urls(&entry) {
             Ok(u) => u,
-            Err(why) => {
-                self.record(&entry, MessageStatus::Failed, None, Some(("media_unavailable".into(), why))).await;
+            Err(MediaProblem::NotYet(why)) => {
+                self.retry_later(&entry, why).await;
+                return true;
+            }
+            Err(MediaProblem::Never(why)) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                self.settle(&entry, outcome(MessageStatus::Failed, None, Some(("media_unavailable".into(), why)))).await;
                 return true;
             }
         };
@@ -209,85 +215,98 @@ impl Delivery {
                 self.answered();
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
                 let status = MessageStatus::parse(&status).filter(|s| s.rank() > 0).unwrap_or(MessageStatus::Queued);
-                tracing::info!(conversation = %entry.conversation_id, message = %entry.message_id, sid = %sid, "whatsapp message accepted by twilio");
-                if !self.record(&entry, status, Some(sid.clone()), None).await {
-                    // Keep the sid with the entry so that it is never sent again.
-                    let mut kept = entry.clone();
-                    kept.provider_id = Some(sid);
-                    kept.next_attempt_at = Timestamp(Timestamp::now().millis() + 1_000);
-                    self.save(&kept).await;
-                }
-                true
+                tracing::info!(conversation = %entry.conversation_id, message = %entry.message_id, sid = ?sid, "whatsapp message accepted by twilio");
+                self.settle(&entry, outcome(status, sid, None)).await;
             }
             SendOutcome::Rejected { code, message } => {
                 self.answered();
                 self.stats.failed.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(conversation = %entry.conversation_id, message_id = %entry.message_id, code = %code, reason = %message, "twilio refused a whatsapp message");
-                self.record(&entry, MessageStatus::Failed, None, Some((code, message))).await;
-                true
+                self.settle(&entry, outcome(MessageStatus::Failed, None, Some((code, message)))).await;
             }
             SendOutcome::Transient(why) => {
                 self.failed();
-                let attempts = entry.attempts + 1;
-                match self.config.backoff.next_attempt(attempts, Timestamp::now()) {
-                    Some(at) => {
-                        self.stats.retried.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(conversation = %entry.conversation_id, message = %entry.message_id, attempts, error = %why, "whatsapp send failed; will retry");
-                        let mut next = entry.clone();
-                        next.attempts = attempts;
-                        next.next_attempt_at = at;
-                        next.last_error = Some(why);
-                        self.save(&next).await;
-                        true
-                    }
-                    None => {
-                        self.stats.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(conversation = %entry.conversation_id, message = %entry.message_id, attempts, error = %why, "whatsapp send gave up");
-                        let why = format!("gave up after {attempts} attempts: {why}");
-                        self.record(&entry, MessageStatus::Failed, None, Some(("delivery_gave_up".into(), why))).await;
-                        true
-                    }
-                }
+                self.retry_later(&entry, why).await;
+            }
+        }
+        true
+    }
+
+    /// Schedules another attempt after a transient failure, or gives up.
+    async fn retry_later(&self, entry: &OutboxEntry, why: String) {
+        let attempts = entry.attempts + 1;
+        match self.config.backoff.next_attempt(attempts, Timestamp::now()) {
+            Some(at) => {
+                self.stats.retried.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(conversation = %entry.conversation_id, message = %entry.message_id, attempts, error = %why, "whatsapp send failed; will retry");
+                let mut next = entry.clone();
+                next.attempts = attempts;
+                next.next_attempt_at = at;
+                next.last_error = Some(why);
+                self.save(&next).await;
+            }
+            None => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(conversation = %entry.conversation_id, message = %entry.message_id, attempts, error = %why, "whatsapp send gave up");
+                let why = format!("gave up after {attempts} attempts: {why}");
+                self.settle(entry, outcome(MessageStatus::Failed, None, Some(("delivery_gave_up".into(), why)))).await;
             }
         }
     }
 
-    /// Signed public URLs of the entry's media, or why they cannot be sent.
-    fn media_urls(&self, entry: &OutboxEntry) -> Result<Vec<String>, String> {
+    /// The message's provider id, when a status callback already brought it.
+    fn known_sid(&self, entry: &OutboxEntry) -> Option<String> {
+        let m = message::get(&self.db, entry.conversation_id, entry.seq).ok().flatten()?;
+        m.provider_id.filter(|_| m.id == entry.message_id)
+    }
+
+    /// Signed public URLs of the entry's media, or why they cannot be sent (yet).
+    fn media_urls(&self, entry: &OutboxEntry) -> Result<Vec<String>, MediaProblem> {
         entry
             .media_ids
             .iter()
             .map(|id| match media::get(&self.db, *id) {
-                Ok(Some(m)) if m.status == MediaStatus::Stored => Ok(self.media.signed_url(*id, Some(self.config.media_url_ttl)).url),
-                Ok(Some(_)) => Err(format!("media {id} is not stored")),
-                Ok(None) => Err(format!("media {id} does not exist")),
-                Err(e) => Err(format!("media {id} cannot be read: {e}")),
+                Ok(Some(m)) => match m.status {
+                    MediaStatus::Stored => Ok(self.media.signed_url(*id, Some(self.config.media_url_ttl)).url),
+                    MediaStatus::Pending => Err(MediaProblem::NotYet(format!("media {id} is still downloading"))),
+                    MediaStatus::Failed => Err(MediaProblem::Never(format!("media {id} could not be stored"))),
+                },
+                Ok(None) => Err(MediaProblem::Never(format!("media {id} does not exist"))),
+                Err(e) => {
+                    tracing::error!(media = %id, error = %e, "reading a media record failed");
+                    Err(MediaProblem::NotYet(format!("media {id} cannot be read now")))
+                }
             })
             .collect()
     }
 
-    /// Records the outcome on the message and removes the entry, in one batch.
-    async fn record(&self, entry: &OutboxEntry, status: MessageStatus, sid: Option<String>, error: Option<(String, String)>) -> bool {
+    /// Records `outcome` on the message and removes the entry, in one batch.
+    /// When that cannot happen now, the outcome is kept on the entry, so the
+    /// message is recorded later and never sent again.
+    async fn settle(&self, entry: &OutboxEntry, outcome: Outcome) {
         let mut change = MessageChange::new(entry.message_id);
-        change.status = Some(status);
-        change.provider_id = sid;
-        if let Some((code, message)) = error {
-            change.error_code = Some(code);
-            change.error_message = Some(message);
-        }
-        outbox::delete(&mut change.extra, entry.id);
+        change.status = Some(outcome.status);
+        change.provider_id = outcome.provider_id.clone();
+        change.error_code = outcome.error_code.clone();
+        change.error_message = outcome.error_message.clone();
+        outbox::delete(&mut change.extra, entry.conversation_id, entry.seq);
         match self.registry.call(entry.conversation_id, change).await {
-            Ok(_) => true,
+            Ok(_) => {}
             Err(ConversationError::NotFound | ConversationError::MessageNotFound) => {
-                // The conversation or message is gone: the entry can never be recorded.
+                // The conversation or message is gone: nothing can be recorded.
+                tracing::warn!(conversation = %entry.conversation_id, message = %entry.message_id, "outbox entry of a missing message dropped");
                 let mut b = Batch::new();
-                outbox::delete(&mut b, entry.id);
-                let _ = self.writer.commit(b).await;
-                true
+                outbox::delete(&mut b, entry.conversation_id, entry.seq);
+                if let Err(e) = self.writer.commit(b).await {
+                    tracing::error!(error = %e, "dropping an outbox entry failed");
+                }
             }
             Err(e) => {
-                tracing::error!(conversation = %entry.conversation_id, message = %entry.message_id, error = %e, "recording a delivery outcome failed; will retry");
-                false
+                tracing::warn!(conversation = %entry.conversation_id, message = %entry.message_id, error = %e, "recording a delivery outcome failed; will retry");
+                let mut kept = entry.clone();
+                kept.outcome = Some(outcome);
+                kept.next_attempt_at = Timestamp(Timestamp::now().millis() + 1_000);
+                self.save(&kept).await;
             }
         }
     }
@@ -302,6 +321,19 @@ impl Delivery {
             tracing::error!(error = %e, "saving an outbox entry failed");
         }
     }
+}
+
+/// Why an entry's media cannot go out.
+enum MediaProblem {
+    /// Not yet: still downloading, or unreadable for now.
+    NotYet(String),
+    /// Never: missing or failed.
+    Never(String),
+}
+
+fn outcome(status: MessageStatus, provider_id: Option<String>, error: Option<(String, String)>) -> Outcome {
+    let (error_code, error_message) = error.map(|(c, m)| (Some(c), Some(m))).unwrap_or((None, None));
+    Outcome { status, provider_id, error_code, error_message }
 }
 
 /// The supervised actor around [`Delivery`]: restarts its loop if it ends.

@@ -56,7 +56,8 @@ enum Failure {
     Transient(String),
 }
 
-const SCAN: usize = 1_000;
+const PAGE: usize = 1_000;
+const MAX_DUE: usize = 64;
 const CONCURRENCY: usize = 4;
 const IDLE_POLL: Duration = Duration::from_secs(30);
 
@@ -102,14 +103,33 @@ impl MediaFetcher {
     }
 
     async fn pass(&self) -> Result<Duration, utalk_storage::StoreError> {
-        let jobs = media::fetches(&self.db, SCAN)?;
+        // Every job is looked at, so jobs waiting out a backoff never hide due ones.
         let now = Timestamp::now();
-        let (due, later): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|j| j.next_attempt_at <= now);
+        let mut due = Vec::new();
+        let mut next: Option<i64> = None;
+        let mut after = None;
+        loop {
+            let page = media::fetches(&self.db, after, PAGE)?;
+            after = page.last().map(|j| j.media_id);
+            let full = page.len() == PAGE;
+            for j in page {
+                if j.next_attempt_at <= now {
+                    if due.len() < MAX_DUE {
+                        due.push(j);
+                    }
+                } else {
+                    let ms = j.next_attempt_at.millis() - now.millis();
+                    next = Some(next.map_or(ms, |n| n.min(ms)));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
         if !due.is_empty() {
             futures_util::stream::iter(due).for_each_concurrent(CONCURRENCY, |j| self.attempt(j)).await;
             return Ok(Duration::ZERO);
         }
-        let next = later.iter().map(|j| j.next_attempt_at.millis() - now.millis()).min();
         Ok(next.map(|ms| Duration::from_millis(ms.max(1) as u64)).unwrap_or(IDLE_POLL).min(IDLE_POLL))
     }
 
@@ -144,12 +164,7 @@ impl MediaFetcher {
                         next.attempts = attempts;
                         next.next_attempt_at = at;
                         next.last_error = Some(why);
-                        let mut b = Batch::new();
-                        if media::put_fetch(&mut b, &next).is_ok() {
-                            if let Err(e) = self.writer.commit(b).await {
-                                tracing::error!(error = %e, "saving a media download job failed");
-                            }
-                        }
+                        self.save(&next).await;
                     }
                     None => self.give_up(&job, format!("gave up after {attempts} attempts: {why}")).await,
                 }
@@ -187,11 +202,31 @@ impl MediaFetcher {
         match self.registry.call(job.conversation_id, change).await {
             Ok(_) => {}
             Err(ConversationError::NotFound | ConversationError::MessageNotFound) => {
+                tracing::warn!(media = %job.media_id, "media download of a missing message dropped");
                 let mut b = Batch::new();
                 media::delete_fetch(&mut b, job.media_id);
-                let _ = self.writer.commit(b).await;
+                if let Err(e) = self.writer.commit(b).await {
+                    tracing::error!(error = %e, "dropping a media download job failed");
+                }
             }
-            Err(e) => tracing::error!(media = %job.media_id, error = %e, "recording a media download failed; will retry"),
+            Err(e) => {
+                // Try again shortly (the file, if stored, is simply written again).
+                tracing::warn!(media = %job.media_id, error = %e, "recording a media download failed; will retry");
+                let mut next = job.clone();
+                next.next_attempt_at = Timestamp(Timestamp::now().millis() + 1_000);
+                self.save(&next).await;
+            }
+        }
+    }
+
+    async fn save(&self, job: &MediaFetch) {
+        let mut b = Batch::new();
+        if let Err(e) = media::put_fetch(&mut b, job) {
+            tracing::error!(error = %e, "encoding a media download job failed");
+            return;
+        }
+        if let Err(e) = self.writer.commit(b).await {
+            tracing::error!(error = %e, "saving a media download job failed");
         }
     }
 

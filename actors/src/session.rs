@@ -753,6 +753,7 @@ fn conversation_error(e: ConversationError) -> (&'static str, String) {
     let code = match &e {
         ConversationError::NotFound => "not_found",
         ConversationError::MessageNotFound => "message_not_found",
+        ConversationError::MessagePending => "message_pending",
         ConversationError::MessageIdConflict => "message_id_conflict",
         ConversationError::Overloaded => "overloaded",
         ConversationError::Write(_) => "storage_unavailable",

@@ -99,8 +99,9 @@ fn port_variant(url: &str) -> Option<String> {
 pub enum SendOutcome {
     /// Accepted: Twilio's sid and its status (`queued`, `accepted`, …).
     Accepted {
-        /// MessageSid.
-        sid: String,
+        /// MessageSid; `None` when the answer could not be read (the status
+        /// callback, which names our message, brings it later).
+        sid: Option<String>,
         /// Twilio's status word.
         status: String,
     },
@@ -163,21 +164,28 @@ pub async fn send(client: &reqwest::Client, account: &TwilioAccount, msg: &Outgo
         Err(e) => return SendOutcome::Transient(format!("request failed: {e}")),
     };
     let status = res.status();
-    let body = match res.bytes().await {
-        Ok(b) => b,
-        Err(e) => return SendOutcome::Transient(format!("reading the answer failed: {e}")),
-    };
+    let body = res.bytes().await;
     if status.is_success() {
-        return match serde_json::from_slice::<Created>(&body) {
-            Ok(c) => SendOutcome::Accepted { sid: c.sid, status: c.status.unwrap_or_else(|| "queued".into()) },
-            // Accepted but unreadable: retrying could send twice, so report it as refused.
-            Err(e) => SendOutcome::Rejected { code: "bad_response".into(), message: format!("HTTP {status} with an unreadable body: {e}") },
+        // Accepted, whatever the body says: retrying would send it twice.
+        let created = body.ok().and_then(|b| serde_json::from_slice::<Created>(&b).ok());
+        return SendOutcome::Accepted {
+            sid: created.as_ref().map(|c| c.sid.clone()),
+            status: created.and_then(|c| c.status).unwrap_or_else(|| "queued".into()),
         };
     }
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return SendOutcome::Transient(format!("HTTP {}; reading the answer failed: {e}", status.as_u16())),
+    };
     let err = serde_json::from_slice::<ApiError>(&body).ok();
     let message = err.as_ref().and_then(|e| e.message.clone()).unwrap_or_else(|| format!("HTTP {status}"));
     if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
         return SendOutcome::Transient(format!("HTTP {}: {message}", status.as_u16()));
+    }
+    if matches!(status.as_u16(), 401 | 403 | 404) {
+        // Our credentials or account SID are wrong, not the message: keep it
+        // for when the operator fixes the settings.
+        return SendOutcome::Transient(format!("Twilio refused the account's credentials or SID (HTTP {}): {message}", status.as_u16()));
     }
     let code = match err.and_then(|e| e.code) {
         Some(serde_json::Value::Number(n)) => n.to_string(),

@@ -293,7 +293,10 @@ async fn message_changes_move_forward_and_none_is_lost_when_they_race() {
     assert_eq!(stored.media[0].status, MediaStatus::Stored);
     let mut statuses = Vec::new();
     let mut updated = 0;
-    while let Ok(env) = rx.try_recv() {
+    // Events follow the answers; wait for the three expected, then for stragglers briefly.
+    loop {
+        let wait = if statuses.len() + updated >= 3 { Duration::from_millis(200) } else { Duration::from_secs(5) };
+        let Ok(Some(env)) = tokio::time::timeout(wait, rx.recv()).await else { break };
         match &env.event {
             ConversationEvent::MessageStatus(m) => statuses.push(m.status),
             ConversationEvent::MessageUpdated(_) => updated += 1,

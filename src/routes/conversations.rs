@@ -74,6 +74,10 @@ pub fn check_customer(c: &Customer) -> Result<(), ApiError> {
 pub async fn open(state: &AppState, channel: Channel, customer: Customer, subject: Option<String>) -> Result<Conversation, ApiError> {
     check_customer(&customer)?;
     check_len("subject", &subject, 200)?;
+    if channel == Channel::Whatsapp {
+        // Indexed by number, so the customer's replies reach this conversation.
+        return state.inbound.open(state, customer, subject).await;
+    }
     let now = Timestamp::now();
     let c = Conversation {
         id: Uuid::now_v7(),

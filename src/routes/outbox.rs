@@ -20,10 +20,10 @@ pub struct OutboxQuery {
     /// Page size, 1..200 (default 50).
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
-    pub cursor: Option<Uuid>,
+    pub cursor: Option<String>,
 }
 
-/// The delivery worker's state and a page of the outbox, oldest first.
+/// The delivery worker's state and a page of the outbox, by conversation and seq.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxPage {
@@ -43,8 +43,16 @@ pub struct OutboxPage {
 pub async fn list(state: web::Data<AppState>, who: Principal, q: web::Query<OutboxQuery>) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
     let limit = super::page_size(q.limit)?;
-    let items = outbox::list(&state.db, q.cursor, limit)?;
-    let next_cursor = (items.len() == limit).then(|| items.last().map(|e| e.id.to_string())).flatten();
+    let after = match &q.cursor {
+        Some(c) => Some(
+            c.split_once(':')
+                .and_then(|(conv, seq)| Some((Uuid::parse_str(conv).ok()?, seq.parse::<u64>().ok()?)))
+                .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one this server returned"))?,
+        ),
+        None => None,
+    };
+    let items = outbox::list(&state.db, after, limit)?;
+    let next_cursor = (items.len() == limit).then(|| items.last().map(|e| format!("{}:{}", e.conversation_id, e.seq))).flatten();
     Ok(HttpResponse::Ok().json(OutboxPage {
         configured: state.delivery.configured(),
         breaker: state.delivery.breaker_state().as_str(),
@@ -56,9 +64,10 @@ pub async fn list(state: web::Data<AppState>, who: Principal, q: web::Query<Outb
 /// WhatsApp delivery health: configuration, breaker, queue depths, counters.
 #[utoipa::path(get, path = "/health/whatsapp", tag = "health", responses((status = 200)))]
 pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    const CAP: usize = 10_000;
-    let depth = outbox::list(&state.db, None, CAP + 1)?.len();
-    let downloads = media::fetches(&state.db, CAP + 1)?.len();
+    // Counted up to a cap: this endpoint is public and must stay cheap.
+    const CAP: usize = 1_000;
+    let depth = outbox::count(&state.db, CAP + 1)?;
+    let downloads = media::count_fetches(&state.db, CAP + 1)?;
     let d = &state.delivery.stats;
     let f = &state.fetcher.stats;
     let breaker = state.delivery.breaker_state().as_str();

@@ -33,7 +33,7 @@ pub enum Map {
     Media,
     /// `media_id (16) → MediaFetch`: inbound media still to download.
     MediaFetches,
-    /// `entry_id (16, UUIDv7) → OutboxEntry`: outbound channel messages not yet handed over.
+    /// `conversation_id (16) · seq (8) → OutboxEntry`: outbound channel messages not yet handed over.
     Outbox,
     /// `channel (1) · phone (UTF-8) → conversation_id (16)`: a customer number's latest conversation.
     PhoneConvid,

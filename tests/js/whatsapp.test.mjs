@@ -90,19 +90,16 @@ async function messages(srv, token, conv) {
   return r.body.items;
 }
 
-async function pollMessage(srv, token, conv, id, predicate, what) {
-  let last;
-  await waitFor(
-    () => {
-      srv.api("GET", `/api/v1/conversations/${conv}/messages?limit=200`, { token }).then((r) => {
-        last = r.body.items.find((m) => m.id === id);
-      });
-      return last && predicate(last);
-    },
-    15000,
-    what,
-  );
-  return last;
+// Reads the message until `predicate` holds; one request at a time, so none is left in flight.
+async function pollMessage(srv, token, conv, id, predicate, what, ms = 15000) {
+  const start = Date.now();
+  for (;;) {
+    const r = await srv.api("GET", `/api/v1/conversations/${conv}/messages?limit=200`, { token });
+    const m = r.body.items.find((m) => m.id === id);
+    if (m && predicate(m)) return m;
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}; last seen ${JSON.stringify(m)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
 }
 
 async function whatsappConversation(srv, token) {
@@ -378,6 +375,23 @@ test("an agent's message is sent once through 500s and a timeout, and statuses o
   socket.disconnect();
 });
 
+test("a WhatsApp conversation opened over REST gets the customer's replies", async () => {
+  const digits = phone().slice(1);
+  const c = await server.api("POST", "/api/v1/conversations", { token: agent.accessToken, body: { channel: "whatsapp", customer: { phone: digits } } });
+  assert.equal(c.status, 201);
+  assert.equal(c.body.customer.phone, `+${digits}`, "normalized to E.164");
+  const before = fake.sent.length;
+  const messageId = uuid();
+  await server.api("POST", `/api/v1/conversations/${c.body.id}/messages`, { token: agent.accessToken, body: { messageId, text: "Hola, le escribimos de la tienda" } });
+  await pollMessage(server, agent.accessToken, c.body.id, messageId, (m) => m.providerId, "sent");
+  assert.equal(fake.sent.slice(before)[0].to, `whatsapp:+${digits}`);
+  const reply = await webhook(server, "/webhooks/twilio/whatsapp", inboundParams(`+${digits}`, { Body: "gracias" }));
+  assert.equal(reply.status, 200);
+  assert.deepEqual((await messages(server, agent.accessToken, c.body.id)).map((m) => m.text), ["Hola, le escribimos de la tienda", "gracias"]);
+  const none = await server.api("POST", "/api/v1/conversations", { token: agent.accessToken, body: { channel: "whatsapp", customer: {} } });
+  assert.equal(none.status, 422);
+});
+
 test("a 400 is not retried: the message fails with Twilio's error code", async () => {
   const { conv } = await whatsappConversation(server, agent.accessToken);
   const before = fake.attempts.length;
@@ -466,6 +480,27 @@ test("an outbox left by SIGKILL is delivered after restart, each message once", 
     }
     const before = fake.attempts.length;
     await waitFor(() => fake.attempts.length - before >= 3, 5000, "failing attempts");
+    // Inbound webhooks in flight when the process dies: every one answered 200 must be stored.
+    const answered = [];
+    const inflight = [];
+    let stop = false;
+    const producer = (async () => {
+      for (let i = 0; i < 200 && !stop; i++) {
+        const params = inboundParams(phone(), { Body: `in-${i}` });
+        inflight.push(
+          webhook(srv, "/webhooks/twilio/whatsapp", params).then(
+            (r) => r.status === 200 && answered.push(params),
+            () => {},
+          ),
+        );
+        await new Promise((r) => setTimeout(r, 3));
+      }
+    })();
+    await waitFor(() => answered.length >= 10, 10000, "webhooks answered under load");
+    await srv.kill();
+    stop = true;
+    await producer;
+    await Promise.all(inflight);
     await srv.kill();
     fake.fallback = "ok";
     const sentBefore = fake.sent.length;
@@ -475,8 +510,16 @@ test("an outbox left by SIGKILL is delivered after restart, each message once", 
     await new Promise((r) => setTimeout(r, 500));
     const bodies = fake.sent.slice(sentBefore).map((s) => s.body);
     assert.deepEqual(bodies, ["kill-0", "kill-1", "kill-2", "kill-3", "kill-4"], "each once, in order");
-    const left = await srv.api("GET", "/api/v1/admin/outbox", { token: (await srv.login(ADMIN)).accessToken });
+    const adminToken = (await srv.login(ADMIN)).accessToken;
+    const left = await srv.api("GET", "/api/v1/admin/outbox", { token: adminToken });
     assert.equal(left.body.items.length, 0);
+    assert.ok(answered.length > 0, "some webhooks were answered before the kill");
+    for (const p of answered) {
+      const c = await conversationOf(srv, adminToken, p.From.slice("whatsapp:".length));
+      assert.ok(c, `conversation of acknowledged ${p.MessageSid}`);
+      const items = await messages(srv, adminToken, c.id);
+      assert.deepEqual(items.map((m) => m.providerId), [p.MessageSid], "acknowledged webhook stored once");
+    }
   } finally {
     fake.fallback = "ok";
     await srv.stop();

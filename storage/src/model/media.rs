@@ -101,7 +101,16 @@ pub fn delete_fetch(batch: &mut Batch, media_id: Uuid) {
     batch.delete(Map::MediaFetches, Key::new().uuid(media_id));
 }
 
-/// Pending downloads, at most `limit`.
-pub fn fetches(db: &Db, limit: usize) -> Result<Vec<MediaFetch>, StoreError> {
-    Ok(db.scan::<MediaFetch>(Map::MediaFetches, &[], &[], limit)?.into_iter().map(|(_, f)| f).collect())
+/// Pending downloads after `after` (exclusive), at most `limit`.
+pub fn fetches(db: &Db, after: Option<Uuid>, limit: usize) -> Result<Vec<MediaFetch>, StoreError> {
+    let start = match after {
+        Some(a) => Key::new().uuid(a).u8(0).into_bytes(),
+        None => Vec::new(),
+    };
+    Ok(db.scan::<MediaFetch>(Map::MediaFetches, &[], &start, limit)?.into_iter().map(|(_, f)| f).collect())
+}
+
+/// Number of pending downloads, counting at most `cap`.
+pub fn count_fetches(db: &Db, cap: usize) -> Result<usize, StoreError> {
+    Ok(db.scan_raw(Map::MediaFetches, &[], &[], cap)?.len())
 }

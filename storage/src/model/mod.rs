@@ -17,6 +17,6 @@ pub use audit::AuditEvent;
 pub use conversation::{Channel, Conversation, ConversationFilter, ConversationStatus, Customer};
 pub use media::{MediaFetch, MediaRecord, MediaSource};
 pub use message::{Attachment, Author, AuthorType, Direction, MediaStatus, Message, MessageStatus};
-pub use outbox::{OutboxEntry, OutboxState};
+pub use outbox::{OutboxEntry, OutboxState, Outcome};
 pub use token::RefreshToken;
 pub use user::{Role, User};
