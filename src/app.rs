@@ -12,11 +12,12 @@ use anyhow::Context;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use utalk_actors::delivery::{Delivery, DeliveryActor, DeliveryConfig};
-use utalk_actors::media_fetch::{MediaFetchActor, MediaFetcher};
+use utalk_actors::delivery::{Delivery, DeliveryConfig};
+use utalk_actors::media_fetch::MediaFetcher;
 use utalk_actors::media_store::{MediaLimits, MediaStore};
 use utalk_actors::retry::Backoff;
 use utalk_actors::signal::JobSignal;
+use utalk_actors::worker::WorkerActor;
 use utalk_actors::{LocalBroker, Registry, RegistryConfig, SocketConfig, SocketHub, StoreWriter};
 use utalk_storage::{Db, DbOptions};
 
@@ -93,7 +94,7 @@ async fn start_whatsapp(
             media_url_ttl: Duration::from_secs(config.media.url_ttl_secs),
         },
     );
-    DeliveryActor::start(delivery.clone());
+    WorkerActor::start(delivery.clone());
     let fetcher = MediaFetcher::new(
         db.clone(),
         registry.clone(),
@@ -104,7 +105,7 @@ async fn start_whatsapp(
         backoff,
         Duration::from_millis(d.media_fetch_timeout_ms),
     );
-    MediaFetchActor::start(fetcher.clone());
+    WorkerActor::start(fetcher.clone());
     if delivery.configured() {
         tracing::info!(api_base = %config.twilio_api_base, "WhatsApp through Twilio is configured");
     } else {

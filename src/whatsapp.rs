@@ -6,8 +6,8 @@ use std::hash::{Hash, Hasher};
 use utalk_actors::conversation::MAX_TEXT_CHARS;
 use utalk_actors::{AppendRequest, Appended};
 use utalk_storage::model::{
-    conversation, media, Attachment, Author, AuthorType, Channel, Conversation, ConversationStatus, Customer, Direction, MediaFetch,
-    MediaRecord, MediaSource, MediaStatus, MessageStatus,
+    conversation, media, Attachment, Author, AuthorType, Channel, Conversation, Customer, Direction, MediaFetch, MediaRecord, MediaSource,
+    MediaStatus, MessageStatus,
 };
 use utalk_storage::{Batch, Timestamp};
 use uuid::Uuid;
@@ -192,18 +192,7 @@ impl Inbound {
 /// Stores a new WhatsApp conversation with its phone index entry.
 async fn open_indexed(state: &AppState, customer: Customer, subject: Option<String>) -> Result<Conversation, ApiError> {
     let phone = customer.phone.clone().unwrap_or_default();
-    let now = Timestamp::now();
-    let c = Conversation {
-        id: Uuid::now_v7(),
-        channel: Channel::Whatsapp,
-        status: ConversationStatus::Open,
-        bot_enabled: true,
-        assignee_id: None,
-        customer,
-        subject,
-        created_at: now,
-        updated_at: now,
-    };
+    let c = Conversation::new(Channel::Whatsapp, customer, subject);
     let mut b = conversation::put_batch(None, &c)?;
     conversation::put_phone(&mut b, Channel::Whatsapp, &phone, c.id)?;
     state.registry.writer().commit(b).await?;

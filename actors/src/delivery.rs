@@ -27,7 +27,7 @@ use crate::retry::{Backoff, Breaker, BreakerState};
 use crate::signal::JobSignal;
 use crate::store_writer::StoreWriter;
 use crate::twilio::{self, Outgoing, SendOutcome, TwilioAccount};
-use actix::prelude::*;
+use crate::worker::Worker;
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -126,10 +126,10 @@ impl Delivery {
     }
 
     /// Works the outbox until the actor stops.
-    async fn run(self: Arc<Self>) {
+    async fn work(self: Arc<Self>) {
         let Some(account) = self.account.clone() else {
             // Entries wait, marked not_configured, until a restart with settings.
-            return;
+            return std::future::pending().await;
         };
         loop {
             let wait = match self.pass(&account).await {
@@ -297,9 +297,7 @@ impl Delivery {
                 tracing::warn!(conversation = %entry.conversation_id, message = %entry.message_id, "outbox entry of a missing message dropped");
                 let mut b = Batch::new();
                 outbox::delete(&mut b, entry.conversation_id, entry.seq);
-                if let Err(e) = self.writer.commit(b).await {
-                    tracing::error!(error = %e, "dropping an outbox entry failed");
-                }
+                self.writer.commit_or_log(Ok(b), "dropping an outbox entry").await;
             }
             Err(e) => {
                 tracing::warn!(conversation = %entry.conversation_id, message = %entry.message_id, error = %e, "recording a delivery outcome failed; will retry");
@@ -313,13 +311,8 @@ impl Delivery {
 
     async fn save(&self, entry: &OutboxEntry) {
         let mut b = Batch::new();
-        if let Err(e) = outbox::put(&mut b, entry) {
-            tracing::error!(error = %e, "encoding an outbox entry failed");
-            return;
-        }
-        if let Err(e) = self.writer.commit(b).await {
-            tracing::error!(error = %e, "saving an outbox entry failed");
-        }
+        let built = outbox::put(&mut b, entry).map(|_| b);
+        self.writer.commit_or_log(built, "saving an outbox entry").await;
     }
 }
 
@@ -331,37 +324,14 @@ enum MediaProblem {
     Never(String),
 }
 
+impl Worker for Delivery {
+    const NAME: &'static str = "delivery";
+    fn run(self: Arc<Self>) -> impl std::future::Future<Output = ()> + 'static {
+        self.work()
+    }
+}
+
 fn outcome(status: MessageStatus, provider_id: Option<String>, error: Option<(String, String)>) -> Outcome {
     let (error_code, error_message) = error.map(|(c, m)| (Some(c), Some(m))).unwrap_or((None, None));
     Outcome { status, provider_id, error_code, error_message }
-}
-
-/// The supervised actor around [`Delivery`]: restarts its loop if it ends.
-pub struct DeliveryActor {
-    inner: Arc<Delivery>,
-}
-
-impl DeliveryActor {
-    /// Starts the actor under a supervisor.
-    pub fn start(inner: Arc<Delivery>) -> Addr<DeliveryActor> {
-        actix::Supervisor::start(move |_| DeliveryActor { inner })
-    }
-}
-
-impl Actor for DeliveryActor {
-    type Context = Context<Self>;
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        if !self.inner.configured() {
-            tracing::warn!("WhatsApp delivery is not configured: outbound WhatsApp messages stay in the outbox with status not_configured");
-            return;
-        }
-        let inner = self.inner.clone();
-        ctx.spawn(actix::fut::wrap_future(inner.run()).map(|_, _act: &mut Self, ctx: &mut Context<Self>| ctx.stop()));
-    }
-}
-
-impl actix::Supervised for DeliveryActor {
-    fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        tracing::warn!("delivery actor restarting");
-    }
 }

@@ -7,6 +7,7 @@
 //! - [`session`] and [`ws_conn`]: one Socket.IO session per connection, over long-polling or websocket.
 //! - [`delivery`]: sends the WhatsApp outbox through Twilio, with retries and a circuit breaker.
 //! - [`media_fetch`]: downloads inbound media into the [`media_store`] after the webhook has answered.
+//! - [`worker`]: the supervised actor that runs such a worker's loop.
 
 pub mod broker;
 pub mod conversation;
@@ -22,6 +23,7 @@ pub mod socket_hub;
 pub mod socketio;
 pub mod store_writer;
 pub mod twilio;
+pub mod worker;
 pub mod ws_conn;
 
 pub use broker::{Broker, ConversationEvent, LocalBroker, Subscriber, SubscriptionId};

@@ -17,7 +17,7 @@ use crate::retry::Backoff;
 use crate::signal::JobSignal;
 use crate::store_writer::StoreWriter;
 use crate::twilio::TwilioAccount;
-use actix::prelude::*;
+use crate::worker::Worker;
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -83,7 +83,7 @@ impl MediaFetcher {
         &self.signal
     }
 
-    async fn run(self: Arc<Self>) {
+    async fn work(self: Arc<Self>) {
         loop {
             let wait = match self.pass().await {
                 Ok(w) => w,
@@ -205,9 +205,7 @@ impl MediaFetcher {
                 tracing::warn!(media = %job.media_id, "media download of a missing message dropped");
                 let mut b = Batch::new();
                 media::delete_fetch(&mut b, job.media_id);
-                if let Err(e) = self.writer.commit(b).await {
-                    tracing::error!(error = %e, "dropping a media download job failed");
-                }
+                self.writer.commit_or_log(Ok(b), "dropping a media download job").await;
             }
             Err(e) => {
                 // Try again shortly (the file, if stored, is simply written again).
@@ -221,13 +219,8 @@ impl MediaFetcher {
 
     async fn save(&self, job: &MediaFetch) {
         let mut b = Batch::new();
-        if let Err(e) = media::put_fetch(&mut b, job) {
-            tracing::error!(error = %e, "encoding a media download job failed");
-            return;
-        }
-        if let Err(e) = self.writer.commit(b).await {
-            tracing::error!(error = %e, "saving a media download job failed");
-        }
+        let built = media::put_fetch(&mut b, job).map(|_| b);
+        self.writer.commit_or_log(built, "saving a media download job").await;
     }
 
     async fn download(&self, job: &MediaFetch) -> Result<(Vec<u8>, String), Failure> {
@@ -272,28 +265,9 @@ impl MediaFetcher {
     }
 }
 
-/// The supervised actor around [`MediaFetcher`].
-pub struct MediaFetchActor {
-    inner: Arc<MediaFetcher>,
-}
-
-impl MediaFetchActor {
-    /// Starts the actor under a supervisor.
-    pub fn start(inner: Arc<MediaFetcher>) -> Addr<MediaFetchActor> {
-        actix::Supervisor::start(move |_| MediaFetchActor { inner })
-    }
-}
-
-impl Actor for MediaFetchActor {
-    type Context = Context<Self>;
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        let inner = self.inner.clone();
-        ctx.spawn(actix::fut::wrap_future(inner.run()).map(|_, _act: &mut Self, ctx: &mut Context<Self>| ctx.stop()));
-    }
-}
-
-impl actix::Supervised for MediaFetchActor {
-    fn restarting(&mut self, _ctx: &mut Context<Self>) {
-        tracing::warn!("media fetch actor restarting");
+impl Worker for MediaFetcher {
+    const NAME: &'static str = "media_fetch";
+    fn run(self: Arc<Self>) -> impl std::future::Future<Output = ()> + 'static {
+        self.work()
     }
 }

@@ -121,6 +121,18 @@ impl StoreWriter {
         self.submit(batch).await
     }
 
+    /// Writes `batch` (if it could be built) for a background worker that
+    /// retries from durable state anyway: a failure is logged as `what`, not returned.
+    pub async fn commit_or_log(&self, batch: Result<Batch, utalk_storage::CodecError>, what: &str) {
+        let result = match batch {
+            Ok(b) => self.commit(b).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
+            tracing::error!(error = %e, "{what} failed");
+        }
+    }
+
     /// Resolves once everything submitted before it is durable (or failed).
     pub async fn barrier(&self) -> Result<(), WriteError> {
         self.submit(Batch::new()).await

@@ -11,7 +11,7 @@ use utalk_storage::model::{
     conversation, message, outbox, Attachment, Author, AuthorType, Channel, Conversation, ConversationStatus, Customer, Direction,
     MediaStatus, MessageStatus, OutboxState,
 };
-use utalk_storage::{Db, DbOptions, Timestamp};
+use utalk_storage::{Db, DbOptions};
 use uuid::Uuid;
 
 struct Fixture {
@@ -36,18 +36,7 @@ fn fixture(idle: Duration) -> Fixture {
 }
 
 async fn new_conversation(f: &Fixture) -> Uuid {
-    let now = Timestamp::now();
-    let c = Conversation {
-        id: Uuid::now_v7(),
-        channel: Channel::Web,
-        status: ConversationStatus::Open,
-        bot_enabled: true,
-        assignee_id: None,
-        customer: Customer::default(),
-        subject: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let c = Conversation::new(Channel::Web, Customer::default(), None);
     f.registry.writer().commit(conversation::put_batch(None, &c).unwrap()).await.unwrap();
     c.id
 }
@@ -204,18 +193,7 @@ async fn unknown_conversations_are_not_found_and_write_nothing() {
 }
 
 async fn whatsapp_conversation(f: &Fixture, phone: Option<&str>) -> Uuid {
-    let now = Timestamp::now();
-    let c = Conversation {
-        id: Uuid::now_v7(),
-        channel: Channel::Whatsapp,
-        status: ConversationStatus::Open,
-        bot_enabled: true,
-        assignee_id: None,
-        customer: Customer { phone: phone.map(str::to_owned), ..Customer::default() },
-        subject: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let c = Conversation::new(Channel::Whatsapp, Customer { phone: phone.map(str::to_owned), ..Customer::default() }, None);
     f.registry.writer().commit(conversation::put_batch(None, &c).unwrap()).await.unwrap();
     c.id
 }

@@ -7,7 +7,6 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
 use utalk_actors::ConversationChange;
 use utalk_storage::model::{conversation, message, user, Channel, Conversation, ConversationFilter, ConversationStatus, Customer};
-use utalk_storage::Timestamp;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -78,18 +77,7 @@ pub async fn open(state: &AppState, channel: Channel, customer: Customer, subjec
         // Indexed by number, so the customer's replies reach this conversation.
         return state.inbound.open(state, customer, subject).await;
     }
-    let now = Timestamp::now();
-    let c = Conversation {
-        id: Uuid::now_v7(),
-        channel,
-        status: ConversationStatus::Open,
-        bot_enabled: true,
-        assignee_id: None,
-        customer,
-        subject,
-        created_at: now,
-        updated_at: now,
-    };
+    let c = Conversation::new(channel, customer, subject);
     state.registry.writer().commit(conversation::put_batch(None, &c)?).await?;
     Ok(c)
 }

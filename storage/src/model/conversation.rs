@@ -94,6 +94,24 @@ pub struct Conversation {
     pub updated_at: Timestamp,
 }
 
+impl Conversation {
+    /// A new open conversation with the bot on, created now (UUIDv7 id).
+    pub fn new(channel: Channel, customer: Customer, subject: Option<String>) -> Conversation {
+        let now = Timestamp::now();
+        Conversation {
+            id: Uuid::now_v7(),
+            channel,
+            status: ConversationStatus::Open,
+            bot_enabled: true,
+            assignee_id: None,
+            customer,
+            subject,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 impl Record for Conversation {
     const KIND: &'static str = "conversation";
 }
