@@ -12,10 +12,14 @@ use anyhow::Context;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use utalk_actors::assigner::Assigner;
+use utalk_actors::bot::Bot;
 use utalk_actors::delivery::{Delivery, DeliveryConfig};
+use utalk_actors::knowledge::KnowledgeFile;
 use utalk_actors::media_fetch::MediaFetcher;
 use utalk_actors::media_store::{MediaLimits, MediaStore};
-use utalk_actors::retry::Backoff;
+use utalk_actors::openai::OpenAi;
+use utalk_actors::retry::{Backoff, Breaker};
 use utalk_actors::signal::JobSignal;
 use utalk_actors::worker::WorkerActor;
 use utalk_actors::{LocalBroker, Registry, RegistryConfig, SocketConfig, SocketHub, StoreWriter};
@@ -115,6 +119,27 @@ async fn start_whatsapp(
     Ok((delivery, fetcher, media))
 }
 
+/// Starts the bot's workers and hooks it to the conversations.
+fn start_bot(config: &Config, db: &Db, registry: &Registry, sockets: &Arc<SocketHub>) -> anyhow::Result<Arc<Bot>> {
+    let path = config.bot.knowledge_file.clone().unwrap_or_else(|| config.data_dir.join("knowledge.toml"));
+    let knowledge = KnowledgeFile::open(&path)?;
+    let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().context("cannot build the HTTP client")?;
+    let b = &config.bot;
+    let model = OpenAi::new(
+        client,
+        config.openai_api_key.as_ref().map(|k| k.expose().to_string()),
+        Duration::from_millis(b.model_timeout_ms),
+        Breaker::new(b.breaker_failures, Duration::from_secs(b.breaker_cooldown_secs)),
+    );
+    let bot = Bot::new(db.clone(), registry.clone(), knowledge, model, b.workers, b.queue)?;
+    bot.set_assigner(Arc::new(Assigner::new(db.clone(), registry.clone(), sockets.clone(), b.agent_capacity)));
+    registry.set_hook(bot.clone());
+    WorkerActor::start(bot.clone());
+    let cfg = bot.config();
+    tracing::info!(enabled = cfg.enabled, provider = cfg.provider.as_str(), knowledge = %path.display(), "bot ready");
+    Ok(bot)
+}
+
 impl Application {
     /// Opens storage, starts the actors and binds the listener. Must run inside an actix `System`.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
@@ -148,6 +173,7 @@ impl Application {
             max_replay: s.max_replay,
         };
         let sockets = SocketHub::new(socket_config, auth.clone(), registry.clone(), db.clone());
+        let bot = start_bot(&config, &db, &registry, &sockets)?;
         let auth = web::Data::from(auth);
         let hub = web::Data::new(sockets.clone());
         let state = web::Data::new(AppState {
@@ -161,6 +187,8 @@ impl Application {
             delivery,
             fetcher,
             inbound: Arc::new(crate::whatsapp::Inbound::default()),
+            bot,
+            ai_config_lock: tokio::sync::Mutex::new(()),
         });
 
         let listener = TcpListener::bind(&config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;

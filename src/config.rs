@@ -90,6 +90,44 @@ pub struct Config {
     pub media: MediaSection,
     /// Outbound WhatsApp delivery and inbound media downloads.
     pub delivery: DeliverySection,
+    /// API key of the OpenAI-compatible model (`UTALK_OPENAI_API_KEY`).
+    pub openai_api_key: Option<Secret>,
+    /// The bot and agent assignment.
+    pub bot: BotSection,
+}
+
+/// `[bot]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BotSection {
+    /// The knowledge file of the rule-based bot; default `<data_dir>/knowledge.toml`, written on first start.
+    pub knowledge_file: Option<PathBuf>,
+    /// Bot workers answering at once.
+    pub workers: usize,
+    /// Customer messages waiting for the bot before new ones are left unanswered.
+    pub queue: usize,
+    /// Longest wait for the model's answer, milliseconds.
+    pub model_timeout_ms: u64,
+    /// Model failures in a row that open its circuit breaker.
+    pub breaker_failures: u32,
+    /// Seconds the model is skipped (rules answer) once the breaker opens.
+    pub breaker_cooldown_secs: u64,
+    /// Open conversations per agent for automatic assignment.
+    pub agent_capacity: usize,
+}
+
+impl Default for BotSection {
+    fn default() -> Self {
+        Self {
+            knowledge_file: None,
+            workers: 2,
+            queue: 10_000,
+            model_timeout_ms: 8_000,
+            breaker_failures: 3,
+            breaker_cooldown_secs: 30,
+            agent_capacity: 5,
+        }
+    }
 }
 
 /// `[media]`
@@ -289,6 +327,8 @@ impl Default for Config {
             socket: SocketSection::default(),
             media: MediaSection::default(),
             delivery: DeliverySection::default(),
+            openai_api_key: None,
+            bot: BotSection::default(),
         }
     }
 }
@@ -363,10 +403,11 @@ const STRING_KEYS: &[&str] = &[
     "otlp_endpoint",
     "cluster_url",
     "node_id",
+    "openai_api_key",
 ];
 
 /// Sections of the file, settable as `UTALK_SECTION__KEY`.
-const SECTIONS: &[&str] = &["store", "conversations", "http", "auth", "socket", "media", "delivery"];
+const SECTIONS: &[&str] = &["store", "conversations", "http", "auth", "socket", "media", "delivery", "bot"];
 
 impl Config {
     /// Loads defaults, then `file`, then `UTALK_*` variables from `env`.
@@ -476,6 +517,10 @@ impl Config {
             || d.concurrency == 0
         {
             return Err("delivery: max_attempts, backoff_base_ms, request_timeout_ms and concurrency must be positive, backoff_max_ms at least backoff_base_ms".into());
+        }
+        let b = &self.bot;
+        if b.workers == 0 || b.queue == 0 || b.model_timeout_ms == 0 || b.agent_capacity == 0 {
+            return Err("bot: workers, queue, model_timeout_ms and agent_capacity must be positive".into());
         }
         Ok(())
     }

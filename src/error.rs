@@ -126,6 +126,7 @@ impl From<ConversationError> for ApiError {
             ConversationError::NotFound => ApiError::not_found("conversation"),
             ConversationError::MessageNotFound => ApiError::not_found("message"),
             ConversationError::MessagePending => ApiError::unavailable("message_pending", "the message is not durable yet; retry"),
+            ConversationError::BotPaused => ApiError::conflict("bot_paused", "the bot is paused in this conversation"),
             ConversationError::MessageIdConflict => {
                 ApiError::conflict("message_id_conflict", "messageId is already used in another conversation")
             }

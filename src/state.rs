@@ -32,4 +32,8 @@ pub struct AppState {
     pub fetcher: Arc<MediaFetcher>,
     /// Inbound WhatsApp: one conversation per number.
     pub inbound: Arc<crate::whatsapp::Inbound>,
+    /// The bot.
+    pub bot: Arc<utalk_actors::bot::Bot>,
+    /// Serialises changes of the bot settings (version check and write).
+    pub ai_config_lock: tokio::sync::Mutex<()>,
 }

@@ -15,6 +15,7 @@
 //! being other actors, never notice.
 
 use crate::broker::{Actor as Reader, Broker, ConversationEvent};
+use crate::lifecycle;
 use crate::registry::RegistryShared;
 use crate::signal::JobSignal;
 use crate::store_writer::{StoreWriter, WriteError};
@@ -25,8 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use utalk_storage::model::{
-    conversation, message, outbox, read_marker, Author, Channel, Conversation, ConversationStatus, Direction, MediaStatus, Message,
-    MessageStatus, OutboxEntry, OutboxState,
+    bot, conversation, message, outbox, read_marker, Author, AuthorType, Channel, Conversation, ConversationStatus, Direction, MediaStatus,
+    Message, MessageStatus, OutboxEntry, OutboxState, RatingKind, RatingSource,
 };
 use utalk_storage::{Batch, Db, StoreError, Timestamp};
 use uuid::Uuid;
@@ -65,6 +66,9 @@ pub enum ConversationError {
     /// The message is still being written; a change can follow once it is durable.
     #[error("the message is not durable yet; retry")]
     MessagePending,
+    /// A bot message for a conversation that is escalated, closed or has its bot paused.
+    #[error("the bot is paused in this conversation")]
+    BotPaused,
 }
 
 impl From<StoreError> for ConversationError {
@@ -194,6 +198,12 @@ pub struct ConversationChange {
     pub assignee_id: Option<Option<Uuid>>,
     /// Bot on or off.
     pub bot_enabled: Option<bool>,
+    /// Hand to people: status `escalated`, the bot paused, an escalation record.
+    pub escalate: Option<crate::lifecycle::EscalateRequest>,
+    /// Close with a resolution (and ask for a rating).
+    pub close: Option<crate::lifecycle::CloseRequest>,
+    /// Ratings given.
+    pub ratings: Vec<(RatingKind, u8, RatingSource)>,
 }
 
 /// A change to a stored message reported by its channel or the media fetcher.
@@ -351,8 +361,20 @@ pub struct Deps {
     pub max_inflight: usize,
     /// Tells the delivery actor about new outbox entries.
     pub outbox: Arc<JobSignal>,
+    /// Told about durable customer messages and escalations (the bot, assignment); set once at start.
+    pub hook: std::sync::OnceLock<Arc<dyn ConversationHook>>,
 }
 
+/// What the rest of the system does after a conversation's writes are durable.
+pub trait ConversationHook: Send + Sync {
+    /// A customer message is durable; `conv` is the conversation as the actor has it now.
+    fn customer_message(&self, conv: &Conversation, message: &Arc<Message>);
+    /// The conversation was escalated just now.
+    fn escalated(&self, conv: &Arc<Conversation>);
+}
+
+// One Phase per actor, almost always Ready: boxing the conversation would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Phase {
     Loading,
     Ready { conv: Conversation, next_seq: u64 },
@@ -362,10 +384,27 @@ enum Phase {
 }
 
 enum Committed {
-    Message { message: Arc<Message>, outbox: bool },
-    MessageChanged { message: Arc<Message>, status: bool, media: bool },
-    Conversation(Arc<Conversation>),
-    Read { reader: Reader, seq: u64 },
+    /// Appended messages (the requested one first, then follow-ups), and the conversation if it changed.
+    Message {
+        messages: Vec<Arc<Message>>,
+        outbox: bool,
+        conversation: Option<(Arc<Conversation>, bool)>,
+    },
+    MessageChanged {
+        message: Arc<Message>,
+        status: bool,
+        media: bool,
+    },
+    Conversation {
+        conversation: Arc<Conversation>,
+        messages: Vec<Arc<Message>>,
+        outbox: bool,
+        escalated: bool,
+    },
+    Read {
+        reader: Reader,
+        seq: u64,
+    },
 }
 
 enum Waiter {
@@ -487,7 +526,15 @@ impl ConversationActor {
             return;
         };
         let now = Timestamp::now();
-        let mut msg = Message {
+        let fx = match lifecycle::on_append(conv, req.author.kind, req.text.as_deref(), now) {
+            Ok(fx) => fx,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let after = fx.conversation.as_ref().unwrap_or(conv);
+        let first = Message {
             id: req.message_id,
             conversation_id: self.id,
             seq: *next_seq,
@@ -503,26 +550,35 @@ impl ConversationActor {
             error_message: None,
             status_updated_at: None,
         };
-        let entry = outbound_entry(conv, &mut msg, &self.deps.outbox);
-        let built = message::append_batch(&msg).and_then(|mut b| {
-            if let Some(e) = &entry {
-                outbox::put(&mut b, e)?;
+        let mut all = vec![first];
+        all.extend(fx.follow_ups.iter().enumerate().map(|(i, t)| system_message(self.id, *next_seq + 1 + i as u64, t, now)));
+        let built = messages_batch(after, &mut all, &self.deps.outbox).and_then(|(mut b, outbox)| {
+            if let Some(c) = &fx.conversation {
+                b.extend(conversation::put_batch(Some(conv), c)?);
+            }
+            if let Some(r) = &fx.rating {
+                bot::put_rating(&mut b, r)?;
             }
             b.extend(req.extra);
-            Ok(b)
+            Ok((b, outbox))
         });
-        let batch = match built {
+        let (batch, outbox) = match built {
             Ok(b) => b,
             Err(e) => {
                 let _ = reply.send(Err(ConversationError::Read(e.to_string().into())));
                 return;
             }
         };
-        *next_seq += 1;
-        let msg = Arc::new(msg);
-        let committed = Committed::Message { message: msg.clone(), outbox: entry.is_some() };
+        *next_seq += all.len() as u64;
+        let conversation = fx.conversation.map(|c| {
+            *conv = c.clone();
+            (Arc::new(c), fx.publish)
+        });
+        let messages: Vec<Arc<Message>> = all.into_iter().map(Arc::new).collect();
+        let id = messages[0].id;
+        let committed = Committed::Message { messages, outbox, conversation };
         let ticket = self.submit(batch, committed, Waiter::Append { reply, created: true }, ctx);
-        self.inflight_ids.insert(msg.id, ticket);
+        self.inflight_ids.insert(id, ticket);
     }
 
     /// The newest version of a message of this conversation: in flight or stored.
@@ -593,9 +649,10 @@ impl ConversationActor {
             let _ = reply.send(Err(ConversationError::Overloaded));
             return;
         }
-        let Phase::Ready { conv, .. } = &mut self.phase else {
+        let Phase::Ready { conv, next_seq } = &mut self.phase else {
             return;
         };
+        let now = Timestamp::now();
         let mut new = conv.clone();
         if let Some(s) = change.status {
             new.status = s;
@@ -606,13 +663,26 @@ impl ConversationActor {
         if let Some(b) = change.bot_enabled {
             new.bot_enabled = b;
         }
-        if new == *conv {
+        let fx = lifecycle::apply_lifecycle(&mut new, change.escalate.as_ref(), change.close.as_ref(), &change.ratings, *next_seq - 1, now);
+        if new == *conv && fx.ratings.is_empty() {
             // Nothing changes: answer with the durable state, write nothing.
             let _ = reply.send(Ok(Arc::new(new)));
             return;
         }
-        new.updated_at = Timestamp::now();
-        let batch = match conversation::put_batch(Some(conv), &new) {
+        new.updated_at = now;
+        let mut follow: Vec<Message> =
+            fx.follow_ups.iter().enumerate().map(|(i, t)| system_message(self.id, *next_seq + i as u64, t, now)).collect();
+        let built = messages_batch(&new, &mut follow, &self.deps.outbox).and_then(|(mut b, outbox)| {
+            b.extend(conversation::put_batch(Some(conv), &new)?);
+            if let Some(e) = &fx.escalation {
+                bot::put_escalation(&mut b, e)?;
+            }
+            for r in &fx.ratings {
+                bot::put_rating(&mut b, r)?;
+            }
+            Ok((b, outbox))
+        });
+        let (batch, outbox) = match built {
             Ok(b) => b,
             Err(e) => {
                 let _ = reply.send(Err(ConversationError::Read(e.to_string().into())));
@@ -620,7 +690,14 @@ impl ConversationActor {
             }
         };
         *conv = new.clone();
-        self.submit(batch, Committed::Conversation(Arc::new(new)), Waiter::Update(reply), ctx);
+        *next_seq += follow.len() as u64;
+        let committed = Committed::Conversation {
+            conversation: Arc::new(new),
+            messages: follow.into_iter().map(Arc::new).collect(),
+            outbox,
+            escalated: fx.escalation.is_some(),
+        };
+        self.submit(batch, committed, Waiter::Update(reply), ctx);
     }
 
     fn mark_read(&mut self, req: MarkRead, slot: &mut Option<Reply<u64>>, ctx: &mut Context<Self>) {
@@ -679,12 +756,20 @@ impl ConversationActor {
             };
             let mut events = Vec::with_capacity(1);
             match &entry.committed {
-                Committed::Message { message: m, outbox } => {
-                    self.inflight_ids.remove(&m.id);
+                Committed::Message { messages, outbox, conversation } => {
+                    self.inflight_ids.remove(&messages[0].id);
                     if *outbox {
                         self.deps.outbox.notify();
                     }
-                    events.push(ConversationEvent::MessageNew(m.clone()));
+                    if let Some((c, true)) = conversation {
+                        events.push(ConversationEvent::ConversationUpdated(c.clone()));
+                    }
+                    events.extend(messages.iter().map(|m| ConversationEvent::MessageNew(m.clone())));
+                    if let (Some(hook), Phase::Ready { conv, .. }) = (self.deps.hook.get(), &self.phase) {
+                        if messages[0].author.kind == AuthorType::Customer {
+                            hook.customer_message(conv, &messages[0]);
+                        }
+                    }
                 }
                 Committed::MessageChanged { message: m, status, media } => {
                     if self.changed.get(&m.id).is_some_and(|(t, _)| *t == entry.ticket) {
@@ -697,7 +782,16 @@ impl ConversationActor {
                         events.push(ConversationEvent::MessageUpdated(m.clone()));
                     }
                 }
-                Committed::Conversation(c) => events.push(ConversationEvent::ConversationUpdated(c.clone())),
+                Committed::Conversation { conversation, messages, outbox, escalated } => {
+                    events.push(ConversationEvent::ConversationUpdated(conversation.clone()));
+                    events.extend(messages.iter().map(|m| ConversationEvent::MessageNew(m.clone())));
+                    if *outbox {
+                        self.deps.outbox.notify();
+                    }
+                    if let (true, Some(hook)) = (*escalated, self.deps.hook.get()) {
+                        hook.escalated(conversation);
+                    }
+                }
                 Committed::Read { reader, seq } => {
                     events.push(ConversationEvent::Read { conversation_id: self.id, seq: *seq, reader: reader.clone() })
                 }
@@ -707,12 +801,13 @@ impl ConversationActor {
                     (Waiter::MessageChange(reply), Committed::MessageChanged { message, .. }) => {
                         let _ = reply.send(Ok(message.clone()));
                     }
-                    (Waiter::Append { reply, created }, Committed::Message { message: m, .. }) => {
+                    (Waiter::Append { reply, created }, Committed::Message { messages, .. }) => {
+                        let m = &messages[0];
                         let out = if created { Appended::Created(m.clone()) } else { Appended::Existing(m.clone()) };
                         let _ = reply.send(Ok(out));
                     }
-                    (Waiter::Update(reply), Committed::Conversation(c)) => {
-                        let _ = reply.send(Ok(c.clone()));
+                    (Waiter::Update(reply), Committed::Conversation { conversation, .. }) => {
+                        let _ = reply.send(Ok(conversation.clone()));
                     }
                     (Waiter::Read(reply), Committed::Read { seq, .. }) => {
                         let _ = reply.send(Ok(*seq));
@@ -860,6 +955,41 @@ impl Handler<InjectPanic> for ConversationActor {
             panic!("injected panic in conversation {}", act.id);
         });
     }
+}
+
+/// A message from utalk itself (a rating question), outbound at `seq`.
+fn system_message(conversation: Uuid, seq: u64, text: &str, now: Timestamp) -> Message {
+    Message {
+        id: Uuid::now_v7(),
+        conversation_id: conversation,
+        seq,
+        direction: Direction::Outbound,
+        author: Author { kind: AuthorType::System, id: None },
+        text: Some(text.to_string()),
+        media_id: None,
+        status: MessageStatus::Sent,
+        provider_id: None,
+        created_at: now,
+        media: Vec::new(),
+        error_code: None,
+        error_message: None,
+        status_updated_at: None,
+    }
+}
+
+/// The writes of `messages` in `conv`, with their outbox entries; says whether any entry was written.
+fn messages_batch(conv: &Conversation, messages: &mut [Message], signal: &JobSignal) -> Result<(Batch, bool), utalk_storage::CodecError> {
+    let mut b = Batch::new();
+    let mut any = false;
+    for m in messages.iter_mut() {
+        let entry = outbound_entry(conv, m, signal);
+        b.extend(message::append_batch(m)?);
+        if let Some(e) = &entry {
+            outbox::put(&mut b, e)?;
+            any = true;
+        }
+    }
+    Ok((b, any))
 }
 
 /// For an outbound message in a WhatsApp conversation: sets its outbox

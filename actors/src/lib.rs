@@ -8,13 +8,20 @@
 //! - [`delivery`]: sends the WhatsApp outbox through Twilio, with retries and a circuit breaker.
 //! - [`media_fetch`]: downloads inbound media into the [`media_store`] after the webhook has answered.
 //! - [`worker`]: the supervised actor that runs such a worker's loop.
+//! - [`bot`]: answers customers first ([`knowledge`] rules or an [`openai`]-compatible model), hands over to people;
+//!   [`lifecycle`] holds the rules the conversation actor applies; [`assigner`] picks agents.
 
+pub mod assigner;
+pub mod bot;
 pub mod broker;
 pub mod conversation;
 pub mod delivery;
 pub mod engineio;
+pub mod knowledge;
+pub mod lifecycle;
 pub mod media_fetch;
 pub mod media_store;
+pub mod openai;
 pub mod registry;
 pub mod retry;
 pub mod session;

@@ -121,6 +121,7 @@ impl Registry {
                 idle_timeout: config.idle_timeout,
                 max_inflight: config.max_inflight,
                 outbox: config.outbox,
+                hook: std::sync::OnceLock::new(),
             }),
             arbiters: Arc::new(arbiters),
         }
@@ -189,6 +190,13 @@ impl Registry {
             starts: self.shared.starts.load(Ordering::Relaxed),
             restarts: self.shared.restarts.load(Ordering::Relaxed),
             panics: self.shared.panics.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Sets what runs after customer messages and escalations are durable (once, at start).
+    pub fn set_hook(&self, hook: Arc<dyn crate::conversation::ConversationHook>) {
+        if self.deps.hook.set(hook).is_err() {
+            tracing::warn!("conversation hook already set; keeping the first");
         }
     }
 

@@ -536,6 +536,7 @@ impl SessionActor {
             }
             "message:send" => self.send_message(&payload, &identity, ack, request_id, ctx),
             "message:read" => self.mark_read(&payload, &identity, ack, request_id, ctx),
+            "conversation:rate" => self.rate(&payload, &identity, ack, request_id, ctx),
             "typing:start" | "typing:stop" => {
                 let result = conversation_id(&payload).and_then(|conv| {
                     if !identity.may_access(conv) {
@@ -660,6 +661,42 @@ impl SessionActor {
         }));
     }
 
+    /// A rating from the widget (or staff): `{conversationId, csat?, nps?}`.
+    fn rate(&mut self, payload: &Value, identity: &Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
+        use utalk_storage::model::{RatingKind, RatingSource};
+        let parsed = conversation_id(payload).and_then(|conv| {
+            if !identity.may_access(conv) || matches!(identity, Identity::Staff { role: utalk_storage::model::Role::Readonly, .. }) {
+                return Err(forbidden());
+            }
+            let source = if matches!(identity, Identity::Widget { .. }) { RatingSource::Widget } else { RatingSource::Api };
+            let mut ratings = Vec::new();
+            for (kind, field) in [(RatingKind::Csat, "csat"), (RatingKind::Nps, "nps")] {
+                match payload.get(field) {
+                    None | Some(Value::Null) => {}
+                    Some(v) => match v.as_u64().and_then(|n| u8::try_from(n).ok()).filter(|n| kind.range().contains(n)) {
+                        Some(n) => ratings.push((kind, n, source)),
+                        None => return Err(("invalid_rating", "csat must be 1 to 5 and nps 0 to 10".to_string())),
+                    },
+                }
+            }
+            if ratings.is_empty() {
+                return Err(("invalid_rating", "send csat, nps or both".to_string()));
+            }
+            Ok((conv, ratings))
+        });
+        let (conv, ratings) = match parsed {
+            Ok(x) => x,
+            Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
+        };
+        let registry = self.hub.registry.clone();
+        let change = crate::conversation::ConversationChange { ratings, ..Default::default() };
+        let fut = async move { registry.call(conv, change).await };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            let res = res.map(|c| json!({ "csat": c.csat, "nps": c.nps })).map_err(conversation_error);
+            act.answer(ack, &request_id, res, ctx);
+        }));
+    }
+
     /// Answers an event: an ack when the client asked for one, else an `error` event on failure.
     fn answer(&mut self, ack: Option<u64>, request_id: &str, result: Result<Value, (&'static str, String)>, ctx: &mut Context<Self>) {
         let body = match result {
@@ -754,6 +791,7 @@ fn conversation_error(e: ConversationError) -> (&'static str, String) {
         ConversationError::NotFound => "not_found",
         ConversationError::MessageNotFound => "message_not_found",
         ConversationError::MessagePending => "message_pending",
+        ConversationError::BotPaused => "bot_paused",
         ConversationError::MessageIdConflict => "message_id_conflict",
         ConversationError::Overloaded => "overloaded",
         ConversationError::Write(_) => "storage_unavailable",

@@ -232,6 +232,13 @@ impl SocketHub {
         self.recovered.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Staff members whose presence is `online` now.
+    pub fn online_staff(&self) -> Vec<Uuid> {
+        let mut v: Vec<Uuid> = lock(&self.presence).iter().filter(|(_, (n, s))| *n > 0 && *s == "online").map(|(id, _)| *id).collect();
+        v.sort();
+        v
+    }
+
     /// Sets a staff member's presence from one of their sessions and tells all staff when it changes.
     /// `delta` is +1 when a session connects, -1 when it leaves, 0 for a status change.
     pub fn presence(&self, user_id: Uuid, delta: i32, status: Option<&'static str>) {

@@ -11,7 +11,7 @@ use utalk_storage::model::{
     conversation, message, outbox, Attachment, Author, AuthorType, Channel, Conversation, ConversationStatus, Customer, Direction,
     MediaStatus, MessageStatus, OutboxState,
 };
-use utalk_storage::{Db, DbOptions};
+use utalk_storage::{Db, DbOptions, Timestamp};
 use uuid::Uuid;
 
 struct Fixture {
@@ -289,4 +289,62 @@ async fn message_changes_move_forward_and_none_is_lost_when_they_race() {
     // A change to an unknown message is a typed error.
     let err = f.registry.call(conv, MessageChange::new(Uuid::new_v4())).await.unwrap_err();
     assert!(matches!(err, ConversationError::MessageNotFound));
+}
+
+#[actix::test]
+async fn no_bot_message_is_stored_after_an_escalation_that_raced_it() {
+    use utalk_actors::lifecycle::EscalateRequest;
+    use utalk_storage::model::{bot, EscalationReason};
+    let f = fixture(Duration::from_secs(60));
+    let (mut refused, mut answered) = (0, 0);
+    for round in 0..200u64 {
+        let conv = new_conversation(&f).await;
+        f.registry.call(conv, text(Uuid::new_v4(), "hola")).await.unwrap();
+        let bot_reply = AppendRequest {
+            author: Author { kind: AuthorType::Bot, id: None },
+            direction: Direction::Outbound,
+            status: MessageStatus::Sent,
+            ..text(Uuid::new_v4(), "¡Hola!")
+        };
+        let escalate = ConversationChange {
+            escalate: Some(EscalateRequest { reason: EscalationReason::Manual, detail: None, by: None }),
+            ..ConversationChange::default()
+        };
+        let (r1, r2) = (f.registry.clone(), f.registry.clone());
+        // Alternate which is sent first; both are in the mailbox before either is handled.
+        let (a, e) = if round % 2 == 0 {
+            let a = actix::spawn(async move { r1.call(conv, bot_reply).await });
+            let e = actix::spawn(async move { r2.call(conv, escalate).await });
+            (a, e)
+        } else {
+            let e = actix::spawn(async move { r2.call(conv, escalate).await });
+            let a = actix::spawn(async move { r1.call(conv, bot_reply).await });
+            (a, e)
+        };
+        let escalated = e.await.unwrap().unwrap();
+        assert_eq!(escalated.status, ConversationStatus::Escalated);
+        assert!(!escalated.bot_enabled);
+        match a.await.unwrap() {
+            Ok(m) => {
+                answered += 1;
+                let record = bot::escalations_since(&f.db, Timestamp(0), 10_000)
+                    .unwrap()
+                    .into_iter()
+                    .find(|x| x.conversation_id == conv)
+                    .expect("escalation record");
+                assert!(
+                    m.message().seq <= record.after_seq,
+                    "round {round}: bot seq {} after escalation at {}",
+                    m.message().seq,
+                    record.after_seq
+                );
+            }
+            Err(ConversationError::BotPaused) => refused += 1,
+            Err(other) => panic!("round {round}: {other:?}"),
+        }
+        let stored = message::after(&f.db, conv, 0, 10).unwrap();
+        assert!(stored.len() <= 2);
+    }
+    // Both orders happened: the check above was exercised both ways.
+    assert!(refused > 0 && answered > 0, "refused {refused}, answered {answered}");
 }

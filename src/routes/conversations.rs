@@ -178,7 +178,7 @@ pub async fn patch(
             return Err(ApiError::invalid("unknown_assignee", "assigneeId cannot take conversations"));
         }
     }
-    let change = ConversationChange { status: body.status, assignee_id: body.assignee_id, bot_enabled: None };
+    let change = ConversationChange { status: body.status, assignee_id: body.assignee_id, ..Default::default() };
     let updated = state.registry.call(id, change).await?;
     Ok(HttpResponse::Ok().json(view(&state, (*updated).clone())?))
 }

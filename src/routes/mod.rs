@@ -1,8 +1,10 @@
 //! HTTP routes: `/api/v1/*`, health endpoints, and the JSON error plumbing.
 
+pub mod ai;
 pub mod auth;
 pub mod conversations;
 pub mod health;
+pub mod lifecycle;
 pub mod media;
 pub mod messages;
 pub mod openapi;
@@ -26,11 +28,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
             web::scope("/api/v1")
                 .configure(auth::configure)
                 .configure(widget::configure)
+                .configure(lifecycle::configure)
                 .configure(conversations::configure)
                 .configure(messages::configure)
                 .configure(users::configure)
                 .configure(media::configure)
                 .configure(outbox::configure)
+                .configure(ai::configure)
                 .configure(openapi::configure),
         )
         .configure(health::configure)

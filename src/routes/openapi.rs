@@ -25,6 +25,8 @@ impl Modify for BearerAuth {
         super::widget::create,
         super::conversations::create, super::conversations::list, super::conversations::get, super::conversations::patch,
         super::messages::send, super::messages::list,
+        super::lifecycle::escalate, super::lifecycle::close, super::lifecycle::rating, super::lifecycle::force_pause_bot,
+        super::ai::get, super::ai::put, super::ai::runs,
         super::users::create, super::users::list,
         super::media::upload, super::media::get, super::media::regenerate,
         super::outbox::list,

@@ -37,11 +37,19 @@ pub enum Map {
     Outbox,
     /// `channel (1) · phone (UTF-8) → conversation_id (16)`: a customer number's latest conversation.
     PhoneConvid,
+    /// `name (UTF-8) → versioned settings record` (the bot's `ai_config`).
+    Settings,
+    /// `at_ms (8) · run_id (16) → BotRun`: every bot answer, time-ordered for the KPIs.
+    BotRuns,
+    /// `at_ms (8) · escalation_id (16) → Escalation`.
+    Escalations,
+    /// `at_ms (8) · conversation_id (16) → Rating`.
+    Ratings,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 15] = [
+    pub const ALL: [Map; 19] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -57,6 +65,10 @@ impl Map {
         Map::MediaFetches,
         Map::Outbox,
         Map::PhoneConvid,
+        Map::Settings,
+        Map::BotRuns,
+        Map::Escalations,
+        Map::Ratings,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -80,12 +92,16 @@ impl Map {
             Map::MediaFetches => "media_fetches",
             Map::Outbox => "outbox",
             Map::PhoneConvid => "phone_convid",
+            Map::Settings => "settings",
+            Map::BotRuns => "bot_runs",
+            Map::Escalations => "escalations",
+            Map::Ratings => "ratings",
         }
     }
 
     /// Whether the map is appended to in key order (tuned for sequential writes).
     pub const fn is_append_mostly(self) -> bool {
-        matches!(self, Map::Messages | Map::Audit)
+        matches!(self, Map::Messages | Map::Audit | Map::BotRuns)
     }
 }
 

@@ -73,6 +73,15 @@ export async function startServer(env = {}, { reuse } = {}) {
       if (r.status !== 200) throw new Error(`login failed: ${JSON.stringify(r.body)}`);
       return r.body;
     },
+    // Switches the bot off (or on), so tests about other things see only their own messages.
+    async setBot(enabled, changes = {}) {
+      const admin = await server.login(ADMIN);
+      const cur = await server.api("GET", "/api/v1/ai/config", { token: admin.accessToken });
+      const { updatedAt, updatedBy, ...rest } = cur.body;
+      const r = await server.api("PUT", "/api/v1/ai/config", { token: admin.accessToken, body: { ...rest, enabled, ...changes } });
+      if (r.status !== 200) throw new Error(`ai config failed: ${JSON.stringify(r.body)}`);
+      return r.body;
+    },
     async conversation(token) {
       const r = await server.api("POST", "/api/v1/conversations", { token, body: { channel: "api", customer: { name: "Ana" } } });
       if (r.status !== 201) throw new Error(`create failed: ${JSON.stringify(r.body)}`);

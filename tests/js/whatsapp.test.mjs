@@ -37,6 +37,8 @@ function twilioEnv(extra = {}) {
 before(async () => {
   fake = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
   server = await startServer(twilioEnv({ UTALK_MEDIA__URL_TTL_SECS: "2" }));
+  // These tests are about the channel; the bot's answers would add messages (bot.test.mjs covers it).
+  await server.setBot(false);
   admin = await server.login(ADMIN);
   agent = await server.login(AGENT);
 });
@@ -440,6 +442,7 @@ test("the circuit breaker stops sends while Twilio keeps failing, then resumes",
     }),
   );
   try {
+    await srv.setBot(false);
     const token = (await srv.login(AGENT)).accessToken;
     const { conv } = await whatsappConversation(srv, token);
     fake.fallback = "500";
@@ -468,6 +471,7 @@ test("the circuit breaker stops sends while Twilio keeps failing, then resumes",
 test("an outbox left by SIGKILL is delivered after restart, each message once", async () => {
   let srv = await startServer(twilioEnv({ UTALK_DELIVERY__MAX_ATTEMPTS: "1000", UTALK_DELIVERY__BREAKER_FAILURES: "1000" }));
   try {
+    await srv.setBot(false);
     let token = (await srv.login(AGENT)).accessToken;
     const { conv } = await whatsappConversation(srv, token);
     fake.fallback = "503";
@@ -529,6 +533,7 @@ test("an outbox left by SIGKILL is delivered after restart, each message once", 
 test("without Twilio settings WhatsApp sends wait as not_configured, web chat works, and a restart with settings sends them", async () => {
   let srv = await startServer({});
   try {
+    await srv.setBot(false);
     assert.ok(
       srv.logs.some((l) => l.includes("not configured")),
       "the server says so at start",

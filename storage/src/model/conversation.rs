@@ -92,6 +92,59 @@ pub struct Conversation {
     /// Last change of the conversation's own fields.
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
+    /// Bot answers so far (escalation after `maxBotTurns`).
+    #[serde(default)]
+    pub bot_turns: u32,
+    /// When it was (last) escalated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub escalated_at: Option<Timestamp>,
+    /// When an agent first answered (agent answer speed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub first_agent_reply_at: Option<Timestamp>,
+    /// When it was closed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub closed_at: Option<Timestamp>,
+    /// How it was resolved, given at close.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
+    /// Whether it was resolved at first contact (closed without a reopen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_contact_resolution: Option<bool>,
+    /// Times a customer message reopened it after a close.
+    #[serde(default)]
+    pub reopened: u32,
+    /// Customer satisfaction, 1–5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csat: Option<u8>,
+    /// Net promoter answer, 0–10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nps: Option<u8>,
+    /// The rating question the customer was last asked and has not answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_rating: Option<RatingKind>,
+}
+
+/// Which rating question is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RatingKind {
+    /// Satisfaction, 1–5.
+    Csat,
+    /// Recommendation, 0–10.
+    Nps,
+}
+
+impl RatingKind {
+    /// The accepted range.
+    pub const fn range(self) -> std::ops::RangeInclusive<u8> {
+        match self {
+            RatingKind::Csat => 1..=5,
+            RatingKind::Nps => 0..=10,
+        }
+    }
 }
 
 impl Conversation {
@@ -108,6 +161,16 @@ impl Conversation {
             subject,
             created_at: now,
             updated_at: now,
+            bot_turns: 0,
+            escalated_at: None,
+            first_agent_reply_at: None,
+            closed_at: None,
+            resolution: None,
+            first_contact_resolution: None,
+            reopened: 0,
+            csat: None,
+            nps: None,
+            awaiting_rating: None,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! times as RFC 3339), because both serde formats say whether they are human-readable.
 
 pub mod audit;
+pub mod bot;
 pub mod conversation;
 pub mod media;
 pub mod message;
@@ -14,7 +15,8 @@ pub mod token;
 pub mod user;
 
 pub use audit::AuditEvent;
-pub use conversation::{Channel, Conversation, ConversationFilter, ConversationStatus, Customer};
+pub use bot::{AiConfig, BotOutcome, BotRun, Escalation, EscalationReason, Provider, Rating, RatingSource};
+pub use conversation::{Channel, Conversation, ConversationFilter, ConversationStatus, Customer, RatingKind};
 pub use media::{MediaFetch, MediaRecord, MediaSource};
 pub use message::{Attachment, Author, AuthorType, Direction, MediaStatus, Message, MessageStatus};
 pub use outbox::{OutboxEntry, OutboxState, Outcome};

@@ -1,0 +1,83 @@
+//! Automatic assignment: an escalated conversation goes to the next online
+//! agent, round robin, among those under their capacity.
+
+use crate::conversation::ConversationChange;
+use crate::registry::Registry;
+use crate::socket_hub::SocketHub;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use utalk_storage::model::{conversation, user, Conversation, ConversationFilter, ConversationStatus, Role};
+use utalk_storage::Db;
+use uuid::Uuid;
+
+/// Picks agents for escalated conversations.
+pub struct Assigner {
+    db: Db,
+    registry: Registry,
+    hub: Arc<SocketHub>,
+    capacity: usize,
+    next: AtomicUsize,
+    /// One assignment at a time, so two escalations never both take an agent's last slot.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl Assigner {
+    /// An assigner giving each agent at most `capacity` open conversations.
+    pub fn new(db: Db, registry: Registry, hub: Arc<SocketHub>, capacity: usize) -> Assigner {
+        Assigner { db, registry, hub, capacity: capacity.max(1), next: AtomicUsize::new(0), lock: tokio::sync::Mutex::new(()) }
+    }
+
+    /// Conversations assigned to `agent` that are not closed, counting up to `cap`.
+    fn load(&self, agent: Uuid, cap: usize) -> usize {
+        let filter = ConversationFilter { assignee_id: Some(agent), ..ConversationFilter::default() };
+        match conversation::list(&self.db, &filter, None, cap + 1) {
+            Ok((items, _)) => items.iter().filter(|c| c.status != ConversationStatus::Closed).count(),
+            Err(e) => {
+                tracing::error!(error = %e, "reading an agent's load failed");
+                usize::MAX
+            }
+        }
+    }
+
+    /// Online agents (role agent or operator, not disabled), in a stable order.
+    fn candidates(&self) -> Vec<Uuid> {
+        self.hub
+            .online_staff()
+            .into_iter()
+            .filter(|id| matches!(user::get(&self.db, *id), Ok(Some(u)) if !u.disabled && matches!(u.role, Role::Agent | Role::Operator)))
+            .collect()
+    }
+
+    /// Assigns `conv` to the next online agent with room, if it has no assignee; returns the agent.
+    pub async fn assign(&self, conv: &Conversation) -> Option<Uuid> {
+        if conv.assignee_id.is_some() || conv.status == ConversationStatus::Closed {
+            return None;
+        }
+        let _guard = self.lock.lock().await;
+        let agents = self.candidates();
+        if agents.is_empty() {
+            tracing::info!(conversation = %conv.id, "no agent online; the conversation waits unassigned");
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..agents.len() {
+            let agent = agents[(start + i) % agents.len()];
+            if self.load(agent, self.capacity) >= self.capacity {
+                continue;
+            }
+            let change = ConversationChange { assignee_id: Some(Some(agent)), ..ConversationChange::default() };
+            return match self.registry.call(conv.id, change).await {
+                Ok(_) => {
+                    tracing::info!(conversation = %conv.id, agent = %agent, "conversation assigned");
+                    Some(agent)
+                }
+                Err(e) => {
+                    tracing::warn!(conversation = %conv.id, error = %e, "assignment failed");
+                    None
+                }
+            };
+        }
+        tracing::info!(conversation = %conv.id, "every online agent is at capacity; the conversation waits unassigned");
+        None
+    }
+}

@@ -1,0 +1,312 @@
+//! The bot: answers every customer message first, off the conversation
+//! actor's path, unless the conversation is escalated.
+//!
+//! Conversation actors hand each durable customer message to a bounded
+//! queue; a pool of workers decides: hand over to people (an escalation
+//! keyword, an explicit request, too many bot turns, low confidence when
+//! `autoEscalate`), or answer from the rules or the model (which falls back
+//! to the rules). The answer is appended through the conversation actor as
+//! a bot message, which the actor refuses once the conversation is
+//! escalated: no bot answer can follow an escalation, whatever raced it.
+//! Every decision is a bot run record, the source of the bot response time KPI.
+
+use crate::assigner::Assigner;
+use crate::conversation::{AppendRequest, ConversationChange, ConversationError, ConversationHook};
+use crate::knowledge::{contains_phrase, words, Answer, KnowledgeFile};
+use crate::lifecycle::EscalateRequest;
+use crate::openai::OpenAi;
+use crate::registry::Registry;
+use crate::worker::Worker;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use tokio::sync::mpsc;
+use utalk_storage::model::{
+    bot, message, AiConfig, Author, AuthorType, BotOutcome, BotRun, Conversation, ConversationStatus, Direction, EscalationReason, Message,
+    MessageStatus, Provider,
+};
+use utalk_storage::{Batch, Db, Timestamp};
+use uuid::Uuid;
+
+/// Phrases that ask for a person in so many words.
+const EXPLICIT: &[&str] = &[
+    "hablar con un agente",
+    "hablar con una persona",
+    "hablar con alguien",
+    "hablar con un humano",
+    "hablar con un asesor",
+    "quiero un agente",
+    "quiero una persona",
+    "talk to a person",
+    "talk to an agent",
+    "talk to a human",
+    "speak to a human",
+    "speak to someone",
+    "real person",
+];
+
+/// Namespace of bot reply ids, derived from the message they answer.
+const REPLY_NAMESPACE: Uuid = Uuid::from_u128(0x2b7e_4f1a_9c3d_4e8b_a6f2_1d5c_7e9b_3a40);
+
+/// Work for the bot's workers.
+#[derive(Debug)]
+pub enum BotJob {
+    /// Answer (or hand over) a customer message.
+    Answer {
+        /// The conversation as its actor had it.
+        conversation: Box<Conversation>,
+        /// The message.
+        message: Arc<Message>,
+    },
+    /// Find an agent for a conversation just escalated.
+    Assign(Arc<Conversation>),
+}
+
+/// What the bot has done since start.
+#[derive(Debug, Default)]
+pub struct BotStats {
+    /// Answers sent.
+    pub answered: AtomicU64,
+    /// Hand-overs to people.
+    pub escalated: AtomicU64,
+    /// Answers refused because the conversation was escalated first.
+    pub paused: AtomicU64,
+    /// Model calls that fell back to the rules.
+    pub fallbacks: AtomicU64,
+    /// Customer messages not answered because the queue was full.
+    pub dropped: AtomicU64,
+}
+
+/// The bot and its queue.
+pub struct Bot {
+    db: Db,
+    registry: Registry,
+    config: RwLock<Arc<AiConfig>>,
+    knowledge: KnowledgeFile,
+    model: OpenAi,
+    tx: mpsc::Sender<BotJob>,
+    rx: tokio::sync::Mutex<mpsc::Receiver<BotJob>>,
+    workers: usize,
+    assigner: OnceLock<Arc<Assigner>>,
+    /// Counters.
+    pub stats: BotStats,
+}
+
+/// The escalation a customer message asks for, if any.
+pub fn escalation_trigger(config: &AiConfig, text: &str) -> Option<(EscalationReason, String)> {
+    let w = words(text);
+    if let Some(p) = EXPLICIT.iter().find(|p| contains_phrase(&w, p)) {
+        return Some((EscalationReason::Explicit, (*p).to_string()));
+    }
+    config.escalation_keywords.iter().find(|k| contains_phrase(&w, k)).map(|k| (EscalationReason::Keyword, k.clone()))
+}
+
+impl Bot {
+    /// A bot with `workers` workers and a queue of `queue` messages.
+    pub fn new(
+        db: Db,
+        registry: Registry,
+        knowledge: KnowledgeFile,
+        model: OpenAi,
+        workers: usize,
+        queue: usize,
+    ) -> Result<Arc<Bot>, utalk_storage::StoreError> {
+        let config = bot::ai_config(&db)?;
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        Ok(Arc::new(Bot {
+            db,
+            registry,
+            config: RwLock::new(Arc::new(config)),
+            knowledge,
+            model,
+            tx,
+            rx: tokio::sync::Mutex::new(rx),
+            workers: workers.max(1),
+            assigner: OnceLock::new(),
+            stats: BotStats::default(),
+        }))
+    }
+
+    /// Sets the assigner escalated conversations go to (once, at start).
+    pub fn set_assigner(&self, a: Arc<Assigner>) {
+        let _ = self.assigner.set(a);
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> Arc<AiConfig> {
+        self.config.read().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Uses `config` from now on (after it was stored).
+    pub fn use_config(&self, config: AiConfig) {
+        if let Ok(mut c) = self.config.write() {
+            *c = Arc::new(config);
+        }
+    }
+
+    fn enqueue(&self, job: BotJob) {
+        if let Err(e) = self.tx.try_send(job) {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "bot queue full; a job was dropped");
+        }
+    }
+
+    async fn work(self: Arc<Self>) {
+        let workers = (0..self.workers).map(|_| {
+            let me = self.clone();
+            async move {
+                loop {
+                    let job = me.rx.lock().await.recv().await;
+                    match job {
+                        Some(BotJob::Answer { conversation, message }) => me.answer(*conversation, message).await,
+                        Some(BotJob::Assign(c)) => {
+                            if let Some(a) = me.assigner.get() {
+                                a.assign(&c).await;
+                            }
+                        }
+                        None => return,
+                    }
+                }
+            }
+        });
+        futures_util::future::join_all(workers).await;
+    }
+
+    /// Decides and acts on one customer message.
+    async fn answer(&self, conv: Conversation, msg: Arc<Message>) {
+        let cfg = self.config();
+        if !cfg.enabled || conv.status != ConversationStatus::Open || !conv.bot_enabled || msg.author.kind != AuthorType::Customer {
+            return;
+        }
+        let text = msg.text.clone().unwrap_or_default();
+        let knowledge = self.knowledge.get();
+        let mut provider = cfg.provider.as_str().to_string();
+        let (answer, escalation) = if let Some((reason, detail)) = escalation_trigger(&cfg, &text) {
+            (Answer { text: knowledge.handoff(&text), intent: "handoff".into(), confidence: 1.0 }, Some((reason, Some(detail))))
+        } else if cfg.auto_escalate && conv.bot_turns >= cfg.max_bot_turns {
+            (Answer { text: knowledge.handoff(&text), intent: "handoff".into(), confidence: 1.0 }, Some((EscalationReason::MaxTurns, None)))
+        } else {
+            let a = match cfg.provider {
+                Provider::Rules => knowledge.answer(&text),
+                Provider::Openai => {
+                    let history = self.history(&msg);
+                    match self.model.answer(&cfg.base_url, &cfg.model, &history, &text).await {
+                        Ok(a) => a,
+                        Err(e) => {
+                            self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(conversation = %conv.id, error = %e, "model failed; answering from the rules");
+                            provider = "rules_fallback".into();
+                            knowledge.answer(&text)
+                        }
+                    }
+                }
+            };
+            if cfg.auto_escalate && a.confidence < cfg.confidence_threshold {
+                let detail = format!("{} at {:.2}", a.intent, a.confidence);
+                (Answer { text: knowledge.handoff(&text), ..a }, Some((EscalationReason::LowConfidence, Some(detail))))
+            } else {
+                (a, None)
+            }
+        };
+        let reply_id = Uuid::new_v5(&REPLY_NAMESPACE, msg.id.as_bytes());
+        let req = AppendRequest {
+            message_id: reply_id,
+            author: Author { kind: AuthorType::Bot, id: None },
+            direction: Direction::Outbound,
+            text: Some(answer.text.clone()),
+            media_id: None,
+            status: MessageStatus::Sent,
+            provider_id: None,
+            media: Vec::new(),
+            extra: Batch::new(),
+        };
+        let mut outcome = match self.registry.call(conv.id, req).await {
+            Ok(_) => BotOutcome::Answered,
+            Err(ConversationError::BotPaused) => BotOutcome::Paused,
+            Err(e) => {
+                tracing::error!(conversation = %conv.id, error = %e, "storing the bot's answer failed");
+                BotOutcome::Failed
+            }
+        };
+        let reason = escalation.as_ref().map(|(r, _)| *r);
+        if let (BotOutcome::Answered, Some((reason, detail))) = (outcome, escalation) {
+            let change =
+                ConversationChange { escalate: Some(EscalateRequest { reason, detail, by: None }), ..ConversationChange::default() };
+            outcome = match self.registry.call(conv.id, change).await {
+                Ok(_) => BotOutcome::Escalated,
+                Err(e) => {
+                    tracing::error!(conversation = %conv.id, error = %e, "escalating failed");
+                    BotOutcome::Failed
+                }
+            };
+        }
+        match outcome {
+            BotOutcome::Answered => &self.stats.answered,
+            BotOutcome::Escalated => &self.stats.escalated,
+            BotOutcome::Paused => &self.stats.paused,
+            BotOutcome::Failed => &self.stats.dropped,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        let now = Timestamp::now();
+        let run = BotRun {
+            id: Uuid::now_v7(),
+            conversation_id: conv.id,
+            message_id: msg.id,
+            reply_id: matches!(outcome, BotOutcome::Answered | BotOutcome::Escalated).then_some(reply_id),
+            received_at: msg.created_at,
+            finished_at: now,
+            latency_ms: (now.millis() - msg.created_at.millis()).max(0) as u64,
+            intent: answer.intent,
+            confidence: answer.confidence,
+            provider,
+            outcome,
+            escalation_reason: reason.map(|r| format!("{r:?}").to_lowercase()),
+        };
+        let mut b = Batch::new();
+        let built = bot::put_run(&mut b, &run).map(|_| b);
+        self.registry.writer().commit_or_log(built, "storing a bot run").await;
+    }
+
+    /// The messages before `msg`, at most the model's history bound.
+    fn history(&self, msg: &Message) -> Vec<Message> {
+        let n = crate::openai::MAX_HISTORY as u64;
+        let from = msg.seq.saturating_sub(n + 1);
+        message::after(&self.db, msg.conversation_id, from, n as usize)
+            .map(|v| v.into_iter().filter(|m| m.seq < msg.seq).collect())
+            .unwrap_or_default()
+    }
+}
+
+impl ConversationHook for Bot {
+    fn customer_message(&self, conv: &Conversation, message: &Arc<Message>) {
+        if conv.status == ConversationStatus::Open && conv.bot_enabled {
+            self.enqueue(BotJob::Answer { conversation: Box::new(conv.clone()), message: message.clone() });
+        }
+    }
+
+    fn escalated(&self, conv: &Arc<Conversation>) {
+        self.enqueue(BotJob::Assign(conv.clone()));
+    }
+}
+
+impl Worker for Bot {
+    const NAME: &'static str = "bot";
+    fn run(self: Arc<Self>) -> impl std::future::Future<Output = ()> + 'static {
+        self.work()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_requests_and_keywords_escalate() {
+        let cfg = AiConfig::default();
+        assert_eq!(escalation_trigger(&cfg, "Quiero hablar con un agente, por favor").map(|t| t.0), Some(EscalationReason::Explicit));
+        assert_eq!(escalation_trigger(&cfg, "can I talk to a person?").map(|t| t.0), Some(EscalationReason::Explicit));
+        assert_eq!(escalation_trigger(&cfg, "pásame con un ASESOR").map(|t| t.0), Some(EscalationReason::Keyword));
+        assert_eq!(escalation_trigger(&cfg, "¿tienen café?"), None);
+        // Whole words only: "agentes" or "humanidad" are not the keywords.
+        assert_eq!(escalation_trigger(&cfg, "la humanidad"), None);
+    }
+}

@@ -1,0 +1,163 @@
+//! The OpenAI-compatible responder: chat completions at a configurable base
+//! URL, with a timeout, a circuit breaker, and a bounded history. Whatever
+//! goes wrong, the caller falls back to the rules.
+
+use crate::knowledge::Answer;
+use crate::retry::Breaker;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use utalk_storage::model::{AuthorType, Message};
+
+/// Messages of history sent with a question, at most.
+pub const MAX_HISTORY: usize = 10;
+/// Characters of one history message sent, at most.
+pub const MAX_MESSAGE_CHARS: usize = 1_000;
+
+/// What the model is told.
+const SYSTEM_PROMPT: &str = "You are the customer-service assistant of a store, answering customers in chat. \
+Answer briefly, in the customer's language (Spanish or English). If you cannot help, or the customer asks for a person, \
+answer exactly ESCALATE.";
+
+/// Why the model gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// The breaker is open after repeated failures.
+    #[error("the model is failing; circuit open")]
+    CircuitOpen,
+    /// No API key is configured.
+    #[error("no API key is configured")]
+    NoKey,
+    /// No answer in time.
+    #[error("no answer within {0} ms")]
+    Timeout(u128),
+    /// The API failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The responder.
+pub struct OpenAi {
+    client: reqwest::Client,
+    api_key: Option<String>,
+    timeout: Duration,
+    breaker: Mutex<Breaker>,
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    choices: Vec<Choice>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ChoiceMessage,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+/// The chat messages sent for `question` after `history` (oldest first): bounded in count and length.
+pub fn request_messages(history: &[Message], question: &str) -> Vec<serde_json::Value> {
+    let mut out = vec![json!({"role": "system", "content": SYSTEM_PROMPT})];
+    let start = history.len().saturating_sub(MAX_HISTORY);
+    for m in &history[start..] {
+        let Some(text) = m.text.as_deref() else { continue };
+        let role = if m.author.kind == AuthorType::Customer { "user" } else { "assistant" };
+        out.push(json!({"role": role, "content": text.chars().take(MAX_MESSAGE_CHARS).collect::<String>()}));
+    }
+    out.push(json!({"role": "user", "content": question.chars().take(MAX_MESSAGE_CHARS).collect::<String>()}));
+    out
+}
+
+impl OpenAi {
+    /// A responder with `api_key` (none: every call fails over to the rules).
+    pub fn new(client: reqwest::Client, api_key: Option<String>, timeout: Duration, breaker: Breaker) -> OpenAi {
+        OpenAi { client, api_key, timeout, breaker: Mutex::new(breaker) }
+    }
+
+    /// Asks the model at `base_url` for an answer to `question`.
+    pub async fn answer(&self, base_url: &str, model: &str, history: &[Message], question: &str) -> Result<Answer, ModelError> {
+        let key = self.api_key.as_deref().ok_or(ModelError::NoKey)?;
+        if !self.breaker.lock().map(|mut b| b.allow(Instant::now())).unwrap_or(true) {
+            return Err(ModelError::CircuitOpen);
+        }
+        let result = self.call(key, base_url, model, history, question).await;
+        if let Ok(mut b) = self.breaker.lock() {
+            match &result {
+                Ok(_) => b.success(),
+                Err(_) => b.failure(Instant::now()),
+            }
+        }
+        result
+    }
+
+    async fn call(&self, key: &str, base_url: &str, model: &str, history: &[Message], question: &str) -> Result<Answer, ModelError> {
+        let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+        let body = json!({"model": model, "messages": request_messages(history, question), "temperature": 0.3, "max_tokens": 300});
+        let res = self.client.post(&url).bearer_auth(key).json(&body).timeout(self.timeout).send().await.map_err(|e| {
+            if e.is_timeout() {
+                ModelError::Timeout(self.timeout.as_millis())
+            } else {
+                ModelError::Failed(format!("request failed: {e}"))
+            }
+        })?;
+        let status = res.status();
+        if !status.is_success() {
+            return Err(ModelError::Failed(format!("HTTP {}", status.as_u16())));
+        }
+        let c: Completion = res.json().await.map_err(|e| {
+            if e.is_timeout() {
+                ModelError::Timeout(self.timeout.as_millis())
+            } else {
+                ModelError::Failed(format!("unreadable answer: {e}"))
+            }
+        })?;
+        let text = c.choices.into_iter().next().and_then(|c| c.message.content).map(|t| t.trim().to_string()).unwrap_or_default();
+        if text.is_empty() {
+            return Err(ModelError::Failed("empty answer".into()));
+        }
+        if text.trim_matches(|c: char| !c.is_alphanumeric()) == "ESCALATE" {
+            return Ok(Answer { text, intent: "model_escalate".into(), confidence: 0.0 });
+        }
+        Ok(Answer { text, intent: "model".into(), confidence: 0.8 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utalk_storage::model::{Author, Direction, MessageStatus};
+    use utalk_storage::Timestamp;
+    use uuid::Uuid;
+
+    #[test]
+    fn history_is_bounded_in_count_and_length() {
+        let history: Vec<Message> = (0..30)
+            .map(|i| Message {
+                id: Uuid::new_v4(),
+                conversation_id: Uuid::nil(),
+                seq: i + 1,
+                direction: Direction::Inbound,
+                author: Author { kind: if i % 2 == 0 { AuthorType::Customer } else { AuthorType::Bot }, id: None },
+                text: Some("x".repeat(5_000)),
+                media_id: None,
+                status: MessageStatus::Received,
+                provider_id: None,
+                created_at: Timestamp(0),
+                media: Vec::new(),
+                error_code: None,
+                error_message: None,
+                status_updated_at: None,
+            })
+            .collect();
+        let msgs = request_messages(&history, "hola");
+        assert_eq!(msgs.len(), 1 + MAX_HISTORY + 1);
+        assert!(msgs.iter().all(|m| m["content"].as_str().map_or(0, |s| s.chars().count()) <= SYSTEM_PROMPT.len().max(MAX_MESSAGE_CHARS)));
+        assert_eq!(msgs.last().map(|m| m["role"].clone()), Some(json!("user")));
+    }
+}

@@ -1,0 +1,129 @@
+//! The bot's settings and its runs.
+
+use crate::auth::principal::READERS;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use utalk_storage::model::{bot, AiConfig, AuditEvent, Provider, Role};
+use utalk_storage::{Batch, Timestamp};
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/ai/config", web::get().to(get)).route("/ai/config", web::put().to(put)).route("/ai/runs", web::get().to(runs));
+}
+
+/// Reads the bot's settings.
+#[utoipa::path(get, path = "/api/v1/ai/config", tag = "bot", responses((status = 200, body = AiConfig), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn get(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
+    who.require(READERS)?;
+    Ok(HttpResponse::Ok().json(&*state.bot.config()))
+}
+
+/// New bot settings; `version` is the version being replaced.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AiConfigUpdate {
+    /// The version these settings replace (from GET); another writer's change in between gives 409.
+    pub version: u64,
+    /// Whether the bot answers.
+    pub enabled: bool,
+    /// Escalate on low confidence and after maxBotTurns.
+    pub auto_escalate: bool,
+    /// Escalation words or phrases (at most 100, each 1–100 characters).
+    pub escalation_keywords: Vec<String>,
+    /// 0..1.
+    pub confidence_threshold: f64,
+    /// 1..100.
+    pub max_bot_turns: u32,
+    /// `rules` or `openai`.
+    pub provider: Provider,
+    /// Model name (1–100 characters).
+    pub model: String,
+    /// OpenAI-compatible base URL, http(s).
+    pub base_url: String,
+}
+
+fn validate(u: &AiConfigUpdate) -> Result<(), ApiError> {
+    let bad = |m: &str| Err(ApiError::invalid("validation_failed", m.to_string()));
+    if !(0.0..=1.0).contains(&u.confidence_threshold) {
+        return bad("confidenceThreshold must be between 0 and 1");
+    }
+    if !(1..=100).contains(&u.max_bot_turns) {
+        return bad("maxBotTurns must be between 1 and 100");
+    }
+    if u.escalation_keywords.len() > 100 || u.escalation_keywords.iter().any(|k| k.trim().is_empty() || k.chars().count() > 100) {
+        return bad("escalationKeywords: at most 100, each 1 to 100 characters");
+    }
+    if u.model.trim().is_empty() || u.model.chars().count() > 100 {
+        return bad("model must have 1 to 100 characters");
+    }
+    if !(u.base_url.starts_with("https://") || u.base_url.starts_with("http://")) || u.base_url.len() > 500 {
+        return bad("baseUrl must be an http(s) URL");
+    }
+    Ok(())
+}
+
+/// Replaces the bot's settings (admins); versioned and audited.
+#[utoipa::path(put, path = "/api/v1/ai/config", tag = "bot", request_body = AiConfigUpdate,
+    responses((status = 200, body = AiConfig), (status = 401), (status = 403), (status = 409, description = "version_conflict"), (status = 422)),
+    security(("bearer" = [])))]
+pub async fn put(state: web::Data<AppState>, who: Principal, body: web::Json<AiConfigUpdate>) -> Result<HttpResponse, ApiError> {
+    let (user, _) = who.require(&[Role::Admin])?;
+    let u = body.into_inner();
+    validate(&u)?;
+    let _guard = state.ai_config_lock.lock().await;
+    let current = bot::ai_config(&state.db)?;
+    if u.version != current.version {
+        return Err(ApiError::conflict(
+            "version_conflict",
+            format!("the settings are at version {}, not {}; read them again", current.version, u.version),
+        ));
+    }
+    let new = AiConfig {
+        version: current.version + 1,
+        enabled: u.enabled,
+        auto_escalate: u.auto_escalate,
+        escalation_keywords: u.escalation_keywords.into_iter().map(|k| k.trim().to_string()).collect(),
+        confidence_threshold: u.confidence_threshold,
+        max_bot_turns: u.max_bot_turns,
+        provider: u.provider,
+        model: u.model,
+        base_url: u.base_url,
+        updated_at: Timestamp::now(),
+        updated_by: user.to_string(),
+    };
+    let mut b = Batch::new();
+    bot::put_ai_config(&mut b, &new)?;
+    AuditEvent::new(user.to_string(), "ai_config.update", format!("version {}", new.version)).add_to(&mut b)?;
+    state.registry.writer().commit(b).await?;
+    tracing::info!(version = new.version, enabled = new.enabled, provider = new.provider.as_str(), "bot settings changed");
+    state.bot.use_config(new.clone());
+    Ok(HttpResponse::Ok().json(new))
+}
+
+/// Paging of bot runs.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunsQuery {
+    /// Runs finished at or after this RFC 3339 time (default: the last hour).
+    pub since: Option<String>,
+    /// Page size, 1..200 (default 50).
+    pub limit: Option<usize>,
+}
+
+/// Bot runs, oldest first: latency, intent, confidence, provider, outcome.
+#[utoipa::path(get, path = "/api/v1/ai/runs", tag = "bot", params(RunsQuery),
+    responses((status = 200, body = super::Page<utalk_storage::model::BotRun>), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn runs(state: web::Data<AppState>, who: Principal, q: web::Query<RunsQuery>) -> Result<HttpResponse, ApiError> {
+    who.require(READERS)?;
+    let since = match &q.since {
+        Some(s) => Timestamp::parse_rfc3339(s).ok_or_else(|| ApiError::bad_request("invalid_query", "since must be an RFC 3339 time"))?,
+        None => Timestamp(Timestamp::now().millis() - 3_600_000),
+    };
+    let limit = super::page_size(q.limit)?;
+    let items = bot::runs_since(&state.db, since, limit)?;
+    let next = (items.len() == limit).then(|| items.last().map(|r| Timestamp(r.finished_at.millis() + 1).to_rfc3339())).flatten();
+    Ok(HttpResponse::Ok().json(super::Page { items, next_cursor: next }))
+}
