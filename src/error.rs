@@ -127,6 +127,9 @@ impl From<ConversationError> for ApiError {
             ConversationError::MessageNotFound => ApiError::not_found("message"),
             ConversationError::MessagePending => ApiError::unavailable("message_pending", "the message is not durable yet; retry"),
             ConversationError::BotPaused => ApiError::conflict("bot_paused", "the bot is paused in this conversation"),
+            ConversationError::Closed => {
+                ApiError::conflict("conversation_closed", "the conversation is closed; a customer message reopens it")
+            }
             ConversationError::MessageIdConflict => {
                 ApiError::conflict("message_id_conflict", "messageId is already used in another conversation")
             }

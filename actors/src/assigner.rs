@@ -30,11 +30,21 @@ impl Assigner {
     /// Conversations assigned to `agent` that are not closed, counting up to `cap`.
     fn load(&self, agent: Uuid, cap: usize) -> usize {
         let filter = ConversationFilter { assignee_id: Some(agent), ..ConversationFilter::default() };
-        match conversation::list(&self.db, &filter, None, cap + 1) {
-            Ok((items, _)) => items.iter().filter(|c| c.status != ConversationStatus::Closed).count(),
-            Err(e) => {
-                tracing::error!(error = %e, "reading an agent's load failed");
-                usize::MAX
+        let mut open = 0;
+        let mut after = None;
+        loop {
+            match conversation::list(&self.db, &filter, after, 500) {
+                Ok((items, next)) => {
+                    open += items.iter().filter(|c| c.status != ConversationStatus::Closed).count();
+                    match next {
+                        Some(n) if open < cap => after = Some(n),
+                        _ => return open,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reading an agent's load failed");
+                    return usize::MAX;
+                }
             }
         }
     }
@@ -65,12 +75,15 @@ impl Assigner {
             if self.load(agent, self.capacity) >= self.capacity {
                 continue;
             }
-            let change = ConversationChange { assignee_id: Some(Some(agent)), ..ConversationChange::default() };
+            // Applied only if still escalated and unassigned when the actor gets it:
+            // a stale offer never moves or reopens anything.
+            let change = ConversationChange { assign_if_unassigned: Some(agent), ..ConversationChange::default() };
             return match self.registry.call(conv.id, change).await {
-                Ok(_) => {
+                Ok(c) if c.assignee_id == Some(agent) => {
                     tracing::info!(conversation = %conv.id, agent = %agent, "conversation assigned");
                     Some(agent)
                 }
+                Ok(_) => None,
                 Err(e) => {
                     tracing::warn!(conversation = %conv.id, error = %e, "assignment failed");
                     None

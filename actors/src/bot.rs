@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::mpsc;
 use utalk_storage::model::{
-    bot, message, AiConfig, Author, AuthorType, BotOutcome, BotRun, Conversation, ConversationStatus, Direction, EscalationReason, Message,
-    MessageStatus, Provider,
+    bot, conversation, message, AiConfig, Author, AuthorType, BotOutcome, BotRun, Conversation, ConversationFilter, ConversationStatus,
+    Direction, EscalationReason, Message, MessageStatus, Provider,
 };
 use utalk_storage::{Batch, Db, Timestamp};
 use uuid::Uuid;
@@ -43,6 +43,9 @@ const EXPLICIT: &[&str] = &[
     "speak to someone",
     "real person",
 ];
+
+/// How often waiting escalations are offered to the assigner again.
+const ASSIGN_SWEEP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Namespace of bot reply ids, derived from the message they answer.
 const REPLY_NAMESPACE: Uuid = Uuid::from_u128(0x2b7e_4f1a_9c3d_4e8b_a6f2_1d5c_7e9b_3a40);
@@ -74,6 +77,8 @@ pub struct BotStats {
     pub fallbacks: AtomicU64,
     /// Customer messages not answered because the queue was full.
     pub dropped: AtomicU64,
+    /// Answers or escalations that could not be stored.
+    pub failed: AtomicU64,
 }
 
 /// The bot and its queue.
@@ -87,6 +92,8 @@ pub struct Bot {
     rx: tokio::sync::Mutex<mpsc::Receiver<BotJob>>,
     workers: usize,
     assigner: OnceLock<Arc<Assigner>>,
+    /// Conversations with an assignment queued, so the sweep does not queue them twice.
+    assigning: std::sync::Mutex<std::collections::HashSet<Uuid>>,
     /// Counters.
     pub stats: BotStats,
 }
@@ -122,6 +129,7 @@ impl Bot {
             rx: tokio::sync::Mutex::new(rx),
             workers: workers.max(1),
             assigner: OnceLock::new(),
+            assigning: std::sync::Mutex::new(std::collections::HashSet::new()),
             stats: BotStats::default(),
         }))
     }
@@ -150,7 +158,47 @@ impl Bot {
         }
     }
 
+    /// Offers escalated conversations that wait unassigned to the assigner
+    /// again, for agents who came online or freed a slot since.
+    async fn sweep(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(ASSIGN_SWEEP);
+        loop {
+            tick.tick().await;
+            if self.assigner.get().is_none() {
+                continue;
+            }
+            let filter = ConversationFilter { status: Some(ConversationStatus::Escalated), ..ConversationFilter::default() };
+            let mut after = None;
+            loop {
+                match conversation::list(&self.db, &filter, after, 500) {
+                    Ok((items, next)) => {
+                        for c in items.into_iter().filter(|c| c.assignee_id.is_none()) {
+                            self.offer(Arc::new(c));
+                        }
+                        match next {
+                            Some(n) => after = Some(n),
+                            None => break,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "listing unassigned escalations failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues an assignment unless one for the same conversation is queued already.
+    fn offer(&self, conv: Arc<Conversation>) {
+        let fresh = self.assigning.lock().map(|mut q| q.insert(conv.id)).unwrap_or(true);
+        if fresh {
+            self.enqueue(BotJob::Assign(conv));
+        }
+    }
+
     async fn work(self: Arc<Self>) {
+        let sweep = self.clone().sweep();
         let workers = (0..self.workers).map(|_| {
             let me = self.clone();
             async move {
@@ -162,13 +210,16 @@ impl Bot {
                             if let Some(a) = me.assigner.get() {
                                 a.assign(&c).await;
                             }
+                            if let Ok(mut q) = me.assigning.lock() {
+                                q.remove(&c.id);
+                            }
                         }
                         None => return,
                     }
                 }
             }
         });
-        futures_util::future::join_all(workers).await;
+        futures_util::future::join(futures_util::future::join_all(workers), sweep).await;
     }
 
     /// Decides and acts on one customer message.
@@ -200,7 +251,8 @@ impl Bot {
                     }
                 }
             };
-            if cfg.auto_escalate && a.confidence < cfg.confidence_threshold {
+            if a.intent == "model_escalate" || (cfg.auto_escalate && a.confidence < cfg.confidence_threshold) {
+                // The model's own ESCALATE is never shown to the customer.
                 let detail = format!("{} at {:.2}", a.intent, a.confidence);
                 (Answer { text: knowledge.handoff(&text), ..a }, Some((EscalationReason::LowConfidence, Some(detail))))
             } else {
@@ -208,42 +260,53 @@ impl Bot {
             }
         };
         let reply_id = Uuid::new_v5(&REPLY_NAMESPACE, msg.id.as_bytes());
-        let req = AppendRequest {
-            message_id: reply_id,
-            author: Author { kind: AuthorType::Bot, id: None },
-            direction: Direction::Outbound,
-            text: Some(answer.text.clone()),
-            media_id: None,
-            status: MessageStatus::Sent,
-            provider_id: None,
-            media: Vec::new(),
-            extra: Batch::new(),
-        };
-        let mut outcome = match self.registry.call(conv.id, req).await {
-            Ok(_) => BotOutcome::Answered,
-            Err(ConversationError::BotPaused) => BotOutcome::Paused,
-            Err(e) => {
-                tracing::error!(conversation = %conv.id, error = %e, "storing the bot's answer failed");
-                BotOutcome::Failed
+        let reason = escalation.as_ref().map(|(r, _)| *r);
+        let outcome = match escalation {
+            // The hand-over message and the escalation are one write: no other
+            // bot answer can slip in between them.
+            Some((reason, detail)) => {
+                let handoff = Some((reply_id, answer.text.clone()));
+                let change = ConversationChange {
+                    escalate: Some(EscalateRequest { reason, detail, by: None, handoff }),
+                    ..ConversationChange::default()
+                };
+                match self.registry.call(conv.id, change).await {
+                    Ok(_) if matches!(message::locate(&self.db, reply_id), Ok(Some(_))) => BotOutcome::Escalated,
+                    // Someone escalated or closed it first: our hand-over was not needed.
+                    Ok(_) | Err(ConversationError::Closed) => BotOutcome::Paused,
+                    Err(e) => {
+                        tracing::error!(conversation = %conv.id, error = %e, "escalating failed");
+                        BotOutcome::Failed
+                    }
+                }
+            }
+            None => {
+                let req = AppendRequest {
+                    message_id: reply_id,
+                    author: Author { kind: AuthorType::Bot, id: None },
+                    direction: Direction::Outbound,
+                    text: Some(answer.text.clone()),
+                    media_id: None,
+                    status: MessageStatus::Sent,
+                    provider_id: None,
+                    media: Vec::new(),
+                    extra: Batch::new(),
+                };
+                match self.registry.call(conv.id, req).await {
+                    Ok(_) => BotOutcome::Answered,
+                    Err(ConversationError::BotPaused) => BotOutcome::Paused,
+                    Err(e) => {
+                        tracing::error!(conversation = %conv.id, error = %e, "storing the bot's answer failed");
+                        BotOutcome::Failed
+                    }
+                }
             }
         };
-        let reason = escalation.as_ref().map(|(r, _)| *r);
-        if let (BotOutcome::Answered, Some((reason, detail))) = (outcome, escalation) {
-            let change =
-                ConversationChange { escalate: Some(EscalateRequest { reason, detail, by: None }), ..ConversationChange::default() };
-            outcome = match self.registry.call(conv.id, change).await {
-                Ok(_) => BotOutcome::Escalated,
-                Err(e) => {
-                    tracing::error!(conversation = %conv.id, error = %e, "escalating failed");
-                    BotOutcome::Failed
-                }
-            };
-        }
         match outcome {
             BotOutcome::Answered => &self.stats.answered,
             BotOutcome::Escalated => &self.stats.escalated,
             BotOutcome::Paused => &self.stats.paused,
-            BotOutcome::Failed => &self.stats.dropped,
+            BotOutcome::Failed => &self.stats.failed,
         }
         .fetch_add(1, Ordering::Relaxed);
         let now = Timestamp::now();
@@ -284,7 +347,7 @@ impl ConversationHook for Bot {
     }
 
     fn escalated(&self, conv: &Arc<Conversation>) {
-        self.enqueue(BotJob::Assign(conv.clone()));
+        self.offer(conv.clone());
     }
 }
 

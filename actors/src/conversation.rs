@@ -69,6 +69,9 @@ pub enum ConversationError {
     /// A bot message for a conversation that is escalated, closed or has its bot paused.
     #[error("the bot is paused in this conversation")]
     BotPaused,
+    /// The change needs an open conversation (escalating a closed one).
+    #[error("the conversation is closed")]
+    Closed,
 }
 
 impl From<StoreError> for ConversationError {
@@ -204,6 +207,8 @@ pub struct ConversationChange {
     pub close: Option<crate::lifecycle::CloseRequest>,
     /// Ratings given.
     pub ratings: Vec<(RatingKind, u8, RatingSource)>,
+    /// Assign to this agent only if nobody is assigned and the conversation is escalated (automatic assignment).
+    pub assign_if_unassigned: Option<Uuid>,
 }
 
 /// A change to a stored message reported by its channel or the media fetcher.
@@ -389,6 +394,8 @@ enum Committed {
         messages: Vec<Arc<Message>>,
         outbox: bool,
         conversation: Option<(Arc<Conversation>, bool)>,
+        /// For a customer message the bot should see: the conversation right after it.
+        for_bot: Option<Box<Conversation>>,
     },
     MessageChanged {
         message: Arc<Message>,
@@ -576,7 +583,9 @@ impl ConversationActor {
         });
         let messages: Vec<Arc<Message>> = all.into_iter().map(Arc::new).collect();
         let id = messages[0].id;
-        let committed = Committed::Message { messages, outbox, conversation };
+        // A rating reply is not a question for the bot.
+        let for_bot = (messages[0].author.kind == AuthorType::Customer && fx.rating.is_none()).then(|| Box::new(conv.clone()));
+        let committed = Committed::Message { messages, outbox, conversation, for_bot };
         let ticket = self.submit(batch, committed, Waiter::Append { reply, created: true }, ctx);
         self.inflight_ids.insert(id, ticket);
     }
@@ -653,9 +662,18 @@ impl ConversationActor {
             return;
         };
         let now = Timestamp::now();
+        if change.escalate.is_some() && conv.status == ConversationStatus::Closed {
+            let _ = reply.send(Err(ConversationError::Closed));
+            return;
+        }
         let mut new = conv.clone();
         if let Some(s) = change.status {
             new.status = s;
+        }
+        if let Some(a) = change.assign_if_unassigned {
+            if new.assignee_id.is_none() && new.status == ConversationStatus::Escalated {
+                new.assignee_id = Some(a);
+            }
         }
         if let Some(a) = change.assignee_id {
             new.assignee_id = a;
@@ -670,8 +688,17 @@ impl ConversationActor {
             return;
         }
         new.updated_at = now;
-        let mut follow: Vec<Message> =
-            fx.follow_ups.iter().enumerate().map(|(i, t)| system_message(self.id, *next_seq + i as u64, t, now)).collect();
+        let mut follow: Vec<Message> = Vec::new();
+        if let Some((id, text)) = &fx.handoff {
+            let mut m = system_message(self.id, *next_seq, text, now);
+            m.id = *id;
+            m.author = Author { kind: AuthorType::Bot, id: None };
+            follow.push(m);
+        }
+        for t in &fx.follow_ups {
+            let seq = *next_seq + follow.len() as u64;
+            follow.push(system_message(self.id, seq, t, now));
+        }
         let built = messages_batch(&new, &mut follow, &self.deps.outbox).and_then(|(mut b, outbox)| {
             b.extend(conversation::put_batch(Some(conv), &new)?);
             if let Some(e) = &fx.escalation {
@@ -756,7 +783,7 @@ impl ConversationActor {
             };
             let mut events = Vec::with_capacity(1);
             match &entry.committed {
-                Committed::Message { messages, outbox, conversation } => {
+                Committed::Message { messages, outbox, conversation, for_bot } => {
                     self.inflight_ids.remove(&messages[0].id);
                     if *outbox {
                         self.deps.outbox.notify();
@@ -765,10 +792,8 @@ impl ConversationActor {
                         events.push(ConversationEvent::ConversationUpdated(c.clone()));
                     }
                     events.extend(messages.iter().map(|m| ConversationEvent::MessageNew(m.clone())));
-                    if let (Some(hook), Phase::Ready { conv, .. }) = (self.deps.hook.get(), &self.phase) {
-                        if messages[0].author.kind == AuthorType::Customer {
-                            hook.customer_message(conv, &messages[0]);
-                        }
+                    if let (Some(hook), Some(conv)) = (self.deps.hook.get(), for_bot) {
+                        hook.customer_message(conv, &messages[0]);
                     }
                 }
                 Committed::MessageChanged { message: m, status, media } => {

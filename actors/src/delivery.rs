@@ -32,7 +32,9 @@ use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use utalk_storage::model::{media, message, outbox, MediaStatus, MessageStatus, OutboxEntry, Outcome};
+use utalk_storage::model::{
+    conversation, media, message, outbox, AuthorType, ConversationStatus, MediaStatus, MessageStatus, OutboxEntry, Outcome,
+};
 use utalk_storage::{Batch, Db, Timestamp};
 
 /// How the delivery actor retries.
@@ -192,6 +194,11 @@ impl Delivery {
                 return true;
             }
         }
+        if let Some(why) = self.bot_silenced(&entry) {
+            // The conversation went to people before this bot answer could leave.
+            self.settle(&entry, outcome(MessageStatus::Failed, None, Some(("bot_paused".into(), why)))).await;
+            return true;
+        }
         let media_urls = match self.media_urls(&entry) {
             Ok(u) => u,
             Err(MediaProblem::NotYet(why)) => {
@@ -252,6 +259,18 @@ impl Delivery {
                 self.settle(entry, outcome(MessageStatus::Failed, None, Some(("delivery_gave_up".into(), why)))).await;
             }
         }
+    }
+
+    /// Why a bot message must not go out: its conversation is escalated,
+    /// closed or has its bot off (as durably stored).
+    fn bot_silenced(&self, entry: &OutboxEntry) -> Option<String> {
+        let m = message::get(&self.db, entry.conversation_id, entry.seq).ok().flatten()?;
+        if m.author.kind != AuthorType::Bot {
+            return None;
+        }
+        let c = conversation::get(&self.db, entry.conversation_id).ok().flatten()?;
+        (c.status != ConversationStatus::Open || !c.bot_enabled)
+            .then(|| format!("the conversation is {} with the bot paused; the bot's answer was not sent", c.status.as_str()))
     }
 
     /// The message's provider id, when a status callback already brought it.

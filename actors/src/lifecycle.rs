@@ -21,10 +21,19 @@ pub fn rating_question(kind: RatingKind) -> &'static str {
     }
 }
 
-/// Reads a rating reply: the message is just a number in the question's range.
+/// Reads a rating reply: a short message that starts with a number in the
+/// question's range ("5", "5/5", "9 gracias"); anything else is not a rating.
 pub fn parse_rating(kind: RatingKind, text: Option<&str>) -> Option<u8> {
-    let t = text?.trim().trim_end_matches(['.', '!']);
-    let n: u8 = t.parse().ok()?;
+    let t = text?.trim();
+    if t.chars().count() > 24 {
+        return None;
+    }
+    let digits: String = t.chars().take_while(char::is_ascii_digit).collect();
+    let rest = &t[digits.len()..];
+    if rest.starts_with(|c: char| c.is_alphanumeric()) {
+        return None;
+    }
+    let n: u8 = digits.parse().ok()?;
     kind.range().contains(&n).then_some(n)
 }
 
@@ -61,6 +70,7 @@ pub fn on_append(conv: &Conversation, author: AuthorType, text: Option<&str>, no
             let mut c = conv.clone();
             c.first_agent_reply_at = Some(now);
             fx.conversation = Some(c);
+            fx.publish = true;
         }
         AuthorType::Customer => {
             if let Some(kind) = conv.awaiting_rating {
@@ -82,12 +92,18 @@ pub fn on_append(conv: &Conversation, author: AuthorType, text: Option<&str>, no
                 }
             }
             if conv.status == ConversationStatus::Closed {
+                // A new contact: the bot answers first again, and the times of
+                // this contact start afresh.
                 let mut c = conv.clone();
                 c.status = ConversationStatus::Open;
                 c.bot_enabled = true;
                 c.reopened += 1;
                 c.closed_at = None;
                 c.awaiting_rating = None;
+                c.bot_turns = 0;
+                c.escalated_at = None;
+                c.first_agent_reply_at = None;
+                c.assignee_id = None;
                 c.updated_at = now;
                 fx.conversation = Some(c);
                 fx.publish = true;
@@ -114,6 +130,9 @@ pub struct EscalateRequest {
     pub detail: Option<String>,
     /// Staff user, for manual escalations.
     pub by: Option<Uuid>,
+    /// The bot's hand-over message (id, text), stored in the same write
+    /// as the escalation, and only if the conversation was still the bot's.
+    pub handoff: Option<(Uuid, String)>,
 }
 
 /// A close to apply.
@@ -136,6 +155,8 @@ pub struct ChangeEffects {
     pub ratings: Vec<Rating>,
     /// System messages to append.
     pub follow_ups: Vec<String>,
+    /// The bot's hand-over message, appended before the follow-ups.
+    pub handoff: Option<(Uuid, String)>,
 }
 
 /// Applies an escalation, a close and ratings to `c` (whose last stored seq is `last_seq`).
@@ -147,8 +168,11 @@ pub fn apply_lifecycle(
     last_seq: u64,
     now: Timestamp,
 ) -> ChangeEffects {
-    let mut fx = ChangeEffects { escalation: None, ratings: Vec::new(), follow_ups: Vec::new() };
+    let mut fx = ChangeEffects { escalation: None, ratings: Vec::new(), follow_ups: Vec::new(), handoff: None };
     if let Some(e) = escalate {
+        if c.status == ConversationStatus::Open && c.bot_enabled {
+            fx.handoff = e.handoff.clone();
+        }
         // Escalated with the bot still on is repaired by escalating again.
         c.bot_enabled = false;
         if c.status != ConversationStatus::Escalated {
@@ -204,7 +228,7 @@ mod tests {
         assert_eq!(on_append(&c, AuthorType::Bot, Some("hola"), Timestamp(1)).unwrap().conversation.unwrap().bot_turns, 1);
         apply_lifecycle(
             &mut c,
-            Some(&EscalateRequest { reason: EscalationReason::Manual, detail: None, by: None }),
+            Some(&EscalateRequest { reason: EscalationReason::Manual, detail: None, by: None, handoff: None }),
             None,
             &[],
             3,
@@ -219,13 +243,20 @@ mod tests {
     #[test]
     fn escalation_is_recorded_once_with_the_last_seq() {
         let mut c = conv();
-        let req = EscalateRequest { reason: EscalationReason::Keyword, detail: Some("agente".into()), by: None };
+        let req = EscalateRequest {
+            reason: EscalationReason::Keyword,
+            detail: Some("agente".into()),
+            by: None,
+            handoff: Some((Uuid::nil(), "h".into())),
+        };
         let fx = apply_lifecycle(&mut c, Some(&req), None, &[], 7, Timestamp(10));
         let e = fx.escalation.unwrap();
         assert_eq!(e.after_seq, 7);
+        assert!(fx.handoff.is_some(), "the bot still had the conversation");
         assert_eq!(c.status, ConversationStatus::Escalated);
         assert!(!c.bot_enabled);
-        assert!(apply_lifecycle(&mut c, Some(&req), None, &[], 9, Timestamp(11)).escalation.is_none());
+        let again = apply_lifecycle(&mut c, Some(&req), None, &[], 9, Timestamp(11));
+        assert!(again.escalation.is_none() && again.handoff.is_none());
     }
 
     #[test]
@@ -246,6 +277,10 @@ mod tests {
         assert_eq!(reopened.reopened, 1);
         assert!(reopened.bot_enabled);
         assert_eq!(parse_rating(RatingKind::Csat, Some("6")), None);
+        assert_eq!(parse_rating(RatingKind::Csat, Some("5/5")), Some(5));
+        assert_eq!(parse_rating(RatingKind::Nps, Some("9 gracias")), Some(9));
+        assert_eq!(parse_rating(RatingKind::Csat, Some("5pm está bien")), None);
+        assert_eq!(parse_rating(RatingKind::Csat, Some("3 cosas que quiero preguntar sobre mi pedido")), None);
         assert_eq!(parse_rating(RatingKind::Nps, Some("0")), Some(0));
     }
 

@@ -792,6 +792,7 @@ fn conversation_error(e: ConversationError) -> (&'static str, String) {
         ConversationError::MessageNotFound => "message_not_found",
         ConversationError::MessagePending => "message_pending",
         ConversationError::BotPaused => "bot_paused",
+        ConversationError::Closed => "conversation_closed",
         ConversationError::MessageIdConflict => "message_id_conflict",
         ConversationError::Overloaded => "overloaded",
         ConversationError::Write(_) => "storage_unavailable",

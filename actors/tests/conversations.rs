@@ -307,7 +307,7 @@ async fn no_bot_message_is_stored_after_an_escalation_that_raced_it() {
             ..text(Uuid::new_v4(), "¡Hola!")
         };
         let escalate = ConversationChange {
-            escalate: Some(EscalateRequest { reason: EscalationReason::Manual, detail: None, by: None }),
+            escalate: Some(EscalateRequest { reason: EscalationReason::Manual, detail: None, by: None, handoff: None }),
             ..ConversationChange::default()
         };
         let (r1, r2) = (f.registry.clone(), f.registry.clone());

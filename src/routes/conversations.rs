@@ -5,8 +5,11 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
+use utalk_actors::lifecycle::{CloseRequest, EscalateRequest};
 use utalk_actors::ConversationChange;
-use utalk_storage::model::{conversation, message, user, Channel, Conversation, ConversationFilter, ConversationStatus, Customer};
+use utalk_storage::model::{
+    conversation, message, user, Channel, Conversation, ConversationFilter, ConversationStatus, Customer, EscalationReason,
+};
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -166,7 +169,7 @@ pub async fn patch(
     id: web::Path<Uuid>,
     body: web::Json<PatchConversation>,
 ) -> Result<HttpResponse, ApiError> {
-    who.require(WRITERS)?;
+    let (user_id, _) = who.require(WRITERS)?;
     let id = id.into_inner();
     let body = body.into_inner();
     if body.status.is_none() && body.assignee_id.is_none() {
@@ -178,7 +181,19 @@ pub async fn patch(
             return Err(ApiError::invalid("unknown_assignee", "assigneeId cannot take conversations"));
         }
     }
-    let change = ConversationChange { status: body.status, assignee_id: body.assignee_id, ..Default::default() };
+    // Escalating or closing by PATCH goes through the same rules as the
+    // dedicated routes: the bot paused and an escalation record, or the close
+    // fields (without the rating question).
+    let (status, escalate, close) = match body.status {
+        Some(ConversationStatus::Escalated) => {
+            (None, Some(EscalateRequest { reason: EscalationReason::Manual, detail: None, by: Some(user_id), handoff: None }), None)
+        }
+        Some(ConversationStatus::Closed) => {
+            (None, None, Some(CloseRequest { resolution: "closed".into(), first_contact_resolution: None, ask_rating: false }))
+        }
+        other => (other, None, None),
+    };
+    let change = ConversationChange { status, assignee_id: body.assignee_id, escalate, close, ..Default::default() };
     let updated = state.registry.call(id, change).await?;
     Ok(HttpResponse::Ok().json(view(&state, (*updated).clone())?))
 }

@@ -43,7 +43,7 @@ pub async fn escalate(
         return Err(ApiError::invalid("validation_failed", "reason must have at most 500 characters"));
     }
     let change = ConversationChange {
-        escalate: Some(EscalateRequest { reason: EscalationReason::Manual, detail: reason, by: Some(user) }),
+        escalate: Some(EscalateRequest { reason: EscalationReason::Manual, detail: reason, by: Some(user), handoff: None }),
         ..ConversationChange::default()
     };
     let c = state.registry.call(id.into_inner(), change).await?;

@@ -40,6 +40,8 @@ async fn conversations_are_created_read_patched_and_filtered() {
     assert_eq!(r.status(), 200);
     let p: Value = r.json().await.unwrap();
     assert_eq!(p["status"], "escalated");
+    assert_eq!(p["botEnabled"], false);
+    assert!(p["escalatedAt"].is_string());
     assert_eq!(p["assigneeId"], agent_id.as_str());
     s.http
         .patch(s.url(&format!("/api/v1/conversations/{}", ids[2])))
@@ -56,8 +58,9 @@ async fn conversations_are_created_read_patched_and_filtered() {
     assert_eq!(by_assignee["items"].as_array().unwrap().len(), 1);
     let open: Value = s.get_json("/api/v1/conversations?status=open&botEnabled=true", &admin).await;
     assert_eq!(open["items"].as_array().unwrap().len(), 3);
+    // Escalating and closing by PATCH pause the bot, as the dedicated routes do.
     let bot_off: Value = s.get_json("/api/v1/conversations?botEnabled=false", &admin).await;
-    assert_eq!(bot_off["items"].as_array().unwrap().len(), 0);
+    assert_eq!(bot_off["items"].as_array().unwrap().len(), 2);
 
     // Unassigning with null moves it out of the assignee index.
     s.http

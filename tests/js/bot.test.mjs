@@ -67,6 +67,10 @@ before(async () => {
     UTALK_BOT__BREAKER_FAILURES: "3",
     UTALK_BOT__BREAKER_COOLDOWN_SECS: "60",
     UTALK_AUTH__WIDGET_SESSIONS_PER_IP_PER_MINUTE: "1000",
+    UTALK_DELIVERY__BACKOFF_BASE_MS: "50",
+    UTALK_DELIVERY__BACKOFF_MAX_MS: "200",
+    UTALK_DELIVERY__MAX_ATTEMPTS: "1000",
+    UTALK_DELIVERY__BREAKER_FAILURES: "1000",
   });
   admin = await server.login(ADMIN);
   agent = await server.login(AGENT);
@@ -336,4 +340,62 @@ test("ratings over REST and the widget event are checked; force-pause-bot repair
   assert.ok(fp.body.checked >= 1);
   const denied = await server.api("POST", "/api/v1/conversations/force-pause-bot", { token: agent.accessToken });
   assert.equal(denied.status, 403);
+});
+
+test("an escalation that found no agent online goes to the first agent who connects", async () => {
+  // A server of its own: earlier tests leave escalations waiting ahead of this one.
+  const srv = await startServer({});
+  try {
+    const adm = await srv.login(ADMIN);
+    const ag = await srv.login(AGENT);
+    const w = await srv.api("POST", "/api/v1/widget/sessions", { body: { name: "Waiting" } });
+    const conv = w.body.conversationId;
+    const esc = await srv.api("POST", `/api/v1/conversations/${conv}/escalate`, { token: adm.accessToken, body: { reason: "nobody online" } });
+    assert.equal(esc.status, 200);
+    await sleep(300);
+    assert.equal((await srv.api("GET", `/api/v1/conversations/${conv}`, { token: adm.accessToken })).body.assigneeId, null);
+    const socket = io(srv.base, { auth: { token: ag.accessToken }, transports: ["websocket"] });
+    await once(socket, "connect");
+    const c = await until(async () => {
+      const c = (await srv.api("GET", `/api/v1/conversations/${conv}`, { token: adm.accessToken })).body;
+      return c.assigneeId && c;
+    }, "assignment after the agent came online", 15000);
+    assert.equal(c.assigneeId, ag.user.id);
+    // Closed conversations cannot be escalated; PATCH to escalated goes through the same rules.
+    await srv.api("POST", `/api/v1/conversations/${conv}/close`, { token: ag.accessToken, body: { resolution: "done", askRating: false } });
+    const again = await srv.api("POST", `/api/v1/conversations/${conv}/escalate`, { token: ag.accessToken, body: {} });
+    assert.equal(again.status, 409);
+    assert.equal(again.body.error.code, "conversation_closed");
+    const w2 = await srv.api("POST", "/api/v1/widget/sessions", { body: { name: "Patched" } });
+    const p = await srv.api("PATCH", `/api/v1/conversations/${w2.body.conversationId}`, { token: ag.accessToken, body: { status: "escalated" } });
+    assert.equal(p.body.status, "escalated");
+    assert.equal(p.body.botEnabled, false);
+    assert.ok(p.body.escalatedAt);
+    socket.disconnect();
+  } finally {
+    await srv.stop();
+  }
+});
+
+test("a bot answer still in the WhatsApp outbox is not sent once the conversation is escalated", async () => {
+  const number = phone();
+  fake.fallback = "503";
+  try {
+    const attempts = fake.attempts.length;
+    await customerSays(number, "Hola");
+    const conv = await until(() => conversationOf(number), "conversation");
+    await until(() => fake.attempts.slice(attempts).some((a) => /^¡Hola!/.test(a.body || "")), "the bot's answer tried and failing");
+    const esc = await server.api("POST", `/api/v1/conversations/${conv.id}/escalate`, { token: agent.accessToken, body: { reason: "take over" } });
+    assert.equal(esc.status, 200);
+    fake.fallback = "ok";
+    const bot = await until(async () => {
+      const m = (await messagesOf(conv.id)).find((m) => m.author.type === "bot");
+      return m && m.status === "failed" && m;
+    }, "the held bot answer dropped");
+    assert.equal(bot.errorCode, "bot_paused");
+    await sleep(300);
+    assert.equal(fake.sent.filter((s) => s.to === `whatsapp:${number}`).length, 0, "nothing from the bot reached the customer");
+  } finally {
+    fake.fallback = "ok";
+  }
 });
