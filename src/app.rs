@@ -189,6 +189,7 @@ impl Application {
             inbound: Arc::new(crate::whatsapp::Inbound::default()),
             bot,
             ai_config_lock: tokio::sync::Mutex::new(()),
+            backup_lock: tokio::sync::Mutex::new(()),
         });
 
         let listener = TcpListener::bind(&config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
 use utalk_actors::{Durability, StoreWriter};
+use utalk_storage::backup::Backups;
 use utalk_storage::model::Role;
 
 /// utalk: customer conversations over live chat and WhatsApp, with a bot, agents and stores.
@@ -32,6 +33,33 @@ pub enum Command {
     /// Manages staff users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Takes, lists, verifies and restores backups.
+    #[command(subcommand)]
+    Backup(BackupCommand),
+}
+
+/// `utalk backup …`
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Takes a backup now (the server must be stopped; while it runs, use POST /api/v1/admin/backups).
+    Create,
+    /// Lists the backups.
+    List,
+    /// Verifies one backup, or all.
+    Verify {
+        /// The backup to verify (default: all).
+        #[arg(long)]
+        backup_id: Option<u32>,
+    },
+    /// Restores a backup into a new data directory; start the server on it with --data-dir.
+    Restore {
+        /// The backup (default: the latest).
+        #[arg(long)]
+        backup_id: Option<u32>,
+        /// The new data directory (must not exist or be empty).
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 /// `utalk serve`
@@ -86,7 +114,62 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until_stopped().await
         }),
         Command::User(cmd) => actix_web::rt::System::new().block_on(user_command(config, cmd)),
+        Command::Backup(cmd) => backup_command(&config, cmd),
     }
+}
+
+fn backup_command(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
+    let backups = Backups::new(config.backup_dir());
+    let mut progress = |step: &str| eprintln!("utalk backup: {step}");
+    match cmd {
+        BackupCommand::Create => {
+            let db =
+                open_db(config).with_context(|| "the server holds the data directory: use POST /api/v1/admin/backups while it runs")?;
+            let started = std::time::Instant::now();
+            let b = backups.create(&db, &config.data_dir.join("media"), &mut progress)?;
+            println!(
+                "backup {} taken and verified: {} files, {} bytes, in {:.1} s, in {}",
+                b.id,
+                b.files,
+                b.size,
+                started.elapsed().as_secs_f64(),
+                backups.dir().display()
+            );
+        }
+        BackupCommand::List => {
+            let list = backups.list()?;
+            if list.is_empty() {
+                println!("no backups in {}", backups.dir().display());
+            }
+            for b in list {
+                println!("{}\t{}\t{} files\t{} bytes", b.id, b.created_at.to_rfc3339(), b.files, b.size);
+            }
+        }
+        BackupCommand::Verify { backup_id } => {
+            let ids: Vec<u32> = match backup_id {
+                Some(i) => vec![i],
+                None => backups.list()?.into_iter().map(|b| b.id).collect(),
+            };
+            if ids.is_empty() {
+                bail!("no backups in {}", backups.dir().display());
+            }
+            for id in ids {
+                backups.verify(id).with_context(|| format!("backup {id} failed verification"))?;
+                println!("backup {id}: ok");
+            }
+        }
+        BackupCommand::Restore { backup_id, to } => {
+            let started = std::time::Instant::now();
+            let id = backups.restore(backup_id, &to, &mut progress)?;
+            println!(
+                "restored backup {id} into {} in {:.1} s; start the server with --data-dir {}",
+                to.display(),
+                started.elapsed().as_secs_f64(),
+                to.display()
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn user_command(config: Config, cmd: UserCommand) -> anyhow::Result<()> {

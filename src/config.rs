@@ -94,6 +94,27 @@ pub struct Config {
     pub openai_api_key: Option<Secret>,
     /// The bot and agent assignment.
     pub bot: BotSection,
+    /// Backups.
+    pub backup: BackupSection,
+}
+
+/// `[backup]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupSection {
+    /// Where backups go; default: beside the data directory, `<data_dir>-backups`.
+    pub dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// The backup directory.
+    pub fn backup_dir(&self) -> PathBuf {
+        if let Some(d) = &self.backup.dir {
+            return d.clone();
+        }
+        let name = self.data_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
+        self.data_dir.with_file_name(format!("{name}-backups"))
+    }
 }
 
 /// `[bot]`
@@ -329,6 +350,7 @@ impl Default for Config {
             delivery: DeliverySection::default(),
             openai_api_key: None,
             bot: BotSection::default(),
+            backup: BackupSection::default(),
         }
     }
 }
@@ -407,7 +429,7 @@ const STRING_KEYS: &[&str] = &[
 ];
 
 /// Sections of the file, settable as `UTALK_SECTION__KEY`.
-const SECTIONS: &[&str] = &["store", "conversations", "http", "auth", "socket", "media", "delivery", "bot"];
+const SECTIONS: &[&str] = &["store", "conversations", "http", "auth", "socket", "media", "delivery", "bot", "backup"];
 
 impl Config {
     /// Loads defaults, then `file`, then `UTALK_*` variables from `env`.

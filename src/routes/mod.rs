@@ -2,6 +2,7 @@
 
 pub mod ai;
 pub mod auth;
+pub mod backups;
 pub mod conversations;
 pub mod health;
 pub mod lifecycle;
@@ -35,6 +36,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
                 .configure(media::configure)
                 .configure(outbox::configure)
                 .configure(ai::configure)
+                .configure(backups::configure)
                 .configure(openapi::configure),
         )
         .configure(health::configure)

@@ -117,6 +117,11 @@ impl Db {
         Ok(db)
     }
 
+    /// The engine, for backups.
+    pub(crate) fn raw(&self) -> &DB {
+        &self.inner
+    }
+
     /// The data directory.
     pub fn path(&self) -> &Path {
         &self.path

@@ -11,6 +11,8 @@
 pub mod group_commit;
 
 #[cfg(not(loom))]
+pub mod backup;
+#[cfg(not(loom))]
 mod batch;
 #[cfg(not(loom))]
 pub mod codec;

@@ -3,7 +3,6 @@
 use crate::helpers::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[tokio::test]
@@ -17,43 +16,10 @@ async fn every_acknowledged_message_survives_sigkill_under_load() {
     for _ in 0..4 {
         convs.push(s.create_conversation(&agent).await);
     }
-    // message id → (conversation, seq) of every 201/200 the clients got.
-    let acked: Arc<Mutex<HashMap<String, (String, u64)>>> = Arc::default();
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for c in 0..8 {
-        let (http, base, agent, conv, acked, stop) =
-            (s.http.clone(), s.base.clone(), agent.clone(), convs[c % convs.len()].clone(), acked.clone(), stop.clone());
-        clients.push(tokio::spawn(async move {
-            let mut sent = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let id = uuid::Uuid::new_v4().to_string();
-                let r = http
-                    .post(format!("{base}/api/v1/conversations/{conv}/messages"))
-                    .bearer_auth(&agent)
-                    .json(&json!({"messageId": id, "text": format!("client {c}")}))
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status().is_success() => {
-                        if let Ok(v) = r.json::<Value>().await {
-                            acked.lock().unwrap().insert(id, (conv.clone(), v["seq"].as_u64().unwrap()));
-                            sent += 1;
-                        }
-                    }
-                    _ => break,
-                }
-            }
-            sent
-        }));
-    }
+    let load = Load::start(&s, &agent, &convs, 8);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     s.kill();
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
-    let acked = acked.lock().unwrap().clone();
+    let acked = load.stop().await;
     assert!(acked.len() > 50, "too little load before the kill: {}", acked.len());
 
     let s = TestServer::start_on(&data, &[]).await;

@@ -170,3 +170,61 @@ impl Drop for TestServer {
         let _ = self.child.wait();
     }
 }
+
+/// Clients sending messages as fast as they are answered, recording every acknowledgement.
+pub struct Load {
+    /// message id → (conversation, seq) of every 201/200 the clients got.
+    pub acked: Arc<Mutex<std::collections::HashMap<String, (String, u64)>>>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    /// Starts `n` clients spread over `convs`.
+    pub fn start(s: &TestServer, token: &str, convs: &[String], n: usize) -> Load {
+        let acked: Arc<Mutex<std::collections::HashMap<String, (String, u64)>>> = Arc::default();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients = (0..n)
+            .map(|c| {
+                let (http, base, token, conv, acked, stop) =
+                    (s.http.clone(), s.base.clone(), token.to_string(), convs[c % convs.len()].clone(), acked.clone(), stop.clone());
+                tokio::spawn(async move {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let id = uuid::Uuid::new_v4().to_string();
+                        let r = http
+                            .post(format!("{base}/api/v1/conversations/{conv}/messages"))
+                            .bearer_auth(&token)
+                            .json(&json!({"messageId": id, "text": format!("client {c}")}))
+                            .send()
+                            .await;
+                        match r {
+                            Ok(r) if r.status().is_success() => {
+                                if let Ok(v) = r.json::<Value>().await {
+                                    if let Some(seq) = v["seq"].as_u64() {
+                                        acked.lock().unwrap().insert(id, (conv.clone(), seq));
+                                    }
+                                }
+                            }
+                            _ => break,
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { acked, stop, clients }
+    }
+
+    /// The acknowledgements so far.
+    pub fn snapshot(&self) -> std::collections::HashMap<String, (String, u64)> {
+        self.acked.lock().unwrap().clone()
+    }
+
+    /// Stops the clients and returns every acknowledgement.
+    pub async fn stop(self) -> std::collections::HashMap<String, (String, u64)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for c in self.clients {
+            let _ = c.await;
+        }
+        self.acked.lock().unwrap().clone()
+    }
+}
