@@ -23,6 +23,10 @@ use utalk_actors::retry::{Backoff, Breaker};
 use utalk_actors::signal::JobSignal;
 use utalk_actors::worker::WorkerActor;
 use utalk_actors::{LocalBroker, Registry, RegistryConfig, SocketConfig, SocketHub, StoreWriter};
+use utalk_schedules::backup::BackupTask;
+use utalk_schedules::retention::RetentionTask;
+use utalk_schedules::{JobSpec, Scheduler};
+use utalk_storage::backup::Backups;
 use utalk_storage::{Db, DbOptions};
 
 /// A built server, bound but not yet running.
@@ -119,6 +123,37 @@ async fn start_whatsapp(
     Ok((delivery, fetcher, media))
 }
 
+/// Starts the scheduled jobs.
+async fn start_jobs(config: &Config, db: &Db, writer: &StoreWriter) -> anyhow::Result<Arc<Scheduler>> {
+    let j = &config.jobs;
+    let day = 86_400;
+    let backup = BackupTask {
+        db: db.clone(),
+        backups: Backups::new(config.backup_dir()),
+        media: config.data_dir.join("media"),
+        keep: config.backup.keep,
+        max_age: Duration::from_secs(config.backup.max_age_days * day),
+    };
+    let retention = RetentionTask {
+        db: db.clone(),
+        writer: writer.clone(),
+        audit_max_age: Duration::from_secs(config.retention.audit_days * day),
+        job_runs_max_age: Duration::from_secs(config.retention.job_runs_days * day),
+        job_names: vec!["backup", "retention"],
+    };
+    let spec = |name, schedule: &String, task: Arc<dyn utalk_schedules::Task>| JobSpec {
+        name,
+        schedule: schedule.clone(),
+        retries: j.retries,
+        retry_delay: Duration::from_secs(j.retry_delay_secs),
+        task,
+    };
+    let specs = vec![spec("backup", &j.backup, Arc::new(backup)), spec("retention", &j.retention, Arc::new(retention))];
+    let scheduler = Scheduler::start(db.clone(), writer.clone(), specs).await.context("cannot start the scheduled jobs")?;
+    tracing::info!(backup = %j.backup, retention = %j.retention, backups = %config.backup_dir().display(), "scheduled jobs started");
+    Ok(scheduler)
+}
+
 /// Starts the bot's workers and hooks it to the conversations.
 fn start_bot(config: &Config, db: &Db, registry: &Registry, sockets: &Arc<SocketHub>) -> anyhow::Result<Arc<Bot>> {
     let path = config.bot.knowledge_file.clone().unwrap_or_else(|| config.data_dir.join("knowledge.toml"));
@@ -174,6 +209,7 @@ impl Application {
         };
         let sockets = SocketHub::new(socket_config, auth.clone(), registry.clone(), db.clone());
         let bot = start_bot(&config, &db, &registry, &sockets)?;
+        let scheduler = start_jobs(&config, &db, &writer).await?;
         let auth = web::Data::from(auth);
         let hub = web::Data::new(sockets.clone());
         let state = web::Data::new(AppState {
@@ -189,7 +225,7 @@ impl Application {
             inbound: Arc::new(crate::whatsapp::Inbound::default()),
             bot,
             ai_config_lock: tokio::sync::Mutex::new(()),
-            backup_lock: tokio::sync::Mutex::new(()),
+            scheduler,
         });
 
         let listener = TcpListener::bind(&config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -96,14 +96,65 @@ pub struct Config {
     pub bot: BotSection,
     /// Backups.
     pub backup: BackupSection,
+    /// Job schedules.
+    pub jobs: JobsSection,
+    /// Age limits of kept records.
+    pub retention: RetentionSection,
 }
 
 /// `[backup]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct BackupSection {
     /// Where backups go; default: beside the data directory, `<data_dir>-backups`.
     pub dir: Option<PathBuf>,
+    /// Most backups kept.
+    pub keep: usize,
+    /// Backups older than this many days are removed (the newest is always kept).
+    pub max_age_days: u64,
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        // 30 days of 15-minute backups.
+        Self { dir: None, keep: 2_880, max_age_days: 30 }
+    }
+}
+
+/// `[jobs]`: when each scheduled job runs, and how failures are retried.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsSection {
+    /// Cron (with seconds: `sec min hour day month weekday`) of the backup job.
+    pub backup: String,
+    /// Cron of the retention job.
+    pub retention: String,
+    /// Attempts after a failed one.
+    pub retries: u32,
+    /// Seconds between attempts.
+    pub retry_delay_secs: u64,
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        Self { backup: "0 */15 * * * *".into(), retention: "0 30 3 * * *".into(), retries: 2, retry_delay_secs: 30 }
+    }
+}
+
+/// `[retention]`: age limits of kept records.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Days audit records are kept (the system replaced kept them two years).
+    pub audit_days: u64,
+    /// Days job runs are kept.
+    pub job_runs_days: u64,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        Self { audit_days: 730, job_runs_days: 90 }
+    }
 }
 
 impl Config {
@@ -351,6 +402,8 @@ impl Default for Config {
             openai_api_key: None,
             bot: BotSection::default(),
             backup: BackupSection::default(),
+            jobs: JobsSection::default(),
+            retention: RetentionSection::default(),
         }
     }
 }
@@ -429,7 +482,7 @@ const STRING_KEYS: &[&str] = &[
 ];
 
 /// Sections of the file, settable as `UTALK_SECTION__KEY`.
-const SECTIONS: &[&str] = &["store", "conversations", "http", "auth", "socket", "media", "delivery", "bot", "backup"];
+const SECTIONS: &[&str] = &["store", "conversations", "http", "auth", "socket", "media", "delivery", "bot", "backup", "jobs", "retention"];
 
 impl Config {
     /// Loads defaults, then `file`, then `UTALK_*` variables from `env`.

@@ -36,6 +36,6 @@ pub struct AppState {
     pub bot: Arc<utalk_actors::bot::Bot>,
     /// Serialises changes of the bot settings (version check and write).
     pub ai_config_lock: tokio::sync::Mutex<()>,
-    /// One backup at a time.
-    pub backup_lock: tokio::sync::Mutex<()>,
+    /// Scheduled jobs.
+    pub scheduler: Arc<utalk_schedules::Scheduler>,
 }

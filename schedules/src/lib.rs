@@ -1,1 +1,14 @@
+//! utalk's recurring work: jobs fired by cron schedules (tokio-cron-scheduler),
+//! each run recorded in the store and visible over REST.
+//!
+//! - [`scheduler`]: runs jobs on their schedules and on demand, never two
+//!   runs of one job at once, retrying by policy, catching up a missed run
+//!   once after downtime.
+//! - [`backup`]: the backup job (take, verify, keep by age and count).
+//! - [`retention`]: removes audit records and job history past their age limits.
 
+pub mod backup;
+pub mod retention;
+pub mod scheduler;
+
+pub use scheduler::{JobSpec, JobView, RunError, Scheduler, Task};

@@ -5,8 +5,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use utalk_storage::backup::{BackupInfo, Backups};
-use utalk_storage::model::{AuditEvent, Role};
-use utalk_storage::Batch;
+use utalk_storage::model::{JobOutcome, Role};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/backups", web::get().to(list)).route("/admin/backups", web::post().to(create));
@@ -22,23 +21,23 @@ pub async fn list(state: web::Data<AppState>, who: Principal) -> Result<HttpResp
     Ok(HttpResponse::Ok().json(super::Page { items, next_cursor: None }))
 }
 
-/// Takes and verifies a backup now, while the server serves (admins).
+/// Takes and verifies a backup now, while the server serves (admins): runs the `backup` job.
 #[utoipa::path(post, path = "/api/v1/admin/backups", tag = "operations",
-    responses((status = 201, body = BackupInfo), (status = 401), (status = 403), (status = 503, description = "backup_failed")), security(("bearer" = [])))]
+    responses((status = 201, body = BackupInfo), (status = 401), (status = 403), (status = 409, description = "backup_running"),
+        (status = 503, description = "backup_failed")),
+    security(("bearer" = [])))]
 pub async fn create(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(&[Role::Admin])?;
-    // One backup at a time.
-    let _guard = state.backup_lock.lock().await;
+    let run = super::jobs::run_job(&state, user, "backup").await?;
+    match run.outcome {
+        JobOutcome::Ok => {}
+        JobOutcome::Skipped => return Err(ApiError::conflict("backup_running", "a backup is running now; try again when it ends")),
+        JobOutcome::Failed => {
+            return Err(ApiError::unavailable("backup_failed", format!("the backup failed: {}", run.error.unwrap_or_default())));
+        }
+    }
     let backups = Backups::new(state.config.backup_dir());
-    let db = state.db.clone();
-    let media = state.config.data_dir.join("media");
-    let b = web::block(move || backups.create(&db, &media, &mut |step| tracing::info!(step, "backup")))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|e| ApiError::unavailable("backup_failed", format!("the backup failed: {e}")))?;
-    let mut batch = Batch::new();
-    AuditEvent::new(user.to_string(), "backup.create", format!("backup {}", b.id)).add_to(&mut batch)?;
-    state.registry.writer().commit(batch).await?;
-    tracing::info!(backup = b.id, files = b.files, size = b.size, "backup taken and verified");
+    let latest = web::block(move || backups.list()).await.map_err(ApiError::internal)??.pop();
+    let b = latest.ok_or_else(|| ApiError::internal("a backup ran but none is listed"))?;
     Ok(HttpResponse::Created().json(b))
 }

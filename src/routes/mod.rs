@@ -5,6 +5,7 @@ pub mod auth;
 pub mod backups;
 pub mod conversations;
 pub mod health;
+pub mod jobs;
 pub mod lifecycle;
 pub mod media;
 pub mod messages;
@@ -37,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
                 .configure(outbox::configure)
                 .configure(ai::configure)
                 .configure(backups::configure)
+                .configure(jobs::configure)
                 .configure(openapi::configure),
         )
         .configure(health::configure)

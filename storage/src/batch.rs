@@ -37,6 +37,12 @@ impl Batch {
         self.ops.push(Op::Put { map, key, value });
         self
     }
+    /// Removes a raw key from `map` (keys read back from a scan).
+    pub fn delete_raw(&mut self, map: Map, key: Vec<u8>) -> &mut Self {
+        self.bytes += key.len();
+        self.ops.push(Op::Delete { map, key });
+        self
+    }
     /// Removes `key` from `map`.
     pub fn delete(&mut self, map: Map, key: Key) -> &mut Self {
         let key = key.into_bytes();

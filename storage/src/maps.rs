@@ -43,13 +43,15 @@ pub enum Map {
     BotRuns,
     /// `at_ms (8) · escalation_id (16) → Escalation`.
     Escalations,
-    /// `at_ms (8) · conversation_id (16) → Rating`.
+    /// `at_ms (8) · conversation_id (16) · kind (1) → Rating`.
     Ratings,
+    /// `job name (UTF-8) · started_ms (8) · run_id (16) → JobRun`.
+    JobRuns,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 19] = [
+    pub const ALL: [Map; 20] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -69,6 +71,7 @@ impl Map {
         Map::BotRuns,
         Map::Escalations,
         Map::Ratings,
+        Map::JobRuns,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -96,6 +99,7 @@ impl Map {
             Map::BotRuns => "bot_runs",
             Map::Escalations => "escalations",
             Map::Ratings => "ratings",
+            Map::JobRuns => "job_runs",
         }
     }
 

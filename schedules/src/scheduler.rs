@@ -1,0 +1,246 @@
+//! The scheduler: one supervised loop per job, fired by tokio-cron-scheduler.
+
+use futures_util::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_cron_scheduler::{Job, JobScheduler};
+use utalk_actors::StoreWriter;
+use utalk_storage::model::{job_run, JobOutcome, JobRun};
+use utalk_storage::{Batch, Db, Timestamp};
+use uuid::Uuid;
+
+/// What a job does; its figures are recorded with the run.
+pub trait Task: Send + Sync + 'static {
+    /// One attempt.
+    fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>>;
+}
+
+/// A job: name, schedule, retry policy and task.
+#[derive(Clone)]
+pub struct JobSpec {
+    /// Name (`backup`, `retention`, …).
+    pub name: &'static str,
+    /// Cron expression with seconds: `sec min hour day month weekday`.
+    pub schedule: String,
+    /// Attempts after a failed one.
+    pub retries: u32,
+    /// Wait between attempts.
+    pub retry_delay: Duration,
+    /// The work.
+    pub task: Arc<dyn Task>,
+}
+
+/// A job as operators see it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    /// Name.
+    pub name: String,
+    /// Cron expression (with seconds).
+    pub schedule: String,
+    /// Whether a run is going on now.
+    pub running: bool,
+    /// The latest run.
+    pub last_run: Option<JobRun>,
+    /// When it fires next.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub next_run_at: Option<Timestamp>,
+}
+
+/// Why a job could not be run now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RunError {
+    /// No job by that name.
+    #[error("no job named `{0}`")]
+    Unknown(String),
+    /// A bad schedule.
+    #[error("job `{name}`: schedule `{schedule}` is not a cron expression: {message}")]
+    BadSchedule {
+        /// Job.
+        name: String,
+        /// Expression.
+        schedule: String,
+        /// Parser's message.
+        message: String,
+    },
+    /// The scheduler could not start.
+    #[error("scheduler: {0}")]
+    Scheduler(String),
+}
+
+struct JobState {
+    spec: JobSpec,
+    cron: croner::Cron,
+    running: AtomicBool,
+}
+
+/// The running scheduler.
+pub struct Scheduler {
+    db: Db,
+    writer: StoreWriter,
+    jobs: Vec<Arc<JobState>>,
+    _inner: Mutex<Option<JobScheduler>>,
+}
+
+fn parse(spec: &JobSpec) -> Result<croner::Cron, RunError> {
+    let parser = croner::parser::CronParser::builder().seconds(croner::parser::Seconds::Required).build();
+    parser.parse(&spec.schedule).map_err(|e| RunError::BadSchedule {
+        name: spec.name.into(),
+        schedule: spec.schedule.clone(),
+        message: e.to_string(),
+    })
+}
+
+fn next_after(cron: &croner::Cron, t: Timestamp) -> Option<Timestamp> {
+    let from = chrono::DateTime::from_timestamp_millis(t.millis())?;
+    cron.find_next_occurrence(&from, false).ok().map(|d| Timestamp(d.timestamp_millis()))
+}
+
+impl Scheduler {
+    /// Checks every schedule, starts the cron ticks, and runs once now each job
+    /// that missed a scheduled run while the server was down.
+    pub async fn start(db: Db, writer: StoreWriter, specs: Vec<JobSpec>) -> Result<Arc<Scheduler>, RunError> {
+        let jobs = specs
+            .into_iter()
+            .map(|spec| Ok(Arc::new(JobState { cron: parse(&spec)?, spec, running: AtomicBool::new(false) })))
+            .collect::<Result<Vec<_>, RunError>>()?;
+        let sched = JobScheduler::new().await.map_err(|e| RunError::Scheduler(e.to_string()))?;
+        let me = Arc::new(Scheduler { db, writer, jobs, _inner: Mutex::new(None) });
+        for state in &me.jobs {
+            let (me2, state2) = (Arc::downgrade(&me), state.clone());
+            let job = Job::new_async(state.spec.schedule.as_str(), move |_id, _lock| {
+                let (me, state) = (me2.clone(), state2.clone());
+                Box::pin(async move {
+                    if let Some(me) = me.upgrade() {
+                        me.execute(&state, "schedule").await;
+                    }
+                })
+            })
+            .map_err(|e| RunError::Scheduler(e.to_string()))?;
+            sched.add(job).await.map_err(|e| RunError::Scheduler(e.to_string()))?;
+        }
+        sched.start().await.map_err(|e| RunError::Scheduler(e.to_string()))?;
+        if let Ok(mut g) = me._inner.lock() {
+            *g = Some(sched);
+        }
+        for state in &me.jobs {
+            if me.missed(state) {
+                let (me, state) = (me.clone(), state.clone());
+                tokio::spawn(async move {
+                    tracing::info!(job = state.spec.name, "a scheduled run was missed while the server was down; running it once now");
+                    me.execute(&state, "catch_up").await;
+                });
+            }
+        }
+        Ok(me)
+    }
+
+    /// Whether a scheduled time passed since the last run (one catch-up covers any number missed).
+    fn missed(&self, state: &JobState) -> bool {
+        match job_run::last(&self.db, state.spec.name) {
+            Ok(Some(last)) => next_after(&state.cron, last.started_at).is_some_and(|t| t <= Timestamp::now()),
+            // Never run: a fresh database has nothing to catch up.
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!(job = state.spec.name, error = %e, "reading the last run failed");
+                false
+            }
+        }
+    }
+
+    /// Every job with its last run.
+    pub fn jobs(&self) -> Vec<JobView> {
+        self.jobs
+            .iter()
+            .map(|s| JobView {
+                name: s.spec.name.into(),
+                schedule: s.spec.schedule.clone(),
+                running: s.running.load(Ordering::Relaxed),
+                last_run: job_run::last(&self.db, s.spec.name).ok().flatten(),
+                next_run_at: next_after(&s.cron, Timestamp::now()),
+            })
+            .collect()
+    }
+
+    /// Runs job `name` now and returns its run (`skipped` if it is running already).
+    pub async fn run_now(&self, name: &str) -> Result<JobRun, RunError> {
+        let state = self.jobs.iter().find(|s| s.spec.name == name).ok_or_else(|| RunError::Unknown(name.into()))?;
+        Ok(self.execute(state, "manual").await)
+    }
+
+    /// One run: never overlapping itself, retried by policy, recorded.
+    async fn execute(&self, state: &JobState, trigger: &str) -> JobRun {
+        let started_at = Timestamp::now();
+        let mut run = JobRun {
+            id: Uuid::now_v7(),
+            name: state.spec.name.into(),
+            trigger: trigger.into(),
+            started_at,
+            finished_at: started_at,
+            outcome: JobOutcome::Skipped,
+            attempts: 0,
+            figures: BTreeMap::new(),
+            error: None,
+        };
+        if state.running.swap(true, Ordering::AcqRel) {
+            tracing::warn!(job = state.spec.name, trigger, "previous run still going; this one is skipped");
+            run.error = Some("the previous run was still going".into());
+            self.record(&run).await;
+            return run;
+        }
+        loop {
+            run.attempts += 1;
+            match state.spec.task.run().await {
+                Ok(figures) => {
+                    run.outcome = JobOutcome::Ok;
+                    run.figures = figures;
+                    run.error = None;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(job = state.spec.name, attempt = run.attempts, error = %e, "job attempt failed");
+                    run.outcome = JobOutcome::Failed;
+                    run.error = Some(e);
+                    if run.attempts > state.spec.retries {
+                        break;
+                    }
+                    tokio::time::sleep(state.spec.retry_delay).await;
+                }
+            }
+        }
+        state.running.store(false, Ordering::Release);
+        run.finished_at = Timestamp::now();
+        tracing::info!(job = state.spec.name, trigger, outcome = ?run.outcome, attempts = run.attempts, ms = run.finished_at.millis() - started_at.millis(), "job run");
+        self.record(&run).await;
+        run
+    }
+
+    async fn record(&self, run: &JobRun) {
+        let mut b = Batch::new();
+        let built = job_run::put(&mut b, run).map(|_| b);
+        self.writer.commit_or_log(built, "recording a job run").await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_need_seconds_and_compute_the_next_time() {
+        let spec = |s: &str| JobSpec { name: "t", schedule: s.into(), retries: 0, retry_delay: Duration::ZERO, task: Arc::new(Nothing) };
+        let c = parse(&spec("0 */15 * * * *")).expect("valid");
+        let t = Timestamp::parse_rfc3339("2026-11-23T10:07:00Z").expect("time");
+        assert_eq!(next_after(&c, t).map(|t| t.to_rfc3339()), Some("2026-11-23T10:15:00.000Z".into()));
+        assert!(matches!(parse(&spec("every minute")), Err(RunError::BadSchedule { .. })));
+    }
+
+    struct Nothing;
+    impl Task for Nothing {
+        fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
+            Box::pin(async { Ok(BTreeMap::new()) })
+        }
+    }
+}

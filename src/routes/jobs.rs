@@ -1,0 +1,60 @@
+//! Scheduled jobs for operators: their schedules and last runs, and running one now.
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use utalk_schedules::{JobView, RunError};
+use utalk_storage::model::{AuditEvent, JobOutcome, JobRun, Role};
+use utalk_storage::Batch;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/jobs", web::get().to(list))
+        .route("/admin/jobs/{name}/runs", web::get().to(runs))
+        .route("/admin/jobs/{name}/run", web::post().to(run));
+}
+
+/// Every job with its schedule, whether it runs now, its last run and its next time (admins and operators).
+#[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "operations",
+    responses((status = 200, body = super::Page<JobView>), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn list(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin, Role::Operator])?;
+    Ok(HttpResponse::Ok().json(super::Page { items: state.scheduler.jobs(), next_cursor: None }))
+}
+
+/// A job's recent runs, newest first (admins and operators).
+#[utoipa::path(get, path = "/api/v1/admin/jobs/{name}/runs", tag = "operations", params(("name" = String, Path)),
+    responses((status = 200, body = super::Page<JobRun>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub async fn runs(state: web::Data<AppState>, who: Principal, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin, Role::Operator])?;
+    if !state.scheduler.jobs().iter().any(|j| j.name == *name) {
+        return Err(ApiError::not_found("job"));
+    }
+    let items = utalk_storage::model::job_run::recent(&state.db, &name, 100)?;
+    Ok(HttpResponse::Ok().json(super::Page { items, next_cursor: None }))
+}
+
+/// Runs a job now and answers with its run once it is over (admins).
+pub async fn run_job(state: &AppState, user: uuid::Uuid, name: &str) -> Result<JobRun, ApiError> {
+    let run = state.scheduler.run_now(name).await.map_err(|e| match e {
+        RunError::Unknown(_) => ApiError::not_found("job"),
+        other => ApiError::internal(other),
+    })?;
+    let mut b = Batch::new();
+    AuditEvent::new(user.to_string(), "job.run", name.to_string()).add_to(&mut b)?;
+    state.registry.writer().commit(b).await?;
+    Ok(run)
+}
+
+/// Runs a job now: 200 with the run (`ok` or `failed`), 409 `job_running` when a run is going on.
+#[utoipa::path(post, path = "/api/v1/admin/jobs/{name}/run", tag = "operations", params(("name" = String, Path)),
+    responses((status = 200, body = JobRun), (status = 401), (status = 403), (status = 404), (status = 409, description = "job_running")),
+    security(("bearer" = [])))]
+pub async fn run(state: web::Data<AppState>, who: Principal, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let (user, _) = who.require(&[Role::Admin])?;
+    let run = run_job(&state, user, &name).await?;
+    if run.outcome == JobOutcome::Skipped {
+        return Err(ApiError::conflict("job_running", format!("job {} is running now; see GET /api/v1/admin/jobs", run.name)));
+    }
+    Ok(HttpResponse::Ok().json(run))
+}

@@ -1,0 +1,91 @@
+//! Scheduled jobs: listed, run on demand, fired by their schedules, caught up once after downtime.
+
+use crate::helpers::*;
+use serde_json::Value;
+use std::time::Duration;
+
+async fn runs(s: &TestServer, token: &str, name: &str) -> Vec<Value> {
+    s.get_json(&format!("/api/v1/admin/jobs/{name}/runs"), token).await["items"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn jobs_are_listed_run_now_and_recorded() {
+    let s = TestServer::start().await;
+    let admin = s.login(ADMIN).await;
+    let agent = s.login(AGENT).await;
+    let jobs = s.get_json("/api/v1/admin/jobs", &admin).await;
+    let names: Vec<&str> = jobs["items"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["backup", "retention"]);
+    assert_eq!(jobs["items"][0]["schedule"], "0 */15 * * * *");
+    assert!(jobs["items"][0]["nextRunAt"].is_string());
+    assert!(jobs["items"][0]["lastRun"].is_null());
+
+    let r = s.http.post(s.url("/api/v1/admin/jobs/backup/run")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let run: Value = r.json().await.unwrap();
+    assert_eq!(run["outcome"], "ok");
+    assert_eq!(run["trigger"], "manual");
+    assert_eq!(run["figures"]["backupId"], 1.0);
+    assert!(run["figures"]["files"].as_f64().unwrap() > 0.0);
+    let r = s.http.post(s.url("/api/v1/admin/jobs/retention/run")).bearer_auth(&admin).send().await.unwrap();
+    let run: Value = r.json().await.unwrap();
+    assert_eq!(run["outcome"], "ok");
+    assert_eq!(run["figures"]["auditRemoved"], 0.0, "nothing is two years old");
+
+    let jobs = s.get_json("/api/v1/admin/jobs", &admin).await;
+    assert_eq!(jobs["items"][0]["lastRun"]["outcome"], "ok");
+    assert_eq!(runs(&s, &admin, "backup").await.len(), 1);
+
+    let r = s.http.post(s.url("/api/v1/admin/jobs/nope/run")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(TestServer::error_code(r, 404).await, "not_found");
+    let r = s.http.post(s.url("/api/v1/admin/jobs/backup/run")).bearer_auth(&agent).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = s.http.get(s.url("/api/v1/admin/jobs")).bearer_auth(&agent).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn schedules_fire_and_a_missed_run_is_caught_up_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, ADMIN.0, "admin", ADMIN.1);
+    // Once a year: only the manual run happens.
+    let mut s = TestServer::start_on(&data, &[("UTALK_JOBS__RETENTION", "0 0 0 1 1 *")]).await;
+    let admin = s.login(ADMIN).await;
+    let r = s.http.post(s.url("/api/v1/admin/jobs/retention/run")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    s.kill();
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+
+    // Every second: at least two scheduled times passed while it was down; one catch-up covers them.
+    let s = TestServer::start_on(&data, &[("UTALK_JOBS__RETENTION", "* * * * * *")]).await;
+    let admin = s.login(ADMIN).await;
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = runs(&s, &admin, "retention").await;
+        if got.iter().any(|r| r["trigger"] == "schedule") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let triggers: Vec<&str> = got.iter().map(|r| r["trigger"].as_str().unwrap()).collect();
+    assert_eq!(triggers.iter().filter(|t| **t == "catch_up").count(), 1, "{triggers:?}");
+    assert!(triggers.contains(&"schedule"), "the schedule fires: {triggers:?}");
+    // A tick that found the catch-up still running was skipped, never run beside it.
+    assert!(got.iter().all(|r| r["outcome"] == "ok" || r["outcome"] == "skipped"), "{got:?}");
+}
+
+#[tokio::test]
+async fn a_bad_schedule_stops_the_server_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .env("UTALK_JOBS__BACKUP", "every fifteen minutes")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(all.contains("job `backup`") && all.contains("every fifteen minutes"), "{all}");
+}
