@@ -36,6 +36,15 @@ pub enum Command {
     /// Takes, lists, verifies and restores backups.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Writes collections as gzip'd JSON lines, without password hashes, tokens or secrets (works while the server runs).
+    Export {
+        /// Comma-separated: users, conversations, messages, media, bot_runs, escalations, ratings, audit, job_runs; or `all`.
+        #[arg(long, default_value = "all")]
+        collections: String,
+        /// Output directory (created; one `<collection>.jsonl.gz` each).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// `utalk backup …`
@@ -115,6 +124,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::User(cmd) => actix_web::rt::System::new().block_on(user_command(config, cmd)),
         Command::Backup(cmd) => backup_command(&config, cmd),
+        Command::Export { collections, out } => {
+            let collections = crate::export::parse_collections(&collections)?;
+            let db = utalk_storage::Db::open_read_only(&config.data_dir)
+                .with_context(|| format!("cannot read the data directory {}", config.data_dir.display()))?;
+            let counts = crate::export::export(&db, &collections, &out, &mut |step| eprintln!("utalk export: {step}"))?;
+            let total: u64 = counts.iter().map(|(_, n)| n).sum();
+            println!("exported {total} records from {} collections into {}", counts.len(), out.display());
+            Ok(())
+        }
     }
 }
 

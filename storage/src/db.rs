@@ -117,6 +117,20 @@ impl Db {
         Ok(db)
     }
 
+    /// Opens the store in `path` for reading only, as it is at this moment;
+    /// works while a server holds it (no lock is taken, nothing is written).
+    ///
+    /// # Errors
+    /// [`StoreError::Open`] when it is not a utalk store.
+    pub fn open_read_only(path: &Path) -> Result<Db, StoreError> {
+        let o = Options::default();
+        let names: Vec<&str> = Map::ALL.iter().map(|m| m.name()).collect();
+        let existing = DB::list_cf(&o, path).map_err(|e| open_error(path, e))?;
+        let present: Vec<&str> = names.into_iter().filter(|n| existing.iter().any(|e| e == n)).collect();
+        let db = DB::open_cf_for_read_only(&o, path, present, false).map_err(|e| open_error(path, e))?;
+        Ok(Db { inner: Arc::new(db), path: path.to_path_buf() })
+    }
+
     /// The engine, for backups.
     pub(crate) fn raw(&self) -> &DB {
         &self.inner

@@ -39,3 +39,41 @@ fn serve_refuses_a_bad_configuration_with_a_clear_message() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("listen"), "{err}");
 }
+
+#[tokio::test]
+async fn export_writes_gzipped_json_lines_without_secrets_while_the_server_runs() {
+    use std::io::Read;
+    let s = TestServer::start().await;
+    let agent = s.login(AGENT).await;
+    let conv = s.create_conversation(&agent).await;
+    for i in 0..3 {
+        let r = s
+            .http
+            .post(s.url(&format!("/api/v1/conversations/{conv}/messages")))
+            .bearer_auth(&agent)
+            .json(&serde_json::json!({"messageId": uuid::Uuid::new_v4(), "text": format!("m{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("export");
+    let data = s.data_dir();
+    let (ok, stdout, stderr) =
+        utalk(&data, &["export", "--collections", "users,conversations,messages", "--out", dir.to_str().unwrap()], "");
+    assert!(ok, "{stdout} {stderr}");
+    assert!(stderr.contains("messages: 3 records"), "{stderr}");
+    let read = |name: &str| {
+        let mut text = String::new();
+        flate2::read::GzDecoder::new(std::fs::File::open(dir.join(format!("{name}.jsonl.gz"))).unwrap()).read_to_string(&mut text).unwrap();
+        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect::<Vec<_>>()
+    };
+    let users = read("users");
+    assert_eq!(users.len(), 3);
+    assert!(users.iter().all(|u| u.get("passwordHash").is_none() && u["email"].is_string()));
+    assert_eq!(read("messages").len(), 3);
+    assert_eq!(read("conversations")[0]["id"], conv.as_str());
+    let (ok, _, stderr) = utalk(&data, &["export", "--collections", "refresh_tokens", "--out", dir.to_str().unwrap()], "");
+    assert!(!ok && stderr.contains("unknown collection"), "{stderr}");
+}

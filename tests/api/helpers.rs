@@ -43,6 +43,7 @@ pub struct TestServer {
     pub base: String,
     pub logs: Arc<Mutex<Vec<String>>>,
     pub http: reqwest::Client,
+    data_dir: std::path::PathBuf,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -92,8 +93,14 @@ impl TestServer {
             base: format!("http://{addr}"),
             logs,
             http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap(),
+            data_dir: data_dir.to_path_buf(),
             _dir: None,
         }
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.data_dir.clone()
     }
 
     pub fn url(&self, path: &str) -> String {
