@@ -1,7 +1,6 @@
 //! Backups while clients write, restored into a new data directory.
 
 use crate::helpers::*;
-use std::collections::HashMap;
 use std::time::Duration;
 
 #[tokio::test]
@@ -55,15 +54,7 @@ async fn a_backup_taken_under_load_restores_every_message_acknowledged_before_it
 
     let s = TestServer::start_on(&restored, &[]).await;
     let agent = s.login(AGENT).await;
-    for conv in &convs {
-        let stored = s.messages(&agent, conv).await;
-        let seqs: Vec<u64> = stored.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
-        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seqs of {conv} have a gap");
-        let by_id: HashMap<&str, u64> = stored.iter().map(|m| (m["id"].as_str().unwrap(), m["seq"].as_u64().unwrap())).collect();
-        for (id, (_, seq)) in before.iter().filter(|(_, (c, _))| c == conv) {
-            assert_eq!(by_id.get(id.as_str()), Some(seq), "message {id} acknowledged before the backup is missing");
-        }
-    }
+    assert_acknowledged_stored(&s, &agent, &convs, &before).await;
 }
 
 #[tokio::test]

@@ -2,7 +2,6 @@
 
 use crate::helpers::*;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::time::Duration;
 
 #[tokio::test]
@@ -24,15 +23,7 @@ async fn every_acknowledged_message_survives_sigkill_under_load() {
 
     let s = TestServer::start_on(&data, &[]).await;
     let agent = s.login(AGENT).await;
-    for conv in &convs {
-        let stored = s.messages(&agent, conv).await;
-        let seqs: Vec<u64> = stored.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
-        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seqs of {conv} have a gap");
-        let by_id: HashMap<&str, u64> = stored.iter().map(|m| (m["id"].as_str().unwrap(), m["seq"].as_u64().unwrap())).collect();
-        for (id, (c, seq)) in acked.iter().filter(|(_, (c, _))| c == conv) {
-            assert_eq!(by_id.get(id.as_str()), Some(seq), "acknowledged message {id} in {c} lost or moved");
-        }
-    }
+    assert_acknowledged_stored(&s, &agent, &convs, &acked).await;
     // And the conversations keep going from where they were.
     let conv = &convs[0];
     let before = s.last_seq(&agent, conv).await;

@@ -235,3 +235,23 @@ impl Load {
         self.acked.lock().unwrap().clone()
     }
 }
+
+/// Checks that each conversation's seqs are gap-free and that every acknowledged
+/// message is stored with the seq it was acknowledged with.
+pub async fn assert_acknowledged_stored(
+    s: &TestServer,
+    token: &str,
+    convs: &[String],
+    acked: &std::collections::HashMap<String, (String, u64)>,
+) {
+    for conv in convs {
+        let stored = s.messages(token, conv).await;
+        let seqs: Vec<u64> = stored.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "seqs of {conv} have a gap");
+        let by_id: std::collections::HashMap<&str, u64> =
+            stored.iter().map(|m| (m["id"].as_str().unwrap(), m["seq"].as_u64().unwrap())).collect();
+        for (id, (c, seq)) in acked.iter().filter(|(_, (c, _))| c == conv) {
+            assert_eq!(by_id.get(id.as_str()), Some(seq), "acknowledged message {id} in {c} lost or moved");
+        }
+    }
+}
