@@ -27,6 +27,7 @@ use utalk_schedules::backup::BackupTask;
 use utalk_schedules::retention::RetentionTask;
 use utalk_schedules::{JobSpec, Scheduler};
 use utalk_storage::backup::Backups;
+use utalk_storage::migrations;
 use utalk_storage::{Db, DbOptions};
 
 /// A built server, bound but not yet running.
@@ -43,8 +44,18 @@ fn cores() -> usize {
 /// Opens the store of `config`, with a clear error when it is locked or too new.
 pub fn open_db(config: &Config) -> anyhow::Result<Db> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let opts = DbOptions { block_cache_bytes: config.store.block_cache_mb << 20, ..DbOptions::default() };
-    Ok(Db::open(&config.data_dir, &opts)?)
+    Ok(Db::open(&config.data_dir, &db_options(config))?)
+}
+
+fn db_options(config: &Config) -> DbOptions {
+    DbOptions { block_cache_bytes: config.store.block_cache_mb << 20, ..DbOptions::default() }
+}
+
+/// Brings the database up to this build's schema (backup first, restore on failure).
+pub fn migrate_db(config: &Config, progress: &mut dyn FnMut(&str)) -> anyhow::Result<migrations::Report> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let backups = Backups::new(config.backup_dir());
+    Ok(migrations::migrate(&config.data_dir, &db_options(config), &backups, &migrations::registry(), progress)?)
 }
 
 /// Key of the generated media URL secret in the meta map.
@@ -179,6 +190,11 @@ impl Application {
     /// Opens storage, starts the actors and binds the listener. Must run inside an actix `System`.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let config = Arc::new(config);
+        let report = migrate_db(&config, &mut |step| tracing::info!(step, "migration"))
+            .context("the database could not be migrated, so the server does not start")?;
+        if report.from != report.to {
+            tracing::info!(from = report.from, to = report.to, backup = ?report.backup_id, "database migrated");
+        }
         let db = open_db(&config)?;
         let writer = StoreWriter::start(db.clone(), config.store.durability).context("cannot start the store writer")?;
         let broker = Arc::new(LocalBroker::new());

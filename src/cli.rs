@@ -36,6 +36,9 @@ pub enum Command {
     /// Takes, lists, verifies and restores backups.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Shows or applies schema migrations.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// Writes collections as gzip'd JSON lines, without password hashes, tokens or secrets (works while the server runs).
     Export {
         /// Comma-separated: users, conversations, messages, media, bot_runs, escalations, ratings, audit, job_runs; or `all`.
@@ -44,6 +47,19 @@ pub enum Command {
         /// Output directory (created; one `<collection>.jsonl.gz` each).
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+/// `utalk migrate …`
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// The stored schema version, this build's, and the migrations pending (works while the server runs).
+    Status,
+    /// Applies pending migrations (backup first, restored on failure); the server must be stopped.
+    Up {
+        /// Show what would change without writing anything.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -124,6 +140,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }),
         Command::User(cmd) => actix_web::rt::System::new().block_on(user_command(config, cmd)),
         Command::Backup(cmd) => backup_command(&config, cmd),
+        Command::Migrate(cmd) => migrate_command(&config, cmd),
         Command::Export { collections, out } => {
             let collections = crate::export::parse_collections(&collections)?;
             let db = utalk_storage::Db::open_read_only(&config.data_dir)
@@ -134,6 +151,45 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn migrate_command(config: &Config, cmd: MigrateCommand) -> anyhow::Result<()> {
+    use utalk_storage::migrations;
+    let registry = migrations::registry();
+    match cmd {
+        MigrateCommand::Status | MigrateCommand::Up { dry_run: true } => {
+            let db = utalk_storage::Db::open_read_only(&config.data_dir)
+                .with_context(|| format!("cannot read the data directory {}", config.data_dir.display()))?;
+            let (version, pending) = migrations::status(&db, &registry)?;
+            println!("schema version {version}; this build writes {}", utalk_storage::SCHEMA_VERSION);
+            if pending.is_empty() {
+                println!("up to date");
+            }
+            for m in pending {
+                let changes = if matches!(cmd, MigrateCommand::Up { .. }) {
+                    (m.up)(&db).map(|b| format!(": {} writes", b.len())).unwrap_or_else(|e| format!(": would fail: {e}"))
+                } else {
+                    String::new()
+                };
+                println!("pending {}: {}{changes}", m.version, m.description);
+            }
+        }
+        MigrateCommand::Up { dry_run: false } => {
+            let report = crate::app::migrate_db(config, &mut |step| eprintln!("utalk migrate: {step}"))
+                .with_context(|| "stop the server first: migrations need the data directory to themselves")?;
+            if report.from == report.to {
+                println!("schema version {}: up to date", report.to);
+            } else {
+                println!(
+                    "migrated from schema version {} to {} (backup {} taken first)",
+                    report.from,
+                    report.to,
+                    report.backup_id.unwrap_or(0)
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn backup_command(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {

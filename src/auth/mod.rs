@@ -106,7 +106,15 @@ pub async fn create_user(
         .await
         .map_err(|e| CreateUserError::Hash(e.to_string()))?
         .map_err(|e| CreateUserError::Hash(e.to_string()))?;
-    let u = User { id: Uuid::now_v7(), email, role, password_hash: hash, created_at: Timestamp::now(), disabled: false };
+    let u = User {
+        id: Uuid::now_v7(),
+        email,
+        role,
+        password_hash: hash,
+        created_at: Timestamp::now(),
+        disabled: false,
+        preferences: Default::default(),
+    };
     let mut batch = user::create_batch(&u).map_err(StoreError::from)?;
     AuditEvent::new(actor, "user.create", format!("{} ({})", u.email, u.role.as_str())).add_to(&mut batch).map_err(StoreError::from)?;
     writer.commit(batch).await?;

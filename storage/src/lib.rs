@@ -25,6 +25,8 @@ pub mod keys;
 #[cfg(not(loom))]
 mod maps;
 #[cfg(not(loom))]
+pub mod migrations;
+#[cfg(not(loom))]
 pub mod model;
 #[cfg(not(loom))]
 pub mod time;

@@ -77,3 +77,17 @@ async fn export_writes_gzipped_json_lines_without_secrets_while_the_server_runs(
     let (ok, _, stderr) = utalk(&data, &["export", "--collections", "refresh_tokens", "--out", dir.to_str().unwrap()], "");
     assert!(!ok && stderr.contains("unknown collection"), "{stderr}");
 }
+
+#[test]
+fn migrate_status_and_up_report_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, ADMIN.0, "admin", ADMIN.1);
+    let (ok, out, err) = utalk(&data, &["migrate", "status"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("schema version 2; this build writes 2") && out.contains("up to date"), "{out}");
+    let (ok, out, err) = utalk(&data, &["migrate", "up", "--dry-run"], "");
+    assert!(ok && out.contains("up to date"), "{out} {err}");
+    let (ok, out, err) = utalk(&data, &["migrate", "up"], "");
+    assert!(ok && out.contains("up to date"), "{out} {err}");
+}

@@ -16,7 +16,7 @@ async fn health_endpoints_answer_and_echo_a_sane_request_id() {
 
     let db: Value = s.http.get(s.url("/health/database")).send().await.unwrap().json().await.unwrap();
     assert_eq!(db["status"], "ok");
-    assert_eq!(db["schemaVersion"], 1);
+    assert_eq!(db["schemaVersion"], utalk_storage::SCHEMA_VERSION);
     assert_eq!(db["durability"], "sync");
     let sock = s.http.get(s.url("/health/socket")).send().await.unwrap();
     assert_eq!(sock.status(), 200);

@@ -57,6 +57,25 @@ pub struct User {
     /// A disabled user cannot log in or refresh.
     #[serde(default)]
     pub disabled: bool,
+    /// Language and time zone (schema version 2).
+    #[serde(default)]
+    pub preferences: Preferences,
+}
+
+/// A user's preferences.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Preferences {
+    /// Language, `es` or `en`.
+    pub language: String,
+    /// IANA time zone.
+    pub timezone: String,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Preferences { language: "es".into(), timezone: "America/Mexico_City".into() }
+    }
 }
 
 impl std::fmt::Debug for User {

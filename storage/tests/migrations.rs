@@ -1,0 +1,97 @@
+//! Migrations against a real RocksDB: applied with a backup first, and a failing one restores the database.
+
+#![cfg(not(loom))]
+
+use serde::{Deserialize, Serialize};
+use utalk_storage::backup::Backups;
+use utalk_storage::codec::{encode, Record};
+use utalk_storage::keys::Key;
+use utalk_storage::migrations::{self, MigrateError, Migration};
+use utalk_storage::model::{user, Role};
+use utalk_storage::{Batch, Db, DbOptions, Map, Timestamp};
+use uuid::Uuid;
+
+/// A user as schema version 1 wrote it: no preferences.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserV1 {
+    id: Uuid,
+    email: String,
+    role: Role,
+    password_hash: String,
+    created_at: Timestamp,
+    disabled: bool,
+}
+
+impl Record for UserV1 {
+    const KIND: &'static str = "user";
+}
+
+/// A version-1 database with one user; returns the user id.
+fn old_database(path: &std::path::Path) -> Uuid {
+    let db = Db::open(path, &DbOptions::default()).unwrap();
+    let id = Uuid::now_v7();
+    let u = UserV1 {
+        id,
+        email: "old@example.com".into(),
+        role: Role::Agent,
+        password_hash: "h".into(),
+        created_at: Timestamp(1),
+        disabled: false,
+    };
+    let mut b = Batch::new();
+    b.put_raw(Map::Users, Key::new().uuid(id).into_bytes(), encode(&u).unwrap());
+    db.write_group([&b], true).unwrap();
+    migrations::force_version(&db, 1).unwrap();
+    id
+}
+
+#[test]
+fn an_old_database_is_backed_up_and_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let id = old_database(&data);
+    let backups = Backups::new(dir.path().join("backups"));
+    let mut steps = Vec::new();
+    let r =
+        migrations::migrate(&data, &DbOptions::default(), &backups, &migrations::registry(), &mut |s| steps.push(s.to_string())).unwrap();
+    assert_eq!((r.from, r.to), (1, 2));
+    assert!(r.backup_id.is_some());
+    assert!(steps.iter().any(|s| s.contains("backing up first")), "{steps:?}");
+    let db = Db::open(&data, &DbOptions::default()).unwrap();
+    assert_eq!(db.schema_version().unwrap(), Some(2));
+    let u = user::get(&db, id).unwrap().unwrap();
+    assert_eq!(u.preferences.language, "es");
+    assert_eq!(u.preferences.timezone, "America/Mexico_City");
+    drop(db);
+    // Running again changes nothing and takes no backup.
+    let again = migrations::migrate(&data, &DbOptions::default(), &backups, &migrations::registry(), &mut |_| {}).unwrap();
+    assert_eq!((again.from, again.to, again.backup_id), (2, 2, None));
+}
+
+fn wipe_users(db: &Db) -> Result<Batch, String> {
+    let mut b = Batch::new();
+    for (k, _) in db.scan_raw(Map::Users, &[], &[], usize::MAX).map_err(|e| e.to_string())? {
+        b.delete_raw(Map::Users, k);
+    }
+    Ok(b)
+}
+
+#[test]
+fn a_failing_migration_restores_the_database_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let id = old_database(&data);
+    let backups = Backups::new(dir.path().join("backups"));
+    // It writes (removes every user), then its validation fails.
+    let failing = [Migration { version: 2, description: "breaks things", up: wipe_users, validate: |_| Err("validation says no".into()) }];
+    let err = migrations::migrate(&data, &DbOptions::default(), &backups, &failing, &mut |_| {}).unwrap_err();
+    let MigrateError::Restored { version, cause, kept, .. } = &err else { panic!("{err}") };
+    assert_eq!(*version, 2);
+    assert_eq!(cause, "validation says no");
+    assert!(std::path::Path::new(kept).exists(), "the failed attempt is kept");
+    assert!(err.to_string().contains("restored from backup"), "{err}");
+    let db = Db::open(&data, &DbOptions::default()).unwrap();
+    assert_eq!(db.schema_version().unwrap(), Some(1), "the version is as before");
+    assert!(user::get(&db, id).unwrap().is_some(), "the data is as before");
+}
