@@ -27,7 +27,7 @@ use crate::retry::{Backoff, Breaker, BreakerState};
 use crate::signal::JobSignal;
 use crate::store_writer::StoreWriter;
 use crate::twilio::{self, Outgoing, SendOutcome, TwilioAccount};
-use crate::worker::Worker;
+use crate::worker::{run_passes, wait_for, Worker};
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -82,8 +82,6 @@ pub struct Delivery {
 
 /// Most conversations looked at per pass.
 const HEADS: usize = 10_000;
-/// Longest sleep between passes when nothing wakes the actor.
-const IDLE_POLL: Duration = Duration::from_secs(30);
 
 impl Delivery {
     /// The delivery state; `account` is `None` when Twilio is not configured.
@@ -133,22 +131,7 @@ impl Delivery {
             // Entries wait, marked not_configured, until a restart with settings.
             return std::future::pending().await;
         };
-        loop {
-            let wait = match self.pass(&account).await {
-                Ok(wait) => wait,
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox pass failed; retrying");
-                    Duration::from_secs(1)
-                }
-            };
-            if wait.is_zero() {
-                continue;
-            }
-            tokio::select! {
-                _ = self.signal.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
+        run_passes("outbox", &self.signal, || self.pass(&account)).await;
     }
 
     /// Sends what is due; returns how long to sleep before the next pass.
@@ -158,8 +141,7 @@ impl Delivery {
         let now = Timestamp::now();
         let (mut due, later): (Vec<_>, Vec<_>) = heads.into_iter().partition(|e| e.next_attempt_at <= now);
         due.sort_by_key(|e| e.created_at);
-        let next = later.iter().map(|e| e.next_attempt_at.millis() - now.millis()).min();
-        let mut wait = next.map(|ms| Duration::from_millis(ms.max(1) as u64)).unwrap_or(IDLE_POLL).min(IDLE_POLL);
+        let mut wait = wait_for(later.iter().map(|e| e.next_attempt_at.millis() - now.millis()).min());
         if due.is_empty() {
             return Ok(wait);
         }

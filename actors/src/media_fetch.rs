@@ -17,7 +17,7 @@ use crate::retry::Backoff;
 use crate::signal::JobSignal;
 use crate::store_writer::StoreWriter;
 use crate::twilio::TwilioAccount;
-use crate::worker::Worker;
+use crate::worker::{run_passes, wait_for, Worker};
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,7 +59,6 @@ enum Failure {
 const PAGE: usize = 1_000;
 const MAX_DUE: usize = 64;
 const CONCURRENCY: usize = 4;
-const IDLE_POLL: Duration = Duration::from_secs(30);
 
 impl MediaFetcher {
     /// The fetcher's state.
@@ -84,22 +83,7 @@ impl MediaFetcher {
     }
 
     async fn work(self: Arc<Self>) {
-        loop {
-            let wait = match self.pass().await {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::error!(error = %e, "media download pass failed; retrying");
-                    Duration::from_secs(1)
-                }
-            };
-            if wait.is_zero() {
-                continue;
-            }
-            tokio::select! {
-                _ = self.signal.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
+        run_passes("media download", &self.signal, || self.pass()).await;
     }
 
     async fn pass(&self) -> Result<Duration, utalk_storage::StoreError> {
@@ -130,7 +114,7 @@ impl MediaFetcher {
             futures_util::stream::iter(due).for_each_concurrent(CONCURRENCY, |j| self.attempt(j)).await;
             return Ok(Duration::ZERO);
         }
-        Ok(next.map(|ms| Duration::from_millis(ms.max(1) as u64)).unwrap_or(IDLE_POLL).min(IDLE_POLL))
+        Ok(wait_for(next))
     }
 
     async fn attempt(&self, job: MediaFetch) {

@@ -167,6 +167,14 @@ test("forged body, wrong URL, wrong token and missing header get 403 and store n
   assert.equal(JSON.parse(other.text).error.code, "wrong_account");
   const plain = await fetch(server.base + path, { method: "POST", headers: { "content-type": "text/plain" }, body: "hi" });
   assert.equal(plain.status, 415);
+  // Signed but unusable: no MessageSid, or a sender that is not WhatsApp.
+  const { MessageSid, ...noSid } = params;
+  const r1 = await webhook(server, path, noSid);
+  assert.equal(r1.status, 400);
+  assert.equal(JSON.parse(r1.text).error.code, "missing_parameter");
+  const r2 = await webhook(server, path, { ...params, From: number });
+  assert.equal(r2.status, 400);
+  assert.equal(JSON.parse(r2.text).error.code, "invalid_parameter");
   assert.equal(await conversationOf(server, admin.accessToken, number), null, "nothing stored");
   // And the server keeps serving valid requests.
   const ok = await webhook(server, path, params);
