@@ -24,6 +24,8 @@ use utalk_actors::signal::JobSignal;
 use utalk_actors::worker::WorkerActor;
 use utalk_actors::{LocalBroker, Registry, RegistryConfig, SocketConfig, SocketHub, StoreWriter};
 use utalk_schedules::backup::BackupTask;
+use utalk_schedules::daily_report::DailyReportTask;
+use utalk_schedules::kpi_rollup::KpiRollupTask;
 use utalk_schedules::retention::RetentionTask;
 use utalk_schedules::{JobSpec, Scheduler};
 use utalk_storage::backup::Backups;
@@ -150,8 +152,10 @@ async fn start_jobs(config: &Config, db: &Db, writer: &StoreWriter) -> anyhow::R
         writer: writer.clone(),
         audit_max_age: Duration::from_secs(config.retention.audit_days * day),
         job_runs_max_age: Duration::from_secs(config.retention.job_runs_days * day),
-        job_names: vec!["backup", "retention"],
+        job_names: vec!["backup", "retention", "kpi_rollup", "daily_report"],
     };
+    let kpi_rollup = KpiRollupTask { db: db.clone(), writer: writer.clone() };
+    let daily_report = DailyReportTask { db: db.clone(), writer: writer.clone(), dir: config.data_dir.join("reports") };
     let spec = |name, schedule: &String, task: Arc<dyn utalk_schedules::Task>| JobSpec {
         name,
         schedule: schedule.clone(),
@@ -159,9 +163,14 @@ async fn start_jobs(config: &Config, db: &Db, writer: &StoreWriter) -> anyhow::R
         retry_delay: Duration::from_secs(j.retry_delay_secs),
         task,
     };
-    let specs = vec![spec("backup", &j.backup, Arc::new(backup)), spec("retention", &j.retention, Arc::new(retention))];
+    let specs = vec![
+        spec("backup", &j.backup, Arc::new(backup)),
+        spec("retention", &j.retention, Arc::new(retention)),
+        spec("kpi_rollup", &j.kpi_rollup, Arc::new(kpi_rollup)),
+        spec("daily_report", &j.daily_report, Arc::new(daily_report)),
+    ];
     let scheduler = Scheduler::start(db.clone(), writer.clone(), specs).await.context("cannot start the scheduled jobs")?;
-    tracing::info!(backup = %j.backup, retention = %j.retention, backups = %config.backup_dir().display(), "scheduled jobs started");
+    tracing::info!(backup = %j.backup, retention = %j.retention, kpi_rollup = %j.kpi_rollup, daily_report = %j.daily_report, backups = %config.backup_dir().display(), "scheduled jobs started");
     Ok(scheduler)
 }
 
@@ -190,6 +199,8 @@ impl Application {
     /// Opens storage, starts the actors and binds the listener. Must run inside an actix `System`.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let config = Arc::new(config);
+        // Before any job or actor records: metrics recorded earlier would be lost.
+        crate::metrics::install();
         let report = migrate_db(&config, &mut |step| tracing::info!(step, "migration"))
             .context("the database could not be migrated, so the server does not start")?;
         if report.from != report.to {

@@ -39,6 +39,9 @@ pub enum Command {
     /// Shows or applies schema migrations.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// KPI figures and the daily report (work while the server runs).
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Writes collections as gzip'd JSON lines, without password hashes, tokens or secrets (works while the server runs).
     Export {
         /// Comma-separated: users, conversations, messages, media, bot_runs, escalations, ratings, audit, job_runs; or `all`.
@@ -47,6 +50,41 @@ pub enum Command {
         /// Output directory (created; one `<collection>.jsonl.gz` each).
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+/// `utalk report …`
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// KPIs per hour or day as a table, CSV or JSON.
+    Kpis {
+        /// Start (RFC 3339); default a day (hours) or 30 days (days) before `--to`.
+        #[arg(long)]
+        from: Option<String>,
+        /// End (RFC 3339, exclusive); default now.
+        #[arg(long)]
+        to: Option<String>,
+        /// `hour` or `day` (UTC).
+        #[arg(long, default_value = "hour")]
+        granularity: String,
+        /// Only this channel: web, whatsapp or api.
+        #[arg(long)]
+        channel: Option<String>,
+        /// Only the conversations assigned to this agent (user id).
+        #[arg(long)]
+        agent: Option<uuid::Uuid>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: crate::report::Format,
+    },
+    /// Writes the daily HTML report of a UTC day into the data directory's `reports/` folder.
+    Daily {
+        /// The day, YYYY-MM-DD; default yesterday.
+        #[arg(long)]
+        date: Option<String>,
+        /// Write into this folder instead.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -141,6 +179,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => actix_web::rt::System::new().block_on(user_command(config, cmd)),
         Command::Backup(cmd) => backup_command(&config, cmd),
         Command::Migrate(cmd) => migrate_command(&config, cmd),
+        Command::Report(cmd) => report_command(&config, cmd),
         Command::Export { collections, out } => {
             let collections = crate::export::parse_collections(&collections)?;
             let db = utalk_storage::Db::open_read_only(&config.data_dir)
@@ -148,6 +187,81 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let counts = crate::export::export(&db, &collections, &out, &mut |step| eprintln!("utalk export: {step}"))?;
             let total: u64 = counts.iter().map(|(_, n)| n).sum();
             println!("exported {total} records from {} collections into {}", counts.len(), out.display());
+            Ok(())
+        }
+    }
+}
+
+/// Opens the store for a report: with the server stopped, the KPIs are
+/// rolled up first; while it runs, its rollups (every 5 minutes) are read as they are.
+fn report_db(config: &Config) -> anyhow::Result<utalk_storage::Db> {
+    use utalk_storage::model::kpi;
+    use utalk_storage::{Db, StoreError, SCHEMA_VERSION};
+    let behind = |db: &Db| -> anyhow::Result<()> {
+        match db.schema_version()? {
+            Some(v) if v < SCHEMA_VERSION => {
+                bail!("the database is at schema version {v}, this build reads {SCHEMA_VERSION}: run `utalk migrate up` (or start the server) first")
+            }
+            _ => Ok(()),
+        }
+    };
+    if !config.data_dir.exists() {
+        bail!("no data directory at {}", config.data_dir.display());
+    }
+    match Db::open(&config.data_dir, &utalk_storage::DbOptions::default()) {
+        Ok(db) => {
+            behind(&db)?;
+            let rolled = actix_web::rt::System::new().block_on({
+                let db = db.clone();
+                async move {
+                    let writer = StoreWriter::start(db.clone(), config.store.durability)?;
+                    anyhow::Ok(utalk_schedules::kpi_rollup::roll_up(&db, &writer).await?)
+                }
+            })?;
+            eprintln!("utalk report: rolled up {} hour(s) and {} day(s) first", rolled.hours, rolled.days);
+            Ok(db)
+        }
+        Err(StoreError::Locked { .. }) => {
+            let db = Db::open_read_only(&config.data_dir)
+                .with_context(|| format!("cannot read the data directory {}", config.data_dir.display()))?;
+            behind(&db)?;
+            eprintln!(
+                "utalk report: the server is running; figures as of its last rollup ({})",
+                kpi::rolled_up_at(&db)?.map(|t| t.to_rfc3339()).unwrap_or_else(|| "none yet".into())
+            );
+            Ok(db)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot open the data directory {}", config.data_dir.display())),
+    }
+}
+
+fn report_command(config: &Config, cmd: ReportCommand) -> anyhow::Result<()> {
+    use utalk_schedules::daily_report;
+    use utalk_storage::model::kpi::{Granularity, DAY_MS};
+    use utalk_storage::Timestamp;
+    match cmd {
+        ReportCommand::Kpis { from, to, granularity, channel, agent, format } => {
+            let range = crate::report::KpiRange::parse(
+                from.as_deref(),
+                to.as_deref(),
+                Some(&granularity),
+                channel.as_deref(),
+                agent,
+                Timestamp::now(),
+            )?;
+            let db = report_db(config)?;
+            print!("{}", crate::report::render(&range.rows(&db)?, format));
+            Ok(())
+        }
+        ReportCommand::Daily { date, out } => {
+            let day = match date.as_deref() {
+                Some(d) => daily_report::parse_date(d).ok_or_else(|| anyhow::anyhow!("--date must be a day as YYYY-MM-DD, got {d:?}"))?,
+                None => Granularity::Day.bucket_start(Timestamp::now()) - DAY_MS,
+            };
+            let db = report_db(config)?;
+            let dir = out.unwrap_or_else(|| config.data_dir.join("reports"));
+            let (path, figures) = daily_report::make(&db, &dir, day)?;
+            println!("wrote {} ({} conversations, {} messages)", path.display(), figures.total.conversations, figures.total.messages);
             Ok(())
         }
     }

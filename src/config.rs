@@ -129,6 +129,10 @@ pub struct JobsSection {
     pub backup: String,
     /// Cron of the retention job.
     pub retention: String,
+    /// Cron of the KPI rollup (recomputes the hours changed since its last run).
+    pub kpi_rollup: String,
+    /// Cron of the daily report (yesterday's, UTC).
+    pub daily_report: String,
     /// Attempts after a failed one.
     pub retries: u32,
     /// Seconds between attempts.
@@ -137,7 +141,14 @@ pub struct JobsSection {
 
 impl Default for JobsSection {
     fn default() -> Self {
-        Self { backup: "0 */15 * * * *".into(), retention: "0 30 3 * * *".into(), retries: 2, retry_delay_secs: 30 }
+        Self {
+            backup: "0 */15 * * * *".into(),
+            retention: "0 30 3 * * *".into(),
+            kpi_rollup: "0 */5 * * * *".into(),
+            daily_report: "0 15 0 * * *".into(),
+            retries: 2,
+            retry_delay_secs: 30,
+        }
     }
 }
 

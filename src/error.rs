@@ -146,3 +146,15 @@ impl From<ConversationError> for ApiError {
         }
     }
 }
+
+/// A signed URL that does not verify: 403 `bad_signature` or `url_expired`.
+impl From<utalk_actors::media_store::UrlError> for ApiError {
+    fn from(e: utalk_actors::media_store::UrlError) -> Self {
+        use utalk_actors::media_store::UrlError;
+        let code = match e {
+            UrlError::BadSignature => "bad_signature",
+            UrlError::Expired => "url_expired",
+        };
+        ApiError::new(actix_web::http::StatusCode::FORBIDDEN, code, e.to_string())
+    }
+}

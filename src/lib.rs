@@ -6,6 +6,8 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod metrics;
+pub mod report;
 pub mod request_id;
 pub mod routes;
 pub mod secrets;

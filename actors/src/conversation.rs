@@ -26,8 +26,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use utalk_storage::model::{
-    bot, conversation, message, outbox, read_marker, Author, AuthorType, Channel, Conversation, ConversationStatus, Direction, MediaStatus,
-    Message, MessageStatus, OutboxEntry, OutboxState, RatingKind, RatingSource,
+    bot, conversation, kpi, message, outbox, read_marker, Author, AuthorType, Channel, Conversation, ConversationStatus, Direction,
+    MediaStatus, Message, MessageStatus, OutboxEntry, OutboxState, RatingKind, RatingSource,
 };
 use utalk_storage::{Batch, Db, StoreError, Timestamp};
 use uuid::Uuid;
@@ -445,6 +445,8 @@ pub struct ConversationActor {
     next_ticket: u64,
     last_activity: Instant,
     idle_check: Option<SpawnHandle>,
+    /// The hour whose KPI hour-index entry this actor has written (one an hour, not one a message).
+    indexed_hour: Option<i64>,
 }
 
 impl ConversationActor {
@@ -461,6 +463,7 @@ impl ConversationActor {
             next_ticket: 0,
             last_activity: Instant::now(),
             idle_check: None,
+            indexed_hour: None,
         }
     }
 
@@ -559,18 +562,22 @@ impl ConversationActor {
         };
         let mut all = vec![first];
         all.extend(fx.follow_ups.iter().enumerate().map(|(i, t)| system_message(self.id, *next_seq + 1 + i as u64, t, now)));
-        let built = messages_batch(after, &mut all, &self.deps.outbox).and_then(|(mut b, outbox)| {
-            if let Some(c) = &fx.conversation {
-                b.extend(conversation::put_batch(Some(conv), c)?);
-            }
-            if let Some(r) = &fx.rating {
-                bot::put_rating(&mut b, r)?;
-            }
-            b.extend(req.extra);
-            Ok((b, outbox))
-        });
+        let built =
+            messages_batch(&self.deps.db, after, &mut all, &self.deps.outbox, self.indexed_hour).and_then(|(mut b, outbox, hour)| {
+                if let Some(c) = &fx.conversation {
+                    b.extend(conversation::put_batch(Some(conv), c)?);
+                }
+                if let Some(r) = &fx.rating {
+                    bot::put_rating(&mut b, r)?;
+                }
+                b.extend(req.extra);
+                Ok((b, outbox, hour))
+            });
         let (batch, outbox) = match built {
-            Ok(b) => b,
+            Ok((b, outbox, hour)) => {
+                self.indexed_hour = hour;
+                (b, outbox)
+            }
             Err(e) => {
                 let _ = reply.send(Err(ConversationError::Read(e.to_string().into())));
                 return;
@@ -699,18 +706,22 @@ impl ConversationActor {
             let seq = *next_seq + follow.len() as u64;
             follow.push(system_message(self.id, seq, t, now));
         }
-        let built = messages_batch(&new, &mut follow, &self.deps.outbox).and_then(|(mut b, outbox)| {
-            b.extend(conversation::put_batch(Some(conv), &new)?);
-            if let Some(e) = &fx.escalation {
-                bot::put_escalation(&mut b, e)?;
-            }
-            for r in &fx.ratings {
-                bot::put_rating(&mut b, r)?;
-            }
-            Ok((b, outbox))
-        });
+        let built =
+            messages_batch(&self.deps.db, &new, &mut follow, &self.deps.outbox, self.indexed_hour).and_then(|(mut b, outbox, hour)| {
+                b.extend(conversation::put_batch(Some(conv), &new)?);
+                if let Some(e) = &fx.escalation {
+                    bot::put_escalation(&mut b, e)?;
+                }
+                for r in &fx.ratings {
+                    bot::put_rating(&mut b, r)?;
+                }
+                Ok((b, outbox, hour))
+            });
         let (batch, outbox) = match built {
-            Ok(b) => b,
+            Ok((b, outbox, hour)) => {
+                self.indexed_hour = hour;
+                (b, outbox)
+            }
             Err(e) => {
                 let _ = reply.send(Err(ConversationError::Read(e.to_string().into())));
                 return;
@@ -1002,9 +1013,17 @@ fn system_message(conversation: Uuid, seq: u64, text: &str, now: Timestamp) -> M
     }
 }
 
-/// The writes of `messages` in `conv`, with their outbox entries; says whether any entry was written.
-fn messages_batch(conv: &Conversation, messages: &mut [Message], signal: &JobSignal) -> Result<(Batch, bool), utalk_storage::CodecError> {
+/// The writes of `messages` in `conv`, with their outbox entries and the KPIs'
+/// hour index; says whether any outbox entry was written, and the hour indexed.
+fn messages_batch(
+    db: &Db,
+    conv: &Conversation,
+    messages: &mut [Message],
+    signal: &JobSignal,
+    indexed_hour: Option<i64>,
+) -> Result<(Batch, bool, Option<i64>), StoreError> {
     let mut b = Batch::new();
+    let hour = kpi::index_messages(db, &mut b, messages, indexed_hour)?;
     let mut any = false;
     for m in messages.iter_mut() {
         let entry = outbound_entry(conv, m, signal);
@@ -1014,7 +1033,7 @@ fn messages_batch(conv: &Conversation, messages: &mut [Message], signal: &JobSig
             any = true;
         }
     }
-    Ok((b, any))
+    Ok((b, any, hour))
 }
 
 /// For an outbound message in a WhatsApp conversation: sets its outbox

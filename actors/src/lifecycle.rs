@@ -5,7 +5,9 @@
 //! to that question is the rating, and any other message reopens.
 
 use crate::conversation::ConversationError;
-use utalk_storage::model::{AuthorType, Conversation, ConversationStatus, Escalation, EscalationReason, Rating, RatingKind, RatingSource};
+use utalk_storage::model::{
+    AuthorType, Conversation, ConversationStatus, Escalation, EscalationReason, FirstContact, Rating, RatingKind, RatingSource,
+};
 use utalk_storage::Timestamp;
 use uuid::Uuid;
 
@@ -85,7 +87,14 @@ pub fn on_append(conv: &Conversation, author: AuthorType, text: Option<&str>, no
                         RatingKind::Nps => None,
                     };
                     c.updated_at = now;
-                    fx.rating = Some(Rating { conversation_id: conv.id, kind, score, source: RatingSource::Reply, at: now });
+                    fx.rating = Some(Rating {
+                        conversation_id: conv.id,
+                        kind,
+                        score,
+                        source: RatingSource::Reply,
+                        at: now,
+                        agent_id: conv.assignee_id,
+                    });
                     fx.conversation = Some(c);
                     fx.publish = true;
                     return Ok(fx);
@@ -95,6 +104,8 @@ pub fn on_append(conv: &Conversation, author: AuthorType, text: Option<&str>, no
                 // A new contact: the bot answers first again, and the times of
                 // this contact start afresh.
                 let mut c = conv.clone();
+                c.first_contact = Some(FirstContact::of(conv));
+                c.contact_started_at = Some(now);
                 c.status = ConversationStatus::Open;
                 c.bot_enabled = true;
                 c.reopened += 1;
@@ -184,7 +195,7 @@ pub fn apply_lifecycle(
                 reason: e.reason,
                 detail: e.detail.clone(),
                 by: e.by,
-                conversation_created_at: c.created_at,
+                conversation_created_at: c.contact_started_at.unwrap_or(c.created_at),
                 escalated_at: now,
                 after_seq: last_seq,
             });
@@ -208,7 +219,7 @@ pub fn apply_lifecycle(
         if c.awaiting_rating == Some(kind) {
             c.awaiting_rating = None;
         }
-        fx.ratings.push(Rating { conversation_id: c.id, kind, score, source, at: now });
+        fx.ratings.push(Rating { conversation_id: c.id, kind, score, source, at: now, agent_id: c.assignee_id });
     }
     fx
 }
@@ -282,6 +293,30 @@ mod tests {
         assert_eq!(parse_rating(RatingKind::Csat, Some("5pm está bien")), None);
         assert_eq!(parse_rating(RatingKind::Csat, Some("3 cosas que quiero preguntar sobre mi pedido")), None);
         assert_eq!(parse_rating(RatingKind::Nps, Some("0")), Some(0));
+    }
+
+    #[test]
+    fn a_reopen_keeps_the_first_contact_and_times_the_next_from_its_start() {
+        let mut c = conv();
+        c.created_at = Timestamp(1_000);
+        c.assignee_id = Some(Uuid::nil());
+        let esc = EscalateRequest { reason: EscalationReason::Manual, detail: None, by: None, handoff: None };
+        apply_lifecycle(&mut c, Some(&esc), None, &[], 1, Timestamp(61_000));
+        let mut c = on_append(&c, AuthorType::Agent, Some("hola"), Timestamp(76_000)).unwrap().conversation.unwrap();
+        let close = CloseRequest { resolution: "ok".into(), first_contact_resolution: None, ask_rating: false };
+        apply_lifecycle(&mut c, None, Some(&close), &[], 3, Timestamp(80_000));
+        let first = FirstContact::of(&c);
+        assert_eq!(first, FirstContact { escalated: true, answer_wait_ms: Some(15_000), agent_id: Some(Uuid::nil()) });
+
+        let mut again = on_append(&c, AuthorType::Customer, Some("otra cosa"), Timestamp(500_000)).unwrap().conversation.unwrap();
+        assert_eq!((again.escalated_at, again.assignee_id, again.contact_started_at), (None, None, Some(Timestamp(500_000))));
+        assert_eq!(FirstContact::of(&again), first, "the first contact's figures are kept");
+        let fx = apply_lifecycle(&mut again, Some(&esc), None, &[], 5, Timestamp(530_000));
+        assert_eq!(fx.escalation.unwrap().conversation_created_at, Timestamp(500_000), "time to escalation counts from the new contact");
+        // A second reopen keeps the first contact, not the second.
+        again.status = ConversationStatus::Closed;
+        let third = on_append(&again, AuthorType::Customer, Some("y otra"), Timestamp(900_000)).unwrap().conversation.unwrap();
+        assert_eq!(FirstContact::of(&third), first);
     }
 
     #[test]

@@ -138,12 +138,33 @@ impl MediaStore {
         Ok(hex::encode(Sha256::digest(bytes)))
     }
 
-    fn sign(&self, id: Uuid, expires: i64) -> HmacSha256 {
+    fn mac(&self, subject: &[u8], expires: i64) -> HmacSha256 {
         // HMAC takes keys of any length; new_from_slice cannot fail for it.
         let mut m = HmacSha256::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
-        m.update(id.as_bytes());
+        m.update(subject);
         m.update(&expires.to_be_bytes());
         m
+    }
+
+    fn sign(&self, id: Uuid, expires: i64) -> HmacSha256 {
+        self.mac(id.as_bytes(), expires)
+    }
+
+    /// Paths are signed under their own prefix so that no path's signature is a media id's.
+    fn path_subject(path: &str) -> Vec<u8> {
+        [b"path:".as_slice(), path.as_bytes()].concat()
+    }
+
+    /// A query (`expires=…&sig=…`) that opens `path` (another file served to staff, such as a report) without a token until `ttl` has passed.
+    pub fn sign_path(&self, path: &str, ttl: Duration) -> (String, Timestamp) {
+        let expires = Timestamp::now().millis() / 1000 + ttl.as_secs().max(1) as i64;
+        let sig = hex::encode(self.mac(&Self::path_subject(path), expires).finalize().into_bytes());
+        (format!("expires={expires}&sig={sig}"), Timestamp(expires * 1000))
+    }
+
+    /// Checks a signed path's `expires` (Unix seconds) and `sig` at `now`.
+    pub fn verify_path(&self, path: &str, expires: i64, sig: &str, now: Timestamp) -> Result<(), UrlError> {
+        check(self.mac(&Self::path_subject(path), expires), expires, sig, now)
     }
 
     /// A URL for `id` that works without a token until `ttl` (default: the configured lifetime) has passed.
@@ -157,13 +178,18 @@ impl MediaStore {
 
     /// Checks a URL's `expires` (Unix seconds) and `sig` for `id` at `now`.
     pub fn verify(&self, id: Uuid, expires: i64, sig: &str, now: Timestamp) -> Result<(), UrlError> {
-        let given = hex::decode(sig).map_err(|_| UrlError::BadSignature)?;
-        self.sign(id, expires).verify_slice(&given).map_err(|_| UrlError::BadSignature)?;
-        if now.millis() / 1000 >= expires {
-            return Err(UrlError::Expired);
-        }
-        Ok(())
+        check(self.sign(id, expires), expires, sig, now)
     }
+}
+
+/// Checks `sig` against `mac`, then the expiry.
+fn check(mac: HmacSha256, expires: i64, sig: &str, now: Timestamp) -> Result<(), UrlError> {
+    let given = hex::decode(sig).map_err(|_| UrlError::BadSignature)?;
+    mac.verify_slice(&given).map_err(|_| UrlError::BadSignature)?;
+    if now.millis() / 1000 >= expires {
+        return Err(UrlError::Expired);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -194,6 +220,19 @@ mod tests {
         assert_eq!(s.verify(id, expires + 3600, sig, Timestamp::now()), Err(UrlError::BadSignature), "a stretched expiry");
         assert_eq!(s.verify(Uuid::new_v4(), expires, sig, Timestamp::now()), Err(UrlError::BadSignature), "another id");
         assert_eq!(s.verify(id, expires, "zz", Timestamp::now()), Err(UrlError::BadSignature));
+    }
+
+    #[test]
+    fn signed_paths_verify_for_their_path_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = store(dir.path());
+        let (q, _) = s.sign_path("/reports/daily-2026-11-02.html", Duration::from_secs(60));
+        let expires: i64 = q.split('&').find_map(|p| p.strip_prefix("expires=")).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let sig = q.split('&').find_map(|p| p.strip_prefix("sig=")).unwrap_or_default();
+        let now = Timestamp::now();
+        assert_eq!(s.verify_path("/reports/daily-2026-11-02.html", expires, sig, now), Ok(()));
+        assert_eq!(s.verify_path("/reports/daily-2026-11-03.html", expires, sig, now), Err(UrlError::BadSignature));
+        assert_eq!(s.verify_path("/reports/daily-2026-11-02.html", expires, sig, Timestamp((expires + 1) * 1000)), Err(UrlError::Expired));
     }
 
     #[test]

@@ -349,3 +349,33 @@ async fn no_bot_message_is_stored_after_an_escalation_that_raced_it() {
     // Both orders happened: the check above was exercised both ways.
     assert!(refused > 0 && answered > 0, "refused {refused}, answered {answered}");
 }
+
+#[actix::test]
+async fn each_hour_of_a_conversation_is_indexed_once_for_the_kpis_across_restarts() {
+    use utalk_storage::keys::KeyReader;
+    use utalk_storage::model::kpi::{self, Dimension};
+    use utalk_storage::Map;
+    let f = fixture(Duration::from_millis(100));
+    let conv = new_conversation(&f).await;
+    for i in 0..4 {
+        f.registry.call(conv, text(Uuid::new_v4(), &format!("m{i}"))).await.unwrap();
+    }
+    // The actor retires; its successor must not overwrite the hour's first seq.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(f.registry.stats().active, 0);
+    f.registry.call(conv, text(Uuid::new_v4(), "after")).await.unwrap();
+
+    let mut mine = Vec::new();
+    for (k, v) in f.db.scan_raw(Map::HourconvSeq, &[], &[], 100).unwrap() {
+        let mut r = KeyReader::new(&k);
+        let (hour, c) = (r.i64().unwrap(), r.uuid().unwrap());
+        if c == conv {
+            mine.push((hour, u64::from_be_bytes(v.as_slice().try_into().unwrap())));
+        }
+    }
+    let first = message::get(&f.db, conv, 1).unwrap().unwrap();
+    assert_eq!(mine[0], (kpi::Granularity::Hour.bucket_start(first.created_at), 1), "{mine:?}");
+    assert!(mine.len() <= 2, "one entry per hour, not per message (an hour may turn during the test): {mine:?}");
+    let counted: u64 = mine.iter().map(|(h, _)| kpi::compute_hour(&f.db, *h).unwrap()[&Dimension::All].messages).sum();
+    assert_eq!(counted, 5);
+}

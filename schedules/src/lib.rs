@@ -5,9 +5,13 @@
 //!   runs of one job at once, retrying by policy, catching up a missed run
 //!   once after downtime.
 //! - [`backup`]: the backup job (take, verify, keep by age and count).
+//! - [`daily_report`]: the daily operator report, HTML with SVG charts.
+//! - [`kpi_rollup`]: recomputes the KPI hours marked dirty and their days.
 //! - [`retention`]: removes audit records and job history past their age limits.
 
 pub mod backup;
+pub mod daily_report;
+pub mod kpi_rollup;
 pub mod retention;
 pub mod scheduler;
 

@@ -126,6 +126,12 @@ impl Scheduler {
             *g = Some(sched);
         }
         for state in &me.jobs {
+            // The gauge survives restarts: alerts on a stale backup must not fire because the process is new.
+            if let Ok(runs) = job_run::recent(&me.db, state.spec.name, 50) {
+                if let Some(ok) = runs.iter().find(|r| r.outcome == JobOutcome::Ok) {
+                    last_success(state.spec.name, ok.finished_at);
+                }
+            }
             if me.missed(state) {
                 let (me, state) = (me.clone(), state.clone());
                 tokio::spawn(async move {
@@ -218,10 +224,28 @@ impl Scheduler {
     }
 
     async fn record(&self, run: &JobRun) {
+        let outcome = match run.outcome {
+            JobOutcome::Ok => "ok",
+            JobOutcome::Failed => "failed",
+            JobOutcome::Skipped => "skipped",
+        };
+        metrics::counter!("job_runs_total", "job" => run.name.clone(), "outcome" => outcome).increment(1);
+        if run.outcome != JobOutcome::Skipped {
+            let secs = (run.finished_at.millis() - run.started_at.millis()).max(0) as f64 / 1000.0;
+            metrics::histogram!("job_duration_seconds", "job" => run.name.clone()).record(secs);
+        }
+        if run.outcome == JobOutcome::Ok {
+            last_success(&run.name, run.finished_at);
+        }
         let mut b = Batch::new();
         let built = job_run::put(&mut b, run).map(|_| b);
         self.writer.commit_or_log(built, "recording a job run").await;
     }
+}
+
+/// Sets the gauge alert rules watch (a backup older than its schedule, a rollup that stopped).
+fn last_success(job: &str, at: Timestamp) {
+    metrics::gauge!("job_last_success_timestamp_seconds", "job" => job.to_string()).set(at.millis() as f64 / 1000.0);
 }
 
 #[cfg(test)]

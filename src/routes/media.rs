@@ -10,7 +10,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use utalk_actors::media_store::{MediaRefused, SignedUrl, UrlError};
+use utalk_actors::media_store::{MediaRefused, SignedUrl};
 use utalk_storage::model::{conversation, media, MediaRecord, MediaSource, MediaStatus};
 use utalk_storage::{Batch, Timestamp};
 use uuid::Uuid;
@@ -170,10 +170,7 @@ pub async fn get(
     let id = id.into_inner();
     match (q.expires, q.sig.as_deref()) {
         (Some(expires), Some(sig)) => {
-            state.media.verify(id, expires, sig, Timestamp::now()).map_err(|e| match e {
-                UrlError::BadSignature => ApiError::new(StatusCode::FORBIDDEN, "bad_signature", e.to_string()),
-                UrlError::Expired => ApiError::new(StatusCode::FORBIDDEN, "url_expired", e.to_string()),
-            })?;
+            state.media.verify(id, expires, sig, Timestamp::now())?;
             let m = media::get(&state.db, id)?.ok_or_else(|| ApiError::not_found("media"))?;
             if m.status != MediaStatus::Stored {
                 return Err(ApiError::conflict("media_not_stored", format!("media is {:?}, not stored", m.status).to_lowercase()));

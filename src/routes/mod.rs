@@ -11,6 +11,7 @@ pub mod media;
 pub mod messages;
 pub mod openapi;
 pub mod outbox;
+pub mod reports;
 pub mod socket;
 pub mod twilio;
 pub mod users;
@@ -39,9 +40,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
                 .configure(ai::configure)
                 .configure(backups::configure)
                 .configure(jobs::configure)
+                .configure(reports::configure)
                 .configure(openapi::configure),
         )
         .configure(health::configure)
+        .configure(reports::configure_pages)
+        .route("/metrics", web::get().to(crate::metrics::scrape))
         .route("/health/whatsapp", web::get().to(outbox::health))
         .configure(twilio::configure)
         .configure(|c| socket::configure(c, max_socket_payload))

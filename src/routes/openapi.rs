@@ -28,6 +28,7 @@ impl Modify for BearerAuth {
         super::lifecycle::escalate, super::lifecycle::close, super::lifecycle::rating, super::lifecycle::force_pause_bot,
         super::ai::get, super::ai::put, super::ai::runs,
         super::backups::list, super::backups::create, super::jobs::list, super::jobs::runs, super::jobs::run,
+        super::reports::kpis, super::reports::list, super::reports::create,
         super::users::create, super::users::list,
         super::media::upload, super::media::get, super::media::regenerate,
         super::outbox::list,

@@ -47,11 +47,17 @@ pub enum Map {
     Ratings,
     /// `job name (UTF-8) · started_ms (8) · run_id (16) → JobRun`.
     JobRuns,
+    /// `hour_ms (8) · conversation_id (16) → first seq (8)`: the conversations with messages in each hour, for the KPIs.
+    HourconvSeq,
+    /// `state (1: dirty, claimed) · hour_ms (8) → ()`: hours whose KPIs must be rolled up again.
+    KpiDirty,
+    /// `granularity (1) · bucket_ms (8) · dimension (1 + 0, 1 or 16) → KpiSums`.
+    KpiRollups,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 20] = [
+    pub const ALL: [Map; 23] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -72,6 +78,9 @@ impl Map {
         Map::Escalations,
         Map::Ratings,
         Map::JobRuns,
+        Map::HourconvSeq,
+        Map::KpiDirty,
+        Map::KpiRollups,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -100,6 +109,9 @@ impl Map {
             Map::Escalations => "escalations",
             Map::Ratings => "ratings",
             Map::JobRuns => "job_runs",
+            Map::HourconvSeq => "hourconv_seq",
+            Map::KpiDirty => "kpi_dirty",
+            Map::KpiRollups => "kpi_rollups",
         }
     }
 

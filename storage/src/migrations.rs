@@ -45,14 +45,37 @@ fn users_preferences_validate(db: &Db) -> Result<(), String> {
     Ok(())
 }
 
+/// Messages gain an hour index and every hour holding data is marked for the KPI rollup.
+fn kpi_index_up(db: &Db) -> Result<Batch, String> {
+    let mut b = Batch::new();
+    crate::model::kpi::backfill(db, &mut b).map_err(|e| e.to_string())?;
+    Ok(b)
+}
+
+fn kpi_index_validate(db: &Db) -> Result<(), String> {
+    match crate::model::kpi::time_index_complete(db) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err("a message is missing from the hour index".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Every migration, in order.
 pub fn registry() -> Vec<Migration> {
-    vec![Migration {
-        version: 2,
-        description: "users gain preferences: language (es) and time zone (America/Mexico_City)",
-        up: users_preferences_up,
-        validate: users_preferences_validate,
-    }]
+    vec![
+        Migration {
+            version: 2,
+            description: "users gain preferences: language (es) and time zone (America/Mexico_City)",
+            up: users_preferences_up,
+            validate: users_preferences_validate,
+        },
+        Migration {
+            version: 3,
+            description: "messages gain an hour index; every hour holding data is marked for the KPI rollup",
+            up: kpi_index_up,
+            validate: kpi_index_validate,
+        },
+    ]
 }
 
 /// What a migration run did.

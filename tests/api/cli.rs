@@ -85,9 +85,60 @@ fn migrate_status_and_up_report_the_schema() {
     add_user(&data, ADMIN.0, "admin", ADMIN.1);
     let (ok, out, err) = utalk(&data, &["migrate", "status"], "");
     assert!(ok, "{err}");
-    assert!(out.contains("schema version 2; this build writes 2") && out.contains("up to date"), "{out}");
+    let v = utalk_storage::SCHEMA_VERSION;
+    assert!(out.contains(&format!("schema version {v}; this build writes {v}")) && out.contains("up to date"), "{out}");
     let (ok, out, err) = utalk(&data, &["migrate", "up", "--dry-run"], "");
     assert!(ok && out.contains("up to date"), "{out} {err}");
     let (ok, out, err) = utalk(&data, &["migrate", "up"], "");
     assert!(ok && out.contains("up to date"), "{out} {err}");
+}
+
+#[tokio::test]
+async fn report_kpis_reads_a_running_server_and_rolls_up_a_stopped_one() {
+    let mut s = TestServer::start_with(crate::reports::NO_SCHEDULED_ROLLUP).await;
+    let admin = s.login(ADMIN).await;
+    let conv = s.create_conversation(&admin).await;
+    let r = s
+        .http
+        .post(s.url(&format!("/api/v1/conversations/{conv}/messages")))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"messageId": uuid::Uuid::new_v4(), "text": "hola"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let data = s.data_dir();
+    // While it runs: its rollups as they are (none yet), read without a lock.
+    let (ok, out, err) = utalk(&data, &["report", "kpis", "--format", "csv"], "");
+    assert!(ok, "{err}");
+    assert!(err.contains("the server is running"), "{err}");
+    assert!(out.starts_with("bucketStart,granularity,conversations,messages,botResponseTimeMs,"), "{out}");
+    assert!(out.lines().skip(1).all(|l| l.split(',').nth(3) == Some("0")), "nothing rolled up yet: {out}");
+
+    // Stopped: it rolls up first.
+    s.kill();
+    let (ok, out, err) = utalk(&data, &["report", "kpis", "--granularity", "day", "--format", "json"], "");
+    assert!(ok, "{err}");
+    assert!(err.contains("rolled up"), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let today = v["items"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!((today["conversations"].as_u64(), today["messages"].as_u64()), (Some(1), Some(1)), "{today}");
+    let (ok, table, _) = utalk(&data, &["report", "kpis"], "");
+    assert!(ok && table.lines().next().unwrap().starts_with("bucket") && table.contains("target"), "{table}");
+
+    let date = utalk_storage::Timestamp::now().to_rfc3339()[..10].to_string();
+    let (ok, out, err) = utalk(&data, &["report", "daily", "--date", &date], "");
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("daily-{date}.html")) && out.contains("1 conversations"), "{out}");
+    assert!(data.join("reports").join(format!("daily-{date}.html")).exists());
+
+    for (args, says) in [
+        (vec!["report", "kpis", "--granularity", "week"], "granularity must be hour or day"),
+        (vec!["report", "kpis", "--from", "last tuesday"], "from must be an RFC 3339 time"),
+        (vec!["report", "kpis", "--format", "xml"], "invalid value 'xml'"),
+        (vec!["report", "daily", "--date", "2026-02-30"], "--date must be a day"),
+    ] {
+        let (ok, _, err) = utalk(&data, &args, "");
+        assert!(!ok && err.contains(says), "{args:?}: {err}");
+    }
 }

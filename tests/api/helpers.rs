@@ -50,12 +50,17 @@ pub struct TestServer {
 impl TestServer {
     /// A fresh data dir with an admin, an agent and a readonly user, and a server on it.
     pub async fn start() -> TestServer {
+        Self::start_with(&[]).await
+    }
+
+    /// Like [`start`](Self::start), with extra environment.
+    pub async fn start_with(env: &[(&str, &str)]) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         add_user(&data, ADMIN.0, "admin", ADMIN.1);
         add_user(&data, AGENT.0, "agent", AGENT.1);
         add_user(&data, READONLY.0, "readonly", READONLY.1);
-        let mut s = Self::start_on(&data, &[]).await;
+        let mut s = Self::start_on(&data, env).await;
         s._dir = Some(dir);
         s
     }

@@ -15,7 +15,7 @@ async fn jobs_are_listed_run_now_and_recorded() {
     let agent = s.login(AGENT).await;
     let jobs = s.get_json("/api/v1/admin/jobs", &admin).await;
     let names: Vec<&str> = jobs["items"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["backup", "retention"]);
+    assert_eq!(names, vec!["backup", "retention", "kpi_rollup", "daily_report"]);
     assert_eq!(jobs["items"][0]["schedule"], "0 */15 * * * *");
     assert!(jobs["items"][0]["nextRunAt"].is_string());
     assert!(jobs["items"][0]["lastRun"].is_null());
@@ -34,6 +34,21 @@ async fn jobs_are_listed_run_now_and_recorded() {
 
     let jobs = s.get_json("/api/v1/admin/jobs", &admin).await;
     assert_eq!(jobs["items"][0]["lastRun"]["outcome"], "ok");
+
+    // Runs are exported as metrics.
+    let m = s.http.get(s.url("/metrics")).send().await.unwrap();
+    assert!(m.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let m = m.text().await.unwrap();
+    for line in [
+        "job_runs_total{job=\"backup\",outcome=\"ok\"} 1",
+        "job_runs_total{job=\"retention\",outcome=\"ok\"} 1",
+        "job_duration_seconds_bucket{job=\"backup\",le=\"+Inf\"} 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} in\n{m}");
+    }
+    let last = m.lines().find_map(|l| l.strip_prefix("job_last_success_timestamp_seconds{job=\"backup\"} ")).expect("last success gauge");
+    let last: f64 = last.parse().unwrap();
+    assert!((last - utalk_storage::Timestamp::now().millis() as f64 / 1000.0).abs() < 60.0, "{last}");
     assert_eq!(runs(&s, &admin, "backup").await.len(), 1);
 
     let r = s.http.post(s.url("/api/v1/admin/jobs/nope/run")).bearer_auth(&admin).send().await.unwrap();

@@ -10,4 +10,5 @@ mod helpers;
 mod jobs;
 mod messages;
 mod platform;
+mod reports;
 mod socket;

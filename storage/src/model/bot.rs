@@ -148,6 +148,7 @@ impl Record for BotRun {
 
 /// Adds the write of `run` to `batch`.
 pub fn put_run(batch: &mut Batch, run: &BotRun) -> Result<(), CodecError> {
+    // Stamped as it is written: it falls in the rollups' recent hours, no mark needed.
     batch.put(Map::BotRuns, Key::new().i64(run.finished_at.millis()).uuid(run.id), run)?;
     Ok(())
 }
@@ -188,7 +189,7 @@ pub struct Escalation {
     pub detail: Option<String>,
     /// Staff user who escalated, for manual escalations.
     pub by: Option<Uuid>,
-    /// When the conversation started (time to escalation).
+    /// When the conversation (or, after a reopen, its current contact) started: time to escalation counts from it.
     #[schema(value_type = String, format = DateTime)]
     pub conversation_created_at: Timestamp,
     /// When it was escalated.
@@ -205,6 +206,7 @@ impl Record for Escalation {
 /// Adds the write of `e` to `batch`.
 pub fn put_escalation(batch: &mut Batch, e: &Escalation) -> Result<(), CodecError> {
     batch.put(Map::Escalations, Key::new().i64(e.escalated_at.millis()).uuid(e.id), e)?;
+    crate::model::kpi::touch(batch, e.escalated_at);
     Ok(())
 }
 
@@ -241,6 +243,9 @@ pub struct Rating {
     /// When.
     #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
+    /// The agent the conversation was assigned to when it was rated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<Uuid>,
 }
 
 impl Record for Rating {
@@ -254,5 +259,6 @@ pub fn put_rating(batch: &mut Batch, r: &Rating) -> Result<(), CodecError> {
         RatingKind::Nps => 2,
     };
     batch.put(Map::Ratings, Key::new().i64(r.at.millis()).uuid(r.conversation_id).u8(kind), r)?;
+    crate::model::kpi::touch(batch, r.at);
     Ok(())
 }

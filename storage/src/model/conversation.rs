@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Where the customer writes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// The web chat widget.
@@ -125,6 +125,38 @@ pub struct Conversation {
     /// The rating question the customer was last asked and has not answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub awaiting_rating: Option<RatingKind>,
+    /// When the current contact started, if the conversation was reopened (time to escalation counts from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub contact_started_at: Option<Timestamp>,
+    /// The first contact's figures, kept when a reopen starts the next one (the KPIs count the first contact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_contact: Option<FirstContact>,
+}
+
+/// What the KPIs count of a conversation's first contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FirstContact {
+    /// It was escalated to people.
+    pub escalated: bool,
+    /// From escalation (or the start, without one) to the first agent reply, ms.
+    pub answer_wait_ms: Option<u64>,
+    /// The agent assigned.
+    pub agent_id: Option<Uuid>,
+}
+
+impl FirstContact {
+    /// The first contact's figures: those kept at a reopen, or the conversation's own while it is still its first contact.
+    pub fn of(c: &Conversation) -> FirstContact {
+        c.first_contact.unwrap_or_else(|| FirstContact {
+            escalated: c.escalated_at.is_some(),
+            answer_wait_ms: c
+                .first_agent_reply_at
+                .and_then(|reply| u64::try_from(reply.millis() - c.escalated_at.unwrap_or(c.created_at).millis()).ok()),
+            agent_id: c.assignee_id,
+        })
+    }
 }
 
 /// Which rating question is open.
@@ -171,6 +203,8 @@ impl Conversation {
             csat: None,
             nps: None,
             awaiting_rating: None,
+            contact_started_at: None,
+            first_contact: None,
         }
     }
 }
@@ -207,6 +241,11 @@ pub fn get(db: &Db, id: Uuid) -> Result<Option<Conversation>, StoreError> {
 pub fn put_batch(old: Option<&Conversation>, new: &Conversation) -> Result<Batch, CodecError> {
     let mut b = Batch::new();
     b.put(Map::Conversations, Key::new().uuid(new.id), new)?;
+    // A new conversation falls in the rollups' recent hours; a change of what
+    // the KPIs count in an older one marks its hour.
+    if old.is_some_and(|o| counts_differ(o, new)) {
+        crate::model::kpi::touch(&mut b, new.created_at);
+    }
     if old.map(|o| o.status) != Some(new.status) {
         if let Some(o) = old {
             b.delete(Map::StatusConvid, Key::new().u8(o.status.code()).uuid(o.id));
@@ -222,6 +261,17 @@ pub fn put_batch(old: Option<&Conversation>, new: &Conversation) -> Result<Batch
         }
     }
     Ok(b)
+}
+
+/// Whether a change touches what the KPIs count of a conversation.
+fn counts_differ(a: &Conversation, b: &Conversation) -> bool {
+    a.status != b.status
+        || a.first_contact_resolution != b.first_contact_resolution
+        || a.escalated_at != b.escalated_at
+        || a.first_agent_reply_at != b.first_agent_reply_at
+        || a.assignee_id != b.assignee_id
+        || a.first_contact != b.first_contact
+        || a.created_at != b.created_at
 }
 
 impl Channel {

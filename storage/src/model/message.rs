@@ -240,14 +240,16 @@ pub fn locate(db: &Db, message_id: Uuid) -> Result<Option<(Uuid, u64)>, StoreErr
     }
 }
 
-/// The writes that store a changed version of an existing message.
+/// The writes that store a changed version of an existing message (same seq and time).
 pub fn replace_batch(message: &Message) -> Result<Batch, CodecError> {
     let mut b = Batch::new();
     b.put(Map::Messages, key(message.conversation_id, message.seq), message)?;
+    crate::model::kpi::touch(&mut b, message.created_at);
     Ok(b)
 }
 
-/// The writes that append `message` with its idempotency index.
+/// The writes that append `message` with its idempotency index (the KPIs' hour index is
+/// [`kpi::index_messages`](crate::model::kpi::index_messages), once an hour per conversation).
 pub fn append_batch(message: &Message) -> Result<Batch, CodecError> {
     let mut b = Batch::new();
     b.put(Map::Messages, key(message.conversation_id, message.seq), message)?;

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod bot;
 pub mod conversation;
 pub mod job_run;
+pub mod kpi;
 pub mod media;
 pub mod message;
 pub mod outbox;
@@ -17,8 +18,9 @@ pub mod user;
 
 pub use audit::AuditEvent;
 pub use bot::{AiConfig, BotOutcome, BotRun, Escalation, EscalationReason, Provider, Rating, RatingSource};
-pub use conversation::{Channel, Conversation, ConversationFilter, ConversationStatus, Customer, RatingKind};
+pub use conversation::{Channel, Conversation, ConversationFilter, ConversationStatus, Customer, FirstContact, RatingKind};
 pub use job_run::{JobOutcome, JobRun};
+pub use kpi::{Dimension, Granularity, KpiRow, KpiSums, KPIS};
 pub use media::{MediaFetch, MediaRecord, MediaSource};
 pub use message::{Attachment, Author, AuthorType, Direction, MediaStatus, Message, MessageStatus};
 pub use outbox::{OutboxEntry, OutboxState, Outcome};
