@@ -12,9 +12,11 @@ use anyhow::Context;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use utalk_actors::alert_webhook::{AlertWebhooks, WebhookTarget};
 use utalk_actors::assigner::Assigner;
 use utalk_actors::bot::Bot;
 use utalk_actors::delivery::{Delivery, DeliveryConfig};
+use utalk_actors::inventory::{Inventory, SocketAlerts};
 use utalk_actors::knowledge::KnowledgeFile;
 use utalk_actors::media_fetch::MediaFetcher;
 use utalk_actors::media_store::{MediaLimits, MediaStore};
@@ -27,6 +29,7 @@ use utalk_schedules::backup::BackupTask;
 use utalk_schedules::daily_report::DailyReportTask;
 use utalk_schedules::kpi_rollup::KpiRollupTask;
 use utalk_schedules::retention::RetentionTask;
+use utalk_schedules::stock_scan::StockScanTask;
 use utalk_schedules::{JobSpec, Scheduler};
 use utalk_storage::backup::Backups;
 use utalk_storage::migrations;
@@ -137,7 +140,7 @@ async fn start_whatsapp(
 }
 
 /// Starts the scheduled jobs.
-async fn start_jobs(config: &Config, db: &Db, writer: &StoreWriter) -> anyhow::Result<Arc<Scheduler>> {
+async fn start_jobs(config: &Config, db: &Db, writer: &StoreWriter, inventory: &Inventory) -> anyhow::Result<Arc<Scheduler>> {
     let j = &config.jobs;
     let day = 86_400;
     let backup = BackupTask {
@@ -152,7 +155,7 @@ async fn start_jobs(config: &Config, db: &Db, writer: &StoreWriter) -> anyhow::R
         writer: writer.clone(),
         audit_max_age: Duration::from_secs(config.retention.audit_days * day),
         job_runs_max_age: Duration::from_secs(config.retention.job_runs_days * day),
-        job_names: vec!["backup", "retention", "kpi_rollup", "daily_report"],
+        job_names: vec!["backup", "retention", "kpi_rollup", "daily_report", "stock_negative"],
     };
     let kpi_rollup = KpiRollupTask { db: db.clone(), writer: writer.clone() };
     let daily_report = DailyReportTask { db: db.clone(), writer: writer.clone(), dir: config.data_dir.join("reports") };
@@ -168,10 +171,46 @@ async fn start_jobs(config: &Config, db: &Db, writer: &StoreWriter) -> anyhow::R
         spec("retention", &j.retention, Arc::new(retention)),
         spec("kpi_rollup", &j.kpi_rollup, Arc::new(kpi_rollup)),
         spec("daily_report", &j.daily_report, Arc::new(daily_report)),
+        spec("stock_negative", &j.stock_negative, Arc::new(StockScanTask { inventory: inventory.clone(), db: db.clone() })),
     ];
     let scheduler = Scheduler::start(db.clone(), writer.clone(), specs).await.context("cannot start the scheduled jobs")?;
     tracing::info!(backup = %j.backup, retention = %j.retention, kpi_rollup = %j.kpi_rollup, daily_report = %j.daily_report, backups = %config.backup_dir().display(), "scheduled jobs started");
     Ok(scheduler)
+}
+
+/// Starts the store actors and, when configured, the alert webhook's worker.
+fn start_inventory(config: &Config, db: &Db, writer: &StoreWriter, registry: &Registry) -> anyhow::Result<Inventory> {
+    let a = &config.alerts;
+    let signal = match (&a.webhook_url, &a.webhook_secret) {
+        (Some(url), Some(secret)) => {
+            let signal = Arc::new(JobSignal::new(true));
+            // A redirect would turn the POST into a GET without the body: it is an answer to fix, not to follow.
+            let client = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .context("cannot build the HTTP client")?;
+            let target = WebhookTarget {
+                url: url.clone(),
+                secret: secret.expose().as_bytes().to_vec(),
+                timeout: Duration::from_millis(a.webhook_timeout_ms),
+                backoff: Backoff {
+                    base: Duration::from_millis(a.webhook_backoff_base_ms),
+                    max: Duration::from_secs(600),
+                    max_attempts: a.webhook_max_attempts,
+                },
+            };
+            let worker = AlertWebhooks::new(db.clone(), writer.clone(), client, target, signal.clone());
+            WorkerActor::start(Arc::new(worker));
+            // The URL may carry a token: only its host is logged.
+            let host = url.split("://").nth(1).and_then(|r| r.split(['/', '?', '@']).next()).unwrap_or("");
+            tracing::info!(host, "alert webhook on");
+            Some(signal)
+        }
+        _ => None,
+    };
+    let sink = Arc::new(SocketAlerts::new(db.clone(), registry.broker().clone()));
+    Ok(Inventory::start(db.clone(), writer.clone(), sink, signal))
 }
 
 /// Starts the bot's workers and hooks it to the conversations.
@@ -236,7 +275,8 @@ impl Application {
         };
         let sockets = SocketHub::new(socket_config, auth.clone(), registry.clone(), db.clone());
         let bot = start_bot(&config, &db, &registry, &sockets)?;
-        let scheduler = start_jobs(&config, &db, &writer).await?;
+        let inventory = start_inventory(&config, &db, &writer, &registry)?;
+        let scheduler = start_jobs(&config, &db, &writer, &inventory).await?;
         let auth = web::Data::from(auth);
         let hub = web::Data::new(sockets.clone());
         let state = web::Data::new(AppState {
@@ -253,6 +293,7 @@ impl Application {
             bot,
             ai_config_lock: tokio::sync::Mutex::new(()),
             scheduler,
+            inventory,
         });
 
         let listener = TcpListener::bind(&config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;

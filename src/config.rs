@@ -100,6 +100,36 @@ pub struct Config {
     pub jobs: JobsSection,
     /// Age limits of kept records.
     pub retention: RetentionSection,
+    /// Where stock alerts go besides sockets and the API.
+    pub alerts: AlertsSection,
+}
+
+/// `[alerts]`: the outbound alert webhook.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsSection {
+    /// URL that receives every alert change as a signed JSON POST; unset: no webhook.
+    pub webhook_url: Option<String>,
+    /// Key of the HMAC-SHA256 signature (`X-Utalk-Signature: sha256=<hex>`); required with the URL, 16+ characters.
+    pub webhook_secret: Option<Secret>,
+    /// Longest wait for the receiver's answer, milliseconds.
+    pub webhook_timeout_ms: u64,
+    /// Attempts before a delivery is given up.
+    pub webhook_max_attempts: u32,
+    /// Delay before the first retry, milliseconds (doubles per attempt, with jitter, up to 10 minutes).
+    pub webhook_backoff_base_ms: u64,
+}
+
+impl Default for AlertsSection {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_timeout_ms: 5_000,
+            webhook_max_attempts: 20,
+            webhook_backoff_base_ms: 1_000,
+        }
+    }
 }
 
 /// `[backup]`
@@ -133,6 +163,8 @@ pub struct JobsSection {
     pub kpi_rollup: String,
     /// Cron of the daily report (yesterday's, UTC).
     pub daily_report: String,
+    /// Cron of the negative- and low-stock scan of every store.
+    pub stock_negative: String,
     /// Attempts after a failed one.
     pub retries: u32,
     /// Seconds between attempts.
@@ -146,6 +178,7 @@ impl Default for JobsSection {
             retention: "0 30 3 * * *".into(),
             kpi_rollup: "0 */5 * * * *".into(),
             daily_report: "0 15 0 * * *".into(),
+            stock_negative: "0 * * * * *".into(),
             retries: 2,
             retry_delay_secs: 30,
         }
@@ -415,6 +448,7 @@ impl Default for Config {
             backup: BackupSection::default(),
             jobs: JobsSection::default(),
             retention: RetentionSection::default(),
+            alerts: AlertsSection::default(),
         }
     }
 }
@@ -493,7 +527,8 @@ const STRING_KEYS: &[&str] = &[
 ];
 
 /// Sections of the file, settable as `UTALK_SECTION__KEY`.
-const SECTIONS: &[&str] = &["store", "conversations", "http", "auth", "socket", "media", "delivery", "bot", "backup", "jobs", "retention"];
+const SECTIONS: &[&str] =
+    &["store", "conversations", "http", "auth", "socket", "media", "delivery", "bot", "backup", "jobs", "retention", "alerts"];
 
 impl Config {
     /// Loads defaults, then `file`, then `UTALK_*` variables from `env`.
@@ -574,6 +609,22 @@ impl Config {
             return Err(
                 "socket: ping times must be at least 100 ms, max_payload_bytes at least 1024, max_queued and max_replay positive".into()
             );
+        }
+        let a = &self.alerts;
+        match (&a.webhook_url, &a.webhook_secret) {
+            (Some(u), Some(s)) => {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return Err(format!("alerts.webhook_url: `{u}` is not an http(s) URL"));
+                }
+                if s.expose().len() < 16 {
+                    return Err("alerts.webhook_secret: must be at least 16 characters".into());
+                }
+            }
+            (Some(_), None) => return Err("alerts.webhook_secret: required with alerts.webhook_url (receivers check the signature)".into()),
+            (None, _) => {}
+        }
+        if a.webhook_timeout_ms == 0 || a.webhook_max_attempts == 0 || a.webhook_backoff_base_ms == 0 {
+            return Err("alerts: webhook_timeout_ms, webhook_max_attempts and webhook_backoff_base_ms must be positive".into());
         }
         if self.conversations.max_inflight == 0 || self.conversations.idle_timeout_secs == 0 {
             return Err("conversations: max_inflight and idle_timeout_secs must be positive".into());

@@ -18,6 +18,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds to wait before retrying (429, 503).
     pub retry_after: Option<u64>,
+    /// Figures a client acts on (the stock left of a refused sale), as `error.details`.
+    pub details: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -32,12 +34,14 @@ struct Inner<'a> {
     code: &'a str,
     message: &'a str,
     request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<&'a serde_json::Value>,
 }
 
 impl ApiError {
     /// An error with any status.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None }
+        Self { status, code, message: message.into(), retry_after: None, details: None }
     }
     /// 400: the request could not be parsed.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -89,7 +93,14 @@ impl ResponseError for ApiError {
         self.status
     }
     fn error_response(&self) -> HttpResponse {
-        let body = Body { error: Inner { code: self.code, message: &self.message, request_id: request_id::current().unwrap_or_default() } };
+        let body = Body {
+            error: Inner {
+                code: self.code,
+                message: &self.message,
+                request_id: request_id::current().unwrap_or_default(),
+                details: self.details.as_ref(),
+            },
+        };
         let mut res = HttpResponse::build(self.status);
         if let Some(s) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, s.to_string()));
@@ -156,5 +167,26 @@ impl From<utalk_actors::media_store::UrlError> for ApiError {
             UrlError::Expired => "url_expired",
         };
         ApiError::new(actix_web::http::StatusCode::FORBIDDEN, code, e.to_string())
+    }
+}
+
+impl From<utalk_actors::inventory::InventoryError> for ApiError {
+    fn from(e: utalk_actors::inventory::InventoryError) -> Self {
+        use utalk_actors::inventory::InventoryError as E;
+        match &e {
+            E::UnknownStore(_) => ApiError::new(StatusCode::NOT_FOUND, "store_not_found", e.to_string()),
+            E::UnknownSku { .. } => ApiError::new(StatusCode::NOT_FOUND, "product_not_found", e.to_string()),
+            E::InvalidQuantity(_) => ApiError::invalid("invalid_quantity", e.to_string()),
+            E::InvalidTransfer(_) => ApiError::invalid("invalid_transfer", e.to_string()),
+            E::InsufficientStock { sku, stock, wanted } => ApiError {
+                details: Some(serde_json::json!({ "sku": sku, "stock": stock, "wanted": wanted })),
+                ..ApiError::conflict("insufficient_stock", e.to_string())
+            },
+            E::IdReused(_) => ApiError::conflict("transaction_id_reused", e.to_string()),
+            E::ProductExists { .. } => ApiError::conflict("product_exists", e.to_string()),
+            E::UnknownAlert(_) => ApiError::not_found("alert"),
+            E::Storage(m) => ApiError::internal(m),
+            E::Unavailable => ApiError::unavailable("store_unavailable", e.to_string()),
+        }
     }
 }

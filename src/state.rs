@@ -38,4 +38,6 @@ pub struct AppState {
     pub ai_config_lock: tokio::sync::Mutex<()>,
     /// Scheduled jobs.
     pub scheduler: Arc<utalk_schedules::Scheduler>,
+    /// Stock: one actor per store.
+    pub inventory: utalk_actors::inventory::Inventory,
 }

@@ -70,6 +70,16 @@ pub enum ConversationEvent {
         /// `online`, `away` or `offline`.
         status: &'static str,
     },
+    /// A stock alert was raised (`alert:new`) or changed (`alert:updated`), for
+    /// operators, admins and the store's manager (published on [`STAFF_TOPIC`]).
+    Alert {
+        /// The alert.
+        alert: Arc<utalk_storage::model::Alert>,
+        /// The store's manager, who gets it whatever their role.
+        manager: Option<Uuid>,
+        /// Raised now (`alert:new`), rather than changed.
+        new: bool,
+    },
 }
 
 impl ConversationEvent {
@@ -83,6 +93,8 @@ impl ConversationEvent {
             ConversationEvent::Read { .. } => "message:read",
             ConversationEvent::Typing { .. } => "typing",
             ConversationEvent::Presence { .. } => "presence",
+            ConversationEvent::Alert { new: true, .. } => "alert:new",
+            ConversationEvent::Alert { new: false, .. } => "alert:updated",
         }
     }
 
@@ -107,6 +119,7 @@ impl ConversationEvent {
                 json!({ "conversationId": conversation_id, "user": user, "typing": typing })
             }
             ConversationEvent::Presence { user_id, status } => json!({ "userId": user_id, "status": status }),
+            ConversationEvent::Alert { alert, .. } => json!({ "alert": alert.as_ref() }),
         };
         v.to_string()
     }

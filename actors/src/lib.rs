@@ -11,12 +11,14 @@
 //! - [`bot`]: answers customers first ([`knowledge`] rules or an [`openai`]-compatible model), hands over to people;
 //!   [`lifecycle`] holds the rules the conversation actor applies; [`assigner`] picks agents.
 
+pub mod alert_webhook;
 pub mod assigner;
 pub mod bot;
 pub mod broker;
 pub mod conversation;
 pub mod delivery;
 pub mod engineio;
+pub mod inventory;
 pub mod knowledge;
 pub mod lifecycle;
 pub mod media_fetch;

@@ -214,6 +214,16 @@ impl futures_util::Stream for Deliveries {
 }
 
 impl SessionActor {
+    /// Whether this session gets stock alerts: operators, admins, and the store's manager.
+    fn receives_alerts(&self, manager: Option<Uuid>) -> bool {
+        match self.sio.as_ref().map(|c| c.identity) {
+            Some(Identity::Staff { user_id, role }) => {
+                matches!(role, utalk_storage::model::Role::Admin | utalk_storage::model::Role::Operator) || Some(user_id) == manager
+            }
+            _ => false,
+        }
+    }
+
     /// A session on long-polling; the open packet goes out with the first GET answer.
     pub fn polling(hub: Arc<SocketHub>) -> SessionActor {
         Self::new(hub, Transport::Polling { pending: None }, true)
@@ -834,6 +844,8 @@ impl StreamHandler<Arc<Envelope>> for SessionActor {
             match &env.event {
                 ConversationEvent::MessageNew(m) => act.deliver_message(m.conversation_id, m.seq, env.json(), ctx),
                 ConversationEvent::Typing { origin, .. } if *origin == act.number => {}
+                // Stock alerts go to the people who run the stores, not to every agent.
+                ConversationEvent::Alert { manager, .. } if !act.receives_alerts(*manager) => {}
                 other => {
                     let name = other.name();
                     act.emit(socketio::event_raw(name, env.json(), None), ctx);

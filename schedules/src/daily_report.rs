@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use utalk_actors::StoreWriter;
+use utalk_storage::model::inventory::{self, InventoryReport};
 use utalk_storage::model::kpi::{self, Dimension, Granularity, Kpi, KpiRow, KpiSums, Unit, DAY_MS, KPIS};
 use utalk_storage::model::Channel;
 use utalk_storage::{Db, StoreError, Timestamp};
@@ -67,6 +68,8 @@ pub struct DayFigures {
     pub trend: Vec<KpiRow>,
     /// The day per channel that had any traffic.
     pub channels: Vec<(Channel, KpiRow)>,
+    /// Stock: the day's transactions and refusals, and what is short now.
+    pub inventory: InventoryReport,
 }
 
 /// Reads what the report of `day` shows from the stored rollups.
@@ -82,7 +85,8 @@ pub fn gather(db: &Db, day: i64) -> Result<DayFigures, StoreError> {
             channels.push((c, KpiRow::new(day, Granularity::Day, &s)));
         }
     }
-    Ok(DayFigures { day, total, hours, trend, channels })
+    let inventory = inventory::report(db, Timestamp(day), Timestamp(day + DAY_MS))?;
+    Ok(DayFigures { day, total, hours, trend, channels, inventory })
 }
 
 /// The value of `k` in the unit its chart uses (seconds or minutes, percent, score).
@@ -289,8 +293,65 @@ pub fn render(figures: &DayFigures, now: Timestamp) -> Result<String, ReportErro
         }
         h.push_str("</tr>");
     }
-    let _ = write!(h, "</table><h2>Volume by hour</h2><div id=\"volume\">{}</div></body></html>", volume_chart(&figures.hours)?);
+    let _ = write!(h, "</table><h2>Volume by hour</h2><div id=\"volume\">{}</div>", volume_chart(&figures.hours)?);
+    render_inventory(&mut h, &figures.inventory);
+    h.push_str("</body></html>");
     Ok(h)
+}
+
+/// Text from the database (store and product names) as HTML text.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn render_inventory(h: &mut String, inv: &InventoryReport) {
+    let mut by_type: BTreeMap<&str, u64> = BTreeMap::new();
+    for hour in &inv.transactions_per_hour {
+        for (t, n) in &hour.by_type {
+            *by_type.entry(t.as_str()).or_default() += n;
+        }
+    }
+    let applied: u64 = inv.transactions_per_hour.iter().map(|x| x.total).sum();
+    let refused: u64 = inv.transactions_per_hour.iter().map(|x| x.refused).sum();
+    let kinds = by_type.iter().map(|(t, n)| format!("{n} {t}")).collect::<Vec<_>>().join(", ");
+    let _ = write!(
+        h,
+        "<section id=\"inventory\"><h2>Inventory</h2><p class=\"meta\">{applied} transactions applied{}, {refused} refused this day</p>",
+        if kinds.is_empty() { String::new() } else { format!(" ({kinds})") }
+    );
+    for (title, rows, class) in [("Below zero now", &inv.negative_stock, "missed"), ("Low on stock now", &inv.low_stock, "nodata")] {
+        let _ = write!(h, "<h3>{title}</h3>");
+        if rows.is_empty() {
+            h.push_str("<p>None.</p>");
+            continue;
+        }
+        h.push_str("<table><tr><th>Store</th><th>SKU</th><th>Product</th><th>Stock</th><th>Threshold</th></tr>");
+        for p in rows {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"{class}\">{}</td><td>{}</td></tr>",
+                escape(&p.store_name),
+                escape(&p.sku),
+                escape(&p.name),
+                p.stock,
+                p.low_stock_threshold
+            );
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("<h3>Refused transactions by store</h3>");
+    if inv.errors_per_store.is_empty() {
+        h.push_str("<p>None.</p>");
+    } else {
+        h.push_str("<table><tr><th>Store</th><th>Refused</th><th>Why</th></tr>");
+        for e in &inv.errors_per_store {
+            let why = e.by_code.iter().map(|(c, n)| format!("{n} {c}")).collect::<Vec<_>>().join(", ");
+            let name = if e.store_name.is_empty() { e.store_id.to_string() } else { escape(&e.store_name) };
+            let _ = write!(h, "<tr><td>{name}</td><td>{}</td><td>{}</td></tr>", e.errors, escape(&why));
+        }
+        h.push_str("</table>");
+    }
+    h.push_str("</section>");
 }
 
 /// Writes `html` as the report of `day` in `dir` (whole or not at all); returns its path.
@@ -403,10 +464,25 @@ mod tests {
             hours: (0..24).map(|h| KpiRow::new(h * HOUR_MS, Granularity::Hour, &KpiSums::default())).collect(),
             trend: vec![empty; TREND_DAYS as usize],
             channels: Vec::new(),
+            inventory: InventoryReport {
+                transactions_per_hour: Vec::new(),
+                low_stock: vec![inventory::ShortProduct {
+                    store_id: uuid::Uuid::nil(),
+                    store_name: "<Norte & Sur>".into(),
+                    sku: "A-1".into(),
+                    name: "Café".into(),
+                    stock: 1,
+                    low_stock_threshold: 5,
+                }],
+                negative_stock: Vec::new(),
+                errors_per_store: Vec::new(),
+            },
         };
         let html = render(&figures, Timestamp(0)).expect("render");
         assert_eq!(html.matches("data-status=\"nodata\"").count(), 9);
         assert_eq!(html.matches("<svg").count(), 10, "nine trends and the volume chart");
         assert!(html.contains("No traffic this day."));
+        assert!(html.contains("<td>&lt;Norte &amp; Sur&gt;</td>"), "names from the database are escaped");
+        assert!(html.contains("0 transactions applied, 0 refused this day"));
     }
 }

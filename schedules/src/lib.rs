@@ -7,6 +7,7 @@
 //! - [`backup`]: the backup job (take, verify, keep by age and count).
 //! - [`daily_report`]: the daily operator report, HTML with SVG charts.
 //! - [`kpi_rollup`]: recomputes the KPI hours marked dirty and their days.
+//! - [`stock_scan`]: the negative- and low-stock scan of every store.
 //! - [`retention`]: removes audit records and job history past their age limits.
 
 pub mod backup;
@@ -14,5 +15,6 @@ pub mod daily_report;
 pub mod kpi_rollup;
 pub mod retention;
 pub mod scheduler;
+pub mod stock_scan;
 
 pub use scheduler::{JobSpec, JobView, RunError, Scheduler, Task};

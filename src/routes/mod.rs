@@ -5,6 +5,7 @@ pub mod auth;
 pub mod backups;
 pub mod conversations;
 pub mod health;
+pub mod inventory;
 pub mod jobs;
 pub mod lifecycle;
 pub mod media;
@@ -41,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
                 .configure(backups::configure)
                 .configure(jobs::configure)
                 .configure(reports::configure)
+                .configure(inventory::configure)
                 .configure(openapi::configure),
         )
         .configure(health::configure)

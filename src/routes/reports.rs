@@ -26,7 +26,10 @@ const READERS: &[Role] = &[Role::Admin, Role::Operator, Role::Readonly];
 const LINK_TTL: Duration = Duration::from_secs(3_600);
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/reports/kpis", web::get().to(kpis)).route("/reports", web::get().to(list)).route("/reports/daily", web::post().to(create));
+    cfg.route("/reports/kpis", web::get().to(kpis))
+        .route("/reports/inventory", web::get().to(inventory_report))
+        .route("/reports", web::get().to(list))
+        .route("/reports/daily", web::post().to(create));
 }
 
 /// The pages, outside the API prefix.
@@ -88,6 +91,31 @@ pub async fn kpis(state: web::Data<AppState>, who: Principal, q: web::Query<KpiQ
     .await
     .map_err(ApiError::internal)??;
     Ok(HttpResponse::Ok().json(KpiSeries { items, as_of }))
+}
+
+/// Query of `GET /reports/inventory`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct InventoryQuery {
+    /// Start (RFC 3339), rounded down to its hour; default 24 hours before `to`.
+    pub from: Option<String>,
+    /// End (RFC 3339, exclusive); default now.
+    pub to: Option<String>,
+}
+
+/// Transactions per hour, products low or below zero now, and refused transactions per store (admins, operators, read-only).
+#[utoipa::path(get, path = "/api/v1/reports/inventory", tag = "reports", params(InventoryQuery),
+    responses((status = 200, body = utalk_storage::model::inventory::InventoryReport), (status = 400, description = "invalid_query or range_too_large"),
+        (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn inventory_report(state: web::Data<AppState>, who: Principal, q: web::Query<InventoryQuery>) -> Result<HttpResponse, ApiError> {
+    who.require(READERS)?;
+    let range = KpiRange::parse(q.from.as_deref(), q.to.as_deref(), Some("hour"), None, None, Timestamp::now())?;
+    let (from, to) = (Timestamp(range.start), Timestamp(range.start + range.count * kpi::HOUR_MS));
+    let db = state.db.clone();
+    let report = web::block(move || utalk_storage::model::inventory::report(&db, from, to)).await.map_err(ApiError::internal)??;
+    Ok(HttpResponse::Ok().json(report))
 }
 
 /// A daily report with a link that opens it without a token.

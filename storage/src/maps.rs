@@ -53,11 +53,29 @@ pub enum Map {
     KpiDirty,
     /// `granularity (1) · bucket_ms (8) · dimension (1 + 0, 1 or 16) → KpiSums`.
     KpiRollups,
+    /// `store_id (16) → Store`.
+    Stores,
+    /// `store_id (16) · sku (UTF-8) → Product` (with its stock).
+    Products,
+    /// `level (1: low, 2: negative) · store_id (16) · sku (UTF-8) → ()`: products short of stock.
+    LevelProduct,
+    /// `transaction_id (16) → StockTxn`: applied stock transactions, the idempotency record.
+    StockTxns,
+    /// `at_ms (8) · transaction_id (16) → ()`: transactions by time.
+    TxntimeId,
+    /// `alert_id (16, UUIDv7) → Alert`.
+    Alerts,
+    /// `kind (1) · store_id (16) · sku (UTF-8) → alert_id (16)`: the unresolved alert of each product and kind.
+    OpenalertId,
+    /// `delivery_id (16, UUIDv7) → WebhookDelivery`: alert webhooks still to deliver.
+    AlertWebhooks,
+    /// `at_ms (8) · id (16) → TxnError`: refused stock transactions, for the error figures.
+    TxnErrors,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 23] = [
+    pub const ALL: [Map; 32] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -81,6 +99,15 @@ impl Map {
         Map::HourconvSeq,
         Map::KpiDirty,
         Map::KpiRollups,
+        Map::Stores,
+        Map::Products,
+        Map::LevelProduct,
+        Map::StockTxns,
+        Map::TxntimeId,
+        Map::Alerts,
+        Map::OpenalertId,
+        Map::AlertWebhooks,
+        Map::TxnErrors,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -112,6 +139,15 @@ impl Map {
             Map::HourconvSeq => "hourconv_seq",
             Map::KpiDirty => "kpi_dirty",
             Map::KpiRollups => "kpi_rollups",
+            Map::Stores => "stores",
+            Map::Products => "products",
+            Map::LevelProduct => "level_product",
+            Map::StockTxns => "stock_txns",
+            Map::TxntimeId => "txntime_id",
+            Map::Alerts => "alerts",
+            Map::OpenalertId => "openalert_id",
+            Map::AlertWebhooks => "alert_webhooks",
+            Map::TxnErrors => "txn_errors",
         }
     }
 

@@ -7,6 +7,7 @@ mod cli;
 mod conversations;
 mod durability;
 mod helpers;
+mod inventory;
 mod jobs;
 mod messages;
 mod platform;

@@ -131,6 +131,7 @@ test("the daily report shows the nine KPIs against their targets in headless Chr
 
   assert.ok((await page.locator("#volume svg").boundingBox()).width > 500, "the volume chart is drawn");
   assert.match(await page.locator("#channels").textContent(), /web/);
+  assert.match(await page.locator("#inventory").textContent(), /transactions applied/, "the inventory section is there");
   assert.deepEqual(problems, [], "the page loads nothing it is not allowed and throws nothing");
   await page.screenshot({ path: process.env.REPORT_SCREENSHOT || join(tmpdir(), "utalk-daily-report.png"), fullPage: true });
   await page.close();

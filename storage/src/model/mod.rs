@@ -4,9 +4,11 @@
 //! times as milliseconds) and readably to JSON in the API (ids as strings,
 //! times as RFC 3339), because both serde formats say whether they are human-readable.
 
+pub mod alert;
 pub mod audit;
 pub mod bot;
 pub mod conversation;
+pub mod inventory;
 pub mod job_run;
 pub mod kpi;
 pub mod media;
@@ -16,9 +18,11 @@ pub mod read_marker;
 pub mod token;
 pub mod user;
 
+pub use alert::{Alert, AlertKind, AlertStatus, Severity};
 pub use audit::AuditEvent;
 pub use bot::{AiConfig, BotOutcome, BotRun, Escalation, EscalationReason, Provider, Rating, RatingSource};
 pub use conversation::{Channel, Conversation, ConversationFilter, ConversationStatus, Customer, FirstContact, RatingKind};
+pub use inventory::{Product, StockLevel, StockTxn, Store, TxnType};
 pub use job_run::{JobOutcome, JobRun};
 pub use kpi::{Dimension, Granularity, KpiRow, KpiSums, KPIS};
 pub use media::{MediaFetch, MediaRecord, MediaSource};

@@ -1,0 +1,275 @@
+//! Stores, products with their stock, stock transactions and stock alerts.
+
+use super::Page;
+use crate::auth::principal::READERS;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+use utalk_actors::inventory::TxnRequest;
+use utalk_storage::model::alert::{self, Alert, AlertStatus};
+use utalk_storage::model::inventory::{self, Product, StockTxn, Store, TxnError, TxnType};
+use utalk_storage::model::{conversation, AuditEvent, Role};
+use utalk_storage::{Batch, Timestamp};
+use uuid::Uuid;
+
+/// Who changes stores, products and stock.
+const STOCK_KEEPERS: &[Role] = &[Role::Admin, Role::Operator];
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/stores", web::get().to(list_stores))
+        .route("/stores", web::post().to(create_store))
+        .route("/stores/{id}/products", web::get().to(list_products))
+        .route("/stores/{id}/products", web::post().to(create_product))
+        .route("/inventory/transactions", web::post().to(transaction))
+        .route("/alerts", web::get().to(list_alerts))
+        .route("/alerts/{id}/ack", web::post().to(ack))
+        .route("/alerts/{id}/resolve", web::post().to(resolve));
+}
+
+/// Body of `POST /stores`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewStore {
+    /// Name (1–200 characters).
+    pub name: String,
+    /// Whether a sale may take stock below zero (an alert is raised) or is refused with 409.
+    #[serde(default)]
+    pub allow_negative_stock: bool,
+    /// The manager's email: they get the store's alerts on their socket.
+    pub manager_email: Option<String>,
+}
+
+fn check_text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
+    let t = v.trim();
+    if t.is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
+        return Err(ApiError::invalid("validation_failed", format!("{field} must be 1 to {max} characters without control characters")));
+    }
+    Ok(t.to_string())
+}
+
+/// Every store (any staff role).
+#[utoipa::path(get, path = "/api/v1/stores", tag = "inventory",
+    responses((status = 200, body = Page<Store>), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn list_stores(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
+    who.require(READERS)?;
+    Ok(HttpResponse::Ok().json(Page { items: inventory::stores(&state.db)?, next_cursor: None }))
+}
+
+/// Creates a store (admins, operators).
+#[utoipa::path(post, path = "/api/v1/stores", tag = "inventory", request_body = NewStore,
+    responses((status = 201, body = Store), (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
+pub async fn create_store(state: web::Data<AppState>, who: Principal, body: web::Json<NewStore>) -> Result<HttpResponse, ApiError> {
+    let (user, _) = who.require(STOCK_KEEPERS)?;
+    let name = check_text("name", &body.name, 200)?;
+    let manager_email = match body.manager_email.as_deref() {
+        Some(e) if !(e.contains('@') && e.len() <= 254) => {
+            return Err(ApiError::invalid("validation_failed", "managerEmail must be an email address"))
+        }
+        other => other.map(utalk_storage::model::user::normalize_email),
+    };
+    let s =
+        Store { id: Uuid::now_v7(), name, allow_negative_stock: body.allow_negative_stock, manager_email, created_at: Timestamp::now() };
+    let mut b = Batch::new();
+    inventory::put_store(&mut b, &s)?;
+    AuditEvent::new(user.to_string(), "store.create", s.id.to_string()).add_to(&mut b)?;
+    state.registry.writer().commit(b).await?;
+    Ok(HttpResponse::Created().json(s))
+}
+
+/// A store's products with their stock (any staff role).
+#[utoipa::path(get, path = "/api/v1/stores/{id}/products", tag = "inventory", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Page<Product>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub async fn list_products(state: web::Data<AppState>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    who.require(READERS)?;
+    inventory::store(&state.db, *id)?.ok_or_else(|| ApiError::not_found("store"))?;
+    Ok(HttpResponse::Ok().json(Page { items: inventory::products(&state.db, *id)?, next_cursor: None }))
+}
+
+/// Body of `POST /stores/{id}/products`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewProduct {
+    /// Stock keeping unit, unique in the store (1–64 characters).
+    pub sku: String,
+    /// Name.
+    pub name: String,
+    /// Unit price, zero or more.
+    pub price: f64,
+    /// At or below this stock the product is low (an alert is raised).
+    #[serde(default)]
+    pub low_stock_threshold: i64,
+}
+
+/// Adds a product to a store with stock 0; stock then changes by transactions (admins, operators).
+#[utoipa::path(post, path = "/api/v1/stores/{id}/products", tag = "inventory", params(("id" = Uuid, Path)), request_body = NewProduct,
+    responses((status = 201, body = Product), (status = 401), (status = 403), (status = 404), (status = 409, description = "product_exists"),
+        (status = 422)),
+    security(("bearer" = [])))]
+pub async fn create_product(
+    state: web::Data<AppState>,
+    who: Principal,
+    id: web::Path<Uuid>,
+    body: web::Json<NewProduct>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(STOCK_KEEPERS)?;
+    let sku = check_text("sku", &body.sku, 64)?;
+    let name = check_text("name", &body.name, 200)?;
+    if !body.price.is_finite() || body.price < 0.0 {
+        return Err(ApiError::invalid("validation_failed", "price must be a number, zero or more"));
+    }
+    if body.low_stock_threshold < 0 {
+        return Err(ApiError::invalid("validation_failed", "lowStockThreshold must be zero or more"));
+    }
+    let p = Product {
+        store_id: *id,
+        sku,
+        name,
+        price: body.price,
+        low_stock_threshold: body.low_stock_threshold,
+        stock: 0,
+        updated_at: Timestamp::now(),
+    };
+    Ok(HttpResponse::Created().json(state.inventory.add_product(p).await?))
+}
+
+/// Body of `POST /inventory/transactions`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewTransaction {
+    /// The client's id: sending it again returns the first result and changes nothing.
+    pub transaction_id: Uuid,
+    /// The store (the source of a transfer).
+    pub store_id: Uuid,
+    /// The product.
+    pub sku: String,
+    /// SALE, PURCHASE, RETURN, ADJUSTMENT or TRANSFER.
+    #[serde(rename = "type")]
+    pub kind: TxnType,
+    /// Units: positive; for an ADJUSTMENT, signed.
+    pub quantity: i64,
+    /// The receiving store of a TRANSFER.
+    pub to_store_id: Option<Uuid>,
+    /// The conversation a sale was taken in (required when an agent records it).
+    pub conversation_id: Option<Uuid>,
+}
+
+/// Applies a stock transaction: 201 with it, or 200 with the first result when the `transactionId` was applied
+/// before. Admins and operators record any type; agents record SALEs from a conversation.
+#[utoipa::path(post, path = "/api/v1/inventory/transactions", tag = "inventory", request_body = NewTransaction,
+    responses((status = 201, body = StockTxn), (status = 200, body = StockTxn, description = "already applied"), (status = 401),
+        (status = 403), (status = 404, description = "store_not_found, product_not_found or conversation not found"),
+        (status = 409, description = "insufficient_stock (error.details.stock is the stock left) or transaction_id_reused"),
+        (status = 422, description = "invalid_quantity, invalid_transfer")),
+    security(("bearer" = [])))]
+pub async fn transaction(state: web::Data<AppState>, who: Principal, body: web::Json<NewTransaction>) -> Result<HttpResponse, ApiError> {
+    let (user, role) = who.require(&[Role::Admin, Role::Operator, Role::Agent])?;
+    let body = body.into_inner();
+    if role == Role::Agent && (body.kind != TxnType::Sale || body.conversation_id.is_none()) {
+        return Err(ApiError::forbidden("agents record SALEs taken in a conversation (with conversationId)"));
+    }
+    check_text("sku", &body.sku, 64)?;
+    if let Some(c) = body.conversation_id {
+        conversation::get(&state.db, c)?.ok_or_else(|| ApiError::not_found("conversation"))?;
+    }
+    let store_label = body.store_id.to_string();
+    let (store_id, sku, kind) = (body.store_id, body.sku.clone(), body.kind);
+    let req = TxnRequest {
+        id: body.transaction_id,
+        kind: body.kind,
+        store_id: body.store_id,
+        sku: body.sku,
+        quantity: body.quantity,
+        to_store_id: body.to_store_id,
+        conversation_id: body.conversation_id,
+        by: user,
+    };
+    let result = state.inventory.apply(req).await;
+    let store_label = match &result {
+        Err(utalk_actors::inventory::InventoryError::UnknownStore(_)) => "unknown".to_string(),
+        _ => store_label,
+    };
+    let status = match &result {
+        Ok(o) if o.created => "applied",
+        Ok(_) => "duplicate",
+        Err(utalk_actors::inventory::InventoryError::InsufficientStock { .. }) => "rejected",
+        Err(_) => "error",
+    };
+    metrics::counter!("inventory_transactions_total", "type" => body.kind.as_str(), "status" => status, "store" => store_label.clone())
+        .increment(1);
+    if status == "error" {
+        metrics::counter!("inventory_errors_total", "store" => store_label).increment(1);
+    }
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            let unknown_store = matches!(e, utalk_actors::inventory::InventoryError::UnknownStore(_));
+            let api = ApiError::from(e);
+            if unknown_store {
+                // Nothing of an id that names no store is kept: any id could be sent.
+                return Err(api);
+            }
+            // Refusals are kept for the inventory report's errors per store.
+            let mut b = Batch::new();
+            let refused = TxnError { store_id, sku, kind, code: api.code.to_string(), at: Timestamp::now() };
+            let built = inventory::put_error(&mut b, &refused).map(|_| b);
+            state.registry.writer().commit_or_log(built, "recording a refused transaction").await;
+            return Err(api);
+        }
+    };
+    let code = if outcome.created { actix_web::http::StatusCode::CREATED } else { actix_web::http::StatusCode::OK };
+    Ok(HttpResponse::build(code).json(outcome.txn))
+}
+
+/// Query of `GET /alerts`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AlertQuery {
+    /// `open`, `acknowledged` or `resolved`; default all.
+    pub status: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// Stock alerts, newest first (any staff role).
+#[utoipa::path(get, path = "/api/v1/alerts", tag = "inventory", params(AlertQuery),
+    responses((status = 200, body = Page<Alert>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn list_alerts(state: web::Data<AppState>, who: Principal, q: web::Query<AlertQuery>) -> Result<HttpResponse, ApiError> {
+    who.require(READERS)?;
+    let status = match q.status.as_deref() {
+        None => None,
+        Some("open") => Some(AlertStatus::Open),
+        Some("acknowledged") => Some(AlertStatus::Acknowledged),
+        Some("resolved") => Some(AlertStatus::Resolved),
+        Some(other) => {
+            return Err(ApiError::bad_request("invalid_query", format!("status must be open, acknowledged or resolved, got {other:?}")))
+        }
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(HttpResponse::Ok().json(Page { items: alert::list(&state.db, status, limit)?, next_cursor: None }))
+}
+
+async fn update(state: &AppState, who: Principal, id: Uuid, resolve: bool) -> Result<HttpResponse, ApiError> {
+    let (user, _) = who.require(STOCK_KEEPERS)?;
+    let a = state.inventory.update_alert(id, user, resolve).await?;
+    let mut b = Batch::new();
+    AuditEvent::new(user.to_string(), if resolve { "alert.resolve" } else { "alert.ack" }, id.to_string()).add_to(&mut b)?;
+    state.registry.writer().commit(b).await?;
+    Ok(HttpResponse::Ok().json(a))
+}
+
+/// Acknowledges an alert: someone is on it (admins, operators).
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", tag = "inventory", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Alert), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub async fn ack(state: web::Data<AppState>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    update(&state, who, *id, false).await
+}
+
+/// Resolves an alert by hand; it is raised again if the stock is still short at the next check (admins, operators).
+#[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "inventory", params(("id" = Uuid, Path)),
+    responses((status = 200, body = Alert), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub async fn resolve(state: web::Data<AppState>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    update(&state, who, *id, true).await
+}

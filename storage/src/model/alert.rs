@@ -1,0 +1,255 @@
+//! Stock alerts: one per store, product and kind while it is not resolved.
+
+use crate::batch::Batch;
+use crate::codec::Record;
+use crate::db::Db;
+use crate::error::{CodecError, StoreError};
+use crate::keys::{Key, KeyReader};
+use crate::maps::Map;
+use crate::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What an alert is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// A product's stock is below zero.
+    NegativeStock,
+    /// A product's stock is at or below its low-stock threshold.
+    LowStock,
+}
+
+impl AlertKind {
+    const fn code(self) -> u8 {
+        match self {
+            AlertKind::NegativeStock => 1,
+            AlertKind::LowStock => 2,
+        }
+    }
+    /// How urgent alerts of this kind are.
+    pub const fn severity(self) -> Severity {
+        match self {
+            AlertKind::NegativeStock => Severity::Critical,
+            AlertKind::LowStock => Severity::Warning,
+        }
+    }
+}
+
+/// How urgent an alert is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Act now.
+    Critical,
+    /// Act soon.
+    Warning,
+}
+
+/// Where an alert is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertStatus {
+    /// Raised, nobody has taken it yet.
+    Open,
+    /// Someone took it; it stays until resolved.
+    Acknowledged,
+    /// Over: stock was restored, or someone closed it.
+    Resolved,
+}
+
+/// One alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Alert {
+    /// Id (UUIDv7).
+    pub id: Uuid,
+    /// Kind.
+    pub kind: AlertKind,
+    /// Severity.
+    pub severity: Severity,
+    /// Status.
+    pub status: AlertStatus,
+    /// The store.
+    pub store_id: Uuid,
+    /// The product.
+    pub sku: String,
+    /// The stock when it was raised.
+    pub stock: i64,
+    /// For people.
+    pub message: String,
+    /// Raised.
+    #[schema(value_type = String, format = DateTime)]
+    pub opened_at: Timestamp,
+    /// Acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub acknowledged_at: Option<Timestamp>,
+    /// By whom.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_by: Option<Uuid>,
+    /// Resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub resolved_at: Option<Timestamp>,
+    /// By whom; none when stock was restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_by: Option<Uuid>,
+}
+
+impl Record for Alert {
+    const KIND: &'static str = "alert";
+}
+
+impl Alert {
+    /// A new open alert of `kind` for `sku` in `store` at `stock`.
+    pub fn new(kind: AlertKind, store_id: Uuid, store_name: &str, sku: &str, stock: i64, now: Timestamp) -> Alert {
+        let message = match kind {
+            AlertKind::NegativeStock => format!("{sku} is at {stock} in {store_name}: more was sold than is in stock"),
+            AlertKind::LowStock => format!("{sku} is low in {store_name}: {stock} left"),
+        };
+        Alert {
+            id: Uuid::now_v7(),
+            kind,
+            severity: kind.severity(),
+            status: AlertStatus::Open,
+            store_id,
+            sku: sku.to_string(),
+            stock,
+            message,
+            opened_at: now,
+            acknowledged_at: None,
+            acknowledged_by: None,
+            resolved_at: None,
+            resolved_by: None,
+        }
+    }
+}
+
+fn open_key(kind: AlertKind, store: Uuid, sku: &str) -> Result<Key, CodecError> {
+    Key::new().u8(kind.code()).uuid(store).str(sku)
+}
+
+/// The unresolved alert of `kind` for `sku` in `store`, if any.
+pub fn unresolved(db: &Db, kind: AlertKind, store: Uuid, sku: &str) -> Result<Option<Alert>, StoreError> {
+    match db.get_raw(Map::OpenalertId, open_key(kind, store, sku)?)? {
+        Some(v) => get(db, KeyReader::new(&v).uuid()?),
+        None => Ok(None),
+    }
+}
+
+/// Reads an alert.
+pub fn get(db: &Db, id: Uuid) -> Result<Option<Alert>, StoreError> {
+    db.get(Map::Alerts, Key::new().uuid(id))
+}
+
+/// Adds the write of `a` to `batch`, keeping the index of unresolved alerts in step.
+pub fn put(batch: &mut Batch, a: &Alert) -> Result<(), CodecError> {
+    batch.put(Map::Alerts, Key::new().uuid(a.id), a)?;
+    let k = open_key(a.kind, a.store_id, &a.sku)?.into_bytes();
+    if a.status == AlertStatus::Resolved {
+        batch.delete_raw(Map::OpenalertId, k);
+    } else {
+        batch.put_raw(Map::OpenalertId, k, Key::new().uuid(a.id).into_bytes());
+    }
+    Ok(())
+}
+
+/// Alerts, newest first, optionally only those with `status`, at most `limit`.
+pub fn list(db: &Db, status: Option<AlertStatus>, limit: usize) -> Result<Vec<Alert>, StoreError> {
+    let mut all: Vec<Alert> = db.scan::<Alert>(Map::Alerts, &[], &[], usize::MAX)?.into_iter().map(|(_, a)| a).collect();
+    all.reverse();
+    Ok(all.into_iter().filter(|a| status.is_none_or(|s| a.status == s)).take(limit).collect())
+}
+
+/// Every unresolved alert.
+pub fn all_unresolved(db: &Db) -> Result<Vec<Alert>, StoreError> {
+    let mut out = Vec::new();
+    for (_, v) in db.scan_raw(Map::OpenalertId, &[], &[], usize::MAX)? {
+        if let Some(a) = get(db, KeyReader::new(&v).uuid()?)? {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+/// What an alert webhook says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum AlertEvent {
+    /// Raised.
+    #[serde(rename = "alert.raised")]
+    Raised,
+    /// Acknowledged by someone.
+    #[serde(rename = "alert.acknowledged")]
+    Acknowledged,
+    /// Resolved, by hand or by restored stock.
+    #[serde(rename = "alert.resolved")]
+    Resolved,
+}
+
+impl AlertEvent {
+    /// The event for `alert` as it now stands.
+    pub fn of(alert: &Alert) -> AlertEvent {
+        match alert.status {
+            AlertStatus::Open => AlertEvent::Raised,
+            AlertStatus::Acknowledged => AlertEvent::Acknowledged,
+            AlertStatus::Resolved => AlertEvent::Resolved,
+        }
+    }
+}
+
+/// An alert webhook still to deliver: written in the batch that changes the alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookDelivery {
+    /// Id (UUIDv7: deliveries go out in the order they were written); sent as `X-Utalk-Delivery`.
+    pub id: Uuid,
+    /// What happened.
+    pub event: AlertEvent,
+    /// The alert as it was then.
+    pub alert: Alert,
+    /// The store's name.
+    pub store_name: String,
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Not before.
+    #[schema(value_type = String, format = DateTime)]
+    pub next_attempt_at: Timestamp,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+}
+
+impl Record for WebhookDelivery {
+    const KIND: &'static str = "webhook_delivery";
+}
+
+/// Adds a delivery of `alert` as it now stands to `batch`.
+pub fn enqueue_webhook(batch: &mut Batch, alert: &Alert, store_name: &str, now: Timestamp) -> Result<(), CodecError> {
+    let d = WebhookDelivery {
+        id: Uuid::now_v7(),
+        event: AlertEvent::of(alert),
+        alert: alert.clone(),
+        store_name: store_name.to_string(),
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+    };
+    put_webhook(batch, &d)
+}
+
+/// Adds the write of `d` to `batch`.
+pub fn put_webhook(batch: &mut Batch, d: &WebhookDelivery) -> Result<(), CodecError> {
+    batch.put(Map::AlertWebhooks, Key::new().uuid(d.id), d)?;
+    Ok(())
+}
+
+/// Adds "`id` is delivered (or given up)" to `batch`.
+pub fn remove_webhook(batch: &mut Batch, id: Uuid) {
+    batch.delete(Map::AlertWebhooks, Key::new().uuid(id));
+}
+
+/// Deliveries waiting, oldest first, after `after`, at most `limit`.
+pub fn webhooks(db: &Db, after: Option<Uuid>, limit: usize) -> Result<Vec<WebhookDelivery>, StoreError> {
+    let start = after.map(|a| Key::new().uuid(a).u8(0).into_bytes()).unwrap_or_default();
+    Ok(db.scan::<WebhookDelivery>(Map::AlertWebhooks, &[], &start, limit)?.into_iter().map(|(_, d)| d).collect())
+}
