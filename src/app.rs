@@ -155,6 +155,7 @@ async fn start_jobs(config: &Config, db: &Db, writer: &StoreWriter, inventory: &
         writer: writer.clone(),
         audit_max_age: Duration::from_secs(config.retention.audit_days * day),
         job_runs_max_age: Duration::from_secs(config.retention.job_runs_days * day),
+        inventory_max_age: Duration::from_secs(config.retention.inventory_days * day),
         job_names: vec!["backup", "retention", "kpi_rollup", "daily_report", "stock_negative"],
     };
     let kpi_rollup = KpiRollupTask { db: db.clone(), writer: writer.clone() };

@@ -193,11 +193,13 @@ pub struct RetentionSection {
     pub audit_days: u64,
     /// Days job runs are kept.
     pub job_runs_days: u64,
+    /// Days refused stock transactions and resolved stock alerts are kept.
+    pub inventory_days: u64,
 }
 
 impl Default for RetentionSection {
     fn default() -> Self {
-        Self { audit_days: 730, job_runs_days: 90 }
+        Self { audit_days: 730, job_runs_days: 90, inventory_days: 365 }
     }
 }
 

@@ -193,7 +193,8 @@ struct Shared {
     /// Set when alert changes are queued for the outbound webhook: wakes its worker.
     webhook_signal: Option<Arc<crate::signal::JobSignal>>,
     sink: Arc<dyn AlertSink>,
-    arbiter: ArbiterHandle,
+    /// Store actors are spread over these by store id, so one busy store does not hold up the rest.
+    arbiters: Vec<ArbiterHandle>,
     actors: Mutex<HashMap<Uuid, Addr<StoreActor>>>,
 }
 
@@ -234,9 +235,10 @@ impl Inventory {
         sink: Arc<dyn AlertSink>,
         webhook_signal: Option<Arc<crate::signal::JobSignal>>,
     ) -> Inventory {
-        let arbiter = Arbiter::new().handle();
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
+        let arbiters = (0..threads).map(|_| Arbiter::new().handle()).collect();
         let ids = (0..ID_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
-        Inventory { shared: Arc::new(Shared { ids, db, writer, webhook_signal, sink, arbiter, actors: Mutex::new(HashMap::new()) }) }
+        Inventory { shared: Arc::new(Shared { ids, db, writer, webhook_signal, sink, arbiters, actors: Mutex::new(HashMap::new()) }) }
     }
 
     /// Every store's id.
@@ -250,7 +252,8 @@ impl Inventory {
             return a.clone();
         }
         let me = self.clone();
-        let addr = StoreActor::start_in_arbiter(&self.shared.arbiter, move |_| StoreActor { store, inventory: me });
+        let arbiter = &self.shared.arbiters[(store.as_u128() % self.shared.arbiters.len() as u128) as usize];
+        let addr = StoreActor::start_in_arbiter(arbiter, move |_| StoreActor { store, inventory: me });
         actors.insert(store, addr.clone());
         addr
     }

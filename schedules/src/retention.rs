@@ -1,4 +1,5 @@
-//! The retention job: audit records and job history past their age limits go.
+//! The retention job: audit records, job history, refused stock transactions
+//! and resolved stock alerts past their age limits go.
 
 use crate::scheduler::Task;
 use futures_util::future::BoxFuture;
@@ -21,6 +22,8 @@ pub struct RetentionTask {
     pub job_runs_max_age: Duration,
     /// The jobs whose history is trimmed.
     pub job_names: Vec<&'static str>,
+    /// Age limit of refused stock transactions and resolved stock alerts.
+    pub inventory_max_age: Duration,
 }
 
 const CHUNK: usize = 1_000;
@@ -33,27 +36,45 @@ async fn delete_keys(writer: &StoreWriter, map: Map, keys: Vec<Vec<u8>>) -> Resu
     writer.commit(b).await.map_err(|e| e.to_string())
 }
 
+/// Removes the entries of a map keyed by time first that are older than `cutoff_ms`; returns how many.
+async fn purge_time_keyed(db: &Db, writer: &StoreWriter, map: Map, cutoff_ms: i64) -> Result<usize, String> {
+    let cutoff = Key::new().i64(cutoff_ms).into_bytes();
+    let mut n = 0usize;
+    loop {
+        let keys: Vec<Vec<u8>> =
+            db.scan_raw(map, &[], &[], CHUNK).map_err(|e| e.to_string())?.into_iter().map(|(k, _)| k).take_while(|k| *k < cutoff).collect();
+        if keys.is_empty() {
+            return Ok(n);
+        }
+        n += keys.len();
+        delete_keys(writer, map, keys).await?;
+    }
+}
+
 impl Task for RetentionTask {
     fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
-        let (db, writer, audit_age, runs_age, names) =
-            (self.db.clone(), self.writer.clone(), self.audit_max_age, self.job_runs_max_age, self.job_names.clone());
+        let (db, writer, audit_age, runs_age, names, inv_age) = (
+            self.db.clone(),
+            self.writer.clone(),
+            self.audit_max_age,
+            self.job_runs_max_age,
+            self.job_names.clone(),
+            self.inventory_max_age,
+        );
         Box::pin(async move {
             let now = Timestamp::now().millis();
-            let audit_cutoff = Key::new().i64(now - audit_age.as_millis() as i64).into_bytes();
-            let mut audit = 0usize;
+            let audit = purge_time_keyed(&db, &writer, Map::Audit, now - audit_age.as_millis() as i64).await?;
+            let refusals = purge_time_keyed(&db, &writer, Map::TxnErrors, now - inv_age.as_millis() as i64).await?;
+            let mut alerts = 0usize;
             loop {
-                let keys: Vec<Vec<u8>> = db
-                    .scan_raw(Map::Audit, &[], &[], CHUNK)
-                    .map_err(|e| e.to_string())?
-                    .into_iter()
-                    .map(|(k, _)| k)
-                    .take_while(|k| *k < audit_cutoff)
-                    .collect();
-                if keys.is_empty() {
+                let mut b = Batch::new();
+                let n = utalk_storage::model::alert::purge_resolved(&db, &mut b, Timestamp(now - inv_age.as_millis() as i64), CHUNK)
+                    .map_err(|e| e.to_string())?;
+                if n == 0 {
                     break;
                 }
-                audit += keys.len();
-                delete_keys(&writer, Map::Audit, keys).await?;
+                alerts += n;
+                writer.commit(b).await.map_err(|e| e.to_string())?;
             }
             let mut runs = 0usize;
             for name in names {
@@ -70,6 +91,8 @@ impl Task for RetentionTask {
             let mut f = BTreeMap::new();
             f.insert("auditRemoved".into(), audit as f64);
             f.insert("jobRunsRemoved".into(), runs as f64);
+            f.insert("refusedTransactionsRemoved".into(), refusals as f64);
+            f.insert("resolvedAlertsRemoved".into(), alerts as f64);
             Ok(f)
         })
     }

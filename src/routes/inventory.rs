@@ -231,6 +231,8 @@ pub struct AlertQuery {
     pub status: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     pub limit: Option<usize>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<Uuid>,
 }
 
 /// Stock alerts, newest first (any staff role).
@@ -248,7 +250,8 @@ pub async fn list_alerts(state: web::Data<AppState>, who: Principal, q: web::Que
         }
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(HttpResponse::Ok().json(Page { items: alert::list(&state.db, status, limit)?, next_cursor: None }))
+    let (items, next) = alert::list(&state.db, status, q.cursor, limit)?;
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|n| n.to_string()) }))
 }
 
 async fn update(state: &AppState, who: Principal, id: Uuid, resolve: bool) -> Result<HttpResponse, ApiError> {

@@ -187,6 +187,30 @@ impl Db {
         self.scan_raw(map, prefix, start, limit)?.into_iter().map(|(k, v)| Ok((k, decode(&v)?))).collect()
     }
 
+    /// Entries of the whole map with keys before `before` (all when `None`), newest key first, at most `limit`.
+    pub fn scan_raw_rev(&self, map: Map, before: Option<&[u8]>, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let cf = self.cf(map)?;
+        let mut it = self.inner.raw_iterator_cf(&cf);
+        match before {
+            Some(b) => {
+                it.seek_for_prev(b);
+                // seek_for_prev lands on `before` itself when it exists; it is excluded.
+                if it.valid() && it.key() == Some(b) {
+                    it.prev();
+                }
+            }
+            None => it.seek_to_last(),
+        }
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            out.push((k.to_vec(), v.to_vec()));
+            it.prev();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
     /// The last entry whose key starts with `prefix`.
     pub fn last_with_prefix(&self, map: Map, prefix: &[u8]) -> Result<Option<Entry>, StoreError> {
         let cf = self.cf(map)?;

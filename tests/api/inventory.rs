@@ -104,6 +104,11 @@ async fn thirty_two_clients_selling_one_sku_lose_no_update_and_no_sale_applies_t
     assert_eq!(kinds.iter().filter(|k| **k == "negative_stock").count(), 1, "raised once however many sales went below: {kinds:?}");
     assert_eq!(kinds.iter().filter(|k| **k == "low_stock").count(), 1, "{kinds:?}");
     let negative = mine.iter().find(|a| a["kind"] == "negative_stock").unwrap();
+    // Paged newest first.
+    let first = s.get_json("/api/v1/alerts?limit=1", &admin).await;
+    let cursor = first["nextCursor"].as_str().expect("a next page");
+    let second = s.get_json(&format!("/api/v1/alerts?limit=1&cursor={cursor}"), &admin).await;
+    assert_ne!(first["items"][0]["id"], second["items"][0]["id"]);
     assert_eq!(negative["severity"], "critical");
     assert!(negative["stock"].as_i64().unwrap() < 0);
 

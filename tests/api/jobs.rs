@@ -31,6 +31,8 @@ async fn jobs_are_listed_run_now_and_recorded() {
     let run: Value = r.json().await.unwrap();
     assert_eq!(run["outcome"], "ok");
     assert_eq!(run["figures"]["auditRemoved"], 0.0, "nothing is two years old");
+    assert_eq!(run["figures"]["resolvedAlertsRemoved"], 0.0);
+    assert_eq!(run["figures"]["refusedTransactionsRemoved"], 0.0);
 
     let jobs = s.get_json("/api/v1/admin/jobs", &admin).await;
     assert_eq!(jobs["items"][0]["lastRun"]["outcome"], "ok");

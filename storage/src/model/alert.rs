@@ -155,11 +155,56 @@ pub fn put(batch: &mut Batch, a: &Alert) -> Result<(), CodecError> {
     Ok(())
 }
 
-/// Alerts, newest first, optionally only those with `status`, at most `limit`.
-pub fn list(db: &Db, status: Option<AlertStatus>, limit: usize) -> Result<Vec<Alert>, StoreError> {
-    let mut all: Vec<Alert> = db.scan::<Alert>(Map::Alerts, &[], &[], usize::MAX)?.into_iter().map(|(_, a)| a).collect();
-    all.reverse();
-    Ok(all.into_iter().filter(|a| status.is_none_or(|s| a.status == s)).take(limit).collect())
+/// Alerts older than `before` (newest first), optionally only those with `status`, at most `limit`.
+///
+/// Reads at most 10,000 alerts per call: returns the page and the id to
+/// continue before, if more may follow.
+pub fn list(db: &Db, status: Option<AlertStatus>, before: Option<Uuid>, limit: usize) -> Result<(Vec<Alert>, Option<Uuid>), StoreError> {
+    const SCAN_BUDGET: usize = 10_000;
+    let mut cursor = before.map(|b| Key::new().uuid(b).into_bytes());
+    let (mut out, mut scanned) = (Vec::new(), 0usize);
+    loop {
+        let chunk = db.scan_raw_rev(Map::Alerts, cursor.as_deref(), 256)?;
+        if chunk.is_empty() {
+            return Ok((out, None));
+        }
+        for (k, v) in chunk {
+            scanned += 1;
+            let a: Alert = crate::codec::decode(&v)?;
+            let id = a.id;
+            if status.is_none_or(|s| a.status == s) {
+                out.push(a);
+                if out.len() == limit {
+                    return Ok((out, Some(id)));
+                }
+            }
+            if scanned >= SCAN_BUDGET {
+                return Ok((out, Some(id)));
+            }
+            cursor = Some(k);
+        }
+    }
+}
+
+/// Removes resolved alerts resolved before `cutoff`, at most `limit` per call; returns how many.
+pub fn purge_resolved(db: &Db, batch: &mut Batch, cutoff: Timestamp, limit: usize) -> Result<usize, StoreError> {
+    let mut n = 0;
+    let mut cursor = Vec::new();
+    loop {
+        let chunk = db.scan::<Alert>(Map::Alerts, &[], &cursor, 1_000)?;
+        let Some((last, _)) = chunk.last() else { return Ok(n) };
+        cursor = Key::new().bytes(last).u8(0).into_bytes();
+        for (k, a) in chunk {
+            // Ids follow the opening time: past the cutoff, nothing older is left.
+            if n >= limit || a.opened_at >= cutoff {
+                return Ok(n);
+            }
+            if a.status == AlertStatus::Resolved && a.resolved_at.is_some_and(|r| r < cutoff) {
+                batch.delete_raw(Map::Alerts, k);
+                n += 1;
+            }
+        }
+    }
 }
 
 /// Every unresolved alert.
@@ -252,4 +297,44 @@ pub fn remove_webhook(batch: &mut Batch, id: Uuid) {
 pub fn webhooks(db: &Db, after: Option<Uuid>, limit: usize) -> Result<Vec<WebhookDelivery>, StoreError> {
     let start = after.map(|a| Key::new().uuid(a).u8(0).into_bytes()).unwrap_or_default();
     Ok(db.scan::<WebhookDelivery>(Map::AlertWebhooks, &[], &start, limit)?.into_iter().map(|(_, d)| d).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::DbOptions;
+
+    #[test]
+    fn alerts_page_newest_first_and_old_resolved_ones_are_purged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path(), &DbOptions::default()).expect("open");
+        let mut b = Batch::new();
+        let mut ids = Vec::new();
+        for i in 0..5i64 {
+            let mut a = Alert::new(AlertKind::LowStock, Uuid::nil(), "S", &format!("SKU-{i}"), 1, Timestamp(1_000 * i));
+            a.id = Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, i as u64 + 1, 0));
+            if i < 3 {
+                a.status = AlertStatus::Resolved;
+                a.resolved_at = Some(Timestamp(1_000 * i + 500));
+            }
+            put(&mut b, &a).expect("put");
+            ids.push(a.id);
+        }
+        db.write_group([&b], true).expect("write");
+
+        let (page, next) = list(&db, None, None, 2).expect("list");
+        assert_eq!(page.iter().map(|a| a.id).collect::<Vec<_>>(), vec![ids[4], ids[3]]);
+        let (rest, end) = list(&db, None, next, 10).expect("list");
+        assert_eq!(rest.iter().map(|a| a.id).collect::<Vec<_>>(), vec![ids[2], ids[1], ids[0]]);
+        assert_eq!(end, None);
+        let (open, _) = list(&db, Some(AlertStatus::Open), None, 10).expect("list");
+        assert_eq!(open.len(), 2);
+
+        // Resolved before 2.2 s: the first two go; the third was resolved after, the open ones stay.
+        let mut b = Batch::new();
+        assert_eq!(purge_resolved(&db, &mut b, Timestamp(2_200), 100).expect("purge"), 2);
+        db.write_group([&b], true).expect("write");
+        let (left, _) = list(&db, None, None, 10).expect("list");
+        assert_eq!(left.iter().map(|a| a.id).collect::<Vec<_>>(), vec![ids[4], ids[3], ids[2]]);
+    }
 }
