@@ -3,7 +3,8 @@
 //! Code records with the `metrics` macros wherever the event happens; this
 //! module installs the recorder once and renders the text format.
 
-use actix_web::HttpResponse;
+use crate::state::AppState;
+use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
@@ -30,8 +31,46 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
+/// Counts a new conversation.
+pub fn conversation_opened(channel: utalk_storage::model::Channel) {
+    metrics::counter!("conversations_total", "channel" => utalk_actors::conversation::channel_name(channel)).increment(1);
+}
+
+/// Resident memory (bytes) and CPU time (seconds) of this process, from `/proc` (Linux).
+fn process_figures() -> Option<(f64, f64)> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // Linux reports in pages of 4 KiB and clock ticks of 1/100 s on every platform utalk runs on.
+    Some((pages * 4096.0, ticks / 100.0))
+}
+
+/// Sets the figures read at scrape time: process, storage, sockets.
+fn sample(state: &AppState) {
+    if let Some((rss, cpu)) = process_figures() {
+        metrics::gauge!("process_resident_memory_bytes").set(rss);
+        metrics::gauge!("process_cpu_seconds_total").set(cpu);
+    }
+    let db = state.db.stats();
+    metrics::gauge!("rocksdb_write_stalled").set(if db.write_stopped { 1.0 } else { 0.0 });
+    metrics::gauge!("rocksdb_pending_compaction_bytes").set(db.pending_compaction_bytes as f64);
+    metrics::gauge!("rocksdb_estimated_keys").set(db.estimated_keys as f64);
+    let w = state.registry.writer().stats();
+    metrics::counter!("store_writer_batches_total").absolute(w.batches.load(std::sync::atomic::Ordering::Relaxed));
+    metrics::counter!("rocksdb_wal_syncs_total").absolute(w.groups.load(std::sync::atomic::Ordering::Relaxed));
+    let sockets = state.sockets.counts();
+    metrics::gauge!("socket_connections_active", "transport" => "websocket").set(sockets.websocket as f64);
+    metrics::gauge!("socket_connections_active", "transport" => "polling").set(sockets.polling as f64);
+    metrics::counter!("socket_connections_total").absolute(sockets.total);
+}
+
 /// `GET /metrics`: every recorded metric in the Prometheus text format.
-pub async fn scrape() -> HttpResponse {
+pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
+    sample(&state);
     let body = install().map(|h| h.render()).unwrap_or_default();
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body)
 }

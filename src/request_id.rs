@@ -52,6 +52,8 @@ pub async fn middleware(
     let path = req.path().to_owned();
     let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
     let started = Instant::now();
+    let in_flight = metrics::gauge!("http_requests_in_flight");
+    in_flight.increment(1.0);
     let header = HeaderValue::from_str(&id).ok();
     let res = REQUEST_ID
         .scope(id.clone(), async {
@@ -69,10 +71,17 @@ pub async fn middleware(
         })
         .instrument(span.clone())
         .await;
+    in_flight.decrement(1.0);
     let mut res = res?;
     if let Some(v) = header {
         res.headers_mut().insert(HEADER, v);
     }
+    // The route's template, never the raw path: ids in paths would make a label per request.
+    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
+    metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route)
+        .record(started.elapsed().as_secs_f64());
     if !quiet(&path) {
         let status = res.status().as_u16();
         let ms = started.elapsed().as_secs_f64() * 1000.0;

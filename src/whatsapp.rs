@@ -196,6 +196,7 @@ async fn open_indexed(state: &AppState, customer: Customer, subject: Option<Stri
     let mut b = conversation::put_batch(None, &c)?;
     conversation::put_phone(&mut b, Channel::Whatsapp, &phone, c.id)?;
     state.registry.writer().commit(b).await?;
+    crate::metrics::conversation_opened(Channel::Whatsapp);
     Ok(c)
 }
 

@@ -324,6 +324,13 @@ impl Bot {
             outcome,
             escalation_reason: reason.map(|r| format!("{r:?}").to_lowercase()),
         };
+        let outcome = match run.outcome {
+            utalk_storage::model::BotOutcome::Answered => "answered",
+            utalk_storage::model::BotOutcome::Escalated => "escalated",
+            utalk_storage::model::BotOutcome::Paused => "paused",
+            utalk_storage::model::BotOutcome::Failed => "failed",
+        };
+        metrics::counter!("bot_responses_total", "outcome" => outcome, "provider" => run.provider.clone()).increment(1);
         let mut b = Batch::new();
         let built = bot::put_run(&mut b, &run).map(|_| b);
         self.registry.writer().commit_or_log(built, "storing a bot run").await;

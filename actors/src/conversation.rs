@@ -796,6 +796,7 @@ impl ConversationActor {
             match &entry.committed {
                 Committed::Message { messages, outbox, conversation, for_bot } => {
                     self.inflight_ids.remove(&messages[0].id);
+                    count_messages(messages);
                     if *outbox {
                         self.deps.outbox.notify();
                     }
@@ -819,6 +820,10 @@ impl ConversationActor {
                     }
                 }
                 Committed::Conversation { conversation, messages, outbox, escalated } => {
+                    count_messages(messages);
+                    if *escalated {
+                        metrics::counter!("escalations_total", "channel" => channel_name(conversation.channel)).increment(1);
+                    }
                     events.push(ConversationEvent::ConversationUpdated(conversation.clone()));
                     events.extend(messages.iter().map(|m| ConversationEvent::MessageNew(m.clone())));
                     if *outbox {
@@ -990,6 +995,32 @@ impl Handler<InjectPanic> for ConversationActor {
             }
             panic!("injected panic in conversation {}", act.id);
         });
+    }
+}
+
+/// Counts durable messages by direction and author.
+fn count_messages(messages: &[Arc<Message>]) {
+    for m in messages {
+        let direction = match m.direction {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        };
+        let author = match m.author.kind {
+            AuthorType::Customer => "customer",
+            AuthorType::Agent => "agent",
+            AuthorType::Bot => "bot",
+            AuthorType::System => "system",
+        };
+        metrics::counter!("messages_total", "direction" => direction, "author" => author).increment(1);
+    }
+}
+
+/// A channel's name as a metric label.
+pub fn channel_name(c: Channel) -> &'static str {
+    match c {
+        Channel::Web => "web",
+        Channel::Whatsapp => "whatsapp",
+        Channel::Api => "api",
     }
 }
 

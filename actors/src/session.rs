@@ -528,7 +528,20 @@ impl SessionActor {
         let _enter = span.enter();
         tracing::debug!("socket event");
         let Some(identity) = self.sio.as_ref().map(|c| c.identity) else { return };
-        match name.as_str() {
+        let started = std::time::Instant::now();
+        // Known names only: a client-chosen name must not become a label of its own.
+        let label = match name.as_str() {
+            n @ ("conversation:join" | "conversation:leave" | "message:send" | "message:read" | "conversation:rate" | "typing:start"
+            | "typing:stop" | "presence:set") => n.to_string(),
+            _ => "unknown".to_string(),
+        };
+        metrics::counter!("socket_events_total", "event" => label.clone()).increment(1);
+        self.dispatch(&name, payload, identity, ack, request_id, ctx);
+        metrics::histogram!("socket_event_duration_seconds", "event" => label).record(started.elapsed().as_secs_f64());
+    }
+
+    fn dispatch(&mut self, name: &str, payload: Value, identity: Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
+        match name {
             "conversation:join" => {
                 let result = self.join(&payload, &identity);
                 self.answer(ack, &request_id, result, ctx);
@@ -719,6 +732,7 @@ impl SessionActor {
             }
             Err((code, message)) => {
                 tracing::info!(request_id, code, "socket event refused");
+                metrics::counter!("socket_errors_total", "code" => code).increment(1);
                 json!({ "ok": false, "error": { "code": code, "message": message }, "requestId": request_id })
             }
         };

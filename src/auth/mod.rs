@@ -268,9 +268,14 @@ impl AuthService {
         match found {
             Some(u) if ok && !u.disabled => {
                 self.account_failures.clear(&acct_key);
-                self.issue_pair(&u, Uuid::new_v4(), None).await
+                let pair = self.issue_pair(&u, Uuid::new_v4(), None).await;
+                if pair.is_ok() {
+                    metrics::counter!("user_sessions_total", "role" => u.role.as_str()).increment(1);
+                }
+                pair
             }
             _ => {
+                metrics::counter!("login_failures_total").increment(1);
                 self.account_failures.hit(&acct_key);
                 self.ip_failures.hit(&ip_key);
                 tracing::warn!(ip, "failed login");

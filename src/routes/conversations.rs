@@ -82,6 +82,7 @@ pub async fn open(state: &AppState, channel: Channel, customer: Customer, subjec
     }
     let c = Conversation::new(channel, customer, subject);
     state.registry.writer().commit(conversation::put_batch(None, &c)?).await?;
+    crate::metrics::conversation_opened(channel);
     Ok(c)
 }
 

@@ -10,6 +10,7 @@ mod helpers;
 mod inventory;
 mod jobs;
 mod messages;
+mod metrics;
 mod platform;
 mod reports;
 mod socket;

@@ -275,3 +275,25 @@ test("malformed event payloads get invalid_request and store nothing", async () 
   assert.equal(ok.message.seq, 1);
   s.disconnect();
 });
+
+test("socket traffic shows in /metrics with event names as labels, never a client's own name", async () => {
+  const s = connect(admin.accessToken, { transports: ["websocket"] });
+  await connected(s);
+  const conv = await server.conversation(admin.accessToken);
+  const join = await s.timeout(5000).emitWithAck("conversation:join", { conversationId: conv });
+  assert.equal(join.ok, true);
+  const sent = await s.timeout(5000).emitWithAck("message:send", { conversationId: conv, messageId: uuid(), text: "medido" });
+  assert.equal(sent.ok, true);
+  const odd = await s.timeout(5000).emitWithAck("made:up-by-client", {});
+  assert.equal(odd.ok, false);
+  const text = await (await fetch(server.base + "/metrics")).text();
+  const value = (series) => Number(text.split("\n").find((l) => l.startsWith(series + " "))?.split(" ")[1]);
+  assert.ok(value('socket_events_total{event="message:send"}') >= 1, text);
+  assert.ok(value('socket_events_total{event="conversation:join"}') >= 1);
+  assert.ok(value('socket_events_total{event="unknown"}') >= 1);
+  assert.ok(value('socket_event_duration_seconds_count{event="message:send"}') >= 1);
+  assert.ok(value('socket_errors_total{code="unknown_event"}') >= 1, "the refusal is counted by its code");
+  assert.ok(value('socket_connections_active{transport="websocket"}') >= 1);
+  assert.ok(!text.includes("made:up-by-client"), "a client's event name is not a label");
+  s.disconnect();
+});

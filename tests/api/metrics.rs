@@ -1,0 +1,62 @@
+//! `/metrics` after traffic: each metric is there with the expected labels, and route labels are templates.
+
+use crate::helpers::*;
+use serde_json::json;
+
+fn value(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+}
+
+#[tokio::test]
+async fn metrics_after_traffic_carry_their_labels_and_route_templates() {
+    let s = TestServer::start().await;
+    let admin = s.login(ADMIN).await;
+    let conv = s.create_conversation(&admin).await;
+    for i in 0..3 {
+        let r = s
+            .http
+            .post(s.url(&format!("/api/v1/conversations/{conv}/messages")))
+            .bearer_auth(&admin)
+            .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": format!("hola {i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let missing = s.http.get(s.url(&format!("/api/v1/conversations/{}", uuid::Uuid::new_v4()))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(s.http.get(s.url("/no/such/route")).send().await.unwrap().status(), 404);
+    let bad = s.http.post(s.url("/api/v1/auth/login")).json(&json!({"email": ADMIN.0, "password": "wrong-password"})).send().await.unwrap();
+    assert_eq!(bad.status(), 401);
+
+    let text = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let series = [
+        r#"http_requests_total{method="POST",route="/api/v1/conversations/{id}/messages",status="201"}"#,
+        r#"http_requests_total{method="GET",route="/api/v1/conversations/{id}",status="404"}"#,
+        r#"http_requests_total{method="GET",route="unmatched",status="404"}"#,
+        r#"http_requests_total{method="POST",route="/api/v1/auth/login",status="401"}"#,
+        r#"http_request_duration_seconds_count{method="POST",route="/api/v1/conversations/{id}/messages"}"#,
+        r#"messages_total{direction="outbound",author="agent"}"#,
+        r#"conversations_total{channel="api"}"#,
+        r#"user_sessions_total{role="admin"}"#,
+        "login_failures_total",
+        "http_requests_in_flight",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "rocksdb_pending_compaction_bytes",
+        "rocksdb_write_stalled",
+        "rocksdb_wal_syncs_total",
+        r#"socket_connections_active{transport="websocket"}"#,
+        "socket_connections_total",
+    ];
+    for name in series {
+        assert!(value(&text, name).is_some(), "{name} missing from\n{text}");
+    }
+    assert_eq!(value(&text, series[0]), Some(3.0));
+    assert_eq!(value(&text, r#"messages_total{direction="outbound",author="agent"}"#), Some(3.0));
+    assert!(value(&text, "process_resident_memory_bytes").unwrap() > 1_000_000.0);
+    assert!(value(&text, "rocksdb_wal_syncs_total").unwrap() >= 1.0);
+    // No raw path made a label of its own.
+    assert!(!text.contains(&conv), "a conversation id leaked into a label");
+    assert!(!text.contains("/no/such/route"));
+}
