@@ -49,11 +49,21 @@ fn process_figures() -> Option<(f64, f64)> {
     Some((pages * 4096.0, ticks / 100.0))
 }
 
+/// The machine's memory in bytes (`MemTotal`), against which the memory alert compares the process.
+fn machine_memory() -> Option<f64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: f64 = info.lines().find_map(|l| l.strip_prefix("MemTotal:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kb * 1024.0)
+}
+
 /// Sets the figures read at scrape time: process, storage, sockets.
 fn sample(state: &AppState) {
     if let Some((rss, cpu)) = process_figures() {
         metrics::gauge!("process_resident_memory_bytes").set(rss);
         metrics::gauge!("process_cpu_seconds_total").set(cpu);
+    }
+    if let Some(total) = machine_memory() {
+        metrics::gauge!("machine_memory_bytes").set(total);
     }
     let db = state.db.stats();
     metrics::gauge!("rocksdb_write_stalled").set(if db.write_stopped { 1.0 } else { 0.0 });

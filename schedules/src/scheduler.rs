@@ -229,10 +229,11 @@ impl Scheduler {
             JobOutcome::Failed => "failed",
             JobOutcome::Skipped => "skipped",
         };
-        metrics::counter!("job_runs_total", "job" => run.name.clone(), "outcome" => outcome).increment(1);
+        // `job_name`, not `job`: Prometheus sets `job` to the scrape job.
+        metrics::counter!("job_runs_total", "job_name" => run.name.clone(), "outcome" => outcome).increment(1);
         if run.outcome != JobOutcome::Skipped {
             let secs = (run.finished_at.millis() - run.started_at.millis()).max(0) as f64 / 1000.0;
-            metrics::histogram!("job_duration_seconds", "job" => run.name.clone()).record(secs);
+            metrics::histogram!("job_duration_seconds", "job_name" => run.name.clone()).record(secs);
         }
         if run.outcome == JobOutcome::Ok {
             last_success(&run.name, run.finished_at);
@@ -245,7 +246,7 @@ impl Scheduler {
 
 /// Sets the gauge alert rules watch (a backup older than its schedule, a rollup that stopped).
 fn last_success(job: &str, at: Timestamp) {
-    metrics::gauge!("job_last_success_timestamp_seconds", "job" => job.to_string()).set(at.millis() as f64 / 1000.0);
+    metrics::gauge!("job_last_success_timestamp_seconds", "job_name" => job.to_string()).set(at.millis() as f64 / 1000.0);
 }
 
 #[cfg(test)]

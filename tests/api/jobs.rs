@@ -42,13 +42,14 @@ async fn jobs_are_listed_run_now_and_recorded() {
     assert!(m.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
     let m = m.text().await.unwrap();
     for line in [
-        "job_runs_total{job=\"backup\",outcome=\"ok\"} 1",
-        "job_runs_total{job=\"retention\",outcome=\"ok\"} 1",
-        "job_duration_seconds_bucket{job=\"backup\",le=\"+Inf\"} 1",
+        "job_runs_total{job_name=\"backup\",outcome=\"ok\"} 1",
+        "job_runs_total{job_name=\"retention\",outcome=\"ok\"} 1",
+        "job_duration_seconds_bucket{job_name=\"backup\",le=\"+Inf\"} 1",
     ] {
         assert!(m.lines().any(|l| l == line), "{line} in\n{m}");
     }
-    let last = m.lines().find_map(|l| l.strip_prefix("job_last_success_timestamp_seconds{job=\"backup\"} ")).expect("last success gauge");
+    let last =
+        m.lines().find_map(|l| l.strip_prefix("job_last_success_timestamp_seconds{job_name=\"backup\"} ")).expect("last success gauge");
     let last: f64 = last.parse().unwrap();
     assert!((last - utalk_storage::Timestamp::now().millis() as f64 / 1000.0).abs() < 60.0, "{last}");
     assert_eq!(runs(&s, &admin, "backup").await.len(), 1);

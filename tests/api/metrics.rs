@@ -43,6 +43,7 @@ async fn metrics_after_traffic_carry_their_labels_and_route_templates() {
         "http_requests_in_flight",
         "process_resident_memory_bytes",
         "process_cpu_seconds_total",
+        "machine_memory_bytes",
         "rocksdb_pending_compaction_bytes",
         "rocksdb_write_stalled",
         "rocksdb_wal_syncs_total",
@@ -55,6 +56,7 @@ async fn metrics_after_traffic_carry_their_labels_and_route_templates() {
     assert_eq!(value(&text, series[0]), Some(3.0));
     assert_eq!(value(&text, r#"messages_total{direction="outbound",author="agent"}"#), Some(3.0));
     assert!(value(&text, "process_resident_memory_bytes").unwrap() > 1_000_000.0);
+    assert!(value(&text, "machine_memory_bytes").unwrap() > value(&text, "process_resident_memory_bytes").unwrap());
     assert!(value(&text, "rocksdb_wal_syncs_total").unwrap() >= 1.0);
     // No raw path made a label of its own.
     assert!(!text.contains(&conv), "a conversation id leaked into a label");
