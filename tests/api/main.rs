@@ -11,6 +11,7 @@ mod inventory;
 mod jobs;
 mod messages;
 mod metrics;
+mod ops;
 mod platform;
 mod reports;
 mod socket;
