@@ -39,6 +39,9 @@ pub enum Command {
     /// Shows or applies schema migrations.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Rotates secrets utalk keeps in the data directory.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// KPI figures and the daily report (work while the server runs).
     #[command(subcommand)]
     Report(ReportCommand),
@@ -50,6 +53,17 @@ pub enum Command {
         /// Output directory (created; one `<collection>.jsonl.gz` each).
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+/// `utalk secrets …`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Replaces the generated token signing secret (server stopped); tokens signed with the old one keep working for the grace period.
+    RotateJwt {
+        /// Seconds the old secret keeps verifying; default the access token lifetime, so no signed-in user is logged out.
+        #[arg(long)]
+        grace_secs: Option<u64>,
     },
 }
 
@@ -180,6 +194,21 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(cmd) => backup_command(&config, cmd),
         Command::Migrate(cmd) => migrate_command(&config, cmd),
         Command::Report(cmd) => report_command(&config, cmd),
+        Command::Secrets(SecretsCommand::RotateJwt { grace_secs }) => {
+            if config.jwt_secret.is_some() {
+                bail!(
+                    "the signing secret comes from jwt_secret (UTALK_JWT_SECRET): set the new one there and list the old one in [[auth.previous_jwt_secrets]] with a valid_until (docs/auth.md)"
+                );
+            }
+            let db = open_db(&config).with_context(|| "stop the server first: rotation writes to the data directory")?;
+            let grace = std::time::Duration::from_secs(grace_secs.unwrap_or(config.auth.access_ttl_secs));
+            let until = crate::secrets::rotate_jwt(&db, grace)?;
+            println!(
+                "rotated the token signing secret; tokens signed with the old one verify until {} — start the server to use the new one",
+                until.to_rfc3339()
+            );
+            Ok(())
+        }
         Command::Export { collections, out } => {
             let collections = crate::export::parse_collections(&collections)?;
             let db = utalk_storage::Db::open_read_only(&config.data_dir)

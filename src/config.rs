@@ -594,6 +594,11 @@ impl Config {
             if s.expose().len() < 32 {
                 return Err("jwt_secret: must be at least 32 characters".into());
             }
+            if let (true, Some(why)) = (self.environment == "production", crate::secrets::weakness(s.expose())) {
+                return Err(format!(
+                    "jwt_secret: {why}; in production the signing secret must be random (unset it to have one generated, or use `openssl rand -base64 48`)"
+                ));
+            }
         }
         for p in &self.auth.previous_jwt_secrets {
             if utalk_storage::Timestamp::parse_rfc3339(&p.valid_until).is_none() {
@@ -722,6 +727,8 @@ mod tests {
                 ("UTALK_LISTEN", "127.0.0.1:9100"),
                 ("UTALK_HTTP__WORKERS", "3"),
                 ("UTALK_JWT_SECRET", "12345678901234567890123456789012"),
+                // Digits only would be refused as weak in production; this checks it stays a string.
+                ("UTALK_ENVIRONMENT", "development"),
                 ("PATH", "/bin"),
             ]),
         )

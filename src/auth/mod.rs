@@ -145,17 +145,19 @@ fn hash_token(token: &str) -> [u8; 32] {
 impl AuthService {
     /// Builds the service; without a configured secret, one is generated once and kept in the database.
     pub async fn new(db: Db, writer: StoreWriter, secret: Option<Secret>, config: AuthConfig) -> Result<AuthService, anyhow::Error> {
-        let secret = match secret {
-            Some(s) => s,
-            None => {
-                crate::secrets::stored_or_generated(&db, &writer, META_JWT_SECRET, "a token signing secret", "UTALK_JWT_SECRET").await?
-            }
-        };
-        let previous: Vec<(Secret, Timestamp)> = config
+        let mut previous: Vec<(Secret, Timestamp)> = config
             .previous_jwt_secrets
             .iter()
             .filter_map(|p| Timestamp::parse_rfc3339(&p.valid_until).map(|t| (p.secret.clone(), t)))
             .collect();
+        let secret = match secret {
+            Some(s) => s,
+            None => {
+                // Secrets rotated out by `utalk secrets rotate-jwt` verify until their grace ends.
+                previous.extend(crate::secrets::stored_previous_jwt(&db)?);
+                crate::secrets::stored_or_generated(&db, &writer, META_JWT_SECRET, "a token signing secret", "UTALK_JWT_SECRET").await?
+            }
+        };
         let window = Duration::from_secs(config.failure_window_secs);
         Ok(AuthService {
             keys: Keyring::new(&secret, &previous),

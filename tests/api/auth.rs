@@ -72,8 +72,8 @@ async fn tokens_signed_with_a_rotated_secret_verify_during_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     add_user(&data, ADMIN.0, "admin", ADMIN.1);
-    let old = "old-secret-old-secret-old-secret-0000";
-    let new = "new-secret-new-secret-new-secret-1111";
+    let old = "oLd7Qw2Er9Ty4Ui1Op6As3Df8Gh5Jk0Zx";
+    let new = "nEw3Mb8Vc1Xz6Lk9Jh2Gf5Ds0Ap4Oi7Uy";
     let token = {
         let s = TestServer::start_on(&data, &[("UTALK_JWT_SECRET", old)]).await;
         s.login(ADMIN).await
@@ -160,4 +160,60 @@ async fn only_admins_manage_users() {
     assert!(s.login(("new@example.com", "new-user-password")).await.len() > 20);
     let list: Value = s.get_json("/api/v1/users", &admin).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn rotate_jwt_keeps_old_tokens_working_until_the_grace_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, ADMIN.0, "admin", ADMIN.1);
+    let old_token = {
+        let s = TestServer::start_on(&data, &[]).await;
+        s.login(ADMIN).await
+    };
+    let (ok, out, err) = utalk(&data, &["secrets", "rotate-jwt", "--grace-secs", "4"], "");
+    assert!(ok && out.contains("rotated the token signing secret"), "{out} {err}");
+    let started = std::time::Instant::now();
+    let s = TestServer::start_on(&data, &[]).await;
+    let me = |t: String| {
+        let s = &s;
+        async move { s.http.get(s.url("/api/v1/auth/me")).bearer_auth(t).send().await.unwrap() }
+    };
+    assert_eq!(me(old_token.clone()).await.status(), 200, "the old key verifies during the grace");
+    let new_token = s.login(ADMIN).await;
+    assert_eq!(me(new_token.clone()).await.status(), 200);
+    assert_ne!(new_token.split('.').next(), old_token.split('.').next(), "a new key id in the header");
+    tokio::time::sleep(std::time::Duration::from_secs(4).saturating_sub(started.elapsed()) + std::time::Duration::from_millis(300)).await;
+    assert_eq!(TestServer::error_code(me(old_token).await, 401).await, "invalid_token", "past the grace");
+    assert_eq!(me(new_token).await.status(), 200);
+
+    // While the server runs it refuses, and says why.
+    let (ok, _, err) = utalk(&data, &["secrets", "rotate-jwt"], "");
+    assert!(!ok && err.contains("stop the server first"), "{err}");
+}
+
+#[tokio::test]
+async fn production_refuses_a_placeholder_signing_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let run = |env: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(bin());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data).env("UTALK_LOG", "warn");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd
+    };
+    let out = run(&[("UTALK_JWT_SECRET", "change-me-change-me-change-me-change-me")]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("looks like a placeholder"), "{stderr}");
+    // Outside production it is only a development convenience and starts.
+    let mut child = run(&[("UTALK_JWT_SECRET", "change-me-change-me-change-me-change-me"), ("UTALK_ENVIRONMENT", "development")])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(child.try_wait().unwrap().is_none(), "it runs");
+    child.kill().unwrap();
+    let _ = child.wait();
 }
