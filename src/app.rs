@@ -278,6 +278,7 @@ impl Application {
         let bot = start_bot(&config, &db, &registry, &sockets)?;
         let inventory = start_inventory(&config, &db, &writer, &registry)?;
         let scheduler = start_jobs(&config, &db, &writer, &inventory).await?;
+        let flags = crate::flags::Flags::load(&db).context("cannot read the feature flags")?;
         let auth = web::Data::from(auth);
         let hub = web::Data::new(sockets.clone());
         let state = web::Data::new(AppState {
@@ -295,6 +296,8 @@ impl Application {
             ai_config_lock: tokio::sync::Mutex::new(()),
             scheduler,
             inventory,
+            flags,
+            flags_lock: tokio::sync::Mutex::new(()),
         });
 
         let listener = TcpListener::bind(&config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod export;
+pub mod flags;
 pub mod metrics;
 pub mod report;
 pub mod request_id;

@@ -40,4 +40,8 @@ pub struct AppState {
     pub scheduler: Arc<utalk_schedules::Scheduler>,
     /// Stock: one actor per store.
     pub inventory: utalk_actors::inventory::Inventory,
+    /// Feature flags.
+    pub flags: crate::flags::Flags,
+    /// Serialises flag changes (version check and write).
+    pub flags_lock: tokio::sync::Mutex<()>,
 }

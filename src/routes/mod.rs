@@ -4,6 +4,7 @@ pub mod ai;
 pub mod auth;
 pub mod backups;
 pub mod conversations;
+pub mod flags;
 pub mod health;
 pub mod inventory;
 pub mod jobs;
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
                 .configure(jobs::configure)
                 .configure(reports::configure)
                 .configure(inventory::configure)
+                .configure(flags::configure)
                 .configure(openapi::configure),
         )
         .configure(health::configure)

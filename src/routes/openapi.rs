@@ -30,6 +30,7 @@ impl Modify for BearerAuth {
         super::backups::list, super::backups::create, super::jobs::list, super::jobs::runs, super::jobs::run,
         super::reports::kpis, super::reports::inventory_report, super::reports::list, super::reports::create,
         super::inventory::list_stores, super::inventory::create_store, super::inventory::list_products, super::inventory::create_product,
+        super::flags::list, super::flags::get, super::flags::put,
         super::inventory::transaction, super::inventory::list_alerts, super::inventory::ack, super::inventory::resolve,
         super::users::create, super::users::list,
         super::media::upload, super::media::get, super::media::regenerate,

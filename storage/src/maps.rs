@@ -71,11 +71,13 @@ pub enum Map {
     AlertWebhooks,
     /// `at_ms (8) · id (16) → TxnError`: refused stock transactions, for the error figures.
     TxnErrors,
+    /// `name (UTF-8) → Flag`: feature flags.
+    Flags,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 32] = [
+    pub const ALL: [Map; 33] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -108,6 +110,7 @@ impl Map {
         Map::OpenalertId,
         Map::AlertWebhooks,
         Map::TxnErrors,
+        Map::Flags,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -148,6 +151,7 @@ impl Map {
             Map::OpenalertId => "openalert_id",
             Map::AlertWebhooks => "alert_webhooks",
             Map::TxnErrors => "txn_errors",
+            Map::Flags => "flags",
         }
     }
 

@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod conversations;
 mod durability;
+mod flags;
 mod helpers;
 mod inventory;
 mod jobs;

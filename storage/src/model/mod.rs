@@ -8,6 +8,7 @@ pub mod alert;
 pub mod audit;
 pub mod bot;
 pub mod conversation;
+pub mod flag;
 pub mod inventory;
 pub mod job_run;
 pub mod kpi;
