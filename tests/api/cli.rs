@@ -98,15 +98,7 @@ async fn report_kpis_reads_a_running_server_and_rolls_up_a_stopped_one() {
     let mut s = TestServer::start_with(crate::reports::NO_SCHEDULED_ROLLUP).await;
     let admin = s.login(ADMIN).await;
     let conv = s.create_conversation(&admin).await;
-    let r = s
-        .http
-        .post(s.url(&format!("/api/v1/conversations/{conv}/messages")))
-        .bearer_auth(&admin)
-        .json(&serde_json::json!({"messageId": uuid::Uuid::new_v4(), "text": "hola"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    s.send_text(&admin, &conv, "hola").await;
     let data = s.data_dir();
     // While it runs: its rollups as they are (none yet), read without a lock.
     let (ok, out, err) = utalk(&data, &["report", "kpis", "--format", "csv"], "");

@@ -138,6 +138,20 @@ impl TestServer {
         r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
     }
 
+    /// Sends a text message to `conv` and returns it (asserts 201).
+    pub async fn send_text(&self, token: &str, conv: &str, text: &str) -> Value {
+        let r = self
+            .http
+            .post(self.url(&format!("/api/v1/conversations/{conv}/messages")))
+            .bearer_auth(token)
+            .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": text}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json().await.unwrap()
+    }
+
     pub async fn messages(&self, token: &str, conv: &str) -> Vec<Value> {
         let mut out = Vec::new();
         let mut after = 0u64;

@@ -13,15 +13,7 @@ async fn metrics_after_traffic_carry_their_labels_and_route_templates() {
     let admin = s.login(ADMIN).await;
     let conv = s.create_conversation(&admin).await;
     for i in 0..3 {
-        let r = s
-            .http
-            .post(s.url(&format!("/api/v1/conversations/{conv}/messages")))
-            .bearer_auth(&admin)
-            .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": format!("hola {i}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        s.send_text(&admin, &conv, &format!("hola {i}")).await;
     }
     let missing = s.http.get(s.url(&format!("/api/v1/conversations/{}", uuid::Uuid::new_v4()))).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(missing.status(), 404);

@@ -6,15 +6,7 @@ use serde_json::{json, Value};
 async fn traffic(s: &TestServer, token: &str) -> String {
     let conv = s.create_conversation(token).await;
     for i in 0..3 {
-        let r = s
-            .http
-            .post(s.url(&format!("/api/v1/conversations/{conv}/messages")))
-            .bearer_auth(token)
-            .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": format!("hola {i}")}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 201);
+        s.send_text(token, &conv, &format!("hola {i}")).await;
     }
     conv
 }
