@@ -275,6 +275,13 @@ impl Application {
             max_replay: s.max_replay,
         };
         let sockets = SocketHub::new(socket_config, auth.clone(), registry.clone(), db.clone());
+        if let Some((record, announce)) = crate::api_version::check(&db)? {
+            writer.commit(record).await.context("cannot record the API version")?;
+            if let Some(payload) = announce {
+                tracing::info!(version = crate::api_version::API_VERSION, "new API version: connecting sockets get api:changes");
+                sockets.announce_api_changes(payload);
+            }
+        }
         let bot = start_bot(&config, &db, &registry, &sockets)?;
         let inventory = start_inventory(&config, &db, &writer, &registry)?;
         let scheduler = start_jobs(&config, &db, &writer, &inventory).await?;

@@ -102,6 +102,30 @@ pub struct Config {
     pub retention: RetentionSection,
     /// Where stock alerts go besides sockets and the API.
     pub alerts: AlertsSection,
+    /// Deprecated routes.
+    pub api: ApiSection,
+}
+
+/// `[api]`: routes being retired.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSection {
+    /// Each answers `Deprecation`, `Sunset` and (with a link) `Link` headers.
+    pub deprecations: Vec<ApiDeprecation>,
+}
+
+/// One deprecated route.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiDeprecation {
+    /// The route's template as the API documents it, e.g. `/api/v1/conversations/{id}`.
+    pub route: String,
+    /// When it was deprecated (RFC 3339).
+    pub deprecated: String,
+    /// When it stops working (RFC 3339).
+    pub sunset: String,
+    /// Where to read what replaces it.
+    pub link: Option<String>,
 }
 
 /// `[alerts]`: the outbound alert webhook.
@@ -451,6 +475,7 @@ impl Default for Config {
             jobs: JobsSection::default(),
             retention: RetentionSection::default(),
             alerts: AlertsSection::default(),
+            api: ApiSection::default(),
         }
     }
 }
@@ -530,7 +555,7 @@ const STRING_KEYS: &[&str] = &[
 
 /// Sections of the file, settable as `UTALK_SECTION__KEY`.
 const SECTIONS: &[&str] =
-    &["store", "conversations", "http", "auth", "socket", "media", "delivery", "bot", "backup", "jobs", "retention", "alerts"];
+    &["store", "conversations", "http", "auth", "socket", "media", "delivery", "bot", "backup", "jobs", "retention", "alerts", "api"];
 
 impl Config {
     /// Loads defaults, then `file`, then `UTALK_*` variables from `env`.
@@ -616,6 +641,16 @@ impl Config {
             return Err(
                 "socket: ping times must be at least 100 ms, max_payload_bytes at least 1024, max_queued and max_replay positive".into()
             );
+        }
+        for d in &self.api.deprecations {
+            if !d.route.starts_with('/') {
+                return Err(format!("api.deprecations: route `{}` must be a path template starting with /", d.route));
+            }
+            for (what, t) in [("deprecated", &d.deprecated), ("sunset", &d.sunset)] {
+                if utalk_storage::Timestamp::parse_rfc3339(t).is_none() {
+                    return Err(format!("api.deprecations: {what} `{t}` of {} is not an RFC 3339 time", d.route));
+                }
+            }
         }
         let a = &self.alerts;
         match (&a.webhook_url, &a.webhook_secret) {

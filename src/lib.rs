@@ -1,5 +1,6 @@
 //! The utalk server: configuration, command line, HTTP routes, auth, telemetry.
 
+pub mod api_version;
 pub mod app;
 pub mod auth;
 pub mod cli;

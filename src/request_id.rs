@@ -78,6 +78,13 @@ pub async fn middleware(
     }
     // The route's template, never the raw path: ids in paths would make a label per request.
     let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    if let Some(state) = res.request().app_data::<actix_web::web::Data<crate::state::AppState>>().cloned() {
+        if let Some(d) = state.config.api.deprecations.iter().find(|d| d.route == route) {
+            for (name, value) in crate::api_version::headers(d) {
+                res.headers_mut().insert(name, value);
+            }
+        }
+    }
     let status = res.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route)

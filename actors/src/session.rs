@@ -470,6 +470,10 @@ impl SessionActor {
             self.replay(conv, received, ctx);
         }
         self.emit(socketio::connect("/", &reply), ctx);
+        // Clients that came back after a restart onto a new API version learn what changed.
+        if let Some(changes) = self.hub.api_changes() {
+            self.emit(socketio::event_raw("api:changes", changes, None), ctx);
+        }
     }
 
     fn join_room(&mut self, conv: Uuid, delivered: u64) {

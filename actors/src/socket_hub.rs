@@ -141,6 +141,8 @@ pub struct SocketHub {
     total: AtomicU64,
     dropped_slow: AtomicU64,
     recovered: AtomicU64,
+    /// `{version, changes}` sent as `api:changes` to every socket that connects, when this start brought a new API version.
+    api_changes: std::sync::OnceLock<String>,
 }
 
 /// A random id of 15 bytes in URL-safe base64 (20 characters).
@@ -167,7 +169,18 @@ impl SocketHub {
             total: AtomicU64::new(0),
             dropped_slow: AtomicU64::new(0),
             recovered: AtomicU64::new(0),
+            api_changes: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Announces an API change (JSON `{version, changes}`) to every socket that connects from now on.
+    pub fn announce_api_changes(&self, payload: String) {
+        let _ = self.api_changes.set(payload);
+    }
+
+    /// The API change announcement, if this start brought one.
+    pub fn api_changes(&self) -> Option<&str> {
+        self.api_changes.get().map(String::as_str)
     }
 
     /// A process-unique number for a new session.

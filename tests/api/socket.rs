@@ -141,3 +141,62 @@ async fn a_client_that_never_answers_pings_is_closed_with_ping_timeout() {
     assert!(pings >= 1);
     assert!(started.elapsed() < Duration::from_secs(2), "closed after {:?}", started.elapsed());
 }
+
+/// Connects a websocket Socket.IO client and returns the frames that follow its CONNECT answer within `wait`.
+async fn frames_after_connect(base: &str, token: &str, wait: Duration) -> Vec<String> {
+    let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
+    let stream = TcpSocket::new_v4().unwrap().connect(addr).await.unwrap();
+    let (mut ws, _) = client_async(format!("ws://{addr}/socket.io/?EIO=4&transport=websocket"), stream).await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with("0{"));
+    ws.send(Message::text(format!("40{}", json!({ "token": token })))).await.unwrap();
+    assert!(next_text(&mut ws).await.starts_with("40{"));
+    let mut out = Vec::new();
+    while let Ok(t) = tokio::time::timeout(wait, next_text(&mut ws)).await {
+        out.push(t);
+    }
+    out
+}
+
+#[tokio::test]
+async fn sockets_hear_about_a_new_api_version_and_deprecated_routes_say_when_they_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, ADMIN.0, "admin", ADMIN.1);
+    {
+        // The data directory last served an older API.
+        let db = utalk_storage::Db::open(&data, &utalk_storage::DbOptions::default()).unwrap();
+        let mut b = utalk_storage::Batch::new();
+        b.put_raw(utalk_storage::Map::Meta, b"api_version".to_vec(), b"1.1.0".to_vec());
+        db.write_group([&b], true).unwrap();
+    }
+    let config = dir.path().join("utalk.toml");
+    std::fs::write(
+        &config,
+        "[[api.deprecations]]\nroute = \"/api/v1/conversations/{id}\"\ndeprecated = \"2026-11-01T00:00:00Z\"\nsunset = \"2027-06-30T00:00:00Z\"\nlink = \"https://docs.example.com/api/v2\"\n",
+    )
+    .unwrap();
+    let mut s = TestServer::start_on(&data, &[("UTALK_CONFIG", config.to_str().unwrap())]).await;
+    let admin = s.login(ADMIN).await;
+    let frames = frames_after_connect(&s.base, &admin, Duration::from_millis(500)).await;
+    let changes = frames.iter().find(|f| f.starts_with("42[\"api:changes\"")).unwrap_or_else(|| panic!("{frames:?}"));
+    let v: Value = serde_json::from_str(&changes[2..]).unwrap();
+    assert_eq!(v[1]["version"], utalk::api_version::API_VERSION);
+    assert_eq!(v[1]["previous"], "1.1.0");
+    assert!(v[1]["changes"].as_array().unwrap().len() >= 2, "what changed since 1.1.0: {v}");
+
+    let conv = s.create_conversation(&admin).await;
+    let r = s.http.get(s.url(&format!("/api/v1/conversations/{conv}"))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["deprecation"], "@1793491200", "2026-11-01T00:00:00Z");
+    assert_eq!(r.headers()["sunset"], "Wed, 30 Jun 2027 00:00:00 GMT");
+    assert_eq!(r.headers()["link"], "<https://docs.example.com/api/v2>; rel=\"deprecation\"; type=\"text/html\"");
+    let list = s.http.get(s.url("/api/v1/conversations")).bearer_auth(&admin).send().await.unwrap();
+    assert!(list.headers().get("deprecation").is_none(), "other routes are not deprecated");
+
+    // The next start is on the same version: nothing to announce.
+    s.kill();
+    let s = TestServer::start_on(&data, &[]).await;
+    let admin = s.login(ADMIN).await;
+    let frames = frames_after_connect(&s.base, &admin, Duration::from_millis(500)).await;
+    assert!(!frames.iter().any(|f| f.contains("api:changes")), "{frames:?}");
+}
