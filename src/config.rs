@@ -104,6 +104,26 @@ pub struct Config {
     pub alerts: AlertsSection,
     /// Deprecated routes.
     pub api: ApiSection,
+    /// An optional log file besides stdout, rotated by size.
+    pub log_file: LogFileSection,
+}
+
+/// `[log_file]`: the same JSON lines as stdout, also written to a file rotated by size.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogFileSection {
+    /// The file (`UTALK_LOG_FILE__PATH`); unset: stdout only.
+    pub path: Option<PathBuf>,
+    /// Size at which it rotates (5 MB, as the system replaced).
+    pub max_bytes: u64,
+    /// Rotated files kept (`<path>.1` newest … `<path>.<keep>`).
+    pub keep: usize,
+}
+
+impl Default for LogFileSection {
+    fn default() -> Self {
+        Self { path: None, max_bytes: 5 * 1024 * 1024, keep: 5 }
+    }
 }
 
 /// `[api]`: routes being retired.
@@ -476,6 +496,7 @@ impl Default for Config {
             retention: RetentionSection::default(),
             alerts: AlertsSection::default(),
             api: ApiSection::default(),
+            log_file: LogFileSection::default(),
         }
     }
 }
@@ -554,8 +575,22 @@ const STRING_KEYS: &[&str] = &[
 ];
 
 /// Sections of the file, settable as `UTALK_SECTION__KEY`.
-const SECTIONS: &[&str] =
-    &["store", "conversations", "http", "auth", "socket", "media", "delivery", "bot", "backup", "jobs", "retention", "alerts", "api"];
+const SECTIONS: &[&str] = &[
+    "store",
+    "conversations",
+    "http",
+    "auth",
+    "socket",
+    "media",
+    "delivery",
+    "bot",
+    "backup",
+    "jobs",
+    "retention",
+    "alerts",
+    "api",
+    "log_file",
+];
 
 impl Config {
     /// Loads defaults, then `file`, then `UTALK_*` variables from `env`.
@@ -641,6 +676,9 @@ impl Config {
             return Err(
                 "socket: ping times must be at least 100 ms, max_payload_bytes at least 1024, max_queued and max_replay positive".into()
             );
+        }
+        if self.log_file.max_bytes < 1024 {
+            return Err("log_file.max_bytes: must be at least 1024".into());
         }
         for d in &self.api.deprecations {
             if !d.route.starts_with('/') {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod error;
 pub mod export;
 pub mod flags;
+pub mod log_file;
 pub mod metrics;
 pub mod report;
 pub mod request_id;

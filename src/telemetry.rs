@@ -23,7 +23,22 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber; later calls are ignored.
 pub fn init(config: &Config) {
     let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    // The file gets the JSON lines whatever stdout's format, so that it can be shipped as is.
+    let file = config.log_file.path.as_ref().and_then(|p| {
+        match crate::log_file::RotatingFile::open(p, config.log_file.max_bytes, config.log_file.keep) {
+            Ok(f) => Some(
+                tracing_subscriber::fmt::layer()
+                    .fmt_fields(JsonFields::new())
+                    .event_format(JsonLines::new(&config.environment))
+                    .with_writer(std::sync::Mutex::new(f)),
+            ),
+            Err(e) => {
+                eprintln!("utalk: cannot open the log file {}: {e}; logging to stdout only", p.display());
+                None
+            }
+        }
+    });
+    let registry = tracing_subscriber::registry().with(filter).with(file);
     let _ = match config.log_format {
         LogFormat::Json => registry
             .with(

@@ -90,3 +90,42 @@ async fn logs_are_json_with_service_fields_and_request_ids_but_no_secrets() {
     assert!(line["environment"].is_string());
     assert_eq!(line["status"], 200);
 }
+
+#[tokio::test]
+async fn the_log_file_rotates_by_size_and_keeps_the_configured_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, ADMIN.0, "admin", ADMIN.1);
+    let log = dir.path().join("logs/utalk.log");
+    let s = TestServer::start_on(
+        &data,
+        &[("UTALK_LOG_FILE__PATH", log.to_str().unwrap()), ("UTALK_LOG_FILE__MAX_BYTES", "4096"), ("UTALK_LOG_FILE__KEEP", "2")],
+    )
+    .await;
+    let admin = s.login(ADMIN).await;
+    for _ in 0..60 {
+        let r = s.http.get(s.url("/api/v1/conversations")).bearer_auth(&admin).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(s.http.get(s.url("/health")).send().await.unwrap().status(), 200);
+    }
+    let numbered = |n: usize| dir.path().join(format!("logs/utalk.log.{n}"));
+    let mut files = vec![log.clone(), numbered(1), numbered(2)];
+    for _ in 0..50 {
+        if files.iter().all(|f| f.exists()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(!numbered(3).exists(), "only two rotated files are kept");
+    let mut text = String::new();
+    for f in files.drain(..) {
+        let t = std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert!(t.len() <= 4096, "{} is {} bytes", f.display(), t.len());
+        text.push_str(&t);
+    }
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let requests: Vec<&serde_json::Value> = lines.iter().filter(|l| l["path"] == "/api/v1/conversations").collect();
+    assert!(!requests.is_empty() && requests.iter().all(|l| l["request_id"].is_string() && l["service"] == "utalk"));
+    assert!(!text.contains("\"path\":\"/health\""), "health checks are not logged");
+    assert!(!text.contains(ADMIN.1), "no password in the log");
+}

@@ -1,0 +1,93 @@
+//! A log file that rotates by size: `utalk.log` is written until the next
+//! line would take it past `max_bytes`, then it becomes `utalk.log.1`, the
+//! older ones move up a number, and the oldest past `keep` is removed.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// The open log file and its rotation rule.
+pub struct RotatingFile {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: usize,
+    file: File,
+    size: u64,
+}
+
+fn numbered(path: &Path, n: usize) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+impl RotatingFile {
+    /// Opens (appending to) `path`, creating its directory.
+    pub fn open(path: &Path, max_bytes: u64, keep: usize) -> io::Result<RotatingFile> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
+        Ok(RotatingFile { path: path.to_path_buf(), max_bytes: max_bytes.max(1), keep, file, size })
+    }
+
+    fn rotate(&mut self) -> io::Result<()> {
+        self.file.flush()?;
+        if self.keep == 0 {
+            self.file = File::create(&self.path)?;
+        } else {
+            let _ = std::fs::remove_file(numbered(&self.path, self.keep));
+            for n in (1..self.keep).rev() {
+                let from = numbered(&self.path, n);
+                if from.exists() {
+                    std::fs::rename(&from, numbered(&self.path, n + 1))?;
+                }
+            }
+            std::fs::rename(&self.path, numbered(&self.path, 1))?;
+            self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        }
+        self.size = 0;
+        Ok(())
+    }
+}
+
+impl Write for RotatingFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // A line never straddles two files: rotate before the one that would not fit.
+        if self.size > 0 && self.size + buf.len() as u64 > self.max_bytes {
+            self.rotate()?;
+        }
+        let n = self.file.write(buf)?;
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_rotate_by_size_and_only_keep_are_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("logs/utalk.log");
+        let mut f = RotatingFile::open(&path, 100, 3).expect("open");
+        for i in 0..40 {
+            f.write_all(format!("{{\"line\":{i:03},\"pad\":\"xxxxxxxxxx\"}}\n").as_bytes()).expect("write");
+        }
+        let sizes: Vec<u64> = (0..=4)
+            .map(|n| if n == 0 { path.clone() } else { numbered(&path, n) })
+            .map(|p| std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0))
+            .collect();
+        assert!(sizes[..4].iter().all(|s| *s > 0 && *s <= 100), "{sizes:?}");
+        assert_eq!(sizes[4], 0, "only 3 old files are kept");
+        let newest = std::fs::read_to_string(&path).expect("read");
+        assert!(newest.ends_with("{\"line\":039,\"pad\":\"xxxxxxxxxx\"}\n"), "{newest}");
+        assert!(std::fs::read_to_string(numbered(&path, 1)).expect("read").lines().all(|l| l.starts_with('{') && l.ends_with('}')));
+    }
+}
