@@ -863,6 +863,37 @@ mod tests {
     }
 
     #[test]
+    fn alert_webhooks_deprecations_and_log_files_are_checked_at_load() {
+        let refused = |vars: &[(&str, &str)]| Config::load(None, env(vars)).unwrap_err().to_string();
+        let e = refused(&[("UTALK_ALERTS__WEBHOOK_URL", "https://ops.example.com/hook")]);
+        assert!(e.contains("alerts.webhook_secret: required"), "{e}");
+        let e = refused(&[("UTALK_ALERTS__WEBHOOK_URL", "ftp://x"), ("UTALK_ALERTS__WEBHOOK_SECRET", "a-webhook-secret-long-enough")]);
+        assert!(e.contains("not an http(s) URL"), "{e}");
+        let e = refused(&[("UTALK_ALERTS__WEBHOOK_URL", "https://x"), ("UTALK_ALERTS__WEBHOOK_SECRET", "short-one")]);
+        assert!(e.contains("at least 16 characters"), "{e}");
+        let e = refused(&[("UTALK_LOG_FILE__MAX_BYTES", "10")]);
+        assert!(e.contains("log_file.max_bytes"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("utalk.toml");
+        std::fs::write(&f, "[[api.deprecations]]\nroute = \"/api/v1/x\"\ndeprecated = \"soon\"\nsunset = \"2027-01-01T00:00:00Z\"\n")
+            .unwrap();
+        let e = Config::load(Some(&f), Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("deprecated `soon`"), "{e}");
+        std::fs::write(
+            &f,
+            "[[api.deprecations]]\nroute = \"api/v1/x\"\ndeprecated = \"2026-01-01T00:00:00Z\"\nsunset = \"2027-01-01T00:00:00Z\"\n",
+        )
+        .unwrap();
+        assert!(Config::load(Some(&f), Vec::new()).unwrap_err().to_string().contains("starting with /"));
+        let c = Config::load(
+            None,
+            env(&[("UTALK_ALERTS__WEBHOOK_URL", "https://x"), ("UTALK_ALERTS__WEBHOOK_SECRET", "a-webhook-secret-long-enough")]),
+        )
+        .unwrap();
+        assert!(!format!("{:?}", c.alerts).contains("a-webhook-secret-long-enough"), "the secret does not print");
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?}"), "[redacted]");

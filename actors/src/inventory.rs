@@ -460,10 +460,10 @@ fn load(db: &Db, store: Uuid, sku: &str) -> Result<(Store, Product), InventoryEr
     Ok((s, p))
 }
 
+/// Runs in the owning store's actor; `Inventory::apply`, the only sender, has validated `req`.
 async fn apply(inv: Inventory, me: Uuid, req: TxnRequest) -> Result<TxnOutcome, InventoryError> {
     let shared = &inv.shared;
     let db = &shared.db;
-    validate(&req)?;
     if let Some(t) = inventory::txn(db, req.id)? {
         return if req.is(&t) {
             Ok(TxnOutcome { txn: t, created: false, raised: Vec::new(), resolved: Vec::new() })

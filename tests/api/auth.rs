@@ -190,6 +190,17 @@ async fn rotate_jwt_keeps_old_tokens_working_until_the_grace_ends() {
     // While the server runs it refuses, and says why.
     let (ok, _, err) = utalk(&data, &["secrets", "rotate-jwt"], "");
     assert!(!ok && err.contains("stop the server first"), "{err}");
+    drop(s);
+    // A secret from the configuration is rotated there, not by the command.
+    let mut cmd = std::process::Command::new(bin());
+    let out = cmd
+        .args(["secrets", "rotate-jwt", "--data-dir"])
+        .arg(&data)
+        .env("UTALK_JWT_SECRET", "3qJ9vX2mLp8TzR4wYc6NbF1hKd5GsA7e")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("previous_jwt_secrets"), "{err}");
 }
 
 #[tokio::test]
