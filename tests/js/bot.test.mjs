@@ -204,8 +204,11 @@ test("a WhatsApp customer is answered by the rule bot, handed to the online agen
   assert.equal(conv.reopened, 1);
   await until(async () => (await messagesOf(conv.id)).at(-1).author.type === "bot", "the bot answers after the reopen");
 
-  const runs = await server.api("GET", "/api/v1/ai/runs?limit=200", { token: admin.accessToken });
-  const mine = runs.body.items.filter((r) => r.conversationId === conv.id);
+  // A run is recorded just after its answer is stored: wait for the fourth.
+  const mine = await until(async () => {
+    const r = (await server.api("GET", "/api/v1/ai/runs?limit=200", { token: admin.accessToken })).body.items.filter((r) => r.conversationId === conv.id);
+    return r.length >= 4 && r;
+  }, "four bot runs recorded");
   assert.deepEqual(mine.map((r) => r.outcome), ["answered", "answered", "escalated", "answered"]);
   assert.deepEqual(mine.map((r) => r.intent).slice(0, 2), ["greeting", "hours"]);
   assert.equal(mine[2].escalationReason, "explicit");
@@ -274,7 +277,11 @@ test("the OpenAI-compatible responder answers, falls back to the rules when slow
     }, `fallback after ${mode}`);
     assert.match(msgs.at(-1).text, /^¡Hola!/, mode);
   }
-  const runs = (await server.api("GET", "/api/v1/ai/runs?limit=200", { token: admin.accessToken })).body.items.filter((r) => r.conversationId === conv.id);
+  // A run is recorded just after its answer is stored: wait for the third.
+  const runs = await until(async () => {
+    const r = (await server.api("GET", "/api/v1/ai/runs?limit=200", { token: admin.accessToken })).body.items.filter((r) => r.conversationId === conv.id);
+    return r.length >= 3 && r;
+  }, "three bot runs recorded");
   assert.deepEqual(runs.map((r) => r.provider), ["openai", "rules_fallback", "rules_fallback"]);
 
   // A third failure opens the breaker: the model is not called again for a while.
