@@ -184,12 +184,16 @@ impl Cli {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config()?;
-    crate::telemetry::init(&config);
+    crate::telemetry::init(&config, matches!(cli.command, Command::Serve(_)));
     match cli.command {
-        Command::Serve(_) => actix_web::rt::System::new().block_on(async move {
-            let app = Application::build(config).await?;
-            app.run_until_stopped().await
-        }),
+        Command::Serve(_) => {
+            let served = actix_web::rt::System::new().block_on(async move {
+                let app = Application::build(config).await?;
+                app.run_until_stopped().await
+            });
+            crate::traces::shutdown();
+            served
+        }
         Command::User(cmd) => actix_web::rt::System::new().block_on(user_command(config, cmd)),
         Command::Backup(cmd) => backup_command(&config, cmd),
         Command::Migrate(cmd) => migrate_command(&config, cmd),

@@ -52,8 +52,11 @@ pub struct Config {
     pub listen: String,
     /// Data directory (`UTALK_DATA_DIR`).
     pub data_dir: PathBuf,
-    /// Log filter, e.g. `info` or `utalk=debug,info` (`UTALK_LOG`).
-    pub log: String,
+    /// Log filter, e.g. `info` or `utalk=debug,info` (`UTALK_LOG`); unset: the
+    /// environment's entry in `[log_levels]`.
+    pub log: Option<String>,
+    /// Log filter per environment name, used when `log` is unset.
+    pub log_levels: BTreeMap<String, String>,
     /// Log format (`UTALK_LOG_FORMAT`).
     pub log_format: LogFormat,
     /// Environment name written in every log line (`UTALK_ENVIRONMENT`).
@@ -70,8 +73,10 @@ pub struct Config {
     pub twilio_from: Option<String>,
     /// Twilio API base URL (`UTALK_TWILIO_API_BASE`).
     pub twilio_api_base: String,
-    /// OTLP endpoint for traces (`UTALK_OTLP_ENDPOINT`).
+    /// OTLP/HTTP collector for traces, e.g. `http://127.0.0.1:4318` (`UTALK_OTLP_ENDPOINT`); unset: no traces.
     pub otlp_endpoint: Option<String>,
+    /// Share of new traces kept, 0 to 1 (`UTALK_OTLP_SAMPLE_RATIO`); a caller's `traceparent` decision wins.
+    pub otlp_sample_ratio: f64,
     /// Comma-separated `nats://` URLs; unset runs one node on its own (`UTALK_CLUSTER_URL`).
     pub cluster_url: Option<String>,
     /// Name of this node (`UTALK_NODE_ID`).
@@ -116,13 +121,15 @@ pub struct LogFileSection {
     pub path: Option<PathBuf>,
     /// Size at which it rotates (5 MB, as the system replaced).
     pub max_bytes: u64,
+    /// Filter for the file alone, e.g. `warn` for an errors-only file; unset: the same as stdout.
+    pub level: Option<String>,
     /// Rotated files kept (`<path>.1` newest … `<path>.<keep>`).
     pub keep: usize,
 }
 
 impl Default for LogFileSection {
     fn default() -> Self {
-        Self { path: None, max_bytes: 5 * 1024 * 1024, keep: 5 }
+        Self { path: None, max_bytes: 5 * 1024 * 1024, keep: 5, level: None }
     }
 }
 
@@ -465,12 +472,27 @@ pub struct AuthConfig {
     pub widget_sessions_per_ip_per_minute: u32,
 }
 
+/// Levels per environment: verbose where people develop, request lines with
+/// their ids in production (the runbooks search them), quiet under test.
+fn default_log_levels() -> BTreeMap<String, String> {
+    [
+        ("development", "info,utalk=debug,utalk_actors=debug,utalk_storage=debug,utalk_schedules=debug"),
+        ("staging", "info"),
+        ("production", "info"),
+        ("test", "warn"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./data"),
-            log: "info".into(),
+            log: None,
+            log_levels: default_log_levels(),
             log_format: LogFormat::Json,
             environment: "production".into(),
             jwt_secret: None,
@@ -480,6 +502,7 @@ impl Default for Config {
             twilio_from: None,
             twilio_api_base: "https://api.twilio.com".into(),
             otlp_endpoint: None,
+            otlp_sample_ratio: 1.0,
             cluster_url: None,
             node_id: None,
             store: StoreConfig::default(),
@@ -574,6 +597,9 @@ const STRING_KEYS: &[&str] = &[
     "openai_api_key",
 ];
 
+/// Top-level keys whose values are numbers or booleans.
+const VALUE_KEYS: &[&str] = &["otlp_sample_ratio"];
+
 /// Sections of the file, settable as `UTALK_SECTION__KEY`.
 const SECTIONS: &[&str] = &[
     "store",
@@ -590,6 +616,7 @@ const SECTIONS: &[&str] = &[
     "alerts",
     "api",
     "log_file",
+    "log_levels",
 ];
 
 impl Config {
@@ -612,7 +639,11 @@ impl Config {
         let vars: BTreeMap<String, String> = env.into_iter().filter(|(k, _)| k.starts_with("UTALK_") && k != "UTALK_CONFIG").collect();
         for (name, raw) in &vars {
             let path: Vec<String> = name["UTALK_".len()..].to_lowercase().split("__").map(str::to_owned).collect();
-            let known = if path.len() == 1 { STRING_KEYS.contains(&path[0].as_str()) } else { SECTIONS.contains(&path[0].as_str()) };
+            let known = if path.len() == 1 {
+                STRING_KEYS.contains(&path[0].as_str()) || VALUE_KEYS.contains(&path[0].as_str())
+            } else {
+                SECTIONS.contains(&path[0].as_str())
+            };
             if !known {
                 eprintln!("utalk: ignoring {name}: it names no setting");
                 continue;
@@ -643,6 +674,12 @@ impl Config {
             .map_err(|e: toml::de::Error| ConfigError::Invalid { origin: origin.clone(), message: e.message().to_string() })?;
         config.validate().map_err(|message| ConfigError::Invalid { origin, message })?;
         Ok(config)
+    }
+
+    /// The log filter in force: `log` when set, else this environment's
+    /// entry in `log_levels`, else `info`.
+    pub fn log_filter(&self) -> &str {
+        self.log.as_deref().or_else(|| self.log_levels.get(&self.environment).map(String::as_str)).unwrap_or("info")
     }
 
     /// Checks values that parse but make no sense.
@@ -676,6 +713,20 @@ impl Config {
             return Err(
                 "socket: ping times must be at least 100 ms, max_payload_bytes at least 1024, max_queued and max_replay positive".into()
             );
+        }
+        let filters = [("log", Some(self.log_filter())), ("log_file.level", self.log_file.level.as_deref())];
+        for (what, f) in filters.into_iter().filter_map(|(w, f)| f.map(|f| (w, f))) {
+            if let Err(e) = tracing_subscriber::EnvFilter::try_new(f) {
+                return Err(format!("{what}: `{f}` is not a log filter such as `info` or `info,utalk=debug`: {e}"));
+            }
+        }
+        if let Some(e) = &self.otlp_endpoint {
+            if let Some(why) = crate::traces::endpoint_problem(e) {
+                return Err(why);
+            }
+        }
+        if !(0.0..=1.0).contains(&self.otlp_sample_ratio) {
+            return Err(format!("otlp_sample_ratio: {} is not between 0 and 1", self.otlp_sample_ratio));
         }
         if self.log_file.max_bytes < 1024 {
             return Err("log_file.max_bytes: must be at least 1024".into());
@@ -891,6 +942,33 @@ mod tests {
         )
         .unwrap();
         assert!(!format!("{:?}", c.alerts).contains("a-webhook-secret-long-enough"), "the secret does not print");
+    }
+
+    #[test]
+    fn the_log_level_follows_the_environment_unless_set() {
+        let level = |vars: &[(&str, &str)]| Config::load(None, env(vars)).unwrap().log_filter().to_string();
+        assert_eq!(level(&[]), "info", "production by default");
+        assert!(level(&[("UTALK_ENVIRONMENT", "development")]).contains("utalk=debug"));
+        assert_eq!(level(&[("UTALK_ENVIRONMENT", "test")]), "warn");
+        assert_eq!(level(&[("UTALK_ENVIRONMENT", "qa-7")]), "info", "an unlisted environment");
+        assert_eq!(level(&[("UTALK_ENVIRONMENT", "test"), ("UTALK_LOG", "error")]), "error", "UTALK_LOG wins");
+        assert_eq!(level(&[("UTALK_LOG_LEVELS__PRODUCTION", "warn")]), "warn");
+        let e = Config::load(None, env(&[("UTALK_LOG", "info,=[")])).unwrap_err().to_string();
+        assert!(e.contains("is not a log filter"), "{e}");
+        let e = Config::load(None, env(&[("UTALK_LOG_FILE__LEVEL", "utalk=loud")])).unwrap_err().to_string();
+        assert!(e.contains("log_file.level"), "{e}");
+        let e = Config::load(None, env(&[("UTALK_OTLP_SAMPLE_RATIO", "-0.5")])).unwrap_err().to_string();
+        assert!(e.contains("otlp_sample_ratio"), "{e}");
+        let c = Config::load(None, env(&[("UTALK_OTLP_SAMPLE_RATIO", "0.25"), ("UTALK_OTLP_ENDPOINT", "http://127.0.0.1:4318")])).unwrap();
+        assert_eq!(c.otlp_sample_ratio, 0.25);
+    }
+
+    #[test]
+    fn the_sample_configuration_loads_and_states_the_defaults() {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("ops/utalk.sample.toml");
+        let loaded = Config::load(Some(&sample), Vec::new()).unwrap();
+        let as_toml = |c: &Config| toml::Value::try_from(c).unwrap();
+        assert_eq!(as_toml(&loaded), as_toml(&Config::default()), "a value in ops/utalk.sample.toml differs from the default");
     }
 
     #[test]

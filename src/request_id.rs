@@ -8,6 +8,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
 use std::time::Instant;
+use tracing::field::Empty;
 use tracing::Instrument;
 
 /// The header carrying the id.
@@ -50,7 +51,22 @@ pub async fn middleware(
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().to_string();
     let path = req.path().to_owned();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %path);
+    // The route's template, never the raw path: ids in paths would make a label
+    // (or span name) per request. It comes from the route table, so it is known before routing.
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    // The otel.* fields name the exported span; logs leave them out.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %method,
+        path = %path,
+        otel.name = %format_args!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = Empty,
+        http.route = %route,
+        http.response.status_code = Empty,
+    );
+    crate::traces::continue_remote(&span, req.headers());
     let started = Instant::now();
     let in_flight = metrics::gauge!("http_requests_in_flight");
     in_flight.increment(1.0);
@@ -76,14 +92,16 @@ pub async fn middleware(
     if let Some(v) = header {
         res.headers_mut().insert(HEADER, v);
     }
-    // The route's template, never the raw path: ids in paths would make a label per request.
-    let route = res.request().match_pattern().unwrap_or_else(|| "unmatched".to_string());
     if let Some(state) = res.request().app_data::<actix_web::web::Data<crate::state::AppState>>().cloned() {
         if let Some(d) = state.config.api.deprecations.iter().find(|d| d.route == route) {
             for (name, value) in crate::api_version::headers(d) {
                 res.headers_mut().insert(name, value);
             }
         }
+    }
+    span.record("http.response.status_code", res.status().as_u16());
+    if res.status().is_server_error() {
+        span.record("otel.status_code", "ERROR");
     }
     let status = res.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);

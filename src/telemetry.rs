@@ -18,11 +18,14 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFi
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, Layer};
 
-/// Installs the global subscriber; later calls are ignored.
-pub fn init(config: &Config) {
-    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs the global subscriber; later calls are ignored. With `traces`,
+/// spans are also exported over OTLP when an endpoint is configured.
+pub fn init(config: &Config, traces: bool) {
+    // validate() has checked the filters; a bad one can only come from a caller that skipped it.
+    let filter = |f: &str| EnvFilter::try_new(f).unwrap_or_else(|_| EnvFilter::new("info"));
+    let stdout_filter = config.log_filter();
     // The file gets the JSON lines whatever stdout's format, so that it can be shipped as is.
     let file = config.log_file.path.as_ref().and_then(|p| {
         match crate::log_file::RotatingFile::open(p, config.log_file.max_bytes, config.log_file.keep) {
@@ -30,7 +33,8 @@ pub fn init(config: &Config) {
                 tracing_subscriber::fmt::layer()
                     .fmt_fields(JsonFields::new())
                     .event_format(JsonLines::new(&config.environment))
-                    .with_writer(std::sync::Mutex::new(f)),
+                    .with_writer(std::sync::Mutex::new(f))
+                    .with_filter(filter(config.log_file.level.as_deref().unwrap_or(stdout_filter))),
             ),
             Err(e) => {
                 eprintln!("utalk: cannot open the log file {}: {e}; logging to stdout only", p.display());
@@ -38,18 +42,23 @@ pub fn init(config: &Config) {
             }
         }
     });
-    let registry = tracing_subscriber::registry().with(filter).with(file);
-    let _ = match config.log_format {
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .fmt_fields(JsonFields::new())
-                    .event_format(JsonLines::new(&config.environment))
-                    .with_writer(std::io::stdout),
-            )
-            .try_init(),
-        LogFormat::Text => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stdout)).try_init(),
+    let otel = if traces {
+        crate::traces::layer(config).unwrap_or_else(|e| {
+            eprintln!("utalk: {e}; running without traces");
+            None
+        })
+    } else {
+        None
     };
+    let stdout = match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .fmt_fields(JsonFields::new())
+            .event_format(JsonLines::new(&config.environment))
+            .with_writer(std::io::stdout)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(std::io::stdout).boxed(),
+    };
+    let _ = tracing_subscriber::registry().with(stdout.with_filter(filter(stdout_filter))).with(file).with(otel).try_init();
 }
 
 /// Whether a field name suggests a secret.
@@ -120,7 +129,7 @@ where
                 let ext = span.extensions();
                 if let Some(fields) = ext.get::<FormattedFields<N>>() {
                     if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(fields.as_str()) {
-                        for (k, v) in map {
+                        for (k, v) in map.into_iter().filter(|(k, _)| !k.starts_with("otel.")) {
                             let v = if is_sensitive(&k) { Value::String("[redacted]".into()) } else { v };
                             line.insert(k, v);
                         }

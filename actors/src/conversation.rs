@@ -248,13 +248,15 @@ pub struct ChangeMessage {
     pub change: MessageChange,
     /// Answer: the message after the change.
     pub reply: Reply<Arc<Message>>,
+    /// The caller's span, so the actor's work joins the caller's trace.
+    pub span: tracing::Span,
 }
 
 impl Command for MessageChange {
     type Output = Arc<Message>;
     type Msg = ChangeMessage;
     fn with_reply(self, reply: Reply<Arc<Message>>) -> ChangeMessage {
-        ChangeMessage { change: self, reply }
+        ChangeMessage { change: self, reply, span: tracing::Span::current() }
     }
 }
 
@@ -275,13 +277,15 @@ pub struct Read {
     pub req: MarkRead,
     /// Answer: the stored marker (never lower than before).
     pub reply: Reply<u64>,
+    /// The caller's span, so the actor's work joins the caller's trace.
+    pub span: tracing::Span,
 }
 
 impl Command for MarkRead {
     type Output = u64;
     type Msg = Read;
     fn with_reply(self, reply: Reply<u64>) -> Read {
-        Read { req: self, reply }
+        Read { req: self, reply, span: tracing::Span::current() }
     }
 }
 
@@ -293,6 +297,8 @@ pub struct Append {
     pub req: AppendRequest,
     /// Answer.
     pub reply: Reply<Appended>,
+    /// The caller's span, so the actor's work joins the caller's trace.
+    pub span: tracing::Span,
 }
 
 /// Changes the conversation's fields.
@@ -303,6 +309,8 @@ pub struct Update {
     pub change: ConversationChange,
     /// Answer: the conversation after the change.
     pub reply: Reply<Arc<Conversation>>,
+    /// The caller's span, so the actor's work joins the caller's trace.
+    pub span: tracing::Span,
 }
 
 /// Makes the handler panic, to test supervision.
@@ -327,7 +335,7 @@ impl Command for AppendRequest {
     type Output = Appended;
     type Msg = Append;
     fn with_reply(self, reply: Reply<Appended>) -> Append {
-        Append { req: self, reply }
+        Append { req: self, reply, span: tracing::Span::current() }
     }
 }
 
@@ -335,7 +343,7 @@ impl Command for ConversationChange {
     type Output = Arc<Conversation>;
     type Msg = Update;
     fn with_reply(self, reply: Reply<Arc<Conversation>>) -> Update {
-        Update { change: self, reply }
+        Update { change: self, reply, span: tracing::Span::current() }
     }
 }
 
@@ -951,6 +959,7 @@ impl Handler<Append> for ConversationActor {
     type Result = ();
     fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
+        let _span = tracing::debug_span!(parent: &msg.span, "conversation.append", conversation_id = %self.id).entered();
         let req = msg.req;
         self.guarded(ctx, msg.reply, move |act, ctx, slot| act.append(req, slot, ctx));
     }
@@ -960,6 +969,7 @@ impl Handler<Update> for ConversationActor {
     type Result = ();
     fn handle(&mut self, msg: Update, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
+        let _span = tracing::debug_span!(parent: &msg.span, "conversation.update", conversation_id = %self.id).entered();
         let change = msg.change;
         self.guarded(ctx, msg.reply, move |act, ctx, slot| act.update(change, slot, ctx));
     }
@@ -969,6 +979,7 @@ impl Handler<ChangeMessage> for ConversationActor {
     type Result = ();
     fn handle(&mut self, msg: ChangeMessage, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
+        let _span = tracing::debug_span!(parent: &msg.span, "conversation.change_message", conversation_id = %self.id).entered();
         let change = msg.change;
         self.guarded(ctx, msg.reply, move |act, ctx, slot| act.change_message(change, slot, ctx));
     }
@@ -978,6 +989,7 @@ impl Handler<Read> for ConversationActor {
     type Result = ();
     fn handle(&mut self, msg: Read, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
+        let _span = tracing::debug_span!(parent: &msg.span, "conversation.mark_read", conversation_id = %self.id).entered();
         let req = msg.req;
         self.guarded(ctx, msg.reply, move |act, ctx, slot| act.mark_read(req, slot, ctx));
     }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
 use utalk_storage::model::{conversation, message};
 use uuid::Uuid;
 
@@ -528,17 +529,24 @@ impl SessionActor {
             .filter(|r| !r.is_empty() && r.len() <= 128 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
             .map(str::to_owned)
             .unwrap_or_else(|| Uuid::new_v4().to_string());
-        let span = tracing::info_span!("socket_event", request_id = %request_id, event = %name, sid = %self.eio_sid);
-        let _enter = span.enter();
-        tracing::debug!("socket event");
-        let Some(identity) = self.sio.as_ref().map(|c| c.identity) else { return };
-        let started = std::time::Instant::now();
-        // Known names only: a client-chosen name must not become a label of its own.
+        // Known names only: a client-chosen name must not become a label (or span name) of its own.
         let label = match name.as_str() {
             n @ ("conversation:join" | "conversation:leave" | "message:send" | "message:read" | "conversation:rate" | "typing:start"
             | "typing:stop" | "presence:set") => n.to_string(),
             _ => "unknown".to_string(),
         };
+        let span = tracing::info_span!(
+            "socket_event",
+            request_id = %request_id,
+            event = %name,
+            sid = %self.eio_sid,
+            otel.name = %format_args!("socket {label}"),
+            otel.kind = "server",
+        );
+        let _enter = span.enter();
+        tracing::debug!("socket event");
+        let Some(identity) = self.sio.as_ref().map(|c| c.identity) else { return };
+        let started = std::time::Instant::now();
         metrics::counter!("socket_events_total", "event" => label.clone()).increment(1);
         self.dispatch(&name, payload, identity, ack, request_id, ctx);
         metrics::histogram!("socket_event_duration_seconds", "event" => label).record(started.elapsed().as_secs_f64());
@@ -657,7 +665,7 @@ impl SessionActor {
             Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
         };
         let registry = self.hub.registry.clone();
-        let fut = async move { registry.call(conv, req).await };
+        let fut = async move { registry.call(conv, req).await }.instrument(tracing::Span::current());
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let result = res.map(|a| match a {
                 Appended::Created(m) => json!({ "message": m.as_ref(), "created": true }),
@@ -682,7 +690,7 @@ impl SessionActor {
         };
         let registry = self.hub.registry.clone();
         let reader = identity.actor();
-        let fut = async move { registry.call(conv, MarkRead { reader, seq }).await };
+        let fut = async move { registry.call(conv, MarkRead { reader, seq }).await }.instrument(tracing::Span::current());
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             act.answer(ack, &request_id, res.map(|seq| json!({ "seq": seq })).map_err(conversation_error), ctx);
         }));
@@ -717,7 +725,7 @@ impl SessionActor {
         };
         let registry = self.hub.registry.clone();
         let change = crate::conversation::ConversationChange { ratings, ..Default::default() };
-        let fut = async move { registry.call(conv, change).await };
+        let fut = async move { registry.call(conv, change).await }.instrument(tracing::Span::current());
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let res = res.map(|c| json!({ "csat": c.csat, "nps": c.nps })).map_err(conversation_error);
             act.answer(ack, &request_id, res, ctx);

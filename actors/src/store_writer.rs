@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 use utalk_storage::group_commit::{Closed, GroupQueue};
 use utalk_storage::{Batch, Db};
 
@@ -64,6 +65,8 @@ pub struct WriterStats {
 struct Pending {
     batch: Batch,
     done: oneshot::Sender<Result<(), WriteError>>,
+    /// The caller's `store.commit` span, told the size of the group it went out in.
+    span: tracing::Span,
 }
 
 /// Most batches in one group: bounds the latency one group adds to the next.
@@ -103,7 +106,9 @@ impl StoreWriter {
     /// the future is polled.
     pub fn submit(&self, batch: Batch) -> impl Future<Output = Result<(), WriteError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        let refused = match self.queue.push(Pending { batch, done }) {
+        // At debug, so that it costs nothing unless traces are exported.
+        let span = tracing::debug_span!("store.commit", ops = batch.len(), group = tracing::field::Empty);
+        let refused = match self.queue.push(Pending { batch, done, span: span.clone() }) {
             Ok(()) => None,
             Err(Closed(p)) => Some(p),
         };
@@ -114,6 +119,7 @@ impl StoreWriter {
             }
             rx.await.unwrap_or(Err(WriteError::Stopped))
         }
+        .instrument(span)
     }
 
     /// Writes `batch` and waits until it is durable.
@@ -196,7 +202,9 @@ fn run(db: Db, durability: Durability, queue: &GroupQueue<Pending>, failed: &Ato
                 Err(WriteError::Failed(e.to_string().into()))
             }
         };
+        let size = group.len();
         for p in group.drain(..) {
+            p.span.record("group", size);
             let _ = p.done.send(answer.clone());
         }
         spare = group;

@@ -16,3 +16,4 @@ mod ops;
 mod platform;
 mod reports;
 mod socket;
+mod traces;

@@ -9,10 +9,10 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{client_async, WebSocketStream};
 
-type Ws = WebSocketStream<tokio::net::TcpStream>;
+pub(crate) type Ws = WebSocketStream<tokio::net::TcpStream>;
 
 /// A websocket Socket.IO client, connected and joined to `conv`; `recv_buf` shrinks its TCP receive buffer.
-async fn joined_client(base: &str, token: &str, conv: &str, recv_buf: Option<u32>) -> Ws {
+pub(crate) async fn joined_client(base: &str, token: &str, conv: &str, recv_buf: Option<u32>) -> Ws {
     let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().unwrap();
     let socket = TcpSocket::new_v4().unwrap();
     if let Some(n) = recv_buf {
@@ -37,7 +37,7 @@ async fn joined_client(base: &str, token: &str, conv: &str, recv_buf: Option<u32
     ws
 }
 
-async fn next_text(ws: &mut Ws) -> String {
+pub(crate) async fn next_text(ws: &mut Ws) -> String {
     loop {
         match tokio::time::timeout(Duration::from_secs(30), ws.next()).await.expect("frame in time") {
             Some(Ok(Message::Text(t))) if t.as_str() == "2" => ws.send(Message::text("3")).await.unwrap(),
