@@ -329,6 +329,12 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(addr = %addr, data_dir = %config.data_dir.display(), durability = config.store.durability.as_str(), "utalk listening on http://{addr}");
+        if config.cluster_url.is_some() {
+            // Saying so beats pretending: nodes that do not share their state must not sit behind one balancer.
+            tracing::warn!(
+                "cluster_url is set, but this version runs one node on its own: do not put several nodes behind one load balancer yet"
+            );
+        }
         Ok(Application { port: addr.port(), server, writer })
     }
 

@@ -4,6 +4,7 @@
 //! - [`conversation`]: one actor per active conversation, deciding its order.
 //! - [`registry`]: starts conversation actors on demand under supervision and retires idle ones.
 //! - [`broker`]: delivers committed events to subscribers; in-process today, a cross-node bus later.
+//! - [`cluster`]: the seam to other nodes (leases, the replicated log, forwarding, job locks); one node alone by default.
 //! - [`session`] and [`ws_conn`]: one Socket.IO session per connection, over long-polling or websocket.
 //! - [`delivery`]: sends the WhatsApp outbox through Twilio, with retries and a circuit breaker.
 //! - [`media_fetch`]: downloads inbound media into the [`media_store`] after the webhook has answered.
@@ -15,6 +16,7 @@ pub mod alert_webhook;
 pub mod assigner;
 pub mod bot;
 pub mod broker;
+pub mod cluster;
 pub mod conversation;
 pub mod delivery;
 pub mod engineio;

@@ -1,0 +1,111 @@
+//! One node on its own: today's in-process behaviour behind the cluster seam.
+
+use super::{BoxFuture, Cluster, ClusterError, ClusterStatus, Forwarded, JobLock, LogEntry, SHARDS};
+use bytes::Bytes;
+use futures_util::stream::{self, BoxStream, StreamExt};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The single-node cluster: owns every shard for good; the local store is
+/// the whole log, so there is never anything to catch up on.
+#[derive(Debug)]
+pub struct LocalCluster {
+    node_id: String,
+    locks: Arc<Mutex<HashSet<String>>>,
+}
+
+impl LocalCluster {
+    /// A single node named `node_id`.
+    pub fn new(node_id: impl Into<String>) -> LocalCluster {
+        LocalCluster { node_id: node_id.into(), locks: Arc::default() }
+    }
+}
+
+fn ready<'a, T: Send + 'a>(v: T) -> BoxFuture<'a, T> {
+    Box::pin(std::future::ready(v))
+}
+
+impl Cluster for LocalCluster {
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn owns(&self, _shard: u32) -> bool {
+        true
+    }
+
+    fn ownership_changed(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+
+    /// Nothing else writes: the entity's one actor is the only writer, so the
+    /// fence holds by construction and the position just moves on.
+    fn append<'a>(&'a self, _subject: &'a str, expected: u64, _id: &'a str, _payload: Bytes) -> BoxFuture<'a, Result<u64, ClusterError>> {
+        ready(Ok(expected + 1))
+    }
+
+    fn read<'a>(&'a self, _filter: &'a str, _after: u64, _max: usize) -> BoxFuture<'a, Result<Vec<LogEntry>, ClusterError>> {
+        ready(Ok(Vec::new()))
+    }
+
+    fn last_position<'a>(&'a self, _subject: &'a str) -> BoxFuture<'a, Result<u64, ClusterError>> {
+        ready(Ok(0))
+    }
+
+    fn forward(&self, shard: u32, _payload: Bytes, _timeout: Duration) -> BoxFuture<'_, Result<Bytes, ClusterError>> {
+        // Unreachable in practice: this node owns every shard, so nothing is forwarded.
+        ready(Err(ClusterError::NoOwner { shard }))
+    }
+
+    fn serve(&self, _shard: u32) -> BoxFuture<'_, Result<BoxStream<'static, Forwarded>, ClusterError>> {
+        ready(Ok(stream::pending().boxed()))
+    }
+
+    fn publish<'a>(&'a self, _topic: &'a str, _payload: Bytes) -> BoxFuture<'a, Result<(), ClusterError>> {
+        ready(Ok(()))
+    }
+
+    fn listen<'a>(&'a self, _topic: &'a str) -> BoxFuture<'a, Result<BoxStream<'static, Bytes>, ClusterError>> {
+        ready(Ok(stream::pending().boxed()))
+    }
+
+    fn try_lock<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<JobLock>, ClusterError>> {
+        let mut held = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if !held.insert(name.to_string()) {
+            return ready(Ok(None));
+        }
+        let (locks, name) = (self.locks.clone(), name.to_string());
+        ready(Ok(Some(JobLock::new(move || {
+            locks.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
+        }))))
+    }
+
+    fn status(&self) -> ClusterStatus {
+        ClusterStatus {
+            mode: "single",
+            node_id: self.node_id.clone(),
+            owned_shards: (0..SHARDS).collect(),
+            connected: true,
+            live_nodes: vec![self.node_id.clone()],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_single_node_owns_everything_and_locks_once() {
+        let c = LocalCluster::new("solo");
+        assert!((0..SHARDS).all(|s| c.owns(s)));
+        assert_eq!(c.append("utalk.log.1.conv.x", 4, "m1", Bytes::new()).await.unwrap(), 5);
+        let held = c.try_lock("kpi_rollup").await.unwrap().expect("free");
+        assert!(c.try_lock("kpi_rollup").await.unwrap().is_none(), "held once");
+        assert!(c.try_lock("retention").await.unwrap().is_some(), "locks are per name");
+        drop(held);
+        assert!(c.try_lock("kpi_rollup").await.unwrap().is_some(), "released on drop");
+        assert_eq!(c.status().owned_shards.len(), SHARDS as usize);
+    }
+}

@@ -1,0 +1,554 @@
+//! The cluster seam over NATS JetStream.
+//!
+//! - **Leases**: key `s.<shard>` in the bucket `utalk_shards`, whose keys
+//!   expire `lease` after their last write. A node creates the key to take a
+//!   shard and renews it with a compare-and-set on its revision every quarter
+//!   lease; it counts a shard as its own only until `lease - lease/5` after
+//!   the last renewal it *sent*, so it stops serving before the key can
+//!   expire on the servers. Which node should own a shard is decided by
+//!   rendezvous hashing over the live nodes (keys in `utalk_nodes`,
+//!   refreshed like leases), so shards spread evenly and move only when
+//!   nodes come or go.
+//! - **Log**: the stream `UTALK_LOG` on `utalk.log.>`, file storage,
+//!   replicated `replicas` ways. Appends carry `Nats-Expected-Last-Subject-Sequence`
+//!   (the fence) and `Nats-Msg-Id` (deduplication within two minutes).
+//! - **Forwarding**: core request/reply on `utalk.req.<shard>`, subscribed only by the owner.
+//! - **Events**: core publish on `utalk.ev.<topic>`.
+//! - **Job locks**: key `l.<name>` in `utalk_locks`, renewed while held.
+
+use super::{BoxFuture, Cluster, ClusterError, ClusterStatus, Forwarded, JobLock, LogEntry, SHARDS};
+use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
+use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{self, StorageType};
+use async_nats::jetstream::{self, ErrorCode};
+use async_nats::{Client, RequestErrorKind};
+use bytes::Bytes;
+use futures_util::stream::{BoxStream, StreamExt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// How a node joins the cluster.
+#[derive(Debug, Clone)]
+pub struct NatsSettings {
+    /// Comma-separated `nats://` URLs of the NATS servers.
+    pub urls: String,
+    /// This node's id: letters, digits, `-` and `_`.
+    pub node_id: String,
+    /// Copies of the log and the buckets (3 in production; at most the number of servers).
+    pub replicas: usize,
+    /// How long a lease lasts without renewal; failover takes about this long.
+    pub lease: Duration,
+    /// How long a job lock lasts without renewal.
+    pub lock_ttl: Duration,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self { urls: String::new(), node_id: String::new(), replicas: 3, lease: Duration::from_secs(10), lock_ttl: Duration::from_secs(30) }
+    }
+}
+
+/// Whether `id` can name a node (it becomes part of keys and subjects).
+pub fn valid_node_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+const LOG_STREAM: &str = "UTALK_LOG";
+
+#[derive(Debug, Clone, Copy)]
+struct Lease {
+    revision: u64,
+    valid_until: Instant,
+}
+
+struct Inner {
+    node_id: String,
+    client: Client,
+    js: jetstream::Context,
+    log: stream::Stream,
+    shards: kv::Store,
+    nodes: kv::Store,
+    locks: kv::Store,
+    lease: Duration,
+    lock_ttl: Duration,
+    owned: Mutex<HashMap<u32, Lease>>,
+    live: Mutex<Vec<String>>,
+    changed: Notify,
+}
+
+impl Inner {
+    fn owns(&self, shard: u32) -> bool {
+        self.owned.lock().unwrap_or_else(|p| p.into_inner()).get(&shard).is_some_and(|l| l.valid_until > Instant::now())
+    }
+
+    /// The end of a lease whose renewal was sent at `sent`.
+    fn valid_until(&self, sent: Instant) -> Instant {
+        sent + self.lease - self.lease / 5
+    }
+
+    fn set_owned(&self, shard: u32, lease: Option<Lease>) {
+        let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        let was = owned.contains_key(&shard);
+        match lease {
+            Some(l) => {
+                owned.insert(shard, l);
+            }
+            None => {
+                owned.remove(&shard);
+            }
+        }
+        if was != owned.contains_key(&shard) {
+            drop(owned);
+            self.changed.notify_waiters();
+        }
+    }
+}
+
+/// A node of a NATS JetStream cluster.
+#[derive(Clone)]
+pub struct NatsCluster {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for NatsCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsCluster").field("node_id", &self.inner.node_id).finish()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Unavailable(e.to_string())
+}
+
+/// The JetStream error code inside `err`, if the server gave one.
+fn js_code(err: &(dyn std::error::Error + 'static)) -> Option<u64> {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if let Some(je) = e.downcast_ref::<jetstream::Error>() {
+            return Some(je.error_code().0);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+/// "Wrong last sequence", and its variant for a write racing one still in flight.
+const WRONG_LAST_SEQUENCE: [u64; 2] = [10071, 10164];
+/// Transient: a duplicate still in flight, or a fence check before a new leader is ready.
+const TRANSIENT: [u64; 2] = [10158, 10163];
+
+/// Rendezvous score of `node` for `shard`: the live node with the highest score should own it.
+fn score(node: &str, shard: u32) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in node.bytes().chain(shard.to_be_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // FNV's low bits mix poorly on short inputs; a final avalanche spreads them.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+/// The node that should own `shard` among `live`.
+pub fn desired_owner(shard: u32, live: &[String]) -> Option<&str> {
+    live.iter().max_by_key(|n| (score(n, shard), n.as_str())).map(String::as_str)
+}
+
+impl NatsCluster {
+    /// Connects, makes sure the log stream and buckets exist, and starts taking leases.
+    pub async fn connect(settings: NatsSettings) -> Result<NatsCluster, ClusterError> {
+        if !valid_node_id(&settings.node_id) {
+            return Err(ClusterError::Protocol(format!("node id `{}` must be 1 to 64 letters, digits, - or _", settings.node_id)));
+        }
+        let urls: Vec<String> = settings.urls.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+        if urls.is_empty() {
+            return Err(ClusterError::Protocol("no NATS server URL given".into()));
+        }
+        let client = async_nats::ConnectOptions::new()
+            .name(format!("utalk-{}", settings.node_id))
+            .connection_timeout(Duration::from_secs(3))
+            .request_timeout(Some(Duration::from_secs(5)))
+            .ping_interval(Duration::from_secs(5))
+            .max_reconnects(None)
+            .connect(urls.as_slice())
+            .await
+            .map_err(unavailable)?;
+        let js = jetstream::ContextBuilder::new().timeout(Duration::from_secs(5)).build(client.clone());
+        let config = stream::Config {
+            name: LOG_STREAM.into(),
+            subjects: vec!["utalk.log.>".into()],
+            storage: StorageType::File,
+            num_replicas: settings.replicas,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        };
+        let log = match js.create_stream(config.clone()).await {
+            Ok(s) => s,
+            Err(e) => match e.kind() {
+                // Made by an older version, or with other replicas: bring it to this configuration.
+                CreateStreamErrorKind::JetStream(je) if je.error_code() == ErrorCode::STREAM_NAME_EXIST => {
+                    js.update_stream(&config).await.map_err(unavailable)?;
+                    js.get_stream(LOG_STREAM).await.map_err(unavailable)?
+                }
+                _ => return Err(unavailable(format!("cannot create the log stream: {e}"))),
+            },
+        };
+        let bucket = |name: &str, max_age: Duration| kv::Config {
+            bucket: name.into(),
+            history: 1,
+            max_age,
+            storage: StorageType::File,
+            num_replicas: settings.replicas,
+            ..Default::default()
+        };
+        let shards = js.create_key_value(bucket("utalk_shards", settings.lease)).await.map_err(unavailable)?;
+        let nodes = js.create_key_value(bucket("utalk_nodes", settings.lease)).await.map_err(unavailable)?;
+        let locks = js.create_key_value(bucket("utalk_locks", settings.lock_ttl)).await.map_err(unavailable)?;
+        let inner = Arc::new(Inner {
+            node_id: settings.node_id,
+            client,
+            js,
+            log,
+            shards,
+            nodes,
+            locks,
+            lease: settings.lease,
+            lock_ttl: settings.lock_ttl,
+            owned: Mutex::new(HashMap::new()),
+            live: Mutex::new(Vec::new()),
+            changed: Notify::new(),
+        });
+        tokio::spawn(lease_loop(Arc::downgrade(&inner)));
+        Ok(NatsCluster { inner })
+    }
+
+    /// Gives up every lease and the node's presence, so that others take over
+    /// at once instead of after a lease period; for a graceful stop.
+    pub async fn leave(&self) {
+        let owned: Vec<(u32, Lease)> = self.inner.owned.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        self.inner.changed.notify_waiters();
+        for (shard, lease) in owned {
+            let _ = self.inner.shards.delete_expect_revision(format!("s.{shard}"), Some(lease.revision)).await;
+        }
+        let _ = self.inner.nodes.delete(format!("n.{}", self.inner.node_id)).await;
+    }
+
+    /// Waits until this node owns at least one shard and every shard has an owner, up to `timeout`.
+    pub async fn settled(&self, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            let mine = self.inner.owned.lock().unwrap_or_else(|p| p.into_inner()).len();
+            let mut all = true;
+            for shard in 0..SHARDS {
+                match self.inner.shards.entry(format!("s.{shard}")).await {
+                    Ok(Some(e)) if e.operation == kv::Operation::Put => {}
+                    _ => {
+                        all = false;
+                        break;
+                    }
+                }
+            }
+            if mine > 0 && all {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+}
+
+/// Renews, takes and hands over leases every quarter lease while the cluster lives.
+async fn lease_loop(inner: Weak<Inner>) {
+    let period = match inner.upgrade() {
+        Some(i) => i.lease / 4,
+        None => return,
+    };
+    loop {
+        let Some(i) = inner.upgrade() else { return };
+        if let Err(e) = tick(&i).await {
+            tracing::warn!(error = %e, "cluster lease round failed");
+        }
+        drop(i);
+        tokio::time::sleep(period).await;
+    }
+}
+
+async fn tick(i: &Inner) -> Result<(), ClusterError> {
+    i.nodes.put(format!("n.{}", i.node_id), Bytes::from(i.node_id.clone())).await.map_err(unavailable)?;
+    let mut keys = i.nodes.keys().await.map_err(unavailable)?;
+    let mut live = Vec::new();
+    while let Some(k) = keys.next().await {
+        if let Some(n) = k.map_err(unavailable)?.strip_prefix("n.") {
+            live.push(n.to_string());
+        }
+    }
+    if !live.contains(&i.node_id) {
+        live.push(i.node_id.clone());
+    }
+    live.sort();
+    *i.live.lock().unwrap_or_else(|p| p.into_inner()) = live.clone();
+    for shard in 0..SHARDS {
+        let key = format!("s.{shard}");
+        let mine = i.owned.lock().unwrap_or_else(|p| p.into_inner()).get(&shard).copied();
+        let desired = desired_owner(shard, &live).unwrap_or(&i.node_id);
+        match mine {
+            // Another live node should have it: stop serving first, then let go.
+            Some(lease) if desired != i.node_id => {
+                i.set_owned(shard, None);
+                let _ = i.shards.delete_expect_revision(&key, Some(lease.revision)).await;
+                tracing::info!(shard, to = desired, "handed a shard over");
+            }
+            Some(lease) => {
+                let sent = Instant::now();
+                match i.shards.update(&key, Bytes::from(i.node_id.clone()), lease.revision).await {
+                    Ok(revision) => i.set_owned(shard, Some(Lease { revision, valid_until: i.valid_until(sent) })),
+                    Err(e)
+                        if matches!(e.kind(), UpdateErrorKind::WrongLastRevision)
+                            || js_code(&e).is_some_and(|c| WRONG_LAST_SEQUENCE.contains(&c)) =>
+                    {
+                        i.set_owned(shard, None);
+                        tracing::warn!(shard, "lost a shard's lease to another node");
+                    }
+                    // Unknown outcome: keep the lease until it lapses; the next round tries again.
+                    Err(e) => tracing::warn!(shard, error = %e, "could not renew a shard's lease"),
+                }
+            }
+            None if desired == i.node_id => {
+                let sent = Instant::now();
+                match i.shards.create(&key, Bytes::from(i.node_id.clone())).await {
+                    Ok(revision) => {
+                        i.set_owned(shard, Some(Lease { revision, valid_until: i.valid_until(sent) }));
+                        tracing::info!(shard, "took a shard");
+                    }
+                    Err(e) if matches!(e.kind(), CreateErrorKind::AlreadyExists) => {}
+                    Err(e) => tracing::debug!(shard, error = %e, "could not take a shard"),
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+fn publish_error(subject: &str, expected: u64, e: &jetstream::context::PublishError) -> ClusterError {
+    let code = js_code(e);
+    if matches!(e.kind(), PublishErrorKind::WrongLastSequence) || code.is_some_and(|c| WRONG_LAST_SEQUENCE.contains(&c)) {
+        return ClusterError::Fenced { subject: subject.to_string(), expected };
+    }
+    if matches!(e.kind(), PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe | PublishErrorKind::StreamNotFound)
+        || code.is_some_and(|c| TRANSIENT.contains(&c))
+    {
+        return unavailable(e);
+    }
+    ClusterError::Protocol(e.to_string())
+}
+
+impl Cluster for NatsCluster {
+    fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    fn owns(&self, shard: u32) -> bool {
+        self.inner.owns(shard)
+    }
+
+    fn ownership_changed(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.inner.changed.notified())
+    }
+
+    fn append<'a>(&'a self, subject: &'a str, expected: u64, id: &'a str, payload: Bytes) -> BoxFuture<'a, Result<u64, ClusterError>> {
+        Box::pin(async move {
+            let msg = PublishMessage::build().payload(payload).message_id(id).expected_last_subject_sequence(expected);
+            let ack = self.inner.js.send_publish(subject.to_string(), msg).await.map_err(|e| publish_error(subject, expected, &e))?;
+            let ack = ack.await.map_err(|e| publish_error(subject, expected, &e))?;
+            Ok(ack.sequence)
+        })
+    }
+
+    fn read<'a>(&'a self, filter: &'a str, after: u64, max: usize) -> BoxFuture<'a, Result<Vec<LogEntry>, ClusterError>> {
+        Box::pin(async move {
+            let consumer = self
+                .inner
+                .log
+                .create_consumer(pull::Config {
+                    filter_subject: filter.to_string(),
+                    deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
+                    ack_policy: AckPolicy::None,
+                    inactive_threshold: Duration::from_secs(30),
+                    memory_storage: true,
+                    num_replicas: 1,
+                    ..Default::default()
+                })
+                .await
+                .map_err(unavailable)?;
+            let mut pending = consumer.cached_info().num_pending;
+            let mut out = Vec::new();
+            while pending > 0 && out.len() < max {
+                let want = (pending as usize).min(max - out.len()).min(1000);
+                let mut batch = consumer.fetch().max_messages(want).messages().await.map_err(unavailable)?;
+                let before = out.len();
+                while let Some(m) = batch.next().await {
+                    let m = m.map_err(unavailable)?;
+                    let info = m.info().map_err(|e| ClusterError::Protocol(e.to_string()))?;
+                    pending = info.pending;
+                    out.push(LogEntry { subject: m.subject.to_string(), position: info.stream_sequence, payload: m.payload.clone() });
+                }
+                if out.len() == before {
+                    break;
+                }
+            }
+            let name = consumer.cached_info().name.clone();
+            // An ephemeral consumer goes away by itself after its inactivity threshold anyway.
+            let _ = self.inner.log.delete_consumer(&name).await;
+            Ok(out)
+        })
+    }
+
+    fn last_position<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<u64, ClusterError>> {
+        Box::pin(async move {
+            match self.inner.log.get_last_raw_message_by_subject(subject).await {
+                Ok(m) => Ok(m.sequence),
+                Err(e) if matches!(e.kind(), stream::LastRawMessageErrorKind::NoMessageFound) => Ok(0),
+                Err(e) => Err(unavailable(e)),
+            }
+        })
+    }
+
+    fn forward(&self, shard: u32, payload: Bytes, timeout: Duration) -> BoxFuture<'_, Result<Bytes, ClusterError>> {
+        Box::pin(async move {
+            let req = async_nats::Request::new().payload(payload).timeout(Some(timeout));
+            match self.inner.client.send_request(format!("utalk.req.{shard}"), req).await {
+                Ok(m) => Ok(m.payload),
+                Err(e) if matches!(e.kind(), RequestErrorKind::NoResponders) => Err(ClusterError::NoOwner { shard }),
+                Err(e) => Err(unavailable(e)),
+            }
+        })
+    }
+
+    fn serve(&self, shard: u32) -> BoxFuture<'_, Result<BoxStream<'static, Forwarded>, ClusterError>> {
+        Box::pin(async move {
+            if !self.inner.owns(shard) {
+                return Err(ClusterError::NotOwner { shard });
+            }
+            let sub = self.inner.client.subscribe(format!("utalk.req.{shard}")).await.map_err(unavailable)?;
+            // The subscription counts once the server has it: a request sent right after must find it.
+            self.inner.client.flush().await.map_err(unavailable)?;
+            let inner = self.inner.clone();
+            let stream = futures_util::stream::unfold((sub, inner), move |(mut sub, inner)| async move {
+                loop {
+                    // Dropping the subscription unsubscribes: a deposed owner hears no more requests.
+                    if !inner.owns(shard) {
+                        return None;
+                    }
+                    let recheck = tokio::time::sleep(inner.lease / 8);
+                    tokio::select! {
+                        m = sub.next() => {
+                            let m = m?;
+                            let Some(reply_to) = m.reply.clone() else { continue };
+                            if !inner.owns(shard) {
+                                return None;
+                            }
+                            let client = inner.client.clone();
+                            let reply: Box<dyn FnOnce(Bytes) -> BoxFuture<'static, ()> + Send> = Box::new(move |answer: Bytes| {
+                                Box::pin(async move {
+                                    if let Err(e) = client.publish(reply_to, answer).await {
+                                        tracing::warn!(error = %e, "could not answer a forwarded request");
+                                    }
+                                }) as BoxFuture<'static, ()>
+                            });
+                            return Some((Forwarded { payload: m.payload, reply }, (sub, inner)));
+                        }
+                        _ = inner.changed.notified() => {}
+                        _ = recheck => {}
+                    }
+                }
+            });
+            Ok(stream.boxed())
+        })
+    }
+
+    fn publish<'a>(&'a self, topic: &'a str, payload: Bytes) -> BoxFuture<'a, Result<(), ClusterError>> {
+        Box::pin(async move { self.inner.client.publish(format!("utalk.ev.{topic}"), payload).await.map_err(unavailable) })
+    }
+
+    fn listen<'a>(&'a self, topic: &'a str) -> BoxFuture<'a, Result<BoxStream<'static, Bytes>, ClusterError>> {
+        Box::pin(async move {
+            let sub = self.inner.client.subscribe(format!("utalk.ev.{topic}")).await.map_err(unavailable)?;
+            self.inner.client.flush().await.map_err(unavailable)?;
+            Ok(sub.map(|m| m.payload).boxed())
+        })
+    }
+
+    fn try_lock<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<JobLock>, ClusterError>> {
+        Box::pin(async move {
+            let key = format!("l.{name}");
+            let revision = match self.inner.locks.create(&key, Bytes::from(self.inner.node_id.clone())).await {
+                Ok(r) => r,
+                Err(e) if matches!(e.kind(), CreateErrorKind::AlreadyExists) => return Ok(None),
+                Err(e) => return Err(unavailable(e)),
+            };
+            let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+            let (locks, period) = (self.inner.locks.clone(), self.inner.lock_ttl / 3);
+            tokio::spawn(async move {
+                let mut revision = revision;
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        _ = tokio::time::sleep(period) => {
+                            match locks.update(&key, Bytes::from_static(b"held"), revision).await {
+                                Ok(r) => revision = r,
+                                Err(e) => {
+                                    tracing::warn!(lock = %key, error = %e, "could not renew a job lock");
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+                let _ = locks.delete_expect_revision(&key, Some(revision)).await;
+            });
+            Ok(Some(JobLock::new(move || {
+                let _ = stop.send(());
+            })))
+        })
+    }
+
+    fn status(&self) -> ClusterStatus {
+        let mut owned: Vec<u32> = {
+            let now = Instant::now();
+            let map = self.inner.owned.lock().unwrap_or_else(|p| p.into_inner());
+            map.iter().filter(|(_, l)| l.valid_until > now).map(|(s, _)| *s).collect()
+        };
+        owned.sort_unstable();
+        ClusterStatus {
+            mode: "nats",
+            node_id: self.inner.node_id.clone(),
+            owned_shards: owned,
+            connected: self.inner.client.connection_state() == async_nats::connection::State::Connected,
+            live_nodes: self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendezvous_spreads_shards_and_moves_few_when_a_node_joins() {
+        let two: Vec<String> = vec!["a".into(), "b".into()];
+        let three: Vec<String> = vec!["a".into(), "b".into(), "c".into()];
+        let count = |live: &[String], n: &str| (0..SHARDS).filter(|&s| desired_owner(s, live) == Some(n)).count();
+        for n in ["a", "b", "c"] {
+            assert!((12..=32).contains(&count(&three, n)), "{n}: {}", count(&three, n));
+        }
+        let moved = (0..SHARDS).filter(|&s| desired_owner(s, &two) != desired_owner(s, &three)).count();
+        assert_eq!(moved, count(&three, "c"), "only the newcomer's shards move");
+        assert!(valid_node_id("node-1_a") && !valid_node_id("node.1") && !valid_node_id(""));
+    }
+}

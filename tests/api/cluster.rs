@@ -1,0 +1,218 @@
+//! The cluster seam over three real NATS JetStream servers: leases, the
+//! fenced log, forwarding, events and job locks.
+
+use crate::nats::Nats;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+use utalk_actors::cluster::{log_subject, shard_filter, shard_of, Cluster, ClusterError, EntityKind, NatsCluster, NatsSettings, SHARDS};
+use uuid::Uuid;
+
+async fn node(nats: &Nats, id: &str) -> NatsCluster {
+    NatsCluster::connect(NatsSettings {
+        urls: nats.urls(),
+        node_id: id.into(),
+        replicas: 3,
+        lease: Duration::from_secs(2),
+        lock_ttl: Duration::from_secs(3),
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{id} cannot join: {e}"))
+}
+
+/// Waits until `nodes` together own every shard, each exactly once, and each owns some.
+async fn wait_spread(nodes: &[&NatsCluster]) {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let owned: Vec<Vec<u32>> = nodes.iter().map(|n| n.status().owned_shards).collect();
+        let all: BTreeSet<u32> = owned.iter().flatten().copied().collect();
+        let total: usize = owned.iter().map(Vec::len).sum();
+        if all.len() == SHARDS as usize && total == SHARDS as usize && owned.iter().all(|o| !o.is_empty()) {
+            return;
+        }
+        assert!(Instant::now() < until, "shards never settled: {owned:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Retries an append that found the cluster unavailable, as a writer does.
+async fn append_retrying(n: &NatsCluster, subject: &str, expected: u64, id: &str, body: &'static str) -> Result<u64, ClusterError> {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        match n.append(subject, expected, id, Bytes::from_static(body.as_bytes())).await {
+            Err(ClusterError::Unavailable(e)) if Instant::now() < until => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_spread_over_the_nodes_and_move_when_a_node_dies_or_leaves() {
+    let nats = Nats::start().await;
+    let a = node(&nats, "a").await;
+    let b = node(&nats, "b").await;
+    let c = node(&nats, "c").await;
+    wait_spread(&[&a, &b, &c]).await;
+    let status = a.status();
+    assert_eq!(status.mode, "nats");
+    assert!(status.connected);
+    // Each node lists the live nodes as of its last lease round.
+    let until = Instant::now() + Duration::from_secs(5);
+    while a.status().live_nodes != vec!["a", "b", "c"] {
+        assert!(Instant::now() < until, "a never saw all three nodes: {:?}", a.status().live_nodes);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // A node that dies without a word: its shards move once its leases lapse, and not much sooner.
+    let a_shards = a.status().owned_shards;
+    let died = Instant::now();
+    drop(a);
+    wait_spread(&[&b, &c]).await;
+    assert!(died.elapsed() >= Duration::from_millis(1500), "shards moved before the lease could lapse: {:?}", died.elapsed());
+    assert!(a_shards.iter().all(|s| b.owns(*s) || c.owns(*s)));
+
+    // A node that leaves hands its shards over at once.
+    let left = Instant::now();
+    c.leave().await;
+    drop(c);
+    let until = Instant::now() + Duration::from_secs(10);
+    while b.status().owned_shards.len() < SHARDS as usize {
+        assert!(Instant::now() < until, "b did not take the shards c left: {:?}", b.status().owned_shards.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(left.elapsed() < Duration::from_secs(2), "a graceful leave waited for leases to lapse: {:?}", left.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_fences_a_stale_writer_and_deduplicates_retries() {
+    let nats = Nats::start().await;
+    let a = node(&nats, "a").await;
+    let conv = Uuid::now_v7();
+    let subject = log_subject(EntityKind::Conversation, conv);
+    let p1 = append_retrying(&a, &subject, 0, "m1", "one").await.unwrap();
+    // A writer that believes the subject is still empty is refused.
+    match a.append(&subject, 0, "m-other", Bytes::from_static(b"fork")).await {
+        Err(ClusterError::Fenced { expected: 0, .. }) => {}
+        other => panic!("a stale fence was accepted: {other:?}"),
+    }
+    // A retry of the first append gets its position back, whatever the fence says now.
+    assert_eq!(a.append(&subject, 0, "m1", Bytes::from_static(b"one")).await.unwrap(), p1);
+    let p2 = a.append(&subject, p1, "m2", Bytes::from_static(b"two")).await.unwrap();
+    assert!(p2 > p1);
+    assert_eq!(a.last_position(&subject).await.unwrap(), p2);
+    assert_eq!(a.last_position(&log_subject(EntityKind::Conversation, Uuid::now_v7())).await.unwrap(), 0);
+
+    // Each subject has a fence of its own.
+    let other = log_subject(EntityKind::Store, Uuid::now_v7());
+    append_retrying(&a, &other, 0, "s1", "store").await.unwrap();
+
+    let entries = a.read(&subject, 0, 100).await.unwrap();
+    let bodies: Vec<&[u8]> = entries.iter().map(|e| e.payload.as_ref()).collect();
+    assert_eq!(bodies, vec![b"one".as_slice(), b"two".as_slice()]);
+    assert_eq!(entries.iter().map(|e| e.position).collect::<Vec<_>>(), vec![p1, p2]);
+    let tail = a.read(&shard_filter(shard_of(conv)), p1, 100).await.unwrap();
+    assert!(tail.iter().any(|e| e.position == p2 && e.subject == subject));
+    assert!(tail.iter().all(|e| e.position > p1 && e.subject.starts_with(&format!("utalk.log.{}.", shard_of(conv)))));
+    assert_eq!(a.read(&subject, 0, 1).await.unwrap().len(), 1, "max is respected");
+
+    // Writers racing on one fence: exactly one wins.
+    let mut racers = Vec::new();
+    for i in 0..12 {
+        let (a, subject) = (a.clone(), subject.clone());
+        racers.push(tokio::spawn(async move { a.append(&subject, p2, &format!("race-{i}"), Bytes::from_static(b"r")).await }));
+    }
+    let mut won = 0;
+    for r in racers {
+        match r.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(ClusterError::Fenced { .. }) => {}
+            Err(e) => panic!("a racer failed otherwise: {e}"),
+        }
+    }
+    assert_eq!(won, 1, "one racer may extend the log from one position");
+    assert_eq!(a.read(&subject, 0, 100).await.unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_reach_the_owner_events_reach_listeners_and_a_job_lock_is_held_once() {
+    let nats = Nats::start().await;
+    let a = node(&nats, "a").await;
+    let b = node(&nats, "b").await;
+    wait_spread(&[&a, &b]).await;
+    let shard = b.status().owned_shards[0];
+    assert!(!a.owns(shard));
+    let mut requests = b.serve(shard).await.unwrap();
+    let server = tokio::spawn(async move {
+        let req = requests.next().await.expect("a forwarded request");
+        let mut answer = b"echo:".to_vec();
+        answer.extend_from_slice(&req.payload);
+        (req.reply)(Bytes::from(answer)).await;
+        requests
+    });
+    let answer = a.forward(shard, Bytes::from_static(b"hello"), Duration::from_secs(5)).await.unwrap();
+    assert_eq!(answer.as_ref(), b"echo:hello");
+    drop(server.await.unwrap());
+    // A node that does not own a shard cannot serve it.
+    assert!(matches!(a.serve(shard).await, Err(ClusterError::NotOwner { .. })));
+    // Nobody serves a shard whose owner stopped listening (the unsubscription reaches the server shortly).
+    let until = Instant::now() + Duration::from_secs(5);
+    loop {
+        match a.forward(shard, Bytes::new(), Duration::from_millis(500)).await {
+            Err(ClusterError::NoOwner { shard: s }) if s == shard => break,
+            other => assert!(Instant::now() < until, "still answered after serving stopped: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Events are at most once: until a's interest has reached b's server, b's
+    // events go nowhere (gaps are filled from the log), so b publishes until one arrives.
+    let mut events = a.listen("conv.x").await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            b.publish("conv.x", Bytes::from_static(b"ev1")).await.unwrap();
+            if let Ok(got) = tokio::time::timeout(Duration::from_millis(200), events.next()).await {
+                return got;
+            }
+        }
+    })
+    .await
+    .expect("an event from b reaches a's listener");
+    assert_eq!(got.unwrap().as_ref(), b"ev1");
+
+    let held = a.try_lock("kpi_rollup").await.unwrap().expect("the lock is free");
+    assert!(b.try_lock("kpi_rollup").await.unwrap().is_none(), "held by a");
+    // Renewed while held: still held after its time to live.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(b.try_lock("kpi_rollup").await.unwrap().is_none(), "a's lock lapsed while held");
+    drop(held);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        if b.try_lock("kpi_rollup").await.unwrap().is_some() {
+            break;
+        }
+        assert!(Instant::now() < until, "a released lock was never free");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_go_on_while_one_nats_server_is_down_and_it_catches_up() {
+    let mut nats = Nats::start().await;
+    let a = node(&nats, "a").await;
+    let subject = log_subject(EntityKind::Conversation, Uuid::now_v7());
+    let mut last = append_retrying(&a, &subject, 0, "k0", "x").await.unwrap();
+    for down in 0..3 {
+        nats.kill(down);
+        for i in 0..5 {
+            last = append_retrying(&a, &subject, last, &format!("k{down}-{i}"), "x")
+                .await
+                .unwrap_or_else(|e| panic!("server {down} down: {e}"));
+        }
+        nats.restart(down).await;
+    }
+    assert_eq!(a.read(&subject, 0, 100).await.unwrap().len(), 16, "every acknowledged append is in the log once");
+}

@@ -1,0 +1,113 @@
+//! Three real NATS JetStream servers on loopback, clustered, for the cluster tests.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The nats-server binary: `NATS_SERVER_BIN` (scripts/test installs it), else `nats-server` on the PATH.
+fn binary() -> String {
+    std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Server {
+    config: PathBuf,
+    client_port: u16,
+    http_port: u16,
+    child: Option<Child>,
+}
+
+/// A three-server JetStream cluster with `sync_interval: always`.
+pub struct Nats {
+    servers: Vec<Server>,
+    _dir: tempfile::TempDir,
+}
+
+impl Nats {
+    /// Starts the servers and waits until JetStream has a meta leader.
+    pub async fn start() -> Nats {
+        let dir = tempfile::tempdir().unwrap();
+        let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+        let routes: Vec<String> = ports.iter().map(|(_, _, c)| format!("nats-route://127.0.0.1:{c}")).collect();
+        let mut servers = Vec::new();
+        for (i, (client, http, cluster)) in ports.iter().enumerate() {
+            let store = dir.path().join(format!("n{i}"));
+            let config = dir.path().join(format!("n{i}.conf"));
+            std::fs::write(
+                &config,
+                format!(
+                    "server_name: n{i}\nlisten: 127.0.0.1:{client}\nhttp: 127.0.0.1:{http}\n\
+                     jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n  max_memory_store: 256MB\n  max_file_store: 2GB\n}}\n\
+                     cluster {{\n  name: utalk\n  listen: 127.0.0.1:{cluster}\n  routes: [\n    {}\n  ]\n}}\n",
+                    store.display(),
+                    routes.join("\n    ")
+                ),
+            )
+            .unwrap();
+            servers.push(Server { config, client_port: *client, http_port: *http, child: None });
+        }
+        let mut n = Nats { servers, _dir: dir };
+        for i in 0..3 {
+            n.spawn(i);
+        }
+        n.wait_healthy(&[0, 1, 2]).await;
+        n
+    }
+
+    fn spawn(&mut self, i: usize) {
+        let s = &mut self.servers[i];
+        let child =
+            Command::new(binary()).arg("-c").arg(&s.config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| {
+                panic!("cannot start {} ({e}): run scripts/test, which installs nats-server, or set NATS_SERVER_BIN", binary())
+            });
+        s.child = Some(child);
+    }
+
+    /// Waits until each of `which` answers `/healthz` with 200 (JetStream current).
+    pub async fn wait_healthy(&self, which: &[usize]) {
+        let http = reqwest::Client::new();
+        let until = Instant::now() + Duration::from_secs(60);
+        for &i in which {
+            let url = format!("http://127.0.0.1:{}/healthz", self.servers[i].http_port);
+            loop {
+                if let Ok(r) = http.get(&url).send().await {
+                    if r.status() == 200 {
+                        break;
+                    }
+                }
+                assert!(Instant::now() < until, "NATS server {i} did not become healthy");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// The comma-separated URLs of all three servers.
+    pub fn urls(&self) -> String {
+        self.servers.iter().map(|s| format!("nats://127.0.0.1:{}", s.client_port)).collect::<Vec<_>>().join(",")
+    }
+
+    /// Kills server `i` with SIGKILL.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.servers[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts server `i` again on its data.
+    pub async fn restart(&mut self, i: usize) {
+        self.spawn(i);
+        self.wait_healthy(&[i]).await;
+    }
+}
+
+impl Drop for Nats {
+    fn drop(&mut self) {
+        for i in 0..self.servers.len() {
+            self.kill(i);
+        }
+    }
+}
