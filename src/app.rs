@@ -288,7 +288,10 @@ impl Application {
         let flags = crate::flags::Flags::load(&db).context("cannot read the feature flags")?;
         let auth = web::Data::from(auth);
         let hub = web::Data::new(sockets.clone());
+        let node_id = config.node_id.clone().unwrap_or_else(|| "local".into());
+        let cluster: Arc<dyn utalk_actors::cluster::Cluster> = Arc::new(utalk_actors::cluster::LocalCluster::new(node_id));
         let state = web::Data::new(AppState {
+            cluster,
             db,
             registry,
             sockets,

@@ -44,4 +44,6 @@ pub struct AppState {
     pub flags: crate::flags::Flags,
     /// Serialises flag changes (version check and write).
     pub flags_lock: tokio::sync::Mutex<()>,
+    /// The other nodes, as far as this one is concerned; one node alone today.
+    pub cluster: Arc<dyn utalk_actors::cluster::Cluster>,
 }

@@ -22,6 +22,10 @@ async fn health_endpoints_answer_and_echo_a_sane_request_id() {
     assert_eq!(sock.status(), 200);
     let cl: Value = s.http.get(s.url("/health/cluster")).send().await.unwrap().json().await.unwrap();
     assert_eq!(cl["mode"], "single");
+    assert_eq!(cl["nodeId"], "local");
+    assert_eq!(cl["ownedShards"].as_array().map(Vec::len), Some(64), "a single node owns every shard: {cl}");
+    assert_eq!(cl["liveNodes"], serde_json::json!(["local"]));
+    assert!(cl["nats"].is_null());
 }
 
 #[tokio::test]

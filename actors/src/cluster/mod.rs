@@ -187,7 +187,8 @@ pub trait Cluster: Send + Sync + 'static {
     /// The position of the last entry of `subject`, 0 if it has none.
     fn last_position<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<u64, ClusterError>>;
 
-    /// Sends `payload` to the current owner of `shard` and waits for its answer.
+    /// Sends `payload` to the current owner of `shard` and waits for its answer;
+    /// while no node serves the shard it asks again until `timeout`.
     fn forward(&self, shard: u32, payload: Bytes, timeout: Duration) -> BoxFuture<'_, Result<Bytes, ClusterError>>;
 
     /// Requests forwarded to `shard` while this node owns it; the stream ends when it stops owning it.

@@ -421,11 +421,21 @@ impl Cluster for NatsCluster {
 
     fn forward(&self, shard: u32, payload: Bytes, timeout: Duration) -> BoxFuture<'_, Result<Bytes, ClusterError>> {
         Box::pin(async move {
-            let req = async_nats::Request::new().payload(payload).timeout(Some(timeout));
-            match self.inner.client.send_request(format!("utalk.req.{shard}"), req).await {
-                Ok(m) => Ok(m.payload),
-                Err(e) if matches!(e.kind(), RequestErrorKind::NoResponders) => Err(ClusterError::NoOwner { shard }),
-                Err(e) => Err(unavailable(e)),
+            let deadline = Instant::now() + timeout;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let req = async_nats::Request::new().payload(payload.clone()).timeout(Some(left.max(Duration::from_millis(1))));
+                match self.inner.client.send_request(format!("utalk.req.{shard}"), req).await {
+                    Ok(m) => return Ok(m.payload),
+                    // A new owner's subscription takes a moment to reach every server: ask again until the time is up.
+                    Err(e) if matches!(e.kind(), RequestErrorKind::NoResponders) => {
+                        if Instant::now() + Duration::from_millis(50) >= deadline {
+                            return Err(ClusterError::NoOwner { shard });
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(e) => return Err(unavailable(e)),
+                }
             }
         })
     }
