@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 use utalk_storage::Db;
 use uuid::Uuid;
 
@@ -145,8 +146,20 @@ impl Registry {
     /// Sends `cmd` to the conversation `id` and waits for its answer.
     ///
     /// Retries (a bounded number of times) when the actor it reached had just
-    /// retired, so callers never see an idle retirement.
-    pub async fn call<C>(&self, id: Uuid, cmd: C) -> Result<C::Output, ConversationError>
+    /// retired, so callers never see an idle retirement. The caller's span is
+    /// taken when this is called, not when the future is first polled, so a
+    /// caller that spawns the future elsewhere keeps the actor in its trace.
+    pub fn call<C>(&self, id: Uuid, cmd: C) -> impl std::future::Future<Output = Result<C::Output, ConversationError>> + 'static
+    where
+        C: Command,
+        ConversationActor: Handler<C::Msg>,
+        <ConversationActor as Actor>::Context: actix::dev::ToEnvelope<ConversationActor, C::Msg>,
+    {
+        let this = self.clone();
+        async move { this.call_now(id, cmd).await }.instrument(tracing::Span::current())
+    }
+
+    async fn call_now<C>(&self, id: Uuid, cmd: C) -> Result<C::Output, ConversationError>
     where
         C: Command,
         ConversationActor: Handler<C::Msg>,

@@ -28,7 +28,6 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
-use tracing::Instrument;
 use utalk_storage::model::{conversation, message};
 use uuid::Uuid;
 
@@ -664,8 +663,7 @@ impl SessionActor {
             Ok(x) => x,
             Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
         };
-        let registry = self.hub.registry.clone();
-        let fut = async move { registry.call(conv, req).await }.instrument(tracing::Span::current());
+        let fut = self.hub.registry.call(conv, req);
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let result = res.map(|a| match a {
                 Appended::Created(m) => json!({ "message": m.as_ref(), "created": true }),
@@ -688,9 +686,8 @@ impl SessionActor {
             Ok(x) => x,
             Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
         };
-        let registry = self.hub.registry.clone();
         let reader = identity.actor();
-        let fut = async move { registry.call(conv, MarkRead { reader, seq }).await }.instrument(tracing::Span::current());
+        let fut = self.hub.registry.call(conv, MarkRead { reader, seq });
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             act.answer(ack, &request_id, res.map(|seq| json!({ "seq": seq })).map_err(conversation_error), ctx);
         }));
@@ -723,9 +720,8 @@ impl SessionActor {
             Ok(x) => x,
             Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
         };
-        let registry = self.hub.registry.clone();
         let change = crate::conversation::ConversationChange { ratings, ..Default::default() };
-        let fut = async move { registry.call(conv, change).await }.instrument(tracing::Span::current());
+        let fut = self.hub.registry.call(conv, change);
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let res = res.map(|c| json!({ "csat": c.csat, "nps": c.nps })).map_err(conversation_error);
             act.answer(ack, &request_id, res, ctx);
