@@ -15,8 +15,10 @@ use std::time::{Duration, Instant};
 use utalk_actors::alert_webhook::{AlertWebhooks, WebhookTarget};
 use utalk_actors::assigner::Assigner;
 use utalk_actors::bot::Bot;
+use utalk_actors::cluster::{valid_node_id, Cluster, LocalCluster, NatsCluster, NatsSettings};
 use utalk_actors::delivery::{Delivery, DeliveryConfig};
 use utalk_actors::inventory::{Inventory, SocketAlerts};
+use utalk_actors::journal::Journal;
 use utalk_actors::knowledge::KnowledgeFile;
 use utalk_actors::media_fetch::MediaFetcher;
 use utalk_actors::media_store::{MediaLimits, MediaStore};
@@ -40,6 +42,34 @@ pub struct Application {
     port: u16,
     server: Server,
     writer: StoreWriter,
+    /// This node's membership of a cluster, left at a graceful stop so its shards move at once.
+    nats: Option<NatsCluster>,
+}
+
+/// The cluster this node belongs to: NATS when `cluster_url` is set, this node alone otherwise.
+async fn join_cluster(config: &Config) -> anyhow::Result<(Arc<dyn Cluster>, Option<NatsCluster>)> {
+    let Some(urls) = &config.cluster_url else {
+        let node_id = config.node_id.clone().unwrap_or_else(|| "local".into());
+        return Ok((Arc::new(LocalCluster::new(node_id)), None));
+    };
+    let node_id = config.node_id.clone().filter(|n| valid_node_id(n)).context(
+        "a cluster node needs UTALK_NODE_ID (1 to 64 letters, digits, - or _), unique in the cluster and the same across restarts",
+    )?;
+    if config.jwt_secret.is_none() {
+        anyhow::bail!("every node of a cluster signs and checks tokens with one secret: set the same UTALK_JWT_SECRET on all of them");
+    }
+    let c = &config.cluster;
+    let settings = NatsSettings {
+        urls: urls.clone(),
+        node_id: node_id.clone(),
+        replicas: c.replicas,
+        lease: Duration::from_millis(c.lease_ms),
+        lock_ttl: Duration::from_millis(c.lock_ttl_ms),
+        member: true,
+    };
+    let nats = NatsCluster::connect(settings).await.with_context(|| format!("cannot join the cluster at {urls}"))?;
+    tracing::info!(node_id, urls, "joined the cluster");
+    Ok((Arc::new(nats.clone()), Some(nats)))
 }
 
 fn cores() -> usize {
@@ -75,9 +105,15 @@ async fn start_whatsapp(
     account: Option<Arc<utalk_actors::twilio::TwilioAccount>>,
     outbox_signal: Arc<JobSignal>,
 ) -> anyhow::Result<(Arc<Delivery>, Arc<MediaFetcher>, Arc<MediaStore>)> {
-    let secret = match &config.media.url_secret {
-        Some(s) => s.clone(),
-        None => {
+    let secret = match (&config.media.url_secret, &config.cluster_url, &config.jwt_secret) {
+        (Some(s), _, _) => s.clone(),
+        // Every node must sign media URLs alike; a node cannot generate its own.
+        (None, Some(_), Some(jwt)) => {
+            use sha2::Digest;
+            let derived = sha2::Sha256::digest(format!("utalk media url secret\0{}", jwt.expose()).as_bytes());
+            crate::config::Secret::new(hex::encode(derived))
+        }
+        _ => {
             crate::secrets::stored_or_generated(db, writer, META_MEDIA_SECRET, "a media URL signing secret", "UTALK_MEDIA__URL_SECRET")
                 .await?
         }
@@ -140,7 +176,13 @@ async fn start_whatsapp(
 }
 
 /// Starts the scheduled jobs.
-async fn start_jobs(config: &Config, db: &Db, writer: &StoreWriter, inventory: &Inventory) -> anyhow::Result<Arc<Scheduler>> {
+async fn start_jobs(
+    config: &Config,
+    db: &Db,
+    writer: &StoreWriter,
+    cluster: Arc<dyn Cluster>,
+    inventory: &Inventory,
+) -> anyhow::Result<Arc<Scheduler>> {
     let j = &config.jobs;
     let day = 86_400;
     let backup = BackupTask {
@@ -160,21 +202,24 @@ async fn start_jobs(config: &Config, db: &Db, writer: &StoreWriter, inventory: &
     };
     let kpi_rollup = KpiRollupTask { db: db.clone(), writer: writer.clone() };
     let daily_report = DailyReportTask { db: db.clone(), writer: writer.clone(), dir: config.data_dir.join("reports") };
-    let spec = |name, schedule: &String, task: Arc<dyn utalk_schedules::Task>| JobSpec {
+    let spec = |name, schedule: &String, task: Arc<dyn utalk_schedules::Task>, once| JobSpec {
         name,
         schedule: schedule.clone(),
         retries: j.retries,
         retry_delay: Duration::from_secs(j.retry_delay_secs),
         task,
+        once,
     };
+    // Backups, retention, rollups and reports work on the node's own copy of
+    // the data, so every node runs them; the stock scan raises alerts, once.
     let specs = vec![
-        spec("backup", &j.backup, Arc::new(backup)),
-        spec("retention", &j.retention, Arc::new(retention)),
-        spec("kpi_rollup", &j.kpi_rollup, Arc::new(kpi_rollup)),
-        spec("daily_report", &j.daily_report, Arc::new(daily_report)),
-        spec("stock_negative", &j.stock_negative, Arc::new(StockScanTask { inventory: inventory.clone(), db: db.clone() })),
+        spec("backup", &j.backup, Arc::new(backup), false),
+        spec("retention", &j.retention, Arc::new(retention), false),
+        spec("kpi_rollup", &j.kpi_rollup, Arc::new(kpi_rollup), false),
+        spec("daily_report", &j.daily_report, Arc::new(daily_report), false),
+        spec("stock_negative", &j.stock_negative, Arc::new(StockScanTask { inventory: inventory.clone(), db: db.clone() }), true),
     ];
-    let scheduler = Scheduler::start(db.clone(), writer.clone(), specs).await.context("cannot start the scheduled jobs")?;
+    let scheduler = Scheduler::start(db.clone(), writer.clone(), cluster, specs).await.context("cannot start the scheduled jobs")?;
     tracing::info!(backup = %j.backup, retention = %j.retention, kpi_rollup = %j.kpi_rollup, daily_report = %j.daily_report, backups = %config.backup_dir().display(), "scheduled jobs started");
     Ok(scheduler)
 }
@@ -249,22 +294,27 @@ impl Application {
         let db = open_db(&config)?;
         let writer = StoreWriter::start(db.clone(), config.store.durability).context("cannot start the store writer")?;
         let broker = Arc::new(LocalBroker::new());
+        let (cluster, nats) = join_cluster(&config).await?;
+        let journal = Journal::new(&db, writer.clone(), cluster.clone());
+        journal.follow(broker.clone());
+        journal.catch_up().await.context("cannot catch up with the cluster log")?;
         let account = config.twilio_account().map(Arc::new);
         let outbox_signal = Arc::new(JobSignal::new(account.is_some()));
         let threads = if config.conversations.threads == 0 { cores() } else { config.conversations.threads };
         let registry = Registry::start(
             db.clone(),
-            writer.clone(),
+            journal.clone(),
             broker,
             RegistryConfig {
                 idle_timeout: Duration::from_secs(config.conversations.idle_timeout_secs),
                 max_inflight: config.conversations.max_inflight,
                 threads,
                 outbox: outbox_signal.clone(),
+                forward_timeout: Duration::from_millis(config.cluster.forward_timeout_ms),
             },
         );
         let (delivery, fetcher, media) = start_whatsapp(&config, &db, &writer, &registry, account.clone(), outbox_signal).await?;
-        let auth = Arc::new(AuthService::new(db.clone(), writer.clone(), config.jwt_secret.clone(), config.auth.clone()).await?);
+        let auth = Arc::new(AuthService::new(db.clone(), journal.clone(), config.jwt_secret.clone(), config.auth.clone()).await?);
         let s = &config.socket;
         let socket_config = SocketConfig {
             ping_interval: Duration::from_millis(s.ping_interval_ms),
@@ -284,12 +334,26 @@ impl Application {
         }
         let bot = start_bot(&config, &db, &registry, &sockets)?;
         let inventory = start_inventory(&config, &db, &writer, &registry)?;
-        let scheduler = start_jobs(&config, &db, &writer, &inventory).await?;
-        let flags = crate::flags::Flags::load(&db).context("cannot read the feature flags")?;
+        let scheduler = start_jobs(&config, &db, &writer, cluster.clone(), &inventory).await?;
+        let flags = Arc::new(crate::flags::Flags::load(&db).context("cannot read the feature flags")?);
         let auth = web::Data::from(auth);
         let hub = web::Data::new(sockets.clone());
-        let node_id = config.node_id.clone().unwrap_or_else(|| "local".into());
-        let cluster: Arc<dyn utalk_actors::cluster::Cluster> = Arc::new(utalk_actors::cluster::LocalCluster::new(node_id));
+        if journal.replicated() {
+            // Flags and bot settings are cached: reload them when another node changes shared state.
+            let (db, flags, bot, mut changes) = (db.clone(), flags.clone(), bot.clone(), journal.shared_changes());
+            tokio::spawn(async move {
+                while changes.changed().await.is_ok() {
+                    if let Err(e) = flags.reload(&db) {
+                        tracing::warn!(error = %e, "cannot reload the feature flags");
+                    }
+                    match utalk_storage::model::bot::ai_config(&db) {
+                        Ok(c) if c.version > bot.config().version => bot.use_config(c),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "cannot reload the bot settings"),
+                    }
+                }
+            });
+        }
         let state = web::Data::new(AppState {
             cluster,
             db,
@@ -332,13 +396,7 @@ impl Application {
         .listen(listener)?
         .run();
         tracing::info!(addr = %addr, data_dir = %config.data_dir.display(), durability = config.store.durability.as_str(), "utalk listening on http://{addr}");
-        if config.cluster_url.is_some() {
-            // Saying so beats pretending: nodes that do not share their state must not sit behind one balancer.
-            tracing::warn!(
-                "cluster_url is set, but this version runs one node on its own: do not put several nodes behind one load balancer yet"
-            );
-        }
-        Ok(Application { port: addr.port(), server, writer })
+        Ok(Application { port: addr.port(), server, writer, nats })
     }
 
     /// The bound port (useful with port 0).
@@ -349,6 +407,9 @@ impl Application {
     /// Serves until the process is asked to stop, then drains the store writer.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let result = self.server.await;
+        if let Some(nats) = &self.nats {
+            nats.leave().await;
+        }
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || writer.shutdown()).await?;
         tracing::info!("utalk stopped");

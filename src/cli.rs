@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::Arc;
 use utalk_actors::{Durability, StoreWriter};
 use utalk_storage::backup::Backups;
 use utalk_storage::model::Role;
@@ -393,19 +394,58 @@ fn backup_command(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The role and the password (from standard input) of `user add`.
+fn user_add_input(role: &str, password_stdin: bool) -> anyhow::Result<(Role, String)> {
+    if !password_stdin {
+        bail!("pass --password-stdin and write the password to standard input (it must not appear on the command line)");
+    }
+    let role = Role::parse(role).with_context(|| format!("unknown role `{role}`: use admin, operator, agent or readonly"))?;
+    let mut password = String::new();
+    std::io::stdin().read_to_string(&mut password).context("cannot read the password from standard input")?;
+    Ok((role, password.trim_end_matches(['\n', '\r']).to_string()))
+}
+
+/// `user add` with a cluster: the user goes into the cluster's log, which
+/// every node applies; the address is claimed there, so it stays unique.
+/// The local data directory is not opened (a node may be running on it).
+async fn add_user_to_cluster(urls: &str, config: &Config, email: &str, role: Role, password: &str) -> anyhow::Result<()> {
+    use utalk_actors::cluster::{Cluster, ClusterError, NatsCluster, NatsSettings};
+    use utalk_actors::journal::{unique_subject, LogRecord, LoggedChange};
+    let (u, batch) = crate::auth::new_user(email, role, password, "cli").await?;
+    let settings = NatsSettings {
+        urls: urls.to_string(),
+        node_id: config.node_id.clone().unwrap_or_else(|| "cli".into()),
+        replicas: config.cluster.replicas,
+        member: false,
+        ..NatsSettings::default()
+    };
+    let cluster = NatsCluster::connect(settings).await.with_context(|| format!("cannot reach the cluster at {urls}"))?;
+    let record = LogRecord { conversation: None, changes: vec![LoggedChange { batch, events: Vec::new() }] };
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let subject = unique_subject(crate::auth::EMAIL_KEY, &u.email);
+    match cluster.append(&subject, Some(0), &id, record.encode()?).await {
+        Ok(position) => {
+            println!("created user {} ({}) with id {} in the cluster (log position {position})", u.email, u.role.as_str(), u.id);
+            Ok(())
+        }
+        Err(ClusterError::Fenced { .. }) => bail!("a user with email {} already exists in the cluster", u.email),
+        Err(e) => Err(e).context("the cluster did not take the user; run the command again"),
+    }
+}
+
 async fn user_command(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
+    if let (Some(urls), UserCommand::Add { email, role, password_stdin }) = (&config.cluster_url, &cmd) {
+        let (role, password) = user_add_input(role, *password_stdin)?;
+        return add_user_to_cluster(urls, &config, email, role, &password).await;
+    }
     let db = open_db(&config).with_context(|| "stop the server or use POST /api/v1/users with an admin token")?;
     match cmd {
         UserCommand::Add { email, role, password_stdin } => {
-            if !password_stdin {
-                bail!("pass --password-stdin and write the password to standard input (it must not appear on the command line)");
-            }
-            let role = Role::parse(&role).with_context(|| format!("unknown role `{role}`: use admin, operator, agent or readonly"))?;
-            let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password).context("cannot read the password from standard input")?;
-            let password = password.trim_end_matches(['\n', '\r']);
+            let (role, password) = user_add_input(&role, password_stdin)?;
             let writer = StoreWriter::start(db.clone(), Durability::Sync)?;
-            let result = crate::auth::create_user(&db, &writer, &email, role, password, "cli").await;
+            let cluster = Arc::new(utalk_actors::cluster::LocalCluster::new("cli"));
+            let journal = utalk_actors::journal::Journal::new(&db, writer.clone(), cluster);
+            let result = crate::auth::create_user(&db, &journal, &email, role, &password, "cli").await;
             writer.shutdown();
             let u = result?;
             println!("created user {} ({}) with id {}", u.email, u.role.as_str(), u.id);

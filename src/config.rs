@@ -81,6 +81,8 @@ pub struct Config {
     pub cluster_url: Option<String>,
     /// Name of this node (`UTALK_NODE_ID`).
     pub node_id: Option<String>,
+    /// Several nodes over NATS JetStream (used only with `cluster_url`).
+    pub cluster: ClusterConfig,
     /// Storage.
     pub store: StoreConfig,
     /// Conversation actors.
@@ -416,6 +418,26 @@ pub struct StoreConfig {
     pub block_cache_mb: usize,
 }
 
+/// `[cluster]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// A shard lease lasts this long without renewal: a dead node's shards move after about this long.
+    pub lease_ms: u64,
+    /// Copies NATS keeps of the log and the buckets (at most the number of NATS servers).
+    pub replicas: usize,
+    /// How long a request waits for its conversation's owner, a failover included.
+    pub forward_timeout_ms: u64,
+    /// A job lock lasts this long without renewal.
+    pub lock_ttl_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self { lease_ms: 10_000, replicas: 3, forward_timeout_ms: 20_000, lock_ttl_ms: 30_000 }
+    }
+}
+
 /// `[conversations]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -505,6 +527,7 @@ impl Default for Config {
             otlp_sample_ratio: 1.0,
             cluster_url: None,
             node_id: None,
+            cluster: ClusterConfig::default(),
             store: StoreConfig::default(),
             conversations: ConversationsConfig::default(),
             http: HttpConfig::default(),
@@ -617,6 +640,7 @@ const SECTIONS: &[&str] = &[
     "api",
     "log_file",
     "log_levels",
+    "cluster",
 ];
 
 impl Config {
@@ -759,6 +783,18 @@ impl Config {
         }
         if self.conversations.max_inflight == 0 || self.conversations.idle_timeout_secs == 0 {
             return Err("conversations: max_inflight and idle_timeout_secs must be positive".into());
+        }
+        if self.cluster.lease_ms < 1000 || self.cluster.replicas == 0 || self.cluster.replicas > 5 || self.cluster.lock_ttl_ms < 1000 {
+            return Err("cluster: lease_ms and lock_ttl_ms must be at least 1000, replicas 1 to 5".into());
+        }
+        if self.cluster.forward_timeout_ms < self.cluster.lease_ms {
+            return Err("cluster: forward_timeout_ms must be at least lease_ms, so that a request outlasts a failover".into());
+        }
+        if let Some(urls) = &self.cluster_url {
+            let bad = urls.split(',').map(str::trim).find(|u| !(u.starts_with("nats://") || u.starts_with("tls://")));
+            if let Some(u) = bad {
+                return Err(format!("cluster_url: `{u}` is not a nats:// URL"));
+            }
         }
         for (name, url) in [("public_url", self.public_url.as_deref()), ("twilio_api_base", Some(self.twilio_api_base.as_str()))] {
             if let Some(u) = url {

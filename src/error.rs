@@ -131,6 +131,23 @@ impl From<utalk_actors::WriteError> for ApiError {
     }
 }
 
+impl From<utalk_actors::cluster::ClusterError> for ApiError {
+    fn from(e: utalk_actors::cluster::ClusterError) -> Self {
+        tracing::warn!(error = %e, "cluster refused or could not take a change");
+        ApiError::unavailable("cluster_unavailable", "the cluster could not take the change now; retry (with the same messageId)")
+    }
+}
+
+impl From<utalk_actors::journal::JournalError> for ApiError {
+    fn from(e: utalk_actors::journal::JournalError) -> Self {
+        match e {
+            utalk_actors::journal::JournalError::Write(w) => w.into(),
+            utalk_actors::journal::JournalError::Cluster(c) => c.into(),
+            behind => utalk_actors::cluster::ClusterError::Unavailable(behind.to_string()).into(),
+        }
+    }
+}
+
 impl From<ConversationError> for ApiError {
     fn from(e: ConversationError) -> Self {
         match e {
@@ -150,6 +167,7 @@ impl From<ConversationError> for ApiError {
             ConversationError::InvalidSeq(seq) => {
                 ApiError::invalid("invalid_seq", format!("seq {seq} is past the conversation's last message"))
             }
+            ConversationError::Cluster(c) => c.into(),
             ConversationError::Restarted | ConversationError::Retired => ApiError::unavailable(
                 "conversation_restarted",
                 "the conversation restarted while handling the request; retry with the same messageId",

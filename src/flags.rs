@@ -18,6 +18,13 @@ impl Flags {
         Ok(Flags { cache: RwLock::new(cache) })
     }
 
+    /// Reads every stored flag again (another node of a cluster changed one).
+    pub fn reload(&self, db: &Db) -> Result<(), StoreError> {
+        let fresh = flag::all(db)?.into_iter().map(|f| (f.name.clone(), f)).collect();
+        *self.cache.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+        Ok(())
+    }
+
     /// Whether `name` is on for `who`; a flag nobody defined is off.
     pub fn is_on(&self, name: &str, who: Subject<'_>) -> bool {
         self.cache.read().unwrap_or_else(|p| p.into_inner()).get(name).is_some_and(|f| f.is_on(who))

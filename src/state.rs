@@ -41,7 +41,7 @@ pub struct AppState {
     /// Stock: one actor per store.
     pub inventory: utalk_actors::inventory::Inventory,
     /// Feature flags.
-    pub flags: crate::flags::Flags,
+    pub flags: Arc<crate::flags::Flags>,
     /// Serialises flag changes (version check and write).
     pub flags_lock: tokio::sync::Mutex<()>,
     /// The other nodes, as far as this one is concerned; one node alone today.

@@ -195,7 +195,7 @@ async fn open_indexed(state: &AppState, customer: Customer, subject: Option<Stri
     let c = Conversation::new(Channel::Whatsapp, customer, subject);
     let mut b = conversation::put_batch(None, &c)?;
     conversation::put_phone(&mut b, Channel::Whatsapp, &phone, c.id)?;
-    state.registry.writer().commit(b).await?;
+    state.registry.journal().commit_conversation(c.id, b).await?;
     crate::metrics::conversation_opened(Channel::Whatsapp);
     Ok(c)
 }

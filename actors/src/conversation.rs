@@ -15,6 +15,9 @@
 //! being other actors, never notice.
 
 use crate::broker::{Actor as Reader, Broker, ConversationEvent};
+use crate::cluster::{log_subject, shard_of, ClusterError, EntityKind};
+use crate::forward::{Forward, ForwardAnswer};
+use crate::journal::{Journal, JournalError, LogRecord, LoggedChange, LoggedEvent};
 use crate::lifecycle;
 use crate::registry::RegistryShared;
 use crate::signal::JobSignal;
@@ -72,6 +75,20 @@ pub enum ConversationError {
     /// The change needs an open conversation (escalating a closed one).
     #[error("the conversation is closed")]
     Closed,
+    /// The cluster did not take the change (its owner moved, or the log is
+    /// unreachable); a retry with the same `messageId` is safe.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+impl From<JournalError> for ConversationError {
+    fn from(e: JournalError) -> Self {
+        match e {
+            JournalError::Write(w) => ConversationError::Write(w),
+            JournalError::Cluster(c) => ConversationError::Cluster(c),
+            behind @ JournalError::Behind { .. } => ConversationError::Cluster(ClusterError::Unavailable(behind.to_string())),
+        }
+    }
 }
 
 impl From<StoreError> for ConversationError {
@@ -84,7 +101,7 @@ impl From<StoreError> for ConversationError {
 pub type Reply<T> = oneshot::Sender<Result<T, ConversationError>>;
 
 /// What a new message carries; the actor adds seq and time.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AppendRequest {
     /// The client's idempotency key, which becomes the message id.
     pub message_id: Uuid,
@@ -193,7 +210,7 @@ impl Appended {
 }
 
 /// A change of the conversation's own fields; `None` leaves a field alone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ConversationChange {
     /// New status.
     pub status: Option<ConversationStatus>,
@@ -215,7 +232,7 @@ pub struct ConversationChange {
 ///
 /// A status only moves forward ([`MessageStatus::rank`]); `provider_id` is
 /// set once; a media file leaves `pending` once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct MessageChange {
     /// The message.
     pub message_id: Uuid,
@@ -258,6 +275,18 @@ impl Command for MessageChange {
     fn with_reply(self, reply: Reply<Arc<Message>>) -> ChangeMessage {
         ChangeMessage { change: self, reply, span: tracing::Span::current() }
     }
+    fn forward(&self) -> Option<Forward> {
+        Some(Forward::Change(self.clone()))
+    }
+    fn answered(answer: ForwardAnswer) -> Result<Arc<Message>, ConversationError> {
+        match answer {
+            ForwardAnswer::Message(m) => Ok(Arc::new(m)),
+            other => Err(mismatched(other)),
+        }
+    }
+    fn answer(output: Arc<Message>) -> ForwardAnswer {
+        ForwardAnswer::Message((*output).clone())
+    }
 }
 
 /// A read marker: `reader` has read up to `seq`.
@@ -286,6 +315,18 @@ impl Command for MarkRead {
     type Msg = Read;
     fn with_reply(self, reply: Reply<u64>) -> Read {
         Read { req: self, reply, span: tracing::Span::current() }
+    }
+    fn forward(&self) -> Option<Forward> {
+        Some(Forward::Read { seq: self.seq, kind: self.reader.kind.to_string(), id: self.reader.id })
+    }
+    fn answered(answer: ForwardAnswer) -> Result<u64, ConversationError> {
+        match answer {
+            ForwardAnswer::Read(seq) => Ok(seq),
+            other => Err(mismatched(other)),
+        }
+    }
+    fn answer(output: u64) -> ForwardAnswer {
+        ForwardAnswer::Read(output)
     }
 }
 
@@ -329,6 +370,20 @@ pub trait Command: Clone + Send + 'static {
     type Msg: actix::Message<Result = ()> + Send + 'static;
     /// Wraps the request with its reply channel.
     fn with_reply(self, reply: Reply<Self::Output>) -> Self::Msg;
+    /// The request as it goes to the node owning the conversation; `None` for requests that stay local.
+    fn forward(&self) -> Option<Forward>;
+    /// The output carried by an owner's answer.
+    fn answered(answer: ForwardAnswer) -> Result<Self::Output, ConversationError>;
+    /// The owner's answer carrying `output`.
+    fn answer(output: Self::Output) -> ForwardAnswer;
+}
+
+/// An answer of the wrong kind for the request it answers.
+fn mismatched(answer: ForwardAnswer) -> ConversationError {
+    match answer {
+        ForwardAnswer::Failed(e) => e.into(),
+        other => ConversationError::Cluster(ClusterError::Protocol(format!("unexpected answer from the owner: {other:?}"))),
+    }
 }
 
 impl Command for AppendRequest {
@@ -337,6 +392,20 @@ impl Command for AppendRequest {
     fn with_reply(self, reply: Reply<Appended>) -> Append {
         Append { req: self, reply, span: tracing::Span::current() }
     }
+    fn forward(&self) -> Option<Forward> {
+        Some(Forward::Append(self.clone()))
+    }
+    fn answered(answer: ForwardAnswer) -> Result<Appended, ConversationError> {
+        match answer {
+            ForwardAnswer::Appended { created: true, message } => Ok(Appended::Created(Arc::new(message))),
+            ForwardAnswer::Appended { created: false, message } => Ok(Appended::Existing(Arc::new(message))),
+            other => Err(mismatched(other)),
+        }
+    }
+    fn answer(output: Appended) -> ForwardAnswer {
+        let created = matches!(output, Appended::Created(_));
+        ForwardAnswer::Appended { created, message: (**output.message()).clone() }
+    }
 }
 
 impl Command for ConversationChange {
@@ -344,6 +413,18 @@ impl Command for ConversationChange {
     type Msg = Update;
     fn with_reply(self, reply: Reply<Arc<Conversation>>) -> Update {
         Update { change: self, reply, span: tracing::Span::current() }
+    }
+    fn forward(&self) -> Option<Forward> {
+        Some(Forward::Update(self.clone()))
+    }
+    fn answered(answer: ForwardAnswer) -> Result<Arc<Conversation>, ConversationError> {
+        match answer {
+            ForwardAnswer::Conversation(c) => Ok(Arc::new(c)),
+            other => Err(mismatched(other)),
+        }
+    }
+    fn answer(output: Arc<Conversation>) -> ForwardAnswer {
+        ForwardAnswer::Conversation((*output).clone())
     }
 }
 
@@ -358,6 +439,15 @@ impl Command for Panic {
     fn with_reply(self, reply: Reply<()>) -> InjectPanic {
         InjectPanic { reply }
     }
+    fn forward(&self) -> Option<Forward> {
+        None
+    }
+    fn answered(answer: ForwardAnswer) -> Result<(), ConversationError> {
+        Err(mismatched(answer))
+    }
+    fn answer(_output: ()) -> ForwardAnswer {
+        ForwardAnswer::Failed(crate::forward::WireError::Internal("not forwarded".into()))
+    }
 }
 
 /// What the conversation actors share.
@@ -366,6 +456,8 @@ pub struct Deps {
     pub db: Db,
     /// Writes.
     pub writer: StoreWriter,
+    /// Where writes go first in a cluster (the replicated log); the writer on one node.
+    pub journal: Journal,
     /// Fan-out.
     pub broker: Arc<dyn Broker>,
     /// Retire an actor after this long without requests.
@@ -455,6 +547,23 @@ pub struct ConversationActor {
     idle_check: Option<SpawnHandle>,
     /// The hour whose KPI hour-index entry this actor has written (one an hour, not one a message).
     indexed_hour: Option<i64>,
+    /// In a cluster: the log state of this conversation.
+    log: LogState,
+}
+
+/// Where a conversation stands in the replicated log (unused on one node alone).
+#[derive(Default)]
+struct LogState {
+    /// The position of its last entry: the fence of the next append.
+    position: u64,
+    /// The shard lease it was loaded under; a different one means the shard moved away and back.
+    epoch: Option<u64>,
+    /// Changes waiting for the append in flight to finish, with their tickets.
+    queue: Vec<(u64, LoggedChange)>,
+    /// An append is in flight (appends of one conversation go one at a time, each fenced on the last).
+    busy: bool,
+    /// Tells this incarnation's appends apart from any other writer's in the deduplication ids.
+    incarnation: Uuid,
 }
 
 impl ConversationActor {
@@ -472,6 +581,30 @@ impl ConversationActor {
             last_activity: Instant::now(),
             idle_check: None,
             indexed_hour: None,
+            log: LogState::default(),
+        }
+    }
+
+    /// In a cluster, whether this actor may still write: its node holds the
+    /// shard under the lease it loaded with. A node that lost the shard
+    /// retires the actor, and the caller's registry sends the request on.
+    fn may_write(&mut self, ctx: &mut Context<Self>) -> bool {
+        if !self.deps.journal.replicated() {
+            return true;
+        }
+        let epoch = self.deps.journal.cluster().lease_epoch(shard_of(self.id));
+        if epoch.is_some() && epoch == self.log.epoch {
+            return true;
+        }
+        self.retire_now(ctx);
+        false
+    }
+
+    fn retire_now(&mut self, ctx: &mut Context<Self>) {
+        self.registry.retire(self.id, self.generation);
+        self.phase = Phase::Retired;
+        if let Some(h) = self.idle_check.take() {
+            ctx.cancel_future(h);
         }
     }
 
@@ -510,6 +643,10 @@ impl ConversationActor {
         let Some(reply) = slot.take() else { return };
         if let Some(e) = self.unavailable() {
             let _ = reply.send(Err(e));
+            return;
+        }
+        if !self.may_write(ctx) {
+            let _ = reply.send(Err(ConversationError::Retired));
             return;
         }
         if let Some(ticket) = self.inflight_ids.get(&req.message_id) {
@@ -624,6 +761,10 @@ impl ConversationActor {
             let _ = reply.send(Err(e));
             return;
         }
+        if !self.may_write(ctx) {
+            let _ = reply.send(Err(ConversationError::Retired));
+            return;
+        }
         if self.inflight_ids.contains_key(&change.message_id) {
             // Changes only follow a durable message; its append is still in flight
             // (readable already, but not yet answered). The caller retries.
@@ -667,6 +808,10 @@ impl ConversationActor {
         let Some(reply) = slot.take() else { return };
         if let Some(e) = self.unavailable() {
             let _ = reply.send(Err(e));
+            return;
+        }
+        if !self.may_write(ctx) {
+            let _ = reply.send(Err(ConversationError::Retired));
             return;
         }
         if self.inflight.len() >= self.deps.max_inflight {
@@ -752,6 +897,10 @@ impl ConversationActor {
             let _ = reply.send(Err(e));
             return;
         }
+        if !self.may_write(ctx) {
+            let _ = reply.send(Err(ConversationError::Retired));
+            return;
+        }
         let Phase::Ready { next_seq, .. } = &self.phase else { return };
         if req.seq >= *next_seq {
             let _ = reply.send(Err(ConversationError::InvalidSeq(req.seq)));
@@ -777,10 +926,89 @@ impl ConversationActor {
     fn submit(&mut self, batch: Batch, committed: Committed, waiter: Waiter, ctx: &mut Context<Self>) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
+        if self.deps.journal.replicated() {
+            let events = self.events_of(&committed).iter().filter_map(LoggedEvent::from_event).collect();
+            self.log.queue.push((ticket, LoggedChange { batch, events }));
+            self.inflight.push_back(InFlight { ticket, durable: false, committed, waiters: vec![waiter] });
+            self.pump_log(ctx);
+            return ticket;
+        }
         let fut = self.deps.writer.submit(batch);
         self.inflight.push_back(InFlight { ticket, durable: false, committed, waiters: vec![waiter] });
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| act.written(ticket, res, ctx)));
         ticket
+    }
+
+    /// Sends what is queued as one log entry, fenced on the last one, unless
+    /// an append is in flight (the queue then goes out when it returns).
+    fn pump_log(&mut self, ctx: &mut Context<Self>) {
+        if self.log.busy || self.log.queue.is_empty() {
+            return;
+        }
+        let queued = std::mem::take(&mut self.log.queue);
+        let tickets: Vec<u64> = queued.iter().map(|(t, _)| *t).collect();
+        let record = LogRecord { conversation: Some(self.id), changes: queued.into_iter().map(|(_, c)| c).collect() };
+        let expected = self.log.position;
+        // Only this incarnation's retry of this very append may be taken for it.
+        let dedupe =
+            format!("{}.{}.{}.{}", self.id.simple(), expected, self.deps.journal.cluster().node_id(), self.log.incarnation.simple());
+        let journal = self.deps.journal.clone();
+        let subject = log_subject(EntityKind::Conversation, self.id);
+        self.log.busy = true;
+        let fut = async move {
+            let position = journal.append(&subject, Some(expected), &dedupe, record.encode()?).await?;
+            journal.wait_applied(position).await?;
+            Ok::<_, ConversationError>(position)
+        };
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            act.log.busy = false;
+            match res {
+                Ok(position) => {
+                    act.log.position = position;
+                    for t in tickets {
+                        act.written(t, Ok(()), ctx);
+                    }
+                    act.pump_log(ctx);
+                }
+                Err(e) => {
+                    // The entry may or may not be in the log: start again from the log.
+                    tracing::warn!(conversation = %act.id, error = %e, "conversation log append failed; reloading from the log");
+                    act.fail_inflight(&e);
+                    act.log.queue.clear();
+                    act.phase = Phase::Broken(e);
+                    ctx.stop();
+                }
+            }
+        }));
+    }
+
+    /// What subscribers are told once `committed` is durable, in order.
+    fn events_of(&self, committed: &Committed) -> Vec<ConversationEvent> {
+        let mut events = Vec::with_capacity(1);
+        match committed {
+            Committed::Message { messages, conversation, .. } => {
+                if let Some((c, true)) = conversation {
+                    events.push(ConversationEvent::ConversationUpdated(c.clone()));
+                }
+                events.extend(messages.iter().map(|m| ConversationEvent::MessageNew(m.clone())));
+            }
+            Committed::MessageChanged { message: m, status, media } => {
+                if *status {
+                    events.push(ConversationEvent::MessageStatus(m.clone()));
+                }
+                if *media {
+                    events.push(ConversationEvent::MessageUpdated(m.clone()));
+                }
+            }
+            Committed::Conversation { conversation, messages, .. } => {
+                events.push(ConversationEvent::ConversationUpdated(conversation.clone()));
+                events.extend(messages.iter().map(|m| ConversationEvent::MessageNew(m.clone())));
+            }
+            Committed::Read { reader, seq } => {
+                events.push(ConversationEvent::Read { conversation_id: self.id, seq: *seq, reader: reader.clone() })
+            }
+        }
+        events
     }
 
     /// A write finished: answer and publish everything durable at the front, in order.
@@ -800,31 +1028,21 @@ impl ConversationActor {
             let Some(entry) = self.inflight.pop_front() else {
                 break;
             };
-            let mut events = Vec::with_capacity(1);
+            let events = self.events_of(&entry.committed);
             match &entry.committed {
-                Committed::Message { messages, outbox, conversation, for_bot } => {
+                Committed::Message { messages, outbox, for_bot, .. } => {
                     self.inflight_ids.remove(&messages[0].id);
                     count_messages(messages);
                     if *outbox {
                         self.deps.outbox.notify();
                     }
-                    if let Some((c, true)) = conversation {
-                        events.push(ConversationEvent::ConversationUpdated(c.clone()));
-                    }
-                    events.extend(messages.iter().map(|m| ConversationEvent::MessageNew(m.clone())));
                     if let (Some(hook), Some(conv)) = (self.deps.hook.get(), for_bot) {
                         hook.customer_message(conv, &messages[0]);
                     }
                 }
-                Committed::MessageChanged { message: m, status, media } => {
+                Committed::MessageChanged { message: m, .. } => {
                     if self.changed.get(&m.id).is_some_and(|(t, _)| *t == entry.ticket) {
                         self.changed.remove(&m.id);
-                    }
-                    if *status {
-                        events.push(ConversationEvent::MessageStatus(m.clone()));
-                    }
-                    if *media {
-                        events.push(ConversationEvent::MessageUpdated(m.clone()));
                     }
                 }
                 Committed::Conversation { conversation, messages, outbox, escalated } => {
@@ -832,8 +1050,6 @@ impl ConversationActor {
                     if *escalated {
                         metrics::counter!("escalations_total", "channel" => channel_name(conversation.channel)).increment(1);
                     }
-                    events.push(ConversationEvent::ConversationUpdated(conversation.clone()));
-                    events.extend(messages.iter().map(|m| ConversationEvent::MessageNew(m.clone())));
                     if *outbox {
                         self.deps.outbox.notify();
                     }
@@ -841,9 +1057,7 @@ impl ConversationActor {
                         hook.escalated(conversation);
                     }
                 }
-                Committed::Read { reader, seq } => {
-                    events.push(ConversationEvent::Read { conversation_id: self.id, seq: *seq, reader: reader.clone() })
-                }
+                Committed::Read { .. } => {}
             }
             for w in entry.waiters {
                 match (w, &entry.committed) {
@@ -864,8 +1078,11 @@ impl ConversationActor {
                     _ => {}
                 }
             }
-            for event in events {
-                self.deps.broker.publish(self.id, event);
+            // In a cluster the log's follower publishes, on every node alike.
+            if !self.deps.journal.replicated() {
+                for event in events {
+                    self.deps.broker.publish(self.id, event);
+                }
             }
         }
     }
@@ -898,18 +1115,46 @@ impl ConversationActor {
         let writer = self.deps.writer.clone();
         let db = self.deps.db.clone();
         let id = self.id;
-        // The barrier makes writes submitted by an earlier incarnation (before a
-        // panic) durable before we read, so their seqs are not handed out again.
+        let journal = self.deps.journal.clone();
+        // Taken before reading the log: a lease taken after would not cover what we read.
+        let epoch = journal.cluster().lease_epoch(shard_of(id));
+        self.log = LogState { epoch, incarnation: Uuid::new_v4(), ..LogState::default() };
         let fut = async move {
+            // In a cluster the log is the truth: this node's store must hold
+            // the conversation's last entry before it decides anything.
+            let mut position = 0;
+            if journal.replicated() {
+                if epoch.is_none() {
+                    return Ok(None);
+                }
+                let subject = log_subject(EntityKind::Conversation, id);
+                position = journal.cluster().last_position(&subject).await?;
+                journal.wait_applied(position).await?;
+            }
+            // The barrier makes writes submitted by an earlier incarnation (before a
+            // panic) durable before we read, so their seqs are not handed out again.
             writer.barrier().await?;
             let conv = conversation::get(&db, id)?;
             let last = message::last_seq(&db, id)?;
-            Ok::<_, ConversationError>(conv.map(|c| (c, last)))
+            Ok::<_, ConversationError>(Some((conv.map(|c| (c, last)), position)))
         };
-        ctx.wait(fut.into_actor(self).map(|res, act, _ctx| {
+        ctx.wait(fut.into_actor(self).map(|res, act, ctx| {
             act.phase = match res {
-                Ok(Some((conv, last))) => Phase::Ready { conv, next_seq: last + 1 },
-                Ok(None) => Phase::Missing,
+                Ok(Some((Some((conv, last)), position))) => {
+                    act.log.position = position;
+                    Phase::Ready { conv, next_seq: last + 1 }
+                }
+                Ok(Some((None, _))) => Phase::Missing,
+                // The shard is not this node's (any more): callers go back to the registry.
+                Ok(None) => {
+                    act.retire_now(ctx);
+                    Phase::Retired
+                }
+                // The log could not be read: let the next request start afresh.
+                Err(e @ ConversationError::Cluster(_)) => {
+                    act.registry.retire(act.id, act.generation);
+                    Phase::Broken(e)
+                }
                 Err(e) => Phase::Broken(e),
             };
         }));

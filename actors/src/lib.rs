@@ -4,6 +4,8 @@
 //! - [`conversation`]: one actor per active conversation, deciding its order.
 //! - [`registry`]: starts conversation actors on demand under supervision and retires idle ones.
 //! - [`broker`]: delivers committed events to subscribers; in-process today, a cross-node bus later.
+//! - [`journal`]: where durable changes go first: the store writer alone, or the replicated log and its follower;
+//!   [`forward`] carries conversation requests to the node that owns them.
 //! - [`cluster`]: the seam to other nodes (leases, the replicated log, forwarding, job locks); one node alone by default.
 //! - [`session`] and [`ws_conn`]: one Socket.IO session per connection, over long-polling or websocket.
 //! - [`delivery`]: sends the WhatsApp outbox through Twilio, with retries and a circuit breaker.
@@ -20,7 +22,9 @@ pub mod cluster;
 pub mod conversation;
 pub mod delivery;
 pub mod engineio;
+pub mod forward;
 pub mod inventory;
+pub mod journal;
 pub mod knowledge;
 pub mod lifecycle;
 pub mod media_fetch;

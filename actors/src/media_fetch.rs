@@ -83,7 +83,10 @@ impl MediaFetcher {
     }
 
     async fn work(self: Arc<Self>) {
-        run_passes("media download", &self.signal, || self.pass()).await;
+        run_passes("media download", &self.signal, self.registry.journal().replicated().then(|| self.registry.journal().cluster()), || {
+            self.pass()
+        })
+        .await;
     }
 
     async fn pass(&self) -> Result<Duration, utalk_storage::StoreError> {

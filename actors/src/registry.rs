@@ -7,15 +7,23 @@
 //! again, which starts a fresh actor from storage. Only one live actor per
 //! conversation exists at a time: an entry is replaced only after the actor
 //! that owned it has retired, and a retiring actor has no writes in flight.
+//!
+//! In a cluster, a request for a conversation whose shard another node owns
+//! is forwarded to that node, which answers it with its own actor; the
+//! registry serves the shards this node owns in the same way.
 
 use crate::broker::Broker;
-use crate::conversation::{Command, ConversationActor, ConversationError, Deps, Panic};
+use crate::cluster::{shard_of, ClusterError, Forwarded, SHARDS as CLUSTER_SHARDS};
+use crate::conversation::{Command, ConversationActor, ConversationChange, ConversationError, Deps, MarkRead, Panic};
+use crate::forward::{Forward, ForwardAnswer, ForwardRequest, WireError};
+use crate::journal::Journal;
 use crate::store_writer::StoreWriter;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, Handler, Supervisor};
-use std::collections::HashMap;
+use futures_util::StreamExt;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 use utalk_storage::Db;
@@ -32,11 +40,19 @@ pub struct RegistryConfig {
     pub threads: usize,
     /// Shared with the delivery actor: whether the channel is configured, and its wake-up.
     pub outbox: Arc<crate::signal::JobSignal>,
+    /// In a cluster: how long a request waits for the conversation's owner (covers a failover).
+    pub forward_timeout: Duration,
 }
 
 impl Default for RegistryConfig {
     fn default() -> Self {
-        Self { idle_timeout: Duration::from_secs(300), max_inflight: 4096, threads: 2, outbox: Arc::default() }
+        Self {
+            idle_timeout: Duration::from_secs(300),
+            max_inflight: 4096,
+            threads: 2,
+            outbox: Arc::default(),
+            forward_timeout: Duration::from_secs(20),
+        }
     }
 }
 
@@ -101,13 +117,16 @@ pub struct Registry {
     shared: Arc<RegistryShared>,
     deps: Arc<Deps>,
     arbiters: Arc<Vec<ArbiterHandle>>,
+    forward_timeout: Duration,
 }
 
 impl Registry {
-    /// Starts the registry and its arbiter threads. Must run inside an actix `System`.
-    pub fn start(db: Db, writer: StoreWriter, broker: Arc<dyn Broker>, config: RegistryConfig) -> Registry {
+    /// Starts the registry and its arbiter threads (and, in a cluster, serving
+    /// the shards this node owns). Must run inside an actix `System`.
+    pub fn start(db: Db, journal: Journal, broker: Arc<dyn Broker>, config: RegistryConfig) -> Registry {
         let arbiters = (0..config.threads.max(1)).map(|_| Arbiter::new().handle()).collect();
-        Registry {
+        let writer = journal.writer().clone();
+        let registry = Registry {
             shared: Arc::new(RegistryShared {
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
                 next_generation: AtomicU64::new(1),
@@ -118,6 +137,7 @@ impl Registry {
             deps: Arc::new(Deps {
                 db,
                 writer,
+                journal,
                 broker,
                 idle_timeout: config.idle_timeout,
                 max_inflight: config.max_inflight,
@@ -125,7 +145,13 @@ impl Registry {
                 hook: std::sync::OnceLock::new(),
             }),
             arbiters: Arc::new(arbiters),
+            forward_timeout: config.forward_timeout,
+        };
+        if registry.deps.journal.replicated() {
+            let r = registry.clone();
+            tokio::spawn(async move { r.serve_owned_shards().await });
         }
+        registry
     }
 
     /// The actor of `id`, started if it is not running.
@@ -156,18 +182,34 @@ impl Registry {
         <ConversationActor as Actor>::Context: actix::dev::ToEnvelope<ConversationActor, C::Msg>,
     {
         let this = self.clone();
-        async move { this.call_now(id, cmd).await }.instrument(tracing::Span::current())
+        async move { this.call_now(id, cmd, false).await }.instrument(tracing::Span::current())
     }
 
-    async fn call_now<C>(&self, id: Uuid, cmd: C) -> Result<C::Output, ConversationError>
+    /// `local`: a request forwarded here by another node, answered here or not at all.
+    async fn call_now<C>(&self, id: Uuid, cmd: C, local: bool) -> Result<C::Output, ConversationError>
     where
         C: Command,
         ConversationActor: Handler<C::Msg>,
         <ConversationActor as Actor>::Context: actix::dev::ToEnvelope<ConversationActor, C::Msg>,
     {
         let mut attempts = 0;
+        let cluster = self.deps.journal.replicated().then(|| self.deps.journal.cluster().clone());
+        let deadline = Instant::now() + self.forward_timeout;
         loop {
             attempts += 1;
+            if attempts > 5 {
+                // Ownership is moving: give it a moment before asking again.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let shard = shard_of(id);
+            if let (Some(cluster), false, Some(fwd)) = (&cluster, local, cmd.forward()) {
+                if !cluster.owns(shard) {
+                    match self.forward(id, fwd, deadline).await.and_then(C::answered) {
+                        Err(ConversationError::Retired) if Instant::now() < deadline => continue,
+                        other => return other,
+                    }
+                }
+            }
             let (tx, rx) = oneshot::channel();
             let addr = self.actor(id);
             let sent = addr.send(cmd.clone().with_reply(tx)).await;
@@ -176,8 +218,9 @@ impl Registry {
                 // The mailbox closed under us: the actor has gone away.
                 Err(_) => Err(ConversationError::Retired),
             };
+            let again = attempts < 5 || (cluster.is_some() && !local && Instant::now() < deadline);
             match answer {
-                Err(ConversationError::Retired) if attempts < 5 => {
+                Err(ConversationError::Retired) if again => {
                     // Make sure the registry does not keep handing out a dead address.
                     let mut shard = self.shared.shard(id);
                     if shard.get(&id).is_some_and(|e| !e.addr.connected()) {
@@ -187,6 +230,79 @@ impl Registry {
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// Sends a request to the node owning `id` and waits for its answer.
+    async fn forward(&self, id: Uuid, command: Forward, deadline: Instant) -> Result<ForwardAnswer, ConversationError> {
+        let payload = ForwardRequest { conversation: id, command }.encode()?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let sent = self.deps.journal.cluster().forward(shard_of(id), payload.into(), left).await;
+        let outcome = match &sent {
+            Ok(_) => "answered",
+            Err(ClusterError::NoOwner { .. }) => "no_owner",
+            Err(_) => "failed",
+        };
+        metrics::counter!("cluster_forwarded_requests_total", "outcome" => outcome).increment(1);
+        ForwardAnswer::decode(&sent?)
+    }
+
+    /// Serves forwarded requests for every shard this node owns, following ownership as it moves.
+    async fn serve_owned_shards(self) {
+        let cluster = self.deps.journal.cluster().clone();
+        let served: Arc<Mutex<HashSet<u32>>> = Arc::default();
+        loop {
+            let changed = cluster.ownership_changed();
+            for shard in 0..CLUSTER_SHARDS {
+                if !cluster.owns(shard) || !served.lock().unwrap_or_else(|p| p.into_inner()).insert(shard) {
+                    continue;
+                }
+                let (this, served) = (self.clone(), served.clone());
+                tokio::spawn(async move {
+                    match this.deps.journal.cluster().serve(shard).await {
+                        Ok(mut requests) => {
+                            while let Some(request) = requests.next().await {
+                                let this = this.clone();
+                                tokio::spawn(async move { this.answer(request).await });
+                            }
+                        }
+                        Err(e) => tracing::warn!(shard, error = %e, "cannot serve a shard's forwarded requests"),
+                    }
+                    served.lock().unwrap_or_else(|p| p.into_inner()).remove(&shard);
+                });
+            }
+            metrics::gauge!("cluster_owned_shards").set(f64::from(cluster.status().owned_shards.len() as u32));
+            // Leases are renewed in rounds; a missed notification is caught on the next tick.
+            let _ = tokio::time::timeout(Duration::from_secs(1), changed).await;
+        }
+    }
+
+    /// Answers one forwarded request with this node's actor.
+    async fn answer(&self, request: Forwarded) {
+        let answer = match ForwardRequest::decode(&request.payload) {
+            Ok(ForwardRequest { conversation: id, command }) => match command {
+                Forward::Append(req) => self.answer_with(id, req).await,
+                Forward::Update(change) => self.answer_with::<ConversationChange>(id, change).await,
+                Forward::Change(change) => self.answer_with(id, change).await,
+                Forward::Read { seq, kind, id: reader } => {
+                    let reader = crate::broker::Actor { kind: crate::journal::reader_kind(&kind), id: reader };
+                    self.answer_with(id, MarkRead { reader, seq }).await
+                }
+            },
+            Err(e) => ForwardAnswer::Failed(WireError::Internal(e.to_string())),
+        };
+        (request.reply)(answer.encode().into()).await;
+    }
+
+    async fn answer_with<C>(&self, id: Uuid, cmd: C) -> ForwardAnswer
+    where
+        C: Command,
+        ConversationActor: Handler<C::Msg>,
+        <ConversationActor as Actor>::Context: actix::dev::ToEnvelope<ConversationActor, C::Msg>,
+    {
+        match self.call_now(id, cmd, true).await {
+            Ok(out) => C::answer(out),
+            Err(e) => ForwardAnswer::Failed(WireError::from(&e)),
         }
     }
 
@@ -216,6 +332,11 @@ impl Registry {
     /// The store writer the conversations write through.
     pub fn writer(&self) -> &StoreWriter {
         &self.deps.writer
+    }
+
+    /// Where durable changes go first (the replicated log in a cluster).
+    pub fn journal(&self) -> &Journal {
+        &self.deps.journal
     }
 
     /// The broker the conversations publish to.

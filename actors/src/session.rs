@@ -828,6 +828,7 @@ fn conversation_error(e: ConversationError) -> (&'static str, String) {
         ConversationError::MessageIdConflict => "message_id_conflict",
         ConversationError::Overloaded => "overloaded",
         ConversationError::Write(_) => "storage_unavailable",
+        ConversationError::Cluster(_) => "cluster_unavailable",
         ConversationError::Read(_) => "internal",
         ConversationError::Restarted | ConversationError::Retired => "conversation_restarted",
         ConversationError::InvalidSeq(_) => "invalid_seq",

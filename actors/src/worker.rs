@@ -2,6 +2,7 @@
 //! media downloads): if the loop ever ends, the actor stops and its
 //! supervisor starts it again, from the worker's durable jobs.
 
+use crate::cluster::Cluster;
 use crate::signal::JobSignal;
 use actix::prelude::*;
 use std::future::Future;
@@ -20,12 +21,19 @@ pub fn wait_for(ms_until_due: Option<i64>) -> Duration {
 /// answers how long to wait: zero looks again at once; otherwise the worker
 /// sleeps until then or until `signal` says a new job is durable. A failed
 /// pass is logged as `what` and tried again after a second.
-pub async fn run_passes<F, Fut>(what: &str, signal: &JobSignal, mut pass: F)
+///
+/// With `once` (a cluster), passes run only on the node that leads the
+/// cluster's run-once work, so a job is not done twice by two nodes.
+pub async fn run_passes<F, Fut>(what: &str, signal: &JobSignal, once: Option<&Arc<dyn Cluster>>, mut pass: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Duration, utalk_storage::StoreError>>,
 {
     loop {
+        if once.is_some_and(|c| !crate::cluster::leads(c.as_ref())) {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
         let wait = match pass().await {
             Ok(wait) => wait,
             Err(e) => {

@@ -26,9 +26,10 @@ fn fixture(idle: Duration) -> Fixture {
     let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
     let writer = StoreWriter::start(db.clone(), Durability::Sync).unwrap();
     let broker = Arc::new(LocalBroker::new());
+    let cluster = std::sync::Arc::new(utalk_actors::cluster::LocalCluster::new("test"));
     let registry = Registry::start(
         db.clone(),
-        writer,
+        utalk_actors::journal::Journal::new(&db, writer, cluster),
         broker.clone(),
         RegistryConfig { idle_timeout: idle, max_inflight: 4096, threads: 2, ..RegistryConfig::default() },
     );

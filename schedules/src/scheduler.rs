@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_cron_scheduler::{Job, JobScheduler};
+use utalk_actors::cluster::{leads, Cluster, JobLock};
 use utalk_actors::StoreWriter;
 use utalk_storage::model::{job_run, JobOutcome, JobRun};
 use utalk_storage::{Batch, Db, Timestamp};
@@ -30,6 +31,9 @@ pub struct JobSpec {
     pub retry_delay: Duration,
     /// The work.
     pub task: Arc<dyn Task>,
+    /// In a cluster, runs on one node only (its effects leave the node: alerts,
+    /// messages); other jobs run on every node over its own copy of the data.
+    pub once: bool,
 }
 
 /// A job as operators see it.
@@ -80,6 +84,7 @@ struct JobState {
 pub struct Scheduler {
     db: Db,
     writer: StoreWriter,
+    cluster: Arc<dyn Cluster>,
     jobs: Vec<Arc<JobState>>,
     _inner: Mutex<Option<JobScheduler>>,
 }
@@ -101,13 +106,13 @@ fn next_after(cron: &croner::Cron, t: Timestamp) -> Option<Timestamp> {
 impl Scheduler {
     /// Checks every schedule, starts the cron ticks, and runs once now each job
     /// that missed a scheduled run while the server was down.
-    pub async fn start(db: Db, writer: StoreWriter, specs: Vec<JobSpec>) -> Result<Arc<Scheduler>, RunError> {
+    pub async fn start(db: Db, writer: StoreWriter, cluster: Arc<dyn Cluster>, specs: Vec<JobSpec>) -> Result<Arc<Scheduler>, RunError> {
         let jobs = specs
             .into_iter()
             .map(|spec| Ok(Arc::new(JobState { cron: parse(&spec)?, spec, running: AtomicBool::new(false) })))
             .collect::<Result<Vec<_>, RunError>>()?;
         let sched = JobScheduler::new().await.map_err(|e| RunError::Scheduler(e.to_string()))?;
-        let me = Arc::new(Scheduler { db, writer, jobs, _inner: Mutex::new(None) });
+        let me = Arc::new(Scheduler { db, writer, cluster, jobs, _inner: Mutex::new(None) });
         for state in &me.jobs {
             let (me2, state2) = (Arc::downgrade(&me), state.clone());
             let job = Job::new_async(state.spec.schedule.as_str(), move |_id, _lock| {
@@ -196,6 +201,21 @@ impl Scheduler {
             self.record(&run).await;
             return run;
         }
+        let lock = match self.once_lock(state, trigger).await {
+            Ok(lock) => lock,
+            Err(None) => {
+                // Another node leads the run-once work: its runs are the ones on record.
+                state.running.store(false, Ordering::Release);
+                return run;
+            }
+            Err(Some(why)) => {
+                state.running.store(false, Ordering::Release);
+                tracing::info!(job = state.spec.name, trigger, why, "run skipped");
+                run.error = Some(why);
+                self.record(&run).await;
+                return run;
+            }
+        };
         loop {
             run.attempts += 1;
             match state.spec.task.run().await {
@@ -216,11 +236,29 @@ impl Scheduler {
                 }
             }
         }
+        drop(lock);
         state.running.store(false, Ordering::Release);
         run.finished_at = Timestamp::now();
         tracing::info!(job = state.spec.name, trigger, outcome = ?run.outcome, attempts = run.attempts, ms = run.finished_at.millis() - started_at.millis(), "job run");
         self.record(&run).await;
         run
+    }
+
+    /// For a run-once job in a cluster: the lock that keeps a second node
+    /// from running it meanwhile. `Err(None)`: a scheduled run on a node that
+    /// does not lead (not recorded); `Err(Some(why))`: skipped, on record.
+    async fn once_lock(&self, state: &JobState, trigger: &str) -> Result<Option<JobLock>, Option<String>> {
+        if !state.spec.once || !self.cluster.replicated() {
+            return Ok(None);
+        }
+        if trigger != "manual" && !leads(self.cluster.as_ref()) {
+            return Err(None);
+        }
+        match self.cluster.try_lock(state.spec.name).await {
+            Ok(Some(lock)) => Ok(Some(lock)),
+            Ok(None) => Err(Some("another node is running it".into())),
+            Err(e) => Err(Some(format!("cannot take the cluster lock: {e}"))),
+        }
     }
 
     async fn record(&self, run: &JobRun) {
@@ -255,7 +293,14 @@ mod tests {
 
     #[test]
     fn schedules_need_seconds_and_compute_the_next_time() {
-        let spec = |s: &str| JobSpec { name: "t", schedule: s.into(), retries: 0, retry_delay: Duration::ZERO, task: Arc::new(Nothing) };
+        let spec = |s: &str| JobSpec {
+            name: "t",
+            schedule: s.into(),
+            retries: 0,
+            retry_delay: Duration::ZERO,
+            task: Arc::new(Nothing),
+            once: false,
+        };
         let c = parse(&spec("0 */15 * * * *")).expect("valid");
         let t = Timestamp::parse_rfc3339("2026-11-23T10:07:00Z").expect("time");
         assert_eq!(next_after(&c, t).map(|t| t.to_rfc3339()), Some("2026-11-23T10:15:00.000Z".into()));

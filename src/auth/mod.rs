@@ -13,7 +13,8 @@ use limiter::Limiter;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-use utalk_actors::{Authenticator, Identity, StoreWriter};
+use utalk_actors::journal::{Journal, JournalError};
+use utalk_actors::{Authenticator, Identity};
 use utalk_storage::model::{token, user, AuditEvent, RefreshToken, Role, User};
 use utalk_storage::{Batch, Db, StoreError, Timestamp};
 use uuid::Uuid;
@@ -72,23 +73,41 @@ pub enum CreateUserError {
     /// Storage.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Writer.
+    /// Writer or cluster log.
     #[error(transparent)]
-    Write(#[from] utalk_actors::WriteError),
+    Write(#[from] JournalError),
     /// Hashing.
     #[error("password hashing failed: {0}")]
     Hash(String),
 }
 
+/// The log key kind under which each email address is taken once, cluster-wide.
+pub const EMAIL_KEY: &str = "email";
+
 /// Checks and stores a new user; used by the CLI and the admin API.
+///
+/// In a cluster the address is also claimed in the log, so that two nodes
+/// (or the command line) adding the same address at once make one user.
 pub async fn create_user(
     db: &Db,
-    writer: &StoreWriter,
+    journal: &Journal,
     email: &str,
     role: Role,
     password: &str,
     actor: &str,
 ) -> Result<User, CreateUserError> {
+    let (u, batch) = new_user(email, role, password, actor).await?;
+    if user::by_email(db, &u.email)?.is_some() {
+        return Err(CreateUserError::Exists(u.email));
+    }
+    if !journal.commit_first(EMAIL_KEY, &u.email, batch).await? {
+        return Err(CreateUserError::Exists(u.email));
+    }
+    Ok(u)
+}
+
+/// A checked new user and the batch that stores it (with its audit event), not written yet.
+pub async fn new_user(email: &str, role: Role, password: &str, actor: &str) -> Result<(User, Batch), CreateUserError> {
     let email = user::normalize_email(email);
     let valid = email.len() <= 254
         && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
@@ -98,9 +117,6 @@ pub async fn create_user(
         return Err(CreateUserError::BadEmail(email));
     }
     password::check_policy(password).map_err(CreateUserError::BadPassword)?;
-    if user::by_email(db, &email)?.is_some() {
-        return Err(CreateUserError::Exists(email));
-    }
     let pw = password.to_owned();
     let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
         .await
@@ -117,14 +133,13 @@ pub async fn create_user(
     };
     let mut batch = user::create_batch(&u).map_err(StoreError::from)?;
     AuditEvent::new(actor, "user.create", format!("{} ({})", u.email, u.role.as_str())).add_to(&mut batch).map_err(StoreError::from)?;
-    writer.commit(batch).await?;
-    Ok(u)
+    Ok((u, batch))
 }
 
 /// Issues and checks tokens; holds the login throttles.
 pub struct AuthService {
     db: Db,
-    writer: StoreWriter,
+    journal: Journal,
     keys: Keyring,
     config: AuthConfig,
     account_failures: Limiter,
@@ -144,7 +159,7 @@ fn hash_token(token: &str) -> [u8; 32] {
 
 impl AuthService {
     /// Builds the service; without a configured secret, one is generated once and kept in the database.
-    pub async fn new(db: Db, writer: StoreWriter, secret: Option<Secret>, config: AuthConfig) -> Result<AuthService, anyhow::Error> {
+    pub async fn new(db: Db, journal: Journal, secret: Option<Secret>, config: AuthConfig) -> Result<AuthService, anyhow::Error> {
         let mut previous: Vec<(Secret, Timestamp)> = config
             .previous_jwt_secrets
             .iter()
@@ -155,7 +170,8 @@ impl AuthService {
             None => {
                 // Secrets rotated out by `utalk secrets rotate-jwt` verify until their grace ends.
                 previous.extend(crate::secrets::stored_previous_jwt(&db)?);
-                crate::secrets::stored_or_generated(&db, &writer, META_JWT_SECRET, "a token signing secret", "UTALK_JWT_SECRET").await?
+                crate::secrets::stored_or_generated(&db, journal.writer(), META_JWT_SECRET, "a token signing secret", "UTALK_JWT_SECRET")
+                    .await?
             }
         };
         let window = Duration::from_secs(config.failure_window_secs);
@@ -166,7 +182,7 @@ impl AuthService {
             widget_sessions: Limiter::new(Duration::from_secs(60)),
             refresh_lock: tokio::sync::Mutex::new(()),
             db,
-            writer,
+            journal,
             config,
         })
     }
@@ -243,7 +259,7 @@ impl AuthService {
             old.replaced_by = Some(hash);
             token::put(&mut b, &old_hash, &old)?;
         }
-        self.writer.commit(b).await?;
+        self.journal.commit(b).await?;
         Ok(TokenPair {
             access_token: self.access_token(u)?,
             refresh_token: refresh,
@@ -320,7 +336,7 @@ impl AuthService {
             next = token::get(&self.db, &h)?.and_then(|t| t.replaced_by);
             token::delete(&mut b, &h);
         }
-        self.writer.commit(b).await?;
+        self.journal.commit(b).await?;
         Ok(())
     }
 }

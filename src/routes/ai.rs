@@ -97,7 +97,13 @@ pub async fn put(state: web::Data<AppState>, who: Principal, body: web::Json<AiC
     let mut b = Batch::new();
     bot::put_ai_config(&mut b, &new)?;
     AuditEvent::new(user.to_string(), "ai_config.update", format!("version {}", new.version)).add_to(&mut b)?;
-    state.registry.writer().commit(b).await?;
+    // Each version is taken once cluster-wide: a node that read an older copy loses, like a writer here.
+    if !state.registry.journal().commit_first("ai_config_version", &new.version.to_string(), b).await? {
+        return Err(ApiError::conflict(
+            "version_conflict",
+            format!("version {} was just written by another node; read them again", new.version),
+        ));
+    }
     tracing::info!(version = new.version, enabled = new.enabled, provider = new.provider.as_str(), "bot settings changed");
     state.bot.use_config(new.clone());
     Ok(HttpResponse::Ok().json(new))

@@ -137,7 +137,7 @@ pub async fn put(
     flag::put(&mut b, &f)?;
     AuditEvent::new(user.to_string(), "flag.update", format!("{} v{} enabled={} percent={}", f.name, f.version, f.enabled, f.percent))
         .add_to(&mut b)?;
-    state.registry.writer().commit(b).await?;
+    state.registry.journal().commit(b).await?;
     state.flags.stored(f.clone());
     Ok(HttpResponse::Ok().json(f))
 }

@@ -57,14 +57,29 @@ pub async fn socket(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/health/cluster", tag = "health", responses((status = 200)))]
 pub async fn cluster(state: web::Data<AppState>) -> HttpResponse {
     let s = state.cluster.status();
-    let nats = (s.mode != "single").then(|| json!({ "connected": s.connected }));
+    let journal = state.registry.journal();
+    let applied = journal.applied();
+    let (nats, lag) = if journal.replicated() {
+        // The log's end comes from NATS; an unreachable cluster leaves the lag unknown.
+        let end = tokio::time::timeout(std::time::Duration::from_secs(2), state.cluster.log_end()).await;
+        let lag = match end {
+            Ok(Ok(end)) => json!(end.saturating_sub(applied)),
+            _ => serde_json::Value::Null,
+        };
+        (json!({ "connected": s.connected }), lag)
+    } else {
+        (serde_json::Value::Null, json!(0))
+    };
+    let ok = s.connected && !journal.stuck() && !lag.is_null();
     HttpResponse::Ok().json(json!({
-        "status": if s.connected { "ok" } else { "degraded" },
+        "status": if ok { "ok" } else { "degraded" },
         "mode": s.mode,
         "nodeId": s.node_id,
         "ownedShards": s.owned_shards,
         "liveNodes": s.live_nodes,
         "nats": nats,
-        "lag": 0,
+        "lag": lag,
+        "appliedPosition": applied,
+        "followerStuck": journal.stuck(),
     }))
 }

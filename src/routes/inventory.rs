@@ -74,7 +74,7 @@ pub async fn create_store(state: web::Data<AppState>, who: Principal, body: web:
     let mut b = Batch::new();
     inventory::put_store(&mut b, &s)?;
     AuditEvent::new(user.to_string(), "store.create", s.id.to_string()).add_to(&mut b)?;
-    state.registry.writer().commit(b).await?;
+    state.registry.journal().commit(b).await?;
     Ok(HttpResponse::Created().json(s))
 }
 

@@ -42,7 +42,7 @@ pub async fn run_job(state: &AppState, user: uuid::Uuid, name: &str) -> Result<J
     })?;
     let mut b = Batch::new();
     AuditEvent::new(user.to_string(), "job.run", name.to_string()).add_to(&mut b)?;
-    state.registry.writer().commit(b).await?;
+    state.registry.journal().commit(b).await?;
     Ok(run)
 }
 

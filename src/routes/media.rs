@@ -136,7 +136,7 @@ pub async fn upload(state: web::Data<AppState>, who: Principal, mut form: Multip
     };
     let mut b = Batch::new();
     media::put(&mut b, &record)?;
-    if let Err(e) = state.registry.writer().commit(b).await {
+    if let Err(e) = state.registry.journal().commit(b).await {
         // No record points to the file: remove it rather than leave an orphan.
         let _ = std::fs::remove_file(state.media.path(id));
         return Err(e.into());

@@ -41,7 +41,7 @@ pub async fn create(state: web::Data<AppState>, who: Principal, body: web::Json<
     let role =
         Role::parse(&body.role).ok_or_else(|| ApiError::invalid("invalid_role", "role must be admin, operator, agent or readonly"))?;
     let u =
-        create_user(&state.db, state.registry.writer(), &body.email, role, &body.password, &actor.to_string()).await.map_err(
+        create_user(&state.db, state.registry.journal(), &body.email, role, &body.password, &actor.to_string()).await.map_err(
             |e| match e {
                 CreateUserError::BadEmail(_) => ApiError::invalid("invalid_email", e.to_string()),
                 CreateUserError::BadPassword(m) => ApiError::invalid("weak_password", m),

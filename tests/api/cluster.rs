@@ -16,6 +16,7 @@ async fn node(nats: &Nats, id: &str) -> NatsCluster {
         replicas: 3,
         lease: Duration::from_secs(2),
         lock_ttl: Duration::from_secs(3),
+        member: true,
     })
     .await
     .unwrap_or_else(|e| panic!("{id} cannot join: {e}"))
@@ -40,7 +41,7 @@ async fn wait_spread(nodes: &[&NatsCluster]) {
 async fn append_retrying(n: &NatsCluster, subject: &str, expected: u64, id: &str, body: &'static str) -> Result<u64, ClusterError> {
     let until = Instant::now() + Duration::from_secs(30);
     loop {
-        match n.append(subject, expected, id, Bytes::from_static(body.as_bytes())).await {
+        match n.append(subject, Some(expected), id, Bytes::from_static(body.as_bytes())).await {
             Err(ClusterError::Unavailable(e)) if Instant::now() < until => {
                 let _ = e;
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -95,13 +96,13 @@ async fn the_log_fences_a_stale_writer_and_deduplicates_retries() {
     let subject = log_subject(EntityKind::Conversation, conv);
     let p1 = append_retrying(&a, &subject, 0, "m1", "one").await.unwrap();
     // A writer that believes the subject is still empty is refused.
-    match a.append(&subject, 0, "m-other", Bytes::from_static(b"fork")).await {
+    match a.append(&subject, Some(0), "m-other", Bytes::from_static(b"fork")).await {
         Err(ClusterError::Fenced { expected: 0, .. }) => {}
         other => panic!("a stale fence was accepted: {other:?}"),
     }
     // A retry of the first append gets its position back, whatever the fence says now.
-    assert_eq!(a.append(&subject, 0, "m1", Bytes::from_static(b"one")).await.unwrap(), p1);
-    let p2 = a.append(&subject, p1, "m2", Bytes::from_static(b"two")).await.unwrap();
+    assert_eq!(a.append(&subject, Some(0), "m1", Bytes::from_static(b"one")).await.unwrap(), p1);
+    let p2 = a.append(&subject, Some(p1), "m2", Bytes::from_static(b"two")).await.unwrap();
     assert!(p2 > p1);
     assert_eq!(a.last_position(&subject).await.unwrap(), p2);
     assert_eq!(a.last_position(&log_subject(EntityKind::Conversation, Uuid::now_v7())).await.unwrap(), 0);
@@ -123,7 +124,7 @@ async fn the_log_fences_a_stale_writer_and_deduplicates_retries() {
     let mut racers = Vec::new();
     for i in 0..12 {
         let (a, subject) = (a.clone(), subject.clone());
-        racers.push(tokio::spawn(async move { a.append(&subject, p2, &format!("race-{i}"), Bytes::from_static(b"r")).await }));
+        racers.push(tokio::spawn(async move { a.append(&subject, Some(p2), &format!("race-{i}"), Bytes::from_static(b"r")).await }));
     }
     let mut won = 0;
     for r in racers {

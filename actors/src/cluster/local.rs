@@ -41,8 +41,34 @@ impl Cluster for LocalCluster {
 
     /// Nothing else writes: the entity's one actor is the only writer, so the
     /// fence holds by construction and the position just moves on.
-    fn append<'a>(&'a self, _subject: &'a str, expected: u64, _id: &'a str, _payload: Bytes) -> BoxFuture<'a, Result<u64, ClusterError>> {
-        ready(Ok(expected + 1))
+    fn append<'a>(
+        &'a self,
+        _subject: &'a str,
+        expected: Option<u64>,
+        _id: &'a str,
+        _payload: Bytes,
+    ) -> BoxFuture<'a, Result<u64, ClusterError>> {
+        ready(Ok(expected.unwrap_or(0) + 1))
+    }
+
+    fn follow<'a>(
+        &'a self,
+        _filter: &'a str,
+        _after: u64,
+    ) -> BoxFuture<'a, Result<BoxStream<'static, Result<LogEntry, ClusterError>>, ClusterError>> {
+        ready(Ok(stream::pending().boxed()))
+    }
+
+    fn log_end(&self) -> BoxFuture<'_, Result<u64, ClusterError>> {
+        ready(Ok(0))
+    }
+
+    fn replicated(&self) -> bool {
+        false
+    }
+
+    fn lease_epoch(&self, _shard: u32) -> Option<u64> {
+        Some(0)
     }
 
     fn read<'a>(&'a self, _filter: &'a str, _after: u64, _max: usize) -> BoxFuture<'a, Result<Vec<LogEntry>, ClusterError>> {
@@ -100,7 +126,7 @@ mod tests {
     async fn a_single_node_owns_everything_and_locks_once() {
         let c = LocalCluster::new("solo");
         assert!((0..SHARDS).all(|s| c.owns(s)));
-        assert_eq!(c.append("utalk.log.1.conv.x", 4, "m1", Bytes::new()).await.unwrap(), 5);
+        assert_eq!(c.append("utalk.log.1.conv.x", Some(4), "m1", Bytes::new()).await.unwrap(), 5);
         let held = c.try_lock("kpi_rollup").await.unwrap().expect("free");
         assert!(c.try_lock("kpi_rollup").await.unwrap().is_none(), "held once");
         assert!(c.try_lock("retention").await.unwrap().is_some(), "locks are per name");

@@ -13,7 +13,7 @@ mod local;
 mod nats;
 
 pub use local::LocalCluster;
-pub use nats::{NatsCluster, NatsSettings};
+pub use nats::{valid_node_id, NatsCluster, NatsSettings};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -41,6 +41,13 @@ pub fn shard_of(id: Uuid) -> u32 {
     h % SHARDS
 }
 
+/// Whether this node does the work that must run once in the cluster (the
+/// WhatsApp outbox, media downloads, the stock scan): the owner of shard 0,
+/// whose lease makes it one node at a time.
+pub fn leads(cluster: &dyn Cluster) -> bool {
+    cluster.owns(0)
+}
+
 /// What kind of entity a log subject belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntityKind {
@@ -51,7 +58,8 @@ pub enum EntityKind {
 }
 
 impl EntityKind {
-    fn token(self) -> &'static str {
+    /// The subject token of the kind.
+    pub fn token(self) -> &'static str {
         match self {
             EntityKind::Conversation => "conv",
             EntityKind::Store => "store",
@@ -64,6 +72,12 @@ impl EntityKind {
 pub fn log_subject(kind: EntityKind, id: Uuid) -> String {
     format!("utalk.log.{}.{}.{}", shard_of(id), kind.token(), id.simple())
 }
+
+/// The log subject of state every node shares (users, tokens, flags, settings).
+pub const SHARED_SUBJECT: &str = "utalk.log.shared";
+
+/// The filter that matches the whole log.
+pub const LOG_FILTER: &str = "utalk.log.>";
 
 /// The filter that matches every log subject of `shard`.
 pub fn shard_filter(shard: u32) -> String {
@@ -177,12 +191,40 @@ pub trait Cluster: Send + Sync + 'static {
     fn ownership_changed(&self) -> BoxFuture<'_, ()>;
 
     /// Appends `payload` to `subject` if its last entry is at `expected`
-    /// (0: the subject is empty), deduplicated by `id`: a retry with the same
-    /// id returns the first append's position, whatever the fence says now.
-    fn append<'a>(&'a self, subject: &'a str, expected: u64, id: &'a str, payload: Bytes) -> BoxFuture<'a, Result<u64, ClusterError>>;
+    /// (0: the subject is empty; `None`: wherever it is), deduplicated by
+    /// `id`: a retry with the same id returns the first append's position,
+    /// whatever the fence says now.
+    fn append<'a>(
+        &'a self,
+        subject: &'a str,
+        expected: Option<u64>,
+        id: &'a str,
+        payload: Bytes,
+    ) -> BoxFuture<'a, Result<u64, ClusterError>>;
 
     /// Up to `max` entries matching `filter` (a subject or a shard filter) after `position`, in order.
     fn read<'a>(&'a self, filter: &'a str, after: u64, max: usize) -> BoxFuture<'a, Result<Vec<LogEntry>, ClusterError>>;
+
+    /// Every entry matching `filter` after `position`, in order, and then
+    /// each new one as it is appended; an error item means the stream broke
+    /// and the caller follows again from the last position it saw.
+    fn follow<'a>(
+        &'a self,
+        filter: &'a str,
+        after: u64,
+    ) -> BoxFuture<'a, Result<BoxStream<'static, Result<LogEntry, ClusterError>>, ClusterError>>;
+
+    /// The position of the last entry of the whole log, 0 if it is empty.
+    fn log_end(&self) -> BoxFuture<'_, Result<u64, ClusterError>>;
+
+    /// Whether the log is replicated beyond this process; when false, the
+    /// local store is the log and nothing needs to follow it.
+    fn replicated(&self) -> bool;
+
+    /// A number that changes each time this node takes `shard`'s lease anew
+    /// (`None` while it does not own it), so an entity loaded under one lease
+    /// can tell that it lost and regained the shard in between.
+    fn lease_epoch(&self, shard: u32) -> Option<u64>;
 
     /// The position of the last entry of `subject`, 0 if it has none.
     fn last_position<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<u64, ClusterError>>;

@@ -44,11 +44,21 @@ pub struct NatsSettings {
     pub lease: Duration,
     /// How long a job lock lasts without renewal.
     pub lock_ttl: Duration,
+    /// Whether this process is a node that takes shards; a command-line
+    /// tool that only appends to the log is not.
+    pub member: bool,
 }
 
 impl Default for NatsSettings {
     fn default() -> Self {
-        Self { urls: String::new(), node_id: String::new(), replicas: 3, lease: Duration::from_secs(10), lock_ttl: Duration::from_secs(30) }
+        Self {
+            urls: String::new(),
+            node_id: String::new(),
+            replicas: 3,
+            lease: Duration::from_secs(10),
+            lock_ttl: Duration::from_secs(30),
+            member: true,
+        }
     }
 }
 
@@ -62,6 +72,8 @@ const LOG_STREAM: &str = "UTALK_LOG";
 #[derive(Debug, Clone, Copy)]
 struct Lease {
     revision: u64,
+    /// The revision that created the lease: it stays while renewals move `revision`.
+    epoch: u64,
     valid_until: Instant,
 }
 
@@ -187,16 +199,10 @@ impl NatsCluster {
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         };
-        let log = match js.create_stream(config.clone()).await {
-            Ok(s) => s,
-            Err(e) => match e.kind() {
-                // Made by an older version, or with other replicas: bring it to this configuration.
-                CreateStreamErrorKind::JetStream(je) if je.error_code() == ErrorCode::STREAM_NAME_EXIST => {
-                    js.update_stream(&config).await.map_err(unavailable)?;
-                    js.get_stream(LOG_STREAM).await.map_err(unavailable)?
-                }
-                _ => return Err(unavailable(format!("cannot create the log stream: {e}"))),
-            },
+        let existing = if settings.member { None } else { js.get_stream(LOG_STREAM).await.ok() };
+        let log = match existing {
+            Some(s) => s,
+            None => Self::create_log(&js, config).await?,
         };
         let bucket = |name: &str, max_age: Duration| kv::Config {
             bucket: name.into(),
@@ -206,9 +212,21 @@ impl NatsCluster {
             num_replicas: settings.replicas,
             ..Default::default()
         };
-        let shards = js.create_key_value(bucket("utalk_shards", settings.lease)).await.map_err(unavailable)?;
-        let nodes = js.create_key_value(bucket("utalk_nodes", settings.lease)).await.map_err(unavailable)?;
-        let locks = js.create_key_value(bucket("utalk_locks", settings.lock_ttl)).await.map_err(unavailable)?;
+        // A tool that is not a node takes the buckets as the nodes made them.
+        let open = |config: kv::Config| {
+            let js = js.clone();
+            async move {
+                if !settings.member {
+                    if let Ok(kv) = js.get_key_value(&config.bucket).await {
+                        return Ok(kv);
+                    }
+                }
+                js.create_key_value(config).await.map_err(unavailable)
+            }
+        };
+        let shards = open(bucket("utalk_shards", settings.lease)).await?;
+        let nodes = open(bucket("utalk_nodes", settings.lease)).await?;
+        let locks = open(bucket("utalk_locks", settings.lock_ttl)).await?;
         let inner = Arc::new(Inner {
             node_id: settings.node_id,
             client,
@@ -223,8 +241,25 @@ impl NatsCluster {
             live: Mutex::new(Vec::new()),
             changed: Notify::new(),
         });
-        tokio::spawn(lease_loop(Arc::downgrade(&inner)));
+        if settings.member {
+            tokio::spawn(lease_loop(Arc::downgrade(&inner)));
+        }
         Ok(NatsCluster { inner })
+    }
+
+    /// Makes the log stream, or brings one made by an older version (or with
+    /// other replicas) to this configuration.
+    async fn create_log(js: &jetstream::Context, config: stream::Config) -> Result<stream::Stream, ClusterError> {
+        match js.create_stream(config.clone()).await {
+            Ok(s) => Ok(s),
+            Err(e) => match e.kind() {
+                CreateStreamErrorKind::JetStream(je) if je.error_code() == ErrorCode::STREAM_NAME_EXIST => {
+                    js.update_stream(&config).await.map_err(unavailable)?;
+                    js.get_stream(LOG_STREAM).await.map_err(unavailable)
+                }
+                _ => Err(unavailable(format!("cannot create the log stream: {e}"))),
+            },
+        }
     }
 
     /// Gives up every lease and the node's presence, so that others take over
@@ -306,7 +341,7 @@ async fn tick(i: &Inner) -> Result<(), ClusterError> {
             Some(lease) => {
                 let sent = Instant::now();
                 match i.shards.update(&key, Bytes::from(i.node_id.clone()), lease.revision).await {
-                    Ok(revision) => i.set_owned(shard, Some(Lease { revision, valid_until: i.valid_until(sent) })),
+                    Ok(revision) => i.set_owned(shard, Some(Lease { revision, epoch: lease.epoch, valid_until: i.valid_until(sent) })),
                     Err(e)
                         if matches!(e.kind(), UpdateErrorKind::WrongLastRevision)
                             || js_code(&e).is_some_and(|c| WRONG_LAST_SEQUENCE.contains(&c)) =>
@@ -322,7 +357,7 @@ async fn tick(i: &Inner) -> Result<(), ClusterError> {
                 let sent = Instant::now();
                 match i.shards.create(&key, Bytes::from(i.node_id.clone())).await {
                     Ok(revision) => {
-                        i.set_owned(shard, Some(Lease { revision, valid_until: i.valid_until(sent) }));
+                        i.set_owned(shard, Some(Lease { revision, epoch: revision, valid_until: i.valid_until(sent) }));
                         tracing::info!(shard, "took a shard");
                     }
                     Err(e) if matches!(e.kind(), CreateErrorKind::AlreadyExists) => {}
@@ -361,13 +396,72 @@ impl Cluster for NatsCluster {
         Box::pin(self.inner.changed.notified())
     }
 
-    fn append<'a>(&'a self, subject: &'a str, expected: u64, id: &'a str, payload: Bytes) -> BoxFuture<'a, Result<u64, ClusterError>> {
+    fn append<'a>(
+        &'a self,
+        subject: &'a str,
+        expected: Option<u64>,
+        id: &'a str,
+        payload: Bytes,
+    ) -> BoxFuture<'a, Result<u64, ClusterError>> {
         Box::pin(async move {
-            let msg = PublishMessage::build().payload(payload).message_id(id).expected_last_subject_sequence(expected);
-            let ack = self.inner.js.send_publish(subject.to_string(), msg).await.map_err(|e| publish_error(subject, expected, &e))?;
-            let ack = ack.await.map_err(|e| publish_error(subject, expected, &e))?;
+            let started = Instant::now();
+            let mut msg = PublishMessage::build().payload(payload).message_id(id);
+            if let Some(e) = expected {
+                msg = msg.expected_last_subject_sequence(e);
+            }
+            let fenced = expected.unwrap_or(0);
+            let ack = self.inner.js.send_publish(subject.to_string(), msg).await.map_err(|e| publish_error(subject, fenced, &e))?;
+            let ack = ack.await.map_err(|e| publish_error(subject, fenced, &e))?;
+            metrics::histogram!("cluster_log_append_seconds").record(started.elapsed().as_secs_f64());
             Ok(ack.sequence)
         })
+    }
+
+    fn follow<'a>(
+        &'a self,
+        filter: &'a str,
+        after: u64,
+    ) -> BoxFuture<'a, Result<BoxStream<'static, Result<LogEntry, ClusterError>>, ClusterError>> {
+        Box::pin(async move {
+            let consumer = self
+                .inner
+                .log
+                .create_consumer(pull::OrderedConfig {
+                    filter_subject: filter.to_string(),
+                    deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
+                    // Short pulls make heartbeats a second apart, so a consumer lost with
+                    // its server is noticed (two missed beats) and made again in seconds.
+                    max_expires: Duration::from_secs(2),
+                    ..Default::default()
+                })
+                .await
+                .map_err(unavailable)?;
+            let messages = consumer.messages().await.map_err(unavailable)?;
+            Ok(messages
+                .map(|m| {
+                    let m = m.map_err(unavailable)?;
+                    let info = m.info().map_err(|e| ClusterError::Protocol(e.to_string()))?;
+                    Ok(LogEntry { subject: m.subject.to_string(), position: info.stream_sequence, payload: m.payload.clone() })
+                })
+                .boxed())
+        })
+    }
+
+    fn log_end(&self) -> BoxFuture<'_, Result<u64, ClusterError>> {
+        Box::pin(async move {
+            let mut log = self.inner.log.clone();
+            let info = log.info().await.map_err(unavailable)?;
+            Ok(info.state.last_sequence)
+        })
+    }
+
+    fn replicated(&self) -> bool {
+        true
+    }
+
+    fn lease_epoch(&self, shard: u32) -> Option<u64> {
+        let owned = self.inner.owned.lock().unwrap_or_else(|p| p.into_inner());
+        owned.get(&shard).filter(|l| Instant::now() < l.valid_until).map(|l| l.epoch)
     }
 
     fn read<'a>(&'a self, filter: &'a str, after: u64, max: usize) -> BoxFuture<'a, Result<Vec<LogEntry>, ClusterError>> {

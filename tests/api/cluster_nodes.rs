@@ -1,0 +1,614 @@
+//! Three `utalk` nodes over three NATS JetStream servers: users added on one
+//! node (or through the cluster from the CLI) log in on every node, a
+//! conversation keeps one order whichever node takes its writes, and clients
+//! that retry their `messageId` on another node lose nothing when a node and
+//! then a NATS server die. A node restarted on its data dir catches up.
+
+use crate::helpers::{bin, TestServer, ADMIN, AGENT};
+use crate::nats::Nats;
+use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const JWT_SECRET: &str = "k3J9xQ2vL8mN4pR7tY1wZ5aB6cD0eF2gH8";
+const NODE_IDS: [&str; 3] = ["n1", "n2", "n3"];
+const SHARDS: u32 = 64;
+const CLIENTS: usize = 8;
+
+/// The environment of node `id`: cluster mode over `urls`, short leases, the
+/// shared signing secret, and login throttling out of the way of polling.
+fn node_env(urls: &str, id: &str) -> Vec<(String, String)> {
+    [
+        ("UTALK_CLUSTER_URL", urls),
+        ("UTALK_NODE_ID", id),
+        // Short leases so that failover fits the test; a request waits for a new owner less than a client waits for it.
+        ("UTALK_CLUSTER__LEASE_MS", "3000"),
+        ("UTALK_CLUSTER__FORWARD_TIMEOUT_MS", "8000"),
+        ("UTALK_JWT_SECRET", JWT_SECRET),
+        ("UTALK_AUTH__MAX_FAILURES_PER_ACCOUNT", "100000"),
+        ("UTALK_AUTH__MAX_FAILURES_PER_IP", "100000"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+async fn start_node(data: &Path, env: &[(String, String)]) -> TestServer {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    TestServer::start_on(data, &env).await
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(10)).connect_timeout(Duration::from_secs(2)).build().unwrap()
+}
+
+/// `utalk user add` in cluster mode: the user goes into the replicated log, the data dir is not opened.
+async fn cluster_add_user(data_dir: &Path, urls: &str, email: &str, role: &str, password: &str) {
+    let mut child = Command::new(bin())
+        .args(["user", "add", "--email", email, "--role", role, "--password-stdin", "--data-dir"])
+        .arg(data_dir)
+        .env("UTALK_LOG", "warn")
+        .env("UTALK_CLUSTER_URL", urls)
+        .env("UTALK_JWT_SECRET", JWT_SECRET)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn utalk user add");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    }
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if Instant::now() >= until {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "user add through the cluster did not finish in 30s: {} {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "user add through the cluster failed ({}): {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn health(http: &reqwest::Client, base: &str) -> Result<Value, String> {
+    let r = http.get(format!("{base}/health/cluster")).send().await.map_err(|e| format!("{base}: {e}"))?;
+    let status = r.status();
+    let body = r.text().await.map_err(|e| format!("{base}: {e}"))?;
+    if status != 200 {
+        return Err(format!("{base}: /health/cluster answered {status}: {body}"));
+    }
+    serde_json::from_str(&body).map_err(|e| format!("{base}: /health/cluster is not JSON ({e}): {body}"))
+}
+
+/// Checks that the nodes at `bases` (named `ids`) are all in NATS mode,
+/// connected, see exactly each other, and own every shard exactly once between them.
+fn spread_problem(ids: &[&str], healths: &[Value]) -> Option<String> {
+    let mut seen = BTreeSet::new();
+    let mut total = 0;
+    let want_live: Vec<&str> = {
+        let mut v = ids.to_vec();
+        v.sort();
+        v
+    };
+    for (id, h) in ids.iter().zip(healths) {
+        if h["mode"] != "nats" || h["nodeId"] != *id || h["nats"]["connected"] != true {
+            return Some(format!("{id} is not a connected NATS node: {h}"));
+        }
+        let mut live: Vec<&str> = h["liveNodes"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        live.sort();
+        if live != want_live {
+            return Some(format!("{id} sees live nodes {live:?}, not {want_live:?}"));
+        }
+        let owned: Vec<u32> =
+            h["ownedShards"].as_array().map(|a| a.iter().filter_map(|s| s.as_u64().map(|s| s as u32)).collect()).unwrap_or_default();
+        if owned.is_empty() {
+            return Some(format!("{id} owns no shard"));
+        }
+        total += owned.len();
+        seen.extend(owned);
+    }
+    if total != SHARDS as usize || seen != (0..SHARDS).collect::<BTreeSet<u32>>() {
+        return Some(format!("shards are not owned exactly once: {total} owned, {} distinct", seen.len()));
+    }
+    None
+}
+
+/// Waits until the nodes at `bases` share the shards between them (see [`spread_problem`]).
+async fn wait_spread(http: &reqwest::Client, bases: &[String], ids: &[&str], within: Duration) {
+    let until = Instant::now() + within;
+    loop {
+        let mut healths = Vec::new();
+        let mut problem = None;
+        for base in bases {
+            match health(http, base).await {
+                Ok(h) => healths.push(h),
+                Err(e) => {
+                    problem = Some(e);
+                    break;
+                }
+            }
+        }
+        let problem = problem.or_else(|| spread_problem(ids, &healths));
+        let Some(problem) = problem else { return };
+        assert!(Instant::now() < until, "shards never settled over {ids:?} within {within:?}: {problem}; health: {healths:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn try_login(http: &reqwest::Client, base: &str, who: (&str, &str)) -> Result<String, String> {
+    let r = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": who.0, "password": who.1}))
+        .send()
+        .await
+        .map_err(|e| format!("{base}: {e}"))?;
+    let status = r.status();
+    let body = r.text().await.map_err(|e| format!("{base}: {e}"))?;
+    if status != 200 {
+        return Err(format!("{base}: login of {} answered {status}: {body}", who.0));
+    }
+    let v: Value = serde_json::from_str(&body).map_err(|e| format!("{base}: login answer is not JSON ({e}): {body}"))?;
+    v["accessToken"].as_str().map(str::to_string).ok_or_else(|| format!("{base}: no accessToken in {body}"))
+}
+
+/// Logs in on `base`, retrying until the user has reached that node.
+async fn login_polling(http: &reqwest::Client, base: &str, who: (&str, &str), within: Duration) -> String {
+    let until = Instant::now() + within;
+    loop {
+        match try_login(http, base, who).await {
+            Ok(token) => return token,
+            Err(e) => assert!(Instant::now() < until, "{} could not log in within {within:?}: {e}", who.0),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn create_conversation(http: &reqwest::Client, base: &str, token: &str) -> Result<String, String> {
+    let r = http
+        .post(format!("{base}/api/v1/conversations"))
+        .bearer_auth(token)
+        .json(&json!({"channel": "api", "customer": {"name": "Ana", "phone": "+5215550001"}}))
+        .send()
+        .await
+        .map_err(|e| format!("{base}: {e}"))?;
+    let status = r.status();
+    let body = r.text().await.map_err(|e| format!("{base}: {e}"))?;
+    if status != 201 {
+        return Err(format!("{base}: create conversation answered {status}: {body}"));
+    }
+    let v: Value = serde_json::from_str(&body).map_err(|e| format!("{base}: not JSON ({e}): {body}"))?;
+    v["id"].as_str().map(str::to_string).ok_or_else(|| format!("{base}: no id in {body}"))
+}
+
+/// One failed attempt to send: whether another node may be tried with the same id, and what happened.
+struct Failure {
+    retryable: bool,
+    what: String,
+}
+
+/// Posts one message to `base`; 200/201 with a JSON body, else the failure.
+async fn post_message(http: &reqwest::Client, base: &str, token: &str, conv: &str, id: &str, text: &str) -> Result<(u16, Value), Failure> {
+    let r = http
+        .post(format!("{base}/api/v1/conversations/{conv}/messages"))
+        .bearer_auth(token)
+        .json(&json!({"messageId": id, "text": text}))
+        .send()
+        .await
+        .map_err(|e| Failure { retryable: true, what: format!("{base}: {e}") })?;
+    let status = r.status().as_u16();
+    let body = r.text().await.map_err(|e| Failure { retryable: true, what: format!("{base}: {status}, body lost: {e}") })?;
+    if status == 200 || status == 201 {
+        let v = serde_json::from_str(&body)
+            .map_err(|e| Failure { retryable: false, what: format!("{base}: {status} with a body that is not JSON ({e}): {body}") })?;
+        return Ok((status, v));
+    }
+    let retryable = status >= 500 || status == 408 || status == 429;
+    Err(Failure { retryable, what: format!("{base}: {status} {body}") })
+}
+
+/// What a client was told about one of its messages.
+struct Sent {
+    seq: u64,
+    failures: usize,
+}
+
+/// Sends `id` starting at node `first`, moving to the next node after each
+/// retryable failure, until one acknowledges it or 60 s have passed.
+async fn send_until_acked(
+    http: &reqwest::Client,
+    bases: &[String],
+    first: usize,
+    token: &str,
+    conv: &str,
+    id: &str,
+    text: &str,
+) -> Result<Sent, String> {
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut node = first;
+    let mut failures: Vec<String> = Vec::new();
+    loop {
+        match post_message(http, &bases[node], token, conv, id, text).await {
+            Ok((_, v)) => {
+                if v["id"].as_str() != Some(id) {
+                    return Err(format!("{}: sending {id} acknowledged another message: {v}", bases[node]));
+                }
+                let Some(seq) = v["seq"].as_u64().filter(|s| *s >= 1) else {
+                    return Err(format!("{}: acknowledgement of {id} without a seq: {v}", bases[node]));
+                };
+                return Ok(Sent { seq, failures: failures.len() });
+            }
+            Err(f) if !f.retryable => return Err(format!("{id} in {conv} refused for good: {} (after {failures:?})", f.what)),
+            Err(f) => failures.push(f.what),
+        }
+        if Instant::now() >= until {
+            let last: Vec<&String> = failures.iter().rev().take(6).collect();
+            return Err(format!("{id} in {conv} not acknowledged within 60s after {} failures; last: {last:?}", failures.len()));
+        }
+        node = (node + 1) % bases.len();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every message of `conv` on `base`, paging by seq.
+async fn list_messages(http: &reqwest::Client, base: &str, token: &str, conv: &str) -> Result<Vec<Value>, String> {
+    let mut out = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let url = format!("{base}/api/v1/conversations/{conv}/messages?afterSeq={after}&limit=200");
+        let r = http.get(&url).bearer_auth(token).send().await.map_err(|e| format!("{url}: {e}"))?;
+        let status = r.status();
+        let body = r.text().await.map_err(|e| format!("{url}: {e}"))?;
+        if status != 200 {
+            return Err(format!("{url}: {status} {body}"));
+        }
+        let v: Value = serde_json::from_str(&body).map_err(|e| format!("{url}: not JSON ({e}): {body}"))?;
+        let items = v["items"].as_array().ok_or_else(|| format!("{url}: no items: {body}"))?.clone();
+        let Some(last) = items.last() else { return Ok(out) };
+        let last = last["seq"].as_u64().ok_or_else(|| format!("{url}: an item without a seq: {body}"))?;
+        if last <= after {
+            return Err(format!("{url}: a page that does not move forward: {body}"));
+        }
+        after = last;
+        out.extend(items);
+    }
+}
+
+/// A message a client had acknowledged: its id, the seq it was given, its text.
+#[derive(Clone, Debug)]
+struct Expected {
+    id: String,
+    seq: u64,
+    text: String,
+}
+
+/// Checks one node's list of a conversation against its acknowledgements:
+/// seqs 1..=n without gaps, each message once, every acknowledged message at
+/// its seq with its text, and nothing that was never acknowledged.
+fn check_list(list: &[Value], expected: &[Expected]) -> Result<(), String> {
+    let seqs: Vec<u64> = list.iter().map(|m| m["seq"].as_u64().unwrap_or(0)).collect();
+    if seqs != (1..=list.len() as u64).collect::<Vec<_>>() {
+        return Err(format!("seqs are not 1..={} without gaps: {seqs:?}", list.len()));
+    }
+    let mut by_id: HashMap<&str, &Value> = HashMap::new();
+    for m in list {
+        let id = m["id"].as_str().ok_or_else(|| format!("a message without an id: {m}"))?;
+        if by_id.insert(id, m).is_some() {
+            return Err(format!("message {id} is stored twice"));
+        }
+    }
+    for e in expected {
+        let Some(m) = by_id.get(e.id.as_str()) else {
+            return Err(format!("acknowledged message {} (seq {}) is missing; stored seqs 1..={}", e.id, e.seq, list.len()));
+        };
+        if m["seq"].as_u64() != Some(e.seq) || m["text"].as_str() != Some(e.text.as_str()) {
+            return Err(format!("acknowledged message {} was seq {} text {:?}, stored as {m}", e.id, e.seq, e.text));
+        }
+    }
+    if list.len() != expected.len() {
+        let acked: HashSet<&str> = expected.iter().map(|e| e.id.as_str()).collect();
+        let extra: Vec<&Value> = list.iter().filter(|m| !m["id"].as_str().is_some_and(|id| acked.contains(id))).collect();
+        return Err(format!("{} stored, {} acknowledged; never acknowledged: {extra:?}", list.len(), expected.len()));
+    }
+    Ok(())
+}
+
+/// Whether every node in `bases` holds every conversation of `expected` as acknowledged, identically.
+async fn converged(http: &reqwest::Client, bases: &[String], token: &str, expected: &HashMap<String, Vec<Expected>>) -> Result<(), String> {
+    for (conv, exp) in expected {
+        let mut first: Option<Vec<Value>> = None;
+        for base in bases {
+            let list = list_messages(http, base, token, conv).await?;
+            check_list(&list, exp).map_err(|e| format!("{base}, conversation {conv}: {e}"))?;
+            match &first {
+                None => first = Some(list),
+                Some(f) if *f != list => {
+                    let at = f.iter().zip(&list).position(|(a, b)| a != b).unwrap_or(f.len().min(list.len()));
+                    return Err(format!("{base} differs from {} on {conv} at index {at}: {:?} vs {:?}", bases[0], f.get(at), list.get(at)));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn wait_converged(
+    http: &reqwest::Client,
+    bases: &[String],
+    token: &str,
+    expected: &HashMap<String, Vec<Expected>>,
+    within: Duration,
+    what: &str,
+) {
+    let until = Instant::now() + within;
+    loop {
+        match converged(http, bases, token, expected).await {
+            Ok(()) => return,
+            Err(e) => assert!(Instant::now() < until, "{what}: not converged within {within:?}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// One acknowledgement under load.
+#[derive(Clone, Debug)]
+struct Ack {
+    conv: String,
+    seq: u64,
+    text: String,
+    /// When the client first sent the message.
+    started: Instant,
+    /// When it was acknowledged.
+    acked: Instant,
+}
+
+type Acks = Arc<Mutex<HashMap<String, Ack>>>;
+
+/// Clients each writing to their own conversation through every node in
+/// turn, retrying a failed message with the same id on the next node.
+struct Clients {
+    acks: Acks,
+    failures: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<Result<usize, String>>>,
+}
+
+impl Clients {
+    fn start(http: &reqwest::Client, bases: &[String], token: &str, convs: &[String]) -> Clients {
+        let acks: Acks = Arc::default();
+        let failures = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let bases = Arc::new(bases.to_vec());
+        let tasks = convs
+            .iter()
+            .enumerate()
+            .map(|(c, conv)| {
+                let (http, bases, token, conv) = (http.clone(), bases.clone(), token.to_string(), conv.clone());
+                let (acks, failures, stop) = (acks.clone(), failures.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut n = 0usize;
+                    while !stop.load(Ordering::Relaxed) {
+                        let id = Uuid::new_v4().to_string();
+                        let text = format!("client {c} message {n}");
+                        let started = Instant::now();
+                        let sent = send_until_acked(&http, &bases, (c + n) % bases.len(), &token, &conv, &id, &text).await?;
+                        failures.fetch_add(sent.failures, Ordering::Relaxed);
+                        let ack = Ack { conv: conv.clone(), seq: sent.seq, text, started, acked: Instant::now() };
+                        acks.lock().unwrap().insert(id, ack);
+                        n += 1;
+                    }
+                    Ok::<usize, String>(n)
+                })
+            })
+            .collect();
+        Clients { acks, failures, stop, tasks }
+    }
+
+    fn snapshot(&self) -> HashMap<String, Ack> {
+        self.acks.lock().unwrap().clone()
+    }
+
+    /// Stops the clients, asserting each ended without giving up on a message.
+    async fn stop(self) -> (HashMap<String, Ack>, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        for (c, t) in self.tasks.into_iter().enumerate() {
+            match tokio::time::timeout(Duration::from_secs(90), t).await {
+                Ok(Ok(Ok(_))) => {}
+                Ok(Ok(Err(e))) => panic!("client {c} gave up: {e}"),
+                Ok(Err(e)) => panic!("client {c} panicked: {e}"),
+                Err(_) => panic!("client {c} did not finish its last message within 90s"),
+            }
+        }
+        let acks = self.acks.lock().unwrap().clone();
+        (acks, self.failures.load(Ordering::Relaxed))
+    }
+}
+
+/// Acknowledgements of messages first sent at or after `from` and acknowledged before `to`.
+fn sent_between(acks: &HashMap<String, Ack>, from: Instant, to: Instant) -> usize {
+    acks.values().filter(|a| a.started >= from && a.acked < to).count()
+}
+
+fn expected_by_conv(acks: &HashMap<String, Ack>, convs: &[String]) -> HashMap<String, Vec<Expected>> {
+    let mut out: HashMap<String, Vec<Expected>> = convs.iter().map(|c| (c.clone(), Vec::new())).collect();
+    for (id, a) in acks {
+        out.get_mut(&a.conv).unwrap_or_else(|| panic!("an acknowledgement for unknown conversation {}", a.conv)).push(Expected {
+            id: id.clone(),
+            seq: a.seq,
+            text: a.text.clone(),
+        });
+    }
+    for v in out.values_mut() {
+        v.sort_by_key(|e| e.seq);
+    }
+    out
+}
+
+async fn wait_caught_up(http: &reqwest::Client, base: &str, within: Duration) -> Value {
+    let until = Instant::now() + within;
+    loop {
+        let h = health(http, base).await;
+        match &h {
+            Ok(v) if v["mode"] == "nats" && v["nats"]["connected"] == true && v["lag"].as_u64() == Some(0) => return v.clone(),
+            _ => assert!(Instant::now() < until, "restarted node never caught up within {within:?}: {h:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_share_users_order_and_survive_a_node_and_a_nats_server_dying() {
+    let mut nats = Nats::start().await;
+    let urls = nats.urls();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let data: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("data")).collect();
+    let envs: Vec<Vec<(String, String)>> = NODE_IDS.iter().map(|id| node_env(&urls, id)).collect();
+    let mut n1 = start_node(&data[0], &envs[0]).await;
+    let n2 = start_node(&data[1], &envs[1]).await;
+    let n3 = start_node(&data[2], &envs[2]).await;
+    let bases = [n1.base.clone(), n2.base.clone(), n3.base.clone()];
+    let http = http_client();
+
+    // 1. The shards spread over the three nodes; an admin added through the
+    //    cluster while they run logs in on each of them.
+    wait_spread(&http, &bases, &NODE_IDS, Duration::from_secs(60)).await;
+    cluster_add_user(&data[0], &urls, ADMIN.0, "admin", ADMIN.1).await;
+    let mut admin_tokens = Vec::new();
+    for base in &bases {
+        admin_tokens.push(login_polling(&http, base, ADMIN, Duration::from_secs(20)).await);
+    }
+
+    // 2. A user created over REST on node 2 logs in on nodes 1 and 3.
+    let r = http
+        .post(format!("{}/api/v1/users", bases[1]))
+        .bearer_auth(&admin_tokens[1])
+        .json(&json!({"email": AGENT.0, "role": "agent", "password": AGENT.1}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert_eq!(status, 201, "creating the agent on node 2: {}", r.text().await.unwrap_or_default());
+    let agent = login_polling(&http, &bases[0], AGENT, Duration::from_secs(10)).await;
+    login_polling(&http, &bases[2], AGENT, Duration::from_secs(10)).await;
+    // A token from one node is good on another (one signing secret).
+    let me = http.get(format!("{}/api/v1/auth/me", bases[2])).bearer_auth(&agent).send().await.unwrap();
+    assert_eq!(me.status(), 200, "node 1's token on node 3: {}", me.text().await.unwrap_or_default());
+
+    // 3. One conversation written through all three nodes in turn keeps one order.
+    let first_conv = create_conversation(&http, &bases[0], &agent).await.expect("create a conversation on node 1");
+    let mut first_expected = Vec::new();
+    for i in 0..30u64 {
+        let (id, text, node) = (Uuid::new_v4().to_string(), format!("round robin {i}"), (i as usize) % 3);
+        let (status, v) = post_message(&http, &bases[node], &agent, &first_conv, &id, &text)
+            .await
+            .unwrap_or_else(|f| panic!("message {i} through node {}: {}", node + 1, f.what));
+        assert_eq!(status, 201, "message {i} through node {}: {v}", node + 1);
+        assert_eq!(v["id"].as_str(), Some(id.as_str()), "message {i} through node {}: {v}", node + 1);
+        assert_eq!(v["seq"].as_u64(), Some(i + 1), "message {i} through node {} got another seq: {v}", node + 1);
+        first_expected.push(Expected { id, seq: i + 1, text });
+    }
+    // Resending the first message through another node gives back the stored message.
+    let (status, again) = post_message(&http, &bases[2], &agent, &first_conv, &first_expected[0].id, &first_expected[0].text)
+        .await
+        .unwrap_or_else(|f| panic!("resending the first message through node 3: {}", f.what));
+    assert_eq!((status, again["seq"].as_u64()), (200, Some(1)), "resending the first message through node 3: {again}");
+    let mut expected: HashMap<String, Vec<Expected>> = HashMap::from([(first_conv.clone(), first_expected.clone())]);
+    wait_converged(&http, &bases, &agent, &expected, Duration::from_secs(15), "the round-robin conversation").await;
+
+    // 4. Clients under load through every node; node 1 dies, then a NATS server.
+    let mut convs = Vec::new();
+    for c in 0..CLIENTS {
+        let base = &bases[c % 3];
+        convs.push(create_conversation(&http, base, &agent).await.unwrap_or_else(|e| panic!("conversation {c}: {e}")));
+    }
+    let n1_shards = health(&http, &bases[0]).await.map(|h| h["ownedShards"].clone()).unwrap_or_default();
+    let clients = Clients::start(&http, &bases, &agent, &convs);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before_kill = clients.snapshot().len();
+    assert!(before_kill > 0, "no message acknowledged in 2s of load on a healthy cluster");
+    let node_killed = Instant::now();
+    n1.kill();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+
+    nats.kill(0);
+    let nats_down = Instant::now();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Stay down a little longer while nothing sent since has been acknowledged yet, so
+    // that the check below is about writes going on, not about how fast a leader is elected.
+    while sent_between(&clients.snapshot(), nats_down, Instant::now()) == 0 && nats_down.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let nats_restarting = Instant::now();
+    nats.restart(0).await;
+    let (acks, failures) = clients.stop().await;
+
+    let after_kill = sent_between(&acks, node_killed, nats_down);
+    let while_nats_down = sent_between(&acks, nats_down, nats_restarting);
+    assert!(
+        after_kill > 0,
+        "no message sent after node 1 died was acknowledged before the NATS server died ({} acked in all, {before_kill} before the kill)",
+        acks.len()
+    );
+    assert!(
+        while_nats_down > 0,
+        "no message sent while NATS server 0 was down ({:?}) was acknowledged ({} acked in all, {after_kill} after the node died)",
+        nats_restarting - nats_down,
+        acks.len()
+    );
+    assert!(failures > 0, "clients never had to retry, so node 1 cannot have been down ({} acked)", acks.len());
+    for conv in &convs {
+        let later = acks.values().filter(|a| a.conv == *conv && a.started >= node_killed).count();
+        assert!(later > 0, "conversation {conv} took no write after node 1 died (node 1 owned shards {n1_shards})");
+    }
+
+    // The two survivors own every shard between them and hold every acknowledged message once, at its seq.
+    let survivors = [bases[1].clone(), bases[2].clone()];
+    wait_spread(&http, &survivors, &NODE_IDS[1..], Duration::from_secs(30)).await;
+    expected.extend(expected_by_conv(&acks, &convs));
+    wait_converged(&http, &survivors, &agent, &expected, Duration::from_secs(30), "nodes 2 and 3 after the failures").await;
+
+    // 5. Node 1 restarts on its data dir and catches up from the log.
+    let n1 = start_node(&data[0], &envs[0]).await;
+    let restarted = [n1.base.clone(), bases[1].clone()];
+    let h = wait_caught_up(&http, &n1.base, Duration::from_secs(60)).await;
+    assert_eq!(h["nodeId"], "n1", "{h}");
+    wait_converged(&http, &restarted, &agent, &expected, Duration::from_secs(60), "node 1 after its restart, against node 2").await;
+
+    // And writes through it carry on from where the conversation was.
+    let conv = &convs[0];
+    let last = expected[conv].last().map_or(0, |e| e.seq);
+    let (id, text) = (Uuid::new_v4().to_string(), "after the restart".to_string());
+    let all = [n1.base.clone(), bases[1].clone(), bases[2].clone()];
+    let sent =
+        send_until_acked(&http, &all, 0, &agent, conv, &id, &text).await.unwrap_or_else(|e| panic!("a write after the restart: {e}"));
+    assert_eq!(sent.seq, last + 1, "the first write after the restart to {conv} does not follow seq {last}");
+    let one: HashMap<String, Vec<Expected>> = HashMap::from([(conv.clone(), {
+        let mut v = expected[conv].clone();
+        v.push(Expected { id, seq: sent.seq, text });
+        v
+    })]);
+    wait_converged(&http, &all, &agent, &one, Duration::from_secs(20), "all three nodes after a write through node 1").await;
+
+    drop((n1, n2, n3));
+}

@@ -1,0 +1,285 @@
+// Three utalk nodes over a real three-server NATS JetStream cluster, driven
+// with the stock socket.io-client: what one node accepts reaches the sockets
+// of every other node, once and in seq order.
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import { io } from "socket.io-client";
+import { uuid, ADMIN, AGENT } from "./harness.mjs";
+import { startCluster, sleep } from "./cluster-harness.mjs";
+
+// One cluster for the file, started by the first test that needs it. Without
+// nats-server every test fails with the message saying how to get one.
+let starting;
+const cluster = () => (starting ??= startCluster({ size: 3, leaseMs: 3000 }));
+
+const sockets = [];
+
+after(async () => {
+  for (const s of sockets) s.close();
+  if (starting) {
+    const c = await starting.catch(() => null);
+    await c?.stop();
+  }
+});
+
+const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+function connect(node, token, opts = {}) {
+  const s = io(node.base, { auth: { token }, forceNew: true, reconnectionDelay: 100, reconnectionDelayMax: 200, ...opts });
+  sockets.push(s);
+  return s;
+}
+
+function connected(socket, ms = 20000) {
+  if (socket.connected) return Promise.resolve(socket);
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error("timed out waiting for connect")), ms);
+    socket.once("connect", () => {
+      clearTimeout(t);
+      resolve(socket);
+    });
+    socket.once("connect_error", (e) => {
+      clearTimeout(t);
+      reject(new Error(`connect_error: ${e.message}`));
+    });
+  });
+}
+
+const ack = (socket, event, payload) => socket.timeout(15000).emitWithAck(event, payload);
+
+async function eventually(check, ms, what) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+// A conversation opened through another node reaches this node's copy shortly
+// after, so a join may answer not_found for a moment; anything else is final.
+async function join(socket, conversationId, sinceSeq) {
+  const payload = sinceSeq === undefined ? { conversationId } : { conversationId, sinceSeq };
+  const until = Date.now() + 10000;
+  for (;;) {
+    const r = await ack(socket, "conversation:join", payload);
+    if (r.ok) return r;
+    if (r.error?.code !== "not_found" || Date.now() > until) assert.fail(`conversation:join answered ${JSON.stringify(r)}`);
+    await sleep(50);
+  }
+}
+
+// Sends over REST; a 503 is retried with the same messageId, as the API says is safe.
+async function post(node, token, conversationId, text) {
+  const messageId = uuid();
+  const until = Date.now() + 15000;
+  for (let retry = false; ; retry = true) {
+    const r = await node.api("POST", `/api/v1/conversations/${conversationId}/messages`, { token, body: { messageId, text } });
+    if (r.status === 201 || (retry && r.status === 200)) {
+      assert.equal(r.body.id, messageId);
+      return r.body;
+    }
+    if (r.status !== 503 || Date.now() > until) assert.fail(`POST message on ${node.nodeId} answered ${r.status}: ${JSON.stringify(r.body)}`);
+    await sleep(100);
+  }
+}
+
+// Sends over a socket and waits for the ack; retryable refusals are retried with the same messageId.
+async function send(socket, conversationId, text) {
+  const messageId = uuid();
+  const until = Date.now() + 15000;
+  for (;;) {
+    const r = await ack(socket, "message:send", { conversationId, messageId, text });
+    if (r.ok) {
+      assert.equal(r.message.id, messageId);
+      return r.message;
+    }
+    const retryable = ["overloaded", "conversation_restarted", "storage_unavailable"].includes(r.error?.code);
+    if (!retryable || Date.now() > until) assert.fail(`message:send answered ${JSON.stringify(r)}`);
+    await sleep(100);
+  }
+}
+
+function collect(socket, conversationId) {
+  const got = [];
+  socket.on("message:new", ({ message }) => {
+    if (message.conversationId === conversationId) got.push(message);
+  });
+  return got;
+}
+
+test("a socket on node 3 sees what node 1 accepts, in order", { timeout: 300000 }, async () => {
+  const {
+    nodes: [n1, n2, n3],
+  } = await cluster();
+  const agent = await n1.login(AGENT);
+  const admin = await n2.login(ADMIN);
+  const conv = await n1.conversation(agent.accessToken);
+
+  // The agent signed in on node 1; its socket lands on node 3 (default transports: polling, then the upgrade).
+  const watcher = await connected(connect(n3, agent.accessToken));
+  const seen = collect(watcher, conv);
+  const joined = await join(watcher, conv);
+  assert.equal(joined.lastSeq, 0);
+  assert.deepEqual(joined.messages, []);
+
+  const sender = await connected(connect(n2, admin.accessToken, { transports: ["websocket"] }));
+  const seenBySender = collect(sender, conv);
+  await join(sender, conv);
+
+  // Node 1 takes 20 over REST while node 2 takes 8 over a socket, at the same time.
+  const viaRest = [];
+  const viaSocket = [];
+  await Promise.all([
+    (async () => {
+      for (let i = 0; i < 20; i++) viaRest.push(await post(n1, agent.accessToken, conv, `rest ${i}`));
+    })(),
+    (async () => {
+      for (let i = 0; i < 8; i++) viaSocket.push(await send(sender, conv, `socket ${i}`));
+    })(),
+  ]);
+  const total = viaRest.length + viaSocket.length;
+  const accepted = [...viaRest, ...viaSocket].sort((a, b) => a.seq - b.seq);
+  assert.deepEqual(
+    accepted.map((m) => m.seq),
+    range(1, total),
+    "the accepted messages are numbered from 1 without gaps or repeats",
+  );
+  for (const [name, msgs] of [["REST on node 1", viaRest], ["socket on node 2", viaSocket]]) {
+    const seqs = msgs.map((m) => m.seq);
+    assert.ok(
+      seqs.every((s, i) => i === 0 || s > seqs[i - 1]),
+      `${name}: each message is numbered after the one acknowledged before it: ${seqs}`,
+    );
+  }
+
+  await eventually(() => seen.length >= total, 30000, `${total} deliveries on node 3`);
+  // Anything delivered twice would have shown up by now.
+  await sleep(500);
+  assert.deepEqual(
+    seen.map((m) => m.seq),
+    range(1, total),
+    "node 3's socket got every message once, seqs strictly increasing by 1",
+  );
+  assert.deepEqual(
+    seen.map((m) => m.id),
+    accepted.map((m) => m.id),
+  );
+  assert.deepEqual(
+    seen.map((m) => m.text),
+    accepted.map((m) => m.text),
+  );
+  assert.ok(seen.every((m) => m.direction === "outbound" && m.author?.type === "agent"));
+
+  // The sending socket on node 2 sees the same stream.
+  await eventually(() => seenBySender.length >= total, 30000, `${total} deliveries on node 2`);
+  assert.deepEqual(
+    seenBySender.map((m) => m.id),
+    accepted.map((m) => m.id),
+    "node 2's socket got every message once, in seq order",
+  );
+
+  // Node 3 has them in its own storage too.
+  const stored = await eventually(
+    async () => {
+      const r = await n3.api("GET", `/api/v1/conversations/${conv}/messages?limit=200`, { token: agent.accessToken });
+      return r.status === 200 && r.body.items.length >= total ? r.body.items : null;
+    },
+    15000,
+    "the messages in node 3's storage",
+  );
+  assert.deepEqual(
+    stored.map((m) => m.id),
+    accepted.map((m) => m.id),
+  );
+
+  watcher.disconnect();
+  sender.disconnect();
+});
+
+test("a widget that comes back on another node gets what it missed", { timeout: 300000 }, async () => {
+  const {
+    nodes: [n1, n2, n3],
+  } = await cluster();
+  const agent = await n2.login(AGENT);
+  const w = await n1.api("POST", "/api/v1/widget/sessions", { body: { name: "Vuelve" } });
+  assert.equal(w.status, 201, JSON.stringify(w.body));
+  const conv = w.body.conversationId;
+
+  // The widget is first served by node 1 and gets a few staff messages there.
+  const first = await connected(connect(n1, w.body.token, { transports: ["websocket"] }));
+  const before = collect(first, conv);
+  const j1 = await join(first, conv);
+  assert.equal(j1.lastSeq, 0);
+  const early = [];
+  for (let i = 0; i < 4; i++) early.push(await post(n1, agent.accessToken, conv, `antes ${i}`));
+  await eventually(() => before.length >= 4, 20000, "the first deliveries to the widget on node 1");
+  assert.deepEqual(
+    before.map((m) => m.seq),
+    [1, 2, 3, 4],
+  );
+  assert.deepEqual(
+    before.map((m) => m.id),
+    early.map((m) => m.id),
+  );
+  const lastSeen = before.at(-1).seq;
+
+  // It goes away; the conversation goes on through node 2.
+  first.disconnect();
+  const missed = [];
+  for (let i = 0; i < 6; i++) missed.push(await post(n2, agent.accessToken, conv, `mientras ${i}`));
+  assert.deepEqual(
+    missed.map((m) => m.seq),
+    range(5, 10),
+  );
+  assert.equal(before.length, 4, "a disconnected widget gets nothing");
+
+  // It comes back on node 3 and rejoins with the last seq it saw.
+  const back = await connected(connect(n3, w.body.token, { transports: ["websocket"] }));
+  const live = collect(back, conv);
+  const rejoined = await join(back, conv, lastSeen);
+  assert.equal(rejoined.hasMore, false);
+  assert.ok(
+    rejoined.messages.every((m) => m.seq > lastSeen),
+    `the replay starts after sinceSeq: ${rejoined.messages.map((m) => m.seq)}`,
+  );
+
+  // Then the conversation goes on through every node: REST on 1 and 2, a socket on 3.
+  const staffOn3 = await connected(connect(n3, agent.accessToken, { transports: ["websocket"] }));
+  await join(staffOn3, conv);
+  const later = [];
+  later.push(await post(n1, agent.accessToken, conv, "después 0"));
+  later.push(await post(n2, agent.accessToken, conv, "después 1"));
+  later.push(await send(staffOn3, conv, "después 2"));
+  assert.deepEqual(
+    later.map((m) => m.seq),
+    range(11, 13),
+  );
+
+  const expected = [...missed, ...later];
+  await eventually(() => rejoined.messages.length + live.length >= expected.length, 30000, "the missed and live messages on node 3");
+  await sleep(500);
+  const got = [...rejoined.messages, ...live];
+  assert.deepEqual(
+    got.map((m) => m.seq),
+    range(lastSeen + 1, lastSeen + expected.length),
+    "the replay and the live events together carry every message after the last one seen, once, in order",
+  );
+  assert.deepEqual(
+    got.map((m) => m.id),
+    expected.map((m) => m.id),
+  );
+  assert.deepEqual(
+    got.map((m) => m.text),
+    expected.map((m) => m.text),
+  );
+  // The live ones came as events, after the replay.
+  assert.deepEqual(
+    live.slice(-later.length).map((m) => m.id),
+    later.map((m) => m.id),
+  );
+
+  back.disconnect();
+  staffOn3.disconnect();
+});
