@@ -256,7 +256,7 @@ fn start_inventory(config: &Config, db: &Db, writer: &StoreWriter, registry: &Re
         _ => None,
     };
     let sink = Arc::new(SocketAlerts::new(db.clone(), registry.broker().clone()));
-    Ok(Inventory::start(db.clone(), writer.clone(), sink, signal))
+    Ok(Inventory::start(db.clone(), registry.journal().clone(), sink, signal))
 }
 
 /// Starts the bot's workers and hooks it to the conversations.

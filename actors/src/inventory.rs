@@ -7,8 +7,13 @@
 //! lower store id, which holds the other store's actor until the batch is
 //! written. An actor only ever waits for actors of higher ids, so two
 //! transfers in opposite directions cannot wait for each other.
+//!
+//! In a cluster every node may run a store's actor, so each write is fenced
+//! on the inventory's log subject at the position its reads were made at:
+//! a write that another node overtook is refused, and the change is read
+//! and decided again (optimistic concurrency, retried a bounded number of times).
 
-use crate::store_writer::StoreWriter;
+use crate::journal::{Journal, INVENTORY_SUBJECT};
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -189,7 +194,7 @@ const ID_STRIPES: usize = 256;
 struct Shared {
     ids: Vec<tokio::sync::Mutex<()>>,
     db: Db,
-    writer: StoreWriter,
+    journal: Journal,
     /// Set when alert changes are queued for the outbound webhook: wakes its worker.
     webhook_signal: Option<Arc<crate::signal::JobSignal>>,
     sink: Arc<dyn AlertSink>,
@@ -198,7 +203,29 @@ struct Shared {
     actors: Mutex<HashMap<Uuid, Addr<StoreActor>>>,
 }
 
+/// How many times a change overtaken by another node is decided again before giving up.
+const FENCE_ATTEMPTS: usize = 20;
+
 impl Shared {
+    /// Runs `change` (reads, then a fenced write) until no other node overtook it.
+    async fn fenced<T, F, Fut>(&self, mut change: F) -> Result<T, InventoryError>
+    where
+        F: FnMut(u64) -> Fut,
+        Fut: std::future::Future<Output = Result<Option<T>, InventoryError>>,
+    {
+        for _ in 0..FENCE_ATTEMPTS {
+            let at = self.journal.sync_subject(INVENTORY_SUBJECT).await.map_err(|e| InventoryError::Storage(e.to_string()))?;
+            if let Some(done) = change(at).await? {
+                return Ok(done);
+            }
+        }
+        Err(InventoryError::Unavailable)
+    }
+
+    /// Writes `batch` fenced at `at`; `false` when another node wrote first.
+    async fn commit(&self, at: u64, batch: Batch) -> Result<bool, InventoryError> {
+        self.journal.commit_fenced(INVENTORY_SUBJECT, at, batch).await.map_err(|e| InventoryError::Storage(e.to_string()))
+    }
     /// Tells the listeners about alert changes now durable.
     fn announce(&self, raised: &[Alert], changed: &[Alert], store_of: impl Fn(&Alert) -> Option<Store>) {
         if raised.is_empty() && changed.is_empty() {
@@ -229,16 +256,11 @@ pub struct Inventory {
 impl Inventory {
     /// Starts the inventory on its own arbiter; with `webhook_signal`, alert changes are queued for the
     /// outbound webhook and its worker is woken.
-    pub fn start(
-        db: Db,
-        writer: StoreWriter,
-        sink: Arc<dyn AlertSink>,
-        webhook_signal: Option<Arc<crate::signal::JobSignal>>,
-    ) -> Inventory {
+    pub fn start(db: Db, journal: Journal, sink: Arc<dyn AlertSink>, webhook_signal: Option<Arc<crate::signal::JobSignal>>) -> Inventory {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
         let arbiters = (0..threads).map(|_| Arbiter::new().handle()).collect();
         let ids = (0..ID_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
-        Inventory { shared: Arc::new(Shared { ids, db, writer, webhook_signal, sink, arbiters, actors: Mutex::new(HashMap::new()) }) }
+        Inventory { shared: Arc::new(Shared { ids, db, journal, webhook_signal, sink, arbiters, actors: Mutex::new(HashMap::new()) }) }
     }
 
     /// Every store's id.
@@ -321,6 +343,7 @@ pub struct AddProduct(pub Product);
 /// Acknowledges or resolves an alert.
 #[derive(Message)]
 #[rtype(result = "Result<Alert, InventoryError>")]
+#[derive(Clone, Copy)]
 pub struct UpdateAlert {
     id: Uuid,
     by: Uuid,
@@ -349,7 +372,8 @@ impl Handler<Check> for StoreActor {
     fn handle(&mut self, _msg: Check, _ctx: &mut Context<Self>) -> Self::Result {
         let inv = self.inventory.clone();
         let store = self.store;
-        AtomicResponse::new(Box::pin(check(inv, store).into_actor(self)))
+        let shared = inv.shared.clone();
+        AtomicResponse::new(Box::pin(async move { shared.fenced(|at| check(inv.clone(), store, at)).await }.into_actor(self)))
     }
 }
 
@@ -360,14 +384,21 @@ impl Handler<AddProduct> for StoreActor {
         AtomicResponse::new(Box::pin(
             async move {
                 let p = msg.0;
-                inventory::store(&shared.db, p.store_id)?.ok_or(InventoryError::UnknownStore(p.store_id))?;
-                if inventory::product(&shared.db, p.store_id, &p.sku)?.is_some() {
-                    return Err(InventoryError::ProductExists { store: p.store_id, sku: p.sku });
-                }
-                let mut b = Batch::new();
-                inventory::put_product(&mut b, None, &p)?;
-                shared.writer.commit(b).await.map_err(|e| InventoryError::Storage(e.to_string()))?;
-                Ok(p)
+                let s = shared.clone();
+                shared
+                    .fenced(|at| {
+                        let (shared, p) = (s.clone(), p.clone());
+                        async move {
+                            inventory::store(&shared.db, p.store_id)?.ok_or(InventoryError::UnknownStore(p.store_id))?;
+                            if inventory::product(&shared.db, p.store_id, &p.sku)?.is_some() {
+                                return Err(InventoryError::ProductExists { store: p.store_id, sku: p.sku });
+                            }
+                            let mut b = Batch::new();
+                            inventory::put_product(&mut b, None, &p)?;
+                            Ok(shared.commit(at, b).await?.then_some(p))
+                        }
+                    })
+                    .await
             }
             .into_actor(self),
         ))
@@ -380,35 +411,43 @@ impl Handler<UpdateAlert> for StoreActor {
         let shared = self.inventory.shared.clone();
         AtomicResponse::new(Box::pin(
             async move {
-                let mut a = alert::get(&shared.db, msg.id)?.ok_or(InventoryError::UnknownAlert(msg.id))?;
-                let now = Timestamp::now();
-                match (msg.resolve, a.status) {
-                    // Resolving twice, or acknowledging what is already taken or over, changes nothing.
-                    (_, AlertStatus::Resolved) | (false, AlertStatus::Acknowledged) => return Ok(a),
-                    (false, AlertStatus::Open) => {
-                        a.status = AlertStatus::Acknowledged;
-                        a.acknowledged_at = Some(now);
-                        a.acknowledged_by = Some(msg.by);
-                    }
-                    (true, _) => {
-                        a.status = AlertStatus::Resolved;
-                        a.resolved_at = Some(now);
-                        a.resolved_by = Some(msg.by);
-                    }
-                }
-                let store = inventory::store(&shared.db, a.store_id)?;
-                let mut b = Batch::new();
-                alert::put(&mut b, &a)?;
-                if let (true, Some(s)) = (shared.webhook_signal.is_some(), &store) {
-                    alert::enqueue_webhook(&mut b, &a, &s.name, now)?;
-                }
-                shared.writer.commit(b).await.map_err(|e| InventoryError::Storage(e.to_string()))?;
-                shared.announce(&[], std::slice::from_ref(&a), |_| store.clone());
-                Ok(a)
+                let s = shared.clone();
+                shared.fenced(|at| update_alert(s.clone(), at, msg.clone())).await
             }
             .into_actor(self),
         ))
     }
+}
+
+/// Acknowledges or resolves an alert; `None` when another node wrote first.
+async fn update_alert(shared: Arc<Shared>, at: u64, msg: UpdateAlert) -> Result<Option<Alert>, InventoryError> {
+    let mut a = alert::get(&shared.db, msg.id)?.ok_or(InventoryError::UnknownAlert(msg.id))?;
+    let now = Timestamp::now();
+    match (msg.resolve, a.status) {
+        // Resolving twice, or acknowledging what is already taken or over, changes nothing.
+        (_, AlertStatus::Resolved) | (false, AlertStatus::Acknowledged) => return Ok(Some(a)),
+        (false, AlertStatus::Open) => {
+            a.status = AlertStatus::Acknowledged;
+            a.acknowledged_at = Some(now);
+            a.acknowledged_by = Some(msg.by);
+        }
+        (true, _) => {
+            a.status = AlertStatus::Resolved;
+            a.resolved_at = Some(now);
+            a.resolved_by = Some(msg.by);
+        }
+    }
+    let store = inventory::store(&shared.db, a.store_id)?;
+    let mut b = Batch::new();
+    alert::put(&mut b, &a)?;
+    if let (true, Some(s)) = (shared.webhook_signal.is_some(), &store) {
+        alert::enqueue_webhook(&mut b, &a, &s.name, now)?;
+    }
+    if !shared.commit(at, b).await? {
+        return Ok(None);
+    }
+    shared.announce(&[], std::slice::from_ref(&a), |_| store.clone());
+    Ok(Some(a))
 }
 
 impl Handler<Hold> for StoreActor {
@@ -481,16 +520,25 @@ async fn apply(inv: Inventory, me: Uuid, req: TxnRequest) -> Result<TxnOutcome, 
         held_rx.await.map_err(|_| InventoryError::Unavailable)?;
         release = Some(release_tx);
     }
-    let result = apply_held(&inv, &req).await;
+    let result = inv.shared.fenced(|at| apply_held(&inv, &req, at)).await;
     if let Some(r) = release {
         let _ = r.send(());
     }
     result
 }
 
-async fn apply_held(inv: &Inventory, req: &TxnRequest) -> Result<TxnOutcome, InventoryError> {
+/// Reads, checks and writes a transaction fenced at `at`; `None` when another node wrote first.
+async fn apply_held(inv: &Inventory, req: &TxnRequest, at: u64) -> Result<Option<TxnOutcome>, InventoryError> {
     let shared = &inv.shared;
     let db = &shared.db;
+    // Another node may have taken the same transaction since it was first looked up.
+    if let Some(t) = inventory::txn(db, req.id)? {
+        return if req.is(&t) {
+            Ok(Some(TxnOutcome { txn: t, created: false, raised: Vec::new(), resolved: Vec::new() }))
+        } else {
+            Err(InventoryError::IdReused(req.id))
+        };
+    }
     let now = Timestamp::now();
     let (store, old) = load(db, req.store_id, &req.sku)?;
     let mut new = old.clone();
@@ -532,12 +580,15 @@ async fn apply_held(inv: &Inventory, req: &TxnRequest) -> Result<TxnOutcome, Inv
         to_stock_after,
     };
     inventory::put_txn(&mut batch, &txn)?;
-    shared.writer.commit(batch).await.map_err(|e| InventoryError::Storage(e.to_string()))?;
+    if !shared.commit(at, batch).await? {
+        return Ok(None);
+    }
     shared.announce(&raised, &resolved, |a| if a.store_id == store.id { Some(store.clone()) } else { other_store.clone() });
-    Ok(TxnOutcome { txn, created: true, raised, resolved })
+    Ok(Some(TxnOutcome { txn, created: true, raised, resolved }))
 }
 
-async fn check(inv: Inventory, store_id: Uuid) -> Result<(Vec<Alert>, Vec<Alert>), InventoryError> {
+/// Raised and resolved alerts of `store_id`, written fenced at `at`; `None` when another node wrote first.
+async fn check(inv: Inventory, store_id: Uuid, at: u64) -> Result<Option<(Vec<Alert>, Vec<Alert>)>, InventoryError> {
     let shared = &inv.shared;
     let db = &shared.db;
     let store = inventory::store(db, store_id)?.ok_or(InventoryError::UnknownStore(store_id))?;
@@ -549,11 +600,11 @@ async fn check(inv: Inventory, store_id: Uuid) -> Result<(Vec<Alert>, Vec<Alert>
         raised.extend(r);
         resolved.extend(s);
     }
-    if !batch.is_empty() {
-        shared.writer.commit(batch).await.map_err(|e| InventoryError::Storage(e.to_string()))?;
+    if !batch.is_empty() && !shared.commit(at, batch).await? {
+        return Ok(None);
     }
     shared.announce(&raised, &resolved, |_| Some(store.clone()));
-    Ok((raised, resolved))
+    Ok(Some((raised, resolved)))
 }
 
 /// Sends alerts to connected operators, admins and the store's manager (`alert:new`, `alert:updated`).

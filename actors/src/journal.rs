@@ -27,6 +27,10 @@ use uuid::Uuid;
 /// The meta key holding the last log position this node's store has applied.
 pub const APPLIED_KEY: &[u8] = b"cluster.applied_position";
 
+/// The log subject of every stock change: one subject, so that a transfer
+/// between two stores is fenced as one write.
+pub const INVENTORY_SUBJECT: &str = "utalk.log.shared.inventory";
+
 /// How long a writer keeps asking an unreachable log (a leader election
 /// takes a few seconds) before it gives up and says so.
 const APPEND_PATIENCE: Duration = Duration::from_secs(10);
@@ -216,6 +220,34 @@ impl Journal {
         let record = LogRecord { conversation: None, changes: vec![LoggedChange { batch, events: Vec::new() }] };
         let id = Uuid::now_v7().simple().to_string();
         match self.append(&unique_subject(kind, key), Some(0), &id, record.encode()?).await {
+            Ok(position) => self.wait_applied(position).await.map(|()| true),
+            Err(ClusterError::Fenced { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Makes this node's store hold everything written to `subject` so far
+    /// and returns the position to fence the next write on (0 on one node alone).
+    pub async fn sync_subject(&self, subject: &str) -> Result<u64, JournalError> {
+        if !self.replicated() {
+            return Ok(0);
+        }
+        let position = self.inner.cluster.last_position(subject).await?;
+        self.wait_applied(position).await?;
+        Ok(position)
+    }
+
+    /// Writes `batch` to `subject` if nothing was written there since
+    /// `expected` (from [`Journal::sync_subject`]): `false` when another node
+    /// wrote first, so the caller reads again and decides again.
+    pub async fn commit_fenced(&self, subject: &str, expected: u64, batch: Batch) -> Result<bool, JournalError> {
+        if !self.replicated() {
+            self.inner.writer.commit(batch).await?;
+            return Ok(true);
+        }
+        let record = LogRecord { conversation: None, changes: vec![LoggedChange { batch, events: Vec::new() }] };
+        let id = Uuid::now_v7().simple().to_string();
+        match self.append(subject, Some(expected), &id, record.encode()?).await {
             Ok(position) => self.wait_applied(position).await.map(|()| true),
             Err(ClusterError::Fenced { .. }) => Ok(false),
             Err(e) => Err(e.into()),

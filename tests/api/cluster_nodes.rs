@@ -612,3 +612,102 @@ async fn three_nodes_share_users_order_and_survive_a_node_and_a_nats_server_dyin
 
     drop((n1, n2, n3));
 }
+
+/// Stock of `sku` in `store` as node `base` has it.
+async fn stock_on(http: &reqwest::Client, base: &str, token: &str, store: &str, sku: &str) -> Result<i64, String> {
+    let r = http.get(format!("{base}/api/v1/stores/{store}/products")).bearer_auth(token).send().await.map_err(|e| e.to_string())?;
+    let v: Value = r.json().await.map_err(|e| e.to_string())?;
+    let items = v["items"].as_array().ok_or_else(|| format!("no items: {v}"))?;
+    items.iter().find(|p| p["sku"] == sku).and_then(|p| p["stock"].as_i64()).ok_or_else(|| format!("no {sku}: {v}"))
+}
+
+async fn post_json(http: &reqwest::Client, url: String, token: &str, body: Value) -> (u16, Value) {
+    let r = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_sold_through_three_nodes_at_once_loses_no_update() {
+    let nats = Nats::start().await;
+    let urls = nats.urls();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut nodes = Vec::new();
+    for (i, id) in NODE_IDS.iter().enumerate() {
+        nodes.push(start_node(&dirs[i].path().join("data"), &node_env(&urls, id)).await);
+    }
+    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+    let http = http_client();
+    wait_spread(&http, &bases, &NODE_IDS, Duration::from_secs(60)).await;
+    cluster_add_user(dirs[0].path(), &urls, ADMIN.0, "admin", ADMIN.1).await;
+    let mut tokens = Vec::new();
+    for base in &bases {
+        tokens.push(login_polling(&http, base, ADMIN, Duration::from_secs(20)).await);
+    }
+
+    // A store made on node 1, its product on node 2, stock bought on node 3.
+    let (status, s) =
+        post_json(&http, format!("{}/api/v1/stores", bases[0]), &tokens[0], json!({"name": "Centro", "allowNegativeStock": false})).await;
+    assert_eq!(status, 201, "store: {s}");
+    let store = s["id"].as_str().unwrap().to_string();
+    let product = json!({"sku": "CF-500", "name": "Café 500 g", "price": 89.5, "lowStockThreshold": 10});
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        // Node 2 may not have applied the store yet.
+        let (status, v) = post_json(&http, format!("{}/api/v1/stores/{store}/products", bases[1]), &tokens[1], product.clone()).await;
+        if status == 201 {
+            break;
+        }
+        assert!(status == 404 && Instant::now() < until, "product on node 2: {status} {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let txn =
+        |kind: &str, qty: i64| json!({"transactionId": Uuid::new_v4(), "storeId": store, "sku": "CF-500", "type": kind, "quantity": qty});
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, v) = post_json(&http, format!("{}/api/v1/inventory/transactions", bases[2]), &tokens[2], txn("PURCHASE", 40)).await;
+        if status == 201 {
+            break;
+        }
+        assert!(status == 404 && Instant::now() < until, "purchase on node 3: {status} {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // 45 sales of one unit race through all three nodes, each sent twice: 40 go through, 5 find no stock.
+    let mut sales = Vec::new();
+    for i in 0..45usize {
+        let (http, base, token, body) = (http.clone(), bases[i % 3].clone(), tokens[i % 3].clone(), txn("SALE", 1));
+        sales.push(tokio::spawn(async move {
+            let first = post_json(&http, format!("{base}/api/v1/inventory/transactions"), &token, body.clone()).await;
+            let again = post_json(&http, format!("{base}/api/v1/inventory/transactions"), &token, body).await;
+            (first, again)
+        }));
+    }
+    let (mut sold, mut refused) = (0, 0);
+    for s in sales {
+        let ((status, v), (again, v2)) = s.await.unwrap();
+        match status {
+            201 => {
+                sold += 1;
+                assert_eq!(again, 200, "a repeated sale answers the first: {v2}");
+                assert_eq!(v2["id"], v["id"]);
+            }
+            409 => {
+                refused += 1;
+                assert_eq!(v["error"]["code"], "insufficient_stock", "{v}");
+            }
+            other => panic!("sale answered {other}: {v}"),
+        }
+    }
+    assert_eq!((sold, refused), (40, 5), "every unit sold once, none twice");
+    for (i, base) in bases.iter().enumerate() {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = stock_on(&http, base, &tokens[i], &store, "CF-500").await;
+            if left == Ok(0) {
+                break;
+            }
+            assert!(Instant::now() < until, "node {} has stock {left:?}, not 0", i + 1);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
