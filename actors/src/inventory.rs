@@ -412,7 +412,7 @@ impl Handler<UpdateAlert> for StoreActor {
         AtomicResponse::new(Box::pin(
             async move {
                 let s = shared.clone();
-                shared.fenced(|at| update_alert(s.clone(), at, msg.clone())).await
+                shared.fenced(|at| update_alert(s.clone(), at, msg)).await
             }
             .into_actor(self),
         ))
