@@ -254,12 +254,19 @@ impl AuthService {
         };
         let mut b = Batch::new();
         token::put(&mut b, &hash, &record)?;
-        if let Some((old_hash, mut old)) = replacing {
-            // Keep the used token, marked, so that presenting it again is detected as reuse.
-            old.replaced_by = Some(hash);
-            token::put(&mut b, &old_hash, &old)?;
+        match replacing {
+            Some((old_hash, mut old)) => {
+                // Keep the used token, marked, so that presenting it again is detected as reuse.
+                old.replaced_by = Some(hash);
+                token::put(&mut b, &old_hash, &old)?;
+                // A refresh token is exchanged once cluster-wide: another node may have just done it.
+                if !self.journal.commit_first("refresh", &hex::encode(old_hash), b).await? {
+                    tracing::warn!(user = %u.id, "refresh token exchanged twice at once on two nodes; the second is refused");
+                    return Err(ApiError::unauthorized("refresh_token_reused", "refresh token was already used; log in again"));
+                }
+            }
+            None => self.journal.commit(b).await?,
         }
-        self.journal.commit(b).await?;
         Ok(TokenPair {
             access_token: self.access_token(u)?,
             refresh_token: refresh,
