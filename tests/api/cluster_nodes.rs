@@ -729,3 +729,174 @@ async fn refresh_tokens_and_stock_hold_across_three_nodes() {
         }
     }
 }
+
+/// Two veth links into a network namespace: one for clients, one for NATS,
+/// so that NATS can be cut off while clients still reach the node.
+struct Netns {
+    name: String,
+    client_host: String,
+    nats_host: String,
+}
+
+const NS_CLIENT_NET: (&str, &str) = ("10.213.1.1", "10.213.1.2");
+const NS_NATS_NET: (&str, &str) = ("10.213.2.1", "10.213.2.2");
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip {args:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
+impl Netns {
+    fn create() -> Result<Netns, String> {
+        let tag = std::process::id() % 10_000;
+        let ns = Netns { name: format!("utalk{tag}"), client_host: format!("utc{tag}h"), nats_host: format!("utn{tag}h") };
+        ip(&["netns", "add", &ns.name])?;
+        for (host, (host_ip, ns_ip)) in [(&ns.client_host, NS_CLIENT_NET), (&ns.nats_host, NS_NATS_NET)] {
+            let inner = format!("{}n", &host[..host.len() - 1]);
+            ip(&["link", "add", host, "type", "veth", "peer", "name", &inner])?;
+            ip(&["link", "set", &inner, "netns", &ns.name])?;
+            ip(&["addr", "add", &format!("{host_ip}/24"), "dev", host])?;
+            ip(&["link", "set", host, "up"])?;
+            ip(&["netns", "exec", &ns.name, "ip", "addr", "add", &format!("{ns_ip}/24"), "dev", &inner])?;
+            ip(&["netns", "exec", &ns.name, "ip", "link", "set", &inner, "up"])?;
+        }
+        ip(&["netns", "exec", &ns.name, "ip", "link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// Cuts (or restores) the node's link to NATS; clients keep theirs.
+    fn nats_link(&self, up: bool) {
+        ip(&["link", "set", &self.nats_host, if up { "up" } else { "down" }]).unwrap();
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["link", "del", &self.client_host]);
+        let _ = ip(&["link", "del", &self.nats_host]);
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// The shards `base` owns now.
+async fn owned(http: &reqwest::Client, base: &str) -> Vec<u64> {
+    health(http, base)
+        .await
+        .ok()
+        .and_then(|v| v["ownedShards"].as_array().map(|a| a.iter().filter_map(Value::as_u64).collect()))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_cut_off_from_nats_stops_acknowledging_before_its_lease_ends_and_loses_nothing() {
+    if !is_root() {
+        eprintln!("the partition test needs root for network namespaces; it did not run");
+        return;
+    }
+    let ns = Netns::create().expect("network namespaces are needed for the partition test");
+    let nats = Nats::start_for("0.0.0.0").await;
+    let lease = Duration::from_millis(3000);
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // Node 1 lives in the namespace: clients reach it on one link, NATS on the other.
+    let env1 = node_env(&nats.urls_via(NS_NATS_NET.0), "n1");
+    let env1: Vec<(&str, &str)> = env1.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let listen = format!("{}:0", NS_CLIENT_NET.1);
+    let n1 = TestServer::start_via(&["ip", "netns", "exec", &ns.name], &listen, &dirs[0].path().join("data"), &env1).await;
+    let local = nats.urls_via("127.0.0.1");
+    let n2 = start_node(&dirs[1].path().join("data"), &node_env(&local, "n2")).await;
+    let n3 = start_node(&dirs[2].path().join("data"), &node_env(&local, "n3")).await;
+    let bases = vec![n1.base.clone(), n2.base.clone(), n3.base.clone()];
+    let http = http_client();
+    wait_spread(&http, &bases, &NODE_IDS, Duration::from_secs(60)).await;
+    cluster_add_user(dirs[1].path(), &local, ADMIN.0, "admin", ADMIN.1).await;
+    let token = login_polling(&http, &bases[1], ADMIN, Duration::from_secs(20)).await;
+    login_polling(&http, &bases[0], ADMIN, Duration::from_secs(20)).await;
+
+    // A conversation whose shard node 1 owns.
+    let mine = owned(&http, &bases[0]).await;
+    let conv = loop {
+        let c = create_conversation(&http, &bases[1], &token).await.unwrap();
+        let shard = utalk_actors::cluster::shard_of(Uuid::parse_str(&c).unwrap());
+        if mine.contains(&u64::from(shard)) {
+            break c;
+        }
+    };
+    let mut expected = Vec::new();
+    let send = |base: String, i: usize| {
+        let (http, token, conv) = (http.clone(), token.clone(), conv.clone());
+        async move {
+            let (id, text) = (Uuid::new_v4().to_string(), format!("partition {i}"));
+            let sent = Instant::now();
+            let r = post_message(&http, &base, &token, &conv, &id, &text).await;
+            (sent, Instant::now(), id, text, r)
+        }
+    };
+    for i in 0..10 {
+        let (_, _, id, text, r) = send(bases[0].clone(), i).await;
+        let (status, v) = r.unwrap_or_else(|f| panic!("before the cut: {}", f.what));
+        assert_eq!(status, 201, "{v}");
+        expected.push(Expected { id, seq: v["seq"].as_u64().unwrap(), text });
+    }
+
+    // Cut node 1 off from NATS while a client keeps writing to it.
+    ns.nats_link(false);
+    let cut = Instant::now();
+    let mut acked_after_cut = Vec::new();
+    let mut i = 10;
+    while cut.elapsed() < lease * 2 {
+        let (sent, answered, id, text, r) = send(bases[0].clone(), i).await;
+        i += 1;
+        if let Ok((_, v)) = r {
+            acked_after_cut.push((sent - cut, answered - cut));
+            expected.push(Expected { id, seq: v["seq"].as_u64().unwrap(), text });
+        }
+    }
+    assert!(
+        acked_after_cut.iter().all(|(_, answered)| *answered < lease),
+        "node 1 acknowledged after its lease ran out: {acked_after_cut:?}"
+    );
+    let until = cut + lease;
+    loop {
+        let left = owned(&http, &bases[0]).await;
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < until, "node 1 still counts {} shards as its own a lease after the cut", left.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The other nodes take the conversation over and go on from its last acknowledged seq.
+    let until = Instant::now() + Duration::from_secs(30);
+    let mut after = 0;
+    while after < 10 {
+        let (_, _, id, text, r) = send(bases[1 + after % 2].clone(), 100 + after).await;
+        match r {
+            Ok((_, v)) => {
+                expected.push(Expected { id, seq: v["seq"].as_u64().unwrap(), text });
+                after += 1;
+            }
+            Err(f) => {
+                assert!(f.retryable && Instant::now() < until, "writes through nodes 2 and 3 after the cut: {}", f.what);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    let by_conv = HashMap::from([(conv.clone(), expected.clone())]);
+    wait_converged(&http, &bases[1..], &token, &by_conv, Duration::from_secs(20), "nodes 2 and 3 after the cut").await;
+
+    // Healed, node 1 catches up and holds the same conversation.
+    ns.nats_link(true);
+    wait_caught_up(&http, &bases[0], Duration::from_secs(60)).await;
+    wait_converged(&http, &bases, &token, &by_conv, Duration::from_secs(30), "all nodes after healing").await;
+}

@@ -67,8 +67,20 @@ impl TestServer {
 
     /// A server on an existing data dir, with extra environment.
     pub async fn start_on(data_dir: &Path, env: &[(&str, &str)]) -> TestServer {
-        let mut cmd = Command::new(bin());
-        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(data_dir).env("UTALK_LOG", "info").env("UTALK_HTTP__WORKERS", "2");
+        Self::start_via(&[], "127.0.0.1:0", data_dir, env).await
+    }
+
+    /// A server started through `prefix` (say `ip netns exec NS`), listening on `listen`.
+    pub async fn start_via(prefix: &[&str], listen: &str, data_dir: &Path, env: &[(&str, &str)]) -> TestServer {
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin());
+                c
+            }
+            None => Command::new(bin()),
+        };
+        cmd.args(["serve", "--listen", listen, "--data-dir"]).arg(data_dir).env("UTALK_LOG", "info").env("UTALK_HTTP__WORKERS", "2");
         for (k, v) in env {
             cmd.env(k, v);
         }

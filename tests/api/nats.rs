@@ -23,12 +23,19 @@ struct Server {
 /// A three-server JetStream cluster with `sync_interval: always`.
 pub struct Nats {
     servers: Vec<Server>,
+    host: String,
     _dir: tempfile::TempDir,
 }
 
 impl Nats {
     /// Starts the servers and waits until JetStream has a meta leader.
     pub async fn start() -> Nats {
+        Self::start_for("127.0.0.1").await
+    }
+
+    /// Like [`Nats::start`], with client connections accepted on `client_host`
+    /// (an address of a test network namespace's link) instead of loopback.
+    pub async fn start_for(client_host: &str) -> Nats {
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
         let routes: Vec<String> = ports.iter().map(|(_, _, c)| format!("nats-route://127.0.0.1:{c}")).collect();
@@ -39,7 +46,7 @@ impl Nats {
             std::fs::write(
                 &config,
                 format!(
-                    "server_name: n{i}\nlisten: 127.0.0.1:{client}\nhttp: 127.0.0.1:{http}\n\
+                    "server_name: n{i}\nlisten: {client_host}:{client}\nhttp: 127.0.0.1:{http}\n\
                      jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n  max_memory_store: 256MB\n  max_file_store: 2GB\n}}\n\
                      cluster {{\n  name: utalk\n  listen: 127.0.0.1:{cluster}\n  routes: [\n    {}\n  ]\n}}\n",
                     store.display(),
@@ -49,7 +56,7 @@ impl Nats {
             .unwrap();
             servers.push(Server { config, client_port: *client, http_port: *http, child: None });
         }
-        let mut n = Nats { servers, _dir: dir };
+        let mut n = Nats { servers, host: client_host.to_string(), _dir: dir };
         for i in 0..3 {
             n.spawn(i);
         }
@@ -86,7 +93,12 @@ impl Nats {
 
     /// The comma-separated URLs of all three servers.
     pub fn urls(&self) -> String {
-        self.servers.iter().map(|s| format!("nats://127.0.0.1:{}", s.client_port)).collect::<Vec<_>>().join(",")
+        self.servers.iter().map(|s| format!("nats://{}:{}", self.host, s.client_port)).collect::<Vec<_>>().join(",")
+    }
+
+    /// The URLs of all three servers at `host` (for servers started with [`Nats::start_for`] on `0.0.0.0`).
+    pub fn urls_via(&self, host: &str) -> String {
+        self.servers.iter().map(|s| format!("nats://{host}:{}", s.client_port)).collect::<Vec<_>>().join(",")
     }
 
     /// Kills server `i` with SIGKILL.
