@@ -225,7 +225,7 @@ async fn start_jobs(
 }
 
 /// Starts the store actors and, when configured, the alert webhook's worker.
-fn start_inventory(config: &Config, db: &Db, writer: &StoreWriter, registry: &Registry) -> anyhow::Result<Inventory> {
+fn start_inventory(config: &Config, db: &Db, registry: &Registry) -> anyhow::Result<Inventory> {
     let a = &config.alerts;
     let signal = match (&a.webhook_url, &a.webhook_secret) {
         (Some(url), Some(secret)) => {
@@ -246,7 +246,14 @@ fn start_inventory(config: &Config, db: &Db, writer: &StoreWriter, registry: &Re
                     max_attempts: a.webhook_max_attempts,
                 },
             };
-            let worker = AlertWebhooks::new(db.clone(), writer.clone(), client, target, signal.clone());
+            let worker = AlertWebhooks::new(
+                db.clone(),
+                registry.journal().clone(),
+                client,
+                target,
+                signal.clone(),
+                registry.journal().replicated().then(|| registry.journal().cluster().clone()),
+            );
             WorkerActor::start(Arc::new(worker));
             // The URL may carry a token: only its host is logged.
             let host = url.split("://").nth(1).and_then(|r| r.split(['/', '?', '@']).next()).unwrap_or("");
@@ -298,6 +305,9 @@ impl Application {
         let journal = Journal::new(&db, writer.clone(), cluster.clone());
         journal.follow(broker.clone());
         journal.catch_up().await.context("cannot catch up with the cluster log")?;
+        if let Some(n) = &nats {
+            n.join();
+        }
         let account = config.twilio_account().map(Arc::new);
         let outbox_signal = Arc::new(JobSignal::new(account.is_some()));
         let threads = if config.conversations.threads == 0 { cores() } else { config.conversations.threads };
@@ -333,7 +343,7 @@ impl Application {
             }
         }
         let bot = start_bot(&config, &db, &registry, &sockets)?;
-        let inventory = start_inventory(&config, &db, &writer, &registry)?;
+        let inventory = start_inventory(&config, &db, &registry)?;
         let scheduler = start_jobs(&config, &db, &writer, cluster.clone(), &inventory).await?;
         let flags = Arc::new(crate::flags::Flags::load(&db).context("cannot read the feature flags")?);
         let auth = web::Data::from(auth);
@@ -406,6 +416,26 @@ impl Application {
 
     /// Serves until the process is asked to stop, then drains the store writer.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        if let Some(nats) = self.nats.clone() {
+            // Hand the shards over as soon as the stop is asked for, not after
+            // the HTTP drain: requests still in flight go on to the new owners.
+            tokio::spawn(async move {
+                let term = async {
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                        Ok(mut s) => {
+                            s.recv().await;
+                        }
+                        Err(_) => std::future::pending().await,
+                    }
+                };
+                tokio::select! {
+                    _ = term => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                tracing::info!("stopping: handing this node's shards over");
+                nats.leave().await;
+            });
+        }
         let result = self.server.await;
         if let Some(nats) = &self.nats {
             nats.leave().await;

@@ -43,6 +43,9 @@ pub enum Command {
     /// Rotates secrets utalk keeps in the data directory.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Backs up and restores a cluster's replicated log (needs UTALK_CLUSTER_URL).
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// KPI figures and the daily report (work while the server runs).
     #[command(subcommand)]
     Report(ReportCommand),
@@ -54,6 +57,29 @@ pub enum Command {
         /// Output directory (created; one `<collection>.jsonl.gz` each).
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+/// `utalk cluster …`
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Writes the whole replicated log, up to its end now, to a new file (works while the nodes run).
+    Backup {
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Checks a log backup file: its checksum, entry count and positions.
+    Verify {
+        /// The backup file.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Appends a log backup to the empty log of a new NATS cluster, each entry at its old position.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
     },
 }
 
@@ -197,6 +223,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User(cmd) => actix_web::rt::System::new().block_on(user_command(config, cmd)),
         Command::Backup(cmd) => backup_command(&config, cmd),
+        Command::Cluster(cmd) => actix_web::rt::System::new().block_on(cluster_command(config, cmd)),
         Command::Migrate(cmd) => migrate_command(&config, cmd),
         Command::Report(cmd) => report_command(&config, cmd),
         Command::Secrets(SecretsCommand::RotateJwt { grace_secs }) => {
@@ -408,18 +435,11 @@ fn user_add_input(role: &str, password_stdin: bool) -> anyhow::Result<(Role, Str
 /// `user add` with a cluster: the user goes into the cluster's log, which
 /// every node applies; the address is claimed there, so it stays unique.
 /// The local data directory is not opened (a node may be running on it).
-async fn add_user_to_cluster(urls: &str, config: &Config, email: &str, role: Role, password: &str) -> anyhow::Result<()> {
-    use utalk_actors::cluster::{Cluster, ClusterError, NatsCluster, NatsSettings};
+async fn add_user_to_cluster(config: &Config, email: &str, role: Role, password: &str) -> anyhow::Result<()> {
+    use utalk_actors::cluster::{Cluster, ClusterError};
     use utalk_actors::journal::{unique_subject, LogRecord, LoggedChange};
     let (u, batch) = crate::auth::new_user(email, role, password, "cli").await?;
-    let settings = NatsSettings {
-        urls: urls.to_string(),
-        node_id: config.node_id.clone().unwrap_or_else(|| "cli".into()),
-        replicas: config.cluster.replicas,
-        member: false,
-        ..NatsSettings::default()
-    };
-    let cluster = NatsCluster::connect(settings).await.with_context(|| format!("cannot reach the cluster at {urls}"))?;
+    let cluster = cluster_tool(config).await?;
     let record = LogRecord { conversation: None, changes: vec![LoggedChange { batch, events: Vec::new() }] };
     let id = uuid::Uuid::now_v7().simple().to_string();
     let subject = unique_subject(crate::auth::EMAIL_KEY, &u.email);
@@ -433,10 +453,50 @@ async fn add_user_to_cluster(urls: &str, config: &Config, email: &str, role: Rol
     }
 }
 
+/// Connects to the cluster as a tool, not a node: it takes no shards.
+async fn cluster_tool(config: &Config) -> anyhow::Result<utalk_actors::cluster::NatsCluster> {
+    use utalk_actors::cluster::{NatsCluster, NatsSettings};
+    let urls = config.cluster_url.clone().context("set UTALK_CLUSTER_URL to the cluster's NATS servers")?;
+    let settings = NatsSettings {
+        urls: urls.clone(),
+        node_id: config.node_id.clone().unwrap_or_else(|| "cli".into()),
+        replicas: config.cluster.replicas,
+        member: false,
+        ..NatsSettings::default()
+    };
+    NatsCluster::connect(settings).await.with_context(|| format!("cannot reach the cluster at {urls}"))
+}
+
+async fn cluster_command(config: Config, cmd: ClusterCommand) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let mut progress = |at: u64, end: u64| eprintln!("  position {at} of {end}");
+    match cmd {
+        ClusterCommand::Verify { file } => {
+            let (count, last) = crate::cluster_log::verify(&file)?;
+            println!("{}: {count} entries up to position {last}, checksum good", file.display());
+        }
+        ClusterCommand::Backup { to } => {
+            let cluster = cluster_tool(&config).await?;
+            let count = crate::cluster_log::backup(&cluster, &to, &mut progress).await?;
+            println!("backed up {count} log entries to {} in {:.1} s", to.display(), started.elapsed().as_secs_f64());
+        }
+        ClusterCommand::Restore { from } => {
+            let cluster = cluster_tool(&config).await?;
+            let count = crate::cluster_log::restore(&cluster, &from, &mut progress).await?;
+            println!(
+                "restored {count} log entries from {} in {:.1} s; start the nodes (empty data directories rebuild from the log)",
+                from.display(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
 async fn user_command(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
-    if let (Some(urls), UserCommand::Add { email, role, password_stdin }) = (&config.cluster_url, &cmd) {
+    if let (Some(_), UserCommand::Add { email, role, password_stdin }) = (&config.cluster_url, &cmd) {
         let (role, password) = user_add_input(role, *password_stdin)?;
-        return add_user_to_cluster(urls, &config, email, role, &password).await;
+        return add_user_to_cluster(&config, email, role, &password).await;
     }
     let db = open_db(&config).with_context(|| "stop the server or use POST /api/v1/users with an admin token")?;
     match cmd {

@@ -4,6 +4,7 @@ pub mod api_version;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod cluster_log;
 pub mod config;
 pub mod error;
 pub mod export;

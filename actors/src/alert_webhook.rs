@@ -4,9 +4,9 @@
 //! receiver answers 2xx, strictly in the order they were queued. Delivery is
 //! at least once: receivers dedupe on `X-Utalk-Delivery`.
 
+use crate::journal::Journal;
 use crate::retry::Backoff;
 use crate::signal::JobSignal;
-use crate::store_writer::StoreWriter;
 use crate::worker::{run_passes, wait_for, Worker};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -61,20 +61,31 @@ pub struct WebhookTarget {
 /// Delivers queued alert webhooks.
 pub struct AlertWebhooks {
     db: Db,
-    writer: StoreWriter,
+    /// Through the log in a cluster, so that what was sent stays sent when another node takes over.
+    journal: Journal,
     client: reqwest::Client,
     target: WebhookTarget,
     signal: Arc<JobSignal>,
+    /// In a cluster every node holds the queue; only one sends it.
+    once: Option<Arc<dyn crate::cluster::Cluster>>,
 }
 
 impl AlertWebhooks {
-    /// A deliverer to `target`, woken by `signal` when a delivery is queued.
-    pub fn new(db: Db, writer: StoreWriter, client: reqwest::Client, target: WebhookTarget, signal: Arc<JobSignal>) -> AlertWebhooks {
-        AlertWebhooks { db, writer, client, target, signal }
+    /// A deliverer to `target`, woken by `signal` when a delivery is queued;
+    /// with `once` (a cluster), it sends only while this node leads.
+    pub fn new(
+        db: Db,
+        journal: Journal,
+        client: reqwest::Client,
+        target: WebhookTarget,
+        signal: Arc<JobSignal>,
+        once: Option<Arc<dyn crate::cluster::Cluster>>,
+    ) -> AlertWebhooks {
+        AlertWebhooks { db, journal, client, target, signal, once }
     }
 
     async fn work(self: Arc<Self>) {
-        run_passes("alert webhook", &self.signal, None, || self.pass()).await;
+        run_passes("alert webhook", &self.signal, self.once.as_ref(), || self.pass()).await;
     }
 
     /// Sends the queue strictly oldest first: a delivery that must wait holds
@@ -149,7 +160,7 @@ impl AlertWebhooks {
         };
         metrics::counter!("alert_webhooks_total", "outcome" => outcome).increment(1);
         // If this cannot be recorded the pass fails and is tried again after a pause, not at once.
-        self.writer.commit(b).await.map_err(|_| utalk_storage::StoreError::WriterStopped)
+        self.journal.commit(b).await.map_err(|_| utalk_storage::StoreError::WriterStopped)
     }
 }
 

@@ -332,8 +332,14 @@ impl Bot {
         };
         metrics::counter!("bot_responses_total", "outcome" => outcome, "provider" => run.provider.clone()).increment(1);
         let mut b = Batch::new();
-        let built = bot::put_run(&mut b, &run).map(|_| b);
-        self.registry.writer().commit_or_log(built, "storing a bot run").await;
+        // Through the log in a cluster, so that every node's KPIs count the run.
+        let stored = match bot::put_run(&mut b, &run) {
+            Ok(_) => self.registry.journal().commit(b).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "storing a bot run failed");
+        }
     }
 
     /// The messages before `msg`, at most the model's history bound.

@@ -119,6 +119,9 @@ pub enum InventoryError {
     /// The store's actor stopped.
     #[error("the store is restarting; retry")]
     Unavailable,
+    /// The cluster's log could not take the change; nothing changed, retry with the same `transactionId`.
+    #[error("the cluster could not take the change: {0}")]
+    Cluster(String),
 }
 
 impl From<StoreError> for InventoryError {
@@ -203,6 +206,13 @@ struct Shared {
     actors: Mutex<HashMap<Uuid, Addr<StoreActor>>>,
 }
 
+fn journal_error(e: crate::journal::JournalError) -> InventoryError {
+    match e {
+        crate::journal::JournalError::Write(w) => InventoryError::Storage(w.to_string()),
+        other => InventoryError::Cluster(other.to_string()),
+    }
+}
+
 /// How many times a change overtaken by another node is decided again before giving up.
 const FENCE_ATTEMPTS: usize = 20;
 
@@ -214,7 +224,7 @@ impl Shared {
         Fut: std::future::Future<Output = Result<Option<T>, InventoryError>>,
     {
         for _ in 0..FENCE_ATTEMPTS {
-            let at = self.journal.sync_subject(INVENTORY_SUBJECT).await.map_err(|e| InventoryError::Storage(e.to_string()))?;
+            let at = self.journal.sync_subject(INVENTORY_SUBJECT).await.map_err(journal_error)?;
             if let Some(done) = change(at).await? {
                 return Ok(done);
             }
@@ -224,7 +234,7 @@ impl Shared {
 
     /// Writes `batch` fenced at `at`; `false` when another node wrote first.
     async fn commit(&self, at: u64, batch: Batch) -> Result<bool, InventoryError> {
-        self.journal.commit_fenced(INVENTORY_SUBJECT, at, batch).await.map_err(|e| InventoryError::Storage(e.to_string()))
+        self.journal.commit_fenced(INVENTORY_SUBJECT, at, batch).await.map_err(journal_error)
     }
     /// Tells the listeners about alert changes now durable.
     fn announce(&self, raised: &[Alert], changed: &[Alert], store_of: impl Fn(&Alert) -> Option<Store>) {

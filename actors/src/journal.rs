@@ -322,15 +322,28 @@ impl Journal {
             return Ok(());
         }
         let end = self.inner.cluster.log_end().await?;
+        if self.applied() > end {
+            // The log lost entries this store holds (a restore from an older log backup).
+            return Err(ClusterError::Protocol(format!(
+                "this node's store has applied the log up to position {}, but the cluster's log ends at {end}: \
+                 restore the log from a backup at least that recent, or start this node on an empty data directory",
+                self.applied()
+            )));
+        }
         let mut rx = self.inner.applied.subscribe();
         let started = Instant::now();
+        let mut said = started - Duration::from_secs(5);
         loop {
             let applied = *rx.borrow_and_update();
             if applied >= end {
                 tracing::info!(position = end, seconds = started.elapsed().as_secs_f64(), "caught up with the cluster log");
                 return Ok(());
             }
-            tracing::info!(applied, end, "catching up with the cluster log");
+            // Progress every few seconds, not at every applied group.
+            if said.elapsed() >= Duration::from_secs(5) {
+                tracing::info!(applied, end, "catching up with the cluster log");
+                said = Instant::now();
+            }
             let _ = tokio::time::timeout(Duration::from_secs(5), rx.changed()).await;
         }
     }

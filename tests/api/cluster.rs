@@ -19,6 +19,7 @@ async fn node(nats: &Nats, id: &str) -> NatsCluster {
         member: true,
     })
     .await
+    .inspect(|n| n.join())
     .unwrap_or_else(|e| panic!("{id} cannot join: {e}"))
 }
 

@@ -900,3 +900,94 @@ async fn an_owner_cut_off_from_nats_stops_acknowledging_before_its_lease_ends_an
     wait_caught_up(&http, &bases[0], Duration::from_secs(60)).await;
     wait_converged(&http, &bases, &token, &by_conv, Duration::from_secs(30), "all nodes after healing").await;
 }
+
+/// Runs `utalk <args>` with the cluster's environment to its end: (success, stdout, stderr).
+async fn cluster_cli(urls: &str, args: &[&str], data_dir: &Path) -> (bool, String, String) {
+    let mut cmd = tokio::process::Command::new(bin());
+    cmd.args(args).arg("--data-dir").arg(data_dir);
+    for (k, v) in node_env(urls, "tool") {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(60), cmd.env("UTALK_LOG", "warn").output())
+        .await
+        .unwrap_or_else(|_| panic!("utalk {args:?} did not finish in 60 s"))
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_cluster_is_restored_from_a_log_backup() {
+    let nats = Nats::start().await;
+    let urls = nats.urls();
+    let dirs: Vec<tempfile::TempDir> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let data: Vec<PathBuf> = dirs.iter().map(|d| d.path().join("data")).collect();
+    let mut n1 = start_node(&data[0], &node_env(&urls, "n1")).await;
+    let mut n2 = start_node(&data[1], &node_env(&urls, "n2")).await;
+    let bases = vec![n1.base.clone(), n2.base.clone()];
+    let http = http_client();
+    wait_spread(&http, &bases, &["n1", "n2"], Duration::from_secs(60)).await;
+    cluster_add_user(&data[3], &urls, ADMIN.0, "admin", ADMIN.1).await;
+    let token = login_polling(&http, &bases[0], ADMIN, Duration::from_secs(20)).await;
+    login_polling(&http, &bases[1], ADMIN, Duration::from_secs(20)).await;
+    let conv = create_conversation(&http, &bases[0], &token).await.unwrap();
+    let mut expected = Vec::new();
+    for i in 0..25u64 {
+        let (id, text) = (Uuid::new_v4().to_string(), format!("kept {i}"));
+        let (status, v) =
+            post_message(&http, &bases[(i % 2) as usize], &token, &conv, &id, &text).await.unwrap_or_else(|f| panic!("{}", f.what));
+        assert_eq!(status, 201, "{v}");
+        expected.push(Expected { id, seq: i + 1, text });
+        if i == 19 {
+            // The backup is taken while the nodes run, after 20 messages.
+            let file = dirs[3].path().join("log.backup");
+            let (ok, out, err) = cluster_cli(&urls, &["cluster", "backup", "--to", file.to_str().unwrap()], &data[3]).await;
+            assert!(ok, "backup: {out} {err}");
+            let (ok, out, err) = cluster_cli(&urls, &["cluster", "backup", "--to", file.to_str().unwrap()], &data[3]).await;
+            assert!(!ok && err.contains("exists"), "a second backup onto the same file is refused: {out} {err}");
+        }
+    }
+    wait_converged(&http, &bases, &token, &HashMap::from([(conv.clone(), expected.clone())]), Duration::from_secs(20), "before the loss")
+        .await;
+    let file = dirs[3].path().join("log.backup");
+    let (ok, out, err) = cluster_cli(&urls, &["cluster", "verify", "--file", file.to_str().unwrap()], &data[3]).await;
+    assert!(ok && out.contains("checksum good"), "verify: {out} {err}");
+
+    // The whole cluster is lost: nodes and NATS servers with their data.
+    n1.kill();
+    n2.kill();
+    drop(nats);
+
+    // A new NATS cluster gets the log back; a second restore is refused.
+    let fresh = Nats::start().await;
+    let urls = fresh.urls();
+    let (ok, out, err) = cluster_cli(&urls, &["cluster", "restore", "--from", file.to_str().unwrap()], &data[3]).await;
+    assert!(ok, "restore: {out} {err}");
+    let (ok, _, err) = cluster_cli(&urls, &["cluster", "restore", "--from", file.to_str().unwrap()], &data[3]).await;
+    assert!(!ok && err.contains("not empty"), "a restore into a log that is not empty is refused: {err}");
+
+    // A node on an empty data directory rebuilds everything the backup holds.
+    let n3 = start_node(&data[2], &node_env(&urls, "n3")).await;
+    wait_spread(&http, std::slice::from_ref(&n3.base), &["n3"], Duration::from_secs(60)).await;
+    let token = login_polling(&http, &n3.base, ADMIN, Duration::from_secs(20)).await;
+    let kept = HashMap::from([(conv.clone(), expected[..20].to_vec())]);
+    wait_converged(&http, std::slice::from_ref(&n3.base), &token, &kept, Duration::from_secs(20), "a node rebuilt from the log").await;
+
+    // Node 1's store is ahead of the restored log (it has the last 5 messages): it refuses to start.
+    let mut serve = tokio::process::Command::new(bin());
+    serve.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(&data[0]);
+    for (k, v) in node_env(&urls, "n1") {
+        serve.env(k, v);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(60), serve.env("UTALK_LOG", "warn").output()).await.expect("node 1 exits").unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!out.status.success() && text.contains("the cluster's log ends at"), "node 1 ahead of the log: {text}");
+
+    // A damaged backup is refused before anything is appended.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    let damaged = dirs[3].path().join("damaged.backup");
+    std::fs::write(&damaged, bytes).unwrap();
+    let (ok, _, err) = cluster_cli(&urls, &["cluster", "verify", "--file", damaged.to_str().unwrap()], &data[3]).await;
+    assert!(!ok && err.contains("damaged"), "a damaged backup: {err}");
+}

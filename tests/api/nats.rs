@@ -20,8 +20,13 @@ struct Server {
     child: Option<Child>,
 }
 
+/// One NATS cluster at a time in this test binary: three servers and up to
+/// three nodes fill both cores, and two such tests at once starve each other.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A three-server JetStream cluster with `sync_interval: always`.
 pub struct Nats {
+    _turn: tokio::sync::MutexGuard<'static, ()>,
     servers: Vec<Server>,
     host: String,
     _dir: tempfile::TempDir,
@@ -36,6 +41,7 @@ impl Nats {
     /// Like [`Nats::start`], with client connections accepted on `client_host`
     /// (an address of a test network namespace's link) instead of loopback.
     pub async fn start_for(client_host: &str) -> Nats {
+        let turn = ONE_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().unwrap();
         let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
         let routes: Vec<String> = ports.iter().map(|(_, _, c)| format!("nats-route://127.0.0.1:{c}")).collect();
@@ -56,7 +62,7 @@ impl Nats {
             .unwrap();
             servers.push(Server { config, client_port: *client, http_port: *http, child: None });
         }
-        let mut n = Nats { servers, host: client_host.to_string(), _dir: dir };
+        let mut n = Nats { _turn: turn, servers, host: client_host.to_string(), _dir: dir };
         for i in 0..3 {
             n.spawn(i);
         }
@@ -66,8 +72,9 @@ impl Nats {
 
     fn spawn(&mut self, i: usize) {
         let s = &mut self.servers[i];
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(s.config.with_extension("log")).unwrap();
         let child =
-            Command::new(binary()).arg("-c").arg(&s.config).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| {
+            Command::new(binary()).arg("-c").arg(&s.config).stdout(Stdio::null()).stderr(Stdio::from(log)).spawn().unwrap_or_else(|e| {
                 panic!("cannot start {} ({e}): run scripts/test, which installs nats-server, or set NATS_SERVER_BIN", binary())
             });
         s.child = Some(child);
@@ -85,7 +92,11 @@ impl Nats {
                         break;
                     }
                 }
-                assert!(Instant::now() < until, "NATS server {i} did not become healthy");
+                if Instant::now() >= until {
+                    let log = std::fs::read_to_string(self.servers[i].config.with_extension("log")).unwrap_or_default();
+                    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                    panic!("NATS server {i} did not become healthy; its last log lines, newest first:\n{}", tail.join("\n"));
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

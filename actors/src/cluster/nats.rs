@@ -89,6 +89,10 @@ struct Inner {
     lock_ttl: Duration,
     owned: Mutex<HashMap<u32, Lease>>,
     live: Mutex<Vec<String>>,
+    /// Leases are being taken ([`NatsCluster::join`]).
+    joined: std::sync::atomic::AtomicBool,
+    /// The node left: no lease round may take shards again.
+    left: std::sync::atomic::AtomicBool,
     changed: Notify,
 }
 
@@ -202,7 +206,20 @@ impl NatsCluster {
         let existing = if settings.member { None } else { js.get_stream(LOG_STREAM).await.ok() };
         let log = match existing {
             Some(s) => s,
-            None => Self::create_log(&js, config).await?,
+            None => {
+                // Servers started together elect a JetStream leader first: a node started
+                // with them waits for it rather than exiting.
+                let until = Instant::now() + Duration::from_secs(30);
+                loop {
+                    match Self::create_log(&js, config.clone()).await {
+                        Err(ClusterError::Unavailable(e)) if Instant::now() < until => {
+                            tracing::info!(error = %e, "waiting for NATS JetStream to be ready");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                        other => break other?,
+                    }
+                }
+            }
         };
         let bucket = |name: &str, max_age: Duration| kv::Config {
             bucket: name.into(),
@@ -221,7 +238,8 @@ impl NatsCluster {
                         return Ok(kv);
                     }
                 }
-                js.create_key_value(config).await.map_err(unavailable)
+                // A bucket made with another lease (an older setting, or by a tool) takes this node's.
+                js.create_or_update_key_value(config).await.map_err(unavailable)
             }
         };
         let shards = open(bucket("utalk_shards", settings.lease)).await?;
@@ -239,12 +257,20 @@ impl NatsCluster {
             lock_ttl: settings.lock_ttl,
             owned: Mutex::new(HashMap::new()),
             live: Mutex::new(Vec::new()),
+            joined: std::sync::atomic::AtomicBool::new(false),
+            left: std::sync::atomic::AtomicBool::new(false),
             changed: Notify::new(),
         });
-        if settings.member {
-            tokio::spawn(lease_loop(Arc::downgrade(&inner)));
-        }
         Ok(NatsCluster { inner })
+    }
+
+    /// Starts taking leases: announces the node and takes its share of the
+    /// shards. A node calls it once it has caught up with the log, so that it
+    /// owns nothing it could not serve yet; calling it again does nothing.
+    pub fn join(&self) {
+        if !self.inner.joined.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            tokio::spawn(lease_loop(Arc::downgrade(&self.inner)));
+        }
     }
 
     /// Makes the log stream, or brings one made by an older version (or with
@@ -265,6 +291,7 @@ impl NatsCluster {
     /// Gives up every lease and the node's presence, so that others take over
     /// at once instead of after a lease period; for a graceful stop.
     pub async fn leave(&self) {
+        self.inner.left.store(true, std::sync::atomic::Ordering::Release);
         let owned: Vec<(u32, Lease)> = self.inner.owned.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
         self.inner.changed.notify_waiters();
         for (shard, lease) in owned {
@@ -314,6 +341,9 @@ async fn lease_loop(inner: Weak<Inner>) {
 }
 
 async fn tick(i: &Inner) -> Result<(), ClusterError> {
+    if i.left.load(std::sync::atomic::Ordering::Acquire) {
+        return Ok(());
+    }
     i.nodes.put(format!("n.{}", i.node_id), Bytes::from(i.node_id.clone())).await.map_err(unavailable)?;
     let mut keys = i.nodes.keys().await.map_err(unavailable)?;
     let mut live = Vec::new();
@@ -412,7 +442,7 @@ impl Cluster for NatsCluster {
             let fenced = expected.unwrap_or(0);
             let ack = self.inner.js.send_publish(subject.to_string(), msg).await.map_err(|e| publish_error(subject, fenced, &e))?;
             let ack = ack.await.map_err(|e| publish_error(subject, fenced, &e))?;
-            metrics::histogram!("cluster_log_append_seconds").record(started.elapsed().as_secs_f64());
+            metrics::histogram!("cluster_log_append_duration_seconds").record(started.elapsed().as_secs_f64());
             Ok(ack.sequence)
         })
     }
