@@ -311,6 +311,9 @@ impl Application {
         let account = config.twilio_account().map(Arc::new);
         let outbox_signal = Arc::new(JobSignal::new(account.is_some()));
         let threads = if config.conversations.threads == 0 { cores() } else { config.conversations.threads };
+        // In a cluster, typing, presence and alerts also go to the other nodes' sockets.
+        let broker: Arc<dyn utalk_actors::Broker> =
+            if journal.replicated() { utalk_actors::shared_broker::SharedBroker::start(broker, cluster.clone()) } else { broker };
         let registry = Registry::start(
             db.clone(),
             journal.clone(),

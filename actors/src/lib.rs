@@ -33,6 +33,7 @@ pub mod openai;
 pub mod registry;
 pub mod retry;
 pub mod session;
+pub mod shared_broker;
 pub mod signal;
 pub mod socket_hub;
 pub mod socketio;

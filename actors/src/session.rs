@@ -423,17 +423,33 @@ impl SessionActor {
                 return;
             }
         };
+        let asked = match (data.get("pid").and_then(Value::as_str), data.get("offset").and_then(Value::as_str)) {
+            (Some(pid), Some(offset)) => Some((pid.to_string(), offset.parse::<u64>().ok())),
+            _ => None,
+        };
+        let local = asked.as_ref().and_then(|(pid, offset)| self.hub.take_saved(pid).map(|s| (pid.clone(), *offset, s)));
+        match (local, asked) {
+            // Dropped on another node of the cluster, perhaps: look there before answering.
+            (None, Some((pid, offset))) if self.hub.shares_sessions() => {
+                let fetch = self.hub.fetch_saved(pid.clone());
+                ctx.wait(fetch.into_actor(self).map(move |saved, act, ctx| {
+                    let recovery = saved.filter(|s| s.identity == identity).map(|s| (pid, offset, s));
+                    act.connected(identity, recovery, ctx);
+                }));
+            }
+            (local, _) => {
+                let recovery = local.filter(|(_, _, s)| s.identity == identity);
+                self.connected(identity, recovery, ctx);
+            }
+        }
+    }
+
+    /// Answers a CONNECT for `identity`, recovering `recovery` (private id, offset, saved session) when it fits.
+    fn connected(&mut self, identity: Identity, recovery: Option<(String, Option<u64>, SavedSession)>, ctx: &mut Context<Self>) {
         let (subscriber, rx, overflowed) = Subscriber::bounded(self.hub.config.max_queued);
         ctx.add_stream(Deliveries(rx));
         let staff_sub =
             matches!(identity, Identity::Staff { .. }).then(|| self.hub.registry.broker().subscribe(STAFF_TOPIC, subscriber.clone()));
-        let recovery = match (data.get("pid").and_then(Value::as_str), data.get("offset").and_then(Value::as_str)) {
-            (Some(pid), Some(offset)) => {
-                let offset = offset.parse::<u64>().ok();
-                self.hub.take_saved(pid).filter(|s| s.identity == identity).map(|s| (pid.to_string(), offset, s))
-            }
-            _ => None,
-        };
         let mut conn = Connected {
             sid: random_id(),
             pid: random_id(),

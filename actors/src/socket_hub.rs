@@ -17,7 +17,7 @@ use utalk_storage::Db;
 use uuid::Uuid;
 
 /// Who a socket belongs to, from its CONNECT token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Identity {
     /// A staff user.
     Staff {
@@ -102,6 +102,45 @@ pub struct SavedSession {
     pub next_offset: u64,
     /// When it dropped.
     pub saved_at: Instant,
+}
+
+/// A saved session as it travels to other nodes of a cluster.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedWire {
+    sid: String,
+    identity: Identity,
+    floors: Vec<(Uuid, u64)>,
+    log: Vec<(u64, Uuid, u64)>,
+    next_offset: u64,
+    /// Milliseconds since the epoch (an `Instant` means nothing on another machine).
+    saved_at_ms: i64,
+}
+
+impl SavedWire {
+    fn of(s: &SavedSession) -> SavedWire {
+        let age = s.saved_at.elapsed().as_millis() as i64;
+        SavedWire {
+            sid: s.sid.clone(),
+            identity: s.identity,
+            floors: s.floors.iter().map(|(c, f)| (*c, *f)).collect(),
+            log: s.log.iter().copied().collect(),
+            next_offset: s.next_offset,
+            saved_at_ms: utalk_storage::Timestamp::now().millis() - age,
+        }
+    }
+
+    /// The session, if it is still within `window`.
+    fn into_saved(self, window: Duration) -> Option<SavedSession> {
+        let age = Duration::from_millis((utalk_storage::Timestamp::now().millis() - self.saved_at_ms).max(0) as u64);
+        (age < window).then(|| SavedSession {
+            sid: self.sid,
+            identity: self.identity,
+            floors: self.floors.into_iter().collect(),
+            log: self.log.into_iter().collect(),
+            next_offset: self.next_offset,
+            saved_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
+        })
+    }
 }
 
 /// Live counts for `/health/socket`.
@@ -221,18 +260,65 @@ impl SocketHub {
         lock(&self.sessions).get(sid).cloned()
     }
 
-    /// Keeps a dropped session for recovery under its private id.
+    /// Keeps a dropped session for recovery under its private id; in a
+    /// cluster also where any node can take it, since the client may come
+    /// back through the load balancer to another node.
     pub fn save(&self, pid: &str, session: SavedSession) {
+        if self.shares_sessions() {
+            match rmp_serde::to_vec_named(&SavedWire::of(&session)) {
+                Ok(bytes) => {
+                    let (cluster, pid) = (self.registry.journal().cluster().clone(), pid.to_string());
+                    tokio::spawn(async move {
+                        tracing::debug!("sharing a dropped session with the other nodes");
+                        if let Err(e) = cluster.stash(&pid, bytes.into()).await {
+                            tracing::warn!(error = %e, "could not share a dropped session; it can be recovered on this node only");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!(error = %e, "could not encode a dropped session"),
+            }
+        }
         let mut saved = lock(&self.saved);
         let window = self.config.recovery_window;
         saved.retain(|_, s| s.saved_at.elapsed() < window);
         saved.insert(pid.to_string(), session);
     }
 
-    /// Takes a saved session if it is still within the recovery window.
+    /// Takes a saved session of this node if it is still within the recovery window.
     pub fn take_saved(&self, pid: &str) -> Option<SavedSession> {
         let s = lock(&self.saved).remove(pid)?;
+        if self.shares_sessions() {
+            // Recovered here: no other node may recover it again.
+            let (cluster, pid) = (self.registry.journal().cluster().clone(), pid.to_string());
+            tokio::spawn(async move {
+                let _ = cluster.unstash(&pid).await;
+            });
+        }
         (s.saved_at.elapsed() < self.config.recovery_window).then_some(s)
+    }
+
+    /// Whether dropped sessions are shared with other nodes (in a cluster).
+    pub fn shares_sessions(&self) -> bool {
+        self.registry.journal().replicated()
+    }
+
+    /// Takes a session another node saved, if it is still within the recovery window.
+    pub fn fetch_saved(&self, pid: String) -> impl std::future::Future<Output = Option<SavedSession>> + 'static {
+        let cluster = self.registry.journal().cluster().clone();
+        let window = self.config.recovery_window;
+        async move {
+            let bytes = match cluster.unstash(&pid).await {
+                Ok(Some(b)) => b,
+                Ok(None) => return None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not look for a session saved on another node");
+                    return None;
+                }
+            };
+            let saved = rmp_serde::from_slice::<SavedWire>(&bytes).ok()?.into_saved(window);
+            tracing::info!(found = saved.is_some(), "a session dropped on another node came back here");
+            saved
+        }
     }
 
     /// Counts a slow-consumer drop.

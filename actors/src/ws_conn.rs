@@ -162,6 +162,13 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsConn {
                 self.report(CloseReason::TooLarge);
                 self.close(ctx, 1009, "payload_too_large".into());
             }
+            // The connection broke off mid-frame (a load balancer drained it, the
+            // network dropped): the transport went away, so the session may be recovered.
+            Err(ws::ProtocolError::Io(e)) => {
+                tracing::debug!(error = %e, "websocket connection broke off");
+                self.report(CloseReason::TransportClosed);
+                ctx.stop();
+            }
             Err(e) => {
                 self.report(CloseReason::ParseError(e.to_string()));
                 self.close(ctx, 1002, format!("parse_error: {e}"));

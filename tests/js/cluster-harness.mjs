@@ -2,7 +2,7 @@
 // joined to them, each node with its own data directory.
 import { spawn } from "node:child_process";
 import { accessSync, closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect as tcpConnect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { createInterface } from "node:readline";
@@ -406,4 +406,88 @@ export async function startCluster({ size = 3, leaseMs = 3000, env = {} } = {}) 
     throw e;
   }
   return cluster;
+}
+
+// A plain TCP proxy on a free loopback port, standing in for a load balancer
+// in front of the nodes: each accepted connection is piped to the current
+// target (`http://host:port`). `switchTo(base)` points it at another target
+// and cuts every connection piped so far, on both sides, as when a node is
+// drained; with `{ paused: true }` new connections are held, unanswered,
+// until `resume()`. `targets` lists, in order, where each connection went.
+export async function startProxy(target) {
+  let current = new URL(target);
+  let paused = false;
+  const held = new Set();
+  const piped = new Set();
+  const targets = [];
+
+  function pipeTo(client) {
+    const to = current;
+    targets.push(to.origin);
+    const upstream = tcpConnect({ host: to.hostname, port: Number(to.port) });
+    const pair = { client, upstream };
+    piped.add(pair);
+    const cut = () => {
+      piped.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", cut).on("close", cut);
+    upstream.on("error", cut).on("close", cut);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  }
+
+  const server = createServer((client) => {
+    if (!paused) return pipeTo(client);
+    // Not read from until resume(): what the client sends waits in the socket.
+    held.add(client);
+    const drop = () => {
+      held.delete(client);
+      client.destroy();
+    };
+    client.on("error", drop).on("close", drop);
+  });
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve);
+  });
+
+  const proxy = {
+    base: `http://127.0.0.1:${server.address().port}`,
+    targets,
+    get target() {
+      return current.origin;
+    },
+    switchTo(base, { paused: pause = false } = {}) {
+      current = new URL(base);
+      paused = pause;
+      for (const { client, upstream } of [...piped]) {
+        client.destroy();
+        upstream.destroy();
+      }
+      piped.clear();
+    },
+    // Pipes the held connections to the current target, and new ones from now on.
+    resume() {
+      paused = false;
+      for (const client of [...held]) {
+        held.delete(client);
+        client.removeAllListeners("error").removeAllListeners("close");
+        if (client.destroyed) continue;
+        pipeTo(client);
+      }
+    },
+    async close() {
+      for (const client of held) client.destroy();
+      held.clear();
+      for (const { client, upstream } of piped) {
+        client.destroy();
+        upstream.destroy();
+      }
+      piped.clear();
+      await new Promise((r) => server.close(() => r()));
+    },
+  };
+  return proxy;
 }

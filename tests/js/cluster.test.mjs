@@ -5,7 +5,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { uuid, ADMIN, AGENT } from "./harness.mjs";
-import { startCluster, sleep } from "./cluster-harness.mjs";
+import { startCluster, startProxy, sleep } from "./cluster-harness.mjs";
 
 // One cluster for the file, started by the first test that needs it. Without
 // nats-server every test fails with the message saying how to get one.
@@ -282,4 +282,92 @@ test("a widget that comes back on another node gets what it missed", { timeout: 
 
   back.disconnect();
   staffOn3.disconnect();
+});
+
+test("a socket recovers its session on another node, as behind a load balancer", { timeout: 300000 }, async () => {
+  const {
+    nodes: [n1, n2, n3],
+  } = await cluster();
+  const agent = await n1.login(AGENT);
+  const conv = await n1.conversation(agent.accessToken);
+
+  // The client only knows the proxy's address; the proxy sends it to node 1 for now.
+  const proxy = await startProxy(n1.base);
+  try {
+    const socket = await connected(connect(proxy, agent.accessToken, { transports: ["websocket"] }));
+    assert.deepEqual(proxy.targets, [new URL(n1.base).origin]);
+    const firstId = socket.id;
+    const seen = collect(socket, conv);
+    await join(socket, conv);
+
+    const early = [];
+    for (let i = 0; i < 2; i++) early.push(await post(n1, agent.accessToken, conv, `first ${i}`));
+    await eventually(() => seen.length >= 2, 20000, "the first deliveries through node 1");
+    assert.deepEqual(
+      seen.map((m) => m.id),
+      early.map((m) => m.id),
+    );
+
+    // Node 1 is drained: the connection is cut and the client's next one is
+    // held at the proxy, so what follows is sent while it is away.
+    let reconnects = 0;
+    socket.io.on("reconnect_attempt", () => reconnects++);
+    const dropped = new Promise((resolve) => socket.once("disconnect", resolve));
+    proxy.switchTo(n3.base, { paused: true });
+    const reason = await dropped;
+    assert.equal(reason, "transport close");
+    assert.equal(socket.connected, false);
+
+    const missed = [];
+    for (let i = 0; i < 3; i++) missed.push(await post(n2, agent.accessToken, conv, `away ${i}`));
+    assert.deepEqual(
+      missed.map((m) => m.seq),
+      range(3, 5),
+    );
+    await eventually(() => reconnects > 0, 10000, "the client to try to reconnect");
+    assert.equal(socket.connected, false, "still away while the proxy holds the connection");
+    assert.equal(seen.length, 2, "a disconnected socket gets nothing");
+
+    // The proxy lets the client through, now to node 3.
+    const back = connected(socket);
+    proxy.resume();
+    await back;
+    assert.deepEqual(proxy.targets.slice(1), [new URL(n3.base).origin], "the client came back through node 3");
+    assert.equal(socket.recovered, true, "the session was recovered on node 3");
+    assert.equal(socket.id, firstId, "the recovered socket keeps its id");
+
+    // Without a new join it gets exactly what it missed, once, in seq order.
+    await eventually(() => seen.length >= 5, 20000, "the missed messages on node 3");
+    await sleep(500);
+    assert.deepEqual(
+      seen.map((m) => m.seq),
+      range(1, 5),
+      "every message once, in seq order, across the move",
+    );
+    assert.deepEqual(
+      seen.slice(2).map((m) => m.id),
+      missed.map((m) => m.id),
+    );
+    assert.deepEqual(
+      seen.slice(2).map((m) => m.text),
+      missed.map((m) => m.text),
+    );
+
+    // Still in the conversation on node 3: a new message through node 1 arrives live.
+    const later = await post(n1, agent.accessToken, conv, "back");
+    assert.equal(later.seq, 6);
+    await eventually(() => seen.length >= 6, 20000, "the live delivery after recovery");
+    await sleep(500);
+    assert.deepEqual(
+      seen.map((m) => m.seq),
+      range(1, 6),
+    );
+    assert.equal(seen.at(-1).id, later.id);
+    assert.equal(socket.id, firstId);
+    assert.deepEqual(proxy.targets.slice(1), [new URL(n3.base).origin], "no further reconnect");
+
+    socket.disconnect();
+  } finally {
+    await proxy.close();
+  }
 });

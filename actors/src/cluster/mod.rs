@@ -245,6 +245,13 @@ pub trait Cluster: Send + Sync + 'static {
     /// Takes the cluster-wide lock `name` if no node holds it; `None` when another does.
     fn try_lock<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<JobLock>, ClusterError>>;
 
+    /// Keeps `value` under `key` for any node to take within a few minutes
+    /// (a dropped socket session, for recovery on another node).
+    fn stash<'a>(&'a self, key: &'a str, value: Bytes) -> BoxFuture<'a, Result<(), ClusterError>>;
+
+    /// Takes what [`Cluster::stash`] kept under `key`, if it is still there.
+    fn unstash<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, ClusterError>>;
+
     /// Where this node stands.
     fn status(&self) -> ClusterStatus;
 }

@@ -85,6 +85,8 @@ struct Inner {
     shards: kv::Store,
     nodes: kv::Store,
     locks: kv::Store,
+    /// Dropped socket sessions, kept for recovery on any node.
+    stash: kv::Store,
     lease: Duration,
     lock_ttl: Duration,
     owned: Mutex<HashMap<u32, Lease>>,
@@ -134,6 +136,15 @@ impl std::fmt::Debug for NatsCluster {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NatsCluster").field("node_id", &self.inner.node_id).finish()
     }
+}
+
+/// How long stashed values live: longer than any sensible socket recovery window.
+const STASH_TTL: Duration = Duration::from_secs(600);
+
+/// A stash key NATS accepts whatever the caller's key holds.
+fn stash_key(key: &str) -> String {
+    use sha2::Digest;
+    format!("k.{}", hex::encode(&sha2::Sha256::digest(key.as_bytes())[..16]))
 }
 
 fn unavailable(e: impl std::fmt::Display) -> ClusterError {
@@ -242,9 +253,26 @@ impl NatsCluster {
                 js.create_or_update_key_value(config).await.map_err(unavailable)
             }
         };
-        let shards = open(bucket("utalk_shards", settings.lease)).await?;
-        let nodes = open(bucket("utalk_nodes", settings.lease)).await?;
-        let locks = open(bucket("utalk_locks", settings.lock_ttl)).await?;
+        // Like the stream, a bucket may wait for JetStream to settle when servers and nodes start together.
+        let opened = |config: kv::Config| {
+            let open = &open;
+            async move {
+                let until = Instant::now() + Duration::from_secs(30);
+                loop {
+                    match open(config.clone()).await {
+                        Err(ClusterError::Unavailable(e)) if Instant::now() < until => {
+                            tracing::info!(bucket = %config.bucket, error = %e, "waiting for NATS JetStream to be ready");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                        other => return other,
+                    }
+                }
+            }
+        };
+        let shards = opened(bucket("utalk_shards", settings.lease)).await?;
+        let nodes = opened(bucket("utalk_nodes", settings.lease)).await?;
+        let locks = opened(bucket("utalk_locks", settings.lock_ttl)).await?;
+        let stash = opened(bucket("utalk_stash", STASH_TTL)).await?;
         let inner = Arc::new(Inner {
             node_id: settings.node_id,
             client,
@@ -253,6 +281,7 @@ impl NatsCluster {
             shards,
             nodes,
             locks,
+            stash,
             lease: settings.lease,
             lock_ttl: settings.lock_ttl,
             owned: Mutex::new(HashMap::new()),
@@ -649,6 +678,25 @@ impl Cluster for NatsCluster {
             Ok(Some(JobLock::new(move || {
                 let _ = stop.send(());
             })))
+        })
+    }
+
+    fn stash<'a>(&'a self, key: &'a str, value: Bytes) -> BoxFuture<'a, Result<(), ClusterError>> {
+        Box::pin(async move {
+            self.inner.stash.put(stash_key(key), value).await.map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn unstash<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, ClusterError>> {
+        Box::pin(async move {
+            let key = stash_key(key);
+            let value = self.inner.stash.get(&key).await.map_err(unavailable)?;
+            if value.is_some() {
+                // Taken once: a second node asking later finds nothing.
+                let _ = self.inner.stash.purge(&key).await;
+            }
+            Ok(value)
         })
     }
 
