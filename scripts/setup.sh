@@ -8,7 +8,11 @@ need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v c++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1; then
+# libclang itself, not libclang-cpp, which other packages bring and the
+# RocksDB bindings cannot use.
+if [ -z "${LIBCLANG_PATH:-}" ] \
+  && ! ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 \
+  && ! ls /usr/lib/*-linux-gnu/libclang-[0-9]*.so* >/dev/null 2>&1; then
   need+=(libclang-dev)
 fi
 if [ "$#" -gt 0 ]; then

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use utalk_actors::alert_webhook::{AlertWebhooks, WebhookTarget};
 use utalk_actors::assigner::Assigner;
 use utalk_actors::bot::Bot;
-use utalk_actors::cluster::{valid_node_id, Cluster, LocalCluster, NatsCluster, NatsSettings};
+use utalk_actors::cluster::{redact_urls, valid_node_id, Cluster, LocalCluster, NatsCluster, NatsSettings, NatsTls};
 use utalk_actors::delivery::{Delivery, DeliveryConfig};
 use utalk_actors::inventory::{Inventory, SocketAlerts};
 use utalk_actors::journal::Journal;
@@ -46,6 +46,20 @@ pub struct Application {
     nats: Option<NatsCluster>,
 }
 
+/// How `node_id` connects to the NATS servers at `urls`; a `member` takes shards, a tool does not.
+pub fn nats_settings(config: &Config, urls: &str, node_id: &str, member: bool) -> NatsSettings {
+    let c = &config.cluster;
+    NatsSettings {
+        urls: urls.to_string(),
+        node_id: node_id.to_string(),
+        replicas: c.replicas,
+        lease: Duration::from_millis(c.lease_ms),
+        lock_ttl: Duration::from_millis(c.lock_ttl_ms),
+        member,
+        tls: NatsTls { ca_file: c.tls_ca_file.clone(), client_cert: c.tls_cert_file.clone().zip(c.tls_key_file.clone()) },
+    }
+}
+
 /// The cluster this node belongs to: NATS when `cluster_url` is set, this node alone otherwise.
 async fn join_cluster(config: &Config) -> anyhow::Result<(Arc<dyn Cluster>, Option<NatsCluster>)> {
     let Some(urls) = &config.cluster_url else {
@@ -58,17 +72,10 @@ async fn join_cluster(config: &Config) -> anyhow::Result<(Arc<dyn Cluster>, Opti
     if config.jwt_secret.is_none() {
         anyhow::bail!("every node of a cluster signs and checks tokens with one secret: set the same UTALK_JWT_SECRET on all of them");
     }
-    let c = &config.cluster;
-    let settings = NatsSettings {
-        urls: urls.clone(),
-        node_id: node_id.clone(),
-        replicas: c.replicas,
-        lease: Duration::from_millis(c.lease_ms),
-        lock_ttl: Duration::from_millis(c.lock_ttl_ms),
-        member: true,
-    };
-    let nats = NatsCluster::connect(settings).await.with_context(|| format!("cannot join the cluster at {urls}"))?;
-    tracing::info!(node_id, urls, "joined the cluster");
+    let settings = nats_settings(config, urls, &node_id, true);
+    let shown = redact_urls(urls);
+    let nats = NatsCluster::connect(settings).await.with_context(|| format!("cannot join the cluster at {shown}"))?;
+    tracing::info!(node_id, urls = shown, "joined the cluster");
     Ok((Arc::new(nats.clone()), Some(nats)))
 }
 
@@ -125,7 +132,8 @@ async fn start_whatsapp(
     };
     let media = Arc::new(
         MediaStore::new(&config.data_dir, secret.expose().as_bytes(), config.public_url.clone(), limits)
-            .with_context(|| format!("cannot create the media directory in {}", config.data_dir.display()))?,
+            .with_context(|| format!("cannot create the media directory in {}", config.data_dir.display()))?
+            .with_cluster(registry.journal().cluster().clone()),
     );
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))

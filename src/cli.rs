@@ -455,16 +455,10 @@ async fn add_user_to_cluster(config: &Config, email: &str, role: Role, password:
 
 /// Connects to the cluster as a tool, not a node: it takes no shards.
 async fn cluster_tool(config: &Config) -> anyhow::Result<utalk_actors::cluster::NatsCluster> {
-    use utalk_actors::cluster::{NatsCluster, NatsSettings};
+    use utalk_actors::cluster::{redact_urls, NatsCluster};
     let urls = config.cluster_url.clone().context("set UTALK_CLUSTER_URL to the cluster's NATS servers")?;
-    let settings = NatsSettings {
-        urls: urls.clone(),
-        node_id: config.node_id.clone().unwrap_or_else(|| "cli".into()),
-        replicas: config.cluster.replicas,
-        member: false,
-        ..NatsSettings::default()
-    };
-    NatsCluster::connect(settings).await.with_context(|| format!("cannot reach the cluster at {urls}"))
+    let settings = crate::app::nats_settings(config, &urls, config.node_id.as_deref().unwrap_or("cli"), false);
+    NatsCluster::connect(settings).await.with_context(|| format!("cannot reach the cluster at {}", redact_urls(&urls)))
 }
 
 async fn cluster_command(config: Config, cmd: ClusterCommand) -> anyhow::Result<()> {
@@ -472,19 +466,27 @@ async fn cluster_command(config: Config, cmd: ClusterCommand) -> anyhow::Result<
     let mut progress = |at: u64, end: u64| eprintln!("  position {at} of {end}");
     match cmd {
         ClusterCommand::Verify { file } => {
-            let (count, last) = crate::cluster_log::verify(&file)?;
-            println!("{}: {count} entries up to position {last}, checksum good", file.display());
+            let s = crate::cluster_log::verify(&file)?;
+            println!("{}: {} entries up to position {} and {} files, checksum good", file.display(), s.entries, s.last, s.files);
         }
         ClusterCommand::Backup { to } => {
             let cluster = cluster_tool(&config).await?;
-            let count = crate::cluster_log::backup(&cluster, &to, &mut progress).await?;
-            println!("backed up {count} log entries to {} in {:.1} s", to.display(), started.elapsed().as_secs_f64());
+            let s = crate::cluster_log::backup(&cluster, &to, &mut progress).await?;
+            println!(
+                "backed up {} log entries and {} files to {} in {:.1} s",
+                s.entries,
+                s.files,
+                to.display(),
+                started.elapsed().as_secs_f64()
+            );
         }
         ClusterCommand::Restore { from } => {
             let cluster = cluster_tool(&config).await?;
-            let count = crate::cluster_log::restore(&cluster, &from, &mut progress).await?;
+            let s = crate::cluster_log::restore(&cluster, &from, &mut progress).await?;
             println!(
-                "restored {count} log entries from {} in {:.1} s; start the nodes (empty data directories rebuild from the log)",
+                "restored {} log entries and {} files from {} in {:.1} s; start the nodes (empty data directories rebuild from the log)",
+                s.entries,
+                s.files,
                 from.display(),
                 started.elapsed().as_secs_f64()
             );

@@ -1,13 +1,16 @@
-//! Backup and restore of a cluster's replicated log (`utalk cluster backup|restore`).
+//! Backup and restore of a cluster's replicated log and its files
+//! (`utalk cluster backup|restore`).
 //!
 //! The log is the truth of a cluster: with it, any node can be rebuilt from
-//! an empty data directory. A backup is every entry from position 1 to the
-//! log's end when it started, in a file of its own format: a header line,
-//! then for each entry its position, subject and payload (each length
-//! prefixed), then a trailer with the count and a SHA-256 of everything
-//! before it. A restore refuses a log that is not empty and checks that
-//! each entry lands at its old position, so that nodes' applied positions
-//! stay true.
+//! an empty data directory. Media files are kept beside it in the cluster,
+//! so a backup holds both: a header line, then every log entry from
+//! position 1 to the log's end when the backup started (its position,
+//! subject and payload, each length prefixed), then every file the cluster
+//! keeps (as entries at position 0 whose subject is `file:<name>`), then a
+//! trailer with the count of entries and a SHA-256 of everything before it.
+//! A restore refuses a log that is not empty and checks that each entry
+//! lands at its old position, so that nodes' applied positions stay true.
+//! Backups of the first format (the log alone) are still read.
 
 use anyhow::{bail, Context};
 use futures_util::StreamExt;
@@ -16,10 +19,27 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 use utalk_actors::cluster::{Cluster, LogEntry, LOG_FILTER};
 
-const MAGIC: &[u8] = b"utalk-cluster-log 1\n";
+const MAGIC: &[u8] = b"utalk-cluster-log 2\n";
+/// The first format: the log without files.
+const MAGIC_V1: &[u8] = b"utalk-cluster-log 1\n";
+/// Files are entries at this position, which no log entry has.
+const FILE_POSITION: u64 = 0;
+const FILE_PREFIX: &str = "file:";
 
-/// Writes every entry of the log up to its current end into `to`; returns the number written.
-pub async fn backup(cluster: &dyn Cluster, to: &Path, progress: &mut dyn FnMut(u64, u64)) -> anyhow::Result<u64> {
+/// What a backup holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackupSummary {
+    /// Log entries.
+    pub entries: u64,
+    /// The position of the last log entry.
+    pub last: u64,
+    /// Files.
+    pub files: u64,
+}
+
+/// Writes every entry of the log up to its current end, then every file the
+/// cluster keeps, into `to`.
+pub async fn backup(cluster: &dyn Cluster, to: &Path, progress: &mut dyn FnMut(u64, u64)) -> anyhow::Result<BackupSummary> {
     if to.exists() {
         bail!("{} exists; pick a new file", to.display());
     }
@@ -28,7 +48,7 @@ pub async fn backup(cluster: &dyn Cluster, to: &Path, progress: &mut dyn FnMut(u
     let file = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut out = Hashing { inner: BufWriter::new(file), hash: Sha256::new() };
     out.write_all(MAGIC)?;
-    let mut count = 0u64;
+    let mut summary = BackupSummary { entries: 0, last: 0, files: 0 };
     if end > 0 {
         let mut entries = cluster.follow(LOG_FILTER, 0).await.context("cannot read the log")?;
         while let Some(entry) = entries.next().await {
@@ -37,8 +57,9 @@ pub async fn backup(cluster: &dyn Cluster, to: &Path, progress: &mut dyn FnMut(u
                 break;
             }
             write_entry(&mut out, &entry)?;
-            count += 1;
-            if count.is_multiple_of(10_000) {
+            summary.entries += 1;
+            summary.last = entry.position;
+            if summary.entries.is_multiple_of(10_000) {
                 progress(entry.position, end);
             }
             if entry.position == end {
@@ -46,19 +67,33 @@ pub async fn backup(cluster: &dyn Cluster, to: &Path, progress: &mut dyn FnMut(u
             }
         }
     }
+    progress(end, end);
+    // Listed after the log was read: a file is kept before the record that names it is logged.
+    let names = cluster.list_blobs().await.context("cannot list the cluster's files")?;
+    for name in &names {
+        let Some(payload) = cluster.get_blob(name).await.with_context(|| format!("cannot read the file {name}"))? else {
+            // Removed since it was listed: nothing names it any more.
+            continue;
+        };
+        write_entry(&mut out, &LogEntry { subject: format!("{FILE_PREFIX}{name}"), position: FILE_POSITION, payload })?;
+        summary.files += 1;
+        if summary.files.is_multiple_of(100) {
+            eprintln!("  file {} of {}", summary.files, names.len());
+        }
+    }
     let digest = out.hash.clone().finalize();
     let mut file = out.inner;
-    file.write_all(&count.to_be_bytes())?;
+    file.write_all(&(summary.entries + summary.files).to_be_bytes())?;
     file.write_all(&digest)?;
     file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
     std::fs::rename(&tmp, to)?;
-    progress(end, end);
-    Ok(count)
+    Ok(summary)
 }
 
-/// Appends every entry of the backup `from` to an empty log, each at its old position.
-pub async fn restore(cluster: &dyn Cluster, from: &Path, progress: &mut dyn FnMut(u64, u64)) -> anyhow::Result<u64> {
-    let (count, last) = verify(from)?;
+/// Appends every entry of the backup `from` to an empty log, each at its
+/// old position, and puts its files back.
+pub async fn restore(cluster: &dyn Cluster, from: &Path, progress: &mut dyn FnMut(u64, u64)) -> anyhow::Result<BackupSummary> {
+    let summary = verify(from)?;
     let end = cluster.log_end().await.context("cannot read the log's end")?;
     if end != 0 {
         bail!("the cluster's log is not empty (it ends at position {end}); restore only into a new NATS cluster");
@@ -66,6 +101,13 @@ pub async fn restore(cluster: &dyn Cluster, from: &Path, progress: &mut dyn FnMu
     let mut r = BackupReader::open(from)?;
     let mut done = 0u64;
     while let Some(e) = r.next_entry()? {
+        if let Some(name) = e.subject.strip_prefix(FILE_PREFIX).filter(|_| e.position == FILE_POSITION) {
+            cluster
+                .put_blob(name, e.payload)
+                .await
+                .with_context(|| format!("putting back the file {name} failed; run the restore again"))?;
+            continue;
+        }
         let id = format!("restore.{}", e.position);
         let at = cluster
             .append(&e.subject, None, &id, e.payload.clone())
@@ -76,11 +118,11 @@ pub async fn restore(cluster: &dyn Cluster, from: &Path, progress: &mut dyn FnMu
         }
         done += 1;
         if done.is_multiple_of(10_000) {
-            progress(e.position, last);
+            progress(e.position, summary.last);
         }
     }
-    progress(last, last);
-    Ok(count)
+    progress(summary.last, summary.last);
+    Ok(summary)
 }
 
 /// Reads a backup entry by entry, hashing as it goes.
@@ -98,7 +140,7 @@ impl BackupReader {
         let mut r = BufReader::new(file);
         let mut magic = vec![0u8; MAGIC.len()];
         r.read_exact(&mut magic).context("the file is too short to be a log backup")?;
-        if magic != MAGIC || len < (MAGIC.len() + TRAILER) as u64 {
+        if (magic != MAGIC && magic != MAGIC_V1) || len < (MAGIC.len() + TRAILER) as u64 {
             bail!("{} is not a utalk cluster log backup", from.display());
         }
         let mut hash = Sha256::new();
@@ -147,19 +189,27 @@ impl BackupReader {
 
 const TRAILER: usize = 8 + 32;
 
-/// Checks a backup file whole; returns its number of entries and last position.
-pub fn verify(from: &Path) -> anyhow::Result<(u64, u64)> {
+/// Checks a backup file whole: its checksum, that log positions increase
+/// and that files come after the log.
+pub fn verify(from: &Path) -> anyhow::Result<BackupSummary> {
     let mut r = BackupReader::open(from)?;
-    let (mut count, mut last) = (0u64, 0u64);
+    let mut s = BackupSummary { entries: 0, last: 0, files: 0 };
     while let Some(e) = r.next_entry()? {
-        if e.position <= last {
+        if e.position == FILE_POSITION && e.subject.starts_with(FILE_PREFIX) {
+            s.files += 1;
+            continue;
+        }
+        if s.files > 0 {
+            bail!("the backup has a log entry ({}) after its files", e.position);
+        }
+        if e.position <= s.last {
             bail!("the backup's positions do not increase at entry {}", e.position);
         }
-        last = e.position;
-        count += 1;
+        s.last = e.position;
+        s.entries += 1;
     }
-    r.finish(count)?;
-    Ok((count, last))
+    r.finish(s.entries + s.files)?;
+    Ok(s)
 }
 
 fn write_entry(out: &mut impl Write, e: &LogEntry) -> std::io::Result<()> {
@@ -184,5 +234,59 @@ impl<W: Write> Write for Hashing<W> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(subject: &str, position: u64, payload: &[u8]) -> LogEntry {
+        LogEntry { subject: subject.into(), position, payload: payload.to_vec().into() }
+    }
+
+    /// A backup file as `backup` writes it, with `magic` as its header.
+    fn write_backup(path: &Path, magic: &[u8], entries: &[LogEntry]) {
+        let mut out = Hashing { inner: Vec::new(), hash: Sha256::new() };
+        out.write_all(magic).unwrap();
+        for e in entries {
+            write_entry(&mut out, e).unwrap();
+        }
+        let digest = out.hash.finalize();
+        let mut bytes = out.inner;
+        bytes.extend_from_slice(&(entries.len() as u64).to_be_bytes());
+        bytes.extend_from_slice(&digest);
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn backups_of_the_first_format_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.backup");
+        write_backup(&path, MAGIC_V1, &[entry("utalk.log.shared", 1, b"a"), entry("utalk.log.shared", 4, b"b")]);
+        assert_eq!(verify(&path).unwrap(), BackupSummary { entries: 2, last: 4, files: 0 });
+    }
+
+    #[test]
+    fn files_follow_the_log_and_are_counted_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.backup");
+        let file = entry("file:media-1", FILE_POSITION, b"\x89PNG");
+        write_backup(&path, MAGIC, &[entry("utalk.log.shared", 1, b"a"), file.clone()]);
+        assert_eq!(verify(&path).unwrap(), BackupSummary { entries: 1, last: 1, files: 1 });
+
+        let path = dir.path().join("mixed.backup");
+        write_backup(&path, MAGIC, &[file, entry("utalk.log.shared", 1, b"a")]);
+        let err = verify(&path).unwrap_err().to_string();
+        assert!(err.contains("after its files"), "{err}");
+    }
+
+    #[test]
+    fn a_log_entry_at_position_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zero.backup");
+        write_backup(&path, MAGIC, &[entry("utalk.log.shared", 0, b"a")]);
+        let err = verify(&path).unwrap_err().to_string();
+        assert!(err.contains("do not increase"), "{err}");
     }
 }

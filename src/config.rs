@@ -430,11 +430,25 @@ pub struct ClusterConfig {
     pub forward_timeout_ms: u64,
     /// A job lock lasts this long without renewal.
     pub lock_ttl_ms: u64,
+    /// PEM file of the authority that signed the NATS servers' certificates; requires TLS.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM certificate this node shows NATS servers that verify clients.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { lease_ms: 10_000, replicas: 3, forward_timeout_ms: 20_000, lock_ttl_ms: 30_000 }
+        Self {
+            lease_ms: 10_000,
+            replicas: 3,
+            forward_timeout_ms: 20_000,
+            lock_ttl_ms: 30_000,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
     }
 }
 
@@ -793,7 +807,16 @@ impl Config {
         if let Some(urls) = &self.cluster_url {
             let bad = urls.split(',').map(str::trim).find(|u| !(u.starts_with("nats://") || u.starts_with("tls://")));
             if let Some(u) = bad {
-                return Err(format!("cluster_url: `{u}` is not a nats:// URL"));
+                return Err(format!("cluster_url: `{}` is not a nats:// URL", utalk_actors::cluster::redact_urls(u)));
+            }
+        }
+        let c = &self.cluster;
+        if c.tls_cert_file.is_some() != c.tls_key_file.is_some() {
+            return Err("cluster: set tls_cert_file and tls_key_file together".into());
+        }
+        for (name, file) in [("tls_ca_file", &c.tls_ca_file), ("tls_cert_file", &c.tls_cert_file), ("tls_key_file", &c.tls_key_file)] {
+            if let Some(f) = file.as_ref().filter(|f| !f.is_file()) {
+                return Err(format!("cluster: {name} `{}` is not a file", f.display()));
             }
         }
         for (name, url) in [("public_url", self.public_url.as_deref()), ("twilio_api_base", Some(self.twilio_api_base.as_str()))] {

@@ -131,6 +131,15 @@ impl From<utalk_actors::WriteError> for ApiError {
     }
 }
 
+impl From<utalk_actors::media_store::MediaFileError> for ApiError {
+    fn from(e: utalk_actors::media_store::MediaFileError) -> Self {
+        match e {
+            utalk_actors::media_store::MediaFileError::Cluster(c) => c.into(),
+            io => ApiError::internal(io),
+        }
+    }
+}
+
 impl From<utalk_actors::cluster::ClusterError> for ApiError {
     fn from(e: utalk_actors::cluster::ClusterError) -> Self {
         tracing::warn!(error = %e, "cluster refused or could not take a change");

@@ -123,13 +123,10 @@ impl MediaFetcher {
     async fn attempt(&self, job: MediaFetch) {
         let outcome = match self.download(&job).await {
             Ok((bytes, content_type)) => {
-                let store = self.media.clone();
-                let id = job.media_id;
                 let size = bytes.len() as u64;
-                match tokio::task::spawn_blocking(move || store.write(id, &bytes)).await {
-                    Ok(Ok(sha)) => Ok((size, sha, content_type)),
-                    Ok(Err(e)) => Err(Failure::Transient(format!("writing the file failed: {e}"))),
-                    Err(e) => Err(Failure::Transient(format!("writing the file failed: {e}"))),
+                match self.media.save(job.media_id, bytes.into()).await {
+                    Ok(sha) => Ok((size, sha, content_type)),
+                    Err(e) => Err(Failure::Transient(format!("keeping the file failed: {e}"))),
                 }
             }
             Err(f) => Err(f),

@@ -1,10 +1,15 @@
 //! The media store: files under `<data dir>/media`, named by media id, and
-//! the signed, expiring URLs they are served through.
+//! the signed, expiring URLs they are served through. In a cluster each file
+//! is also kept in the cluster, so any node can serve it: a node that lacks a
+//! file takes it from there and keeps a local copy.
 
+use crate::cluster::{Cluster, ClusterError};
+use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use utalk_storage::Timestamp;
 use uuid::Uuid;
@@ -49,6 +54,17 @@ pub enum MediaRefused {
     TypeNotAllowed(String),
 }
 
+/// Why a media file could not be kept or read.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaFileError {
+    /// The local disk failed.
+    #[error("media file: {0}")]
+    Io(#[from] std::io::Error),
+    /// The cluster's copy could not be written or read.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
 /// A signed URL and when it stops working.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -67,6 +83,8 @@ pub struct MediaStore {
     root: PathBuf,
     key: Vec<u8>,
     public_base: Option<String>,
+    /// Where the cluster keeps files; `None` on a single node.
+    cluster: Option<Arc<dyn Cluster>>,
     /// Limits.
     pub limits: MediaLimits,
 }
@@ -85,7 +103,66 @@ impl MediaStore {
     pub fn new(data_dir: &Path, secret: &[u8], public_base: Option<String>, limits: MediaLimits) -> std::io::Result<MediaStore> {
         let root = data_dir.join("media");
         std::fs::create_dir_all(&root)?;
-        Ok(MediaStore { root, key: secret.to_vec(), public_base, limits })
+        Ok(MediaStore { root, key: secret.to_vec(), public_base, cluster: None, limits })
+    }
+
+    /// The same store, keeping every file in `cluster` as well when its log is replicated.
+    pub fn with_cluster(mut self, cluster: Arc<dyn Cluster>) -> MediaStore {
+        self.cluster = cluster.replicated().then_some(cluster);
+        self
+    }
+
+    /// The file's name in the cluster.
+    fn blob_name(id: Uuid) -> String {
+        format!("media-{}", id.simple())
+    }
+
+    /// Writes the file of `id` durably here and, in a cluster, where every
+    /// node can read it; returns its SHA-256. Done only when both copies are.
+    pub async fn save(self: &Arc<Self>, id: Uuid, bytes: Bytes) -> Result<String, MediaFileError> {
+        let (store, local) = (self.clone(), bytes.clone());
+        let sha =
+            tokio::task::spawn_blocking(move || store.write(id, &local)).await.map_err(|e| std::io::Error::other(e.to_string()))??;
+        if let Some(c) = &self.cluster {
+            if let Err(e) = c.put_blob(&Self::blob_name(id), bytes).await {
+                // Nothing will point to the local copy: do not leave it behind.
+                let _ = std::fs::remove_file(self.path(id));
+                return Err(e.into());
+            }
+        }
+        Ok(sha)
+    }
+
+    /// The bytes of the file of `id`: the local copy, else the cluster's
+    /// (kept here from then on); `None` when neither has it.
+    pub async fn load(self: &Arc<Self>, id: Uuid) -> Result<Option<Bytes>, MediaFileError> {
+        let path = self.path(id);
+        let read = tokio::task::spawn_blocking(move || std::fs::read(path)).await.map_err(|e| std::io::Error::other(e.to_string()))?;
+        match read {
+            Ok(b) => return Ok(Some(Bytes::from(b))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let Some(c) = &self.cluster else { return Ok(None) };
+        let Some(bytes) = c.get_blob(&Self::blob_name(id)).await? else { return Ok(None) };
+        let (store, local) = (self.clone(), bytes.clone());
+        // A failed local copy only costs the next read another trip to the cluster.
+        let kept = tokio::task::spawn_blocking(move || store.write(id, &local)).await.map_err(|e| std::io::Error::other(e.to_string()));
+        if let Err(e) = kept.and_then(|written| written) {
+            tracing::warn!(media = %id, error = %e, "could not keep a local copy of a media file");
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Removes the file of `id` here and from the cluster (a best effort: for
+    /// files no record points to).
+    pub async fn remove(&self, id: Uuid) {
+        let _ = std::fs::remove_file(self.path(id));
+        if let Some(c) = &self.cluster {
+            if let Err(e) = c.delete_blob(&Self::blob_name(id)).await {
+                tracing::warn!(media = %id, error = %e, "could not remove a media file from the cluster");
+            }
+        }
     }
 
     /// The directory holding the files.

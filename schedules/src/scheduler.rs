@@ -201,7 +201,7 @@ impl Scheduler {
             self.record(&run).await;
             return run;
         }
-        let lock = match self.once_lock(state, trigger).await {
+        let mut lock = match self.once_lock(state, trigger).await {
             Ok(lock) => lock,
             Err(None) => {
                 // Another node leads the run-once work: its runs are the ones on record.
@@ -218,7 +218,21 @@ impl Scheduler {
         };
         loop {
             run.attempts += 1;
-            match state.spec.task.run().await {
+            let attempt = state.spec.task.run();
+            let result = match lock.as_mut() {
+                // A job that must run once stops when its lock goes: another node may be running it now.
+                Some(l) => tokio::select! {
+                    r = attempt => r,
+                    _ = l.lost() => {
+                        run.outcome = JobOutcome::Failed;
+                        run.error = Some("stopped: the cluster lock could not be renewed, so another node may run the job".into());
+                        tracing::warn!(job = state.spec.name, "job stopped: its cluster lock was lost");
+                        break;
+                    }
+                },
+                None => attempt.await,
+            };
+            match result {
                 Ok(figures) => {
                     run.outcome = JobOutcome::Ok;
                     run.figures = figures;

@@ -119,8 +119,7 @@ pub async fn upload(state: web::Data<AppState>, who: Principal, mut form: Multip
     }
     let id = Uuid::now_v7();
     let size = bytes.len() as u64;
-    let store = state.media.clone();
-    let sha256 = web::block(move || store.write(id, &bytes)).await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
+    let sha256 = state.media.save(id, bytes.into()).await?;
     let record = MediaRecord {
         id,
         content_type,
@@ -138,7 +137,7 @@ pub async fn upload(state: web::Data<AppState>, who: Principal, mut form: Multip
     media::put(&mut b, &record)?;
     if let Err(e) = state.registry.journal().commit(b).await {
         // No record points to the file: remove it rather than leave an orphan.
-        let _ = std::fs::remove_file(state.media.path(id));
+        state.media.remove(id).await;
         return Err(e.into());
     }
     Ok(HttpResponse::Created().json(view(&state, record)))
@@ -175,8 +174,8 @@ pub async fn get(
             if m.status != MediaStatus::Stored {
                 return Err(ApiError::conflict("media_not_stored", format!("media is {:?}, not stored", m.status).to_lowercase()));
             }
-            let path = state.media.path(id);
-            let bytes = web::block(move || std::fs::read(path)).await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
+            let bytes =
+                state.media.load(id).await?.ok_or_else(|| ApiError::internal(format!("media {id} is stored but its file is missing")))?;
             let remaining = (expires - Timestamp::now().millis() / 1000).max(0);
             Ok(HttpResponse::Ok()
                 .content_type(m.content_type.as_str())

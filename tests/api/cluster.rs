@@ -17,6 +17,7 @@ async fn node(nats: &Nats, id: &str) -> NatsCluster {
         lease: Duration::from_secs(2),
         lock_ttl: Duration::from_secs(3),
         member: true,
+        ..NatsSettings::default()
     })
     .await
     .inspect(|n| n.join())
@@ -192,13 +193,21 @@ async fn requests_reach_the_owner_events_reach_listeners_and_a_job_lock_is_held_
     assert!(b.try_lock("kpi_rollup").await.unwrap().is_none(), "a's lock lapsed while held");
     drop(held);
     let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        if b.try_lock("kpi_rollup").await.unwrap().is_some() {
-            break;
+    let mut by_b = loop {
+        if let Some(l) = b.try_lock("kpi_rollup").await.unwrap() {
+            break l;
         }
         assert!(Instant::now() < until, "a released lock was never free");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
+
+    // A lock whose key is taken away (as when its renewals could not reach
+    // NATS and it expired) tells its holder at the next renewal.
+    let raw = async_nats::jetstream::new(async_nats::connect(nats.urls().split(',').next().unwrap()).await.unwrap());
+    let locks = raw.get_key_value("utalk_locks").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), by_b.lost()).await.expect_err("a held lock is not lost");
+    locks.purge("l.kpi_rollup").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(3), by_b.lost()).await.expect("the holder learns that it lost the lock");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

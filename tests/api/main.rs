@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod cluster_nodes;
+mod cluster_tls;
 mod conversations;
 mod durability;
 mod flags;

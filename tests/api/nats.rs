@@ -9,8 +9,11 @@ fn binary() -> String {
     std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// `n` distinct free ports: all held open together so the kernel cannot hand
+/// out one of them twice, then let go for the servers to take.
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    held.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
 struct Server {
@@ -43,7 +46,7 @@ impl Nats {
     pub async fn start_for(client_host: &str) -> Nats {
         let turn = ONE_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
+        let ports: Vec<(u16, u16, u16)> = free_ports(9).chunks(3).map(|p| (p[0], p[1], p[2])).collect();
         let routes: Vec<String> = ports.iter().map(|(_, _, c)| format!("nats-route://127.0.0.1:{c}")).collect();
         let mut servers = Vec::new();
         for (i, (client, http, cluster)) in ports.iter().enumerate() {
@@ -68,6 +71,38 @@ impl Nats {
         }
         n.wait_healthy(&[0, 1, 2]).await;
         n
+    }
+
+    /// One JetStream server whose configuration also holds `extra` (TLS,
+    /// authorization), for tests of how a node connects. Reach it with
+    /// [`Nats::client_port`].
+    pub async fn start_single(extra: &str) -> Nats {
+        let turn = ONE_AT_A_TIME.lock().await;
+        let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(2);
+        let store = dir.path().join("n0");
+        let config = dir.path().join("n0.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "server_name: n0\nlisten: 127.0.0.1:{}\nhttp: 127.0.0.1:{}\n\
+                 jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n  max_memory_store: 256MB\n  max_file_store: 1GB\n}}\n{extra}\n",
+                ports[0],
+                ports[1],
+                store.display()
+            ),
+        )
+        .unwrap();
+        let servers = vec![Server { config, client_port: ports[0], http_port: ports[1], child: None }];
+        let mut n = Nats { _turn: turn, servers, host: "127.0.0.1".into(), _dir: dir };
+        n.spawn(0);
+        n.wait_healthy(&[0]).await;
+        n
+    }
+
+    /// The client port of server `i`.
+    pub fn client_port(&self, i: usize) -> u16 {
+        self.servers[i].client_port
     }
 
     fn spawn(&mut self, i: usize) {

@@ -116,6 +116,22 @@ impl Cluster for LocalCluster {
         ready(Ok(None))
     }
 
+    fn put_blob<'a>(&'a self, _name: &'a str, _bytes: Bytes) -> BoxFuture<'a, Result<(), ClusterError>> {
+        ready(Ok(()))
+    }
+
+    fn get_blob<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, ClusterError>> {
+        ready(Ok(None))
+    }
+
+    fn list_blobs(&self) -> BoxFuture<'_, Result<Vec<String>, ClusterError>> {
+        ready(Ok(Vec::new()))
+    }
+
+    fn delete_blob<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
+        ready(Ok(()))
+    }
+
     fn status(&self) -> ClusterStatus {
         ClusterStatus {
             mode: "single",

@@ -13,7 +13,7 @@ mod local;
 mod nats;
 
 pub use local::LocalCluster;
-pub use nats::{valid_node_id, NatsCluster, NatsSettings};
+pub use nats::{redact_urls, valid_node_id, NatsCluster, NatsSettings, NatsTls};
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
@@ -155,12 +155,31 @@ pub struct Forwarded {
 /// A job lock held by this node; released when dropped or when the node dies.
 pub struct JobLock {
     release: Option<Box<dyn FnOnce() + Send>>,
+    /// Turns true when the lock could not be renewed.
+    lost: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl JobLock {
-    /// A lock whose release runs `release`.
+    /// A lock whose release runs `release` and that cannot be lost.
     pub fn new(release: impl FnOnce() + Send + 'static) -> JobLock {
-        JobLock { release: Some(Box::new(release)) }
+        JobLock { release: Some(Box::new(release)), lost: None }
+    }
+
+    /// A lock whose release runs `release` and that `lost` says, by turning
+    /// true, could not be renewed: another node may take it from then on.
+    pub fn renewed(release: impl FnOnce() + Send + 'static, lost: tokio::sync::watch::Receiver<bool>) -> JobLock {
+        JobLock { release: Some(Box::new(release)), lost: Some(lost) }
+    }
+
+    /// Resolves once the lock is lost; never while it is held.
+    pub async fn lost(&mut self) {
+        if let Some(rx) = &mut self.lost {
+            if rx.wait_for(|lost| *lost).await.is_ok() {
+                return;
+            }
+        }
+        // Released or unlosable: nothing will ever say it is lost.
+        std::future::pending::<()>().await
     }
 }
 
@@ -251,6 +270,20 @@ pub trait Cluster: Send + Sync + 'static {
 
     /// Takes what [`Cluster::stash`] kept under `key`, if it is still there.
     fn unstash<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, ClusterError>>;
+
+    /// Keeps the file `name` where every node can read it (media), replicated
+    /// like the log; answers only once the copy is durable.
+    fn put_blob<'a>(&'a self, name: &'a str, bytes: Bytes) -> BoxFuture<'a, Result<(), ClusterError>>;
+
+    /// The file [`Cluster::put_blob`] kept under `name`; `None` when there is
+    /// none (always on a single node, whose files are only its own).
+    fn get_blob<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, ClusterError>>;
+
+    /// The names of every file [`Cluster::put_blob`] keeps (for backups).
+    fn list_blobs(&self) -> BoxFuture<'_, Result<Vec<String>, ClusterError>>;
+
+    /// Removes the file kept under `name`, if any.
+    fn delete_blob<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), ClusterError>>;
 
     /// Where this node stands.
     fn status(&self) -> ClusterStatus;

@@ -15,12 +15,14 @@
 //! - **Forwarding**: core request/reply on `utalk.req.<shard>`, subscribed only by the owner.
 //! - **Events**: core publish on `utalk.ev.<topic>`.
 //! - **Job locks**: key `l.<name>` in `utalk_locks`, renewed while held.
+//! - **Files** (media): objects in the object store `utalk_media`, replicated like the log.
 
 use super::{BoxFuture, Cluster, ClusterError, ClusterStatus, Forwarded, JobLock, LogEntry, SHARDS};
 use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
 use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::object_store::{self, ObjectStore};
 use async_nats::jetstream::stream::{self, StorageType};
 use async_nats::jetstream::{self, ErrorCode};
 use async_nats::{Client, RequestErrorKind};
@@ -47,6 +49,73 @@ pub struct NatsSettings {
     /// Whether this process is a node that takes shards; a command-line
     /// tool that only appends to the log is not.
     pub member: bool,
+    /// TLS towards the NATS servers, beyond what `tls://` URLs ask for.
+    pub tls: NatsTls,
+}
+
+/// TLS settings of the connection to NATS.
+#[derive(Debug, Clone, Default)]
+pub struct NatsTls {
+    /// PEM file of the authority that signed the servers' certificates;
+    /// setting it requires TLS on every URL.
+    pub ca_file: Option<std::path::PathBuf>,
+    /// PEM certificate and key this node shows the servers (when they verify clients).
+    pub client_cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+}
+
+/// The user and password (or token, a user without a password) that the
+/// first URL carrying any names, as in `nats://user:pass@host:4222`.
+fn url_credentials(urls: &[String]) -> Result<Option<(String, Option<String>)>, ClusterError> {
+    for u in urls {
+        let Some((_, rest)) = u.split_once("://") else { continue };
+        let authority = rest.split('/').next().unwrap_or(rest);
+        let Some((userinfo, _)) = authority.rsplit_once('@') else { continue };
+        let decode = |s: &str| {
+            percent_decode(s).ok_or_else(|| ClusterError::Protocol("a NATS URL's user or password is not valid percent-encoding".into()))
+        };
+        return Ok(Some(match userinfo.split_once(':') {
+            Some((user, pass)) => (decode(user)?, Some(decode(pass)?)),
+            None => (decode(userinfo)?, None),
+        }));
+    }
+    Ok(None)
+}
+
+/// `%XX` escapes of a URL's user or password, decoded.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `urls` with any password replaced by `***`, fit for logs and errors.
+pub fn redact_urls(urls: &str) -> String {
+    urls.split(',')
+        .map(|u| {
+            let u = u.trim();
+            let Some((scheme, rest)) = u.split_once("://") else { return u.to_string() };
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    let user = userinfo.split_once(':').map_or("***", |(user, _)| user);
+                    format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..])
+                }
+                None => u.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl Default for NatsSettings {
@@ -58,6 +127,7 @@ impl Default for NatsSettings {
             lease: Duration::from_secs(10),
             lock_ttl: Duration::from_secs(30),
             member: true,
+            tls: NatsTls::default(),
         }
     }
 }
@@ -87,6 +157,8 @@ struct Inner {
     locks: kv::Store,
     /// Dropped socket sessions, kept for recovery on any node.
     stash: kv::Store,
+    /// Media files, readable by every node.
+    files: ObjectStore,
     lease: Duration,
     lock_ttl: Duration,
     owned: Mutex<HashMap<u32, Lease>>,
@@ -137,6 +209,9 @@ impl std::fmt::Debug for NatsCluster {
         f.debug_struct("NatsCluster").field("node_id", &self.inner.node_id).finish()
     }
 }
+
+/// The object store of media files.
+const FILES_BUCKET: &str = "utalk_media";
 
 /// How long stashed values live: longer than any sensible socket recovery window.
 const STASH_TTL: Duration = Duration::from_secs(600);
@@ -196,7 +271,19 @@ impl NatsCluster {
         if urls.is_empty() {
             return Err(ClusterError::Protocol("no NATS server URL given".into()));
         }
-        let client = async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new();
+        match url_credentials(&urls)? {
+            Some((user, Some(pass))) => options = options.user_and_password(user, pass),
+            Some((token, None)) => options = options.token(token),
+            None => {}
+        }
+        if let Some(ca) = &settings.tls.ca_file {
+            options = options.add_root_certificates(ca.clone()).require_tls(true);
+        }
+        if let Some((cert, key)) = &settings.tls.client_cert {
+            options = options.add_client_certificate(cert.clone(), key.clone()).require_tls(true);
+        }
+        let client = options
             .name(format!("utalk-{}", settings.node_id))
             .connection_timeout(Duration::from_secs(3))
             .request_timeout(Some(Duration::from_secs(5)))
@@ -273,6 +360,30 @@ impl NatsCluster {
         let nodes = opened(bucket("utalk_nodes", settings.lease)).await?;
         let locks = opened(bucket("utalk_locks", settings.lock_ttl)).await?;
         let stash = opened(bucket("utalk_stash", STASH_TTL)).await?;
+        let files = {
+            let until = Instant::now() + Duration::from_secs(30);
+            loop {
+                let made = match js.get_object_store(FILES_BUCKET).await {
+                    Ok(store) => Ok(store),
+                    Err(_) => js
+                        .create_object_store(object_store::Config {
+                            bucket: FILES_BUCKET.into(),
+                            storage: StorageType::File,
+                            num_replicas: settings.replicas,
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(unavailable),
+                };
+                match made {
+                    Err(ClusterError::Unavailable(e)) if Instant::now() < until => {
+                        tracing::info!(bucket = FILES_BUCKET, error = %e, "waiting for NATS JetStream to be ready");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    other => break other?,
+                }
+            }
+        };
         let inner = Arc::new(Inner {
             node_id: settings.node_id,
             client,
@@ -282,6 +393,7 @@ impl NatsCluster {
             nodes,
             locks,
             stash,
+            files,
             lease: settings.lease,
             lock_ttl: settings.lock_ttl,
             owned: Mutex::new(HashMap::new()),
@@ -656,6 +768,7 @@ impl Cluster for NatsCluster {
                 Err(e) => return Err(unavailable(e)),
             };
             let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+            let (lost, lost_rx) = tokio::sync::watch::channel(false);
             let (locks, period) = (self.inner.locks.clone(), self.inner.lock_ttl / 3);
             tokio::spawn(async move {
                 let mut revision = revision;
@@ -666,7 +779,9 @@ impl Cluster for NatsCluster {
                             match locks.update(&key, Bytes::from_static(b"held"), revision).await {
                                 Ok(r) => revision = r,
                                 Err(e) => {
-                                    tracing::warn!(lock = %key, error = %e, "could not renew a job lock");
+                                    // The key may expire or belong to another node by now: tell the holder.
+                                    tracing::warn!(lock = %key, error = %e, "could not renew a job lock; the job holding it is told");
+                                    let _ = lost.send(true);
                                     return;
                                 }
                             }
@@ -675,9 +790,12 @@ impl Cluster for NatsCluster {
                 }
                 let _ = locks.delete_expect_revision(&key, Some(revision)).await;
             });
-            Ok(Some(JobLock::new(move || {
-                let _ = stop.send(());
-            })))
+            Ok(Some(JobLock::renewed(
+                move || {
+                    let _ = stop.send(());
+                },
+                lost_rx,
+            )))
         })
     }
 
@@ -697,6 +815,55 @@ impl Cluster for NatsCluster {
                 let _ = self.inner.stash.purge(&key).await;
             }
             Ok(value)
+        })
+    }
+
+    fn put_blob<'a>(&'a self, name: &'a str, bytes: Bytes) -> BoxFuture<'a, Result<(), ClusterError>> {
+        Box::pin(async move {
+            let mut reader: &[u8] = &bytes;
+            self.inner.files.put(name, &mut reader).await.map_err(unavailable)?;
+            Ok(())
+        })
+    }
+
+    fn get_blob<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, ClusterError>> {
+        Box::pin(async move {
+            use tokio::io::AsyncReadExt;
+            let mut object = match self.inner.files.get(name).await {
+                Ok(o) => o,
+                Err(e) if matches!(e.kind(), object_store::GetErrorKind::NotFound) => return Ok(None),
+                Err(e) => return Err(unavailable(e)),
+            };
+            let mut out = Vec::with_capacity(object.info.size);
+            // The reader checks the object's digest at its end and fails on a mismatch.
+            object.read_to_end(&mut out).await.map_err(unavailable)?;
+            Ok(Some(Bytes::from(out)))
+        })
+    }
+
+    fn list_blobs(&self) -> BoxFuture<'_, Result<Vec<String>, ClusterError>> {
+        Box::pin(async move {
+            // A listing of an empty store never ends: ask the stream first.
+            let mut stream = self.inner.js.get_stream(format!("OBJ_{FILES_BUCKET}")).await.map_err(unavailable)?;
+            if stream.info().await.map_err(unavailable)?.state.messages == 0 {
+                return Ok(Vec::new());
+            }
+            let mut list = self.inner.files.list().await.map_err(unavailable)?;
+            let mut names = Vec::new();
+            while let Some(info) = list.next().await {
+                names.push(info.map_err(unavailable)?.name);
+            }
+            Ok(names)
+        })
+    }
+
+    fn delete_blob<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
+        Box::pin(async move {
+            match self.inner.files.delete(name).await {
+                Ok(()) => Ok(()),
+                Err(e) if matches!(e.kind(), object_store::DeleteErrorKind::NotFound) => Ok(()),
+                Err(e) => Err(unavailable(e)),
+            }
         })
     }
 
@@ -720,6 +887,26 @@ impl Cluster for NatsCluster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_come_from_the_first_url_that_names_any() {
+        let urls = |s: &[&str]| s.iter().map(|u| u.to_string()).collect::<Vec<_>>();
+        assert_eq!(url_credentials(&urls(&["nats://a:4222", "nats://b:4222"])).unwrap(), None);
+        assert_eq!(
+            url_credentials(&urls(&["nats://a:4222", "tls://utalk:p%40ss%3Aw@b:4222/"])).unwrap(),
+            Some(("utalk".into(), Some("p@ss:w".into())))
+        );
+        assert_eq!(url_credentials(&urls(&["nats://s3cr3t-token@a:4222"])).unwrap(), Some(("s3cr3t-token".into(), None)));
+        assert!(matches!(url_credentials(&urls(&["nats://u:%zz@a:4222"])), Err(ClusterError::Protocol(_))));
+    }
+
+    #[test]
+    fn passwords_never_reach_logs() {
+        assert_eq!(
+            redact_urls("nats://utalk:s3cret@n1:4222, nats://n2:4222,tls://tok@n3:4222/x"),
+            "nats://utalk:***@n1:4222,nats://n2:4222,tls://***:***@n3:4222/x"
+        );
+    }
 
     #[test]
     fn rendezvous_spreads_shards_and_moves_few_when_a_node_joins() {
