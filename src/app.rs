@@ -346,6 +346,10 @@ impl Application {
             max_replay: s.max_replay,
         };
         let sockets = SocketHub::new(socket_config, auth.clone(), registry.clone(), db.clone());
+        if journal.replicated() {
+            // Automatic assignment on any node chooses among the staff online on every node.
+            sockets.share_presence(cluster.clone());
+        }
         if let Some((record, announce)) = crate::api_version::check(&db)? {
             writer.commit(record).await.context("cannot record the API version")?;
             if let Some(payload) = announce {

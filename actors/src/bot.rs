@@ -159,12 +159,19 @@ impl Bot {
     }
 
     /// Offers escalated conversations that wait unassigned to the assigner
-    /// again, for agents who came online or freed a slot since.
+    /// again, for agents who came online or freed a slot since (on the
+    /// leading node only, in a cluster).
     async fn sweep(self: Arc<Self>) {
         let mut tick = tokio::time::interval(ASSIGN_SWEEP);
         loop {
             tick.tick().await;
             if self.assigner.get().is_none() {
+                continue;
+            }
+            // In a cluster one node sweeps (it sees the staff online on every
+            // node): sweeps on several would offer the same conversations at once.
+            let cluster = self.registry.journal().cluster();
+            if cluster.replicated() && !crate::cluster::leads(cluster.as_ref()) {
                 continue;
             }
             let filter = ConversationFilter { status: Some(ConversationStatus::Escalated), ..ConversationFilter::default() };

@@ -12,7 +12,8 @@
 //! - [`media_fetch`]: downloads inbound media into the [`media_store`] after the webhook has answered.
 //! - [`worker`]: the supervised actor that runs such a worker's loop.
 //! - [`bot`]: answers customers first ([`knowledge`] rules or an [`openai`]-compatible model), hands over to people;
-//!   [`lifecycle`] holds the rules the conversation actor applies; [`assigner`] picks agents.
+//!   [`lifecycle`] holds the rules the conversation actor applies; [`assigner`] picks agents,
+//!   among the staff online on any node ([`staff_presence`]).
 
 pub mod alert_webhook;
 pub mod assigner;
@@ -37,6 +38,7 @@ pub mod shared_broker;
 pub mod signal;
 pub mod socket_hub;
 pub mod socketio;
+pub mod staff_presence;
 pub mod store_writer;
 pub mod twilio;
 pub mod worker;

@@ -174,6 +174,8 @@ pub struct SocketHub {
     sessions: Mutex<HashMap<String, Addr<SessionActor>>>,
     saved: Mutex<HashMap<String, SavedSession>>,
     presence: Mutex<HashMap<Uuid, (usize, &'static str)>>,
+    /// Staff online on the other nodes of a cluster.
+    elsewhere: std::sync::OnceLock<Arc<crate::staff_presence::ClusterPresence>>,
     next_session: AtomicU64,
     websocket: AtomicU64,
     polling: AtomicU64,
@@ -202,6 +204,7 @@ impl SocketHub {
             sessions: Mutex::new(HashMap::new()),
             saved: Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
+            elsewhere: std::sync::OnceLock::new(),
             next_session: AtomicU64::new(1),
             websocket: AtomicU64::new(0),
             polling: AtomicU64::new(0),
@@ -331,11 +334,30 @@ impl SocketHub {
         self.recovered.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Staff members whose presence is `online` now.
-    pub fn online_staff(&self) -> Vec<Uuid> {
+    /// Staff members whose presence is `online` on this node now.
+    pub fn online_here(&self) -> Vec<Uuid> {
         let mut v: Vec<Uuid> = lock(&self.presence).iter().filter(|(_, (n, s))| *n > 0 && *s == "online").map(|(id, _)| *id).collect();
         v.sort();
         v
+    }
+
+    /// Staff members whose presence is `online` now, on this node or, in a cluster, on any other.
+    pub fn online_staff(&self) -> Vec<Uuid> {
+        let mut v = self.online_here();
+        if let Some(p) = self.elsewhere.get() {
+            v.extend(p.online_elsewhere());
+            v.sort();
+            v.dedup();
+        }
+        v
+    }
+
+    /// Shares this node's online staff with the other nodes of `cluster` and
+    /// counts theirs in [`SocketHub::online_staff`] (once, at start).
+    pub fn share_presence(self: &Arc<Self>, cluster: Arc<dyn crate::cluster::Cluster>) {
+        let hub = Arc::downgrade(self);
+        let p = crate::staff_presence::ClusterPresence::start(cluster, move || hub.upgrade().map(|h| h.online_here()).unwrap_or_default());
+        let _ = self.elsewhere.set(p);
     }
 
     /// Sets a staff member's presence from one of their sessions and tells all staff when it changes.
@@ -362,6 +384,9 @@ impl SocketHub {
             (before != now).then_some(now)
         };
         if let Some(status) = changed {
+            if let Some(p) = self.elsewhere.get() {
+                p.local_changed();
+            }
             self.registry.broker().publish(STAFF_TOPIC, ConversationEvent::Presence { user_id, status });
         }
     }

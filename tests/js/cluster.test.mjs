@@ -5,7 +5,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import { uuid, ADMIN, AGENT } from "./harness.mjs";
-import { startCluster, startProxy, sleep } from "./cluster-harness.mjs";
+import { startCluster, startProxy, sleep, SHARDS } from "./cluster-harness.mjs";
 
 // One cluster for the file, started by the first test that needs it. Without
 // nats-server every test fails with the message saying how to get one.
@@ -108,6 +108,49 @@ function collect(socket, conversationId) {
   });
   return got;
 }
+
+// The shard of a conversation: FNV-1a over the id's 16 bytes, as the server computes it.
+function shardOf(id) {
+  const hex = id.replace(/-/g, "");
+  let h = 0x811c9dc5;
+  for (let i = 0; i < 32; i += 2) {
+    h ^= parseInt(hex.slice(i, i + 2), 16);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h % SHARDS;
+}
+
+// First in the file, so that no other test's socket puts an agent online on node 1.
+test("an escalation owned by node 1 goes to an agent online only on node 3", { timeout: 300000 }, async () => {
+  const {
+    nodes: [n1, , n3],
+  } = await cluster();
+  const admin = await n1.login(ADMIN);
+  const agent = await n3.login(AGENT);
+  const socket = await connected(connect(n3, agent.accessToken, { transports: ["websocket"] }));
+
+  const owned = new Set((await n1.health()).ownedShards);
+  let conv;
+  for (let i = 0; i < 200 && !conv; i++) {
+    const id = await n1.conversation(admin.accessToken);
+    if (owned.has(shardOf(id))) conv = id;
+  }
+  assert.ok(conv, "a conversation on a shard node 1 owns");
+  const r = await n1.api("POST", `/api/v1/conversations/${conv}/escalate`, { token: admin.accessToken, body: { reason: "asked for a person" } });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  // Node 1's assigner knows node 3's online staff: no wait for a periodic sweep (every 10 s).
+  const assigned = await eventually(
+    async () => {
+      const c = (await n1.api("GET", `/api/v1/conversations/${conv}`, { token: admin.accessToken })).body;
+      return c.assigneeId && c;
+    },
+    5000,
+    "the escalation to be assigned",
+  );
+  assert.equal(assigned.assigneeId, agent.user.id);
+  assert.equal(assigned.status, "escalated");
+  socket.close();
+});
 
 test("a socket on node 3 sees what node 1 accepts, in order", { timeout: 300000 }, async () => {
   const {
