@@ -105,15 +105,20 @@ impl Inbound {
     /// The conversation of `phone`: its latest one, or a new one.
     pub async fn conversation_for(&self, state: &AppState, phone: &str, name: Option<&str>) -> Result<Uuid, ApiError> {
         if let Some(id) = conversation::by_phone(&state.db, Channel::Whatsapp, phone)? {
-            return Ok(id);
+            if !state.registry.journal().replicated() || conversation::get(&state.db, id)?.is_some() {
+                return Ok(id);
+            }
         }
         let _guard = self.lock(phone).lock().await;
+        let customer = || Customer { name: name.map(str::to_owned), phone: Some(phone.to_owned()), email: None };
+        if state.registry.journal().replicated() {
+            return claimed(state, phone, customer, None, false).await.map(|c| c.id);
+        }
         // Someone holding the lock before us may have opened it.
         if let Some(id) = conversation::by_phone(&state.db, Channel::Whatsapp, phone)? {
             return Ok(id);
         }
-        let customer = Customer { name: name.map(str::to_owned), phone: Some(phone.to_owned()), email: None };
-        let c = open_indexed(state, customer, None).await?;
+        let c = open_indexed(state, customer(), None).await?;
         tracing::info!(conversation = %c.id, "opened a WhatsApp conversation");
         Ok(c.id)
     }
@@ -127,6 +132,9 @@ impl Inbound {
         })?;
         customer.phone = Some(phone.clone());
         let _guard = self.lock(&phone).lock().await;
+        if state.registry.journal().replicated() {
+            return claimed(state, &phone, || customer.clone(), subject, true).await;
+        }
         open_indexed(state, customer, subject).await
     }
 
@@ -187,6 +195,54 @@ impl Inbound {
         }
         Ok(appended)
     }
+}
+
+/// In a cluster, the number's conversation as every node sees it: nodes
+/// claim a number's next conversation by a fenced append to the number's own
+/// log subject, so two first messages reaching two nodes at once open one
+/// conversation. The claim goes first and the conversation's record second;
+/// a claim whose record is missing (its node died in between) gets its
+/// record from whichever node finds it so. `fresh` opens a new conversation
+/// even when the number has one (REST's open).
+async fn claimed(
+    state: &AppState,
+    phone: &str,
+    customer: impl Fn() -> Customer,
+    subject: Option<String>,
+    fresh: bool,
+) -> Result<Conversation, ApiError> {
+    let journal = state.registry.journal();
+    let claims = utalk_actors::journal::unique_subject("whatsapp_number", phone);
+    for _ in 0..20 {
+        let expected = journal.sync_subject(&claims).await?;
+        let known = conversation::by_phone(&state.db, Channel::Whatsapp, phone)?;
+        let id = match known {
+            Some(id) if !fresh => id,
+            _ => {
+                let id = Uuid::now_v7();
+                let mut claim = Batch::new();
+                conversation::put_phone(&mut claim, Channel::Whatsapp, phone, id)?;
+                if !journal.commit_fenced(&claims, expected, claim).await? {
+                    // Another node claimed the number meanwhile: take its conversation.
+                    continue;
+                }
+                id
+            }
+        };
+        journal.sync_subject(&utalk_actors::cluster::log_subject(utalk_actors::cluster::EntityKind::Conversation, id)).await?;
+        if let Some(c) = conversation::get(&state.db, id)? {
+            return Ok(c);
+        }
+        let mut c = Conversation::new(Channel::Whatsapp, customer(), subject.clone());
+        c.id = id;
+        if journal.create_conversation_once(id, conversation::put_batch(None, &c)?).await? {
+            crate::metrics::conversation_opened(Channel::Whatsapp);
+            tracing::info!(conversation = %c.id, "opened a WhatsApp conversation");
+            return Ok(c);
+        }
+        // Its record was written meanwhile by another node: read it on the next turn.
+    }
+    Err(utalk_actors::cluster::ClusterError::Unavailable("the number's conversation kept changing; retry".into()).into())
 }
 
 /// Stores a new WhatsApp conversation with its phone index entry.

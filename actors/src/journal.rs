@@ -259,6 +259,22 @@ impl Journal {
         self.commit_to(&log_subject(EntityKind::Conversation, conversation), Some(conversation), batch).await
     }
 
+    /// Writes the creation of `conversation` only if nothing was ever written
+    /// to it: `false` when another node created it first.
+    pub async fn create_conversation_once(&self, conversation: Uuid, batch: Batch) -> Result<bool, JournalError> {
+        if !self.replicated() {
+            self.inner.writer.commit(batch).await?;
+            return Ok(true);
+        }
+        let record = LogRecord { conversation: Some(conversation), changes: vec![LoggedChange { batch, events: Vec::new() }] };
+        let id = Uuid::now_v7().simple().to_string();
+        match self.append(&log_subject(EntityKind::Conversation, conversation), Some(0), &id, record.encode()?).await {
+            Ok(position) => self.wait_applied(position).await.map(|()| true),
+            Err(ClusterError::Fenced { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn commit_to(&self, subject: &str, conversation: Option<Uuid>, batch: Batch) -> Result<(), JournalError> {
         if !self.replicated() {
             return Ok(self.inner.writer.commit(batch).await?);

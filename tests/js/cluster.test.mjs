@@ -4,13 +4,36 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
+import { randomBytes } from "node:crypto";
+import twilio from "twilio";
+import { startFakeTwilio } from "./fake-twilio.mjs";
 import { uuid, ADMIN, AGENT } from "./harness.mjs";
 import { startCluster, startProxy, sleep, SHARDS } from "./cluster-harness.mjs";
 
-// One cluster for the file, started by the first test that needs it. Without
-// nats-server every test fails with the message saying how to get one.
+const ACCOUNT_SID = "AC" + "0123456789abcdef".repeat(2);
+const AUTH_TOKEN = "test-auth-token-" + randomBytes(8).toString("hex");
+const PUBLIC_URL = "https://chat.example.test";
+let fake;
+
+// One cluster for the file, started by the first test that needs it, with a
+// local stand-in for Twilio's API. Without nats-server every test fails with
+// the message saying how to get one.
 let starting;
-const cluster = () => (starting ??= startCluster({ size: 3, leaseMs: 3000 }));
+const cluster = () =>
+  (starting ??= (async () => {
+    fake = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
+    return startCluster({
+      size: 3,
+      leaseMs: 3000,
+      env: {
+        UTALK_TWILIO_ACCOUNT_SID: ACCOUNT_SID,
+        UTALK_TWILIO_AUTH_TOKEN: AUTH_TOKEN,
+        UTALK_TWILIO_FROM: "whatsapp:+14155238886",
+        UTALK_TWILIO_API_BASE: fake.base,
+        UTALK_PUBLIC_URL: PUBLIC_URL,
+      },
+    });
+  })());
 
 const sockets = [];
 
@@ -20,6 +43,7 @@ after(async () => {
     const c = await starting.catch(() => null);
     await c?.stop();
   }
+  await fake?.close();
 });
 
 const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
@@ -119,6 +143,63 @@ function shardOf(id) {
   }
   return h % SHARDS;
 }
+
+// Posts a signed inbound WhatsApp message from `number` to `node`, as Twilio would.
+async function inbound(node, number, text) {
+  const params = {
+    MessageSid: "SM" + randomBytes(16).toString("hex"),
+    AccountSid: ACCOUNT_SID,
+    From: `whatsapp:${number}`,
+    To: "whatsapp:+14155238886",
+    Body: text,
+    ProfileName: "Ana",
+    NumMedia: "0",
+  };
+  const path = "/webhooks/twilio/whatsapp";
+  const sig = twilio.getExpectedTwilioSignature(AUTH_TOKEN, PUBLIC_URL + path, params);
+  const res = await fetch(node.base + path, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": sig },
+    body: new URLSearchParams(params).toString(),
+  });
+  assert.equal(res.status, 200, `${node.nodeId}: ${await res.text()}`);
+}
+
+// The WhatsApp conversations of `number` on `node`'s copy.
+async function conversationsOf(node, token, number) {
+  const found = [];
+  let next = null;
+  do {
+    const r = await node.api("GET", "/api/v1/conversations?limit=200" + (next ? `&cursor=${next}` : ""), { token });
+    assert.equal(r.status, 200);
+    found.push(...r.body.items.filter((c) => c.channel === "whatsapp" && c.customer.phone === number));
+    next = r.body.nextCursor;
+  } while (next);
+  return found;
+}
+
+test("first messages from a new number reaching three nodes at once open one conversation", { timeout: 300000 }, async () => {
+  const { nodes } = await cluster();
+  const admin = await nodes[0].login(ADMIN);
+  for (let round = 0; round < 3; round++) {
+    const number = "+52155" + String(Math.floor(Math.random() * 1e8)).padStart(8, "0");
+    const texts = nodes.map((n) => `first via ${n.nodeId} (${round})`);
+    await Promise.all(nodes.map((n, i) => inbound(n, number, texts[i])));
+    for (const n of nodes) {
+      const convs = await eventually(async () => {
+        const c = await conversationsOf(n, admin.accessToken, number);
+        return c.length > 0 && c;
+      }, 10000, `${number}'s conversation on ${n.nodeId}`);
+      assert.equal(convs.length, 1, `one conversation for ${number} on ${n.nodeId}: ${JSON.stringify(convs.map((c) => c.id))}`);
+      const inConv = await eventually(async () => {
+        const r = await n.api("GET", `/api/v1/conversations/${convs[0].id}/messages?limit=200`, { token: admin.accessToken });
+        const got = r.body.items.filter((m) => m.direction === "inbound").map((m) => m.text);
+        return got.length === texts.length && got;
+      }, 10000, `the three first messages on ${n.nodeId}`);
+      assert.deepEqual([...inConv].sort(), [...texts].sort());
+    }
+  }
+});
 
 // First in the file, so that no other test's socket puts an agent online on node 1.
 test("an escalation owned by node 1 goes to an agent online only on node 3", { timeout: 300000 }, async () => {
