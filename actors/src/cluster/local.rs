@@ -71,10 +71,6 @@ impl Cluster for LocalCluster {
         Some(0)
     }
 
-    fn read<'a>(&'a self, _filter: &'a str, _after: u64, _max: usize) -> BoxFuture<'a, Result<Vec<LogEntry>, ClusterError>> {
-        ready(Ok(Vec::new()))
-    }
-
     fn last_position<'a>(&'a self, _subject: &'a str) -> BoxFuture<'a, Result<u64, ClusterError>> {
         ready(Ok(0))
     }

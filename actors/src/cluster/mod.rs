@@ -221,9 +221,6 @@ pub trait Cluster: Send + Sync + 'static {
         payload: Bytes,
     ) -> BoxFuture<'a, Result<u64, ClusterError>>;
 
-    /// Up to `max` entries matching `filter` (a subject or a shard filter) after `position`, in order.
-    fn read<'a>(&'a self, filter: &'a str, after: u64, max: usize) -> BoxFuture<'a, Result<Vec<LogEntry>, ClusterError>>;
-
     /// Every entry matching `filter` after `position`, in order, and then
     /// each new one as it is appended; an error item means the stream broke
     /// and the caller follows again from the last position it saw.

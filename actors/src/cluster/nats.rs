@@ -18,7 +18,7 @@
 //! - **Files** (media): objects in the object store `utalk_media`, replicated like the log.
 
 use super::{BoxFuture, Cluster, ClusterError, ClusterStatus, Forwarded, JobLock, LogEntry, SHARDS};
-use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::consumer::{pull, DeliverPolicy};
 use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
 use async_nats::jetstream::message::PublishMessage;
@@ -633,45 +633,6 @@ impl Cluster for NatsCluster {
     fn lease_epoch(&self, shard: u32) -> Option<u64> {
         let owned = self.inner.owned.lock().unwrap_or_else(|p| p.into_inner());
         owned.get(&shard).filter(|l| Instant::now() < l.valid_until).map(|l| l.epoch)
-    }
-
-    fn read<'a>(&'a self, filter: &'a str, after: u64, max: usize) -> BoxFuture<'a, Result<Vec<LogEntry>, ClusterError>> {
-        Box::pin(async move {
-            let consumer = self
-                .inner
-                .log
-                .create_consumer(pull::Config {
-                    filter_subject: filter.to_string(),
-                    deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: after + 1 },
-                    ack_policy: AckPolicy::None,
-                    inactive_threshold: Duration::from_secs(30),
-                    memory_storage: true,
-                    num_replicas: 1,
-                    ..Default::default()
-                })
-                .await
-                .map_err(unavailable)?;
-            let mut pending = consumer.cached_info().num_pending;
-            let mut out = Vec::new();
-            while pending > 0 && out.len() < max {
-                let want = (pending as usize).min(max - out.len()).min(1000);
-                let mut batch = consumer.fetch().max_messages(want).messages().await.map_err(unavailable)?;
-                let before = out.len();
-                while let Some(m) = batch.next().await {
-                    let m = m.map_err(unavailable)?;
-                    let info = m.info().map_err(|e| ClusterError::Protocol(e.to_string()))?;
-                    pending = info.pending;
-                    out.push(LogEntry { subject: m.subject.to_string(), position: info.stream_sequence, payload: m.payload.clone() });
-                }
-                if out.len() == before {
-                    break;
-                }
-            }
-            let name = consumer.cached_info().name.clone();
-            // An ephemeral consumer goes away by itself after its inactivity threshold anyway.
-            let _ = self.inner.log.delete_consumer(&name).await;
-            Ok(out)
-        })
     }
 
     fn last_position<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<u64, ClusterError>> {
