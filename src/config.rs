@@ -973,6 +973,25 @@ mod tests {
     }
 
     #[test]
+    fn nats_tls_files_and_url_passwords_are_checked_at_load() {
+        let refused = |vars: &[(&str, &str)]| Config::load(None, env(vars)).unwrap_err().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("node.pem");
+        std::fs::write(&pem, "not checked here").unwrap();
+        let pem = pem.to_str().unwrap();
+        let e = refused(&[("UTALK_CLUSTER__TLS_CERT_FILE", pem)]);
+        assert!(e.contains("tls_cert_file and tls_key_file together"), "{e}");
+        let e = refused(&[("UTALK_CLUSTER__TLS_CA_FILE", "/nowhere/ca.pem")]);
+        assert!(e.contains("tls_ca_file `/nowhere/ca.pem` is not a file"), "{e}");
+        let e = refused(&[("UTALK_CLUSTER__TLS_CERT_FILE", pem), ("UTALK_CLUSTER__TLS_KEY_FILE", dir.path().to_str().unwrap())]);
+        assert!(e.contains("tls_key_file"), "a directory is not a key file: {e}");
+        let e = refused(&[("UTALK_CLUSTER_URL", "http://utalk:s3cret@n1:4222")]);
+        assert!(e.contains("not a nats:// URL") && !e.contains("s3cret"), "the password does not print: {e}");
+        let c = Config::load(None, env(&[("UTALK_CLUSTER__TLS_CERT_FILE", pem), ("UTALK_CLUSTER__TLS_KEY_FILE", pem)])).unwrap();
+        assert!(c.cluster.tls_cert_file.is_some() && c.cluster.tls_key_file.is_some());
+    }
+
+    #[test]
     fn alert_webhooks_deprecations_and_log_files_are_checked_at_load() {
         let refused = |vars: &[(&str, &str)]| Config::load(None, env(vars)).unwrap_err().to_string();
         let e = refused(&[("UTALK_ALERTS__WEBHOOK_URL", "https://ops.example.com/hook")]);

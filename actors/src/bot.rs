@@ -170,8 +170,7 @@ impl Bot {
             }
             // In a cluster one node sweeps (it sees the staff online on every
             // node): sweeps on several would offer the same conversations at once.
-            let cluster = self.registry.journal().cluster();
-            if cluster.replicated() && !crate::cluster::leads(cluster.as_ref()) {
+            if !crate::cluster::leads(self.registry.journal().cluster().as_ref()) {
                 continue;
             }
             let filter = ConversationFilter { status: Some(ConversationStatus::Escalated), ..ConversationFilter::default() };

@@ -213,17 +213,7 @@ impl Journal {
     /// (an email address that must stay unique): `false` when something was.
     /// One node alone relies on the caller's own check, made under its lock.
     pub async fn commit_first(&self, kind: &str, key: &str, batch: Batch) -> Result<bool, JournalError> {
-        if !self.replicated() {
-            self.inner.writer.commit(batch).await?;
-            return Ok(true);
-        }
-        let record = LogRecord { conversation: None, changes: vec![LoggedChange { batch, events: Vec::new() }] };
-        let id = Uuid::now_v7().simple().to_string();
-        match self.append(&unique_subject(kind, key), Some(0), &id, record.encode()?).await {
-            Ok(position) => self.wait_applied(position).await.map(|()| true),
-            Err(ClusterError::Fenced { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        self.commit_at(&unique_subject(kind, key), Some(0), None, batch).await
     }
 
     /// Makes this node's store hold everything written to `subject` so far
@@ -241,17 +231,7 @@ impl Journal {
     /// `expected` (from [`Journal::sync_subject`]): `false` when another node
     /// wrote first, so the caller reads again and decides again.
     pub async fn commit_fenced(&self, subject: &str, expected: u64, batch: Batch) -> Result<bool, JournalError> {
-        if !self.replicated() {
-            self.inner.writer.commit(batch).await?;
-            return Ok(true);
-        }
-        let record = LogRecord { conversation: None, changes: vec![LoggedChange { batch, events: Vec::new() }] };
-        let id = Uuid::now_v7().simple().to_string();
-        match self.append(subject, Some(expected), &id, record.encode()?).await {
-            Ok(position) => self.wait_applied(position).await.map(|()| true),
-            Err(ClusterError::Fenced { .. }) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        self.commit_at(subject, Some(expected), None, batch).await
     }
 
     /// Writes a change of one conversation made outside its actor (its creation).
@@ -262,27 +242,35 @@ impl Journal {
     /// Writes the creation of `conversation` only if nothing was ever written
     /// to it: `false` when another node created it first.
     pub async fn create_conversation_once(&self, conversation: Uuid, batch: Batch) -> Result<bool, JournalError> {
+        self.commit_at(&log_subject(EntityKind::Conversation, conversation), Some(0), Some(conversation), batch).await
+    }
+
+    async fn commit_to(&self, subject: &str, conversation: Option<Uuid>, batch: Batch) -> Result<(), JournalError> {
+        // Without a fence nothing can refuse the append.
+        self.commit_at(subject, None, conversation, batch).await.map(|_| ())
+    }
+
+    /// Appends `batch` to `subject`, fenced at `expected` when given, and
+    /// waits for this node's store to apply it: `false` when the fence
+    /// refused it. One node alone writes straight to its store.
+    async fn commit_at(
+        &self,
+        subject: &str,
+        expected: Option<u64>,
+        conversation: Option<Uuid>,
+        batch: Batch,
+    ) -> Result<bool, JournalError> {
         if !self.replicated() {
             self.inner.writer.commit(batch).await?;
             return Ok(true);
         }
-        let record = LogRecord { conversation: Some(conversation), changes: vec![LoggedChange { batch, events: Vec::new() }] };
+        let record = LogRecord { conversation, changes: vec![LoggedChange { batch, events: Vec::new() }] };
         let id = Uuid::now_v7().simple().to_string();
-        match self.append(&log_subject(EntityKind::Conversation, conversation), Some(0), &id, record.encode()?).await {
+        match self.append(subject, expected, &id, record.encode()?).await {
             Ok(position) => self.wait_applied(position).await.map(|()| true),
             Err(ClusterError::Fenced { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
-    }
-
-    async fn commit_to(&self, subject: &str, conversation: Option<Uuid>, batch: Batch) -> Result<(), JournalError> {
-        if !self.replicated() {
-            return Ok(self.inner.writer.commit(batch).await?);
-        }
-        let record = LogRecord { conversation, changes: vec![LoggedChange { batch, events: Vec::new() }] };
-        let id = Uuid::now_v7().simple().to_string();
-        let position = self.append(subject, None, &id, record.encode()?).await?;
-        self.wait_applied(position).await
     }
 
     /// Appends to the log, asking again with the same id while the log is

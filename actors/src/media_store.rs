@@ -120,9 +120,7 @@ impl MediaStore {
     /// Writes the file of `id` durably here and, in a cluster, where every
     /// node can read it; returns its SHA-256. Done only when both copies are.
     pub async fn save(self: &Arc<Self>, id: Uuid, bytes: Bytes) -> Result<String, MediaFileError> {
-        let (store, local) = (self.clone(), bytes.clone());
-        let sha =
-            tokio::task::spawn_blocking(move || store.write(id, &local)).await.map_err(|e| std::io::Error::other(e.to_string()))??;
+        let sha = self.write_blocking(id, bytes.clone()).await?;
         if let Some(c) = &self.cluster {
             if let Err(e) = c.put_blob(&Self::blob_name(id), bytes).await {
                 // Nothing will point to the local copy: do not leave it behind.
@@ -145,13 +143,17 @@ impl MediaStore {
         }
         let Some(c) = &self.cluster else { return Ok(None) };
         let Some(bytes) = c.get_blob(&Self::blob_name(id)).await? else { return Ok(None) };
-        let (store, local) = (self.clone(), bytes.clone());
         // A failed local copy only costs the next read another trip to the cluster.
-        let kept = tokio::task::spawn_blocking(move || store.write(id, &local)).await.map_err(|e| std::io::Error::other(e.to_string()));
-        if let Err(e) = kept.and_then(|written| written) {
+        if let Err(e) = self.write_blocking(id, bytes.clone()).await {
             tracing::warn!(media = %id, error = %e, "could not keep a local copy of a media file");
         }
         Ok(Some(bytes))
+    }
+
+    /// [`MediaStore::write`] on a blocking thread.
+    async fn write_blocking(self: &Arc<Self>, id: Uuid, bytes: Bytes) -> std::io::Result<String> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.write(id, &bytes)).await.map_err(|e| std::io::Error::other(e.to_string()))?
     }
 
     /// Removes the file of `id` here and from the cluster (a best effort: for

@@ -8,7 +8,6 @@
 
 use crate::broker::{Actor, Broker, ConversationEvent, LocalBroker, Subscriber, SubscriptionId};
 use crate::cluster::Cluster;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utalk_storage::model::Alert;
@@ -76,23 +75,13 @@ impl SharedBroker {
     /// Wraps `local` and starts taking other nodes' events into it. Must run inside a tokio runtime.
     pub fn start(local: Arc<LocalBroker>, cluster: Arc<dyn Cluster>) -> Arc<SharedBroker> {
         let (me, into) = (cluster.node_id().to_string(), local.clone());
-        let listener = cluster.clone();
-        tokio::spawn(async move {
-            loop {
-                match listener.listen(TOPIC).await {
-                    Ok(mut events) => {
-                        while let Some(bytes) = events.next().await {
-                            match rmp_serde::from_slice::<Envelope>(&bytes) {
-                                Ok(e) if e.node != me => into.publish(e.topic, from_wire(e.topic, e.event)),
-                                Ok(_) => {}
-                                Err(e) => tracing::warn!(error = %e, "an event from another node could not be read"),
-                            }
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot listen to other nodes' events; trying again"),
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        crate::cluster::listen_forever(cluster.clone(), TOPIC, move |bytes| {
+            match rmp_serde::from_slice::<Envelope>(&bytes) {
+                Ok(e) if e.node != me => into.publish(e.topic, from_wire(e.topic, e.event)),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "an event from another node could not be read"),
             }
+            true
         });
         Arc::new(SharedBroker { local, cluster })
     }

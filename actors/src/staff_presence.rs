@@ -8,7 +8,6 @@
 //! sockets are gone with it.
 
 use crate::cluster::Cluster;
-use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -86,27 +85,16 @@ impl ClusterPresence {
                 }
             });
         }
-        {
-            let me = Arc::downgrade(&me);
-            tokio::spawn(async move {
-                loop {
-                    match cluster.listen(TOPIC).await {
-                        Ok(mut lists) => {
-                            while let Some(bytes) = lists.next().await {
-                                let Some(me) = me.upgrade() else { return };
-                                match rmp_serde::from_slice::<OnlineList>(&bytes) {
-                                    Ok(l) if l.node != node => me.lock().heard(l.node, l.online, Instant::now()),
-                                    Ok(_) => {}
-                                    Err(e) => tracing::warn!(error = %e, "another node's online staff list could not be read"),
-                                }
-                            }
-                        }
-                        Err(e) => tracing::warn!(error = %e, "cannot hear other nodes' online staff; trying again"),
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            });
-        }
+        let weak = Arc::downgrade(&me);
+        crate::cluster::listen_forever(cluster, TOPIC, move |bytes| {
+            let Some(me) = weak.upgrade() else { return false };
+            match rmp_serde::from_slice::<OnlineList>(&bytes) {
+                Ok(l) if l.node != node => me.lock().heard(l.node, l.online, Instant::now()),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "another node's online staff list could not be read"),
+            }
+            true
+        });
         me
     }
 

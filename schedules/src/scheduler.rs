@@ -218,19 +218,11 @@ impl Scheduler {
         };
         loop {
             run.attempts += 1;
-            let attempt = state.spec.task.run();
-            let result = match lock.as_mut() {
-                // A job that must run once stops when its lock goes: another node may be running it now.
-                Some(l) => tokio::select! {
-                    r = attempt => r,
-                    _ = l.lost() => {
-                        run.outcome = JobOutcome::Failed;
-                        run.error = Some("stopped: the cluster lock could not be renewed, so another node may run the job".into());
-                        tracing::warn!(job = state.spec.name, "job stopped: its cluster lock was lost");
-                        break;
-                    }
-                },
-                None => attempt.await,
+            let Some(result) = attempt_holding(state.spec.task.as_ref(), lock.as_mut()).await else {
+                run.outcome = JobOutcome::Failed;
+                run.error = Some("stopped: the cluster lock could not be renewed, so another node may run the job".into());
+                tracing::warn!(job = state.spec.name, "job stopped: its cluster lock was lost");
+                break;
             };
             match result {
                 Ok(figures) => {
@@ -301,9 +293,46 @@ fn last_success(job: &str, at: Timestamp) {
     metrics::gauge!("job_last_success_timestamp_seconds", "job_name" => job.to_string()).set(at.millis() as f64 / 1000.0);
 }
 
+/// Runs one attempt of `task`; `None` when `lock` was lost first. A job
+/// that must run once stops there: another node may be running it now.
+async fn attempt_holding(task: &dyn Task, lock: Option<&mut JobLock>) -> Option<Result<BTreeMap<String, f64>, String>> {
+    let attempt = task.run();
+    match lock {
+        Some(l) => tokio::select! {
+            r = attempt => Some(r),
+            _ = l.lost() => None,
+        },
+        None => Some(attempt.await),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_attempt_stops_when_its_lock_is_lost_and_not_before() {
+        let (lost, rx) = tokio::sync::watch::channel(false);
+        let mut lock = JobLock::renewed(|| {}, rx);
+        let attempt = attempt_holding(&Forever, Some(&mut lock));
+        tokio::pin!(attempt);
+        assert!(tokio::time::timeout(Duration::from_millis(100), &mut attempt).await.is_err(), "a held lock lets the attempt go on");
+        lost.send(true).unwrap();
+        let stopped = tokio::time::timeout(Duration::from_secs(5), attempt).await.expect("the attempt stops once the lock is lost");
+        assert!(stopped.is_none());
+
+        // A lock that is never lost (its renewal ended with a release) leaves the result alone.
+        let mut held = JobLock::renewed(|| {}, tokio::sync::watch::channel(false).1);
+        assert!(matches!(attempt_holding(&Nothing, Some(&mut held)).await, Some(Ok(_))));
+        assert!(matches!(attempt_holding(&Nothing, None).await, Some(Ok(_))));
+    }
+
+    struct Forever;
+    impl Task for Forever {
+        fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
+            Box::pin(std::future::pending())
+        }
+    }
 
     #[test]
     fn schedules_need_seconds_and_compute_the_next_time() {

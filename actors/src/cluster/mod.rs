@@ -16,10 +16,11 @@ pub use local::LocalCluster;
 pub use nats::{redact_urls, valid_node_id, NatsCluster, NatsSettings, NatsTls};
 
 use bytes::Bytes;
-use futures_util::stream::BoxStream;
+use futures_util::stream::{BoxStream, StreamExt};
 use serde::Serialize;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -39,6 +40,27 @@ pub fn shard_of(id: Uuid) -> u32 {
         h = h.wrapping_mul(0x0100_0193);
     }
     h % SHARDS
+}
+
+/// Hands `on` everything other nodes publish on `topic` from now on,
+/// listening again a second after a refused or broken subscription, until
+/// `on` returns false. Must run inside a tokio runtime.
+pub fn listen_forever(cluster: Arc<dyn Cluster>, topic: &'static str, mut on: impl FnMut(Bytes) -> bool + Send + 'static) {
+    tokio::spawn(async move {
+        loop {
+            match cluster.listen(topic).await {
+                Ok(mut events) => {
+                    while let Some(bytes) = events.next().await {
+                        if !on(bytes) {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(topic, error = %e, "cannot listen to other nodes' events; trying again"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
 }
 
 /// Whether this node does the work that must run once in the cluster (the

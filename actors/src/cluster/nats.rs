@@ -222,6 +222,26 @@ fn stash_key(key: &str) -> String {
     format!("k.{}", hex::encode(&sha2::Sha256::digest(key.as_bytes())[..16]))
 }
 
+/// Runs `make` (creating or opening the stream or a bucket) again while
+/// NATS is unavailable, for up to 30 s: servers started together elect a
+/// JetStream leader first, and a node started with them waits for it rather
+/// than exiting.
+async fn when_ready<T, Fut>(what: &str, mut make: impl FnMut() -> Fut) -> Result<T, ClusterError>
+where
+    Fut: std::future::Future<Output = Result<T, ClusterError>>,
+{
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        match make().await {
+            Err(ClusterError::Unavailable(e)) if Instant::now() < until => {
+                tracing::info!(what, error = %e, "waiting for NATS JetStream to be ready");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 fn unavailable(e: impl std::fmt::Display) -> ClusterError {
     ClusterError::Unavailable(e.to_string())
 }
@@ -304,20 +324,7 @@ impl NatsCluster {
         let existing = if settings.member { None } else { js.get_stream(LOG_STREAM).await.ok() };
         let log = match existing {
             Some(s) => s,
-            None => {
-                // Servers started together elect a JetStream leader first: a node started
-                // with them waits for it rather than exiting.
-                let until = Instant::now() + Duration::from_secs(30);
-                loop {
-                    match Self::create_log(&js, config.clone()).await {
-                        Err(ClusterError::Unavailable(e)) if Instant::now() < until => {
-                            tracing::info!(error = %e, "waiting for NATS JetStream to be ready");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                        }
-                        other => break other?,
-                    }
-                }
-            }
+            None => when_ready(LOG_STREAM, || Self::create_log(&js, config.clone())).await?,
         };
         let bucket = |name: &str, max_age: Duration| kv::Config {
             bucket: name.into(),
@@ -340,50 +347,29 @@ impl NatsCluster {
                 js.create_or_update_key_value(config).await.map_err(unavailable)
             }
         };
-        // Like the stream, a bucket may wait for JetStream to settle when servers and nodes start together.
         let opened = |config: kv::Config| {
             let open = &open;
-            async move {
-                let until = Instant::now() + Duration::from_secs(30);
-                loop {
-                    match open(config.clone()).await {
-                        Err(ClusterError::Unavailable(e)) if Instant::now() < until => {
-                            tracing::info!(bucket = %config.bucket, error = %e, "waiting for NATS JetStream to be ready");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                        }
-                        other => return other,
-                    }
-                }
-            }
+            async move { when_ready(&config.bucket.clone(), || open(config.clone())).await }
         };
         let shards = opened(bucket("utalk_shards", settings.lease)).await?;
         let nodes = opened(bucket("utalk_nodes", settings.lease)).await?;
         let locks = opened(bucket("utalk_locks", settings.lock_ttl)).await?;
         let stash = opened(bucket("utalk_stash", STASH_TTL)).await?;
-        let files = {
-            let until = Instant::now() + Duration::from_secs(30);
-            loop {
-                let made = match js.get_object_store(FILES_BUCKET).await {
-                    Ok(store) => Ok(store),
-                    Err(_) => js
-                        .create_object_store(object_store::Config {
-                            bucket: FILES_BUCKET.into(),
-                            storage: StorageType::File,
-                            num_replicas: settings.replicas,
-                            ..Default::default()
-                        })
-                        .await
-                        .map_err(unavailable),
-                };
-                match made {
-                    Err(ClusterError::Unavailable(e)) if Instant::now() < until => {
-                        tracing::info!(bucket = FILES_BUCKET, error = %e, "waiting for NATS JetStream to be ready");
-                        tokio::time::sleep(Duration::from_millis(500)).await;
-                    }
-                    other => break other?,
-                }
+        let files = when_ready(FILES_BUCKET, || async {
+            match js.get_object_store(FILES_BUCKET).await {
+                Ok(store) => Ok(store),
+                Err(_) => js
+                    .create_object_store(object_store::Config {
+                        bucket: FILES_BUCKET.into(),
+                        storage: StorageType::File,
+                        num_replicas: settings.replicas,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(unavailable),
             }
-        };
+        })
+        .await?;
         let inner = Arc::new(Inner {
             node_id: settings.node_id,
             client,
