@@ -184,13 +184,8 @@ async fn start_whatsapp(
 }
 
 /// Starts the scheduled jobs.
-async fn start_jobs(
-    config: &Config,
-    db: &Db,
-    writer: &StoreWriter,
-    cluster: Arc<dyn Cluster>,
-    inventory: &Inventory,
-) -> anyhow::Result<Arc<Scheduler>> {
+async fn start_jobs(config: &Config, db: &Db, journal: &Journal, inventory: &Inventory) -> anyhow::Result<Arc<Scheduler>> {
+    let writer = journal.writer();
     let j = &config.jobs;
     let day = 86_400;
     let backup = BackupTask {
@@ -202,14 +197,14 @@ async fn start_jobs(
     };
     let retention = RetentionTask {
         db: db.clone(),
-        writer: writer.clone(),
+        journal: journal.clone(),
         audit_max_age: Duration::from_secs(config.retention.audit_days * day),
         job_runs_max_age: Duration::from_secs(config.retention.job_runs_days * day),
         inventory_max_age: Duration::from_secs(config.retention.inventory_days * day),
         job_names: vec!["backup", "retention", "kpi_rollup", "daily_report", "stock_negative"],
     };
-    let kpi_rollup = KpiRollupTask { db: db.clone(), writer: writer.clone() };
-    let daily_report = DailyReportTask { db: db.clone(), writer: writer.clone(), dir: config.data_dir.join("reports") };
+    let kpi_rollup = KpiRollupTask { db: db.clone(), journal: journal.clone() };
+    let daily_report = DailyReportTask { db: db.clone(), journal: journal.clone(), dir: config.data_dir.join("reports") };
     let spec = |name, schedule: &String, task: Arc<dyn utalk_schedules::Task>, once| JobSpec {
         name,
         schedule: schedule.clone(),
@@ -218,16 +213,19 @@ async fn start_jobs(
         task,
         once,
     };
-    // Backups, retention, rollups and reports work on the node's own copy of
-    // the data, so every node runs them; the stock scan raises alerts, once.
+    // Backups and reports are of the node's own store and folder, so every
+    // node makes them; retention trims the node's own job history there and
+    // leaves the shared records to the leading node. The rollup's figures and
+    // the stock scan's alerts go to every node through the log: once.
     let specs = vec![
         spec("backup", &j.backup, Arc::new(backup), false),
         spec("retention", &j.retention, Arc::new(retention), false),
-        spec("kpi_rollup", &j.kpi_rollup, Arc::new(kpi_rollup), false),
+        spec("kpi_rollup", &j.kpi_rollup, Arc::new(kpi_rollup), true),
         spec("daily_report", &j.daily_report, Arc::new(daily_report), false),
         spec("stock_negative", &j.stock_negative, Arc::new(StockScanTask { inventory: inventory.clone(), db: db.clone() }), true),
     ];
-    let scheduler = Scheduler::start(db.clone(), writer.clone(), cluster, specs).await.context("cannot start the scheduled jobs")?;
+    let scheduler =
+        Scheduler::start(db.clone(), writer.clone(), journal.cluster().clone(), specs).await.context("cannot start the scheduled jobs")?;
     tracing::info!(backup = %j.backup, retention = %j.retention, kpi_rollup = %j.kpi_rollup, daily_report = %j.daily_report, backups = %config.backup_dir().display(), "scheduled jobs started");
     Ok(scheduler)
 }
@@ -359,7 +357,7 @@ impl Application {
         }
         let bot = start_bot(&config, &db, &registry, &sockets)?;
         let inventory = start_inventory(&config, &db, &registry)?;
-        let scheduler = start_jobs(&config, &db, &writer, cluster.clone(), &inventory).await?;
+        let scheduler = start_jobs(&config, &db, &journal, &inventory).await?;
         let flags = Arc::new(crate::flags::Flags::load(&db).context("cannot read the feature flags")?);
         let auth = web::Data::from(auth);
         let hub = web::Data::new(sockets.clone());

@@ -269,14 +269,28 @@ fn report_db(config: &Config) -> anyhow::Result<utalk_storage::Db> {
     if !config.data_dir.exists() {
         bail!("no data directory at {}", config.data_dir.display());
     }
+    let as_of =
+        |db: &Db| -> anyhow::Result<String> { Ok(kpi::rolled_up_at(db)?.map(|t| t.to_rfc3339()).unwrap_or_else(|| "none yet".into())) };
     match Db::open(&config.data_dir, &utalk_storage::DbOptions::default()) {
+        Ok(db) if utalk_actors::journal::applied_position(&db) > 0 => {
+            // A cluster node's rollups come through the log from the leading
+            // node: one made here would be this node's alone.
+            behind(&db)?;
+            eprintln!(
+                "utalk report: this data directory belongs to a cluster node; figures as of the cluster's last rollup ({})",
+                as_of(&db)?
+            );
+            Ok(db)
+        }
         Ok(db) => {
             behind(&db)?;
             let rolled = actix_web::rt::System::new().block_on({
                 let db = db.clone();
                 async move {
                     let writer = StoreWriter::start(db.clone(), config.store.durability)?;
-                    anyhow::Ok(utalk_schedules::kpi_rollup::roll_up(&db, &writer).await?)
+                    let cluster = Arc::new(utalk_actors::cluster::LocalCluster::new("cli"));
+                    let journal = utalk_actors::journal::Journal::new(&db, writer, cluster);
+                    anyhow::Ok(utalk_schedules::kpi_rollup::roll_up(&db, &journal).await?)
                 }
             })?;
             eprintln!("utalk report: rolled up {} hour(s) and {} day(s) first", rolled.hours, rolled.days);
@@ -286,10 +300,7 @@ fn report_db(config: &Config) -> anyhow::Result<utalk_storage::Db> {
             let db = Db::open_read_only(&config.data_dir)
                 .with_context(|| format!("cannot read the data directory {}", config.data_dir.display()))?;
             behind(&db)?;
-            eprintln!(
-                "utalk report: the server is running; figures as of its last rollup ({})",
-                kpi::rolled_up_at(&db)?.map(|t| t.to_rfc3339()).unwrap_or_else(|| "none yet".into())
-            );
+            eprintln!("utalk report: the server is running; figures as of its last rollup ({})", as_of(&db)?);
             Ok(db)
         }
         Err(e) => Err(e).with_context(|| format!("cannot open the data directory {}", config.data_dir.display())),

@@ -213,7 +213,7 @@ impl Journal {
     /// (an email address that must stay unique): `false` when something was.
     /// One node alone relies on the caller's own check, made under its lock.
     pub async fn commit_first(&self, kind: &str, key: &str, batch: Batch) -> Result<bool, JournalError> {
-        self.commit_at(&unique_subject(kind, key), Some(0), None, batch).await
+        Ok(self.commit_at(&unique_subject(kind, key), Some(0), None, batch).await?.is_some())
     }
 
     /// Makes this node's store hold everything written to `subject` so far
@@ -227,10 +227,27 @@ impl Journal {
         Ok(position)
     }
 
+    /// Makes this node's store hold everything the log held when called
+    /// (a no-op on one node alone): for work that must see every node's writes.
+    pub async fn sync_log(&self) -> Result<(), JournalError> {
+        if !self.replicated() {
+            return Ok(());
+        }
+        let end = self.inner.cluster.log_end().await?;
+        self.wait_applied(end).await
+    }
+
     /// Writes `batch` to `subject` if nothing was written there since
     /// `expected` (from [`Journal::sync_subject`]): `false` when another node
     /// wrote first, so the caller reads again and decides again.
     pub async fn commit_fenced(&self, subject: &str, expected: u64, batch: Batch) -> Result<bool, JournalError> {
+        Ok(self.commit_at(subject, Some(expected), None, batch).await?.is_some())
+    }
+
+    /// Like [`Journal::commit_fenced`] for a writer that goes on writing to
+    /// `subject`: the position to fence its next write on, `None` when
+    /// another node wrote first.
+    pub async fn commit_fenced_chain(&self, subject: &str, expected: u64, batch: Batch) -> Result<Option<u64>, JournalError> {
         self.commit_at(subject, Some(expected), None, batch).await
     }
 
@@ -242,7 +259,7 @@ impl Journal {
     /// Writes the creation of `conversation` only if nothing was ever written
     /// to it: `false` when another node created it first.
     pub async fn create_conversation_once(&self, conversation: Uuid, batch: Batch) -> Result<bool, JournalError> {
-        self.commit_at(&log_subject(EntityKind::Conversation, conversation), Some(0), Some(conversation), batch).await
+        Ok(self.commit_at(&log_subject(EntityKind::Conversation, conversation), Some(0), Some(conversation), batch).await?.is_some())
     }
 
     async fn commit_to(&self, subject: &str, conversation: Option<Uuid>, batch: Batch) -> Result<(), JournalError> {
@@ -251,24 +268,25 @@ impl Journal {
     }
 
     /// Appends `batch` to `subject`, fenced at `expected` when given, and
-    /// waits for this node's store to apply it: `false` when the fence
-    /// refused it. One node alone writes straight to its store.
+    /// waits for this node's store to apply it: its log position, `None`
+    /// when the fence refused it. One node alone writes straight to its
+    /// store, at position 0.
     async fn commit_at(
         &self,
         subject: &str,
         expected: Option<u64>,
         conversation: Option<Uuid>,
         batch: Batch,
-    ) -> Result<bool, JournalError> {
+    ) -> Result<Option<u64>, JournalError> {
         if !self.replicated() {
             self.inner.writer.commit(batch).await?;
-            return Ok(true);
+            return Ok(Some(0));
         }
         let record = LogRecord { conversation, changes: vec![LoggedChange { batch, events: Vec::new() }] };
         let id = Uuid::now_v7().simple().to_string();
         match self.append(subject, expected, &id, record.encode()?).await {
-            Ok(position) => self.wait_applied(position).await.map(|()| true),
-            Err(ClusterError::Fenced { .. }) => Ok(false),
+            Ok(position) => self.wait_applied(position).await.map(|()| Some(position)),
+            Err(ClusterError::Fenced { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
     }

@@ -5,14 +5,15 @@
 //! Pages are kept in the data directory's `reports/` folder as
 //! `daily-YYYY-MM-DD.html`; the server lists and serves them at `/reports/`.
 
-use crate::kpi_rollup::roll_up;
+use crate::kpi_rollup::bring_up_to_date;
 use crate::scheduler::Task;
 use futures_util::future::BoxFuture;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use utalk_actors::StoreWriter;
+use std::time::Duration;
+use utalk_actors::journal::Journal;
 use utalk_storage::model::inventory::{self, InventoryReport};
 use utalk_storage::model::kpi::{self, Dimension, Granularity, Kpi, KpiRow, KpiSums, Unit, DAY_MS, KPIS};
 use utalk_storage::model::Channel;
@@ -408,21 +409,25 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<ReportFile>> {
     Ok(out)
 }
 
-/// The daily report job: rolls the KPIs up, then writes yesterday's report (UTC).
+/// How long a node that does not lead the cluster waits for the leader's
+/// rollup before it rolls up itself: longer than the default 5-minute rollup schedule.
+pub const LEADER_ROLLUP_PATIENCE: Duration = Duration::from_secs(6 * 60);
+
+/// The daily report job: brings the KPI rollups up to date, then writes yesterday's report (UTC).
 pub struct DailyReportTask {
     /// The store.
     pub db: Db,
-    /// Writes (for the rollup).
-    pub writer: StoreWriter,
+    /// Where the rollup's writes go.
+    pub journal: Journal,
     /// The reports folder.
     pub dir: PathBuf,
 }
 
 impl Task for DailyReportTask {
     fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
-        let (db, writer, dir) = (self.db.clone(), self.writer.clone(), self.dir.clone());
+        let (db, journal, dir) = (self.db.clone(), self.journal.clone(), self.dir.clone());
         Box::pin(async move {
-            roll_up(&db, &writer).await.map_err(|e| e.to_string())?;
+            bring_up_to_date(&db, &journal, LEADER_ROLLUP_PATIENCE).await.map_err(|e| e.to_string())?;
             let yesterday = Granularity::Day.bucket_start(Timestamp::now()) - DAY_MS;
             let (path, figures) = tokio::task::spawn_blocking(move || make(&db, &dir, yesterday))
                 .await

@@ -1,21 +1,26 @@
 //! The retention job: audit records, job history, refused stock transactions
 //! and resolved stock alerts past their age limits go.
+//!
+//! In a cluster the audit records, refusals and alerts are shared: only the
+//! node that leads removes them, through the log, so every node drops the
+//! same ones. Job history is each node's own and each node trims its own.
 
 use crate::scheduler::Task;
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use utalk_actors::StoreWriter;
+use utalk_actors::cluster::leads;
+use utalk_actors::journal::{Journal, INVENTORY_SUBJECT};
 use utalk_storage::keys::Key;
-use utalk_storage::model::job_run;
+use utalk_storage::model::{alert, job_run};
 use utalk_storage::{Batch, Db, Map, Timestamp};
 
 /// Removes old audit records and job runs, in bounded batches.
 pub struct RetentionTask {
     /// The store.
     pub db: Db,
-    /// Writes.
-    pub writer: StoreWriter,
+    /// Where shared removals go (the log in a cluster).
+    pub journal: Journal,
     /// Age limit of audit records.
     pub audit_max_age: Duration,
     /// Age limit of job runs.
@@ -28,16 +33,31 @@ pub struct RetentionTask {
 
 const CHUNK: usize = 1_000;
 
-async fn delete_keys(writer: &StoreWriter, map: Map, keys: Vec<Vec<u8>>) -> Result<(), String> {
+/// How many times the alert purge reads again after a stock write overtook it.
+const FENCE_ATTEMPTS: usize = 20;
+
+/// Whose records a removal touches.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// This node's own (job history).
+    Node,
+    /// Every node's copy (through the log in a cluster).
+    Shared,
+}
+
+async fn delete_keys(journal: &Journal, scope: Scope, map: Map, keys: Vec<Vec<u8>>) -> Result<(), String> {
     let mut b = Batch::new();
     for k in keys {
         b.delete_raw(map, k);
     }
-    writer.commit(b).await.map_err(|e| e.to_string())
+    match scope {
+        Scope::Node => journal.writer().commit(b).await.map_err(|e| e.to_string()),
+        Scope::Shared => journal.commit(b).await.map_err(|e| e.to_string()),
+    }
 }
 
-/// Removes the entries of a map keyed by time first that are older than `cutoff_ms`; returns how many.
-async fn purge_time_keyed(db: &Db, writer: &StoreWriter, map: Map, cutoff_ms: i64) -> Result<usize, String> {
+/// Removes the shared entries of a map keyed by time first that are older than `cutoff_ms`; returns how many.
+async fn purge_time_keyed(db: &Db, journal: &Journal, map: Map, cutoff_ms: i64) -> Result<usize, String> {
     let cutoff = Key::new().i64(cutoff_ms).into_bytes();
     let mut n = 0usize;
     loop {
@@ -47,15 +67,38 @@ async fn purge_time_keyed(db: &Db, writer: &StoreWriter, map: Map, cutoff_ms: i6
             return Ok(n);
         }
         n += keys.len();
-        delete_keys(writer, map, keys).await?;
+        delete_keys(journal, Scope::Shared, map, keys).await?;
+    }
+}
+
+/// Removes alerts resolved before `cutoff`. Fenced on the stock log subject,
+/// like every alert change, so that an alert changed meanwhile is read again.
+async fn purge_alerts(db: &Db, journal: &Journal, cutoff: Timestamp) -> Result<usize, String> {
+    let mut n = 0usize;
+    let mut overtaken = 0;
+    loop {
+        let at = journal.sync_subject(INVENTORY_SUBJECT).await.map_err(|e| e.to_string())?;
+        let mut b = Batch::new();
+        let found = alert::purge_resolved(db, &mut b, cutoff, CHUNK).map_err(|e| e.to_string())?;
+        if found == 0 {
+            return Ok(n);
+        }
+        if journal.commit_fenced(INVENTORY_SUBJECT, at, b).await.map_err(|e| e.to_string())? {
+            n += found;
+        } else {
+            overtaken += 1;
+            if overtaken >= FENCE_ATTEMPTS {
+                return Err(format!("stock changes kept overtaking the removal of resolved alerts ({overtaken} times)"));
+            }
+        }
     }
 }
 
 impl Task for RetentionTask {
     fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
-        let (db, writer, audit_age, runs_age, names, inv_age) = (
+        let (db, journal, audit_age, runs_age, names, inv_age) = (
             self.db.clone(),
-            self.writer.clone(),
+            self.journal.clone(),
             self.audit_max_age,
             self.job_runs_max_age,
             self.job_names.clone(),
@@ -63,18 +106,17 @@ impl Task for RetentionTask {
         );
         Box::pin(async move {
             let now = Timestamp::now().millis();
-            let audit = purge_time_keyed(&db, &writer, Map::Audit, now - audit_age.as_millis() as i64).await?;
-            let refusals = purge_time_keyed(&db, &writer, Map::TxnErrors, now - inv_age.as_millis() as i64).await?;
-            let mut alerts = 0usize;
-            loop {
-                let mut b = Batch::new();
-                let n = utalk_storage::model::alert::purge_resolved(&db, &mut b, Timestamp(now - inv_age.as_millis() as i64), CHUNK)
-                    .map_err(|e| e.to_string())?;
-                if n == 0 {
-                    break;
-                }
-                alerts += n;
-                writer.commit(b).await.map_err(|e| e.to_string())?;
+            let mut f = BTreeMap::new();
+            if !journal.replicated() || leads(journal.cluster().as_ref()) {
+                let audit = purge_time_keyed(&db, &journal, Map::Audit, now - audit_age.as_millis() as i64).await?;
+                let refusals = purge_time_keyed(&db, &journal, Map::TxnErrors, now - inv_age.as_millis() as i64).await?;
+                let alerts = purge_alerts(&db, &journal, Timestamp(now - inv_age.as_millis() as i64)).await?;
+                f.insert("auditRemoved".into(), audit as f64);
+                f.insert("refusedTransactionsRemoved".into(), refusals as f64);
+                f.insert("resolvedAlertsRemoved".into(), alerts as f64);
+            } else {
+                tracing::debug!("another node leads: it removes the shared records");
+                f.insert("sharedLeftToLeader".into(), 1.0);
             }
             let mut runs = 0usize;
             for name in names {
@@ -85,14 +127,10 @@ impl Task for RetentionTask {
                         break;
                     }
                     runs += keys.len();
-                    delete_keys(&writer, Map::JobRuns, keys).await?;
+                    delete_keys(&journal, Scope::Node, Map::JobRuns, keys).await?;
                 }
             }
-            let mut f = BTreeMap::new();
-            f.insert("auditRemoved".into(), audit as f64);
             f.insert("jobRunsRemoved".into(), runs as f64);
-            f.insert("refusedTransactionsRemoved".into(), refusals as f64);
-            f.insert("resolvedAlertsRemoved".into(), alerts as f64);
             Ok(f)
         })
     }

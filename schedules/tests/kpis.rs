@@ -2,6 +2,9 @@
 //! against figures worked out by hand (in the comments beside each check).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use utalk_actors::cluster::LocalCluster;
+use utalk_actors::journal::Journal;
 use utalk_actors::{Durability, StoreWriter};
 use utalk_schedules::daily_report;
 use utalk_schedules::kpi_rollup::roll_up;
@@ -23,13 +26,15 @@ struct Fixture {
     _dir: tempfile::TempDir,
     db: Db,
     writer: StoreWriter,
+    journal: Journal,
 }
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
     let writer = StoreWriter::start(db.clone(), Durability::Sync).unwrap();
-    Fixture { _dir: dir, db, writer }
+    let journal = Journal::new(&db, writer.clone(), Arc::new(LocalCluster::new("test")));
+    Fixture { _dir: dir, db, writer, journal }
 }
 
 /// What happens to a conversation of the fixture.
@@ -216,7 +221,7 @@ async fn every_kpi_matches_the_figures_worked_out_by_hand() {
     let f = fixture();
     let (_, a, b) = feed(&f).await;
     // The first rollup of a database covers everything from its oldest record.
-    let rolled = roll_up(&f.db, &f.writer).await.unwrap();
+    let rolled = roll_up(&f.db, &f.journal).await.unwrap();
     assert!(rolled.hours >= 24 && rolled.days >= 1, "{rolled:?}");
     assert!(kpi::dirty_hours(&f.db, 10).unwrap().is_empty() && kpi::claimed_hours(&f.db, 10).unwrap().is_empty());
 
@@ -320,7 +325,7 @@ async fn every_kpi_matches_the_figures_worked_out_by_hand() {
 async fn late_data_re_rolls_only_the_buckets_it_falls_in() {
     let f = fixture();
     let (convs, _, _) = feed(&f).await;
-    roll_up(&f.db, &f.writer).await.unwrap();
+    roll_up(&f.db, &f.journal).await.unwrap();
     let h11_before = kpi::bucket(&f.db, Granularity::Hour, H11).unwrap();
 
     // A day later: c1's "sent" bot message is reported failed, and c4 is closed at first contact.
@@ -335,7 +340,7 @@ async fn late_data_re_rolls_only_the_buckets_it_falls_in() {
     assert_eq!(kpi::dirty_hours(&f.db, 10).unwrap(), vec![H10]);
 
     // 10:00 and its day, besides the hour or two around now that every rollup takes.
-    let rolled = roll_up(&f.db, &f.writer).await.unwrap();
+    let rolled = roll_up(&f.db, &f.journal).await.unwrap();
     assert!(rolled.hours <= 3 && rolled.days <= 3, "{rolled:?}");
     let h10 = row(&f.db, Granularity::Hour, H10, Dimension::All);
     assert!(close(0.6, h10.delivery_failure_rate), "3 of 5 now");
@@ -347,7 +352,7 @@ async fn late_data_re_rolls_only_the_buckets_it_falls_in() {
 
     // Nothing new: the stored figures stay as they are.
     let before = kpi::bucket(&f.db, Granularity::Day, DAY).unwrap();
-    roll_up(&f.db, &f.writer).await.unwrap();
+    roll_up(&f.db, &f.journal).await.unwrap();
     assert_eq!(kpi::bucket(&f.db, Granularity::Day, DAY).unwrap(), before);
 
     // The customer writes again in c2 (escalated, answered by A, closed): a reopen
@@ -357,7 +362,7 @@ async fn late_data_re_rolls_only_the_buckets_it_falls_in() {
     let reopened = fx.conversation.unwrap();
     assert_eq!((reopened.status, reopened.escalated_at, reopened.assignee_id), (ConversationStatus::Open, None, None));
     f.writer.commit(conversation::put_batch(Some(&c2), &reopened).unwrap()).await.unwrap();
-    roll_up(&f.db, &f.writer).await.unwrap();
+    roll_up(&f.db, &f.journal).await.unwrap();
     let h10_after = row(&f.db, Granularity::Hour, H10, Dimension::All);
     assert!(close(0.6, h10_after.escalation_rate), "c2 still counts as escalated: {h10_after:?}");
     assert!(close(80_000.0 / 3.0, h10_after.agent_speed_of_answer_ms), "its wait still counts");
@@ -370,7 +375,7 @@ async fn late_data_re_rolls_only_the_buckets_it_falls_in() {
 async fn rollups_started_together_run_one_after_the_other() {
     let f = fixture();
     feed(&f).await;
-    let (a, b) = futures_util::future::join(roll_up(&f.db, &f.writer), roll_up(&f.db, &f.writer)).await;
+    let (a, b) = futures_util::future::join(roll_up(&f.db, &f.journal), roll_up(&f.db, &f.journal)).await;
     let (a, b) = (a.unwrap(), b.unwrap());
     // The second waited for the first, and took only the hours around now.
     assert!(a.hours.min(b.hours) <= 2 && a.hours.max(b.hours) >= 24, "{a:?} {b:?}");
@@ -388,7 +393,7 @@ async fn hours_claimed_by_a_run_that_stopped_are_finished_by_the_next() {
     assert!(kpi::dirty_hours(&f.db, 10).unwrap().is_empty());
     assert_eq!(kpi::claimed_hours(&f.db, 10).unwrap(), vec![H10, H11]);
 
-    let rolled = roll_up(&f.db, &f.writer).await.unwrap();
+    let rolled = roll_up(&f.db, &f.journal).await.unwrap();
     assert!(rolled.hours >= 2, "{rolled:?}");
     assert!(kpi::claimed_hours(&f.db, 10).unwrap().is_empty());
     assert_eq!(row(&f.db, Granularity::Day, DAY, Dimension::All).conversations, 6);

@@ -213,8 +213,14 @@ pub async fn transaction(state: web::Data<AppState>, who: Principal, body: web::
             // Refusals are kept for the inventory report's errors per store.
             let mut b = Batch::new();
             let refused = TxnError { store_id, sku, kind, code: api.code.to_string(), at: Timestamp::now() };
-            let built = inventory::put_error(&mut b, &refused).map(|_| b);
-            state.registry.writer().commit_or_log(built, "recording a refused transaction").await;
+            // Through the journal: in a cluster every node's report counts it.
+            let recorded = match inventory::put_error(&mut b, &refused) {
+                Ok(()) => state.registry.journal().commit(b).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(e) = recorded {
+                tracing::error!(error = %e, "recording a refused transaction failed");
+            }
             return Err(api);
         }
     };
@@ -259,7 +265,7 @@ async fn update(state: &AppState, who: Principal, id: Uuid, resolve: bool) -> Re
     let a = state.inventory.update_alert(id, user, resolve).await?;
     let mut b = Batch::new();
     AuditEvent::new(user.to_string(), if resolve { "alert.resolve" } else { "alert.ack" }, id.to_string()).add_to(&mut b)?;
-    state.registry.writer().commit(b).await?;
+    state.registry.journal().commit(b).await?;
     Ok(HttpResponse::Ok().json(a))
 }
 

@@ -175,7 +175,7 @@ pub async fn create(state: web::Data<AppState>, who: Principal, req: web::Json<D
         None => Granularity::Day.bucket_start(Timestamp::now()) - kpi::DAY_MS,
     };
     // Waits for a rollup already running, then takes what it left.
-    utalk_schedules::kpi_rollup::roll_up(&state.db, state.registry.writer())
+    utalk_schedules::kpi_rollup::roll_up(&state.db, state.registry.journal())
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rollup_failed", format!("the KPIs could not be rolled up: {e}")))?;
     let (db, dir) = (state.db.clone(), reports_dir(&state));

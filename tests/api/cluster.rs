@@ -117,6 +117,41 @@ async fn leases_spread_over_the_nodes_and_move_when_a_node_dies_or_leaves() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_owner_took_and_died_with_is_asked_again_of_the_next_owner() {
+    let nats = Nats::start().await;
+    let a = node(&nats, "a").await;
+    let b = node(&nats, "b").await;
+    wait_spread(&[&a, &b]).await;
+    let shard = b.status().owned_shards[0];
+    // b takes the request and dies before it answers.
+    let mut requests = b.serve(shard).await.unwrap();
+    let (took, took_rx) = tokio::sync::oneshot::channel();
+    let dying = tokio::spawn(async move {
+        let req = requests.next().await.expect("a forwarded request");
+        let _ = took.send(());
+        drop((req, requests, b));
+    });
+    // a takes the shard once b's lease lapses, and answers what it is asked then.
+    let next_owner = a.clone();
+    let answering = tokio::spawn(async move {
+        while !next_owner.owns(shard) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut requests = next_owner.serve(shard).await.unwrap();
+        let req = requests.next().await.expect("the request asked again");
+        let mut answer = b"new owner:".to_vec();
+        answer.extend_from_slice(&req.payload);
+        (req.reply)(Bytes::from(answer)).await;
+    });
+    // Far longer than the failover, so that only an answer from the new owner passes.
+    let answer = a.forward(shard, Bytes::from_static(b"hello"), Duration::from_secs(60)).await;
+    took_rx.await.expect("b took the request first");
+    dying.await.unwrap();
+    assert_eq!(answer.expect("the request was not asked again of the next owner").as_ref(), b"new owner:hello");
+    answering.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_log_fences_a_stale_writer_and_deduplicates_retries() {
     let nats = Nats::start().await;
     let a = node(&nats, "a").await;
@@ -234,6 +269,33 @@ async fn requests_reach_the_owner_events_reach_listeners_and_a_job_lock_is_held_
     tokio::time::timeout(Duration::from_secs(2), by_b.lost()).await.expect_err("a held lock is not lost");
     locks.purge("l.kpi_rollup").await.unwrap();
     tokio::time::timeout(Duration::from_secs(3), by_b.lost()).await.expect("the holder learns that it lost the lock");
+
+    // Many takers at once of a lock released before (its key deleted, not
+    // gone): one gets it, the others are told it is held, none gets an error.
+    for round in 0..5 {
+        let name = "race";
+        // Free once the last round's winner has let go.
+        let until = Instant::now() + Duration::from_secs(5);
+        let first = loop {
+            if let Some(l) = a.try_lock(name).await.unwrap() {
+                break l;
+            }
+            assert!(Instant::now() < until, "round {round}: the last winner's lock was never released");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        drop(first);
+        let until = Instant::now() + Duration::from_secs(5);
+        while locks.get("l.race").await.unwrap().is_some() {
+            assert!(Instant::now() < until, "a released lock's key stayed");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let takers: Vec<_> = (0..8).map(|i| if i % 2 == 0 { a.try_lock(name) } else { b.try_lock(name) }).collect();
+        let results = futures_util::future::join_all(takers).await;
+        let errors: Vec<String> = results.iter().filter_map(|r| r.as_ref().err().map(|e| e.to_string())).collect();
+        assert!(errors.is_empty(), "round {round}: racing takers got errors: {errors:?}");
+        let won = results.iter().filter(|r| matches!(r, Ok(Some(_)))).count();
+        assert_eq!(won, 1, "round {round}: {won} takers got the lock");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 const JWT_SECRET: &str = "k3J9xQ2vL8mN4pR7tY1wZ5aB6cD0eF2gH8";
-const NODE_IDS: [&str; 3] = ["n1", "n2", "n3"];
+pub(crate) const NODE_IDS: [&str; 3] = ["n1", "n2", "n3"];
 const SHARDS: u32 = 64;
 const CLIENTS: usize = 8;
 
 /// The environment of node `id`: cluster mode over `urls`, short leases, the
 /// shared signing secret, and login throttling out of the way of polling.
-fn node_env(urls: &str, id: &str) -> Vec<(String, String)> {
+pub(crate) fn node_env(urls: &str, id: &str) -> Vec<(String, String)> {
     [
         ("UTALK_CLUSTER_URL", urls),
         ("UTALK_NODE_ID", id),
@@ -38,17 +38,28 @@ fn node_env(urls: &str, id: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-async fn start_node(data: &Path, env: &[(String, String)]) -> TestServer {
+pub(crate) async fn start_node(data: &Path, env: &[(String, String)]) -> TestServer {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     TestServer::start_on(data, &env).await
 }
 
-fn http_client() -> reqwest::Client {
+/// Nodes n1, n2 and n3 over `urls`, each on a data dir in its own of `dirs`, with `extra` in their environment.
+pub(crate) async fn start_three(urls: &str, dirs: &[tempfile::TempDir], extra: &[(&str, &str)]) -> Vec<TestServer> {
+    let mut nodes = Vec::new();
+    for (dir, id) in dirs.iter().zip(NODE_IDS) {
+        let mut env = node_env(urls, id);
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        nodes.push(start_node(&dir.path().join("data"), &env).await);
+    }
+    nodes
+}
+
+pub(crate) fn http_client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(10)).connect_timeout(Duration::from_secs(2)).build().unwrap()
 }
 
 /// `utalk user add` in cluster mode: the user goes into the replicated log, the data dir is not opened.
-async fn cluster_add_user(data_dir: &Path, urls: &str, email: &str, role: &str, password: &str) {
+pub(crate) async fn cluster_add_user(data_dir: &Path, urls: &str, email: &str, role: &str, password: &str) {
     let mut child = Command::new(bin())
         .args(["user", "add", "--email", email, "--role", role, "--password-stdin", "--data-dir"])
         .arg(data_dir)
@@ -91,7 +102,7 @@ async fn cluster_add_user(data_dir: &Path, urls: &str, email: &str, role: &str, 
     );
 }
 
-async fn health(http: &reqwest::Client, base: &str) -> Result<Value, String> {
+pub(crate) async fn health(http: &reqwest::Client, base: &str) -> Result<Value, String> {
     let r = http.get(format!("{base}/health/cluster")).send().await.map_err(|e| format!("{base}: {e}"))?;
     let status = r.status();
     let body = r.text().await.map_err(|e| format!("{base}: {e}"))?;
@@ -135,7 +146,7 @@ fn spread_problem(ids: &[&str], healths: &[Value]) -> Option<String> {
 }
 
 /// Waits until the nodes at `bases` share the shards between them (see [`spread_problem`]).
-async fn wait_spread(http: &reqwest::Client, bases: &[String], ids: &[&str], within: Duration) {
+pub(crate) async fn wait_spread(http: &reqwest::Client, bases: &[String], ids: &[&str], within: Duration) {
     let until = Instant::now() + within;
     loop {
         let mut healths = Vec::new();
@@ -173,7 +184,7 @@ async fn try_login(http: &reqwest::Client, base: &str, who: (&str, &str)) -> Res
 }
 
 /// Logs in on `base`, retrying until the user has reached that node.
-async fn login_polling(http: &reqwest::Client, base: &str, who: (&str, &str), within: Duration) -> String {
+pub(crate) async fn login_polling(http: &reqwest::Client, base: &str, who: (&str, &str), within: Duration) -> String {
     let until = Instant::now() + within;
     loop {
         match try_login(http, base, who).await {
@@ -184,7 +195,7 @@ async fn login_polling(http: &reqwest::Client, base: &str, who: (&str, &str), wi
     }
 }
 
-async fn create_conversation(http: &reqwest::Client, base: &str, token: &str) -> Result<String, String> {
+pub(crate) async fn create_conversation(http: &reqwest::Client, base: &str, token: &str) -> Result<String, String> {
     let r = http
         .post(format!("{base}/api/v1/conversations"))
         .bearer_auth(token)
@@ -202,13 +213,20 @@ async fn create_conversation(http: &reqwest::Client, base: &str, token: &str) ->
 }
 
 /// One failed attempt to send: whether another node may be tried with the same id, and what happened.
-struct Failure {
-    retryable: bool,
-    what: String,
+pub(crate) struct Failure {
+    pub(crate) retryable: bool,
+    pub(crate) what: String,
 }
 
 /// Posts one message to `base`; 200/201 with a JSON body, else the failure.
-async fn post_message(http: &reqwest::Client, base: &str, token: &str, conv: &str, id: &str, text: &str) -> Result<(u16, Value), Failure> {
+pub(crate) async fn post_message(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    conv: &str,
+    id: &str,
+    text: &str,
+) -> Result<(u16, Value), Failure> {
     let r = http
         .post(format!("{base}/api/v1/conversations/{conv}/messages"))
         .bearer_auth(token)
@@ -230,7 +248,8 @@ async fn post_message(http: &reqwest::Client, base: &str, token: &str, conv: &st
 /// What a client was told about one of its messages.
 struct Sent {
     seq: u64,
-    failures: usize,
+    /// Each refused attempt: when it ended (from the first send) and why.
+    failures: Vec<String>,
 }
 
 /// Sends `id` starting at node `first`, moving to the next node after each
@@ -244,7 +263,8 @@ async fn send_until_acked(
     id: &str,
     text: &str,
 ) -> Result<Sent, String> {
-    let until = Instant::now() + Duration::from_secs(60);
+    let started = Instant::now();
+    let until = started + Duration::from_secs(60);
     let mut node = first;
     let mut failures: Vec<String> = Vec::new();
     loop {
@@ -256,10 +276,10 @@ async fn send_until_acked(
                 let Some(seq) = v["seq"].as_u64().filter(|s| *s >= 1) else {
                     return Err(format!("{}: acknowledgement of {id} without a seq: {v}", bases[node]));
                 };
-                return Ok(Sent { seq, failures: failures.len() });
+                return Ok(Sent { seq, failures });
             }
             Err(f) if !f.retryable => return Err(format!("{id} in {conv} refused for good: {} (after {failures:?})", f.what)),
-            Err(f) => failures.push(f.what),
+            Err(f) => failures.push(format!("+{:.1}s {}", started.elapsed().as_secs_f64(), f.what)),
         }
         if Instant::now() >= until {
             let last: Vec<&String> = failures.iter().rev().take(6).collect();
@@ -381,6 +401,8 @@ struct Ack {
     started: Instant,
     /// When it was acknowledged.
     acked: Instant,
+    /// The attempts refused before it was.
+    failures: Vec<String>,
 }
 
 type Acks = Arc<Mutex<HashMap<String, Ack>>>;
@@ -413,8 +435,8 @@ impl Clients {
                         let text = format!("client {c} message {n}");
                         let started = Instant::now();
                         let sent = send_until_acked(&http, &bases, (c + n) % bases.len(), &token, &conv, &id, &text).await?;
-                        failures.fetch_add(sent.failures, Ordering::Relaxed);
-                        let ack = Ack { conv: conv.clone(), seq: sent.seq, text, started, acked: Instant::now() };
+                        failures.fetch_add(sent.failures.len(), Ordering::Relaxed);
+                        let ack = Ack { conv: conv.clone(), seq: sent.seq, text, started, acked: Instant::now(), failures: sent.failures };
                         acks.lock().unwrap().insert(id, ack);
                         n += 1;
                     }
@@ -561,25 +583,66 @@ async fn three_nodes_share_users_order_and_survive_a_node_and_a_nats_server_dyin
     }
     let nats_restarting = Instant::now();
     nats.restart(0).await;
+    // Every conversation, node 1's included, must take a write sent after
+    // node 1 died. A message in flight through both failures can take most
+    // of the time above, so the clients go on until each has one (checked below).
+    let until = Instant::now() + Duration::from_secs(45);
+    while Instant::now() < until {
+        let acks = clients.snapshot();
+        if convs.iter().all(|c| acks.values().any(|a| a.conv == *c && a.started >= node_killed)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let (acks, failures) = clients.stop().await;
 
+    // What a failure below needs to be understood: times from node 1's death,
+    // each conversation's messages around the failures, the survivors' warnings.
+    let at = |t: Instant| t.saturating_duration_since(node_killed).as_secs_f64() - node_killed.saturating_duration_since(t).as_secs_f64();
+    let story = || {
+        let mut out = format!(
+            "node 1 owned shards {n1_shards}; NATS server 0 died at {:+.1}s and restarted at {:+.1}s\n",
+            at(nats_down),
+            at(nats_restarting)
+        );
+        for conv in &convs {
+            let shard = Uuid::parse_str(conv).map(utalk_actors::cluster::shard_of).ok();
+            let mut mine: Vec<&Ack> = acks.values().filter(|a| a.conv == *conv && a.acked >= node_killed).collect();
+            mine.sort_by_key(|a| a.started);
+            let slow: Vec<String> = mine
+                .iter()
+                .filter(|a| !a.failures.is_empty())
+                .take(3)
+                .map(|a| format!("sent {:+.1}s acked {:+.1}s after {:?}", at(a.started), at(a.acked), a.failures))
+                .collect();
+            out += &format!("conversation {conv} (shard {shard:?}): {} acked after the kill; retried: {slow:?}\n", mine.len());
+        }
+        for (name, n) in [("node 2", &n2), ("node 3", &n3)] {
+            let text = n.log_text();
+            let warnings: Vec<&str> = text.lines().filter(|l| l.contains("\"WARN\"") || l.contains("\"ERROR\"")).collect();
+            out += &format!("{name}'s last warnings:\n{}\n", warnings[warnings.len().saturating_sub(15)..].join("\n"));
+        }
+        out
+    };
     let after_kill = sent_between(&acks, node_killed, nats_down);
     let while_nats_down = sent_between(&acks, nats_down, nats_restarting);
     assert!(
         after_kill > 0,
-        "no message sent after node 1 died was acknowledged before the NATS server died ({} acked in all, {before_kill} before the kill)",
-        acks.len()
+        "no message sent after node 1 died was acknowledged before the NATS server died ({} acked in all, {before_kill} before the kill)\n{}",
+        acks.len(),
+        story()
     );
     assert!(
         while_nats_down > 0,
-        "no message sent while NATS server 0 was down ({:?}) was acknowledged ({} acked in all, {after_kill} after the node died)",
+        "no message sent while NATS server 0 was down ({:?}) was acknowledged ({} acked in all, {after_kill} after the node died)\n{}",
         nats_restarting - nats_down,
-        acks.len()
+        acks.len(),
+        story()
     );
     assert!(failures > 0, "clients never had to retry, so node 1 cannot have been down ({} acked)", acks.len());
     for conv in &convs {
         let later = acks.values().filter(|a| a.conv == *conv && a.started >= node_killed).count();
-        assert!(later > 0, "conversation {conv} took no write after node 1 died (node 1 owned shards {n1_shards})");
+        assert!(later > 0, "conversation {conv} took no write after node 1 died\n{}", story());
     }
 
     // The two survivors own every shard between them and hold every acknowledged message once, at its seq.
@@ -621,7 +684,7 @@ async fn stock_on(http: &reqwest::Client, base: &str, token: &str, store: &str, 
     items.iter().find(|p| p["sku"] == sku).and_then(|p| p["stock"].as_i64()).ok_or_else(|| format!("no {sku}: {v}"))
 }
 
-async fn post_json(http: &reqwest::Client, url: String, token: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post_json(http: &reqwest::Client, url: String, token: &str, body: Value) -> (u16, Value) {
     let r = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
@@ -631,10 +694,7 @@ async fn refresh_tokens_and_stock_hold_across_three_nodes() {
     let nats = Nats::start().await;
     let urls = nats.urls();
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let mut nodes = Vec::new();
-    for (i, id) in NODE_IDS.iter().enumerate() {
-        nodes.push(start_node(&dirs[i].path().join("data"), &node_env(&urls, id)).await);
-    }
+    let nodes = start_three(&urls, &dirs, &[]).await;
     let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
     let http = http_client();
     wait_spread(&http, &bases, &NODE_IDS, Duration::from_secs(60)).await;

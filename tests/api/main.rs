@@ -5,6 +5,7 @@ mod backup;
 mod bad_input;
 mod cli;
 mod cluster;
+mod cluster_jobs;
 mod cluster_nodes;
 mod cluster_tls;
 mod conversations;

@@ -176,6 +176,11 @@ impl Inner {
     }
 
     /// The end of a lease whose renewal was sent at `sent`.
+    /// How many times this node's connection to NATS has been made.
+    fn connects(&self) -> u64 {
+        self.client.statistics().connects.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn valid_until(&self, sent: Instant) -> Instant {
         sent + self.lease - self.lease / 5
     }
@@ -637,7 +642,39 @@ impl Cluster for NatsCluster {
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let req = async_nats::Request::new().payload(payload.clone()).timeout(Some(left.max(Duration::from_millis(1))));
-                match self.inner.client.send_request(format!("utalk.req.{shard}"), req).await {
+                let connects = self.inner.connects();
+                let mut answer = Box::pin(self.inner.client.send_request(format!("utalk.req.{shard}"), req));
+                // Who held the shard's lease while the request was out, read only once it is slow.
+                let mut holder: Option<Option<Bytes>> = None;
+                let answered = loop {
+                    tokio::select! {
+                        r = &mut answer => break Some(r),
+                        _ = tokio::time::sleep(self.inner.lease / 8) => {
+                            if self.inner.connects() != connects {
+                                // An answer sent while the connection was being made again is lost.
+                                break None;
+                            }
+                            // Unreadable now (NATS electing a leader): compare at the next turn.
+                            let Ok(now) = self.inner.shards.get(format!("s.{shard}")).await else { continue };
+                            match &holder {
+                                None => holder = Some(now),
+                                // The lease changed hands: the node that took the request died or was deposed.
+                                Some(then) if *then != now => break None,
+                                Some(_) => {}
+                            }
+                        }
+                    }
+                };
+                let Some(answered) = answered else {
+                    // No answer will come: ask the shard's next owner, as a client
+                    // retrying with the same request would (messages are idempotent).
+                    tracing::debug!(shard, "the forwarded request's owner changed or the connection was made again; asking again");
+                    if Instant::now() >= deadline {
+                        return Err(ClusterError::NoOwner { shard });
+                    }
+                    continue;
+                };
+                match answered {
                     Ok(m) => return Ok(m.payload),
                     // A new owner's subscription takes a moment to reach every server: ask again until the time is up.
                     Err(e) if matches!(e.kind(), RequestErrorKind::NoResponders) => {
@@ -709,10 +746,20 @@ impl Cluster for NatsCluster {
     fn try_lock<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<JobLock>, ClusterError>> {
         Box::pin(async move {
             let key = format!("l.{name}");
-            let revision = match self.inner.locks.create(&key, Bytes::from(self.inner.node_id.clone())).await {
-                Ok(r) => r,
-                Err(e) if matches!(e.kind(), CreateErrorKind::AlreadyExists) => return Ok(None),
-                Err(e) => return Err(unavailable(e)),
+            let mut tries = 0;
+            let revision = loop {
+                match self.inner.locks.create(&key, Bytes::from(self.inner.node_id.clone())).await {
+                    Ok(r) => break r,
+                    Err(e) if matches!(e.kind(), CreateErrorKind::AlreadyExists) => return Ok(None),
+                    // Nodes that race to take a lock released before lose with a
+                    // sequence error, not "already exists", and a replica may not
+                    // show the winner's key yet: ask again, and the key is there.
+                    Err(e) if e.to_string().contains("wrong last sequence") && tries < 5 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(20 * tries)).await;
+                    }
+                    Err(e) => return Err(unavailable(e)),
+                }
             };
             let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
             let (lost, lost_rx) = tokio::sync::watch::channel(false);

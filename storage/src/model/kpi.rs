@@ -434,6 +434,11 @@ pub fn rolled_up_at(db: &Db) -> Result<Option<Timestamp>, StoreError> {
     meta_time(db, ROLLED_UP_AT)
 }
 
+/// When the last finished rollup started, if one ever did.
+pub fn last_rollup_started(db: &Db) -> Result<Option<Timestamp>, StoreError> {
+    meta_time(db, WATERMARK)
+}
+
 /// The time of the oldest record a KPI counts, if any.
 fn earliest(db: &Db) -> Result<Option<i64>, StoreError> {
     let mut first = Vec::new();
