@@ -175,12 +175,12 @@ impl Inner {
         self.owned.lock().unwrap_or_else(|p| p.into_inner()).get(&shard).is_some_and(|l| l.valid_until > Instant::now())
     }
 
-    /// The end of a lease whose renewal was sent at `sent`.
     /// How many times this node's connection to NATS has been made.
     fn connects(&self) -> u64 {
         self.client.statistics().connects.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The end of a lease whose renewal was sent at `sent`.
     fn valid_until(&self, sent: Instant) -> Instant {
         sent + self.lease - self.lease / 5
     }
