@@ -198,6 +198,7 @@ async fn start_jobs(config: &Config, db: &Db, journal: &Journal, inventory: &Inv
     let retention = RetentionTask {
         db: db.clone(),
         journal: journal.clone(),
+        inventory: inventory.clone(),
         audit_max_age: Duration::from_secs(config.retention.audit_days * day),
         job_runs_max_age: Duration::from_secs(config.retention.job_runs_days * day),
         inventory_max_age: Duration::from_secs(config.retention.inventory_days * day),

@@ -319,6 +319,29 @@ impl Inventory {
         self.actor(a.store_id).send(UpdateAlert { id, by, resolve }).await.map_err(|_| InventoryError::Unavailable)?
     }
 
+    /// Removes alerts resolved before `cutoff`, `chunk` at a time, fenced
+    /// like every alert change; returns how many went.
+    pub async fn purge_resolved_alerts(&self, cutoff: Timestamp, chunk: usize) -> Result<usize, InventoryError> {
+        let s = &self.shared;
+        let mut removed = 0;
+        loop {
+            let found = s
+                .fenced(|at| async move {
+                    let mut b = Batch::new();
+                    let found = alert::purge_resolved(&s.db, &mut b, cutoff, chunk)?;
+                    if found == 0 {
+                        return Ok(Some(0));
+                    }
+                    Ok(s.commit(at, b).await?.then_some(found))
+                })
+                .await?;
+            if found == 0 {
+                return Ok(removed);
+            }
+            removed += found;
+        }
+    }
+
     /// Re-checks the alerts of every product of `store` against its stock, through the store's actor.
     pub async fn check(&self, store: Uuid) -> Result<(Vec<Alert>, Vec<Alert>), InventoryError> {
         self.actor(store).send(Check).await.map_err(|_| InventoryError::Unavailable)?

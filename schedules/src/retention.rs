@@ -10,9 +10,10 @@ use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use utalk_actors::cluster::leads;
-use utalk_actors::journal::{Journal, INVENTORY_SUBJECT};
+use utalk_actors::inventory::Inventory;
+use utalk_actors::journal::Journal;
 use utalk_storage::keys::Key;
-use utalk_storage::model::{alert, job_run};
+use utalk_storage::model::job_run;
 use utalk_storage::{Batch, Db, Map, Timestamp};
 
 /// Removes old audit records and job runs, in bounded batches.
@@ -21,6 +22,8 @@ pub struct RetentionTask {
     pub db: Db,
     /// Where shared removals go (the log in a cluster).
     pub journal: Journal,
+    /// Resolved stock alerts go through it, fenced like every alert change.
+    pub inventory: Inventory,
     /// Age limit of audit records.
     pub audit_max_age: Duration,
     /// Age limit of job runs.
@@ -32,9 +35,6 @@ pub struct RetentionTask {
 }
 
 const CHUNK: usize = 1_000;
-
-/// How many times the alert purge reads again after a stock write overtook it.
-const FENCE_ATTEMPTS: usize = 20;
 
 /// Whose records a removal touches.
 #[derive(Clone, Copy)]
@@ -71,34 +71,12 @@ async fn purge_time_keyed(db: &Db, journal: &Journal, map: Map, cutoff_ms: i64) 
     }
 }
 
-/// Removes alerts resolved before `cutoff`. Fenced on the stock log subject,
-/// like every alert change, so that an alert changed meanwhile is read again.
-async fn purge_alerts(db: &Db, journal: &Journal, cutoff: Timestamp) -> Result<usize, String> {
-    let mut n = 0usize;
-    let mut overtaken = 0;
-    loop {
-        let at = journal.sync_subject(INVENTORY_SUBJECT).await.map_err(|e| e.to_string())?;
-        let mut b = Batch::new();
-        let found = alert::purge_resolved(db, &mut b, cutoff, CHUNK).map_err(|e| e.to_string())?;
-        if found == 0 {
-            return Ok(n);
-        }
-        if journal.commit_fenced(INVENTORY_SUBJECT, at, b).await.map_err(|e| e.to_string())? {
-            n += found;
-        } else {
-            overtaken += 1;
-            if overtaken >= FENCE_ATTEMPTS {
-                return Err(format!("stock changes kept overtaking the removal of resolved alerts ({overtaken} times)"));
-            }
-        }
-    }
-}
-
 impl Task for RetentionTask {
     fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
-        let (db, journal, audit_age, runs_age, names, inv_age) = (
+        let (db, journal, inventory, audit_age, runs_age, names, inv_age) = (
             self.db.clone(),
             self.journal.clone(),
+            self.inventory.clone(),
             self.audit_max_age,
             self.job_runs_max_age,
             self.job_names.clone(),
@@ -110,7 +88,8 @@ impl Task for RetentionTask {
             if !journal.replicated() || leads(journal.cluster().as_ref()) {
                 let audit = purge_time_keyed(&db, &journal, Map::Audit, now - audit_age.as_millis() as i64).await?;
                 let refusals = purge_time_keyed(&db, &journal, Map::TxnErrors, now - inv_age.as_millis() as i64).await?;
-                let alerts = purge_alerts(&db, &journal, Timestamp(now - inv_age.as_millis() as i64)).await?;
+                let alerts =
+                    inventory.purge_resolved_alerts(Timestamp(now - inv_age.as_millis() as i64), CHUNK).await.map_err(|e| e.to_string())?;
                 f.insert("auditRemoved".into(), audit as f64);
                 f.insert("refusedTransactionsRemoved".into(), refusals as f64);
                 f.insert("resolvedAlertsRemoved".into(), alerts as f64);

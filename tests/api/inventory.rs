@@ -274,3 +274,27 @@ async fn bad_transactions_get_typed_errors_change_nothing_and_roles_hold() {
     let bad = s.http.get(s.url("/api/v1/reports/inventory?from=yesterday")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(TestServer::error_code(bad, 400).await, "invalid_query");
 }
+
+#[tokio::test]
+async fn retention_removes_resolved_alerts_past_their_age_and_leaves_open_ones() {
+    // Every resolved alert is past an age of 0 days.
+    let s = TestServer::start_with(&[("UTALK_RETENTION__INVENTORY_DAYS", "0")]).await;
+    let admin = s.login(ADMIN).await;
+    let loose = store(&s, &admin, true).await;
+    product(&s, &admin, &loose, "CAFE-500", 0).await;
+    let txn = |kind: &str, qty: i64| json!({"transactionId": uuid::Uuid::new_v4(), "storeId": loose, "sku": "CAFE-500", "type": kind, "quantity": qty});
+    // Below zero, then back to 5: the negative alert resolves, the low one (threshold 10) stays open.
+    assert_eq!(post(&s, &admin, "/api/v1/inventory/transactions", txn("SALE", 5)).await.status(), 201);
+    assert_eq!(post(&s, &admin, "/api/v1/inventory/transactions", txn("PURCHASE", 10)).await.status(), 201);
+    let resolved = s.get_json("/api/v1/alerts?status=resolved", &admin).await["items"].as_array().unwrap().len();
+    assert_eq!(resolved, 1, "the negative alert resolved itself");
+
+    let r = s.http.post(s.url("/api/v1/admin/jobs/retention/run")).bearer_auth(&admin).send().await.unwrap();
+    let run: Value = r.json().await.unwrap();
+    assert_eq!(run["outcome"], "ok", "{run}");
+    assert_eq!(run["figures"]["resolvedAlertsRemoved"], 1.0, "{run}");
+    assert!(s.get_json("/api/v1/alerts?status=resolved", &admin).await["items"].as_array().unwrap().is_empty());
+    let open = s.get_json("/api/v1/alerts?status=open", &admin).await;
+    let kinds: Vec<&str> = open["items"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["low_stock"], "an open alert is kept whatever its age");
+}

@@ -754,7 +754,7 @@ impl Cluster for NatsCluster {
                     // Nodes that race to take a lock released before lose with a
                     // sequence error, not "already exists", and a replica may not
                     // show the winner's key yet: ask again, and the key is there.
-                    Err(e) if e.to_string().contains("wrong last sequence") && tries < 5 => {
+                    Err(e) if js_code(&e).is_some_and(|c| WRONG_LAST_SEQUENCE.contains(&c)) && tries < 5 => {
                         tries += 1;
                         tokio::time::sleep(Duration::from_millis(20 * tries)).await;
                     }
