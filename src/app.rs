@@ -403,9 +403,11 @@ impl Application {
         let max_body = config.http.max_body_bytes;
         let max_socket_payload = config.socket.max_payload_bytes;
         let workers = if config.http.workers == 0 { cores() } else { config.http.workers };
+        let proxies = web::Data::new(crate::client_addr::TrustedProxies::parse(&config.http.trusted_proxies)?);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(proxies.clone())
                 .app_data(auth.clone())
                 .app_data(hub.clone())
                 .wrap(Compress::default())

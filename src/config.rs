@@ -474,6 +474,9 @@ pub struct HttpConfig {
     pub workers: usize,
     /// Seconds to finish in-flight requests at shutdown.
     pub shutdown_timeout_secs: u64,
+    /// Proxies (addresses or CIDR ranges) whose `Forwarded` / `X-Forwarded-For`
+    /// name the client; empty: the peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 /// A signing secret that was rotated out but still verifies until `valid_until`.
@@ -506,6 +509,15 @@ pub struct AuthConfig {
     pub failure_window_secs: u64,
     /// Widget sessions one client address may open per minute.
     pub widget_sessions_per_ip_per_minute: u32,
+    /// Accounts and addresses each throttle tracks at most; past it, attempts
+    /// from new ones get 429 until old windows end.
+    pub max_throttled_keys: usize,
+    /// Threads that check passwords (argon2, ~19 MiB each while it runs).
+    pub password_check_threads: usize,
+    /// Password checks that may wait for a thread; more get 429 `server_busy`.
+    pub password_check_queue: usize,
+    /// Longest a password check waits for a thread before 429 `server_busy`, ms.
+    pub password_check_wait_ms: u64,
 }
 
 /// Levels per environment: verbose where people develop, request lines with
@@ -575,7 +587,7 @@ impl Default for ConversationsConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 1 << 20, workers: 0, shutdown_timeout_secs: 10 }
+        Self { max_body_bytes: 1 << 20, workers: 0, shutdown_timeout_secs: 10, trusted_proxies: Vec::new() }
     }
 }
 
@@ -590,6 +602,10 @@ impl Default for AuthConfig {
             max_failures_per_ip: 20,
             failure_window_secs: 15 * 60,
             widget_sessions_per_ip_per_minute: 30,
+            max_throttled_keys: 100_000,
+            password_check_threads: 2,
+            password_check_queue: 64,
+            password_check_wait_ms: 2_000,
         }
     }
 }
@@ -740,8 +756,18 @@ impl Config {
                 return Err(format!("auth.previous_jwt_secrets: valid_until `{}` is not an RFC 3339 time", p.valid_until));
             }
         }
+        crate::client_addr::TrustedProxies::parse(&self.http.trusted_proxies).map_err(|e| e.to_string())?;
         if self.http.max_body_bytes < 1024 {
             return Err("http.max_body_bytes: must be at least 1024".into());
+        }
+        let a = &self.auth;
+        if a.max_throttled_keys == 0 || a.password_check_threads == 0 || a.password_check_queue == 0 || a.password_check_wait_ms == 0 {
+            return Err(
+                "auth: max_throttled_keys, password_check_threads, password_check_queue and password_check_wait_ms must be positive".into(),
+            );
+        }
+        if a.password_check_threads > 64 {
+            return Err("auth.password_check_threads: at most 64 (each check holds ~19 MiB)".into());
         }
         if self.auth.access_ttl_secs == 0 || self.auth.refresh_ttl_secs == 0 || self.auth.widget_ttl_secs == 0 {
             return Err("auth: token lifetimes must be positive".into());

@@ -4,6 +4,7 @@ pub mod api_version;
 pub mod app;
 pub mod auth;
 pub mod cli;
+pub mod client_addr;
 pub mod cluster_log;
 pub mod config;
 pub mod error;

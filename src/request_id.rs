@@ -23,6 +23,10 @@ pub fn current() -> Option<String> {
     REQUEST_ID.try_with(|id| id.clone()).ok()
 }
 
+/// The client's address stored on a request (see [`crate::client_addr`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
+
 /// The request id stored on a request.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
@@ -49,7 +53,15 @@ pub async fn middleware(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().to_string();
+    let peer = req.peer_addr().map(|a| a.ip());
+    let client = match req.app_data::<actix_web::web::Data<crate::client_addr::TrustedProxies>>() {
+        Some(p) => p.client(peer, req.headers()),
+        None => peer,
+    };
+    if let Some(ip) = client {
+        req.extensions_mut().insert(ClientIp(ip));
+    }
+    let method = metric_method(req.method());
     let path = req.path().to_owned();
     // The route's template, never the raw path: ids in paths would make a label
     // (or span name) per request. It comes from the route table, so it is known before routing.
@@ -60,6 +72,7 @@ pub async fn middleware(
         request_id = %id,
         method = %method,
         path = %path,
+        client_ip = %client.map(|c| c.to_string()).unwrap_or_default(),
         otel.name = %format_args!("{method} {route}"),
         otel.kind = "server",
         otel.status_code = Empty,
@@ -121,9 +134,39 @@ pub async fn middleware(
     Ok(res)
 }
 
+/// The method as a metric label and span field: the standard ones by name,
+/// anything else as `other`, so that made-up methods cannot make new series.
+fn metric_method(m: &actix_web::http::Method) -> String {
+    use actix_web::http::Method;
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    if KNOWN.contains(m) {
+        m.as_str().to_owned()
+    } else {
+        "other".to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn made_up_methods_are_one_label() {
+        use actix_web::http::Method;
+        assert_eq!(metric_method(&Method::POST), "POST");
+        assert_eq!(metric_method(&Method::from_bytes(b"FOO").unwrap()), "other");
+        assert_eq!(metric_method(&Method::from_bytes(b"get").unwrap()), "other");
+    }
 
     #[test]
     fn only_plain_short_ids_are_accepted() {

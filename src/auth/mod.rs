@@ -4,12 +4,13 @@ pub mod keys;
 pub mod limiter;
 pub mod password;
 pub mod principal;
+pub mod verifier;
 
 use crate::config::{AuthConfig, Secret};
 use crate::error::ApiError;
 use base64::Engine;
 use keys::{Claims, Keyring, TokenError, TokenType};
-use limiter::Limiter;
+use limiter::{Limiter, Refused};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -109,7 +110,7 @@ pub async fn create_user(
 /// A checked new user and the batch that stores it (with its audit event), not written yet.
 pub async fn new_user(email: &str, role: Role, password: &str, actor: &str) -> Result<(User, Batch), CreateUserError> {
     let email = user::normalize_email(email);
-    let valid = email.len() <= 254
+    let valid = email.len() <= user::MAX_EMAIL_BYTES
         && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
         && !email.contains(char::is_whitespace)
         && !email.contains('\0');
@@ -145,6 +146,7 @@ pub struct AuthService {
     account_failures: Limiter,
     ip_failures: Limiter,
     widget_sessions: Limiter,
+    verifier: verifier::Verifier,
     /// Serialises refreshes so that one refresh token is exchanged once.
     refresh_lock: tokio::sync::Mutex<()>,
 }
@@ -177,9 +179,14 @@ impl AuthService {
         let window = Duration::from_secs(config.failure_window_secs);
         Ok(AuthService {
             keys: Keyring::new(&secret, &previous),
-            account_failures: Limiter::new(window),
-            ip_failures: Limiter::new(window),
-            widget_sessions: Limiter::new(Duration::from_secs(60)),
+            account_failures: Limiter::new(window, config.max_throttled_keys),
+            ip_failures: Limiter::new(window, config.max_throttled_keys),
+            widget_sessions: Limiter::new(Duration::from_secs(60), config.max_throttled_keys),
+            verifier: verifier::Verifier::start(
+                config.password_check_threads,
+                config.password_check_queue,
+                Duration::from_millis(config.password_check_wait_ms),
+            )?,
             refresh_lock: tokio::sync::Mutex::new(()),
             db,
             journal,
@@ -234,11 +241,10 @@ impl AuthService {
     /// Counts a widget session for `ip`; refuses past the per-minute limit.
     pub fn admit_widget_session(&self, ip: &str) -> Result<(), ApiError> {
         let limit = self.config.widget_sessions_per_ip_per_minute;
-        if let Some(wait) = self.widget_sessions.blocked_for(ip, limit) {
-            return Err(ApiError::rate_limited("rate_limited", "too many widget sessions from this address", wait));
-        }
-        self.widget_sessions.hit(ip);
-        Ok(())
+        self.widget_sessions
+            .try_hit(ip, limit)
+            .map(drop)
+            .map_err(|r| ApiError::rate_limited("rate_limited", "too many widget sessions from this address", r.wait_secs()))
     }
 
     async fn issue_pair(&self, u: &User, family: Uuid, replacing: Option<([u8; 32], RefreshToken)>) -> Result<TokenPair, ApiError> {
@@ -276,23 +282,57 @@ impl AuthService {
     }
 
     /// Checks a password login, throttled per account and per client address.
+    ///
+    /// Each attempt is counted before its password is checked, so concurrent
+    /// attempts cannot all slip under the limit; an attempt refused before its
+    /// check (throttled, or no checking thread free) is taken back.
     pub async fn login(&self, email: &str, password: &str, ip: &str) -> Result<TokenPair, ApiError> {
+        // Refused before any work: argon2's cost grows with the input, and a key of
+        // any length would be held by the throttle.
+        if email.len() > user::MAX_EMAIL_BYTES || password.len() > password::MAX_LEN {
+            return Err(ApiError::invalid(
+                "validation_failed",
+                format!("email must have at most {} bytes and password at most {} bytes", user::MAX_EMAIL_BYTES, password::MAX_LEN),
+            ));
+        }
         let account = user::normalize_email(email);
         let ip_key = format!("ip:{ip}");
         let acct_key = format!("acct:{account}");
-        if let Some(wait) = self.account_failures.blocked_for(&acct_key, self.config.max_failures_per_account) {
-            return Err(ApiError::rate_limited("too_many_attempts", "too many failed logins for this account; wait and retry", wait));
+        let refused = |r: Refused, whom: &str| match r {
+            Refused::Limit(wait) => {
+                ApiError::rate_limited("too_many_attempts", format!("too many failed logins for this {whom}; wait and retry"), wait)
+            }
+            Refused::Full(wait) => ApiError::rate_limited("too_many_attempts", "too many login attempts; wait and retry", wait),
+        };
+        self.ip_failures.try_hit(&ip_key, self.config.max_failures_per_ip).map_err(|r| refused(r, "address"))?;
+        if let Err(r) = self.account_failures.try_hit(&acct_key, self.config.max_failures_per_account) {
+            self.ip_failures.refund(&ip_key);
+            return Err(refused(r, "account"));
         }
-        if let Some(wait) = self.ip_failures.blocked_for(&ip_key, self.config.max_failures_per_ip) {
-            return Err(ApiError::rate_limited("too_many_attempts", "too many failed logins from this address; wait and retry", wait));
-        }
-        let found = user::by_email(&self.db, &account)?;
-        let phc = found.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| password::dummy_hash().to_owned());
-        let pw = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &phc)).await.map_err(ApiError::internal)?;
+        let unchecked = || {
+            self.ip_failures.refund(&ip_key);
+            self.account_failures.refund(&acct_key);
+        };
+        let found = match user::by_email(&self.db, &account) {
+            Ok(found) => found,
+            Err(e) => {
+                unchecked();
+                return Err(e.into());
+            }
+        };
+        let phc = found.as_ref().map(|u| u.password_hash.as_str()).unwrap_or_else(|| password::dummy_hash());
+        let ok = match self.verifier.verify(password, phc).await {
+            Ok(ok) => ok,
+            Err(verifier::Busy) => {
+                unchecked();
+                metrics::counter!("login_busy_total").increment(1);
+                return Err(ApiError::rate_limited("server_busy", "too many logins in progress; retry in a moment", 1));
+            }
+        };
         match found {
             Some(u) if ok && !u.disabled => {
                 self.account_failures.clear(&acct_key);
+                self.ip_failures.refund(&ip_key);
                 let pair = self.issue_pair(&u, Uuid::new_v4(), None).await;
                 if pair.is_ok() {
                     metrics::counter!("user_sessions_total", "role" => u.role.as_str()).increment(1);
@@ -301,8 +341,6 @@ impl AuthService {
             }
             _ => {
                 metrics::counter!("login_failures_total").increment(1);
-                self.account_failures.hit(&acct_key);
-                self.ip_failures.hit(&ip_key);
                 tracing::warn!(ip, "failed login");
                 Err(ApiError::unauthorized("invalid_credentials", "email or password is wrong"))
             }

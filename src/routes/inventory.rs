@@ -166,6 +166,12 @@ pub struct NewTransaction {
 pub async fn transaction(state: web::Data<AppState>, who: Principal, body: web::Json<NewTransaction>) -> Result<HttpResponse, ApiError> {
     let (user, role) = who.require(&[Role::Admin, Role::Operator, Role::Agent])?;
     let body = body.into_inner();
+    // An id that names no store is answered before anything else looks at the
+    // request: any id can be sent, so none may become a metric label or a
+    // stored refusal.
+    if inventory::store(&state.db, body.store_id)?.is_none() {
+        return Err(ApiError::from(utalk_actors::inventory::InventoryError::UnknownStore(body.store_id)));
+    }
     if role == Role::Agent && (body.kind != TxnType::Sale || body.conversation_id.is_none()) {
         return Err(ApiError::forbidden("agents record SALEs taken in a conversation (with conversationId)"));
     }

@@ -21,6 +21,7 @@ pub mod widget;
 
 use crate::error::ApiError;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::HttpMessage;
 use actix_web::{web, HttpRequest};
 
 /// Registers every route.
@@ -93,9 +94,13 @@ fn path_error(e: PathError) -> ApiError {
     ApiError::bad_request("invalid_path", e.to_string())
 }
 
-/// The client's address for throttling.
+/// The client's address, for throttles and logs: the peer, or whom a trusted
+/// proxy forwarded for (`http.trusted_proxies`), as the request middleware found it.
 pub fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into())
+    match req.extensions().get::<crate::request_id::ClientIp>() {
+        Some(c) => c.0.to_string(),
+        None => req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into()),
+    }
 }
 
 /// A list page: `{items, nextCursor}`.

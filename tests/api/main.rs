@@ -11,6 +11,7 @@ mod cluster_tls;
 mod conversations;
 mod durability;
 mod flags;
+mod hardening;
 mod helpers;
 mod inventory;
 mod jobs;

@@ -88,6 +88,9 @@ impl Record for User {
     const KIND: &'static str = "user";
 }
 
+/// Longest email address accepted (RFC 5321's path limit).
+pub const MAX_EMAIL_BYTES: usize = 254;
+
 /// Lowercases and trims an email for lookup.
 pub fn normalize_email(email: &str) -> String {
     email.trim().to_lowercase()
