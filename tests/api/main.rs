@@ -20,5 +20,6 @@ mod nats;
 mod ops;
 mod platform;
 mod reports;
+mod secrets;
 mod socket;
 mod traces;
