@@ -17,6 +17,7 @@ use utalk_actors::assigner::Assigner;
 use utalk_actors::bot::Bot;
 use utalk_actors::cluster::{redact_urls, valid_node_id, Cluster, LocalCluster, NatsCluster, NatsSettings, NatsTls};
 use utalk_actors::delivery::{Delivery, DeliveryConfig};
+use utalk_actors::hosts::HostList;
 use utalk_actors::inventory::{Inventory, SocketAlerts};
 use utalk_actors::journal::Journal;
 use utalk_actors::knowledge::KnowledgeFile;
@@ -172,6 +173,7 @@ async fn start_whatsapp(
         Arc::new(JobSignal::new(true)),
         backoff,
         Duration::from_millis(d.media_fetch_timeout_ms),
+        HostList::new(&config.twilio_media_hosts),
     );
     WorkerActor::start(fetcher.clone());
     if delivery.configured() {
@@ -282,6 +284,7 @@ fn start_bot(config: &Config, db: &Db, registry: &Registry, sockets: &Arc<Socket
     let model = OpenAi::new(
         client,
         config.openai_api_key.as_ref().map(|k| k.expose().to_string()),
+        HostList::new(&b.allowed_model_hosts),
         Duration::from_millis(b.model_timeout_ms),
         Breaker::new(b.breaker_failures, Duration::from_secs(b.breaker_cooldown_secs)),
     );
@@ -290,6 +293,12 @@ fn start_bot(config: &Config, db: &Db, registry: &Registry, sockets: &Arc<Socket
     registry.set_hook(bot.clone());
     WorkerActor::start(bot.clone());
     let cfg = bot.config();
+    if cfg.provider == utalk_storage::model::Provider::Openai {
+        if let Err(e) = HostList::new(&b.allowed_model_hosts).check_url(&OpenAi::completions_url(&cfg.base_url)) {
+            // Stored before the list existed, or under a wider one: the key is not sent (the rules answer) until fixed.
+            tracing::error!(base_url = %cfg.base_url, error = %e, "the bot settings' model host is not in bot.allowed_model_hosts; the rules answer");
+        }
+    }
     tracing::info!(enabled = cfg.enabled, provider = cfg.provider.as_str(), knowledge = %path.display(), "bot ready");
     Ok(bot)
 }

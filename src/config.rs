@@ -73,6 +73,10 @@ pub struct Config {
     pub twilio_from: Option<String>,
     /// Twilio API base URL (`UTALK_TWILIO_API_BASE`).
     pub twilio_api_base: String,
+    /// Hosts an inbound message's media is downloaded from with the account's
+    /// credentials (`UTALK_TWILIO_MEDIA_HOSTS='["api.twilio.com"]'`); media
+    /// elsewhere is not downloaded. Patterns: `host`, `*.domain`, an IP address.
+    pub twilio_media_hosts: Vec<String>,
     /// OTLP/HTTP collector for traces, e.g. `http://127.0.0.1:4318` (`UTALK_OTLP_ENDPOINT`); unset: no traces.
     pub otlp_endpoint: Option<String>,
     /// Share of new traces kept, 0 to 1 (`UTALK_OTLP_SAMPLE_RATIO`); a caller's `traceparent` decision wins.
@@ -285,6 +289,9 @@ pub struct BotSection {
     pub breaker_cooldown_secs: u64,
     /// Open conversations per agent for automatic assignment.
     pub agent_capacity: usize,
+    /// Hosts the model's API key may be sent to: the bot settings' base URL
+    /// (changed over the API) must name one. Patterns: `host`, `*.domain`, an IP address.
+    pub allowed_model_hosts: Vec<String>,
 }
 
 impl Default for BotSection {
@@ -297,6 +304,7 @@ impl Default for BotSection {
             breaker_failures: 3,
             breaker_cooldown_secs: 30,
             agent_capacity: 5,
+            allowed_model_hosts: vec!["api.openai.com".into()],
         }
     }
 }
@@ -549,6 +557,7 @@ impl Default for Config {
             twilio_auth_token: None,
             twilio_from: None,
             twilio_api_base: "https://api.twilio.com".into(),
+            twilio_media_hosts: ["api.twilio.com", "*.twilio.com", "*.twiliocdn.com"].into_iter().map(String::from).collect(),
             otlp_endpoint: None,
             otlp_sample_ratio: 1.0,
             cluster_url: None,
@@ -651,7 +660,7 @@ const STRING_KEYS: &[&str] = &[
 ];
 
 /// Top-level keys whose values are numbers or booleans.
-const VALUE_KEYS: &[&str] = &["otlp_sample_ratio"];
+const VALUE_KEYS: &[&str] = &["otlp_sample_ratio", "twilio_media_hosts"];
 
 /// Sections of the file, settable as `UTALK_SECTION__KEY`.
 const SECTIONS: &[&str] = &[
@@ -875,6 +884,11 @@ impl Config {
         if b.workers == 0 || b.queue == 0 || b.model_timeout_ms == 0 || b.agent_capacity == 0 {
             return Err("bot: workers, queue, model_timeout_ms and agent_capacity must be positive".into());
         }
+        for (name, list) in [("bot.allowed_model_hosts", &b.allowed_model_hosts), ("twilio_media_hosts", &self.twilio_media_hosts)] {
+            if let Some(why) = list.iter().find_map(|p| utalk_actors::hosts::pattern_problem(p)) {
+                return Err(format!("{name}: {why}"));
+            }
+        }
         Ok(())
     }
 
@@ -1073,6 +1087,24 @@ mod tests {
         let loaded = Config::load(Some(&sample), Vec::new()).unwrap();
         let as_toml = |c: &Config| toml::Value::try_from(c).unwrap();
         assert_eq!(as_toml(&loaded), as_toml(&Config::default()), "a value in ops/utalk.sample.toml differs from the default");
+    }
+
+    #[test]
+    fn credential_host_lists_are_checked_at_load() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!(c.bot.allowed_model_hosts, vec!["api.openai.com".to_string()]);
+        assert!(c.twilio_media_hosts.contains(&"api.twilio.com".to_string()));
+        let c = Config::load(
+            None,
+            env(&[("UTALK_TWILIO_MEDIA_HOSTS", "[\"127.0.0.1\", \"*.twiliocdn.com\"]"), ("UTALK_BOT__ALLOWED_MODEL_HOSTS", "[\"::1\"]")]),
+        )
+        .unwrap();
+        assert_eq!(c.twilio_media_hosts, vec!["127.0.0.1".to_string(), "*.twiliocdn.com".to_string()]);
+        assert_eq!(c.bot.allowed_model_hosts, vec!["::1".to_string()]);
+        let e = Config::load(None, env(&[("UTALK_BOT__ALLOWED_MODEL_HOSTS", "[\"https://api.openai.com/v1\"]")])).unwrap_err().to_string();
+        assert!(e.contains("bot.allowed_model_hosts") && e.contains("no scheme, port or path"), "{e}");
+        let e = Config::load(None, env(&[("UTALK_TWILIO_MEDIA_HOSTS", "[\"127.0.0.1:8080\"]")])).unwrap_err().to_string();
+        assert!(e.contains("twilio_media_hosts"), "{e}");
     }
 
     #[test]

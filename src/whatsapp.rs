@@ -2,6 +2,8 @@
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::twilio_form::FormError;
+pub use crate::twilio_form::{normalize_phone, InboundMessage, MAX_MEDIA};
 use std::hash::{Hash, Hasher};
 use utalk_actors::conversation::MAX_TEXT_CHARS;
 use utalk_actors::{AppendRequest, Appended};
@@ -11,9 +13,6 @@ use utalk_storage::model::{
 };
 use utalk_storage::{Batch, Timestamp};
 use uuid::Uuid;
-
-/// Twilio sends at most ten media items per message.
-pub const MAX_MEDIA: usize = 10;
 
 /// Namespace of the ids derived from Twilio's sids, so a redelivery maps to the same id.
 const SID_NAMESPACE: Uuid = Uuid::from_u128(0x6f1c_2d6e_8a4b_4f0e_9d3c_7b51_a2e4_c901);
@@ -28,59 +27,14 @@ pub fn media_id(sid: &str, index: usize) -> Uuid {
     Uuid::new_v5(&SID_NAMESPACE, format!("twilio:{sid}/media/{index}").as_bytes())
 }
 
-/// A phone number as `+<digits>` (E.164), from digits with or without the `+`.
-pub fn normalize_phone(raw: &str) -> Option<String> {
-    let raw = raw.trim();
-    let digits = raw.strip_prefix('+').unwrap_or(raw);
-    (!digits.is_empty() && digits.len() <= 20 && digits.chars().all(|c| c.is_ascii_digit())).then(|| format!("+{digits}"))
-}
-
-/// A customer's WhatsApp message as Twilio describes it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InboundMessage {
-    /// Twilio's MessageSid.
-    pub sid: String,
-    /// The customer's number, E.164 (`+…`).
-    pub phone: String,
-    /// The customer's WhatsApp profile name.
-    pub profile_name: Option<String>,
-    /// Text (a shared location becomes text).
-    pub text: Option<String>,
-    /// Media: URL and announced type.
-    pub media: Vec<(String, String)>,
-}
-
-fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
-}
-
 impl InboundMessage {
     /// Reads the webhook's parameters.
     pub fn from_params(params: &[(String, String)]) -> Result<InboundMessage, ApiError> {
-        let sid = param(params, "MessageSid")
-            .or_else(|| param(params, "SmsMessageSid"))
-            .ok_or_else(|| ApiError::bad_request("missing_parameter", "MessageSid is required"))?;
-        let from = param(params, "From").ok_or_else(|| ApiError::bad_request("missing_parameter", "From is required"))?;
-        let phone = from.strip_prefix("whatsapp:").and_then(normalize_phone).ok_or_else(|| {
-            ApiError::bad_request("invalid_parameter", "From must be whatsapp:+<digits>; this endpoint takes WhatsApp only")
-        })?;
-        let mut text = param(params, "Body").map(|b| b.chars().take(MAX_TEXT_CHARS).collect::<String>());
-        if text.is_none() {
-            if let (Some(lat), Some(lon)) = (param(params, "Latitude"), param(params, "Longitude")) {
-                let label = param(params, "Label").or_else(|| param(params, "Address")).map(|l| format!(" ({l})")).unwrap_or_default();
-                text = Some(format!("Location: {lat}, {lon}{label}"));
-            }
-        }
-        let n: usize = param(params, "NumMedia").and_then(|n| n.parse().ok()).unwrap_or(0).min(MAX_MEDIA);
-        let media = (0..n)
-            .filter_map(|i| {
-                let url = param(params, &format!("MediaUrl{i}"))?;
-                let ct = param(params, &format!("MediaContentType{i}")).unwrap_or("application/octet-stream");
-                Some((url.to_string(), ct.to_string()))
-            })
-            .collect();
-        let profile_name = param(params, "ProfileName").map(|p| p.chars().take(200).collect());
-        Ok(InboundMessage { sid: sid.to_string(), phone, profile_name, text, media })
+        InboundMessage::parse(params, MAX_TEXT_CHARS).map_err(|e| match e {
+            FormError::Missing(_) => ApiError::bad_request("missing_parameter", e.to_string()),
+            FormError::NotWhatsApp => ApiError::bad_request("invalid_parameter", e.to_string()),
+            FormError::Malformed(_) => ApiError::bad_request("malformed_form", e.to_string()),
+        })
     }
 }
 

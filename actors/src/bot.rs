@@ -250,7 +250,13 @@ impl Bot {
                         Ok(a) => a,
                         Err(e) => {
                             self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(conversation = %conv.id, error = %e, "model failed; answering from the rules");
+                            if matches!(e, crate::openai::ModelError::HostNotAllowed(_)) {
+                                // The stored settings name a host the configuration does not allow: an operator must act.
+                                tracing::error!(conversation = %conv.id, error = %e, base_url = %cfg.base_url,
+                                    "bot settings name a model host outside bot.allowed_model_hosts; answering from the rules");
+                            } else {
+                                tracing::warn!(conversation = %conv.id, error = %e, "model failed; answering from the rules");
+                            }
                             provider = "rules_fallback".into();
                             knowledge.answer(&text)
                         }

@@ -23,7 +23,9 @@ pub mod cluster;
 pub mod conversation;
 pub mod delivery;
 pub mod engineio;
+mod event_args;
 pub mod forward;
+pub mod hosts;
 pub mod inventory;
 pub mod journal;
 pub mod knowledge;
@@ -41,6 +43,7 @@ pub mod socketio;
 pub mod staff_presence;
 pub mod store_writer;
 pub mod twilio;
+pub mod twilio_signature;
 pub mod worker;
 pub mod ws_conn;
 

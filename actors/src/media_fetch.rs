@@ -9,8 +9,14 @@
 //! the message (`stored` or `failed` with the reason) through its
 //! conversation actor, removing the job in the same batch. 5xx, 429 and
 //! timeouts are retried with backoff; anything else fails at once.
+//!
+//! The credentials go only to hosts of `twilio_media_hosts`: a `MediaUrlN`
+//! naming any other host is not requested at all (not even without
+//! credentials, so that a webhook cannot make the server call hosts of its
+//! choosing) and its media is marked failed with the reason.
 
 use crate::conversation::{ConversationError, MessageChange};
+use crate::hosts::HostList;
 use crate::media_store::MediaStore;
 use crate::registry::Registry;
 use crate::retry::Backoff;
@@ -47,6 +53,7 @@ pub struct MediaFetcher {
     signal: Arc<JobSignal>,
     backoff: Backoff,
     timeout: Duration,
+    media_hosts: HostList,
     /// Counters.
     pub stats: FetchStats,
 }
@@ -72,9 +79,10 @@ impl MediaFetcher {
         signal: Arc<JobSignal>,
         backoff: Backoff,
         timeout: Duration,
+        media_hosts: HostList,
     ) -> Arc<Self> {
         let writer = registry.writer().clone();
-        Arc::new(Self { db, writer, registry, account, media, client, signal, backoff, timeout, stats: FetchStats::default() })
+        Arc::new(Self { db, writer, registry, account, media, client, signal, backoff, timeout, media_hosts, stats: FetchStats::default() })
     }
 
     /// The wake-up to call after writing a job.
@@ -208,6 +216,11 @@ impl MediaFetcher {
     }
 
     async fn download(&self, job: &MediaFetch) -> Result<(Vec<u8>, String), Failure> {
+        // Checked at download time, so jobs stored before the list (or under a wider one) obey it too.
+        if let Err(e) = self.media_hosts.check_url(&job.url) {
+            tracing::warn!(media = %job.media_id, error = %e, "media URL outside twilio_media_hosts; not downloaded");
+            return Err(Failure::Permanent(format!("not downloaded: {e} (twilio_media_hosts)")));
+        }
         let mut req = self.client.get(&job.url).timeout(self.timeout);
         if let Some(a) = &self.account {
             req = req.basic_auth(&a.account_sid, Some(&a.auth_token));

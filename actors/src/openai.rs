@@ -1,7 +1,10 @@
 //! The OpenAI-compatible responder: chat completions at a configurable base
 //! URL, with a timeout, a circuit breaker, and a bounded history. Whatever
-//! goes wrong, the caller falls back to the rules.
+//! goes wrong, the caller falls back to the rules. The API key goes only to
+//! hosts of `bot.allowed_model_hosts`: the base URL can be changed over the
+//! API, the hosts only in the configuration.
 
+use crate::hosts::HostList;
 use crate::knowledge::Answer;
 use crate::retry::Breaker;
 use serde::Deserialize;
@@ -29,6 +32,9 @@ pub enum ModelError {
     /// No API key is configured.
     #[error("no API key is configured")]
     NoKey,
+    /// The base URL's host is not in `bot.allowed_model_hosts`; the key was not sent.
+    #[error("the model's base URL is refused, the API key was not sent: {0}")]
+    HostNotAllowed(String),
     /// No answer in time.
     #[error("no answer within {0} ms")]
     Timeout(u128),
@@ -41,6 +47,7 @@ pub enum ModelError {
 pub struct OpenAi {
     client: reqwest::Client,
     api_key: Option<String>,
+    allowed_hosts: HostList,
     timeout: Duration,
     breaker: Mutex<Breaker>,
 }
@@ -75,18 +82,29 @@ pub fn request_messages(history: &[Message], question: &str) -> Vec<serde_json::
 }
 
 impl OpenAi {
-    /// A responder with `api_key` (none: every call fails over to the rules).
-    pub fn new(client: reqwest::Client, api_key: Option<String>, timeout: Duration, breaker: Breaker) -> OpenAi {
-        OpenAi { client, api_key, timeout, breaker: Mutex::new(breaker) }
+    /// A responder with `api_key` (none: every call fails over to the rules),
+    /// sending it to hosts of `allowed_hosts` only.
+    pub fn new(client: reqwest::Client, api_key: Option<String>, allowed_hosts: HostList, timeout: Duration, breaker: Breaker) -> OpenAi {
+        OpenAi { client, api_key, allowed_hosts, timeout, breaker: Mutex::new(breaker) }
+    }
+
+    /// The URL of the chat completions under `base_url`: where the key is sent.
+    pub fn completions_url(base_url: &str) -> String {
+        format!("{}/chat/completions", base_url.trim_end_matches('/'))
     }
 
     /// Asks the model at `base_url` for an answer to `question`.
     pub async fn answer(&self, base_url: &str, model: &str, history: &[Message], question: &str) -> Result<Answer, ModelError> {
         let key = self.api_key.as_deref().ok_or(ModelError::NoKey)?;
+        // Settings stored before the list existed (or under a wider one) may name
+        // another host: the key is never sent there. Checked on the URL actually
+        // requested, parsed as the HTTP client parses it.
+        let url = Self::completions_url(base_url);
+        self.allowed_hosts.check_url(&url).map_err(|e| ModelError::HostNotAllowed(e.to_string()))?;
         if !self.breaker.lock().map(|mut b| b.allow(Instant::now())).unwrap_or(true) {
             return Err(ModelError::CircuitOpen);
         }
-        let result = self.call(key, base_url, model, history, question).await;
+        let result = self.call(key, &url, model, history, question).await;
         if let Ok(mut b) = self.breaker.lock() {
             match &result {
                 Ok(_) => b.success(),
@@ -96,10 +114,9 @@ impl OpenAi {
         result
     }
 
-    async fn call(&self, key: &str, base_url: &str, model: &str, history: &[Message], question: &str) -> Result<Answer, ModelError> {
-        let url = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+    async fn call(&self, key: &str, url: &str, model: &str, history: &[Message], question: &str) -> Result<Answer, ModelError> {
         let body = json!({"model": model, "messages": request_messages(history, question), "temperature": 0.3, "max_tokens": 300});
-        let res = self.client.post(&url).bearer_auth(key).json(&body).timeout(self.timeout).send().await.map_err(|e| {
+        let res = self.client.post(url).bearer_auth(key).json(&body).timeout(self.timeout).send().await.map_err(|e| {
             if e.is_timeout() {
                 ModelError::Timeout(self.timeout.as_millis())
             } else {

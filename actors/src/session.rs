@@ -16,6 +16,7 @@
 use crate::broker::{ConversationEvent, Envelope, Subscriber, SubscriptionId, STAFF_TOPIC};
 use crate::conversation::{AppendRequest, Appended, ConversationError, MarkRead};
 use crate::engineio::{self, Packet as EioPacket};
+use crate::event_args::{self, conversation_id};
 use crate::socket_hub::{random_id, Identity, SavedSession, SocketHub};
 use crate::socketio::{self, Kind};
 use actix::prelude::*;
@@ -532,18 +533,8 @@ impl SessionActor {
     }
 
     fn on_event(&mut self, args: Vec<Value>, ack: Option<u64>, ctx: &mut Context<Self>) {
-        let mut args = args.into_iter();
-        let name = match args.next() {
-            Some(Value::String(s)) => s,
-            _ => String::new(),
-        };
-        let payload = args.next().unwrap_or(Value::Null);
-        let request_id = payload
-            .get("requestId")
-            .and_then(Value::as_str)
-            .filter(|r| !r.is_empty() && r.len() <= 128 && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
-            .map(str::to_owned)
-            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        let (name, payload) = event_args::name_and_payload(args);
+        let request_id = event_args::request_id(&payload).unwrap_or_else(|| Uuid::new_v4().to_string());
         // Known names only: a client-chosen name must not become a label (or span name) of its own.
         let label = match name.as_str() {
             n @ ("conversation:join" | "conversation:leave" | "message:send" | "message:read" | "conversation:rate" | "typing:start"
@@ -627,10 +618,7 @@ impl SessionActor {
         if !identity.may_access(conv) {
             return Err(forbidden());
         }
-        let since = match payload.get("sinceSeq") {
-            None | Some(Value::Null) => 0,
-            Some(v) => v.as_u64().ok_or(("invalid_request", "sinceSeq must be a non-negative integer".to_string()))?,
-        };
+        let since = event_args::since_seq(payload)?;
         let db = &self.hub.db.clone();
         conversation::get(db, conv).map_err(internal)?.ok_or(("not_found", "conversation not found".to_string()))?;
         // Subscribe first, then read: anything committed after the read arrives
@@ -654,27 +642,11 @@ impl SessionActor {
     }
 
     fn send_message(&mut self, payload: &Value, identity: &Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
-        let parsed = (|| {
-            let conv = conversation_id(payload)?;
-            let message_id = payload
-                .get("messageId")
-                .and_then(Value::as_str)
-                .and_then(|s| Uuid::parse_str(s).ok())
-                .ok_or(("invalid_request", "messageId must be a UUID".to_string()))?;
-            let text = match payload.get("text") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
-                Some(_) => return Err(("invalid_request", "text must be a string".to_string())),
-            };
-            let media_id = match payload.get("mediaId") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    v.as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or(("invalid_request", "mediaId must be a UUID".to_string()))?,
-                ),
-            };
-            let req = AppendRequest::from_client(identity, conv, message_id, text, media_id).map_err(|e| e.describe())?;
-            Ok((conv, req))
-        })();
+        let parsed = event_args::send_fields(payload).and_then(|f| {
+            let req =
+                AppendRequest::from_client(identity, f.conversation_id, f.message_id, f.text, f.media_id).map_err(|e| e.describe())?;
+            Ok((f.conversation_id, req))
+        });
         let (conv, req) = match parsed {
             Ok(x) => x,
             Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
@@ -694,8 +666,7 @@ impl SessionActor {
             if !identity.may_access(conv) {
                 return Err(forbidden());
             }
-            let seq =
-                payload.get("seq").and_then(Value::as_u64).ok_or(("invalid_request", "seq must be a non-negative integer".to_string()))?;
+            let seq = event_args::read_seq(payload)?;
             Ok((conv, seq))
         });
         let (conv, seq) = match parsed {
@@ -815,14 +786,6 @@ fn received_seqs(saved: &SavedSession, offset: u64) -> Option<HashMap<Uuid, u64>
         }
     }
     Some(received)
-}
-
-fn conversation_id(payload: &Value) -> Result<Uuid, (&'static str, String)> {
-    payload
-        .get("conversationId")
-        .and_then(Value::as_str)
-        .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or(("invalid_request", "conversationId must be a UUID".to_string()))
 }
 
 fn forbidden() -> (&'static str, String) {

@@ -6,6 +6,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
+use utalk_actors::hosts::{HostError, HostList};
+use utalk_actors::openai::OpenAi;
 use utalk_storage::model::{bot, AiConfig, AuditEvent, Provider, Role};
 use utalk_storage::{Batch, Timestamp};
 
@@ -41,7 +43,7 @@ pub struct AiConfigUpdate {
     pub provider: Provider,
     /// Model name (1–100 characters).
     pub model: String,
-    /// OpenAI-compatible base URL, http(s).
+    /// OpenAI-compatible base URL, http(s), on a host of the server's `bot.allowed_model_hosts` (else 422 `model_host_not_allowed`).
     pub base_url: String,
 }
 
@@ -65,14 +67,29 @@ fn validate(u: &AiConfigUpdate) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The API key is sent to the base URL: its host must be one the configuration
+/// allows, whatever the admin asks (checked on the URL requested, as the HTTP client parses it).
+fn check_model_host(allowed: &[String], base_url: &str) -> Result<(), ApiError> {
+    match HostList::new(allowed).check_url(&OpenAi::completions_url(base_url)) {
+        Ok(_) => Ok(()),
+        Err(HostError::NotAllowed(host)) => Err(ApiError::invalid(
+            "model_host_not_allowed",
+            format!("baseUrl names host `{host}`, which is not in this server's bot.allowed_model_hosts ({})", allowed.join(", ")),
+        )),
+        Err(HostError::BadUrl(_)) => Err(ApiError::invalid("validation_failed", "baseUrl must be an http(s) URL")),
+    }
+}
+
 /// Replaces the bot's settings (admins); versioned and audited.
 #[utoipa::path(put, path = "/api/v1/ai/config", tag = "bot", request_body = AiConfigUpdate,
-    responses((status = 200, body = AiConfig), (status = 401), (status = 403), (status = 409, description = "version_conflict"), (status = 422)),
+    responses((status = 200, body = AiConfig), (status = 401), (status = 403), (status = 409, description = "version_conflict"),
+        (status = 422, description = "validation_failed, or model_host_not_allowed: baseUrl's host is not in bot.allowed_model_hosts")),
     security(("bearer" = [])))]
 pub async fn put(state: web::Data<AppState>, who: Principal, body: web::Json<AiConfigUpdate>) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(&[Role::Admin])?;
     let u = body.into_inner();
     validate(&u)?;
+    check_model_host(&state.config.bot.allowed_model_hosts, &u.base_url)?;
     let _guard = state.ai_config_lock.lock().await;
     let current = bot::ai_config(&state.db)?;
     if u.version != current.version {

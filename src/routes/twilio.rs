@@ -51,8 +51,7 @@ fn verified(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Vec<(Str
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "missing_signature", "X-Twilio-Signature is required"))?;
-    let params: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
-        .map_err(|e| ApiError::bad_request("malformed_form", format!("body is not form-encoded: {e}")))?;
+    let params = crate::twilio_form::parse_form(body).map_err(|e| ApiError::bad_request("malformed_form", e.to_string()))?;
     let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or(req.path());
     let url = account.public(path);
     if !twilio::verify(&account.auth_token, &url, &params, signature) {

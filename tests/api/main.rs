@@ -21,5 +21,6 @@ mod nats;
 mod ops;
 mod platform;
 mod reports;
+mod secrets;
 mod socket;
 mod traces;

@@ -30,7 +30,7 @@ async function startFakeModel() {
     req.on("end", () => {
       const parsed = JSON.parse(body || "{}");
       const mode = m.script.length ? m.script.shift() : "ok";
-      m.requests.push({ auth: req.headers.authorization, path: req.url, body: parsed, mode });
+      m.requests.push({ auth: req.headers.authorization, host: req.headers.host, path: req.url, body: parsed, mode });
       const reply = (content) => {
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify({ id: "chatcmpl-1", object: "chat.completion", choices: [{ index: 0, message: { role: "assistant", content }, finish_reason: "stop" }] }));
@@ -53,10 +53,8 @@ async function startFakeModel() {
   return m;
 }
 
-before(async () => {
-  fake = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
-  model = await startFakeModel();
-  server = await startServer({
+function botEnv(extra = {}) {
+  return {
     UTALK_TWILIO_ACCOUNT_SID: ACCOUNT_SID,
     UTALK_TWILIO_AUTH_TOKEN: AUTH_TOKEN,
     UTALK_TWILIO_FROM: FROM,
@@ -71,7 +69,16 @@ before(async () => {
     UTALK_DELIVERY__BACKOFF_MAX_MS: "200",
     UTALK_DELIVERY__MAX_ATTEMPTS: "1000",
     UTALK_DELIVERY__BREAKER_FAILURES: "1000",
-  });
+    // The model's stand-in listens on 127.0.0.1: the key may go there, and nowhere else.
+    UTALK_BOT__ALLOWED_MODEL_HOSTS: '["127.0.0.1"]',
+    ...extra,
+  };
+}
+
+before(async () => {
+  fake = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
+  model = await startFakeModel();
+  server = await startServer(botEnv());
   admin = await server.login(ADMIN);
   agent = await server.login(AGENT);
 });
@@ -86,10 +93,10 @@ function phone() {
   return "+52155" + String(Math.floor(Math.random() * 1e8)).padStart(8, "0");
 }
 
-async function customerSays(number, body) {
+async function customerSays(number, body, srv = server) {
   const params = { MessageSid: "SM" + randomBytes(16).toString("hex"), AccountSid: ACCOUNT_SID, From: `whatsapp:${number}`, To: FROM, Body: body, NumMedia: "0" };
   const sig = twilio.getExpectedTwilioSignature(AUTH_TOKEN, PUBLIC_URL + "/webhooks/twilio/whatsapp", params);
-  const res = await fetch(server.base + "/webhooks/twilio/whatsapp", {
+  const res = await fetch(srv.base + "/webhooks/twilio/whatsapp", {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded", "x-twilio-signature": sig },
     body: new URLSearchParams(params).toString(),
@@ -98,9 +105,9 @@ async function customerSays(number, body) {
   return params.MessageSid;
 }
 
-async function conversationOf(number) {
+async function conversationOf(number, srv = server, token = admin.accessToken) {
   for (let next = null, first = true; first || next; first = false) {
-    const r = await server.api("GET", "/api/v1/conversations?limit=200" + (next ? `&cursor=${next}` : ""), { token: admin.accessToken });
+    const r = await srv.api("GET", "/api/v1/conversations?limit=200" + (next ? `&cursor=${next}` : ""), { token });
     const c = r.body.items.find((c) => c.customer.phone === number);
     if (c) return c;
     next = r.body.nextCursor;
@@ -298,6 +305,57 @@ test("the OpenAI-compatible responder answers, falls back to the rules when slow
   // The history sent is bounded even in a long conversation.
   assert.ok(model.requests.every((r) => r.body.messages.length <= 12));
   await server.setBot(true, { provider: "rules", autoEscalate: true });
+});
+
+test("the model's API key goes only to hosts the configuration allows", async () => {
+  const port = new URL(model.base).port;
+  const cur = (await server.api("GET", "/api/v1/ai/config", { token: admin.accessToken })).body;
+  const { updatedAt, updatedBy, ...body } = cur;
+  const calls = model.requests.length;
+  // Another name for the stand-in, the allowed host as user info before another host, and the
+  // default host, which this server's list leaves out: all refused, nothing stored.
+  for (const baseUrl of [`http://localhost:${port}/v1`, `http://127.0.0.1@localhost:${port}/v1`, "https://api.openai.com/v1"]) {
+    const r = await server.api("PUT", "/api/v1/ai/config", { token: admin.accessToken, body: { ...body, provider: "openai", baseUrl } });
+    assert.equal(r.status, 422, baseUrl);
+    assert.equal(r.body.error.code, "model_host_not_allowed", baseUrl);
+  }
+  const after = (await server.api("GET", "/api/v1/ai/config", { token: admin.accessToken })).body;
+  assert.equal(after.version, cur.version);
+  assert.equal(after.baseUrl, cur.baseUrl);
+  assert.equal(model.requests.length, calls);
+
+  // Settings stored under a wider list, then a restart with the narrower one:
+  // the key is not sent to the host no longer allowed; the rules answer and the log says why.
+  const wide = await startServer(botEnv({ UTALK_BOT__ALLOWED_MODEL_HOSTS: '["127.0.0.1", "localhost"]' }));
+  let kept = false;
+  try {
+    await wide.setBot(true, { provider: "openai", baseUrl: `http://localhost:${port}/v1`, model: "test-model", autoEscalate: false });
+    await wide.kill();
+    const narrow = await startServer(botEnv(), { reuse: wide.dir });
+    kept = true;
+    try {
+      const token = (await narrow.login(ADMIN)).accessToken;
+      const number = phone();
+      await customerSays(number, "Hola, buenos días", narrow);
+      const conv = await until(() => conversationOf(number, narrow, token), "conversation");
+      const msgs = await until(async () => {
+        const m = (await narrow.api("GET", `/api/v1/conversations/${conv.id}/messages`, { token })).body.items;
+        return m.length >= 2 && m;
+      }, "the rules' answer");
+      assert.match(msgs[1].text, /^¡Hola!/);
+      const runs = await until(async () => {
+        const r = (await narrow.api("GET", "/api/v1/ai/runs?limit=200", { token })).body.items.filter((r) => r.conversationId === conv.id);
+        return r.length >= 1 && r;
+      }, "the bot run");
+      assert.equal(runs[0].provider, "rules_fallback");
+      assert.equal(model.requests.length, calls, "the model was not called, under any host name");
+      assert.ok(narrow.logs.some((l) => l.includes('"level":"ERROR"') && l.includes("allowed_model_hosts")), "an error is logged");
+    } finally {
+      await narrow.stop();
+    }
+  } finally {
+    if (!kept) await wide.stop();
+  }
 });
 
 test("bot settings are validated, versioned and admin-only", async () => {

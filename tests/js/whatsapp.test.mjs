@@ -4,6 +4,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
 import twilio from "twilio";
 import { io } from "socket.io-client";
 import { startServer, once, waitFor, uuid, ADMIN, AGENT } from "./harness.mjs";
@@ -30,6 +31,8 @@ function twilioEnv(extra = {}) {
     UTALK_DELIVERY__BACKOFF_MAX_MS: "200",
     UTALK_DELIVERY__REQUEST_TIMEOUT_MS: "700",
     UTALK_MEDIA__MAX_BYTES: "4096",
+    // Twilio's stand-in serves media on 127.0.0.1; "localhost" stays out, for the test of other hosts.
+    UTALK_TWILIO_MEDIA_HOSTS: '["127.0.0.1"]',
     ...extra,
   };
 }
@@ -300,6 +303,42 @@ test("inbound media is fetched after the 200 with the account's credentials, wit
   assert.equal(fresh.status, 200);
   const bad = await server.api("POST", "/api/v1/media/regenerate-urls", { token: agent.accessToken, body: { ids: [] } });
   assert.equal(bad.status, 422);
+});
+
+test("media on a host outside twilio_media_hosts is not requested: the credentials stay home", async () => {
+  // A receiver that is not Twilio: it records whatever reaches it.
+  const seen = [];
+  const receiver = createServer((req, res) => {
+    seen.push({ url: req.url, authorization: req.headers.authorization ?? null });
+    res.writeHead(200, { "content-type": "image/png" });
+    res.end(PNG);
+  });
+  await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+  const port = receiver.address().port;
+  try {
+    const number = phone();
+    // Same machine, other host names: a name the list lacks, and the allowed host as user info before it.
+    const urls = [`http://localhost:${port}/steal`, `http://127.0.0.1@localhost:${port}/steal2`, `${fake.base}/media/image`];
+    const extra = { NumMedia: String(urls.length), Body: "" };
+    urls.forEach((u, i) => {
+      extra[`MediaUrl${i}`] = u;
+      extra[`MediaContentType${i}`] = "image/png";
+    });
+    const r = await webhook(server, "/webhooks/twilio/whatsapp", inboundParams(number, extra));
+    assert.equal(r.status, 200, r.text);
+    const c = await conversationOf(server, admin.accessToken, number);
+    const [first] = await messages(server, admin.accessToken, c.id);
+    const m = await pollMessage(server, admin.accessToken, c.id, first.id, (m) => m.media.every((a) => a.status !== "pending"), "media settled");
+    assert.equal(m.media[0].status, "failed");
+    assert.match(m.media[0].error, /host `localhost` is not allowed/);
+    assert.equal(m.media[1].status, "failed");
+    assert.match(m.media[1].error, /host `localhost` is not allowed/);
+    assert.equal(m.media[2].status, "stored", "Twilio's own host is still fetched");
+    assert.deepEqual(seen, [], "the receiver got no request at all, so no Authorization header");
+  } finally {
+    receiver.closeAllConnections();
+    await new Promise((r) => receiver.close(r));
+  }
 });
 
 test("media uploads over REST are checked and served through signed URLs", async () => {

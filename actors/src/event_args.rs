@@ -1,0 +1,113 @@
+//! Socket event arguments read into typed fields: the event name and
+//! payload, the request id, conversation ids and sequence numbers. It depends
+//! on serde_json and uuid alone, so that it can be fuzzed on its own
+//! (`tests/fuzz`); `session` answers the errors as refused events.
+
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A refused payload: error code and message, as the ack carries them.
+pub(crate) type Refusal = (&'static str, String);
+
+/// Longest client-chosen request id kept.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The event's name and its payload (`Null` when absent); a name that is not a string is empty.
+pub(crate) fn name_and_payload(args: Vec<Value>) -> (String, Value) {
+    let mut args = args.into_iter();
+    let name = match args.next() {
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    };
+    (name, args.next().unwrap_or(Value::Null))
+}
+
+/// The client's `requestId`, when it is 1–128 characters of `[A-Za-z0-9-_.:]`.
+pub(crate) fn request_id(payload: &Value) -> Option<String> {
+    payload
+        .get("requestId")
+        .and_then(Value::as_str)
+        .filter(|r| !r.is_empty() && r.len() <= MAX_REQUEST_ID && r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+        .map(str::to_owned)
+}
+
+/// `conversationId`, a UUID.
+pub(crate) fn conversation_id(payload: &Value) -> Result<Uuid, Refusal> {
+    payload
+        .get("conversationId")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or(("invalid_request", "conversationId must be a UUID".to_string()))
+}
+
+/// `sinceSeq` of `conversation:join`: absent or null is 0.
+pub(crate) fn since_seq(payload: &Value) -> Result<u64, Refusal> {
+    match payload.get("sinceSeq") {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v.as_u64().ok_or(("invalid_request", "sinceSeq must be a non-negative integer".to_string())),
+    }
+}
+
+/// `seq` of `message:read`.
+pub(crate) fn read_seq(payload: &Value) -> Result<u64, Refusal> {
+    payload.get("seq").and_then(Value::as_u64).ok_or(("invalid_request", "seq must be a non-negative integer".to_string()))
+}
+
+/// The fields of `message:send`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SendFields {
+    /// The conversation.
+    pub conversation_id: Uuid,
+    /// The client's id of the message (idempotency).
+    pub message_id: Uuid,
+    /// Text, when sent.
+    pub text: Option<String>,
+    /// An uploaded media item, when sent.
+    pub media_id: Option<Uuid>,
+}
+
+/// Reads `message:send`'s `{conversationId, messageId, text?, mediaId?}`.
+pub(crate) fn send_fields(payload: &Value) -> Result<SendFields, Refusal> {
+    let conversation_id = conversation_id(payload)?;
+    let message_id = payload
+        .get("messageId")
+        .and_then(Value::as_str)
+        .and_then(|s| Uuid::parse_str(s).ok())
+        .ok_or(("invalid_request", "messageId must be a UUID".to_string()))?;
+    let text = match payload.get("text") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(("invalid_request", "text must be a string".to_string())),
+    };
+    let media_id = match payload.get("mediaId") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or(("invalid_request", "mediaId must be a UUID".to_string()))?),
+    };
+    Ok(SendFields { conversation_id, message_id, text, media_id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn fields_are_read_or_refused_with_a_code() {
+        let conv = Uuid::new_v4();
+        let (name, payload) =
+            name_and_payload(vec![json!("message:send"), json!({"conversationId": conv, "messageId": conv, "text": "hi"})]);
+        assert_eq!(name, "message:send");
+        let f = send_fields(&payload).unwrap();
+        assert_eq!((f.conversation_id, f.text.as_deref(), f.media_id), (conv, Some("hi"), None));
+        assert_eq!(name_and_payload(vec![json!(7)]), (String::new(), Value::Null));
+        assert_eq!(send_fields(&json!({"conversationId": conv, "messageId": conv, "text": 1})).unwrap_err().0, "invalid_request");
+        assert!(send_fields(&json!({"conversationId": conv, "messageId": conv, "mediaId": "x"})).is_err());
+        assert!(conversation_id(&json!("not an object")).is_err());
+        assert_eq!(since_seq(&json!({})), Ok(0));
+        assert!(since_seq(&json!({"sinceSeq": -1})).is_err());
+        assert!(read_seq(&json!({"seq": 1.5})).is_err());
+        assert_eq!(request_id(&json!({"requestId": "a-1.b:c_d"})).as_deref(), Some("a-1.b:c_d"));
+        assert_eq!(request_id(&json!({"requestId": "x".repeat(129)})), None);
+        assert_eq!(request_id(&json!({"requestId": "a b"})), None);
+    }
+}
