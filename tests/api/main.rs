@@ -21,4 +21,5 @@ mod ops;
 mod platform;
 mod reports;
 mod socket;
+mod socket_limits;
 mod traces;
