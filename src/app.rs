@@ -352,6 +352,10 @@ impl Application {
             max_queued: s.max_queued,
             recovery_window: Duration::from_secs(s.recovery_window_secs),
             max_replay: s.max_replay,
+            max_queue_bytes: s.max_queue_bytes,
+            max_replay_bytes: s.max_replay_bytes,
+            max_sessions: s.max_sessions,
+            max_anonymous_sessions_per_ip: s.max_anonymous_sessions_per_ip,
         };
         let sockets = SocketHub::new(socket_config, auth.clone(), registry.clone(), db.clone());
         if journal.replicated() {

@@ -401,6 +401,14 @@ pub struct SocketSection {
     pub recovery_window_secs: u64,
     /// Most messages replayed by one join or recovery.
     pub max_replay: usize,
+    /// Bytes queued for one connection before it is dropped as a slow consumer.
+    pub max_queue_bytes: usize,
+    /// Most bytes of messages replayed by one join or recovery (then `hasMore`).
+    pub max_replay_bytes: usize,
+    /// Engine.IO sessions open at once; more handshakes get 503 `too_many_sessions`.
+    pub max_sessions: usize,
+    /// Unauthenticated sessions open at once from one client address; more get 429 `too_many_sessions`.
+    pub max_anonymous_sessions_per_ip: usize,
 }
 
 impl Default for SocketSection {
@@ -412,6 +420,10 @@ impl Default for SocketSection {
             max_queued: 1024,
             recovery_window_secs: 120,
             max_replay: 500,
+            max_queue_bytes: 4 << 20,
+            max_replay_bytes: 1 << 20,
+            max_sessions: 50_000,
+            max_anonymous_sessions_per_ip: 64,
         }
     }
 }
@@ -787,6 +799,14 @@ impl Config {
                 "socket: ping times must be at least 100 ms, max_payload_bytes at least 1024, max_queued and max_replay positive".into()
             );
         }
+        if s.max_replay_bytes < 65_536 || s.max_queue_bytes < 2 * s.max_replay_bytes {
+            // A replay must fit in the queue with room for live traffic, or every join
+            // and recovery would end in a slow-consumer close; 64 KiB holds the longest message.
+            return Err("socket: max_replay_bytes must be at least 65536 and max_queue_bytes at least twice max_replay_bytes".into());
+        }
+        if s.max_sessions == 0 || s.max_anonymous_sessions_per_ip == 0 {
+            return Err("socket: max_sessions and max_anonymous_sessions_per_ip must be positive".into());
+        }
         let filters = [("log", Some(self.log_filter())), ("log_file.level", self.log_file.level.as_deref())];
         for (what, f) in filters.into_iter().filter_map(|(w, f)| f.map(|f| (w, f))) {
             if let Err(e) = tracing_subscriber::EnvFilter::try_new(f) {
@@ -1112,5 +1132,21 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?}"), "[redacted]");
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"[redacted]\"");
+    }
+
+    #[test]
+    fn socket_memory_and_session_caps_must_hold_together() {
+        let c = Config::load(None, Vec::new()).unwrap();
+        assert_eq!((c.socket.max_queue_bytes, c.socket.max_replay_bytes), (4 << 20, 1 << 20));
+        assert_eq!((c.socket.max_sessions, c.socket.max_anonymous_sessions_per_ip), (50_000, 64));
+        for bad in [
+            [("UTALK_SOCKET__MAX_REPLAY_BYTES", "1000"), ("UTALK_SOCKET__MAX_QUEUE_BYTES", "4194304")],
+            [("UTALK_SOCKET__MAX_REPLAY_BYTES", "1048576"), ("UTALK_SOCKET__MAX_QUEUE_BYTES", "1048576")],
+            [("UTALK_SOCKET__MAX_SESSIONS", "0"), ("UTALK_SOCKET__MAX_QUEUE_BYTES", "4194304")],
+            [("UTALK_SOCKET__MAX_ANONYMOUS_SESSIONS_PER_IP", "0"), ("UTALK_SOCKET__MAX_QUEUE_BYTES", "4194304")],
+        ] {
+            let e = Config::load(None, env(&bad)).unwrap_err().to_string();
+            assert!(e.contains("socket:"), "{bad:?}: {e}");
+        }
     }
 }

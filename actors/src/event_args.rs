@@ -41,10 +41,10 @@ pub(crate) fn conversation_id(payload: &Value) -> Result<Uuid, Refusal> {
 }
 
 /// `sinceSeq` of `conversation:join`: absent or null is 0.
-pub(crate) fn since_seq(payload: &Value) -> Result<u64, Refusal> {
+pub(crate) fn since_seq(payload: &Value) -> Result<Option<u64>, Refusal> {
     match payload.get("sinceSeq") {
-        None | Some(Value::Null) => Ok(0),
-        Some(v) => v.as_u64().ok_or(("invalid_request", "sinceSeq must be a non-negative integer".to_string())),
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v.as_u64().map(Some).ok_or(("invalid_request", "sinceSeq must be a non-negative integer".to_string())),
     }
 }
 
@@ -103,7 +103,8 @@ mod tests {
         assert_eq!(send_fields(&json!({"conversationId": conv, "messageId": conv, "text": 1})).unwrap_err().0, "invalid_request");
         assert!(send_fields(&json!({"conversationId": conv, "messageId": conv, "mediaId": "x"})).is_err());
         assert!(conversation_id(&json!("not an object")).is_err());
-        assert_eq!(since_seq(&json!({})), Ok(0));
+        assert_eq!(since_seq(&json!({})), Ok(None));
+        assert_eq!(since_seq(&json!({"sinceSeq": 0})), Ok(Some(0)));
         assert!(since_seq(&json!({"sinceSeq": -1})).is_err());
         assert!(read_seq(&json!({"seq": 1.5})).is_err());
         assert_eq!(request_id(&json!({"requestId": "a-1.b:c_d"})).as_deref(), Some("a-1.b:c_d"));

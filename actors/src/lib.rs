@@ -7,7 +7,8 @@
 //! - [`journal`]: where durable changes go first: the store writer alone, or the replicated log and its follower;
 //!   [`forward`] carries conversation requests to the node that owns them.
 //! - [`cluster`]: the seam to other nodes (leases, the replicated log, forwarding, job locks); one node alone by default.
-//! - [`session`] and [`ws_conn`]: one Socket.IO session per connection, over long-polling or websocket.
+//! - [`session`] and [`ws_conn`]: one Socket.IO session per connection, over long-polling or websocket;
+//!   [`admission`] caps how many there are.
 //! - [`delivery`]: sends the WhatsApp outbox through Twilio, with retries and a circuit breaker.
 //! - [`media_fetch`]: downloads inbound media into the [`media_store`] after the webhook has answered.
 //! - [`worker`]: the supervised actor that runs such a worker's loop.
@@ -15,6 +16,7 @@
 //!   [`lifecycle`] holds the rules the conversation actor applies; [`assigner`] picks agents,
 //!   among the staff online on any node ([`staff_presence`]).
 
+pub mod admission;
 pub mod alert_webhook;
 pub mod assigner;
 pub mod bot;
@@ -50,5 +52,5 @@ pub mod ws_conn;
 pub use broker::{Broker, ConversationEvent, LocalBroker, Subscriber, SubscriptionId};
 pub use conversation::{AppendRequest, Appended, ConversationChange, ConversationError, MessageChange};
 pub use registry::{Registry, RegistryConfig};
-pub use socket_hub::{Authenticator, Identity, SocketConfig, SocketHub};
+pub use socket_hub::{Authenticated, Authenticator, Identity, SocketConfig, SocketHub};
 pub use store_writer::{Durability, StoreWriter, WriteError, WriterStats};

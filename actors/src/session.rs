@@ -6,18 +6,26 @@
 //! conversation actors, and queues what goes out.
 //!
 //! Outbound flow is bounded end to end: the broker feeds a bounded queue
-//! (`SocketConfig::max_queued`); packets wait in `out` (same bound) until the
-//! transport takes them: one held GET for long-polling, or the websocket
-//! connection actor, which grants credit only as it writes frames, i.e. as
-//! the socket drains. A session that falls behind is closed with the reason
-//! `slow_consumer` and saved for connection state recovery, so the client
-//! reconnects and gets the missed messages replayed from storage.
+//! (`SocketConfig::max_queued`); packets wait in `out` (same bound, and
+//! `SocketConfig::max_queue_bytes` for them and those in flight to the
+//! websocket) until the transport takes them: one held GET for long-polling,
+//! or the websocket connection actor, which grants credit only as it writes
+//! frames, i.e. as the socket drains. A session that falls behind is closed
+//! with the reason `slow_consumer` and saved for connection state recovery,
+//! so the client reconnects and gets the missed messages replayed from storage.
+//! Replays (a join, a recovery) are bounded in messages and bytes too, so one
+//! replay always fits in the queue.
+//!
+//! A session ends when its token expires (`token_expired`). Reasons the server
+//! chose are told to the client as a `session:closed` event before the
+//! transport closes; a long-polling client gets it with its next GET.
 
+use crate::admission::Admission;
 use crate::broker::{ConversationEvent, Envelope, Subscriber, SubscriptionId, STAFF_TOPIC};
 use crate::conversation::{AppendRequest, Appended, ConversationError, MarkRead};
 use crate::engineio::{self, Packet as EioPacket};
 use crate::event_args::{self, conversation_id};
-use crate::socket_hub::{random_id, Identity, SavedSession, SocketHub};
+use crate::socket_hub::{random_id, Authenticated, Identity, SavedSession, SocketHub};
 use crate::socketio::{self, Kind};
 use actix::prelude::*;
 use serde_json::{json, Value};
@@ -56,6 +64,8 @@ pub enum CloseReason {
     TooLarge,
     /// No Socket.IO CONNECT in time.
     ConnectTimeout,
+    /// The CONNECT token expired.
+    TokenExpired,
     /// The session failed internally.
     Internal,
 }
@@ -71,6 +81,7 @@ impl CloseReason {
             CloseReason::ParseError(m) => format!("parse_error: {m}"),
             CloseReason::TooLarge => "payload_too_large".into(),
             CloseReason::ConnectTimeout => "connect_timeout".into(),
+            CloseReason::TokenExpired => "token_expired".into(),
             CloseReason::Internal => "internal_error".into(),
         }
     }
@@ -82,13 +93,28 @@ impl CloseReason {
             CloseReason::ParseError(_) => 1002,
             CloseReason::TooLarge => 1009,
             CloseReason::Internal => 1011,
-            CloseReason::PingTimeout | CloseReason::SlowConsumer | CloseReason::ConnectTimeout => 1008,
+            CloseReason::PingTimeout | CloseReason::SlowConsumer | CloseReason::ConnectTimeout | CloseReason::TokenExpired => 1008,
         }
     }
 
-    /// Whether the client may recover the session after this.
+    /// Whether the client may recover the session after this (an expired
+    /// token: by reconnecting with a fresh token of the same identity).
     fn recoverable(&self) -> bool {
-        matches!(self, CloseReason::TransportClosed | CloseReason::PingTimeout | CloseReason::SlowConsumer | CloseReason::Internal)
+        matches!(
+            self,
+            CloseReason::TransportClosed
+                | CloseReason::PingTimeout
+                | CloseReason::SlowConsumer
+                | CloseReason::Internal
+                | CloseReason::TokenExpired
+        )
+    }
+
+    /// The `session:closed` event that tells the client why, for reasons the server chose
+    /// and the client can act on; `None` when the client left or broke the protocol.
+    fn notice(&self) -> Option<String> {
+        matches!(self, CloseReason::SlowConsumer | CloseReason::TokenExpired)
+            .then(|| socketio::event_raw("session:closed", &json!({ "reason": self.text() }).to_string(), None))
     }
 }
 
@@ -142,10 +168,10 @@ pub struct PostPayload {
 #[rtype(result = "()")]
 pub struct Inbound(pub String);
 
-/// The websocket wrote `n` frames.
+/// The websocket wrote `n` frames of `bytes` bytes in all.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Credit(pub usize);
+pub struct Credit(pub usize, pub usize);
 
 /// A websocket probe started (`2probe` answered).
 #[derive(Message)]
@@ -198,10 +224,18 @@ pub struct SessionActor {
     transport: Transport,
     upgrading: bool,
     out: VecDeque<String>,
+    /// Bytes of the packets in `out`.
+    out_bytes: usize,
+    /// Bytes handed to the websocket connection and not yet written.
+    inflight_bytes: usize,
     credits: usize,
     ping_outstanding: Option<Instant>,
     sio: Option<Connected>,
     closed: bool,
+    /// After a close a long-polling client has not heard of yet: the body for its next GET.
+    parting: Option<String>,
+    /// This session's place under the session caps; given back when the actor is dropped.
+    admission: Admission,
 }
 
 /// Receives broker deliveries as an actor stream.
@@ -226,16 +260,16 @@ impl SessionActor {
     }
 
     /// A session on long-polling; the open packet goes out with the first GET answer.
-    pub fn polling(hub: Arc<SocketHub>) -> SessionActor {
-        Self::new(hub, Transport::Polling { pending: None }, true)
+    pub fn polling(hub: Arc<SocketHub>, admission: Admission) -> SessionActor {
+        Self::new(hub, Transport::Polling { pending: None }, true, admission)
     }
 
     /// A session that started on a websocket.
-    pub fn websocket(hub: Arc<SocketHub>, ws: Recipient<WsOut>) -> SessionActor {
-        Self::new(hub, Transport::Websocket(ws), false)
+    pub fn websocket(hub: Arc<SocketHub>, ws: Recipient<WsOut>, admission: Admission) -> SessionActor {
+        Self::new(hub, Transport::Websocket(ws), false, admission)
     }
 
-    fn new(hub: Arc<SocketHub>, transport: Transport, upgrades: bool) -> SessionActor {
+    fn new(hub: Arc<SocketHub>, transport: Transport, upgrades: bool, admission: Admission) -> SessionActor {
         let eio_sid = random_id();
         let c = &hub.config;
         let open =
@@ -246,11 +280,15 @@ impl SessionActor {
             eio_sid,
             transport,
             upgrading: false,
+            out_bytes: open.len(),
             out: VecDeque::from([open]),
+            inflight_bytes: 0,
             credits: WS_WINDOW,
             ping_outstanding: None,
             sio: None,
             closed: false,
+            parting: None,
+            admission,
         }
     }
 
@@ -268,11 +306,12 @@ impl SessionActor {
         if self.closed {
             return;
         }
-        // The open packet and control packets never count against the bound.
-        if self.out.len() >= self.hub.config.max_queued {
+        let c = &self.hub.config;
+        if self.out.len() >= c.max_queued || self.out_bytes + self.inflight_bytes + packet.len() > c.max_queue_bytes {
             self.close(CloseReason::SlowConsumer, ctx);
             return;
         }
+        self.out_bytes += packet.len();
         self.out.push_back(packet);
         self.flush(ctx);
     }
@@ -289,10 +328,12 @@ impl SessionActor {
                 }
                 if let Some(reply) = pending.take() {
                     let packets: Vec<String> = self.out.drain(..).collect();
+                    self.out_bytes = 0;
                     if let Err(Ok(body)) = reply.send(Ok(engineio::encode_payload(&packets))) {
                         // The client dropped the GET: keep its packets for recovery and close.
                         drop(body);
                         for p in packets.into_iter().rev() {
+                            self.out_bytes += p.len();
                             self.out.push_front(p);
                         }
                         self.close(CloseReason::TransportClosed, ctx);
@@ -308,6 +349,9 @@ impl SessionActor {
                 }
                 let n = self.credits.min(self.out.len());
                 let frames: Vec<String> = self.out.drain(..n).collect();
+                let bytes: usize = frames.iter().map(String::len).sum();
+                self.out_bytes = self.out_bytes.saturating_sub(bytes);
+                self.inflight_bytes += bytes;
                 self.credits -= n;
                 // Credits bound what is in flight to the connection actor, so its
                 // mailbox cannot grow past the window even though this ignores capacity.
@@ -355,20 +399,46 @@ impl SessionActor {
                 );
             }
         }
+        self.out.clear();
+        self.out_bytes = 0;
+        let notice = reason.notice();
         match std::mem::replace(&mut self.transport, Transport::Polling { pending: None }) {
             Transport::Polling { pending } => {
-                if let Some(reply) = pending {
-                    let body = if reason == CloseReason::ClientClose { "6" } else { "1" };
-                    let _ = reply.send(Ok(body.into()));
+                let parting = notice.map(|n| engineio::encode_payload(&[n, "1".into()]));
+                match (pending, parting) {
+                    (Some(reply), parting) => {
+                        let body = parting.unwrap_or_else(|| if reason == CloseReason::ClientClose { "6" } else { "1" }.into());
+                        let _ = reply.send(Ok(body));
+                    }
+                    (None, Some(parting)) => {
+                        // Stay reachable (and nothing else) until the client's next GET
+                        // hears why, or until a live client would have polled again.
+                        self.parting = Some(parting);
+                        let grace = self.hub.config.ping_interval + self.hub.config.ping_timeout;
+                        ctx.run_later(grace, |act, ctx| act.finish(ctx));
+                        return;
+                    }
+                    (None, None) => {}
                 }
-                self.hub.unregister(&self.eio_sid, false);
             }
             Transport::Websocket(ws) => {
+                if let Some(n) = notice {
+                    // Ahead of the close frame, whatever the credit: one small frame.
+                    ws.do_send(WsOut::Frames(vec![n]));
+                }
                 ws.do_send(WsOut::Close(reason.code(), reason.text()));
                 self.hub.unregister(&self.eio_sid, true);
+                ctx.stop();
+                return;
             }
         }
-        self.out.clear();
+        self.finish(ctx);
+    }
+
+    /// Forgets a closed long-polling session and stops.
+    fn finish(&mut self, ctx: &mut Context<Self>) {
+        self.parting = None;
+        self.hub.unregister(&self.eio_sid, false);
         ctx.stop();
     }
 
@@ -417,8 +487,8 @@ impl SessionActor {
     fn on_connect(&mut self, data: Option<Value>, ctx: &mut Context<Self>) {
         let data = data.unwrap_or(Value::Null);
         let token = data.get("token").and_then(Value::as_str);
-        let identity = match self.hub.auth.authenticate(token) {
-            Ok(i) => i,
+        let Authenticated { identity, expires_at } = match self.hub.auth.authenticate(token) {
+            Ok(a) => a,
             Err(code) => {
                 self.emit(socketio::connect_error("/", code), ctx);
                 return;
@@ -435,18 +505,36 @@ impl SessionActor {
                 let fetch = self.hub.fetch_saved(pid.clone());
                 ctx.wait(fetch.into_actor(self).map(move |saved, act, ctx| {
                     let recovery = saved.filter(|s| s.identity == identity).map(|s| (pid, offset, s));
-                    act.connected(identity, recovery, ctx);
+                    act.connected(identity, expires_at, recovery, ctx);
                 }));
             }
             (local, _) => {
                 let recovery = local.filter(|(_, _, s)| s.identity == identity);
-                self.connected(identity, recovery, ctx);
+                self.connected(identity, expires_at, recovery, ctx);
             }
         }
     }
 
-    /// Answers a CONNECT for `identity`, recovering `recovery` (private id, offset, saved session) when it fits.
-    fn connected(&mut self, identity: Identity, recovery: Option<(String, Option<u64>, SavedSession)>, ctx: &mut Context<Self>) {
+    /// Answers a CONNECT for `identity`, recovering `recovery` (private id, offset, saved session) when it fits;
+    /// the session ends at `expires_at` (seconds since the epoch), when the token does.
+    fn connected(
+        &mut self,
+        identity: Identity,
+        expires_at: Option<i64>,
+        recovery: Option<(String, Option<u64>, SavedSession)>,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.closed {
+            return;
+        }
+        self.admission.authenticated();
+        if let Some(exp) = expires_at {
+            ctx.run_later(until(exp), |act, ctx| {
+                if !act.closed {
+                    act.close(CloseReason::TokenExpired, ctx);
+                }
+            });
+        }
         let (subscriber, rx, overflowed) = Subscriber::bounded(self.hub.config.max_queued);
         ctx.add_stream(Deliveries(rx));
         let staff_sub =
@@ -478,13 +566,19 @@ impl SessionActor {
         }
         let reply = json!({ "sid": conn.sid, "pid": conn.pid });
         self.sio = Some(conn);
-        // Missed messages go out before the CONNECT answer, as the reference server does.
+        // Missed messages go out before the CONNECT answer, as the reference server does,
+        // within one budget for the whole recovery so that it fits in the queue.
+        let mut budget = ReplayBudget { messages: self.hub.config.max_replay, bytes: self.hub.config.max_replay_bytes };
         for (conv, received) in replay {
             self.join_room(conv, received);
             if let Some(c) = self.sio.as_mut() {
                 c.floors.insert(conv, received);
             }
-            self.replay(conv, received, ctx);
+            if let Some(through) = self.replay(conv, received, &mut budget, ctx) {
+                // The client pages the rest with `conversation:join {sinceSeq}`.
+                let truncated = json!({ "conversationId": conv, "sinceSeq": through });
+                self.emit(socketio::event_raw("replay:truncated", &truncated.to_string(), None), ctx);
+            }
         }
         self.emit(socketio::connect("/", &reply), ctx);
         // Clients that came back after a restart onto a new API version learn what changed.
@@ -503,13 +597,25 @@ impl SessionActor {
         c.rooms.insert(conv, Room { sub, delivered });
     }
 
-    /// Sends stored messages after `after` as `message:new` events with offsets.
-    fn replay(&mut self, conv: Uuid, after: u64, ctx: &mut Context<Self>) {
-        let Ok(messages) = message::after(&self.hub.db, conv, after, self.hub.config.max_replay) else { return };
+    /// Sends stored messages after `after` as `message:new` events with offsets, within
+    /// `budget`; when the budget cuts it short, the last seq sent (or `after`).
+    fn replay(&mut self, conv: Uuid, after: u64, budget: &mut ReplayBudget, ctx: &mut Context<Self>) -> Option<u64> {
+        if budget.messages == 0 {
+            return Some(after);
+        }
+        let Ok(messages) = message::after(&self.hub.db, conv, after, budget.messages + 1) else { return None };
+        let mut through = after;
         for m in messages {
             let json = json!({ "message": m }).to_string();
+            if budget.messages == 0 || json.len() > budget.bytes {
+                return Some(through);
+            }
+            budget.messages -= 1;
+            budget.bytes -= json.len();
             self.deliver_message(conv, m.seq, &json, ctx);
+            through = m.seq;
         }
+        None
     }
 
     fn deliver_message(&mut self, conv: Uuid, seq: u64, json: &str, ctx: &mut Context<Self>) {
@@ -620,14 +726,24 @@ impl SessionActor {
         }
         let since = event_args::since_seq(payload)?;
         let db = &self.hub.db.clone();
+        let joined = self.sio.as_ref().is_some_and(|c| c.rooms.contains_key(&conv));
+        if joined && since.is_none() {
+            // Already in the room, so already receiving it: reading and sending the
+            // history again would only cost (a client repeating joins could make the
+            // server read and queue it over and over). `sinceSeq` asks for a replay.
+            let last_seq = message::last_seq(db, conv).map_err(internal)?;
+            return Ok(json!({ "lastSeq": last_seq, "messages": [], "hasMore": false, "alreadyJoined": true }));
+        }
+        let since = since.unwrap_or(0);
         conversation::get(db, conv).map_err(internal)?.ok_or(("not_found", "conversation not found".to_string()))?;
         // Subscribe first, then read: anything committed after the read arrives
         // through the subscription, and anything in both is delivered once.
         self.join_room(conv, since);
         let limit = self.hub.config.max_replay;
         let mut messages = message::after(db, conv, since, limit + 1).map_err(internal)?;
-        let has_more = messages.len() > limit;
+        let mut has_more = messages.len() > limit;
         messages.truncate(limit);
+        has_more |= keep_within_bytes(&mut messages, self.hub.config.max_replay_bytes);
         let last_seq = message::last_seq(db, conv).map_err(internal)?;
         if let Some(c) = self.sio.as_mut() {
             // What the ack carries counts as received, like what the client already had.
@@ -638,7 +754,7 @@ impl SessionActor {
             let f = c.floors.entry(conv).or_insert(0);
             *f = (*f).max(received);
         }
-        Ok(json!({ "lastSeq": last_seq, "messages": messages, "hasMore": has_more }))
+        Ok(json!({ "lastSeq": last_seq, "messages": messages, "hasMore": has_more, "alreadyJoined": joined }))
     }
 
     fn send_message(&mut self, payload: &Value, identity: &Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
@@ -788,6 +904,36 @@ fn received_seqs(saved: &SavedSession, offset: u64) -> Option<HashMap<Uuid, u64>
     Some(received)
 }
 
+/// What one recovery may still replay.
+struct ReplayBudget {
+    messages: usize,
+    bytes: usize,
+}
+
+/// Drops the messages after those whose JSON fits in `budget` bytes (keeping at
+/// least one, so paging always moves on); whether any were dropped.
+fn keep_within_bytes(messages: &mut Vec<message::Message>, budget: usize) -> bool {
+    let mut used = 0;
+    let keep = messages
+        .iter()
+        .position(|m| {
+            used += serde_json::to_string(m).map_or(0, |j| j.len() + 1);
+            used > budget
+        })
+        .map_or(messages.len(), |i| i.max(1));
+    let cut = keep < messages.len();
+    messages.truncate(keep);
+    cut
+}
+
+/// How long from now until `exp` (seconds since the epoch); zero when past.
+fn until(exp: i64) -> Duration {
+    let now = utalk_storage::Timestamp::now().millis();
+    let ms = exp.saturating_mul(1000).saturating_sub(now).max(0) as u64;
+    // Past a year the timer would outlive any sane token lifetime (and tokio's timer range).
+    Duration::from_millis(ms).min(Duration::from_secs(366 * 86_400))
+}
+
 fn forbidden() -> (&'static str, String) {
     ("forbidden", "this identity may not reach that conversation".to_string())
 }
@@ -831,9 +977,8 @@ impl Actor for SessionActor {
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
-        if !self.closed {
-            self.hub.unregister(&self.eio_sid, self.is_websocket());
-        }
+        // Forgetting is idempotent: a close already did it, unless the actor stopped otherwise.
+        self.hub.unregister(&self.eio_sid, self.is_websocket());
     }
 }
 
@@ -866,12 +1011,26 @@ impl Handler<PollRequest> for SessionActor {
     type Result = ();
     fn handle(&mut self, msg: PollRequest, ctx: &mut Context<Self>) {
         self.guarded(ctx, |act, ctx| {
+            if act.closed {
+                // Closed, waiting to tell why: this GET hears it and the session is gone.
+                match act.parting.take() {
+                    Some(body) => {
+                        let _ = msg.reply.send(Ok(body));
+                        act.finish(ctx);
+                    }
+                    None => {
+                        let _ = msg.reply.send(Err(BAD_REQUEST));
+                    }
+                }
+                return;
+            }
             let Transport::Polling { pending } = &mut act.transport else {
                 let _ = msg.reply.send(Err(BAD_REQUEST));
                 return;
             };
             if act.upgrading {
                 let packets: Vec<String> = act.out.drain(..).collect();
+                act.out_bytes = 0;
                 let body = if packets.is_empty() { "6".to_string() } else { engineio::encode_payload(&packets) };
                 let _ = msg.reply.send(Ok(body));
                 return;
@@ -926,6 +1085,7 @@ impl Handler<Credit> for SessionActor {
     type Result = ();
     fn handle(&mut self, msg: Credit, ctx: &mut Context<Self>) {
         self.credits = (self.credits + msg.0).min(WS_WINDOW);
+        self.inflight_bytes = self.inflight_bytes.saturating_sub(msg.1);
         self.flush(ctx);
     }
 }
@@ -941,6 +1101,7 @@ impl Handler<UpgradeProbe> for SessionActor {
         // Release the held GET so the client can pause polling and finish the upgrade.
         if let Some(reply) = pending.take() {
             let packets: Vec<String> = self.out.drain(..).collect();
+            self.out_bytes = 0;
             let body = if packets.is_empty() { "6".to_string() } else { engineio::encode_payload(&packets) };
             let _ = reply.send(Ok(body));
         }
@@ -960,6 +1121,7 @@ impl Handler<UpgradeDone> for SessionActor {
         }
         self.upgrading = false;
         self.credits = WS_WINDOW;
+        self.inflight_bytes = 0;
         self.hub.upgraded();
         self.flush(ctx);
     }

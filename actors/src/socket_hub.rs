@@ -51,10 +51,19 @@ impl Identity {
     }
 }
 
+/// A CONNECT token that checked out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Authenticated {
+    /// Who it is.
+    pub identity: Identity,
+    /// When the token expires, in seconds since the epoch: the session ends then.
+    pub expires_at: Option<i64>,
+}
+
 /// Checks CONNECT tokens; implemented by the server's auth service.
 pub trait Authenticator: Send + Sync + 'static {
-    /// The identity of `token`, or the error code to put in CONNECT_ERROR.
-    fn authenticate(&self, token: Option<&str>) -> Result<Identity, &'static str>;
+    /// The identity of `token` and its expiry, or the error code to put in CONNECT_ERROR.
+    fn authenticate(&self, token: Option<&str>) -> Result<Authenticated, &'static str>;
 }
 
 /// Limits and timers of the Socket.IO endpoint.
@@ -72,6 +81,14 @@ pub struct SocketConfig {
     pub recovery_window: Duration,
     /// Most messages replayed by one join or recovery.
     pub max_replay: usize,
+    /// Bytes queued for one session (waiting or in flight to its transport) before it is dropped as too slow.
+    pub max_queue_bytes: usize,
+    /// Most bytes of messages replayed by one join or recovery.
+    pub max_replay_bytes: usize,
+    /// Engine.IO sessions open at once.
+    pub max_sessions: usize,
+    /// Sessions open at once from one client address that have not authenticated yet.
+    pub max_anonymous_sessions_per_ip: usize,
 }
 
 impl Default for SocketConfig {
@@ -83,6 +100,10 @@ impl Default for SocketConfig {
             max_queued: 1024,
             recovery_window: Duration::from_secs(120),
             max_replay: 500,
+            max_queue_bytes: 4 << 20,
+            max_replay_bytes: 1 << 20,
+            max_sessions: 50_000,
+            max_anonymous_sessions_per_ip: 64,
         }
     }
 }
@@ -172,6 +193,7 @@ pub struct SocketHub {
     /// Reads.
     pub db: Db,
     sessions: Mutex<HashMap<String, Addr<SessionActor>>>,
+    admissions: crate::admission::Admissions,
     saved: Mutex<HashMap<String, SavedSession>>,
     presence: Mutex<HashMap<Uuid, (usize, &'static str)>>,
     /// Staff online on the other nodes of a cluster.
@@ -197,6 +219,7 @@ impl SocketHub {
     /// A hub with no sessions.
     pub fn new(config: SocketConfig, auth: Arc<dyn Authenticator>, registry: Registry, db: Db) -> Arc<SocketHub> {
         Arc::new(SocketHub {
+            admissions: crate::admission::Admissions::new(config.max_sessions, config.max_anonymous_sessions_per_ip),
             config,
             auth,
             registry,
@@ -223,6 +246,20 @@ impl SocketHub {
     /// The API change announcement, if this start brought one.
     pub fn api_changes(&self) -> Option<&str> {
         self.api_changes.get().map(String::as_str)
+    }
+
+    /// A place for a new Engine.IO session from client address `address`,
+    /// unless the server or that address holds as many as allowed.
+    pub fn admit(&self, address: &str) -> Result<crate::admission::Admission, crate::admission::Refusal> {
+        let admitted = self.admissions.admit(address);
+        if let Err(refusal) = &admitted {
+            let which = match refusal {
+                crate::admission::Refusal::Total => "total",
+                crate::admission::Refusal::PerAddress => "per_address",
+            };
+            metrics::counter!("socket_sessions_refused_total", "cap" => which).increment(1);
+        }
+        admitted
     }
 
     /// A process-unique number for a new session.

@@ -9,6 +9,7 @@
 //! A connection either starts a session (websocket-only clients) or upgrades
 //! an existing long-polling session (`2probe`/`3probe`, then `5`).
 
+use crate::admission::Admission;
 use crate::session::CloseReason;
 use crate::session::{Credit, Inbound, SessionActor, TransportGone, UpgradeAbort, UpgradeDone, UpgradeProbe, WsOut};
 use crate::socket_hub::SocketHub;
@@ -27,19 +28,21 @@ enum Mode {
 pub struct WsConn {
     hub: Arc<SocketHub>,
     session: Option<Addr<SessionActor>>,
+    /// The place of the session this connection starts, until it starts it.
+    admission: Option<Admission>,
     mode: Mode,
     closing: bool,
 }
 
 impl WsConn {
     /// A connection that starts a new session.
-    pub fn new_session(hub: Arc<SocketHub>) -> WsConn {
-        WsConn { hub, session: None, mode: Mode::Session, closing: false }
+    pub fn new_session(hub: Arc<SocketHub>, admission: Admission) -> WsConn {
+        WsConn { hub, session: None, admission: Some(admission), mode: Mode::Session, closing: false }
     }
 
     /// A connection that upgrades the polling session `session`.
     pub fn upgrade(hub: Arc<SocketHub>, session: Addr<SessionActor>) -> WsConn {
-        WsConn { hub, session: Some(session), mode: Mode::Probe { probed: false }, closing: false }
+        WsConn { hub, session: Some(session), admission: None, mode: Mode::Probe { probed: false }, closing: false }
     }
 
     fn close(&mut self, ctx: &mut ws::WebsocketContext<Self>, code: u16, reason: String) {
@@ -99,8 +102,8 @@ impl Actor for WsConn {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        if matches!(self.mode, Mode::Session) {
-            let session = SessionActor::websocket(self.hub.clone(), ctx.address().recipient());
+        if let (Mode::Session, Some(admission)) = (&self.mode, self.admission.take()) {
+            let session = SessionActor::websocket(self.hub.clone(), ctx.address().recipient(), admission);
             let sid = session.sid().to_owned();
             let addr = session.start();
             self.hub.register(&sid, addr.clone(), true);
@@ -123,12 +126,12 @@ impl Handler<WsOut> for WsConn {
     fn handle(&mut self, msg: WsOut, ctx: &mut Self::Context) {
         match msg {
             WsOut::Frames(frames) => {
-                let n = frames.len();
+                let (n, bytes) = (frames.len(), frames.iter().map(String::len).sum());
                 for f in frames {
                     ctx.text(f);
                 }
                 if let Some(s) = &self.session {
-                    s.do_send(Credit(n));
+                    s.do_send(Credit(n, bytes));
                 }
             }
             WsOut::Close(code, reason) => {

@@ -15,7 +15,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 use utalk_actors::journal::{Journal, JournalError};
-use utalk_actors::{Authenticator, Identity};
+use utalk_actors::{Authenticated, Authenticator, Identity};
 use utalk_storage::model::{token, user, AuditEvent, RefreshToken, Role, User};
 use utalk_storage::{Batch, Db, StoreError, Timestamp};
 use uuid::Uuid;
@@ -197,6 +197,11 @@ impl AuthService {
     /// Who a token belongs to, or the error code that refuses it
     /// (`missing_token`, `invalid_token`, `token_expired`).
     pub fn identity(&self, token: Option<&str>) -> Result<Identity, &'static str> {
+        self.identity_until(token).map(|(identity, _)| identity)
+    }
+
+    /// Like [`identity`](Self::identity), with the token's expiry (seconds since the epoch).
+    fn identity_until(&self, token: Option<&str>) -> Result<(Identity, i64), &'static str> {
         let token = token.map(str::trim).filter(|t| !t.is_empty()).ok_or("missing_token")?;
         let claims = self.keys.verify(token).map_err(|e| match e {
             TokenError::Expired => "token_expired",
@@ -205,9 +210,9 @@ impl AuthService {
         match claims.typ {
             TokenType::Access => {
                 let role = claims.role.as_deref().and_then(Role::parse).ok_or("invalid_token")?;
-                Ok(Identity::Staff { user_id: claims.sub, role })
+                Ok((Identity::Staff { user_id: claims.sub, role }, claims.exp))
             }
-            TokenType::Widget => Ok(Identity::Widget { conversation_id: claims.cnv.ok_or("invalid_token")? }),
+            TokenType::Widget => Ok((Identity::Widget { conversation_id: claims.cnv.ok_or("invalid_token")? }, claims.exp)),
         }
     }
 
@@ -387,7 +392,8 @@ impl AuthService {
 }
 
 impl Authenticator for AuthService {
-    fn authenticate(&self, token: Option<&str>) -> Result<Identity, &'static str> {
-        self.identity(token)
+    fn authenticate(&self, token: Option<&str>) -> Result<Authenticated, &'static str> {
+        let (identity, exp) = self.identity_until(token)?;
+        Ok(Authenticated { identity, expires_at: Some(exp) })
     }
 }

@@ -9,6 +9,7 @@ use actix_web_actors::ws;
 use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::oneshot;
+use utalk_actors::admission::{Admission, Refusal};
 use utalk_actors::session::{PollError, PollRequest, PostPayload, SessionActor, BAD_REQUEST};
 use utalk_actors::ws_conn::WsConn;
 use utalk_actors::SocketHub;
@@ -44,6 +45,21 @@ fn engine_error(e: PollError) -> HttpResponse {
         .json(serde_json::json!({ "code": e.code, "message": e.message }))
 }
 
+/// A place for a new session from the request's client address, or the typed refusal:
+/// 503 when the server holds `socket.max_sessions`, 429 when the address holds
+/// `socket.max_anonymous_sessions_per_ip` sessions that have not authenticated.
+fn admit(req: &HttpRequest, hub: &SocketHub) -> Result<Admission, crate::error::ApiError> {
+    let ip = super::client_ip(req);
+    hub.admit(&ip).map_err(|refusal| {
+        tracing::warn!(ip = %ip, %refusal, "socket handshake refused");
+        match refusal {
+            Refusal::Total => crate::error::ApiError::unavailable("too_many_sessions", refusal.to_string()),
+            // Places come back as those sessions authenticate or time out (45 s without CONNECT).
+            Refusal::PerAddress => crate::error::ApiError::rate_limited("too_many_sessions", refusal.to_string(), 5),
+        }
+    })
+}
+
 fn text(body: String) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; charset=UTF-8").insert_header((header::CACHE_CONTROL, "no-store")).body(body)
 }
@@ -67,7 +83,10 @@ async fn get(req: HttpRequest, stream: web::Payload, q: web::Query<EioQuery>, hu
     let max = hub.config.max_payload;
     if transport == "websocket" {
         let conn = match q.sid.as_deref() {
-            None => WsConn::new_session(hub),
+            None => match admit(&req, &hub) {
+                Ok(admission) => WsConn::new_session(hub, admission),
+                Err(refused) => return actix_web::ResponseError::error_response(&refused),
+            },
             Some(sid) => match hub.find(sid) {
                 Some(session) => WsConn::upgrade(hub, session),
                 None => return engine_error(UNKNOWN_SID),
@@ -77,7 +96,11 @@ async fn get(req: HttpRequest, stream: web::Payload, q: web::Query<EioQuery>, hu
     }
     let session = match q.sid.as_deref() {
         None => {
-            let session = SessionActor::polling(hub.clone());
+            let admission = match admit(&req, &hub) {
+                Ok(a) => a,
+                Err(refused) => return actix_web::ResponseError::error_response(&refused),
+            };
+            let session = SessionActor::polling(hub.clone(), admission);
             let sid = session.sid().to_owned();
             let addr = actix::Actor::start(session);
             hub.register(&sid, addr.clone(), false);

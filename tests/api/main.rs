@@ -23,4 +23,5 @@ mod platform;
 mod reports;
 mod secrets;
 mod socket;
+mod socket_limits;
 mod traces;
