@@ -91,7 +91,11 @@ pub fn open_db(config: &Config) -> anyhow::Result<Db> {
 }
 
 fn db_options(config: &Config) -> DbOptions {
-    DbOptions { block_cache_bytes: config.store.block_cache_mb << 20, ..DbOptions::default() }
+    DbOptions {
+        block_cache_bytes: config.store.block_cache_mb << 20,
+        write_buffer_bytes: config.store.write_buffer_mb << 20,
+        ..DbOptions::default()
+    }
 }
 
 /// Brings the database up to this build's schema (backup first, restore on failure).
@@ -315,7 +319,8 @@ impl Application {
             tracing::info!(from = report.from, to = report.to, backup = ?report.backup_id, "database migrated");
         }
         let db = open_db(&config)?;
-        let writer = StoreWriter::start(db.clone(), config.store.durability).context("cannot start the store writer")?;
+        let writer = StoreWriter::start_with_reserve(db.clone(), config.store.durability, config.store.min_free_mb << 20)
+            .context("cannot start the store writer")?;
         let broker = Arc::new(LocalBroker::new());
         let (cluster, nats) = join_cluster(&config).await?;
         let journal = Journal::new(&db, writer.clone(), cluster.clone());
@@ -375,6 +380,7 @@ impl Application {
         let flags = Arc::new(crate::flags::Flags::load(&db).context("cannot read the feature flags")?);
         let auth = web::Data::from(auth);
         let hub = web::Data::new(sockets.clone());
+        let upload_limits = web::Data::new(routes::media_limits::UploadLimits::new(&config.media));
         if journal.replicated() {
             // Flags and bot settings are cached: reload them when another node changes shared state.
             let (db, flags, bot, mut changes) = (db.clone(), flags.clone(), bot.clone(), journal.shared_changes());
@@ -423,6 +429,7 @@ impl Application {
                 .app_data(proxies.clone())
                 .app_data(auth.clone())
                 .app_data(hub.clone())
+                .app_data(upload_limits.clone())
                 .wrap(Compress::default())
                 .wrap(from_fn(request_id::middleware))
                 .configure(|cfg| routes::configure(cfg, max_body, max_socket_payload))

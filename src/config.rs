@@ -321,6 +321,12 @@ pub struct MediaSection {
     pub url_ttl_secs: u64,
     /// Secret that signs media URLs; generated and kept in the database when unset.
     pub url_secret: Option<Secret>,
+    /// Uploads a minute per bearer token (a staff user, or a widget's conversation).
+    pub uploads_per_minute: u32,
+    /// Most files uploaded to one conversation.
+    pub max_files_per_conversation: usize,
+    /// Most bytes uploaded to one conversation.
+    pub max_bytes_per_conversation: u64,
 }
 
 impl Default for MediaSection {
@@ -344,6 +350,9 @@ impl Default for MediaSection {
             .collect(),
             url_ttl_secs: 3600,
             url_secret: None,
+            uploads_per_minute: 30,
+            max_files_per_conversation: 200,
+            max_bytes_per_conversation: 256 << 20,
         }
     }
 }
@@ -436,6 +445,12 @@ pub struct StoreConfig {
     pub durability: Durability,
     /// Block cache in MiB.
     pub block_cache_mb: usize,
+    /// Memtable of each map in MiB (1 to 1024): written to a table file when full.
+    pub write_buffer_mb: usize,
+    /// Writes are refused (503 `storage_unavailable`) while the data directory's
+    /// filesystem has less than this many MiB available, and resume when it has
+    /// more; 0 turns the check off. Keeps RocksDB itself from running out of space.
+    pub min_free_mb: u64,
 }
 
 /// `[cluster]`
@@ -596,7 +611,7 @@ impl Default for Config {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { durability: Durability::Sync, block_cache_mb: 64 }
+        Self { durability: Durability::Sync, block_cache_mb: 64, write_buffer_mb: 64, min_free_mb: 256 }
     }
 }
 
@@ -849,6 +864,16 @@ impl Config {
         }
         if a.webhook_timeout_ms == 0 || a.webhook_max_attempts == 0 || a.webhook_backoff_base_ms == 0 {
             return Err("alerts: webhook_timeout_ms, webhook_max_attempts and webhook_backoff_base_ms must be positive".into());
+        }
+        let m = &self.media;
+        if m.uploads_per_minute == 0 || m.max_files_per_conversation == 0 || m.max_bytes_per_conversation < m.max_bytes {
+            return Err(
+                "media: uploads_per_minute and max_files_per_conversation must be positive, max_bytes_per_conversation at least max_bytes"
+                    .into(),
+            );
+        }
+        if !(1..=1024).contains(&self.store.write_buffer_mb) {
+            return Err("store.write_buffer_mb: must be between 1 and 1024".into());
         }
         if self.conversations.max_inflight == 0 || self.conversations.idle_timeout_secs == 0 {
             return Err("conversations: max_inflight and idle_timeout_secs must be positive".into());

@@ -133,8 +133,14 @@ impl From<utalk_actors::WriteError> for ApiError {
 
 impl From<utalk_actors::media_store::MediaFileError> for ApiError {
     fn from(e: utalk_actors::media_store::MediaFileError) -> Self {
+        use utalk_actors::media_store::MediaFileError;
         match e {
-            utalk_actors::media_store::MediaFileError::Cluster(c) => c.into(),
+            MediaFileError::Cluster(c) => c.into(),
+            // A full disk refuses writes until space returns, like the store does.
+            MediaFileError::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+                tracing::warn!(error = %io, "media file not written: the disk is full");
+                ApiError::unavailable("storage_unavailable", "the disk is full; retry later")
+            }
             io => ApiError::internal(io),
         }
     }
@@ -166,6 +172,9 @@ impl From<ConversationError> for ApiError {
             ConversationError::BotPaused => ApiError::conflict("bot_paused", "the bot is paused in this conversation"),
             ConversationError::Closed => {
                 ApiError::conflict("conversation_closed", "the conversation is closed; a customer message reopens it")
+            }
+            ConversationError::MediaNotFound => {
+                ApiError::invalid("media_not_found", "mediaId names no media uploaded to this conversation")
             }
             ConversationError::MessageIdConflict => {
                 ApiError::conflict("message_id_conflict", "messageId is already used in another conversation")

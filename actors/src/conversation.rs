@@ -75,6 +75,9 @@ pub enum ConversationError {
     /// The change needs an open conversation (escalating a closed one).
     #[error("the conversation is closed")]
     Closed,
+    /// The message names media that does not exist or belongs to another conversation.
+    #[error("mediaId names no media of this conversation")]
+    MediaNotFound,
     /// The cluster did not take the change (its owner moved, or the log is
     /// unreachable); a retry with the same `messageId` is safe.
     #[error(transparent)]
@@ -544,6 +547,8 @@ pub struct ConversationActor {
     changed: HashMap<Uuid, (u64, Arc<Message>)>,
     next_ticket: u64,
     last_activity: Instant,
+    /// The store writer's failure epoch when the state was loaded: writes are fenced on it.
+    write_epoch: u64,
     idle_check: Option<SpawnHandle>,
     /// The hour whose KPI hour-index entry this actor has written (one an hour, not one a message).
     indexed_hour: Option<i64>,
@@ -579,6 +584,7 @@ impl ConversationActor {
             changed: HashMap::new(),
             next_ticket: 0,
             last_activity: Instant::now(),
+            write_epoch: 0,
             idle_check: None,
             indexed_hour: None,
             log: LogState::default(),
@@ -673,6 +679,10 @@ impl ConversationActor {
                 return;
             }
         }
+        if let Err(e) = self.check_media_ref(&req) {
+            let _ = reply.send(Err(e));
+            return;
+        }
         if self.inflight.len() >= self.deps.max_inflight {
             let _ = reply.send(Err(ConversationError::Overloaded));
             return;
@@ -740,6 +750,21 @@ impl ConversationActor {
         let committed = Committed::Message { messages, outbox, conversation, for_bot };
         let ticket = self.submit(batch, committed, Waiter::Append { reply, created: true }, ctx);
         self.inflight_ids.insert(id, ticket);
+    }
+
+    /// A `media_id` that this request does not attach itself (as an inbound
+    /// WhatsApp message does, in the same batch) must name stored media of
+    /// this conversation: a message must not point at nothing, nor at another
+    /// conversation's file, which its signed URL would then hand out.
+    fn check_media_ref(&self, req: &AppendRequest) -> Result<(), ConversationError> {
+        let Some(id) = req.media_id else { return Ok(()) };
+        if req.media.iter().any(|a| a.id == id) {
+            return Ok(());
+        }
+        match utalk_storage::model::media::get(&self.deps.db, id)? {
+            Some(m) if m.conversation_id == Some(self.id) => Ok(()),
+            _ => Err(ConversationError::MediaNotFound),
+        }
     }
 
     /// The newest version of a message of this conversation: in flight or stored.
@@ -933,7 +958,7 @@ impl ConversationActor {
             self.pump_log(ctx);
             return ticket;
         }
-        let fut = self.deps.writer.submit(batch);
+        let fut = self.deps.writer.submit_fenced(batch, self.write_epoch);
         self.inflight.push_back(InFlight { ticket, durable: false, committed, waiters: vec![waiter] });
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| act.written(ticket, res, ctx)));
         ticket
@@ -1133,15 +1158,23 @@ impl ConversationActor {
             }
             // The barrier makes writes submitted by an earlier incarnation (before a
             // panic) durable before we read, so their seqs are not handed out again.
-            writer.barrier().await?;
+            // A failed barrier only means its group failed: nothing of it was
+            // stored, so the state read below is still exactly what is durable.
+            if let Err(e) = writer.barrier().await {
+                tracing::debug!(conversation = %id, error = %e, "barrier before loading failed");
+            }
+            // Read before the state: a write failing after this fences our
+            // writes, so none can land after a lost one (a seq hole).
+            let epoch = writer.epoch();
             let conv = conversation::get(&db, id)?;
             let last = message::last_seq(&db, id)?;
-            Ok::<_, ConversationError>(Some((conv.map(|c| (c, last)), position)))
+            Ok::<_, ConversationError>(Some((conv.map(|c| (c, last, epoch)), position)))
         };
         ctx.wait(fut.into_actor(self).map(|res, act, ctx| {
             act.phase = match res {
-                Ok(Some((Some((conv, last)), position))) => {
+                Ok(Some((Some((conv, last, epoch)), position))) => {
                     act.log.position = position;
+                    act.write_epoch = epoch;
                     Phase::Ready { conv, next_seq: last + 1 }
                 }
                 Ok(Some((None, _))) => Phase::Missing,

@@ -81,6 +81,8 @@ pub enum WireError {
     Unavailable(String),
     /// Something the caller cannot fix.
     Internal(String),
+    /// [`ConversationError::MediaNotFound`] (last, so earlier variants keep their wire form).
+    MediaNotFound,
 }
 
 impl From<&ConversationError> for WireError {
@@ -94,6 +96,7 @@ impl From<&ConversationError> for WireError {
             ConversationError::MessagePending => WireError::MessagePending,
             ConversationError::BotPaused => WireError::BotPaused,
             ConversationError::Closed => WireError::Closed,
+            ConversationError::MediaNotFound => WireError::MediaNotFound,
             ConversationError::Restarted | ConversationError::Retired => WireError::Retry,
             ConversationError::Write(w) => WireError::Unavailable(w.to_string()),
             ConversationError::Cluster(c) => WireError::Unavailable(c.to_string()),
@@ -113,6 +116,7 @@ impl From<WireError> for ConversationError {
             WireError::MessagePending => ConversationError::MessagePending,
             WireError::BotPaused => ConversationError::BotPaused,
             WireError::Closed => ConversationError::Closed,
+            WireError::MediaNotFound => ConversationError::MediaNotFound,
             WireError::Retry => ConversationError::Retired,
             WireError::Unavailable(m) => ConversationError::Cluster(ClusterError::Unavailable(m)),
             WireError::Internal(m) => ConversationError::Read(m.into()),

@@ -950,6 +950,7 @@ fn conversation_error(e: ConversationError) -> (&'static str, String) {
         ConversationError::MessagePending => "message_pending",
         ConversationError::BotPaused => "bot_paused",
         ConversationError::Closed => "conversation_closed",
+        ConversationError::MediaNotFound => "media_not_found",
         ConversationError::MessageIdConflict => "message_id_conflict",
         ConversationError::Overloaded => "overloaded",
         ConversationError::Write(_) => "storage_unavailable",

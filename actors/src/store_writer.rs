@@ -6,9 +6,20 @@
 //! and then answers each writer. Answers follow submission order, so a
 //! caller that submits A before B sees A durable no later than B.
 //!
-//! It is fail-stop: after a failed write it refuses everything that follows,
-//! because a later write succeeding after an earlier one failed would leave
-//! holes (a missing seq) that no reader could explain. Restart the server.
+//! A failed write (a full disk, say) is answered with an error to every
+//! writer of its group, and nothing of the group is acknowledged; the writer
+//! goes on serving. A later write succeeding after an earlier one failed must
+//! not leave holes (a missing seq) that no reader could explain, so writers
+//! whose batches depend on earlier ones (conversation actors) submit them
+//! fenced on the writer's failure epoch ([`StoreWriter::submit_fenced`]):
+//! after any failure their queued and later batches are refused until they
+//! reload their state from storage and take the new epoch.
+//!
+//! RocksDB stops taking writes after a failed WAL write or flush and resumes
+//! by itself once the disk has room again (its file manager polls the free
+//! space). While the last write failed, a probe thread writes a small marker
+//! with growing pauses, so that [`StoreWriter::writable`] (and readiness)
+//! turns true again without waiting for a client's write.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,9 +57,13 @@ pub enum WriteError {
     /// The engine refused the write.
     #[error("write failed: {0}")]
     Failed(Arc<str>),
-    /// The writer has stopped (after a failure or at shutdown).
+    /// The writer has stopped (at shutdown).
     #[error("store writer has stopped")]
     Stopped,
+    /// A write failed after the submitter last read its state: this batch may
+    /// depend on one that was lost, so it is refused; reload and retry.
+    #[error("an earlier write failed; the writer must reload its state before writing again")]
+    Fenced,
 }
 
 /// Counters of the writer, for metrics and benchmarks.
@@ -64,6 +79,8 @@ pub struct WriterStats {
 
 struct Pending {
     batch: Batch,
+    /// The failure epoch the submitter read its state under; `None`: unfenced.
+    fence: Option<u64>,
     done: oneshot::Sender<Result<(), WriteError>>,
     /// The caller's `store.commit` span, told the size of the group it went out in.
     span: tracing::Span,
@@ -76,7 +93,7 @@ const MAX_GROUP: usize = 4096;
 #[derive(Clone)]
 pub struct StoreWriter {
     queue: Arc<GroupQueue<Pending>>,
-    failed: Arc<AtomicBool>,
+    health: Arc<Health>,
     stats: Arc<WriterStats>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
 }
@@ -87,17 +104,79 @@ impl std::fmt::Debug for StoreWriter {
     }
 }
 
+/// Whether the store takes writes, shared by the writer, the probe and handles.
+#[derive(Debug, Default)]
+struct Health {
+    /// The last non-empty write failed and none has succeeded since.
+    failing: AtomicBool,
+    /// Failed groups so far: fenced batches of an older epoch are refused.
+    epoch: AtomicU64,
+}
+
+/// The probe's first pause after a failure, doubled up to [`PROBE_MAX`].
+const PROBE_FIRST: Duration = Duration::from_millis(250);
+/// The probe's longest pause (RocksDB itself checks the free space every 5 s).
+const PROBE_MAX: Duration = Duration::from_secs(2);
+/// Where the probe writes its marker.
+const PROBE_KEY: &[u8] = b"store_writer.probe";
+
 impl StoreWriter {
-    /// Starts the writer thread over `db`.
+    /// Starts the writer thread over `db`, and the probe that notices when a failing store takes writes again.
     pub fn start(db: Db, durability: Durability) -> std::io::Result<StoreWriter> {
+        Self::start_with_reserve(db, durability, 0)
+    }
+
+    /// Like [`start`](Self::start), refusing writes while the data directory's
+    /// filesystem has less than `min_free_bytes` available (0: no check).
+    ///
+    /// RocksDB does not come back from a WAL write that failed for lack of
+    /// space without a reopen, so the writer stops short of it: a group is
+    /// refused, as a failed write is, while the space is below the reserve,
+    /// and written again as soon as it is back above.
+    pub fn start_with_reserve(db: Db, durability: Durability, min_free_bytes: u64) -> std::io::Result<StoreWriter> {
         let queue = Arc::new(GroupQueue::<Pending>::new());
-        let failed = Arc::new(AtomicBool::new(false));
+        let health = Arc::new(Health::default());
         let stats = Arc::new(WriterStats::default());
         let thread = {
-            let (queue, failed, stats) = (queue.clone(), failed.clone(), stats.clone());
-            std::thread::Builder::new().name("store-writer".into()).spawn(move || run(db, durability, &queue, &failed, &stats))?
+            let (queue, health, stats) = (queue.clone(), health.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name("store-writer".into())
+                .spawn(move || run(db, durability, min_free_bytes, &queue, &health, &stats))?
         };
-        Ok(StoreWriter { queue, failed, stats, thread: Arc::new(Mutex::new(Some(thread))) })
+        let writer = StoreWriter { queue, health, stats, thread: Arc::new(Mutex::new(Some(thread))) };
+        let probe = writer.clone();
+        std::thread::Builder::new().name("store-probe".into()).spawn(move || probe.probe())?;
+        Ok(writer)
+    }
+
+    /// While the store is failing, writes a marker with growing pauses until
+    /// one succeeds; ends when the queue closes.
+    fn probe(self) {
+        let mut pause = PROBE_FIRST;
+        loop {
+            std::thread::sleep(if self.health.failing.load(Ordering::SeqCst) { pause } else { PROBE_MAX });
+            if self.queue.is_closed() {
+                return;
+            }
+            if !self.health.failing.load(Ordering::SeqCst) {
+                pause = PROBE_FIRST;
+                continue;
+            }
+            let mut b = Batch::new();
+            b.put_raw(utalk_storage::Map::Meta, PROBE_KEY.to_vec(), utalk_storage::Timestamp::now().millis().to_be_bytes().to_vec());
+            let (done, rx) = oneshot::channel();
+            if self.queue.push(Pending { batch: b, fence: None, done, span: tracing::Span::none() }).is_err() {
+                return;
+            }
+            match rx.blocking_recv() {
+                Ok(Ok(())) => tracing::info!("the store takes writes again"),
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "the store still refuses writes");
+                    pause = (pause * 2).min(PROBE_MAX);
+                }
+                Err(_) => return,
+            }
+        }
     }
 
     /// Queues `batch` now and returns a future that resolves once it is durable.
@@ -105,10 +184,26 @@ impl StoreWriter {
     /// The position in the commit order is taken when this is called, not when
     /// the future is polled.
     pub fn submit(&self, batch: Batch) -> impl Future<Output = Result<(), WriteError>> + Send + 'static {
+        self.push(batch, None)
+    }
+
+    /// Like [`submit`](Self::submit), for a batch built on state read under
+    /// failure epoch `epoch` ([`StoreWriter::epoch`]): refused with
+    /// [`WriteError::Fenced`] if any write has failed since.
+    pub fn submit_fenced(&self, batch: Batch, epoch: u64) -> impl Future<Output = Result<(), WriteError>> + Send + 'static {
+        self.push(batch, Some(epoch))
+    }
+
+    /// The failure epoch: read it before reading the state that fenced batches build on.
+    pub fn epoch(&self) -> u64 {
+        self.health.epoch.load(Ordering::SeqCst)
+    }
+
+    fn push(&self, batch: Batch, fence: Option<u64>) -> impl Future<Output = Result<(), WriteError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
         // At debug, so that it costs nothing unless traces are exported.
         let span = tracing::debug_span!("store.commit", ops = batch.len(), group = tracing::field::Empty);
-        let refused = match self.queue.push(Pending { batch, done, span: span.clone() }) {
+        let refused = match self.queue.push(Pending { batch, fence, done, span: span.clone() }) {
             Ok(()) => None,
             Err(Closed(p)) => Some(p),
         };
@@ -144,9 +239,9 @@ impl StoreWriter {
         self.submit(Batch::new()).await
     }
 
-    /// Whether a write has failed and the writer refuses work.
+    /// Whether the last write failed and none has succeeded since (a full disk, say).
     pub fn has_failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
+        self.health.failing.load(Ordering::SeqCst)
     }
 
     /// Writes waiting for the next group.
@@ -178,7 +273,25 @@ impl StoreWriter {
 /// fewer writes than the last group had.
 const LINGER: Duration = Duration::from_micros(40);
 
-fn run(db: Db, durability: Durability, queue: &GroupQueue<Pending>, failed: &AtomicBool, stats: &WriterStats) {
+/// Why a write must wait for space, if the data directory's filesystem has
+/// less than `min_free` bytes available.
+fn short_of_space(path: &std::path::Path, min_free: u64) -> Option<String> {
+    if min_free == 0 {
+        return None;
+    }
+    match utalk_storage::free_space::available_bytes(path) {
+        Ok(free) if free < min_free => Some(format!(
+            "the data directory's filesystem has {} KiB free, under the {} KiB reserve (store.min_free_mb)",
+            free >> 10,
+            min_free >> 10
+        )),
+        Ok(_) => None,
+        // Unknown: let RocksDB try; it reports a real failure itself.
+        Err(_) => None,
+    }
+}
+
+fn run(db: Db, durability: Durability, min_free: u64, queue: &GroupQueue<Pending>, health: &Health, stats: &WriterStats) {
     let sync = durability == Durability::Sync;
     let mut spare = Vec::with_capacity(256);
     let mut last_group = 0usize;
@@ -187,19 +300,42 @@ fn run(db: Db, durability: Durability, queue: &GroupQueue<Pending>, failed: &Ato
             std::thread::sleep(LINGER);
         }
         let Some(mut group) = queue.take_group(MAX_GROUP, spare) else { break };
+        // Batches fenced on an epoch before the last failure may depend on
+        // what that failure lost: they are refused, never written.
+        let epoch = health.epoch.load(Ordering::SeqCst);
+        if group.iter().any(|p| p.fence.is_some_and(|f| f != epoch)) {
+            let (stale, keep): (Vec<Pending>, Vec<Pending>) = group.drain(..).partition(|p| p.fence.is_some_and(|f| f != epoch));
+            for p in stale {
+                let _ = p.done.send(Err(WriteError::Fenced));
+            }
+            group.extend(keep);
+        }
         last_group = group.len();
         let started = Instant::now();
-        let result = db.write_group(group.iter().map(|p| &p.batch), sync);
+        let touches_disk = group.iter().any(|p| !p.batch.is_empty());
+        let result = match touches_disk.then(|| short_of_space(db.path(), min_free)).flatten() {
+            Some(why) => Err(why),
+            None => db.write_group(group.iter().map(|p| &p.batch), sync).map_err(|e| e.to_string()),
+        };
         stats.write_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         stats.groups.fetch_add(1, Ordering::Relaxed);
         stats.batches.fetch_add(group.len() as u64, Ordering::Relaxed);
         let answer = match result {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if touches_disk && health.failing.swap(false, Ordering::SeqCst) {
+                    tracing::info!("store writes succeed again");
+                }
+                Ok(())
+            }
             Err(e) => {
-                tracing::error!(error = %e, batches = group.len(), "store write failed; the writer stops");
-                failed.store(true, Ordering::SeqCst);
-                queue.close();
-                Err(WriteError::Failed(e.to_string().into()))
+                // Nothing of the group is acknowledged; the writer goes on
+                // serving, and RocksDB resumes by itself when it can.
+                if !health.failing.swap(true, Ordering::SeqCst) {
+                    tracing::error!(error = %e, batches = group.len(), "store write failed; writes are refused until the store takes them again");
+                }
+                health.epoch.fetch_add(1, Ordering::SeqCst);
+                metrics::counter!("store_write_failures_total").increment(1);
+                Err(WriteError::Failed(e.into()))
             }
         };
         let size = group.len();

@@ -1,5 +1,6 @@
 //! The retention job: audit records, job history, refused stock transactions
-//! and resolved stock alerts past their age limits go.
+//! and resolved stock alerts past their age limits go, and so do refresh
+//! tokens past their expiry (useless to anyone, yet kept forever otherwise).
 //!
 //! In a cluster the audit records, refusals and alerts are shared: only the
 //! node that leads removes them, through the log, so every node drops the
@@ -13,7 +14,7 @@ use utalk_actors::cluster::leads;
 use utalk_actors::inventory::Inventory;
 use utalk_actors::journal::Journal;
 use utalk_storage::keys::Key;
-use utalk_storage::model::job_run;
+use utalk_storage::model::{job_run, RefreshToken};
 use utalk_storage::{Batch, Db, Map, Timestamp};
 
 /// Removes old audit records and job runs, in bounded batches.
@@ -71,6 +72,30 @@ async fn purge_time_keyed(db: &Db, journal: &Journal, map: Map, cutoff_ms: i64) 
     }
 }
 
+/// Removes the refresh tokens that expired before `now`; returns how many.
+///
+/// Tokens are keyed by hash, not time, so the whole map is walked in chunks;
+/// removals are shared (through the log in a cluster) like the other records.
+async fn purge_expired_tokens(db: &Db, journal: &Journal, now: Timestamp) -> Result<usize, String> {
+    let mut n = 0usize;
+    let mut start: Vec<u8> = Vec::new();
+    loop {
+        let page = db.scan::<RefreshToken>(Map::RefreshTokens, &[], &start, CHUNK).map_err(|e| e.to_string())?;
+        let Some((last, _)) = page.last() else { return Ok(n) };
+        // The next page starts just after this one's last key.
+        start = [last.as_slice(), &[0]].concat();
+        let full = page.len() == CHUNK;
+        let expired: Vec<Vec<u8>> = page.into_iter().filter(|(_, t)| t.expires_at < now).map(|(k, _)| k).collect();
+        if !expired.is_empty() {
+            n += expired.len();
+            delete_keys(journal, Scope::Shared, Map::RefreshTokens, expired).await?;
+        }
+        if !full {
+            return Ok(n);
+        }
+    }
+}
+
 impl Task for RetentionTask {
     fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
         let (db, journal, inventory, audit_age, runs_age, names, inv_age) = (
@@ -93,6 +118,8 @@ impl Task for RetentionTask {
                 f.insert("auditRemoved".into(), audit as f64);
                 f.insert("refusedTransactionsRemoved".into(), refusals as f64);
                 f.insert("resolvedAlertsRemoved".into(), alerts as f64);
+                let tokens = purge_expired_tokens(&db, &journal, Timestamp(now)).await?;
+                f.insert("expiredRefreshTokensRemoved".into(), tokens as f64);
             } else {
                 tracing::debug!("another node leads: it removes the shared records");
                 f.insert("sharedLeftToLeader".into(), 1.0);

@@ -3,6 +3,7 @@
 use crate::auth::principal::{authenticate, READERS, WRITERS};
 use crate::auth::{AuthService, Principal};
 use crate::error::ApiError;
+use crate::routes::media_limits::UploadLimits;
 use crate::state::AppState;
 use actix_multipart::Multipart;
 use actix_web::http::{header, StatusCode};
@@ -60,9 +61,17 @@ fn may_see(who: &Principal, conversation: Option<Uuid>) -> Result<(), ApiError> 
 #[utoipa::path(post, path = "/api/v1/media", tag = "media",
     request_body(content = String, content_type = "multipart/form-data", description = "`file`: the file with its Content-Type; `conversationId`: optional"),
     responses((status = 201, body = MediaView), (status = 400, description = "no file field or a malformed body"), (status = 401), (status = 403),
-        (status = 413, description = "media_too_large"), (status = 415, description = "media_type_not_allowed")),
+        (status = 409, description = "media_quota_exceeded: the conversation holds as many uploaded files or bytes as allowed"),
+        (status = 413, description = "media_too_large"), (status = 415, description = "media_type_not_allowed"),
+        (status = 429, description = "rate_limited: too many uploads a minute with this token")),
     security(("bearer" = [])))]
-pub async fn upload(state: web::Data<AppState>, who: Principal, mut form: Multipart) -> Result<HttpResponse, ApiError> {
+pub async fn upload(
+    state: web::Data<AppState>,
+    limits: web::Data<UploadLimits>,
+    who: Principal,
+    mut form: Multipart,
+) -> Result<HttpResponse, ApiError> {
+    limits.admit(&who)?;
     let uploaded_by = match who {
         Principal::Staff { .. } => Some(who.require(WRITERS)?.0),
         Principal::Widget { .. } => None,
@@ -119,6 +128,11 @@ pub async fn upload(state: web::Data<AppState>, who: Principal, mut form: Multip
     }
     let id = Uuid::now_v7();
     let size = bytes.len() as u64;
+    // Held until the record is written, so concurrent uploads count against the quota.
+    let _reserved = match conversation_id {
+        Some(c) => Some(limits.reserve(&state.db, c, size)?),
+        None => None,
+    };
     let sha256 = state.media.save(id, bytes.into()).await?;
     let record = MediaRecord {
         id,
@@ -135,6 +149,9 @@ pub async fn upload(state: web::Data<AppState>, who: Principal, mut form: Multip
     };
     let mut b = Batch::new();
     media::put(&mut b, &record)?;
+    if let Some(c) = conversation_id {
+        media::put_upload(&mut b, c, id, size);
+    }
     if let Err(e) = state.registry.journal().commit(b).await {
         // No record points to the file: remove it rather than leave an orphan.
         state.media.remove(id).await;

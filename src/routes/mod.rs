@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod lifecycle;
 pub mod media;
+pub(crate) mod media_limits;
 pub mod messages;
 pub mod openapi;
 pub mod outbox;

@@ -25,11 +25,15 @@ pub struct DbOptions {
     pub block_cache_bytes: usize,
     /// Create the directory and maps when missing.
     pub create_if_missing: bool,
+    /// Memtable size of each map, in bytes: how much is written before a
+    /// flush to a table file. RocksDB also keeps this much disk free before
+    /// it resumes writing after a full disk.
+    pub write_buffer_bytes: usize,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
-        Self { block_cache_bytes: 64 << 20, create_if_missing: true }
+        Self { block_cache_bytes: 64 << 20, create_if_missing: true, write_buffer_bytes: 64 << 20 }
     }
 }
 
@@ -59,7 +63,7 @@ impl std::fmt::Debug for Db {
     }
 }
 
-fn map_options(map: Map, cache: &rocksdb::Cache) -> Options {
+fn map_options(cache: &rocksdb::Cache, write_buffer_bytes: usize) -> Options {
     let mut o = Options::default();
     let mut t = BlockBasedOptions::default();
     t.set_block_cache(cache);
@@ -67,9 +71,7 @@ fn map_options(map: Map, cache: &rocksdb::Cache) -> Options {
     t.set_cache_index_and_filter_blocks(true);
     o.set_block_based_table_factory(&t);
     o.set_compression_type(rocksdb::DBCompressionType::Lz4);
-    if map.is_append_mostly() {
-        o.set_write_buffer_size(64 << 20);
-    }
+    o.set_write_buffer_size(write_buffer_bytes);
     o
 }
 
@@ -88,10 +90,11 @@ impl Db {
         // The store writer is the only writer; pipelining lets RocksDB overlap
         // the WAL write of one group with the memtable insert of the last.
         o.set_enable_pipelined_write(true);
+        o.set_write_buffer_size(opts.write_buffer_bytes);
         let cache = rocksdb::Cache::new_lru_cache(opts.block_cache_bytes);
         let existing = DB::list_cf(&o, path).unwrap_or_default();
         let mut cfs: Vec<ColumnFamilyDescriptor> =
-            Map::ALL.iter().map(|m| ColumnFamilyDescriptor::new(m.name(), map_options(*m, &cache))).collect();
+            Map::ALL.iter().map(|m| ColumnFamilyDescriptor::new(m.name(), map_options(&cache, opts.write_buffer_bytes))).collect();
         for name in &existing {
             if name != "default" && !Map::ALL.iter().any(|m| m.name() == name) {
                 // Dropped or unknown maps must still be opened to be dropped.

@@ -94,6 +94,11 @@ impl<T> GroupQueue<T> {
         self.ready.notify_all();
     }
 
+    /// Whether [`GroupQueue::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        lock(&self.state).closed
+    }
+
     /// Items waiting for the committer.
     pub fn len(&self) -> usize {
         lock(&self.state).items.len()

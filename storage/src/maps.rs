@@ -73,11 +73,13 @@ pub enum Map {
     TxnErrors,
     /// `name (UTF-8) → Flag`: feature flags.
     Flags,
+    /// `conversation_id (16) · media_id (16) → size (8)`: uploads of each conversation, for its media quota.
+    ConvidMedia,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 33] = [
+    pub const ALL: [Map; 34] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -111,6 +113,7 @@ impl Map {
         Map::AlertWebhooks,
         Map::TxnErrors,
         Map::Flags,
+        Map::ConvidMedia,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -152,12 +155,8 @@ impl Map {
             Map::AlertWebhooks => "alert_webhooks",
             Map::TxnErrors => "txn_errors",
             Map::Flags => "flags",
+            Map::ConvidMedia => "convid_media",
         }
-    }
-
-    /// Whether the map is appended to in key order (tuned for sequential writes).
-    pub const fn is_append_mostly(self) -> bool {
-        matches!(self, Map::Messages | Map::Audit | Map::BotRuns)
     }
 }
 

@@ -107,3 +107,43 @@ async fn a_bad_schedule_stops_the_server_with_a_clear_message() {
     let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(all.contains("job `backup`") && all.contains("every fifteen minutes"), "{all}");
 }
+
+/// Refresh tokens kept in the store.
+fn stored_refresh_tokens(data: &std::path::Path) -> usize {
+    let db = utalk_storage::Db::open_read_only(data).unwrap();
+    db.scan_raw(utalk_storage::Map::RefreshTokens, &[], &[], 10_000).unwrap().len()
+}
+
+#[tokio::test]
+async fn retention_removes_expired_refresh_tokens_and_keeps_valid_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, ADMIN.0, "admin", ADMIN.1);
+    add_user(&data, AGENT.0, "agent", AGENT.1);
+    // A login whose refresh token lives one second.
+    let mut s = TestServer::start_on(&data, &[("UTALK_AUTH__REFRESH_TTL_SECS", "1")]).await;
+    s.login(AGENT).await;
+    s.kill();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+
+    let s = TestServer::start_on(&data, &[]).await;
+    let r =
+        s.http.post(s.url("/api/v1/auth/login")).json(&serde_json::json!({"email": ADMIN.0, "password": ADMIN.1})).send().await.unwrap();
+    let pair: Value = r.json().await.unwrap();
+    let admin = pair["accessToken"].as_str().unwrap().to_string();
+    let valid = pair["refreshToken"].as_str().unwrap().to_string();
+    assert_eq!(stored_refresh_tokens(&data), 2, "the expired token and the valid one");
+
+    let r = s.http.post(s.url("/api/v1/admin/jobs/retention/run")).bearer_auth(&admin).send().await.unwrap();
+    let run: Value = r.json().await.unwrap();
+    assert_eq!(run["outcome"], "ok", "{run}");
+    assert_eq!(run["figures"]["expiredRefreshTokensRemoved"], 1.0, "{run}");
+    assert_eq!(stored_refresh_tokens(&data), 1, "only the valid token is left");
+    let r = s.http.post(s.url("/api/v1/auth/refresh")).json(&serde_json::json!({"refreshToken": valid})).send().await.unwrap();
+    assert_eq!(r.status(), 200, "the valid token still refreshes");
+
+    // Nothing left to remove: a second run counts none.
+    let r = s.http.post(s.url("/api/v1/admin/jobs/retention/run")).bearer_auth(&admin).send().await.unwrap();
+    let run: Value = r.json().await.unwrap();
+    assert_eq!(run["figures"]["expiredRefreshTokensRemoved"], 0.0, "{run}");
+}

@@ -114,3 +114,15 @@ pub fn fetches(db: &Db, after: Option<Uuid>, limit: usize) -> Result<Vec<MediaFe
 pub fn count_fetches(db: &Db, cap: usize) -> Result<usize, StoreError> {
     Ok(db.scan_raw(Map::MediaFetches, &[], &[], cap)?.len())
 }
+
+/// Records an upload of `size` bytes as media `id` of `conversation`, for its quota.
+pub fn put_upload(batch: &mut Batch, conversation: Uuid, id: Uuid, size: u64) {
+    batch.put_raw(Map::ConvidMedia, Key::new().uuid(conversation).uuid(id).into_bytes(), size.to_be_bytes().to_vec());
+}
+
+/// Uploads of `conversation`: how many and their bytes, counting at most `cap` files.
+pub fn uploads(db: &Db, conversation: Uuid, cap: usize) -> Result<(usize, u64), StoreError> {
+    let rows = db.scan_raw(Map::ConvidMedia, &Key::new().uuid(conversation).into_bytes(), &[], cap)?;
+    let bytes = rows.iter().filter_map(|(_, v)| <[u8; 8]>::try_from(v.as_slice()).ok()).map(u64::from_be_bytes).sum();
+    Ok((rows.len(), bytes))
+}
