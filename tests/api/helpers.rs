@@ -164,6 +164,21 @@ impl TestServer {
         r.json().await.unwrap()
     }
 
+    /// Sends `n` messages of `text` to `conv`, 16 at a time; asserts each is 201.
+    pub async fn send_many(&self, token: &str, conv: &str, n: usize, text: &str) {
+        use futures_util::StreamExt;
+        let url = self.url(&format!("/api/v1/conversations/{conv}/messages"));
+        let statuses = futures_util::stream::iter(0..n)
+            .map(|_| {
+                let req = self.http.post(&url).bearer_auth(token).json(&json!({"messageId": uuid::Uuid::new_v4(), "text": text}));
+                async move { req.send().await.unwrap().status() }
+            })
+            .buffer_unordered(16)
+            .collect::<Vec<_>>()
+            .await;
+        assert!(statuses.iter().all(|st| st.as_u16() == 201), "{statuses:?}");
+    }
+
     pub async fn messages(&self, token: &str, conv: &str) -> Vec<Value> {
         let mut out = Vec::new();
         let mut after = 0u64;

@@ -73,24 +73,7 @@ async fn a_consumer_that_stops_reading_is_dropped_as_slow_and_others_are_not_slo
 
     // Senders keep going at full speed while `slow` reads nothing.
     let big = "y".repeat(4000);
-    let sends = futures_util::stream::iter(0..total)
-        .map(|_| {
-            let (http, url, token, big) =
-                (s.http.clone(), s.url(&format!("/api/v1/conversations/{conv}/messages")), token.clone(), big.clone());
-            async move {
-                http.post(url)
-                    .bearer_auth(token)
-                    .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": big}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
-    assert!(sends.iter().all(|st| st.as_u16() == 201));
+    s.send_many(&token, &conv, total, &big).await;
     let seen = tokio::time::timeout(Duration::from_secs(60), reader).await.expect("fast consumer kept up").unwrap();
     assert_eq!(seen, total);
 

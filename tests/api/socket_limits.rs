@@ -58,28 +58,6 @@ fn rss_kib(pid: u32) -> u64 {
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// Posts `n` messages of `len` characters to `conv`.
-async fn fill(s: &TestServer, token: &str, conv: &str, n: usize, len: usize) {
-    let text = "x".repeat(len);
-    let statuses = futures_util::stream::iter(0..n)
-        .map(|_| {
-            let (http, url, token, text) = (s.http.clone(), s.url(&format!("/api/v1/conversations/{conv}/messages")), token, text.clone());
-            async move {
-                http.post(url)
-                    .bearer_auth(token)
-                    .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": text}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await;
-    assert!(statuses.iter().all(|st| st.as_u16() == 201), "{statuses:?}");
-}
-
 /// Emits an event with ack id `id` on a websocket client and waits for its ack, skipping other frames.
 async fn ws_ack(ws: &mut Ws, id: u64, event: &str, payload: Value) -> Value {
     ws.send(Message::text(format!("42{id}{}", json!([event, payload])))).await.unwrap();
@@ -104,7 +82,7 @@ async fn a_polling_client_flooding_joins_without_polling_is_dropped_as_slow_and_
     let s = TestServer::start().await;
     let token = s.login(AGENT).await;
     let conv = s.create_conversation(&token).await;
-    fill(&s, &token, &conv, 500, 2000).await;
+    s.send_many(&token, &conv, 500, &"x".repeat(2000)).await;
 
     // Another client keeps sending in its own conversation and times each ack.
     let other_conv = s.create_conversation(&token).await;
@@ -174,7 +152,7 @@ async fn a_rejoin_replays_only_when_asked_and_replays_are_bounded_in_bytes() {
     let s = TestServer::start_with(&[("UTALK_SOCKET__MAX_REPLAY_BYTES", "65536"), ("UTALK_SOCKET__MAX_QUEUE_BYTES", "131072")]).await;
     let token = s.login(AGENT).await;
     let conv = s.create_conversation(&token).await;
-    fill(&s, &token, &conv, 100, 2000).await;
+    s.send_many(&token, &conv, 100, &"x".repeat(2000)).await;
 
     let mut ws = crate::socket::joined_client(&s.base, &token, &s.create_conversation(&token).await, None).await;
     let first = ws_ack(&mut ws, 2, "conversation:join", json!({ "conversationId": conv })).await;
@@ -346,7 +324,7 @@ async fn a_recovery_replay_is_bounded_in_bytes_and_says_where_to_page_from() {
     // The transport goes away without a goodbye: the session is kept for recovery.
     drop(first);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    fill(&s, &token, &conv, 60, 2000).await;
+    s.send_many(&token, &conv, 60, &"x".repeat(2000)).await;
 
     let mut back = ws_connect(&s, json!({ "token": token, "pid": pid, "offset": offset })).await;
     let (mut replayed, mut bytes, mut truncated) = (Vec::new(), 0, None);
