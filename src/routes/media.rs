@@ -122,6 +122,11 @@ pub async fn upload(
             }
         }
     }
+    // A widget's uploads always count against its own conversation's quota:
+    // widget tokens are free to get, so loose uploads would be unbounded disk.
+    if let (None, Principal::Widget { conversation_id: own }) = (conversation_id, &who) {
+        conversation_id = Some(*own);
+    }
     let (content_type, bytes) = file.ok_or_else(|| ApiError::bad_request("missing_file", "send the file in a form field named `file`"))?;
     if bytes.is_empty() {
         return Err(ApiError::invalid("empty_file", "the file is empty"));

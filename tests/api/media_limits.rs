@@ -104,8 +104,17 @@ async fn a_conversation_holds_at_most_its_quota_of_uploaded_files_and_bytes() {
     uploaded(&s, &agent, Some(&b), &[6; 500]).await;
     assert_eq!(files_on_disk(&s), 4);
 
-    // Media outside any conversation is not counted against one.
+    // Staff media outside any conversation is not counted against one.
     uploaded(&s, &agent, None, &[7; 100]).await;
+
+    // A widget's uploads count against its own conversation even without
+    // `conversationId`: free widget tokens cannot pile up loose files.
+    let w: Value = s.http.post(s.url("/api/v1/widget/sessions")).json(&json!({"name": "Ana"})).send().await.unwrap().json().await.unwrap();
+    let widget = w["token"].as_str().unwrap().to_string();
+    uploaded(&s, &widget, None, &[8; 100]).await;
+    uploaded(&s, &widget, None, &[9; 100]).await;
+    let r = upload(&s, &widget, None, &[10; 100]).await;
+    assert_eq!(TestServer::error_code(r, 409).await, "media_quota_exceeded");
 }
 
 #[tokio::test]
