@@ -273,21 +273,44 @@ impl StoreWriter {
 /// fewer writes than the last group had.
 const LINGER: Duration = Duration::from_micros(40);
 
-/// Why a write must wait for space, if the data directory's filesystem has
-/// less than `min_free` bytes available.
-fn short_of_space(path: &std::path::Path, min_free: u64) -> Option<String> {
-    if min_free == 0 {
-        return None;
-    }
-    match utalk_storage::free_space::available_bytes(path) {
-        Ok(free) if free < min_free => Some(format!(
-            "the data directory's filesystem has {} KiB free, under the {} KiB reserve (store.min_free_mb)",
-            free >> 10,
-            min_free >> 10
-        )),
-        Ok(_) => None,
-        // Unknown: let RocksDB try; it reports a real failure itself.
-        Err(_) => None,
+/// How long a reading of the free space stands while there is ample room:
+/// one `statvfs` per write group would be a system call on every message's
+/// path.
+const SPACE_RECHECK: Duration = Duration::from_millis(100);
+/// Room above the reserve under which the space is read before every group:
+/// more than the writer can write in [`SPACE_RECHECK`].
+const SPACE_MARGIN: u64 = 64 << 20;
+
+/// The reserve of free space the writer keeps (`store.min_free_mb`).
+struct SpaceReserve {
+    min_free: u64,
+    /// When the space was last read with ample room to spare.
+    ample_at: Option<Instant>,
+}
+
+impl SpaceReserve {
+    /// Why a write must wait for space, if the data directory's filesystem has
+    /// less than the reserve available.
+    fn short(&mut self, path: &std::path::Path) -> Option<String> {
+        if self.min_free == 0 || self.ample_at.is_some_and(|at| at.elapsed() < SPACE_RECHECK) {
+            return None;
+        }
+        self.ample_at = None;
+        match utalk_storage::free_space::available_bytes(path) {
+            Ok(free) if free < self.min_free => Some(format!(
+                "the data directory's filesystem has {} KiB free, under the {} KiB reserve (store.min_free_mb)",
+                free >> 10,
+                self.min_free >> 10
+            )),
+            Ok(free) => {
+                if free >= self.min_free.saturating_add(SPACE_MARGIN) {
+                    self.ample_at = Some(Instant::now());
+                }
+                None
+            }
+            // Unknown: let RocksDB try; it reports a real failure itself.
+            Err(_) => None,
+        }
     }
 }
 
@@ -295,6 +318,7 @@ fn run(db: Db, durability: Durability, min_free: u64, queue: &GroupQueue<Pending
     let sync = durability == Durability::Sync;
     let mut spare = Vec::with_capacity(256);
     let mut last_group = 0usize;
+    let mut reserve = SpaceReserve { min_free, ample_at: None };
     loop {
         if sync && last_group > 1 && queue.len() < last_group {
             std::thread::sleep(LINGER);
@@ -313,7 +337,7 @@ fn run(db: Db, durability: Durability, min_free: u64, queue: &GroupQueue<Pending
         last_group = group.len();
         let started = Instant::now();
         let touches_disk = group.iter().any(|p| !p.batch.is_empty());
-        let result = match touches_disk.then(|| short_of_space(db.path(), min_free)).flatten() {
+        let result = match touches_disk.then(|| reserve.short(db.path())).flatten() {
             Some(why) => Err(why),
             None => db.write_group(group.iter().map(|p| &p.batch), sync).map_err(|e| e.to_string()),
         };
