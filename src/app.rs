@@ -17,9 +17,9 @@ use utalk_actors::assigner::Assigner;
 use utalk_actors::bot::Bot;
 use utalk_actors::cluster::{redact_urls, valid_node_id, Cluster, LocalCluster, NatsCluster, NatsSettings, NatsTls};
 use utalk_actors::delivery::{Delivery, DeliveryConfig};
+use utalk_actors::durability::Journal;
 use utalk_actors::hosts::HostList;
 use utalk_actors::inventory::{Inventory, SocketAlerts};
-use utalk_actors::journal::Journal;
 use utalk_actors::knowledge::KnowledgeFile;
 use utalk_actors::media_fetch::MediaFetcher;
 use utalk_actors::media_store::{MediaLimits, MediaStore};
@@ -112,7 +112,6 @@ const META_MEDIA_SECRET: &[u8] = b"media_url_secret";
 async fn start_whatsapp(
     config: &Config,
     db: &Db,
-    writer: &StoreWriter,
     registry: &Registry,
     account: Option<Arc<utalk_actors::twilio::TwilioAccount>>,
     outbox_signal: Arc<JobSignal>,
@@ -126,8 +125,14 @@ async fn start_whatsapp(
             crate::config::Secret::new(hex::encode(derived))
         }
         _ => {
-            crate::secrets::stored_or_generated(db, writer, META_MEDIA_SECRET, "a media URL signing secret", "UTALK_MEDIA__URL_SECRET")
-                .await?
+            crate::secrets::stored_or_generated(
+                db,
+                registry.journal(),
+                META_MEDIA_SECRET,
+                "a media URL signing secret",
+                "UTALK_MEDIA__URL_SECRET",
+            )
+            .await?
         }
     };
     let limits = MediaLimits {
@@ -191,7 +196,6 @@ async fn start_whatsapp(
 
 /// Starts the scheduled jobs.
 async fn start_jobs(config: &Config, db: &Db, journal: &Journal, inventory: &Inventory) -> anyhow::Result<Arc<Scheduler>> {
-    let writer = journal.writer();
     let j = &config.jobs;
     let day = 86_400;
     let backup = BackupTask {
@@ -231,8 +235,7 @@ async fn start_jobs(config: &Config, db: &Db, journal: &Journal, inventory: &Inv
         spec("daily_report", &j.daily_report, Arc::new(daily_report), false),
         spec("stock_negative", &j.stock_negative, Arc::new(StockScanTask { inventory: inventory.clone(), db: db.clone() }), true),
     ];
-    let scheduler =
-        Scheduler::start(db.clone(), writer.clone(), journal.cluster().clone(), specs).await.context("cannot start the scheduled jobs")?;
+    let scheduler = Scheduler::start(db.clone(), journal.clone(), specs).await.context("cannot start the scheduled jobs")?;
     tracing::info!(backup = %j.backup, retention = %j.retention, kpi_rollup = %j.kpi_rollup, daily_report = %j.daily_report, backups = %config.backup_dir().display(), "scheduled jobs started");
     Ok(scheduler)
 }
@@ -265,7 +268,7 @@ fn start_inventory(config: &Config, db: &Db, registry: &Registry) -> anyhow::Res
                 client,
                 target,
                 signal.clone(),
-                registry.journal().replicated().then(|| registry.journal().cluster().clone()),
+                registry.journal().cluster().clone(),
             );
             WorkerActor::start(Arc::new(worker));
             // The URL may carry a token: only its host is logged.
@@ -323,8 +326,9 @@ impl Application {
             .context("cannot start the store writer")?;
         let broker = Arc::new(LocalBroker::new());
         let (cluster, nats) = join_cluster(&config).await?;
-        let journal = Journal::new(&db, writer.clone(), cluster.clone());
-        journal.follow(broker.clone());
+        // Applied changes are published to this node's sockets only: other nodes apply them from the log.
+        let journal = Journal::new(&db, writer.clone(), cluster.clone(), broker.clone());
+        journal.follow();
         journal.catch_up().await.context("cannot catch up with the cluster log")?;
         if let Some(n) = &nats {
             n.join();
@@ -332,9 +336,9 @@ impl Application {
         let account = config.twilio_account().map(Arc::new);
         let outbox_signal = Arc::new(JobSignal::new(account.is_some()));
         let threads = if config.conversations.threads == 0 { cores() } else { config.conversations.threads };
-        // In a cluster, typing, presence and alerts also go to the other nodes' sockets.
-        let broker: Arc<dyn utalk_actors::Broker> =
-            if journal.replicated() { utalk_actors::shared_broker::SharedBroker::start(broker, cluster.clone()) } else { broker };
+        // Typing, presence and alerts are not in the log: they also go to the
+        // other nodes' sockets over the cluster's events (none on one node).
+        let broker: Arc<dyn utalk_actors::Broker> = utalk_actors::shared_broker::SharedBroker::start(broker, cluster.clone());
         let registry = Registry::start(
             db.clone(),
             journal.clone(),
@@ -347,7 +351,7 @@ impl Application {
                 forward_timeout: Duration::from_millis(config.cluster.forward_timeout_ms),
             },
         );
-        let (delivery, fetcher, media) = start_whatsapp(&config, &db, &writer, &registry, account.clone(), outbox_signal).await?;
+        let (delivery, fetcher, media) = start_whatsapp(&config, &db, &registry, account.clone(), outbox_signal).await?;
         let auth = Arc::new(AuthService::new(db.clone(), journal.clone(), config.jwt_secret.clone(), config.auth.clone()).await?);
         let s = &config.socket;
         let socket_config = SocketConfig {
@@ -363,12 +367,10 @@ impl Application {
             max_anonymous_sessions_per_ip: s.max_anonymous_sessions_per_ip,
         };
         let sockets = SocketHub::new(socket_config, auth.clone(), registry.clone(), db.clone());
-        if journal.replicated() {
-            // Automatic assignment on any node chooses among the staff online on every node.
-            sockets.share_presence(cluster.clone());
-        }
+        // Automatic assignment on any node chooses among the staff online on every node.
+        sockets.share_presence(cluster.clone());
         if let Some((record, announce)) = crate::api_version::check(&db)? {
-            writer.commit(record).await.context("cannot record the API version")?;
+            journal.commit_node(record).await.context("cannot record the API version")?;
             if let Some(payload) = announce {
                 tracing::info!(version = crate::api_version::API_VERSION, "new API version: connecting sockets get api:changes");
                 sockets.announce_api_changes(payload);
@@ -381,8 +383,9 @@ impl Application {
         let auth = web::Data::from(auth);
         let hub = web::Data::new(sockets.clone());
         let upload_limits = web::Data::new(routes::media_limits::UploadLimits::new(&config.media));
-        if journal.replicated() {
-            // Flags and bot settings are cached: reload them when another node changes shared state.
+        {
+            // Flags and bot settings are cached: reload them when shared state
+            // changes (through another node, in a cluster).
             let (db, flags, bot, mut changes) = (db.clone(), flags.clone(), bot.clone(), journal.shared_changes());
             tokio::spawn(async move {
                 while changes.changed().await.is_ok() {

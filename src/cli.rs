@@ -6,7 +6,6 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
 use std::path::PathBuf;
-use std::sync::Arc;
 use utalk_actors::{Durability, StoreWriter};
 use utalk_storage::backup::Backups;
 use utalk_storage::model::Role;
@@ -272,7 +271,7 @@ fn report_db(config: &Config) -> anyhow::Result<utalk_storage::Db> {
     let as_of =
         |db: &Db| -> anyhow::Result<String> { Ok(kpi::rolled_up_at(db)?.map(|t| t.to_rfc3339()).unwrap_or_else(|| "none yet".into())) };
     match Db::open(&config.data_dir, &utalk_storage::DbOptions::default()) {
-        Ok(db) if utalk_actors::journal::applied_position(&db) > 0 => {
+        Ok(db) if utalk_actors::durability::applied_position(&db) > 0 => {
             // A cluster node's rollups come through the log from the leading
             // node: one made here would be this node's alone.
             behind(&db)?;
@@ -288,8 +287,7 @@ fn report_db(config: &Config) -> anyhow::Result<utalk_storage::Db> {
                 let db = db.clone();
                 async move {
                     let writer = StoreWriter::start(db.clone(), config.store.durability)?;
-                    let cluster = Arc::new(utalk_actors::cluster::LocalCluster::new("cli"));
-                    let journal = utalk_actors::journal::Journal::new(&db, writer, cluster);
+                    let journal = utalk_actors::Journal::standalone(&db, writer, "cli");
                     anyhow::Ok(utalk_schedules::kpi_rollup::roll_up(&db, &journal).await?)
                 }
             })?;
@@ -447,19 +445,14 @@ fn user_add_input(role: &str, password_stdin: bool) -> anyhow::Result<(Role, Str
 /// every node applies; the address is claimed there, so it stays unique.
 /// The local data directory is not opened (a node may be running on it).
 async fn add_user_to_cluster(config: &Config, email: &str, role: Role, password: &str) -> anyhow::Result<()> {
-    use utalk_actors::cluster::{Cluster, ClusterError};
-    use utalk_actors::journal::{unique_subject, LogRecord, LoggedChange};
     let (u, batch) = crate::auth::new_user(email, role, password, "cli").await?;
     let cluster = cluster_tool(config).await?;
-    let record = LogRecord { conversation: None, changes: vec![LoggedChange { batch, events: Vec::new() }] };
-    let id = uuid::Uuid::now_v7().simple().to_string();
-    let subject = unique_subject(crate::auth::EMAIL_KEY, &u.email);
-    match cluster.append(&subject, Some(0), &id, record.encode()?).await {
-        Ok(position) => {
+    match utalk_actors::durability::append_first(&cluster, crate::auth::EMAIL_KEY, &u.email, batch).await {
+        Ok(Some(position)) => {
             println!("created user {} ({}) with id {} in the cluster (log position {position})", u.email, u.role.as_str(), u.id);
             Ok(())
         }
-        Err(ClusterError::Fenced { .. }) => bail!("a user with email {} already exists in the cluster", u.email),
+        Ok(None) => bail!("a user with email {} already exists in the cluster", u.email),
         Err(e) => Err(e).context("the cluster did not take the user; run the command again"),
     }
 }
@@ -516,8 +509,7 @@ async fn user_command(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::Add { email, role, password_stdin } => {
             let (role, password) = user_add_input(&role, password_stdin)?;
             let writer = StoreWriter::start(db.clone(), Durability::Sync)?;
-            let cluster = Arc::new(utalk_actors::cluster::LocalCluster::new("cli"));
-            let journal = utalk_actors::journal::Journal::new(&db, writer.clone(), cluster);
+            let journal = utalk_actors::Journal::standalone(&db, writer.clone(), "cli");
             let result = crate::auth::create_user(&db, &journal, &email, role, &password, "cli").await;
             writer.shutdown();
             let u = result?;

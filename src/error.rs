@@ -153,11 +153,11 @@ impl From<utalk_actors::cluster::ClusterError> for ApiError {
     }
 }
 
-impl From<utalk_actors::journal::JournalError> for ApiError {
-    fn from(e: utalk_actors::journal::JournalError) -> Self {
+impl From<utalk_actors::durability::JournalError> for ApiError {
+    fn from(e: utalk_actors::durability::JournalError) -> Self {
         match e {
-            utalk_actors::journal::JournalError::Write(w) => w.into(),
-            utalk_actors::journal::JournalError::Cluster(c) => c.into(),
+            utalk_actors::durability::JournalError::Write(w) => w.into(),
+            utalk_actors::durability::JournalError::Cluster(c) => c.into(),
             behind => utalk_actors::cluster::ClusterError::Unavailable(behind.to_string()).into(),
         }
     }

@@ -69,7 +69,7 @@ fn sample(state: &AppState) {
     metrics::gauge!("rocksdb_write_stalled").set(if db.write_stopped { 1.0 } else { 0.0 });
     metrics::gauge!("rocksdb_pending_compaction_bytes").set(db.pending_compaction_bytes as f64);
     metrics::gauge!("rocksdb_estimated_keys").set(db.estimated_keys as f64);
-    let w = state.registry.writer().stats();
+    let w = state.registry.journal().store_stats();
     metrics::counter!("store_writer_batches_total").absolute(w.batches.load(std::sync::atomic::Ordering::Relaxed));
     metrics::counter!("rocksdb_wal_syncs_total").absolute(w.groups.load(std::sync::atomic::Ordering::Relaxed));
     let sockets = state.sockets.counts();

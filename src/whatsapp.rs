@@ -59,22 +59,13 @@ impl Inbound {
     /// The conversation of `phone`: its latest one, or a new one.
     pub async fn conversation_for(&self, state: &AppState, phone: &str, name: Option<&str>) -> Result<Uuid, ApiError> {
         if let Some(id) = conversation::by_phone(&state.db, Channel::Whatsapp, phone)? {
-            if !state.registry.journal().replicated() || conversation::get(&state.db, id)?.is_some() {
+            if conversation::get(&state.db, id)?.is_some() {
                 return Ok(id);
             }
         }
         let _guard = self.lock(phone).lock().await;
         let customer = || Customer { name: name.map(str::to_owned), phone: Some(phone.to_owned()), email: None };
-        if state.registry.journal().replicated() {
-            return claimed(state, phone, customer, None, false).await.map(|c| c.id);
-        }
-        // Someone holding the lock before us may have opened it.
-        if let Some(id) = conversation::by_phone(&state.db, Channel::Whatsapp, phone)? {
-            return Ok(id);
-        }
-        let c = open_indexed(state, customer(), None).await?;
-        tracing::info!(conversation = %c.id, "opened a WhatsApp conversation");
-        Ok(c.id)
+        claimed(state, phone, customer, None, false).await.map(|c| c.id)
     }
 
     /// Opens a new WhatsApp conversation for `customer` (whose phone is
@@ -86,10 +77,7 @@ impl Inbound {
         })?;
         customer.phone = Some(phone.clone());
         let _guard = self.lock(&phone).lock().await;
-        if state.registry.journal().replicated() {
-            return claimed(state, &phone, || customer.clone(), subject, true).await;
-        }
-        open_indexed(state, customer, subject).await
+        claimed(state, &phone, || customer.clone(), subject, true).await
     }
 
     /// Stores `msg` durably in its number's conversation; a redelivery returns the stored message.
@@ -151,10 +139,10 @@ impl Inbound {
     }
 }
 
-/// In a cluster, the number's conversation as every node sees it: nodes
-/// claim a number's next conversation by a fenced append to the number's own
-/// log subject, so two first messages reaching two nodes at once open one
-/// conversation. The claim goes first and the conversation's record second;
+/// The number's conversation as every node sees it: nodes claim a number's
+/// next conversation by a fenced append to the number's own log subject, so
+/// two first messages reaching two nodes at once open one conversation (on
+/// one node the per-number lock already makes them one). The claim goes first and the conversation's record second;
 /// a claim whose record is missing (its node died in between) gets its
 /// record from whichever node finds it so. `fresh` opens a new conversation
 /// even when the number has one (REST's open).
@@ -166,7 +154,7 @@ async fn claimed(
     fresh: bool,
 ) -> Result<Conversation, ApiError> {
     let journal = state.registry.journal();
-    let claims = utalk_actors::journal::unique_subject("whatsapp_number", phone);
+    let claims = utalk_actors::durability::unique_subject("whatsapp_number", phone);
     for _ in 0..20 {
         let expected = journal.sync_subject(&claims).await?;
         let known = conversation::by_phone(&state.db, Channel::Whatsapp, phone)?;
@@ -197,17 +185,6 @@ async fn claimed(
         // Its record was written meanwhile by another node: read it on the next turn.
     }
     Err(utalk_actors::cluster::ClusterError::Unavailable("the number's conversation kept changing; retry".into()).into())
-}
-
-/// Stores a new WhatsApp conversation with its phone index entry.
-async fn open_indexed(state: &AppState, customer: Customer, subject: Option<String>) -> Result<Conversation, ApiError> {
-    let phone = customer.phone.clone().unwrap_or_default();
-    let c = Conversation::new(Channel::Whatsapp, customer, subject);
-    let mut b = conversation::put_batch(None, &c)?;
-    conversation::put_phone(&mut b, Channel::Whatsapp, &phone, c.id)?;
-    state.registry.journal().commit_conversation(c.id, b).await?;
-    crate::metrics::conversation_opened(Channel::Whatsapp);
-    Ok(c)
 }
 
 #[cfg(test)]

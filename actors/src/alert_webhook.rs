@@ -4,7 +4,7 @@
 //! receiver answers 2xx, strictly in the order they were queued. Delivery is
 //! at least once: receivers dedupe on `X-Utalk-Delivery`.
 
-use crate::journal::Journal;
+use crate::durability::Journal;
 use crate::retry::Backoff;
 use crate::signal::JobSignal;
 use crate::worker::{run_passes, wait_for, Worker};
@@ -61,31 +61,31 @@ pub struct WebhookTarget {
 /// Delivers queued alert webhooks.
 pub struct AlertWebhooks {
     db: Db,
-    /// Through the log in a cluster, so that what was sent stays sent when another node takes over.
+    /// Through the log, so that what was sent stays sent when another node takes over.
     journal: Journal,
     client: reqwest::Client,
     target: WebhookTarget,
     signal: Arc<JobSignal>,
-    /// In a cluster every node holds the queue; only one sends it.
-    once: Option<Arc<dyn crate::cluster::Cluster>>,
+    /// Every node holds the queue; only the leading one sends it.
+    cluster: Arc<dyn crate::cluster::Cluster>,
 }
 
 impl AlertWebhooks {
     /// A deliverer to `target`, woken by `signal` when a delivery is queued;
-    /// with `once` (a cluster), it sends only while this node leads.
+    /// it sends only while this node leads (always, on one node alone).
     pub fn new(
         db: Db,
         journal: Journal,
         client: reqwest::Client,
         target: WebhookTarget,
         signal: Arc<JobSignal>,
-        once: Option<Arc<dyn crate::cluster::Cluster>>,
+        cluster: Arc<dyn crate::cluster::Cluster>,
     ) -> AlertWebhooks {
-        AlertWebhooks { db, journal, client, target, signal, once }
+        AlertWebhooks { db, journal, client, target, signal, cluster }
     }
 
     async fn work(self: Arc<Self>) {
-        run_passes("alert webhook", &self.signal, self.once.as_ref(), || self.pass()).await;
+        run_passes("alert webhook", &self.signal, &self.cluster, || self.pass()).await;
     }
 
     /// Sends the queue strictly oldest first: a delivery that must wait holds

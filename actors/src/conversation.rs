@@ -1,28 +1,29 @@
 //! The conversation actor: one per active conversation, the only place that
 //! decides its order.
 //!
-//! A message gets the next seq as soon as the actor handles it and goes to
-//! the store writer at once, so one conversation can have many writes in
-//! flight (pipelining); the writer commits them in submission order. The
-//! actor answers a caller, and publishes to subscribers, only when the write
-//! is durable, draining its in-flight queue from the front so that answers
-//! and events follow seq order.
+//! A message gets the next seq as soon as the actor handles it and is
+//! appended to the conversation's log at once ([`EntityLog`]), so one
+//! conversation can have many writes in flight (pipelining); they become
+//! durable in the order they were appended. The follower publishes each
+//! change's events once it is applied; the actor answers a caller only when
+//! its write is durable, draining its in-flight queue from the front so that
+//! answers follow seq order. The actor never asks what the log is.
 //!
 //! Every handler runs behind a panic guard: a panic answers the caller with
 //! an internal error and stops the actor; its supervisor restarts it, and it
-//! rebuilds its state from storage after a barrier on the store writer (so
-//! writes it submitted before the panic are counted). Other conversations,
-//! being other actors, never notice.
+//! opens the conversation's log again before reading its state (so writes it
+//! appended before the panic are counted). Other conversations, being other
+//! actors, never notice.
 
-use crate::broker::{Actor as Reader, Broker, ConversationEvent};
-use crate::cluster::{log_subject, shard_of, ClusterError, EntityKind};
+use crate::broker::{Actor as Reader, ConversationEvent};
+use crate::cluster::ClusterError;
+use crate::durability::{EntityLog, Journal, JournalError, WriteError};
 use crate::forward::{Forward, ForwardAnswer};
-use crate::journal::{Journal, JournalError, LogRecord, LoggedChange, LoggedEvent};
 use crate::lifecycle;
 use crate::registry::RegistryShared;
 use crate::signal::JobSignal;
-use crate::store_writer::{StoreWriter, WriteError};
 use actix::prelude::*;
+use futures_util::future::Either;
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -157,13 +158,13 @@ impl AppendRequest {
     ///
     /// Staff messages go out from an agent (`sent`); widget messages come in from the customer (`received`).
     pub fn from_client(
-        identity: &crate::socket_hub::Identity,
+        identity: &crate::identity::Identity,
         conversation: Uuid,
         message_id: Uuid,
         text: Option<String>,
         media_id: Option<Uuid>,
     ) -> Result<AppendRequest, InvalidMessage> {
-        use crate::socket_hub::Identity;
+        use crate::identity::Identity;
         let (author, direction, status) = match *identity {
             Identity::Widget { conversation_id } if conversation_id == conversation => {
                 (Author { kind: utalk_storage::model::AuthorType::Customer, id: None }, Direction::Inbound, MessageStatus::Received)
@@ -457,12 +458,8 @@ impl Command for Panic {
 pub struct Deps {
     /// Reads.
     pub db: Db,
-    /// Writes.
-    pub writer: StoreWriter,
-    /// Where writes go first in a cluster (the replicated log); the writer on one node.
+    /// Writes: every change goes to the conversation's log.
     pub journal: Journal,
-    /// Fan-out.
-    pub broker: Arc<dyn Broker>,
     /// Retire an actor after this long without requests.
     pub idle_timeout: Duration,
     /// Most writes in flight per conversation before `Overloaded`.
@@ -547,28 +544,11 @@ pub struct ConversationActor {
     changed: HashMap<Uuid, (u64, Arc<Message>)>,
     next_ticket: u64,
     last_activity: Instant,
-    /// The store writer's failure epoch when the state was loaded: writes are fenced on it.
-    write_epoch: u64,
     idle_check: Option<SpawnHandle>,
     /// The hour whose KPI hour-index entry this actor has written (one an hour, not one a message).
     indexed_hour: Option<i64>,
-    /// In a cluster: the log state of this conversation.
-    log: LogState,
-}
-
-/// Where a conversation stands in the replicated log (unused on one node alone).
-#[derive(Default)]
-struct LogState {
-    /// The position of its last entry: the fence of the next append.
-    position: u64,
-    /// The shard lease it was loaded under; a different one means the shard moved away and back.
-    epoch: Option<u64>,
-    /// Changes waiting for the append in flight to finish, with their tickets.
-    queue: Vec<(u64, LoggedChange)>,
-    /// An append is in flight (appends of one conversation go one at a time, each fenced on the last).
-    busy: bool,
-    /// Tells this incarnation's appends apart from any other writer's in the deduplication ids.
-    incarnation: Uuid,
+    /// The conversation's way into the log, opened with the state it was loaded with.
+    log: Option<EntityLog>,
 }
 
 impl ConversationActor {
@@ -584,22 +564,17 @@ impl ConversationActor {
             changed: HashMap::new(),
             next_ticket: 0,
             last_activity: Instant::now(),
-            write_epoch: 0,
             idle_check: None,
             indexed_hour: None,
-            log: LogState::default(),
+            log: None,
         }
     }
 
-    /// In a cluster, whether this actor may still write: its node holds the
-    /// shard under the lease it loaded with. A node that lost the shard
-    /// retires the actor, and the caller's registry sends the request on.
+    /// Whether this actor may still write: its node holds the shard under
+    /// the lease it loaded with. A node that lost the shard retires the
+    /// actor, and the caller's registry sends the request on.
     fn may_write(&mut self, ctx: &mut Context<Self>) -> bool {
-        if !self.deps.journal.replicated() {
-            return true;
-        }
-        let epoch = self.deps.journal.cluster().lease_epoch(shard_of(self.id));
-        if epoch.is_some() && epoch == self.log.epoch {
+        if self.log.as_ref().is_some_and(EntityLog::owned) {
             return true;
         }
         self.retire_now(ctx);
@@ -951,60 +926,15 @@ impl ConversationActor {
     fn submit(&mut self, batch: Batch, committed: Committed, waiter: Waiter, ctx: &mut Context<Self>) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        if self.deps.journal.replicated() {
-            let events = self.events_of(&committed).iter().filter_map(LoggedEvent::from_event).collect();
-            self.log.queue.push((ticket, LoggedChange { batch, events }));
-            self.inflight.push_back(InFlight { ticket, durable: false, committed, waiters: vec![waiter] });
-            self.pump_log(ctx);
-            return ticket;
-        }
-        let fut = self.deps.writer.submit_fenced(batch, self.write_epoch);
-        self.inflight.push_back(InFlight { ticket, durable: false, committed, waiters: vec![waiter] });
-        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| act.written(ticket, res, ctx)));
-        ticket
-    }
-
-    /// Sends what is queued as one log entry, fenced on the last one, unless
-    /// an append is in flight (the queue then goes out when it returns).
-    fn pump_log(&mut self, ctx: &mut Context<Self>) {
-        if self.log.busy || self.log.queue.is_empty() {
-            return;
-        }
-        let queued = std::mem::take(&mut self.log.queue);
-        let tickets: Vec<u64> = queued.iter().map(|(t, _)| *t).collect();
-        let record = LogRecord { conversation: Some(self.id), changes: queued.into_iter().map(|(_, c)| c).collect() };
-        let expected = self.log.position;
-        // Only this incarnation's retry of this very append may be taken for it.
-        let dedupe =
-            format!("{}.{}.{}.{}", self.id.simple(), expected, self.deps.journal.cluster().node_id(), self.log.incarnation.simple());
-        let journal = self.deps.journal.clone();
-        let subject = log_subject(EntityKind::Conversation, self.id);
-        self.log.busy = true;
-        let fut = async move {
-            let position = journal.append(&subject, Some(expected), &dedupe, record.encode()?).await?;
-            journal.wait_applied(position).await?;
-            Ok::<_, ConversationError>(position)
+        let events = self.events_of(&committed);
+        let appended = match &self.log {
+            Some(log) => Either::Left(log.append(batch, events)),
+            // Unreachable in practice: writes happen only once the state is loaded, with its log.
+            None => Either::Right(std::future::ready(Err(JournalError::Write(WriteError::Stopped)))),
         };
-        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            act.log.busy = false;
-            match res {
-                Ok(position) => {
-                    act.log.position = position;
-                    for t in tickets {
-                        act.written(t, Ok(()), ctx);
-                    }
-                    act.pump_log(ctx);
-                }
-                Err(e) => {
-                    // The entry may or may not be in the log: start again from the log.
-                    tracing::warn!(conversation = %act.id, error = %e, "conversation log append failed; reloading from the log");
-                    act.fail_inflight(&e);
-                    act.log.queue.clear();
-                    act.phase = Phase::Broken(e);
-                    ctx.stop();
-                }
-            }
-        }));
+        self.inflight.push_back(InFlight { ticket, durable: false, committed, waiters: vec![waiter] });
+        ctx.spawn(appended.into_actor(self).map(move |res, act, ctx| act.written(ticket, res, ctx)));
+        ticket
     }
 
     /// What subscribers are told once `committed` is durable, in order.
@@ -1036,11 +966,11 @@ impl ConversationActor {
         events
     }
 
-    /// A write finished: answer and publish everything durable at the front, in order.
-    fn written(&mut self, ticket: u64, res: Result<(), WriteError>, ctx: &mut Context<Self>) {
+    /// A write finished: answer everything durable at the front, in order.
+    fn written(&mut self, ticket: u64, res: Result<(), JournalError>, ctx: &mut Context<Self>) {
         if let Err(e) = res {
-            tracing::error!(conversation = %self.id, error = %e, "conversation write failed");
-            let err = ConversationError::Write(e);
+            tracing::error!(conversation = %self.id, error = %e, "conversation write failed; reloading it");
+            let err = ConversationError::from(e);
             self.fail_inflight(&err);
             self.phase = Phase::Broken(err);
             ctx.stop();
@@ -1053,7 +983,6 @@ impl ConversationActor {
             let Some(entry) = self.inflight.pop_front() else {
                 break;
             };
-            let events = self.events_of(&entry.committed);
             match &entry.committed {
                 Committed::Message { messages, outbox, for_bot, .. } => {
                     self.inflight_ids.remove(&messages[0].id);
@@ -1103,12 +1032,6 @@ impl ConversationActor {
                     _ => {}
                 }
             }
-            // In a cluster the log's follower publishes, on every node alike.
-            if !self.deps.journal.replicated() {
-                for event in events {
-                    self.deps.broker.publish(self.id, event);
-                }
-            }
         }
     }
 
@@ -1137,44 +1060,22 @@ impl ConversationActor {
 
     fn load(&mut self, ctx: &mut Context<Self>) {
         self.phase = Phase::Loading;
-        let writer = self.deps.writer.clone();
+        self.log = None;
         let db = self.deps.db.clone();
         let id = self.id;
         let journal = self.deps.journal.clone();
-        // Taken before reading the log: a lease taken after would not cover what we read.
-        let epoch = journal.cluster().lease_epoch(shard_of(id));
-        self.log = LogState { epoch, incarnation: Uuid::new_v4(), ..LogState::default() };
         let fut = async move {
-            // In a cluster the log is the truth: this node's store must hold
-            // the conversation's last entry before it decides anything.
-            let mut position = 0;
-            if journal.replicated() {
-                if epoch.is_none() {
-                    return Ok(None);
-                }
-                let subject = log_subject(EntityKind::Conversation, id);
-                position = journal.cluster().last_position(&subject).await?;
-                journal.wait_applied(position).await?;
-            }
-            // The barrier makes writes submitted by an earlier incarnation (before a
-            // panic) durable before we read, so their seqs are not handed out again.
-            // A failed barrier only means its group failed: nothing of it was
-            // stored, so the state read below is still exactly what is durable.
-            if let Err(e) = writer.barrier().await {
-                tracing::debug!(conversation = %id, error = %e, "barrier before loading failed");
-            }
-            // Read before the state: a write failing after this fences our
-            // writes, so none can land after a lost one (a seq hole).
-            let epoch = writer.epoch();
+            // The log first: this node's store must hold everything written to
+            // the conversation before the actor decides anything.
+            let Some(log) = journal.open(id).await? else { return Ok(None) };
             let conv = conversation::get(&db, id)?;
             let last = message::last_seq(&db, id)?;
-            Ok::<_, ConversationError>(Some((conv.map(|c| (c, last, epoch)), position)))
+            Ok::<_, ConversationError>(Some((conv.map(|c| (c, last)), log)))
         };
         ctx.wait(fut.into_actor(self).map(|res, act, ctx| {
             act.phase = match res {
-                Ok(Some((Some((conv, last, epoch)), position))) => {
-                    act.log.position = position;
-                    act.write_epoch = epoch;
+                Ok(Some((Some((conv, last)), log))) => {
+                    act.log = Some(log);
                     Phase::Ready { conv, next_seq: last + 1 }
                 }
                 Ok(Some((None, _))) => Phase::Missing,

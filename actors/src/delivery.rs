@@ -21,11 +21,11 @@
 //! delivery is at least once, as the Messages API has no idempotency key.
 
 use crate::conversation::{ConversationError, MessageChange};
+use crate::durability::Journal;
 use crate::media_store::MediaStore;
 use crate::registry::Registry;
 use crate::retry::{Backoff, Breaker, BreakerState};
 use crate::signal::JobSignal;
-use crate::store_writer::StoreWriter;
 use crate::twilio::{self, Outgoing, SendOutcome, TwilioAccount};
 use crate::worker::{run_passes, wait_for, Worker};
 use futures_util::StreamExt;
@@ -68,7 +68,7 @@ pub struct DeliveryStats {
 /// The actor's shared state.
 pub struct Delivery {
     db: Db,
-    writer: StoreWriter,
+    journal: Journal,
     registry: Registry,
     account: Option<Arc<TwilioAccount>>,
     media: Arc<MediaStore>,
@@ -95,8 +95,8 @@ impl Delivery {
         config: DeliveryConfig,
     ) -> Arc<Self> {
         let breaker = Mutex::new(Breaker::new(config.breaker_failures, config.breaker_cooldown));
-        let writer = registry.writer().clone();
-        Arc::new(Self { db, writer, registry, account, media, client, signal, config, breaker, stats: DeliveryStats::default() })
+        let journal = registry.journal().clone();
+        Arc::new(Self { db, journal, registry, account, media, client, signal, config, breaker, stats: DeliveryStats::default() })
     }
 
     /// Whether Twilio is configured.
@@ -131,10 +131,7 @@ impl Delivery {
             // Entries wait, marked not_configured, until a restart with settings.
             return std::future::pending().await;
         };
-        run_passes("outbox", &self.signal, self.registry.journal().replicated().then(|| self.registry.journal().cluster()), || {
-            self.pass(&account)
-        })
-        .await;
+        run_passes("outbox", &self.signal, self.registry.journal().cluster(), || self.pass(&account)).await;
     }
 
     /// Sends what is due; returns how long to sleep before the next pass.
@@ -301,7 +298,7 @@ impl Delivery {
                 tracing::warn!(conversation = %entry.conversation_id, message = %entry.message_id, "outbox entry of a missing message dropped");
                 let mut b = Batch::new();
                 outbox::delete(&mut b, entry.conversation_id, entry.seq);
-                self.writer.commit_or_log(Ok(b), "dropping an outbox entry").await;
+                self.journal.commit_node_or_log(Ok(b), "dropping an outbox entry").await;
             }
             Err(e) => {
                 tracing::warn!(conversation = %entry.conversation_id, message = %entry.message_id, error = %e, "recording a delivery outcome failed; will retry");
@@ -316,7 +313,7 @@ impl Delivery {
     async fn save(&self, entry: &OutboxEntry) {
         let mut b = Batch::new();
         let built = outbox::put(&mut b, entry).map(|_| b);
-        self.writer.commit_or_log(built, "saving an outbox entry").await;
+        self.journal.commit_node_or_log(built, "saving an outbox entry").await;
     }
 }
 

@@ -13,7 +13,7 @@
 //! a write that another node overtook is refused, and the change is read
 //! and decided again (optimistic concurrency, retried a bounded number of times).
 
-use crate::journal::{Journal, INVENTORY_SUBJECT};
+use crate::durability::{Journal, INVENTORY_SUBJECT};
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -206,9 +206,9 @@ struct Shared {
     actors: Mutex<HashMap<Uuid, Addr<StoreActor>>>,
 }
 
-fn journal_error(e: crate::journal::JournalError) -> InventoryError {
+fn journal_error(e: crate::durability::JournalError) -> InventoryError {
     match e {
-        crate::journal::JournalError::Write(w) => InventoryError::Storage(w.to_string()),
+        crate::durability::JournalError::Write(w) => InventoryError::Storage(w.to_string()),
         other => InventoryError::Cluster(other.to_string()),
     }
 }

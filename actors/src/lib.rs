@@ -1,11 +1,12 @@
 //! utalk's actors.
 //!
-//! - [`store_writer`]: the one path to disk, group-committing every actor's writes.
+//! - [`durability`]: the one path of every durable change: the [`Journal`] (the log: the store writer on one
+//!   node, the replicated stream in a cluster), the store writer's group commit, and the follower that
+//!   publishes events once a change is applied.
 //! - [`conversation`]: one actor per active conversation, deciding its order.
 //! - [`registry`]: starts conversation actors on demand under supervision and retires idle ones.
 //! - [`broker`]: delivers committed events to subscribers; in-process today, a cross-node bus later.
-//! - [`journal`]: where durable changes go first: the store writer alone, or the replicated log and its follower;
-//!   [`forward`] carries conversation requests to the node that owns them.
+//! - [`forward`] carries conversation requests to the node that owns them.
 //! - [`cluster`]: the seam to other nodes (leases, the replicated log, forwarding, job locks); one node alone by default.
 //! - [`session`] and [`ws_conn`]: one Socket.IO session per connection, over long-polling or websocket;
 //!   [`admission`] caps how many there are.
@@ -24,12 +25,13 @@ pub mod broker;
 pub mod cluster;
 pub mod conversation;
 pub mod delivery;
+pub mod durability;
 pub mod engineio;
 mod event_args;
 pub mod forward;
 pub mod hosts;
+pub mod identity;
 pub mod inventory;
-pub mod journal;
 pub mod knowledge;
 pub mod lifecycle;
 pub mod media_fetch;
@@ -43,7 +45,6 @@ pub mod signal;
 pub mod socket_hub;
 pub mod socketio;
 pub mod staff_presence;
-pub mod store_writer;
 pub mod twilio;
 pub mod twilio_signature;
 pub mod worker;
@@ -51,6 +52,6 @@ pub mod ws_conn;
 
 pub use broker::{Broker, ConversationEvent, LocalBroker, Subscriber, SubscriptionId};
 pub use conversation::{AppendRequest, Appended, ConversationChange, ConversationError, MessageChange};
+pub use durability::{Durability, Journal, JournalError, StoreWriter, WriteError, WriterStats};
 pub use registry::{Registry, RegistryConfig};
 pub use socket_hub::{Authenticated, Authenticator, Identity, SocketConfig, SocketHub};
-pub use store_writer::{Durability, StoreWriter, WriteError, WriterStats};

@@ -16,12 +16,12 @@
 //! choosing) and its media is marked failed with the reason.
 
 use crate::conversation::{ConversationError, MessageChange};
+use crate::durability::Journal;
 use crate::hosts::HostList;
 use crate::media_store::MediaStore;
 use crate::registry::Registry;
 use crate::retry::Backoff;
 use crate::signal::JobSignal;
-use crate::store_writer::StoreWriter;
 use crate::twilio::TwilioAccount;
 use crate::worker::{run_passes, wait_for, Worker};
 use futures_util::StreamExt;
@@ -45,7 +45,7 @@ pub struct FetchStats {
 /// The fetcher's shared state.
 pub struct MediaFetcher {
     db: Db,
-    writer: StoreWriter,
+    journal: Journal,
     registry: Registry,
     account: Option<Arc<TwilioAccount>>,
     media: Arc<MediaStore>,
@@ -81,8 +81,20 @@ impl MediaFetcher {
         timeout: Duration,
         media_hosts: HostList,
     ) -> Arc<Self> {
-        let writer = registry.writer().clone();
-        Arc::new(Self { db, writer, registry, account, media, client, signal, backoff, timeout, media_hosts, stats: FetchStats::default() })
+        let journal = registry.journal().clone();
+        Arc::new(Self {
+            db,
+            journal,
+            registry,
+            account,
+            media,
+            client,
+            signal,
+            backoff,
+            timeout,
+            media_hosts,
+            stats: FetchStats::default(),
+        })
     }
 
     /// The wake-up to call after writing a job.
@@ -91,10 +103,7 @@ impl MediaFetcher {
     }
 
     async fn work(self: Arc<Self>) {
-        run_passes("media download", &self.signal, self.registry.journal().replicated().then(|| self.registry.journal().cluster()), || {
-            self.pass()
-        })
-        .await;
+        run_passes("media download", &self.signal, self.registry.journal().cluster(), || self.pass()).await;
     }
 
     async fn pass(&self) -> Result<Duration, utalk_storage::StoreError> {
@@ -197,7 +206,7 @@ impl MediaFetcher {
                 tracing::warn!(media = %job.media_id, "media download of a missing message dropped");
                 let mut b = Batch::new();
                 media::delete_fetch(&mut b, job.media_id);
-                self.writer.commit_or_log(Ok(b), "dropping a media download job").await;
+                self.journal.commit_node_or_log(Ok(b), "dropping a media download job").await;
             }
             Err(e) => {
                 // Try again shortly (the file, if stored, is simply written again).
@@ -212,7 +221,7 @@ impl MediaFetcher {
     async fn save(&self, job: &MediaFetch) {
         let mut b = Batch::new();
         let built = media::put_fetch(&mut b, job).map(|_| b);
-        self.writer.commit_or_log(built, "saving a media download job").await;
+        self.journal.commit_node_or_log(built, "saving a media download job").await;
     }
 
     async fn download(&self, job: &MediaFetch) -> Result<(Vec<u8>, String), Failure> {

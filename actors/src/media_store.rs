@@ -83,7 +83,7 @@ pub struct MediaStore {
     root: PathBuf,
     key: Vec<u8>,
     public_base: Option<String>,
-    /// Where the cluster keeps files; `None` on a single node.
+    /// Where the cluster keeps files (none on one node alone); `None` until set.
     cluster: Option<Arc<dyn Cluster>>,
     /// Limits.
     pub limits: MediaLimits,
@@ -106,9 +106,10 @@ impl MediaStore {
         Ok(MediaStore { root, key: secret.to_vec(), public_base, cluster: None, limits })
     }
 
-    /// The same store, keeping every file in `cluster` as well when its log is replicated.
+    /// The same store, keeping every file in `cluster`'s blobs as well (on
+    /// one node alone there are none to keep: its files are only its own).
     pub fn with_cluster(mut self, cluster: Arc<dyn Cluster>) -> MediaStore {
-        self.cluster = cluster.replicated().then_some(cluster);
+        self.cluster = Some(cluster);
         self
     }
 

@@ -15,9 +15,8 @@
 use crate::broker::Broker;
 use crate::cluster::{shard_of, ClusterError, Forwarded, SHARDS as CLUSTER_SHARDS};
 use crate::conversation::{Command, ConversationActor, ConversationChange, ConversationError, Deps, MarkRead, Panic};
+use crate::durability::Journal;
 use crate::forward::{Forward, ForwardAnswer, ForwardRequest, WireError};
-use crate::journal::Journal;
-use crate::store_writer::StoreWriter;
 use actix::{Actor, Addr, Arbiter, ArbiterHandle, Handler, Supervisor};
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
@@ -116,16 +115,18 @@ pub struct RegistryStats {
 pub struct Registry {
     shared: Arc<RegistryShared>,
     deps: Arc<Deps>,
+    broker: Arc<dyn Broker>,
     arbiters: Arc<Vec<ArbiterHandle>>,
     forward_timeout: Duration,
 }
 
 impl Registry {
-    /// Starts the registry and its arbiter threads (and, in a cluster, serving
-    /// the shards this node owns). Must run inside an actix `System`.
+    /// Starts the registry and its arbiter threads, and serves the requests
+    /// other nodes forward for the shards this node owns (none on one node).
+    /// `broker` is where sockets subscribe; the journal's follower publishes
+    /// the conversations' events. Must run inside an actix `System`.
     pub fn start(db: Db, journal: Journal, broker: Arc<dyn Broker>, config: RegistryConfig) -> Registry {
         let arbiters = (0..config.threads.max(1)).map(|_| Arbiter::new().handle()).collect();
-        let writer = journal.writer().clone();
         let registry = Registry {
             shared: Arc::new(RegistryShared {
                 shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -136,21 +137,18 @@ impl Registry {
             }),
             deps: Arc::new(Deps {
                 db,
-                writer,
                 journal,
-                broker,
                 idle_timeout: config.idle_timeout,
                 max_inflight: config.max_inflight,
                 outbox: config.outbox,
                 hook: std::sync::OnceLock::new(),
             }),
+            broker,
             arbiters: Arc::new(arbiters),
             forward_timeout: config.forward_timeout,
         };
-        if registry.deps.journal.replicated() {
-            let r = registry.clone();
-            tokio::spawn(async move { r.serve_owned_shards().await });
-        }
+        let r = registry.clone();
+        tokio::spawn(async move { r.serve_owned_shards().await });
         registry
     }
 
@@ -193,7 +191,7 @@ impl Registry {
         <ConversationActor as Actor>::Context: actix::dev::ToEnvelope<ConversationActor, C::Msg>,
     {
         let mut attempts = 0;
-        let cluster = self.deps.journal.replicated().then(|| self.deps.journal.cluster().clone());
+        let cluster = self.deps.journal.cluster().clone();
         let deadline = Instant::now() + self.forward_timeout;
         loop {
             attempts += 1;
@@ -202,7 +200,8 @@ impl Registry {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             let shard = shard_of(id);
-            if let (Some(cluster), false, Some(fwd)) = (&cluster, local, cmd.forward()) {
+            if let (false, Some(fwd)) = (local, cmd.forward()) {
+                // This node owns every shard when it is alone.
                 if !cluster.owns(shard) {
                     match self.forward(id, fwd, deadline).await.and_then(C::answered) {
                         Err(ConversationError::Retired) if Instant::now() < deadline => continue,
@@ -218,7 +217,9 @@ impl Registry {
                 // The mailbox closed under us: the actor has gone away.
                 Err(_) => Err(ConversationError::Retired),
             };
-            let again = attempts < 5 || (cluster.is_some() && !local && Instant::now() < deadline);
+            // A retired actor is met at most once in a row on one node; in a
+            // cluster ownership may be moving, so ask again until the deadline.
+            let again = attempts < 5 || (!local && Instant::now() < deadline);
             match answer {
                 Err(ConversationError::Retired) if again => {
                     // Make sure the registry does not keep handing out a dead address.
@@ -285,7 +286,7 @@ impl Registry {
                 Forward::Update(change) => self.answer_with::<ConversationChange>(id, change).await,
                 Forward::Change(change) => self.answer_with(id, change).await,
                 Forward::Read { seq, kind, id: reader } => {
-                    let reader = crate::broker::Actor { kind: crate::journal::reader_kind(&kind), id: reader };
+                    let reader = crate::broker::Actor { kind: crate::durability::reader_kind(&kind), id: reader };
                     self.answer_with(id, MarkRead { reader, seq }).await
                 }
             },
@@ -329,18 +330,13 @@ impl Registry {
         }
     }
 
-    /// The store writer the conversations write through.
-    pub fn writer(&self) -> &StoreWriter {
-        &self.deps.writer
-    }
-
-    /// Where durable changes go first (the replicated log in a cluster).
+    /// Where every durable change goes.
     pub fn journal(&self) -> &Journal {
         &self.deps.journal
     }
 
     /// The broker the conversations publish to.
     pub fn broker(&self) -> &Arc<dyn Broker> {
-        &self.deps.broker
+        &self.broker
     }
 }

@@ -501,7 +501,7 @@ impl SessionActor {
         let local = asked.as_ref().and_then(|(pid, offset)| self.hub.take_saved(pid).map(|s| (pid.clone(), *offset, s)));
         match (local, asked) {
             // Dropped on another node of the cluster, perhaps: look there before answering.
-            (None, Some((pid, offset))) if self.hub.shares_sessions() => {
+            (None, Some((pid, offset))) => {
                 let fetch = self.hub.fetch_saved(pid.clone());
                 ctx.wait(fetch.into_actor(self).map(move |saved, act, ctx| {
                     let recovery = saved.filter(|s| s.identity == identity).map(|s| (pid, offset, s));

@@ -48,7 +48,7 @@ fn from_wire(topic: Uuid, w: Wire) -> ConversationEvent {
         // Origin 0 is no session of this node, so every local session gets it.
         Wire::Typing { kind, id, typing } => ConversationEvent::Typing {
             conversation_id: topic,
-            user: Actor { kind: crate::journal::reader_kind(&kind), id },
+            user: Actor { kind: crate::durability::reader_kind(&kind), id },
             typing,
             origin: 0,
         },

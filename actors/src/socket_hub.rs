@@ -3,6 +3,7 @@
 //! recovery, staff presence, and live counts.
 
 use crate::broker::{ConversationEvent, STAFF_TOPIC};
+pub use crate::identity::Identity;
 use crate::registry::Registry;
 use crate::session::SessionActor;
 use actix::Addr;
@@ -12,44 +13,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use utalk_storage::model::Role;
 use utalk_storage::Db;
 use uuid::Uuid;
-
-/// Who a socket belongs to, from its CONNECT token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Identity {
-    /// A staff user.
-    Staff {
-        /// User id.
-        user_id: Uuid,
-        /// Role.
-        role: Role,
-    },
-    /// A web chat customer, limited to one conversation.
-    Widget {
-        /// The conversation.
-        conversation_id: Uuid,
-    },
-}
-
-impl Identity {
-    /// Whether the identity may see `conversation`.
-    pub fn may_access(&self, conversation: Uuid) -> bool {
-        match self {
-            Identity::Staff { .. } => true,
-            Identity::Widget { conversation_id } => *conversation_id == conversation,
-        }
-    }
-
-    /// Who this is, as shown to others in a conversation.
-    pub fn actor(&self) -> crate::broker::Actor {
-        match self {
-            Identity::Staff { user_id, .. } => crate::broker::Actor { kind: "agent", id: Some(*user_id) },
-            Identity::Widget { .. } => crate::broker::Actor { kind: "customer", id: None },
-        }
-    }
-}
 
 /// A CONNECT token that checked out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,23 +265,21 @@ impl SocketHub {
         lock(&self.sessions).get(sid).cloned()
     }
 
-    /// Keeps a dropped session for recovery under its private id; in a
-    /// cluster also where any node can take it, since the client may come
-    /// back through the load balancer to another node.
+    /// Keeps a dropped session for recovery under its private id, and in
+    /// the cluster's stash, where any other node can take it, since the
+    /// client may come back through the load balancer to another node (one
+    /// node alone keeps nothing there).
     pub fn save(&self, pid: &str, session: SavedSession) {
-        if self.shares_sessions() {
-            match rmp_serde::to_vec_named(&SavedWire::of(&session)) {
-                Ok(bytes) => {
-                    let (cluster, pid) = (self.registry.journal().cluster().clone(), pid.to_string());
-                    tokio::spawn(async move {
-                        tracing::debug!("sharing a dropped session with the other nodes");
-                        if let Err(e) = cluster.stash(&pid, bytes.into()).await {
-                            tracing::warn!(error = %e, "could not share a dropped session; it can be recovered on this node only");
-                        }
-                    });
-                }
-                Err(e) => tracing::warn!(error = %e, "could not encode a dropped session"),
+        match rmp_serde::to_vec_named(&SavedWire::of(&session)) {
+            Ok(bytes) => {
+                let (cluster, pid) = (self.registry.journal().cluster().clone(), pid.to_string());
+                tokio::spawn(async move {
+                    if let Err(e) = cluster.stash(&pid, bytes.into()).await {
+                        tracing::warn!(error = %e, "could not share a dropped session; it can be recovered on this node only");
+                    }
+                });
             }
+            Err(e) => tracing::warn!(error = %e, "could not encode a dropped session"),
         }
         let mut saved = lock(&self.saved);
         let window = self.config.recovery_window;
@@ -327,19 +290,12 @@ impl SocketHub {
     /// Takes a saved session of this node if it is still within the recovery window.
     pub fn take_saved(&self, pid: &str) -> Option<SavedSession> {
         let s = lock(&self.saved).remove(pid)?;
-        if self.shares_sessions() {
-            // Recovered here: no other node may recover it again.
-            let (cluster, pid) = (self.registry.journal().cluster().clone(), pid.to_string());
-            tokio::spawn(async move {
-                let _ = cluster.unstash(&pid).await;
-            });
-        }
+        // Recovered here: no other node may recover it again.
+        let (cluster, pid) = (self.registry.journal().cluster().clone(), pid.to_string());
+        tokio::spawn(async move {
+            let _ = cluster.unstash(&pid).await;
+        });
         (s.saved_at.elapsed() < self.config.recovery_window).then_some(s)
-    }
-
-    /// Whether dropped sessions are shared with other nodes (in a cluster).
-    pub fn shares_sessions(&self) -> bool {
-        self.registry.journal().replicated()
     }
 
     /// Takes a session another node saved, if it is still within the recovery window.

@@ -24,13 +24,14 @@ pub fn wait_for(ms_until_due: Option<i64>) -> Duration {
 ///
 /// With `once` (a cluster), passes run only on the node that leads the
 /// cluster's run-once work, so a job is not done twice by two nodes.
-pub async fn run_passes<F, Fut>(what: &str, signal: &JobSignal, once: Option<&Arc<dyn Cluster>>, mut pass: F)
+pub async fn run_passes<F, Fut>(what: &str, signal: &JobSignal, cluster: &Arc<dyn Cluster>, mut pass: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Duration, utalk_storage::StoreError>>,
 {
     loop {
-        if once.is_some_and(|c| !crate::cluster::leads(c.as_ref())) {
+        // Once in the cluster: on the leading node (one node alone always leads).
+        if !crate::cluster::leads(cluster.as_ref()) {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }

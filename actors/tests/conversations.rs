@@ -29,7 +29,7 @@ fn fixture(idle: Duration) -> Fixture {
     let cluster = std::sync::Arc::new(utalk_actors::cluster::LocalCluster::new("test"));
     let registry = Registry::start(
         db.clone(),
-        utalk_actors::journal::Journal::new(&db, writer, cluster),
+        utalk_actors::durability::Journal::new(&db, writer, cluster, broker.clone()),
         broker.clone(),
         RegistryConfig { idle_timeout: idle, max_inflight: 4096, threads: 2, ..RegistryConfig::default() },
     );
@@ -38,7 +38,7 @@ fn fixture(idle: Duration) -> Fixture {
 
 async fn new_conversation(f: &Fixture) -> Uuid {
     let c = Conversation::new(Channel::Web, Customer::default(), None);
-    f.registry.writer().commit(conversation::put_batch(None, &c).unwrap()).await.unwrap();
+    f.registry.journal().commit_conversation(c.id, conversation::put_batch(None, &c).unwrap()).await.unwrap();
     c.id
 }
 
@@ -195,7 +195,7 @@ async fn unknown_conversations_are_not_found_and_write_nothing() {
 
 async fn whatsapp_conversation(f: &Fixture, phone: Option<&str>) -> Uuid {
     let c = Conversation::new(Channel::Whatsapp, Customer { phone: phone.map(str::to_owned), ..Customer::default() }, None);
-    f.registry.writer().commit(conversation::put_batch(None, &c).unwrap()).await.unwrap();
+    f.registry.journal().commit_conversation(c.id, conversation::put_batch(None, &c).unwrap()).await.unwrap();
     c.id
 }
 

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use utalk_actors::journal::Journal;
+use utalk_actors::durability::Journal;
 use utalk_storage::model::inventory::{self, InventoryReport};
 use utalk_storage::model::kpi::{self, Dimension, Granularity, Kpi, KpiRow, KpiSums, Unit, DAY_MS, KPIS};
 use utalk_storage::model::Channel;

@@ -21,7 +21,7 @@ use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use utalk_actors::cluster::{leads, ClusterError, JobLock, SHARED_SUBJECT};
-use utalk_actors::journal::{Journal, JournalError};
+use utalk_actors::durability::{Journal, JournalError};
 use utalk_storage::model::kpi::{self, Granularity, DAY_MS};
 use utalk_storage::{Batch, Db, StoreError, Timestamp};
 
@@ -124,11 +124,9 @@ pub async fn roll_up(db: &Db, journal: &Journal) -> Result<Rolled, RollupError> 
     Err(RollupError::Overtaken)
 }
 
-/// Waits for this node's turn to roll up in a cluster; `None` on one node alone.
+/// Waits for this node's turn to roll up: one rollup at a time in the
+/// cluster (or on one node alone, where a report's rollup may meet the job's).
 async fn turn(journal: &Journal) -> Result<Option<JobLock>, RollupError> {
-    if !journal.replicated() {
-        return Ok(None);
-    }
     let until = tokio::time::Instant::now() + TURN_PATIENCE;
     loop {
         let asked = journal.cluster().try_lock(TURN_LOCK).await;
@@ -231,7 +229,8 @@ fn entries(parts: Vec<Batch>) -> Vec<Batch> {
 /// another node waits up to `patience` for a rollup that started after now
 /// to reach it through the log, and rolls up itself only if none does.
 pub async fn bring_up_to_date(db: &Db, journal: &Journal, patience: Duration) -> Result<Rolled, RollupError> {
-    if !journal.replicated() || leads(journal.cluster().as_ref()) {
+    // One node alone always leads.
+    if leads(journal.cluster().as_ref()) {
         return roll_up(db, journal).await;
     }
     let now = Timestamp::now();

@@ -11,8 +11,8 @@ use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use utalk_actors::cluster::leads;
+use utalk_actors::durability::Journal;
 use utalk_actors::inventory::Inventory;
-use utalk_actors::journal::Journal;
 use utalk_storage::keys::Key;
 use utalk_storage::model::{job_run, RefreshToken};
 use utalk_storage::{Batch, Db, Map, Timestamp};
@@ -52,7 +52,7 @@ async fn delete_keys(journal: &Journal, scope: Scope, map: Map, keys: Vec<Vec<u8
         b.delete_raw(map, k);
     }
     match scope {
-        Scope::Node => journal.writer().commit(b).await.map_err(|e| e.to_string()),
+        Scope::Node => journal.commit_node(b).await.map_err(|e| e.to_string()),
         Scope::Shared => journal.commit(b).await.map_err(|e| e.to_string()),
     }
 }
@@ -110,7 +110,8 @@ impl Task for RetentionTask {
         Box::pin(async move {
             let now = Timestamp::now().millis();
             let mut f = BTreeMap::new();
-            if !journal.replicated() || leads(journal.cluster().as_ref()) {
+            // One node alone always leads.
+            if leads(journal.cluster().as_ref()) {
                 let audit = purge_time_keyed(&db, &journal, Map::Audit, now - audit_age.as_millis() as i64).await?;
                 let refusals = purge_time_keyed(&db, &journal, Map::TxnErrors, now - inv_age.as_millis() as i64).await?;
                 let alerts =

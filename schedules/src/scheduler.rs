@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use utalk_actors::cluster::{leads, Cluster, JobLock};
-use utalk_actors::StoreWriter;
+use utalk_actors::Journal;
 use utalk_storage::model::{job_run, JobOutcome, JobRun};
 use utalk_storage::{Batch, Db, Timestamp};
 use uuid::Uuid;
@@ -83,7 +83,7 @@ struct JobState {
 /// The running scheduler.
 pub struct Scheduler {
     db: Db,
-    writer: StoreWriter,
+    journal: Journal,
     cluster: Arc<dyn Cluster>,
     jobs: Vec<Arc<JobState>>,
     _inner: Mutex<Option<JobScheduler>>,
@@ -106,13 +106,14 @@ fn next_after(cron: &croner::Cron, t: Timestamp) -> Option<Timestamp> {
 impl Scheduler {
     /// Checks every schedule, starts the cron ticks, and runs once now each job
     /// that missed a scheduled run while the server was down.
-    pub async fn start(db: Db, writer: StoreWriter, cluster: Arc<dyn Cluster>, specs: Vec<JobSpec>) -> Result<Arc<Scheduler>, RunError> {
+    pub async fn start(db: Db, journal: Journal, specs: Vec<JobSpec>) -> Result<Arc<Scheduler>, RunError> {
+        let cluster = journal.cluster().clone();
         let jobs = specs
             .into_iter()
             .map(|spec| Ok(Arc::new(JobState { cron: parse(&spec)?, spec, running: AtomicBool::new(false) })))
             .collect::<Result<Vec<_>, RunError>>()?;
         let sched = JobScheduler::new().await.map_err(|e| RunError::Scheduler(e.to_string()))?;
-        let me = Arc::new(Scheduler { db, writer, cluster, jobs, _inner: Mutex::new(None) });
+        let me = Arc::new(Scheduler { db, journal, cluster, jobs, _inner: Mutex::new(None) });
         for state in &me.jobs {
             let (me2, state2) = (Arc::downgrade(&me), state.clone());
             let job = Job::new_async(state.spec.schedule.as_str(), move |_id, _lock| {
@@ -250,11 +251,12 @@ impl Scheduler {
         run
     }
 
-    /// For a run-once job in a cluster: the lock that keeps a second node
-    /// from running it meanwhile. `Err(None)`: a scheduled run on a node that
-    /// does not lead (not recorded); `Err(Some(why))`: skipped, on record.
+    /// For a run-once job: the lock that keeps a second node from running it
+    /// meanwhile (one node alone always leads and gets it). `Err(None)`: a
+    /// scheduled run on a node that does not lead (not recorded);
+    /// `Err(Some(why))`: skipped, on record.
     async fn once_lock(&self, state: &JobState, trigger: &str) -> Result<Option<JobLock>, Option<String>> {
-        if !state.spec.once || !self.cluster.replicated() {
+        if !state.spec.once {
             return Ok(None);
         }
         if trigger != "manual" && !leads(self.cluster.as_ref()) {
@@ -284,7 +286,8 @@ impl Scheduler {
         }
         let mut b = Batch::new();
         let built = job_run::put(&mut b, run).map(|_| b);
-        self.writer.commit_or_log(built, "recording a job run").await;
+        // A node's job history is its own.
+        self.journal.commit_node_or_log(built, "recording a job run").await;
     }
 }
 

@@ -2,9 +2,7 @@
 //! against figures worked out by hand (in the comments beside each check).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use utalk_actors::cluster::LocalCluster;
-use utalk_actors::journal::Journal;
+use utalk_actors::durability::Journal;
 use utalk_actors::{Durability, StoreWriter};
 use utalk_schedules::daily_report;
 use utalk_schedules::kpi_rollup::roll_up;
@@ -33,7 +31,7 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
     let writer = StoreWriter::start(db.clone(), Durability::Sync).unwrap();
-    let journal = Journal::new(&db, writer.clone(), Arc::new(LocalCluster::new("test")));
+    let journal = Journal::standalone(&db, writer.clone(), "test");
     Fixture { _dir: dir, db, writer, journal }
 }
 

@@ -14,7 +14,7 @@ use limiter::{Limiter, Refused};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-use utalk_actors::journal::{Journal, JournalError};
+use utalk_actors::durability::{Journal, JournalError};
 use utalk_actors::{Authenticated, Authenticator, Identity};
 use utalk_storage::model::{token, user, AuditEvent, RefreshToken, Role, User};
 use utalk_storage::{Batch, Db, StoreError, Timestamp};
@@ -172,8 +172,7 @@ impl AuthService {
             None => {
                 // Secrets rotated out by `utalk secrets rotate-jwt` verify until their grace ends.
                 previous.extend(crate::secrets::stored_previous_jwt(&db)?);
-                crate::secrets::stored_or_generated(&db, journal.writer(), META_JWT_SECRET, "a token signing secret", "UTALK_JWT_SECRET")
-                    .await?
+                crate::secrets::stored_or_generated(&db, &journal, META_JWT_SECRET, "a token signing secret", "UTALK_JWT_SECRET").await?
             }
         };
         let window = Duration::from_secs(config.failure_window_secs);

@@ -24,13 +24,13 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 pub async fn database(state: web::Data<AppState>) -> HttpResponse {
     let read = state.db.schema_version();
     let stats = state.db.stats();
-    let writer_ok = !state.registry.writer().has_failed();
-    let ok = read.is_ok() && writer_ok;
+    let writer = state.registry.journal().store_health();
+    let ok = read.is_ok() && writer.accepting;
     let body = json!({
         "status": if ok { "ok" } else { "failing" },
         "schemaVersion": read.as_ref().ok().copied().flatten(),
         "readError": read.err().map(|e| e.to_string()),
-        "writer": { "accepting": writer_ok, "queued": state.registry.writer().queued() },
+        "writer": writer,
         "engine": stats,
         "durability": state.config.store.durability,
     });
@@ -59,18 +59,11 @@ pub async fn cluster(state: web::Data<AppState>) -> HttpResponse {
     let s = state.cluster.status();
     let journal = state.registry.journal();
     let applied = journal.applied();
-    let (nats, lag) = if journal.replicated() {
-        // The log's end comes from NATS; an unreachable cluster leaves the lag unknown.
-        let end = tokio::time::timeout(std::time::Duration::from_secs(2), state.cluster.log_end()).await;
-        let lag = match end {
-            Ok(Ok(end)) => json!(end.saturating_sub(applied)),
-            _ => serde_json::Value::Null,
-        };
-        (json!({ "connected": s.connected }), lag)
-    } else {
-        (serde_json::Value::Null, json!(0))
-    };
-    let ok = s.connected && !journal.stuck() && !lag.is_null();
+    // An unreachable log leaves the lag unknown (null).
+    let lag = journal.lag().await;
+    // Null on a single node, which has no connection to report.
+    let nats = (s.mode != "single").then(|| json!({ "connected": s.connected }));
+    let ok = s.connected && !journal.stuck() && lag.is_some();
     HttpResponse::Ok().json(json!({
         "status": if ok { "ok" } else { "degraded" },
         "mode": s.mode,

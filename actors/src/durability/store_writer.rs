@@ -1,4 +1,5 @@
-//! The store writer: the one path by which state reaches RocksDB.
+//! The store writer: the one path by which state reaches RocksDB, beneath
+//! the journal.
 //!
 //! It runs on its own OS thread so that synced writes never block an async
 //! executor; its mailbox is a [`GroupQueue`]. Each turn it takes everything
@@ -21,9 +22,10 @@
 //! with growing pauses, so that [`StoreWriter::writable`] (and readiness)
 //! turns true again without waiting for a client's write.
 
+use super::follower::{Applied, Follower};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -81,6 +83,8 @@ struct Pending {
     batch: Batch,
     /// The failure epoch the submitter read its state under; `None`: unfenced.
     fence: Option<u64>,
+    /// What the batch tells subscribers, handed to the follower once it is durable.
+    applied: Option<Applied>,
     done: oneshot::Sender<Result<(), WriteError>>,
     /// The caller's `store.commit` span, told the size of the group it went out in.
     span: tracing::Span,
@@ -93,6 +97,7 @@ const MAX_GROUP: usize = 4096;
 #[derive(Clone)]
 pub struct StoreWriter {
     queue: Arc<GroupQueue<Pending>>,
+    follower: Arc<OnceLock<Follower>>,
     health: Arc<Health>,
     stats: Arc<WriterStats>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
@@ -137,13 +142,14 @@ impl StoreWriter {
         let queue = Arc::new(GroupQueue::<Pending>::new());
         let health = Arc::new(Health::default());
         let stats = Arc::new(WriterStats::default());
+        let follower = Arc::new(OnceLock::new());
         let thread = {
-            let (queue, health, stats) = (queue.clone(), health.clone(), stats.clone());
+            let (queue, health, stats, follower) = (queue.clone(), health.clone(), stats.clone(), follower.clone());
             std::thread::Builder::new()
                 .name("store-writer".into())
-                .spawn(move || run(db, durability, min_free_bytes, &queue, &health, &stats))?
+                .spawn(move || run(db, durability, min_free_bytes, &queue, &health, &stats, &follower))?
         };
-        let writer = StoreWriter { queue, health, stats, thread: Arc::new(Mutex::new(Some(thread))) };
+        let writer = StoreWriter { queue, follower, health, stats, thread: Arc::new(Mutex::new(Some(thread))) };
         let probe = writer.clone();
         std::thread::Builder::new().name("store-probe".into()).spawn(move || probe.probe())?;
         Ok(writer)
@@ -165,7 +171,7 @@ impl StoreWriter {
             let mut b = Batch::new();
             b.put_raw(utalk_storage::Map::Meta, PROBE_KEY.to_vec(), utalk_storage::Timestamp::now().millis().to_be_bytes().to_vec());
             let (done, rx) = oneshot::channel();
-            if self.queue.push(Pending { batch: b, fence: None, done, span: tracing::Span::none() }).is_err() {
+            if self.queue.push(Pending { batch: b, fence: None, applied: None, done, span: tracing::Span::none() }).is_err() {
                 return;
             }
             match rx.blocking_recv() {
@@ -184,14 +190,34 @@ impl StoreWriter {
     /// The position in the commit order is taken when this is called, not when
     /// the future is polled.
     pub fn submit(&self, batch: Batch) -> impl Future<Output = Result<(), WriteError>> + Send + 'static {
-        self.push(batch, None)
+        self.push(batch, None, None)
     }
 
     /// Like [`submit`](Self::submit), for a batch built on state read under
     /// failure epoch `epoch` ([`StoreWriter::epoch`]): refused with
     /// [`WriteError::Fenced`] if any write has failed since.
     pub fn submit_fenced(&self, batch: Batch, epoch: u64) -> impl Future<Output = Result<(), WriteError>> + Send + 'static {
-        self.push(batch, Some(epoch))
+        self.push(batch, Some(epoch), None)
+    }
+
+    /// Like [`submit_fenced`](Self::submit_fenced), handing `applied` to the
+    /// follower ([`StoreWriter::follow_with`]) once the batch is durable, in
+    /// commit order and before the submitter hears of it.
+    pub(crate) fn submit_applied(
+        &self,
+        batch: Batch,
+        epoch: Option<u64>,
+        applied: Applied,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send + 'static {
+        self.push(batch, epoch, Some(applied))
+    }
+
+    /// Sets who is told what each batch submitted with
+    /// [`submit_applied`](Self::submit_applied) changed (once, at start).
+    pub(crate) fn follow_with(&self, follower: Follower) {
+        if self.follower.set(follower).is_err() {
+            tracing::warn!("the store writer already has a follower; keeping the first");
+        }
     }
 
     /// The failure epoch: read it before reading the state that fenced batches build on.
@@ -199,11 +225,16 @@ impl StoreWriter {
         self.health.epoch.load(Ordering::SeqCst)
     }
 
-    fn push(&self, batch: Batch, fence: Option<u64>) -> impl Future<Output = Result<(), WriteError>> + Send + 'static {
+    fn push(
+        &self,
+        batch: Batch,
+        fence: Option<u64>,
+        applied: Option<Applied>,
+    ) -> impl Future<Output = Result<(), WriteError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
         // At debug, so that it costs nothing unless traces are exported.
         let span = tracing::debug_span!("store.commit", ops = batch.len(), group = tracing::field::Empty);
-        let refused = match self.queue.push(Pending { batch, fence, done, span: span.clone() }) {
+        let refused = match self.queue.push(Pending { batch, fence, applied, done, span: span.clone() }) {
             Ok(()) => None,
             Err(Closed(p)) => Some(p),
         };
@@ -314,7 +345,15 @@ impl SpaceReserve {
     }
 }
 
-fn run(db: Db, durability: Durability, min_free: u64, queue: &GroupQueue<Pending>, health: &Health, stats: &WriterStats) {
+fn run(
+    db: Db,
+    durability: Durability,
+    min_free: u64,
+    queue: &GroupQueue<Pending>,
+    health: &Health,
+    stats: &WriterStats,
+    follower: &OnceLock<Follower>,
+) {
     let sync = durability == Durability::Sync;
     let mut spare = Vec::with_capacity(256);
     let mut last_group = 0usize;
@@ -363,6 +402,15 @@ fn run(db: Db, durability: Durability, min_free: u64, queue: &GroupQueue<Pending
             }
         };
         let size = group.len();
+        // Subscribers hear of a durable batch before its writer does, as on
+        // a cluster node, where the follower applies before the writer wakes.
+        if let (Ok(()), Some(follower)) = (&answer, follower.get()) {
+            for p in group.iter_mut() {
+                if let Some(applied) = p.applied.take() {
+                    follower.applied(applied);
+                }
+            }
+        }
         for p in group.drain(..) {
             p.span.record("group", size);
             let _ = p.done.send(answer.clone());

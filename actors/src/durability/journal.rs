@@ -1,26 +1,35 @@
-//! The journal: where a durable change goes before anyone is told it happened.
+//! The journal: the one interface every durable change goes through, on
+//! one node as in a cluster.
 //!
-//! On one node alone the journal is the store writer. In a cluster it is the
-//! replicated log: a change is appended to its entity's subject (the
-//! conversation's, or the shared subject for users, tokens, flags and
-//! settings), and every node's follower applies the whole log, in log order,
-//! to its own store. A writer waits until its own node has applied its entry,
-//! so it reads what it wrote; other nodes see it a moment later. The
-//! follower also hands the events of each conversation entry to the local
-//! broker, which is how sockets on every node see what any node accepted,
-//! in seq order.
+//! A change is appended to the log of its entity (a conversation, through
+//! its [`EntityLog`]; the inventory; a unique key) or to the shared subject
+//! (users, tokens, flags, settings), and the caller waits until this node's
+//! store has applied it, so it reads what it wrote. Applying a change hands
+//! its events to the [`Follower`](super::follower), which publishes them:
+//! that is the only place durable events leave from.
+//!
+//! What is underneath is this module's business alone:
+//! - one node: the log is the store writer. Appending is writing the batch;
+//!   the writer applies it and calls the follower in commit order. Fences
+//!   hold by construction (each entity has one writer on one node, and
+//!   callers of the fenced writes serialise under their own locks).
+//! - a cluster: the log is the replicated stream, each entity's appends
+//!   fenced on its last position. Every node's follow loop applies the whole
+//!   log, in log order, through the same store writer and follower, so
+//!   sockets on every node see what any node accepted, in seq order.
 
-use crate::broker::{Actor as Reader, Broker, ConversationEvent};
-use crate::cluster::{log_subject, Cluster, ClusterError, EntityKind, LogEntry, LOG_FILTER, SHARED_SUBJECT};
-use crate::store_writer::{StoreWriter, WriteError};
+use super::entity::EntityLog;
+use super::follower::{Applied, Follower};
+use super::record::{LogRecord, LoggedChange};
+use super::store_writer::{StoreWriter, WriteError, WriterStats};
+use crate::broker::Broker;
+use crate::cluster::{log_subject, shard_of, Cluster, ClusterError, EntityKind, LogEntry, LOG_FILTER, SHARED_SUBJECT};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
-use utalk_storage::model::{Conversation, Message};
 use utalk_storage::{Batch, Db, Map};
 use uuid::Uuid;
 
@@ -54,96 +63,11 @@ pub enum JournalError {
     },
 }
 
-/// An event as it travels in the log.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum LoggedEvent {
-    /// `message:new`.
-    MessageNew(Message),
-    /// `message:status`.
-    MessageStatus(Message),
-    /// `message:updated`.
-    MessageUpdated(Message),
-    /// `conversation:updated`.
-    ConversationUpdated(Conversation),
-    /// A read marker moved.
-    Read {
-        /// Up to which seq.
-        seq: u64,
-        /// `agent` or `customer`.
-        kind: String,
-        /// The staff user.
-        id: Option<Uuid>,
-    },
-}
-
-impl LoggedEvent {
-    /// The log form of a conversation event; `None` for events that are not kept (typing, presence).
-    pub fn from_event(e: &ConversationEvent) -> Option<LoggedEvent> {
-        Some(match e {
-            ConversationEvent::MessageNew(m) => LoggedEvent::MessageNew((**m).clone()),
-            ConversationEvent::MessageStatus(m) => LoggedEvent::MessageStatus((**m).clone()),
-            ConversationEvent::MessageUpdated(m) => LoggedEvent::MessageUpdated((**m).clone()),
-            ConversationEvent::ConversationUpdated(c) => LoggedEvent::ConversationUpdated((**c).clone()),
-            ConversationEvent::Read { seq, reader, .. } => LoggedEvent::Read { seq: *seq, kind: reader.kind.to_string(), id: reader.id },
-            _ => return None,
-        })
-    }
-
-    fn into_event(self, conversation_id: Uuid) -> ConversationEvent {
-        match self {
-            LoggedEvent::MessageNew(m) => ConversationEvent::MessageNew(Arc::new(m)),
-            LoggedEvent::MessageStatus(m) => ConversationEvent::MessageStatus(Arc::new(m)),
-            LoggedEvent::MessageUpdated(m) => ConversationEvent::MessageUpdated(Arc::new(m)),
-            LoggedEvent::ConversationUpdated(c) => ConversationEvent::ConversationUpdated(Arc::new(c)),
-            LoggedEvent::Read { seq, kind, id } => {
-                ConversationEvent::Read { conversation_id, seq, reader: Reader { kind: reader_kind(&kind), id } }
-            }
-        }
-    }
-}
-
-/// The static name of a reader kind read back from the wire.
-pub fn reader_kind(kind: &str) -> &'static str {
-    if kind == "customer" {
-        "customer"
-    } else {
-        "agent"
-    }
-}
-
-/// One change in a log entry: the writes, and what subscribers are told.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LoggedChange {
-    /// The writes, exactly as the owner made them.
-    pub batch: Batch,
-    /// Its events, in order.
-    pub events: Vec<LoggedEvent>,
-}
-
-/// One log entry: the changes of one entity, applied together.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LogRecord {
-    /// The conversation it belongs to; `None` for shared state.
-    pub conversation: Option<Uuid>,
-    /// The changes, in order.
-    pub changes: Vec<LoggedChange>,
-}
-
-impl LogRecord {
-    /// The record as log bytes.
-    pub fn encode(&self) -> Result<Bytes, ClusterError> {
-        rmp_serde::to_vec_named(self).map(Bytes::from).map_err(|e| ClusterError::Protocol(format!("cannot encode a log entry: {e}")))
-    }
-
-    /// A record read from the log.
-    pub fn decode(bytes: &[u8]) -> Result<LogRecord, ClusterError> {
-        rmp_serde::from_slice(bytes).map_err(|e| ClusterError::Protocol(format!("cannot decode a log entry: {e}")))
-    }
-}
-
 struct Inner {
     writer: StoreWriter,
     cluster: Arc<dyn Cluster>,
+    /// Whether the log is the replicated stream rather than the store writer.
+    replicated: bool,
     applied: watch::Sender<u64>,
     /// Counts applied entries of shared state, so that caches of it (flags, bot settings) reload.
     shared: watch::Sender<u64>,
@@ -158,33 +82,109 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// The journal of this node. In a cluster, call [`Journal::follow`] once to start applying the log.
-    pub fn new(db: &Db, writer: StoreWriter, cluster: Arc<dyn Cluster>) -> Journal {
+    /// The journal of this node, publishing applied events to `broker`
+    /// (this node's own: other nodes hear of a change through the log).
+    /// Call [`Journal::follow`] once to start applying what other nodes append.
+    pub fn new(db: &Db, writer: StoreWriter, cluster: Arc<dyn Cluster>, broker: Arc<dyn Broker>) -> Journal {
         let applied = applied_position(db);
+        let shared = watch::Sender::new(0);
+        writer.follow_with(Follower::new(broker, shared.clone()));
         Journal {
             inner: Arc::new(Inner {
                 writer,
+                replicated: cluster.replicated(),
                 cluster,
                 applied: watch::Sender::new(applied),
-                shared: watch::Sender::new(0),
+                shared,
                 stuck: AtomicBool::new(false),
             }),
         }
     }
 
-    /// The seam to the other nodes.
+    /// The journal of a process on its own (a command-line tool, a test):
+    /// one node, nobody subscribed.
+    pub fn standalone(db: &Db, writer: StoreWriter, node_id: &str) -> Journal {
+        let cluster = Arc::new(crate::cluster::LocalCluster::new(node_id));
+        Journal::new(db, writer, cluster, Arc::new(crate::broker::LocalBroker::new()))
+    }
+
+    /// The seam to the other nodes (leases, forwarding, locks, events).
     pub fn cluster(&self) -> &Arc<dyn Cluster> {
         &self.inner.cluster
     }
 
-    /// The store writer underneath.
-    pub fn writer(&self) -> &StoreWriter {
+    pub(super) fn writer(&self) -> &StoreWriter {
         &self.inner.writer
     }
 
-    /// Whether changes go through the replicated log.
-    pub fn replicated(&self) -> bool {
-        self.inner.cluster.replicated()
+    /// The store's counters (batches, groups, time in writes).
+    pub fn store_stats(&self) -> &WriterStats {
+        self.inner.writer.stats()
+    }
+
+    /// Whether the store takes writes, and how many wait for the next group.
+    pub fn store_health(&self) -> StoreHealth {
+        StoreHealth { accepting: !self.inner.writer.has_failed(), queued: self.inner.writer.queued() }
+    }
+
+    /// How many log entries this node has still to apply: 0 on one node,
+    /// whose store is its log; `None` when the log does not answer in time.
+    pub async fn lag(&self) -> Option<u64> {
+        if !self.inner.replicated {
+            return Some(0);
+        }
+        let end = tokio::time::timeout(Duration::from_secs(2), self.inner.cluster.log_end()).await;
+        match end {
+            Ok(Ok(end)) => Some(end.saturating_sub(self.applied())),
+            _ => None,
+        }
+    }
+
+    /// Opens conversation `id` for its one writer: makes this node's store
+    /// hold everything written to it, so that the state read next is
+    /// current, and returns its way into the log. `None` when this node does
+    /// not own its shard.
+    pub async fn open(&self, id: Uuid) -> Result<Option<EntityLog>, JournalError> {
+        // Taken before reading the log: a lease taken after would not cover what we read.
+        let lease = self.inner.cluster.lease_epoch(shard_of(id));
+        if lease.is_none() {
+            return Ok(None);
+        }
+        let mut position = 0;
+        if self.inner.replicated {
+            let subject = log_subject(EntityKind::Conversation, id);
+            position = self.inner.cluster.last_position(&subject).await?;
+            self.wait_applied(position).await?;
+        }
+        // The barrier makes writes submitted by an earlier writer (before a
+        // panic) durable before the state is read, so their seqs are not
+        // handed out again. A failed barrier only means its group failed:
+        // nothing of it was stored, so what is read next is still exactly
+        // what is durable.
+        if let Err(e) = self.inner.writer.barrier().await {
+            tracing::debug!(conversation = %id, error = %e, "barrier before opening failed");
+        }
+        // Read before the state: a write failing after this fences the
+        // entity's writes, so none can land after a lost one (a seq hole).
+        let epoch = self.inner.writer.epoch();
+        Ok(Some(if self.inner.replicated {
+            EntityLog::chained(self.clone(), id, lease, log_subject(EntityKind::Conversation, id), position)
+        } else {
+            EntityLog::local(self.clone(), id, lease, epoch)
+        }))
+    }
+
+    /// Writes this node's own records, which no other node keeps (its job
+    /// history, its delivery bookkeeping, its secrets): to the store alone,
+    /// on one node as in a cluster.
+    pub async fn commit_node(&self, batch: Batch) -> Result<(), WriteError> {
+        self.inner.writer.commit(batch).await
+    }
+
+    /// Like [`Journal::commit_node`] for a background worker that retries
+    /// from durable state anyway: a failure is logged as `what`, not returned.
+    pub async fn commit_node_or_log(&self, batch: Result<Batch, utalk_storage::CodecError>, what: &str) {
+        self.inner.writer.commit_or_log(batch, what).await
     }
 
     /// The last log position this node's store has applied.
@@ -219,7 +219,7 @@ impl Journal {
     /// Makes this node's store hold everything written to `subject` so far
     /// and returns the position to fence the next write on (0 on one node alone).
     pub async fn sync_subject(&self, subject: &str) -> Result<u64, JournalError> {
-        if !self.replicated() {
+        if !self.inner.replicated {
             return Ok(0);
         }
         let position = self.inner.cluster.last_position(subject).await?;
@@ -230,7 +230,7 @@ impl Journal {
     /// Makes this node's store hold everything the log held when called
     /// (a no-op on one node alone): for work that must see every node's writes.
     pub async fn sync_log(&self) -> Result<(), JournalError> {
-        if !self.replicated() {
+        if !self.inner.replicated {
             return Ok(());
         }
         let end = self.inner.cluster.log_end().await?;
@@ -278,8 +278,12 @@ impl Journal {
         conversation: Option<Uuid>,
         batch: Batch,
     ) -> Result<Option<u64>, JournalError> {
-        if !self.replicated() {
-            self.inner.writer.commit(batch).await?;
+        if !self.inner.replicated {
+            // Shared state tells its caches to reload, as the follow loop does in a cluster.
+            match conversation {
+                None => self.inner.writer.submit_applied(batch, None, Applied::Shared).await?,
+                Some(_) => self.inner.writer.commit(batch).await?,
+            }
             return Ok(Some(0));
         }
         let record = LogRecord { conversation, changes: vec![LoggedChange { batch, events: Vec::new() }] };
@@ -316,14 +320,15 @@ impl Journal {
         }
     }
 
-    /// Starts applying the log to this node's store, handing conversation
-    /// events to `broker`; returns at once. A no-op on one node alone.
-    pub fn follow(&self, broker: Arc<dyn Broker>) {
-        if !self.replicated() {
+    /// Starts applying what other nodes append to the log; returns at once.
+    /// On one node there are none: the store writer applies every change as
+    /// it is written.
+    pub fn follow(&self) {
+        if !self.inner.replicated {
             return;
         }
         let this = self.clone();
-        tokio::spawn(async move { this.follow_loop(broker).await });
+        tokio::spawn(async move { this.follow_loop().await });
         let this = self.clone();
         tokio::spawn(async move {
             loop {
@@ -340,7 +345,7 @@ impl Journal {
     /// Waits until this node has applied everything the log held when it
     /// was called, logging progress; for a node that starts or restarts.
     pub async fn catch_up(&self) -> Result<(), ClusterError> {
-        if !self.replicated() {
+        if !self.inner.replicated {
             return Ok(());
         }
         let end = self.inner.cluster.log_end().await?;
@@ -370,7 +375,7 @@ impl Journal {
         }
     }
 
-    async fn follow_loop(&self, broker: Arc<dyn Broker>) {
+    async fn follow_loop(&self) {
         loop {
             let from = self.applied();
             match self.inner.cluster.follow(LOG_FILTER, from).await {
@@ -378,7 +383,7 @@ impl Journal {
                     let mut chunks = stream.ready_chunks(512);
                     while let Some(chunk) = chunks.next().await {
                         let (entries, broke) = split_ok(chunk);
-                        if let Err(e) = self.apply(entries, &broker).await {
+                        if let Err(e) = self.apply(entries).await {
                             tracing::error!(error = %e, "cannot apply the cluster log; this node stops following it");
                             self.inner.stuck.store(true, Ordering::Relaxed);
                             return;
@@ -395,13 +400,11 @@ impl Journal {
         }
     }
 
-    /// Applies entries that follow each other in the log as one group commit,
-    /// then publishes their events in order.
-    async fn apply(&self, entries: Vec<LogEntry>, broker: &Arc<dyn Broker>) -> Result<(), JournalError> {
+    /// Applies entries that follow each other in the log as one group
+    /// commit; the store writer hands each entry's events to the follower.
+    async fn apply(&self, entries: Vec<LogEntry>) -> Result<(), JournalError> {
         let Some(last) = entries.last().map(|e| e.position) else { return Ok(()) };
         let mut pending = Vec::with_capacity(entries.len());
-        let mut events = Vec::new();
-        let mut shared = false;
         let applied = self.applied();
         for entry in entries {
             // A follower started again may see an entry it already applied.
@@ -409,16 +412,20 @@ impl Journal {
                 continue;
             }
             let record = LogRecord::decode(&entry.payload)?;
-            shared |= record.conversation.is_none();
             let mut batch = Batch::new();
+            let mut events = Vec::new();
             for change in record.changes {
                 batch.extend(change.batch);
                 if let Some(conv) = record.conversation {
-                    events.extend(change.events.into_iter().map(|e| (conv, e.into_event(conv))));
+                    events.extend(change.events.into_iter().map(|e| e.into_event(conv)));
                 }
             }
             batch.put_raw(Map::Meta, APPLIED_KEY.to_vec(), entry.position.to_be_bytes().to_vec());
-            pending.push(self.inner.writer.submit(batch));
+            let applied = match record.conversation {
+                None => Applied::Shared,
+                Some(id) => Applied::Conversation { id, events },
+            };
+            pending.push(self.inner.writer.submit_applied(batch, None, applied));
         }
         // The writer commits in submission order, so the last answer covers all.
         for p in pending {
@@ -429,14 +436,17 @@ impl Journal {
             *p = (*p).max(last);
             moved
         });
-        for (conv, e) in events {
-            broker.publish(conv, e);
-        }
-        if shared {
-            self.inner.shared.send_modify(|n| *n += 1);
-        }
         Ok(())
     }
+}
+
+/// Whether the store takes writes.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct StoreHealth {
+    /// False while the last write failed (a full disk, say).
+    pub accepting: bool,
+    /// Writes waiting for the next group.
+    pub queued: usize,
 }
 
 fn split_ok(chunk: Vec<Result<LogEntry, ClusterError>>) -> (Vec<LogEntry>, Option<ClusterError>) {
@@ -459,30 +469,23 @@ pub fn unique_subject(kind: &str, key: &str) -> String {
     format!("{SHARED_SUBJECT}.{kind}.{}", hex::encode(&digest[..16]))
 }
 
+/// Appends `batch` of shared state to the cluster's log from a tool that is
+/// not a node (nothing here applies it), if nothing was ever written under
+/// `key` of `kind`: its log position, `None` when something was.
+pub async fn append_first(cluster: &dyn Cluster, kind: &str, key: &str, batch: Batch) -> Result<Option<u64>, ClusterError> {
+    let record = LogRecord { conversation: None, changes: vec![LoggedChange { batch, events: Vec::new() }] };
+    let id = Uuid::now_v7().simple().to_string();
+    match cluster.append(&unique_subject(kind, key), Some(0), &id, record.encode()?).await {
+        Ok(position) => Ok(Some(position)),
+        Err(ClusterError::Fenced { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The last log position `db` has applied, 0 for a store that never followed a log.
 pub fn applied_position(db: &Db) -> u64 {
     match db.get_raw(Map::Meta, APPLIED_KEY) {
         Ok(Some(v)) => v.as_slice().try_into().map(u64::from_be_bytes).unwrap_or(0),
         _ => 0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_record_survives_the_log_and_garbage_is_refused() {
-        let mut batch = Batch::new();
-        batch.put_raw(Map::Meta, b"k".to_vec(), b"v".to_vec());
-        let r = LogRecord {
-            conversation: Some(Uuid::now_v7()),
-            changes: vec![LoggedChange { batch, events: vec![LoggedEvent::Read { seq: 3, kind: "customer".into(), id: None }] }],
-        };
-        let back = LogRecord::decode(&r.encode().unwrap()).unwrap();
-        assert_eq!(back.conversation, r.conversation);
-        assert_eq!(back.changes[0].batch.len(), 1);
-        assert!(matches!(back.changes[0].events[0], LoggedEvent::Read { seq: 3, .. }));
-        assert!(matches!(LogRecord::decode(b"\x01\x02garbage"), Err(ClusterError::Protocol(_))));
     }
 }

@@ -1,0 +1,120 @@
+//! The cluster wire types of the log: what a log entry holds, as it travels
+//! between nodes. Kept apart from the storage records (which it carries as
+//! opaque batches) and from the API views, so that each can change alone.
+
+use crate::broker::{Actor as Reader, ConversationEvent};
+use crate::cluster::ClusterError;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use utalk_storage::model::{Conversation, Message};
+use utalk_storage::Batch;
+use uuid::Uuid;
+
+/// An event as it travels in the log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum LoggedEvent {
+    /// `message:new`.
+    MessageNew(Message),
+    /// `message:status`.
+    MessageStatus(Message),
+    /// `message:updated`.
+    MessageUpdated(Message),
+    /// `conversation:updated`.
+    ConversationUpdated(Conversation),
+    /// A read marker moved.
+    Read {
+        /// Up to which seq.
+        seq: u64,
+        /// `agent` or `customer`.
+        kind: String,
+        /// The staff user.
+        id: Option<Uuid>,
+    },
+}
+
+impl LoggedEvent {
+    /// The log form of a conversation event; `None` for events that are not kept (typing, presence).
+    pub fn from_event(e: &ConversationEvent) -> Option<LoggedEvent> {
+        Some(match e {
+            ConversationEvent::MessageNew(m) => LoggedEvent::MessageNew((**m).clone()),
+            ConversationEvent::MessageStatus(m) => LoggedEvent::MessageStatus((**m).clone()),
+            ConversationEvent::MessageUpdated(m) => LoggedEvent::MessageUpdated((**m).clone()),
+            ConversationEvent::ConversationUpdated(c) => LoggedEvent::ConversationUpdated((**c).clone()),
+            ConversationEvent::Read { seq, reader, .. } => LoggedEvent::Read { seq: *seq, kind: reader.kind.to_string(), id: reader.id },
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn into_event(self, conversation_id: Uuid) -> ConversationEvent {
+        match self {
+            LoggedEvent::MessageNew(m) => ConversationEvent::MessageNew(Arc::new(m)),
+            LoggedEvent::MessageStatus(m) => ConversationEvent::MessageStatus(Arc::new(m)),
+            LoggedEvent::MessageUpdated(m) => ConversationEvent::MessageUpdated(Arc::new(m)),
+            LoggedEvent::ConversationUpdated(c) => ConversationEvent::ConversationUpdated(Arc::new(c)),
+            LoggedEvent::Read { seq, kind, id } => {
+                ConversationEvent::Read { conversation_id, seq, reader: Reader { kind: reader_kind(&kind), id } }
+            }
+        }
+    }
+}
+
+/// The static name of a reader kind read back from the wire.
+pub fn reader_kind(kind: &str) -> &'static str {
+    if kind == "customer" {
+        "customer"
+    } else {
+        "agent"
+    }
+}
+
+/// One change in a log entry: the writes, and what subscribers are told.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoggedChange {
+    /// The writes, exactly as the owner made them.
+    pub batch: Batch,
+    /// Its events, in order.
+    pub events: Vec<LoggedEvent>,
+}
+
+/// One log entry: the changes of one entity, applied together.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// The conversation it belongs to; `None` for shared state.
+    pub conversation: Option<Uuid>,
+    /// The changes, in order.
+    pub changes: Vec<LoggedChange>,
+}
+
+impl LogRecord {
+    /// The record as log bytes.
+    pub fn encode(&self) -> Result<Bytes, ClusterError> {
+        rmp_serde::to_vec_named(self).map(Bytes::from).map_err(|e| ClusterError::Protocol(format!("cannot encode a log entry: {e}")))
+    }
+
+    /// A record read from the log.
+    pub fn decode(bytes: &[u8]) -> Result<LogRecord, ClusterError> {
+        rmp_serde::from_slice(bytes).map_err(|e| ClusterError::Protocol(format!("cannot decode a log entry: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utalk_storage::Map;
+
+    #[test]
+    fn a_record_survives_the_log_and_garbage_is_refused() {
+        let mut batch = Batch::new();
+        batch.put_raw(Map::Meta, b"k".to_vec(), b"v".to_vec());
+        let r = LogRecord {
+            conversation: Some(Uuid::now_v7()),
+            changes: vec![LoggedChange { batch, events: vec![LoggedEvent::Read { seq: 3, kind: "customer".into(), id: None }] }],
+        };
+        let back = LogRecord::decode(&r.encode().unwrap()).unwrap();
+        assert_eq!(back.conversation, r.conversation);
+        assert_eq!(back.changes[0].batch.len(), 1);
+        assert!(matches!(back.changes[0].events[0], LoggedEvent::Read { seq: 3, .. }));
+        assert!(matches!(LogRecord::decode(b"\x01\x02garbage"), Err(ClusterError::Protocol(_))));
+    }
+}

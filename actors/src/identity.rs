@@ -1,0 +1,41 @@
+//! Who is speaking: a staff user or a web chat customer. Shared by the
+//! conversation core, which checks what an identity may write, and by the
+//! socket and HTTP layers, which establish it from a token.
+
+use utalk_storage::model::Role;
+use uuid::Uuid;
+
+/// Who a client is, from its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Identity {
+    /// A staff user.
+    Staff {
+        /// User id.
+        user_id: Uuid,
+        /// Role.
+        role: Role,
+    },
+    /// A web chat customer, limited to one conversation.
+    Widget {
+        /// The conversation.
+        conversation_id: Uuid,
+    },
+}
+
+impl Identity {
+    /// Whether the identity may see `conversation`.
+    pub fn may_access(&self, conversation: Uuid) -> bool {
+        match self {
+            Identity::Staff { .. } => true,
+            Identity::Widget { conversation_id } => *conversation_id == conversation,
+        }
+    }
+
+    /// Who this is, as shown to others in a conversation.
+    pub fn actor(&self) -> crate::broker::Actor {
+        match self {
+            Identity::Staff { user_id, .. } => crate::broker::Actor { kind: "agent", id: Some(*user_id) },
+            Identity::Widget { .. } => crate::broker::Actor { kind: "customer", id: None },
+        }
+    }
+}
