@@ -143,7 +143,7 @@ async fn start_whatsapp(
     let media = Arc::new(
         MediaStore::new(&config.data_dir, secret.expose().as_bytes(), config.public_url.clone(), limits)
             .with_context(|| format!("cannot create the media directory in {}", config.data_dir.display()))?
-            .with_cluster(registry.journal().cluster().clone()),
+            .with_blobs(registry.journal().cluster().clone()),
     );
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))

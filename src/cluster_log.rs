@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
-use utalk_actors::cluster::{Cluster, LogEntry, LOG_FILTER};
+use utalk_actors::cluster::{Blobs, LogEntry, LogStream, LOG_FILTER};
 
 const MAGIC: &[u8] = b"utalk-cluster-log 2\n";
 /// The first format: the log without files.
@@ -39,7 +39,7 @@ pub struct BackupSummary {
 
 /// Writes every entry of the log up to its current end, then every file the
 /// cluster keeps, into `to`.
-pub async fn backup(cluster: &dyn Cluster, to: &Path, progress: &mut dyn FnMut(u64, u64)) -> anyhow::Result<BackupSummary> {
+pub async fn backup(cluster: &(impl LogStream + Blobs), to: &Path, progress: &mut dyn FnMut(u64, u64)) -> anyhow::Result<BackupSummary> {
     if to.exists() {
         bail!("{} exists; pick a new file", to.display());
     }
@@ -92,7 +92,7 @@ pub async fn backup(cluster: &dyn Cluster, to: &Path, progress: &mut dyn FnMut(u
 
 /// Appends every entry of the backup `from` to an empty log, each at its
 /// old position, and puts its files back.
-pub async fn restore(cluster: &dyn Cluster, from: &Path, progress: &mut dyn FnMut(u64, u64)) -> anyhow::Result<BackupSummary> {
+pub async fn restore(cluster: &(impl LogStream + Blobs), from: &Path, progress: &mut dyn FnMut(u64, u64)) -> anyhow::Result<BackupSummary> {
     let summary = verify(from)?;
     let end = cluster.log_end().await.context("cannot read the log's end")?;
     if end != 0 {

@@ -85,7 +85,7 @@ impl AlertWebhooks {
     }
 
     async fn work(self: Arc<Self>) {
-        run_passes("alert webhook", &self.signal, &self.cluster, || self.pass()).await;
+        run_passes("alert webhook", &self.signal, &*self.cluster, || self.pass()).await;
     }
 
     /// Sends the queue strictly oldest first: a delivery that must wait holds

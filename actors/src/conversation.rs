@@ -132,23 +132,26 @@ pub struct AppendRequest {
 pub const MAX_TEXT_CHARS: usize = 4096;
 
 /// Why a client's message was refused before reaching the conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidMessage {
     /// The identity may not write here.
+    #[error("this identity may not send here")]
     Forbidden,
     /// Neither text nor media.
+    #[error("send text or mediaId")]
     Empty,
     /// Text longer than [`MAX_TEXT_CHARS`].
+    #[error("text must have at most {MAX_TEXT_CHARS} characters")]
     TooLong,
 }
 
 impl InvalidMessage {
-    /// Error code and message for clients.
-    pub fn describe(self) -> (&'static str, String) {
+    /// The error code clients see.
+    pub fn code(self) -> &'static str {
         match self {
-            InvalidMessage::Forbidden => ("forbidden", "this identity may not send here".into()),
-            InvalidMessage::Empty => ("empty_message", "send text or mediaId".into()),
-            InvalidMessage::TooLong => ("text_too_long", format!("text must have at most {MAX_TEXT_CHARS} characters")),
+            InvalidMessage::Forbidden => "forbidden",
+            InvalidMessage::Empty => "empty_message",
+            InvalidMessage::TooLong => "text_too_long",
         }
     }
 }

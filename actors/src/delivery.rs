@@ -131,7 +131,7 @@ impl Delivery {
             // Entries wait, marked not_configured, until a restart with settings.
             return std::future::pending().await;
         };
-        run_passes("outbox", &self.signal, self.registry.journal().cluster(), || self.pass(&account)).await;
+        run_passes("outbox", &self.signal, &**self.registry.journal().cluster(), || self.pass(&account)).await;
     }
 
     /// Sends what is due; returns how long to sleep before the next pass.

@@ -6,8 +6,18 @@
 use serde_json::Value;
 use uuid::Uuid;
 
-/// A refused payload: error code and message, as the ack carries them.
-pub(crate) type Refusal = (&'static str, String);
+/// A field of the payload is missing or malformed; the ack answers it as
+/// `invalid_request` with this message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Invalid(pub &'static str);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
 
 /// Longest client-chosen request id kept.
 const MAX_REQUEST_ID: usize = 128;
@@ -32,25 +42,25 @@ pub(crate) fn request_id(payload: &Value) -> Option<String> {
 }
 
 /// `conversationId`, a UUID.
-pub(crate) fn conversation_id(payload: &Value) -> Result<Uuid, Refusal> {
+pub(crate) fn conversation_id(payload: &Value) -> Result<Uuid, Invalid> {
     payload
         .get("conversationId")
         .and_then(Value::as_str)
         .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or(("invalid_request", "conversationId must be a UUID".to_string()))
+        .ok_or(Invalid("conversationId must be a UUID"))
 }
 
 /// `sinceSeq` of `conversation:join`: absent or null is 0.
-pub(crate) fn since_seq(payload: &Value) -> Result<Option<u64>, Refusal> {
+pub(crate) fn since_seq(payload: &Value) -> Result<Option<u64>, Invalid> {
     match payload.get("sinceSeq") {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or(("invalid_request", "sinceSeq must be a non-negative integer".to_string())),
+        Some(v) => v.as_u64().map(Some).ok_or(Invalid("sinceSeq must be a non-negative integer")),
     }
 }
 
 /// `seq` of `message:read`.
-pub(crate) fn read_seq(payload: &Value) -> Result<u64, Refusal> {
-    payload.get("seq").and_then(Value::as_u64).ok_or(("invalid_request", "seq must be a non-negative integer".to_string()))
+pub(crate) fn read_seq(payload: &Value) -> Result<u64, Invalid> {
+    payload.get("seq").and_then(Value::as_u64).ok_or(Invalid("seq must be a non-negative integer"))
 }
 
 /// The fields of `message:send`.
@@ -67,21 +77,21 @@ pub(crate) struct SendFields {
 }
 
 /// Reads `message:send`'s `{conversationId, messageId, text?, mediaId?}`.
-pub(crate) fn send_fields(payload: &Value) -> Result<SendFields, Refusal> {
+pub(crate) fn send_fields(payload: &Value) -> Result<SendFields, Invalid> {
     let conversation_id = conversation_id(payload)?;
     let message_id = payload
         .get("messageId")
         .and_then(Value::as_str)
         .and_then(|s| Uuid::parse_str(s).ok())
-        .ok_or(("invalid_request", "messageId must be a UUID".to_string()))?;
+        .ok_or(Invalid("messageId must be a UUID"))?;
     let text = match payload.get("text") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => return Err(("invalid_request", "text must be a string".to_string())),
+        Some(_) => return Err(Invalid("text must be a string")),
     };
     let media_id = match payload.get("mediaId") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or(("invalid_request", "mediaId must be a UUID".to_string()))?),
+        Some(v) => Some(v.as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or(Invalid("mediaId must be a UUID"))?),
     };
     Ok(SendFields { conversation_id, message_id, text, media_id })
 }
@@ -100,7 +110,10 @@ mod tests {
         let f = send_fields(&payload).unwrap();
         assert_eq!((f.conversation_id, f.text.as_deref(), f.media_id), (conv, Some("hi"), None));
         assert_eq!(name_and_payload(vec![json!(7)]), (String::new(), Value::Null));
-        assert_eq!(send_fields(&json!({"conversationId": conv, "messageId": conv, "text": 1})).unwrap_err().0, "invalid_request");
+        assert_eq!(
+            send_fields(&json!({"conversationId": conv, "messageId": conv, "text": 1})).unwrap_err(),
+            Invalid("text must be a string")
+        );
         assert!(send_fields(&json!({"conversationId": conv, "messageId": conv, "mediaId": "x"})).is_err());
         assert!(conversation_id(&json!("not an object")).is_err());
         assert_eq!(since_seq(&json!({})), Ok(None));

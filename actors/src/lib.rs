@@ -28,6 +28,7 @@ pub mod delivery;
 pub mod durability;
 pub mod engineio;
 mod event_args;
+mod event_error;
 pub mod forward;
 pub mod hosts;
 pub mod identity;

@@ -103,7 +103,7 @@ impl MediaFetcher {
     }
 
     async fn work(self: Arc<Self>) {
-        run_passes("media download", &self.signal, self.registry.journal().cluster(), || self.pass()).await;
+        run_passes("media download", &self.signal, &**self.registry.journal().cluster(), || self.pass()).await;
     }
 
     async fn pass(&self) -> Result<Duration, utalk_storage::StoreError> {

@@ -3,7 +3,7 @@
 //! is also kept in the cluster, so any node can serve it: a node that lacks a
 //! file takes it from there and keeps a local copy.
 
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::{Blobs, ClusterError};
 use bytes::Bytes;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -84,7 +84,7 @@ pub struct MediaStore {
     key: Vec<u8>,
     public_base: Option<String>,
     /// Where the cluster keeps files (none on one node alone); `None` until set.
-    cluster: Option<Arc<dyn Cluster>>,
+    blobs: Option<Arc<dyn Blobs>>,
     /// Limits.
     pub limits: MediaLimits,
 }
@@ -103,13 +103,13 @@ impl MediaStore {
     pub fn new(data_dir: &Path, secret: &[u8], public_base: Option<String>, limits: MediaLimits) -> std::io::Result<MediaStore> {
         let root = data_dir.join("media");
         std::fs::create_dir_all(&root)?;
-        Ok(MediaStore { root, key: secret.to_vec(), public_base, cluster: None, limits })
+        Ok(MediaStore { root, key: secret.to_vec(), public_base, blobs: None, limits })
     }
 
-    /// The same store, keeping every file in `cluster`'s blobs as well (on
-    /// one node alone there are none to keep: its files are only its own).
-    pub fn with_cluster(mut self, cluster: Arc<dyn Cluster>) -> MediaStore {
-        self.cluster = Some(cluster);
+    /// The same store, keeping every file in the cluster's `blobs` as well
+    /// (on one node alone there are none to keep: its files are only its own).
+    pub fn with_blobs(mut self, blobs: Arc<dyn Blobs>) -> MediaStore {
+        self.blobs = Some(blobs);
         self
     }
 
@@ -122,7 +122,7 @@ impl MediaStore {
     /// node can read it; returns its SHA-256. Done only when both copies are.
     pub async fn save(self: &Arc<Self>, id: Uuid, bytes: Bytes) -> Result<String, MediaFileError> {
         let sha = self.write_blocking(id, bytes.clone()).await?;
-        if let Some(c) = &self.cluster {
+        if let Some(c) = &self.blobs {
             if let Err(e) = c.put_blob(&Self::blob_name(id), bytes).await {
                 // Nothing will point to the local copy: do not leave it behind.
                 let _ = std::fs::remove_file(self.path(id));
@@ -142,7 +142,7 @@ impl MediaStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        let Some(c) = &self.cluster else { return Ok(None) };
+        let Some(c) = &self.blobs else { return Ok(None) };
         let Some(bytes) = c.get_blob(&Self::blob_name(id)).await? else { return Ok(None) };
         // A failed local copy only costs the next read another trip to the cluster.
         if let Err(e) = self.write_blocking(id, bytes.clone()).await {
@@ -161,7 +161,7 @@ impl MediaStore {
     /// files no record points to).
     pub async fn remove(&self, id: Uuid) {
         let _ = std::fs::remove_file(self.path(id));
-        if let Some(c) = &self.cluster {
+        if let Some(c) = &self.blobs {
             if let Err(e) = c.delete_blob(&Self::blob_name(id)).await {
                 tracing::warn!(media = %id, error = %e, "could not remove a media file from the cluster");
             }

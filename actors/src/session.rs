@@ -22,9 +22,10 @@
 
 use crate::admission::Admission;
 use crate::broker::{ConversationEvent, Envelope, Subscriber, SubscriptionId, STAFF_TOPIC};
-use crate::conversation::{AppendRequest, Appended, ConversationError, MarkRead};
+use crate::conversation::{AppendRequest, Appended, MarkRead};
 use crate::engineio::{self, Packet as EioPacket};
-use crate::event_args::{self, conversation_id};
+use crate::event_args::{self, Invalid};
+use crate::event_error::EventError;
 use crate::socket_hub::{random_id, Authenticated, Identity, SavedSession, SocketHub};
 use crate::socketio::{self, Kind};
 use actix::prelude::*;
@@ -687,7 +688,7 @@ impl SessionActor {
             "typing:start" | "typing:stop" => {
                 let result = conversation_id(&payload).and_then(|conv| {
                     if !identity.may_access(conv) {
-                        return Err(forbidden());
+                        return Err(EventError::Forbidden);
                     }
                     let event = ConversationEvent::Typing {
                         conversation_id: conv,
@@ -707,22 +708,22 @@ impl SessionActor {
                         self.hub.presence(user_id, 0, Some(status));
                         Ok(json!({ "status": status }))
                     }
-                    (Identity::Staff { .. }, _) => Err(("invalid_request", "status must be online or away".to_string())),
-                    _ => Err(forbidden()),
+                    (Identity::Staff { .. }, _) => Err(EventError::Invalid(Invalid("status must be online or away"))),
+                    _ => Err(EventError::Forbidden),
                 };
                 self.answer(ack, &request_id, result, ctx);
             }
             _ => {
-                let result = Err(("unknown_event", format!("unknown event `{name}`")));
+                let result = Err(EventError::UnknownEvent(name.to_string()));
                 self.answer(ack, &request_id, result, ctx);
             }
         }
     }
 
-    fn join(&mut self, payload: &Value, identity: &Identity) -> Result<Value, (&'static str, String)> {
+    fn join(&mut self, payload: &Value, identity: &Identity) -> Result<Value, EventError> {
         let conv = conversation_id(payload)?;
         if !identity.may_access(conv) {
-            return Err(forbidden());
+            return Err(EventError::Forbidden);
         }
         let since = event_args::since_seq(payload)?;
         let db = &self.hub.db.clone();
@@ -731,20 +732,20 @@ impl SessionActor {
             // Already in the room, so already receiving it: reading and sending the
             // history again would only cost (a client repeating joins could make the
             // server read and queue it over and over). `sinceSeq` asks for a replay.
-            let last_seq = message::last_seq(db, conv).map_err(internal)?;
+            let last_seq = message::last_seq(db, conv).map_err(EventError::internal)?;
             return Ok(json!({ "lastSeq": last_seq, "messages": [], "hasMore": false, "alreadyJoined": true }));
         }
         let since = since.unwrap_or(0);
-        conversation::get(db, conv).map_err(internal)?.ok_or(("not_found", "conversation not found".to_string()))?;
+        conversation::get(db, conv).map_err(EventError::internal)?.ok_or(EventError::NotFound)?;
         // Subscribe first, then read: anything committed after the read arrives
         // through the subscription, and anything in both is delivered once.
         self.join_room(conv, since);
         let limit = self.hub.config.max_replay;
-        let mut messages = message::after(db, conv, since, limit + 1).map_err(internal)?;
+        let mut messages = message::after(db, conv, since, limit + 1).map_err(EventError::internal)?;
         let mut has_more = messages.len() > limit;
         messages.truncate(limit);
         has_more |= keep_within_bytes(&mut messages, self.hub.config.max_replay_bytes);
-        let last_seq = message::last_seq(db, conv).map_err(internal)?;
+        let last_seq = message::last_seq(db, conv).map_err(EventError::internal)?;
         if let Some(c) = self.sio.as_mut() {
             // What the ack carries counts as received, like what the client already had.
             let received = messages.last().map_or(since, |m| m.seq.max(since));
@@ -758,9 +759,8 @@ impl SessionActor {
     }
 
     fn send_message(&mut self, payload: &Value, identity: &Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
-        let parsed = event_args::send_fields(payload).and_then(|f| {
-            let req =
-                AppendRequest::from_client(identity, f.conversation_id, f.message_id, f.text, f.media_id).map_err(|e| e.describe())?;
+        let parsed = event_args::send_fields(payload).map_err(EventError::from).and_then(|f| {
+            let req = AppendRequest::from_client(identity, f.conversation_id, f.message_id, f.text, f.media_id)?;
             Ok((f.conversation_id, req))
         });
         let (conv, req) = match parsed {
@@ -773,14 +773,14 @@ impl SessionActor {
                 Appended::Created(m) => json!({ "message": m.as_ref(), "created": true }),
                 Appended::Existing(m) => json!({ "message": m.as_ref(), "created": false }),
             });
-            act.answer(ack, &request_id, result.map_err(conversation_error), ctx);
+            act.answer(ack, &request_id, result.map_err(EventError::from), ctx);
         }));
     }
 
     fn mark_read(&mut self, payload: &Value, identity: &Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
         let parsed = conversation_id(payload).and_then(|conv| {
             if !identity.may_access(conv) {
-                return Err(forbidden());
+                return Err(EventError::Forbidden);
             }
             let seq = event_args::read_seq(payload)?;
             Ok((conv, seq))
@@ -792,7 +792,7 @@ impl SessionActor {
         let reader = identity.actor();
         let fut = self.hub.registry.call(conv, MarkRead { reader, seq });
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            act.answer(ack, &request_id, res.map(|seq| json!({ "seq": seq })).map_err(conversation_error), ctx);
+            act.answer(ack, &request_id, res.map(|seq| json!({ "seq": seq })).map_err(EventError::from), ctx);
         }));
     }
 
@@ -801,7 +801,7 @@ impl SessionActor {
         use utalk_storage::model::{RatingKind, RatingSource};
         let parsed = conversation_id(payload).and_then(|conv| {
             if !identity.may_access(conv) || matches!(identity, Identity::Staff { role: utalk_storage::model::Role::Readonly, .. }) {
-                return Err(forbidden());
+                return Err(EventError::Forbidden);
             }
             let source = if matches!(identity, Identity::Widget { .. }) { RatingSource::Widget } else { RatingSource::Api };
             let mut ratings = Vec::new();
@@ -810,12 +810,12 @@ impl SessionActor {
                     None | Some(Value::Null) => {}
                     Some(v) => match v.as_u64().and_then(|n| u8::try_from(n).ok()).filter(|n| kind.range().contains(n)) {
                         Some(n) => ratings.push((kind, n, source)),
-                        None => return Err(("invalid_rating", "csat must be 1 to 5 and nps 0 to 10".to_string())),
+                        None => return Err(EventError::InvalidRating("csat must be 1 to 5 and nps 0 to 10")),
                     },
                 }
             }
             if ratings.is_empty() {
-                return Err(("invalid_rating", "send csat, nps or both".to_string()));
+                return Err(EventError::InvalidRating("send csat, nps or both"));
             }
             Ok((conv, ratings))
         });
@@ -826,13 +826,13 @@ impl SessionActor {
         let change = crate::conversation::ConversationChange { ratings, ..Default::default() };
         let fut = self.hub.registry.call(conv, change);
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            let res = res.map(|c| json!({ "csat": c.csat, "nps": c.nps })).map_err(conversation_error);
+            let res = res.map(|c| json!({ "csat": c.csat, "nps": c.nps })).map_err(EventError::from);
             act.answer(ack, &request_id, res, ctx);
         }));
     }
 
     /// Answers an event: an ack when the client asked for one, else an `error` event on failure.
-    fn answer(&mut self, ack: Option<u64>, request_id: &str, result: Result<Value, (&'static str, String)>, ctx: &mut Context<Self>) {
+    fn answer(&mut self, ack: Option<u64>, request_id: &str, result: Result<Value, EventError>, ctx: &mut Context<Self>) {
         let body = match result {
             Ok(mut v) => {
                 if let Some(o) = v.as_object_mut() {
@@ -841,7 +841,8 @@ impl SessionActor {
                 }
                 v
             }
-            Err((code, message)) => {
+            Err(e) => {
+                let (code, message) = (e.code(), e.to_string());
                 tracing::info!(request_id, code, "socket event refused");
                 metrics::counter!("socket_errors_total", "code" => code).increment(1);
                 json!({ "ok": false, "error": { "code": code, "message": message }, "requestId": request_id })
@@ -934,32 +935,9 @@ fn until(exp: i64) -> Duration {
     Duration::from_millis(ms).min(Duration::from_secs(366 * 86_400))
 }
 
-fn forbidden() -> (&'static str, String) {
-    ("forbidden", "this identity may not reach that conversation".to_string())
-}
-
-fn internal(e: impl std::fmt::Display) -> (&'static str, String) {
-    tracing::error!(error = %e, "socket event failed");
-    ("internal", "internal error".to_string())
-}
-
-fn conversation_error(e: ConversationError) -> (&'static str, String) {
-    let code = match &e {
-        ConversationError::NotFound => "not_found",
-        ConversationError::MessageNotFound => "message_not_found",
-        ConversationError::MessagePending => "message_pending",
-        ConversationError::BotPaused => "bot_paused",
-        ConversationError::Closed => "conversation_closed",
-        ConversationError::MediaNotFound => "media_not_found",
-        ConversationError::MessageIdConflict => "message_id_conflict",
-        ConversationError::Overloaded => "overloaded",
-        ConversationError::Write(_) => "storage_unavailable",
-        ConversationError::Cluster(_) => "cluster_unavailable",
-        ConversationError::Read(_) => "internal",
-        ConversationError::Restarted | ConversationError::Retired => "conversation_restarted",
-        ConversationError::InvalidSeq(_) => "invalid_seq",
-    };
-    (code, e.to_string())
+/// `conversationId` of an event's payload.
+fn conversation_id(payload: &Value) -> Result<Uuid, EventError> {
+    Ok(event_args::conversation_id(payload)?)
 }
 
 impl Actor for SessionActor {

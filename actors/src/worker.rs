@@ -2,7 +2,7 @@
 //! media downloads): if the loop ever ends, the actor stops and its
 //! supervisor starts it again, from the worker's durable jobs.
 
-use crate::cluster::Cluster;
+use crate::cluster::Leases;
 use crate::signal::JobSignal;
 use actix::prelude::*;
 use std::future::Future;
@@ -22,16 +22,17 @@ pub fn wait_for(ms_until_due: Option<i64>) -> Duration {
 /// sleeps until then or until `signal` says a new job is durable. A failed
 /// pass is logged as `what` and tried again after a second.
 ///
-/// With `once` (a cluster), passes run only on the node that leads the
-/// cluster's run-once work, so a job is not done twice by two nodes.
-pub async fn run_passes<F, Fut>(what: &str, signal: &JobSignal, cluster: &Arc<dyn Cluster>, mut pass: F)
+/// Passes run only on the node that leads the cluster's run-once work
+/// ([`crate::cluster::leads`]; a node alone always does), so a job is not
+/// done twice by two nodes.
+pub async fn run_passes<F, Fut>(what: &str, signal: &JobSignal, leases: &dyn Leases, mut pass: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Duration, utalk_storage::StoreError>>,
 {
     loop {
         // Once in the cluster: on the leading node (one node alone always leads).
-        if !crate::cluster::leads(cluster.as_ref()) {
+        if !crate::cluster::leads(leases) {
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }

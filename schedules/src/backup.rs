@@ -1,6 +1,6 @@
 //! The backup job: take and verify a backup, then keep backups by age and count.
 
-use crate::scheduler::Task;
+use crate::scheduler::{Figures, JobError, Task};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,16 +29,16 @@ pub fn to_keep(created: &[Timestamp], now: Timestamp, keep: usize, max_age: Dura
 }
 
 impl Task for BackupTask {
-    fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
+    fn run(&self) -> BoxFuture<'static, Figures> {
         let (db, backups, media, keep, max_age) = (self.db.clone(), self.backups.clone(), self.media.clone(), self.keep, self.max_age);
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
-                let b = backups.create(&db, &media, &mut |step| tracing::debug!(step, "backup")).map_err(|e| e.to_string())?;
-                let list = backups.list().map_err(|e| e.to_string())?;
+                let b = backups.create(&db, &media, &mut |step| tracing::debug!(step, "backup"))?;
+                let list = backups.list()?;
                 let created: Vec<Timestamp> = list.iter().map(|b| b.created_at).collect();
                 let kept = to_keep(&created, Timestamp::now(), keep, max_age);
-                backups.purge(kept).map_err(|e| e.to_string())?;
+                backups.purge(kept)?;
                 let mut f = BTreeMap::new();
                 f.insert("backupId".into(), f64::from(b.id));
                 f.insert("files".into(), f64::from(b.files));
@@ -49,7 +49,7 @@ impl Task for BackupTask {
                 Ok(f)
             })
             .await
-            .map_err(|e| format!("backup task failed: {e}"))?
+            .map_err(JobError::step)?
         })
     }
 }

@@ -6,7 +6,7 @@
 //! `daily-YYYY-MM-DD.html`; the server lists and serves them at `/reports/`.
 
 use crate::kpi_rollup::bring_up_to_date;
-use crate::scheduler::Task;
+use crate::scheduler::{Figures, JobError, Task};
 use futures_util::future::BoxFuture;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -424,15 +424,13 @@ pub struct DailyReportTask {
 }
 
 impl Task for DailyReportTask {
-    fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
+    fn run(&self) -> BoxFuture<'static, Figures> {
         let (db, journal, dir) = (self.db.clone(), self.journal.clone(), self.dir.clone());
         Box::pin(async move {
-            bring_up_to_date(&db, &journal, LEADER_ROLLUP_PATIENCE).await.map_err(|e| e.to_string())?;
+            bring_up_to_date(&db, &journal, LEADER_ROLLUP_PATIENCE).await.map_err(JobError::step)?;
             let yesterday = Granularity::Day.bucket_start(Timestamp::now()) - DAY_MS;
-            let (path, figures) = tokio::task::spawn_blocking(move || make(&db, &dir, yesterday))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
+            let (path, figures) =
+                tokio::task::spawn_blocking(move || make(&db, &dir, yesterday)).await.map_err(JobError::step)?.map_err(JobError::step)?;
             let t = &figures.total;
             let mut f = BTreeMap::new();
             f.insert("kpisMet".into(), KPIS.iter().filter(|k| (k.value)(t).is_some_and(|v| k.meets(v))).count() as f64);

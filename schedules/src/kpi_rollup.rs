@@ -16,7 +16,7 @@
 //! one overtaken is refused instead of writing figures older than the ones
 //! already written, and starts again from what is there now.
 
-use crate::scheduler::Task;
+use crate::scheduler::{Figures, JobError, Task};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -246,10 +246,10 @@ pub async fn bring_up_to_date(db: &Db, journal: &Journal, patience: Duration) ->
 }
 
 impl Task for KpiRollupTask {
-    fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
+    fn run(&self) -> BoxFuture<'static, Figures> {
         let (db, journal) = (self.db.clone(), self.journal.clone());
         Box::pin(async move {
-            let done = roll_up(&db, &journal).await.map_err(|e| e.to_string())?;
+            let done = roll_up(&db, &journal).await.map_err(JobError::step)?;
             let mut f = BTreeMap::new();
             f.insert("hoursRolledUp".into(), done.hours as f64);
             f.insert("daysRolledUp".into(), done.days as f64);

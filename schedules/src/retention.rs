@@ -6,7 +6,7 @@
 //! node that leads removes them, through the log, so every node drops the
 //! same ones. Job history is each node's own and each node trims its own.
 
-use crate::scheduler::Task;
+use crate::scheduler::{Figures, JobError, Task};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -46,24 +46,23 @@ enum Scope {
     Shared,
 }
 
-async fn delete_keys(journal: &Journal, scope: Scope, map: Map, keys: Vec<Vec<u8>>) -> Result<(), String> {
+async fn delete_keys(journal: &Journal, scope: Scope, map: Map, keys: Vec<Vec<u8>>) -> Result<(), JobError> {
     let mut b = Batch::new();
     for k in keys {
         b.delete_raw(map, k);
     }
     match scope {
-        Scope::Node => journal.commit_node(b).await.map_err(|e| e.to_string()),
-        Scope::Shared => journal.commit(b).await.map_err(|e| e.to_string()),
+        Scope::Node => Ok(journal.commit_node(b).await?),
+        Scope::Shared => Ok(journal.commit(b).await?),
     }
 }
 
 /// Removes the shared entries of a map keyed by time first that are older than `cutoff_ms`; returns how many.
-async fn purge_time_keyed(db: &Db, journal: &Journal, map: Map, cutoff_ms: i64) -> Result<usize, String> {
+async fn purge_time_keyed(db: &Db, journal: &Journal, map: Map, cutoff_ms: i64) -> Result<usize, JobError> {
     let cutoff = Key::new().i64(cutoff_ms).into_bytes();
     let mut n = 0usize;
     loop {
-        let keys: Vec<Vec<u8>> =
-            db.scan_raw(map, &[], &[], CHUNK).map_err(|e| e.to_string())?.into_iter().map(|(k, _)| k).take_while(|k| *k < cutoff).collect();
+        let keys: Vec<Vec<u8>> = db.scan_raw(map, &[], &[], CHUNK)?.into_iter().map(|(k, _)| k).take_while(|k| *k < cutoff).collect();
         if keys.is_empty() {
             return Ok(n);
         }
@@ -76,11 +75,11 @@ async fn purge_time_keyed(db: &Db, journal: &Journal, map: Map, cutoff_ms: i64) 
 ///
 /// Tokens are keyed by hash, not time, so the whole map is walked in chunks;
 /// removals are shared (through the log in a cluster) like the other records.
-async fn purge_expired_tokens(db: &Db, journal: &Journal, now: Timestamp) -> Result<usize, String> {
+async fn purge_expired_tokens(db: &Db, journal: &Journal, now: Timestamp) -> Result<usize, JobError> {
     let mut n = 0usize;
     let mut start: Vec<u8> = Vec::new();
     loop {
-        let page = db.scan::<RefreshToken>(Map::RefreshTokens, &[], &start, CHUNK).map_err(|e| e.to_string())?;
+        let page = db.scan::<RefreshToken>(Map::RefreshTokens, &[], &start, CHUNK)?;
         let Some((last, _)) = page.last() else { return Ok(n) };
         // The next page starts just after this one's last key.
         start = [last.as_slice(), &[0]].concat();
@@ -97,7 +96,7 @@ async fn purge_expired_tokens(db: &Db, journal: &Journal, now: Timestamp) -> Res
 }
 
 impl Task for RetentionTask {
-    fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
+    fn run(&self) -> BoxFuture<'static, Figures> {
         let (db, journal, inventory, audit_age, runs_age, names, inv_age) = (
             self.db.clone(),
             self.journal.clone(),
@@ -115,7 +114,7 @@ impl Task for RetentionTask {
                 let audit = purge_time_keyed(&db, &journal, Map::Audit, now - audit_age.as_millis() as i64).await?;
                 let refusals = purge_time_keyed(&db, &journal, Map::TxnErrors, now - inv_age.as_millis() as i64).await?;
                 let alerts =
-                    inventory.purge_resolved_alerts(Timestamp(now - inv_age.as_millis() as i64), CHUNK).await.map_err(|e| e.to_string())?;
+                    inventory.purge_resolved_alerts(Timestamp(now - inv_age.as_millis() as i64), CHUNK).await.map_err(JobError::step)?;
                 f.insert("auditRemoved".into(), audit as f64);
                 f.insert("refusedTransactionsRemoved".into(), refusals as f64);
                 f.insert("resolvedAlertsRemoved".into(), alerts as f64);
@@ -128,8 +127,7 @@ impl Task for RetentionTask {
             let mut runs = 0usize;
             for name in names {
                 loop {
-                    let keys =
-                        job_run::older_than(&db, name, Timestamp(now - runs_age.as_millis() as i64), CHUNK).map_err(|e| e.to_string())?;
+                    let keys = job_run::older_than(&db, name, Timestamp(now - runs_age.as_millis() as i64), CHUNK)?;
                     if keys.is_empty() {
                         break;
                     }

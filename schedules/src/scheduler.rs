@@ -12,10 +12,40 @@ use utalk_storage::model::{job_run, JobOutcome, JobRun};
 use utalk_storage::{Batch, Db, Timestamp};
 use uuid::Uuid;
 
+/// Why an attempt of a job failed; its text is recorded with the run.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] utalk_storage::StoreError),
+    /// A write through the journal failed.
+    #[error(transparent)]
+    Journal(#[from] utalk_actors::durability::JournalError),
+    /// A write of this node's own records failed.
+    #[error(transparent)]
+    Write(#[from] utalk_actors::durability::WriteError),
+    /// The job's own step failed.
+    #[error(transparent)]
+    Step(Box<dyn std::error::Error + Send + Sync>),
+    /// Some of the job's items failed; the others were done.
+    #[error("{0}")]
+    Partial(String),
+}
+
+impl JobError {
+    /// A failure of one of the job's own steps.
+    pub fn step(e: impl std::error::Error + Send + Sync + 'static) -> JobError {
+        JobError::Step(Box::new(e))
+    }
+}
+
+/// What a job does and its figures, recorded with the run.
+pub type Figures = Result<BTreeMap<String, f64>, JobError>;
+
 /// What a job does; its figures are recorded with the run.
 pub trait Task: Send + Sync + 'static {
     /// One attempt.
-    fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>>;
+    fn run(&self) -> BoxFuture<'static, Figures>;
 }
 
 /// A job: name, schedule, retry policy and task.
@@ -235,7 +265,7 @@ impl Scheduler {
                 Err(e) => {
                     tracing::warn!(job = state.spec.name, attempt = run.attempts, error = %e, "job attempt failed");
                     run.outcome = JobOutcome::Failed;
-                    run.error = Some(e);
+                    run.error = Some(e.to_string());
                     if run.attempts > state.spec.retries {
                         break;
                     }
@@ -298,7 +328,7 @@ fn last_success(job: &str, at: Timestamp) {
 
 /// Runs one attempt of `task`; `None` when `lock` was lost first. A job
 /// that must run once stops there: another node may be running it now.
-async fn attempt_holding(task: &dyn Task, lock: Option<&mut JobLock>) -> Option<Result<BTreeMap<String, f64>, String>> {
+async fn attempt_holding(task: &dyn Task, lock: Option<&mut JobLock>) -> Option<Figures> {
     let attempt = task.run();
     match lock {
         Some(l) => tokio::select! {
@@ -332,7 +362,7 @@ mod tests {
 
     struct Forever;
     impl Task for Forever {
-        fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
+        fn run(&self) -> BoxFuture<'static, Figures> {
             Box::pin(std::future::pending())
         }
     }
@@ -355,7 +385,7 @@ mod tests {
 
     struct Nothing;
     impl Task for Nothing {
-        fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
+        fn run(&self) -> BoxFuture<'static, Figures> {
             Box::pin(async { Ok(BTreeMap::new()) })
         }
     }

@@ -4,7 +4,7 @@
 //! stock is still short) and resolving those whose stock is back; it also
 //! sets the low- and negative-stock gauges per store.
 
-use crate::scheduler::Task;
+use crate::scheduler::{Figures, JobError, Task};
 use futures_util::future::BoxFuture;
 use std::collections::{BTreeMap, HashMap};
 use utalk_actors::inventory::Inventory;
@@ -20,10 +20,10 @@ pub struct StockScanTask {
 }
 
 impl Task for StockScanTask {
-    fn run(&self) -> BoxFuture<'static, Result<BTreeMap<String, f64>, String>> {
+    fn run(&self) -> BoxFuture<'static, Figures> {
         let (inv, db) = (self.inventory.clone(), self.db.clone());
         Box::pin(async move {
-            let stores = inv.stores().map_err(|e| e.to_string())?;
+            let stores = inv.stores().map_err(JobError::step)?;
             let (mut raised, mut resolved) = (0usize, 0usize);
             let mut failed = Vec::new();
             // One store that cannot be checked does not keep the others from being checked.
@@ -38,7 +38,7 @@ impl Task for StockScanTask {
             }
             let mut counts: HashMap<(uuid::Uuid, StockLevel), usize> = HashMap::new();
             for level in [StockLevel::Low, StockLevel::Negative] {
-                for (store, _) in inventory::products_at(&db, level).map_err(|e| e.to_string())? {
+                for (store, _) in inventory::products_at(&db, level)? {
                     *counts.entry((store, level)).or_default() += 1;
                 }
             }
@@ -47,6 +47,17 @@ impl Task for StockScanTask {
                     let n = counts.get(&(*s, level)).copied().unwrap_or(0);
                     metrics::gauge!(name, "store" => s.to_string()).set(n as f64);
                 }
+            }
+            if !failed.is_empty() {
+                // The run is failed (and retried) so that an operator sees it; the
+                // message names a few stores, not thousands.
+                let named: Vec<&str> = failed.iter().take(5).map(String::as_str).collect();
+                return Err(JobError::Partial(format!(
+                    "{} of {} stores could not be checked: {}",
+                    failed.len(),
+                    stores.len(),
+                    named.join("; ")
+                )));
             }
             let mut f = BTreeMap::new();
             f.insert("storesChecked".into(), stores.len() as f64);

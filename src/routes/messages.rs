@@ -26,12 +26,9 @@ pub struct SendMessage {
 
 /// The append request for a client's message, checked as the socket path checks it.
 pub fn request_for(who: &Principal, conversation: Uuid, body: SendMessage) -> Result<AppendRequest, ApiError> {
-    AppendRequest::from_client(&(*who).into(), conversation, body.message_id, body.text, body.media_id).map_err(|e| {
-        let (code, message) = e.describe();
-        match e {
-            InvalidMessage::Forbidden => ApiError::forbidden(message),
-            _ => ApiError::invalid(code, message),
-        }
+    AppendRequest::from_client(&(*who).into(), conversation, body.message_id, body.text, body.media_id).map_err(|e| match e {
+        InvalidMessage::Forbidden => ApiError::forbidden(e.to_string()),
+        _ => ApiError::invalid(e.code(), e.to_string()),
     })
 }
 

@@ -21,42 +21,53 @@ pub struct Migration {
     /// What it changes.
     pub description: &'static str,
     /// The writes that upgrade the database (one batch, so a step is all or nothing).
-    pub up: fn(&Db) -> Result<Batch, String>,
+    pub up: fn(&Db) -> Result<Batch, StepError>,
     /// Checks the result.
-    pub validate: fn(&Db) -> Result<(), String>,
+    pub validate: fn(&Db) -> Result<(), StepError>,
+}
+
+/// Why one migration step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// Reading or writing the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The migrated data does not pass the step's check.
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// Users gain preferences (language and time zone) with explicit defaults.
-fn users_preferences_up(db: &Db) -> Result<Batch, String> {
+fn users_preferences_up(db: &Db) -> Result<Batch, StepError> {
     let mut b = Batch::new();
-    for (k, u) in db.scan::<User>(Map::Users, &[], &[], usize::MAX).map_err(|e| e.to_string())? {
+    for (k, u) in db.scan::<User>(Map::Users, &[], &[], usize::MAX)? {
         // Decoding fills the defaults; writing stores them explicitly.
-        b.put_raw(Map::Users, k, crate::codec::encode(&u).map_err(|e| e.to_string())?);
+        b.put_raw(Map::Users, k, crate::codec::encode(&u).map_err(StoreError::from)?);
     }
     Ok(b)
 }
 
-fn users_preferences_validate(db: &Db) -> Result<(), String> {
-    for (_, u) in db.scan::<User>(Map::Users, &[], &[], usize::MAX).map_err(|e| e.to_string())? {
+fn users_preferences_validate(db: &Db) -> Result<(), StepError> {
+    for (_, u) in db.scan::<User>(Map::Users, &[], &[], usize::MAX)? {
         if u.preferences.language.is_empty() || u.preferences.timezone.is_empty() {
-            return Err(format!("user {} has no preferences", u.id));
+            return Err(StepError::Invalid(format!("user {} has no preferences", u.id)));
         }
     }
     Ok(())
 }
 
 /// Messages gain an hour index and every hour holding data is marked for the KPI rollup.
-fn kpi_index_up(db: &Db) -> Result<Batch, String> {
+fn kpi_index_up(db: &Db) -> Result<Batch, StepError> {
     let mut b = Batch::new();
-    crate::model::kpi::backfill(db, &mut b).map_err(|e| e.to_string())?;
+    crate::model::kpi::backfill(db, &mut b)?;
     Ok(b)
 }
 
-fn kpi_index_validate(db: &Db) -> Result<(), String> {
+fn kpi_index_validate(db: &Db) -> Result<(), StepError> {
     match crate::model::kpi::time_index_complete(db) {
         Ok(true) => Ok(()),
-        Ok(false) => Err("a message is missing from the hour index".into()),
-        Err(e) => Err(e.to_string()),
+        Ok(false) => Err(StepError::Invalid("a message is missing from the hour index".into())),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -98,7 +109,7 @@ pub enum MigrateError {
         /// The step.
         version: u32,
         /// Why.
-        cause: String,
+        cause: StepError,
         /// The backup restored.
         backup_id: u32,
         /// Where the failed attempt is.
@@ -140,7 +151,7 @@ pub fn migrate(
         progress(&format!("migrating to version {}: {}", m.version, m.description));
         let step = (m.up)(&db).and_then(|mut b| {
             set_version(&mut b, m.version);
-            db.write_group([&b], true).map_err(|e| e.to_string())?;
+            db.write_group([&b], true)?;
             (m.validate)(&db)
         });
         if let Err(cause) = step {

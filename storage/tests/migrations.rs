@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utalk_storage::backup::Backups;
 use utalk_storage::codec::{encode, Record};
 use utalk_storage::keys::Key;
-use utalk_storage::migrations::{self, MigrateError, Migration};
+use utalk_storage::migrations::{self, MigrateError, Migration, StepError};
 use utalk_storage::model::{
     kpi, message, user, Author, AuthorType, Channel, Conversation, Customer, Direction, Message, MessageStatus, Role,
 };
@@ -120,9 +120,9 @@ fn messages_stored_before_the_time_index_are_indexed_and_marked_for_the_kpis() {
     assert_eq!(rows[&kpi::Dimension::Channel(Channel::Web)].messages, 3);
 }
 
-fn wipe_users(db: &Db) -> Result<Batch, String> {
+fn wipe_users(db: &Db) -> Result<Batch, StepError> {
     let mut b = Batch::new();
-    for (k, _) in db.scan_raw(Map::Users, &[], &[], usize::MAX).map_err(|e| e.to_string())? {
+    for (k, _) in db.scan_raw(Map::Users, &[], &[], usize::MAX)? {
         b.delete_raw(Map::Users, k);
     }
     Ok(b)
@@ -135,11 +135,16 @@ fn a_failing_migration_restores_the_database_as_it_was() {
     let id = old_database(&data);
     let backups = Backups::new(dir.path().join("backups"));
     // It writes (removes every user), then its validation fails.
-    let failing = [Migration { version: 2, description: "breaks things", up: wipe_users, validate: |_| Err("validation says no".into()) }];
+    let failing = [Migration {
+        version: 2,
+        description: "breaks things",
+        up: wipe_users,
+        validate: |_| Err(StepError::Invalid("validation says no".into())),
+    }];
     let err = migrations::migrate(&data, &DbOptions::default(), &backups, &failing, &mut |_| {}).unwrap_err();
     let MigrateError::Restored { version, cause, kept, .. } = &err else { panic!("{err}") };
     assert_eq!(*version, 2);
-    assert_eq!(cause, "validation says no");
+    assert_eq!(cause.to_string(), "validation says no");
     assert!(std::path::Path::new(kept).exists(), "the failed attempt is kept");
     assert!(err.to_string().contains("restored from backup"), "{err}");
     let db = Db::open(&data, &DbOptions::default()).unwrap();

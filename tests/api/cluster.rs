@@ -7,7 +7,8 @@ use futures_util::StreamExt;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use utalk_actors::cluster::{
-    log_subject, shard_filter, shard_of, Cluster, ClusterError, EntityKind, LogEntry, NatsCluster, NatsSettings, SHARDS,
+    log_subject, shard_filter, shard_of, ClusterError, EntityKind, Events, Forwarding, Leases, Locks, LogEntry, LogStream, NatsCluster,
+    NatsSettings, SHARDS,
 };
 use uuid::Uuid;
 

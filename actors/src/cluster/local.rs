@@ -1,6 +1,10 @@
-//! One node on its own: today's in-process behaviour behind the cluster seam.
+//! One node on its own: it owns every shard, nothing leaves the process,
+//! and its store is the log.
 
-use super::{BoxFuture, Cluster, ClusterError, ClusterStatus, Forwarded, JobLock, LogEntry, SHARDS};
+use super::{
+    Blobs, BoxFuture, Cluster, ClusterError, ClusterStatus, Events, Forwarded, Forwarding, JobLock, Leases, Locks, LogStream, SessionStash,
+    SHARDS,
+};
 use bytes::Bytes;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use std::collections::HashSet;
@@ -26,7 +30,7 @@ fn ready<'a, T: Send + 'a>(v: T) -> BoxFuture<'a, T> {
     Box::pin(std::future::ready(v))
 }
 
-impl Cluster for LocalCluster {
+impl Leases for LocalCluster {
     fn node_id(&self) -> &str {
         &self.node_id
     }
@@ -39,42 +43,22 @@ impl Cluster for LocalCluster {
         Box::pin(std::future::pending())
     }
 
-    /// Nothing else writes: the entity's one actor is the only writer, so the
-    /// fence holds by construction and the position just moves on.
-    fn append<'a>(
-        &'a self,
-        _subject: &'a str,
-        expected: Option<u64>,
-        _id: &'a str,
-        _payload: Bytes,
-    ) -> BoxFuture<'a, Result<u64, ClusterError>> {
-        ready(Ok(expected.unwrap_or(0) + 1))
-    }
-
-    fn follow<'a>(
-        &'a self,
-        _filter: &'a str,
-        _after: u64,
-    ) -> BoxFuture<'a, Result<BoxStream<'static, Result<LogEntry, ClusterError>>, ClusterError>> {
-        ready(Ok(stream::pending().boxed()))
-    }
-
-    fn log_end(&self) -> BoxFuture<'_, Result<u64, ClusterError>> {
-        ready(Ok(0))
-    }
-
-    fn replicated(&self) -> bool {
-        false
-    }
-
     fn lease_epoch(&self, _shard: u32) -> Option<u64> {
         Some(0)
     }
 
-    fn last_position<'a>(&'a self, _subject: &'a str) -> BoxFuture<'a, Result<u64, ClusterError>> {
-        ready(Ok(0))
+    fn status(&self) -> ClusterStatus {
+        ClusterStatus {
+            mode: "single",
+            node_id: self.node_id.clone(),
+            owned_shards: (0..SHARDS).collect(),
+            connected: true,
+            live_nodes: vec![self.node_id.clone()],
+        }
     }
+}
 
+impl Forwarding for LocalCluster {
     fn forward(&self, shard: u32, _payload: Bytes, _timeout: Duration) -> BoxFuture<'_, Result<Bytes, ClusterError>> {
         // Unreachable in practice: this node owns every shard, so nothing is forwarded.
         ready(Err(ClusterError::NoOwner { shard }))
@@ -83,7 +67,9 @@ impl Cluster for LocalCluster {
     fn serve(&self, _shard: u32) -> BoxFuture<'_, Result<BoxStream<'static, Forwarded>, ClusterError>> {
         ready(Ok(stream::pending().boxed()))
     }
+}
 
+impl Events for LocalCluster {
     fn publish<'a>(&'a self, _topic: &'a str, _payload: Bytes) -> BoxFuture<'a, Result<(), ClusterError>> {
         ready(Ok(()))
     }
@@ -91,7 +77,9 @@ impl Cluster for LocalCluster {
     fn listen<'a>(&'a self, _topic: &'a str) -> BoxFuture<'a, Result<BoxStream<'static, Bytes>, ClusterError>> {
         ready(Ok(stream::pending().boxed()))
     }
+}
 
+impl Locks for LocalCluster {
     fn try_lock<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<JobLock>, ClusterError>> {
         let mut held = self.locks.lock().unwrap_or_else(|p| p.into_inner());
         if !held.insert(name.to_string()) {
@@ -102,7 +90,9 @@ impl Cluster for LocalCluster {
             locks.lock().unwrap_or_else(|p| p.into_inner()).remove(&name);
         }))))
     }
+}
 
+impl SessionStash for LocalCluster {
     /// One node keeps its dropped sessions itself: nothing to share.
     fn stash<'a>(&'a self, _key: &'a str, _value: Bytes) -> BoxFuture<'a, Result<(), ClusterError>> {
         ready(Ok(()))
@@ -111,7 +101,9 @@ impl Cluster for LocalCluster {
     fn unstash<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, ClusterError>> {
         ready(Ok(None))
     }
+}
 
+impl Blobs for LocalCluster {
     fn put_blob<'a>(&'a self, _name: &'a str, _bytes: Bytes) -> BoxFuture<'a, Result<(), ClusterError>> {
         ready(Ok(()))
     }
@@ -127,15 +119,13 @@ impl Cluster for LocalCluster {
     fn delete_blob<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
         ready(Ok(()))
     }
+}
 
-    fn status(&self) -> ClusterStatus {
-        ClusterStatus {
-            mode: "single",
-            node_id: self.node_id.clone(),
-            owned_shards: (0..SHARDS).collect(),
-            connected: true,
-            live_nodes: vec![self.node_id.clone()],
-        }
+impl Cluster for LocalCluster {
+    /// A node alone has no replicated log: its store, through the store
+    /// writer, is the whole log, so there is never anything to catch up on.
+    fn log(&self) -> Option<Arc<dyn LogStream>> {
+        None
     }
 }
 
@@ -147,7 +137,7 @@ mod tests {
     async fn a_single_node_owns_everything_and_locks_once() {
         let c = LocalCluster::new("solo");
         assert!((0..SHARDS).all(|s| c.owns(s)));
-        assert_eq!(c.append("utalk.log.1.conv.x", Some(4), "m1", Bytes::new()).await.unwrap(), 5);
+        assert!(c.log().is_none(), "the store is the log");
         let held = c.try_lock("kpi_rollup").await.unwrap().expect("free");
         assert!(c.try_lock("kpi_rollup").await.unwrap().is_none(), "held once");
         assert!(c.try_lock("retention").await.unwrap().is_some(), "locks are per name");

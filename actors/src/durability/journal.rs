@@ -23,7 +23,7 @@ use super::follower::{Applied, Follower};
 use super::record::{LogRecord, LoggedChange};
 use super::store_writer::{StoreWriter, WriteError, WriterStats};
 use crate::broker::Broker;
-use crate::cluster::{log_subject, shard_of, Cluster, ClusterError, EntityKind, LogEntry, LOG_FILTER, SHARED_SUBJECT};
+use crate::cluster::{log_subject, shard_of, Cluster, ClusterError, EntityKind, LogEntry, LogStream, LOG_FILTER, SHARED_SUBJECT};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,8 +66,8 @@ pub enum JournalError {
 struct Inner {
     writer: StoreWriter,
     cluster: Arc<dyn Cluster>,
-    /// Whether the log is the replicated stream rather than the store writer.
-    replicated: bool,
+    /// The replicated stream; `None` on a node alone, whose store writer is the log.
+    log: Option<Arc<dyn LogStream>>,
     applied: watch::Sender<u64>,
     /// Counts applied entries of shared state, so that caches of it (flags, bot settings) reload.
     shared: watch::Sender<u64>,
@@ -92,7 +92,7 @@ impl Journal {
         Journal {
             inner: Arc::new(Inner {
                 writer,
-                replicated: cluster.replicated(),
+                log: cluster.log(),
                 cluster,
                 applied: watch::Sender::new(applied),
                 shared,
@@ -130,10 +130,8 @@ impl Journal {
     /// How many log entries this node has still to apply: 0 on one node,
     /// whose store is its log; `None` when the log does not answer in time.
     pub async fn lag(&self) -> Option<u64> {
-        if !self.inner.replicated {
-            return Some(0);
-        }
-        let end = tokio::time::timeout(Duration::from_secs(2), self.inner.cluster.log_end()).await;
+        let Some(log) = &self.inner.log else { return Some(0) };
+        let end = tokio::time::timeout(Duration::from_secs(2), log.log_end()).await;
         match end {
             Ok(Ok(end)) => Some(end.saturating_sub(self.applied())),
             _ => None,
@@ -151,9 +149,9 @@ impl Journal {
             return Ok(None);
         }
         let mut position = 0;
-        if self.inner.replicated {
+        if let Some(log) = &self.inner.log {
             let subject = log_subject(EntityKind::Conversation, id);
-            position = self.inner.cluster.last_position(&subject).await?;
+            position = log.last_position(&subject).await?;
             self.wait_applied(position).await?;
         }
         // The barrier makes writes submitted by an earlier writer (before a
@@ -167,7 +165,7 @@ impl Journal {
         // Read before the state: a write failing after this fences the
         // entity's writes, so none can land after a lost one (a seq hole).
         let epoch = self.inner.writer.epoch();
-        Ok(Some(if self.inner.replicated {
+        Ok(Some(if self.inner.log.is_some() {
             EntityLog::chained(self.clone(), id, lease, log_subject(EntityKind::Conversation, id), position)
         } else {
             EntityLog::local(self.clone(), id, lease, epoch)
@@ -219,10 +217,8 @@ impl Journal {
     /// Makes this node's store hold everything written to `subject` so far
     /// and returns the position to fence the next write on (0 on one node alone).
     pub async fn sync_subject(&self, subject: &str) -> Result<u64, JournalError> {
-        if !self.inner.replicated {
-            return Ok(0);
-        }
-        let position = self.inner.cluster.last_position(subject).await?;
+        let Some(log) = &self.inner.log else { return Ok(0) };
+        let position = log.last_position(subject).await?;
         self.wait_applied(position).await?;
         Ok(position)
     }
@@ -230,10 +226,8 @@ impl Journal {
     /// Makes this node's store hold everything the log held when called
     /// (a no-op on one node alone): for work that must see every node's writes.
     pub async fn sync_log(&self) -> Result<(), JournalError> {
-        if !self.inner.replicated {
-            return Ok(());
-        }
-        let end = self.inner.cluster.log_end().await?;
+        let Some(log) = &self.inner.log else { return Ok(()) };
+        let end = log.log_end().await?;
         self.wait_applied(end).await
     }
 
@@ -278,7 +272,7 @@ impl Journal {
         conversation: Option<Uuid>,
         batch: Batch,
     ) -> Result<Option<u64>, JournalError> {
-        if !self.inner.replicated {
+        if self.inner.log.is_none() {
             // Shared state tells its caches to reload, as the follow loop does in a cluster.
             match conversation {
                 None => self.inner.writer.submit_applied(batch, None, Applied::Shared).await?,
@@ -298,9 +292,10 @@ impl Journal {
     /// Appends to the log, asking again with the same id while the log is
     /// unreachable (a retry that lands twice is kept once).
     pub async fn append(&self, subject: &str, expected: Option<u64>, id: &str, payload: Bytes) -> Result<u64, ClusterError> {
+        let Some(log) = &self.inner.log else { return Err(no_log()) };
         let until = Instant::now() + APPEND_PATIENCE;
         loop {
-            match self.inner.cluster.append(subject, expected, id, payload.clone()).await {
+            match log.append(subject, expected, id, payload.clone()).await {
                 Err(ClusterError::Unavailable(e)) if Instant::now() < until => {
                     tracing::debug!(subject, error = %e, "log unavailable; appending again");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -324,15 +319,14 @@ impl Journal {
     /// On one node there are none: the store writer applies every change as
     /// it is written.
     pub fn follow(&self) {
-        if !self.inner.replicated {
-            return;
-        }
+        let Some(log) = self.inner.log.clone() else { return };
         let this = self.clone();
-        tokio::spawn(async move { this.follow_loop().await });
+        let followed = log.clone();
+        tokio::spawn(async move { this.follow_loop(&*followed).await });
         let this = self.clone();
         tokio::spawn(async move {
             loop {
-                if let Ok(end) = this.inner.cluster.log_end().await {
+                if let Ok(end) = log.log_end().await {
                     let applied = this.applied();
                     metrics::gauge!("cluster_log_lag").set(end.saturating_sub(applied) as f64);
                     metrics::gauge!("cluster_applied_position").set(applied as f64);
@@ -345,10 +339,8 @@ impl Journal {
     /// Waits until this node has applied everything the log held when it
     /// was called, logging progress; for a node that starts or restarts.
     pub async fn catch_up(&self) -> Result<(), ClusterError> {
-        if !self.inner.replicated {
-            return Ok(());
-        }
-        let end = self.inner.cluster.log_end().await?;
+        let Some(log) = &self.inner.log else { return Ok(()) };
+        let end = log.log_end().await?;
         if self.applied() > end {
             // The log lost entries this store holds (a restore from an older log backup).
             return Err(ClusterError::Protocol(format!(
@@ -375,10 +367,10 @@ impl Journal {
         }
     }
 
-    async fn follow_loop(&self) {
+    async fn follow_loop(&self, log: &dyn LogStream) {
         loop {
             let from = self.applied();
-            match self.inner.cluster.follow(LOG_FILTER, from).await {
+            match log.follow(LOG_FILTER, from).await {
                 Ok(stream) => {
                     let mut chunks = stream.ready_chunks(512);
                     while let Some(chunk) = chunks.next().await {
@@ -474,12 +466,19 @@ pub fn unique_subject(kind: &str, key: &str) -> String {
 /// `key` of `kind`: its log position, `None` when something was.
 pub async fn append_first(cluster: &dyn Cluster, kind: &str, key: &str, batch: Batch) -> Result<Option<u64>, ClusterError> {
     let record = LogRecord { conversation: None, changes: vec![LoggedChange { batch, events: Vec::new() }] };
+    let Some(log) = cluster.log() else { return Err(no_log()) };
     let id = Uuid::now_v7().simple().to_string();
-    match cluster.append(&unique_subject(kind, key), Some(0), &id, record.encode()?).await {
+    match log.append(&unique_subject(kind, key), Some(0), &id, record.encode()?).await {
         Ok(position) => Ok(Some(position)),
         Err(ClusterError::Fenced { .. }) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The refusal of a log append where there is no replicated log: a node
+/// alone writes through its store writer instead.
+fn no_log() -> ClusterError {
+    ClusterError::Protocol("there is no replicated log on a node alone".into())
 }
 
 /// The last log position `db` has applied, 0 for a store that never followed a log.

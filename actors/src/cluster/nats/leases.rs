@@ -1,0 +1,167 @@
+//! Leases over NATS: key `s.<shard>` in `utalk_shards`, created to take a
+//! shard and renewed with a compare-and-set every quarter lease; who should
+//! own a shard is rendezvous hashing over the live nodes (`utalk_nodes`).
+
+use super::{js_code, unavailable, Inner, NatsCluster, WRONG_LAST_SEQUENCE};
+use crate::cluster::{BoxFuture, ClusterError, ClusterStatus, Leases, SHARDS};
+use async_nats::jetstream::kv::{CreateErrorKind, UpdateErrorKind};
+use bytes::Bytes;
+use futures_util::stream::StreamExt;
+use std::sync::Weak;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Lease {
+    pub(super) revision: u64,
+    /// The revision that created the lease: it stays while renewals move `revision`.
+    pub(super) epoch: u64,
+    pub(super) valid_until: Instant,
+}
+
+/// Rendezvous score of `node` for `shard`: the live node with the highest score should own it.
+fn score(node: &str, shard: u32) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in node.bytes().chain(shard.to_be_bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // FNV's low bits mix poorly on short inputs; a final avalanche spreads them.
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
+}
+
+/// The node that should own `shard` among `live`.
+pub fn desired_owner(shard: u32, live: &[String]) -> Option<&str> {
+    live.iter().max_by_key(|n| (score(n, shard), n.as_str())).map(String::as_str)
+}
+
+/// Renews, takes and hands over leases every quarter lease while the cluster lives.
+pub(super) async fn lease_loop(inner: Weak<Inner>) {
+    let period = match inner.upgrade() {
+        Some(i) => i.lease / 4,
+        None => return,
+    };
+    loop {
+        let Some(i) = inner.upgrade() else { return };
+        if let Err(e) = tick(&i).await {
+            tracing::warn!(error = %e, "cluster lease round failed");
+        }
+        drop(i);
+        tokio::time::sleep(period).await;
+    }
+}
+
+async fn tick(i: &Inner) -> Result<(), ClusterError> {
+    if i.left.load(std::sync::atomic::Ordering::Acquire) {
+        return Ok(());
+    }
+    i.nodes.put(format!("n.{}", i.node_id), Bytes::from(i.node_id.clone())).await.map_err(unavailable)?;
+    let mut keys = i.nodes.keys().await.map_err(unavailable)?;
+    let mut live = Vec::new();
+    while let Some(k) = keys.next().await {
+        if let Some(n) = k.map_err(unavailable)?.strip_prefix("n.") {
+            live.push(n.to_string());
+        }
+    }
+    if !live.contains(&i.node_id) {
+        live.push(i.node_id.clone());
+    }
+    live.sort();
+    *i.live.lock().unwrap_or_else(|p| p.into_inner()) = live.clone();
+    for shard in 0..SHARDS {
+        let key = format!("s.{shard}");
+        let mine = i.owned.lock().unwrap_or_else(|p| p.into_inner()).get(&shard).copied();
+        let desired = desired_owner(shard, &live).unwrap_or(&i.node_id);
+        match mine {
+            // Another live node should have it: stop serving first, then let go.
+            Some(lease) if desired != i.node_id => {
+                i.set_owned(shard, None);
+                let _ = i.shards.delete_expect_revision(&key, Some(lease.revision)).await;
+                tracing::info!(shard, to = desired, "handed a shard over");
+            }
+            Some(lease) => {
+                let sent = Instant::now();
+                match i.shards.update(&key, Bytes::from(i.node_id.clone()), lease.revision).await {
+                    Ok(revision) => i.set_owned(shard, Some(Lease { revision, epoch: lease.epoch, valid_until: i.valid_until(sent) })),
+                    Err(e)
+                        if matches!(e.kind(), UpdateErrorKind::WrongLastRevision)
+                            || js_code(&e).is_some_and(|c| WRONG_LAST_SEQUENCE.contains(&c)) =>
+                    {
+                        i.set_owned(shard, None);
+                        tracing::warn!(shard, "lost a shard's lease to another node");
+                    }
+                    // Unknown outcome: keep the lease until it lapses; the next round tries again.
+                    Err(e) => tracing::warn!(shard, error = %e, "could not renew a shard's lease"),
+                }
+            }
+            None if desired == i.node_id => {
+                let sent = Instant::now();
+                match i.shards.create(&key, Bytes::from(i.node_id.clone())).await {
+                    Ok(revision) => {
+                        i.set_owned(shard, Some(Lease { revision, epoch: revision, valid_until: i.valid_until(sent) }));
+                        tracing::info!(shard, "took a shard");
+                    }
+                    Err(e) if matches!(e.kind(), CreateErrorKind::AlreadyExists) => {}
+                    Err(e) => tracing::debug!(shard, error = %e, "could not take a shard"),
+                }
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+impl Leases for NatsCluster {
+    fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    fn owns(&self, shard: u32) -> bool {
+        self.inner.owns(shard)
+    }
+
+    fn ownership_changed(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.inner.changed.notified())
+    }
+
+    fn lease_epoch(&self, shard: u32) -> Option<u64> {
+        let owned = self.inner.owned.lock().unwrap_or_else(|p| p.into_inner());
+        owned.get(&shard).filter(|l| Instant::now() < l.valid_until).map(|l| l.epoch)
+    }
+
+    fn status(&self) -> ClusterStatus {
+        let mut owned: Vec<u32> = {
+            let now = Instant::now();
+            let map = self.inner.owned.lock().unwrap_or_else(|p| p.into_inner());
+            map.iter().filter(|(_, l)| l.valid_until > now).map(|(s, _)| *s).collect()
+        };
+        owned.sort_unstable();
+        ClusterStatus {
+            mode: "nats",
+            node_id: self.inner.node_id.clone(),
+            owned_shards: owned,
+            connected: self.inner.client.connection_state() == async_nats::connection::State::Connected,
+            live_nodes: self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::valid_node_id;
+
+    #[test]
+    fn rendezvous_spreads_shards_and_moves_few_when_a_node_joins() {
+        let two: Vec<String> = vec!["a".into(), "b".into()];
+        let three: Vec<String> = vec!["a".into(), "b".into(), "c".into()];
+        let count = |live: &[String], n: &str| (0..SHARDS).filter(|&s| desired_owner(s, live) == Some(n)).count();
+        for n in ["a", "b", "c"] {
+            assert!((12..=32).contains(&count(&three, n)), "{n}: {}", count(&three, n));
+        }
+        let moved = (0..SHARDS).filter(|&s| desired_owner(s, &two) != desired_owner(s, &three)).count();
+        assert_eq!(moved, count(&three, "c"), "only the newcomer's shards move");
+        assert!(valid_node_id("node-1_a") && !valid_node_id("node.1") && !valid_node_id(""));
+    }
+}
