@@ -49,6 +49,10 @@ fn http_date(t: Timestamp) -> String {
     HttpDate::from(UNIX_EPOCH + Duration::from_millis(t.millis().max(0) as u64)).to_string()
 }
 
+/// The routes `[[api.deprecations]]` lists, as the request middleware reads them.
+#[derive(Debug, Clone, Default)]
+pub struct Deprecations(pub Vec<ApiDeprecation>);
+
 /// The headers a deprecated route answers with.
 pub fn headers(d: &ApiDeprecation) -> Vec<(HeaderName, HeaderValue)> {
     let mut out = Vec::new();

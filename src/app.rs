@@ -141,9 +141,14 @@ async fn start_whatsapp(
         url_ttl: Duration::from_secs(config.media.url_ttl_secs),
     };
     let media = Arc::new(
-        MediaStore::new(&config.data_dir, secret.expose().as_bytes(), config.public_url.clone(), limits)
-            .with_context(|| format!("cannot create the media directory in {}", config.data_dir.display()))?
-            .with_blobs(registry.journal().cluster().clone()),
+        MediaStore::new(
+            &config.data_dir,
+            secret.expose().as_bytes(),
+            crate::routes::media::url_prefix(config.public_url.as_deref()),
+            limits,
+        )
+        .with_context(|| format!("cannot create the media directory in {}", config.data_dir.display()))?
+        .with_blobs(registry.journal().cluster().clone()),
     );
     let client = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
@@ -400,6 +405,7 @@ impl Application {
                 }
             });
         }
+        let inbound = Arc::new(crate::whatsapp::Inbound::new(db.clone(), registry.clone(), fetcher.clone()));
         let state = web::Data::new(AppState {
             cluster,
             db,
@@ -411,7 +417,7 @@ impl Application {
             media,
             delivery,
             fetcher,
-            inbound: Arc::new(crate::whatsapp::Inbound::default()),
+            inbound,
             bot,
             ai_config_lock: tokio::sync::Mutex::new(()),
             scheduler,
@@ -426,9 +432,11 @@ impl Application {
         let max_socket_payload = config.socket.max_payload_bytes;
         let workers = if config.http.workers == 0 { cores() } else { config.http.workers };
         let proxies = web::Data::new(crate::client_addr::TrustedProxies::parse(&config.http.trusted_proxies)?);
+        let deprecations = web::Data::new(crate::api_version::Deprecations(config.api.deprecations.clone()));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(deprecations.clone())
                 .app_data(proxies.clone())
                 .app_data(auth.clone())
                 .app_data(hub.clone())

@@ -6,33 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use utalk_actors::Durability;
 
-/// A secret value: never printed by `Debug` or logged.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value.
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    /// The value, for the one place that needs it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("[redacted]")
-    }
-}
+pub use crate::secrets::Secret;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -829,7 +803,7 @@ impl Config {
             }
         }
         if let Some(e) = &self.otlp_endpoint {
-            if let Some(why) = crate::traces::endpoint_problem(e) {
+            if let Some(why) = endpoint_problem(e) {
                 return Err(why);
             }
         }
@@ -968,9 +942,30 @@ impl Config {
     }
 }
 
+/// Whether `endpoint` can be used, as a reason when it cannot.
+pub fn endpoint_problem(endpoint: &str) -> Option<String> {
+    let Some(rest) = endpoint.strip_prefix("http://") else {
+        return Some(format!(
+            "otlp_endpoint must be an http:// URL of a collector, such as http://127.0.0.1:4318 (got `{endpoint}`); send to a local collector that forwards over TLS"
+        ));
+    };
+    if rest.is_empty() || rest.starts_with('/') {
+        return Some(format!("otlp_endpoint `{endpoint}` names no host"));
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_plain_http_endpoints_with_a_host_are_accepted() {
+        assert!(endpoint_problem("http://127.0.0.1:4318").is_none());
+        assert!(endpoint_problem("https://collector:4318").is_some());
+        assert!(endpoint_problem("collector:4318").is_some());
+        assert!(endpoint_problem("http://").is_some());
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -3,10 +3,10 @@
 //! Code records with the `metrics` macros wherever the event happens; this
 //! module installs the recorder once and renders the text format.
 
-use crate::state::AppState;
-use actix_web::{web, HttpResponse};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
+use utalk_actors::{Registry, SocketHub};
+use utalk_storage::Db;
 
 /// Bucket bounds (seconds) of every `*_duration_seconds` histogram.
 const DURATION_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
@@ -57,7 +57,7 @@ fn machine_memory() -> Option<f64> {
 }
 
 /// Sets the figures read at scrape time: process, storage, sockets.
-fn sample(state: &AppState) {
+pub fn sample(db: &Db, registry: &Registry, sockets: &SocketHub) {
     if let Some((rss, cpu)) = process_figures() {
         metrics::gauge!("process_resident_memory_bytes").set(rss);
         metrics::gauge!("process_cpu_seconds_total").set(cpu);
@@ -65,22 +65,20 @@ fn sample(state: &AppState) {
     if let Some(total) = machine_memory() {
         metrics::gauge!("machine_memory_bytes").set(total);
     }
-    let db = state.db.stats();
+    let db = db.stats();
     metrics::gauge!("rocksdb_write_stalled").set(if db.write_stopped { 1.0 } else { 0.0 });
     metrics::gauge!("rocksdb_pending_compaction_bytes").set(db.pending_compaction_bytes as f64);
     metrics::gauge!("rocksdb_estimated_keys").set(db.estimated_keys as f64);
-    let w = state.registry.journal().store_stats();
+    let w = registry.journal().store_stats();
     metrics::counter!("store_writer_batches_total").absolute(w.batches.load(std::sync::atomic::Ordering::Relaxed));
     metrics::counter!("rocksdb_wal_syncs_total").absolute(w.groups.load(std::sync::atomic::Ordering::Relaxed));
-    let sockets = state.sockets.counts();
+    let sockets = sockets.counts();
     metrics::gauge!("socket_connections_active", "transport" => "websocket").set(sockets.websocket as f64);
     metrics::gauge!("socket_connections_active", "transport" => "polling").set(sockets.polling as f64);
     metrics::counter!("socket_connections_total").absolute(sockets.total);
 }
 
-/// `GET /metrics`: every recorded metric in the Prometheus text format.
-pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
-    sample(&state);
-    let body = install().map(|h| h.render()).unwrap_or_default();
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(body)
+/// Every recorded metric in the Prometheus text format.
+pub fn render() -> String {
+    install().map(|h| h.render()).unwrap_or_default()
 }

@@ -105,8 +105,8 @@ pub async fn middleware(
     if let Some(v) = header {
         res.headers_mut().insert(HEADER, v);
     }
-    if let Some(state) = res.request().app_data::<actix_web::web::Data<crate::state::AppState>>().cloned() {
-        if let Some(d) = state.config.api.deprecations.iter().find(|d| d.route == route) {
+    if let Some(deprecations) = res.request().app_data::<actix_web::web::Data<crate::api_version::Deprecations>>().cloned() {
+        if let Some(d) = deprecations.0.iter().find(|d| d.route == route) {
             for (name, value) in crate::api_version::headers(d) {
                 res.headers_mut().insert(name, value);
             }

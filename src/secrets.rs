@@ -1,8 +1,9 @@
-//! Secrets utalk generates for itself when the operator sets none.
+//! Secret values (never printed or logged), and the secrets utalk generates
+//! for itself when the operator sets none.
 
-use crate::config::Secret;
 use base64::Engine;
 use rand::RngCore;
+use serde::{Deserialize, Serialize};
 use utalk_actors::Journal;
 use utalk_storage::{Batch, Db, Map};
 
@@ -21,6 +22,34 @@ pub async fn stored_or_generated(db: &Db, journal: &Journal, key: &[u8], what: &
     journal.commit_node(b).await?;
     tracing::info!("generated {what} and stored it in the data directory (set {setting} to manage it yourself)");
     Ok(Secret::new(s))
+}
+
+/// A secret value: never printed by `Debug` or logged.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("[redacted]")
+    }
 }
 
 /// Why `secret` is not fit to sign tokens in production, if it is not:

@@ -50,19 +50,6 @@ pub fn traces_url(endpoint: &str) -> String {
     }
 }
 
-/// Whether `endpoint` can be used, as a reason when it cannot.
-pub fn endpoint_problem(endpoint: &str) -> Option<String> {
-    let Some(rest) = endpoint.strip_prefix("http://") else {
-        return Some(format!(
-            "otlp_endpoint must be an http:// URL of a collector, such as http://127.0.0.1:4318 (got `{endpoint}`); send to a local collector that forwards over TLS"
-        ));
-    };
-    if rest.is_empty() || rest.starts_with('/') {
-        return Some(format!("otlp_endpoint `{endpoint}` names no host"));
-    }
-    None
-}
-
 /// Spans of our own crates at debug and above (the per-actor spans are at
 /// debug so they cost nothing when no traces are exported), other crates'
 /// spans at info, and warnings and errors as span events.
@@ -145,13 +132,5 @@ mod tests {
         assert_eq!(traces_url("http://127.0.0.1:4318"), "http://127.0.0.1:4318/v1/traces");
         assert_eq!(traces_url("http://127.0.0.1:4318/"), "http://127.0.0.1:4318/v1/traces");
         assert_eq!(traces_url("http://c:4318/v1/traces"), "http://c:4318/v1/traces");
-    }
-
-    #[test]
-    fn only_plain_http_endpoints_with_a_host_are_accepted() {
-        assert!(endpoint_problem("http://127.0.0.1:4318").is_none());
-        assert!(endpoint_problem("https://collector:4318").is_some());
-        assert!(endpoint_problem("collector:4318").is_some());
-        assert!(endpoint_problem("http://").is_some());
     }
 }

@@ -1,17 +1,19 @@
 //! Inbound WhatsApp: from the parameters of Twilio's webhook to a stored message.
 
 use crate::error::ApiError;
-use crate::state::AppState;
 use crate::twilio_form::FormError;
 pub use crate::twilio_form::{normalize_phone, InboundMessage, MAX_MEDIA};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use utalk_actors::conversation::MAX_TEXT_CHARS;
+use utalk_actors::media_fetch::MediaFetcher;
+use utalk_actors::Registry;
 use utalk_actors::{AppendRequest, Appended};
 use utalk_storage::model::{
     conversation, media, Attachment, Author, AuthorType, Channel, Conversation, Customer, Direction, MediaFetch, MediaRecord, MediaSource,
     MediaStatus, MessageStatus,
 };
-use utalk_storage::{Batch, Timestamp};
+use utalk_storage::{Batch, Db, Timestamp};
 use uuid::Uuid;
 
 /// Namespace of the ids derived from Twilio's sids, so a redelivery maps to the same id.
@@ -38,18 +40,23 @@ impl InboundMessage {
     }
 }
 
-/// Inbound state: locks that make "find or open the number's conversation" happen once per number.
+/// Inbound WhatsApp: the conversations of numbers, and the messages stored
+/// in them. Its locks make "find or open the number's conversation" happen
+/// once per number on this node.
 pub struct Inbound {
     locks: Vec<tokio::sync::Mutex<()>>,
-}
-
-impl Default for Inbound {
-    fn default() -> Self {
-        Self { locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect() }
-    }
+    db: Db,
+    registry: Registry,
+    fetcher: Arc<MediaFetcher>,
 }
 
 impl Inbound {
+    /// Inbound WhatsApp reading `db`, writing through `registry`, and
+    /// waking `fetcher` when a message brings media to download.
+    pub fn new(db: Db, registry: Registry, fetcher: Arc<MediaFetcher>) -> Inbound {
+        Inbound { locks: (0..64).map(|_| tokio::sync::Mutex::new(())).collect(), db, registry, fetcher }
+    }
+
     fn lock(&self, phone: &str) -> &tokio::sync::Mutex<()> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         phone.hash(&mut h);
@@ -57,32 +64,32 @@ impl Inbound {
     }
 
     /// The conversation of `phone`: its latest one, or a new one.
-    pub async fn conversation_for(&self, state: &AppState, phone: &str, name: Option<&str>) -> Result<Uuid, ApiError> {
-        if let Some(id) = conversation::by_phone(&state.db, Channel::Whatsapp, phone)? {
-            if conversation::get(&state.db, id)?.is_some() {
+    pub async fn conversation_for(&self, phone: &str, name: Option<&str>) -> Result<Uuid, ApiError> {
+        if let Some(id) = conversation::by_phone(&self.db, Channel::Whatsapp, phone)? {
+            if conversation::get(&self.db, id)?.is_some() {
                 return Ok(id);
             }
         }
         let _guard = self.lock(phone).lock().await;
         let customer = || Customer { name: name.map(str::to_owned), phone: Some(phone.to_owned()), email: None };
-        claimed(state, phone, customer, None, false).await.map(|c| c.id)
+        claimed(self, phone, customer, None, false).await.map(|c| c.id)
     }
 
     /// Opens a new WhatsApp conversation for `customer` (whose phone is
     /// normalized) over REST; it becomes the number's latest, which the
     /// customer's replies reach.
-    pub async fn open(&self, state: &AppState, mut customer: Customer, subject: Option<String>) -> Result<Conversation, ApiError> {
+    pub async fn open(&self, mut customer: Customer, subject: Option<String>) -> Result<Conversation, ApiError> {
         let phone = customer.phone.as_deref().and_then(normalize_phone).ok_or_else(|| {
             ApiError::invalid("validation_failed", "a WhatsApp conversation needs customer.phone, digits with an optional leading +")
         })?;
         customer.phone = Some(phone.clone());
         let _guard = self.lock(&phone).lock().await;
-        claimed(state, &phone, || customer.clone(), subject, true).await
+        claimed(self, &phone, || customer.clone(), subject, true).await
     }
 
     /// Stores `msg` durably in its number's conversation; a redelivery returns the stored message.
-    pub async fn store(&self, state: &AppState, msg: InboundMessage) -> Result<Appended, ApiError> {
-        let conv = self.conversation_for(state, &msg.phone, msg.profile_name.as_deref()).await?;
+    pub async fn store(&self, msg: InboundMessage) -> Result<Appended, ApiError> {
+        let conv = self.conversation_for(&msg.phone, msg.profile_name.as_deref()).await?;
         let message_id = message_id(&msg.sid);
         let now = Timestamp::now();
         let mut extra = Batch::new();
@@ -131,9 +138,9 @@ impl Inbound {
             media: attachments,
             extra,
         };
-        let appended = state.registry.call(conv, req).await?;
+        let appended = self.registry.call(conv, req).await?;
         if matches!(appended, Appended::Created(_)) && !appended.message().media.is_empty() {
-            state.fetcher.signal().notify();
+            self.fetcher.signal().notify();
         }
         Ok(appended)
     }
@@ -147,17 +154,17 @@ impl Inbound {
 /// record from whichever node finds it so. `fresh` opens a new conversation
 /// even when the number has one (REST's open).
 async fn claimed(
-    state: &AppState,
+    inbound: &Inbound,
     phone: &str,
     customer: impl Fn() -> Customer,
     subject: Option<String>,
     fresh: bool,
 ) -> Result<Conversation, ApiError> {
-    let journal = state.registry.journal();
+    let journal = inbound.registry.journal();
     let claims = utalk_actors::durability::unique_subject("whatsapp_number", phone);
     for _ in 0..20 {
         let expected = journal.sync_subject(&claims).await?;
-        let known = conversation::by_phone(&state.db, Channel::Whatsapp, phone)?;
+        let known = conversation::by_phone(&inbound.db, Channel::Whatsapp, phone)?;
         let id = match known {
             Some(id) if !fresh => id,
             _ => {
@@ -172,7 +179,7 @@ async fn claimed(
             }
         };
         journal.sync_subject(&utalk_actors::cluster::log_subject(utalk_actors::cluster::EntityKind::Conversation, id)).await?;
-        if let Some(c) = conversation::get(&state.db, id)? {
+        if let Some(c) = conversation::get(&inbound.db, id)? {
             return Ok(c);
         }
         let mut c = Conversation::new(Channel::Whatsapp, customer(), subject.clone());

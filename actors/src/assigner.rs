@@ -3,7 +3,7 @@
 
 use crate::conversation::ConversationChange;
 use crate::registry::Registry;
-use crate::socket_hub::SocketHub;
+use crate::session::SocketHub;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use utalk_storage::model::{conversation, user, Conversation, ConversationFilter, ConversationStatus, Role};

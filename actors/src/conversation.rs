@@ -16,11 +16,8 @@
 //! actors, never notice.
 
 use crate::broker::{Actor as Reader, ConversationEvent};
-use crate::cluster::ClusterError;
 use crate::durability::{EntityLog, Journal, JournalError, WriteError};
-use crate::forward::{Forward, ForwardAnswer};
 use crate::lifecycle;
-use crate::registry::RegistryShared;
 use crate::signal::JobSignal;
 use actix::prelude::*;
 use futures_util::future::Either;
@@ -36,70 +33,7 @@ use utalk_storage::model::{
 use utalk_storage::{Batch, Db, StoreError, Timestamp};
 use uuid::Uuid;
 
-/// Why a conversation could not do what was asked.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ConversationError {
-    /// No such conversation.
-    #[error("conversation not found")]
-    NotFound,
-    /// The `messageId` is already used in another conversation.
-    #[error("messageId is already used in another conversation")]
-    MessageIdConflict,
-    /// Too many writes are waiting in this conversation.
-    #[error("conversation is overloaded; retry later")]
-    Overloaded,
-    /// The write did not become durable.
-    #[error(transparent)]
-    Write(#[from] WriteError),
-    /// Reading the stored state failed.
-    #[error("storage read failed: {0}")]
-    Read(Arc<str>),
-    /// The actor failed while handling the request; it restarts from storage.
-    /// A retry with the same `messageId` is safe.
-    #[error("conversation restarted while handling the request; retry")]
-    Restarted,
-    /// The actor was retired for idleness; the registry retries on a new one.
-    #[error("conversation actor retired")]
-    Retired,
-    /// A read marker past the last message.
-    #[error("seq {0} is past the conversation's last message")]
-    InvalidSeq(u64),
-    /// No message with this id in the conversation.
-    #[error("message not found in this conversation")]
-    MessageNotFound,
-    /// The message is still being written; a change can follow once it is durable.
-    #[error("the message is not durable yet; retry")]
-    MessagePending,
-    /// A bot message for a conversation that is escalated, closed or has its bot paused.
-    #[error("the bot is paused in this conversation")]
-    BotPaused,
-    /// The change needs an open conversation (escalating a closed one).
-    #[error("the conversation is closed")]
-    Closed,
-    /// The message names media that does not exist or belongs to another conversation.
-    #[error("mediaId names no media of this conversation")]
-    MediaNotFound,
-    /// The cluster did not take the change (its owner moved, or the log is
-    /// unreachable); a retry with the same `messageId` is safe.
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-}
-
-impl From<JournalError> for ConversationError {
-    fn from(e: JournalError) -> Self {
-        match e {
-            JournalError::Write(w) => ConversationError::Write(w),
-            JournalError::Cluster(c) => ConversationError::Cluster(c),
-            behind @ JournalError::Behind { .. } => ConversationError::Cluster(ClusterError::Unavailable(behind.to_string())),
-        }
-    }
-}
-
-impl From<StoreError> for ConversationError {
-    fn from(e: StoreError) -> Self {
-        ConversationError::Read(e.to_string().into())
-    }
-}
+pub use crate::conversation_error::ConversationError;
 
 /// Where an actor sends its answer.
 pub type Reply<T> = oneshot::Sender<Result<T, ConversationError>>;
@@ -264,38 +198,6 @@ impl MessageChange {
     }
 }
 
-/// Changes a stored message.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ChangeMessage {
-    /// The change.
-    pub change: MessageChange,
-    /// Answer: the message after the change.
-    pub reply: Reply<Arc<Message>>,
-    /// The caller's span, so the actor's work joins the caller's trace.
-    pub span: tracing::Span,
-}
-
-impl Command for MessageChange {
-    type Output = Arc<Message>;
-    type Msg = ChangeMessage;
-    fn with_reply(self, reply: Reply<Arc<Message>>) -> ChangeMessage {
-        ChangeMessage { change: self, reply, span: tracing::Span::current() }
-    }
-    fn forward(&self) -> Option<Forward> {
-        Some(Forward::Change(self.clone()))
-    }
-    fn answered(answer: ForwardAnswer) -> Result<Arc<Message>, ConversationError> {
-        match answer {
-            ForwardAnswer::Message(m) => Ok(Arc::new(m)),
-            other => Err(mismatched(other)),
-        }
-    }
-    fn answer(output: Arc<Message>) -> ForwardAnswer {
-        ForwardAnswer::Message((*output).clone())
-    }
-}
-
 /// A read marker: `reader` has read up to `seq`.
 #[derive(Debug, Clone)]
 pub struct MarkRead {
@@ -305,156 +207,97 @@ pub struct MarkRead {
     pub seq: u64,
 }
 
-/// Records a read marker.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Read {
-    /// The marker.
-    pub req: MarkRead,
-    /// Answer: the stored marker (never lower than before).
-    pub reply: Reply<u64>,
-    /// The caller's span, so the actor's work joins the caller's trace.
-    pub span: tracing::Span,
-}
-
 impl Command for MarkRead {
     type Output = u64;
-    type Msg = Read;
-    fn with_reply(self, reply: Reply<u64>) -> Read {
-        Read { req: self, reply, span: tracing::Span::current() }
-    }
-    fn forward(&self) -> Option<Forward> {
-        Some(Forward::Read { seq: self.seq, kind: self.reader.kind.to_string(), id: self.reader.id })
-    }
-    fn answered(answer: ForwardAnswer) -> Result<u64, ConversationError> {
-        match answer {
-            ForwardAnswer::Read(seq) => Ok(seq),
-            other => Err(mismatched(other)),
-        }
-    }
-    fn answer(output: u64) -> ForwardAnswer {
-        ForwardAnswer::Read(output)
+    const SPAN: &'static str = "conversation.mark_read";
+    fn run(self, act: &mut ConversationActor, slot: &mut Option<Reply<u64>>, ctx: &mut Context<ConversationActor>) {
+        act.mark_read(self, slot, ctx)
     }
 }
 
-/// Appends a message.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Append {
-    /// The message.
-    pub req: AppendRequest,
-    /// Answer.
-    pub reply: Reply<Appended>,
-    /// The caller's span, so the actor's work joins the caller's trace.
-    pub span: tracing::Span,
-}
-
-/// Changes the conversation's fields.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Update {
-    /// The change.
-    pub change: ConversationChange,
-    /// Answer: the conversation after the change.
-    pub reply: Reply<Arc<Conversation>>,
-    /// The caller's span, so the actor's work joins the caller's trace.
-    pub span: tracing::Span,
-}
-
-/// Makes the handler panic, to test supervision.
-#[doc(hidden)]
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct InjectPanic {
-    pub reply: Reply<()>,
+impl Command for MessageChange {
+    type Output = Arc<Message>;
+    const SPAN: &'static str = "conversation.change_message";
+    fn run(self, act: &mut ConversationActor, slot: &mut Option<Reply<Arc<Message>>>, ctx: &mut Context<ConversationActor>) {
+        act.change_message(self, slot, ctx)
+    }
 }
 
 /// A request that can be sent to a conversation actor, and resent after a retirement.
-pub trait Command: Clone + Send + 'static {
+pub trait Command: Clone + Send + Sized + 'static {
     /// What the caller gets back.
     type Output: Send + 'static;
-    /// The actor message carrying it.
-    type Msg: actix::Message<Result = ()> + Send + 'static;
-    /// Wraps the request with its reply channel.
-    fn with_reply(self, reply: Reply<Self::Output>) -> Self::Msg;
-    /// The request as it goes to the node owning the conversation; `None` for requests that stay local.
-    fn forward(&self) -> Option<Forward>;
-    /// The output carried by an owner's answer.
-    fn answered(answer: ForwardAnswer) -> Result<Self::Output, ConversationError>;
-    /// The owner's answer carrying `output`.
-    fn answer(output: Self::Output) -> ForwardAnswer;
+    /// The name of the actor's span for it.
+    const SPAN: &'static str;
+    /// Does it on the actor; the answer goes into `slot` (taken when answered).
+    #[doc(hidden)]
+    fn run(self, act: &mut ConversationActor, slot: &mut Option<Reply<Self::Output>>, ctx: &mut Context<ConversationActor>);
 }
 
-/// An answer of the wrong kind for the request it answers.
-fn mismatched(answer: ForwardAnswer) -> ConversationError {
-    match answer {
-        ForwardAnswer::Failed(e) => e.into(),
-        other => ConversationError::Cluster(ClusterError::Protocol(format!("unexpected answer from the owner: {other:?}"))),
+/// A command on its way to its actor: one envelope for every command.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Envelope<C: Command> {
+    /// The command.
+    pub command: C,
+    /// Where the answer goes.
+    pub reply: Reply<C::Output>,
+    /// The caller's span, so the actor's work joins the caller's trace.
+    pub span: tracing::Span,
+}
+
+impl<C: Command> Envelope<C> {
+    /// `command` answering on `reply`, in the current span.
+    pub fn new(command: C, reply: Reply<C::Output>) -> Envelope<C> {
+        Envelope { command, reply, span: tracing::Span::current() }
     }
 }
 
 impl Command for AppendRequest {
     type Output = Appended;
-    type Msg = Append;
-    fn with_reply(self, reply: Reply<Appended>) -> Append {
-        Append { req: self, reply, span: tracing::Span::current() }
-    }
-    fn forward(&self) -> Option<Forward> {
-        Some(Forward::Append(self.clone()))
-    }
-    fn answered(answer: ForwardAnswer) -> Result<Appended, ConversationError> {
-        match answer {
-            ForwardAnswer::Appended { created: true, message } => Ok(Appended::Created(Arc::new(message))),
-            ForwardAnswer::Appended { created: false, message } => Ok(Appended::Existing(Arc::new(message))),
-            other => Err(mismatched(other)),
-        }
-    }
-    fn answer(output: Appended) -> ForwardAnswer {
-        let created = matches!(output, Appended::Created(_));
-        ForwardAnswer::Appended { created, message: (**output.message()).clone() }
+    const SPAN: &'static str = "conversation.append";
+    fn run(self, act: &mut ConversationActor, slot: &mut Option<Reply<Appended>>, ctx: &mut Context<ConversationActor>) {
+        act.append(self, slot, ctx)
     }
 }
 
 impl Command for ConversationChange {
     type Output = Arc<Conversation>;
-    type Msg = Update;
-    fn with_reply(self, reply: Reply<Arc<Conversation>>) -> Update {
-        Update { change: self, reply, span: tracing::Span::current() }
-    }
-    fn forward(&self) -> Option<Forward> {
-        Some(Forward::Update(self.clone()))
-    }
-    fn answered(answer: ForwardAnswer) -> Result<Arc<Conversation>, ConversationError> {
-        match answer {
-            ForwardAnswer::Conversation(c) => Ok(Arc::new(c)),
-            other => Err(mismatched(other)),
-        }
-    }
-    fn answer(output: Arc<Conversation>) -> ForwardAnswer {
-        ForwardAnswer::Conversation((*output).clone())
+    const SPAN: &'static str = "conversation.update";
+    fn run(self, act: &mut ConversationActor, slot: &mut Option<Reply<Arc<Conversation>>>, ctx: &mut Context<ConversationActor>) {
+        act.update(self, slot, ctx)
     }
 }
 
-/// Marker command for [`InjectPanic`].
+/// Makes the actor panic, to test supervision.
 #[doc(hidden)]
 #[derive(Debug, Clone)]
 pub struct Panic;
 
 impl Command for Panic {
     type Output = ();
-    type Msg = InjectPanic;
-    fn with_reply(self, reply: Reply<()>) -> InjectPanic {
-        InjectPanic { reply }
+    const SPAN: &'static str = "conversation.panic";
+    fn run(self, act: &mut ConversationActor, slot: &mut Option<Reply<()>>, ctx: &mut Context<ConversationActor>) {
+        let _ = ctx;
+        if let Some(e) = act.unavailable() {
+            if let Some(r) = slot.take() {
+                let _ = r.send(Err(e));
+            }
+            return;
+        }
+        panic!("injected panic in conversation {}", act.id);
     }
-    fn forward(&self) -> Option<Forward> {
-        None
-    }
-    fn answered(answer: ForwardAnswer) -> Result<(), ConversationError> {
-        Err(mismatched(answer))
-    }
-    fn answer(_output: ()) -> ForwardAnswer {
-        ForwardAnswer::Failed(crate::forward::WireError::Internal("not forwarded".into()))
-    }
+}
+
+/// How an actor leaves the registry that started it, and what it tells it.
+pub(crate) trait Retire: Send + Sync + 'static {
+    /// Removes actor `generation` of `id` from the registry, if it is still
+    /// the registered one; false when a newer one took its place.
+    fn retire(&self, id: Uuid, generation: u64) -> bool;
+    /// The supervisor restarted the actor.
+    fn note_restart(&self);
+    /// The actor caught a panic.
+    fn note_panic(&self);
 }
 
 /// What the conversation actors share.
@@ -536,7 +379,7 @@ pub struct ConversationActor {
     id: Uuid,
     generation: u64,
     deps: Arc<Deps>,
-    registry: Arc<RegistryShared>,
+    registry: Arc<dyn Retire>,
     phase: Phase,
     inflight: VecDeque<InFlight>,
     /// `messageId` → ticket of its in-flight write, so a retry racing the
@@ -555,7 +398,7 @@ pub struct ConversationActor {
 }
 
 impl ConversationActor {
-    pub(crate) fn new(id: Uuid, generation: u64, deps: Arc<Deps>, registry: Arc<RegistryShared>) -> Self {
+    pub(crate) fn new(id: Uuid, generation: u64, deps: Arc<Deps>, registry: Arc<dyn Retire>) -> Self {
         Self {
             id,
             generation,
@@ -1137,58 +980,13 @@ impl actix::Supervised for ConversationActor {
     }
 }
 
-impl Handler<Append> for ConversationActor {
+impl<C: Command> Handler<Envelope<C>> for ConversationActor {
     type Result = ();
-    fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Envelope<C>, ctx: &mut Context<Self>) {
         self.last_activity = Instant::now();
-        let _span = tracing::debug_span!(parent: &msg.span, "conversation.append", conversation_id = %self.id).entered();
-        let req = msg.req;
-        self.guarded(ctx, msg.reply, move |act, ctx, slot| act.append(req, slot, ctx));
-    }
-}
-
-impl Handler<Update> for ConversationActor {
-    type Result = ();
-    fn handle(&mut self, msg: Update, ctx: &mut Context<Self>) {
-        self.last_activity = Instant::now();
-        let _span = tracing::debug_span!(parent: &msg.span, "conversation.update", conversation_id = %self.id).entered();
-        let change = msg.change;
-        self.guarded(ctx, msg.reply, move |act, ctx, slot| act.update(change, slot, ctx));
-    }
-}
-
-impl Handler<ChangeMessage> for ConversationActor {
-    type Result = ();
-    fn handle(&mut self, msg: ChangeMessage, ctx: &mut Context<Self>) {
-        self.last_activity = Instant::now();
-        let _span = tracing::debug_span!(parent: &msg.span, "conversation.change_message", conversation_id = %self.id).entered();
-        let change = msg.change;
-        self.guarded(ctx, msg.reply, move |act, ctx, slot| act.change_message(change, slot, ctx));
-    }
-}
-
-impl Handler<Read> for ConversationActor {
-    type Result = ();
-    fn handle(&mut self, msg: Read, ctx: &mut Context<Self>) {
-        self.last_activity = Instant::now();
-        let _span = tracing::debug_span!(parent: &msg.span, "conversation.mark_read", conversation_id = %self.id).entered();
-        let req = msg.req;
-        self.guarded(ctx, msg.reply, move |act, ctx, slot| act.mark_read(req, slot, ctx));
-    }
-}
-
-impl Handler<InjectPanic> for ConversationActor {
-    type Result = ();
-    fn handle(&mut self, msg: InjectPanic, ctx: &mut Context<Self>) {
-        self.guarded(ctx, msg.reply, |act, _ctx, slot| {
-            if let Some(e) = act.unavailable() {
-                if let Some(r) = slot.take() {
-                    let _ = r.send(Err(e));
-                }
-                return;
-            }
-            panic!("injected panic in conversation {}", act.id);
-        });
+        let _span = tracing::debug_span!(parent: &msg.span, "conversation", otel.name = C::SPAN, conversation_id = %self.id).entered();
+        let command = msg.command;
+        self.guarded(ctx, msg.reply, move |act, ctx, slot| command.run(act, slot, ctx));
     }
 }
 

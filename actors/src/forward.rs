@@ -2,8 +2,9 @@
 //! answers, as they travel between nodes.
 
 use crate::cluster::ClusterError;
-use crate::conversation::{AppendRequest, ConversationChange, ConversationError, MessageChange};
+use crate::conversation::{AppendRequest, Appended, Command, ConversationChange, ConversationError, MarkRead, MessageChange, Panic};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utalk_storage::model::{Conversation, Message};
 use uuid::Uuid;
 
@@ -147,5 +148,97 @@ impl ForwardAnswer {
     pub fn decode(bytes: &[u8]) -> Result<ForwardAnswer, ConversationError> {
         rmp_serde::from_slice(bytes)
             .map_err(|e| ConversationError::Cluster(ClusterError::Protocol(format!("cannot decode a forwarded answer: {e}"))))
+    }
+}
+
+/// A conversation request that can travel to the node owning the conversation.
+pub trait Forwardable: Command {
+    /// The request as it goes to the owner; `None` for requests that stay local.
+    fn forward(&self) -> Option<Forward>;
+    /// The output carried by an owner's answer.
+    fn answered(answer: ForwardAnswer) -> Result<Self::Output, ConversationError>;
+    /// The owner's answer carrying `output`.
+    fn answer(output: Self::Output) -> ForwardAnswer;
+}
+
+/// An answer of the wrong kind for the request it answers.
+fn mismatched(answer: ForwardAnswer) -> ConversationError {
+    match answer {
+        ForwardAnswer::Failed(e) => e.into(),
+        other => ConversationError::Cluster(ClusterError::Protocol(format!("unexpected answer from the owner: {other:?}"))),
+    }
+}
+
+impl Forwardable for MessageChange {
+    fn forward(&self) -> Option<Forward> {
+        Some(Forward::Change(self.clone()))
+    }
+    fn answered(answer: ForwardAnswer) -> Result<Arc<Message>, ConversationError> {
+        match answer {
+            ForwardAnswer::Message(m) => Ok(Arc::new(m)),
+            other => Err(mismatched(other)),
+        }
+    }
+    fn answer(output: Arc<Message>) -> ForwardAnswer {
+        ForwardAnswer::Message((*output).clone())
+    }
+}
+
+impl Forwardable for MarkRead {
+    fn forward(&self) -> Option<Forward> {
+        Some(Forward::Read { seq: self.seq, kind: self.reader.kind.to_string(), id: self.reader.id })
+    }
+    fn answered(answer: ForwardAnswer) -> Result<u64, ConversationError> {
+        match answer {
+            ForwardAnswer::Read(seq) => Ok(seq),
+            other => Err(mismatched(other)),
+        }
+    }
+    fn answer(output: u64) -> ForwardAnswer {
+        ForwardAnswer::Read(output)
+    }
+}
+
+impl Forwardable for AppendRequest {
+    fn forward(&self) -> Option<Forward> {
+        Some(Forward::Append(self.clone()))
+    }
+    fn answered(answer: ForwardAnswer) -> Result<Appended, ConversationError> {
+        match answer {
+            ForwardAnswer::Appended { created: true, message } => Ok(Appended::Created(Arc::new(message))),
+            ForwardAnswer::Appended { created: false, message } => Ok(Appended::Existing(Arc::new(message))),
+            other => Err(mismatched(other)),
+        }
+    }
+    fn answer(output: Appended) -> ForwardAnswer {
+        let created = matches!(output, Appended::Created(_));
+        ForwardAnswer::Appended { created, message: (**output.message()).clone() }
+    }
+}
+
+impl Forwardable for ConversationChange {
+    fn forward(&self) -> Option<Forward> {
+        Some(Forward::Update(self.clone()))
+    }
+    fn answered(answer: ForwardAnswer) -> Result<Arc<Conversation>, ConversationError> {
+        match answer {
+            ForwardAnswer::Conversation(c) => Ok(Arc::new(c)),
+            other => Err(mismatched(other)),
+        }
+    }
+    fn answer(output: Arc<Conversation>) -> ForwardAnswer {
+        ForwardAnswer::Conversation((*output).clone())
+    }
+}
+
+impl Forwardable for Panic {
+    fn forward(&self) -> Option<Forward> {
+        None
+    }
+    fn answered(answer: ForwardAnswer) -> Result<(), ConversationError> {
+        Err(mismatched(answer))
+    }
+    fn answer(_output: ()) -> ForwardAnswer {
+        ForwardAnswer::Failed(WireError::Internal("not forwarded".into()))
     }
 }

@@ -24,6 +24,7 @@ pub mod bot;
 pub mod broker;
 pub mod cluster;
 pub mod conversation;
+mod conversation_error;
 pub mod delivery;
 pub mod durability;
 pub mod engineio;
@@ -55,4 +56,5 @@ pub use broker::{Broker, ConversationEvent, LocalBroker, Subscriber, Subscriptio
 pub use conversation::{AppendRequest, Appended, ConversationChange, ConversationError, MessageChange};
 pub use durability::{Durability, Journal, JournalError, StoreWriter, WriteError, WriterStats};
 pub use registry::{Registry, RegistryConfig};
-pub use socket_hub::{Authenticated, Authenticator, Identity, SocketConfig, SocketHub};
+pub use session::SocketHub;
+pub use socket_hub::{Authenticated, Authenticator, Identity, SocketConfig};

@@ -82,7 +82,8 @@ pub struct SignedUrl {
 pub struct MediaStore {
     root: PathBuf,
     key: Vec<u8>,
-    public_base: Option<String>,
+    /// What a media URL starts with, before the id: where the HTTP layer serves media.
+    url_prefix: String,
     /// Where the cluster keeps files (none on one node alone); `None` until set.
     blobs: Option<Arc<dyn Blobs>>,
     /// Limits.
@@ -95,15 +96,14 @@ impl std::fmt::Debug for MediaStore {
     }
 }
 
-/// Path of media URLs, before the id.
-pub const MEDIA_PATH: &str = "/api/v1/media/";
-
 impl MediaStore {
-    /// A store in `data_dir/media`, signing URLs with `secret`; URLs are absolute under `public_base` when given.
-    pub fn new(data_dir: &Path, secret: &[u8], public_base: Option<String>, limits: MediaLimits) -> std::io::Result<MediaStore> {
+    /// A store in `data_dir/media`, signing URLs with `secret`; a URL is
+    /// `url_prefix` (say `https://chat.example.com/api/v1/media/`, chosen by
+    /// the HTTP layer that serves them) followed by the id and its signature.
+    pub fn new(data_dir: &Path, secret: &[u8], url_prefix: String, limits: MediaLimits) -> std::io::Result<MediaStore> {
         let root = data_dir.join("media");
         std::fs::create_dir_all(&root)?;
-        Ok(MediaStore { root, key: secret.to_vec(), public_base, blobs: None, limits })
+        Ok(MediaStore { root, key: secret.to_vec(), url_prefix, blobs: None, limits })
     }
 
     /// The same store, keeping every file in the cluster's `blobs` as well
@@ -252,8 +252,8 @@ impl MediaStore {
         let ttl = ttl.unwrap_or(self.limits.url_ttl);
         let expires = Timestamp::now().millis() / 1000 + ttl.as_secs().max(1) as i64;
         let sig = hex::encode(self.sign(id, expires).finalize().into_bytes());
-        let base = self.public_base.as_deref().unwrap_or("").trim_end_matches('/');
-        SignedUrl { id, url: format!("{base}{MEDIA_PATH}{id}?expires={expires}&sig={sig}"), expires_at: Timestamp(expires * 1000) }
+        let prefix = &self.url_prefix;
+        SignedUrl { id, url: format!("{prefix}{id}?expires={expires}&sig={sig}"), expires_at: Timestamp(expires * 1000) }
     }
 
     /// Checks a URL's `expires` (Unix seconds) and `sig` for `id` at `now`.
@@ -282,7 +282,7 @@ mod tests {
             allowed_types: vec!["image/*".into(), "application/pdf".into()],
             url_ttl: Duration::from_secs(60),
         };
-        MediaStore::new(dir, b"secret", Some("https://chat.example.com/".into()), limits).expect("store")
+        MediaStore::new(dir, b"secret", "https://chat.example.com/api/v1/media/".into(), limits).expect("store")
     }
 
     #[test]

@@ -14,10 +14,10 @@
 
 use crate::broker::Broker;
 use crate::cluster::{shard_of, ClusterError, Forwarded, SHARDS as CLUSTER_SHARDS};
-use crate::conversation::{Command, ConversationActor, ConversationChange, ConversationError, Deps, MarkRead, Panic};
+use crate::conversation::{ConversationActor, ConversationChange, ConversationError, Deps, Envelope, MarkRead, Panic, Retire};
 use crate::durability::Journal;
-use crate::forward::{Forward, ForwardAnswer, ForwardRequest, WireError};
-use actix::{Actor, Addr, Arbiter, ArbiterHandle, Handler, Supervisor};
+use crate::forward::{Forward, ForwardAnswer, ForwardRequest, Forwardable, WireError};
+use actix::{Addr, Arbiter, ArbiterHandle, Supervisor};
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,9 +75,10 @@ impl RegistryShared {
     fn shard(&self, id: Uuid) -> std::sync::MutexGuard<'_, HashMap<Uuid, Entry>> {
         self.shards[(id.as_u128() as usize) % SHARDS].lock().unwrap_or_else(|p| p.into_inner())
     }
+}
 
-    /// Removes the entry of `id` if it still belongs to `generation`.
-    pub(crate) fn retire(&self, id: Uuid, generation: u64) -> bool {
+impl Retire for RegistryShared {
+    fn retire(&self, id: Uuid, generation: u64) -> bool {
         let mut shard = self.shard(id);
         if shard.get(&id).is_some_and(|e| e.generation == generation) {
             shard.remove(&id);
@@ -87,11 +88,11 @@ impl RegistryShared {
         }
     }
 
-    pub(crate) fn note_restart(&self) {
+    fn note_restart(&self) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn note_panic(&self) {
+    fn note_panic(&self) {
         self.panics.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -175,9 +176,7 @@ impl Registry {
     /// caller that spawns the future elsewhere keeps the actor in its trace.
     pub fn call<C>(&self, id: Uuid, cmd: C) -> impl std::future::Future<Output = Result<C::Output, ConversationError>> + 'static
     where
-        C: Command,
-        ConversationActor: Handler<C::Msg>,
-        <ConversationActor as Actor>::Context: actix::dev::ToEnvelope<ConversationActor, C::Msg>,
+        C: Forwardable,
     {
         let this = self.clone();
         async move { this.call_now(id, cmd, false).await }.instrument(tracing::Span::current())
@@ -186,9 +185,7 @@ impl Registry {
     /// `local`: a request forwarded here by another node, answered here or not at all.
     async fn call_now<C>(&self, id: Uuid, cmd: C, local: bool) -> Result<C::Output, ConversationError>
     where
-        C: Command,
-        ConversationActor: Handler<C::Msg>,
-        <ConversationActor as Actor>::Context: actix::dev::ToEnvelope<ConversationActor, C::Msg>,
+        C: Forwardable,
     {
         let mut attempts = 0;
         let cluster = self.deps.journal.cluster().clone();
@@ -211,7 +208,7 @@ impl Registry {
             }
             let (tx, rx) = oneshot::channel();
             let addr = self.actor(id);
-            let sent = addr.send(cmd.clone().with_reply(tx)).await;
+            let sent = addr.send(Envelope::new(cmd.clone(), tx)).await;
             let answer = match sent {
                 Ok(()) => rx.await.unwrap_or(Err(ConversationError::Restarted)),
                 // The mailbox closed under us: the actor has gone away.
@@ -297,9 +294,7 @@ impl Registry {
 
     async fn answer_with<C>(&self, id: Uuid, cmd: C) -> ForwardAnswer
     where
-        C: Command,
-        ConversationActor: Handler<C::Msg>,
-        <ConversationActor as Actor>::Context: actix::dev::ToEnvelope<ConversationActor, C::Msg>,
+        C: Forwardable,
     {
         match self.call_now(id, cmd, true).await {
             Ok(out) => C::answer(out),

@@ -26,7 +26,7 @@ use crate::conversation::{AppendRequest, Appended, MarkRead};
 use crate::engineio::{self, Packet as EioPacket};
 use crate::event_args::{self, Invalid};
 use crate::event_error::EventError;
-use crate::socket_hub::{random_id, Authenticated, Identity, SavedSession, SocketHub};
+use crate::socket_hub::{random_id, Authenticated, Hub, Identity, SavedSession};
 use crate::socketio::{self, Kind};
 use actix::prelude::*;
 use serde_json::{json, Value};
@@ -40,6 +40,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use utalk_storage::model::{conversation, message};
 use uuid::Uuid;
+
+/// The hub of session actors.
+pub type SocketHub = Hub<Addr<SessionActor>>;
 
 /// Frames the websocket connection may take before it grants more credit.
 const WS_WINDOW: usize = 256;

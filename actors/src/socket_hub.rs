@@ -5,8 +5,6 @@
 use crate::broker::{ConversationEvent, STAFF_TOPIC};
 pub use crate::identity::Identity;
 use crate::registry::Registry;
-use crate::session::SessionActor;
-use actix::Addr;
 use base64::Engine;
 use rand::RngCore;
 use std::collections::{HashMap, VecDeque};
@@ -147,8 +145,10 @@ pub struct SocketCounts {
     pub recovered: u64,
 }
 
-/// Shared by every session and the HTTP endpoint.
-pub struct SocketHub {
+/// Shared by every session and the HTTP endpoint; `S` is the handle of a
+/// session (`session::SocketHub` names the hub of session actors), so that
+/// the hub does not depend on the session it serves.
+pub struct Hub<S> {
     /// Limits.
     pub config: SocketConfig,
     /// Token checks.
@@ -157,7 +157,7 @@ pub struct SocketHub {
     pub registry: Registry,
     /// Reads.
     pub db: Db,
-    sessions: Mutex<HashMap<String, Addr<SessionActor>>>,
+    sessions: Mutex<HashMap<String, S>>,
     admissions: crate::admission::Admissions,
     saved: Mutex<HashMap<String, SavedSession>>,
     presence: Mutex<HashMap<Uuid, (usize, &'static str)>>,
@@ -180,10 +180,10 @@ pub fn random_id() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
 }
 
-impl SocketHub {
+impl<S: Clone + Send + 'static> Hub<S> {
     /// A hub with no sessions.
-    pub fn new(config: SocketConfig, auth: Arc<dyn Authenticator>, registry: Registry, db: Db) -> Arc<SocketHub> {
-        Arc::new(SocketHub {
+    pub fn new(config: SocketConfig, auth: Arc<dyn Authenticator>, registry: Registry, db: Db) -> Arc<Hub<S>> {
+        Arc::new(Hub {
             admissions: crate::admission::Admissions::new(config.max_sessions, config.max_anonymous_sessions_per_ip),
             config,
             auth,
@@ -233,7 +233,7 @@ impl SocketHub {
     }
 
     /// Registers a session under its Engine.IO sid.
-    pub fn register(&self, sid: &str, addr: Addr<SessionActor>, websocket: bool) {
+    pub fn register(&self, sid: &str, addr: S, websocket: bool) {
         lock(&self.sessions).insert(sid.to_string(), addr);
         self.total.fetch_add(1, Ordering::Relaxed);
         self.transport_counter(websocket).fetch_add(1, Ordering::Relaxed);
@@ -261,7 +261,7 @@ impl SocketHub {
     }
 
     /// The session with Engine.IO sid `sid`.
-    pub fn find(&self, sid: &str) -> Option<Addr<SessionActor>> {
+    pub fn find(&self, sid: &str) -> Option<S> {
         lock(&self.sessions).get(sid).cloned()
     }
 
@@ -346,7 +346,7 @@ impl SocketHub {
     }
 
     /// Shares this node's online staff with the other nodes of `cluster` and
-    /// counts theirs in [`SocketHub::online_staff`] (once, at start).
+    /// counts theirs in [`Hub::online_staff`] (once, at start).
     pub fn share_presence(self: &Arc<Self>, cluster: Arc<dyn crate::cluster::Cluster>) {
         let hub = Arc::downgrade(self);
         let p = crate::staff_presence::ClusterPresence::start(cluster, move || hub.upgrade().map(|h| h.online_here()).unwrap_or_default());

@@ -11,8 +11,8 @@
 
 use crate::admission::Admission;
 use crate::session::CloseReason;
+use crate::session::SocketHub;
 use crate::session::{Credit, Inbound, SessionActor, TransportGone, UpgradeAbort, UpgradeDone, UpgradeProbe, WsOut};
-use crate::socket_hub::SocketHub;
 use actix::prelude::*;
 use actix_web_actors::ws;
 use std::sync::Arc;

@@ -78,7 +78,7 @@ pub async fn open(state: &AppState, channel: Channel, customer: Customer, subjec
     check_len("subject", &subject, 200)?;
     if channel == Channel::Whatsapp {
         // Indexed by number, so the customer's replies reach this conversation.
-        return state.inbound.open(state, customer, subject).await;
+        return state.inbound.open(customer, subject).await;
     }
     let c = Conversation::new(channel, customer, subject);
     state.registry.journal().commit_conversation(c.id, conversation::put_batch(None, &c)?).await?;

@@ -58,6 +58,15 @@ fn may_see(who: &Principal, conversation: Option<Uuid>) -> Result<(), ApiError> 
 }
 
 /// Uploads a file (multipart field `file`, optional field `conversationId`).
+/// Where media files are served, before the id.
+const MEDIA_PATH: &str = "/api/v1/media/";
+
+/// What a media URL starts with: the public URL (when set, else a path
+/// relative to the server) and the route that serves media.
+pub fn url_prefix(public_url: Option<&str>) -> String {
+    format!("{}{MEDIA_PATH}", public_url.unwrap_or("").trim_end_matches('/'))
+}
+
 #[utoipa::path(post, path = "/api/v1/media", tag = "media",
     request_body(content = String, content_type = "multipart/form-data", description = "`file`: the file with its Content-Type; `conversationId`: optional"),
     responses((status = 201, body = MediaView), (status = 400, description = "no file field or a malformed body"), (status = 401), (status = 403),

@@ -12,6 +12,7 @@ pub mod lifecycle;
 pub mod media;
 pub(crate) mod media_limits;
 pub mod messages;
+pub mod metrics;
 pub mod openapi;
 pub mod outbox;
 pub mod reports;
@@ -51,7 +52,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
         )
         .configure(health::configure)
         .configure(reports::configure_pages)
-        .route("/metrics", web::get().to(crate::metrics::scrape))
+        .route("/metrics", web::get().to(metrics::scrape))
         .route("/health/whatsapp", web::get().to(outbox::health))
         .configure(twilio::configure)
         .configure(|c| socket::configure(c, max_socket_payload))

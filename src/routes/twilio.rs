@@ -82,7 +82,7 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, body: web::By
     let msg = InboundMessage::from_params(&params)?;
     let sid = msg.sid.clone();
     let token = req.headers().get("i-twilio-idempotency-token").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let appended = state.inbound.store(&state, msg).await?;
+    let appended = state.inbound.store(msg).await?;
     let m = appended.message();
     tracing::info!(conversation = %m.conversation_id, seq = m.seq, sid = %sid, idempotency_token = %token,
         redelivery = matches!(appended, utalk_actors::Appended::Existing(_)), media = m.media.len(), "whatsapp message received");

@@ -16,6 +16,7 @@ mod hardening;
 mod helpers;
 mod inventory;
 mod jobs;
+mod layout;
 mod media_limits;
 mod messages;
 mod metrics;

@@ -1,0 +1,116 @@
+//! The house's shape, checked on the sources: arrows between the modules of
+//! each crate point one way (no import cycle), and only the durability seam
+//! asks for the replicated log.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read a source directory") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The source before its unit tests: tests may reach anywhere.
+fn without_tests(source: &str) -> &str {
+    source.find("#[cfg(test)]\nmod tests").map_or(source, |i| &source[..i])
+}
+
+/// Each top-level module of the crate rooted at `src` and the top-level
+/// modules it names through `crate::`.
+fn module_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut files = Vec::new();
+    rust_files(src, &mut files);
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for file in files {
+        let rel = file.strip_prefix(src).expect("under src");
+        let first = rel.components().next().expect("a path").as_os_str().to_string_lossy().into_owned();
+        let module = first.trim_end_matches(".rs").to_string();
+        if module == "lib" || module == "main" {
+            continue;
+        }
+        let source = std::fs::read_to_string(&file).expect("read a source file");
+        let uses = graph.entry(module.clone()).or_default();
+        let code = without_tests(&source);
+        for (i, _) in code.match_indices("crate::") {
+            let name: String = code[i + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if !name.is_empty() && name != module {
+                uses.insert(name);
+            }
+        }
+    }
+    graph
+}
+
+/// A cycle in `graph`, if there is one, as the modules along it.
+fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        graph: &BTreeMap<String, BTreeSet<String>>,
+        done: &mut BTreeSet<String>,
+        path: &mut Vec<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == node) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for next in graph.get(node).into_iter().flatten().filter(|n| graph.contains_key(*n)) {
+            if let Some(c) = visit(next, graph, done, path) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    graph.keys().find_map(|n| visit(n, graph, &mut done, &mut Vec::new()))
+}
+
+#[test]
+fn no_crate_has_an_import_cycle_between_its_modules() {
+    for krate in ["src", "actors/src", "storage/src", "schedules/src"] {
+        let graph = module_graph(&root().join(krate));
+        assert!(graph.len() > 3, "{krate}: modules found: {graph:?}");
+        if let Some(cycle) = find_cycle(&graph) {
+            panic!("{krate} has an import cycle: {}", cycle.join(" -> "));
+        }
+    }
+}
+
+#[test]
+fn the_cycle_check_finds_a_cycle() {
+    let graph: BTreeMap<String, BTreeSet<String>> =
+        [("a", "b"), ("b", "c"), ("c", "a")].into_iter().map(|(m, u)| (m.to_string(), BTreeSet::from([u.to_string()]))).collect();
+    assert_eq!(find_cycle(&graph), Some(vec!["a".into(), "b".into(), "c".into(), "a".into()]));
+}
+
+#[test]
+fn only_the_durability_seam_asks_for_the_replicated_log() {
+    let mut files = Vec::new();
+    for krate in ["src", "actors/src", "schedules/src"] {
+        rust_files(&root().join(krate), &mut files);
+    }
+    let seam = root().join("actors/src/durability");
+    let cluster = root().join("actors/src/cluster");
+    for file in files.iter().filter(|f| !f.starts_with(&seam) && !f.starts_with(&cluster)) {
+        let source = std::fs::read_to_string(file).expect("read a source file");
+        for needle in ["replicated()", ".log()"] {
+            assert!(!without_tests(&source).contains(needle), "{} calls {needle}", file.display());
+        }
+    }
+}
