@@ -163,6 +163,16 @@ impl From<utalk_actors::durability::JournalError> for ApiError {
     }
 }
 
+impl From<crate::services::ServiceError> for ApiError {
+    fn from(e: crate::services::ServiceError) -> Self {
+        match e {
+            crate::services::ServiceError::Codec(e) => e.into(),
+            crate::services::ServiceError::Store(e) => e.into(),
+            crate::services::ServiceError::Journal(e) => e.into(),
+        }
+    }
+}
+
 impl From<ConversationError> for ApiError {
     fn from(e: ConversationError) -> Self {
         match e {

@@ -16,6 +16,7 @@ pub mod report;
 pub mod request_id;
 pub mod routes;
 pub mod secrets;
+pub mod services;
 pub mod state;
 pub mod telemetry;
 pub mod traces;

@@ -8,8 +8,8 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utalk_actors::hosts::{HostError, HostList};
 use utalk_actors::openai::OpenAi;
-use utalk_storage::model::{bot, AiConfig, AuditEvent, Provider, Role};
-use utalk_storage::{Batch, Timestamp};
+use utalk_storage::model::{bot, AiConfig, Provider, Role};
+use utalk_storage::Timestamp;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/ai/config", web::get().to(get)).route("/ai/config", web::put().to(put)).route("/ai/runs", web::get().to(runs));
@@ -111,11 +111,7 @@ pub async fn put(state: web::Data<AppState>, who: Principal, body: web::Json<AiC
         updated_at: Timestamp::now(),
         updated_by: user.to_string(),
     };
-    let mut b = Batch::new();
-    bot::put_ai_config(&mut b, &new)?;
-    AuditEvent::new(user.to_string(), "ai_config.update", format!("version {}", new.version)).add_to(&mut b)?;
-    // Each version is taken once cluster-wide: a node that read an older copy loses, like a writer here.
-    if !state.registry.journal().commit_first("ai_config_version", &new.version.to_string(), b).await? {
+    if !crate::services::records::save_bot_settings(state.registry.journal(), user, &new).await? {
         return Err(ApiError::conflict(
             "version_conflict",
             format!("version {} was just written by another node; read them again", new.version),

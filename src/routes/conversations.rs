@@ -81,7 +81,7 @@ pub async fn open(state: &AppState, channel: Channel, customer: Customer, subjec
         return state.inbound.open(customer, subject).await;
     }
     let c = Conversation::new(channel, customer, subject);
-    state.registry.journal().commit_conversation(c.id, conversation::put_batch(None, &c)?).await?;
+    crate::services::records::create_conversation(state.registry.journal(), &c).await?;
     crate::metrics::conversation_opened(channel);
     Ok(c)
 }

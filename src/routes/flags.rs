@@ -9,8 +9,8 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utalk_storage::model::flag::{self, Flag, Subject};
-use utalk_storage::model::{AuditEvent, Role};
-use utalk_storage::{Batch, Timestamp};
+use utalk_storage::model::Role;
+use utalk_storage::Timestamp;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -133,11 +133,7 @@ pub async fn put(
         updated_at: Timestamp::now(),
         updated_by: user.to_string(),
     };
-    let mut b = Batch::new();
-    flag::put(&mut b, &f)?;
-    AuditEvent::new(user.to_string(), "flag.update", format!("{} v{} enabled={} percent={}", f.name, f.version, f.enabled, f.percent))
-        .add_to(&mut b)?;
-    state.registry.journal().commit(b).await?;
+    crate::services::records::save_flag(state.registry.journal(), user, &f).await?;
     state.flags.stored(f.clone());
     Ok(HttpResponse::Ok().json(f))
 }

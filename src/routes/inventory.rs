@@ -10,8 +10,8 @@ use serde::Deserialize;
 use utalk_actors::inventory::TxnRequest;
 use utalk_storage::model::alert::{self, Alert, AlertStatus};
 use utalk_storage::model::inventory::{self, Product, StockTxn, Store, TxnError, TxnType};
-use utalk_storage::model::{conversation, AuditEvent, Role};
-use utalk_storage::{Batch, Timestamp};
+use utalk_storage::model::{conversation, Role};
+use utalk_storage::Timestamp;
 use uuid::Uuid;
 
 /// Who changes stores, products and stock.
@@ -71,10 +71,7 @@ pub async fn create_store(state: web::Data<AppState>, who: Principal, body: web:
     };
     let s =
         Store { id: Uuid::now_v7(), name, allow_negative_stock: body.allow_negative_stock, manager_email, created_at: Timestamp::now() };
-    let mut b = Batch::new();
-    inventory::put_store(&mut b, &s)?;
-    AuditEvent::new(user.to_string(), "store.create", s.id.to_string()).add_to(&mut b)?;
-    state.registry.journal().commit(b).await?;
+    crate::services::records::create_store(state.registry.journal(), user, &s).await?;
     Ok(HttpResponse::Created().json(s))
 }
 
@@ -217,14 +214,8 @@ pub async fn transaction(state: web::Data<AppState>, who: Principal, body: web::
                 return Err(api);
             }
             // Refusals are kept for the inventory report's errors per store.
-            let mut b = Batch::new();
             let refused = TxnError { store_id, sku, kind, code: api.code.to_string(), at: Timestamp::now() };
-            // Through the journal: in a cluster every node's report counts it.
-            let recorded = match inventory::put_error(&mut b, &refused) {
-                Ok(()) => state.registry.journal().commit(b).await.map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            if let Err(e) = recorded {
+            if let Err(e) = crate::services::records::record_refusal(state.registry.journal(), &refused).await {
                 tracing::error!(error = %e, "recording a refused transaction failed");
             }
             return Err(api);
@@ -269,9 +260,8 @@ pub async fn list_alerts(state: web::Data<AppState>, who: Principal, q: web::Que
 async fn update(state: &AppState, who: Principal, id: Uuid, resolve: bool) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(STOCK_KEEPERS)?;
     let a = state.inventory.update_alert(id, user, resolve).await?;
-    let mut b = Batch::new();
-    AuditEvent::new(user.to_string(), if resolve { "alert.resolve" } else { "alert.ack" }, id.to_string()).add_to(&mut b)?;
-    state.registry.journal().commit(b).await?;
+    let action = if resolve { "alert.resolve" } else { "alert.ack" };
+    crate::services::records::audit(state.registry.journal(), user, action, id.to_string()).await?;
     Ok(HttpResponse::Ok().json(a))
 }
 

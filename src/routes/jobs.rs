@@ -5,8 +5,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use utalk_schedules::{JobView, RunError};
-use utalk_storage::model::{AuditEvent, JobOutcome, JobRun, Role};
-use utalk_storage::Batch;
+use utalk_storage::model::{JobOutcome, JobRun, Role};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/jobs", web::get().to(list))
@@ -40,9 +39,7 @@ pub async fn run_job(state: &AppState, user: uuid::Uuid, name: &str) -> Result<J
         RunError::Unknown(_) => ApiError::not_found("job"),
         other => ApiError::internal(other),
     })?;
-    let mut b = Batch::new();
-    AuditEvent::new(user.to_string(), "job.run", name.to_string()).add_to(&mut b)?;
-    state.registry.journal().commit(b).await?;
+    crate::services::records::audit(state.registry.journal(), user, "job.run", name.to_string()).await?;
     Ok(run)
 }
 

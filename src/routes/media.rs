@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use utalk_actors::media_store::{MediaRefused, SignedUrl};
 use utalk_storage::model::{conversation, media, MediaRecord, MediaSource, MediaStatus};
-use utalk_storage::{Batch, Timestamp};
+use utalk_storage::Timestamp;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -161,12 +161,7 @@ pub async fn upload(
         uploaded_by,
         created_at: Timestamp::now(),
     };
-    let mut b = Batch::new();
-    media::put(&mut b, &record)?;
-    if let Some(c) = conversation_id {
-        media::put_upload(&mut b, c, id, size);
-    }
-    if let Err(e) = state.registry.journal().commit(b).await {
+    if let Err(e) = crate::services::records::record_upload(state.registry.journal(), &record).await {
         // No record points to the file: remove it rather than leave an orphan.
         state.media.remove(id).await;
         return Err(e.into());
