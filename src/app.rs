@@ -12,21 +12,21 @@ use anyhow::Context;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use utalk_actors::alert_webhook::{AlertWebhooks, WebhookTarget};
-use utalk_actors::assigner::Assigner;
-use utalk_actors::bot::Bot;
+use utalk_actors::bot::answers::Bot;
+use utalk_actors::bot::assigner::Assigner;
+use utalk_actors::bot::knowledge::KnowledgeFile;
+use utalk_actors::bot::openai::OpenAi;
+use utalk_actors::channels::alert_webhook::{AlertWebhooks, WebhookTarget};
+use utalk_actors::channels::delivery::{Delivery, DeliveryConfig};
+use utalk_actors::channels::media_fetch::MediaFetcher;
+use utalk_actors::channels::media_store::{MediaLimits, MediaStore};
 use utalk_actors::cluster::{redact_urls, valid_node_id, Cluster, LocalCluster, NatsCluster, NatsSettings, NatsTls};
-use utalk_actors::delivery::{Delivery, DeliveryConfig};
 use utalk_actors::durability::Journal;
 use utalk_actors::hosts::HostList;
 use utalk_actors::inventory::{Inventory, SocketAlerts};
-use utalk_actors::knowledge::KnowledgeFile;
-use utalk_actors::media_fetch::MediaFetcher;
-use utalk_actors::media_store::{MediaLimits, MediaStore};
-use utalk_actors::openai::OpenAi;
-use utalk_actors::retry::{Backoff, Breaker};
-use utalk_actors::signal::JobSignal;
-use utalk_actors::worker::WorkerActor;
+use utalk_actors::jobs::retry::{Backoff, Breaker};
+use utalk_actors::jobs::signal::JobSignal;
+use utalk_actors::jobs::worker::WorkerActor;
 use utalk_actors::{LocalBroker, Registry, RegistryConfig, SocketConfig, SocketHub, StoreWriter};
 use utalk_schedules::backup::BackupTask;
 use utalk_schedules::daily_report::DailyReportTask;
@@ -113,7 +113,7 @@ async fn start_whatsapp(
     config: &Config,
     db: &Db,
     registry: &Registry,
-    account: Option<Arc<utalk_actors::twilio::TwilioAccount>>,
+    account: Option<Arc<utalk_actors::channels::twilio::TwilioAccount>>,
     outbox_signal: Arc<JobSignal>,
 ) -> anyhow::Result<(Arc<Delivery>, Arc<MediaFetcher>, Arc<MediaStore>)> {
     let secret = match (&config.media.url_secret, &config.cluster_url, &config.jwt_secret) {
@@ -343,7 +343,7 @@ impl Application {
         let threads = if config.conversations.threads == 0 { cores() } else { config.conversations.threads };
         // Typing, presence and alerts are not in the log: they also go to the
         // other nodes' sockets over the cluster's events (none on one node).
-        let broker: Arc<dyn utalk_actors::Broker> = utalk_actors::shared_broker::SharedBroker::start(broker, cluster.clone());
+        let broker: Arc<dyn utalk_actors::Broker> = utalk_actors::fanout::shared_broker::SharedBroker::start(broker, cluster.clone());
         let registry = Registry::start(
             db.clone(),
             journal.clone(),

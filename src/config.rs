@@ -927,12 +927,12 @@ impl Config {
     }
 
     /// The Twilio account, when every setting it needs is there (`public_url` included).
-    pub fn twilio_account(&self) -> Option<utalk_actors::twilio::TwilioAccount> {
+    pub fn twilio_account(&self) -> Option<utalk_actors::channels::twilio::TwilioAccount> {
         if !self.twilio_missing().is_empty() {
             return None;
         }
         let from = self.twilio_from.clone().unwrap_or_default();
-        Some(utalk_actors::twilio::TwilioAccount {
+        Some(utalk_actors::channels::twilio::TwilioAccount {
             account_sid: self.twilio_account_sid.clone().unwrap_or_default(),
             auth_token: self.twilio_auth_token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default(),
             from: if from.starts_with("whatsapp:") { from } else { format!("whatsapp:{from}") },

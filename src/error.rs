@@ -131,9 +131,9 @@ impl From<utalk_actors::WriteError> for ApiError {
     }
 }
 
-impl From<utalk_actors::media_store::MediaFileError> for ApiError {
-    fn from(e: utalk_actors::media_store::MediaFileError) -> Self {
-        use utalk_actors::media_store::MediaFileError;
+impl From<utalk_actors::channels::media_store::MediaFileError> for ApiError {
+    fn from(e: utalk_actors::channels::media_store::MediaFileError) -> Self {
+        use utalk_actors::channels::media_store::MediaFileError;
         match e {
             MediaFileError::Cluster(c) => c.into(),
             // A full disk refuses writes until space returns, like the store does.
@@ -205,9 +205,9 @@ impl From<ConversationError> for ApiError {
 }
 
 /// A signed URL that does not verify: 403 `bad_signature` or `url_expired`.
-impl From<utalk_actors::media_store::UrlError> for ApiError {
-    fn from(e: utalk_actors::media_store::UrlError) -> Self {
-        use utalk_actors::media_store::UrlError;
+impl From<utalk_actors::channels::media_store::UrlError> for ApiError {
+    fn from(e: utalk_actors::channels::media_store::UrlError) -> Self {
+        use utalk_actors::channels::media_store::UrlError;
         let code = match e {
             UrlError::BadSignature => "bad_signature",
             UrlError::Expired => "url_expired",

@@ -3,10 +3,10 @@
 use crate::config::Config;
 use std::sync::Arc;
 use std::time::Instant;
-use utalk_actors::delivery::Delivery;
-use utalk_actors::media_fetch::MediaFetcher;
-use utalk_actors::media_store::MediaStore;
-use utalk_actors::twilio::TwilioAccount;
+use utalk_actors::channels::delivery::Delivery;
+use utalk_actors::channels::media_fetch::MediaFetcher;
+use utalk_actors::channels::media_store::MediaStore;
+use utalk_actors::channels::twilio::TwilioAccount;
 use utalk_actors::{Registry, SocketHub};
 use utalk_storage::Db;
 
@@ -33,7 +33,7 @@ pub struct AppState {
     /// Inbound WhatsApp: one conversation per number.
     pub inbound: Arc<crate::whatsapp::Inbound>,
     /// The bot.
-    pub bot: Arc<utalk_actors::bot::Bot>,
+    pub bot: Arc<utalk_actors::bot::answers::Bot>,
     /// Serialises changes of the bot settings (version check and write).
     pub ai_config_lock: tokio::sync::Mutex<()>,
     /// Scheduled jobs.

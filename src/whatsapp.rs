@@ -5,8 +5,8 @@ use crate::twilio_form::FormError;
 pub use crate::twilio_form::{normalize_phone, InboundMessage, MAX_MEDIA};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use utalk_actors::channels::media_fetch::MediaFetcher;
 use utalk_actors::conversation::MAX_TEXT_CHARS;
-use utalk_actors::media_fetch::MediaFetcher;
 use utalk_actors::Registry;
 use utalk_actors::{AppendRequest, Appended};
 use utalk_storage::model::{

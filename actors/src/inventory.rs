@@ -199,7 +199,7 @@ struct Shared {
     db: Db,
     journal: Journal,
     /// Set when alert changes are queued for the outbound webhook: wakes its worker.
-    webhook_signal: Option<Arc<crate::signal::JobSignal>>,
+    webhook_signal: Option<Arc<crate::jobs::signal::JobSignal>>,
     sink: Arc<dyn AlertSink>,
     /// Store actors are spread over these by store id, so one busy store does not hold up the rest.
     arbiters: Vec<ArbiterHandle>,
@@ -266,7 +266,12 @@ pub struct Inventory {
 impl Inventory {
     /// Starts the inventory on its own arbiter; with `webhook_signal`, alert changes are queued for the
     /// outbound webhook and its worker is woken.
-    pub fn start(db: Db, journal: Journal, sink: Arc<dyn AlertSink>, webhook_signal: Option<Arc<crate::signal::JobSignal>>) -> Inventory {
+    pub fn start(
+        db: Db,
+        journal: Journal,
+        sink: Arc<dyn AlertSink>,
+        webhook_signal: Option<Arc<crate::jobs::signal::JobSignal>>,
+    ) -> Inventory {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
         let arbiters = (0..threads).map(|_| Arbiter::new().handle()).collect();
         let ids = (0..ID_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
@@ -643,20 +648,20 @@ async fn check(inv: Inventory, store_id: Uuid, at: u64) -> Result<Option<(Vec<Al
 /// Sends alerts to connected operators, admins and the store's manager (`alert:new`, `alert:updated`).
 pub struct SocketAlerts {
     db: Db,
-    broker: Arc<dyn crate::broker::Broker>,
+    broker: Arc<dyn crate::fanout::broker::Broker>,
 }
 
 impl SocketAlerts {
     /// Publishes through `broker` on the staff topic.
-    pub fn new(db: Db, broker: Arc<dyn crate::broker::Broker>) -> SocketAlerts {
+    pub fn new(db: Db, broker: Arc<dyn crate::fanout::broker::Broker>) -> SocketAlerts {
         SocketAlerts { db, broker }
     }
 
     fn publish(&self, alert: &Alert, store: &Store, new: bool) {
         let manager =
             store.manager_email.as_deref().and_then(|e| utalk_storage::model::user::by_email(&self.db, e).ok().flatten()).map(|u| u.id);
-        let event = crate::broker::ConversationEvent::Alert { alert: Arc::new(alert.clone()), manager, new };
-        self.broker.publish(crate::broker::STAFF_TOPIC, event);
+        let event = crate::fanout::broker::ConversationEvent::Alert { alert: Arc::new(alert.clone()), manager, new };
+        self.broker.publish(crate::fanout::broker::STAFF_TOPIC, event);
     }
 }
 

@@ -1,60 +1,35 @@
-//! utalk's actors.
+//! utalk's actors, in rooms by concern. Arrows point one way:
+//! socket and bot → conversation → durability → storage, with fan-out,
+//! jobs and the cluster seam below them (`tests/api/layout.rs` checks that
+//! no two rooms import each other).
 //!
 //! - [`durability`]: the one path of every durable change: the [`Journal`] (the log: the store writer on one
 //!   node, the replicated stream in a cluster), the store writer's group commit, and the follower that
 //!   publishes events once a change is applied.
-//! - [`conversation`]: one actor per active conversation, deciding its order.
-//! - [`registry`]: starts conversation actors on demand under supervision and retires idle ones.
-//! - [`broker`]: delivers committed events to subscribers; in-process today, a cross-node bus later.
-//! - [`forward`] carries conversation requests to the node that owns them.
-//! - [`cluster`]: the seam to other nodes (leases, the replicated log, forwarding, job locks); one node alone by default.
-//! - [`session`] and [`ws_conn`]: one Socket.IO session per connection, over long-polling or websocket;
-//!   [`admission`] caps how many there are.
-//! - [`delivery`]: sends the WhatsApp outbox through Twilio, with retries and a circuit breaker.
-//! - [`media_fetch`]: downloads inbound media into the [`media_store`] after the webhook has answered.
-//! - [`worker`]: the supervised actor that runs such a worker's loop.
-//! - [`bot`]: answers customers first ([`knowledge`] rules or an [`openai`]-compatible model), hands over to people;
-//!   [`lifecycle`] holds the rules the conversation actor applies; [`assigner`] picks agents,
-//!   among the staff online on any node ([`staff_presence`]).
+//! - [`conversation`]: one actor per active conversation deciding its order, its commands, errors and rules,
+//!   the registry that starts them, and forwarding to the node that owns one.
+//! - [`fanout`]: delivers committed events to subscribers, on this node and to the others.
+//! - [`cluster`]: the seam to other nodes, one trait per job; one node alone by default.
+//! - [`socket`]: one Socket.IO session per connection, over long-polling or websocket.
+//! - [`channels`]: WhatsApp through Twilio (the outbox, media), and alert webhooks.
+//! - [`jobs`]: the supervised worker loop of durable background work.
+//! - [`bot`]: answers customers first, hands over to people, assigns agents.
+//! - [`inventory`]: stores, stock and negative-stock alerts; [`hosts`]: which hosts outbound calls may reach.
 
-pub mod admission;
-pub mod alert_webhook;
-pub mod assigner;
 pub mod bot;
-pub mod broker;
+pub mod channels;
 pub mod cluster;
 pub mod conversation;
-mod conversation_error;
-pub mod delivery;
 pub mod durability;
-pub mod engineio;
-mod event_args;
-mod event_error;
-pub mod forward;
+pub mod fanout;
 pub mod hosts;
-pub mod identity;
 pub mod inventory;
-pub mod knowledge;
-pub mod lifecycle;
-pub mod media_fetch;
-pub mod media_store;
-pub mod openai;
-pub mod registry;
-pub mod retry;
-pub mod session;
-pub mod shared_broker;
-pub mod signal;
-pub mod socket_hub;
-pub mod socketio;
-pub mod staff_presence;
-pub mod twilio;
-pub mod twilio_signature;
-pub mod worker;
-pub mod ws_conn;
+pub mod jobs;
+pub mod socket;
 
-pub use broker::{Broker, ConversationEvent, LocalBroker, Subscriber, SubscriptionId};
+pub use conversation::registry::{Registry, RegistryConfig};
 pub use conversation::{AppendRequest, Appended, ConversationChange, ConversationError, MessageChange};
 pub use durability::{Durability, Journal, JournalError, StoreWriter, WriteError, WriterStats};
-pub use registry::{Registry, RegistryConfig};
-pub use session::SocketHub;
-pub use socket_hub::{Authenticated, Authenticator, Identity, SocketConfig};
+pub use fanout::broker::{Broker, ConversationEvent, LocalBroker, Subscriber, SubscriptionId};
+pub use socket::hub::{Authenticated, Authenticator, Identity, SocketConfig};
+pub use socket::session::SocketHub;

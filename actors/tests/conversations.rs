@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use utalk_actors::broker::{ConversationEvent, LocalBroker, Subscriber};
+use utalk_actors::fanout::broker::{ConversationEvent, LocalBroker, Subscriber};
 use utalk_actors::{
     AppendRequest, Appended, Broker, ConversationChange, ConversationError, Durability, MessageChange, Registry, RegistryConfig,
     StoreWriter,
@@ -295,7 +295,7 @@ async fn message_changes_move_forward_and_none_is_lost_when_they_race() {
 
 #[actix::test]
 async fn no_bot_message_is_stored_after_an_escalation_that_raced_it() {
-    use utalk_actors::lifecycle::EscalateRequest;
+    use utalk_actors::conversation::lifecycle::EscalateRequest;
     use utalk_storage::model::{bot, EscalationReason};
     let f = fixture(Duration::from_secs(60));
     let (mut refused, mut answered) = (0, 0);

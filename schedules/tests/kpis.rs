@@ -356,7 +356,8 @@ async fn late_data_re_rolls_only_the_buckets_it_falls_in() {
     // The customer writes again in c2 (escalated, answered by A, closed): a reopen
     // starts a new contact, and the first contact's figures stay as they were.
     let c2 = conversation::get(&f.db, convs[1].id).unwrap().unwrap();
-    let fx = utalk_actors::lifecycle::on_append(&c2, AuthorType::Customer, Some("otra pregunta"), Timestamp(H11 + 30 * MIN)).unwrap();
+    let fx = utalk_actors::conversation::lifecycle::on_append(&c2, AuthorType::Customer, Some("otra pregunta"), Timestamp(H11 + 30 * MIN))
+        .unwrap();
     let reopened = fx.conversation.unwrap();
     assert_eq!((reopened.status, reopened.escalated_at, reopened.assignee_id), (ConversationStatus::Open, None, None));
     f.writer.commit(conversation::put_batch(Some(&c2), &reopened).unwrap()).await.unwrap();

@@ -6,8 +6,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
+use utalk_actors::bot::openai::OpenAi;
 use utalk_actors::hosts::{HostError, HostList};
-use utalk_actors::openai::OpenAi;
 use utalk_storage::model::{bot, AiConfig, Provider, Role};
 use utalk_storage::Timestamp;
 

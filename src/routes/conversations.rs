@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
-use utalk_actors::lifecycle::{CloseRequest, EscalateRequest};
+use utalk_actors::conversation::lifecycle::{CloseRequest, EscalateRequest};
 use utalk_actors::ConversationChange;
 use utalk_storage::model::{
     conversation, message, user, Channel, Conversation, ConversationFilter, ConversationStatus, Customer, EscalationReason,

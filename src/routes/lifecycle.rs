@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
-use utalk_actors::lifecycle::{CloseRequest, EscalateRequest};
+use utalk_actors::conversation::lifecycle::{CloseRequest, EscalateRequest};
 use utalk_actors::ConversationChange;
 use utalk_storage::model::{conversation, ConversationFilter, ConversationStatus, EscalationReason, RatingKind, RatingSource, Role};
 use uuid::Uuid;

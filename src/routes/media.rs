@@ -11,7 +11,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use utalk_actors::media_store::{MediaRefused, SignedUrl};
+use utalk_actors::channels::media_store::{MediaRefused, SignedUrl};
 use utalk_storage::model::{conversation, media, MediaRecord, MediaSource, MediaStatus};
 use utalk_storage::Timestamp;
 use uuid::Uuid;

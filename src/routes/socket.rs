@@ -9,9 +9,9 @@ use actix_web_actors::ws;
 use serde::Deserialize;
 use std::sync::Arc;
 use tokio::sync::oneshot;
-use utalk_actors::admission::{Admission, Refusal};
-use utalk_actors::session::{PollError, PollRequest, PostPayload, SessionActor, BAD_REQUEST};
-use utalk_actors::ws_conn::WsConn;
+use utalk_actors::socket::admission::{Admission, Refusal};
+use utalk_actors::socket::session::{PollError, PollRequest, PostPayload, SessionActor, BAD_REQUEST};
+use utalk_actors::socket::ws_conn::WsConn;
 use utalk_actors::SocketHub;
 
 pub fn configure(cfg: &mut web::ServiceConfig, max_payload: usize) {

@@ -11,7 +11,7 @@ use crate::whatsapp::InboundMessage;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use utalk_actors::twilio;
+use utalk_actors::channels::twilio;
 use utalk_actors::{ConversationError, MessageChange};
 use utalk_storage::model::MessageStatus;
 use uuid::Uuid;

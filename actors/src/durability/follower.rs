@@ -8,7 +8,7 @@
 //! node appended them. Either way subscribers hear of a change exactly once,
 //! after it is stored here, in the order it was stored.
 
-use crate::broker::{Broker, ConversationEvent};
+use crate::fanout::broker::{Broker, ConversationEvent};
 use std::sync::Arc;
 use tokio::sync::watch;
 use uuid::Uuid;

@@ -22,8 +22,8 @@ use super::entity::EntityLog;
 use super::follower::{Applied, Follower};
 use super::record::{LogRecord, LoggedChange};
 use super::store_writer::{StoreWriter, WriteError, WriterStats};
-use crate::broker::Broker;
 use crate::cluster::{log_subject, shard_of, Cluster, ClusterError, EntityKind, LogEntry, LogStream, LOG_FILTER, SHARED_SUBJECT};
+use crate::fanout::broker::Broker;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,7 +105,7 @@ impl Journal {
     /// one node, nobody subscribed.
     pub fn standalone(db: &Db, writer: StoreWriter, node_id: &str) -> Journal {
         let cluster = Arc::new(crate::cluster::LocalCluster::new(node_id));
-        Journal::new(db, writer, cluster, Arc::new(crate::broker::LocalBroker::new()))
+        Journal::new(db, writer, cluster, Arc::new(crate::fanout::broker::LocalBroker::new()))
     }
 
     /// The seam to the other nodes (leases, forwarding, locks, events).

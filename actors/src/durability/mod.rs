@@ -27,5 +27,4 @@ pub mod store_writer;
 
 pub use entity::EntityLog;
 pub use journal::{append_first, applied_position, unique_subject, Journal, JournalError, StoreHealth, APPLIED_KEY, INVENTORY_SUBJECT};
-pub use record::reader_kind;
 pub use store_writer::{Durability, StoreWriter, WriteError, WriterStats};

@@ -2,8 +2,8 @@
 //! between nodes. Kept apart from the storage records (which it carries as
 //! opaque batches) and from the API views, so that each can change alone.
 
-use crate::broker::{Actor as Reader, ConversationEvent};
 use crate::cluster::ClusterError;
+use crate::fanout::broker::{reader_kind, Actor as Reader, ConversationEvent};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -56,15 +56,6 @@ impl LoggedEvent {
                 ConversationEvent::Read { conversation_id, seq, reader: Reader { kind: reader_kind(&kind), id } }
             }
         }
-    }
-}
-
-/// The static name of a reader kind read back from the wire.
-pub fn reader_kind(kind: &str) -> &'static str {
-    if kind == "customer" {
-        "customer"
-    } else {
-        "agent"
     }
 }
 

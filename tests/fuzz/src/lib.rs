@@ -4,15 +4,15 @@
 //! the parser the way the server does and checks properties that must hold
 //! for every input; a panic (or a failed check) is a crash.
 
-#[path = "../../../actors/src/engineio.rs"]
+#[path = "../../../actors/src/socket/engineio.rs"]
 pub mod engineio;
-#[path = "../../../actors/src/event_args.rs"]
+#[path = "../../../actors/src/socket/event_args.rs"]
 pub mod event_args;
-#[path = "../../../actors/src/socketio.rs"]
+#[path = "../../../actors/src/socket/socketio.rs"]
 pub mod socketio;
 #[path = "../../../src/twilio_form.rs"]
 pub mod twilio_form;
-#[path = "../../../actors/src/twilio_signature.rs"]
+#[path = "../../../actors/src/channels/twilio_signature.rs"]
 pub mod twilio_signature;
 
 use serde_json::Value;

@@ -6,8 +6,8 @@
 //! goes over the cluster's events at most once: a node that misses a typing
 //! indicator or a presence change shows the next one.
 
-use crate::broker::{Actor, Broker, ConversationEvent, LocalBroker, Subscriber, SubscriptionId};
 use crate::cluster::Cluster;
+use crate::fanout::broker::{Actor, Broker, ConversationEvent, LocalBroker, Subscriber, SubscriptionId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utalk_storage::model::Alert;
@@ -48,7 +48,7 @@ fn from_wire(topic: Uuid, w: Wire) -> ConversationEvent {
         // Origin 0 is no session of this node, so every local session gets it.
         Wire::Typing { kind, id, typing } => ConversationEvent::Typing {
             conversation_id: topic,
-            user: Actor { kind: crate::durability::reader_kind(&kind), id },
+            user: Actor { kind: crate::fanout::broker::reader_kind(&kind), id },
             typing,
             origin: 0,
         },

@@ -15,15 +15,15 @@
 //! credentials, so that a webhook cannot make the server call hosts of its
 //! choosing) and its media is marked failed with the reason.
 
+use crate::channels::media_store::MediaStore;
+use crate::channels::twilio::TwilioAccount;
+use crate::conversation::registry::Registry;
 use crate::conversation::{ConversationError, MessageChange};
 use crate::durability::Journal;
 use crate::hosts::HostList;
-use crate::media_store::MediaStore;
-use crate::registry::Registry;
-use crate::retry::Backoff;
-use crate::signal::JobSignal;
-use crate::twilio::TwilioAccount;
-use crate::worker::{run_passes, wait_for, Worker};
+use crate::jobs::retry::Backoff;
+use crate::jobs::signal::JobSignal;
+use crate::jobs::worker::{run_passes, wait_for, Worker};
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use std::time::Duration;
 
-pub use crate::twilio_signature::{signature, verify};
+pub use crate::channels::twilio_signature::{signature, verify};
 
 /// Everything needed to talk to Twilio and check what it sends.
 #[derive(Clone)]

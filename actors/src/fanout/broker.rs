@@ -275,6 +275,15 @@ impl Broker for LocalBroker {
     }
 }
 
+/// The static name of a reader kind read back from the wire.
+pub fn reader_kind(kind: &str) -> &'static str {
+    if kind == "customer" {
+        "customer"
+    } else {
+        "agent"
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,10 +9,10 @@
 //! A connection either starts a session (websocket-only clients) or upgrades
 //! an existing long-polling session (`2probe`/`3probe`, then `5`).
 
-use crate::admission::Admission;
-use crate::session::CloseReason;
-use crate::session::SocketHub;
-use crate::session::{Credit, Inbound, SessionActor, TransportGone, UpgradeAbort, UpgradeDone, UpgradeProbe, WsOut};
+use crate::socket::admission::Admission;
+use crate::socket::session::CloseReason;
+use crate::socket::session::SocketHub;
+use crate::socket::session::{Credit, Inbound, SessionActor, TransportGone, UpgradeAbort, UpgradeDone, UpgradeProbe, WsOut};
 use actix::prelude::*;
 use actix_web_actors::ws;
 use std::sync::Arc;

@@ -5,9 +5,9 @@
 //! at least once: receivers dedupe on `X-Utalk-Delivery`.
 
 use crate::durability::Journal;
-use crate::retry::Backoff;
-use crate::signal::JobSignal;
-use crate::worker::{run_passes, wait_for, Worker};
+use crate::jobs::retry::Backoff;
+use crate::jobs::signal::JobSignal;
+use crate::jobs::worker::{run_passes, wait_for, Worker};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::sync::Arc;

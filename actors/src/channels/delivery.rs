@@ -20,14 +20,14 @@
 //! whose message Twilio accepted without a callback yet, sends it again:
 //! delivery is at least once, as the Messages API has no idempotency key.
 
+use crate::channels::media_store::MediaStore;
+use crate::channels::twilio::{self, Outgoing, SendOutcome, TwilioAccount};
+use crate::conversation::registry::Registry;
 use crate::conversation::{ConversationError, MessageChange};
 use crate::durability::Journal;
-use crate::media_store::MediaStore;
-use crate::registry::Registry;
-use crate::retry::{Backoff, Breaker, BreakerState};
-use crate::signal::JobSignal;
-use crate::twilio::{self, Outgoing, SendOutcome, TwilioAccount};
-use crate::worker::{run_passes, wait_for, Worker};
+use crate::jobs::retry::{Backoff, Breaker, BreakerState};
+use crate::jobs::signal::JobSignal;
+use crate::jobs::worker::{run_passes, wait_for, Worker};
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -32,10 +32,10 @@ impl Identity {
     }
 
     /// Who this is, as shown to others in a conversation.
-    pub fn actor(&self) -> crate::broker::Actor {
+    pub fn actor(&self) -> crate::fanout::broker::Actor {
         match self {
-            Identity::Staff { user_id, .. } => crate::broker::Actor { kind: "agent", id: Some(*user_id) },
-            Identity::Widget { .. } => crate::broker::Actor { kind: "customer", id: None },
+            Identity::Staff { user_id, .. } => crate::fanout::broker::Actor { kind: "agent", id: Some(*user_id) },
+            Identity::Widget { .. } => crate::fanout::broker::Actor { kind: "customer", id: None },
         }
     }
 }

@@ -2,9 +2,9 @@
 //! polling requests and upgrades), saved sessions for connection state
 //! recovery, staff presence, and live counts.
 
-use crate::broker::{ConversationEvent, STAFF_TOPIC};
-pub use crate::identity::Identity;
-use crate::registry::Registry;
+pub use crate::conversation::identity::Identity;
+use crate::conversation::registry::Registry;
+use crate::fanout::broker::{ConversationEvent, STAFF_TOPIC};
 use base64::Engine;
 use rand::RngCore;
 use std::collections::{HashMap, VecDeque};
@@ -158,11 +158,11 @@ pub struct Hub<S> {
     /// Reads.
     pub db: Db,
     sessions: Mutex<HashMap<String, S>>,
-    admissions: crate::admission::Admissions,
+    admissions: crate::socket::admission::Admissions,
     saved: Mutex<HashMap<String, SavedSession>>,
     presence: Mutex<HashMap<Uuid, (usize, &'static str)>>,
     /// Staff online on the other nodes of a cluster.
-    elsewhere: std::sync::OnceLock<Arc<crate::staff_presence::ClusterPresence>>,
+    elsewhere: std::sync::OnceLock<Arc<crate::fanout::staff_presence::ClusterPresence>>,
     next_session: AtomicU64,
     websocket: AtomicU64,
     polling: AtomicU64,
@@ -184,7 +184,7 @@ impl<S: Clone + Send + 'static> Hub<S> {
     /// A hub with no sessions.
     pub fn new(config: SocketConfig, auth: Arc<dyn Authenticator>, registry: Registry, db: Db) -> Arc<Hub<S>> {
         Arc::new(Hub {
-            admissions: crate::admission::Admissions::new(config.max_sessions, config.max_anonymous_sessions_per_ip),
+            admissions: crate::socket::admission::Admissions::new(config.max_sessions, config.max_anonymous_sessions_per_ip),
             config,
             auth,
             registry,
@@ -215,12 +215,12 @@ impl<S: Clone + Send + 'static> Hub<S> {
 
     /// A place for a new Engine.IO session from client address `address`,
     /// unless the server or that address holds as many as allowed.
-    pub fn admit(&self, address: &str) -> Result<crate::admission::Admission, crate::admission::Refusal> {
+    pub fn admit(&self, address: &str) -> Result<crate::socket::admission::Admission, crate::socket::admission::Refusal> {
         let admitted = self.admissions.admit(address);
         if let Err(refusal) = &admitted {
             let which = match refusal {
-                crate::admission::Refusal::Total => "total",
-                crate::admission::Refusal::PerAddress => "per_address",
+                crate::socket::admission::Refusal::Total => "total",
+                crate::socket::admission::Refusal::PerAddress => "per_address",
             };
             metrics::counter!("socket_sessions_refused_total", "cap" => which).increment(1);
         }
@@ -349,7 +349,9 @@ impl<S: Clone + Send + 'static> Hub<S> {
     /// counts theirs in [`Hub::online_staff`] (once, at start).
     pub fn share_presence(self: &Arc<Self>, cluster: Arc<dyn crate::cluster::Cluster>) {
         let hub = Arc::downgrade(self);
-        let p = crate::staff_presence::ClusterPresence::start(cluster, move || hub.upgrade().map(|h| h.online_here()).unwrap_or_default());
+        let p = crate::fanout::staff_presence::ClusterPresence::start(cluster, move || {
+            hub.upgrade().map(|h| h.online_here()).unwrap_or_default()
+        });
         let _ = self.elsewhere.set(p);
     }
 

@@ -1,9 +1,9 @@
 //! Automatic assignment: an escalated conversation goes to the next online
 //! agent, round robin, among those under their capacity.
 
+use crate::conversation::registry::Registry;
 use crate::conversation::ConversationChange;
-use crate::registry::Registry;
-use crate::session::SocketHub;
+use crate::socket::session::SocketHub;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use utalk_storage::model::{conversation, user, Conversation, ConversationFilter, ConversationStatus, Role};

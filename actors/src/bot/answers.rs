@@ -10,13 +10,13 @@
 //! escalated: no bot answer can follow an escalation, whatever raced it.
 //! Every decision is a bot run record, the source of the bot response time KPI.
 
-use crate::assigner::Assigner;
+use crate::bot::assigner::Assigner;
+use crate::bot::knowledge::{contains_phrase, words, Answer, KnowledgeFile};
+use crate::bot::openai::OpenAi;
+use crate::conversation::lifecycle::EscalateRequest;
+use crate::conversation::registry::Registry;
 use crate::conversation::{AppendRequest, ConversationChange, ConversationError, ConversationHook};
-use crate::knowledge::{contains_phrase, words, Answer, KnowledgeFile};
-use crate::lifecycle::EscalateRequest;
-use crate::openai::OpenAi;
-use crate::registry::Registry;
-use crate::worker::Worker;
+use crate::jobs::worker::Worker;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use tokio::sync::mpsc;
@@ -250,7 +250,7 @@ impl Bot {
                         Ok(a) => a,
                         Err(e) => {
                             self.stats.fallbacks.fetch_add(1, Ordering::Relaxed);
-                            if matches!(e, crate::openai::ModelError::HostNotAllowed(_)) {
+                            if matches!(e, crate::bot::openai::ModelError::HostNotAllowed(_)) {
                                 // The stored settings name a host the configuration does not allow: an operator must act.
                                 tracing::error!(conversation = %conv.id, error = %e, base_url = %cfg.base_url,
                                     "bot settings name a model host outside bot.allowed_model_hosts; answering from the rules");
@@ -356,7 +356,7 @@ impl Bot {
 
     /// The messages before `msg`, at most the model's history bound.
     fn history(&self, msg: &Message) -> Vec<Message> {
-        let n = crate::openai::MAX_HISTORY as u64;
+        let n = crate::bot::openai::MAX_HISTORY as u64;
         let from = msg.seq.saturating_sub(n + 1);
         message::after(&self.db, msg.conversation_id, from, n as usize)
             .map(|v| v.into_iter().filter(|m| m.seq < msg.seq).collect())

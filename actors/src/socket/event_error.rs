@@ -1,7 +1,7 @@
 //! Why a socket event was refused, and the code its error ack carries.
 
 use crate::conversation::{ConversationError, InvalidMessage};
-use crate::event_args::Invalid;
+use crate::socket::event_args::Invalid;
 
 /// A refused socket event. Its [`EventError::code`] and message are what
 /// the error ack (or `error` event) carries.

@@ -3,7 +3,7 @@
 //! supervisor starts it again, from the worker's durable jobs.
 
 use crate::cluster::Leases;
-use crate::signal::JobSignal;
+use crate::jobs::signal::JobSignal;
 use actix::prelude::*;
 use std::future::Future;
 use std::sync::Arc;

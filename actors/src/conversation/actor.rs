@@ -15,10 +15,10 @@
 //! appended before the panic are counted). Other conversations, being other
 //! actors, never notice.
 
-use crate::broker::{Actor as Reader, ConversationEvent};
+use crate::conversation::lifecycle;
 use crate::durability::{EntityLog, Journal, JournalError, WriteError};
-use crate::lifecycle;
-use crate::signal::JobSignal;
+use crate::fanout::broker::{Actor as Reader, ConversationEvent};
+use crate::jobs::signal::JobSignal;
 use actix::prelude::*;
 use futures_util::future::Either;
 use std::collections::{HashMap, VecDeque};
@@ -33,7 +33,7 @@ use utalk_storage::model::{
 use utalk_storage::{Batch, Db, StoreError, Timestamp};
 use uuid::Uuid;
 
-pub use crate::conversation_error::ConversationError;
+pub use crate::conversation::error::ConversationError;
 
 /// Where an actor sends its answer.
 pub type Reply<T> = oneshot::Sender<Result<T, ConversationError>>;
@@ -95,13 +95,13 @@ impl AppendRequest {
     ///
     /// Staff messages go out from an agent (`sent`); widget messages come in from the customer (`received`).
     pub fn from_client(
-        identity: &crate::identity::Identity,
+        identity: &crate::conversation::identity::Identity,
         conversation: Uuid,
         message_id: Uuid,
         text: Option<String>,
         media_id: Option<Uuid>,
     ) -> Result<AppendRequest, InvalidMessage> {
-        use crate::identity::Identity;
+        use crate::conversation::identity::Identity;
         let (author, direction, status) = match *identity {
             Identity::Widget { conversation_id } if conversation_id == conversation => {
                 (Author { kind: utalk_storage::model::AuthorType::Customer, id: None }, Direction::Inbound, MessageStatus::Received)
@@ -160,9 +160,9 @@ pub struct ConversationChange {
     /// Bot on or off.
     pub bot_enabled: Option<bool>,
     /// Hand to people: status `escalated`, the bot paused, an escalation record.
-    pub escalate: Option<crate::lifecycle::EscalateRequest>,
+    pub escalate: Option<crate::conversation::lifecycle::EscalateRequest>,
     /// Close with a resolution (and ask for a rating).
-    pub close: Option<crate::lifecycle::CloseRequest>,
+    pub close: Option<crate::conversation::lifecycle::CloseRequest>,
     /// Ratings given.
     pub ratings: Vec<(RatingKind, u8, RatingSource)>,
     /// Assign to this agent only if nobody is assigned and the conversation is escalated (automatic assignment).

@@ -4,9 +4,9 @@
 //! hosts of `bot.allowed_model_hosts`: the base URL can be changed over the
 //! API, the hosts only in the configuration.
 
+use crate::bot::knowledge::Answer;
 use crate::hosts::HostList;
-use crate::knowledge::Answer;
-use crate::retry::Breaker;
+use crate::jobs::retry::Breaker;
 use serde::Deserialize;
 use serde_json::json;
 use std::sync::Mutex;

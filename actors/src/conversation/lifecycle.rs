@@ -4,7 +4,7 @@
 //! first agent reply is timed; a close asks for a rating; a customer's reply
 //! to that question is the rating, and any other message reopens.
 
-use crate::conversation_error::ConversationError;
+use crate::conversation::error::ConversationError;
 use utalk_storage::model::{
     AuthorType, Conversation, ConversationStatus, Escalation, EscalationReason, FirstContact, Rating, RatingKind, RatingSource,
 };

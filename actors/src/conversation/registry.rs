@@ -12,11 +12,11 @@
 //! is forwarded to that node, which answers it with its own actor; the
 //! registry serves the shards this node owns in the same way.
 
-use crate::broker::Broker;
 use crate::cluster::{shard_of, ClusterError, Forwarded, SHARDS as CLUSTER_SHARDS};
+use crate::conversation::forward::{Forward, ForwardAnswer, ForwardRequest, Forwardable, WireError};
 use crate::conversation::{ConversationActor, ConversationChange, ConversationError, Deps, Envelope, MarkRead, Panic, Retire};
 use crate::durability::Journal;
-use crate::forward::{Forward, ForwardAnswer, ForwardRequest, Forwardable, WireError};
+use crate::fanout::broker::Broker;
 use actix::{Addr, Arbiter, ArbiterHandle, Supervisor};
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
@@ -38,7 +38,7 @@ pub struct RegistryConfig {
     /// Arbiter threads the conversation actors run on.
     pub threads: usize,
     /// Shared with the delivery actor: whether the channel is configured, and its wake-up.
-    pub outbox: Arc<crate::signal::JobSignal>,
+    pub outbox: Arc<crate::jobs::signal::JobSignal>,
     /// In a cluster: how long a request waits for the conversation's owner (covers a failover).
     pub forward_timeout: Duration,
 }
@@ -283,7 +283,7 @@ impl Registry {
                 Forward::Update(change) => self.answer_with::<ConversationChange>(id, change).await,
                 Forward::Change(change) => self.answer_with(id, change).await,
                 Forward::Read { seq, kind, id: reader } => {
-                    let reader = crate::broker::Actor { kind: crate::durability::reader_kind(&kind), id: reader };
+                    let reader = crate::fanout::broker::Actor { kind: crate::fanout::broker::reader_kind(&kind), id: reader };
                     self.answer_with(id, MarkRead { reader, seq }).await
                 }
             },

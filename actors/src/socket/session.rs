@@ -20,14 +20,14 @@
 //! chose are told to the client as a `session:closed` event before the
 //! transport closes; a long-polling client gets it with its next GET.
 
-use crate::admission::Admission;
-use crate::broker::{ConversationEvent, Envelope, Subscriber, SubscriptionId, STAFF_TOPIC};
 use crate::conversation::{AppendRequest, Appended, MarkRead};
-use crate::engineio::{self, Packet as EioPacket};
-use crate::event_args::{self, Invalid};
-use crate::event_error::EventError;
-use crate::socket_hub::{random_id, Authenticated, Hub, Identity, SavedSession};
-use crate::socketio::{self, Kind};
+use crate::fanout::broker::{ConversationEvent, Envelope, Subscriber, SubscriptionId, STAFF_TOPIC};
+use crate::socket::admission::Admission;
+use crate::socket::engineio::{self, Packet as EioPacket};
+use crate::socket::event_args::{self, Invalid};
+use crate::socket::event_error::EventError;
+use crate::socket::hub::{random_id, Authenticated, Hub, Identity, SavedSession};
+use crate::socket::socketio::{self, Kind};
 use actix::prelude::*;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};

@@ -1,0 +1,11 @@
+//! Channels to the outside: Twilio's WhatsApp ([`twilio`], the outbox's
+//! [`delivery`], webhook signatures in [`twilio_signature`]), media
+//! ([`media_fetch`] downloads, [`media_store`] files and signed URLs), and
+//! the stock alerts' [`alert_webhook`].
+
+pub mod alert_webhook;
+pub mod delivery;
+pub mod media_fetch;
+pub mod media_store;
+pub mod twilio;
+pub mod twilio_signature;

@@ -1,0 +1,15 @@
+//! The conversation core: one actor per active conversation deciding its
+//! order ([`actor`], re-exported here), the commands it takes, its errors
+//! ([`error`]), the rules it applies ([`lifecycle`]), who is asking
+//! ([`identity`]), the [`registry`] that starts and retires the actors,
+//! and [`forward`], which carries a command to the node that owns the
+//! conversation.
+
+mod actor;
+pub mod error;
+pub mod forward;
+pub mod identity;
+pub mod lifecycle;
+pub mod registry;
+
+pub use actor::*;

@@ -1,0 +1,7 @@
+//! The skeleton of durable background work: a supervised [`worker`] loop
+//! that runs passes on the leading node, the [`signal`] that wakes it when a
+//! job is durable, and [`retry`] backoff.
+
+pub mod retry;
+pub mod signal;
+pub mod worker;
