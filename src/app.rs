@@ -1,9 +1,9 @@
 //! Builds the server from a configuration: storage, writer, actors, auth, HTTP.
 
-use crate::auth::AuthService;
 use crate::config::Config;
-use crate::request_id;
-use crate::routes;
+use crate::http::auth::AuthService;
+use crate::http::request_id;
+use crate::http::routes;
 use crate::state::AppState;
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress};
@@ -125,7 +125,7 @@ async fn start_whatsapp(
             crate::config::Secret::new(hex::encode(derived))
         }
         _ => {
-            crate::secrets::stored_or_generated(
+            crate::ops::secrets::stored_or_generated(
                 db,
                 registry.journal(),
                 META_MEDIA_SECRET,
@@ -144,7 +144,7 @@ async fn start_whatsapp(
         MediaStore::new(
             &config.data_dir,
             secret.expose().as_bytes(),
-            crate::routes::media::url_prefix(config.public_url.as_deref()),
+            crate::http::routes::media::url_prefix(config.public_url.as_deref()),
             limits,
         )
         .with_context(|| format!("cannot create the media directory in {}", config.data_dir.display()))?
@@ -320,7 +320,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let config = Arc::new(config);
         // Before any job or actor records: metrics recorded earlier would be lost.
-        crate::metrics::install();
+        crate::observe::metrics::install();
         let report = migrate_db(&config, &mut |step| tracing::info!(step, "migration"))
             .context("the database could not be migrated, so the server does not start")?;
         if report.from != report.to {
@@ -374,17 +374,17 @@ impl Application {
         let sockets = SocketHub::new(socket_config, auth.clone(), registry.clone(), db.clone());
         // Automatic assignment on any node chooses among the staff online on every node.
         sockets.share_presence(cluster.clone());
-        if let Some((record, announce)) = crate::api_version::check(&db)? {
+        if let Some((record, announce)) = crate::http::api_version::check(&db)? {
             journal.commit_node(record).await.context("cannot record the API version")?;
             if let Some(payload) = announce {
-                tracing::info!(version = crate::api_version::API_VERSION, "new API version: connecting sockets get api:changes");
+                tracing::info!(version = crate::http::api_version::API_VERSION, "new API version: connecting sockets get api:changes");
                 sockets.announce_api_changes(payload);
             }
         }
         let bot = start_bot(&config, &db, &registry, &sockets)?;
         let inventory = start_inventory(&config, &db, &registry)?;
         let scheduler = start_jobs(&config, &db, &journal, &inventory).await?;
-        let flags = Arc::new(crate::flags::Flags::load(&db).context("cannot read the feature flags")?);
+        let flags = Arc::new(crate::services::flags::Flags::load(&db).context("cannot read the feature flags")?);
         let auth = web::Data::from(auth);
         let hub = web::Data::new(sockets.clone());
         let upload_limits = web::Data::new(routes::media_limits::UploadLimits::new(&config.media));
@@ -405,7 +405,7 @@ impl Application {
                 }
             });
         }
-        let inbound = Arc::new(crate::whatsapp::Inbound::new(db.clone(), registry.clone(), fetcher.clone()));
+        let inbound = Arc::new(crate::services::whatsapp::Inbound::new(db.clone(), registry.clone(), fetcher.clone()));
         let state = web::Data::new(AppState {
             cluster,
             db,
@@ -431,8 +431,8 @@ impl Application {
         let max_body = config.http.max_body_bytes;
         let max_socket_payload = config.socket.max_payload_bytes;
         let workers = if config.http.workers == 0 { cores() } else { config.http.workers };
-        let proxies = web::Data::new(crate::client_addr::TrustedProxies::parse(&config.http.trusted_proxies)?);
-        let deprecations = web::Data::new(crate::api_version::Deprecations(config.api.deprecations.clone()));
+        let proxies = web::Data::new(crate::http::client_addr::TrustedProxies::parse(&config.http.trusted_proxies)?);
+        let deprecations = web::Data::new(crate::http::api_version::Deprecations(config.api.deprecations.clone()));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

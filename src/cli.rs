@@ -115,7 +115,7 @@ pub enum ReportCommand {
         agent: Option<uuid::Uuid>,
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
-        format: crate::report::Format,
+        format: crate::ops::report::Format,
     },
     /// Writes the daily HTML report of a UTC day into the data directory's `reports/` folder.
     Daily {
@@ -210,14 +210,14 @@ impl Cli {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config()?;
-    crate::telemetry::init(&config, matches!(cli.command, Command::Serve(_)));
+    crate::observe::telemetry::init(&config, matches!(cli.command, Command::Serve(_)));
     match cli.command {
         Command::Serve(_) => {
             let served = actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(config).await?;
                 app.run_until_stopped().await
             });
-            crate::traces::shutdown();
+            crate::observe::traces::shutdown();
             served
         }
         Command::User(cmd) => actix_web::rt::System::new().block_on(user_command(config, cmd)),
@@ -233,7 +233,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let db = open_db(&config).with_context(|| "stop the server first: rotation writes to the data directory")?;
             let grace = std::time::Duration::from_secs(grace_secs.unwrap_or(config.auth.access_ttl_secs));
-            let until = crate::secrets::rotate_jwt(&db, grace)?;
+            let until = crate::ops::secrets::rotate_jwt(&db, grace)?;
             println!(
                 "rotated the token signing secret; tokens signed with the old one verify until {} — start the server to use the new one",
                 until.to_rfc3339()
@@ -241,10 +241,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Export { collections, out } => {
-            let collections = crate::export::parse_collections(&collections)?;
+            let collections = crate::ops::export::parse_collections(&collections)?;
             let db = utalk_storage::Db::open_read_only(&config.data_dir)
                 .with_context(|| format!("cannot read the data directory {}", config.data_dir.display()))?;
-            let counts = crate::export::export(&db, &collections, &out, &mut |step| eprintln!("utalk export: {step}"))?;
+            let counts = crate::ops::export::export(&db, &collections, &out, &mut |step| eprintln!("utalk export: {step}"))?;
             let total: u64 = counts.iter().map(|(_, n)| n).sum();
             println!("exported {total} records from {} collections into {}", counts.len(), out.display());
             Ok(())
@@ -311,7 +311,7 @@ fn report_command(config: &Config, cmd: ReportCommand) -> anyhow::Result<()> {
     use utalk_storage::Timestamp;
     match cmd {
         ReportCommand::Kpis { from, to, granularity, channel, agent, format } => {
-            let range = crate::report::KpiRange::parse(
+            let range = crate::ops::report::KpiRange::parse(
                 from.as_deref(),
                 to.as_deref(),
                 Some(&granularity),
@@ -320,7 +320,7 @@ fn report_command(config: &Config, cmd: ReportCommand) -> anyhow::Result<()> {
                 Timestamp::now(),
             )?;
             let db = report_db(config)?;
-            print!("{}", crate::report::render(&range.rows(&db)?, format));
+            print!("{}", crate::ops::report::render(&range.rows(&db)?, format));
             Ok(())
         }
         ReportCommand::Daily { date, out } => {
@@ -445,9 +445,9 @@ fn user_add_input(role: &str, password_stdin: bool) -> anyhow::Result<(Role, Str
 /// every node applies; the address is claimed there, so it stays unique.
 /// The local data directory is not opened (a node may be running on it).
 async fn add_user_to_cluster(config: &Config, email: &str, role: Role, password: &str) -> anyhow::Result<()> {
-    let (u, batch) = crate::auth::new_user(email, role, password, "cli").await?;
+    let (u, batch) = crate::http::auth::new_user(email, role, password, "cli").await?;
     let cluster = cluster_tool(config).await?;
-    match utalk_actors::durability::append_first(&cluster, crate::auth::EMAIL_KEY, &u.email, batch).await {
+    match utalk_actors::durability::append_first(&cluster, crate::http::auth::EMAIL_KEY, &u.email, batch).await {
         Ok(Some(position)) => {
             println!("created user {} ({}) with id {} in the cluster (log position {position})", u.email, u.role.as_str(), u.id);
             Ok(())
@@ -470,12 +470,12 @@ async fn cluster_command(config: Config, cmd: ClusterCommand) -> anyhow::Result<
     let mut progress = |at: u64, end: u64| eprintln!("  position {at} of {end}");
     match cmd {
         ClusterCommand::Verify { file } => {
-            let s = crate::cluster_log::verify(&file)?;
+            let s = crate::ops::cluster_log::verify(&file)?;
             println!("{}: {} entries up to position {} and {} files, checksum good", file.display(), s.entries, s.last, s.files);
         }
         ClusterCommand::Backup { to } => {
             let cluster = cluster_tool(&config).await?;
-            let s = crate::cluster_log::backup(&cluster, &to, &mut progress).await?;
+            let s = crate::ops::cluster_log::backup(&cluster, &to, &mut progress).await?;
             println!(
                 "backed up {} log entries and {} files to {} in {:.1} s",
                 s.entries,
@@ -486,7 +486,7 @@ async fn cluster_command(config: Config, cmd: ClusterCommand) -> anyhow::Result<
         }
         ClusterCommand::Restore { from } => {
             let cluster = cluster_tool(&config).await?;
-            let s = crate::cluster_log::restore(&cluster, &from, &mut progress).await?;
+            let s = crate::ops::cluster_log::restore(&cluster, &from, &mut progress).await?;
             println!(
                 "restored {} log entries and {} files from {} in {:.1} s; start the nodes (empty data directories rebuild from the log)",
                 s.entries,
@@ -510,7 +510,7 @@ async fn user_command(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
             let (role, password) = user_add_input(&role, password_stdin)?;
             let writer = StoreWriter::start(db.clone(), Durability::Sync)?;
             let journal = utalk_actors::Journal::standalone(&db, writer.clone(), "cli");
-            let result = crate::auth::create_user(&db, &journal, &email, role, &password, "cli").await;
+            let result = crate::http::auth::create_user(&db, &journal, &email, role, &password, "cli").await;
             writer.shutdown();
             let u = result?;
             println!("created user {} ({}) with id {}", u.email, u.role.as_str(), u.id);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use utalk_actors::Durability;
 
-pub use crate::secrets::Secret;
+pub use crate::ops::secrets::Secret;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -755,7 +755,7 @@ impl Config {
             if s.expose().len() < 32 {
                 return Err("jwt_secret: must be at least 32 characters".into());
             }
-            if let (true, Some(why)) = (self.environment == "production", crate::secrets::weakness(s.expose())) {
+            if let (true, Some(why)) = (self.environment == "production", crate::ops::secrets::weakness(s.expose())) {
                 return Err(format!(
                     "jwt_secret: {why}; in production the signing secret must be random (unset it to have one generated, or use `openssl rand -base64 48`)"
                 ));
@@ -766,7 +766,12 @@ impl Config {
                 return Err(format!("auth.previous_jwt_secrets: valid_until `{}` is not an RFC 3339 time", p.valid_until));
             }
         }
-        crate::client_addr::TrustedProxies::parse(&self.http.trusted_proxies).map_err(|e| e.to_string())?;
+        for e in &self.http.trusted_proxies {
+            let e = e.trim();
+            if e.parse::<ipnet::IpNet>().is_err() && e.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!("http.trusted_proxies: `{e}` is not an address or a CIDR range such as 10.0.0.0/8 or fd00::/8"));
+            }
+        }
         if self.http.max_body_bytes < 1024 {
             return Err("http.max_body_bytes: must be at least 1024".into());
         }

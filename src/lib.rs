@@ -1,24 +1,18 @@
-//! The utalk server: configuration, command line, HTTP routes, auth, telemetry.
+//! The utalk server, in rooms by concern: the composition root ([`app`]
+//! wires everything, [`cli`] is the command line, [`config`] the settings,
+//! [`state`] what handlers share), [`http`] (routes, auth, errors,
+//! request ids), [`services`] (the writes routes call, inbound WhatsApp,
+//! feature flags), [`ops`] (backups of the cluster log, exports, reports,
+//! secrets) and [`observe`] (metrics, logs, traces). Arrows point one way:
+//! http → services → the actors; no two rooms import each other
+//! (`tests/api/layout.rs`).
 
-pub mod api_version;
 pub mod app;
-pub mod auth;
 pub mod cli;
-pub mod client_addr;
-pub mod cluster_log;
 pub mod config;
-pub mod error;
-pub mod export;
-pub mod flags;
-pub mod log_file;
-pub mod metrics;
-pub mod report;
-pub mod request_id;
-pub mod routes;
-pub mod secrets;
+pub mod http;
+pub mod observe;
+pub mod ops;
 pub mod services;
 pub mod state;
-pub mod telemetry;
-pub mod traces;
 pub mod twilio_form;
-pub mod whatsapp;

@@ -31,7 +31,7 @@ pub struct AppState {
     /// The inbound media downloader.
     pub fetcher: Arc<MediaFetcher>,
     /// Inbound WhatsApp: one conversation per number.
-    pub inbound: Arc<crate::whatsapp::Inbound>,
+    pub inbound: Arc<crate::services::whatsapp::Inbound>,
     /// The bot.
     pub bot: Arc<utalk_actors::bot::answers::Bot>,
     /// Serialises changes of the bot settings (version check and write).
@@ -41,7 +41,7 @@ pub struct AppState {
     /// Stock: one actor per store.
     pub inventory: utalk_actors::inventory::Inventory,
     /// Feature flags.
-    pub flags: Arc<crate::flags::Flags>,
+    pub flags: Arc<crate::services::flags::Flags>,
     /// Serialises flag changes (version check and write).
     pub flags_lock: tokio::sync::Mutex<()>,
     /// The other nodes, as far as this one is concerned; one node alone today.

@@ -118,7 +118,7 @@ fn only_the_durability_seam_asks_for_the_replicated_log() {
 #[test]
 fn routes_and_commands_build_no_storage_batch() {
     let mut files = Vec::new();
-    rust_files(&root().join("src/routes"), &mut files);
+    rust_files(&root().join("src/http/routes"), &mut files);
     files.push(root().join("src/cli.rs"));
     for file in &files {
         let source = std::fs::read_to_string(file).expect("read a source file");

@@ -163,7 +163,7 @@ async fn sockets_hear_about_a_new_api_version_and_deprecated_routes_say_when_the
     let frames = frames_after_connect(&s.base, &admin, Duration::from_millis(500)).await;
     let changes = frames.iter().find(|f| f.starts_with("42[\"api:changes\"")).unwrap_or_else(|| panic!("{frames:?}"));
     let v: Value = serde_json::from_str(&changes[2..]).unwrap();
-    assert_eq!(v[1]["version"], utalk::api_version::API_VERSION);
+    assert_eq!(v[1]["version"], utalk::http::api_version::API_VERSION);
     assert_eq!(v[1]["previous"], "1.1.0");
     assert!(v[1]["changes"].as_array().unwrap().len() >= 2, "what changed since 1.1.0: {v}");
 

@@ -1,12 +1,9 @@
 //! Inbound WhatsApp: from the parameters of Twilio's webhook to a stored message.
 
-use crate::error::ApiError;
-use crate::twilio_form::FormError;
 pub use crate::twilio_form::{normalize_phone, InboundMessage, MAX_MEDIA};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use utalk_actors::channels::media_fetch::MediaFetcher;
-use utalk_actors::conversation::MAX_TEXT_CHARS;
 use utalk_actors::Registry;
 use utalk_actors::{AppendRequest, Appended};
 use utalk_storage::model::{
@@ -29,15 +26,27 @@ pub fn media_id(sid: &str, index: usize) -> Uuid {
     Uuid::new_v5(&SID_NAMESPACE, format!("twilio:{sid}/media/{index}").as_bytes())
 }
 
-impl InboundMessage {
-    /// Reads the webhook's parameters.
-    pub fn from_params(params: &[(String, String)]) -> Result<InboundMessage, ApiError> {
-        InboundMessage::parse(params, MAX_TEXT_CHARS).map_err(|e| match e {
-            FormError::Missing(_) => ApiError::bad_request("missing_parameter", e.to_string()),
-            FormError::NotWhatsApp => ApiError::bad_request("invalid_parameter", e.to_string()),
-            FormError::Malformed(_) => ApiError::bad_request("malformed_form", e.to_string()),
-        })
-    }
+/// Why inbound WhatsApp could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    /// A WhatsApp conversation is opened only for a phone number.
+    #[error("a WhatsApp conversation needs customer.phone, digits with an optional leading +")]
+    NoPhone,
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] utalk_storage::StoreError),
+    /// A record could not be encoded.
+    #[error(transparent)]
+    Codec(#[from] utalk_storage::CodecError),
+    /// The journal did not take a write.
+    #[error(transparent)]
+    Journal(#[from] utalk_actors::durability::JournalError),
+    /// The conversation refused the message.
+    #[error(transparent)]
+    Conversation(#[from] utalk_actors::ConversationError),
+    /// The cluster could not settle the number's conversation.
+    #[error(transparent)]
+    Cluster(#[from] utalk_actors::cluster::ClusterError),
 }
 
 /// Inbound WhatsApp: the conversations of numbers, and the messages stored
@@ -64,7 +73,7 @@ impl Inbound {
     }
 
     /// The conversation of `phone`: its latest one, or a new one.
-    pub async fn conversation_for(&self, phone: &str, name: Option<&str>) -> Result<Uuid, ApiError> {
+    pub async fn conversation_for(&self, phone: &str, name: Option<&str>) -> Result<Uuid, InboundError> {
         if let Some(id) = conversation::by_phone(&self.db, Channel::Whatsapp, phone)? {
             if conversation::get(&self.db, id)?.is_some() {
                 return Ok(id);
@@ -78,17 +87,15 @@ impl Inbound {
     /// Opens a new WhatsApp conversation for `customer` (whose phone is
     /// normalized) over REST; it becomes the number's latest, which the
     /// customer's replies reach.
-    pub async fn open(&self, mut customer: Customer, subject: Option<String>) -> Result<Conversation, ApiError> {
-        let phone = customer.phone.as_deref().and_then(normalize_phone).ok_or_else(|| {
-            ApiError::invalid("validation_failed", "a WhatsApp conversation needs customer.phone, digits with an optional leading +")
-        })?;
+    pub async fn open(&self, mut customer: Customer, subject: Option<String>) -> Result<Conversation, InboundError> {
+        let phone = customer.phone.as_deref().and_then(normalize_phone).ok_or(InboundError::NoPhone)?;
         customer.phone = Some(phone.clone());
         let _guard = self.lock(&phone).lock().await;
         claimed(self, &phone, || customer.clone(), subject, true).await
     }
 
     /// Stores `msg` durably in its number's conversation; a redelivery returns the stored message.
-    pub async fn store(&self, msg: InboundMessage) -> Result<Appended, ApiError> {
+    pub async fn store(&self, msg: InboundMessage) -> Result<Appended, InboundError> {
         let conv = self.conversation_for(&msg.phone, msg.profile_name.as_deref()).await?;
         let message_id = message_id(&msg.sid);
         let now = Timestamp::now();
@@ -159,7 +166,7 @@ async fn claimed(
     customer: impl Fn() -> Customer,
     subject: Option<String>,
     fresh: bool,
-) -> Result<Conversation, ApiError> {
+) -> Result<Conversation, InboundError> {
     let journal = inbound.registry.journal();
     let claims = utalk_actors::durability::unique_subject("whatsapp_number", phone);
     for _ in 0..20 {
@@ -185,7 +192,7 @@ async fn claimed(
         let mut c = Conversation::new(Channel::Whatsapp, customer(), subject.clone());
         c.id = id;
         if journal.create_conversation_once(id, conversation::put_batch(None, &c)?).await? {
-            crate::metrics::conversation_opened(Channel::Whatsapp);
+            crate::observe::metrics::conversation_opened(Channel::Whatsapp);
             tracing::info!(conversation = %c.id, "opened a WhatsApp conversation");
             return Ok(c);
         }
@@ -197,6 +204,7 @@ async fn claimed(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use utalk_actors::conversation::MAX_TEXT_CHARS;
 
     fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -204,16 +212,19 @@ mod tests {
 
     #[test]
     fn reads_text_sender_and_media() {
-        let m = InboundMessage::from_params(&params(&[
-            ("MessageSid", "SM1"),
-            ("From", "whatsapp:+5215512345678"),
-            ("Body", "hola"),
-            ("ProfileName", "Ana"),
-            ("NumMedia", "2"),
-            ("MediaUrl0", "https://api.twilio.com/m0"),
-            ("MediaContentType0", "image/jpeg"),
-            ("MediaUrl1", "https://api.twilio.com/m1"),
-        ]))
+        let m = InboundMessage::parse(
+            &params(&[
+                ("MessageSid", "SM1"),
+                ("From", "whatsapp:+5215512345678"),
+                ("Body", "hola"),
+                ("ProfileName", "Ana"),
+                ("NumMedia", "2"),
+                ("MediaUrl0", "https://api.twilio.com/m0"),
+                ("MediaContentType0", "image/jpeg"),
+                ("MediaUrl1", "https://api.twilio.com/m1"),
+            ]),
+            MAX_TEXT_CHARS,
+        )
         .unwrap();
         assert_eq!(m.phone, "+5215512345678");
         assert_eq!(m.text.as_deref(), Some("hola"));
@@ -224,12 +235,10 @@ mod tests {
 
     #[test]
     fn a_location_becomes_text_and_ids_are_stable() {
-        let m = InboundMessage::from_params(&params(&[
-            ("MessageSid", "SM2"),
-            ("From", "whatsapp:+1555"),
-            ("Latitude", "19.43"),
-            ("Longitude", "-99.13"),
-        ]))
+        let m = InboundMessage::parse(
+            &params(&[("MessageSid", "SM2"), ("From", "whatsapp:+1555"), ("Latitude", "19.43"), ("Longitude", "-99.13")]),
+            MAX_TEXT_CHARS,
+        )
         .unwrap();
         assert_eq!(m.text.as_deref(), Some("Location: 19.43, -99.13"));
         assert_eq!(message_id("SM2"), message_id("SM2"));
@@ -239,10 +248,13 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_refused() {
-        assert!(InboundMessage::from_params(&params(&[("From", "whatsapp:+1555")])).is_err());
-        assert!(InboundMessage::from_params(&params(&[("MessageSid", "SM1"), ("From", "whatsapp:+15a5")])).is_err());
-        assert!(InboundMessage::from_params(&params(&[("MessageSid", "SM1")])).is_err());
-        assert!(InboundMessage::from_params(&params(&[("MessageSid", "SM1"), ("From", "+1555")])).is_err(), "SMS is not WhatsApp");
+        assert!(InboundMessage::parse(&params(&[("From", "whatsapp:+1555")]), MAX_TEXT_CHARS).is_err());
+        assert!(InboundMessage::parse(&params(&[("MessageSid", "SM1"), ("From", "whatsapp:+15a5")]), MAX_TEXT_CHARS).is_err());
+        assert!(InboundMessage::parse(&params(&[("MessageSid", "SM1")]), MAX_TEXT_CHARS).is_err());
+        assert!(
+            InboundMessage::parse(&params(&[("MessageSid", "SM1"), ("From", "+1555")]), MAX_TEXT_CHARS).is_err(),
+            "SMS is not WhatsApp"
+        );
         assert_eq!(normalize_phone(" 5215512345678 ").as_deref(), Some("+5215512345678"));
         assert_eq!(normalize_phone("+"), None);
     }

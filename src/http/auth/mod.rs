@@ -7,7 +7,7 @@ pub mod principal;
 pub mod verifier;
 
 use crate::config::{AuthConfig, Secret};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use base64::Engine;
 use keys::{Claims, Keyring, TokenError, TokenType};
 use limiter::{Limiter, Refused};
@@ -171,8 +171,9 @@ impl AuthService {
             Some(s) => s,
             None => {
                 // Secrets rotated out by `utalk secrets rotate-jwt` verify until their grace ends.
-                previous.extend(crate::secrets::stored_previous_jwt(&db)?);
-                crate::secrets::stored_or_generated(&db, &journal, META_JWT_SECRET, "a token signing secret", "UTALK_JWT_SECRET").await?
+                previous.extend(crate::ops::secrets::stored_previous_jwt(&db)?);
+                crate::ops::secrets::stored_or_generated(&db, &journal, META_JWT_SECRET, "a token signing secret", "UTALK_JWT_SECRET")
+                    .await?
             }
         };
         let window = Duration::from_secs(config.failure_window_secs);

@@ -1,9 +1,9 @@
 //! Stores, products with their stock, stock transactions and stock alerts.
 
 use super::Page;
-use crate::auth::principal::READERS;
-use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::http::auth::principal::READERS;
+use crate::http::auth::Principal;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;

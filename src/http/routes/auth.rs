@@ -1,6 +1,6 @@
 use super::client_ip;
-use crate::auth::{AuthService, Principal, TokenPair, UserView};
-use crate::error::ApiError;
+use crate::http::auth::{AuthService, Principal, TokenPair, UserView};
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -52,7 +52,7 @@ pub async fn refresh(auth: web::Data<AuthService>, body: web::Json<RefreshReques
 /// The calling user.
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = UserView), (status = 401)), security(("bearer" = [])))]
 pub async fn me(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
-    let (id, _) = who.require(crate::auth::principal::READERS)?;
+    let (id, _) = who.require(crate::http::auth::principal::READERS)?;
     let u = user::get(&state.db, id)?.ok_or_else(|| ApiError::unauthorized("invalid_token", "user no longer exists"))?;
     Ok(HttpResponse::Ok().json(UserView::from(&u)))
 }

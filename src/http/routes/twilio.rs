@@ -5,13 +5,15 @@
 //! 403 before it is read further. A valid request is answered with an empty
 //! TwiML document: a plain-text body would be sent to the customer.
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
+use crate::services::whatsapp::InboundMessage;
 use crate::state::AppState;
-use crate::whatsapp::InboundMessage;
+use crate::twilio_form::FormError;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utalk_actors::channels::twilio;
+use utalk_actors::conversation::MAX_TEXT_CHARS;
 use utalk_actors::{ConversationError, MessageChange};
 use utalk_storage::model::MessageStatus;
 use uuid::Uuid;
@@ -79,7 +81,7 @@ fn verified(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Vec<(Str
         (status = 415), (status = 503, description = "Twilio is not configured")))]
 pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let params = verified(&state, &req, &body)?;
-    let msg = InboundMessage::from_params(&params)?;
+    let msg = inbound_message(&params)?;
     let sid = msg.sid.clone();
     let token = req.headers().get("i-twilio-idempotency-token").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     let appended = state.inbound.store(msg).await?;
@@ -87,6 +89,15 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, body: web::By
     tracing::info!(conversation = %m.conversation_id, seq = m.seq, sid = %sid, idempotency_token = %token,
         redelivery = matches!(appended, utalk_actors::Appended::Existing(_)), media = m.media.len(), "whatsapp message received");
     Ok(twiml())
+}
+
+/// Reads an inbound message from the webhook's parameters.
+fn inbound_message(params: &[(String, String)]) -> Result<InboundMessage, ApiError> {
+    InboundMessage::parse(params, MAX_TEXT_CHARS).map_err(|e| match e {
+        FormError::Missing(_) => ApiError::bad_request("missing_parameter", e.to_string()),
+        FormError::NotWhatsApp => ApiError::bad_request("invalid_parameter", e.to_string()),
+        FormError::Malformed(_) => ApiError::bad_request("malformed_form", e.to_string()),
+    })
 }
 
 /// Where our status callback URLs point.

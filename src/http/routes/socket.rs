@@ -48,14 +48,14 @@ fn engine_error(e: PollError) -> HttpResponse {
 /// A place for a new session from the request's client address, or the typed refusal:
 /// 503 when the server holds `socket.max_sessions`, 429 when the address holds
 /// `socket.max_anonymous_sessions_per_ip` sessions that have not authenticated.
-fn admit(req: &HttpRequest, hub: &SocketHub) -> Result<Admission, crate::error::ApiError> {
+fn admit(req: &HttpRequest, hub: &SocketHub) -> Result<Admission, crate::http::error::ApiError> {
     let ip = super::client_ip(req);
     hub.admit(&ip).map_err(|refusal| {
         tracing::warn!(ip = %ip, %refusal, "socket handshake refused");
         match refusal {
-            Refusal::Total => crate::error::ApiError::unavailable("too_many_sessions", refusal.to_string()),
+            Refusal::Total => crate::http::error::ApiError::unavailable("too_many_sessions", refusal.to_string()),
             // Places come back as those sessions authenticate or time out (45 s without CONNECT).
-            Refusal::PerAddress => crate::error::ApiError::rate_limited("too_many_sessions", refusal.to_string(), 5),
+            Refusal::PerAddress => crate::http::error::ApiError::rate_limited("too_many_sessions", refusal.to_string(), 5),
         }
     })
 }

@@ -23,7 +23,7 @@ pub fn current() -> Option<String> {
     REQUEST_ID.try_with(|id| id.clone()).ok()
 }
 
-/// The client's address stored on a request (see [`crate::client_addr`]).
+/// The client's address stored on a request (see [`crate::http::client_addr`]).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub std::net::IpAddr);
 
@@ -54,7 +54,7 @@ pub async fn middleware(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
     let peer = req.peer_addr().map(|a| a.ip());
-    let client = match req.app_data::<actix_web::web::Data<crate::client_addr::TrustedProxies>>() {
+    let client = match req.app_data::<actix_web::web::Data<crate::http::client_addr::TrustedProxies>>() {
         Some(p) => p.client(peer, req.headers()),
         None => peer,
     };
@@ -79,7 +79,7 @@ pub async fn middleware(
         http.route = %route,
         http.response.status_code = Empty,
     );
-    crate::traces::continue_remote(&span, req.headers());
+    crate::observe::traces::continue_remote(&span, req.headers());
     let started = Instant::now();
     let in_flight = metrics::gauge!("http_requests_in_flight");
     in_flight.increment(1.0);
@@ -105,9 +105,9 @@ pub async fn middleware(
     if let Some(v) = header {
         res.headers_mut().insert(HEADER, v);
     }
-    if let Some(deprecations) = res.request().app_data::<actix_web::web::Data<crate::api_version::Deprecations>>().cloned() {
+    if let Some(deprecations) = res.request().app_data::<actix_web::web::Data<crate::http::api_version::Deprecations>>().cloned() {
         if let Some(d) = deprecations.0.iter().find(|d| d.route == route) {
-            for (name, value) in crate::api_version::headers(d) {
+            for (name, value) in crate::http::api_version::headers(d) {
                 res.headers_mut().insert(name, value);
             }
         }

@@ -4,10 +4,10 @@
 //! signed link (`?expires=…&sig=…`) from `GET /api/v1/reports` or the index,
 //! so that a browser can show them without a token.
 
-use crate::auth::principal::authenticate;
-use crate::auth::{AuthService, Principal};
-use crate::error::ApiError;
-use crate::report::{KpiRange, RangeError};
+use crate::http::auth::principal::authenticate;
+use crate::http::auth::{AuthService, Principal};
+use crate::http::error::ApiError;
+use crate::ops::report::{KpiRange, RangeError};
 use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};

@@ -1,8 +1,8 @@
 //! The bot's settings and its runs.
 
-use crate::auth::principal::READERS;
-use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::http::auth::principal::READERS;
+use crate::http::auth::Principal;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;

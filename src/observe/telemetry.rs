@@ -28,7 +28,7 @@ pub fn init(config: &Config, traces: bool) {
     let stdout_filter = config.log_filter();
     // The file gets the JSON lines whatever stdout's format, so that it can be shipped as is.
     let file = config.log_file.path.as_ref().and_then(|p| {
-        match crate::log_file::RotatingFile::open(p, config.log_file.max_bytes, config.log_file.keep) {
+        match crate::observe::log_file::RotatingFile::open(p, config.log_file.max_bytes, config.log_file.keep) {
             Ok(f) => Some(
                 tracing_subscriber::fmt::layer()
                     .fmt_fields(JsonFields::new())
@@ -43,7 +43,7 @@ pub fn init(config: &Config, traces: bool) {
         }
     });
     let otel = if traces {
-        crate::traces::layer(config).unwrap_or_else(|e| {
+        crate::observe::traces::layer(config).unwrap_or_else(|e| {
             eprintln!("utalk: {e}; running without traces");
             None
         })

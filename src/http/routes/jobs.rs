@@ -1,7 +1,7 @@
 //! Scheduled jobs for operators: their schedules and last runs, and running one now.
 
-use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::http::auth::Principal;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use utalk_schedules::{JobView, RunError};

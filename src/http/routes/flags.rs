@@ -1,9 +1,9 @@
 //! Feature flags over REST: read by any staff user (with whether it is on for
 //! them), changed by admins at runtime, audited.
 
-use crate::auth::principal::READERS;
-use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::http::auth::principal::READERS;
+use crate::http::auth::Principal;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};

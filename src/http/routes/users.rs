@@ -1,6 +1,6 @@
 use super::{page_size, Page};
-use crate::auth::{create_user, CreateUserError, Principal, UserView};
-use crate::error::ApiError;
+use crate::http::auth::{create_user, CreateUserError, Principal, UserView};
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;

@@ -1,7 +1,7 @@
 //! What waits to go out over WhatsApp, for operators.
 
-use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::http::auth::Principal;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};

@@ -1,9 +1,9 @@
 //! Media: uploads, signed expiring URLs, and the files behind them.
 
-use crate::auth::principal::{authenticate, READERS, WRITERS};
-use crate::auth::{AuthService, Principal};
-use crate::error::ApiError;
-use crate::routes::media_limits::UploadLimits;
+use crate::http::auth::principal::{authenticate, READERS, WRITERS};
+use crate::http::auth::{AuthService, Principal};
+use crate::http::error::ApiError;
+use crate::http::routes::media_limits::UploadLimits;
 use crate::state::AppState;
 use actix_multipart::Multipart;
 use actix_web::http::{header, StatusCode};

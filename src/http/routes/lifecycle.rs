@@ -1,9 +1,9 @@
 //! Escalation, close, ratings, and pausing the bot.
 
 use super::conversations::view;
-use crate::auth::principal::WRITERS;
-use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::http::auth::principal::WRITERS;
+use crate::http::auth::Principal;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;

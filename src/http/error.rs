@@ -1,6 +1,6 @@
 //! The one error shape of the API: `{"error": {"code", "message", "requestId"}}`.
 
-use crate::request_id;
+use crate::http::request_id;
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
@@ -169,6 +169,20 @@ impl From<crate::services::ServiceError> for ApiError {
             crate::services::ServiceError::Codec(e) => e.into(),
             crate::services::ServiceError::Store(e) => e.into(),
             crate::services::ServiceError::Journal(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::services::whatsapp::InboundError> for ApiError {
+    fn from(e: crate::services::whatsapp::InboundError) -> Self {
+        use crate::services::whatsapp::InboundError;
+        match e {
+            InboundError::NoPhone => ApiError::invalid("validation_failed", e.to_string()),
+            InboundError::Store(e) => e.into(),
+            InboundError::Codec(e) => e.into(),
+            InboundError::Journal(e) => e.into(),
+            InboundError::Conversation(e) => e.into(),
+            InboundError::Cluster(e) => e.into(),
         }
     }
 }

@@ -17,7 +17,7 @@ use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
-use utalk_actors::cluster::{Blobs, LogEntry, LogStream, LOG_FILTER};
+use utalk_actors::cluster::{Blobs, ClusterError, LogEntry, LogStream, LOG_FILTER};
 
 const MAGIC: &[u8] = b"utalk-cluster-log 2\n";
 /// The first format: the log without files.
@@ -90,6 +90,23 @@ pub async fn backup(cluster: &(impl LogStream + Blobs), to: &Path, progress: &mu
     Ok(summary)
 }
 
+/// Puts a file back, asking again for up to 15 s while the cluster is
+/// unavailable: a NATS cluster made moments ago may not have its object
+/// store's stream ready on every server yet ("no stream found"), and
+/// putting the same file twice keeps one.
+async fn put_back(cluster: &impl Blobs, name: &str, bytes: actix_web::web::Bytes) -> Result<(), ClusterError> {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        match cluster.put_blob(name, bytes.clone()).await {
+            Err(ClusterError::Unavailable(e)) if std::time::Instant::now() < until => {
+                tracing::debug!(file = name, error = %e, "the cluster's files are not ready; putting the file back again");
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Appends every entry of the backup `from` to an empty log, each at its
 /// old position, and puts its files back.
 pub async fn restore(cluster: &(impl LogStream + Blobs), from: &Path, progress: &mut dyn FnMut(u64, u64)) -> anyhow::Result<BackupSummary> {
@@ -102,8 +119,7 @@ pub async fn restore(cluster: &(impl LogStream + Blobs), from: &Path, progress: 
     let mut done = 0u64;
     while let Some(e) = r.next_entry()? {
         if let Some(name) = e.subject.strip_prefix(FILE_PREFIX).filter(|_| e.position == FILE_POSITION) {
-            cluster
-                .put_blob(name, e.payload)
+            put_back(cluster, name, e.payload)
                 .await
                 .with_context(|| format!("putting back the file {name} failed; run the restore again"))?;
             continue;

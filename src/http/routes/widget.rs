@@ -1,6 +1,6 @@
 use super::client_ip;
-use crate::auth::AuthService;
-use crate::error::ApiError;
+use crate::http::auth::AuthService;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};

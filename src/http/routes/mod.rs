@@ -21,7 +21,7 @@ pub mod twilio;
 pub mod users;
 pub mod widget;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::HttpMessage;
 use actix_web::{web, HttpRequest};
@@ -99,7 +99,7 @@ fn path_error(e: PathError) -> ApiError {
 /// The client's address, for throttles and logs: the peer, or whom a trusted
 /// proxy forwarded for (`http.trusted_proxies`), as the request middleware found it.
 pub fn client_ip(req: &HttpRequest) -> String {
-    match req.extensions().get::<crate::request_id::ClientIp>() {
+    match req.extensions().get::<crate::http::request_id::ClientIp>() {
         Some(c) => c.0.to_string(),
         None => req.peer_addr().map(|a| a.ip().to_string()).unwrap_or_else(|| "unknown".into()),
     }

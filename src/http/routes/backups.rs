@@ -1,7 +1,7 @@
 //! Backups over REST, for a running server.
 
-use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::http::auth::Principal;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use utalk_storage::backup::{BackupInfo, Backups};

@@ -2,10 +2,10 @@
 //! bearer identity (a staff user, or a widget's conversation) and a quota per
 //! conversation (files and bytes).
 
-use crate::auth::limiter::Limiter;
-use crate::auth::Principal;
 use crate::config::MediaSection;
-use crate::error::ApiError;
+use crate::http::auth::limiter::Limiter;
+use crate::http::auth::Principal;
+use crate::http::error::ApiError;
 use actix_web::http::StatusCode;
 use std::collections::HashMap;
 use std::sync::Mutex;

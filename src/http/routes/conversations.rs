@@ -1,7 +1,7 @@
 use super::{page_size, Page};
-use crate::auth::principal::{READERS, WRITERS};
-use crate::auth::Principal;
-use crate::error::ApiError;
+use crate::http::auth::principal::{READERS, WRITERS};
+use crate::http::auth::Principal;
+use crate::http::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -78,11 +78,11 @@ pub async fn open(state: &AppState, channel: Channel, customer: Customer, subjec
     check_len("subject", &subject, 200)?;
     if channel == Channel::Whatsapp {
         // Indexed by number, so the customer's replies reach this conversation.
-        return state.inbound.open(customer, subject).await;
+        return Ok(state.inbound.open(customer, subject).await?);
     }
     let c = Conversation::new(channel, customer, subject);
     crate::services::records::create_conversation(state.registry.journal(), &c).await?;
-    crate::metrics::conversation_opened(channel);
+    crate::observe::metrics::conversation_opened(channel);
     Ok(c)
 }
 

@@ -1,7 +1,7 @@
 //! Who is calling: the extractor that checks the bearer token.
 
 use super::AuthService;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpRequest};
 use std::future::{ready, Ready};

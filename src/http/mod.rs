@@ -1,0 +1,11 @@
+//! HTTP: the [`routes`], [`auth`], the JSON [`error`]s they answer with,
+//! [`request_id`]s and request logs, the client's address behind trusted
+//! proxies ([`client_addr`]) and API versions and deprecations
+//! ([`api_version`]).
+
+pub mod api_version;
+pub mod auth;
+pub mod client_addr;
+pub mod error;
+pub mod request_id;
+pub mod routes;
