@@ -26,6 +26,7 @@ pub mod hosts;
 pub mod inventory;
 pub mod jobs;
 pub mod socket;
+pub mod views;
 
 pub use conversation::registry::{Registry, RegistryConfig};
 pub use conversation::{AppendRequest, Appended, ConversationChange, ConversationError, MessageChange};

@@ -77,7 +77,7 @@ pub struct JobView {
     /// Whether a run is going on now.
     pub running: bool,
     /// The latest run.
-    pub last_run: Option<JobRun>,
+    pub last_run: Option<utalk_actors::views::JobRun>,
     /// When it fires next.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub next_run_at: Option<Timestamp>,
@@ -200,7 +200,7 @@ impl Scheduler {
                 name: s.spec.name.into(),
                 schedule: s.spec.schedule.clone(),
                 running: s.running.load(Ordering::Relaxed),
-                last_run: job_run::last(&self.db, s.spec.name).ok().flatten(),
+                last_run: job_run::last(&self.db, s.spec.name).ok().flatten().map(Into::into),
                 next_run_at: next_after(&s.cron, Timestamp::now()),
             })
             .collect()

@@ -13,13 +13,12 @@ use rocksdb::backup::{BackupEngine, BackupEngineOptions, RestoreOptions};
 use std::path::{Path, PathBuf};
 
 /// One backup.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BackupInfo {
     /// Id (increasing).
     pub id: u32,
     /// When it was taken.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// Bytes of the files it references (shared files counted in each).
     pub size: u64,

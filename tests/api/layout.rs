@@ -1,6 +1,6 @@
 //! The house's shape, checked on the sources: arrows between the modules of
 //! each crate point one way (no import cycle), and only the durability seam
-//! asks for the replicated log.
+//! asks for the replicated log; storage records know nothing of HTTP.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -124,6 +124,20 @@ fn routes_and_commands_build_no_storage_batch() {
         let source = std::fs::read_to_string(file).expect("read a source file");
         for needle in ["Batch::new", ".commit(", ".commit_conversation(", ".commit_first(", ".commit_node("] {
             assert!(!without_tests(&source).contains(needle), "{} builds or commits a write itself ({needle})", file.display());
+        }
+    }
+}
+
+#[test]
+fn storage_records_know_nothing_of_http() {
+    let manifest = std::fs::read_to_string(root().join("storage/Cargo.toml")).expect("read storage/Cargo.toml");
+    assert!(!manifest.contains("utoipa"), "the storage crate depends on the HTTP schema crate");
+    let mut files = Vec::new();
+    rust_files(&root().join("storage/src"), &mut files);
+    for file in &files {
+        let source = std::fs::read_to_string(file).expect("read a source file");
+        for needle in ["ToSchema", "#[schema(", "actix"] {
+            assert!(!source.contains(needle), "{} speaks HTTP ({needle})", file.display());
         }
     }
 }

@@ -30,7 +30,7 @@ pub fn body(d: &WebhookDelivery) -> Vec<u8> {
     serde_json::json!({
         "id": d.id,
         "event": d.event,
-        "alert": d.alert,
+        "alert": crate::views::Alert::from(d.alert.clone()),
         "store": { "id": d.alert.store_id, "name": d.store_name },
     })
     .to_string()

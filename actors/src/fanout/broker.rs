@@ -10,6 +10,7 @@
 //! [`LocalBroker`] is the in-process implementation; a cross-node bus can
 //! implement [`Broker`] later without the actors noticing.
 
+use crate::views;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -101,17 +102,19 @@ impl ConversationEvent {
     fn to_json(&self) -> String {
         use serde_json::json;
         let v = match self {
-            ConversationEvent::MessageNew(m) | ConversationEvent::MessageUpdated(m) => json!({ "message": m.as_ref() }),
+            ConversationEvent::MessageNew(m) | ConversationEvent::MessageUpdated(m) => {
+                json!({ "message": views::Message::from(m.as_ref().clone()) })
+            }
             ConversationEvent::MessageStatus(m) => json!({
                 "conversationId": m.conversation_id,
                 "messageId": m.id,
                 "seq": m.seq,
-                "status": m.status,
+                "status": views::MessageStatus::from(m.status),
                 "providerId": m.provider_id,
                 "errorCode": m.error_code,
                 "errorMessage": m.error_message,
             }),
-            ConversationEvent::ConversationUpdated(c) => json!({ "conversation": c.as_ref() }),
+            ConversationEvent::ConversationUpdated(c) => json!({ "conversation": views::Conversation::from(c.as_ref().clone()) }),
             ConversationEvent::Read { conversation_id, seq, reader } => {
                 json!({ "conversationId": conversation_id, "seq": seq, "reader": reader })
             }
@@ -119,7 +122,7 @@ impl ConversationEvent {
                 json!({ "conversationId": conversation_id, "user": user, "typing": typing })
             }
             ConversationEvent::Presence { user_id, status } => json!({ "userId": user_id, "status": status }),
-            ConversationEvent::Alert { alert, .. } => json!({ "alert": alert.as_ref() }),
+            ConversationEvent::Alert { alert, .. } => json!({ "alert": views::Alert::from(alert.as_ref().clone()) }),
         };
         v.to_string()
     }

@@ -28,6 +28,7 @@ use crate::socket::event_args::{self, Invalid};
 use crate::socket::event_error::EventError;
 use crate::socket::hub::{random_id, Authenticated, Hub, Identity, SavedSession};
 use crate::socket::socketio::{self, Kind};
+use crate::views;
 use actix::prelude::*;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
@@ -610,14 +611,15 @@ impl SessionActor {
         let Ok(messages) = message::after(&self.hub.db, conv, after, budget.messages + 1) else { return None };
         let mut through = after;
         for m in messages {
-            let json = json!({ "message": m }).to_string();
+            let seq = m.seq;
+            let json = json!({ "message": views::Message::from(m) }).to_string();
             if budget.messages == 0 || json.len() > budget.bytes {
                 return Some(through);
             }
             budget.messages -= 1;
             budget.bytes -= json.len();
-            self.deliver_message(conv, m.seq, &json, ctx);
-            through = m.seq;
+            self.deliver_message(conv, seq, &json, ctx);
+            through = seq;
         }
         None
     }
@@ -744,7 +746,8 @@ impl SessionActor {
         // through the subscription, and anything in both is delivered once.
         self.join_room(conv, since);
         let limit = self.hub.config.max_replay;
-        let mut messages = message::after(db, conv, since, limit + 1).map_err(EventError::internal)?;
+        let mut messages: Vec<views::Message> =
+            message::after(db, conv, since, limit + 1).map_err(EventError::internal)?.into_iter().map(Into::into).collect();
         let mut has_more = messages.len() > limit;
         messages.truncate(limit);
         has_more |= keep_within_bytes(&mut messages, self.hub.config.max_replay_bytes);
@@ -773,8 +776,8 @@ impl SessionActor {
         let fut = self.hub.registry.call(conv, req);
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
             let result = res.map(|a| match a {
-                Appended::Created(m) => json!({ "message": m.as_ref(), "created": true }),
-                Appended::Existing(m) => json!({ "message": m.as_ref(), "created": false }),
+                Appended::Created(m) => json!({ "message": views::Message::from((*m).clone()), "created": true }),
+                Appended::Existing(m) => json!({ "message": views::Message::from((*m).clone()), "created": false }),
             });
             act.answer(ack, &request_id, result.map_err(EventError::from), ctx);
         }));
@@ -916,7 +919,7 @@ struct ReplayBudget {
 
 /// Drops the messages after those whose JSON fits in `budget` bytes (keeping at
 /// least one, so paging always moves on); whether any were dropped.
-fn keep_within_bytes(messages: &mut Vec<message::Message>, budget: usize) -> bool {
+fn keep_within_bytes(messages: &mut Vec<views::Message>, budget: usize) -> bool {
     let mut used = 0;
     let keep = messages
         .iter()

@@ -8,7 +8,8 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utalk_actors::bot::openai::OpenAi;
 use utalk_actors::hosts::{HostError, HostList};
-use utalk_storage::model::{bot, AiConfig, Provider, Role};
+use utalk_actors::views;
+use utalk_storage::model::{bot, AiConfig, Role};
 use utalk_storage::Timestamp;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -16,11 +17,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Reads the bot's settings.
-#[utoipa::path(get, path = "/api/v1/ai/config", tag = "bot", responses((status = 200, body = AiConfig), (status = 401), (status = 403)),
+#[utoipa::path(get, path = "/api/v1/ai/config", tag = "bot", responses((status = 200, body = views::AiConfig), (status = 401), (status = 403)),
     security(("bearer" = [])))]
 pub async fn get(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
-    Ok(HttpResponse::Ok().json(&*state.bot.config()))
+    Ok(HttpResponse::Ok().json(views::AiConfig::from((*state.bot.config()).clone())))
 }
 
 /// New bot settings; `version` is the version being replaced.
@@ -40,7 +41,7 @@ pub struct AiConfigUpdate {
     /// 1..100.
     pub max_bot_turns: u32,
     /// `rules` or `openai`.
-    pub provider: Provider,
+    pub provider: views::Provider,
     /// Model name (1–100 characters).
     pub model: String,
     /// OpenAI-compatible base URL, http(s), on a host of the server's `bot.allowed_model_hosts` (else 422 `model_host_not_allowed`).
@@ -82,7 +83,7 @@ fn check_model_host(allowed: &[String], base_url: &str) -> Result<(), ApiError> 
 
 /// Replaces the bot's settings (admins); versioned and audited.
 #[utoipa::path(put, path = "/api/v1/ai/config", tag = "bot", request_body = AiConfigUpdate,
-    responses((status = 200, body = AiConfig), (status = 401), (status = 403), (status = 409, description = "version_conflict"),
+    responses((status = 200, body = views::AiConfig), (status = 401), (status = 403), (status = 409, description = "version_conflict"),
         (status = 422, description = "validation_failed, or model_host_not_allowed: baseUrl's host is not in bot.allowed_model_hosts")),
     security(("bearer" = [])))]
 pub async fn put(state: web::Data<AppState>, who: Principal, body: web::Json<AiConfigUpdate>) -> Result<HttpResponse, ApiError> {
@@ -105,7 +106,7 @@ pub async fn put(state: web::Data<AppState>, who: Principal, body: web::Json<AiC
         escalation_keywords: u.escalation_keywords.into_iter().map(|k| k.trim().to_string()).collect(),
         confidence_threshold: u.confidence_threshold,
         max_bot_turns: u.max_bot_turns,
-        provider: u.provider,
+        provider: u.provider.into(),
         model: u.model,
         base_url: u.base_url,
         updated_at: Timestamp::now(),
@@ -119,7 +120,7 @@ pub async fn put(state: web::Data<AppState>, who: Principal, body: web::Json<AiC
     }
     tracing::info!(version = new.version, enabled = new.enabled, provider = new.provider.as_str(), "bot settings changed");
     state.bot.use_config(new.clone());
-    Ok(HttpResponse::Ok().json(new))
+    Ok(HttpResponse::Ok().json(views::AiConfig::from(new)))
 }
 
 /// Paging of bot runs.
@@ -134,7 +135,7 @@ pub struct RunsQuery {
 
 /// Bot runs, oldest first: latency, intent, confidence, provider, outcome.
 #[utoipa::path(get, path = "/api/v1/ai/runs", tag = "bot", params(RunsQuery),
-    responses((status = 200, body = super::Page<utalk_storage::model::BotRun>), (status = 401), (status = 403)), security(("bearer" = [])))]
+    responses((status = 200, body = super::Page<views::BotRun>), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn runs(state: web::Data<AppState>, who: Principal, q: web::Query<RunsQuery>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let since = match &q.since {
@@ -144,5 +145,5 @@ pub async fn runs(state: web::Data<AppState>, who: Principal, q: web::Query<Runs
     let limit = super::page_size(q.limit)?;
     let items = bot::runs_since(&state.db, since, limit)?;
     let next = (items.len() == limit).then(|| items.last().map(|r| Timestamp(r.finished_at.millis() + 1).to_rfc3339())).flatten();
-    Ok(HttpResponse::Ok().json(super::Page { items, next_cursor: next }))
+    Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::BotRun>(items), next_cursor: next }))
 }

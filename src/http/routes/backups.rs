@@ -4,7 +4,8 @@ use crate::http::auth::Principal;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
-use utalk_storage::backup::{BackupInfo, Backups};
+use utalk_actors::views::BackupInfo;
+use utalk_storage::backup::Backups;
 use utalk_storage::model::{JobOutcome, Role};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -18,7 +19,7 @@ pub async fn list(state: web::Data<AppState>, who: Principal) -> Result<HttpResp
     who.require(&[Role::Admin, Role::Operator])?;
     let backups = Backups::new(state.config.backup_dir());
     let items = web::block(move || backups.list()).await.map_err(ApiError::internal)??;
-    Ok(HttpResponse::Ok().json(super::Page { items, next_cursor: None }))
+    Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, BackupInfo>(items), next_cursor: None }))
 }
 
 /// Takes and verifies a backup now, while the server serves (admins): runs the `backup` job.
@@ -39,5 +40,5 @@ pub async fn create(state: web::Data<AppState>, who: Principal) -> Result<HttpRe
     let backups = Backups::new(state.config.backup_dir());
     let latest = web::block(move || backups.list()).await.map_err(ApiError::internal)??.pop();
     let b = latest.ok_or_else(|| ApiError::internal("a backup ran but none is listed"))?;
-    Ok(HttpResponse::Created().json(b))
+    Ok(HttpResponse::Created().json(BackupInfo::from(b)))
 }

@@ -6,6 +6,7 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
 use utalk_actors::conversation::lifecycle::{CloseRequest, EscalateRequest};
+use utalk_actors::views;
 use utalk_actors::ConversationChange;
 use utalk_storage::model::{
     conversation, message, user, Channel, Conversation, ConversationFilter, ConversationStatus, Customer, EscalationReason,
@@ -25,7 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct ConversationView {
     /// The stored conversation.
     #[serde(flatten)]
-    pub conversation: Conversation,
+    pub conversation: views::Conversation,
     /// Seq of its last durable message (0 when none).
     pub last_seq: u64,
 }
@@ -33,7 +34,7 @@ pub struct ConversationView {
 /// Adds the last seq to a conversation read from storage.
 pub fn view(state: &AppState, c: Conversation) -> Result<ConversationView, ApiError> {
     let last_seq = message::last_seq(&state.db, c.id)?;
-    Ok(ConversationView { conversation: c, last_seq })
+    Ok(ConversationView { conversation: c.into(), last_seq })
 }
 
 /// A new conversation.
@@ -41,10 +42,10 @@ pub fn view(state: &AppState, c: Conversation) -> Result<ConversationView, ApiEr
 #[serde(deny_unknown_fields)]
 pub struct NewConversation {
     /// web, whatsapp or api.
-    pub channel: Channel,
+    pub channel: views::Channel,
     /// Who the customer is.
     #[serde(default)]
-    pub customer: Customer,
+    pub customer: views::Customer,
     /// Subject line.
     pub subject: Option<String>,
 }
@@ -92,8 +93,8 @@ pub async fn open(state: &AppState, channel: Channel, customer: Customer, subjec
 pub async fn create(state: web::Data<AppState>, who: Principal, body: web::Json<NewConversation>) -> Result<HttpResponse, ApiError> {
     who.require(WRITERS)?;
     let body = body.into_inner();
-    let c = open(&state, body.channel, body.customer, body.subject).await?;
-    Ok(HttpResponse::Created().json(ConversationView { conversation: c, last_seq: 0 }))
+    let c = open(&state, body.channel.into(), body.customer.into(), body.subject).await?;
+    Ok(HttpResponse::Created().json(ConversationView { conversation: c.into(), last_seq: 0 }))
 }
 
 /// Filters and paging of the conversation list.
@@ -154,7 +155,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PatchConversation {
     /// open, escalated or closed.
-    pub status: Option<ConversationStatus>,
+    pub status: Option<views::ConversationStatus>,
     /// Agent to assign; null unassigns.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Uuid>)]
@@ -185,7 +186,7 @@ pub async fn patch(
     // Escalating or closing by PATCH goes through the same rules as the
     // dedicated routes: the bot paused and an escalation record, or the close
     // fields (without the rating question).
-    let (status, escalate, close) = match body.status {
+    let (status, escalate, close) = match body.status.map(ConversationStatus::from) {
         Some(ConversationStatus::Escalated) => {
             (None, Some(EscalateRequest { reason: EscalationReason::Manual, detail: None, by: Some(user_id), handoff: None }), None)
         }

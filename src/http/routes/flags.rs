@@ -8,6 +8,7 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utalk_actors::views;
 use utalk_storage::model::flag::{self, Flag, Subject};
 use utalk_storage::model::Role;
 use utalk_storage::Timestamp;
@@ -23,7 +24,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct FlagView {
     /// The flag.
     #[serde(flatten)]
-    pub flag: Flag,
+    pub flag: views::Flag,
     /// Whether it is on for the caller (and `workspace`, when asked).
     pub on: bool,
 }
@@ -39,10 +40,10 @@ pub struct FlagQuery {
 
 /// Every flag (admins, operators).
 #[utoipa::path(get, path = "/api/v1/flags", tag = "operations",
-    responses((status = 200, body = super::Page<Flag>), (status = 401), (status = 403)), security(("bearer" = [])))]
+    responses((status = 200, body = super::Page<views::Flag>), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn list(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
-    Ok(HttpResponse::Ok().json(super::Page { items: state.flags.list(), next_cursor: None }))
+    Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::Flag>(state.flags.list()), next_cursor: None }))
 }
 
 /// A flag and whether it is on for the caller (any staff user).
@@ -57,7 +58,7 @@ pub async fn get(
     let (user, _) = who.require(READERS)?;
     let f = state.flags.get(&name).ok_or_else(|| ApiError::not_found("flag"))?;
     let on = f.is_on(Subject { user: Some(user), workspace: q.workspace.as_deref() });
-    Ok(HttpResponse::Ok().json(FlagView { flag: f, on }))
+    Ok(HttpResponse::Ok().json(FlagView { flag: f.into(), on }))
 }
 
 /// Body of `PUT /flags/{name}`.
@@ -84,7 +85,7 @@ pub struct FlagChange {
 
 /// Creates or changes a flag, at once for every reader (admins); audited.
 #[utoipa::path(put, path = "/api/v1/flags/{name}", tag = "operations", params(("name" = String, Path)), request_body = FlagChange,
-    responses((status = 200, body = Flag), (status = 400, description = "invalid_flag_name"), (status = 401), (status = 403),
+    responses((status = 200, body = views::Flag), (status = 400, description = "invalid_flag_name"), (status = 401), (status = 403),
         (status = 409, description = "version_conflict"), (status = 422)),
     security(("bearer" = [])))]
 pub async fn put(
@@ -135,5 +136,5 @@ pub async fn put(
     };
     crate::services::records::save_flag(state.registry.journal(), user, &f).await?;
     state.flags.stored(f.clone());
-    Ok(HttpResponse::Ok().json(f))
+    Ok(HttpResponse::Ok().json(views::Flag::from(f)))
 }

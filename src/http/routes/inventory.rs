@@ -8,8 +8,9 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utalk_actors::inventory::TxnRequest;
-use utalk_storage::model::alert::{self, Alert, AlertStatus};
-use utalk_storage::model::inventory::{self, Product, StockTxn, Store, TxnError, TxnType};
+use utalk_actors::views;
+use utalk_storage::model::alert::{self, AlertStatus};
+use utalk_storage::model::inventory::{self, Product, Store, TxnError, TxnType};
 use utalk_storage::model::{conversation, Role};
 use utalk_storage::Timestamp;
 use uuid::Uuid;
@@ -51,15 +52,15 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
 
 /// Every store (any staff role).
 #[utoipa::path(get, path = "/api/v1/stores", tag = "inventory",
-    responses((status = 200, body = Page<Store>), (status = 401), (status = 403)), security(("bearer" = [])))]
+    responses((status = 200, body = Page<views::Store>), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn list_stores(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
-    Ok(HttpResponse::Ok().json(Page { items: inventory::stores(&state.db)?, next_cursor: None }))
+    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Store>(inventory::stores(&state.db)?), next_cursor: None }))
 }
 
 /// Creates a store (admins, operators).
 #[utoipa::path(post, path = "/api/v1/stores", tag = "inventory", request_body = NewStore,
-    responses((status = 201, body = Store), (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
+    responses((status = 201, body = views::Store), (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
 pub async fn create_store(state: web::Data<AppState>, who: Principal, body: web::Json<NewStore>) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(STOCK_KEEPERS)?;
     let name = check_text("name", &body.name, 200)?;
@@ -72,16 +73,16 @@ pub async fn create_store(state: web::Data<AppState>, who: Principal, body: web:
     let s =
         Store { id: Uuid::now_v7(), name, allow_negative_stock: body.allow_negative_stock, manager_email, created_at: Timestamp::now() };
     crate::services::records::create_store(state.registry.journal(), user, &s).await?;
-    Ok(HttpResponse::Created().json(s))
+    Ok(HttpResponse::Created().json(views::Store::from(s)))
 }
 
 /// A store's products with their stock (any staff role).
 #[utoipa::path(get, path = "/api/v1/stores/{id}/products", tag = "inventory", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Page<Product>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = Page<views::Product>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn list_products(state: web::Data<AppState>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     inventory::store(&state.db, *id)?.ok_or_else(|| ApiError::not_found("store"))?;
-    Ok(HttpResponse::Ok().json(Page { items: inventory::products(&state.db, *id)?, next_cursor: None }))
+    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Product>(inventory::products(&state.db, *id)?), next_cursor: None }))
 }
 
 /// Body of `POST /stores/{id}/products`.
@@ -101,7 +102,7 @@ pub struct NewProduct {
 
 /// Adds a product to a store with stock 0; stock then changes by transactions (admins, operators).
 #[utoipa::path(post, path = "/api/v1/stores/{id}/products", tag = "inventory", params(("id" = Uuid, Path)), request_body = NewProduct,
-    responses((status = 201, body = Product), (status = 401), (status = 403), (status = 404), (status = 409, description = "product_exists"),
+    responses((status = 201, body = views::Product), (status = 401), (status = 403), (status = 404), (status = 409, description = "product_exists"),
         (status = 422)),
     security(("bearer" = [])))]
 pub async fn create_product(
@@ -128,7 +129,7 @@ pub async fn create_product(
         stock: 0,
         updated_at: Timestamp::now(),
     };
-    Ok(HttpResponse::Created().json(state.inventory.add_product(p).await?))
+    Ok(HttpResponse::Created().json(views::Product::from(state.inventory.add_product(p).await?)))
 }
 
 /// Body of `POST /inventory/transactions`.
@@ -143,7 +144,7 @@ pub struct NewTransaction {
     pub sku: String,
     /// SALE, PURCHASE, RETURN, ADJUSTMENT or TRANSFER.
     #[serde(rename = "type")]
-    pub kind: TxnType,
+    pub kind: views::TxnType,
     /// Units: positive; for an ADJUSTMENT, signed.
     pub quantity: i64,
     /// The receiving store of a TRANSFER.
@@ -155,7 +156,7 @@ pub struct NewTransaction {
 /// Applies a stock transaction: 201 with it, or 200 with the first result when the `transactionId` was applied
 /// before. Admins and operators record any type; agents record SALEs from a conversation.
 #[utoipa::path(post, path = "/api/v1/inventory/transactions", tag = "inventory", request_body = NewTransaction,
-    responses((status = 201, body = StockTxn), (status = 200, body = StockTxn, description = "already applied"), (status = 401),
+    responses((status = 201, body = views::StockTxn), (status = 200, body = views::StockTxn, description = "already applied"), (status = 401),
         (status = 403), (status = 404, description = "store_not_found, product_not_found or conversation not found"),
         (status = 409, description = "insufficient_stock (error.details.stock is the stock left) or transaction_id_reused"),
         (status = 422, description = "invalid_quantity, invalid_transfer")),
@@ -163,13 +164,14 @@ pub struct NewTransaction {
 pub async fn transaction(state: web::Data<AppState>, who: Principal, body: web::Json<NewTransaction>) -> Result<HttpResponse, ApiError> {
     let (user, role) = who.require(&[Role::Admin, Role::Operator, Role::Agent])?;
     let body = body.into_inner();
+    let txn_kind = TxnType::from(body.kind);
     // An id that names no store is answered before anything else looks at the
     // request: any id can be sent, so none may become a metric label or a
     // stored refusal.
     if inventory::store(&state.db, body.store_id)?.is_none() {
         return Err(ApiError::from(utalk_actors::inventory::InventoryError::UnknownStore(body.store_id)));
     }
-    if role == Role::Agent && (body.kind != TxnType::Sale || body.conversation_id.is_none()) {
+    if role == Role::Agent && (txn_kind != TxnType::Sale || body.conversation_id.is_none()) {
         return Err(ApiError::forbidden("agents record SALEs taken in a conversation (with conversationId)"));
     }
     check_text("sku", &body.sku, 64)?;
@@ -177,10 +179,10 @@ pub async fn transaction(state: web::Data<AppState>, who: Principal, body: web::
         conversation::get(&state.db, c)?.ok_or_else(|| ApiError::not_found("conversation"))?;
     }
     let store_label = body.store_id.to_string();
-    let (store_id, sku, kind) = (body.store_id, body.sku.clone(), body.kind);
+    let (store_id, sku, kind) = (body.store_id, body.sku.clone(), txn_kind);
     let req = TxnRequest {
         id: body.transaction_id,
-        kind: body.kind,
+        kind: txn_kind,
         store_id: body.store_id,
         sku: body.sku,
         quantity: body.quantity,
@@ -199,7 +201,7 @@ pub async fn transaction(state: web::Data<AppState>, who: Principal, body: web::
         Err(utalk_actors::inventory::InventoryError::InsufficientStock { .. }) => "rejected",
         Err(_) => "error",
     };
-    metrics::counter!("inventory_transactions_total", "type" => body.kind.as_str(), "status" => status, "store" => store_label.clone())
+    metrics::counter!("inventory_transactions_total", "type" => txn_kind.as_str(), "status" => status, "store" => store_label.clone())
         .increment(1);
     if status == "error" {
         metrics::counter!("inventory_errors_total", "store" => store_label).increment(1);
@@ -222,7 +224,7 @@ pub async fn transaction(state: web::Data<AppState>, who: Principal, body: web::
         }
     };
     let code = if outcome.created { actix_web::http::StatusCode::CREATED } else { actix_web::http::StatusCode::OK };
-    Ok(HttpResponse::build(code).json(outcome.txn))
+    Ok(HttpResponse::build(code).json(views::StockTxn::from(outcome.txn)))
 }
 
 /// Query of `GET /alerts`.
@@ -240,7 +242,7 @@ pub struct AlertQuery {
 
 /// Stock alerts, newest first (any staff role).
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "inventory", params(AlertQuery),
-    responses((status = 200, body = Page<Alert>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
+    responses((status = 200, body = Page<views::Alert>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn list_alerts(state: web::Data<AppState>, who: Principal, q: web::Query<AlertQuery>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let status = match q.status.as_deref() {
@@ -254,7 +256,7 @@ pub async fn list_alerts(state: web::Data<AppState>, who: Principal, q: web::Que
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
     let (items, next) = alert::list(&state.db, status, q.cursor, limit)?;
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|n| n.to_string()) }))
+    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Alert>(items), next_cursor: next.map(|n| n.to_string()) }))
 }
 
 async fn update(state: &AppState, who: Principal, id: Uuid, resolve: bool) -> Result<HttpResponse, ApiError> {
@@ -262,19 +264,19 @@ async fn update(state: &AppState, who: Principal, id: Uuid, resolve: bool) -> Re
     let a = state.inventory.update_alert(id, user, resolve).await?;
     let action = if resolve { "alert.resolve" } else { "alert.ack" };
     crate::services::records::audit(state.registry.journal(), user, action, id.to_string()).await?;
-    Ok(HttpResponse::Ok().json(a))
+    Ok(HttpResponse::Ok().json(views::Alert::from(a)))
 }
 
 /// Acknowledges an alert: someone is on it (admins, operators).
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", tag = "inventory", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Alert), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = views::Alert), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn ack(state: web::Data<AppState>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     update(&state, who, *id, false).await
 }
 
 /// Resolves an alert by hand; it is raised again if the stock is still short at the next check (admins, operators).
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "inventory", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Alert), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = views::Alert), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn resolve(state: web::Data<AppState>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     update(&state, who, *id, true).await
 }

@@ -4,6 +4,7 @@ use crate::http::auth::Principal;
 use crate::http::error::ApiError;
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
+use utalk_actors::views;
 use utalk_schedules::{JobView, RunError};
 use utalk_storage::model::{JobOutcome, JobRun, Role};
 
@@ -23,14 +24,14 @@ pub async fn list(state: web::Data<AppState>, who: Principal) -> Result<HttpResp
 
 /// A job's recent runs, newest first (admins and operators).
 #[utoipa::path(get, path = "/api/v1/admin/jobs/{name}/runs", tag = "operations", params(("name" = String, Path)),
-    responses((status = 200, body = super::Page<JobRun>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = super::Page<views::JobRun>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn runs(state: web::Data<AppState>, who: Principal, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
     if !state.scheduler.jobs().iter().any(|j| j.name == *name) {
         return Err(ApiError::not_found("job"));
     }
     let items = utalk_storage::model::job_run::recent(&state.db, &name, 100)?;
-    Ok(HttpResponse::Ok().json(super::Page { items, next_cursor: None }))
+    Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::JobRun>(items), next_cursor: None }))
 }
 
 /// Runs a job now and answers with its run once it is over (admins).
@@ -45,7 +46,7 @@ pub async fn run_job(state: &AppState, user: uuid::Uuid, name: &str) -> Result<J
 
 /// Runs a job now: 200 with the run (`ok` or `failed`), 409 `job_running` when a run is going on.
 #[utoipa::path(post, path = "/api/v1/admin/jobs/{name}/run", tag = "operations", params(("name" = String, Path)),
-    responses((status = 200, body = JobRun), (status = 401), (status = 403), (status = 404), (status = 409, description = "job_running")),
+    responses((status = 200, body = views::JobRun), (status = 401), (status = 403), (status = 404), (status = 409, description = "job_running")),
     security(("bearer" = [])))]
 pub async fn run(state: web::Data<AppState>, who: Principal, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(&[Role::Admin])?;
@@ -53,5 +54,5 @@ pub async fn run(state: web::Data<AppState>, who: Principal, name: web::Path<Str
     if run.outcome == JobOutcome::Skipped {
         return Err(ApiError::conflict("job_running", format!("job {} is running now; see GET /api/v1/admin/jobs", run.name)));
     }
-    Ok(HttpResponse::Ok().json(run))
+    Ok(HttpResponse::Ok().json(views::JobRun::from(run)))
 }

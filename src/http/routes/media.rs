@@ -28,7 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct MediaView {
     /// The stored record.
     #[serde(flatten)]
-    pub media: MediaRecord,
+    pub media: utalk_actors::views::MediaRecord,
     /// Signed URL of the file.
     pub url: String,
     /// When `url` stops working.
@@ -38,7 +38,7 @@ pub struct MediaView {
 
 fn view(state: &AppState, m: MediaRecord) -> MediaView {
     let u = state.media.signed_url(m.id, None);
-    MediaView { media: m, url: u.url, url_expires_at: u.expires_at }
+    MediaView { media: m.into(), url: u.url, url_expires_at: u.expires_at }
 }
 
 fn refused(e: MediaRefused) -> ApiError {

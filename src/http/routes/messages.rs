@@ -4,8 +4,9 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utalk_actors::conversation::InvalidMessage;
+use utalk_actors::views;
 use utalk_actors::{AppendRequest, Appended};
-use utalk_storage::model::{conversation, message, Message};
+use utalk_storage::model::{conversation, message};
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -34,7 +35,7 @@ pub fn request_for(who: &Principal, conversation: Uuid, body: SendMessage) -> Re
 
 /// Sends a message; answered once it is durable.
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", tag = "messages", params(("id" = Uuid, Path)), request_body = SendMessage,
-    responses((status = 201, body = Message, description = "stored now"), (status = 200, body = Message, description = "this messageId was already stored"),
+    responses((status = 201, body = views::Message, description = "stored now"), (status = 200, body = views::Message, description = "this messageId was already stored"),
         (status = 400), (status = 401), (status = 403), (status = 404), (status = 409, description = "message_id_conflict"), (status = 413), (status = 422)),
     security(("bearer" = [])))]
 pub async fn send(
@@ -46,8 +47,8 @@ pub async fn send(
     let id = id.into_inner();
     let req = request_for(&who, id, body.into_inner())?;
     Ok(match state.registry.call(id, req).await? {
-        Appended::Created(m) => HttpResponse::Created().json(&*m),
-        Appended::Existing(m) => HttpResponse::Ok().json(&*m),
+        Appended::Created(m) => HttpResponse::Created().json(views::Message::from((*m).clone())),
+        Appended::Existing(m) => HttpResponse::Ok().json(views::Message::from((*m).clone())),
     })
 }
 
@@ -65,7 +66,7 @@ pub struct ListQuery {
 
 /// Lists messages in seq order.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "messages", params(("id" = Uuid, Path), ListQuery),
-    responses((status = 200, body = super::Page<Message>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200, body = super::Page<views::Message>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn list(
     state: web::Data<AppState>,
     who: Principal,
@@ -81,5 +82,5 @@ pub async fn list(
     let after = q.cursor.or(q.after_seq).unwrap_or(0);
     let items = message::after(&state.db, id, after, limit)?;
     let next = (items.len() == limit).then(|| items.last().map(|m| m.seq.to_string())).flatten();
-    Ok(HttpResponse::Ok().json(super::Page { items, next_cursor: next }))
+    Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::Message>(items), next_cursor: next }))
 }

@@ -115,6 +115,11 @@ pub struct Page<T: utoipa::ToSchema> {
     pub next_cursor: Option<String>,
 }
 
+/// Records as their API views.
+pub fn viewed<R, V: From<R>>(records: Vec<R>) -> Vec<V> {
+    records.into_iter().map(V::from).collect()
+}
+
 /// Clamps a page size: default 50, at most 200.
 pub fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {

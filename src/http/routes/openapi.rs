@@ -38,7 +38,7 @@ impl Modify for BearerAuth {
         super::twilio::inbound, super::twilio::status,
         super::health::health, super::health::database, super::health::socket, super::health::cluster, super::outbox::health,
     ),
-    components(schemas(utalk_storage::model::Customer, utalk_storage::model::Author, utalk_storage::model::Attachment)),
+    components(schemas(utalk_actors::views::Customer, utalk_actors::views::Author, utalk_actors::views::Attachment)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -6,7 +6,7 @@ use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
-use utalk_storage::model::{media, outbox, OutboxEntry, Role};
+use utalk_storage::model::{media, outbox, Role};
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -32,7 +32,7 @@ pub struct OutboxPage {
     /// Circuit breaker: closed, open or half_open.
     pub breaker: &'static str,
     /// Entries of this page.
-    pub items: Vec<OutboxEntry>,
+    pub items: Vec<utalk_actors::views::OutboxEntry>,
     /// Pass as `cursor` for the next page.
     pub next_cursor: Option<String>,
 }
@@ -56,7 +56,7 @@ pub async fn list(state: web::Data<AppState>, who: Principal, q: web::Query<Outb
     Ok(HttpResponse::Ok().json(OutboxPage {
         configured: state.delivery.configured(),
         breaker: state.delivery.breaker_state().as_str(),
-        items,
+        items: super::viewed(items),
         next_cursor,
     }))
 }

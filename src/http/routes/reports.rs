@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::time::Duration;
 use utalk_schedules::daily_report::{self, ReportFile};
-use utalk_storage::model::kpi::{self, Granularity, KpiRow};
+use utalk_storage::model::kpi::{self, Granularity};
 use utalk_storage::model::Role;
 use utalk_storage::Timestamp;
 use uuid::Uuid;
@@ -59,7 +59,7 @@ pub struct KpiQuery {
 #[serde(rename_all = "camelCase")]
 pub struct KpiSeries {
     /// Every bucket from `from` to `to`, oldest first; a bucket without data has null KPIs and zero volumes.
-    pub items: Vec<KpiRow>,
+    pub items: Vec<utalk_actors::views::KpiRow>,
     /// When the last rollup finished (null before the first): the figures are as of then.
     #[schema(value_type = Option<String>, format = DateTime)]
     pub as_of: Option<Timestamp>,
@@ -90,7 +90,7 @@ pub async fn kpis(state: web::Data<AppState>, who: Principal, q: web::Query<KpiQ
     })
     .await
     .map_err(ApiError::internal)??;
-    Ok(HttpResponse::Ok().json(KpiSeries { items, as_of }))
+    Ok(HttpResponse::Ok().json(KpiSeries { items: super::viewed(items), as_of }))
 }
 
 /// Query of `GET /reports/inventory`.
@@ -106,7 +106,7 @@ pub struct InventoryQuery {
 
 /// Transactions per hour, products low or below zero now, and refused transactions per store (admins, operators, read-only).
 #[utoipa::path(get, path = "/api/v1/reports/inventory", tag = "reports", params(InventoryQuery),
-    responses((status = 200, body = utalk_storage::model::inventory::InventoryReport), (status = 400, description = "invalid_query or range_too_large"),
+    responses((status = 200, body = utalk_actors::views::InventoryReport), (status = 400, description = "invalid_query or range_too_large"),
         (status = 401), (status = 403)),
     security(("bearer" = [])))]
 pub async fn inventory_report(state: web::Data<AppState>, who: Principal, q: web::Query<InventoryQuery>) -> Result<HttpResponse, ApiError> {
@@ -115,7 +115,7 @@ pub async fn inventory_report(state: web::Data<AppState>, who: Principal, q: web
     let (from, to) = (Timestamp(range.start), Timestamp(range.start + range.count * kpi::HOUR_MS));
     let db = state.db.clone();
     let report = web::block(move || utalk_storage::model::inventory::report(&db, from, to)).await.map_err(ApiError::internal)??;
-    Ok(HttpResponse::Ok().json(report))
+    Ok(HttpResponse::Ok().json(utalk_actors::views::InventoryReport::from(report)))
 }
 
 /// A daily report with a link that opens it without a token.

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// What an alert is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// A product's stock is below zero.
@@ -37,7 +37,7 @@ impl AlertKind {
 }
 
 /// How urgent an alert is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// Act now.
@@ -47,7 +47,7 @@ pub enum Severity {
 }
 
 /// Where an alert is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertStatus {
     /// Raised, nobody has taken it yet.
@@ -59,7 +59,7 @@ pub enum AlertStatus {
 }
 
 /// One alert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Alert {
     /// Id (UUIDv7).
@@ -79,18 +79,15 @@ pub struct Alert {
     /// For people.
     pub message: String,
     /// Raised.
-    #[schema(value_type = String, format = DateTime)]
     pub opened_at: Timestamp,
     /// Acknowledged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub acknowledged_at: Option<Timestamp>,
     /// By whom.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acknowledged_by: Option<Uuid>,
     /// Resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub resolved_at: Option<Timestamp>,
     /// By whom; none when stock was restored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,7 +216,7 @@ pub fn all_unresolved(db: &Db) -> Result<Vec<Alert>, StoreError> {
 }
 
 /// What an alert webhook says happened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AlertEvent {
     /// Raised.
     #[serde(rename = "alert.raised")]
@@ -244,7 +241,7 @@ impl AlertEvent {
 }
 
 /// An alert webhook still to deliver: written in the batch that changes the alert.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WebhookDelivery {
     /// Id (UUIDv7: deliveries go out in the order they were written); sent as `X-Utalk-Delivery`.
@@ -258,7 +255,6 @@ pub struct WebhookDelivery {
     /// Failed attempts so far.
     pub attempts: u32,
     /// Not before.
-    #[schema(value_type = String, format = DateTime)]
     pub next_attempt_at: Timestamp,
     /// Why the last attempt failed.
     pub last_error: Option<String>,

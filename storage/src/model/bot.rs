@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Which responder answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
     /// The built-in rules over the knowledge file (no network).
@@ -30,7 +30,7 @@ impl Provider {
 }
 
 /// The bot's settings (`GET/PUT /api/v1/ai/config`), versioned.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AiConfig {
     /// Incremented by every change; a PUT names the version it replaces.
@@ -52,7 +52,6 @@ pub struct AiConfig {
     /// Base URL of the OpenAI-compatible API (`…/v1`).
     pub base_url: String,
     /// When it last changed.
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     /// Who changed it (user id, or `default`).
     pub updated_by: String,
@@ -97,7 +96,7 @@ pub fn put_ai_config(batch: &mut Batch, config: &AiConfig) -> Result<(), CodecEr
 }
 
 /// How a bot run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BotOutcome {
     /// The bot answered.
@@ -111,7 +110,7 @@ pub enum BotOutcome {
 }
 
 /// One bot answer: the source of the bot response time KPI.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BotRun {
     /// Id.
@@ -123,10 +122,8 @@ pub struct BotRun {
     /// The bot's message, when one was stored.
     pub reply_id: Option<Uuid>,
     /// When the customer message was stored.
-    #[schema(value_type = String, format = DateTime)]
     pub received_at: Timestamp,
     /// When the run finished.
-    #[schema(value_type = String, format = DateTime)]
     pub finished_at: Timestamp,
     /// From the customer message being stored to the answer being stored, ms.
     pub latency_ms: u64,
@@ -160,7 +157,7 @@ pub fn runs_since(db: &Db, from: Timestamp, limit: usize) -> Result<Vec<BotRun>,
 }
 
 /// Why a conversation went to people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EscalationReason {
     /// An escalation keyword.
@@ -176,7 +173,7 @@ pub enum EscalationReason {
 }
 
 /// One escalation with its timestamps.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Escalation {
     /// Id.
@@ -190,10 +187,8 @@ pub struct Escalation {
     /// Staff user who escalated, for manual escalations.
     pub by: Option<Uuid>,
     /// When the conversation (or, after a reopen, its current contact) started: time to escalation counts from it.
-    #[schema(value_type = String, format = DateTime)]
     pub conversation_created_at: Timestamp,
     /// When it was escalated.
-    #[schema(value_type = String, format = DateTime)]
     pub escalated_at: Timestamp,
     /// The last seq stored before the escalation: no bot message follows it.
     pub after_seq: u64,
@@ -217,7 +212,7 @@ pub fn escalations_since(db: &Db, from: Timestamp, limit: usize) -> Result<Vec<E
 }
 
 /// Where a rating came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RatingSource {
     /// A reply to the question in the chat (WhatsApp or widget message).
@@ -229,7 +224,7 @@ pub enum RatingSource {
 }
 
 /// A rating given for a conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Rating {
     /// Conversation.
@@ -241,7 +236,6 @@ pub struct Rating {
     /// Where it came from.
     pub source: RatingSource,
     /// When.
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// The agent the conversation was assigned to when it was rated.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Where the customer writes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// The web chat widget.
@@ -21,7 +21,7 @@ pub enum Channel {
 }
 
 /// Lifecycle of a conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConversationStatus {
     /// The bot or an agent is answering.
@@ -58,7 +58,7 @@ impl ConversationStatus {
 }
 
 /// Who the customer is, as far as we know.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Customer {
     /// Name.
     pub name: Option<String>,
@@ -69,7 +69,7 @@ pub struct Customer {
 }
 
 /// A conversation's stored state (its messages are stored apart).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Conversation {
     /// Id (UUIDv7: keys sort by creation time).
@@ -87,25 +87,20 @@ pub struct Conversation {
     /// Subject line.
     pub subject: Option<String>,
     /// Created.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// Last change of the conversation's own fields.
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     /// Bot answers so far (escalation after `maxBotTurns`).
     #[serde(default)]
     pub bot_turns: u32,
     /// When it was (last) escalated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub escalated_at: Option<Timestamp>,
     /// When an agent first answered (agent answer speed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub first_agent_reply_at: Option<Timestamp>,
     /// When it was closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub closed_at: Option<Timestamp>,
     /// How it was resolved, given at close.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,7 +122,6 @@ pub struct Conversation {
     pub awaiting_rating: Option<RatingKind>,
     /// When the current contact started, if the conversation was reopened (time to escalation counts from it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub contact_started_at: Option<Timestamp>,
     /// The first contact's figures, kept when a reopen starts the next one (the KPIs count the first contact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,7 +129,7 @@ pub struct Conversation {
 }
 
 /// What the KPIs count of a conversation's first contact.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FirstContact {
     /// It was escalated to people.
@@ -160,7 +154,7 @@ impl FirstContact {
 }
 
 /// Which rating question is open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RatingKind {
     /// Satisfaction, 1–5.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// One flag.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Flag {
     /// Name (`[a-z0-9_.-]`, 1–64).
@@ -34,7 +34,6 @@ pub struct Flag {
     /// Incremented by every change.
     pub version: u64,
     /// When it last changed.
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     /// Who changed it.
     pub updated_by: String,

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// A store that keeps stock.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Store {
     /// Id.
@@ -27,7 +27,6 @@ pub struct Store {
     /// Who is told about the store's stock alerts.
     pub manager_email: Option<String>,
     /// Created.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
@@ -36,7 +35,7 @@ impl Record for Store {
 }
 
 /// A product as a store stocks it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {
     /// The store.
@@ -52,7 +51,6 @@ pub struct Product {
     /// Units in stock; negative when more was sold than recorded.
     pub stock: i64,
     /// Last change.
-    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
 }
 
@@ -61,7 +59,7 @@ impl Record for Product {
 }
 
 /// How low a product's stock is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StockLevel {
     /// Above the threshold.
@@ -86,7 +84,7 @@ impl Product {
 }
 
 /// What a transaction does to stock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TxnType {
     /// Units sold: stock goes down.
@@ -122,7 +120,7 @@ impl TxnType {
 }
 
 /// One applied stock transaction.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StockTxn {
     /// The client's `transactionId`: the same id again is the same transaction.
@@ -145,7 +143,6 @@ pub struct StockTxn {
     /// Who recorded it.
     pub by: Uuid,
     /// When it was applied.
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// The store's stock of the product after it.
     pub stock_after: i64,
@@ -286,7 +283,7 @@ mod tests {
 }
 
 /// A transaction that was refused: what the inventory error figures count.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TxnError {
     /// The store asked for.
@@ -299,7 +296,6 @@ pub struct TxnError {
     /// The error code answered.
     pub code: String,
     /// When.
-    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
 }
 
@@ -314,11 +310,10 @@ pub fn put_error(batch: &mut Batch, e: &TxnError) -> Result<(), CodecError> {
 }
 
 /// Transactions per hour of one type.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TxnHour {
     /// Start of the hour.
-    #[schema(value_type = String, format = DateTime)]
     pub bucket_start: Timestamp,
     /// Applied transactions by type (`SALE`, …).
     pub by_type: std::collections::BTreeMap<String, u64>,
@@ -329,7 +324,7 @@ pub struct TxnHour {
 }
 
 /// A product short of stock, with its store's name.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ShortProduct {
     /// The store.
@@ -347,7 +342,7 @@ pub struct ShortProduct {
 }
 
 /// Refused transactions of one store.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreErrors {
     /// The store asked for.
@@ -362,7 +357,7 @@ pub struct StoreErrors {
 
 /// The inventory report of `[from, to)`: transactions per hour, products low
 /// or below zero now, refused transactions per store.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InventoryReport {
     /// Every hour of the range, oldest first.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// How a job run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobOutcome {
     /// It did its work.
@@ -22,7 +22,7 @@ pub enum JobOutcome {
 }
 
 /// One run of a scheduled job.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct JobRun {
     /// Id.
@@ -32,10 +32,8 @@ pub struct JobRun {
     /// `schedule`, `manual` or `catch_up`.
     pub trigger: String,
     /// Started.
-    #[schema(value_type = String, format = DateTime)]
     pub started_at: Timestamp,
     /// Finished.
-    #[schema(value_type = String, format = DateTime)]
     pub finished_at: Timestamp,
     /// Outcome.
     pub outcome: JobOutcome,

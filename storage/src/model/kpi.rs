@@ -33,7 +33,7 @@ pub const HOUR_MS: i64 = 3_600_000;
 pub const DAY_MS: i64 = 86_400_000;
 
 /// The size of a bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Granularity {
     /// One UTC hour.
@@ -110,7 +110,7 @@ impl Dimension {
 }
 
 /// The sums and counts a bucket's KPIs are computed from.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct KpiSums {
     /// Bot runs that stored a reply.
@@ -185,11 +185,10 @@ fn ratio(num: u64, den: u64) -> Option<f64> {
 
 /// A bucket's KPIs as the API shows them: rates are fractions 0..1, NPS
 /// −100..100, times in ms; a KPI with nothing to measure is null.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KpiRow {
     /// Start of the bucket.
-    #[schema(value_type = String, format = DateTime)]
     pub bucket_start: Timestamp,
     /// `hour` or `day`.
     pub granularity: Granularity,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// How a media file reached us.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaSource {
     /// Uploaded over REST.
@@ -20,7 +20,7 @@ pub enum MediaSource {
 }
 
 /// A media file's description; the bytes live in the media directory under its id.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MediaRecord {
     /// Id.
@@ -45,7 +45,6 @@ pub struct MediaRecord {
     /// Uploader (staff user), if any.
     pub uploaded_by: Option<Uuid>,
     /// Created.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 

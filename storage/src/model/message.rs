@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Which way a message travels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// From the customer.
@@ -19,7 +19,7 @@ pub enum Direction {
 }
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthorType {
     /// The customer.
@@ -33,7 +33,7 @@ pub enum AuthorType {
 }
 
 /// Author of a message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Author {
     /// Kind of author.
     #[serde(rename = "type")]
@@ -46,7 +46,7 @@ pub struct Author {
 ///
 /// Outbound channel messages move forward through [`MessageStatus::rank`]:
 /// a callback that arrives late never moves a status backwards.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageStatus {
     /// Inbound, stored.
@@ -126,7 +126,7 @@ impl MessageStatus {
 }
 
 /// Where a message's media file is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaStatus {
     /// Announced by the channel, not downloaded yet.
@@ -138,7 +138,7 @@ pub enum MediaStatus {
 }
 
 /// A media file attached to a message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attachment {
     /// Media id (`GET /api/v1/media/{id}`).
@@ -153,7 +153,7 @@ pub struct Attachment {
 }
 
 /// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Message {
     /// The client's `messageId`.
@@ -175,7 +175,6 @@ pub struct Message {
     /// The channel's id for the message (Twilio's MessageSid).
     pub provider_id: Option<String>,
     /// When it was stored.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// Every media file of the message (`mediaId` is the first), with its download state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -188,7 +187,6 @@ pub struct Message {
     pub error_message: Option<String>,
     /// When the status last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub status_updated_at: Option<Timestamp>,
 }
 

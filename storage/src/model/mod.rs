@@ -1,8 +1,10 @@
 //! Records stored in the maps, with their keys and read queries.
 //!
-//! The same types serialize compactly to MessagePack on disk (ids as bytes,
-//! times as milliseconds) and readably to JSON in the API (ids as strings,
-//! times as RFC 3339), because both serde formats say whether they are human-readable.
+//! Their serde form is the disk format: MessagePack with field names (ids as
+//! bytes, times as milliseconds; `storage/tests/golden.rs` pins it). They know
+//! nothing of HTTP: the API shows its own views of them (`utalk_actors::views`),
+//! so an API rename cannot change what is stored. Exports write the same
+//! records as JSON (ids as strings, times as RFC 3339).
 
 pub mod alert;
 pub mod audit;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Why an outbox entry is waiting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutboxState {
     /// Waiting for its turn or for the next attempt after a transient failure.
@@ -25,7 +25,7 @@ pub enum OutboxState {
 /// Written in the same batch as its message, removed in the same batch as the
 /// message's `providerId` (or its failure), so a crash anywhere in between
 /// leaves the entry to be sent after restart.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxEntry {
     /// Id (UUIDv7: keys sort by creation time).
@@ -47,7 +47,6 @@ pub struct OutboxEntry {
     /// Attempts so far.
     pub attempts: u32,
     /// Not before this time.
-    #[schema(value_type = String, format = DateTime)]
     pub next_attempt_at: Timestamp,
     /// Last transient error.
     pub last_error: Option<String>,
@@ -56,12 +55,11 @@ pub struct OutboxEntry {
     #[serde(default)]
     pub outcome: Option<Outcome>,
     /// Created.
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
 }
 
 /// What became of an outbox entry, to record on its message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Outcome {
     /// The message's new status.

@@ -63,7 +63,7 @@ pub struct User {
 }
 
 /// A user's preferences.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Preferences {
     /// Language, `es` or `en`.
