@@ -405,7 +405,7 @@ impl Application {
                 }
             });
         }
-        let inbound = Arc::new(crate::services::whatsapp::Inbound::new(db.clone(), registry.clone(), fetcher.clone()));
+        let inbound = Arc::new(utalk_actors::channels::whatsapp::Inbound::new(db.clone(), registry.clone(), fetcher.clone()));
         let state = web::Data::new(AppState {
             cluster,
             db,

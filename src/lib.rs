@@ -15,4 +15,3 @@ pub mod observe;
 pub mod ops;
 pub mod services;
 pub mod state;
-pub mod twilio_form;

@@ -31,7 +31,7 @@ pub struct AppState {
     /// The inbound media downloader.
     pub fetcher: Arc<MediaFetcher>,
     /// Inbound WhatsApp: one conversation per number.
-    pub inbound: Arc<crate::services::whatsapp::Inbound>,
+    pub inbound: Arc<utalk_actors::channels::whatsapp::Inbound>,
     /// The bot.
     pub bot: Arc<utalk_actors::bot::answers::Bot>,
     /// Serialises changes of the bot settings (version check and write).

@@ -173,9 +173,9 @@ impl From<crate::services::ServiceError> for ApiError {
     }
 }
 
-impl From<crate::services::whatsapp::InboundError> for ApiError {
-    fn from(e: crate::services::whatsapp::InboundError) -> Self {
-        use crate::services::whatsapp::InboundError;
+impl From<utalk_actors::channels::whatsapp::InboundError> for ApiError {
+    fn from(e: utalk_actors::channels::whatsapp::InboundError) -> Self {
+        use utalk_actors::channels::whatsapp::InboundError;
         match e {
             InboundError::NoPhone => ApiError::invalid("validation_failed", e.to_string()),
             InboundError::Store(e) => e.into(),

@@ -31,11 +31,6 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// Counts a new conversation.
-pub fn conversation_opened(channel: utalk_storage::model::Channel) {
-    metrics::counter!("conversations_total", "channel" => utalk_actors::conversation::channel_name(channel)).increment(1);
-}
-
 /// Resident memory (bytes) and CPU time (seconds) of this process, from `/proc` (Linux).
 fn process_figures() -> Option<(f64, f64)> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;

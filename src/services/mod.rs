@@ -1,12 +1,10 @@
-//! Domain work the HTTP routes call: inbound WhatsApp ([`whatsapp`]),
-//! feature flags ([`flags`]), and the writes of records ([`records`]): each function takes the parts of the
+//! Domain work the HTTP routes call: feature flags ([`flags`]), and the writes of records ([`records`]): each function takes the parts of the
 //! state it needs, builds its storage batch and commits it through the
 //! journal, so that no route builds a batch or decides how a write reaches
 //! the log. Reads stay where they are (the routes read storage directly).
 
 pub mod flags;
 pub mod records;
-pub mod whatsapp;
 
 use utalk_actors::durability::JournalError;
 use utalk_storage::{CodecError, StoreError};

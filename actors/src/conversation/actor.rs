@@ -1016,6 +1016,11 @@ pub fn channel_name(c: Channel) -> &'static str {
     }
 }
 
+/// Counts a conversation opened on `channel` (`conversations_total`).
+pub fn count_opened(channel: Channel) {
+    metrics::counter!("conversations_total", "channel" => channel_name(channel)).increment(1);
+}
+
 /// A message from utalk itself (a rating question), outbound at `seq`.
 fn system_message(conversation: Uuid, seq: u64, text: &str, now: Timestamp) -> Message {
     Message {

@@ -83,7 +83,7 @@ pub async fn open(state: &AppState, channel: Channel, customer: Customer, subjec
     }
     let c = Conversation::new(channel, customer, subject);
     crate::services::records::create_conversation(state.registry.journal(), &c).await?;
-    crate::observe::metrics::conversation_opened(channel);
+    utalk_actors::conversation::count_opened(channel);
     Ok(c)
 }
 

@@ -6,13 +6,13 @@
 //! TwiML document: a plain-text body would be sent to the customer.
 
 use crate::http::error::ApiError;
-use crate::services::whatsapp::InboundMessage;
 use crate::state::AppState;
-use crate::twilio_form::FormError;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utalk_actors::channels::twilio;
+use utalk_actors::channels::twilio_form::FormError;
+use utalk_actors::channels::whatsapp::InboundMessage;
 use utalk_actors::conversation::MAX_TEXT_CHARS;
 use utalk_actors::{ConversationError, MessageChange};
 use utalk_storage::model::MessageStatus;
@@ -53,7 +53,8 @@ fn verified(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Vec<(Str
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::new(StatusCode::FORBIDDEN, "missing_signature", "X-Twilio-Signature is required"))?;
-    let params = crate::twilio_form::parse_form(body).map_err(|e| ApiError::bad_request("malformed_form", e.to_string()))?;
+    let params =
+        utalk_actors::channels::twilio_form::parse_form(body).map_err(|e| ApiError::bad_request("malformed_form", e.to_string()))?;
     let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or(req.path());
     let url = account.public(path);
     if !twilio::verify(&account.auth_token, &url, &params, signature) {

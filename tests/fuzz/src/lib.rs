@@ -10,7 +10,7 @@ pub mod engineio;
 pub mod event_args;
 #[path = "../../../actors/src/socket/socketio.rs"]
 pub mod socketio;
-#[path = "../../../src/twilio_form.rs"]
+#[path = "../../../actors/src/channels/twilio_form.rs"]
 pub mod twilio_form;
 #[path = "../../../actors/src/channels/twilio_signature.rs"]
 pub mod twilio_signature;

@@ -1,11 +1,11 @@
 //! Inbound WhatsApp: from the parameters of Twilio's webhook to a stored message.
 
-pub use crate::twilio_form::{normalize_phone, InboundMessage, MAX_MEDIA};
+use crate::channels::media_fetch::MediaFetcher;
+pub use crate::channels::twilio_form::{normalize_phone, InboundMessage, MAX_MEDIA};
+use crate::Registry;
+use crate::{AppendRequest, Appended};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use utalk_actors::channels::media_fetch::MediaFetcher;
-use utalk_actors::Registry;
-use utalk_actors::{AppendRequest, Appended};
 use utalk_storage::model::{
     conversation, media, Attachment, Author, AuthorType, Channel, Conversation, Customer, Direction, MediaFetch, MediaRecord, MediaSource,
     MediaStatus, MessageStatus,
@@ -40,13 +40,13 @@ pub enum InboundError {
     Codec(#[from] utalk_storage::CodecError),
     /// The journal did not take a write.
     #[error(transparent)]
-    Journal(#[from] utalk_actors::durability::JournalError),
+    Journal(#[from] crate::durability::JournalError),
     /// The conversation refused the message.
     #[error(transparent)]
-    Conversation(#[from] utalk_actors::ConversationError),
+    Conversation(#[from] crate::ConversationError),
     /// The cluster could not settle the number's conversation.
     #[error(transparent)]
-    Cluster(#[from] utalk_actors::cluster::ClusterError),
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// Inbound WhatsApp: the conversations of numbers, and the messages stored
@@ -168,7 +168,7 @@ async fn claimed(
     fresh: bool,
 ) -> Result<Conversation, InboundError> {
     let journal = inbound.registry.journal();
-    let claims = utalk_actors::durability::unique_subject("whatsapp_number", phone);
+    let claims = crate::durability::unique_subject("whatsapp_number", phone);
     for _ in 0..20 {
         let expected = journal.sync_subject(&claims).await?;
         let known = conversation::by_phone(&inbound.db, Channel::Whatsapp, phone)?;
@@ -185,26 +185,26 @@ async fn claimed(
                 id
             }
         };
-        journal.sync_subject(&utalk_actors::cluster::log_subject(utalk_actors::cluster::EntityKind::Conversation, id)).await?;
+        journal.sync_subject(&crate::cluster::log_subject(crate::cluster::EntityKind::Conversation, id)).await?;
         if let Some(c) = conversation::get(&inbound.db, id)? {
             return Ok(c);
         }
         let mut c = Conversation::new(Channel::Whatsapp, customer(), subject.clone());
         c.id = id;
         if journal.create_conversation_once(id, conversation::put_batch(None, &c)?).await? {
-            crate::observe::metrics::conversation_opened(Channel::Whatsapp);
+            crate::conversation::count_opened(Channel::Whatsapp);
             tracing::info!(conversation = %c.id, "opened a WhatsApp conversation");
             return Ok(c);
         }
         // Its record was written meanwhile by another node: read it on the next turn.
     }
-    Err(utalk_actors::cluster::ClusterError::Unavailable("the number's conversation kept changing; retry".into()).into())
+    Err(crate::cluster::ClusterError::Unavailable("the number's conversation kept changing; retry".into()).into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use utalk_actors::conversation::MAX_TEXT_CHARS;
+    use crate::conversation::MAX_TEXT_CHARS;
 
     fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

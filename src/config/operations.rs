@@ -1,0 +1,145 @@
+//! The operations sections: log file, API versions, alerts, backups, jobs, retention.
+
+use crate::ops::secrets::Secret;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogFileSection {
+    /// The file (`UTALK_LOG_FILE__PATH`); unset: stdout only.
+    pub path: Option<PathBuf>,
+    /// Size at which it rotates (5 MB, as the system replaced).
+    pub max_bytes: u64,
+    /// Filter for the file alone, e.g. `warn` for an errors-only file; unset: the same as stdout.
+    pub level: Option<String>,
+    /// Rotated files kept (`<path>.1` newest … `<path>.<keep>`).
+    pub keep: usize,
+}
+
+impl Default for LogFileSection {
+    fn default() -> Self {
+        Self { path: None, max_bytes: 5 * 1024 * 1024, keep: 5, level: None }
+    }
+}
+
+/// `[api]`: routes being retired.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiSection {
+    /// Each answers `Deprecation`, `Sunset` and (with a link) `Link` headers.
+    pub deprecations: Vec<ApiDeprecation>,
+}
+
+/// One deprecated route.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiDeprecation {
+    /// The route's template as the API documents it, e.g. `/api/v1/conversations/{id}`.
+    pub route: String,
+    /// When it was deprecated (RFC 3339).
+    pub deprecated: String,
+    /// When it stops working (RFC 3339).
+    pub sunset: String,
+    /// Where to read what replaces it.
+    pub link: Option<String>,
+}
+
+/// `[alerts]`: the outbound alert webhook.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertsSection {
+    /// URL that receives every alert change as a signed JSON POST; unset: no webhook.
+    pub webhook_url: Option<String>,
+    /// Key of the HMAC-SHA256 signature (`X-Utalk-Signature: sha256=<hex>`); required with the URL, 16+ characters.
+    pub webhook_secret: Option<Secret>,
+    /// Longest wait for the receiver's answer, milliseconds.
+    pub webhook_timeout_ms: u64,
+    /// Attempts before a delivery is given up.
+    pub webhook_max_attempts: u32,
+    /// Delay before the first retry, milliseconds (doubles per attempt, with jitter, up to 10 minutes).
+    pub webhook_backoff_base_ms: u64,
+}
+
+impl Default for AlertsSection {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_timeout_ms: 5_000,
+            webhook_max_attempts: 20,
+            webhook_backoff_base_ms: 1_000,
+        }
+    }
+}
+
+/// `[backup]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupSection {
+    /// Where backups go; default: beside the data directory, `<data_dir>-backups`.
+    pub dir: Option<PathBuf>,
+    /// Most backups kept.
+    pub keep: usize,
+    /// Backups older than this many days are removed (the newest is always kept).
+    pub max_age_days: u64,
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        // 30 days of 15-minute backups.
+        Self { dir: None, keep: 2_880, max_age_days: 30 }
+    }
+}
+
+/// `[jobs]`: when each scheduled job runs, and how failures are retried.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsSection {
+    /// Cron (with seconds: `sec min hour day month weekday`) of the backup job.
+    pub backup: String,
+    /// Cron of the retention job.
+    pub retention: String,
+    /// Cron of the KPI rollup (recomputes the hours changed since its last run).
+    pub kpi_rollup: String,
+    /// Cron of the daily report (yesterday's, UTC).
+    pub daily_report: String,
+    /// Cron of the negative- and low-stock scan of every store.
+    pub stock_negative: String,
+    /// Attempts after a failed one.
+    pub retries: u32,
+    /// Seconds between attempts.
+    pub retry_delay_secs: u64,
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        Self {
+            backup: "0 */15 * * * *".into(),
+            retention: "0 30 3 * * *".into(),
+            kpi_rollup: "0 */5 * * * *".into(),
+            daily_report: "0 15 0 * * *".into(),
+            stock_negative: "0 * * * * *".into(),
+            retries: 2,
+            retry_delay_secs: 30,
+        }
+    }
+}
+
+/// `[retention]`: age limits of kept records.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Days audit records are kept (the system replaced kept them two years).
+    pub audit_days: u64,
+    /// Days job runs are kept.
+    pub job_runs_days: u64,
+    /// Days refused stock transactions and resolved stock alerts are kept.
+    pub inventory_days: u64,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        Self { audit_days: 730, job_runs_days: 90, inventory_days: 365 }
+    }
+}

@@ -1,0 +1,204 @@
+//! The server's own sections: sockets, store, cluster, conversations, HTTP, auth.
+
+use crate::ops::secrets::Secret;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use utalk_actors::Durability;
+
+/// `[socket]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SocketSection {
+    /// Milliseconds between server pings.
+    pub ping_interval_ms: u64,
+    /// Milliseconds to wait for a pong before closing.
+    pub ping_timeout_ms: u64,
+    /// Largest packet (websocket frame or polling POST), bytes.
+    pub max_payload_bytes: usize,
+    /// Events queued for one connection before it is dropped as a slow consumer.
+    pub max_queued: usize,
+    /// Seconds a dropped connection can be recovered (connection state recovery).
+    pub recovery_window_secs: u64,
+    /// Most messages replayed by one join or recovery.
+    pub max_replay: usize,
+    /// Bytes queued for one connection before it is dropped as a slow consumer.
+    pub max_queue_bytes: usize,
+    /// Most bytes of messages replayed by one join or recovery (then `hasMore`).
+    pub max_replay_bytes: usize,
+    /// Engine.IO sessions open at once; more handshakes get 503 `too_many_sessions`.
+    pub max_sessions: usize,
+    /// Unauthenticated sessions open at once from one client address; more get 429 `too_many_sessions`.
+    pub max_anonymous_sessions_per_ip: usize,
+}
+
+impl Default for SocketSection {
+    fn default() -> Self {
+        Self {
+            ping_interval_ms: 25_000,
+            ping_timeout_ms: 20_000,
+            max_payload_bytes: 1_000_000,
+            max_queued: 1024,
+            recovery_window_secs: 120,
+            max_replay: 500,
+            max_queue_bytes: 4 << 20,
+            max_replay_bytes: 1 << 20,
+            max_sessions: 50_000,
+            max_anonymous_sessions_per_ip: 64,
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sync` (default: survives power loss) or `buffered` (survives a crash of the process).
+    pub durability: Durability,
+    /// Block cache in MiB.
+    pub block_cache_mb: usize,
+    /// Memtable of each map in MiB (1 to 1024): written to a table file when full.
+    pub write_buffer_mb: usize,
+    /// Writes are refused (503 `storage_unavailable`) while the data directory's
+    /// filesystem has less than this many MiB available, and resume when it has
+    /// more; 0 turns the check off. Keeps RocksDB itself from running out of space.
+    pub min_free_mb: u64,
+}
+
+/// `[cluster]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// A shard lease lasts this long without renewal: a dead node's shards move after about this long.
+    pub lease_ms: u64,
+    /// Copies NATS keeps of the log and the buckets (at most the number of NATS servers).
+    pub replicas: usize,
+    /// How long a request waits for its conversation's owner, a failover included.
+    pub forward_timeout_ms: u64,
+    /// A job lock lasts this long without renewal.
+    pub lock_ttl_ms: u64,
+    /// PEM file of the authority that signed the NATS servers' certificates; requires TLS.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM certificate this node shows NATS servers that verify clients.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            lease_ms: 10_000,
+            replicas: 3,
+            forward_timeout_ms: 20_000,
+            lock_ttl_ms: 30_000,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
+    }
+}
+
+/// `[conversations]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConversationsConfig {
+    /// Seconds without requests before an actor is retired.
+    pub idle_timeout_secs: u64,
+    /// Writes in flight per conversation before requests are refused with 503.
+    pub max_inflight: usize,
+    /// Threads for conversation actors; 0 means one per core.
+    pub threads: usize,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest request body in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Worker threads; 0 means one per core.
+    pub workers: usize,
+    /// Seconds to finish in-flight requests at shutdown.
+    pub shutdown_timeout_secs: u64,
+    /// Proxies (addresses or CIDR ranges) whose `Forwarded` / `X-Forwarded-For`
+    /// name the client; empty: the peer is the client.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// A signing secret that was rotated out but still verifies until `valid_until`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviousSecret {
+    /// The old secret.
+    pub secret: Secret,
+    /// RFC 3339 time after which tokens signed with it are refused.
+    pub valid_until: String,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Lifetime of access tokens, seconds.
+    pub access_ttl_secs: u64,
+    /// Lifetime of refresh tokens, seconds.
+    pub refresh_ttl_secs: u64,
+    /// Lifetime of widget tokens, seconds.
+    pub widget_ttl_secs: u64,
+    /// Rotated-out secrets still accepted for verification.
+    pub previous_jwt_secrets: Vec<PreviousSecret>,
+    /// Failed logins per account within the window before 429.
+    pub max_failures_per_account: u32,
+    /// Failed logins per client address within the window before 429.
+    pub max_failures_per_ip: u32,
+    /// Window of the failed-login limits, seconds.
+    pub failure_window_secs: u64,
+    /// Widget sessions one client address may open per minute.
+    pub widget_sessions_per_ip_per_minute: u32,
+    /// Accounts and addresses each throttle tracks at most; past it, attempts
+    /// from new ones get 429 until old windows end.
+    pub max_throttled_keys: usize,
+    /// Threads that check passwords (argon2, ~19 MiB each while it runs).
+    pub password_check_threads: usize,
+    /// Password checks that may wait for a thread; more get 429 `server_busy`.
+    pub password_check_queue: usize,
+    /// Longest a password check waits for a thread before 429 `server_busy`, ms.
+    pub password_check_wait_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { durability: Durability::Sync, block_cache_mb: 64, write_buffer_mb: 64, min_free_mb: 256 }
+    }
+}
+
+impl Default for ConversationsConfig {
+    fn default() -> Self {
+        Self { idle_timeout_secs: 300, max_inflight: 4096, threads: 0 }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { max_body_bytes: 1 << 20, workers: 0, shutdown_timeout_secs: 10, trusted_proxies: Vec::new() }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            widget_ttl_secs: 7 * 24 * 3600,
+            previous_jwt_secrets: Vec::new(),
+            max_failures_per_account: 5,
+            max_failures_per_ip: 20,
+            failure_window_secs: 15 * 60,
+            widget_sessions_per_ip_per_minute: 30,
+            max_throttled_keys: 100_000,
+            password_check_threads: 2,
+            password_check_queue: 64,
+            password_check_wait_ms: 2_000,
+        }
+    }
+}
