@@ -4,14 +4,14 @@ use crate::config::Config;
 use crate::http::auth::AuthService;
 use crate::http::request_id;
 use crate::http::routes;
-use crate::state::AppState;
+use crate::state::{Parts, Shared};
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use utalk_actors::bot::answers::Bot;
 use utalk_actors::bot::assigner::Assigner;
 use utalk_actors::bot::knowledge::KnowledgeFile;
@@ -386,7 +386,6 @@ impl Application {
         let scheduler = start_jobs(&config, &db, &journal, &inventory).await?;
         let flags = Arc::new(crate::services::flags::Flags::load(&db).context("cannot read the feature flags")?);
         let auth = web::Data::from(auth);
-        let hub = web::Data::new(sockets.clone());
         let upload_limits = web::Data::new(routes::media_limits::UploadLimits::new(&config.media));
         {
             // Flags and bot settings are cached: reload them when shared state
@@ -406,24 +405,21 @@ impl Application {
             });
         }
         let inbound = Arc::new(utalk_actors::channels::whatsapp::Inbound::new(db.clone(), registry.clone(), fetcher.clone()));
-        let state = web::Data::new(AppState {
+        let shared = Shared::new(Parts {
             cluster,
             db,
             registry,
             sockets,
             config: config.clone(),
-            started: Instant::now(),
             twilio: account,
             media,
             delivery,
             fetcher,
             inbound,
             bot,
-            ai_config_lock: tokio::sync::Mutex::new(()),
             scheduler,
             inventory,
             flags,
-            flags_lock: tokio::sync::Mutex::new(()),
         });
 
         let listener = TcpListener::bind(&config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -435,11 +431,10 @@ impl Application {
         let deprecations = web::Data::new(crate::http::api_version::Deprecations(config.api.deprecations.clone()));
         let server = HttpServer::new(move || {
             App::new()
-                .app_data(state.clone())
+                .configure(|cfg| shared.register(cfg))
                 .app_data(deprecations.clone())
                 .app_data(proxies.clone())
                 .app_data(auth.clone())
-                .app_data(hub.clone())
                 .app_data(upload_limits.clone())
                 .wrap(Compress::default())
                 .wrap(from_fn(request_id::middleware))

@@ -141,3 +141,18 @@ fn storage_records_know_nothing_of_http() {
         }
     }
 }
+
+#[test]
+fn handlers_name_the_parts_they_use() {
+    // Each part of the server is registered on its own (src/state.rs), so a
+    // handler's signature says what it may touch; a bag of every part would
+    // hide that again.
+    let mut files = Vec::new();
+    rust_files(&root().join("src/http"), &mut files);
+    for file in &files {
+        let source = std::fs::read_to_string(file).expect("read a source file");
+        for needle in ["web::Data<Shared>", "web::Data<Parts>", "AppState"] {
+            assert!(!source.contains(needle), "{} takes the whole state ({needle})", file.display());
+        }
+    }
+}

@@ -25,269 +25,13 @@ use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
-use utalk_storage::model::{
-    bot, conversation, kpi, message, outbox, read_marker, Author, AuthorType, Channel, Conversation, ConversationStatus, Direction,
-    MediaStatus, Message, MessageStatus, OutboxEntry, OutboxState, RatingKind, RatingSource,
-};
-use utalk_storage::{Batch, Db, StoreError, Timestamp};
+use utalk_storage::model::{bot, conversation, message, read_marker, Author, AuthorType, Conversation, ConversationStatus, Message};
+use utalk_storage::{Batch, Db, Timestamp};
 use uuid::Uuid;
 
+use super::batches::{apply_change, channel_name, count_messages, messages_batch, system_message};
+use super::commands::*;
 pub use crate::conversation::error::ConversationError;
-
-/// Where an actor sends its answer.
-pub type Reply<T> = oneshot::Sender<Result<T, ConversationError>>;
-
-/// What a new message carries; the actor adds seq and time.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct AppendRequest {
-    /// The client's idempotency key, which becomes the message id.
-    pub message_id: Uuid,
-    /// Author.
-    pub author: Author,
-    /// Direction.
-    pub direction: Direction,
-    /// Text.
-    pub text: Option<String>,
-    /// Media.
-    pub media_id: Option<Uuid>,
-    /// Initial status.
-    pub status: MessageStatus,
-    /// Channel id.
-    pub provider_id: Option<String>,
-    /// Media files with their download state (the first is `media_id`).
-    pub media: Vec<utalk_storage::model::Attachment>,
-    /// Other writes that must land in the same batch as the message, and
-    /// only when it is new (say, the downloads of its media).
-    pub extra: Batch,
-}
-
-/// Longest message text, in characters.
-pub const MAX_TEXT_CHARS: usize = 4096;
-
-/// Why a client's message was refused before reaching the conversation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidMessage {
-    /// The identity may not write here.
-    #[error("this identity may not send here")]
-    Forbidden,
-    /// Neither text nor media.
-    #[error("send text or mediaId")]
-    Empty,
-    /// Text longer than [`MAX_TEXT_CHARS`].
-    #[error("text must have at most {MAX_TEXT_CHARS} characters")]
-    TooLong,
-}
-
-impl InvalidMessage {
-    /// The error code clients see.
-    pub fn code(self) -> &'static str {
-        match self {
-            InvalidMessage::Forbidden => "forbidden",
-            InvalidMessage::Empty => "empty_message",
-            InvalidMessage::TooLong => "text_too_long",
-        }
-    }
-}
-
-impl AppendRequest {
-    /// A message sent by a client (REST or socket) into `conversation`, checked.
-    ///
-    /// Staff messages go out from an agent (`sent`); widget messages come in from the customer (`received`).
-    pub fn from_client(
-        identity: &crate::conversation::identity::Identity,
-        conversation: Uuid,
-        message_id: Uuid,
-        text: Option<String>,
-        media_id: Option<Uuid>,
-    ) -> Result<AppendRequest, InvalidMessage> {
-        use crate::conversation::identity::Identity;
-        let (author, direction, status) = match *identity {
-            Identity::Widget { conversation_id } if conversation_id == conversation => {
-                (Author { kind: utalk_storage::model::AuthorType::Customer, id: None }, Direction::Inbound, MessageStatus::Received)
-            }
-            Identity::Staff { user_id, role } if role != utalk_storage::model::Role::Readonly => {
-                (Author { kind: utalk_storage::model::AuthorType::Agent, id: Some(user_id) }, Direction::Outbound, MessageStatus::Sent)
-            }
-            _ => return Err(InvalidMessage::Forbidden),
-        };
-        let text = text.filter(|t| !t.trim().is_empty());
-        if text.is_none() && media_id.is_none() {
-            return Err(InvalidMessage::Empty);
-        }
-        if text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS) {
-            return Err(InvalidMessage::TooLong);
-        }
-        Ok(AppendRequest {
-            message_id,
-            author,
-            direction,
-            text,
-            media_id,
-            status,
-            provider_id: None,
-            media: Vec::new(),
-            extra: Batch::new(),
-        })
-    }
-}
-
-/// Outcome of an append.
-#[derive(Debug, Clone)]
-pub enum Appended {
-    /// Stored now.
-    Created(Arc<Message>),
-    /// The `messageId` was already stored: the same message again.
-    Existing(Arc<Message>),
-}
-
-impl Appended {
-    /// The stored message.
-    pub fn message(&self) -> &Arc<Message> {
-        match self {
-            Appended::Created(m) | Appended::Existing(m) => m,
-        }
-    }
-}
-
-/// A change of the conversation's own fields; `None` leaves a field alone.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct ConversationChange {
-    /// New status.
-    pub status: Option<ConversationStatus>,
-    /// New assignee (`Some(None)` unassigns).
-    pub assignee_id: Option<Option<Uuid>>,
-    /// Bot on or off.
-    pub bot_enabled: Option<bool>,
-    /// Hand to people: status `escalated`, the bot paused, an escalation record.
-    pub escalate: Option<crate::conversation::lifecycle::EscalateRequest>,
-    /// Close with a resolution (and ask for a rating).
-    pub close: Option<crate::conversation::lifecycle::CloseRequest>,
-    /// Ratings given.
-    pub ratings: Vec<(RatingKind, u8, RatingSource)>,
-    /// Assign to this agent only if nobody is assigned and the conversation is escalated (automatic assignment).
-    pub assign_if_unassigned: Option<Uuid>,
-}
-
-/// A change to a stored message reported by its channel or the media fetcher.
-///
-/// A status only moves forward ([`MessageStatus::rank`]); `provider_id` is
-/// set once; a media file leaves `pending` once.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct MessageChange {
-    /// The message.
-    pub message_id: Uuid,
-    /// New status.
-    pub status: Option<MessageStatus>,
-    /// The channel's id for the message.
-    pub provider_id: Option<String>,
-    /// The channel's error code, kept with a failure status.
-    pub error_code: Option<String>,
-    /// The channel's error text, kept with a failure status.
-    pub error_message: Option<String>,
-    /// A media file's new state: id, status, error.
-    pub media: Option<(Uuid, MediaStatus, Option<String>)>,
-    /// Other writes for the same batch (say, removing the outbox entry).
-    pub extra: Batch,
-}
-
-impl MessageChange {
-    /// A change of message `message_id` that changes nothing yet.
-    pub fn new(message_id: Uuid) -> Self {
-        Self { message_id, status: None, provider_id: None, error_code: None, error_message: None, media: None, extra: Batch::new() }
-    }
-}
-
-/// A read marker: `reader` has read up to `seq`.
-#[derive(Debug, Clone)]
-pub struct MarkRead {
-    /// Who read.
-    pub reader: Reader,
-    /// Up to which seq.
-    pub seq: u64,
-}
-
-impl Command for MarkRead {
-    type Output = u64;
-    const SPAN: &'static str = "conversation.mark_read";
-    fn run(self, act: &mut ConversationActor, slot: &mut Option<Reply<u64>>, ctx: &mut Context<ConversationActor>) {
-        act.mark_read(self, slot, ctx)
-    }
-}
-
-impl Command for MessageChange {
-    type Output = Arc<Message>;
-    const SPAN: &'static str = "conversation.change_message";
-    fn run(self, act: &mut ConversationActor, slot: &mut Option<Reply<Arc<Message>>>, ctx: &mut Context<ConversationActor>) {
-        act.change_message(self, slot, ctx)
-    }
-}
-
-/// A request that can be sent to a conversation actor, and resent after a retirement.
-pub trait Command: Clone + Send + Sized + 'static {
-    /// What the caller gets back.
-    type Output: Send + 'static;
-    /// The name of the actor's span for it.
-    const SPAN: &'static str;
-    /// Does it on the actor; the answer goes into `slot` (taken when answered).
-    #[doc(hidden)]
-    fn run(self, act: &mut ConversationActor, slot: &mut Option<Reply<Self::Output>>, ctx: &mut Context<ConversationActor>);
-}
-
-/// A command on its way to its actor: one envelope for every command.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Envelope<C: Command> {
-    /// The command.
-    pub command: C,
-    /// Where the answer goes.
-    pub reply: Reply<C::Output>,
-    /// The caller's span, so the actor's work joins the caller's trace.
-    pub span: tracing::Span,
-}
-
-impl<C: Command> Envelope<C> {
-    /// `command` answering on `reply`, in the current span.
-    pub fn new(command: C, reply: Reply<C::Output>) -> Envelope<C> {
-        Envelope { command, reply, span: tracing::Span::current() }
-    }
-}
-
-impl Command for AppendRequest {
-    type Output = Appended;
-    const SPAN: &'static str = "conversation.append";
-    fn run(self, act: &mut ConversationActor, slot: &mut Option<Reply<Appended>>, ctx: &mut Context<ConversationActor>) {
-        act.append(self, slot, ctx)
-    }
-}
-
-impl Command for ConversationChange {
-    type Output = Arc<Conversation>;
-    const SPAN: &'static str = "conversation.update";
-    fn run(self, act: &mut ConversationActor, slot: &mut Option<Reply<Arc<Conversation>>>, ctx: &mut Context<ConversationActor>) {
-        act.update(self, slot, ctx)
-    }
-}
-
-/// Makes the actor panic, to test supervision.
-#[doc(hidden)]
-#[derive(Debug, Clone)]
-pub struct Panic;
-
-impl Command for Panic {
-    type Output = ();
-    const SPAN: &'static str = "conversation.panic";
-    fn run(self, act: &mut ConversationActor, slot: &mut Option<Reply<()>>, ctx: &mut Context<ConversationActor>) {
-        let _ = ctx;
-        if let Some(e) = act.unavailable() {
-            if let Some(r) = slot.take() {
-                let _ = r.send(Err(e));
-            }
-            return;
-        }
-        panic!("injected panic in conversation {}", act.id);
-    }
-}
 
 /// How an actor leaves the registry that started it, and what it tells it.
 pub(crate) trait Retire: Send + Sync + 'static {
@@ -376,7 +120,7 @@ struct InFlight {
 
 /// One conversation's actor.
 pub struct ConversationActor {
-    id: Uuid,
+    pub(super) id: Uuid,
     generation: u64,
     deps: Arc<Deps>,
     registry: Arc<dyn Retire>,
@@ -455,7 +199,7 @@ impl ConversationActor {
     }
 
     /// Answers requests that cannot proceed in the current phase.
-    fn unavailable(&self) -> Option<ConversationError> {
+    pub(super) fn unavailable(&self) -> Option<ConversationError> {
         match &self.phase {
             Phase::Ready { .. } => None,
             Phase::Missing => Some(ConversationError::NotFound),
@@ -466,7 +210,7 @@ impl ConversationActor {
         }
     }
 
-    fn append(&mut self, req: AppendRequest, slot: &mut Option<Reply<Appended>>, ctx: &mut Context<Self>) {
+    pub(super) fn append(&mut self, req: AppendRequest, slot: &mut Option<Reply<Appended>>, ctx: &mut Context<Self>) {
         let Some(reply) = slot.take() else { return };
         if let Some(e) = self.unavailable() {
             let _ = reply.send(Err(e));
@@ -601,7 +345,7 @@ impl ConversationActor {
         }
     }
 
-    fn change_message(&mut self, change: MessageChange, slot: &mut Option<Reply<Arc<Message>>>, ctx: &mut Context<Self>) {
+    pub(super) fn change_message(&mut self, change: MessageChange, slot: &mut Option<Reply<Arc<Message>>>, ctx: &mut Context<Self>) {
         let Some(reply) = slot.take() else { return };
         if let Some(e) = self.unavailable() {
             let _ = reply.send(Err(e));
@@ -650,7 +394,7 @@ impl ConversationActor {
         self.changed.insert(new.id, (ticket, new));
     }
 
-    fn update(&mut self, change: ConversationChange, slot: &mut Option<Reply<Arc<Conversation>>>, ctx: &mut Context<Self>) {
+    pub(super) fn update(&mut self, change: ConversationChange, slot: &mut Option<Reply<Arc<Conversation>>>, ctx: &mut Context<Self>) {
         let Some(reply) = slot.take() else { return };
         if let Some(e) = self.unavailable() {
             let _ = reply.send(Err(e));
@@ -737,7 +481,7 @@ impl ConversationActor {
         self.submit(batch, committed, Waiter::Update(reply), ctx);
     }
 
-    fn mark_read(&mut self, req: MarkRead, slot: &mut Option<Reply<u64>>, ctx: &mut Context<Self>) {
+    pub(super) fn mark_read(&mut self, req: MarkRead, slot: &mut Option<Reply<u64>>, ctx: &mut Context<Self>) {
         let Some(reply) = slot.take() else { return };
         if let Some(e) = self.unavailable() {
             let _ = reply.send(Err(e));
@@ -988,141 +732,4 @@ impl<C: Command> Handler<Envelope<C>> for ConversationActor {
         let command = msg.command;
         self.guarded(ctx, msg.reply, move |act, ctx, slot| command.run(act, slot, ctx));
     }
-}
-
-/// Counts durable messages by direction and author.
-fn count_messages(messages: &[Arc<Message>]) {
-    for m in messages {
-        let direction = match m.direction {
-            Direction::Inbound => "inbound",
-            Direction::Outbound => "outbound",
-        };
-        let author = match m.author.kind {
-            AuthorType::Customer => "customer",
-            AuthorType::Agent => "agent",
-            AuthorType::Bot => "bot",
-            AuthorType::System => "system",
-        };
-        metrics::counter!("messages_total", "direction" => direction, "author" => author).increment(1);
-    }
-}
-
-/// A channel's name as a metric label.
-pub fn channel_name(c: Channel) -> &'static str {
-    match c {
-        Channel::Web => "web",
-        Channel::Whatsapp => "whatsapp",
-        Channel::Api => "api",
-    }
-}
-
-/// Counts a conversation opened on `channel` (`conversations_total`).
-pub fn count_opened(channel: Channel) {
-    metrics::counter!("conversations_total", "channel" => channel_name(channel)).increment(1);
-}
-
-/// A message from utalk itself (a rating question), outbound at `seq`.
-fn system_message(conversation: Uuid, seq: u64, text: &str, now: Timestamp) -> Message {
-    Message {
-        id: Uuid::now_v7(),
-        conversation_id: conversation,
-        seq,
-        direction: Direction::Outbound,
-        author: Author { kind: AuthorType::System, id: None },
-        text: Some(text.to_string()),
-        media_id: None,
-        status: MessageStatus::Sent,
-        provider_id: None,
-        created_at: now,
-        media: Vec::new(),
-        error_code: None,
-        error_message: None,
-        status_updated_at: None,
-    }
-}
-
-/// The writes of `messages` in `conv`, with their outbox entries and the KPIs'
-/// hour index; says whether any outbox entry was written, and the hour indexed.
-fn messages_batch(
-    db: &Db,
-    conv: &Conversation,
-    messages: &mut [Message],
-    signal: &JobSignal,
-    indexed_hour: Option<i64>,
-) -> Result<(Batch, bool, Option<i64>), StoreError> {
-    let mut b = Batch::new();
-    let hour = kpi::index_messages(db, &mut b, messages, indexed_hour)?;
-    let mut any = false;
-    for m in messages.iter_mut() {
-        let entry = outbound_entry(conv, m, signal);
-        b.extend(message::append_batch(m)?);
-        if let Some(e) = &entry {
-            outbox::put(&mut b, e)?;
-            any = true;
-        }
-    }
-    Ok((b, any, hour))
-}
-
-/// For an outbound message in a WhatsApp conversation: sets its outbox
-/// status and returns the outbox entry to write in the same batch.
-fn outbound_entry(conv: &Conversation, msg: &mut Message, signal: &JobSignal) -> Option<OutboxEntry> {
-    if conv.channel != Channel::Whatsapp || msg.direction != Direction::Outbound {
-        return None;
-    }
-    let Some(phone) = conv.customer.phone.as_deref() else {
-        msg.status = MessageStatus::Failed;
-        msg.error_code = Some("no_recipient".into());
-        msg.error_message = Some("the conversation has no customer phone number to send to".into());
-        msg.status_updated_at = Some(msg.created_at);
-        return None;
-    };
-    let configured = signal.configured();
-    msg.status = if configured { MessageStatus::Queued } else { MessageStatus::NotConfigured };
-    msg.status_updated_at = Some(msg.created_at);
-    Some(OutboxEntry {
-        id: Uuid::now_v7(),
-        conversation_id: conv.id,
-        message_id: msg.id,
-        seq: msg.seq,
-        to: format!("whatsapp:{phone}"),
-        body: msg.text.clone(),
-        media_ids: msg.media_id.into_iter().collect(),
-        state: if configured { OutboxState::Pending } else { OutboxState::NotConfigured },
-        attempts: 0,
-        next_attempt_at: msg.created_at,
-        last_error: None,
-        outcome: None,
-        created_at: msg.created_at,
-    })
-}
-
-/// Applies `change` to `current`: statuses only move forward, the provider
-/// id is set once, a media file leaves `pending` once. Returns the new
-/// version and whether its status and its media changed.
-pub fn apply_change(current: &Message, change: &MessageChange, now: Timestamp) -> (Message, bool, bool) {
-    let mut new = current.clone();
-    let mut status_changed = false;
-    if let Some(s) = change.status {
-        if s.rank() > new.status.rank() {
-            new.status = s;
-            new.status_updated_at = Some(now);
-            status_changed = true;
-            // An error belongs to a failure status only; a later delivery clears it.
-            new.error_code = if s.is_failure() { change.error_code.clone() } else { None };
-            new.error_message = if s.is_failure() { change.error_message.clone() } else { None };
-        }
-    }
-    if new.provider_id.is_none() {
-        new.provider_id = change.provider_id.clone();
-    }
-    let mut media_changed = false;
-    if let Some((id, status, error)) = &change.media {
-        if let Some(a) = new.media.iter_mut().find(|a| a.id == *id && a.status == MediaStatus::Pending && *status != MediaStatus::Pending) {
-            a.status = *status;
-            a.error = error.clone();
-            media_changed = true;
-        }
-    }
-    (new, status_changed, media_changed)
 }

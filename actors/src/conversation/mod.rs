@@ -1,11 +1,14 @@
 //! The conversation core: one actor per active conversation deciding its
-//! order ([`actor`], re-exported here), the commands it takes, its errors
+//! order ([`actor`], re-exported here), the [`commands`] it takes in one
+//! envelope, what its writes are made of ([`batches`]), its errors
 //! ([`error`]), the rules it applies ([`lifecycle`]), who is asking
 //! ([`identity`]), the [`registry`] that starts and retires the actors,
 //! and [`forward`], which carries a command to the node that owns the
 //! conversation.
 
 mod actor;
+pub mod batches;
+pub mod commands;
 pub mod error;
 pub mod forward;
 pub mod identity;
@@ -13,3 +16,5 @@ pub mod lifecycle;
 pub mod registry;
 
 pub use actor::*;
+pub use batches::{apply_change, channel_name, count_opened};
+pub use commands::*;

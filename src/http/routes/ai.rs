@@ -1,15 +1,19 @@
 //! The bot's settings and its runs.
 
+use crate::config::Config;
 use crate::http::auth::principal::READERS;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::state::AppState;
+use crate::state::BotSettingsLock;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
+use utalk_actors::bot::answers::Bot;
 use utalk_actors::bot::openai::OpenAi;
 use utalk_actors::hosts::{HostError, HostList};
 use utalk_actors::views;
+use utalk_actors::Registry;
 use utalk_storage::model::{bot, AiConfig, Role};
+use utalk_storage::Db;
 use utalk_storage::Timestamp;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -19,9 +23,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Reads the bot's settings.
 #[utoipa::path(get, path = "/api/v1/ai/config", tag = "bot", responses((status = 200, body = views::AiConfig), (status = 401), (status = 403)),
     security(("bearer" = [])))]
-pub async fn get(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
+pub async fn get(bot: web::Data<Bot>, who: Principal) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
-    Ok(HttpResponse::Ok().json(views::AiConfig::from((*state.bot.config()).clone())))
+    Ok(HttpResponse::Ok().json(views::AiConfig::from((*bot.config()).clone())))
 }
 
 /// New bot settings; `version` is the version being replaced.
@@ -86,13 +90,21 @@ fn check_model_host(allowed: &[String], base_url: &str) -> Result<(), ApiError> 
     responses((status = 200, body = views::AiConfig), (status = 401), (status = 403), (status = 409, description = "version_conflict"),
         (status = 422, description = "validation_failed, or model_host_not_allowed: baseUrl's host is not in bot.allowed_model_hosts")),
     security(("bearer" = [])))]
-pub async fn put(state: web::Data<AppState>, who: Principal, body: web::Json<AiConfigUpdate>) -> Result<HttpResponse, ApiError> {
+pub async fn put(
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
+    config: web::Data<Config>,
+    bot: web::Data<Bot>,
+    ai_config_lock: web::Data<BotSettingsLock>,
+    who: Principal,
+    body: web::Json<AiConfigUpdate>,
+) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(&[Role::Admin])?;
     let u = body.into_inner();
     validate(&u)?;
-    check_model_host(&state.config.bot.allowed_model_hosts, &u.base_url)?;
-    let _guard = state.ai_config_lock.lock().await;
-    let current = bot::ai_config(&state.db)?;
+    check_model_host(&config.bot.allowed_model_hosts, &u.base_url)?;
+    let _guard = ai_config_lock.0.lock().await;
+    let current = bot::ai_config(&db)?;
     if u.version != current.version {
         return Err(ApiError::conflict(
             "version_conflict",
@@ -112,14 +124,14 @@ pub async fn put(state: web::Data<AppState>, who: Principal, body: web::Json<AiC
         updated_at: Timestamp::now(),
         updated_by: user.to_string(),
     };
-    if !crate::services::records::save_bot_settings(state.registry.journal(), user, &new).await? {
+    if !crate::services::records::save_bot_settings(registry.journal(), user, &new).await? {
         return Err(ApiError::conflict(
             "version_conflict",
             format!("version {} was just written by another node; read them again", new.version),
         ));
     }
     tracing::info!(version = new.version, enabled = new.enabled, provider = new.provider.as_str(), "bot settings changed");
-    state.bot.use_config(new.clone());
+    bot.use_config(new.clone());
     Ok(HttpResponse::Ok().json(views::AiConfig::from(new)))
 }
 
@@ -136,14 +148,14 @@ pub struct RunsQuery {
 /// Bot runs, oldest first: latency, intent, confidence, provider, outcome.
 #[utoipa::path(get, path = "/api/v1/ai/runs", tag = "bot", params(RunsQuery),
     responses((status = 200, body = super::Page<views::BotRun>), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn runs(state: web::Data<AppState>, who: Principal, q: web::Query<RunsQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn runs(db: web::Data<Db>, who: Principal, q: web::Query<RunsQuery>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let since = match &q.since {
         Some(s) => Timestamp::parse_rfc3339(s).ok_or_else(|| ApiError::bad_request("invalid_query", "since must be an RFC 3339 time"))?,
         None => Timestamp(Timestamp::now().millis() - 3_600_000),
     };
     let limit = super::page_size(q.limit)?;
-    let items = bot::runs_since(&state.db, since, limit)?;
+    let items = bot::runs_since(&db, since, limit)?;
     let next = (items.len() == limit).then(|| items.last().map(|r| Timestamp(r.finished_at.millis() + 1).to_rfc3339())).flatten();
     Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::BotRun>(items), next_cursor: next }))
 }

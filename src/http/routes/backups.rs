@@ -1,10 +1,12 @@
 //! Backups over REST, for a running server.
 
+use crate::config::Config;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use utalk_actors::views::BackupInfo;
+use utalk_actors::Registry;
+use utalk_schedules::Scheduler;
 use utalk_storage::backup::Backups;
 use utalk_storage::model::{JobOutcome, Role};
 
@@ -15,9 +17,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Lists the backups, oldest first (admins and operators).
 #[utoipa::path(get, path = "/api/v1/admin/backups", tag = "operations",
     responses((status = 200, body = super::Page<BackupInfo>), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
+pub async fn list(config: web::Data<Config>, who: Principal) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
-    let backups = Backups::new(state.config.backup_dir());
+    let backups = Backups::new(config.backup_dir());
     let items = web::block(move || backups.list()).await.map_err(ApiError::internal)??;
     Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, BackupInfo>(items), next_cursor: None }))
 }
@@ -27,9 +29,14 @@ pub async fn list(state: web::Data<AppState>, who: Principal) -> Result<HttpResp
     responses((status = 201, body = BackupInfo), (status = 401), (status = 403), (status = 409, description = "backup_running"),
         (status = 503, description = "backup_failed")),
     security(("bearer" = [])))]
-pub async fn create(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    registry: web::Data<Registry>,
+    config: web::Data<Config>,
+    scheduler: web::Data<Scheduler>,
+    who: Principal,
+) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(&[Role::Admin])?;
-    let run = super::jobs::run_job(&state, user, "backup").await?;
+    let run = super::jobs::run_job(&registry, &scheduler, user, "backup").await?;
     match run.outcome {
         JobOutcome::Ok => {}
         JobOutcome::Skipped => return Err(ApiError::conflict("backup_running", "a backup is running now; try again when it ends")),
@@ -37,7 +44,7 @@ pub async fn create(state: web::Data<AppState>, who: Principal) -> Result<HttpRe
             return Err(ApiError::unavailable("backup_failed", format!("the backup failed: {}", run.error.unwrap_or_default())));
         }
     }
-    let backups = Backups::new(state.config.backup_dir());
+    let backups = Backups::new(config.backup_dir());
     let latest = web::block(move || backups.list()).await.map_err(ApiError::internal)??.pop();
     let b = latest.ok_or_else(|| ApiError::internal("a backup ran but none is listed"))?;
     Ok(HttpResponse::Created().json(BackupInfo::from(b)))

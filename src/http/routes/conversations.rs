@@ -2,15 +2,17 @@ use super::{page_size, Page};
 use crate::http::auth::principal::{READERS, WRITERS};
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
+use utalk_actors::channels::whatsapp::Inbound;
 use utalk_actors::conversation::lifecycle::{CloseRequest, EscalateRequest};
 use utalk_actors::views;
 use utalk_actors::ConversationChange;
+use utalk_actors::Registry;
 use utalk_storage::model::{
     conversation, message, user, Channel, Conversation, ConversationFilter, ConversationStatus, Customer, EscalationReason,
 };
+use utalk_storage::Db;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -32,8 +34,8 @@ pub struct ConversationView {
 }
 
 /// Adds the last seq to a conversation read from storage.
-pub fn view(state: &AppState, c: Conversation) -> Result<ConversationView, ApiError> {
-    let last_seq = message::last_seq(&state.db, c.id)?;
+pub fn view(db: &Db, c: Conversation) -> Result<ConversationView, ApiError> {
+    let last_seq = message::last_seq(db, c.id)?;
     Ok(ConversationView { conversation: c.into(), last_seq })
 }
 
@@ -74,15 +76,21 @@ pub fn check_customer(c: &Customer) -> Result<(), ApiError> {
 }
 
 /// Stores a new conversation.
-pub async fn open(state: &AppState, channel: Channel, customer: Customer, subject: Option<String>) -> Result<Conversation, ApiError> {
+pub async fn open(
+    registry: &Registry,
+    inbound: &Inbound,
+    channel: Channel,
+    customer: Customer,
+    subject: Option<String>,
+) -> Result<Conversation, ApiError> {
     check_customer(&customer)?;
     check_len("subject", &subject, 200)?;
     if channel == Channel::Whatsapp {
         // Indexed by number, so the customer's replies reach this conversation.
-        return Ok(state.inbound.open(customer, subject).await?);
+        return Ok(inbound.open(customer, subject).await?);
     }
     let c = Conversation::new(channel, customer, subject);
-    crate::services::records::create_conversation(state.registry.journal(), &c).await?;
+    crate::services::records::create_conversation(registry.journal(), &c).await?;
     utalk_actors::conversation::count_opened(channel);
     Ok(c)
 }
@@ -90,10 +98,15 @@ pub async fn open(state: &AppState, channel: Channel, customer: Customer, subjec
 /// Opens a conversation.
 #[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = NewConversation,
     responses((status = 201, body = ConversationView), (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
-pub async fn create(state: web::Data<AppState>, who: Principal, body: web::Json<NewConversation>) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    registry: web::Data<Registry>,
+    inbound: web::Data<Inbound>,
+    who: Principal,
+    body: web::Json<NewConversation>,
+) -> Result<HttpResponse, ApiError> {
     who.require(WRITERS)?;
     let body = body.into_inner();
-    let c = open(&state, body.channel.into(), body.customer.into(), body.subject).await?;
+    let c = open(&registry, &inbound, body.channel.into(), body.customer.into(), body.subject).await?;
     Ok(HttpResponse::Created().json(ConversationView { conversation: c.into(), last_seq: 0 }))
 }
 
@@ -116,7 +129,7 @@ pub struct ListQuery {
 /// Lists conversations, oldest first.
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery),
     responses((status = 200, body = Page<ConversationView>), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(state: web::Data<AppState>, who: Principal, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let status = match &q.status {
         Some(s) => Some(
@@ -130,19 +143,19 @@ pub async fn list(state: web::Data<AppState>, who: Principal, q: web::Query<List
     };
     let limit = page_size(q.limit)?;
     let filter = ConversationFilter { status, assignee_id: q.assignee_id, bot_enabled: q.bot_enabled };
-    let (items, next) = conversation::list(&state.db, &filter, after, limit)?;
-    let items = items.into_iter().map(|c| view(&state, c)).collect::<Result<Vec<_>, _>>()?;
+    let (items, next) = conversation::list(&db, &filter, after, limit)?;
+    let items = items.into_iter().map(|c| view(&db, c)).collect::<Result<Vec<_>, _>>()?;
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|n| n.to_string()) }))
 }
 
 /// Reads a conversation.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)),
     responses((status = 200, body = ConversationView), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn get(state: web::Data<AppState>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn get(db: web::Data<Db>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     who.may_read(id)?;
-    let c = conversation::get(&state.db, id)?.ok_or_else(|| ApiError::not_found("conversation"))?;
-    Ok(HttpResponse::Ok().json(view(&state, c)?))
+    let c = conversation::get(&db, id)?.ok_or_else(|| ApiError::not_found("conversation"))?;
+    Ok(HttpResponse::Ok().json(view(&db, c)?))
 }
 
 /// Distinguishes a field set to null from a field left out.
@@ -166,7 +179,8 @@ pub struct PatchConversation {
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)), request_body = PatchConversation,
     responses((status = 200, body = ConversationView), (status = 401), (status = 403), (status = 404), (status = 422)), security(("bearer" = [])))]
 pub async fn patch(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
     who: Principal,
     id: web::Path<Uuid>,
     body: web::Json<PatchConversation>,
@@ -178,7 +192,7 @@ pub async fn patch(
         return Err(ApiError::invalid("empty_change", "send status and/or assigneeId"));
     }
     if let Some(Some(a)) = body.assignee_id {
-        let u = user::get(&state.db, a)?.ok_or_else(|| ApiError::invalid("unknown_assignee", "assigneeId is not a user"))?;
+        let u = user::get(&db, a)?.ok_or_else(|| ApiError::invalid("unknown_assignee", "assigneeId is not a user"))?;
         if u.disabled || u.role == utalk_storage::model::Role::Readonly {
             return Err(ApiError::invalid("unknown_assignee", "assigneeId cannot take conversations"));
         }
@@ -196,6 +210,6 @@ pub async fn patch(
         other => (other, None, None),
     };
     let change = ConversationChange { status, assignee_id: body.assignee_id, escalate, close, ..Default::default() };
-    let updated = state.registry.call(id, change).await?;
-    Ok(HttpResponse::Ok().json(view(&state, (*updated).clone())?))
+    let updated = registry.call(id, change).await?;
+    Ok(HttpResponse::Ok().json(view(&db, (*updated).clone())?))
 }

@@ -4,11 +4,13 @@
 use crate::http::auth::principal::READERS;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::state::AppState;
+use crate::services::flags::Flags;
+use crate::state::FlagsLock;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utalk_actors::views;
+use utalk_actors::Registry;
 use utalk_storage::model::flag::{self, Flag, Subject};
 use utalk_storage::model::Role;
 use utalk_storage::Timestamp;
@@ -41,22 +43,22 @@ pub struct FlagQuery {
 /// Every flag (admins, operators).
 #[utoipa::path(get, path = "/api/v1/flags", tag = "operations",
     responses((status = 200, body = super::Page<views::Flag>), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
+pub async fn list(flags: web::Data<Flags>, who: Principal) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
-    Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::Flag>(state.flags.list()), next_cursor: None }))
+    Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::Flag>(flags.list()), next_cursor: None }))
 }
 
 /// A flag and whether it is on for the caller (any staff user).
 #[utoipa::path(get, path = "/api/v1/flags/{name}", tag = "operations", params(("name" = String, Path), FlagQuery),
     responses((status = 200, body = FlagView), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn get(
-    state: web::Data<AppState>,
+    flags: web::Data<Flags>,
     who: Principal,
     name: web::Path<String>,
     q: web::Query<FlagQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(READERS)?;
-    let f = state.flags.get(&name).ok_or_else(|| ApiError::not_found("flag"))?;
+    let f = flags.get(&name).ok_or_else(|| ApiError::not_found("flag"))?;
     let on = f.is_on(Subject { user: Some(user), workspace: q.workspace.as_deref() });
     Ok(HttpResponse::Ok().json(FlagView { flag: f.into(), on }))
 }
@@ -89,7 +91,9 @@ pub struct FlagChange {
         (status = 409, description = "version_conflict"), (status = 422)),
     security(("bearer" = [])))]
 pub async fn put(
-    state: web::Data<AppState>,
+    registry: web::Data<Registry>,
+    flags: web::Data<Flags>,
+    flags_lock: web::Data<FlagsLock>,
     who: Principal,
     name: web::Path<String>,
     body: web::Json<FlagChange>,
@@ -113,8 +117,8 @@ pub async fn put(
         ));
     }
     // One change at a time, so that the version check and the write are one step.
-    let _one = state.flags_lock.lock().await;
-    let current = state.flags.get(&name);
+    let _one = flags_lock.0.lock().await;
+    let current = flags.get(&name);
     if let (Some(v), Some(cur)) = (c.version, &current) {
         if v != cur.version {
             return Err(ApiError::conflict(
@@ -134,7 +138,7 @@ pub async fn put(
         updated_at: Timestamp::now(),
         updated_by: user.to_string(),
     };
-    crate::services::records::save_flag(state.registry.journal(), user, &f).await?;
-    state.flags.stored(f.clone());
+    crate::services::records::save_flag(registry.journal(), user, &f).await?;
+    flags.stored(f.clone());
     Ok(HttpResponse::Ok().json(views::Flag::from(f)))
 }

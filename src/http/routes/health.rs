@@ -1,6 +1,11 @@
-use crate::state::AppState;
+use crate::config::Config;
+use crate::state::Started;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
+use utalk_actors::cluster::Cluster;
+use utalk_actors::Registry;
+use utalk_actors::SocketHub;
+use utalk_storage::Db;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
@@ -11,20 +16,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// Liveness: the process serves HTTP.
 #[utoipa::path(get, path = "/health", tag = "health", responses((status = 200)))]
-pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+pub async fn health(started: web::Data<Started>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "uptimeSeconds": state.started.elapsed().as_secs(),
+        "uptimeSeconds": started.0.elapsed().as_secs(),
     }))
 }
 
 /// Readiness of storage: the writer accepts work and a read succeeds.
 #[utoipa::path(get, path = "/health/database", tag = "health", responses((status = 200), (status = 503)))]
-pub async fn database(state: web::Data<AppState>) -> HttpResponse {
-    let read = state.db.schema_version();
-    let stats = state.db.stats();
-    let writer = state.registry.journal().store_health();
+pub async fn database(db: web::Data<Db>, registry: web::Data<Registry>, config: web::Data<Config>) -> HttpResponse {
+    let read = db.schema_version();
+    let stats = db.stats();
+    let writer = registry.journal().store_health();
     let ok = read.is_ok() && writer.accepting;
     let body = json!({
         "status": if ok { "ok" } else { "failing" },
@@ -32,7 +37,7 @@ pub async fn database(state: web::Data<AppState>) -> HttpResponse {
         "readError": read.err().map(|e| e.to_string()),
         "writer": writer,
         "engine": stats,
-        "durability": state.config.store.durability,
+        "durability": config.store.durability,
     });
     if ok {
         HttpResponse::Ok().json(body)
@@ -43,21 +48,21 @@ pub async fn database(state: web::Data<AppState>) -> HttpResponse {
 
 /// Live subscriptions and conversation actors.
 #[utoipa::path(get, path = "/health/socket", tag = "health", responses((status = 200)))]
-pub async fn socket(state: web::Data<AppState>) -> HttpResponse {
+pub async fn socket(registry: web::Data<Registry>, sockets: web::Data<std::sync::Arc<SocketHub>>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "status": "ok",
-        "connections": state.sockets.counts(),
-        "subscriptions": state.registry.broker().subscriptions(),
-        "conversationActors": state.registry.stats(),
+        "connections": sockets.counts(),
+        "subscriptions": registry.broker().subscriptions(),
+        "conversationActors": registry.stats(),
     }))
 }
 
 /// Where this node stands in the cluster: its id, the shards it owns, the
 /// NATS connection (null on a single node) and how far it is behind the log.
 #[utoipa::path(get, path = "/health/cluster", tag = "health", responses((status = 200)))]
-pub async fn cluster(state: web::Data<AppState>) -> HttpResponse {
-    let s = state.cluster.status();
-    let journal = state.registry.journal();
+pub async fn cluster(registry: web::Data<Registry>, cluster: web::Data<dyn Cluster>) -> HttpResponse {
+    let s = cluster.status();
+    let journal = registry.journal();
     let applied = journal.applied();
     // An unreachable log leaves the lag unknown (null).
     let lag = journal.lag().await;

@@ -4,14 +4,16 @@ use super::Page;
 use crate::http::auth::principal::READERS;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
+use utalk_actors::inventory::Inventory;
 use utalk_actors::inventory::TxnRequest;
 use utalk_actors::views;
+use utalk_actors::Registry;
 use utalk_storage::model::alert::{self, AlertStatus};
 use utalk_storage::model::inventory::{self, Product, Store, TxnError, TxnType};
 use utalk_storage::model::{conversation, Role};
+use utalk_storage::Db;
 use utalk_storage::Timestamp;
 use uuid::Uuid;
 
@@ -53,15 +55,15 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
 /// Every store (any staff role).
 #[utoipa::path(get, path = "/api/v1/stores", tag = "inventory",
     responses((status = 200, body = Page<views::Store>), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list_stores(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
+pub async fn list_stores(db: web::Data<Db>, who: Principal) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
-    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Store>(inventory::stores(&state.db)?), next_cursor: None }))
+    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Store>(inventory::stores(&db)?), next_cursor: None }))
 }
 
 /// Creates a store (admins, operators).
 #[utoipa::path(post, path = "/api/v1/stores", tag = "inventory", request_body = NewStore,
     responses((status = 201, body = views::Store), (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
-pub async fn create_store(state: web::Data<AppState>, who: Principal, body: web::Json<NewStore>) -> Result<HttpResponse, ApiError> {
+pub async fn create_store(registry: web::Data<Registry>, who: Principal, body: web::Json<NewStore>) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(STOCK_KEEPERS)?;
     let name = check_text("name", &body.name, 200)?;
     let manager_email = match body.manager_email.as_deref() {
@@ -72,17 +74,17 @@ pub async fn create_store(state: web::Data<AppState>, who: Principal, body: web:
     };
     let s =
         Store { id: Uuid::now_v7(), name, allow_negative_stock: body.allow_negative_stock, manager_email, created_at: Timestamp::now() };
-    crate::services::records::create_store(state.registry.journal(), user, &s).await?;
+    crate::services::records::create_store(registry.journal(), user, &s).await?;
     Ok(HttpResponse::Created().json(views::Store::from(s)))
 }
 
 /// A store's products with their stock (any staff role).
 #[utoipa::path(get, path = "/api/v1/stores/{id}/products", tag = "inventory", params(("id" = Uuid, Path)),
     responses((status = 200, body = Page<views::Product>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn list_products(state: web::Data<AppState>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+pub async fn list_products(db: web::Data<Db>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
-    inventory::store(&state.db, *id)?.ok_or_else(|| ApiError::not_found("store"))?;
-    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Product>(inventory::products(&state.db, *id)?), next_cursor: None }))
+    inventory::store(&db, *id)?.ok_or_else(|| ApiError::not_found("store"))?;
+    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Product>(inventory::products(&db, *id)?), next_cursor: None }))
 }
 
 /// Body of `POST /stores/{id}/products`.
@@ -106,7 +108,7 @@ pub struct NewProduct {
         (status = 422)),
     security(("bearer" = [])))]
 pub async fn create_product(
-    state: web::Data<AppState>,
+    inventory: web::Data<Inventory>,
     who: Principal,
     id: web::Path<Uuid>,
     body: web::Json<NewProduct>,
@@ -129,7 +131,7 @@ pub async fn create_product(
         stock: 0,
         updated_at: Timestamp::now(),
     };
-    Ok(HttpResponse::Created().json(views::Product::from(state.inventory.add_product(p).await?)))
+    Ok(HttpResponse::Created().json(views::Product::from(inventory.add_product(p).await?)))
 }
 
 /// Body of `POST /inventory/transactions`.
@@ -161,14 +163,20 @@ pub struct NewTransaction {
         (status = 409, description = "insufficient_stock (error.details.stock is the stock left) or transaction_id_reused"),
         (status = 422, description = "invalid_quantity, invalid_transfer")),
     security(("bearer" = [])))]
-pub async fn transaction(state: web::Data<AppState>, who: Principal, body: web::Json<NewTransaction>) -> Result<HttpResponse, ApiError> {
+pub async fn transaction(
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
+    inventory: web::Data<Inventory>,
+    who: Principal,
+    body: web::Json<NewTransaction>,
+) -> Result<HttpResponse, ApiError> {
     let (user, role) = who.require(&[Role::Admin, Role::Operator, Role::Agent])?;
     let body = body.into_inner();
     let txn_kind = TxnType::from(body.kind);
     // An id that names no store is answered before anything else looks at the
     // request: any id can be sent, so none may become a metric label or a
     // stored refusal.
-    if inventory::store(&state.db, body.store_id)?.is_none() {
+    if inventory::store(&db, body.store_id)?.is_none() {
         return Err(ApiError::from(utalk_actors::inventory::InventoryError::UnknownStore(body.store_id)));
     }
     if role == Role::Agent && (txn_kind != TxnType::Sale || body.conversation_id.is_none()) {
@@ -176,7 +184,7 @@ pub async fn transaction(state: web::Data<AppState>, who: Principal, body: web::
     }
     check_text("sku", &body.sku, 64)?;
     if let Some(c) = body.conversation_id {
-        conversation::get(&state.db, c)?.ok_or_else(|| ApiError::not_found("conversation"))?;
+        conversation::get(&db, c)?.ok_or_else(|| ApiError::not_found("conversation"))?;
     }
     let store_label = body.store_id.to_string();
     let (store_id, sku, kind) = (body.store_id, body.sku.clone(), txn_kind);
@@ -190,7 +198,7 @@ pub async fn transaction(state: web::Data<AppState>, who: Principal, body: web::
         conversation_id: body.conversation_id,
         by: user,
     };
-    let result = state.inventory.apply(req).await;
+    let result = inventory.apply(req).await;
     let store_label = match &result {
         Err(utalk_actors::inventory::InventoryError::UnknownStore(_)) => "unknown".to_string(),
         _ => store_label,
@@ -217,7 +225,7 @@ pub async fn transaction(state: web::Data<AppState>, who: Principal, body: web::
             }
             // Refusals are kept for the inventory report's errors per store.
             let refused = TxnError { store_id, sku, kind, code: api.code.to_string(), at: Timestamp::now() };
-            if let Err(e) = crate::services::records::record_refusal(state.registry.journal(), &refused).await {
+            if let Err(e) = crate::services::records::record_refusal(registry.journal(), &refused).await {
                 tracing::error!(error = %e, "recording a refused transaction failed");
             }
             return Err(api);
@@ -243,7 +251,7 @@ pub struct AlertQuery {
 /// Stock alerts, newest first (any staff role).
 #[utoipa::path(get, path = "/api/v1/alerts", tag = "inventory", params(AlertQuery),
     responses((status = 200, body = Page<views::Alert>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list_alerts(state: web::Data<AppState>, who: Principal, q: web::Query<AlertQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_alerts(db: web::Data<Db>, who: Principal, q: web::Query<AlertQuery>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let status = match q.status.as_deref() {
         None => None,
@@ -255,28 +263,38 @@ pub async fn list_alerts(state: web::Data<AppState>, who: Principal, q: web::Que
         }
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let (items, next) = alert::list(&state.db, status, q.cursor, limit)?;
+    let (items, next) = alert::list(&db, status, q.cursor, limit)?;
     Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Alert>(items), next_cursor: next.map(|n| n.to_string()) }))
 }
 
-async fn update(state: &AppState, who: Principal, id: Uuid, resolve: bool) -> Result<HttpResponse, ApiError> {
+async fn update(registry: &Registry, inventory: &Inventory, who: Principal, id: Uuid, resolve: bool) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(STOCK_KEEPERS)?;
-    let a = state.inventory.update_alert(id, user, resolve).await?;
+    let a = inventory.update_alert(id, user, resolve).await?;
     let action = if resolve { "alert.resolve" } else { "alert.ack" };
-    crate::services::records::audit(state.registry.journal(), user, action, id.to_string()).await?;
+    crate::services::records::audit(registry.journal(), user, action, id.to_string()).await?;
     Ok(HttpResponse::Ok().json(views::Alert::from(a)))
 }
 
 /// Acknowledges an alert: someone is on it (admins, operators).
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/ack", tag = "inventory", params(("id" = Uuid, Path)),
     responses((status = 200, body = views::Alert), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn ack(state: web::Data<AppState>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    update(&state, who, *id, false).await
+pub async fn ack(
+    registry: web::Data<Registry>,
+    inventory: web::Data<Inventory>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    update(&registry, &inventory, who, *id, false).await
 }
 
 /// Resolves an alert by hand; it is raised again if the stock is still short at the next check (admins, operators).
 #[utoipa::path(post, path = "/api/v1/alerts/{id}/resolve", tag = "inventory", params(("id" = Uuid, Path)),
     responses((status = 200, body = views::Alert), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn resolve(state: web::Data<AppState>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    update(&state, who, *id, true).await
+pub async fn resolve(
+    registry: web::Data<Registry>,
+    inventory: web::Data<Inventory>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    update(&registry, &inventory, who, *id, true).await
 }

@@ -2,11 +2,13 @@
 
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use utalk_actors::views;
+use utalk_actors::Registry;
+use utalk_schedules::Scheduler;
 use utalk_schedules::{JobView, RunError};
 use utalk_storage::model::{JobOutcome, JobRun, Role};
+use utalk_storage::Db;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/jobs", web::get().to(list))
@@ -17,30 +19,35 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Every job with its schedule, whether it runs now, its last run and its next time (admins and operators).
 #[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "operations",
     responses((status = 200, body = super::Page<JobView>), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
+pub async fn list(scheduler: web::Data<Scheduler>, who: Principal) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
-    Ok(HttpResponse::Ok().json(super::Page { items: state.scheduler.jobs(), next_cursor: None }))
+    Ok(HttpResponse::Ok().json(super::Page { items: scheduler.jobs(), next_cursor: None }))
 }
 
 /// A job's recent runs, newest first (admins and operators).
 #[utoipa::path(get, path = "/api/v1/admin/jobs/{name}/runs", tag = "operations", params(("name" = String, Path)),
     responses((status = 200, body = super::Page<views::JobRun>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn runs(state: web::Data<AppState>, who: Principal, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn runs(
+    db: web::Data<Db>,
+    scheduler: web::Data<Scheduler>,
+    who: Principal,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
-    if !state.scheduler.jobs().iter().any(|j| j.name == *name) {
+    if !scheduler.jobs().iter().any(|j| j.name == *name) {
         return Err(ApiError::not_found("job"));
     }
-    let items = utalk_storage::model::job_run::recent(&state.db, &name, 100)?;
+    let items = utalk_storage::model::job_run::recent(&db, &name, 100)?;
     Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::JobRun>(items), next_cursor: None }))
 }
 
 /// Runs a job now and answers with its run once it is over (admins).
-pub async fn run_job(state: &AppState, user: uuid::Uuid, name: &str) -> Result<JobRun, ApiError> {
-    let run = state.scheduler.run_now(name).await.map_err(|e| match e {
+pub async fn run_job(registry: &Registry, scheduler: &Scheduler, user: uuid::Uuid, name: &str) -> Result<JobRun, ApiError> {
+    let run = scheduler.run_now(name).await.map_err(|e| match e {
         RunError::Unknown(_) => ApiError::not_found("job"),
         other => ApiError::internal(other),
     })?;
-    crate::services::records::audit(state.registry.journal(), user, "job.run", name.to_string()).await?;
+    crate::services::records::audit(registry.journal(), user, "job.run", name.to_string()).await?;
     Ok(run)
 }
 
@@ -48,9 +55,14 @@ pub async fn run_job(state: &AppState, user: uuid::Uuid, name: &str) -> Result<J
 #[utoipa::path(post, path = "/api/v1/admin/jobs/{name}/run", tag = "operations", params(("name" = String, Path)),
     responses((status = 200, body = views::JobRun), (status = 401), (status = 403), (status = 404), (status = 409, description = "job_running")),
     security(("bearer" = [])))]
-pub async fn run(state: web::Data<AppState>, who: Principal, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn run(
+    registry: web::Data<Registry>,
+    scheduler: web::Data<Scheduler>,
+    who: Principal,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(&[Role::Admin])?;
-    let run = run_job(&state, user, &name).await?;
+    let run = run_job(&registry, &scheduler, user, &name).await?;
     if run.outcome == JobOutcome::Skipped {
         return Err(ApiError::conflict("job_running", format!("job {} is running now; see GET /api/v1/admin/jobs", run.name)));
     }

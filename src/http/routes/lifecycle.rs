@@ -4,12 +4,13 @@ use super::conversations::view;
 use crate::http::auth::principal::WRITERS;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utalk_actors::conversation::lifecycle::{CloseRequest, EscalateRequest};
 use utalk_actors::ConversationChange;
+use utalk_actors::Registry;
 use utalk_storage::model::{conversation, ConversationFilter, ConversationStatus, EscalationReason, RatingKind, RatingSource, Role};
+use utalk_storage::Db;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -32,7 +33,8 @@ pub struct EscalateBody {
     responses((status = 200, body = super::conversations::ConversationView), (status = 401), (status = 403), (status = 404), (status = 422)),
     security(("bearer" = [])))]
 pub async fn escalate(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
     who: Principal,
     id: web::Path<Uuid>,
     body: Option<web::Json<EscalateBody>>,
@@ -46,8 +48,8 @@ pub async fn escalate(
         escalate: Some(EscalateRequest { reason: EscalationReason::Manual, detail: reason, by: Some(user), handoff: None }),
         ..ConversationChange::default()
     };
-    let c = state.registry.call(id.into_inner(), change).await?;
-    Ok(HttpResponse::Ok().json(view(&state, (*c).clone())?))
+    let c = registry.call(id.into_inner(), change).await?;
+    Ok(HttpResponse::Ok().json(view(&db, (*c).clone())?))
 }
 
 /// How a conversation ended.
@@ -67,7 +69,8 @@ pub struct CloseBody {
     responses((status = 200, body = super::conversations::ConversationView), (status = 401), (status = 403), (status = 404), (status = 422)),
     security(("bearer" = [])))]
 pub async fn close(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
     who: Principal,
     id: web::Path<Uuid>,
     body: web::Json<CloseBody>,
@@ -86,8 +89,8 @@ pub async fn close(
         }),
         ..ConversationChange::default()
     };
-    let c = state.registry.call(id.into_inner(), change).await?;
-    Ok(HttpResponse::Ok().json(view(&state, (*c).clone())?))
+    let c = registry.call(id.into_inner(), change).await?;
+    Ok(HttpResponse::Ok().json(view(&db, (*c).clone())?))
 }
 
 /// A rating: CSAT, NPS or both.
@@ -122,7 +125,8 @@ pub fn ratings(csat: Option<u8>, nps: Option<u8>, source: RatingSource) -> Resul
     responses((status = 200, body = super::conversations::ConversationView), (status = 401), (status = 403), (status = 404), (status = 422)),
     security(("bearer" = [])))]
 pub async fn rating(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
     who: Principal,
     id: web::Path<Uuid>,
     body: web::Json<RatingBody>,
@@ -136,25 +140,25 @@ pub async fn rating(
     }
     let source = if matches!(who, Principal::Widget { .. }) { RatingSource::Widget } else { RatingSource::Api };
     let change = ConversationChange { ratings: ratings(body.csat, body.nps, source)?, ..ConversationChange::default() };
-    let c = state.registry.call(id, change).await?;
-    Ok(HttpResponse::Ok().json(view(&state, (*c).clone())?))
+    let c = registry.call(id, change).await?;
+    Ok(HttpResponse::Ok().json(view(&db, (*c).clone())?))
 }
 
 /// Pauses the bot on every escalated conversation where it is still on.
 #[utoipa::path(post, path = "/api/v1/conversations/force-pause-bot", tag = "conversations",
     responses((status = 200, description = "`{checked, paused}`"), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn force_pause_bot(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
+pub async fn force_pause_bot(db: web::Data<Db>, registry: web::Data<Registry>, who: Principal) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(&[Role::Admin, Role::Operator])?;
     let filter = ConversationFilter { status: Some(ConversationStatus::Escalated), ..ConversationFilter::default() };
     let (mut checked, mut paused) = (0u64, 0u64);
     let mut after = None;
     loop {
-        let (page, next) = conversation::list(&state.db, &filter, after, 200)?;
+        let (page, next) = conversation::list(&db, &filter, after, 200)?;
         for c in page {
             checked += 1;
             if c.bot_enabled {
                 let change = ConversationChange { bot_enabled: Some(false), ..ConversationChange::default() };
-                state.registry.call(c.id, change).await?;
+                registry.call(c.id, change).await?;
                 paused += 1;
             }
         }

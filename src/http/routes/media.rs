@@ -4,15 +4,17 @@ use crate::http::auth::principal::{authenticate, READERS, WRITERS};
 use crate::http::auth::{AuthService, Principal};
 use crate::http::error::ApiError;
 use crate::http::routes::media_limits::UploadLimits;
-use crate::state::AppState;
 use actix_multipart::Multipart;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+use utalk_actors::channels::media_store::MediaStore;
 use utalk_actors::channels::media_store::{MediaRefused, SignedUrl};
+use utalk_actors::Registry;
 use utalk_storage::model::{conversation, media, MediaRecord, MediaSource, MediaStatus};
+use utalk_storage::Db;
 use utalk_storage::Timestamp;
 use uuid::Uuid;
 
@@ -36,8 +38,8 @@ pub struct MediaView {
     pub url_expires_at: Timestamp,
 }
 
-fn view(state: &AppState, m: MediaRecord) -> MediaView {
-    let u = state.media.signed_url(m.id, None);
+fn view(media: &MediaStore, m: MediaRecord) -> MediaView {
+    let u = media.signed_url(m.id, None);
     MediaView { media: m.into(), url: u.url, url_expires_at: u.expires_at }
 }
 
@@ -75,7 +77,9 @@ pub fn url_prefix(public_url: Option<&str>) -> String {
         (status = 429, description = "rate_limited: too many uploads a minute with this token")),
     security(("bearer" = [])))]
 pub async fn upload(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
+    media: web::Data<MediaStore>,
     limits: web::Data<UploadLimits>,
     who: Principal,
     mut form: Multipart,
@@ -96,12 +100,12 @@ pub async fn upload(
         match name.as_str() {
             "file" => {
                 let ct = field.content_type().map(|m| m.essence_str().to_string()).unwrap_or_default();
-                let ct = state.media.check_type(&ct).map_err(refused)?;
+                let ct = media.check_type(&ct).map_err(refused)?;
                 let mut bytes = Vec::new();
                 while let Some(chunk) = field.next().await {
                     let chunk = chunk.map_err(|e| ApiError::bad_request("malformed_multipart", e.to_string()))?;
                     bytes.extend_from_slice(&chunk);
-                    state.media.check_size(bytes.len() as u64).map_err(refused)?;
+                    media.check_size(bytes.len() as u64).map_err(refused)?;
                 }
                 file = Some((ct, bytes));
             }
@@ -118,7 +122,7 @@ pub async fn upload(
                     .and_then(|s| Uuid::parse_str(s.trim()).ok())
                     .ok_or_else(|| ApiError::invalid("validation_failed", "conversationId must be a UUID"))?;
                 who.may_read(id)?;
-                if conversation::get(&state.db, id)?.is_none() {
+                if conversation::get(&db, id)?.is_none() {
                     return Err(ApiError::not_found("conversation"));
                 }
                 conversation_id = Some(id);
@@ -144,10 +148,10 @@ pub async fn upload(
     let size = bytes.len() as u64;
     // Held until the record is written, so concurrent uploads count against the quota.
     let _reserved = match conversation_id {
-        Some(c) => Some(limits.reserve(&state.db, c, size)?),
+        Some(c) => Some(limits.reserve(&db, c, size)?),
         None => None,
     };
-    let sha256 = state.media.save(id, bytes.into()).await?;
+    let sha256 = media.save(id, bytes.into()).await?;
     let record = MediaRecord {
         id,
         content_type,
@@ -161,12 +165,12 @@ pub async fn upload(
         uploaded_by,
         created_at: Timestamp::now(),
     };
-    if let Err(e) = crate::services::records::record_upload(state.registry.journal(), &record).await {
+    if let Err(e) = crate::services::records::record_upload(registry.journal(), &record).await {
         // No record points to the file: remove it rather than leave an orphan.
-        state.media.remove(id).await;
+        media.remove(id).await;
         return Err(e.into());
     }
-    Ok(HttpResponse::Created().json(view(&state, record)))
+    Ok(HttpResponse::Created().json(view(&media, record)))
 }
 
 /// A signed URL's parameters.
@@ -186,7 +190,8 @@ pub struct SignedQuery {
         (status = 409, description = "media_not_stored: still pending or failed")),
     security(("bearer" = []), ()))]
 pub async fn get(
-    state: web::Data<AppState>,
+    db: web::Data<Db>,
+    media: web::Data<MediaStore>,
     auth: web::Data<AuthService>,
     req: HttpRequest,
     id: web::Path<Uuid>,
@@ -195,13 +200,12 @@ pub async fn get(
     let id = id.into_inner();
     match (q.expires, q.sig.as_deref()) {
         (Some(expires), Some(sig)) => {
-            state.media.verify(id, expires, sig, Timestamp::now())?;
-            let m = media::get(&state.db, id)?.ok_or_else(|| ApiError::not_found("media"))?;
+            media.verify(id, expires, sig, Timestamp::now())?;
+            let m = media::get(&db, id)?.ok_or_else(|| ApiError::not_found("media"))?;
             if m.status != MediaStatus::Stored {
                 return Err(ApiError::conflict("media_not_stored", format!("media is {:?}, not stored", m.status).to_lowercase()));
             }
-            let bytes =
-                state.media.load(id).await?.ok_or_else(|| ApiError::internal(format!("media {id} is stored but its file is missing")))?;
+            let bytes = media.load(id).await?.ok_or_else(|| ApiError::internal(format!("media {id} is stored but its file is missing")))?;
             let remaining = (expires - Timestamp::now().millis() / 1000).max(0);
             Ok(HttpResponse::Ok()
                 .content_type(m.content_type.as_str())
@@ -213,12 +217,12 @@ pub async fn get(
         (None, None) => {
             let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
             let who = authenticate(&auth, header)?;
-            let m = media::get(&state.db, id)?.ok_or_else(|| ApiError::not_found("media"))?;
+            let m = media::get(&db, id)?.ok_or_else(|| ApiError::not_found("media"))?;
             may_see(&who, m.conversation_id)?;
             if let Principal::Staff { .. } = who {
                 who.require(READERS)?;
             }
-            Ok(HttpResponse::Ok().json(view(&state, m)))
+            Ok(HttpResponse::Ok().json(view(&media, m)))
         }
         _ => Err(ApiError::bad_request("invalid_query", "send both expires and sig, or neither")),
     }
@@ -247,7 +251,12 @@ pub struct Regenerated {
 /// Issues fresh signed URLs, for example after they expired or the signing secret changed.
 #[utoipa::path(post, path = "/api/v1/media/regenerate-urls", tag = "media", request_body = Regenerate,
     responses((status = 200, body = Regenerated), (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
-pub async fn regenerate(state: web::Data<AppState>, who: Principal, body: web::Json<Regenerate>) -> Result<HttpResponse, ApiError> {
+pub async fn regenerate(
+    db: web::Data<Db>,
+    media: web::Data<MediaStore>,
+    who: Principal,
+    body: web::Json<Regenerate>,
+) -> Result<HttpResponse, ApiError> {
     if let Principal::Staff { .. } = who {
         who.require(READERS)?;
     }
@@ -263,8 +272,8 @@ pub async fn regenerate(state: web::Data<AppState>, who: Principal, body: web::J
     };
     let mut out = Regenerated { items: Vec::new(), missing: Vec::new() };
     for id in body.ids {
-        match media::get(&state.db, id)? {
-            Some(m) if may_see(&who, m.conversation_id).is_ok() => out.items.push(state.media.signed_url(id, ttl)),
+        match media::get(&db, id)? {
+            Some(m) if may_see(&who, m.conversation_id).is_ok() => out.items.push(media.signed_url(id, ttl)),
             _ => out.missing.push(id),
         }
     }

@@ -1,12 +1,13 @@
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utalk_actors::conversation::InvalidMessage;
 use utalk_actors::views;
+use utalk_actors::Registry;
 use utalk_actors::{AppendRequest, Appended};
 use utalk_storage::model::{conversation, message};
+use utalk_storage::Db;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -39,14 +40,14 @@ pub fn request_for(who: &Principal, conversation: Uuid, body: SendMessage) -> Re
         (status = 400), (status = 401), (status = 403), (status = 404), (status = 409, description = "message_id_conflict"), (status = 413), (status = 422)),
     security(("bearer" = [])))]
 pub async fn send(
-    state: web::Data<AppState>,
+    registry: web::Data<Registry>,
     who: Principal,
     id: web::Path<Uuid>,
     body: web::Json<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let req = request_for(&who, id, body.into_inner())?;
-    Ok(match state.registry.call(id, req).await? {
+    Ok(match registry.call(id, req).await? {
         Appended::Created(m) => HttpResponse::Created().json(views::Message::from((*m).clone())),
         Appended::Existing(m) => HttpResponse::Ok().json(views::Message::from((*m).clone())),
     })
@@ -67,20 +68,15 @@ pub struct ListQuery {
 /// Lists messages in seq order.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "messages", params(("id" = Uuid, Path), ListQuery),
     responses((status = 200, body = super::Page<views::Message>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn list(
-    state: web::Data<AppState>,
-    who: Principal,
-    id: web::Path<Uuid>,
-    q: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(db: web::Data<Db>, who: Principal, id: web::Path<Uuid>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     who.may_read(id)?;
-    if conversation::get(&state.db, id)?.is_none() {
+    if conversation::get(&db, id)?.is_none() {
         return Err(ApiError::not_found("conversation"));
     }
     let limit = super::page_size(q.limit)?;
     let after = q.cursor.or(q.after_seq).unwrap_or(0);
-    let items = message::after(&state.db, id, after, limit)?;
+    let items = message::after(&db, id, after, limit)?;
     let next = (items.len() == limit).then(|| items.last().map(|m| m.seq.to_string())).flatten();
     Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::Message>(items), next_cursor: next }))
 }

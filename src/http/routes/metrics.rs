@@ -1,10 +1,12 @@
 //! `GET /metrics`.
 
-use crate::state::AppState;
 use actix_web::{web, HttpResponse};
+use utalk_actors::Registry;
+use utalk_actors::SocketHub;
+use utalk_storage::Db;
 
 /// `GET /metrics`: every recorded metric in the Prometheus text format.
-pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
-    crate::observe::metrics::sample(&state.db, &state.registry, &state.sockets);
+pub async fn scrape(db: web::Data<Db>, registry: web::Data<Registry>, sockets: web::Data<std::sync::Arc<SocketHub>>) -> HttpResponse {
+    crate::observe::metrics::sample(&db, &registry, &sockets);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(crate::observe::metrics::render())
 }

@@ -2,11 +2,13 @@
 
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
+use utalk_actors::channels::delivery::Delivery;
+use utalk_actors::channels::media_fetch::MediaFetcher;
 use utalk_storage::model::{media, outbox, Role};
+use utalk_storage::Db;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -40,7 +42,12 @@ pub struct OutboxPage {
 /// Lists the outbox (admins and operators).
 #[utoipa::path(get, path = "/api/v1/admin/outbox", tag = "whatsapp", params(OutboxQuery),
     responses((status = 200, body = OutboxPage), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(state: web::Data<AppState>, who: Principal, q: web::Query<OutboxQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    db: web::Data<Db>,
+    delivery: web::Data<Delivery>,
+    who: Principal,
+    q: web::Query<OutboxQuery>,
+) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
     let limit = super::page_size(q.limit)?;
     let after = match &q.cursor {
@@ -51,11 +58,11 @@ pub async fn list(state: web::Data<AppState>, who: Principal, q: web::Query<Outb
         ),
         None => None,
     };
-    let items = outbox::list(&state.db, after, limit)?;
+    let items = outbox::list(&db, after, limit)?;
     let next_cursor = (items.len() == limit).then(|| items.last().map(|e| format!("{}:{}", e.conversation_id, e.seq))).flatten();
     Ok(HttpResponse::Ok().json(OutboxPage {
-        configured: state.delivery.configured(),
-        breaker: state.delivery.breaker_state().as_str(),
+        configured: delivery.configured(),
+        breaker: delivery.breaker_state().as_str(),
         items: super::viewed(items),
         next_cursor,
     }))
@@ -63,17 +70,17 @@ pub async fn list(state: web::Data<AppState>, who: Principal, q: web::Query<Outb
 
 /// WhatsApp delivery health: configuration, breaker, queue depths, counters.
 #[utoipa::path(get, path = "/health/whatsapp", tag = "health", responses((status = 200)))]
-pub async fn health(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn health(db: web::Data<Db>, delivery: web::Data<Delivery>, fetcher: web::Data<MediaFetcher>) -> Result<HttpResponse, ApiError> {
     // Counted up to a cap: this endpoint is public and must stay cheap.
     const CAP: usize = 1_000;
-    let depth = outbox::count(&state.db, CAP + 1)?;
-    let downloads = media::count_fetches(&state.db, CAP + 1)?;
-    let d = &state.delivery.stats;
-    let f = &state.fetcher.stats;
-    let breaker = state.delivery.breaker_state().as_str();
+    let depth = outbox::count(&db, CAP + 1)?;
+    let downloads = media::count_fetches(&db, CAP + 1)?;
+    let d = &delivery.stats;
+    let f = &fetcher.stats;
+    let breaker = delivery.breaker_state().as_str();
     Ok(HttpResponse::Ok().json(serde_json::json!({
-        "status": if !state.delivery.configured() { "not_configured" } else if breaker == "closed" { "ok" } else { "degraded" },
-        "configured": state.delivery.configured(),
+        "status": if !delivery.configured() { "not_configured" } else if breaker == "closed" { "ok" } else { "degraded" },
+        "configured": delivery.configured(),
         "breaker": breaker,
         "outbox": { "depth": depth.min(CAP), "atLeast": depth > CAP },
         "mediaDownloads": { "pending": downloads.min(CAP), "atLeast": downloads > CAP },

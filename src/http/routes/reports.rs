@@ -4,19 +4,22 @@
 //! signed link (`?expires=…&sig=…`) from `GET /api/v1/reports` or the index,
 //! so that a browser can show them without a token.
 
+use crate::config::Config;
 use crate::http::auth::principal::authenticate;
 use crate::http::auth::{AuthService, Principal};
 use crate::http::error::ApiError;
 use crate::ops::report::{KpiRange, RangeError};
-use crate::state::AppState;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::time::Duration;
+use utalk_actors::channels::media_store::MediaStore;
+use utalk_actors::Registry;
 use utalk_schedules::daily_report::{self, ReportFile};
 use utalk_storage::model::kpi::{self, Granularity};
 use utalk_storage::model::Role;
+use utalk_storage::Db;
 use utalk_storage::Timestamp;
 use uuid::Uuid;
 
@@ -79,11 +82,11 @@ impl From<RangeError> for ApiError {
 #[utoipa::path(get, path = "/api/v1/reports/kpis", tag = "reports", params(KpiQuery),
     responses((status = 200, body = KpiSeries), (status = 400, description = "invalid_query or range_too_large"), (status = 401), (status = 403)),
     security(("bearer" = [])))]
-pub async fn kpis(state: web::Data<AppState>, who: Principal, q: web::Query<KpiQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn kpis(db: web::Data<Db>, who: Principal, q: web::Query<KpiQuery>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let range =
         KpiRange::parse(q.from.as_deref(), q.to.as_deref(), q.granularity.as_deref(), q.channel.as_deref(), q.agent_id, Timestamp::now())?;
-    let db = state.db.clone();
+    let db = db.clone();
     let (items, as_of) = web::block(move || -> Result<_, ApiError> {
         let items = range.rows(&db)?;
         Ok((items, kpi::rolled_up_at(&db)?))
@@ -109,11 +112,11 @@ pub struct InventoryQuery {
     responses((status = 200, body = utalk_actors::views::InventoryReport), (status = 400, description = "invalid_query or range_too_large"),
         (status = 401), (status = 403)),
     security(("bearer" = [])))]
-pub async fn inventory_report(state: web::Data<AppState>, who: Principal, q: web::Query<InventoryQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn inventory_report(db: web::Data<Db>, who: Principal, q: web::Query<InventoryQuery>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let range = KpiRange::parse(q.from.as_deref(), q.to.as_deref(), Some("hour"), None, None, Timestamp::now())?;
     let (from, to) = (Timestamp(range.start), Timestamp(range.start + range.count * kpi::HOUR_MS));
-    let db = state.db.clone();
+    let db = db.clone();
     let report = web::block(move || utalk_storage::model::inventory::report(&db, from, to)).await.map_err(ApiError::internal)??;
     Ok(HttpResponse::Ok().json(utalk_actors::views::InventoryReport::from(report)))
 }
@@ -132,25 +135,25 @@ pub struct ReportLink {
     pub url_expires_at: Timestamp,
 }
 
-fn link(state: &AppState, file: ReportFile) -> ReportLink {
+fn link(config: &Config, media: &MediaStore, file: ReportFile) -> ReportLink {
     let path = format!("/reports/{}", file.file);
-    let (query, expires) = state.media.sign_path(&path, LINK_TTL);
-    let base = state.config.public_url.as_deref().unwrap_or("").trim_end_matches('/');
+    let (query, expires) = media.sign_path(&path, LINK_TTL);
+    let base = config.public_url.as_deref().unwrap_or("").trim_end_matches('/');
     ReportLink { url: format!("{base}{path}?{query}"), url_expires_at: expires, file }
 }
 
-fn reports_dir(state: &AppState) -> std::path::PathBuf {
-    state.config.data_dir.join("reports")
+fn reports_dir(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join("reports")
 }
 
 /// The daily reports kept, newest first, with signed links (admins, operators, read-only).
 #[utoipa::path(get, path = "/api/v1/reports", tag = "reports",
     responses((status = 200, body = super::Page<ReportLink>), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(state: web::Data<AppState>, who: Principal) -> Result<HttpResponse, ApiError> {
+pub async fn list(config: web::Data<Config>, media: web::Data<MediaStore>, who: Principal) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
-    let dir = reports_dir(&state);
+    let dir = reports_dir(&config);
     let files = web::block(move || daily_report::list(&dir)).await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
-    let items = files.into_iter().map(|f| link(&state, f)).collect();
+    let items = files.into_iter().map(|f| link(&config, &media, f)).collect();
     Ok(HttpResponse::Ok().json(super::Page { items, next_cursor: None }))
 }
 
@@ -167,7 +170,14 @@ pub struct DailyRequest {
     responses((status = 201, body = ReportLink), (status = 400, description = "invalid_date"), (status = 401), (status = 403),
         (status = 503, description = "rollup_failed")),
     security(("bearer" = [])))]
-pub async fn create(state: web::Data<AppState>, who: Principal, req: web::Json<DailyRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
+    config: web::Data<Config>,
+    media: web::Data<MediaStore>,
+    who: Principal,
+    req: web::Json<DailyRequest>,
+) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
     let day = match req.date.as_deref() {
         Some(d) => daily_report::parse_date(d)
@@ -175,15 +185,15 @@ pub async fn create(state: web::Data<AppState>, who: Principal, req: web::Json<D
         None => Granularity::Day.bucket_start(Timestamp::now()) - kpi::DAY_MS,
     };
     // Waits for a rollup already running, then takes what it left.
-    utalk_schedules::kpi_rollup::roll_up(&state.db, state.registry.journal())
+    utalk_schedules::kpi_rollup::roll_up(&db, registry.journal())
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rollup_failed", format!("the KPIs could not be rolled up: {e}")))?;
-    let (db, dir) = (state.db.clone(), reports_dir(&state));
+    let (db, dir) = (db.clone(), reports_dir(&config));
     let (path, _) =
         web::block(move || daily_report::make(&db, &dir, day)).await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let file = ReportFile { date: daily_report::date_of(day), file: daily_report::file_name(day), bytes };
-    Ok(HttpResponse::Created().json(link(&state, file)))
+    Ok(HttpResponse::Created().json(link(&config, &media, file)))
 }
 
 /// `expires` and `sig` of a signed link.
@@ -194,9 +204,9 @@ pub struct Signed {
 }
 
 /// Lets the request through with a reader's bearer token or a valid signature for `path`.
-fn allow(state: &AppState, auth: &AuthService, req: &HttpRequest, path: &str, q: &Signed) -> Result<(), ApiError> {
+fn allow(media: &MediaStore, auth: &AuthService, req: &HttpRequest, path: &str, q: &Signed) -> Result<(), ApiError> {
     match (q.expires, q.sig.as_deref()) {
-        (Some(expires), Some(sig)) => Ok(state.media.verify_path(path, expires, sig, Timestamp::now())?),
+        (Some(expires), Some(sig)) => Ok(media.verify_path(path, expires, sig, Timestamp::now())?),
         (None, None) => {
             let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
             authenticate(auth, header)?.require(READERS).map(|_| ())
@@ -216,10 +226,15 @@ fn html(body: String) -> HttpResponse {
 }
 
 /// The list of daily reports as a page, each with a signed link (a reader's bearer token).
-pub async fn index(state: web::Data<AppState>, auth: web::Data<AuthService>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn index(
+    config: web::Data<Config>,
+    media: web::Data<MediaStore>,
+    auth: web::Data<AuthService>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     authenticate(&auth, header)?.require(READERS)?;
-    let dir = reports_dir(&state);
+    let dir = reports_dir(&config);
     let files = web::block(move || daily_report::list(&dir)).await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
     let mut body = String::from(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>utalk reports</title>\
@@ -231,7 +246,7 @@ pub async fn index(state: web::Data<AppState>, auth: web::Data<AuthService>, req
     }
     body.push_str("<ul>");
     for f in files {
-        let l = link(&state, f);
+        let l = link(&config, &media, f);
         let _ =
             write!(body, "<li><a href=\"{}\">{}</a> ({} KB)</li>", l.url.replace('&', "&amp;"), l.file.date, l.file.bytes.div_ceil(1024));
     }
@@ -241,7 +256,8 @@ pub async fn index(state: web::Data<AppState>, auth: web::Data<AuthService>, req
 
 /// One daily report page.
 pub async fn page(
-    state: web::Data<AppState>,
+    config: web::Data<Config>,
+    media: web::Data<MediaStore>,
     auth: web::Data<AuthService>,
     req: HttpRequest,
     file: web::Path<String>,
@@ -253,8 +269,8 @@ pub async fn page(
     if !valid {
         return Err(ApiError::not_found("report"));
     }
-    allow(&state, &auth, &req, &format!("/reports/{name}"), &q)?;
-    let path = reports_dir(&state).join(&name);
+    allow(&media, &auth, &req, &format!("/reports/{name}"), &q)?;
+    let path = reports_dir(&config).join(&name);
     match web::block(move || std::fs::read_to_string(path)).await.map_err(ApiError::internal)? {
         Ok(body) => Ok(html(body)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ApiError::not_found("report")),

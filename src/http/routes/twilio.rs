@@ -6,14 +6,16 @@
 //! TwiML document: a plain-text body would be sent to the customer.
 
 use crate::http::error::ApiError;
-use crate::state::AppState;
+use crate::state::Twilio;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utalk_actors::channels::twilio;
 use utalk_actors::channels::twilio_form::FormError;
+use utalk_actors::channels::whatsapp::Inbound;
 use utalk_actors::channels::whatsapp::InboundMessage;
 use utalk_actors::conversation::MAX_TEXT_CHARS;
+use utalk_actors::Registry;
 use utalk_actors::{ConversationError, MessageChange};
 use utalk_storage::model::MessageStatus;
 use uuid::Uuid;
@@ -33,8 +35,8 @@ fn twiml() -> HttpResponse {
 }
 
 /// Checks the request's signature and returns its parameters.
-fn verified(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
-    let account = state.twilio.clone().ok_or_else(|| {
+fn verified(twilio: &Twilio, req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    let account = twilio.0.clone().ok_or_else(|| {
         ApiError::unavailable(
             "whatsapp_not_configured",
             "Twilio is not configured on this server; set the twilio_* settings and public_url",
@@ -80,12 +82,17 @@ fn verified(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Vec<(Str
     responses((status = 200, description = "stored (or already stored): an empty TwiML document", content_type = "text/xml"),
         (status = 400, description = "missing MessageSid or From"), (status = 403, description = "missing or invalid signature"),
         (status = 415), (status = 503, description = "Twilio is not configured")))]
-pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let params = verified(&state, &req, &body)?;
+pub async fn inbound(
+    twilio: web::Data<Twilio>,
+    inbound: web::Data<Inbound>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let params = verified(&twilio, &req, &body)?;
     let msg = inbound_message(&params)?;
     let sid = msg.sid.clone();
     let token = req.headers().get("i-twilio-idempotency-token").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let appended = state.inbound.store(msg).await?;
+    let appended = inbound.store(msg).await?;
     let m = appended.message();
     tracing::info!(conversation = %m.conversation_id, seq = m.seq, sid = %sid, idempotency_token = %token,
         redelivery = matches!(appended, utalk_actors::Appended::Existing(_)), media = m.media.len(), "whatsapp message received");
@@ -130,8 +137,13 @@ pub fn twilio_status(word: &str) -> Option<MessageStatus> {
         ("conversationId" = Option<Uuid>, Query), ("messageId" = Option<Uuid>, Query)),
     responses((status = 200, description = "recorded or ignored: an empty TwiML document", content_type = "text/xml"),
         (status = 403, description = "missing or invalid signature"), (status = 503)))]
-pub async fn status(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
-    let params = verified(&state, &req, &body)?;
+pub async fn status(
+    registry: web::Data<Registry>,
+    twilio: web::Data<Twilio>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let params = verified(&twilio, &req, &body)?;
     let get = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
     let word = get("MessageStatus").or_else(|| get("SmsStatus")).unwrap_or("");
     let sid = get("MessageSid").or_else(|| get("SmsSid"));
@@ -151,7 +163,7 @@ pub async fn status(state: web::Data<AppState>, req: HttpRequest, body: web::Byt
         change.error_code = get("ErrorCode").map(str::to_owned);
         change.error_message = get("ErrorMessage").map(str::to_owned);
     }
-    match state.registry.call(conv, change).await {
+    match registry.call(conv, change).await {
         Ok(m) => {
             tracing::info!(conversation = %conv, message = %msg, reported = %word, status = m.status.as_str(), "whatsapp status callback");
             Ok(twiml())

@@ -1,9 +1,10 @@
 use super::client_ip;
 use crate::http::auth::AuthService;
 use crate::http::error::ApiError;
-use crate::state::AppState;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utalk_actors::channels::whatsapp::Inbound;
+use utalk_actors::Registry;
 use utalk_storage::model::{Channel, Customer};
 use uuid::Uuid;
 
@@ -40,13 +41,16 @@ pub struct WidgetSession {
     responses((status = 201, body = WidgetSession), (status = 422), (status = 429)))]
 pub async fn create(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    registry: web::Data<Registry>,
+    inbound: web::Data<Inbound>,
     auth: web::Data<AuthService>,
     body: web::Json<NewWidgetSession>,
 ) -> Result<HttpResponse, ApiError> {
     auth.admit_widget_session(&client_ip(&req))?;
     let b = body.into_inner();
-    let conv = super::conversations::open(&state, Channel::Web, Customer { name: b.name, phone: b.phone, email: b.email }, None).await?;
+    let conv =
+        super::conversations::open(&registry, &inbound, Channel::Web, Customer { name: b.name, phone: b.phone, email: b.email }, None)
+            .await?;
     let (token, expires_in) = auth.widget_token(conv.id)?;
     Ok(HttpResponse::Created().json(WidgetSession { token, conversation_id: conv.id, expires_in }))
 }

@@ -1,0 +1,150 @@
+//! What a conversation's writes are made of: the storage batch of new
+//! messages and their outbox entries, system messages, message changes, and
+//! the counters of durable messages.
+
+use super::commands::*;
+use crate::jobs::signal::JobSignal;
+use std::sync::Arc;
+use utalk_storage::model::{
+    kpi, message, outbox, Author, AuthorType, Channel, Conversation, Direction, MediaStatus, Message, MessageStatus, OutboxEntry,
+    OutboxState,
+};
+use utalk_storage::{Batch, Db, StoreError, Timestamp};
+use uuid::Uuid;
+
+/// Counts durable messages by direction and author.
+pub(super) fn count_messages(messages: &[Arc<Message>]) {
+    for m in messages {
+        let direction = match m.direction {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        };
+        let author = match m.author.kind {
+            AuthorType::Customer => "customer",
+            AuthorType::Agent => "agent",
+            AuthorType::Bot => "bot",
+            AuthorType::System => "system",
+        };
+        metrics::counter!("messages_total", "direction" => direction, "author" => author).increment(1);
+    }
+}
+
+/// A channel's name as a metric label.
+pub fn channel_name(c: Channel) -> &'static str {
+    match c {
+        Channel::Web => "web",
+        Channel::Whatsapp => "whatsapp",
+        Channel::Api => "api",
+    }
+}
+
+/// Counts a conversation opened on `channel` (`conversations_total`).
+pub fn count_opened(channel: Channel) {
+    metrics::counter!("conversations_total", "channel" => channel_name(channel)).increment(1);
+}
+
+/// A message from utalk itself (a rating question), outbound at `seq`.
+pub(super) fn system_message(conversation: Uuid, seq: u64, text: &str, now: Timestamp) -> Message {
+    Message {
+        id: Uuid::now_v7(),
+        conversation_id: conversation,
+        seq,
+        direction: Direction::Outbound,
+        author: Author { kind: AuthorType::System, id: None },
+        text: Some(text.to_string()),
+        media_id: None,
+        status: MessageStatus::Sent,
+        provider_id: None,
+        created_at: now,
+        media: Vec::new(),
+        error_code: None,
+        error_message: None,
+        status_updated_at: None,
+    }
+}
+
+/// The writes of `messages` in `conv`, with their outbox entries and the KPIs'
+/// hour index; says whether any outbox entry was written, and the hour indexed.
+pub(super) fn messages_batch(
+    db: &Db,
+    conv: &Conversation,
+    messages: &mut [Message],
+    signal: &JobSignal,
+    indexed_hour: Option<i64>,
+) -> Result<(Batch, bool, Option<i64>), StoreError> {
+    let mut b = Batch::new();
+    let hour = kpi::index_messages(db, &mut b, messages, indexed_hour)?;
+    let mut any = false;
+    for m in messages.iter_mut() {
+        let entry = outbound_entry(conv, m, signal);
+        b.extend(message::append_batch(m)?);
+        if let Some(e) = &entry {
+            outbox::put(&mut b, e)?;
+            any = true;
+        }
+    }
+    Ok((b, any, hour))
+}
+
+/// For an outbound message in a WhatsApp conversation: sets its outbox
+/// status and returns the outbox entry to write in the same batch.
+pub(super) fn outbound_entry(conv: &Conversation, msg: &mut Message, signal: &JobSignal) -> Option<OutboxEntry> {
+    if conv.channel != Channel::Whatsapp || msg.direction != Direction::Outbound {
+        return None;
+    }
+    let Some(phone) = conv.customer.phone.as_deref() else {
+        msg.status = MessageStatus::Failed;
+        msg.error_code = Some("no_recipient".into());
+        msg.error_message = Some("the conversation has no customer phone number to send to".into());
+        msg.status_updated_at = Some(msg.created_at);
+        return None;
+    };
+    let configured = signal.configured();
+    msg.status = if configured { MessageStatus::Queued } else { MessageStatus::NotConfigured };
+    msg.status_updated_at = Some(msg.created_at);
+    Some(OutboxEntry {
+        id: Uuid::now_v7(),
+        conversation_id: conv.id,
+        message_id: msg.id,
+        seq: msg.seq,
+        to: format!("whatsapp:{phone}"),
+        body: msg.text.clone(),
+        media_ids: msg.media_id.into_iter().collect(),
+        state: if configured { OutboxState::Pending } else { OutboxState::NotConfigured },
+        attempts: 0,
+        next_attempt_at: msg.created_at,
+        last_error: None,
+        outcome: None,
+        created_at: msg.created_at,
+    })
+}
+
+/// Applies `change` to `current`: statuses only move forward, the provider
+/// id is set once, a media file leaves `pending` once. Returns the new
+/// version and whether its status and its media changed.
+pub fn apply_change(current: &Message, change: &MessageChange, now: Timestamp) -> (Message, bool, bool) {
+    let mut new = current.clone();
+    let mut status_changed = false;
+    if let Some(s) = change.status {
+        if s.rank() > new.status.rank() {
+            new.status = s;
+            new.status_updated_at = Some(now);
+            status_changed = true;
+            // An error belongs to a failure status only; a later delivery clears it.
+            new.error_code = if s.is_failure() { change.error_code.clone() } else { None };
+            new.error_message = if s.is_failure() { change.error_message.clone() } else { None };
+        }
+    }
+    if new.provider_id.is_none() {
+        new.provider_id = change.provider_id.clone();
+    }
+    let mut media_changed = false;
+    if let Some((id, status, error)) = &change.media {
+        if let Some(a) = new.media.iter_mut().find(|a| a.id == *id && a.status == MediaStatus::Pending && *status != MediaStatus::Pending) {
+            a.status = *status;
+            a.error = error.clone();
+            media_changed = true;
+        }
+    }
+    (new, status_changed, media_changed)
+}

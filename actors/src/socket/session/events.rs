@@ -1,0 +1,517 @@
+//! What a session does with the client's Socket.IO packets: CONNECT (with
+//! connection state recovery), the events it relays to the conversations
+//! (`conversation:join`, `message:send`, `message:read`, `conversation:rate`,
+//! typing and presence), their acks, and the replays a join or a recovery sends.
+
+use super::*;
+use crate::conversation::{AppendRequest, Appended, MarkRead};
+use crate::fanout::broker::{ConversationEvent, Subscriber, STAFF_TOPIC};
+use crate::socket::event_args::{self, Invalid};
+use crate::socket::event_error::EventError;
+use crate::socket::hub::{random_id, Authenticated, Identity, SavedSession};
+use crate::socket::socketio;
+use crate::views;
+use actix::prelude::*;
+use serde_json::{json, Value};
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+use utalk_storage::model::{conversation, message};
+use uuid::Uuid;
+
+impl SessionActor {
+    pub(super) fn on_connect(&mut self, data: Option<Value>, ctx: &mut Context<Self>) {
+        let data = data.unwrap_or(Value::Null);
+        let token = data.get("token").and_then(Value::as_str);
+        let Authenticated { identity, expires_at } = match self.hub.auth.authenticate(token) {
+            Ok(a) => a,
+            Err(code) => {
+                self.emit(socketio::connect_error("/", code), ctx);
+                return;
+            }
+        };
+        let asked = match (data.get("pid").and_then(Value::as_str), data.get("offset").and_then(Value::as_str)) {
+            (Some(pid), Some(offset)) => Some((pid.to_string(), offset.parse::<u64>().ok())),
+            _ => None,
+        };
+        let local = asked.as_ref().and_then(|(pid, offset)| self.hub.take_saved(pid).map(|s| (pid.clone(), *offset, s)));
+        match (local, asked) {
+            // Dropped on another node of the cluster, perhaps: look there before answering.
+            (None, Some((pid, offset))) => {
+                let fetch = self.hub.fetch_saved(pid.clone());
+                ctx.wait(fetch.into_actor(self).map(move |saved, act, ctx| {
+                    let recovery = saved.filter(|s| s.identity == identity).map(|s| (pid, offset, s));
+                    act.connected(identity, expires_at, recovery, ctx);
+                }));
+            }
+            (local, _) => {
+                let recovery = local.filter(|(_, _, s)| s.identity == identity);
+                self.connected(identity, expires_at, recovery, ctx);
+            }
+        }
+    }
+
+    /// Answers a CONNECT for `identity`, recovering `recovery` (private id, offset, saved session) when it fits;
+    /// the session ends at `expires_at` (seconds since the epoch), when the token does.
+    pub(super) fn connected(
+        &mut self,
+        identity: Identity,
+        expires_at: Option<i64>,
+        recovery: Option<(String, Option<u64>, SavedSession)>,
+        ctx: &mut Context<Self>,
+    ) {
+        if self.closed {
+            return;
+        }
+        self.admission.authenticated();
+        if let Some(exp) = expires_at {
+            ctx.run_later(until(exp), |act, ctx| {
+                if !act.closed {
+                    act.close(CloseReason::TokenExpired, ctx);
+                }
+            });
+        }
+        let (subscriber, rx, overflowed) = Subscriber::bounded(self.hub.config.max_queued);
+        ctx.add_stream(Deliveries(rx));
+        let staff_sub =
+            matches!(identity, Identity::Staff { .. }).then(|| self.hub.registry.broker().subscribe(STAFF_TOPIC, subscriber.clone()));
+        let mut conn = Connected {
+            sid: random_id(),
+            pid: random_id(),
+            identity,
+            rooms: HashMap::new(),
+            staff_sub,
+            subscriber,
+            overflowed,
+            next_offset: 1,
+            log: VecDeque::new(),
+            floors: HashMap::new(),
+        };
+        let mut replay: Vec<(Uuid, u64)> = Vec::new();
+        if let Some((pid, Some(offset), saved)) = recovery {
+            if let Some(received) = received_seqs(&saved, offset) {
+                conn.sid = saved.sid;
+                conn.pid = pid;
+                conn.next_offset = saved.next_offset;
+                replay = received.into_iter().collect();
+                self.hub.note_recovered();
+            }
+        }
+        if let Identity::Staff { user_id, .. } = identity {
+            self.hub.presence(user_id, 1, None);
+        }
+        let reply = json!({ "sid": conn.sid, "pid": conn.pid });
+        self.sio = Some(conn);
+        // Missed messages go out before the CONNECT answer, as the reference server does,
+        // within one budget for the whole recovery so that it fits in the queue.
+        let mut budget = ReplayBudget { messages: self.hub.config.max_replay, bytes: self.hub.config.max_replay_bytes };
+        for (conv, received) in replay {
+            self.join_room(conv, received);
+            if let Some(c) = self.sio.as_mut() {
+                c.floors.insert(conv, received);
+            }
+            if let Some(through) = self.replay(conv, received, &mut budget, ctx) {
+                // The client pages the rest with `conversation:join {sinceSeq}`.
+                let truncated = json!({ "conversationId": conv, "sinceSeq": through });
+                self.emit(socketio::event_raw("replay:truncated", &truncated.to_string(), None), ctx);
+            }
+        }
+        self.emit(socketio::connect("/", &reply), ctx);
+        // Clients that came back after a restart onto a new API version learn what changed.
+        if let Some(changes) = self.hub.api_changes() {
+            self.emit(socketio::event_raw("api:changes", changes, None), ctx);
+        }
+    }
+
+    fn join_room(&mut self, conv: Uuid, delivered: u64) {
+        let Some(c) = self.sio.as_mut() else { return };
+        if let Some(room) = c.rooms.get_mut(&conv) {
+            room.delivered = room.delivered.max(delivered);
+            return;
+        }
+        let sub = self.hub.registry.broker().subscribe(conv, c.subscriber.clone());
+        c.rooms.insert(conv, Room { sub, delivered });
+    }
+
+    /// Sends stored messages after `after` as `message:new` events with offsets, within
+    /// `budget`; when the budget cuts it short, the last seq sent (or `after`).
+    fn replay(&mut self, conv: Uuid, after: u64, budget: &mut ReplayBudget, ctx: &mut Context<Self>) -> Option<u64> {
+        if budget.messages == 0 {
+            return Some(after);
+        }
+        let Ok(messages) = message::after(&self.hub.db, conv, after, budget.messages + 1) else { return None };
+        let mut through = after;
+        for m in messages {
+            let seq = m.seq;
+            let json = json!({ "message": views::Message::from(m) }).to_string();
+            if budget.messages == 0 || json.len() > budget.bytes {
+                return Some(through);
+            }
+            budget.messages -= 1;
+            budget.bytes -= json.len();
+            self.deliver_message(conv, seq, &json, ctx);
+            through = seq;
+        }
+        None
+    }
+
+    pub(super) fn deliver_message(&mut self, conv: Uuid, seq: u64, json: &str, ctx: &mut Context<Self>) {
+        let Some(c) = self.sio.as_mut() else { return };
+        let Some(room) = c.rooms.get_mut(&conv) else { return };
+        if seq <= room.delivered {
+            return;
+        }
+        room.delivered = seq;
+        let offset = c.next_offset;
+        c.next_offset += 1;
+        c.log.push_back((offset, conv, seq));
+        if c.log.len() > OFFSET_LOG {
+            if let Some((_, old_conv, old_seq)) = c.log.pop_front() {
+                let f = c.floors.entry(old_conv).or_insert(0);
+                *f = (*f).max(old_seq);
+            }
+        }
+        let packet = socketio::event_raw("message:new", json, Some(&offset.to_string()));
+        self.emit(packet, ctx);
+    }
+
+    pub(super) fn on_event(&mut self, args: Vec<Value>, ack: Option<u64>, ctx: &mut Context<Self>) {
+        let (name, payload) = event_args::name_and_payload(args);
+        let request_id = event_args::request_id(&payload).unwrap_or_else(|| Uuid::new_v4().to_string());
+        // Known names only: a client-chosen name must not become a label (or span name) of its own.
+        let label = match name.as_str() {
+            n @ ("conversation:join" | "conversation:leave" | "message:send" | "message:read" | "conversation:rate" | "typing:start"
+            | "typing:stop" | "presence:set") => n.to_string(),
+            _ => "unknown".to_string(),
+        };
+        let span = tracing::info_span!(
+            "socket_event",
+            request_id = %request_id,
+            event = %name,
+            sid = %self.eio_sid,
+            otel.name = %format_args!("socket {label}"),
+            otel.kind = "server",
+        );
+        let _enter = span.enter();
+        tracing::debug!("socket event");
+        let Some(identity) = self.sio.as_ref().map(|c| c.identity) else { return };
+        let started = std::time::Instant::now();
+        metrics::counter!("socket_events_total", "event" => label.clone()).increment(1);
+        self.dispatch(&name, payload, identity, ack, request_id, ctx);
+        metrics::histogram!("socket_event_duration_seconds", "event" => label).record(started.elapsed().as_secs_f64());
+    }
+
+    fn dispatch(&mut self, name: &str, payload: Value, identity: Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
+        match name {
+            "conversation:join" => {
+                let result = self.join(&payload, &identity);
+                self.answer(ack, &request_id, result, ctx);
+            }
+            "conversation:leave" => {
+                let result = conversation_id(&payload).map(|conv| {
+                    if let Some(c) = self.sio.as_mut() {
+                        if let Some(room) = c.rooms.remove(&conv) {
+                            self.hub.registry.broker().unsubscribe(conv, room.sub);
+                        }
+                    }
+                    json!({})
+                });
+                self.answer(ack, &request_id, result, ctx);
+            }
+            "message:send" => self.send_message(&payload, &identity, ack, request_id, ctx),
+            "message:read" => self.mark_read(&payload, &identity, ack, request_id, ctx),
+            "conversation:rate" => self.rate(&payload, &identity, ack, request_id, ctx),
+            "typing:start" | "typing:stop" => {
+                let result = conversation_id(&payload).and_then(|conv| {
+                    if !identity.may_access(conv) {
+                        return Err(EventError::Forbidden);
+                    }
+                    let event = ConversationEvent::Typing {
+                        conversation_id: conv,
+                        user: identity.actor(),
+                        typing: name == "typing:start",
+                        origin: self.number,
+                    };
+                    self.hub.registry.broker().publish(conv, event);
+                    Ok(json!({}))
+                });
+                self.answer(ack, &request_id, result, ctx);
+            }
+            "presence:set" => {
+                let result = match (identity, payload.get("status").and_then(Value::as_str)) {
+                    (Identity::Staff { user_id, .. }, Some(s @ ("online" | "away"))) => {
+                        let status = if s == "online" { "online" } else { "away" };
+                        self.hub.presence(user_id, 0, Some(status));
+                        Ok(json!({ "status": status }))
+                    }
+                    (Identity::Staff { .. }, _) => Err(EventError::Invalid(Invalid("status must be online or away"))),
+                    _ => Err(EventError::Forbidden),
+                };
+                self.answer(ack, &request_id, result, ctx);
+            }
+            _ => {
+                let result = Err(EventError::UnknownEvent(name.to_string()));
+                self.answer(ack, &request_id, result, ctx);
+            }
+        }
+    }
+
+    fn join(&mut self, payload: &Value, identity: &Identity) -> Result<Value, EventError> {
+        let conv = conversation_id(payload)?;
+        if !identity.may_access(conv) {
+            return Err(EventError::Forbidden);
+        }
+        let since = event_args::since_seq(payload)?;
+        let db = &self.hub.db.clone();
+        let joined = self.sio.as_ref().is_some_and(|c| c.rooms.contains_key(&conv));
+        if joined && since.is_none() {
+            // Already in the room, so already receiving it: reading and sending the
+            // history again would only cost (a client repeating joins could make the
+            // server read and queue it over and over). `sinceSeq` asks for a replay.
+            let last_seq = message::last_seq(db, conv).map_err(EventError::internal)?;
+            return Ok(json!({ "lastSeq": last_seq, "messages": [], "hasMore": false, "alreadyJoined": true }));
+        }
+        let since = since.unwrap_or(0);
+        conversation::get(db, conv).map_err(EventError::internal)?.ok_or(EventError::NotFound)?;
+        // Subscribe first, then read: anything committed after the read arrives
+        // through the subscription, and anything in both is delivered once.
+        self.join_room(conv, since);
+        let limit = self.hub.config.max_replay;
+        let mut messages: Vec<views::Message> =
+            message::after(db, conv, since, limit + 1).map_err(EventError::internal)?.into_iter().map(Into::into).collect();
+        let mut has_more = messages.len() > limit;
+        messages.truncate(limit);
+        has_more |= keep_within_bytes(&mut messages, self.hub.config.max_replay_bytes);
+        let last_seq = message::last_seq(db, conv).map_err(EventError::internal)?;
+        if let Some(c) = self.sio.as_mut() {
+            // What the ack carries counts as received, like what the client already had.
+            let received = messages.last().map_or(since, |m| m.seq.max(since));
+            if let Some(room) = c.rooms.get_mut(&conv) {
+                room.delivered = room.delivered.max(received);
+            }
+            let f = c.floors.entry(conv).or_insert(0);
+            *f = (*f).max(received);
+        }
+        Ok(json!({ "lastSeq": last_seq, "messages": messages, "hasMore": has_more, "alreadyJoined": joined }))
+    }
+
+    fn send_message(&mut self, payload: &Value, identity: &Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
+        let parsed = event_args::send_fields(payload).map_err(EventError::from).and_then(|f| {
+            let req = AppendRequest::from_client(identity, f.conversation_id, f.message_id, f.text, f.media_id)?;
+            Ok((f.conversation_id, req))
+        });
+        let (conv, req) = match parsed {
+            Ok(x) => x,
+            Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
+        };
+        let fut = self.hub.registry.call(conv, req);
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            let result = res.map(|a| match a {
+                Appended::Created(m) => json!({ "message": views::Message::from((*m).clone()), "created": true }),
+                Appended::Existing(m) => json!({ "message": views::Message::from((*m).clone()), "created": false }),
+            });
+            act.answer(ack, &request_id, result.map_err(EventError::from), ctx);
+        }));
+    }
+
+    fn mark_read(&mut self, payload: &Value, identity: &Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
+        let parsed = conversation_id(payload).and_then(|conv| {
+            if !identity.may_access(conv) {
+                return Err(EventError::Forbidden);
+            }
+            let seq = event_args::read_seq(payload)?;
+            Ok((conv, seq))
+        });
+        let (conv, seq) = match parsed {
+            Ok(x) => x,
+            Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
+        };
+        let reader = identity.actor();
+        let fut = self.hub.registry.call(conv, MarkRead { reader, seq });
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            act.answer(ack, &request_id, res.map(|seq| json!({ "seq": seq })).map_err(EventError::from), ctx);
+        }));
+    }
+
+    /// A rating from the widget (or staff): `{conversationId, csat?, nps?}`.
+    fn rate(&mut self, payload: &Value, identity: &Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
+        use utalk_storage::model::{RatingKind, RatingSource};
+        let parsed = conversation_id(payload).and_then(|conv| {
+            if !identity.may_access(conv) || matches!(identity, Identity::Staff { role: utalk_storage::model::Role::Readonly, .. }) {
+                return Err(EventError::Forbidden);
+            }
+            let source = if matches!(identity, Identity::Widget { .. }) { RatingSource::Widget } else { RatingSource::Api };
+            let mut ratings = Vec::new();
+            for (kind, field) in [(RatingKind::Csat, "csat"), (RatingKind::Nps, "nps")] {
+                match payload.get(field) {
+                    None | Some(Value::Null) => {}
+                    Some(v) => match v.as_u64().and_then(|n| u8::try_from(n).ok()).filter(|n| kind.range().contains(n)) {
+                        Some(n) => ratings.push((kind, n, source)),
+                        None => return Err(EventError::InvalidRating("csat must be 1 to 5 and nps 0 to 10")),
+                    },
+                }
+            }
+            if ratings.is_empty() {
+                return Err(EventError::InvalidRating("send csat, nps or both"));
+            }
+            Ok((conv, ratings))
+        });
+        let (conv, ratings) = match parsed {
+            Ok(x) => x,
+            Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
+        };
+        let change = crate::conversation::ConversationChange { ratings, ..Default::default() };
+        let fut = self.hub.registry.call(conv, change);
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            let res = res.map(|c| json!({ "csat": c.csat, "nps": c.nps })).map_err(EventError::from);
+            act.answer(ack, &request_id, res, ctx);
+        }));
+    }
+
+    /// Answers an event: an ack when the client asked for one, else an `error` event on failure.
+    fn answer(&mut self, ack: Option<u64>, request_id: &str, result: Result<Value, EventError>, ctx: &mut Context<Self>) {
+        let body = match result {
+            Ok(mut v) => {
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("ok".into(), Value::Bool(true));
+                    o.insert("requestId".into(), Value::String(request_id.into()));
+                }
+                v
+            }
+            Err(e) => {
+                let (code, message) = (e.code(), e.to_string());
+                tracing::info!(request_id, code, "socket event refused");
+                metrics::counter!("socket_errors_total", "code" => code).increment(1);
+                json!({ "ok": false, "error": { "code": code, "message": message }, "requestId": request_id })
+            }
+        };
+        match ack {
+            Some(id) => self.emit(socketio::ack("/", id, &body), ctx),
+            None if body["ok"] == Value::Bool(false) => self.emit(socketio::event_raw("error", &body.to_string(), None), ctx),
+            None => {}
+        }
+    }
+
+    pub(super) fn heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
+        // Still waiting for the last pong (possible when the timeout is configured
+        // longer than the interval): that is a timeout too.
+        if self.ping_outstanding.is_some() {
+            return self.close(CloseReason::PingTimeout, ctx);
+        }
+        let sent = Instant::now();
+        self.ping_outstanding = Some(sent);
+        self.emit("2".into(), ctx);
+        ctx.run_later(self.hub.config.ping_timeout, move |act, ctx| {
+            if act.ping_outstanding == Some(sent) {
+                act.close(CloseReason::PingTimeout, ctx);
+            }
+        });
+    }
+
+    /// Runs a handler behind a panic guard: a panic closes this session only.
+    pub(super) fn guarded(&mut self, ctx: &mut Context<Self>, f: impl FnOnce(&mut Self, &mut Context<Self>)) {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| f(self, ctx))).is_err() {
+            tracing::error!(sid = %self.eio_sid, "socket session panicked; closing it");
+            self.close(CloseReason::Internal, ctx);
+        }
+    }
+}
+
+/// For each conversation of a saved session, the last seq the client received,
+/// given the last offset it saw; `None` when that offset is no longer known.
+fn received_seqs(saved: &SavedSession, offset: u64) -> Option<HashMap<Uuid, u64>> {
+    let oldest = saved.log.front().map(|e| e.0);
+    if let Some(oldest) = oldest {
+        if offset + 1 < oldest {
+            return None;
+        }
+    }
+    if offset >= saved.next_offset {
+        return None;
+    }
+    let mut received = saved.floors.clone();
+    for (o, conv, seq) in &saved.log {
+        let r = received.entry(*conv).or_insert(0);
+        if *o <= offset {
+            *r = (*r).max(*seq);
+        }
+    }
+    Some(received)
+}
+
+/// What one recovery may still replay.
+struct ReplayBudget {
+    messages: usize,
+    bytes: usize,
+}
+
+/// Drops the messages after those whose JSON fits in `budget` bytes (keeping at
+/// least one, so paging always moves on); whether any were dropped.
+fn keep_within_bytes(messages: &mut Vec<views::Message>, budget: usize) -> bool {
+    let mut used = 0;
+    let keep = messages
+        .iter()
+        .position(|m| {
+            used += serde_json::to_string(m).map_or(0, |j| j.len() + 1);
+            used > budget
+        })
+        .map_or(messages.len(), |i| i.max(1));
+    let cut = keep < messages.len();
+    messages.truncate(keep);
+    cut
+}
+
+/// How long from now until `exp` (seconds since the epoch); zero when past.
+fn until(exp: i64) -> Duration {
+    let now = utalk_storage::Timestamp::now().millis();
+    let ms = exp.saturating_mul(1000).saturating_sub(now).max(0) as u64;
+    // Past a year the timer would outlive any sane token lifetime (and tokio's timer range).
+    Duration::from_millis(ms).min(Duration::from_secs(366 * 86_400))
+}
+
+/// `conversationId` of an event's payload.
+fn conversation_id(payload: &Value) -> Result<Uuid, EventError> {
+    Ok(event_args::conversation_id(payload)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utalk_storage::model::Role;
+
+    fn saved(floors: &[(Uuid, u64)], log: &[(u64, Uuid, u64)], next_offset: u64) -> SavedSession {
+        SavedSession {
+            sid: "s".into(),
+            identity: Identity::Staff { user_id: Uuid::nil(), role: Role::Agent },
+            floors: floors.iter().copied().collect(),
+            log: log.iter().copied().collect(),
+            next_offset,
+            saved_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn the_client_offset_tells_what_each_conversation_received() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let s = saved(&[(a, 3), (b, 0)], &[(10, a, 4), (11, b, 1), (12, a, 5), (13, b, 2)], 14);
+        // The client saw offset 11: a up to 4, b up to 1; 12 and 13 were lost in flight.
+        let r = received_seqs(&s, 11).unwrap();
+        assert_eq!((r[&a], r[&b]), (4, 1));
+        let r = received_seqs(&s, 13).unwrap();
+        assert_eq!((r[&a], r[&b]), (5, 2));
+        // Just before the log: only the floors are known received.
+        let r = received_seqs(&s, 9).unwrap();
+        assert_eq!((r[&a], r[&b]), (3, 0));
+    }
+
+    #[test]
+    fn unknown_offsets_refuse_recovery() {
+        let a = Uuid::from_u128(1);
+        let s = saved(&[], &[(10, a, 4), (11, a, 5)], 12);
+        assert!(received_seqs(&s, 5).is_none(), "older than the log");
+        assert!(received_seqs(&s, 12).is_none(), "never handed out");
+    }
+}
