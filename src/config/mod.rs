@@ -14,10 +14,8 @@ mod tests;
 mod validate;
 
 pub use channels::*;
-pub use load::ConfigError;
 pub use operations::*;
 pub use server::*;
-pub use validate::endpoint_problem;
 
 pub use crate::ops::secrets::Secret;
 

@@ -1,5 +1,6 @@
 //! Loading and checking the configuration.
 
+use super::validate::endpoint_problem;
 use super::*;
 use std::path::Path;
 use utalk_actors::Durability;

@@ -10,5 +10,5 @@ pub mod media_fetch;
 pub mod media_store;
 pub mod twilio;
 pub mod twilio_form;
-pub mod twilio_signature;
+pub(crate) mod twilio_signature;
 pub mod whatsapp;

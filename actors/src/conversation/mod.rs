@@ -7,13 +7,13 @@
 //! conversation.
 
 mod actor;
-pub mod batches;
-pub mod commands;
-pub mod error;
-pub mod forward;
-pub mod identity;
+pub(crate) mod batches;
+pub(crate) mod commands;
+pub(crate) mod error;
+pub(crate) mod forward;
+pub(crate) mod identity;
 pub mod lifecycle;
-pub mod registry;
+pub(crate) mod registry;
 
 pub use actor::*;
 pub use batches::{apply_change, channel_name, count_opened};

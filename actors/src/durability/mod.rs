@@ -21,9 +21,9 @@
 
 mod entity;
 mod follower;
-pub mod journal;
-pub mod record;
-pub mod store_writer;
+pub(crate) mod journal;
+pub(crate) mod record;
+pub(crate) mod store_writer;
 
 pub use entity::EntityLog;
 pub use journal::{append_first, applied_position, unique_subject, Journal, JournalError, StoreHealth, APPLIED_KEY, INVENTORY_SUBJECT};

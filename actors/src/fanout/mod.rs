@@ -4,4 +4,4 @@
 
 pub mod broker;
 pub mod shared_broker;
-pub mod staff_presence;
+pub(crate) mod staff_presence;

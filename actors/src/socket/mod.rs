@@ -4,10 +4,10 @@
 //! payloads ([`event_args`]) and refusals ([`event_error`]).
 
 pub mod admission;
-pub mod engineio;
+pub(crate) mod engineio;
 pub(crate) mod event_args;
 pub(crate) mod event_error;
-pub mod hub;
+pub(crate) mod hub;
 pub mod session;
-pub mod socketio;
+pub(crate) mod socketio;
 pub mod ws_conn;

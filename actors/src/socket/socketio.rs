@@ -146,11 +146,6 @@ pub fn event_raw(event: &str, json: &str, offset: Option<&str>) -> String {
     out
 }
 
-/// `41`: a server-side disconnect of the namespace.
-pub fn disconnect(nsp: &str) -> String {
-    prefix(1, nsp, None)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +186,5 @@ mod tests {
         assert_eq!(ack("/", 7, &json!({"ok": true})), r#"437[{"ok":true}]"#);
         assert_eq!(event_raw("message:new", r#"{"a":1}"#, Some("12")), r#"42["message:new",{"a":1},"12"]"#);
         assert_eq!(event_raw("typing", "{}", None), r#"42["typing",{}]"#);
-        assert_eq!(disconnect("/"), "41");
     }
 }
