@@ -119,6 +119,9 @@ pub enum InventoryError {
     /// The store's actor stopped.
     #[error("the store is restarting; retry")]
     Unavailable,
+    /// Other nodes kept changing stock first; nothing changed, retry with the same `transactionId`.
+    #[error("other nodes kept changing the stock first; nothing changed, retry with the same transactionId")]
+    Contended,
     /// The cluster's log could not take the change; nothing changed, retry with the same `transactionId`.
     #[error("the cluster could not take the change: {0}")]
     Cluster(String),
@@ -215,6 +218,8 @@ fn journal_error(e: crate::durability::JournalError) -> InventoryError {
 
 /// How many times a change overtaken by another node is decided again before giving up.
 const FENCE_ATTEMPTS: usize = 20;
+/// Longest random wait between two of those attempts, ms.
+const FENCE_BACKOFF_MS: u64 = 50;
 
 impl Shared {
     /// Runs `change` (reads, then a fenced write) until no other node overtook it.
@@ -223,13 +228,18 @@ impl Shared {
         F: FnMut(u64) -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>, InventoryError>>,
     {
-        for _ in 0..FENCE_ATTEMPTS {
+        for attempt in 0..FENCE_ATTEMPTS {
             let at = self.journal.sync_subject(INVENTORY_SUBJECT).await.map_err(journal_error)?;
             if let Some(done) = change(at).await? {
                 return Ok(done);
             }
+            // Overtaken: nodes that retried at once would overtake each other
+            // again, so each waits a random while, longer as it keeps losing.
+            let cap = FENCE_BACKOFF_MS.min(1 << attempt.min(6));
+            let wait = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=cap);
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
         }
-        Err(InventoryError::Unavailable)
+        Err(InventoryError::Contended)
     }
 
     /// Writes `batch` fenced at `at`; `false` when another node wrote first.

@@ -246,7 +246,7 @@ impl From<utalk_actors::inventory::InventoryError> for ApiError {
             E::ProductExists { .. } => ApiError::conflict("product_exists", e.to_string()),
             E::UnknownAlert(_) => ApiError::not_found("alert"),
             E::Storage(m) => ApiError::internal(m),
-            E::Unavailable => ApiError::unavailable("store_unavailable", e.to_string()),
+            E::Unavailable | E::Contended => ApiError::unavailable("store_unavailable", e.to_string()),
             E::Cluster(_) => ApiError::unavailable("cluster_unavailable", e.to_string()),
         }
     }
