@@ -1,5 +1,6 @@
 //! Socket event arguments read into typed fields: the event name and
-//! payload, the request id, conversation ids and sequence numbers. It depends
+//! payload, the request id, conversation ids and sequence numbers, CONNECT's
+//! auth, `message:send`, `presence:set` and `conversation:rate`. It depends
 //! on serde_json and uuid alone, so that it can be fuzzed on its own
 //! (`tests/fuzz`); `session` answers the errors as refused events.
 
@@ -96,6 +97,60 @@ pub(crate) fn send_fields(payload: &Value) -> Result<SendFields, Invalid> {
     Ok(SendFields { conversation_id, message_id, text, media_id })
 }
 
+/// What CONNECT's auth object carries: the token, and the session to
+/// recover (Socket.IO's `pid` and the last `offset` the client saw, when it
+/// is a number).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct ConnectAuth {
+    /// The access or widget token.
+    pub token: Option<String>,
+    /// `pid` and `offset` of the session to recover.
+    pub recover: Option<(String, Option<u64>)>,
+}
+
+/// Reads CONNECT's `{token?, pid?, offset?}`; anything else is ignored.
+pub(crate) fn connect_auth(data: &Value) -> ConnectAuth {
+    let text = |k: &str| data.get(k).and_then(Value::as_str);
+    let recover = match (text("pid"), text("offset")) {
+        (Some(pid), Some(offset)) => Some((pid.to_string(), offset.parse::<u64>().ok())),
+        _ => None,
+    };
+    ConnectAuth { token: text("token").map(str::to_owned), recover }
+}
+
+/// `status` of `presence:set`: `online` or `away`.
+pub(crate) fn presence_status(payload: &Value) -> Result<&'static str, Invalid> {
+    match payload.get("status").and_then(Value::as_str) {
+        Some("online") => Ok("online"),
+        Some("away") => Ok("away"),
+        _ => Err(Invalid("status must be online or away")),
+    }
+}
+
+/// One rating field of `conversation:rate`: absent (or null), a small
+/// non-negative integer, or something else (refused by the caller with the
+/// field's range).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Score {
+    /// Not sent.
+    Absent,
+    /// A number 0–255.
+    Given(u8),
+    /// Not a number 0–255.
+    Malformed,
+}
+
+/// The `csat` and `nps` fields of `conversation:rate`.
+pub(crate) fn scores(payload: &Value) -> [(&'static str, Score); 2] {
+    ["csat", "nps"].map(|field| {
+        let score = match payload.get(field) {
+            None | Some(Value::Null) => Score::Absent,
+            Some(v) => v.as_u64().and_then(|n| u8::try_from(n).ok()).map_or(Score::Malformed, Score::Given),
+        };
+        (field, score)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +178,18 @@ mod tests {
         assert_eq!(request_id(&json!({"requestId": "a-1.b:c_d"})).as_deref(), Some("a-1.b:c_d"));
         assert_eq!(request_id(&json!({"requestId": "x".repeat(129)})), None);
         assert_eq!(request_id(&json!({"requestId": "a b"})), None);
+    }
+
+    #[test]
+    fn connect_presence_and_ratings_are_read_typed() {
+        assert_eq!(connect_auth(&Value::Null), ConnectAuth::default());
+        let a = connect_auth(&json!({"token": "t", "pid": "p", "offset": "12"}));
+        assert_eq!((a.token.as_deref(), a.recover), (Some("t"), Some(("p".to_string(), Some(12)))));
+        assert_eq!(connect_auth(&json!({"pid": "p"})).recover, None);
+        assert_eq!(connect_auth(&json!({"token": 5})).token, None);
+        assert_eq!(presence_status(&json!({"status": "away"})), Ok("away"));
+        assert!(presence_status(&json!({"status": "busy"})).is_err());
+        assert_eq!(scores(&json!({"csat": 5})), [("csat", Score::Given(5)), ("nps", Score::Absent)]);
+        assert_eq!(scores(&json!({"csat": 256, "nps": "9"})), [("csat", Score::Malformed), ("nps", Score::Malformed)]);
     }
 }

@@ -92,6 +92,10 @@ pub fn event_args(data: &[u8]) {
     if let Ok(f) = event_args::send_fields(&payload) {
         assert_eq!(Ok(f.conversation_id), conv);
     }
+    let _ = event_args::presence_status(&payload);
+    let _ = event_args::scores(&payload);
+    let auth = event_args::connect_auth(&payload);
+    assert!(auth.recover.is_none() || payload.get("pid").is_some());
 }
 
 const TOKEN: &str = "fuzz-auth-token";

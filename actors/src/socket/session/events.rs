@@ -6,7 +6,7 @@
 use super::*;
 use crate::conversation::{AppendRequest, Appended, MarkRead};
 use crate::fanout::broker::{ConversationEvent, Subscriber, STAFF_TOPIC};
-use crate::socket::event_args::{self, Invalid};
+use crate::socket::event_args::{self, Score};
 use crate::socket::event_error::EventError;
 use crate::socket::hub::{random_id, Authenticated, Identity, SavedSession};
 use crate::socket::socketio;
@@ -21,19 +21,15 @@ use uuid::Uuid;
 
 impl SessionActor {
     pub(super) fn on_connect(&mut self, data: Option<Value>, ctx: &mut Context<Self>) {
-        let data = data.unwrap_or(Value::Null);
-        let token = data.get("token").and_then(Value::as_str);
-        let Authenticated { identity, expires_at } = match self.hub.auth.authenticate(token) {
+        let auth = event_args::connect_auth(&data.unwrap_or(Value::Null));
+        let Authenticated { identity, expires_at } = match self.hub.auth.authenticate(auth.token.as_deref()) {
             Ok(a) => a,
             Err(code) => {
                 self.emit(socketio::connect_error("/", code), ctx);
                 return;
             }
         };
-        let asked = match (data.get("pid").and_then(Value::as_str), data.get("offset").and_then(Value::as_str)) {
-            (Some(pid), Some(offset)) => Some((pid.to_string(), offset.parse::<u64>().ok())),
-            _ => None,
-        };
+        let asked = auth.recover;
         let local = asked.as_ref().and_then(|(pid, offset)| self.hub.take_saved(pid).map(|s| (pid.clone(), *offset, s)));
         match (local, asked) {
             // Dropped on another node of the cluster, perhaps: look there before answering.
@@ -238,13 +234,12 @@ impl SessionActor {
                 self.answer(ack, &request_id, result, ctx);
             }
             "presence:set" => {
-                let result = match (identity, payload.get("status").and_then(Value::as_str)) {
-                    (Identity::Staff { user_id, .. }, Some(s @ ("online" | "away"))) => {
-                        let status = if s == "online" { "online" } else { "away" };
+                let result = match (identity, event_args::presence_status(&payload)) {
+                    (Identity::Staff { user_id, .. }, Ok(status)) => {
                         self.hub.presence(user_id, 0, Some(status));
                         Ok(json!({ "status": status }))
                     }
-                    (Identity::Staff { .. }, _) => Err(EventError::Invalid(Invalid("status must be online or away"))),
+                    (Identity::Staff { .. }, Err(invalid)) => Err(EventError::Invalid(invalid)),
                     _ => Err(EventError::Forbidden),
                 };
                 self.answer(ack, &request_id, result, ctx);
@@ -342,13 +337,12 @@ impl SessionActor {
             }
             let source = if matches!(identity, Identity::Widget { .. }) { RatingSource::Widget } else { RatingSource::Api };
             let mut ratings = Vec::new();
-            for (kind, field) in [(RatingKind::Csat, "csat"), (RatingKind::Nps, "nps")] {
-                match payload.get(field) {
-                    None | Some(Value::Null) => {}
-                    Some(v) => match v.as_u64().and_then(|n| u8::try_from(n).ok()).filter(|n| kind.range().contains(n)) {
-                        Some(n) => ratings.push((kind, n, source)),
-                        None => return Err(EventError::InvalidRating("csat must be 1 to 5 and nps 0 to 10")),
-                    },
+            for (field, score) in event_args::scores(payload) {
+                let kind = if field == "csat" { RatingKind::Csat } else { RatingKind::Nps };
+                match score {
+                    Score::Absent => {}
+                    Score::Given(n) if kind.range().contains(&n) => ratings.push((kind, n, source)),
+                    _ => return Err(EventError::InvalidRating("csat must be 1 to 5 and nps 0 to 10")),
                 }
             }
             if ratings.is_empty() {
