@@ -105,9 +105,6 @@ pub fn migrate_db(config: &Config, progress: &mut dyn FnMut(&str)) -> anyhow::Re
     Ok(migrations::migrate(&config.data_dir, &db_options(config), &backups, &migrations::registry(), progress)?)
 }
 
-/// Key of the generated media URL secret in the meta map.
-const META_MEDIA_SECRET: &[u8] = b"media_url_secret";
-
 /// Starts the media store, the media fetcher and the delivery actor.
 async fn start_whatsapp(
     config: &Config,
@@ -124,16 +121,7 @@ async fn start_whatsapp(
             let derived = sha2::Sha256::digest(format!("utalk media url secret\0{}", jwt.expose()).as_bytes());
             crate::config::Secret::new(hex::encode(derived))
         }
-        _ => {
-            crate::ops::secrets::stored_or_generated(
-                db,
-                registry.journal(),
-                META_MEDIA_SECRET,
-                "a media URL signing secret",
-                "UTALK_MEDIA__URL_SECRET",
-            )
-            .await?
-        }
+        _ => crate::services::secrets::media_url_secret(db, registry.journal()).await?,
     };
     let limits = MediaLimits {
         max_bytes: config.media.max_bytes,
@@ -374,12 +362,10 @@ impl Application {
         let sockets = SocketHub::new(socket_config, auth.clone(), registry.clone(), db.clone());
         // Automatic assignment on any node chooses among the staff online on every node.
         sockets.share_presence(cluster.clone());
-        if let Some((record, announce)) = crate::http::api_version::check(&db)? {
-            journal.commit_node(record).await.context("cannot record the API version")?;
-            if let Some(payload) = announce {
-                tracing::info!(version = crate::http::api_version::API_VERSION, "new API version: connecting sockets get api:changes");
-                sockets.announce_api_changes(payload);
-            }
+        let announce = crate::services::api_version::record(&db, &journal).await.context("cannot record the API version")?;
+        if let Some(payload) = announce {
+            tracing::info!(version = crate::services::api_version::API_VERSION, "new API version: connecting sockets get api:changes");
+            sockets.announce_api_changes(payload);
         }
         let bot = start_bot(&config, &db, &registry, &sockets)?;
         let inventory = start_inventory(&config, &db, &registry)?;

@@ -233,7 +233,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let db = open_db(&config).with_context(|| "stop the server first: rotation writes to the data directory")?;
             let grace = std::time::Duration::from_secs(grace_secs.unwrap_or(config.auth.access_ttl_secs));
-            let until = crate::ops::secrets::rotate_jwt(&db, grace)?;
+            let until = actix_web::rt::System::new().block_on(async {
+                let writer = StoreWriter::start(db.clone(), Durability::Sync)?;
+                let journal = utalk_actors::Journal::standalone(&db, writer.clone(), "cli");
+                let until = crate::services::secrets::rotate_jwt(&db, &journal, grace).await;
+                writer.shutdown();
+                anyhow::Ok(until?)
+            })?;
             println!(
                 "rotated the token signing secret; tokens signed with the old one verify until {} — start the server to use the new one",
                 until.to_rfc3339()
@@ -311,7 +317,7 @@ fn report_command(config: &Config, cmd: ReportCommand) -> anyhow::Result<()> {
     use utalk_storage::Timestamp;
     match cmd {
         ReportCommand::Kpis { from, to, granularity, channel, agent, format } => {
-            let range = crate::ops::report::KpiRange::parse(
+            let range = crate::services::reports::KpiRange::parse(
                 from.as_deref(),
                 to.as_deref(),
                 Some(&granularity),
@@ -445,15 +451,17 @@ fn user_add_input(role: &str, password_stdin: bool) -> anyhow::Result<(Role, Str
 /// every node applies; the address is claimed there, so it stays unique.
 /// The local data directory is not opened (a node may be running on it).
 async fn add_user_to_cluster(config: &Config, email: &str, role: Role, password: &str) -> anyhow::Result<()> {
-    let (u, batch) = crate::http::auth::new_user(email, role, password, "cli").await?;
+    use crate::services::accounts::{CreateUserError, NewUser};
+    let new = NewUser::check(email, role, password, "cli").await?;
     let cluster = cluster_tool(config).await?;
-    match utalk_actors::durability::append_first(&cluster, crate::http::auth::EMAIL_KEY, &u.email, batch).await {
-        Ok(Some(position)) => {
+    match new.add_to_log(&cluster).await {
+        Ok((u, Some(position))) => {
             println!("created user {} ({}) with id {} in the cluster (log position {position})", u.email, u.role.as_str(), u.id);
             Ok(())
         }
-        Ok(None) => bail!("a user with email {} already exists in the cluster", u.email),
-        Err(e) => Err(e).context("the cluster did not take the user; run the command again"),
+        Ok((u, None)) => bail!("a user with email {} already exists in the cluster", u.email),
+        Err(e @ CreateUserError::Write(_)) => Err(e).context("the cluster did not take the user; run the command again"),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -510,7 +518,7 @@ async fn user_command(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
             let (role, password) = user_add_input(&role, password_stdin)?;
             let writer = StoreWriter::start(db.clone(), Durability::Sync)?;
             let journal = utalk_actors::Journal::standalone(&db, writer.clone(), "cli");
-            let result = crate::http::auth::create_user(&db, &journal, &email, role, &password, "cli").await;
+            let result = crate::services::accounts::create_user(&db, &journal, &email, role, &password, "cli").await;
             writer.shutdown();
             let u = result?;
             println!("created user {} ({}) with id {}", u.email, u.role.as_str(), u.id);
@@ -518,7 +526,7 @@ async fn user_command(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
         UserCommand::List => {
             let mut after = None;
             loop {
-                let page = utalk_storage::model::user::list(&db, after, 200)?;
+                let page = crate::services::accounts::users(&db, after, 200)?;
                 for u in &page {
                     println!("{}\t{}\t{}\t{}", u.id, u.email, u.role.as_str(), u.created_at.to_rfc3339());
                 }

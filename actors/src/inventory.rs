@@ -127,6 +127,26 @@ pub enum InventoryError {
     Cluster(String),
 }
 
+impl InventoryError {
+    /// The error's machine-readable code, as the API answers it and the
+    /// inventory report counts refusals.
+    pub fn code(&self) -> &'static str {
+        match self {
+            InventoryError::UnknownStore(_) => "store_not_found",
+            InventoryError::UnknownSku { .. } => "product_not_found",
+            InventoryError::InvalidQuantity(_) => "invalid_quantity",
+            InventoryError::InvalidTransfer(_) => "invalid_transfer",
+            InventoryError::InsufficientStock { .. } => "insufficient_stock",
+            InventoryError::IdReused(_) => "transaction_id_reused",
+            InventoryError::ProductExists { .. } => "product_exists",
+            InventoryError::UnknownAlert(_) => "not_found",
+            InventoryError::Storage(_) => "internal",
+            InventoryError::Unavailable | InventoryError::Contended => "store_unavailable",
+            InventoryError::Cluster(_) => "cluster_unavailable",
+        }
+    }
+}
+
 impl From<StoreError> for InventoryError {
     fn from(e: StoreError) -> Self {
         InventoryError::Storage(e.to_string())

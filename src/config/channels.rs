@@ -1,6 +1,6 @@
 //! The sections of what talks to customers: the bot, media files, WhatsApp delivery.
 
-use crate::ops::secrets::Secret;
+use crate::config::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

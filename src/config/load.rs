@@ -120,7 +120,7 @@ impl Config {
         let config: Config = toml::Value::Table(root)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid { origin: origin.clone(), message: e.message().to_string() })?;
-        config.validate().map_err(|message| ConfigError::Invalid { origin, message })?;
+        config.validate().map_err(|e| ConfigError::Invalid { origin, message: e.0 })?;
         Ok(config)
     }
 

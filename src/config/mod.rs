@@ -8,6 +8,7 @@ use std::path::PathBuf;
 mod channels;
 mod load;
 mod operations;
+pub(crate) mod secret;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -17,7 +18,7 @@ pub use channels::*;
 pub use operations::*;
 pub use server::*;
 
-pub use crate::ops::secrets::Secret;
+pub use secret::Secret;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -1,6 +1,6 @@
 //! The operations sections: log file, API versions, alerts, backups, jobs, retention.
 
-use crate::ops::secrets::Secret;
+use crate::config::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 

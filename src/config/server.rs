@@ -1,6 +1,6 @@
 //! The server's own sections: sockets, store, cluster, conversations, HTTP, auth.
 
-use crate::ops::secrets::Secret;
+use crate::config::secret::Secret;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use utalk_actors::Durability;

@@ -2,9 +2,19 @@
 
 use super::Config;
 
+/// A setting that parses but makes no sense: which, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSetting(pub String);
+
 impl Config {
     /// Checks values that parse but make no sense.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.check().map_err(InvalidSetting)
+    }
+
+    // The checks speak in messages; `validate` types them at the edge.
+    fn check(&self) -> Result<(), String> {
         self.listen
             .parse::<std::net::SocketAddr>()
             .map_err(|_| format!("listen: `{}` is not an address like 127.0.0.1:8080", self.listen))?;
@@ -12,7 +22,7 @@ impl Config {
             if s.expose().len() < 32 {
                 return Err("jwt_secret: must be at least 32 characters".into());
             }
-            if let (true, Some(why)) = (self.environment == "production", crate::ops::secrets::weakness(s.expose())) {
+            if let (true, Some(why)) = (self.environment == "production", crate::config::secret::weakness(s.expose())) {
                 return Err(format!(
                     "jwt_secret: {why}; in production the signing secret must be random (unset it to have one generated, or use `openssl rand -base64 48`)"
                 ));

@@ -165,10 +165,17 @@ impl From<utalk_actors::durability::JournalError> for ApiError {
 
 impl From<crate::services::ServiceError> for ApiError {
     fn from(e: crate::services::ServiceError) -> Self {
+        use crate::services::ServiceError as E;
         match e {
-            crate::services::ServiceError::Codec(e) => e.into(),
-            crate::services::ServiceError::Store(e) => e.into(),
-            crate::services::ServiceError::Journal(e) => e.into(),
+            E::Codec(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Journal(e) => e.into(),
+            E::Conversation(e) => e.into(),
+            E::Inbound(e) => e.into(),
+            E::NotFound(what) => ApiError::not_found(what),
+            E::Forbidden(m) => ApiError::forbidden(m),
+            E::Invalid { code, message } => ApiError::invalid(code, message),
+            E::Internal(m) => ApiError::internal(m),
         }
     }
 }
@@ -233,21 +240,36 @@ impl From<utalk_actors::channels::media_store::UrlError> for ApiError {
 impl From<utalk_actors::inventory::InventoryError> for ApiError {
     fn from(e: utalk_actors::inventory::InventoryError) -> Self {
         use utalk_actors::inventory::InventoryError as E;
+        let code = e.code();
         match &e {
-            E::UnknownStore(_) => ApiError::new(StatusCode::NOT_FOUND, "store_not_found", e.to_string()),
-            E::UnknownSku { .. } => ApiError::new(StatusCode::NOT_FOUND, "product_not_found", e.to_string()),
-            E::InvalidQuantity(_) => ApiError::invalid("invalid_quantity", e.to_string()),
-            E::InvalidTransfer(_) => ApiError::invalid("invalid_transfer", e.to_string()),
+            E::UnknownStore(_) | E::UnknownSku { .. } => ApiError::new(StatusCode::NOT_FOUND, code, e.to_string()),
+            E::InvalidQuantity(_) | E::InvalidTransfer(_) => ApiError::invalid(code, e.to_string()),
             E::InsufficientStock { sku, stock, wanted } => ApiError {
                 details: Some(serde_json::json!({ "sku": sku, "stock": stock, "wanted": wanted })),
-                ..ApiError::conflict("insufficient_stock", e.to_string())
+                ..ApiError::conflict(code, e.to_string())
             },
-            E::IdReused(_) => ApiError::conflict("transaction_id_reused", e.to_string()),
-            E::ProductExists { .. } => ApiError::conflict("product_exists", e.to_string()),
+            E::IdReused(_) | E::ProductExists { .. } => ApiError::conflict(code, e.to_string()),
             E::UnknownAlert(_) => ApiError::not_found("alert"),
             E::Storage(m) => ApiError::internal(m),
-            E::Unavailable | E::Contended => ApiError::unavailable("store_unavailable", e.to_string()),
-            E::Cluster(_) => ApiError::unavailable("cluster_unavailable", e.to_string()),
+            E::Unavailable | E::Contended | E::Cluster(_) => ApiError::unavailable(code, e.to_string()),
+        }
+    }
+}
+
+impl From<crate::services::inventory::TxnRefused> for ApiError {
+    fn from(e: crate::services::inventory::TxnRefused) -> Self {
+        match e {
+            crate::services::inventory::TxnRefused::Service(s) => s.into(),
+            crate::services::inventory::TxnRefused::Inventory(i) => i.into(),
+        }
+    }
+}
+
+impl From<crate::services::media::UploadError> for ApiError {
+    fn from(e: crate::services::media::UploadError) -> Self {
+        match e {
+            crate::services::media::UploadError::File(f) => f.into(),
+            crate::services::media::UploadError::Record(r) => r.into(),
         }
     }
 }

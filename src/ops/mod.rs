@@ -1,8 +1,6 @@
 //! What operators run: backups of the cluster's log ([`cluster_log`]),
-//! exports of collections ([`export`]), KPI reports ([`report`]) and the
-//! signing secret's generation and rotation ([`secrets`]).
+//! exports of collections ([`export`]) and KPI reports ([`report`]).
 
 pub mod cluster_log;
 pub mod export;
 pub mod report;
-pub mod secrets;

@@ -6,6 +6,8 @@ use std::sync::RwLock;
 use utalk_storage::model::flag::{self, Flag, Subject};
 use utalk_storage::{Db, StoreError};
 
+pub use utalk_storage::model::flag::valid_name;
+
 /// The flags, kept in memory and in the store.
 pub struct Flags {
     cache: RwLock<HashMap<String, Flag>>,

@@ -122,10 +122,59 @@ fn routes_and_commands_build_no_storage_batch() {
     files.push(root().join("src/cli.rs"));
     for file in &files {
         let source = std::fs::read_to_string(file).expect("read a source file");
-        for needle in ["Batch::new", ".commit(", ".commit_conversation(", ".commit_first(", ".commit_node("] {
+        for needle in ["Batch::new", ".commit(", ".commit_conversation(", ".commit_first(", ".commit_node(", "append_first(", "LogRecord"] {
             assert!(!without_tests(&source).contains(needle), "{} builds or commits a write itself ({needle})", file.display());
         }
     }
+}
+
+/// The storage paths `code` names that reach past the record types: a
+/// module of queries (`model::user::…`, `model::{user, …}`) or the engine
+/// (`backup::`, `migrations::`, `Map::`).
+fn storage_reaches(code: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, _) in code.match_indices("utalk_storage::") {
+        let rest = &code[i + "utalk_storage::".len()..];
+        let path: String =
+            rest.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '{' | ',' | ' ' | '}')).collect();
+        let path = path.split('}').next().unwrap_or_default();
+        let names: Vec<&str> = path.split([':', '{', ',', ' ']).filter(|n| !n.is_empty()).collect();
+        // `model` is the records' folder; what follows it must be a type.
+        let past_model = if names.first() == Some(&"model") { &names[1..] } else { &names[..] };
+        if past_model.iter().any(|n| n.starts_with(|c: char| c.is_ascii_lowercase())) {
+            found.push(format!("utalk_storage::{path}"));
+        }
+    }
+    for (i, _) in code.match_indices("db.") {
+        let before = code[..i].chars().next_back();
+        let method: String = code[i + 3..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        if !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') && method != "clone" && !method.is_empty() {
+            found.push(format!("db.{method}"));
+        }
+    }
+    found
+}
+
+#[test]
+fn routes_call_services_never_storage() {
+    // Routes and the authentication around them read and write through
+    // src/services; they may name record types (to build views), never a
+    // query, a batch or the engine.
+    let mut files = Vec::new();
+    rust_files(&root().join("src/http"), &mut files);
+    for file in &files {
+        let source = std::fs::read_to_string(file).expect("read a source file");
+        let reaches = storage_reaches(without_tests(&source));
+        assert!(reaches.is_empty(), "{} reaches storage: {reaches:?}", file.display());
+    }
+}
+
+#[test]
+fn the_storage_check_sees_queries_and_passes_types() {
+    assert!(storage_reaches("use utalk_storage::model::{Role, Conversation};\nuse utalk_storage::Db;\nlet x = db.clone();").is_empty());
+    assert_eq!(storage_reaches("use utalk_storage::model::{conversation, Role};"), ["utalk_storage::model::{conversation, Role"]);
+    assert_eq!(storage_reaches("utalk_storage::model::user::get(&db, id)"), ["utalk_storage::model::user::get"]);
+    assert_eq!(storage_reaches("let v = db.schema_version();"), ["db.schema_version"]);
 }
 
 #[test]

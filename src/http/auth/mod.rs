@@ -2,27 +2,25 @@
 
 pub mod keys;
 pub mod limiter;
-pub mod password;
 pub mod principal;
 pub mod verifier;
 
 use crate::config::{AuthConfig, Secret};
 use crate::http::error::ApiError;
+use crate::services::accounts::{self, password};
 use base64::Engine;
 use keys::{Claims, Keyring, TokenError, TokenType};
 use limiter::{Limiter, Refused};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
-use utalk_actors::durability::{Journal, JournalError};
+use utalk_actors::durability::Journal;
 use utalk_actors::{Authenticated, Authenticator, Identity};
-use utalk_storage::model::{token, user, AuditEvent, RefreshToken, Role, User};
-use utalk_storage::{Batch, Db, StoreError, Timestamp};
+use utalk_storage::model::{RefreshToken, Role, User};
+use utalk_storage::{Db, Timestamp};
 use uuid::Uuid;
 
 pub use principal::Principal;
-
-const META_JWT_SECRET: &[u8] = b"jwt_secret";
 
 /// A fresh pair of tokens after login or refresh.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -59,84 +57,6 @@ impl From<&User> for UserView {
     }
 }
 
-/// Why a user could not be created.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateUserError {
-    /// Email malformed.
-    #[error("email `{0}` is not valid")]
-    BadEmail(String),
-    /// Password too weak or long.
-    #[error("{0}")]
-    BadPassword(String),
-    /// Already taken.
-    #[error("a user with email {0} already exists")]
-    Exists(String),
-    /// Storage.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Writer or cluster log.
-    #[error(transparent)]
-    Write(#[from] JournalError),
-    /// Hashing.
-    #[error("password hashing failed: {0}")]
-    Hash(String),
-}
-
-/// The log key kind under which each email address is taken once, cluster-wide.
-pub const EMAIL_KEY: &str = "email";
-
-/// Checks and stores a new user; used by the CLI and the admin API.
-///
-/// In a cluster the address is also claimed in the log, so that two nodes
-/// (or the command line) adding the same address at once make one user.
-pub async fn create_user(
-    db: &Db,
-    journal: &Journal,
-    email: &str,
-    role: Role,
-    password: &str,
-    actor: &str,
-) -> Result<User, CreateUserError> {
-    let (u, batch) = new_user(email, role, password, actor).await?;
-    if user::by_email(db, &u.email)?.is_some() {
-        return Err(CreateUserError::Exists(u.email));
-    }
-    if !journal.commit_first(EMAIL_KEY, &u.email, batch).await? {
-        return Err(CreateUserError::Exists(u.email));
-    }
-    Ok(u)
-}
-
-/// A checked new user and the batch that stores it (with its audit event), not written yet.
-pub async fn new_user(email: &str, role: Role, password: &str, actor: &str) -> Result<(User, Batch), CreateUserError> {
-    let email = user::normalize_email(email);
-    let valid = email.len() <= user::MAX_EMAIL_BYTES
-        && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.starts_with('.') && !d.ends_with('.'))
-        && !email.contains(char::is_whitespace)
-        && !email.contains('\0');
-    if !valid {
-        return Err(CreateUserError::BadEmail(email));
-    }
-    password::check_policy(password).map_err(CreateUserError::BadPassword)?;
-    let pw = password.to_owned();
-    let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
-        .await
-        .map_err(|e| CreateUserError::Hash(e.to_string()))?
-        .map_err(|e| CreateUserError::Hash(e.to_string()))?;
-    let u = User {
-        id: Uuid::now_v7(),
-        email,
-        role,
-        password_hash: hash,
-        created_at: Timestamp::now(),
-        disabled: false,
-        preferences: Default::default(),
-    };
-    let mut batch = user::create_batch(&u).map_err(StoreError::from)?;
-    AuditEvent::new(actor, "user.create", format!("{} ({})", u.email, u.role.as_str())).add_to(&mut batch).map_err(StoreError::from)?;
-    Ok((u, batch))
-}
-
 /// Issues and checks tokens; holds the login throttles.
 pub struct AuthService {
     db: Db,
@@ -171,9 +91,8 @@ impl AuthService {
             Some(s) => s,
             None => {
                 // Secrets rotated out by `utalk secrets rotate-jwt` verify until their grace ends.
-                previous.extend(crate::ops::secrets::stored_previous_jwt(&db)?);
-                crate::ops::secrets::stored_or_generated(&db, &journal, META_JWT_SECRET, "a token signing secret", "UTALK_JWT_SECRET")
-                    .await?
+                previous.extend(crate::services::secrets::stored_previous_jwt(&db)?);
+                crate::services::secrets::jwt_secret(&db, &journal).await?
             }
         };
         let window = Duration::from_secs(config.failure_window_secs);
@@ -263,20 +182,10 @@ impl AuthService {
             expires_at: Timestamp::now().plus_secs(self.config.refresh_ttl_secs as i64),
             replaced_by: None,
         };
-        let mut b = Batch::new();
-        token::put(&mut b, &hash, &record)?;
-        match replacing {
-            Some((old_hash, mut old)) => {
-                // Keep the used token, marked, so that presenting it again is detected as reuse.
-                old.replaced_by = Some(hash);
-                token::put(&mut b, &old_hash, &old)?;
-                // A refresh token is exchanged once cluster-wide: another node may have just done it.
-                if !self.journal.commit_first("refresh", &hex::encode(old_hash), b).await? {
-                    tracing::warn!(user = %u.id, "refresh token exchanged twice at once on two nodes; the second is refused");
-                    return Err(ApiError::unauthorized("refresh_token_reused", "refresh token was already used; log in again"));
-                }
-            }
-            None => self.journal.commit(b).await?,
+        // A refresh token is exchanged once cluster-wide: another node may have just done it.
+        if !accounts::keep_refresh_token(&self.journal, hash, &record, replacing).await? {
+            tracing::warn!(user = %u.id, "refresh token exchanged twice at once on two nodes; the second is refused");
+            return Err(ApiError::unauthorized("refresh_token_reused", "refresh token was already used; log in again"));
         }
         Ok(TokenPair {
             access_token: self.access_token(u)?,
@@ -294,13 +203,13 @@ impl AuthService {
     pub async fn login(&self, email: &str, password: &str, ip: &str) -> Result<TokenPair, ApiError> {
         // Refused before any work: argon2's cost grows with the input, and a key of
         // any length would be held by the throttle.
-        if email.len() > user::MAX_EMAIL_BYTES || password.len() > password::MAX_LEN {
+        if email.len() > accounts::MAX_EMAIL_BYTES || password.len() > password::MAX_LEN {
             return Err(ApiError::invalid(
                 "validation_failed",
-                format!("email must have at most {} bytes and password at most {} bytes", user::MAX_EMAIL_BYTES, password::MAX_LEN),
+                format!("email must have at most {} bytes and password at most {} bytes", accounts::MAX_EMAIL_BYTES, password::MAX_LEN),
             ));
         }
-        let account = user::normalize_email(email);
+        let account = accounts::normalize_email(email);
         let ip_key = format!("ip:{ip}");
         let acct_key = format!("acct:{account}");
         let refused = |r: Refused, whom: &str| match r {
@@ -318,7 +227,7 @@ impl AuthService {
             self.ip_failures.refund(&ip_key);
             self.account_failures.refund(&acct_key);
         };
-        let found = match user::by_email(&self.db, &account) {
+        let found = match accounts::user_by_email(&self.db, &account) {
             Ok(found) => found,
             Err(e) => {
                 unchecked();
@@ -357,37 +266,19 @@ impl AuthService {
         let invalid = || ApiError::unauthorized("invalid_refresh_token", "refresh token is unknown, used or expired");
         let _guard = self.refresh_lock.lock().await;
         let hash = hash_token(refresh_token);
-        let record = token::get(&self.db, &hash)?.ok_or_else(invalid)?;
+        let record = accounts::refresh_token(&self.db, &hash)?.ok_or_else(invalid)?;
         if record.expires_at < Timestamp::now() {
             return Err(invalid());
         }
         if record.replaced_by.is_some() {
             let user_id = record.user_id;
-            self.revoke_chain(hash, record).await?;
+            accounts::revoke_chain(&self.db, &self.journal, hash, record).await?;
             tracing::warn!(user = %user_id, "refresh token reused; its family is revoked");
             return Err(ApiError::unauthorized("refresh_token_reused", "refresh token was already used; log in again"));
         }
-        let u = user::get(&self.db, record.user_id)?.filter(|u| !u.disabled).ok_or_else(invalid)?;
+        let u = accounts::user(&self.db, record.user_id)?.filter(|u| !u.disabled).ok_or_else(invalid)?;
         let family = record.family;
         self.issue_pair(&u, family, Some((hash, record))).await
-    }
-
-    /// Deletes a token and every token that descends from it.
-    async fn revoke_chain(&self, start: [u8; 32], first: RefreshToken) -> Result<(), ApiError> {
-        let mut b = Batch::new();
-        let mut next = first.replaced_by;
-        token::delete(&mut b, &start);
-        let mut guard = 0;
-        while let Some(h) = next {
-            guard += 1;
-            if guard > 10_000 {
-                break;
-            }
-            next = token::get(&self.db, &h)?.and_then(|t| t.replaced_by);
-            token::delete(&mut b, &h);
-        }
-        self.journal.commit(b).await?;
-        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::http::auth::principal::READERS;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::services::bot::{self as service, SettingsChange, SettingsError};
 use crate::state::BotSettingsLock;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -12,7 +13,7 @@ use utalk_actors::bot::openai::OpenAi;
 use utalk_actors::hosts::{HostError, HostList};
 use utalk_actors::views;
 use utalk_actors::Registry;
-use utalk_storage::model::{bot, AiConfig, Role};
+use utalk_storage::model::Role;
 use utalk_storage::Db;
 use utalk_storage::Timestamp;
 
@@ -103,33 +104,21 @@ pub async fn put(
     let u = body.into_inner();
     validate(&u)?;
     check_model_host(&config.bot.allowed_model_hosts, &u.base_url)?;
-    let _guard = ai_config_lock.0.lock().await;
-    let current = bot::ai_config(&db)?;
-    if u.version != current.version {
-        return Err(ApiError::conflict(
-            "version_conflict",
-            format!("the settings are at version {}, not {}; read them again", current.version, u.version),
-        ));
-    }
-    let new = AiConfig {
-        version: current.version + 1,
+    let change = SettingsChange {
+        version: u.version,
         enabled: u.enabled,
         auto_escalate: u.auto_escalate,
-        escalation_keywords: u.escalation_keywords.into_iter().map(|k| k.trim().to_string()).collect(),
+        escalation_keywords: u.escalation_keywords,
         confidence_threshold: u.confidence_threshold,
         max_bot_turns: u.max_bot_turns,
         provider: u.provider.into(),
         model: u.model,
         base_url: u.base_url,
-        updated_at: Timestamp::now(),
-        updated_by: user.to_string(),
     };
-    if !crate::services::records::save_bot_settings(registry.journal(), user, &new).await? {
-        return Err(ApiError::conflict(
-            "version_conflict",
-            format!("version {} was just written by another node; read them again", new.version),
-        ));
-    }
+    let new = service::change_settings(&db, registry.journal(), &ai_config_lock.0, user, change).await.map_err(|e| match e {
+        SettingsError::VersionConflict(m) => ApiError::conflict("version_conflict", m),
+        SettingsError::Service(s) => s.into(),
+    })?;
     tracing::info!(version = new.version, enabled = new.enabled, provider = new.provider.as_str(), "bot settings changed");
     bot.use_config(new.clone());
     Ok(HttpResponse::Ok().json(views::AiConfig::from(new)))
@@ -155,7 +144,7 @@ pub async fn runs(db: web::Data<Db>, who: Principal, q: web::Query<RunsQuery>) -
         None => Timestamp(Timestamp::now().millis() - 3_600_000),
     };
     let limit = super::page_size(q.limit)?;
-    let items = bot::runs_since(&db, since, limit)?;
+    let items = service::runs(&db, since, limit)?;
     let next = (items.len() == limit).then(|| items.last().map(|r| Timestamp(r.finished_at.millis() + 1).to_rfc3339())).flatten();
     Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::BotRun>(items), next_cursor: next }))
 }

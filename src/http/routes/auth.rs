@@ -3,7 +3,6 @@ use crate::http::auth::{AuthService, Principal, TokenPair, UserView};
 use crate::http::error::ApiError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
-use utalk_storage::model::user;
 use utalk_storage::Db;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -53,6 +52,6 @@ pub async fn refresh(auth: web::Data<AuthService>, body: web::Json<RefreshReques
 #[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth", responses((status = 200, body = UserView), (status = 401)), security(("bearer" = [])))]
 pub async fn me(db: web::Data<Db>, who: Principal) -> Result<HttpResponse, ApiError> {
     let (id, _) = who.require(crate::http::auth::principal::READERS)?;
-    let u = user::get(&db, id)?.ok_or_else(|| ApiError::unauthorized("invalid_token", "user no longer exists"))?;
+    let u = crate::services::accounts::user(&db, id)?.ok_or_else(|| ApiError::unauthorized("invalid_token", "user no longer exists"))?;
     Ok(HttpResponse::Ok().json(UserView::from(&u)))
 }

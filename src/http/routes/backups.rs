@@ -7,7 +7,6 @@ use actix_web::{web, HttpResponse};
 use utalk_actors::views::BackupInfo;
 use utalk_actors::Registry;
 use utalk_schedules::Scheduler;
-use utalk_storage::backup::Backups;
 use utalk_storage::model::{JobOutcome, Role};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -19,8 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses((status = 200, body = super::Page<BackupInfo>), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn list(config: web::Data<Config>, who: Principal) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
-    let backups = Backups::new(config.backup_dir());
-    let items = web::block(move || backups.list()).await.map_err(ApiError::internal)??;
+    let items = crate::services::operations::backups(config.backup_dir()).await?;
     Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, BackupInfo>(items), next_cursor: None }))
 }
 
@@ -44,8 +42,7 @@ pub async fn create(
             return Err(ApiError::unavailable("backup_failed", format!("the backup failed: {}", run.error.unwrap_or_default())));
         }
     }
-    let backups = Backups::new(config.backup_dir());
-    let latest = web::block(move || backups.list()).await.map_err(ApiError::internal)??.pop();
+    let latest = crate::services::operations::backups(config.backup_dir()).await?.pop();
     let b = latest.ok_or_else(|| ApiError::internal("a backup ran but none is listed"))?;
     Ok(HttpResponse::Created().json(BackupInfo::from(b)))
 }

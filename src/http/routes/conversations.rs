@@ -2,6 +2,7 @@ use super::{page_size, Page};
 use crate::http::auth::principal::{READERS, WRITERS};
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::services::conversations::{self as service, Listed};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
 use utalk_actors::channels::whatsapp::Inbound;
@@ -9,9 +10,7 @@ use utalk_actors::conversation::lifecycle::{CloseRequest, EscalateRequest};
 use utalk_actors::views;
 use utalk_actors::ConversationChange;
 use utalk_actors::Registry;
-use utalk_storage::model::{
-    conversation, message, user, Channel, Conversation, ConversationFilter, ConversationStatus, Customer, EscalationReason,
-};
+use utalk_storage::model::{Channel, Conversation, ConversationFilter, ConversationStatus, Customer, EscalationReason};
 use utalk_storage::Db;
 use uuid::Uuid;
 
@@ -33,10 +32,15 @@ pub struct ConversationView {
     pub last_seq: u64,
 }
 
-/// Adds the last seq to a conversation read from storage.
+impl From<Listed> for ConversationView {
+    fn from(l: Listed) -> Self {
+        ConversationView { conversation: l.conversation.into(), last_seq: l.last_seq }
+    }
+}
+
+/// The view of a conversation just changed, with its last seq.
 pub fn view(db: &Db, c: Conversation) -> Result<ConversationView, ApiError> {
-    let last_seq = message::last_seq(db, c.id)?;
-    Ok(ConversationView { conversation: c.into(), last_seq })
+    Ok(service::with_last_seq(db, c)?.into())
 }
 
 /// A new conversation.
@@ -75,7 +79,7 @@ pub fn check_customer(c: &Customer) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Stores a new conversation.
+/// Checks and stores a new conversation.
 pub async fn open(
     registry: &Registry,
     inbound: &Inbound,
@@ -85,14 +89,7 @@ pub async fn open(
 ) -> Result<Conversation, ApiError> {
     check_customer(&customer)?;
     check_len("subject", &subject, 200)?;
-    if channel == Channel::Whatsapp {
-        // Indexed by number, so the customer's replies reach this conversation.
-        return Ok(inbound.open(customer, subject).await?);
-    }
-    let c = Conversation::new(channel, customer, subject);
-    crate::services::records::create_conversation(registry.journal(), &c).await?;
-    utalk_actors::conversation::count_opened(channel);
-    Ok(c)
+    Ok(service::open(registry, inbound, channel, customer, subject).await?)
 }
 
 /// Opens a conversation.
@@ -143,8 +140,8 @@ pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -
     };
     let limit = page_size(q.limit)?;
     let filter = ConversationFilter { status, assignee_id: q.assignee_id, bot_enabled: q.bot_enabled };
-    let (items, next) = conversation::list(&db, &filter, after, limit)?;
-    let items = items.into_iter().map(|c| view(&db, c)).collect::<Result<Vec<_>, _>>()?;
+    let (items, next) = service::list(&db, &filter, after, limit)?;
+    let items: Vec<ConversationView> = items.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|n| n.to_string()) }))
 }
 
@@ -154,8 +151,7 @@ pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -
 pub async fn get(db: web::Data<Db>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     who.may_read(id)?;
-    let c = conversation::get(&db, id)?.ok_or_else(|| ApiError::not_found("conversation"))?;
-    Ok(HttpResponse::Ok().json(view(&db, c)?))
+    Ok(HttpResponse::Ok().json(ConversationView::from(service::get(&db, id)?)))
 }
 
 /// Distinguishes a field set to null from a field left out.
@@ -192,10 +188,7 @@ pub async fn patch(
         return Err(ApiError::invalid("empty_change", "send status and/or assigneeId"));
     }
     if let Some(Some(a)) = body.assignee_id {
-        let u = user::get(&db, a)?.ok_or_else(|| ApiError::invalid("unknown_assignee", "assigneeId is not a user"))?;
-        if u.disabled || u.role == utalk_storage::model::Role::Readonly {
-            return Err(ApiError::invalid("unknown_assignee", "assigneeId cannot take conversations"));
-        }
+        service::check_assignee(&db, a)?;
     }
     // Escalating or closing by PATCH goes through the same rules as the
     // dedicated routes: the bot paused and an escalation record, or the close

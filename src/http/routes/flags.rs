@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utalk_actors::views;
 use utalk_actors::Registry;
-use utalk_storage::model::flag::{self, Flag, Subject};
 use utalk_storage::model::Role;
+use utalk_storage::model::{Flag, Subject};
 use utalk_storage::Timestamp;
 use uuid::Uuid;
 
@@ -99,7 +99,7 @@ pub async fn put(
     body: web::Json<FlagChange>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(&[Role::Admin])?;
-    if !flag::valid_name(&name) {
+    if !crate::services::flags::valid_name(&name) {
         return Err(ApiError::bad_request("invalid_flag_name", "flag names are 1 to 64 of a-z, 0-9, _ . -"));
     }
     let c = body.into_inner();

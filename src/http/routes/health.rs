@@ -27,8 +27,7 @@ pub async fn health(started: web::Data<Started>) -> HttpResponse {
 /// Readiness of storage: the writer accepts work and a read succeeds.
 #[utoipa::path(get, path = "/health/database", tag = "health", responses((status = 200), (status = 503)))]
 pub async fn database(db: web::Data<Db>, registry: web::Data<Registry>, config: web::Data<Config>) -> HttpResponse {
-    let read = db.schema_version();
-    let stats = db.stats();
+    let (read, stats) = crate::services::operations::store_readiness(&db);
     let writer = registry.journal().store_health();
     let ok = read.is_ok() && writer.accepting;
     let body = json!({

@@ -4,15 +4,15 @@ use super::Page;
 use crate::http::auth::principal::READERS;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::services::inventory as service;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utalk_actors::inventory::Inventory;
 use utalk_actors::inventory::TxnRequest;
 use utalk_actors::views;
 use utalk_actors::Registry;
-use utalk_storage::model::alert::{self, AlertStatus};
-use utalk_storage::model::inventory::{self, Product, Store, TxnError, TxnType};
-use utalk_storage::model::{conversation, Role};
+use utalk_storage::model::{AlertStatus, Role};
+use utalk_storage::model::{Product, Store, TxnType};
 use utalk_storage::Db;
 use utalk_storage::Timestamp;
 use uuid::Uuid;
@@ -57,7 +57,7 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
     responses((status = 200, body = Page<views::Store>), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn list_stores(db: web::Data<Db>, who: Principal) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
-    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Store>(inventory::stores(&db)?), next_cursor: None }))
+    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Store>(service::stores(&db)?), next_cursor: None }))
 }
 
 /// Creates a store (admins, operators).
@@ -70,11 +70,11 @@ pub async fn create_store(registry: web::Data<Registry>, who: Principal, body: w
         Some(e) if !(e.contains('@') && e.len() <= 254) => {
             return Err(ApiError::invalid("validation_failed", "managerEmail must be an email address"))
         }
-        other => other.map(utalk_storage::model::user::normalize_email),
+        other => other.map(crate::services::accounts::normalize_email),
     };
     let s =
         Store { id: Uuid::now_v7(), name, allow_negative_stock: body.allow_negative_stock, manager_email, created_at: Timestamp::now() };
-    crate::services::records::create_store(registry.journal(), user, &s).await?;
+    service::create_store(registry.journal(), user, &s).await?;
     Ok(HttpResponse::Created().json(views::Store::from(s)))
 }
 
@@ -83,8 +83,7 @@ pub async fn create_store(registry: web::Data<Registry>, who: Principal, body: w
     responses((status = 200, body = Page<views::Product>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn list_products(db: web::Data<Db>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
-    inventory::store(&db, *id)?.ok_or_else(|| ApiError::not_found("store"))?;
-    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Product>(inventory::products(&db, *id)?), next_cursor: None }))
+    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Product>(service::products(&db, *id)?), next_cursor: None }))
 }
 
 /// Body of `POST /stores/{id}/products`.
@@ -172,25 +171,10 @@ pub async fn transaction(
 ) -> Result<HttpResponse, ApiError> {
     let (user, role) = who.require(&[Role::Admin, Role::Operator, Role::Agent])?;
     let body = body.into_inner();
-    let txn_kind = TxnType::from(body.kind);
-    // An id that names no store is answered before anything else looks at the
-    // request: any id can be sent, so none may become a metric label or a
-    // stored refusal.
-    if inventory::store(&db, body.store_id)?.is_none() {
-        return Err(ApiError::from(utalk_actors::inventory::InventoryError::UnknownStore(body.store_id)));
-    }
-    if role == Role::Agent && (txn_kind != TxnType::Sale || body.conversation_id.is_none()) {
-        return Err(ApiError::forbidden("agents record SALEs taken in a conversation (with conversationId)"));
-    }
-    check_text("sku", &body.sku, 64)?;
-    if let Some(c) = body.conversation_id {
-        conversation::get(&db, c)?.ok_or_else(|| ApiError::not_found("conversation"))?;
-    }
-    let store_label = body.store_id.to_string();
-    let (store_id, sku, kind) = (body.store_id, body.sku.clone(), txn_kind);
+    let kind = TxnType::from(body.kind);
     let req = TxnRequest {
         id: body.transaction_id,
-        kind: txn_kind,
+        kind,
         store_id: body.store_id,
         sku: body.sku,
         quantity: body.quantity,
@@ -198,39 +182,7 @@ pub async fn transaction(
         conversation_id: body.conversation_id,
         by: user,
     };
-    let result = inventory.apply(req).await;
-    let store_label = match &result {
-        Err(utalk_actors::inventory::InventoryError::UnknownStore(_)) => "unknown".to_string(),
-        _ => store_label,
-    };
-    let status = match &result {
-        Ok(o) if o.created => "applied",
-        Ok(_) => "duplicate",
-        Err(utalk_actors::inventory::InventoryError::InsufficientStock { .. }) => "rejected",
-        Err(_) => "error",
-    };
-    metrics::counter!("inventory_transactions_total", "type" => txn_kind.as_str(), "status" => status, "store" => store_label.clone())
-        .increment(1);
-    if status == "error" {
-        metrics::counter!("inventory_errors_total", "store" => store_label).increment(1);
-    }
-    let outcome = match result {
-        Ok(o) => o,
-        Err(e) => {
-            let unknown_store = matches!(e, utalk_actors::inventory::InventoryError::UnknownStore(_));
-            let api = ApiError::from(e);
-            if unknown_store {
-                // Nothing of an id that names no store is kept: any id could be sent.
-                return Err(api);
-            }
-            // Refusals are kept for the inventory report's errors per store.
-            let refused = TxnError { store_id, sku, kind, code: api.code.to_string(), at: Timestamp::now() };
-            if let Err(e) = crate::services::records::record_refusal(registry.journal(), &refused).await {
-                tracing::error!(error = %e, "recording a refused transaction failed");
-            }
-            return Err(api);
-        }
-    };
+    let outcome = service::transaction(&db, registry.journal(), &inventory, role, req).await?;
     let code = if outcome.created { actix_web::http::StatusCode::CREATED } else { actix_web::http::StatusCode::OK };
     Ok(HttpResponse::build(code).json(views::StockTxn::from(outcome.txn)))
 }
@@ -263,15 +215,13 @@ pub async fn list_alerts(db: web::Data<Db>, who: Principal, q: web::Query<AlertQ
         }
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let (items, next) = alert::list(&db, status, q.cursor, limit)?;
+    let (items, next) = service::alerts(&db, status, q.cursor, limit)?;
     Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Alert>(items), next_cursor: next.map(|n| n.to_string()) }))
 }
 
 async fn update(registry: &Registry, inventory: &Inventory, who: Principal, id: Uuid, resolve: bool) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(STOCK_KEEPERS)?;
-    let a = inventory.update_alert(id, user, resolve).await?;
-    let action = if resolve { "alert.resolve" } else { "alert.ack" };
-    crate::services::records::audit(registry.journal(), user, action, id.to_string()).await?;
+    let a = service::update_alert(registry.journal(), inventory, user, id, resolve).await?;
     Ok(HttpResponse::Ok().json(views::Alert::from(a)))
 }
 

@@ -2,11 +2,12 @@
 
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::services::operations::{self as service, RunJobError};
 use actix_web::{web, HttpResponse};
 use utalk_actors::views;
 use utalk_actors::Registry;
+use utalk_schedules::JobView;
 use utalk_schedules::Scheduler;
-use utalk_schedules::{JobView, RunError};
 use utalk_storage::model::{JobOutcome, JobRun, Role};
 use utalk_storage::Db;
 
@@ -34,21 +35,17 @@ pub async fn runs(
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
-    if !scheduler.jobs().iter().any(|j| j.name == *name) {
-        return Err(ApiError::not_found("job"));
-    }
-    let items = utalk_storage::model::job_run::recent(&db, &name, 100)?;
+    let items = service::job_runs(&db, &scheduler, &name, 100)?;
     Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::JobRun>(items), next_cursor: None }))
 }
 
 /// Runs a job now and answers with its run once it is over (admins).
 pub async fn run_job(registry: &Registry, scheduler: &Scheduler, user: uuid::Uuid, name: &str) -> Result<JobRun, ApiError> {
-    let run = scheduler.run_now(name).await.map_err(|e| match e {
-        RunError::Unknown(_) => ApiError::not_found("job"),
-        other => ApiError::internal(other),
-    })?;
-    crate::services::records::audit(registry.journal(), user, "job.run", name.to_string()).await?;
-    Ok(run)
+    service::run_job(registry.journal(), scheduler, user, name).await.map_err(|e| match e {
+        RunJobError::Unknown => ApiError::not_found("job"),
+        RunJobError::Run(r) => ApiError::internal(r),
+        RunJobError::Audit(a) => a.into(),
+    })
 }
 
 /// Runs a job now: 200 with the run (`ok` or `failed`), 409 `job_running` when a run is going on.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use utalk_actors::conversation::lifecycle::{CloseRequest, EscalateRequest};
 use utalk_actors::ConversationChange;
 use utalk_actors::Registry;
-use utalk_storage::model::{conversation, ConversationFilter, ConversationStatus, EscalationReason, RatingKind, RatingSource, Role};
+use utalk_storage::model::{EscalationReason, RatingKind, RatingSource, Role};
 use utalk_storage::Db;
 use uuid::Uuid;
 
@@ -149,24 +149,7 @@ pub async fn rating(
     responses((status = 200, description = "`{checked, paused}`"), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn force_pause_bot(db: web::Data<Db>, registry: web::Data<Registry>, who: Principal) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(&[Role::Admin, Role::Operator])?;
-    let filter = ConversationFilter { status: Some(ConversationStatus::Escalated), ..ConversationFilter::default() };
-    let (mut checked, mut paused) = (0u64, 0u64);
-    let mut after = None;
-    loop {
-        let (page, next) = conversation::list(&db, &filter, after, 200)?;
-        for c in page {
-            checked += 1;
-            if c.bot_enabled {
-                let change = ConversationChange { bot_enabled: Some(false), ..ConversationChange::default() };
-                registry.call(c.id, change).await?;
-                paused += 1;
-            }
-        }
-        match next {
-            Some(n) => after = Some(n),
-            None => break,
-        }
-    }
+    let (checked, paused) = crate::services::conversations::force_pause_bot(&db, &registry).await?;
     tracing::warn!(user = %user, checked, paused, "bot force-paused on escalated conversations");
     Ok(HttpResponse::Ok().json(serde_json::json!({ "checked": checked, "paused": paused })))
 }

@@ -4,6 +4,7 @@ use crate::http::auth::principal::{authenticate, READERS, WRITERS};
 use crate::http::auth::{AuthService, Principal};
 use crate::http::error::ApiError;
 use crate::http::routes::media_limits::UploadLimits;
+use crate::services::media::{self as service, Upload};
 use actix_multipart::Multipart;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -13,7 +14,7 @@ use std::time::Duration;
 use utalk_actors::channels::media_store::MediaStore;
 use utalk_actors::channels::media_store::{MediaRefused, SignedUrl};
 use utalk_actors::Registry;
-use utalk_storage::model::{conversation, media, MediaRecord, MediaSource, MediaStatus};
+use utalk_storage::model::{MediaRecord, MediaStatus};
 use utalk_storage::Db;
 use utalk_storage::Timestamp;
 use uuid::Uuid;
@@ -122,9 +123,7 @@ pub async fn upload(
                     .and_then(|s| Uuid::parse_str(s.trim()).ok())
                     .ok_or_else(|| ApiError::invalid("validation_failed", "conversationId must be a UUID"))?;
                 who.may_read(id)?;
-                if conversation::get(&db, id)?.is_none() {
-                    return Err(ApiError::not_found("conversation"));
-                }
+                crate::services::conversations::must_exist(&db, id)?;
                 conversation_id = Some(id);
             }
             other => {
@@ -144,32 +143,14 @@ pub async fn upload(
     if bytes.is_empty() {
         return Err(ApiError::invalid("empty_file", "the file is empty"));
     }
-    let id = Uuid::now_v7();
     let size = bytes.len() as u64;
     // Held until the record is written, so concurrent uploads count against the quota.
     let _reserved = match conversation_id {
         Some(c) => Some(limits.reserve(&db, c, size)?),
         None => None,
     };
-    let sha256 = media.save(id, bytes.into()).await?;
-    let record = MediaRecord {
-        id,
-        content_type,
-        size,
-        sha256,
-        status: MediaStatus::Stored,
-        error: None,
-        source: MediaSource::Upload,
-        conversation_id,
-        message_id: None,
-        uploaded_by,
-        created_at: Timestamp::now(),
-    };
-    if let Err(e) = crate::services::records::record_upload(registry.journal(), &record).await {
-        // No record points to the file: remove it rather than leave an orphan.
-        media.remove(id).await;
-        return Err(e.into());
-    }
+    let upload = Upload { content_type, bytes, conversation_id, uploaded_by };
+    let record = service::store_upload(registry.journal(), &media, upload).await?;
     Ok(HttpResponse::Created().json(view(&media, record)))
 }
 
@@ -201,7 +182,7 @@ pub async fn get(
     match (q.expires, q.sig.as_deref()) {
         (Some(expires), Some(sig)) => {
             media.verify(id, expires, sig, Timestamp::now())?;
-            let m = media::get(&db, id)?.ok_or_else(|| ApiError::not_found("media"))?;
+            let m = service::get(&db, id)?;
             if m.status != MediaStatus::Stored {
                 return Err(ApiError::conflict("media_not_stored", format!("media is {:?}, not stored", m.status).to_lowercase()));
             }
@@ -217,7 +198,7 @@ pub async fn get(
         (None, None) => {
             let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
             let who = authenticate(&auth, header)?;
-            let m = media::get(&db, id)?.ok_or_else(|| ApiError::not_found("media"))?;
+            let m = service::get(&db, id)?;
             may_see(&who, m.conversation_id)?;
             if let Principal::Staff { .. } = who {
                 who.require(READERS)?;
@@ -272,7 +253,7 @@ pub async fn regenerate(
     };
     let mut out = Regenerated { items: Vec::new(), missing: Vec::new() };
     for id in body.ids {
-        match media::get(&db, id)? {
+        match service::find(&db, id)? {
             Some(m) if may_see(&who, m.conversation_id).is_ok() => out.items.push(media.signed_url(id, ttl)),
             _ => out.missing.push(id),
         }

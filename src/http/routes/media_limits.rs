@@ -10,7 +10,6 @@ use actix_web::http::StatusCode;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
-use utalk_storage::model::media;
 use utalk_storage::Db;
 use uuid::Uuid;
 
@@ -81,7 +80,7 @@ impl UploadLimits {
     /// (409 `media_quota_exceeded`) when its stored and pending uploads leave no room.
     pub(crate) fn reserve(&self, db: &Db, conversation: Uuid, size: u64) -> Result<Reservation<'_>, ApiError> {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let (files, bytes) = media::uploads(db, conversation, self.max_files.saturating_add(1))?;
+        let (files, bytes) = crate::services::media::uploads(db, conversation, self.max_files.saturating_add(1))?;
         let (p_files, p_bytes) = pending.get(&conversation).copied().unwrap_or((0, 0));
         if files + p_files >= self.max_files {
             return Err(quota_exceeded(format!("the conversation already holds {} uploaded media, the most allowed", self.max_files)));

@@ -6,7 +6,6 @@ use utalk_actors::conversation::InvalidMessage;
 use utalk_actors::views;
 use utalk_actors::Registry;
 use utalk_actors::{AppendRequest, Appended};
-use utalk_storage::model::{conversation, message};
 use utalk_storage::Db;
 use uuid::Uuid;
 
@@ -71,12 +70,9 @@ pub struct ListQuery {
 pub async fn list(db: web::Data<Db>, who: Principal, id: web::Path<Uuid>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     who.may_read(id)?;
-    if conversation::get(&db, id)?.is_none() {
-        return Err(ApiError::not_found("conversation"));
-    }
     let limit = super::page_size(q.limit)?;
     let after = q.cursor.or(q.after_seq).unwrap_or(0);
-    let items = message::after(&db, id, after, limit)?;
+    let items = crate::services::conversations::messages(&db, id, after, limit)?;
     let next = (items.len() == limit).then(|| items.last().map(|m| m.seq.to_string())).flatten();
     Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::Message>(items), next_cursor: next }))
 }

@@ -2,12 +2,13 @@
 
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::services::operations as service;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::Ordering;
 use utalk_actors::channels::delivery::Delivery;
 use utalk_actors::channels::media_fetch::MediaFetcher;
-use utalk_storage::model::{media, outbox, Role};
+use utalk_storage::model::Role;
 use utalk_storage::Db;
 use uuid::Uuid;
 
@@ -58,7 +59,7 @@ pub async fn list(
         ),
         None => None,
     };
-    let items = outbox::list(&db, after, limit)?;
+    let items = service::outbox(&db, after, limit)?;
     let next_cursor = (items.len() == limit).then(|| items.last().map(|e| format!("{}:{}", e.conversation_id, e.seq))).flatten();
     Ok(HttpResponse::Ok().json(OutboxPage {
         configured: delivery.configured(),
@@ -73,8 +74,7 @@ pub async fn list(
 pub async fn health(db: web::Data<Db>, delivery: web::Data<Delivery>, fetcher: web::Data<MediaFetcher>) -> Result<HttpResponse, ApiError> {
     // Counted up to a cap: this endpoint is public and must stay cheap.
     const CAP: usize = 1_000;
-    let depth = outbox::count(&db, CAP + 1)?;
-    let downloads = media::count_fetches(&db, CAP + 1)?;
+    let (depth, downloads) = service::queue_depths(&db, CAP + 1)?;
     let d = &delivery.stats;
     let f = &fetcher.stats;
     let breaker = delivery.breaker_state().as_str();

@@ -8,7 +8,7 @@ use crate::config::Config;
 use crate::http::auth::principal::authenticate;
 use crate::http::auth::{AuthService, Principal};
 use crate::http::error::ApiError;
-use crate::ops::report::{KpiRange, RangeError};
+use crate::services::reports::{self as service, DailyError, KpiRange, RangeError};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use std::time::Duration;
 use utalk_actors::channels::media_store::MediaStore;
 use utalk_actors::Registry;
 use utalk_schedules::daily_report::{self, ReportFile};
-use utalk_storage::model::kpi::{self, Granularity};
+use utalk_storage::model::Granularity;
 use utalk_storage::model::Role;
 use utalk_storage::Db;
 use utalk_storage::Timestamp;
@@ -86,13 +86,7 @@ pub async fn kpis(db: web::Data<Db>, who: Principal, q: web::Query<KpiQuery>) ->
     who.require(READERS)?;
     let range =
         KpiRange::parse(q.from.as_deref(), q.to.as_deref(), q.granularity.as_deref(), q.channel.as_deref(), q.agent_id, Timestamp::now())?;
-    let db = db.clone();
-    let (items, as_of) = web::block(move || -> Result<_, ApiError> {
-        let items = range.rows(&db)?;
-        Ok((items, kpi::rolled_up_at(&db)?))
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let (items, as_of) = service::kpis(&db, range).await?;
     Ok(HttpResponse::Ok().json(KpiSeries { items: super::viewed(items), as_of }))
 }
 
@@ -115,9 +109,7 @@ pub struct InventoryQuery {
 pub async fn inventory_report(db: web::Data<Db>, who: Principal, q: web::Query<InventoryQuery>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let range = KpiRange::parse(q.from.as_deref(), q.to.as_deref(), Some("hour"), None, None, Timestamp::now())?;
-    let (from, to) = (Timestamp(range.start), Timestamp(range.start + range.count * kpi::HOUR_MS));
-    let db = db.clone();
-    let report = web::block(move || utalk_storage::model::inventory::report(&db, from, to)).await.map_err(ApiError::internal)??;
+    let report = service::inventory(&db, range).await?;
     Ok(HttpResponse::Ok().json(utalk_actors::views::InventoryReport::from(report)))
 }
 
@@ -182,15 +174,12 @@ pub async fn create(
     let day = match req.date.as_deref() {
         Some(d) => daily_report::parse_date(d)
             .ok_or_else(|| ApiError::bad_request("invalid_date", format!("date must be a day as YYYY-MM-DD, got {d:?}")))?,
-        None => Granularity::Day.bucket_start(Timestamp::now()) - kpi::DAY_MS,
+        None => Granularity::Day.bucket_start(Timestamp::now()) - Granularity::Day.millis(),
     };
-    // Waits for a rollup already running, then takes what it left.
-    utalk_schedules::kpi_rollup::roll_up(&db, registry.journal())
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rollup_failed", format!("the KPIs could not be rolled up: {e}")))?;
-    let (db, dir) = (db.clone(), reports_dir(&config));
-    let (path, _) =
-        web::block(move || daily_report::make(&db, &dir, day)).await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
+    let path = service::daily(&db, registry.journal(), &reports_dir(&config), day).await.map_err(|e| match e {
+        DailyError::Rollup(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rollup_failed", e.to_string()),
+        DailyError::Write(_) => ApiError::internal(e),
+    })?;
     let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let file = ReportFile { date: daily_report::date_of(day), file: daily_report::file_name(day), bytes };
     Ok(HttpResponse::Created().json(link(&config, &media, file)))

@@ -1,10 +1,11 @@
 use super::{page_size, Page};
-use crate::http::auth::{create_user, CreateUserError, Principal, UserView};
+use crate::http::auth::{Principal, UserView};
 use crate::http::error::ApiError;
+use crate::services::accounts::{self as service, CreateUserError};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utalk_actors::Registry;
-use utalk_storage::model::{user, Role};
+use utalk_storage::model::Role;
 use utalk_storage::Db;
 use uuid::Uuid;
 
@@ -46,14 +47,16 @@ pub async fn create(
     let (actor, _) = who.require(&[Role::Admin])?;
     let role =
         Role::parse(&body.role).ok_or_else(|| ApiError::invalid("invalid_role", "role must be admin, operator, agent or readonly"))?;
-    let u = create_user(&db, registry.journal(), &body.email, role, &body.password, &actor.to_string()).await.map_err(|e| match e {
-        CreateUserError::BadEmail(_) => ApiError::invalid("invalid_email", e.to_string()),
-        CreateUserError::BadPassword(m) => ApiError::invalid("weak_password", m),
-        CreateUserError::Exists(_) => ApiError::conflict("user_exists", e.to_string()),
-        CreateUserError::Store(s) => s.into(),
-        CreateUserError::Write(w) => w.into(),
-        CreateUserError::Hash(h) => ApiError::internal(h),
-    })?;
+    let u = service::create_user(&db, registry.journal(), &body.email, role, &body.password, &actor.to_string()).await.map_err(
+        |e| match e {
+            CreateUserError::BadEmail(_) => ApiError::invalid("invalid_email", e.to_string()),
+            CreateUserError::BadPassword(m) => ApiError::invalid("weak_password", m.to_string()),
+            CreateUserError::Exists(_) => ApiError::conflict("user_exists", e.to_string()),
+            CreateUserError::Store(s) => s.into(),
+            CreateUserError::Write(w) => w.into(),
+            CreateUserError::Hash(h) => ApiError::internal(h),
+        },
+    )?;
     Ok(HttpResponse::Created().json(UserView::from(&u)))
 }
 
@@ -62,7 +65,7 @@ pub async fn create(
 pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin])?;
     let limit = page_size(q.limit)?;
-    let users = user::list(&db, q.cursor, limit)?;
+    let users = service::users(&db, q.cursor, limit)?;
     let next = (users.len() == limit).then(|| users.last().map(|u| u.id.to_string())).flatten();
     Ok(HttpResponse::Ok().json(Page { items: users.iter().map(UserView::from).collect(), next_cursor: next }))
 }

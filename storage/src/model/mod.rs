@@ -25,6 +25,7 @@ pub use alert::{Alert, AlertKind, AlertStatus, Severity};
 pub use audit::AuditEvent;
 pub use bot::{AiConfig, BotOutcome, BotRun, Escalation, EscalationReason, Provider, Rating, RatingSource};
 pub use conversation::{Channel, Conversation, ConversationFilter, ConversationStatus, Customer, FirstContact, RatingKind};
+pub use flag::{Flag, Subject};
 pub use inventory::{Product, StockLevel, StockTxn, Store, TxnType};
 pub use job_run::{JobOutcome, JobRun};
 pub use kpi::{Dimension, Granularity, KpiRow, KpiSums, KPIS};

@@ -28,13 +28,23 @@ pub fn dummy_hash() -> &'static str {
 }
 
 /// Why a new password is refused.
-pub fn check_policy(password: &str) -> Result<(), String> {
-    let n = password.chars().count();
-    if n < MIN_LEN {
-        return Err(format!("password must have at least {MIN_LEN} characters"));
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WeakPassword {
+    /// Fewer characters than the policy asks.
+    #[error("password must have at least {MIN_LEN} characters")]
+    TooShort,
+    /// More bytes than are hashed.
+    #[error("password must have at most {MAX_LEN} bytes")]
+    TooLong,
+}
+
+/// Checks a new password against the policy.
+pub fn check_policy(password: &str) -> Result<(), WeakPassword> {
+    if password.chars().count() < MIN_LEN {
+        return Err(WeakPassword::TooShort);
     }
     if password.len() > MAX_LEN {
-        return Err(format!("password must have at most {MAX_LEN} bytes"));
+        return Err(WeakPassword::TooLong);
     }
     Ok(())
 }

@@ -1,0 +1,100 @@
+//! Conversations and their messages as the API reads them, opening new
+//! ones, and changes that span many conversations.
+
+use super::ServiceError;
+use utalk_actors::channels::whatsapp::Inbound;
+use utalk_actors::{ConversationChange, Registry};
+use utalk_storage::model::{
+    conversation, message, user, Channel, Conversation, ConversationFilter, ConversationStatus, Customer, Message, Role,
+};
+use utalk_storage::Db;
+use uuid::Uuid;
+
+/// A conversation with the seq of its last durable message (0 when none).
+pub struct Listed {
+    /// The stored conversation.
+    pub conversation: Conversation,
+    /// Seq of its last durable message.
+    pub last_seq: u64,
+}
+
+/// Adds the last seq to a conversation.
+pub fn with_last_seq(db: &Db, c: Conversation) -> Result<Listed, ServiceError> {
+    let last_seq = message::last_seq(db, c.id)?;
+    Ok(Listed { conversation: c, last_seq })
+}
+
+/// One conversation.
+pub fn get(db: &Db, id: Uuid) -> Result<Listed, ServiceError> {
+    let c = conversation::get(db, id)?.ok_or(ServiceError::NotFound("conversation"))?;
+    with_last_seq(db, c)
+}
+
+/// Fails with `NotFound` unless the conversation exists.
+pub fn must_exist(db: &Db, id: Uuid) -> Result<(), ServiceError> {
+    conversation::get(db, id)?.map(drop).ok_or(ServiceError::NotFound("conversation"))
+}
+
+/// A page of conversations, oldest first, and the cursor of the next.
+pub fn list(db: &Db, filter: &ConversationFilter, after: Option<Uuid>, limit: usize) -> Result<(Vec<Listed>, Option<Uuid>), ServiceError> {
+    let (items, next) = conversation::list(db, filter, after, limit)?;
+    let items = items.into_iter().map(|c| with_last_seq(db, c)).collect::<Result<Vec<_>, _>>()?;
+    Ok((items, next))
+}
+
+/// A page of a conversation's messages after `after_seq`, in seq order.
+pub fn messages(db: &Db, id: Uuid, after_seq: u64, limit: usize) -> Result<Vec<Message>, ServiceError> {
+    must_exist(db, id)?;
+    Ok(message::after(db, id, after_seq, limit)?)
+}
+
+/// Stores a new conversation; a WhatsApp one is indexed by the customer's
+/// number, so that their replies reach it.
+pub async fn open(
+    registry: &Registry,
+    inbound: &Inbound,
+    channel: Channel,
+    customer: Customer,
+    subject: Option<String>,
+) -> Result<Conversation, ServiceError> {
+    if channel == Channel::Whatsapp {
+        return Ok(inbound.open(customer, subject).await?);
+    }
+    let c = Conversation::new(channel, customer, subject);
+    super::records::create_conversation(registry.journal(), &c).await?;
+    utalk_actors::conversation::count_opened(channel);
+    Ok(c)
+}
+
+/// Fails unless `id` is a user who may take conversations.
+pub fn check_assignee(db: &Db, id: Uuid) -> Result<(), ServiceError> {
+    let invalid = |message: &str| ServiceError::Invalid { code: "unknown_assignee", message: message.to_string() };
+    let u = user::get(db, id)?.ok_or_else(|| invalid("assigneeId is not a user"))?;
+    if u.disabled || u.role == Role::Readonly {
+        return Err(invalid("assigneeId cannot take conversations"));
+    }
+    Ok(())
+}
+
+/// Pauses the bot on every escalated conversation where it is still on:
+/// how many were checked and how many paused.
+pub async fn force_pause_bot(db: &Db, registry: &Registry) -> Result<(u64, u64), ServiceError> {
+    let filter = ConversationFilter { status: Some(ConversationStatus::Escalated), ..ConversationFilter::default() };
+    let (mut checked, mut paused) = (0u64, 0u64);
+    let mut after = None;
+    loop {
+        let (page, next) = conversation::list(db, &filter, after, 200)?;
+        for c in page {
+            checked += 1;
+            if c.bot_enabled {
+                let change = ConversationChange { bot_enabled: Some(false), ..ConversationChange::default() };
+                registry.call(c.id, change).await?;
+                paused += 1;
+            }
+        }
+        match next {
+            Some(n) => after = Some(n),
+            None => return Ok((checked, paused)),
+        }
+    }
+}
