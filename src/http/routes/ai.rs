@@ -4,7 +4,7 @@ use crate::config::Config;
 use crate::http::auth::principal::READERS;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
-use crate::services::bot::{self as service, SettingsChange, SettingsError};
+use crate::services::bot::{self as service, SettingsError};
 use crate::state::BotSettingsLock;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -13,7 +13,7 @@ use utalk_actors::bot::openai::OpenAi;
 use utalk_actors::hosts::{HostError, HostList};
 use utalk_actors::views;
 use utalk_actors::Registry;
-use utalk_storage::model::Role;
+use utalk_storage::model::{AiConfig, Role};
 use utalk_storage::Db;
 use utalk_storage::Timestamp;
 
@@ -104,8 +104,9 @@ pub async fn put(
     let u = body.into_inner();
     validate(&u)?;
     check_model_host(&config.bot.allowed_model_hosts, &u.base_url)?;
-    let change = SettingsChange {
-        version: u.version,
+    // Version, time and author are the service's to set.
+    let new = AiConfig {
+        version: 0,
         enabled: u.enabled,
         auto_escalate: u.auto_escalate,
         escalation_keywords: u.escalation_keywords,
@@ -114,8 +115,10 @@ pub async fn put(
         provider: u.provider.into(),
         model: u.model,
         base_url: u.base_url,
+        updated_at: Timestamp::now(),
+        updated_by: String::new(),
     };
-    let new = service::change_settings(&db, registry.journal(), &ai_config_lock.0, user, change).await.map_err(|e| match e {
+    let new = service::change_settings(&db, registry.journal(), &ai_config_lock.0, user, u.version, new).await.map_err(|e| match e {
         SettingsError::VersionConflict(m) => ApiError::conflict("version_conflict", m),
         SettingsError::Service(s) => s.into(),
     })?;
