@@ -27,6 +27,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod socket;
 pub mod views;
+pub(crate) mod wire;
 
 pub use conversation::registry::{Registry, RegistryConfig};
 pub use conversation::{AppendRequest, Appended, ConversationChange, ConversationError, MessageChange};

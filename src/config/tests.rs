@@ -168,7 +168,9 @@ fn the_log_level_follows_the_environment_unless_set() {
 
 #[test]
 fn the_sample_configuration_loads_and_states_the_defaults() {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("ops/utalk.sample.toml");
+    // The directory at run time: a binary reused from another clone's build would read that clone's file.
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let sample = Path::new(&dir).join("ops/utalk.sample.toml");
     let loaded = Config::load(Some(&sample), Vec::new()).unwrap();
     let as_toml = |c: &Config| toml::Value::try_from(c).unwrap();
     assert_eq!(as_toml(&loaded), as_toml(&Config::default()), "a value in ops/utalk.sample.toml differs from the default");

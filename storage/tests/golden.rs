@@ -120,8 +120,14 @@ fn reread(kind: &str, bytes: &[u8]) -> (Vec<u8>, serde_json::Value) {
     }
 }
 
+fn manifest_dir() -> std::path::PathBuf {
+    // Read at run time: the build cache is shared by clones, and a test binary
+    // built in another clone would otherwise read that clone's files.
+    std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+}
+
 fn golden() -> BTreeMap<String, Vec<u8>> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/records.hex");
+    let path = manifest_dir().join("tests/golden/records.hex");
     let text = std::fs::read_to_string(path).expect("tests/golden/records.hex");
     text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
@@ -137,7 +143,7 @@ fn records_the_previous_release_wrote_read_and_write_back_unchanged() {
     let now = current();
     if std::env::var_os("UTALK_WRITE_GOLDEN").is_some() {
         let lines: Vec<String> = now.iter().map(|(k, (bytes, _))| format!("{k} {}", hex::encode(bytes))).collect();
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/records.new.hex");
+        let path = manifest_dir().join("tests/golden/records.new.hex");
         std::fs::write(path, lines.join("\n") + "\n").expect("write records.new.hex");
     }
     let old = golden();

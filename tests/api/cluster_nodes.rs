@@ -788,6 +788,36 @@ async fn refresh_tokens_and_stock_hold_across_three_nodes() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+
+    // Assigned and unassigned through each node: at least two of the three
+    // forward the change to the conversation's owner, and an unassignment
+    // must arrive as one, not as "leave the assignee alone".
+    let conv = create_conversation(&http, &bases[0], &tokens[0]).await.expect("a conversation");
+    let me: Value = http.get(format!("{}/api/v1/auth/me", bases[0])).bearer_auth(&tokens[0]).send().await.unwrap().json().await.unwrap();
+    let admin = me["id"].as_str().expect("my id").to_string();
+    for (i, base) in bases.iter().enumerate() {
+        for assignee in [json!(admin), Value::Null] {
+            let until = Instant::now() + Duration::from_secs(10);
+            loop {
+                let r = http
+                    .patch(format!("{base}/api/v1/conversations/{conv}"))
+                    .bearer_auth(&tokens[i])
+                    .json(&json!({"assigneeId": assignee}))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status().as_u16();
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                if status == 200 {
+                    assert_eq!(v["assigneeId"], assignee, "node {} set the assignee to {assignee}: {v}", i + 1);
+                    break;
+                }
+                // The node may not have applied the conversation yet.
+                assert!(status == 404 && Instant::now() < until, "assign on node {}: {status} {v}", i + 1);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 /// Two veth links into a network namespace: one for clients, one for NATS,

@@ -11,6 +11,13 @@ pub const ADMIN: (&str, &str) = ("admin@example.com", "admin-password-1");
 pub const AGENT: (&str, &str) = ("agent@example.com", "agent-password-1");
 pub const READONLY: (&str, &str) = ("viewer@example.com", "viewer-password-1");
 
+/// The repository's root. Read at run time: the build cache is shared by
+/// clones, and a test binary cargo reuses from another clone would
+/// otherwise read that clone's files.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()))
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_utalk")
 }

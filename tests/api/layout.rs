@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    crate::helpers::repo_root()
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -203,5 +203,41 @@ fn handlers_name_the_parts_they_use() {
         for needle in ["web::Data<Shared>", "web::Data<Parts>", "AppState"] {
             assert!(!source.contains(needle), "{} takes the whole state ({needle})", file.display());
         }
+    }
+}
+
+#[test]
+fn what_nodes_send_each_other_lives_in_one_module_of_its_own_types() {
+    // The wire module names storage records and the cluster's error, never a
+    // command, an event or a view: a change to those cannot change what
+    // nodes send each other unnoticed. And nothing else encodes for the wire.
+    let wire = root().join("actors/src/wire");
+    let mut files = Vec::new();
+    rust_files(&wire, &mut files);
+    assert!(files.len() >= 5, "the wire module has its files");
+    for file in &files {
+        let source = std::fs::read_to_string(file).expect("read a source file");
+        for (i, _) in without_tests(&source).match_indices("crate::") {
+            let path: String = source[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':')).collect();
+            assert!(
+                path.starts_with("crate::wire") || path == "crate::cluster::ClusterError",
+                "{} names {path}, which is not a wire type",
+                file.display()
+            );
+        }
+    }
+    let mut others = Vec::new();
+    for krate in ["src", "actors/src", "schedules/src"] {
+        rust_files(&root().join(krate), &mut others);
+    }
+    for file in others.iter().filter(|f| !f.starts_with(&wire)) {
+        let source = std::fs::read_to_string(file).expect("read a source file");
+        assert!(!source.contains("rmp_serde"), "{} encodes for the wire outside actors/src/wire", file.display());
+    }
+    let mut conversation = Vec::new();
+    rust_files(&root().join("actors/src/conversation"), &mut conversation);
+    for file in &conversation {
+        let source = std::fs::read_to_string(file).expect("read a source file");
+        assert!(!source.contains("Deserialize"), "{} makes a conversation type readable from bytes", file.display());
     }
 }

@@ -3,10 +3,9 @@
 //! and the systemd unit starts the server.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+fn root() -> std::path::PathBuf {
+    crate::helpers::repo_root()
 }
 
 /// Metric names in the documentation's table (first column).

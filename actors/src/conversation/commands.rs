@@ -17,7 +17,7 @@ use uuid::Uuid;
 pub type Reply<T> = oneshot::Sender<Result<T, ConversationError>>;
 
 /// What a new message carries; the actor adds seq and time.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone)]
 pub struct AppendRequest {
     /// The client's idempotency key, which becomes the message id.
     pub message_id: Uuid,
@@ -129,7 +129,7 @@ impl Appended {
 }
 
 /// A change of the conversation's own fields; `None` leaves a field alone.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub struct ConversationChange {
     /// New status.
     pub status: Option<ConversationStatus>,
@@ -151,7 +151,7 @@ pub struct ConversationChange {
 ///
 /// A status only moves forward ([`MessageStatus::rank`]); `provider_id` is
 /// set once; a media file leaves `pending` once.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone)]
 pub struct MessageChange {
     /// The message.
     pub message_id: Uuid,

@@ -1,90 +1,15 @@
-//! Requests to a conversation forwarded to the node that owns it, and their
-//! answers, as they travel between nodes.
+//! Conversation requests forwarded to the node that owns the conversation:
+//! which commands travel, and their conversion to and from the wire's own
+//! types (`crate::wire::forward`).
 
 use crate::cluster::ClusterError;
+use crate::conversation::lifecycle::{CloseRequest, EscalateRequest};
 use crate::conversation::{AppendRequest, Appended, Command, ConversationChange, ConversationError, MarkRead, MessageChange, Panic};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utalk_storage::model::{Conversation, Message};
-use uuid::Uuid;
 
-/// A conversation request sent to its owner.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ForwardRequest {
-    /// The conversation.
-    pub conversation: Uuid,
-    /// What is asked of it.
-    pub command: Forward,
-}
-
-/// What is asked of a conversation.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Forward {
-    /// Append a message.
-    Append(AppendRequest),
-    /// Change the conversation's fields.
-    Update(ConversationChange),
-    /// Change a stored message.
-    Change(MessageChange),
-    /// Move a read marker.
-    Read {
-        /// Up to which seq.
-        seq: u64,
-        /// `agent` or `customer`.
-        kind: String,
-        /// The staff user.
-        id: Option<Uuid>,
-    },
-}
-
-/// The owner's answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum ForwardAnswer {
-    /// An append's message, and whether it was new.
-    Appended {
-        /// Stored now rather than found.
-        created: bool,
-        /// The message.
-        message: Message,
-    },
-    /// The conversation after a change.
-    Conversation(Conversation),
-    /// The message after a change.
-    Message(Message),
-    /// The stored read marker.
-    Read(u64),
-    /// The request failed.
-    Failed(WireError),
-}
-
-/// A [`ConversationError`] as it travels between nodes.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum WireError {
-    /// [`ConversationError::NotFound`].
-    NotFound,
-    /// [`ConversationError::MessageIdConflict`].
-    MessageIdConflict,
-    /// [`ConversationError::Overloaded`].
-    Overloaded,
-    /// [`ConversationError::InvalidSeq`].
-    InvalidSeq(u64),
-    /// [`ConversationError::MessageNotFound`].
-    MessageNotFound,
-    /// [`ConversationError::MessagePending`].
-    MessagePending,
-    /// [`ConversationError::BotPaused`].
-    BotPaused,
-    /// [`ConversationError::Closed`].
-    Closed,
-    /// The owner restarted or gave the conversation up; ask again.
-    Retry,
-    /// The owner could not reach the log or its store; the write may or may not have happened.
-    Unavailable(String),
-    /// Something the caller cannot fix.
-    Internal(String),
-    /// [`ConversationError::MediaNotFound`] (last, so earlier variants keep their wire form).
-    MediaNotFound,
-}
+use crate::wire::forward::{Append, Change, Close, Escalate, Update};
+pub(crate) use crate::wire::forward::{Forward, ForwardAnswer, ForwardRequest, WireError};
 
 impl From<&ConversationError> for WireError {
     fn from(e: &ConversationError) -> Self {
@@ -125,29 +50,105 @@ impl From<WireError> for ConversationError {
     }
 }
 
-impl ForwardRequest {
-    /// The request as bytes.
-    pub fn encode(&self) -> Result<Vec<u8>, ConversationError> {
-        rmp_serde::to_vec_named(self).map_err(|e| ConversationError::Cluster(ClusterError::Protocol(e.to_string())))
-    }
-    /// A request from bytes.
-    pub fn decode(bytes: &[u8]) -> Result<ForwardRequest, ClusterError> {
-        rmp_serde::from_slice(bytes).map_err(|e| ClusterError::Protocol(format!("cannot decode a forwarded request: {e}")))
+impl From<&AppendRequest> for Append {
+    fn from(r: &AppendRequest) -> Self {
+        Append {
+            message_id: r.message_id,
+            author: r.author.clone(),
+            direction: r.direction,
+            text: r.text.clone(),
+            media_id: r.media_id,
+            status: r.status,
+            provider_id: r.provider_id.clone(),
+            media: r.media.clone(),
+            extra: r.extra.clone(),
+        }
     }
 }
 
-impl ForwardAnswer {
-    /// The answer as bytes; one that cannot be encoded becomes an internal error.
-    pub fn encode(&self) -> Vec<u8> {
-        rmp_serde::to_vec_named(self).unwrap_or_else(|e| {
-            let failed = ForwardAnswer::Failed(WireError::Internal(format!("cannot encode the answer: {e}")));
-            rmp_serde::to_vec_named(&failed).unwrap_or_default()
-        })
+impl From<Append> for AppendRequest {
+    fn from(w: Append) -> Self {
+        AppendRequest {
+            message_id: w.message_id,
+            author: w.author,
+            direction: w.direction,
+            text: w.text,
+            media_id: w.media_id,
+            status: w.status,
+            provider_id: w.provider_id,
+            media: w.media,
+            extra: w.extra,
+        }
     }
-    /// An answer from bytes.
-    pub fn decode(bytes: &[u8]) -> Result<ForwardAnswer, ConversationError> {
-        rmp_serde::from_slice(bytes)
-            .map_err(|e| ConversationError::Cluster(ClusterError::Protocol(format!("cannot decode a forwarded answer: {e}"))))
+}
+
+impl From<&ConversationChange> for Update {
+    fn from(c: &ConversationChange) -> Self {
+        Update {
+            status: c.status,
+            assignee_id: c.assignee_id.flatten(),
+            bot_enabled: c.bot_enabled,
+            escalate: c.escalate.as_ref().map(|e| Escalate {
+                reason: e.reason,
+                detail: e.detail.clone(),
+                by: e.by,
+                handoff: e.handoff.clone(),
+            }),
+            close: c.close.as_ref().map(|k| Close {
+                resolution: k.resolution.clone(),
+                first_contact_resolution: k.first_contact_resolution,
+                ask_rating: k.ask_rating,
+            }),
+            ratings: c.ratings.clone(),
+            assign_if_unassigned: c.assign_if_unassigned,
+            unassign: c.assignee_id == Some(None),
+        }
+    }
+}
+
+impl From<Update> for ConversationChange {
+    fn from(w: Update) -> Self {
+        ConversationChange {
+            status: w.status,
+            assignee_id: if w.unassign { Some(None) } else { w.assignee_id.map(Some) },
+            bot_enabled: w.bot_enabled,
+            escalate: w.escalate.map(|e| EscalateRequest { reason: e.reason, detail: e.detail, by: e.by, handoff: e.handoff }),
+            close: w.close.map(|k| CloseRequest {
+                resolution: k.resolution,
+                first_contact_resolution: k.first_contact_resolution,
+                ask_rating: k.ask_rating,
+            }),
+            ratings: w.ratings,
+            assign_if_unassigned: w.assign_if_unassigned,
+        }
+    }
+}
+
+impl From<&MessageChange> for Change {
+    fn from(c: &MessageChange) -> Self {
+        Change {
+            message_id: c.message_id,
+            status: c.status,
+            provider_id: c.provider_id.clone(),
+            error_code: c.error_code.clone(),
+            error_message: c.error_message.clone(),
+            media: c.media.clone(),
+            extra: c.extra.clone(),
+        }
+    }
+}
+
+impl From<Change> for MessageChange {
+    fn from(w: Change) -> Self {
+        MessageChange {
+            message_id: w.message_id,
+            status: w.status,
+            provider_id: w.provider_id,
+            error_code: w.error_code,
+            error_message: w.error_message,
+            media: w.media,
+            extra: w.extra,
+        }
     }
 }
 
@@ -171,7 +172,7 @@ fn mismatched(answer: ForwardAnswer) -> ConversationError {
 
 impl Forwardable for MessageChange {
     fn forward(&self) -> Option<Forward> {
-        Some(Forward::Change(self.clone()))
+        Some(Forward::Change(self.into()))
     }
     fn answered(answer: ForwardAnswer) -> Result<Arc<Message>, ConversationError> {
         match answer {
@@ -201,7 +202,7 @@ impl Forwardable for MarkRead {
 
 impl Forwardable for AppendRequest {
     fn forward(&self) -> Option<Forward> {
-        Some(Forward::Append(self.clone()))
+        Some(Forward::Append(self.into()))
     }
     fn answered(answer: ForwardAnswer) -> Result<Appended, ConversationError> {
         match answer {
@@ -218,7 +219,7 @@ impl Forwardable for AppendRequest {
 
 impl Forwardable for ConversationChange {
     fn forward(&self) -> Option<Forward> {
-        Some(Forward::Update(self.clone()))
+        Some(Forward::Update(self.into()))
     }
     fn answered(answer: ForwardAnswer) -> Result<Arc<Conversation>, ConversationError> {
         match answer {
@@ -240,5 +241,26 @@ impl Forwardable for Panic {
     }
     fn answer(_output: ()) -> ForwardAnswer {
         ForwardAnswer::Failed(WireError::Internal("not forwarded".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    #[test]
+    fn an_unassignment_survives_the_wire() {
+        // MessagePack cannot tell `Some(None)` from `None`; a forwarded
+        // "unassign" once arrived as "leave the assignee alone".
+        let change = ConversationChange { assignee_id: Some(None), ..ConversationChange::default() };
+        let req = ForwardRequest { conversation: Uuid::nil(), command: Forward::Update(Update::from(&change)) };
+        let back = ForwardRequest::decode(&req.encode().expect("encode")).expect("decode");
+        let Forward::Update(u) = back.command else { panic!("not an update") };
+        assert_eq!(ConversationChange::from(u).assignee_id, Some(None));
+        let agent = Uuid::from_u128(7);
+        let change = ConversationChange { assignee_id: Some(Some(agent)), ..ConversationChange::default() };
+        assert_eq!(ConversationChange::from(Update::from(&change)).assignee_id, Some(Some(agent)));
+        assert_eq!(ConversationChange::from(Update::from(&ConversationChange::default())).assignee_id, None);
     }
 }

@@ -6,7 +6,7 @@ use utalk_storage::model::Role;
 use uuid::Uuid;
 
 /// Who a client is, from its token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Identity {
     /// A staff user.
     Staff {

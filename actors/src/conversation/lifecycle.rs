@@ -133,7 +133,7 @@ fn set_score(c: &mut Conversation, kind: RatingKind, score: u8) {
 }
 
 /// An escalation to apply.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone)]
 pub struct EscalateRequest {
     /// Why.
     pub reason: EscalationReason,
@@ -147,7 +147,7 @@ pub struct EscalateRequest {
 }
 
 /// A close to apply.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone)]
 pub struct CloseRequest {
     /// How it was resolved.
     pub resolution: String,

@@ -14,7 +14,9 @@
 
 use crate::cluster::{shard_of, ClusterError, Forwarded, SHARDS as CLUSTER_SHARDS};
 use crate::conversation::forward::{Forward, ForwardAnswer, ForwardRequest, Forwardable, WireError};
-use crate::conversation::{ConversationActor, ConversationChange, ConversationError, Deps, Envelope, MarkRead, Panic, Retire};
+use crate::conversation::{
+    AppendRequest, ConversationActor, ConversationChange, ConversationError, Deps, Envelope, MarkRead, MessageChange, Panic, Retire,
+};
 use crate::durability::Journal;
 use crate::fanout::broker::Broker;
 use actix::{Addr, Arbiter, ArbiterHandle, Supervisor};
@@ -242,7 +244,7 @@ impl Registry {
             Err(_) => "failed",
         };
         metrics::counter!("cluster_forwarded_requests_total", "outcome" => outcome).increment(1);
-        ForwardAnswer::decode(&sent?)
+        Ok(ForwardAnswer::decode(&sent?)?)
     }
 
     /// Serves forwarded requests for every shard this node owns, following ownership as it moves.
@@ -279,9 +281,9 @@ impl Registry {
     async fn answer(&self, request: Forwarded) {
         let answer = match ForwardRequest::decode(&request.payload) {
             Ok(ForwardRequest { conversation: id, command }) => match command {
-                Forward::Append(req) => self.answer_with(id, req).await,
-                Forward::Update(change) => self.answer_with::<ConversationChange>(id, change).await,
-                Forward::Change(change) => self.answer_with(id, change).await,
+                Forward::Append(req) => self.answer_with(id, AppendRequest::from(req)).await,
+                Forward::Update(change) => self.answer_with(id, ConversationChange::from(change)).await,
+                Forward::Change(change) => self.answer_with(id, MessageChange::from(change)).await,
                 Forward::Read { seq, kind, id: reader } => {
                     let reader = crate::fanout::broker::Actor { kind: crate::fanout::broker::reader_kind(&kind), id: reader };
                     self.answer_with(id, MarkRead { reader, seq }).await

@@ -8,29 +8,13 @@
 
 use crate::cluster::Cluster;
 use crate::fanout::broker::{Actor, Broker, ConversationEvent, LocalBroker, Subscriber, SubscriptionId};
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use utalk_storage::model::Alert;
 use uuid::Uuid;
+
+use crate::wire::ephemeral::{Envelope, Wire};
 
 /// The cluster topic of events that are not kept.
 const TOPIC: &str = "ephemeral";
-
-/// An event that is not kept, as it travels between nodes.
-#[derive(Debug, Serialize, Deserialize)]
-enum Wire {
-    Typing { kind: String, id: Option<Uuid>, typing: bool },
-    Presence { user_id: Uuid, status: String },
-    Alert { alert: Alert, manager: Option<Uuid>, new: bool },
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Envelope {
-    /// The node that published it, which does not take it back.
-    node: String,
-    topic: Uuid,
-    event: Wire,
-}
 
 fn to_wire(conversation: Uuid, event: &ConversationEvent) -> Option<Wire> {
     Some(match event {
@@ -76,7 +60,7 @@ impl SharedBroker {
     pub fn start(local: Arc<LocalBroker>, cluster: Arc<dyn Cluster>) -> Arc<SharedBroker> {
         let (me, into) = (cluster.node_id().to_string(), local.clone());
         crate::cluster::listen_forever(cluster.clone(), TOPIC, move |bytes| {
-            match rmp_serde::from_slice::<Envelope>(&bytes) {
+            match Envelope::decode(&bytes) {
                 Ok(e) if e.node != me => into.publish(e.topic, from_wire(e.topic, e.event)),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "an event from another node could not be read"),
@@ -91,7 +75,7 @@ impl Broker for SharedBroker {
     fn publish(&self, conversation: Uuid, event: ConversationEvent) {
         if let Some(wire) = to_wire(conversation, &event) {
             let envelope = Envelope { node: self.cluster.node_id().to_string(), topic: conversation, event: wire };
-            match rmp_serde::to_vec_named(&envelope) {
+            match envelope.encode() {
                 Ok(bytes) => {
                     let cluster = self.cluster.clone();
                     tokio::spawn(async move {
@@ -133,8 +117,8 @@ mod tests {
             origin: 7,
         };
         let wire = to_wire(conv, &typing).expect("typing travels");
-        let bytes = rmp_serde::to_vec_named(&Envelope { node: "n1".into(), topic: conv, event: wire }).unwrap();
-        let back: Envelope = rmp_serde::from_slice(&bytes).unwrap();
+        let bytes = Envelope { node: "n1".into(), topic: conv, event: wire }.encode().expect("encode");
+        let back = Envelope::decode(&bytes).expect("decode");
         match from_wire(back.topic, back.event) {
             ConversationEvent::Typing { conversation_id, typing: true, origin: 0, user } => {
                 assert_eq!(conversation_id, conv);

@@ -8,7 +8,7 @@
 //! sockets are gone with it.
 
 use crate::cluster::Cluster;
-use serde::{Deserialize, Serialize};
+use crate::wire::presence::OnlineList;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,13 +23,6 @@ pub const PERIOD: Duration = Duration::from_secs(5);
 
 /// How long a node's list counts without news from it.
 pub const STALE_AFTER: Duration = Duration::from_secs(15);
-
-/// One node's list, as it travels.
-#[derive(Debug, Serialize, Deserialize)]
-struct OnlineList {
-    node: String,
-    online: Vec<Uuid>,
-}
 
 /// The staff online on the other nodes, as last heard.
 #[derive(Debug, Default)]
@@ -72,7 +65,7 @@ impl ClusterPresence {
             tokio::spawn(async move {
                 loop {
                     let list = OnlineList { node: node.clone(), online: local() };
-                    match rmp_serde::to_vec_named(&list) {
+                    match list.encode() {
                         Ok(bytes) => {
                             if let Err(e) = cluster.publish(TOPIC, bytes.into()).await {
                                 tracing::debug!(error = %e, "the online staff list did not reach the other nodes");
@@ -88,7 +81,7 @@ impl ClusterPresence {
         let weak = Arc::downgrade(&me);
         crate::cluster::listen_forever(cluster, TOPIC, move |bytes| {
             let Some(me) = weak.upgrade() else { return false };
-            match rmp_serde::from_slice::<OnlineList>(&bytes) {
+            match OnlineList::decode(&bytes) {
                 Ok(l) if l.node != node => me.lock().heard(l.node, l.online, Instant::now()),
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "another node's online staff list could not be read"),

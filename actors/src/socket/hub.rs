@@ -5,6 +5,7 @@
 pub use crate::conversation::identity::Identity;
 use crate::conversation::registry::Registry;
 use crate::fanout::broker::{ConversationEvent, STAFF_TOPIC};
+use crate::wire::session::{StashedIdentity, StashedSession};
 use base64::Engine;
 use rand::RngCore;
 use std::collections::{HashMap, VecDeque};
@@ -88,43 +89,38 @@ pub struct SavedSession {
     pub saved_at: Instant,
 }
 
-/// A saved session as it travels to other nodes of a cluster.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct SavedWire {
-    sid: String,
-    identity: Identity,
-    floors: Vec<(Uuid, u64)>,
-    log: Vec<(u64, Uuid, u64)>,
-    next_offset: u64,
-    /// Milliseconds since the epoch (an `Instant` means nothing on another machine).
-    saved_at_ms: i64,
+/// The session as it travels to other nodes of a cluster.
+fn stashed(s: &SavedSession) -> StashedSession {
+    let age = s.saved_at.elapsed().as_millis() as i64;
+    let identity = match s.identity {
+        Identity::Staff { user_id, role } => StashedIdentity::Staff { user_id, role },
+        Identity::Widget { conversation_id } => StashedIdentity::Widget { conversation_id },
+    };
+    StashedSession {
+        sid: s.sid.clone(),
+        identity,
+        floors: s.floors.iter().map(|(c, f)| (*c, *f)).collect(),
+        log: s.log.iter().copied().collect(),
+        next_offset: s.next_offset,
+        saved_at_ms: utalk_storage::Timestamp::now().millis() - age,
+    }
 }
 
-impl SavedWire {
-    fn of(s: &SavedSession) -> SavedWire {
-        let age = s.saved_at.elapsed().as_millis() as i64;
-        SavedWire {
-            sid: s.sid.clone(),
-            identity: s.identity,
-            floors: s.floors.iter().map(|(c, f)| (*c, *f)).collect(),
-            log: s.log.iter().copied().collect(),
-            next_offset: s.next_offset,
-            saved_at_ms: utalk_storage::Timestamp::now().millis() - age,
-        }
-    }
-
-    /// The session, if it is still within `window`.
-    fn into_saved(self, window: Duration) -> Option<SavedSession> {
-        let age = Duration::from_millis((utalk_storage::Timestamp::now().millis() - self.saved_at_ms).max(0) as u64);
-        (age < window).then(|| SavedSession {
-            sid: self.sid,
-            identity: self.identity,
-            floors: self.floors.into_iter().collect(),
-            log: self.log.into_iter().collect(),
-            next_offset: self.next_offset,
-            saved_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
-        })
-    }
+/// A session another node stashed, if it is still within `window`.
+fn unstashed(w: StashedSession, window: Duration) -> Option<SavedSession> {
+    let age = Duration::from_millis((utalk_storage::Timestamp::now().millis() - w.saved_at_ms).max(0) as u64);
+    let identity = match w.identity {
+        StashedIdentity::Staff { user_id, role } => Identity::Staff { user_id, role },
+        StashedIdentity::Widget { conversation_id } => Identity::Widget { conversation_id },
+    };
+    (age < window).then(|| SavedSession {
+        sid: w.sid,
+        identity,
+        floors: w.floors.into_iter().collect(),
+        log: w.log.into_iter().collect(),
+        next_offset: w.next_offset,
+        saved_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
+    })
 }
 
 /// Live counts for `/health/socket`.
@@ -270,7 +266,7 @@ impl<S: Clone + Send + 'static> Hub<S> {
     /// client may come back through the load balancer to another node (one
     /// node alone keeps nothing there).
     pub fn save(&self, pid: &str, session: SavedSession) {
-        match rmp_serde::to_vec_named(&SavedWire::of(&session)) {
+        match stashed(&session).encode() {
             Ok(bytes) => {
                 let (cluster, pid) = (self.registry.journal().cluster().clone(), pid.to_string());
                 tokio::spawn(async move {
@@ -311,7 +307,7 @@ impl<S: Clone + Send + 'static> Hub<S> {
                     return None;
                 }
             };
-            let saved = rmp_serde::from_slice::<SavedWire>(&bytes).ok()?.into_saved(window);
+            let saved = unstashed(StashedSession::decode(&bytes).ok()?, window);
             tracing::info!(found = saved.is_some(), "a session dropped on another node came back here");
             saved
         }
