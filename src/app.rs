@@ -326,6 +326,11 @@ impl Application {
         if let Some(n) = &nats {
             n.join();
         }
+        // `utalk user …` reaches the running server here; without it those
+        // commands need the server stopped, which is no reason not to serve.
+        if let Err(e) = crate::ops::user_admin::serve(&config.data_dir, db.clone(), journal.clone()) {
+            tracing::warn!(error = %format!("{e:#}"), "no control socket: `utalk user` commands need the server stopped");
+        }
         let account = config.twilio_account().map(Arc::new);
         let outbox_signal = Arc::new(JobSignal::new(account.is_some()));
         let threads = if config.conversations.threads == 0 { cores() } else { config.conversations.threads };
@@ -358,6 +363,7 @@ impl Application {
             max_replay_bytes: s.max_replay_bytes,
             max_sessions: s.max_sessions,
             max_anonymous_sessions_per_ip: s.max_anonymous_sessions_per_ip,
+            ..SocketConfig::default()
         };
         let sockets = SocketHub::new(socket_config, auth.clone(), registry.clone(), db.clone());
         // Automatic assignment on any node chooses among the staff online on every node.

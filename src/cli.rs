@@ -188,8 +188,38 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
-    /// Lists staff users.
+    /// Lists staff users: id, email, role, enabled or disabled, created.
     List,
+    /// Locks a user out: their tokens, refresh tokens and open sockets stop working.
+    Disable {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Lets a disabled user log in again.
+    Enable {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Gives a user another role; tokens already issued act with it at once.
+    SetRole {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// admin, operator, agent or readonly.
+        #[arg(long)]
+        role: String,
+    },
+    /// Sets a user's password (read from standard input); their sessions end.
+    Passwd {
+        /// The user's email.
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required, so it never shows in `ps`).
+        #[arg(long)]
+        password_stdin: bool,
+    },
 }
 
 impl Cli {
@@ -436,17 +466,6 @@ fn backup_command(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The role and the password (from standard input) of `user add`.
-fn user_add_input(role: &str, password_stdin: bool) -> anyhow::Result<(Role, String)> {
-    if !password_stdin {
-        bail!("pass --password-stdin and write the password to standard input (it must not appear on the command line)");
-    }
-    let role = Role::parse(role).with_context(|| format!("unknown role `{role}`: use admin, operator, agent or readonly"))?;
-    let mut password = String::new();
-    std::io::stdin().read_to_string(&mut password).context("cannot read the password from standard input")?;
-    Ok((role, password.trim_end_matches(['\n', '\r']).to_string()))
-}
-
 /// `user add` with a cluster: the user goes into the cluster's log, which
 /// every node applies; the address is claimed there, so it stays unique.
 /// The local data directory is not opened (a node may be running on it).
@@ -507,35 +526,54 @@ async fn cluster_command(config: Config, cmd: ClusterCommand) -> anyhow::Result<
     Ok(())
 }
 
+/// The password of `user add` or `user passwd`, from standard input.
+fn password_from_stdin(password_stdin: bool) -> anyhow::Result<String> {
+    if !password_stdin {
+        bail!("pass --password-stdin and write the password to standard input (it must not appear on the command line)");
+    }
+    let mut password = String::new();
+    std::io::stdin().read_to_string(&mut password).context("cannot read the password from standard input")?;
+    Ok(password.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn role_named(role: &str) -> anyhow::Result<Role> {
+    Role::parse(role).with_context(|| format!("unknown role `{role}`: use admin, operator, agent or readonly"))
+}
+
+/// Runs a user command: through the server when one runs on the data
+/// directory, else on the data directory itself (or, for `user add` with
+/// a cluster and no node here, straight into the cluster's log).
 async fn user_command(config: Config, cmd: UserCommand) -> anyhow::Result<()> {
-    if let (Some(_), UserCommand::Add { email, role, password_stdin }) = (&config.cluster_url, &cmd) {
-        let (role, password) = user_add_input(role, *password_stdin)?;
-        return add_user_to_cluster(&config, email, role, &password).await;
-    }
-    let db = open_db(&config).with_context(|| "stop the server or use POST /api/v1/users with an admin token")?;
-    match cmd {
+    use crate::ops::user_admin::{self, UserOp};
+    let op = match cmd {
         UserCommand::Add { email, role, password_stdin } => {
-            let (role, password) = user_add_input(&role, password_stdin)?;
-            let writer = StoreWriter::start(db.clone(), Durability::Sync)?;
-            let journal = utalk_actors::Journal::standalone(&db, writer.clone(), "cli");
-            let result = crate::services::accounts::create_user(&db, &journal, &email, role, &password, "cli").await;
-            writer.shutdown();
-            let u = result?;
-            println!("created user {} ({}) with id {}", u.email, u.role.as_str(), u.id);
+            let role = role_named(&role)?;
+            UserOp::Add { email, role, password: password_from_stdin(password_stdin)? }
         }
-        UserCommand::List => {
-            let mut after = None;
-            loop {
-                let page = crate::services::accounts::users(&db, after, 200)?;
-                for u in &page {
-                    println!("{}\t{}\t{}\t{}", u.id, u.email, u.role.as_str(), u.created_at.to_rfc3339());
-                }
-                match page.last() {
-                    Some(u) if page.len() == 200 => after = Some(u.id),
-                    _ => break,
-                }
-            }
-        }
+        UserCommand::List => UserOp::List,
+        UserCommand::Disable { email } => UserOp::Disable { email },
+        UserCommand::Enable { email } => UserOp::Enable { email },
+        UserCommand::SetRole { email, role } => UserOp::SetRole { email, role: role_named(&role)? },
+        UserCommand::Passwd { email, password_stdin } => UserOp::Passwd { email, password: password_from_stdin(password_stdin)? },
+    };
+    if let Some(answer) = user_admin::ask_server(&config.data_dir, &op).await {
+        println!("{}", answer?);
+        return Ok(());
     }
+    if config.cluster_url.is_some() {
+        return match op {
+            UserOp::Add { email, role, password } => add_user_to_cluster(&config, &email, role, &password).await,
+            _ => bail!(
+                "no node runs on {}: run this where a node of the cluster runs, or use the REST API (PATCH /api/v1/users/{{id}})",
+                config.data_dir.display()
+            ),
+        };
+    }
+    let db = open_db(&config).with_context(|| "no server answers on this data directory's control socket, and it cannot be opened")?;
+    let writer = StoreWriter::start(db.clone(), Durability::Sync)?;
+    let journal = utalk_actors::Journal::standalone(&db, writer.clone(), "cli");
+    let result = user_admin::execute(&db, &journal, op).await;
+    writer.shutdown();
+    println!("{}", result?);
     Ok(())
 }

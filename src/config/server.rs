@@ -164,6 +164,8 @@ pub struct AuthConfig {
     pub password_check_queue: usize,
     /// Longest a password check waits for a thread before 429 `server_busy`, ms.
     pub password_check_wait_ms: u64,
+    /// API keys that may be live (neither revoked nor expired) at once; more get 409 `too_many_keys`.
+    pub max_api_keys: usize,
 }
 
 impl Default for StoreConfig {
@@ -198,6 +200,7 @@ impl Default for AuthConfig {
             max_throttled_keys: 100_000,
             password_check_threads: 2,
             password_check_queue: 64,
+            max_api_keys: 1000,
             password_check_wait_ms: 2_000,
         }
     }

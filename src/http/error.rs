@@ -175,6 +175,7 @@ impl From<crate::services::ServiceError> for ApiError {
             E::NotFound(what) => ApiError::not_found(what),
             E::Forbidden(m) => ApiError::forbidden(m),
             E::Invalid { code, message } => ApiError::invalid(code, message),
+            E::Conflict { code, message } => ApiError::conflict(code, message),
             E::Internal(m) => ApiError::internal(m),
         }
     }

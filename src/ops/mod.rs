@@ -4,3 +4,4 @@
 pub mod cluster_log;
 pub mod export;
 pub mod report;
+pub mod user_admin;

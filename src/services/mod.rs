@@ -5,6 +5,7 @@
 //! decides how a write reaches the log.
 
 pub mod accounts;
+pub mod api_keys;
 pub mod api_version;
 pub mod bot;
 pub mod conversations;
@@ -51,6 +52,14 @@ pub enum ServiceError {
         /// Machine-readable code.
         code: &'static str,
         /// What is wrong.
+        message: String,
+    },
+    /// The request is sound but the state refuses it.
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What is in the way.
         message: String,
     },
     /// Blocking work could not run to its end.

@@ -75,11 +75,17 @@ pub enum Map {
     Flags,
     /// `conversation_id (16) · media_id (16) → size (8)`: uploads of each conversation, for its media quota.
     ConvidMedia,
+    /// `uuid key_id` → `ApiKey`: integrators' API keys (the secret only as its hash).
+    ApiKeys,
+    /// `[u8; 32] sha256(key)` → `uuid key_id`: finds a presented key; removed when the key is revoked.
+    KeyhashId,
+    /// `uuid key_id` → `i64 ms`: when each key was last used, kept apart so that a use never overwrites a revocation.
+    KeyUsed,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 34] = [
+    pub const ALL: [Map; 37] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -114,6 +120,9 @@ impl Map {
         Map::TxnErrors,
         Map::Flags,
         Map::ConvidMedia,
+        Map::ApiKeys,
+        Map::KeyhashId,
+        Map::KeyUsed,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -156,6 +165,9 @@ impl Map {
             Map::TxnErrors => "txn_errors",
             Map::Flags => "flags",
             Map::ConvidMedia => "convid_media",
+            Map::ApiKeys => "api_keys",
+            Map::KeyhashId => "keyhash_id",
+            Map::KeyUsed => "key_used",
         }
     }
 }

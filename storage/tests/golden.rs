@@ -63,6 +63,8 @@ fn user() -> User {
         created_at: AT,
         disabled: false,
         preferences: Preferences { language: "es".into(), timezone: "America/Mexico_City".into() },
+        name: None,
+        signed_out_at: None,
     }
 }
 

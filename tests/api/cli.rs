@@ -23,12 +23,86 @@ async fn user_add_refuses_bad_input_and_a_locked_data_dir_clearly() {
     assert!(err.contains("already exists"), "{err}");
 
     let _server = TestServer::start_on(&data, &[]).await;
-    let (ok, _, err) =
+    // A running server takes the command over its control socket.
+    let (ok, out, err) =
         utalk(&data, &["user", "add", "--email", "b@example.com", "--role", "agent", "--password-stdin"], "long-enough-pw\n");
+    assert!(ok && out.contains("created user b@example.com"), "{out} {err}");
+    let (ok, out, err) =
+        utalk(&data, &["user", "add", "--email", "B@example.com", "--role", "agent", "--password-stdin"], "long-enough-pw\n");
+    assert!(!ok && err.contains("already exists"), "{out} {err}");
+    // Without the socket (say, removed by hand) the locked directory is said plainly.
+    std::fs::remove_file(data.join("control.sock")).unwrap();
+    let (ok, _, err) =
+        utalk(&data, &["user", "add", "--email", "c@example.com", "--role", "agent", "--password-stdin"], "long-enough-pw\n");
     assert!(!ok);
     assert!(err.contains("in use by another process"), "{err}");
+}
+
+#[tokio::test]
+async fn user_commands_change_users_while_the_server_runs_and_while_it_is_stopped() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut s = TestServer::start().await;
+    let data = s.data_dir();
+    let mode = std::fs::metadata(data.join("control.sock")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "only the owner may use the control socket");
+    let token = s.login(AGENT).await;
+    let works = |token: String| {
+        let http = s.http.clone();
+        let url = s.url("/api/v1/conversations");
+        async move { http.get(url).bearer_auth(token).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(works(token.clone()).await, 200);
+
+    let (ok, out, err) = utalk(&data, &["user", "disable", "--email", AGENT.0], "");
+    assert!(ok && out.contains("agent@example.com is agent (disabled)"), "{out} {err}");
+    assert_eq!(works(token.clone()).await, 401, "a disabled user's token stops at once");
     let (ok, out, _) = utalk(&data, &["user", "list"], "");
-    assert!(!ok, "list also needs the directory: {out}");
+    assert!(ok && out.lines().any(|l| l.contains(AGENT.0) && l.contains("\tdisabled\t")), "{out}");
+
+    let (ok, out, err) = utalk(&data, &["user", "enable", "--email", AGENT.0], "");
+    assert!(ok && out.contains("(enabled)"), "{out} {err}");
+    let (ok, out, err) = utalk(&data, &["user", "set-role", "--email", AGENT.0, "--role", "operator"], "");
+    assert!(ok && out.contains("is operator"), "{out} {err}");
+    let (ok, out, err) = utalk(&data, &["user", "passwd", "--email", AGENT.0, "--password-stdin"], "a-new-password-9\n");
+    assert!(ok, "{out} {err}");
+    let r = s
+        .http
+        .post(s.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"email": AGENT.0, "password": "a-new-password-9"}))
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["user"]["role"], "operator", "{v}");
+
+    for (args, stdin, needle) in [
+        (vec!["user", "disable", "--email", "nobody@example.com"], "", "no user with email nobody@example.com"),
+        (vec!["user", "set-role", "--email", AGENT.0, "--role", "boss"], "", "unknown role"),
+        (vec!["user", "passwd", "--email", AGENT.0, "--password-stdin"], "short\n", "at least"),
+        (vec!["user", "passwd", "--email", AGENT.0], "", "--password-stdin"),
+    ] {
+        let (ok, out, err) = utalk(&data, &args, stdin);
+        assert!(!ok && err.contains(needle), "{args:?}: {out} {err}");
+    }
+
+    // Garbage on the control socket gets an answer and leaves the server serving.
+    {
+        use std::io::{BufRead, Write};
+        let mut sock = std::os::unix::net::UnixStream::connect(data.join("control.sock")).unwrap();
+        sock.write_all(b"{\"op\": \"drop_tables\"}\n").unwrap();
+        let mut answer = String::new();
+        std::io::BufReader::new(&sock).read_line(&mut answer).unwrap();
+        assert!(answer.contains("\"ok\":false") && answer.contains("not a user operation"), "{answer}");
+    }
+    assert_eq!(works(v["accessToken"].as_str().unwrap().to_string()).await, 200);
+
+    // Stopped, the same commands open the data directory themselves.
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let (ok, out, err) = utalk(&data, &["user", "disable", "--email", AGENT.0], "");
+    assert!(ok && out.contains("(disabled)"), "{out} {err}");
+    let (ok, out, _) = utalk(&data, &["user", "list"], "");
+    assert!(ok && out.lines().any(|l| l.contains(AGENT.0) && l.contains("\tdisabled\t")), "{out}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! End-to-end tests against the real `utalk` binary.
 
+mod access;
 mod auth;
 mod backup;
 mod bad_input;

@@ -28,6 +28,13 @@ pub struct Authenticated {
 pub trait Authenticator: Send + Sync + 'static {
     /// The identity of `token` and its expiry, or the error code to put in CONNECT_ERROR.
     fn authenticate(&self, token: Option<&str>) -> Result<Authenticated, &'static str>;
+
+    /// Whether `identity`, authenticated at `since_ms` (ms since the epoch),
+    /// may still act: a disabled user or a revoked key may not. Open staff
+    /// sessions ask this every [`SocketConfig::access_check`].
+    fn still_allowed(&self, _identity: &Identity, _since_ms: i64) -> bool {
+        true
+    }
 }
 
 /// Limits and timers of the Socket.IO endpoint.
@@ -53,6 +60,8 @@ pub struct SocketConfig {
     pub max_sessions: usize,
     /// Sessions open at once from one client address that have not authenticated yet.
     pub max_anonymous_sessions_per_ip: usize,
+    /// How often an open staff session checks that its user or key may still act.
+    pub access_check: Duration,
 }
 
 impl Default for SocketConfig {
@@ -68,6 +77,7 @@ impl Default for SocketConfig {
             max_replay_bytes: 1 << 20,
             max_sessions: 50_000,
             max_anonymous_sessions_per_ip: 64,
+            access_check: Duration::from_secs(2),
         }
     }
 }

@@ -34,6 +34,9 @@ pub struct Claims {
     pub cnv: Option<Uuid>,
     /// Issued at, seconds.
     pub iat: i64,
+    /// Issued at, milliseconds: told apart from a sign-out in the same second.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ims: Option<i64>,
     /// Expires at, seconds.
     pub exp: i64,
 }
@@ -119,7 +122,15 @@ mod tests {
 
     fn claims(exp_in: i64) -> Claims {
         let now = Timestamp::now().millis() / 1000;
-        Claims { sub: Uuid::new_v4(), typ: TokenType::Access, role: Some("agent".into()), cnv: None, iat: now, exp: now + exp_in }
+        Claims {
+            sub: Uuid::new_v4(),
+            typ: TokenType::Access,
+            role: Some("agent".into()),
+            cnv: None,
+            iat: now,
+            ims: None,
+            exp: now + exp_in,
+        }
     }
 
     const OLD: &str = "old-secret-old-secret-old-secret-0000";

@@ -8,6 +8,7 @@ pub mod verifier;
 use crate::config::{AuthConfig, Secret};
 use crate::http::error::ApiError;
 use crate::services::accounts::{self, password};
+use crate::services::api_keys::{self, KeysInUse};
 use base64::Engine;
 use keys::{Claims, Keyring, TokenError, TokenType};
 use limiter::{Limiter, Refused};
@@ -16,7 +17,7 @@ use sha2::{Digest, Sha256};
 use std::time::Duration;
 use utalk_actors::durability::Journal;
 use utalk_actors::{Authenticated, Authenticator, Identity};
-use utalk_storage::model::{RefreshToken, Role, User};
+use utalk_storage::model::{RefreshToken, User};
 use utalk_storage::{Db, Timestamp};
 use uuid::Uuid;
 
@@ -46,6 +47,10 @@ pub struct UserView {
     pub email: String,
     /// Role: admin, operator, agent, readonly.
     pub role: String,
+    /// Display name.
+    pub name: Option<String>,
+    /// A disabled user cannot log in, refresh or keep a socket open.
+    pub disabled: bool,
     /// Created.
     #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
@@ -53,7 +58,14 @@ pub struct UserView {
 
 impl From<&User> for UserView {
     fn from(u: &User) -> Self {
-        UserView { id: u.id, email: u.email.clone(), role: u.role.as_str().into(), created_at: u.created_at }
+        UserView {
+            id: u.id,
+            email: u.email.clone(),
+            role: u.role.as_str().into(),
+            name: u.name.clone(),
+            disabled: u.disabled,
+            created_at: u.created_at,
+        }
     }
 }
 
@@ -69,6 +81,8 @@ pub struct AuthService {
     verifier: verifier::Verifier,
     /// Serialises refreshes so that one refresh token is exchanged once.
     refresh_lock: tokio::sync::Mutex<()>,
+    /// API keys checked, and when each last had its use recorded.
+    keys_in_use: KeysInUse,
 }
 
 fn now_secs() -> i64 {
@@ -107,42 +121,77 @@ impl AuthService {
                 Duration::from_millis(config.password_check_wait_ms),
             )?,
             refresh_lock: tokio::sync::Mutex::new(()),
+            keys_in_use: KeysInUse::new(config.max_api_keys),
             db,
             journal,
             config,
         })
     }
 
+    /// Live API keys allowed at once.
+    pub fn max_api_keys(&self) -> usize {
+        self.config.max_api_keys
+    }
+
     /// Who a token belongs to, or the error code that refuses it
-    /// (`missing_token`, `invalid_token`, `token_expired`).
+    /// (`missing_token`, `invalid_token`, `token_expired`, `token_revoked`).
     pub fn identity(&self, token: Option<&str>) -> Result<Identity, &'static str> {
         self.identity_until(token).map(|(identity, _)| identity)
     }
 
-    /// Like [`identity`](Self::identity), with the token's expiry (seconds since the epoch).
-    fn identity_until(&self, token: Option<&str>) -> Result<(Identity, i64), &'static str> {
+    /// Like [`identity`](Self::identity), with when the credential expires
+    /// (seconds since the epoch; an API key may never).
+    ///
+    /// A staff token is checked against the user as stored now, so a
+    /// disabled user, a changed role or a password set elsewhere takes
+    /// effect at once on every node that has applied the change.
+    fn identity_until(&self, token: Option<&str>) -> Result<(Identity, Option<i64>), &'static str> {
         let token = token.map(str::trim).filter(|t| !t.is_empty()).ok_or("missing_token")?;
+        if token.starts_with(api_keys::KEY_PREFIX) {
+            let key = self.keys_in_use.check(&self.db, &self.journal, token)?;
+            return Ok((Identity::Staff { user_id: key.id, role: key.role }, key.expires_at.map(|t| t.millis() / 1000)));
+        }
         let claims = self.keys.verify(token).map_err(|e| match e {
             TokenError::Expired => "token_expired",
             TokenError::Invalid => "invalid_token",
         })?;
         match claims.typ {
             TokenType::Access => {
-                let role = claims.role.as_deref().and_then(Role::parse).ok_or("invalid_token")?;
-                Ok((Identity::Staff { user_id: claims.sub, role }, claims.exp))
+                let u = accounts::user(&self.db, claims.sub).map_err(|_| "invalid_token")?.ok_or("invalid_token")?;
+                if !u.accepts_token_issued(claims.ims.unwrap_or(claims.iat * 1000)) {
+                    return Err("token_revoked");
+                }
+                Ok((Identity::Staff { user_id: claims.sub, role: u.role }, Some(claims.exp)))
             }
-            TokenType::Widget => Ok((Identity::Widget { conversation_id: claims.cnv.ok_or("invalid_token")? }, claims.exp)),
+            TokenType::Widget => Ok((Identity::Widget { conversation_id: claims.cnv.ok_or("invalid_token")? }, Some(claims.exp))),
+        }
+    }
+
+    /// Whether `identity`, established earlier, may still act: its user is
+    /// still enabled with the same role and not signed out since `since_ms`,
+    /// or its API key is still live. Open sockets ask this every few seconds.
+    pub fn still_allowed(&self, identity: &Identity, since_ms: i64) -> bool {
+        match *identity {
+            Identity::Widget { .. } => true,
+            Identity::Staff { user_id, role } => match accounts::user(&self.db, user_id) {
+                Ok(Some(u)) => u.role == role && u.accepts_token_issued(since_ms),
+                Ok(None) => api_keys::key(&self.db, user_id).ok().flatten().is_some_and(|k| k.role == role && k.usable(Timestamp::now())),
+                // A read that fails says nothing about the user: keep the socket.
+                Err(_) => true,
+            },
         }
     }
 
     fn access_token(&self, u: &User) -> Result<String, ApiError> {
-        let now = now_secs();
+        let now_ms = Timestamp::now().millis();
+        let now = now_ms / 1000;
         let claims = Claims {
             sub: u.id,
             typ: TokenType::Access,
             role: Some(u.role.as_str().into()),
             cnv: None,
             iat: now,
+            ims: Some(now_ms),
             exp: now + self.config.access_ttl_secs as i64,
         };
         self.keys.sign(&claims).map_err(ApiError::internal)
@@ -157,6 +206,7 @@ impl AuthService {
             role: None,
             cnv: Some(conversation),
             iat: now,
+            ims: None,
             exp: now + self.config.widget_ttl_secs as i64,
         };
         Ok((self.keys.sign(&claims).map_err(ApiError::internal)?, self.config.widget_ttl_secs))
@@ -181,6 +231,7 @@ impl AuthService {
             family,
             expires_at: Timestamp::now().plus_secs(self.config.refresh_ttl_secs as i64),
             replaced_by: None,
+            issued_at: Some(Timestamp::now()),
         };
         // A refresh token is exchanged once cluster-wide: another node may have just done it.
         if !accounts::keep_refresh_token(&self.journal, hash, &record, replacing).await? {
@@ -261,6 +312,32 @@ impl AuthService {
         }
     }
 
+    /// Changes the caller's own password after checking the current one; every
+    /// other session ends, and the caller gets a new pair.
+    pub async fn change_own_password(&self, user_id: Uuid, current: &str, new: &str) -> Result<TokenPair, ApiError> {
+        if current.len() > password::MAX_LEN || new.len() > password::MAX_LEN {
+            return Err(ApiError::invalid("validation_failed", format!("passwords have at most {} bytes", password::MAX_LEN)));
+        }
+        let u = accounts::user(&self.db, user_id)?
+            .ok_or_else(|| ApiError::forbidden("only a user's own login may change its password (not an API key)"))?;
+        // Counted like a login, so a stolen access token cannot guess the password at will.
+        let key = format!("acct:{}", u.email);
+        self.account_failures.try_hit(&key, self.config.max_failures_per_account).map_err(|r| {
+            ApiError::rate_limited("too_many_attempts", "too many wrong passwords for this account; wait and retry", r.wait_secs())
+        })?;
+        let ok = self.verifier.verify(current, &u.password_hash).await.map_err(|verifier::Busy| {
+            ApiError::rate_limited("server_busy", "too many password checks in progress; retry in a moment", 1)
+        })?;
+        if !ok {
+            return Err(ApiError::unauthorized("invalid_credentials", "the current password is wrong"));
+        }
+        self.account_failures.clear(&key);
+        let u = accounts::set_password(&self.db, &self.journal, accounts::ChangedBy::Staff(user_id), user_id, new, "user.password_change")
+            .await?;
+        // Issued after the sign-out, so it survives it.
+        self.issue_pair(&u, Uuid::new_v4(), None).await
+    }
+
     /// Exchanges a refresh token for a new pair; the old one stops working.
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, ApiError> {
         let invalid = || ApiError::unauthorized("invalid_refresh_token", "refresh token is unknown, used or expired");
@@ -276,7 +353,9 @@ impl AuthService {
             tracing::warn!(user = %user_id, "refresh token reused; its family is revoked");
             return Err(ApiError::unauthorized("refresh_token_reused", "refresh token was already used; log in again"));
         }
-        let u = accounts::user(&self.db, record.user_id)?.filter(|u| !u.disabled).ok_or_else(invalid)?;
+        // Tokens kept before `issued_at` was: their lifetime tells when they were issued.
+        let issued = record.issued_at.unwrap_or(Timestamp(record.expires_at.millis() - self.config.refresh_ttl_secs as i64 * 1000));
+        let u = accounts::user(&self.db, record.user_id)?.filter(|u| u.accepts_token_issued(issued.millis())).ok_or_else(invalid)?;
         let family = record.family;
         self.issue_pair(&u, family, Some((hash, record))).await
     }
@@ -284,7 +363,11 @@ impl AuthService {
 
 impl Authenticator for AuthService {
     fn authenticate(&self, token: Option<&str>) -> Result<Authenticated, &'static str> {
-        let (identity, exp) = self.identity_until(token)?;
-        Ok(Authenticated { identity, expires_at: Some(exp) })
+        let (identity, expires_at) = self.identity_until(token)?;
+        Ok(Authenticated { identity, expires_at })
+    }
+
+    fn still_allowed(&self, identity: &Identity, since_ms: i64) -> bool {
+        AuthService::still_allowed(self, identity, since_ms)
     }
 }

@@ -53,7 +53,7 @@ pub const READERS: &[Role] = &[Role::Admin, Role::Operator, Role::Agent, Role::R
 
 /// Checks a bearer token with the service.
 pub fn authenticate(auth: &AuthService, header: Option<&str>) -> Result<Principal, ApiError> {
-    let header = header.ok_or_else(|| ApiError::unauthorized("missing_token", "send Authorization: Bearer <token>"))?;
+    let header = header.ok_or_else(|| ApiError::unauthorized("missing_token", "send Authorization: Bearer <token or API key>"))?;
     let token = header
         .strip_prefix("Bearer ")
         .or_else(|| header.strip_prefix("bearer "))
@@ -61,6 +61,7 @@ pub fn authenticate(auth: &AuthService, header: Option<&str>) -> Result<Principa
     auth.identity(Some(token)).map(Principal::from).map_err(|code| {
         let message = match code {
             "token_expired" => "token has expired; refresh or log in again",
+            "token_revoked" => "the user was disabled or signed out everywhere; log in again",
             "missing_token" => "Authorization must be `Bearer <token>`",
             _ => "token is not valid",
         };

@@ -1,6 +1,7 @@
 //! HTTP routes: `/api/v1/*`, health endpoints, and the JSON error plumbing.
 
 pub mod ai;
+pub mod api_keys;
 pub mod auth;
 pub mod backups;
 pub mod conversations;
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
                 .configure(conversations::configure)
                 .configure(messages::configure)
                 .configure(users::configure)
+                .configure(api_keys::configure)
                 .configure(media::configure)
                 .configure(outbox::configure)
                 .configure(ai::configure)

@@ -21,7 +21,7 @@ impl Modify for BearerAuth {
 #[openapi(
     info(title = "utalk", description = "Customer-conversation backend. Every error is {\"error\": {\"code\", \"message\", \"requestId\"}}."),
     paths(
-        super::auth::login, super::auth::refresh, super::auth::me,
+        super::auth::login, super::auth::refresh, super::auth::me, super::auth::change_password,
         super::widget::create,
         super::conversations::create, super::conversations::list, super::conversations::get, super::conversations::patch,
         super::messages::send, super::messages::list,
@@ -32,7 +32,8 @@ impl Modify for BearerAuth {
         super::inventory::list_stores, super::inventory::create_store, super::inventory::list_products, super::inventory::create_product,
         super::flags::list, super::flags::get, super::flags::put,
         super::inventory::transaction, super::inventory::list_alerts, super::inventory::ack, super::inventory::resolve,
-        super::users::create, super::users::list,
+        super::users::create, super::users::list, super::users::patch, super::users::reset_password,
+        super::api_keys::create, super::api_keys::list, super::api_keys::revoke,
         super::media::upload, super::media::get, super::media::regenerate,
         super::outbox::list,
         super::twilio::inbound, super::twilio::status,

@@ -108,6 +108,8 @@ async fn new_user(email: &str, role: Role, password: &str, actor: &str) -> Resul
         created_at: Timestamp::now(),
         disabled: false,
         preferences: Default::default(),
+        name: None,
+        signed_out_at: None,
     };
     let mut batch = user::create_batch(&u).map_err(StoreError::from)?;
     AuditEvent::new(actor, "user.create", format!("{} ({})", u.email, u.role.as_str())).add_to(&mut batch).map_err(StoreError::from)?;
@@ -175,4 +177,133 @@ pub async fn revoke_chain(db: &Db, journal: &Journal, start: [u8; 32], first: Re
         token::delete(&mut b, &h);
     }
     Ok(journal.commit(b).await?)
+}
+
+/// Longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// What an admin changes of a user; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    /// New role.
+    pub role: Option<Role>,
+    /// New display name; an empty one removes it.
+    pub name: Option<String>,
+    /// Disable (lock out) or enable again.
+    pub disabled: Option<bool>,
+}
+
+/// Changes of one node's users one at a time; in a cluster the user's own
+/// log subject fences writes of several nodes.
+static USER_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Reads user `id`, lets `edit` make the new version and its audit line, and
+/// stores both unless another node changed the user meanwhile (then reads
+/// again). `edit` returning `Ok(None)` means nothing changes.
+async fn rewrite_user<F>(db: &Db, journal: &Journal, actor: &str, id: Uuid, action: &str, mut edit: F) -> Result<User, ServiceError>
+where
+    F: FnMut(&User) -> Result<Option<(User, String)>, ServiceError>,
+{
+    let subject = utalk_actors::durability::unique_subject("user", &id.to_string());
+    let _one_at_a_time = USER_WRITES.lock().await;
+    for _ in 0..10 {
+        let expected = journal.sync_subject(&subject).await?;
+        let current = user::get(db, id)?.ok_or(ServiceError::NotFound("user"))?;
+        let Some((new, what)) = edit(&current)? else { return Ok(current) };
+        let mut b = Batch::new();
+        user::put(&mut b, &new)?;
+        AuditEvent::new(actor, action, format!("{} {what}", new.email)).add_to(&mut b)?;
+        if journal.commit_fenced(&subject, expected, b).await? {
+            return Ok(new);
+        }
+    }
+    Err(ServiceError::Conflict { code: "concurrent_change", message: "the user keeps changing on other nodes; retry".into() })
+}
+
+/// Who changes a user: an admin through the API, or the operator at the
+/// command line (who runs the data directory and may change anyone).
+#[derive(Debug, Clone, Copy)]
+pub enum ChangedBy {
+    /// A staff user (or API key) with this id.
+    Staff(Uuid),
+    /// `utalk user …`.
+    CommandLine,
+}
+
+impl ChangedBy {
+    fn actor(self) -> String {
+        match self {
+            ChangedBy::Staff(id) => id.to_string(),
+            ChangedBy::CommandLine => "cli".into(),
+        }
+    }
+}
+
+/// Applies an admin's change to user `id`. An admin may not change their
+/// own role or disable themselves, so the last admin cannot lock everyone
+/// out. A disabled user's access tokens, refresh tokens and open sockets
+/// stop working (see `docs/auth.md`).
+pub async fn change_user(db: &Db, journal: &Journal, by: ChangedBy, id: Uuid, change: UserChange) -> Result<User, ServiceError> {
+    if matches!(by, ChangedBy::Staff(actor) if actor == id)
+        && (change.role.is_some_and(|r| r != Role::Admin) || change.disabled == Some(true))
+    {
+        return Err(ServiceError::Conflict { code: "cannot_change_self", message: "admins may not demote or disable themselves".into() });
+    }
+    let name = match change.name.as_deref().map(str::trim) {
+        Some(n) if n.chars().count() > MAX_NAME_CHARS || n.chars().any(char::is_control) => {
+            return Err(ServiceError::Invalid {
+                code: "validation_failed",
+                message: format!("name must have at most {MAX_NAME_CHARS} characters and no control characters"),
+            })
+        }
+        Some("") => Some(None),
+        Some(n) => Some(Some(n.to_string())),
+        None => None,
+    };
+    rewrite_user(db, journal, &by.actor(), id, "user.update", |u| {
+        let mut new = u.clone();
+        let mut what = Vec::new();
+        if let Some(role) = change.role.filter(|r| *r != u.role) {
+            what.push(format!("role {}→{}", u.role.as_str(), role.as_str()));
+            new.role = role;
+        }
+        if let Some(name) = name.clone().filter(|n| *n != u.name) {
+            what.push("name changed".to_string());
+            new.name = name;
+        }
+        if let Some(disabled) = change.disabled.filter(|d| *d != u.disabled) {
+            what.push(if disabled { "disabled" } else { "enabled" }.to_string());
+            new.disabled = disabled;
+            if disabled {
+                new.signed_out_at = Some(Timestamp::now());
+            }
+        }
+        Ok((!what.is_empty()).then(|| (new, what.join(", "))))
+    })
+    .await
+}
+
+/// Sets user `id`'s password: an admin's reset (`action` `user.password_reset`)
+/// or the user's own change (`user.password_change`), checked against the policy.
+pub async fn set_password(
+    db: &Db,
+    journal: &Journal,
+    by: ChangedBy,
+    id: Uuid,
+    new_password: &str,
+    action: &str,
+) -> Result<User, ServiceError> {
+    password::check_policy(new_password).map_err(|e| ServiceError::Invalid { code: "weak_password", message: e.to_string() })?;
+    let pw = new_password.to_owned();
+    let hash =
+        super::blocking(move || password::hash(&pw).map_err(|e| ServiceError::Internal(format!("password hashing failed: {e}")))).await?;
+    rewrite_user(db, journal, &by.actor(), id, action, |u| {
+        let mut new = u.clone();
+        new.password_hash = hash.clone();
+        // Every session of the old password ends (the caller's own change
+        // hands it a new pair, issued after this).
+        new.signed_out_at = Some(Timestamp::now());
+        Ok(Some((new, "password set; signed out everywhere".to_string())))
+    })
+    .await
 }

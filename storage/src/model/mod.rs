@@ -7,6 +7,7 @@
 //! records as JSON (ids as strings, times as RFC 3339).
 
 pub mod alert;
+pub mod api_key;
 pub mod audit;
 pub mod bot;
 pub mod conversation;
@@ -22,6 +23,7 @@ pub mod token;
 pub mod user;
 
 pub use alert::{Alert, AlertKind, AlertStatus, Severity};
+pub use api_key::ApiKey;
 pub use audit::AuditEvent;
 pub use bot::{AiConfig, BotOutcome, BotRun, Escalation, EscalationReason, Provider, Rating, RatingSource};
 pub use conversation::{Channel, Conversation, ConversationFilter, ConversationStatus, Customer, FirstContact, RatingKind};

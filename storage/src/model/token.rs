@@ -25,6 +25,9 @@ pub struct RefreshToken {
     /// Hash of the token that replaced this one, once used.
     #[serde(default)]
     pub replaced_by: Option<[u8; 32]>,
+    /// When it was issued; absent in tokens issued before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<Timestamp>,
 }
 
 impl Record for RefreshToken {

@@ -60,6 +60,21 @@ pub struct User {
     /// Language and time zone (schema version 2).
     #[serde(default)]
     pub preferences: Preferences,
+    /// Display name; absent in records written before it existed, and left
+    /// out when unset so those records keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Tokens issued before this (a password set, the user disabled) no
+    /// longer work; absent, like `name`, until it is first set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_out_at: Option<Timestamp>,
+}
+
+impl User {
+    /// Whether a token issued at `issued_ms` (ms since the epoch) still speaks for the user.
+    pub fn accepts_token_issued(&self, issued_ms: i64) -> bool {
+        !self.disabled && self.signed_out_at.is_none_or(|t| issued_ms >= t.millis())
+    }
 }
 
 /// A user's preferences.
@@ -117,6 +132,12 @@ pub fn by_email(db: &Db, email: &str) -> Result<Option<User>, StoreError> {
 pub fn list(db: &Db, after: Option<Uuid>, limit: usize) -> Result<Vec<User>, StoreError> {
     let start = after.map(|a| Key::new().uuid(a).u8(0).into_bytes()).unwrap_or_default();
     Ok(db.scan::<User>(Map::Users, &[], &start, limit)?.into_iter().map(|(_, u)| u).collect())
+}
+
+/// Adds the new version of an existing `user` (its email, and so its index, unchanged).
+pub fn put(batch: &mut Batch, user: &User) -> Result<(), CodecError> {
+    batch.put(Map::Users, Key::new().uuid(user.id), user)?;
+    Ok(())
 }
 
 /// The writes that create `user` with its email index.

@@ -67,6 +67,17 @@ impl SessionActor {
                 }
             });
         }
+        if matches!(identity, Identity::Staff { .. }) {
+            // A user disabled or a key revoked on any node reaches this
+            // node's store through the log; the session notices within a
+            // check period and ends.
+            let since = utalk_storage::Timestamp::now().millis();
+            ctx.run_interval(self.hub.config.access_check, move |act, ctx| {
+                if !act.closed && !act.hub.auth.still_allowed(&identity, since) {
+                    act.close(CloseReason::AccessRevoked, ctx);
+                }
+            });
+        }
         let (subscriber, rx, overflowed) = Subscriber::bounded(self.hub.config.max_queued);
         ctx.add_stream(Deliveries(rx));
         let staff_sub =

@@ -67,6 +67,8 @@ pub enum CloseReason {
     ConnectTimeout,
     /// The CONNECT token expired.
     TokenExpired,
+    /// The user was disabled, signed out or given another role, or the key revoked.
+    AccessRevoked,
     /// The session failed internally.
     Internal,
 }
@@ -83,6 +85,7 @@ impl CloseReason {
             CloseReason::TooLarge => "payload_too_large".into(),
             CloseReason::ConnectTimeout => "connect_timeout".into(),
             CloseReason::TokenExpired => "token_expired".into(),
+            CloseReason::AccessRevoked => "access_revoked".into(),
             CloseReason::Internal => "internal_error".into(),
         }
     }
@@ -94,7 +97,11 @@ impl CloseReason {
             CloseReason::ParseError(_) => 1002,
             CloseReason::TooLarge => 1009,
             CloseReason::Internal => 1011,
-            CloseReason::PingTimeout | CloseReason::SlowConsumer | CloseReason::ConnectTimeout | CloseReason::TokenExpired => 1008,
+            CloseReason::PingTimeout
+            | CloseReason::SlowConsumer
+            | CloseReason::ConnectTimeout
+            | CloseReason::TokenExpired
+            | CloseReason::AccessRevoked => 1008,
         }
     }
 
@@ -114,7 +121,7 @@ impl CloseReason {
     /// The `session:closed` event that tells the client why, for reasons the server chose
     /// and the client can act on; `None` when the client left or broke the protocol.
     fn notice(&self) -> Option<String> {
-        matches!(self, CloseReason::SlowConsumer | CloseReason::TokenExpired)
+        matches!(self, CloseReason::SlowConsumer | CloseReason::TokenExpired | CloseReason::AccessRevoked)
             .then(|| socketio::event_raw("session:closed", &json!({ "reason": self.text() }).to_string(), None))
     }
 }
