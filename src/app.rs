@@ -421,14 +421,20 @@ impl Application {
         let workers = if config.http.workers == 0 { cores() } else { config.http.workers };
         let proxies = web::Data::new(crate::http::client_addr::TrustedProxies::parse(&config.http.trusted_proxies)?);
         let deprecations = web::Data::new(crate::http::api_version::Deprecations(config.api.deprecations.clone()));
+        let origins = web::Data::new(crate::http::cors::AllowedOrigins::parse(&config.http.allowed_origins)?);
+        let rate_limits = web::Data::new(crate::http::rate_limit::RateLimits::new(config.http.requests_per_minute));
         let server = HttpServer::new(move || {
             App::new()
                 .configure(|cfg| shared.register(cfg))
                 .app_data(deprecations.clone())
                 .app_data(proxies.clone())
+                .app_data(origins.clone())
+                .app_data(rate_limits.clone())
                 .app_data(auth.clone())
                 .app_data(upload_limits.clone())
                 .wrap(Compress::default())
+                .wrap(from_fn(crate::http::rate_limit::middleware))
+                .wrap(from_fn(crate::http::cors::middleware))
                 .wrap(from_fn(request_id::middleware))
                 .configure(|cfg| routes::configure(cfg, max_body, max_socket_payload))
         })

@@ -118,6 +118,20 @@ impl Config {
 
 /// Levels per environment: verbose where people develop, request lines with
 /// their ids in production (the runbooks search them), quiet under test.
+/// A list given as a list (a file) or as one comma-separated string (the environment).
+fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        List(Vec<String>),
+        Commas(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::List(l) => l,
+        Either::Commas(s) => s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect(),
+    })
+}
+
 fn default_log_levels() -> BTreeMap<String, String> {
     [
         ("development", "info,utalk=debug,utalk_actors=debug,utalk_storage=debug,utalk_schedules=debug"),

@@ -123,6 +123,14 @@ pub struct HttpConfig {
     /// Proxies (addresses or CIDR ranges) whose `Forwarded` / `X-Forwarded-For`
     /// name the client; empty: the peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// Origins (`https://shop.example`) whose pages may call the API and
+    /// Socket.IO polling from a browser; empty: none. In the environment,
+    /// comma-separated (`UTALK_HTTP__ALLOWED_ORIGINS`).
+    #[serde(deserialize_with = "super::list_or_commas")]
+    pub allowed_origins: Vec<String>,
+    /// REST requests each caller (staff user, API key, widget conversation)
+    /// may make in a minute; more get 429 `rate_limited`.
+    pub requests_per_minute: u32,
 }
 
 /// A signing secret that was rotated out but still verifies until `valid_until`.
@@ -182,7 +190,14 @@ impl Default for ConversationsConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 1 << 20, workers: 0, shutdown_timeout_secs: 10, trusted_proxies: Vec::new() }
+        Self {
+            max_body_bytes: 1 << 20,
+            workers: 0,
+            shutdown_timeout_secs: 10,
+            trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
+            requests_per_minute: 6000,
+        }
     }
 }
 
@@ -204,4 +219,16 @@ impl Default for AuthConfig {
             password_check_wait_ms: 2_000,
         }
     }
+}
+
+/// An origin as `scheme://host[:port]` in lower case, or `None` when `s` is
+/// not one (a path, another scheme, `*`, `null`).
+pub fn normalize_origin(s: &str) -> Option<String> {
+    let s = s.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, rest) = s.split_once("://")?;
+    let host_ok = !rest.is_empty()
+        && rest.len() <= 260
+        && rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        && !rest.starts_with(':');
+    ((scheme == "http" || scheme == "https") && host_ok).then_some(s)
 }

@@ -39,6 +39,14 @@ impl Config {
                 return Err(format!("http.trusted_proxies: `{e}` is not an address or a CIDR range such as 10.0.0.0/8 or fd00::/8"));
             }
         }
+        if let Some(bad) = self.http.allowed_origins.iter().find(|o| super::normalize_origin(o).is_none()) {
+            return Err(format!(
+                "http.allowed_origins: `{bad}` is not an origin such as https://shop.example or http://localhost:8080 (scheme and host, no path; `*` is not accepted)"
+            ));
+        }
+        if self.http.requests_per_minute == 0 {
+            return Err("http.requests_per_minute: must be at least 1".into());
+        }
         if self.http.max_body_bytes < 1024 {
             return Err("http.max_body_bytes: must be at least 1024".into());
         }

@@ -12,6 +12,7 @@ mod cluster_tls;
 mod conversations;
 mod disk_full;
 mod durability;
+mod edge;
 mod flags;
 mod hardening;
 mod helpers;

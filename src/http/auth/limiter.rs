@@ -45,6 +45,11 @@ impl Limiter {
 
     /// Counts one attempt for `key` unless it has reached `limit` in this window.
     pub fn try_hit(&self, key: &str, limit: u32) -> Result<u32, Refused> {
+        self.hit(key, limit).map(|(count, _)| count)
+    }
+
+    /// Like [`try_hit`](Self::try_hit), with the seconds until the window ends.
+    pub fn hit(&self, key: &str, limit: u32) -> Result<(u32, u64), Refused> {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = map.get_mut(key) {
             if e.0.elapsed() >= self.window {
@@ -54,7 +59,7 @@ impl Limiter {
                 return Err(Refused::Limit(self.wait(e.0)));
             }
             e.1 += 1;
-            return Ok(e.1);
+            return Ok((e.1, self.wait(e.0)));
         }
         if limit == 0 {
             return Err(Refused::Limit(self.window.as_secs().max(1)));
@@ -70,7 +75,7 @@ impl Limiter {
             }
         }
         map.insert(key.to_string(), (Instant::now(), 1));
-        Ok(1)
+        Ok((1, self.window.as_secs().max(1)))
     }
 
     /// Takes back one attempt of `key` (one that turned out not to count).

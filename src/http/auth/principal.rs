@@ -96,6 +96,6 @@ impl FromRequest for Principal {
             return ready(Err(ApiError::internal("auth service missing from app data")));
         };
         let header = req.headers().get(actix_web::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        ready(authenticate(auth, header))
+        ready(authenticate(auth, header).and_then(|p| crate::http::rate_limit::charge(req, &p).map(|()| p)))
     }
 }
