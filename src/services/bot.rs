@@ -51,3 +51,8 @@ pub async fn change_settings(
 pub fn runs(db: &Db, since: Timestamp, limit: usize) -> Result<Vec<BotRun>, ServiceError> {
     Ok(bot::runs_since(db, since, limit)?)
 }
+
+/// Bot runs after the run `after` (finish time and id), oldest first.
+pub fn runs_after(db: &Db, after: (Timestamp, uuid::Uuid), limit: usize) -> Result<Vec<BotRun>, ServiceError> {
+    Ok(bot::runs_after(db, after, limit)?)
+}

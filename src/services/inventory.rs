@@ -10,8 +10,8 @@ use utalk_storage::{Batch, Db, Timestamp};
 use uuid::Uuid;
 
 /// Every store.
-pub fn stores(db: &Db) -> Result<Vec<Store>, ServiceError> {
-    Ok(inventory::stores(db)?)
+pub fn stores(db: &Db, after: Option<Uuid>, limit: usize) -> Result<Vec<Store>, ServiceError> {
+    Ok(inventory::stores_page(db, after, limit)?)
 }
 
 /// Stores a new inventory store, created by `actor`.
@@ -28,11 +28,11 @@ pub fn store_exists(db: &Db, id: Uuid) -> Result<bool, ServiceError> {
 }
 
 /// A store's products with their stock.
-pub fn products(db: &Db, store: Uuid) -> Result<Vec<Product>, ServiceError> {
+pub fn products(db: &Db, store: Uuid, after: Option<&str>, limit: usize) -> Result<Vec<Product>, ServiceError> {
     if !store_exists(db, store)? {
         return Err(ServiceError::NotFound("store"));
     }
-    Ok(inventory::products(db, store)?)
+    Ok(inventory::products_page(db, store, after, limit)?)
 }
 
 /// Why a stock transaction was not applied.

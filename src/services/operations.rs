@@ -11,11 +11,17 @@ use utalk_storage::{Db, DbStats, StoreError};
 use uuid::Uuid;
 
 /// A job's recent runs, newest first.
-pub fn job_runs(db: &Db, scheduler: &Scheduler, name: &str, limit: usize) -> Result<Vec<JobRun>, ServiceError> {
+pub fn job_runs(
+    db: &Db,
+    scheduler: &Scheduler,
+    name: &str,
+    before: Option<(utalk_storage::Timestamp, uuid::Uuid)>,
+    limit: usize,
+) -> Result<Vec<JobRun>, ServiceError> {
     if !scheduler.jobs().iter().any(|j| j.name == name) {
         return Err(ServiceError::NotFound("job"));
     }
-    Ok(job_run::recent(db, name, limit)?)
+    Ok(job_run::page(db, name, before, limit)?)
 }
 
 /// Why a job did not run when asked.

@@ -108,9 +108,11 @@ async fn bad_conversation_requests_are_refused_without_changes() {
         .unwrap();
     assert_eq!(TestServer::error_code(r, 422).await, "validation_failed");
     let r = s.http.get(s.url("/api/v1/conversations?status=sleeping")).bearer_auth(&agent).send().await.unwrap();
-    assert_eq!(TestServer::error_code(r, 422).await, "invalid_status");
+    assert_eq!(TestServer::error_code(r, 400).await, "invalid_status");
     let r = s.http.get(s.url("/api/v1/conversations?limit=0")).bearer_auth(&agent).send().await.unwrap();
-    assert_eq!(TestServer::error_code(r, 422).await, "invalid_limit");
+    assert_eq!(TestServer::error_code(r, 400).await, "invalid_limit");
+    let r = s.http.get(s.url("/api/v1/conversations?channel=fax")).bearer_auth(&agent).send().await.unwrap();
+    assert_eq!(TestServer::error_code(r, 400).await, "invalid_channel");
     let r = s.http.get(s.url("/api/v1/conversations/not-a-uuid")).bearer_auth(&agent).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 400).await, "invalid_path");
     let r = s.http.get(s.url(&format!("/api/v1/conversations/{}", uuid::Uuid::now_v7()))).bearer_auth(&agent).send().await.unwrap();

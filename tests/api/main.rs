@@ -19,6 +19,7 @@ mod helpers;
 mod inventory;
 mod jobs;
 mod layout;
+mod lists;
 mod media_limits;
 mod messages;
 mod metrics;

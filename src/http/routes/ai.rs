@@ -135,6 +135,8 @@ pub struct RunsQuery {
     pub since: Option<String>,
     /// Page size, 1..200 (default 50).
     pub limit: Option<usize>,
+    /// `nextCursor` of the previous page (then `since` is not needed).
+    pub cursor: Option<String>,
 }
 
 /// Bot runs, oldest first: latency, intent, confidence, provider, outcome.
@@ -147,7 +149,10 @@ pub async fn runs(db: web::Data<Db>, who: Principal, q: web::Query<RunsQuery>) -
         None => Timestamp(Timestamp::now().millis() - 3_600_000),
     };
     let limit = super::page_size(q.limit)?;
-    let items = service::runs(&db, since, limit)?;
-    let next = (items.len() == limit).then(|| items.last().map(|r| Timestamp(r.finished_at.millis() + 1).to_rfc3339())).flatten();
+    let items = match &q.cursor {
+        Some(c) => service::runs_after(&db, super::parse_time_cursor(c)?, limit)?,
+        None => service::runs(&db, since, limit)?,
+    };
+    let next = (items.len() == limit).then(|| items.last().map(|r| super::time_cursor(r.finished_at, r.id))).flatten();
     Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::BotRun>(items), next_cursor: next }))
 }

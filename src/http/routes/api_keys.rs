@@ -90,7 +90,7 @@ pub struct ListQuery {
     /// Page size, 1..200.
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
-    pub cursor: Option<Uuid>,
+    pub cursor: Option<String>,
 }
 
 /// Makes an API key (admin only; audited). The key is in the answer, once.
@@ -117,7 +117,7 @@ pub async fn create(
 pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin])?;
     let limit = page_size(q.limit)?;
-    let keys = service::list(&db, q.cursor, limit)?;
+    let keys = service::list(&db, super::id_cursor(q.cursor.as_deref())?, limit)?;
     let next = (keys.len() == limit).then(|| keys.last().map(|k| k.record.id.to_string())).flatten();
     let items = keys.iter().map(|KeyInfo { record, last_used_at }| view(record, *last_used_at)).collect();
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: next }))

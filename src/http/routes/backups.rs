@@ -14,12 +14,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Lists the backups, oldest first (admins and operators).
-#[utoipa::path(get, path = "/api/v1/admin/backups", tag = "operations",
-    responses((status = 200, body = super::Page<BackupInfo>), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(config: web::Data<Config>, who: Principal) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/api/v1/admin/backups", tag = "operations", params(super::jobs::PageQuery),
+    responses((status = 200, body = super::Page<BackupInfo>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn list(config: web::Data<Config>, who: Principal, q: web::Query<super::jobs::PageQuery>) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
+    let limit = super::page_size(q.limit)?;
     let items = crate::services::operations::backups(config.backup_dir()).await?;
-    Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, BackupInfo>(items), next_cursor: None }))
+    // Zero-padded, so the ids order as text as they do as numbers.
+    let keyed = super::viewed::<_, BackupInfo>(items).into_iter().map(|b| (format!("{:010}", b.id), b)).collect();
+    Ok(HttpResponse::Ok().json(super::page_of(keyed, true, limit, q.cursor.as_deref())?))
 }
 
 /// Takes and verifies a backup now, while the server serves (admins): runs the `backup` job.

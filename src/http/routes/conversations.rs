@@ -117,6 +117,8 @@ pub struct ListQuery {
     pub assignee_id: Option<Uuid>,
     /// Bot on or off.
     pub bot_enabled: Option<bool>,
+    /// web, whatsapp or api.
+    pub channel: Option<String>,
     /// Page size, 1..200 (default 50).
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
@@ -125,21 +127,26 @@ pub struct ListQuery {
 
 /// Lists conversations, oldest first.
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery),
-    responses((status = 200, body = Page<ConversationView>), (status = 401), (status = 403)), security(("bearer" = [])))]
+    responses((status = 200, body = Page<ConversationView>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let status = match &q.status {
         Some(s) => Some(
-            ConversationStatus::parse(s).ok_or_else(|| ApiError::invalid("invalid_status", "status must be open, escalated or closed"))?,
+            ConversationStatus::parse(s)
+                .ok_or_else(|| ApiError::bad_request("invalid_status", "status must be open, escalated or closed"))?,
         ),
         None => None,
     };
-    let after = match &q.cursor {
-        Some(c) => Some(Uuid::parse_str(c).map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not one this server returned"))?),
+    let channel = match q.channel.as_deref() {
         None => None,
+        Some("web") => Some(Channel::Web),
+        Some("whatsapp") => Some(Channel::Whatsapp),
+        Some("api") => Some(Channel::Api),
+        Some(_) => return Err(ApiError::bad_request("invalid_channel", "channel must be web, whatsapp or api")),
     };
+    let after = super::id_cursor(q.cursor.as_deref())?;
     let limit = page_size(q.limit)?;
-    let filter = ConversationFilter { status, assignee_id: q.assignee_id, bot_enabled: q.bot_enabled };
+    let filter = ConversationFilter { status, assignee_id: q.assignee_id, bot_enabled: q.bot_enabled, channel };
     let (items, next) = service::list(&db, &filter, after, limit)?;
     let items: Vec<ConversationView> = items.into_iter().map(Into::into).collect();
     Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|n| n.to_string()) }))

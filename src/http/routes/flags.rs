@@ -40,12 +40,14 @@ pub struct FlagQuery {
     pub workspace: Option<String>,
 }
 
-/// Every flag (admins, operators).
-#[utoipa::path(get, path = "/api/v1/flags", tag = "operations",
-    responses((status = 200, body = super::Page<views::Flag>), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(flags: web::Data<Flags>, who: Principal) -> Result<HttpResponse, ApiError> {
+/// Flags by name (admins, operators).
+#[utoipa::path(get, path = "/api/v1/flags", tag = "operations", params(super::jobs::PageQuery),
+    responses((status = 200, body = super::Page<views::Flag>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn list(flags: web::Data<Flags>, who: Principal, q: web::Query<super::jobs::PageQuery>) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
-    Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::Flag>(flags.list()), next_cursor: None }))
+    let limit = super::page_size(q.limit)?;
+    let all = flags.list().into_iter().map(|f| (f.name.clone(), views::Flag::from(f))).collect();
+    Ok(HttpResponse::Ok().json(super::page_of(all, true, limit, q.cursor.as_deref())?))
 }
 
 /// A flag and whether it is on for the caller (any staff user).

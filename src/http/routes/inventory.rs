@@ -52,12 +52,26 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
     Ok(t.to_string())
 }
 
-/// Every store (any staff role).
-#[utoipa::path(get, path = "/api/v1/stores", tag = "inventory",
-    responses((status = 200, body = Page<views::Store>), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list_stores(db: web::Data<Db>, who: Principal) -> Result<HttpResponse, ApiError> {
+/// Paging of stores.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StoresQuery {
+    /// Page size, 1..200 (default 50).
+    pub limit: Option<usize>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Stores in id (creation) order (any staff role).
+#[utoipa::path(get, path = "/api/v1/stores", tag = "inventory", params(StoresQuery),
+    responses((status = 200, body = Page<views::Store>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn list_stores(db: web::Data<Db>, who: Principal, q: web::Query<StoresQuery>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
-    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Store>(service::stores(&db)?), next_cursor: None }))
+    let limit = super::page_size(q.limit)?;
+    let items = service::stores(&db, super::id_cursor(q.cursor.as_deref())?, limit)?;
+    let next = (items.len() == limit).then(|| items.last().map(|s| s.id.to_string())).flatten();
+    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Store>(items), next_cursor: next }))
 }
 
 /// Creates a store (admins, operators).
@@ -78,12 +92,32 @@ pub async fn create_store(registry: web::Data<Registry>, who: Principal, body: w
     Ok(HttpResponse::Created().json(views::Store::from(s)))
 }
 
-/// A store's products with their stock (any staff role).
-#[utoipa::path(get, path = "/api/v1/stores/{id}/products", tag = "inventory", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Page<views::Product>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn list_products(db: web::Data<Db>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+/// Paging of a store's products.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProductsQuery {
+    /// Page size, 1..200 (default 50).
+    pub limit: Option<usize>,
+    /// `nextCursor` of the previous page (a SKU).
+    pub cursor: Option<String>,
+}
+
+/// A store's products with their stock, in SKU order (any staff role).
+#[utoipa::path(get, path = "/api/v1/stores/{id}/products", tag = "inventory", params(("id" = Uuid, Path), ProductsQuery),
+    responses((status = 200, body = Page<views::Product>), (status = 400), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub async fn list_products(
+    db: web::Data<Db>,
+    who: Principal,
+    id: web::Path<Uuid>,
+    q: web::Query<ProductsQuery>,
+) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
-    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Product>(service::products(&db, *id)?), next_cursor: None }))
+    let limit = super::page_size(q.limit)?;
+    super::text_cursor(q.cursor.as_deref())?;
+    let items = service::products(&db, *id, q.cursor.as_deref(), limit)?;
+    let next = (items.len() == limit).then(|| items.last().map(|p| p.sku.clone())).flatten();
+    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Product>(items), next_cursor: next }))
 }
 
 /// Body of `POST /stores/{id}/products`.
@@ -194,10 +228,10 @@ pub async fn transaction(
 pub struct AlertQuery {
     /// `open`, `acknowledged` or `resolved`; default all.
     pub status: Option<String>,
-    /// At most this many, newest first (default 100, at most 1000).
+    /// Page size, 1..200 (default 50), newest first.
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
-    pub cursor: Option<Uuid>,
+    pub cursor: Option<String>,
 }
 
 /// Stock alerts, newest first (any staff role).
@@ -214,8 +248,8 @@ pub async fn list_alerts(db: web::Data<Db>, who: Principal, q: web::Query<AlertQ
             return Err(ApiError::bad_request("invalid_query", format!("status must be open, acknowledged or resolved, got {other:?}")))
         }
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let (items, next) = service::alerts(&db, status, q.cursor, limit)?;
+    let limit = super::page_size(q.limit)?;
+    let (items, next) = service::alerts(&db, status, super::id_cursor(q.cursor.as_deref())?, limit)?;
     Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Alert>(items), next_cursor: next.map(|n| n.to_string()) }))
 }
 

@@ -17,26 +17,43 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/jobs/{name}/run", web::post().to(run));
 }
 
-/// Every job with its schedule, whether it runs now, its last run and its next time (admins and operators).
-#[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "operations",
-    responses((status = 200, body = super::Page<JobView>), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(scheduler: web::Data<Scheduler>, who: Principal) -> Result<HttpResponse, ApiError> {
+/// Paging of a list.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1..200 (default 50).
+    pub limit: Option<usize>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Every job with its schedule, whether it runs now, its last run and its next time, by name (admins and operators).
+#[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "operations", params(PageQuery),
+    responses((status = 200, body = super::Page<JobView>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn list(scheduler: web::Data<Scheduler>, who: Principal, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
-    Ok(HttpResponse::Ok().json(super::Page { items: scheduler.jobs(), next_cursor: None }))
+    let mut jobs: Vec<(String, JobView)> = scheduler.jobs().into_iter().map(|j| (j.name.clone(), j)).collect();
+    jobs.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(HttpResponse::Ok().json(super::page_of(jobs, true, super::page_size(q.limit)?, q.cursor.as_deref())?))
 }
 
 /// A job's recent runs, newest first (admins and operators).
 #[utoipa::path(get, path = "/api/v1/admin/jobs/{name}/runs", tag = "operations", params(("name" = String, Path)),
-    responses((status = 200, body = super::Page<views::JobRun>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+    params(PageQuery), responses((status = 200, body = super::Page<views::JobRun>), (status = 400), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn runs(
     db: web::Data<Db>,
     scheduler: web::Data<Scheduler>,
     who: Principal,
     name: web::Path<String>,
+    q: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
-    let items = service::job_runs(&db, &scheduler, &name, 100)?;
-    Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::JobRun>(items), next_cursor: None }))
+    let limit = super::page_size(q.limit)?;
+    let before = q.cursor.as_deref().map(super::parse_time_cursor).transpose()?;
+    let items = service::job_runs(&db, &scheduler, &name, before, limit)?;
+    let next = (items.len() == limit).then(|| items.last().map(|r| super::time_cursor(r.started_at, r.id))).flatten();
+    Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::JobRun>(items), next_cursor: next }))
 }
 
 /// Runs a job now and answers with its run once it is over (admins).

@@ -26,6 +26,8 @@ use crate::http::error::ApiError;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::HttpMessage;
 use actix_web::{web, HttpRequest};
+use utalk_storage::Timestamp;
+use uuid::Uuid;
 
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_payload: usize) {
@@ -122,12 +124,63 @@ pub fn viewed<R, V: From<R>>(records: Vec<R>) -> Vec<V> {
     records.into_iter().map(V::from).collect()
 }
 
-/// Clamps a page size: default 50, at most 200.
+/// The page size every list takes: default 50, 1 to 200; anything else is
+/// a query error (400 `invalid_limit`), as on every list.
 pub fn page_size(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(50),
-        Some(0) => Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 200")),
-        Some(n) if n > 200 => Err(ApiError::invalid("invalid_limit", "limit must be between 1 and 200")),
-        Some(n) => Ok(n),
+        Some(n) if (1..=200).contains(&n) => Ok(n),
+        Some(_) => Err(ApiError::bad_request("invalid_limit", "limit must be between 1 and 200")),
     }
+}
+
+fn bad_cursor() -> ApiError {
+    ApiError::bad_request("invalid_cursor", "cursor is not one this server returned")
+}
+
+/// Reads a cursor that is an id.
+pub fn id_cursor(c: Option<&str>) -> Result<Option<Uuid>, ApiError> {
+    c.map(|c| Uuid::parse_str(c).map_err(|_| bad_cursor())).transpose()
+}
+
+/// Checks a cursor that is a key (a name, a SKU): cursors this server
+/// hands out are never empty, long or carry control characters.
+pub fn text_cursor(c: Option<&str>) -> Result<(), ApiError> {
+    match c {
+        Some(c) if c.is_empty() || c.len() > 200 || c.chars().any(char::is_control) => Err(bad_cursor()),
+        _ => Ok(()),
+    }
+}
+
+/// The cursor of a list kept in time order: `<ms>_<id>` of the page's last item.
+pub fn time_cursor(at: Timestamp, id: Uuid) -> String {
+    format!("{}_{id}", at.millis())
+}
+
+/// Reads a [`time_cursor`].
+pub fn parse_time_cursor(c: &str) -> Result<(Timestamp, Uuid), ApiError> {
+    let (ms, id) = c.split_once('_').ok_or_else(bad_cursor)?;
+    Ok((Timestamp(ms.parse().map_err(|_| bad_cursor())?), Uuid::parse_str(id).map_err(|_| bad_cursor())?))
+}
+
+/// A page of a short list held whole (jobs, backups, reports, flags):
+/// `items` in list order, each with the key its cursor names, `ascending`
+/// by that key or not. The page starts after the item `cursor` names.
+pub fn page_of<T: utoipa::ToSchema>(
+    items: Vec<(String, T)>,
+    ascending: bool,
+    limit: usize,
+    cursor: Option<&str>,
+) -> Result<Page<T>, ApiError> {
+    text_cursor(cursor)?;
+    let after = |k: &str| match cursor {
+        None => true,
+        Some(c) if ascending => k > c,
+        Some(c) => k < c,
+    };
+    let mut rest: Vec<(String, T)> = items.into_iter().filter(|(k, _)| after(k)).collect();
+    let more = rest.len() > limit;
+    rest.truncate(limit);
+    let next_cursor = if more { rest.last().map(|(k, _)| k.clone()) } else { None };
+    Ok(Page { items: rest.into_iter().map(|(_, t)| t).collect(), next_cursor })
 }

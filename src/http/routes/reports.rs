@@ -139,14 +139,20 @@ fn reports_dir(config: &Config) -> std::path::PathBuf {
 }
 
 /// The daily reports kept, newest first, with signed links (admins, operators, read-only).
-#[utoipa::path(get, path = "/api/v1/reports", tag = "reports",
-    responses((status = 200, body = super::Page<ReportLink>), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(config: web::Data<Config>, media: web::Data<MediaStore>, who: Principal) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/api/v1/reports", tag = "reports", params(super::jobs::PageQuery),
+    responses((status = 200, body = super::Page<ReportLink>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn list(
+    config: web::Data<Config>,
+    media: web::Data<MediaStore>,
+    who: Principal,
+    q: web::Query<super::jobs::PageQuery>,
+) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
+    let limit = super::page_size(q.limit)?;
     let dir = reports_dir(&config);
     let files = web::block(move || daily_report::list(&dir)).await.map_err(ApiError::internal)?.map_err(ApiError::internal)?;
-    let items = files.into_iter().map(|f| link(&config, &media, f)).collect();
-    Ok(HttpResponse::Ok().json(super::Page { items, next_cursor: None }))
+    let items = files.into_iter().map(|f| (f.date.clone(), link(&config, &media, f))).collect();
+    Ok(HttpResponse::Ok().json(super::page_of(items, false, limit, q.cursor.as_deref())?))
 }
 
 /// Body of `POST /reports/daily` (`{}` for yesterday).

@@ -35,7 +35,7 @@ pub struct ListQuery {
     /// Page size, 1..200.
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
-    pub cursor: Option<Uuid>,
+    pub cursor: Option<String>,
 }
 
 /// Creates a staff user (admin only).
@@ -68,7 +68,7 @@ pub async fn create(
 pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin])?;
     let limit = page_size(q.limit)?;
-    let users = service::users(&db, q.cursor, limit)?;
+    let users = service::users(&db, super::id_cursor(q.cursor.as_deref())?, limit)?;
     let next = (users.len() == limit).then(|| users.last().map(|u| u.id.to_string())).flatten();
     Ok(HttpResponse::Ok().json(Page { items: users.iter().map(UserView::from).collect(), next_cursor: next }))
 }

@@ -152,7 +152,15 @@ pub fn put_run(batch: &mut Batch, run: &BotRun) -> Result<(), CodecError> {
 
 /// Bot runs finished at or after `from`, oldest first, at most `limit`.
 pub fn runs_since(db: &Db, from: Timestamp, limit: usize) -> Result<Vec<BotRun>, StoreError> {
-    let start = Key::new().i64(from.millis()).into_bytes();
+    runs_from(db, Key::new().i64(from.millis()).into_bytes(), limit)
+}
+
+/// Bot runs after the run `after` (its finish and id, from the previous page), oldest first.
+pub fn runs_after(db: &Db, after: (Timestamp, Uuid), limit: usize) -> Result<Vec<BotRun>, StoreError> {
+    runs_from(db, Key::new().i64(after.0.millis()).uuid(after.1).u8(0).into_bytes(), limit)
+}
+
+fn runs_from(db: &Db, start: Vec<u8>, limit: usize) -> Result<Vec<BotRun>, StoreError> {
     Ok(db.scan::<BotRun>(Map::BotRuns, &[], &start, limit)?.into_iter().map(|(_, r)| r).collect())
 }
 

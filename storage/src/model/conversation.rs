@@ -216,6 +216,8 @@ pub struct ConversationFilter {
     pub assignee_id: Option<Uuid>,
     /// Only with the bot on or off.
     pub bot_enabled: Option<bool>,
+    /// Only on this channel.
+    pub channel: Option<Channel>,
 }
 
 impl ConversationFilter {
@@ -223,6 +225,7 @@ impl ConversationFilter {
         self.status.is_none_or(|s| s == c.status)
             && self.assignee_id.is_none_or(|a| Some(a) == c.assignee_id)
             && self.bot_enabled.is_none_or(|b| b == c.bot_enabled)
+            && self.channel.is_none_or(|ch| ch == c.channel)
     }
 }
 

@@ -165,6 +165,23 @@ pub fn stores(db: &Db) -> Result<Vec<Store>, StoreError> {
     Ok(db.scan::<Store>(Map::Stores, &[], &[], usize::MAX)?.into_iter().map(|(_, s)| s).collect())
 }
 
+/// Stores in id order after `after`, at most `limit`.
+pub fn stores_page(db: &Db, after: Option<Uuid>, limit: usize) -> Result<Vec<Store>, StoreError> {
+    let start = after.map(|a| Key::new().uuid(a).u8(0).into_bytes()).unwrap_or_default();
+    Ok(db.scan::<Store>(Map::Stores, &[], &start, limit)?.into_iter().map(|(_, s)| s).collect())
+}
+
+/// Products of `store` in SKU order after `after`, at most `limit`.
+pub fn products_page(db: &Db, store: Uuid, after: Option<&str>, limit: usize) -> Result<Vec<Product>, StoreError> {
+    let prefix = Key::new().uuid(store).into_bytes();
+    // Just past `after`'s own key (`sku` and its terminator).
+    let start = match after {
+        Some(sku) => Key::new().uuid(store).str(sku)?.u8(0).into_bytes(),
+        None => prefix.clone(),
+    };
+    Ok(db.scan::<Product>(Map::Products, &prefix, &start, limit)?.into_iter().map(|(_, p)| p).collect())
+}
+
 /// Adds the write of `s` to `batch`.
 pub fn put_store(batch: &mut Batch, s: &Store) -> Result<(), CodecError> {
     batch.put(Map::Stores, Key::new().uuid(s.id), s)?;
