@@ -16,7 +16,6 @@ use utalk_actors::bot::answers::Bot;
 use utalk_actors::bot::assigner::Assigner;
 use utalk_actors::bot::knowledge::KnowledgeFile;
 use utalk_actors::bot::openai::OpenAi;
-use utalk_actors::channels::alert_webhook::{AlertWebhooks, WebhookTarget};
 use utalk_actors::channels::delivery::{Delivery, DeliveryConfig};
 use utalk_actors::channels::media_fetch::MediaFetcher;
 use utalk_actors::channels::media_store::{MediaLimits, MediaStore};
@@ -27,6 +26,7 @@ use utalk_actors::inventory::{Inventory, SocketAlerts};
 use utalk_actors::jobs::retry::{Backoff, Breaker};
 use utalk_actors::jobs::signal::JobSignal;
 use utalk_actors::jobs::worker::WorkerActor;
+use utalk_actors::webhooks::{SenderConfig, WebhookSender, WebhookTap};
 use utalk_actors::{LocalBroker, Registry, RegistryConfig, SocketConfig, SocketHub, StoreWriter};
 use utalk_schedules::backup::BackupTask;
 use utalk_schedules::daily_report::DailyReportTask;
@@ -205,6 +205,7 @@ async fn start_jobs(config: &Config, db: &Db, journal: &Journal, inventory: &Inv
         audit_max_age: Duration::from_secs(config.retention.audit_days * day),
         job_runs_max_age: Duration::from_secs(config.retention.job_runs_days * day),
         inventory_max_age: Duration::from_secs(config.retention.inventory_days * day),
+        webhook_deliveries_max_age: Duration::from_secs(u64::from(config.webhooks.keep_deliveries_days) * day),
         job_names: vec!["backup", "retention", "kpi_rollup", "daily_report", "stock_negative"],
     };
     let kpi_rollup = KpiRollupTask { db: db.clone(), journal: journal.clone() };
@@ -233,46 +234,55 @@ async fn start_jobs(config: &Config, db: &Db, journal: &Journal, inventory: &Inv
     Ok(scheduler)
 }
 
-/// Starts the store actors and, when configured, the alert webhook's worker.
-fn start_inventory(config: &Config, db: &Db, registry: &Registry) -> anyhow::Result<Inventory> {
-    let a = &config.alerts;
-    let signal = match (&a.webhook_url, &a.webhook_secret) {
-        (Some(url), Some(secret)) => {
-            let signal = Arc::new(JobSignal::new(true));
-            // A redirect would turn the POST into a GET without the body: it is an answer to fix, not to follow.
-            let client = reqwest::Client::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .context("cannot build the HTTP client")?;
-            let target = WebhookTarget {
-                url: url.clone(),
-                secret: secret.expose().as_bytes().to_vec(),
-                timeout: Duration::from_millis(a.webhook_timeout_ms),
-                backoff: Backoff {
-                    base: Duration::from_millis(a.webhook_backoff_base_ms),
-                    max: Duration::from_secs(600),
-                    max_attempts: a.webhook_max_attempts,
-                },
-            };
-            let worker = AlertWebhooks::new(
-                db.clone(),
-                registry.journal().clone(),
-                client,
-                target,
-                signal.clone(),
-                registry.journal().cluster().clone(),
-            );
-            WorkerActor::start(Arc::new(worker));
-            // The URL may carry a token: only its host is logged.
-            let host = url.split("://").nth(1).and_then(|r| r.split(['/', '?', '@']).next()).unwrap_or("");
-            tracing::info!(host, "alert webhook on");
-            Some(signal)
-        }
-        _ => None,
-    };
+/// Starts the store actors; alert changes queue their webhook deliveries.
+fn start_inventory(db: &Db, registry: &Registry, webhooks: &Arc<WebhookTap>) -> Inventory {
     let sink = Arc::new(SocketAlerts::new(db.clone(), registry.broker().clone()));
-    Ok(Inventory::start(db.clone(), registry.journal().clone(), sink, signal))
+    Inventory::start(db.clone(), registry.journal().clone(), sink, Some(webhooks.clone()))
+}
+
+/// Starts event webhooks: the subscription the deprecated `[alerts]`
+/// settings describe, alert deliveries queued by an older version moved
+/// into it, and the sender.
+async fn start_webhooks(config: &Config, db: &Db, journal: &Journal, tap: &Arc<WebhookTap>) -> anyhow::Result<()> {
+    use crate::services::webhooks as service;
+    let a = &config.alerts;
+    match (&a.webhook_url, &a.webhook_secret) {
+        (Some(url), Some(secret)) => {
+            service::ensure_configured_alert_webhook(db, journal, tap, url, secret.expose())
+                .await
+                .context("cannot set up the [alerts] webhook")?;
+            tracing::warn!(
+                webhook = %service::configured_alert_webhook_id(),
+                "[alerts] webhook_url is deprecated: it is now an event webhook subscription to alert.*; make one at /api/v1/webhooks instead"
+            );
+        }
+        _ => service::remove_configured_alert_webhook(db, journal, tap).await.context("cannot remove the [alerts] webhook")?,
+    }
+    let moved = service::move_old_alert_queue(db, journal).await.context("cannot move the queued alert webhooks")?;
+    if moved > 0 {
+        tracing::info!(moved, "alert webhooks queued by an older version now go out as event webhooks");
+    }
+    let w = &config.webhooks;
+    let sender = WebhookSender::new(
+        db.clone(),
+        journal.clone(),
+        SenderConfig {
+            timeout: Duration::from_millis(w.timeout_ms),
+            backoff: Backoff {
+                base: Duration::from_millis(w.backoff_base_ms),
+                max: Duration::from_millis(w.backoff_max_ms),
+                // The retry period ends retries, not a count.
+                max_attempts: u32::MAX,
+            },
+            retry_for: Duration::from_secs(w.retry_for_secs),
+            disable_after: Duration::from_secs(w.disable_after_secs),
+            allow_private: w.allow_private_targets,
+        },
+        tap.clone(),
+        journal.cluster().clone(),
+    );
+    WorkerActor::start(Arc::new(sender));
+    Ok(())
 }
 
 /// Starts the bot's workers and hooks it to the conversations.
@@ -337,6 +347,9 @@ impl Application {
         // Typing, presence and alerts are not in the log: they also go to the
         // other nodes' sockets over the cluster's events (none on one node).
         let broker: Arc<dyn utalk_actors::Broker> = utalk_actors::fanout::shared_broker::SharedBroker::start(broker, cluster.clone());
+        let webhooks = WebhookTap::new(db.clone()).context("cannot read the webhook subscriptions")?;
+        // Subscriptions changed on other nodes reach this one's writers within a second.
+        webhooks.refresh_every(Duration::from_secs(1));
         let registry = Registry::start(
             db.clone(),
             journal.clone(),
@@ -347,6 +360,7 @@ impl Application {
                 threads,
                 outbox: outbox_signal.clone(),
                 forward_timeout: Duration::from_millis(config.cluster.forward_timeout_ms),
+                webhooks: Some(webhooks.clone()),
             },
         );
         let (delivery, fetcher, media) = start_whatsapp(&config, &db, &registry, account.clone(), outbox_signal).await?;
@@ -374,7 +388,8 @@ impl Application {
             sockets.announce_api_changes(payload);
         }
         let bot = start_bot(&config, &db, &registry, &sockets)?;
-        let inventory = start_inventory(&config, &db, &registry)?;
+        let inventory = start_inventory(&db, &registry, &webhooks);
+        start_webhooks(&config, &db, &journal, &webhooks).await?;
         let scheduler = start_jobs(&config, &db, &journal, &inventory).await?;
         let flags = Arc::new(crate::services::flags::Flags::load(&db).context("cannot read the feature flags")?);
         let auth = web::Data::from(auth);
@@ -412,6 +427,7 @@ impl Application {
             scheduler,
             inventory,
             flags,
+            webhooks,
         });
 
         let listener = TcpListener::bind(&config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;

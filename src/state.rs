@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use crate::services::flags::Flags;
+use crate::services::webhooks::Limits as WebhookLimits;
 use actix_web::web;
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,6 +17,7 @@ use utalk_actors::channels::twilio::TwilioAccount;
 use utalk_actors::channels::whatsapp::Inbound;
 use utalk_actors::cluster::Cluster;
 use utalk_actors::inventory::Inventory;
+use utalk_actors::webhooks::WebhookTap;
 use utalk_actors::{Registry, SocketHub};
 use utalk_schedules::Scheduler;
 use utalk_storage::Db;
@@ -64,6 +66,8 @@ pub struct Parts {
     pub flags: Arc<Flags>,
     /// The other nodes, as far as this one is concerned.
     pub cluster: Arc<dyn Cluster>,
+    /// Where changes queue webhook deliveries.
+    pub webhooks: Arc<WebhookTap>,
 }
 
 /// The parts as handlers extract them, cheap to clone into each worker.
@@ -86,6 +90,8 @@ pub struct Shared {
     flags: web::Data<Flags>,
     flags_lock: web::Data<FlagsLock>,
     cluster: web::Data<dyn Cluster>,
+    webhooks: web::Data<WebhookTap>,
+    webhook_limits: web::Data<WebhookLimits>,
 }
 
 impl Shared {
@@ -95,7 +101,6 @@ impl Shared {
             db: web::Data::new(p.db),
             registry: web::Data::new(p.registry),
             sockets: web::Data::new(p.sockets),
-            config: web::Data::from(p.config),
             started: web::Data::new(Started(Instant::now())),
             twilio: web::Data::new(Twilio(p.twilio)),
             media: web::Data::from(p.media),
@@ -108,7 +113,13 @@ impl Shared {
             inventory: web::Data::new(p.inventory),
             flags: web::Data::from(p.flags),
             flags_lock: web::Data::new(FlagsLock::default()),
+            webhook_limits: web::Data::new(WebhookLimits {
+                max_subscriptions: p.config.webhooks.max_subscriptions,
+                allow_private: p.config.webhooks.allow_private_targets,
+            }),
+            config: web::Data::from(p.config),
             cluster: web::Data::from(p.cluster),
+            webhooks: web::Data::from(p.webhooks),
         }
     }
 
@@ -130,6 +141,8 @@ impl Shared {
             .app_data(self.inventory.clone())
             .app_data(self.flags.clone())
             .app_data(self.flags_lock.clone())
-            .app_data(self.cluster.clone());
+            .app_data(self.cluster.clone())
+            .app_data(self.webhooks.clone())
+            .app_data(self.webhook_limits.clone());
     }
 }

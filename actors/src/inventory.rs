@@ -14,13 +14,14 @@
 //! and decided again (optimistic concurrency, retried a bounded number of times).
 
 use crate::durability::{Journal, INVENTORY_SUBJECT};
+use crate::webhooks::{payloads, WebhookTap};
 use actix::prelude::*;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use utalk_storage::model::alert::{self, Alert, AlertKind, AlertStatus};
 use utalk_storage::model::inventory::{self, Product, StockLevel, StockTxn, Store, TxnType};
-use utalk_storage::{Batch, Db, StoreError, Timestamp};
+use utalk_storage::{Batch, CodecError, Db, StoreError, Timestamp};
 use uuid::Uuid;
 
 /// A stock transaction as a client asks for it.
@@ -167,6 +168,14 @@ pub trait AlertSink: Send + Sync + 'static {
     fn changed(&self, alert: &Alert, store: &Store);
 }
 
+/// Queues the `alert.*` webhook deliveries of `a`'s change in its batch.
+fn queue_webhooks(tap: Option<&WebhookTap>, batch: &mut Batch, a: &Alert, store_name: &str, now: Timestamp) -> Result<(), CodecError> {
+    match tap {
+        Some(tap) => tap.add(batch, payloads::alert_kind(a), now, || payloads::alert(a, store_name)),
+        None => Ok(()),
+    }
+}
+
 /// Opens and resolves the alerts of one product after a change, in `batch`.
 ///
 /// Negative stock raises a critical alert, stock at or under the threshold a
@@ -178,7 +187,7 @@ pub fn evaluate_alerts(
     store: &Store,
     product: &Product,
     now: Timestamp,
-    webhooks: bool,
+    webhooks: Option<&WebhookTap>,
 ) -> Result<(Vec<Alert>, Vec<Alert>), InventoryError> {
     let (mut raised, mut resolved) = (Vec::new(), Vec::new());
     let level = product.level();
@@ -192,18 +201,14 @@ pub fn evaluate_alerts(
             (true, None) => {
                 let a = Alert::new(kind, store.id, &store.name, &product.sku, product.stock, now);
                 alert::put(batch, &a)?;
-                if webhooks {
-                    alert::enqueue_webhook(batch, &a, &store.name, now)?;
-                }
+                queue_webhooks(webhooks, batch, &a, &store.name, now)?;
                 raised.push(a);
             }
             (false, Some(mut a)) => {
                 a.status = AlertStatus::Resolved;
                 a.resolved_at = Some(now);
                 alert::put(batch, &a)?;
-                if webhooks {
-                    alert::enqueue_webhook(batch, &a, &store.name, now)?;
-                }
+                queue_webhooks(webhooks, batch, &a, &store.name, now)?;
                 resolved.push(a);
             }
             _ => {}
@@ -221,8 +226,8 @@ struct Shared {
     ids: Vec<tokio::sync::Mutex<()>>,
     db: Db,
     journal: Journal,
-    /// Set when alert changes are queued for the outbound webhook: wakes its worker.
-    webhook_signal: Option<Arc<crate::jobs::signal::JobSignal>>,
+    /// Where alert changes queue their webhook deliveries.
+    webhooks: Option<Arc<WebhookTap>>,
     sink: Arc<dyn AlertSink>,
     /// Store actors are spread over these by store id, so one busy store does not hold up the rest.
     arbiters: Vec<ArbiterHandle>,
@@ -271,9 +276,6 @@ impl Shared {
         if raised.is_empty() && changed.is_empty() {
             return;
         }
-        if let Some(sig) = &self.webhook_signal {
-            sig.notify();
-        }
         for a in raised {
             if let Some(s) = store_of(a) {
                 self.sink.raised(a, &s);
@@ -294,18 +296,12 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Starts the inventory on its own arbiter; with `webhook_signal`, alert changes are queued for the
-    /// outbound webhook and its worker is woken.
-    pub fn start(
-        db: Db,
-        journal: Journal,
-        sink: Arc<dyn AlertSink>,
-        webhook_signal: Option<Arc<crate::jobs::signal::JobSignal>>,
-    ) -> Inventory {
+    /// Starts the inventory on its own arbiter; with `webhooks`, alert changes queue their webhook deliveries.
+    pub fn start(db: Db, journal: Journal, sink: Arc<dyn AlertSink>, webhooks: Option<Arc<WebhookTap>>) -> Inventory {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).max(2);
         let arbiters = (0..threads).map(|_| Arbiter::new().handle()).collect();
         let ids = (0..ID_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect();
-        Inventory { shared: Arc::new(Shared { ids, db, journal, webhook_signal, sink, arbiters, actors: Mutex::new(HashMap::new()) }) }
+        Inventory { shared: Arc::new(Shared { ids, db, journal, webhooks, sink, arbiters, actors: Mutex::new(HashMap::new()) }) }
     }
 
     /// Every store's id.
@@ -508,8 +504,8 @@ async fn update_alert(shared: Arc<Shared>, at: u64, msg: UpdateAlert) -> Result<
     let store = inventory::store(&shared.db, a.store_id)?;
     let mut b = Batch::new();
     alert::put(&mut b, &a)?;
-    if let (true, Some(s)) = (shared.webhook_signal.is_some(), &store) {
-        alert::enqueue_webhook(&mut b, &a, &s.name, now)?;
+    if let Some(s) = &store {
+        queue_webhooks(shared.webhooks.as_deref(), &mut b, &a, &s.name, now)?;
     }
     if !shared.commit(at, b).await? {
         return Ok(None);
@@ -618,7 +614,7 @@ async fn apply_held(inv: &Inventory, req: &TxnRequest, at: u64) -> Result<Option
     }
     let mut batch = Batch::new();
     inventory::put_product(&mut batch, Some(&old), &new)?;
-    let (mut raised, mut resolved) = evaluate_alerts(db, &mut batch, &store, &new, now, shared.webhook_signal.is_some())?;
+    let (mut raised, mut resolved) = evaluate_alerts(db, &mut batch, &store, &new, now, shared.webhooks.as_deref())?;
     let mut to_stock_after = None;
     let mut other_store = None;
     if let (TxnType::Transfer, Some(to)) = (req.kind, req.to_store_id) {
@@ -628,7 +624,7 @@ async fn apply_held(inv: &Inventory, req: &TxnRequest, at: u64) -> Result<Option
             to_old.stock.checked_add(req.quantity).ok_or_else(|| InventoryError::InvalidQuantity("stock would overflow".into()))?;
         to_new.updated_at = now;
         inventory::put_product(&mut batch, Some(&to_old), &to_new)?;
-        let (r, s) = evaluate_alerts(db, &mut batch, &to_store, &to_new, now, shared.webhook_signal.is_some())?;
+        let (r, s) = evaluate_alerts(db, &mut batch, &to_store, &to_new, now, shared.webhooks.as_deref())?;
         raised.extend(r);
         resolved.extend(s);
         to_stock_after = Some(to_new.stock);
@@ -664,7 +660,7 @@ async fn check(inv: Inventory, store_id: Uuid, at: u64) -> Result<Option<(Vec<Al
     let mut batch = Batch::new();
     let (mut raised, mut resolved) = (Vec::new(), Vec::new());
     for p in inventory::products(db, store_id)? {
-        let (r, s) = evaluate_alerts(db, &mut batch, &store, &p, now, shared.webhook_signal.is_some())?;
+        let (r, s) = evaluate_alerts(db, &mut batch, &store, &p, now, shared.webhooks.as_deref())?;
         raised.extend(r);
         resolved.extend(s);
     }

@@ -11,7 +11,8 @@
 //! - [`fanout`]: delivers committed events to subscribers, on this node and to the others.
 //! - [`cluster`]: the seam to other nodes, one trait per job; one node alone by default.
 //! - [`socket`]: one Socket.IO session per connection, over long-polling or websocket.
-//! - [`channels`]: WhatsApp through Twilio (the outbox, media), and alert webhooks.
+//! - [`channels`]: WhatsApp through Twilio (the outbox, media).
+//! - [`webhooks`]: event webhooks, queued with the change they report and sent in order.
 //! - [`jobs`]: the supervised worker loop of durable background work.
 //! - [`bot`]: answers customers first, hands over to people, assigns agents.
 //! - [`inventory`]: stores, stock and negative-stock alerts; [`hosts`]: which hosts outbound calls may reach.
@@ -27,6 +28,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod socket;
 pub mod views;
+pub mod webhooks;
 pub(crate) mod wire;
 
 pub use conversation::registry::{Registry, RegistryConfig};

@@ -14,7 +14,7 @@ use utalk_actors::cluster::leads;
 use utalk_actors::durability::Journal;
 use utalk_actors::inventory::Inventory;
 use utalk_storage::keys::Key;
-use utalk_storage::model::{job_run, RefreshToken};
+use utalk_storage::model::{job_run, webhook, RefreshToken};
 use utalk_storage::{Batch, Db, Map, Timestamp};
 
 /// Removes old audit records and job runs, in bounded batches.
@@ -33,6 +33,8 @@ pub struct RetentionTask {
     pub job_names: Vec<&'static str>,
     /// Age limit of refused stock transactions and resolved stock alerts.
     pub inventory_max_age: Duration,
+    /// Age limit of finished webhook deliveries.
+    pub webhook_deliveries_max_age: Duration,
 }
 
 const CHUNK: usize = 1_000;
@@ -71,6 +73,20 @@ async fn purge_time_keyed(db: &Db, journal: &Journal, map: Map, cutoff_ms: i64) 
     }
 }
 
+/// Removes finished webhook deliveries queued before `cutoff`; returns how many.
+async fn purge_webhook_deliveries(db: &Db, journal: &Journal, cutoff: Timestamp) -> Result<usize, JobError> {
+    let mut n = 0usize;
+    loop {
+        let mut b = Batch::new();
+        let removed = webhook::prune(db, &mut b, cutoff, CHUNK)?;
+        if removed == 0 {
+            return Ok(n);
+        }
+        n += removed;
+        journal.commit(b).await?;
+    }
+}
+
 /// Removes the refresh tokens that expired before `now`; returns how many.
 ///
 /// Tokens are keyed by hash, not time, so the whole map is walked in chunks;
@@ -97,6 +113,7 @@ async fn purge_expired_tokens(db: &Db, journal: &Journal, now: Timestamp) -> Res
 
 impl Task for RetentionTask {
     fn run(&self) -> BoxFuture<'static, Figures> {
+        let hooks_age = self.webhook_deliveries_max_age;
         let (db, journal, inventory, audit_age, runs_age, names, inv_age) = (
             self.db.clone(),
             self.journal.clone(),
@@ -118,6 +135,8 @@ impl Task for RetentionTask {
                 f.insert("auditRemoved".into(), audit as f64);
                 f.insert("refusedTransactionsRemoved".into(), refusals as f64);
                 f.insert("resolvedAlertsRemoved".into(), alerts as f64);
+                let hooks = purge_webhook_deliveries(&db, &journal, Timestamp(now - hooks_age.as_millis() as i64)).await?;
+                f.insert("webhookDeliveriesRemoved".into(), hooks as f64);
                 let tokens = purge_expired_tokens(&db, &journal, Timestamp(now)).await?;
                 f.insert("expiredRefreshTokensRemoved".into(), tokens as f64);
             } else {

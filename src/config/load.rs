@@ -61,6 +61,7 @@ const SECTIONS: &[&str] = &[
     "jobs",
     "retention",
     "alerts",
+    "webhooks",
     "api",
     "log_file",
     "log_levels",

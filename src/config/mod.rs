@@ -99,6 +99,8 @@ pub struct Config {
     pub retention: RetentionSection,
     /// Where stock alerts go besides sockets and the API.
     pub alerts: AlertsSection,
+    /// Event webhooks.
+    pub webhooks: WebhooksSection,
     /// Deprecated routes.
     pub api: ApiSection,
     /// An optional log file besides stdout, rotated by size.
@@ -178,6 +180,7 @@ impl Default for Config {
             jobs: JobsSection::default(),
             retention: RetentionSection::default(),
             alerts: AlertsSection::default(),
+            webhooks: WebhooksSection::default(),
             api: ApiSection::default(),
             log_file: LogFileSection::default(),
         }

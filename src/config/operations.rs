@@ -45,19 +45,58 @@ pub struct ApiDeprecation {
     pub link: Option<String>,
 }
 
-/// `[alerts]`: the outbound alert webhook.
+/// `[webhooks]`: event webhooks (subscriptions are made over the API).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksSection {
+    /// Most subscriptions.
+    pub max_subscriptions: usize,
+    /// Longest wait for a receiver's answer, milliseconds.
+    pub timeout_ms: u64,
+    /// Delay before the first retry, milliseconds (doubles per attempt, with jitter, up to `backoff_max_ms`).
+    pub backoff_base_ms: u64,
+    /// Longest delay between two attempts, milliseconds.
+    pub backoff_max_ms: u64,
+    /// How long a delivery is retried before it is failed and the next one goes, seconds (3 days).
+    pub retry_for_secs: u64,
+    /// A subscription whose every attempt failed for this long is disabled, seconds (3 days).
+    pub disable_after_secs: u64,
+    /// Finished deliveries are kept this many days in the delivery log.
+    pub keep_deliveries_days: u32,
+    /// Allow receivers on loopback, private and link-local addresses (off: the
+    /// server refuses to be pointed at its own network).
+    pub allow_private_targets: bool,
+}
+
+impl Default for WebhooksSection {
+    fn default() -> Self {
+        Self {
+            max_subscriptions: 50,
+            timeout_ms: 10_000,
+            backoff_base_ms: 10_000,
+            backoff_max_ms: 3_600_000,
+            retry_for_secs: 3 * 24 * 3600,
+            disable_after_secs: 3 * 24 * 3600,
+            keep_deliveries_days: 30,
+            allow_private_targets: false,
+        }
+    }
+}
+
+/// `[alerts]`: the outbound alert webhook (deprecated: it becomes one event
+/// webhook subscription to the `alert.*` events; see docs/webhooks.md).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AlertsSection {
     /// URL that receives every alert change as a signed JSON POST; unset: no webhook.
     pub webhook_url: Option<String>,
-    /// Key of the HMAC-SHA256 signature (`X-Utalk-Signature: sha256=<hex>`); required with the URL, 16+ characters.
+    /// Key of the signature (`X-Utalk-Signature: t=…,v1=…`); required with the URL, 16+ characters.
     pub webhook_secret: Option<Secret>,
-    /// Longest wait for the receiver's answer, milliseconds.
+    /// No longer used: `[webhooks]` timeout_ms applies. Accepted so old files still load.
     pub webhook_timeout_ms: u64,
-    /// Attempts before a delivery is given up.
+    /// No longer used: deliveries are retried for `[webhooks]` retry_for_secs.
     pub webhook_max_attempts: u32,
-    /// Delay before the first retry, milliseconds (doubles per attempt, with jitter, up to 10 minutes).
+    /// No longer used: `[webhooks]` backoff_base_ms applies.
     pub webhook_backoff_base_ms: u64,
 }
 

@@ -119,6 +119,17 @@ impl Config {
         if a.webhook_timeout_ms == 0 || a.webhook_max_attempts == 0 || a.webhook_backoff_base_ms == 0 {
             return Err("alerts: webhook_timeout_ms, webhook_max_attempts and webhook_backoff_base_ms must be positive".into());
         }
+        let w = &self.webhooks;
+        if !(1..=1000).contains(&w.max_subscriptions)
+            || w.timeout_ms == 0
+            || w.backoff_base_ms == 0
+            || w.backoff_max_ms < w.backoff_base_ms
+            || w.retry_for_secs == 0
+            || w.disable_after_secs == 0
+            || w.keep_deliveries_days == 0
+        {
+            return Err("webhooks: max_subscriptions must be 1 to 1000; timeout_ms, backoff_base_ms, retry_for_secs, disable_after_secs and keep_deliveries_days positive; backoff_max_ms at least backoff_base_ms".into());
+        }
         let m = &self.media;
         if m.uploads_per_minute == 0 || m.max_files_per_conversation == 0 || m.max_bytes_per_conversation < m.max_bytes {
             return Err(

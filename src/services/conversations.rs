@@ -61,7 +61,7 @@ pub async fn open(
         return Ok(inbound.open(customer, subject).await?);
     }
     let c = Conversation::new(channel, customer, subject);
-    super::records::create_conversation(registry.journal(), &c).await?;
+    super::records::create_conversation(registry, &c).await?;
     utalk_actors::conversation::count_opened(channel);
     Ok(c)
 }

@@ -16,6 +16,7 @@ pub mod operations;
 pub mod records;
 pub mod reports;
 pub mod secrets;
+pub mod webhooks;
 
 use utalk_actors::channels::whatsapp::InboundError;
 use utalk_actors::durability::JournalError;

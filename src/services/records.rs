@@ -4,9 +4,9 @@
 //! audit land together.
 
 use super::ServiceError;
-use utalk_actors::Journal;
+use utalk_actors::{Journal, Registry};
 use utalk_storage::model::flag::{self, Flag};
-use utalk_storage::model::{bot, conversation, AiConfig, AuditEvent, Conversation};
+use utalk_storage::model::{bot, AiConfig, AuditEvent, Conversation};
 use utalk_storage::Batch;
 use uuid::Uuid;
 
@@ -36,7 +36,7 @@ pub async fn save_bot_settings(journal: &Journal, actor: Uuid, config: &AiConfig
     Ok(journal.commit_first("ai_config_version", &config.version.to_string(), b).await?)
 }
 
-/// Stores a new conversation.
-pub async fn create_conversation(journal: &Journal, c: &Conversation) -> Result<(), ServiceError> {
-    Ok(journal.commit_conversation(c.id, conversation::put_batch(None, c)?).await?)
+/// Stores a new conversation (and its `conversation.created` webhooks).
+pub async fn create_conversation(registry: &Registry, c: &Conversation) -> Result<(), ServiceError> {
+    Ok(registry.journal().commit_conversation(c.id, registry.creation_batch(c)?).await?)
 }

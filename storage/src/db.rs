@@ -214,6 +214,28 @@ impl Db {
         Ok(out)
     }
 
+    /// Entries whose keys start with `prefix` and sort before `before`, newest key first, at most `limit`.
+    pub fn scan_raw_rev_prefix(&self, map: Map, prefix: &[u8], before: &[u8], limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let cf = self.cf(map)?;
+        let mut it = self.inner.raw_iterator_cf(&cf);
+        it.seek_for_prev(before);
+        // seek_for_prev lands on `before` itself when it exists; it is excluded.
+        if it.valid() && it.key() == Some(before) {
+            it.prev();
+        }
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else { break };
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+            it.prev();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
     /// The last entry whose key starts with `prefix`.
     pub fn last_with_prefix(&self, map: Map, prefix: &[u8]) -> Result<Option<Entry>, StoreError> {
         let cf = self.cf(map)?;

@@ -67,7 +67,8 @@ pub enum Map {
     Alerts,
     /// `kind (1) · store_id (16) · sku (UTF-8) → alert_id (16)`: the unresolved alert of each product and kind.
     OpenalertId,
-    /// `delivery_id (16, UUIDv7) → WebhookDelivery`: alert webhooks still to deliver.
+    /// `delivery_id (16, UUIDv7) → WebhookDelivery`: alert webhooks still to
+    /// deliver, from before event webhooks; emptied into `webhook_deliveries` at start.
     AlertWebhooks,
     /// `at_ms (8) · id (16) → TxnError`: refused stock transactions, for the error figures.
     TxnErrors,
@@ -81,11 +82,17 @@ pub enum Map {
     KeyhashId,
     /// `uuid key_id` → `i64 ms`: when each key was last used, kept apart so that a use never overwrites a revocation.
     KeyUsed,
+    /// `webhook_id (16) → Webhook`: event webhook subscriptions.
+    Webhooks,
+    /// `webhook_id (16) · delivery_id (16, UUIDv7) → Delivery`: each subscription's delivery log.
+    WebhookDeliveries,
+    /// `webhook_id (16) · delivery_id (16) → ()`: deliveries still to send, oldest first.
+    WebhookPending,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 37] = [
+    pub const ALL: [Map; 40] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -123,6 +130,9 @@ impl Map {
         Map::ApiKeys,
         Map::KeyhashId,
         Map::KeyUsed,
+        Map::Webhooks,
+        Map::WebhookDeliveries,
+        Map::WebhookPending,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -168,6 +178,9 @@ impl Map {
             Map::ApiKeys => "api_keys",
             Map::KeyhashId => "keyhash_id",
             Map::KeyUsed => "key_used",
+            Map::Webhooks => "webhooks",
+            Map::WebhookDeliveries => "webhook_deliveries",
+            Map::WebhookPending => "webhook_pending",
         }
     }
 }

@@ -28,7 +28,7 @@ async fn status_of(s: &TestServer, path: &str, token: &str) -> u16 {
 }
 
 /// The audit records' actions and targets, read with `utalk export` while the server runs.
-fn audit(s: &TestServer) -> Vec<(String, String)> {
+pub fn audit(s: &TestServer) -> Vec<(String, String)> {
     use std::io::Read;
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("x");

@@ -308,3 +308,37 @@ pub async fn assert_acknowledged_stored(
         }
     }
 }
+
+/// One HTTP/1.1 request from a keep-alive connection to a test receiver:
+/// its head (request line and headers) and body, or `None` when the peer
+/// closed. `buf` holds what was read past it, for the next request.
+pub async fn next_request(conn: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+    use tokio::io::AsyncReadExt;
+    async fn more(conn: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> Option<()> {
+        let mut chunk = [0u8; 8192];
+        match conn.read(&mut chunk).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                Some(())
+            }
+        }
+    }
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        more(conn, buf).await?;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-length")).map(|(_, v)| v.trim().to_string()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + len {
+        more(conn, buf).await?;
+    }
+    let body = buf.drain(..head_end + len).skip(head_end).collect();
+    Some((head, body))
+}

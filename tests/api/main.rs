@@ -31,3 +31,4 @@ mod secrets;
 mod socket;
 mod socket_limits;
 mod traces;
+mod webhooks;

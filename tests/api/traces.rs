@@ -11,7 +11,7 @@ use prost::Message as _;
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -72,29 +72,10 @@ impl Receiver {
 async fn serve(mut conn: TcpStream, spans: Arc<Mutex<Vec<Got>>>, bad: Arc<Mutex<Vec<String>>>) {
     let mut buf = Vec::new();
     loop {
-        let head_end = loop {
-            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            let mut chunk = [0u8; 8192];
-            match conn.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let Some((head, body)) = crate::helpers::next_request(&mut conn, &mut buf).await else { return };
         let header = |name: &str| {
             head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
         };
-        let len: usize = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-        while buf.len() < head_end + len {
-            let mut chunk = [0u8; 8192];
-            match conn.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let body: Vec<u8> = buf.drain(..head_end + len).skip(head_end).collect();
         let request_line = head.lines().next().unwrap_or_default().to_string();
         let status = if !request_line.starts_with("POST /v1/traces ") {
             bad.lock().unwrap().push(request_line);

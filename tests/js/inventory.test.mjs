@@ -1,6 +1,7 @@
 // Stock alerts reach the people who run the stores: `alert:new` on the sockets
 // of operators, admins and the store's manager (not other agents), and a
-// signed webhook to a local receiver that checks the signature the way an
+// signed webhook (the deprecated `[alerts]` settings, now one event webhook
+// subscription) to a local receiver that checks the signature the way an
 // integrator would, retried after a failure. The scheduled scan raises an
 // alert a sale did not, and restored stock resolves them.
 import { test, before, after } from "node:test";
@@ -33,7 +34,7 @@ before(async () => {
   server = await startServer({
     UTALK_ALERTS__WEBHOOK_URL: `http://127.0.0.1:${receiver.address().port}/hooks/stock`,
     UTALK_ALERTS__WEBHOOK_SECRET: SECRET,
-    UTALK_ALERTS__WEBHOOK_BACKOFF_BASE_MS: "100",
+    UTALK_WEBHOOKS__BACKOFF_BASE_MS: "100",
     // The scan every second, so that "within one period" is quick to wait for.
     UTALK_JOBS__STOCK_NEGATIVE: "* * * * * *",
   });
@@ -51,10 +52,13 @@ function connect(token) {
   return s;
 }
 
-// What an integrator does with a delivery: recompute the HMAC over the raw body.
+// What an integrator does with a delivery (docs/webhooks.md): recompute the
+// HMAC over "<t>.<raw body>" and refuse a stale timestamp.
 function signed(h) {
-  const want = Buffer.from("sha256=" + createHmac("sha256", SECRET).update(h.raw).digest("hex"));
-  const got = Buffer.from(String(h.headers["x-utalk-signature"] ?? ""));
+  const parts = Object.fromEntries(String(h.headers["x-utalk-signature"] ?? "").split(",").map((p) => p.split("=")));
+  if (!parts.t || !parts.v1 || Math.abs(Date.now() / 1000 - Number(parts.t)) > 300) return false;
+  const want = Buffer.from(createHmac("sha256", SECRET).update(`${parts.t}.`).update(h.raw).digest("hex"));
+  const got = Buffer.from(parts.v1);
   return want.length === got.length && timingSafeEqual(want, got);
 }
 
@@ -90,7 +94,7 @@ test("negative stock is alerted once on the right sockets and by a signed webhoo
   assert.ok(adminSock.alerts.some(([e, a]) => e === "new" && a.kind === "low_stock" && a.severity === "warning"));
 
   // The webhook: refused once (500), retried, then taken; every attempt signed over its exact body.
-  const delivered = (event, kind) => hooks.some((h) => h.status === 200 && JSON.parse(h.raw).event === event && JSON.parse(h.raw).alert.kind === kind);
+  const delivered = (event, kind) => hooks.some((h) => h.status === 200 && JSON.parse(h.raw).type === event && JSON.parse(h.raw).data.alert.kind === kind);
   await waitFor(() => delivered("alert.raised", "negative_stock"), 10000, "the negative-stock webhook delivered");
   assert.ok(hooks.every(signed), "every delivery carries a valid signature");
   assert.equal(hooks[0].status, 500);
@@ -100,10 +104,10 @@ test("negative stock is alerted once on the right sockets and by a signed webhoo
   assert.equal(hooks[1].headers["x-utalk-delivery"], hooks[0].headers["x-utalk-delivery"]);
   assert.equal(retried.raw.toString(), hooks[0].raw.toString(), "the same bytes each time");
   const bodies = hooks.filter((h) => h.status === 200).map((h) => JSON.parse(h.raw));
-  const raisedNegative = bodies.find((b) => b.event === "alert.raised" && b.alert.kind === "negative_stock");
+  const raisedNegative = bodies.find((b) => b.type === "alert.raised" && b.data.alert.kind === "negative_stock");
   assert.ok(raisedNegative, JSON.stringify(bodies));
-  assert.equal(raisedNegative.alert.id, negative.id);
-  assert.equal(raisedNegative.store.name, "Sucursal Norte");
+  assert.equal(raisedNegative.data.alert.id, negative.id);
+  assert.equal(raisedNegative.data.store.name, "Sucursal Norte");
   assert.equal(hooks.find((h) => h.status === 200).headers["x-utalk-event"], "alert.raised");
 
   // Raised once: further sales below zero do not raise it again.
@@ -125,7 +129,7 @@ test("negative stock is alerted once on the right sockets and by a signed webhoo
   const restock = await txn("PURCHASE", 10);
   assert.equal(restock.body.stockAfter, 7);
   await waitFor(() => adminSock.alerts.filter(([e, a]) => e === "updated" && a.status === "resolved" && !a.resolvedBy).length >= 2, 5000, "resolved");
-  await waitFor(() => hooks.some((h) => h.status === 200 && JSON.parse(h.raw).event === "alert.resolved"), 10000, "alert.resolved webhook");
+  await waitFor(() => hooks.some((h) => h.status === 200 && JSON.parse(h.raw).type === "alert.resolved"), 10000, "alert.resolved webhook");
   const stillOpen = await server.api("GET", "/api/v1/alerts?status=open", { token: admin });
   assert.equal(stillOpen.body.items.filter((a) => a.storeId === storeId).length, 0);
 
@@ -142,5 +146,5 @@ test("negative stock is alerted once on the right sockets and by a signed webhoo
   assert.match(metrics, gauge);
   assert.match(metrics, new RegExp(`inventory_products_low\\{store="${storeId}"\\} 0`));
   assert.match(metrics, new RegExp(`inventory_transactions_total\\{[^}]*store="${storeId}"[^}]*\\} \\d+`));
-  assert.match(metrics, /alert_webhooks_total\{outcome="retrying"\} 1/);
+  assert.match(metrics, /webhook_deliveries_total\{outcome="retrying"\} 1/);
 });

@@ -1,10 +1,8 @@
 //! Channels to the outside: Twilio's WhatsApp ([`twilio`], the outbox's
 //! [`delivery`], webhook signatures in [`twilio_signature`]), media
 //! ([`media_fetch`] downloads, [`media_store`] files and signed URLs), and
-//! the stock alerts' [`alert_webhook`], and inbound WhatsApp: Twilio's webhook
-//! form ([`twilio_form`]) to a stored message ([`whatsapp`]).
+//! inbound WhatsApp: Twilio's webhook form ([`twilio_form`]) to a stored message ([`whatsapp`]).
 
-pub mod alert_webhook;
 pub mod delivery;
 pub mod media_fetch;
 pub mod media_store;

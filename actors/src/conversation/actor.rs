@@ -25,10 +25,13 @@ use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use utalk_storage::model::{bot, conversation, message, read_marker, Author, AuthorType, Conversation, ConversationStatus, Message};
+use utalk_storage::model::{
+    bot, conversation, message, read_marker, Author, AuthorType, Conversation, ConversationStatus, Message, Rating,
+};
 use utalk_storage::{Batch, Db, Timestamp};
 use uuid::Uuid;
 
+use super::announce::{self, Change};
 use super::batches::{apply_change, channel_name, count_messages, messages_batch, system_message};
 use super::commands::*;
 pub use crate::conversation::error::ConversationError;
@@ -58,6 +61,8 @@ pub struct Deps {
     pub outbox: Arc<JobSignal>,
     /// Told about durable customer messages and escalations (the bot, assignment); set once at start.
     pub hook: std::sync::OnceLock<Arc<dyn ConversationHook>>,
+    /// Where changes queue their webhook deliveries.
+    pub webhooks: Option<Arc<crate::webhooks::WebhookTap>>,
 }
 
 /// What the rest of the system does after a conversation's writes are durable.
@@ -86,6 +91,8 @@ enum Committed {
         conversation: Option<(Arc<Conversation>, bool)>,
         /// For a customer message the bot should see: the conversation right after it.
         for_bot: Option<Box<Conversation>>,
+        /// A rating the message gave.
+        rating: Option<Rating>,
     },
     MessageChanged {
         message: Arc<Message>,
@@ -97,6 +104,7 @@ enum Committed {
         messages: Vec<Arc<Message>>,
         outbox: bool,
         escalated: bool,
+        ratings: Vec<Rating>,
     },
     Read {
         reader: Reader,
@@ -139,6 +147,9 @@ pub struct ConversationActor {
     indexed_hour: Option<i64>,
     /// The conversation's way into the log, opened with the state it was loaded with.
     log: Option<EntityLog>,
+    /// The conversation as the last change given to webhooks left it, to
+    /// tell what the next change does (assigns, escalates, closes).
+    announced: Option<Conversation>,
 }
 
 impl ConversationActor {
@@ -157,6 +168,7 @@ impl ConversationActor {
             idle_check: None,
             indexed_hour: None,
             log: None,
+            announced: None,
         }
     }
 
@@ -312,7 +324,7 @@ impl ConversationActor {
         let id = messages[0].id;
         // A rating reply is not a question for the bot.
         let for_bot = (messages[0].author.kind == AuthorType::Customer && fx.rating.is_none()).then(|| Box::new(conv.clone()));
-        let committed = Committed::Message { messages, outbox, conversation, for_bot };
+        let committed = Committed::Message { messages, outbox, conversation, for_bot, rating: fx.rating };
         let ticket = self.submit(batch, committed, Waiter::Append { reply, created: true }, ctx);
         self.inflight_ids.insert(id, ticket);
     }
@@ -477,6 +489,7 @@ impl ConversationActor {
             messages: follow.into_iter().map(Arc::new).collect(),
             outbox,
             escalated: fx.escalation.is_some(),
+            ratings: fx.ratings,
         };
         self.submit(batch, committed, Waiter::Update(reply), ctx);
     }
@@ -513,7 +526,12 @@ impl ConversationActor {
         self.submit(batch, Committed::Read { reader: req.reader, seq: req.seq }, Waiter::Read(reply), ctx);
     }
 
-    fn submit(&mut self, batch: Batch, committed: Committed, waiter: Waiter, ctx: &mut Context<Self>) -> u64 {
+    fn submit(&mut self, mut batch: Batch, committed: Committed, waiter: Waiter, ctx: &mut Context<Self>) -> u64 {
+        if let Err(e) = self.announce(&mut batch, &committed) {
+            // Encoding our own records does not fail in practice; if it did,
+            // the change still goes: losing a webhook beats refusing a message.
+            tracing::error!(conversation = %self.id, error = %e, "could not queue webhook deliveries");
+        }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         let events = self.events_of(&committed);
@@ -525,6 +543,32 @@ impl ConversationActor {
         self.inflight.push_back(InFlight { ticket, durable: false, committed, waiters: vec![waiter] });
         ctx.spawn(appended.into_actor(self).map(move |res, act, ctx| act.written(ticket, res, ctx)));
         ticket
+    }
+
+    /// Queues the webhook deliveries of `committed` in its batch.
+    fn announce(&mut self, batch: &mut Batch, committed: &Committed) -> Result<(), utalk_storage::CodecError> {
+        let Some(tap) = self.deps.webhooks.clone() else { return Ok(()) };
+        let Phase::Ready { conv, .. } = &self.phase else { return Ok(()) };
+        let no_ratings: &[Rating] = &[];
+        let (change, changed) = match committed {
+            Committed::Message { messages, conversation, rating, .. } => {
+                let published = conversation.as_ref().filter(|(_, p)| *p).map(|(c, _)| &**c);
+                let change = Change { conversation: published, messages, status_of: None, ratings: rating.as_slice() };
+                (change, conversation.as_ref().map(|(c, _)| (**c).clone()))
+            }
+            Committed::MessageChanged { message, status, .. } => {
+                (Change { conversation: None, messages: &[], status_of: status.then_some(&**message), ratings: no_ratings }, None)
+            }
+            Committed::Conversation { conversation, messages, ratings, .. } => {
+                (Change { conversation: Some(conversation), messages, status_of: None, ratings }, Some((**conversation).clone()))
+            }
+            Committed::Read { .. } => return Ok(()),
+        };
+        announce::add(&tap, batch, self.announced.as_ref(), conv, change)?;
+        if let Some(c) = changed {
+            self.announced = Some(c);
+        }
+        Ok(())
     }
 
     /// What subscribers are told once `committed` is durable, in order.
@@ -589,7 +633,7 @@ impl ConversationActor {
                         self.changed.remove(&m.id);
                     }
                 }
-                Committed::Conversation { conversation, messages, outbox, escalated } => {
+                Committed::Conversation { conversation, messages, outbox, escalated, .. } => {
                     count_messages(messages);
                     if *escalated {
                         metrics::counter!("escalations_total", "channel" => channel_name(conversation.channel)).increment(1);
@@ -666,6 +710,7 @@ impl ConversationActor {
             act.phase = match res {
                 Ok(Some((Some((conv, last)), log))) => {
                     act.log = Some(log);
+                    act.announced = Some(conv.clone());
                     Phase::Ready { conv, next_seq: last + 1 }
                 }
                 Ok(Some((None, _))) => Phase::Missing,

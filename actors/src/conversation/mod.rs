@@ -7,6 +7,7 @@
 //! conversation.
 
 mod actor;
+pub mod announce;
 pub(crate) mod batches;
 pub(crate) mod commands;
 pub(crate) mod error;

@@ -27,7 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tracing::Instrument;
-use utalk_storage::Db;
+use utalk_storage::model::Conversation;
+use utalk_storage::{Batch, Db};
 use uuid::Uuid;
 
 /// Tuning of the registry.
@@ -43,6 +44,8 @@ pub struct RegistryConfig {
     pub outbox: Arc<crate::jobs::signal::JobSignal>,
     /// In a cluster: how long a request waits for the conversation's owner (covers a failover).
     pub forward_timeout: Duration,
+    /// Where changes queue their webhook deliveries; none: no webhooks.
+    pub webhooks: Option<Arc<crate::webhooks::WebhookTap>>,
 }
 
 impl Default for RegistryConfig {
@@ -53,6 +56,7 @@ impl Default for RegistryConfig {
             threads: 2,
             outbox: Arc::default(),
             forward_timeout: Duration::from_secs(20),
+            webhooks: None,
         }
     }
 }
@@ -145,6 +149,7 @@ impl Registry {
                 max_inflight: config.max_inflight,
                 outbox: config.outbox,
                 hook: std::sync::OnceLock::new(),
+                webhooks: config.webhooks,
             }),
             broker,
             arbiters: Arc::new(arbiters),
@@ -330,6 +335,15 @@ impl Registry {
     /// Where every durable change goes.
     pub fn journal(&self) -> &Journal {
         &self.deps.journal
+    }
+
+    /// The batch that stores `c`, a new conversation, with its `conversation.created` deliveries.
+    pub fn creation_batch(&self, c: &Conversation) -> Result<Batch, utalk_storage::CodecError> {
+        let mut b = utalk_storage::model::conversation::put_batch(None, c)?;
+        if let Some(tap) = &self.deps.webhooks {
+            super::announce::created(tap, &mut b, c)?;
+        }
+        Ok(b)
     }
 
     /// The broker the conversations publish to.

@@ -20,6 +20,7 @@ pub mod reports;
 pub mod socket;
 pub mod twilio;
 pub mod users;
+pub mod webhooks;
 pub mod widget;
 
 use crate::http::error::ApiError;
@@ -44,6 +45,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
                 .configure(messages::configure)
                 .configure(users::configure)
                 .configure(api_keys::configure)
+                .configure(webhooks::configure)
                 .configure(media::configure)
                 .configure(outbox::configure)
                 .configure(ai::configure)

@@ -34,6 +34,8 @@ impl Modify for BearerAuth {
         super::inventory::transaction, super::inventory::list_alerts, super::inventory::ack, super::inventory::resolve,
         super::users::create, super::users::list, super::users::patch, super::users::reset_password,
         super::api_keys::create, super::api_keys::list, super::api_keys::revoke,
+        super::webhooks::create, super::webhooks::list, super::webhooks::get, super::webhooks::update, super::webhooks::delete,
+        super::webhooks::deliveries, super::webhooks::redeliver,
         super::media::upload, super::media::get, super::media::regenerate,
         super::outbox::list,
         super::twilio::inbound, super::twilio::status,

@@ -264,20 +264,6 @@ impl Record for WebhookDelivery {
     const KIND: &'static str = "webhook_delivery";
 }
 
-/// Adds a delivery of `alert` as it now stands to `batch`.
-pub fn enqueue_webhook(batch: &mut Batch, alert: &Alert, store_name: &str, now: Timestamp) -> Result<(), CodecError> {
-    let d = WebhookDelivery {
-        id: Uuid::now_v7(),
-        event: AlertEvent::of(alert),
-        alert: alert.clone(),
-        store_name: store_name.to_string(),
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-    };
-    put_webhook(batch, &d)
-}
-
 /// Adds the write of `d` to `batch`.
 pub fn put_webhook(batch: &mut Batch, d: &WebhookDelivery) -> Result<(), CodecError> {
     batch.put(Map::AlertWebhooks, Key::new().uuid(d.id), d)?;

@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod read_marker;
 pub mod token;
 pub mod user;
+pub mod webhook;
 
 pub use alert::{Alert, AlertKind, AlertStatus, Severity};
 pub use api_key::ApiKey;
@@ -36,3 +37,4 @@ pub use message::{Attachment, Author, AuthorType, Direction, MediaStatus, Messag
 pub use outbox::{OutboxEntry, OutboxState, Outcome};
 pub use token::RefreshToken;
 pub use user::{Role, User};
+pub use webhook::{Delivery, DeliveryState, Webhook};
