@@ -66,6 +66,11 @@ pub async fn open(
     Ok(c)
 }
 
+/// Whether conversation `id` is on the `api` channel (unknown ones are not).
+pub fn is_api(db: &Db, id: Uuid) -> Result<bool, ServiceError> {
+    Ok(conversation::get(db, id)?.is_some_and(|c| c.channel == Channel::Api))
+}
+
 /// Fails unless `id` is a user who may take conversations.
 pub fn check_assignee(db: &Db, id: Uuid) -> Result<(), ServiceError> {
     let invalid = |message: &str| ServiceError::Invalid { code: "unknown_assignee", message: message.to_string() };

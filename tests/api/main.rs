@@ -16,6 +16,7 @@ mod edge;
 mod flags;
 mod hardening;
 mod helpers;
+mod integration;
 mod inventory;
 mod jobs;
 mod layout;

@@ -39,6 +39,7 @@ fn metrics_in(expr: &str) -> Vec<String> {
         "bot_",
         "user_",
         "login_",
+        "webhook_",
     ];
     let mut out = Vec::new();
     let mut word = String::new();

@@ -115,12 +115,20 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     Sha256::digest(&outer).into()
 }
 
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
 /// What a receiver does (docs/webhooks.md): recompute over "<t>.<body>" and refuse stale times.
 fn signed(h: &Hit, secret: &str) -> bool {
+    signed_at(h, secret, unix_now())
+}
+
+/// [`signed`] on a receiver whose clock reads `now`.
+fn signed_at(h: &Hit, secret: &str, now: i64) -> bool {
     let parts: HashMap<&str, &str> = h.header("x-utalk-signature").split(',').filter_map(|p| p.split_once('=')).collect();
     let (Some(t), Some(v1)) = (parts.get("t"), parts.get("v1")) else { return false };
     let Ok(t) = t.parse::<i64>() else { return false };
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let msg = [format!("{t}.").into_bytes(), h.body.clone()].concat();
     (now - t).abs() <= 300 && hex::encode(hmac_sha256(secret.as_bytes(), &msg)) == *v1
 }
@@ -219,6 +227,11 @@ async fn events_reach_a_subscriber_signed_in_order_retried_logged_and_redelivere
         assert_eq!(b["type"], h.header("x-utalk-event"));
         assert!(b["id"].is_string() && b["createdAt"].is_string() && b["data"].is_object(), "{b}");
     }
+    // The same delivery replayed ten minutes later is refused by its timestamp; a tampered body by its HMAC.
+    assert!(!signed_at(&hits[2], &secret, unix_now() + 600), "a replay is refused");
+    let mut tampered = hits[2].clone();
+    tampered.body.push(b' ');
+    assert!(!signed(&tampered, &secret));
     assert_eq!((hits[0].status, hits[1].status, hits[2].status), (500, 503, 200));
     assert!(hits[..3].iter().all(|h| h.header("x-utalk-delivery") == hits[0].header("x-utalk-delivery") && h.body == hits[0].body));
     let first = hits[0].json();

@@ -84,6 +84,10 @@ impl AppendRequest {
             Identity::Widget { conversation_id } if conversation_id == conversation => {
                 (Author { kind: utalk_storage::model::AuthorType::Customer, id: None }, Direction::Inbound, MessageStatus::Received)
             }
+            // The integrator posts its customer's messages (the route checked the channel is `api`).
+            Identity::Staff { role: utalk_storage::model::Role::Integration, .. } => {
+                (Author { kind: utalk_storage::model::AuthorType::Customer, id: None }, Direction::Inbound, MessageStatus::Received)
+            }
             Identity::Staff { user_id, role } if role != utalk_storage::model::Role::Readonly => {
                 (Author { kind: utalk_storage::model::AuthorType::Agent, id: Some(user_id) }, Direction::Outbound, MessageStatus::Sent)
             }

@@ -26,6 +26,9 @@ impl Identity {
     /// Whether the identity may see `conversation`.
     pub fn may_access(&self, conversation: Uuid) -> bool {
         match self {
+            // An integration key reaches only `api` conversations, which this
+            // cannot tell: the REST routes check the channel; sockets do not join.
+            Identity::Staff { role: Role::Integration, .. } => false,
             Identity::Staff { .. } => true,
             Identity::Widget { conversation_id } => *conversation_id == conversation,
         }

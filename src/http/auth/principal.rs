@@ -36,9 +36,12 @@ impl Principal {
         }
     }
 
-    /// Checks that the caller may see `conversation`: any staff role, or its own widget.
+    /// Checks that the caller may see `conversation`: any staff role, or its
+    /// own widget. An integration key is refused here; the routes it may use
+    /// check the channel with [`crate::http::routes::may_reach`].
     pub fn may_read(&self, conversation: Uuid) -> Result<(), ApiError> {
         match *self {
+            Principal::Staff { role: Role::Integration, .. } => Err(ApiError::forbidden("integration keys reach only api conversations")),
             Principal::Staff { .. } => Ok(()),
             Principal::Widget { conversation_id } if conversation_id == conversation => Ok(()),
             Principal::Widget { .. } => Err(ApiError::forbidden("widget tokens reach only their own conversation")),
@@ -48,6 +51,8 @@ impl Principal {
 
 /// Roles that may change conversations.
 pub const WRITERS: &[Role] = &[Role::Admin, Role::Operator, Role::Agent];
+/// An integrator's key.
+pub const INTEGRATION: &[Role] = &[Role::Integration];
 /// Every staff role.
 pub const READERS: &[Role] = &[Role::Admin, Role::Operator, Role::Agent, Role::Readonly];
 

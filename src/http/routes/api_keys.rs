@@ -23,7 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 pub struct NewApiKey {
     /// What it is for, 1 to 100 characters.
     pub name: String,
-    /// admin, operator, agent or readonly.
+    /// admin, operator, agent, readonly, or integration (`api` conversations only, as the customer).
     pub role: String,
     /// When it stops working (RFC 3339, in the future); never when absent.
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -105,8 +105,8 @@ pub async fn create(
     body: web::Json<NewApiKey>,
 ) -> Result<HttpResponse, ApiError> {
     let (actor, _) = who.require(&[Role::Admin])?;
-    let role =
-        Role::parse(&body.role).ok_or_else(|| ApiError::invalid("invalid_role", "role must be admin, operator, agent or readonly"))?;
+    let role = Role::parse_for_key(&body.role)
+        .ok_or_else(|| ApiError::invalid("invalid_role", "role must be admin, operator, agent, readonly or integration"))?;
     let made = service::create(&db, registry.journal(), actor, &body.name, role, body.expires_at, auth.max_api_keys()).await?;
     Ok(HttpResponse::Created().json(CreatedApiKey { view: view(&made.record, None), key: made.secret }))
 }

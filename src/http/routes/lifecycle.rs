@@ -1,7 +1,6 @@
 //! Escalation, close, ratings, and pausing the bot.
 
 use super::conversations::view;
-use crate::http::auth::principal::WRITERS;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
 use actix_web::{web, HttpResponse};
@@ -39,7 +38,8 @@ pub async fn escalate(
     id: web::Path<Uuid>,
     body: Option<web::Json<EscalateBody>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user, _) = who.require(WRITERS)?;
+    let id = id.into_inner();
+    let user = super::may_change(&db, &who, id)?;
     let reason = body.map(|b| b.into_inner().reason).unwrap_or_default();
     if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
         return Err(ApiError::invalid("validation_failed", "reason must have at most 500 characters"));
@@ -48,7 +48,7 @@ pub async fn escalate(
         escalate: Some(EscalateRequest { reason: EscalationReason::Manual, detail: reason, by: Some(user), handoff: None }),
         ..ConversationChange::default()
     };
-    let c = registry.call(id.into_inner(), change).await?;
+    let c = registry.call(id, change).await?;
     Ok(HttpResponse::Ok().json(view(&db, (*c).clone())?))
 }
 
@@ -75,7 +75,8 @@ pub async fn close(
     id: web::Path<Uuid>,
     body: web::Json<CloseBody>,
 ) -> Result<HttpResponse, ApiError> {
-    who.require(WRITERS)?;
+    let id = id.into_inner();
+    super::may_change(&db, &who, id)?;
     let b = body.into_inner();
     let resolution = b.resolution.trim().to_string();
     if resolution.is_empty() || resolution.chars().count() > 500 {
@@ -89,7 +90,7 @@ pub async fn close(
         }),
         ..ConversationChange::default()
     };
-    let c = registry.call(id.into_inner(), change).await?;
+    let c = registry.call(id, change).await?;
     Ok(HttpResponse::Ok().json(view(&db, (*c).clone())?))
 }
 
@@ -135,7 +136,7 @@ pub async fn rating(
     match who {
         Principal::Widget { .. } => who.may_read(id)?,
         Principal::Staff { .. } => {
-            who.require(WRITERS)?;
+            super::may_change(&db, &who, id)?;
         }
     }
     let source = if matches!(who, Principal::Widget { .. }) { RatingSource::Widget } else { RatingSource::Api };

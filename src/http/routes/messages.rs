@@ -39,12 +39,16 @@ pub fn request_for(who: &Principal, conversation: Uuid, body: SendMessage) -> Re
         (status = 400), (status = 401), (status = 403), (status = 404), (status = 409, description = "message_id_conflict"), (status = 413), (status = 422)),
     security(("bearer" = [])))]
 pub async fn send(
+    db: web::Data<Db>,
     registry: web::Data<Registry>,
     who: Principal,
     id: web::Path<Uuid>,
     body: web::Json<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    if matches!(who, Principal::Staff { role: utalk_storage::model::Role::Integration, .. }) {
+        super::may_reach(&db, &who, id)?;
+    }
     let req = request_for(&who, id, body.into_inner())?;
     Ok(match registry.call(id, req).await? {
         Appended::Created(m) => HttpResponse::Created().json(views::Message::from((*m).clone())),
@@ -69,7 +73,7 @@ pub struct ListQuery {
     responses((status = 200, body = super::Page<views::Message>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn list(db: web::Data<Db>, who: Principal, id: web::Path<Uuid>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    who.may_read(id)?;
+    super::may_reach(&db, &who, id)?;
     let limit = super::page_size(q.limit)?;
     let after = q.cursor.or(q.after_seq).unwrap_or(0);
     let items = crate::services::conversations::messages(&db, id, after, limit)?;

@@ -23,11 +23,13 @@ pub mod users;
 pub mod webhooks;
 pub mod widget;
 
+use crate::http::auth::Principal;
 use crate::http::error::ApiError;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::HttpMessage;
 use actix_web::{web, HttpRequest};
-use utalk_storage::Timestamp;
+use utalk_storage::model::Role;
+use utalk_storage::{Db, Timestamp};
 use uuid::Uuid;
 
 /// Registers every route.
@@ -119,6 +121,32 @@ pub struct Page<T: utoipa::ToSchema> {
     pub items: Vec<T>,
     /// Pass as `cursor` for the next page; null at the end.
     pub next_cursor: Option<String>,
+}
+
+/// Checks that the caller may reach `conversation`: as [`Principal::may_read`],
+/// and an integration key only when it is an `api` conversation.
+pub fn may_reach(db: &Db, who: &Principal, conversation: Uuid) -> Result<(), ApiError> {
+    match who {
+        Principal::Staff { role: Role::Integration, .. } => {
+            if crate::services::conversations::is_api(db, conversation)? {
+                Ok(())
+            } else {
+                Err(ApiError::forbidden("integration keys reach only api conversations"))
+            }
+        }
+        _ => who.may_read(conversation),
+    }
+}
+
+/// The staff user changing a conversation: a writer, or an integration key on an `api` conversation.
+pub fn may_change(db: &Db, who: &Principal, conversation: Uuid) -> Result<Uuid, ApiError> {
+    match who {
+        Principal::Staff { user_id, role: Role::Integration } => {
+            may_reach(db, who, conversation)?;
+            Ok(*user_id)
+        }
+        _ => Ok(who.require(crate::http::auth::principal::WRITERS)?.0),
+    }
 }
 
 /// Records as their API views.

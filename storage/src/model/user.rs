@@ -20,6 +20,9 @@ pub enum Role {
     Agent,
     /// Reads, changes nothing.
     Readonly,
+    /// An integrator's key: opens `api` conversations and speaks in them as
+    /// the customer; reaches nothing else. Only API keys have it.
+    Integration,
 }
 
 impl Role {
@@ -32,9 +35,14 @@ impl Role {
             Role::Operator => "operator",
             Role::Agent => "agent",
             Role::Readonly => "readonly",
+            Role::Integration => "integration",
         }
     }
-    /// Parses a role name.
+    /// Parses the role of an API key: a user's role, or `integration`.
+    pub fn parse_for_key(s: &str) -> Option<Role> {
+        Role::parse(s).or((s == "integration").then_some(Role::Integration))
+    }
+    /// Parses a role name (users' roles; not `integration`).
     pub fn parse(s: &str) -> Option<Role> {
         Role::ALL.into_iter().find(|r| r.as_str() == s)
     }
