@@ -20,6 +20,8 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
     /// Figures a client acts on (the stock left of a refused sale), as `error.details`.
     pub details: Option<serde_json::Value>,
+    /// The methods a 405 lists in `Allow`.
+    pub allow: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -41,9 +43,17 @@ struct Inner<'a> {
 impl ApiError {
     /// An error with any status.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), retry_after: None, details: None }
+        Self { status, code, message: message.into(), retry_after: None, details: None, allow: None }
     }
     /// 400: the request could not be parsed.
+    /// 405 `method_not_allowed` with `Allow: <allowed>`.
+    pub fn method_not_allowed(method: &str, path: &str, allowed: &[&str]) -> Self {
+        let allow = allowed.join(", ");
+        Self {
+            allow: Some(allow.clone()),
+            ..Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", format!("{method} is not a method of {path}; use {allow}"))
+        }
+    }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
     }
@@ -104,6 +114,9 @@ impl ResponseError for ApiError {
         let mut res = HttpResponse::build(self.status);
         if let Some(s) = self.retry_after {
             res.insert_header((header::RETRY_AFTER, s.to_string()));
+        }
+        if let Some(a) = &self.allow {
+            res.insert_header((header::ALLOW, a.as_str()));
         }
         res.json(body)
     }

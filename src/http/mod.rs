@@ -8,6 +8,7 @@ pub mod auth;
 pub mod client_addr;
 pub mod cors;
 pub mod error;
+pub mod json;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;

@@ -125,3 +125,45 @@ fn base64_encode(s: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
 }
+
+/// Cases schemathesis found: each was a 500 or a body the schema does not allow, accepted.
+#[tokio::test]
+async fn odd_bodies_and_methods_get_typed_answers() {
+    let s = TestServer::start().await;
+    let admin = s.login(ADMIN).await;
+    // An email no key can hold is simply nobody's.
+    let r = s
+        .http
+        .post(s.url("/api/v1/auth/login"))
+        .json(&json!({"email": "a\u{0}@example.com", "password": "whatever-it-is"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(TestServer::error_code(r, 401).await, "invalid_credentials");
+    // A body must be an object: an array is not filled into the fields by position.
+    let r = s.http.post(s.url("/api/v1/conversations")).bearer_auth(&admin).json(&json!({"channel": "web"})).send().await.unwrap();
+    let conv = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let r =
+        s.http.patch(s.url(&format!("/api/v1/conversations/{conv}"))).bearer_auth(&admin).json(&json!([null, null])).send().await.unwrap();
+    assert_eq!(TestServer::error_code(r, 422).await, "validation_failed");
+    // An optional body is still checked when there is one.
+    let escalate = s.url(&format!("/api/v1/conversations/{conv}/escalate"));
+    let r = s.http.post(&escalate).bearer_auth(&admin).json(&json!({"reason": null, "extra": 1})).send().await.unwrap();
+    assert_eq!(TestServer::error_code(r, 422).await, "validation_failed");
+    let r = s.http.post(&escalate).bearer_auth(&admin).header("content-type", "application/json").body("{").send().await.unwrap();
+    assert_eq!(TestServer::error_code(r, 400).await, "malformed_json");
+    assert_eq!(s.get_json(&format!("/api/v1/conversations/{conv}"), &admin).await["status"], "open", "nothing changed");
+    // A route under another method: 405 with Allow, also where a template would take the path.
+    for (method, path, allow) in [
+        (reqwest::Method::DELETE, "/api/v1/webhooks".to_string(), "GET, POST"),
+        (reqwest::Method::GET, "/api/v1/media/regenerate-urls".to_string(), "POST"),
+        (reqwest::Method::PUT, format!("/api/v1/conversations/{conv}"), "GET, PATCH"),
+    ] {
+        let r = s.http.request(method.clone(), s.url(&path)).bearer_auth(&admin).send().await.unwrap();
+        let got = r.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        assert_eq!(TestServer::error_code(r, 405).await, "method_not_allowed", "{method} {path}");
+        assert_eq!(got, allow, "{method} {path}");
+    }
+    let r = s.http.get(s.url("/api/v1/nothing-here")).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(TestServer::error_code(r, 404).await, "route_not_found");
+}

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::http::auth::principal::READERS;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::http::json::Json;
 use crate::services::bot::{self as service, SettingsError};
 use crate::state::BotSettingsLock;
 use actix_web::{web, HttpResponse};
@@ -98,7 +99,7 @@ pub async fn put(
     bot: web::Data<Bot>,
     ai_config_lock: web::Data<BotSettingsLock>,
     who: Principal,
-    body: web::Json<AiConfigUpdate>,
+    body: Json<AiConfigUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(&[Role::Admin])?;
     let u = body.into_inner();
@@ -134,6 +135,7 @@ pub struct RunsQuery {
     /// Runs finished at or after this RFC 3339 time (default: the last hour).
     pub since: Option<String>,
     /// Page size, 1..200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page (then `since` is not needed).
     pub cursor: Option<String>,
@@ -149,7 +151,7 @@ pub async fn runs(db: web::Data<Db>, who: Principal, q: web::Query<RunsQuery>) -
         None => Timestamp(Timestamp::now().millis() - 3_600_000),
     };
     let limit = super::page_size(q.limit)?;
-    let items = match &q.cursor {
+    let items = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => service::runs_after(&db, super::parse_time_cursor(c)?, limit)?,
         None => service::runs(&db, since, limit)?,
     };

@@ -3,6 +3,7 @@
 use super::{page_size, Page};
 use crate::http::auth::{AuthService, Principal};
 use crate::http::error::ApiError;
+use crate::http::json::Json;
 use crate::services::api_keys::{self as service, KeyInfo};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// A new API key.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "shop backend", "role": "integration", "expiresAt": "2027-12-31T00:00:00Z"}))]
 pub struct NewApiKey {
     /// What it is for, 1 to 100 characters.
     pub name: String,
@@ -88,6 +90,7 @@ fn view(k: &ApiKey, last_used_at: Option<Timestamp>) -> ApiKeyView {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Page size, 1..200.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -102,7 +105,7 @@ pub async fn create(
     registry: web::Data<Registry>,
     auth: web::Data<AuthService>,
     who: Principal,
-    body: web::Json<NewApiKey>,
+    body: Json<NewApiKey>,
 ) -> Result<HttpResponse, ApiError> {
     let (actor, _) = who.require(&[Role::Admin])?;
     let role = Role::parse_for_key(&body.role)

@@ -1,6 +1,7 @@
 use super::client_ip;
 use crate::http::auth::{AuthService, Principal, TokenPair, UserView};
 use crate::http::error::ApiError;
+use crate::http::json::Json;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utalk_storage::Db;
@@ -15,6 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Login with email and password.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "ana@example.com", "password": "a-long-password"}))]
 pub struct LoginRequest {
     /// Email.
     pub email: String,
@@ -39,7 +41,7 @@ pub struct RefreshRequest {
 /// Logs a staff user in.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials"), (status = 429, description = "too_many_attempts")))]
-pub async fn login(req: HttpRequest, auth: web::Data<AuthService>, body: web::Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn login(req: HttpRequest, auth: web::Data<AuthService>, body: Json<LoginRequest>) -> Result<HttpResponse, ApiError> {
     let pair = auth.login(&body.email, &body.password, &client_ip(&req)).await?;
     Ok(HttpResponse::Ok().json(pair))
 }
@@ -47,7 +49,7 @@ pub async fn login(req: HttpRequest, auth: web::Data<AuthService>, body: web::Js
 /// Exchanges a refresh token for a new pair; the old token stops working.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid_refresh_token or refresh_token_reused")))]
-pub async fn refresh(auth: web::Data<AuthService>, body: web::Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
+pub async fn refresh(auth: web::Data<AuthService>, body: Json<RefreshRequest>) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(auth.refresh(&body.refresh_token).await?))
 }
 
@@ -81,11 +83,7 @@ impl std::fmt::Debug for PasswordChange {
     responses((status = 200, body = TokenPair), (status = 401, description = "invalid_credentials: the current password is wrong"),
         (status = 403, description = "an API key has no password"), (status = 422, description = "weak_password"), (status = 429)),
     security(("bearer" = [])))]
-pub async fn change_password(
-    auth: web::Data<AuthService>,
-    who: Principal,
-    body: web::Json<PasswordChange>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn change_password(auth: web::Data<AuthService>, who: Principal, body: Json<PasswordChange>) -> Result<HttpResponse, ApiError> {
     let (id, _) = who.require(crate::http::auth::principal::READERS)?;
     Ok(HttpResponse::Ok().json(auth.change_own_password(id, &body.current_password, &body.new_password).await?))
 }

@@ -2,6 +2,7 @@ use super::{page_size, Page};
 use crate::http::auth::principal::{READERS, WRITERS};
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::http::json::Json;
 use crate::services::conversations::{self as service, Listed};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
@@ -46,6 +47,7 @@ pub fn view(db: &Db, c: Conversation) -> Result<ConversationView, ApiError> {
 /// A new conversation.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"channel": "api", "customer": {"name": "Ana", "email": "ana@example.com"}, "subject": "Order 1042"}))]
 pub struct NewConversation {
     /// web, whatsapp or api.
     pub channel: views::Channel,
@@ -99,7 +101,7 @@ pub async fn create(
     registry: web::Data<Registry>,
     inbound: web::Data<Inbound>,
     who: Principal,
-    body: web::Json<NewConversation>,
+    body: Json<NewConversation>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let channel: Channel = body.channel.into();
@@ -122,14 +124,17 @@ pub async fn create(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListQuery {
     /// open, escalated or closed.
+    #[param(pattern = "^(open|escalated|closed)$")]
     pub status: Option<String>,
     /// Assigned agent.
     pub assignee_id: Option<Uuid>,
     /// Bot on or off.
     pub bot_enabled: Option<bool>,
     /// web, whatsapp or api.
+    #[param(pattern = "^(web|whatsapp|api)$")]
     pub channel: Option<String>,
     /// Page size, 1..200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -196,7 +201,7 @@ pub async fn patch(
     registry: web::Data<Registry>,
     who: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<PatchConversation>,
+    body: Json<PatchConversation>,
 ) -> Result<HttpResponse, ApiError> {
     let (user_id, _) = who.require(WRITERS)?;
     let id = id.into_inner();

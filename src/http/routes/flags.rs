@@ -4,6 +4,7 @@
 use crate::http::auth::principal::READERS;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::http::json::Json;
 use crate::services::flags::Flags;
 use crate::state::FlagsLock;
 use actix_web::{web, HttpResponse};
@@ -98,7 +99,7 @@ pub async fn put(
     flags_lock: web::Data<FlagsLock>,
     who: Principal,
     name: web::Path<String>,
-    body: web::Json<FlagChange>,
+    body: Json<FlagChange>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(&[Role::Admin])?;
     if !crate::services::flags::valid_name(&name) {
@@ -121,6 +122,9 @@ pub async fn put(
     // One change at a time, so that the version check and the write are one step.
     let _one = flags_lock.0.lock().await;
     let current = flags.get(&name);
+    if c.version.is_some_and(|v| v > i64::MAX as u64) {
+        return Err(ApiError::invalid("validation_failed", "version is out of range"));
+    }
     if let (Some(v), Some(cur)) = (c.version, &current) {
         if v != cur.version {
             return Err(ApiError::conflict(

@@ -4,6 +4,7 @@ use super::Page;
 use crate::http::auth::principal::READERS;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::http::json::Json;
 use crate::services::inventory as service;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -58,6 +59,7 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct StoresQuery {
     /// Page size, 1..200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -77,7 +79,7 @@ pub async fn list_stores(db: web::Data<Db>, who: Principal, q: web::Query<Stores
 /// Creates a store (admins, operators).
 #[utoipa::path(post, path = "/api/v1/stores", tag = "inventory", request_body = NewStore,
     responses((status = 201, body = views::Store), (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
-pub async fn create_store(registry: web::Data<Registry>, who: Principal, body: web::Json<NewStore>) -> Result<HttpResponse, ApiError> {
+pub async fn create_store(registry: web::Data<Registry>, who: Principal, body: Json<NewStore>) -> Result<HttpResponse, ApiError> {
     let (user, _) = who.require(STOCK_KEEPERS)?;
     let name = check_text("name", &body.name, 200)?;
     let manager_email = match body.manager_email.as_deref() {
@@ -98,6 +100,7 @@ pub async fn create_store(registry: web::Data<Registry>, who: Principal, body: w
 #[into_params(parameter_in = Query)]
 pub struct ProductsQuery {
     /// Page size, 1..200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page (a SKU).
     pub cursor: Option<String>,
@@ -115,7 +118,7 @@ pub async fn list_products(
     who.require(READERS)?;
     let limit = super::page_size(q.limit)?;
     super::text_cursor(q.cursor.as_deref())?;
-    let items = service::products(&db, *id, q.cursor.as_deref(), limit)?;
+    let items = service::products(&db, *id, q.cursor.as_deref().filter(|c| !c.is_empty()), limit)?;
     let next = (items.len() == limit).then(|| items.last().map(|p| p.sku.clone())).flatten();
     Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, views::Product>(items), next_cursor: next }))
 }
@@ -144,7 +147,7 @@ pub async fn create_product(
     inventory: web::Data<Inventory>,
     who: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<NewProduct>,
+    body: Json<NewProduct>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(STOCK_KEEPERS)?;
     let sku = check_text("sku", &body.sku, 64)?;
@@ -201,7 +204,7 @@ pub async fn transaction(
     registry: web::Data<Registry>,
     inventory: web::Data<Inventory>,
     who: Principal,
-    body: web::Json<NewTransaction>,
+    body: Json<NewTransaction>,
 ) -> Result<HttpResponse, ApiError> {
     let (user, role) = who.require(&[Role::Admin, Role::Operator, Role::Agent])?;
     let body = body.into_inner();
@@ -227,8 +230,10 @@ pub async fn transaction(
 #[into_params(parameter_in = Query)]
 pub struct AlertQuery {
     /// `open`, `acknowledged` or `resolved`; default all.
+    #[param(pattern = "^(open|acknowledged|resolved)$")]
     pub status: Option<String>,
     /// Page size, 1..200 (default 50), newest first.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,

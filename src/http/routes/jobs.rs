@@ -23,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1..200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -50,7 +51,7 @@ pub async fn runs(
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
     let limit = super::page_size(q.limit)?;
-    let before = q.cursor.as_deref().map(super::parse_time_cursor).transpose()?;
+    let before = q.cursor.as_deref().filter(|c| !c.is_empty()).map(super::parse_time_cursor).transpose()?;
     let items = service::job_runs(&db, &scheduler, &name, before, limit)?;
     let next = (items.len() == limit).then(|| items.last().map(|r| super::time_cursor(r.started_at, r.id))).flatten();
     Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::JobRun>(items), next_cursor: next }))

@@ -3,6 +3,7 @@
 use super::conversations::view;
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::http::json::Json;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utalk_actors::conversation::lifecycle::{CloseRequest, EscalateRequest};
@@ -28,7 +29,7 @@ pub struct EscalateBody {
 }
 
 /// Hands the conversation to people: status escalated, the bot paused, an escalation record; agents get `conversation:updated`.
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/escalate", tag = "conversations", params(("id" = Uuid, Path)), request_body = EscalateBody,
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/escalate", tag = "conversations", params(("id" = Uuid, Path)), request_body = Option<EscalateBody>,
     responses((status = 200, body = super::conversations::ConversationView), (status = 401), (status = 403), (status = 404), (status = 422)),
     security(("bearer" = [])))]
 pub async fn escalate(
@@ -36,11 +37,12 @@ pub async fn escalate(
     registry: web::Data<Registry>,
     who: Principal,
     id: web::Path<Uuid>,
-    body: Option<web::Json<EscalateBody>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let user = super::may_change(&db, &who, id)?;
-    let reason = body.map(|b| b.into_inner().reason).unwrap_or_default();
+    // The body is optional; when there is one it is checked like any other.
+    let reason = if body.iter().all(u8::is_ascii_whitespace) { None } else { crate::http::json::parse::<EscalateBody>(&body)?.reason };
     if reason.as_ref().is_some_and(|r| r.chars().count() > 500) {
         return Err(ApiError::invalid("validation_failed", "reason must have at most 500 characters"));
     }
@@ -73,7 +75,7 @@ pub async fn close(
     registry: web::Data<Registry>,
     who: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<CloseBody>,
+    body: Json<CloseBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     super::may_change(&db, &who, id)?;
@@ -130,7 +132,7 @@ pub async fn rating(
     registry: web::Data<Registry>,
     who: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<RatingBody>,
+    body: Json<RatingBody>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     match who {

@@ -3,6 +3,7 @@
 use crate::http::auth::principal::{authenticate, READERS, WRITERS};
 use crate::http::auth::{AuthService, Principal};
 use crate::http::error::ApiError;
+use crate::http::json::Json;
 use crate::http::routes::media_limits::UploadLimits;
 use crate::services::media::{self as service, Upload};
 use actix_multipart::Multipart;
@@ -236,7 +237,7 @@ pub async fn regenerate(
     db: web::Data<Db>,
     media: web::Data<MediaStore>,
     who: Principal,
-    body: web::Json<Regenerate>,
+    body: Json<Regenerate>,
 ) -> Result<HttpResponse, ApiError> {
     if let Principal::Staff { .. } = who {
         who.require(READERS)?;

@@ -1,5 +1,6 @@
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::http::json::Json;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 use utalk_actors::conversation::InvalidMessage;
@@ -16,6 +17,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// A message to send.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"messageId": "0193f2a4-5b6c-7d8e-9f01-23456789abcd", "text": "Hola, ¿en qué te ayudo?"}))]
 pub struct SendMessage {
     /// Client-chosen UUID; sending it again returns the stored message.
     pub message_id: Uuid,
@@ -43,7 +45,7 @@ pub async fn send(
     registry: web::Data<Registry>,
     who: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<SendMessage>,
+    body: Json<SendMessage>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     if matches!(who, Principal::Staff { role: utalk_storage::model::Role::Integration, .. }) {
@@ -63,6 +65,7 @@ pub struct ListQuery {
     /// Return messages with a greater seq (default 0: from the start).
     pub after_seq: Option<u64>,
     /// Page size, 1..200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page (a seq); same as afterSeq.
     pub cursor: Option<u64>,
@@ -76,6 +79,10 @@ pub async fn list(db: web::Data<Db>, who: Principal, id: web::Path<Uuid>, q: web
     super::may_reach(&db, &who, id)?;
     let limit = super::page_size(q.limit)?;
     let after = q.cursor.or(q.after_seq).unwrap_or(0);
+    // Seqs are 63-bit in every client's integer type; a larger one is no seq.
+    if after > i64::MAX as u64 {
+        return Err(ApiError::bad_request("invalid_cursor", "cursor is not one this server returned"));
+    }
     let items = crate::services::conversations::messages(&db, id, after, limit)?;
     let next = (items.len() == limit).then(|| items.last().map(|m| m.seq.to_string())).flatten();
     Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::Message>(items), next_cursor: next }))

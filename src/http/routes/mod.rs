@@ -37,7 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
     cfg.app_data(web::JsonConfig::default().limit(max_body).error_handler(|e, _| json_error(e).into()))
         .app_data(web::PayloadConfig::new(max_body))
         .app_data(web::QueryConfig::default().error_handler(|e, _| query_error(e).into()))
-        .app_data(web::PathConfig::default().error_handler(|e, _| path_error(e).into()))
+        .app_data(web::PathConfig::default().error_handler(|e, req| path_error(e, req).into()))
         .service(
             web::scope("/api/v1")
                 .configure(auth::configure)
@@ -67,7 +67,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
         .default_service(web::to(not_found));
 }
 
+/// No route took the request: 405 with `Allow` when the path is a route of
+/// the API under other methods, else 404.
 async fn not_found(req: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    let allowed = openapi::methods_of(req.path());
+    if !allowed.is_empty() {
+        return Err(ApiError::method_not_allowed(req.method().as_str(), req.path(), &allowed));
+    }
     Err(ApiError::new(actix_web::http::StatusCode::NOT_FOUND, "route_not_found", format!("no route for {} {}", req.method(), req.path())))
 }
 
@@ -100,7 +106,14 @@ fn query_error(e: QueryPayloadError) -> ApiError {
     ApiError::bad_request("invalid_query", e.to_string())
 }
 
-fn path_error(e: PathError) -> ApiError {
+/// A path segment that does not parse, unless the path is a route of its
+/// own under other methods (`GET /media/regenerate-urls` reaches `GET
+/// /media/{id}` in the router): then 405, as for any other wrong method.
+fn path_error(e: PathError, req: &HttpRequest) -> ApiError {
+    let allowed = openapi::methods_of(req.path());
+    if !allowed.is_empty() && !allowed.contains(&req.method().as_str()) {
+        return ApiError::method_not_allowed(req.method().as_str(), req.path(), &allowed);
+    }
     ApiError::bad_request("invalid_path", e.to_string())
 }
 
@@ -170,14 +183,15 @@ fn bad_cursor() -> ApiError {
 
 /// Reads a cursor that is an id.
 pub fn id_cursor(c: Option<&str>) -> Result<Option<Uuid>, ApiError> {
-    c.map(|c| Uuid::parse_str(c).map_err(|_| bad_cursor())).transpose()
+    // `cursor=` (empty) is the first page, as no cursor is.
+    c.filter(|c| !c.is_empty()).map(|c| Uuid::parse_str(c).map_err(|_| bad_cursor())).transpose()
 }
 
 /// Checks a cursor that is a key (a name, a SKU): cursors this server
 /// hands out are never empty, long or carry control characters.
 pub fn text_cursor(c: Option<&str>) -> Result<(), ApiError> {
     match c {
-        Some(c) if c.is_empty() || c.len() > 200 || c.chars().any(char::is_control) => Err(bad_cursor()),
+        Some(c) if c.len() > 200 || c.chars().any(char::is_control) => Err(bad_cursor()),
         _ => Ok(()),
     }
 }
@@ -203,6 +217,7 @@ pub fn page_of<T: utoipa::ToSchema>(
     cursor: Option<&str>,
 ) -> Result<Page<T>, ApiError> {
     text_cursor(cursor)?;
+    let cursor = cursor.filter(|c| !c.is_empty());
     let after = |k: &str| match cursor {
         None => true,
         Some(c) if ascending => k > c,

@@ -21,6 +21,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OutboxQuery {
     /// Page size, 1..200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -51,7 +52,7 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
     let limit = super::page_size(q.limit)?;
-    let after = match &q.cursor {
+    let after = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         Some(c) => Some(
             c.split_once(':')
                 .and_then(|(conv, seq)| Some((Uuid::parse_str(conv).ok()?, seq.parse::<u64>().ok()?)))

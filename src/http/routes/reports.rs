@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::http::auth::principal::authenticate;
 use crate::http::auth::{AuthService, Principal};
 use crate::http::error::ApiError;
+use crate::http::json::Json;
 use crate::services::reports::{self as service, DailyError, KpiRange, RangeError};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -174,7 +175,7 @@ pub async fn create(
     config: web::Data<Config>,
     media: web::Data<MediaStore>,
     who: Principal,
-    req: web::Json<DailyRequest>,
+    req: Json<DailyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
     let day = match req.date.as_deref() {

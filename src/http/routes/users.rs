@@ -1,6 +1,7 @@
 use super::{page_size, Page};
 use crate::http::auth::{Principal, UserView};
 use crate::http::error::ApiError;
+use crate::http::json::Json;
 use crate::services::accounts::{self as service, CreateUserError};
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
@@ -33,6 +34,7 @@ pub struct NewUser {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Page size, 1..200.
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -45,7 +47,7 @@ pub async fn create(
     db: web::Data<Db>,
     registry: web::Data<Registry>,
     who: Principal,
-    body: web::Json<NewUser>,
+    body: Json<NewUser>,
 ) -> Result<HttpResponse, ApiError> {
     let (actor, _) = who.require(&[Role::Admin])?;
     let role =
@@ -95,7 +97,7 @@ pub async fn patch(
     registry: web::Data<Registry>,
     who: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<PatchUser>,
+    body: Json<PatchUser>,
 ) -> Result<HttpResponse, ApiError> {
     let (actor, _) = who.require(&[Role::Admin])?;
     let body = body.into_inner();
@@ -129,7 +131,7 @@ pub async fn reset_password(
     registry: web::Data<Registry>,
     who: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<PasswordReset>,
+    body: Json<PasswordReset>,
 ) -> Result<HttpResponse, ApiError> {
     let (actor, _) = who.require(&[Role::Admin])?;
     if body.password.len() > service::password::MAX_LEN {

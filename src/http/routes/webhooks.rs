@@ -3,6 +3,7 @@
 use super::{page_size, Page};
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::http::json::Json;
 use crate::services::webhooks::{self as service, Limits, Spec};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// A new subscription.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"url": "https://hooks.example.com/utalk", "events": ["message.created", "conversation.closed"]}))]
 pub struct NewWebhook {
     /// The receiver: http or https, at most 2048 characters, no credentials.
     pub url: String,
@@ -165,6 +167,7 @@ fn delivery_view(d: Delivery) -> DeliveryView {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page size, 1..200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
@@ -183,7 +186,7 @@ pub async fn create(
     tap: web::Data<WebhookTap>,
     limits: web::Data<Limits>,
     who: Principal,
-    body: web::Json<NewWebhook>,
+    body: Json<NewWebhook>,
 ) -> Result<HttpResponse, ApiError> {
     let (actor, _) = who.require(ADMIN)?;
     let body = body.into_inner();
@@ -221,7 +224,7 @@ pub async fn update(
     limits: web::Data<Limits>,
     who: Principal,
     id: web::Path<Uuid>,
-    body: web::Json<WebhookChange>,
+    body: Json<WebhookChange>,
 ) -> Result<HttpResponse, ApiError> {
     let (actor, _) = who.require(ADMIN)?;
     let body = body.into_inner();

@@ -1,6 +1,7 @@
 use super::client_ip;
 use crate::http::auth::AuthService;
 use crate::http::error::ApiError;
+use crate::http::json::Json;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utalk_actors::channels::whatsapp::Inbound;
@@ -44,7 +45,7 @@ pub async fn create(
     registry: web::Data<Registry>,
     inbound: web::Data<Inbound>,
     auth: web::Data<AuthService>,
-    body: web::Json<NewWidgetSession>,
+    body: Json<NewWidgetSession>,
 ) -> Result<HttpResponse, ApiError> {
     auth.admit_widget_session(&client_ip(&req))?;
     let b = body.into_inner();

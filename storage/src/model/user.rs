@@ -126,7 +126,8 @@ pub fn get(db: &Db, id: Uuid) -> Result<Option<User>, StoreError> {
 
 /// Reads a user by email.
 pub fn by_email(db: &Db, email: &str) -> Result<Option<User>, StoreError> {
-    let key = Key::new().str(&normalize_email(email))?;
+    // A string a key cannot hold (a NUL in it) is no stored user's email.
+    let Ok(key) = Key::new().str(&normalize_email(email)) else { return Ok(None) };
     match db.get_raw(Map::EmailUserid, key)? {
         Some(id) => {
             let id = KeyReader::new(&id).uuid()?;
