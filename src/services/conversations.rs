@@ -5,23 +5,49 @@ use super::ServiceError;
 use utalk_actors::channels::whatsapp::Inbound;
 use utalk_actors::{ConversationChange, Registry};
 use utalk_storage::model::{
-    conversation, message, user, Channel, Conversation, ConversationFilter, ConversationStatus, Customer, Message, Role,
+    activity, conversation, message, user, Channel, Conversation, ConversationFilter, ConversationStatus, Customer, Message, Role,
 };
-use utalk_storage::Db;
+use utalk_storage::{Db, Timestamp};
 use uuid::Uuid;
 
-/// A conversation with the seq of its last durable message (0 when none).
+/// A conversation with the seq of its last durable message (0 when none)
+/// and its last activity.
 pub struct Listed {
     /// The stored conversation.
     pub conversation: Conversation,
     /// Seq of its last durable message.
     pub last_seq: u64,
+    /// The start of the second it was last active in (a message, a status, a change).
+    pub last_activity_at: Option<Timestamp>,
 }
 
-/// Adds the last seq to a conversation.
+/// Adds the last seq and activity to a conversation.
 pub fn with_last_seq(db: &Db, c: Conversation) -> Result<Listed, ServiceError> {
     let last_seq = message::last_seq(db, c.id)?;
-    Ok(Listed { conversation: c, last_seq })
+    let last_activity_at = activity::get(db, c.id)?.map(|s| Timestamp(s.saturating_mul(1000)));
+    Ok(Listed { conversation: c, last_seq, last_activity_at })
+}
+
+/// How conversations are listed by activity.
+pub struct ByActivity {
+    /// Active in or after this second.
+    pub since: Option<i64>,
+    /// Where the previous page ended.
+    pub cursor: Option<activity::Cursor>,
+    /// Newest first.
+    pub descending: bool,
+}
+
+/// A page of conversations by last activity, and the cursor of the next.
+pub fn list_by_activity(
+    db: &Db,
+    filter: &ConversationFilter,
+    by: &ByActivity,
+    limit: usize,
+) -> Result<(Vec<Listed>, Option<activity::Cursor>), ServiceError> {
+    let (items, next) = activity::page(db, filter, by.since, by.cursor, by.descending, limit)?;
+    let items = items.into_iter().map(|(_, c)| with_last_seq(db, c)).collect::<Result<Vec<_>, _>>()?;
+    Ok((items, next))
 }
 
 /// One conversation.

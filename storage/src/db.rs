@@ -11,7 +11,7 @@ use std::sync::Arc;
 /// Rules: a database with a higher version is refused (it was written by a
 /// newer utalk); a lower one is upgraded by the migrations registry before
 /// the server serves; a new database starts at this version.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 

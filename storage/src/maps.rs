@@ -88,11 +88,15 @@ pub enum Map {
     WebhookDeliveries,
     /// `webhook_id (16) · delivery_id (16) → ()`: deliveries still to send, oldest first.
     WebhookPending,
+    /// `second (8) · conversation_id (16) → ()`: conversations by last activity.
+    ActivityConvid,
+    /// `conversation_id (16) → second (8)`: each conversation's entry in `activity_convid`.
+    ConvidActivity,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 40] = [
+    pub const ALL: [Map; 42] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -133,6 +137,8 @@ impl Map {
         Map::Webhooks,
         Map::WebhookDeliveries,
         Map::WebhookPending,
+        Map::ActivityConvid,
+        Map::ConvidActivity,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -181,6 +187,8 @@ impl Map {
             Map::Webhooks => "webhooks",
             Map::WebhookDeliveries => "webhook_deliveries",
             Map::WebhookPending => "webhook_pending",
+            Map::ActivityConvid => "activity_convid",
+            Map::ConvidActivity => "convid_activity",
         }
     }
 }

@@ -71,6 +71,21 @@ fn kpi_index_validate(db: &Db) -> Result<(), StepError> {
     }
 }
 
+/// Conversations gain a last-activity index.
+fn activity_index_up(db: &Db) -> Result<Batch, StepError> {
+    let mut b = Batch::new();
+    crate::model::activity::backfill(db, &mut b)?;
+    Ok(b)
+}
+
+fn activity_index_validate(db: &Db) -> Result<(), StepError> {
+    match crate::model::activity::complete(db) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(StepError::Invalid("a conversation is missing from the activity index".into())),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Every migration, in order.
 pub fn registry() -> Vec<Migration> {
     vec![
@@ -85,6 +100,12 @@ pub fn registry() -> Vec<Migration> {
             description: "messages gain an hour index; every hour holding data is marked for the KPI rollup",
             up: kpi_index_up,
             validate: kpi_index_validate,
+        },
+        Migration {
+            version: 4,
+            description: "conversations gain a last-activity index (for lists by activity and updatedSince)",
+            up: activity_index_up,
+            validate: activity_index_validate,
         },
     ]
 }

@@ -108,9 +108,15 @@ fn messages_stored_before_the_time_index_are_indexed_and_marked_for_the_kpis() {
     };
     let backups = Backups::new(dir.path().join("backups"));
     let r = migrations::migrate(&data, &DbOptions::default(), &backups, &migrations::registry(), &mut |_| {}).unwrap();
-    assert_eq!((r.from, r.to), (2, 3));
+    assert_eq!((r.from, r.to), (2, SCHEMA_VERSION));
     let db = Db::open(&data, &DbOptions::default()).unwrap();
     assert!(kpi::time_index_complete(&db).unwrap());
+    // Version 4: the conversation's last activity is its last message's second.
+    assert!(utalk_storage::model::activity::complete(&db).unwrap());
+    assert_eq!(
+        utalk_storage::model::activity::get(&db, conv.id).unwrap(),
+        Some((hour + 3).div_euclid(1000).max(conv.created_at.millis().div_euclid(1000)))
+    );
     let dirty = kpi::dirty_hours(&db, 100).unwrap();
     assert!(dirty.contains(&hour), "the messages' hour is marked: {dirty:?}");
     assert!(dirty.contains(&kpi::Granularity::Hour.bucket_start(conv.created_at)), "the conversation's hour is marked");

@@ -120,3 +120,56 @@ async fn every_list_pages_with_the_same_rules_and_its_cursor_works() {
     let r = s.http.get(s.url("/api/v1/stores/not-a-uuid/products")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(TestServer::error_code(r, 400).await, "invalid_path");
 }
+
+#[tokio::test]
+async fn conversations_sync_incrementally_by_last_activity() {
+    let s = TestServer::start().await;
+    let agent = s.login(AGENT).await;
+    let open = || s.http.post(s.url("/api/v1/conversations")).bearer_auth(&agent).json(&json!({"channel": "api"})).send();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(open().await.unwrap().json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string());
+    }
+    let ids_of = |page: &Value| page["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    // Newest activity first: the last opened, on ties of the second the later id.
+    let page = s.get_json("/api/v1/conversations?sort=lastActivity", &agent).await;
+    assert_eq!(ids_of(&page), vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]);
+
+    // A message moves the first one to the front, in a later second.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let r = s
+        .http
+        .post(s.url(&format!("/api/v1/conversations/{}/messages", ids[0])))
+        .bearer_auth(&agent)
+        .json(&json!({"messageId": uuid::Uuid::new_v4(), "text": "hola"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let page = s.get_json("/api/v1/conversations?sort=lastActivity&order=desc", &agent).await;
+    assert_eq!(ids_of(&page)[0], ids[0]);
+    let since = s.get_json(&format!("/api/v1/conversations/{}", ids[0]), &agent).await["lastActivityAt"].as_str().unwrap().to_string();
+
+    // What changed since: only it; oldest activity first, for a sync loop.
+    let q = format!("/api/v1/conversations?updatedSince={}", urlencoding(&since));
+    assert_eq!(ids_of(&s.get_json(&q, &agent).await), vec![ids[0].clone()]);
+    let page = s.get_json(&format!("{q}&channel=web"), &agent).await;
+    assert!(ids_of(&page).is_empty(), "filters apply too");
+    // Every conversation once, a page of one at a time, both ways.
+    for order in ["asc", "desc"] {
+        let items = walk(&s, &format!("/api/v1/conversations?sort=lastActivity&order={order}"), &agent, 1).await;
+        assert_eq!(unique(&items, "id"), 3, "{order}");
+        assert_eq!(items.len(), 3, "{order}");
+    }
+    for (query, code) in [
+        ("sort=newest", "invalid_query"),
+        ("sort=", "invalid_query"),
+        ("sort=created&order=desc", "invalid_query"),
+        ("sort=created&updatedSince=2026-01-01T00:00:00Z", "invalid_query"),
+        ("updatedSince=yesterday", "invalid_query"),
+        ("sort=lastActivity&cursor=12_nope", "invalid_cursor"),
+    ] {
+        let r = s.http.get(s.url(&format!("/api/v1/conversations?{query}"))).bearer_auth(&agent).send().await.unwrap();
+        assert_eq!(TestServer::error_code(r, 400).await, code, "{query}");
+    }
+}

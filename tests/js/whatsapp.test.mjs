@@ -39,7 +39,7 @@ function twilioEnv(extra = {}) {
 
 before(async () => {
   fake = await startFakeTwilio({ accountSid: ACCOUNT_SID, authToken: AUTH_TOKEN });
-  server = await startServer(twilioEnv({ UTALK_MEDIA__URL_TTL_SECS: "2" }));
+  server = await startServer(twilioEnv({ UTALK_MEDIA__URL_TTL_SECS: "2", UTALK_WEBHOOKS__ALLOW_PRIVATE_TARGETS: "true" }));
   // These tests are about the channel; the bot's answers would add messages (bot.test.mjs covers it).
   await server.setBot(false);
   admin = await server.login(ADMIN);
@@ -380,6 +380,22 @@ test("an agent's message is sent once through 500s and a timeout, and statuses o
   await socket.timeout(5000).emitWithAck("conversation:join", { conversationId: conv });
   const statuses = [];
   socket.on("message:status", (s) => statuses.push(s));
+  // An integrator hears the same statuses as `message.status` webhooks.
+  const hooks = [];
+  const receiver = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      hooks.push(JSON.parse(Buffer.concat(chunks).toString()));
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise((r) => receiver.listen(0, "127.0.0.1", r));
+  const sub = await server.api("POST", "/api/v1/webhooks", {
+    token: admin.accessToken,
+    body: { url: `http://127.0.0.1:${receiver.address().port}/status`, events: ["message.status"] },
+  });
+  assert.equal(sub.status, 201, JSON.stringify(sub.body));
 
   const attemptsBefore = fake.attempts.length;
   const sentBefore = fake.sent.length;
@@ -422,6 +438,12 @@ test("an agent's message is sent once through 500s and a timeout, and statuses o
   assert.equal(forged.status, 403);
   assert.equal((await pollMessage(server, agent.accessToken, conv, messageId, () => true, "message")).status, "read");
   socket.disconnect();
+  await waitFor(() => hooks.some((h) => h.data.message.id === messageId && h.data.message.status === "read"), 5000, "message.status read webhook");
+  const hooked = hooks.filter((h) => h.type === "message.status" && h.data.message.id === messageId).map((h) => h.data.message.status);
+  assert.deepEqual(hooked.filter((s) => s !== "queued"), ["sent", "delivered", "read"], `webhooks: ${hooked}`);
+  assert.ok(hooks.every((h) => h.data.conversation.id === conv && h.data.conversation.channel === "whatsapp"));
+  assert.equal((await server.api("DELETE", `/api/v1/webhooks/${sub.body.id}`, { token: admin.accessToken })).status, 204);
+  receiver.close();
 });
 
 test("a WhatsApp conversation opened over REST gets the customer's replies", async () => {

@@ -26,7 +26,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use utalk_storage::model::{
-    bot, conversation, message, read_marker, Author, AuthorType, Conversation, ConversationStatus, Message, Rating,
+    activity, bot, conversation, message, read_marker, Author, AuthorType, Conversation, ConversationStatus, Message, Rating,
 };
 use utalk_storage::{Batch, Db, Timestamp};
 use uuid::Uuid;
@@ -150,6 +150,9 @@ pub struct ConversationActor {
     /// The conversation as the last change given to webhooks left it, to
     /// tell what the next change does (assigns, escalates, closes).
     announced: Option<Conversation>,
+    /// The second the activity index holds for this conversation: moved at
+    /// most once a second, not once a message.
+    active_second: Option<i64>,
 }
 
 impl ConversationActor {
@@ -169,6 +172,7 @@ impl ConversationActor {
             indexed_hour: None,
             log: None,
             announced: None,
+            active_second: None,
         }
     }
 
@@ -527,6 +531,13 @@ impl ConversationActor {
     }
 
     fn submit(&mut self, mut batch: Batch, committed: Committed, waiter: Waiter, ctx: &mut Context<Self>) -> u64 {
+        if !matches!(committed, Committed::Read { .. }) {
+            let now = activity::second_of(Timestamp::now());
+            if self.active_second.is_none_or(|s| s < now) {
+                activity::set(&mut batch, self.id, self.active_second, now);
+                self.active_second = Some(now);
+            }
+        }
         if let Err(e) = self.announce(&mut batch, &committed) {
             // Encoding our own records does not fail in practice; if it did,
             // the change still goes: losing a webhook beats refusing a message.
@@ -704,13 +715,15 @@ impl ConversationActor {
             let Some(log) = journal.open(id).await? else { return Ok(None) };
             let conv = conversation::get(&db, id)?;
             let last = message::last_seq(&db, id)?;
-            Ok::<_, ConversationError>(Some((conv.map(|c| (c, last)), log)))
+            let active = activity::get(&db, id)?;
+            Ok::<_, ConversationError>(Some((conv.map(|c| (c, last, active)), log)))
         };
         ctx.wait(fut.into_actor(self).map(|res, act, ctx| {
             act.phase = match res {
-                Ok(Some((Some((conv, last)), log))) => {
+                Ok(Some((Some((conv, last, active)), log))) => {
                     act.log = Some(log);
                     act.announced = Some(conv.clone());
+                    act.active_second = active;
                     Phase::Ready { conv, next_seq: last + 1 }
                 }
                 Ok(Some((None, _))) => Phase::Missing,

@@ -340,6 +340,7 @@ impl Registry {
     /// The batch that stores `c`, a new conversation, with its `conversation.created` deliveries.
     pub fn creation_batch(&self, c: &Conversation) -> Result<Batch, utalk_storage::CodecError> {
         let mut b = utalk_storage::model::conversation::put_batch(None, c)?;
+        utalk_storage::model::activity::set(&mut b, c.id, None, utalk_storage::model::activity::second_of(c.created_at));
         if let Some(tap) = &self.deps.webhooks {
             super::announce::created(tap, &mut b, c)?;
         }

@@ -12,7 +12,7 @@ use utalk_actors::views;
 use utalk_actors::ConversationChange;
 use utalk_actors::Registry;
 use utalk_storage::model::{Channel, Conversation, ConversationFilter, ConversationStatus, Customer, EscalationReason, Role};
-use utalk_storage::Db;
+use utalk_storage::{Db, Timestamp};
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -31,11 +31,14 @@ pub struct ConversationView {
     pub conversation: views::Conversation,
     /// Seq of its last durable message (0 when none).
     pub last_seq: u64,
+    /// The start of the second of its last activity (a message, a status, a change); pass it as `updatedSince` to sync.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_activity_at: Option<Timestamp>,
 }
 
 impl From<Listed> for ConversationView {
     fn from(l: Listed) -> Self {
-        ConversationView { conversation: l.conversation.into(), last_seq: l.last_seq }
+        ConversationView { conversation: l.conversation.into(), last_seq: l.last_seq, last_activity_at: l.last_activity_at }
     }
 }
 
@@ -116,7 +119,8 @@ pub async fn create(
         }
     }
     let c = open(&registry, &inbound, channel, body.customer.into(), body.subject).await?;
-    Ok(HttpResponse::Created().json(ConversationView { conversation: c.into(), last_seq: 0 }))
+    let active = Some(Timestamp(c.created_at.millis().div_euclid(1000) * 1000));
+    Ok(HttpResponse::Created().json(ConversationView { conversation: c.into(), last_seq: 0, last_activity_at: active }))
 }
 
 /// Filters and paging of the conversation list.
@@ -138,9 +142,17 @@ pub struct ListQuery {
     pub limit: Option<usize>,
     /// `nextCursor` of the previous page.
     pub cursor: Option<String>,
+    /// `created` (by id, the default) or `lastActivity` (by the second of the last message or change).
+    #[param(pattern = "^(created|lastActivity)$")]
+    pub sort: Option<String>,
+    /// `asc` or `desc`; by creation only `asc`, by activity `desc` by default.
+    #[param(pattern = "^(asc|desc)$")]
+    pub order: Option<String>,
+    /// Only conversations active in or after this time (RFC 3339, to the second); sorts by activity.
+    pub updated_since: Option<String>,
 }
 
-/// Lists conversations, oldest first.
+/// Lists conversations, oldest first, or by last activity (`sort=lastActivity`, `updatedSince`).
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery),
     responses((status = 200, body = Page<ConversationView>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
@@ -159,12 +171,45 @@ pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -
         Some("api") => Some(Channel::Api),
         Some(_) => return Err(ApiError::bad_request("invalid_channel", "channel must be web, whatsapp or api")),
     };
-    let after = super::id_cursor(q.cursor.as_deref())?;
     let limit = page_size(q.limit)?;
     let filter = ConversationFilter { status, assignee_id: q.assignee_id, bot_enabled: q.bot_enabled, channel };
-    let (items, next) = service::list(&db, &filter, after, limit)?;
+    let since = match q.updated_since.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(
+            Timestamp::parse_rfc3339(s).ok_or_else(|| ApiError::bad_request("invalid_query", "updatedSince must be an RFC 3339 time"))?,
+        ),
+        None => None,
+    };
+    let by_activity = match q.sort.as_deref() {
+        None => since.is_some(),
+        Some("created") if since.is_none() => false,
+        Some("created") => return Err(ApiError::bad_request("invalid_query", "updatedSince lists by activity: drop sort=created")),
+        Some("lastActivity") => true,
+        Some(_) => return Err(ApiError::bad_request("invalid_query", "sort must be created or lastActivity")),
+    };
+    let descending = match q.order.as_deref() {
+        None => by_activity && since.is_none(),
+        Some("asc") => false,
+        Some("desc") if by_activity => true,
+        Some("desc") => return Err(ApiError::bad_request("invalid_query", "order=desc goes with sort=lastActivity")),
+        Some(_) => return Err(ApiError::bad_request("invalid_query", "order must be asc or desc")),
+    };
+    if !by_activity {
+        let (items, next) = service::list(&db, &filter, super::id_cursor(q.cursor.as_deref())?, limit)?;
+        let items: Vec<ConversationView> = items.into_iter().map(Into::into).collect();
+        return Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|n| n.to_string()) }));
+    }
+    let cursor = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
+        Some(c) => {
+            let (at, id) = super::parse_time_cursor(c)?;
+            Some((at.millis().div_euclid(1000), id))
+        }
+        None => None,
+    };
+    let by = service::ByActivity { since: since.map(|s| s.millis().div_euclid(1000)), cursor, descending };
+    let (items, next) = service::list_by_activity(&db, &filter, &by, limit)?;
     let items: Vec<ConversationView> = items.into_iter().map(Into::into).collect();
-    Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|n| n.to_string()) }))
+    let next_cursor = next.map(|(sec, id)| super::time_cursor(Timestamp(sec.saturating_mul(1000)), id));
+    Ok(HttpResponse::Ok().json(Page { items, next_cursor }))
 }
 
 /// Reads a conversation.

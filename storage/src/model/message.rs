@@ -212,6 +212,15 @@ pub fn last_seq(db: &Db, conversation: Uuid) -> Result<u64, StoreError> {
     }
 }
 
+/// The conversation's last message.
+pub fn last(db: &Db, conversation: Uuid) -> Result<Option<Message>, StoreError> {
+    let prefix = Key::new().uuid(conversation).into_bytes();
+    match db.last_with_prefix(Map::Messages, &prefix)? {
+        Some((_, v)) => Ok(Some(crate::codec::decode(&v)?)),
+        None => Ok(None),
+    }
+}
+
 /// Messages with seq greater than `after`, in seq order, at most `limit`.
 pub fn after(db: &Db, conversation: Uuid, after: u64, limit: usize) -> Result<Vec<Message>, StoreError> {
     let prefix = Key::new().uuid(conversation).into_bytes();

@@ -6,6 +6,7 @@
 //! so an API rename cannot change what is stored. Exports write the same
 //! records as JSON (ids as strings, times as RFC 3339).
 
+pub mod activity;
 pub mod alert;
 pub mod api_key;
 pub mod audit;
