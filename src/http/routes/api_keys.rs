@@ -85,17 +85,6 @@ fn view(k: &ApiKey, last_used_at: Option<Timestamp>) -> ApiKeyView {
     }
 }
 
-/// Query of the key list.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// Page size, 1..200.
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<usize>,
-    /// `nextCursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// Makes an API key (admin only; audited). The key is in the answer, once.
 #[utoipa::path(post, path = "/api/v1/api-keys", tag = "api-keys", request_body = NewApiKey,
     responses((status = 201, body = CreatedApiKey), (status = 403), (status = 409, description = "too_many_keys"), (status = 422)),
@@ -115,9 +104,9 @@ pub async fn create(
 }
 
 /// Lists API keys, revoked ones included (admin only).
-#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", params(ListQuery),
+#[utoipa::path(get, path = "/api/v1/api-keys", tag = "api-keys", params(super::PageQuery),
     responses((status = 200, body = Page<ApiKeyView>), (status = 403)), security(("bearer" = [])))]
-pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<super::PageQuery>) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin])?;
     let limit = page_size(q.limit)?;
     let keys = service::list(&db, super::id_cursor(q.cursor.as_deref())?, limit)?;

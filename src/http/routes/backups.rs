@@ -14,9 +14,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Lists the backups, oldest first (admins and operators).
-#[utoipa::path(get, path = "/api/v1/admin/backups", tag = "operations", params(super::jobs::PageQuery),
+#[utoipa::path(get, path = "/api/v1/admin/backups", tag = "operations", params(super::PageQuery),
     responses((status = 200, body = super::Page<BackupInfo>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(config: web::Data<Config>, who: Principal, q: web::Query<super::jobs::PageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(config: web::Data<Config>, who: Principal, q: web::Query<super::PageQuery>) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
     let limit = super::page_size(q.limit)?;
     let items = crate::services::operations::backups(config.backup_dir()).await?;

@@ -42,9 +42,9 @@ pub struct FlagQuery {
 }
 
 /// Flags by name (admins, operators).
-#[utoipa::path(get, path = "/api/v1/flags", tag = "operations", params(super::jobs::PageQuery),
+#[utoipa::path(get, path = "/api/v1/flags", tag = "operations", params(super::PageQuery),
     responses((status = 200, body = super::Page<views::Flag>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(flags: web::Data<Flags>, who: Principal, q: web::Query<super::jobs::PageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(flags: web::Data<Flags>, who: Principal, q: web::Query<super::PageQuery>) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
     let limit = super::page_size(q.limit)?;
     let all = flags.list().into_iter().map(|f| (f.name.clone(), views::Flag::from(f))).collect();

@@ -53,22 +53,10 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
     Ok(t.to_string())
 }
 
-/// Paging of stores.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct StoresQuery {
-    /// Page size, 1..200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<usize>,
-    /// `nextCursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// Stores in id (creation) order (any staff role).
-#[utoipa::path(get, path = "/api/v1/stores", tag = "inventory", params(StoresQuery),
+#[utoipa::path(get, path = "/api/v1/stores", tag = "inventory", params(super::PageQuery),
     responses((status = 200, body = Page<views::Store>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list_stores(db: web::Data<Db>, who: Principal, q: web::Query<StoresQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list_stores(db: web::Data<Db>, who: Principal, q: web::Query<super::PageQuery>) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let limit = super::page_size(q.limit)?;
     let items = service::stores(&db, super::id_cursor(q.cursor.as_deref())?, limit)?;
@@ -94,26 +82,14 @@ pub async fn create_store(registry: web::Data<Registry>, who: Principal, body: J
     Ok(HttpResponse::Created().json(views::Store::from(s)))
 }
 
-/// Paging of a store's products.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ProductsQuery {
-    /// Page size, 1..200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<usize>,
-    /// `nextCursor` of the previous page (a SKU).
-    pub cursor: Option<String>,
-}
-
 /// A store's products with their stock, in SKU order (any staff role).
-#[utoipa::path(get, path = "/api/v1/stores/{id}/products", tag = "inventory", params(("id" = Uuid, Path), ProductsQuery),
+#[utoipa::path(get, path = "/api/v1/stores/{id}/products", tag = "inventory", params(("id" = Uuid, Path), super::PageQuery),
     responses((status = 200, body = Page<views::Product>), (status = 400), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn list_products(
     db: web::Data<Db>,
     who: Principal,
     id: web::Path<Uuid>,
-    q: web::Query<ProductsQuery>,
+    q: web::Query<super::PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let limit = super::page_size(q.limit)?;

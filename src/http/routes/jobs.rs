@@ -17,22 +17,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/jobs/{name}/run", web::post().to(run));
 }
 
-/// Paging of a list.
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Page size, 1..200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<usize>,
-    /// `nextCursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// Every job with its schedule, whether it runs now, its last run and its next time, by name (admins and operators).
-#[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "operations", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "operations", params(super::PageQuery),
     responses((status = 200, body = super::Page<JobView>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(scheduler: web::Data<Scheduler>, who: Principal, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(scheduler: web::Data<Scheduler>, who: Principal, q: web::Query<super::PageQuery>) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
     let mut jobs: Vec<(String, JobView)> = scheduler.jobs().into_iter().map(|j| (j.name.clone(), j)).collect();
     jobs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -41,13 +29,13 @@ pub async fn list(scheduler: web::Data<Scheduler>, who: Principal, q: web::Query
 
 /// A job's recent runs, newest first (admins and operators).
 #[utoipa::path(get, path = "/api/v1/admin/jobs/{name}/runs", tag = "operations", params(("name" = String, Path)),
-    params(PageQuery), responses((status = 200, body = super::Page<views::JobRun>), (status = 400), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+    params(super::PageQuery), responses((status = 200, body = super::Page<views::JobRun>), (status = 400), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn runs(
     db: web::Data<Db>,
     scheduler: web::Data<Scheduler>,
     who: Principal,
     name: web::Path<String>,
-    q: web::Query<PageQuery>,
+    q: web::Query<super::PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
     let limit = super::page_size(q.limit)?;

@@ -162,6 +162,18 @@ pub fn may_change(db: &Db, who: &Principal, conversation: Uuid) -> Result<Uuid, 
     }
 }
 
+/// Paging of a list: every list takes these (docs/api.md, Conventions).
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// Page size, 1..200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<usize>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
 /// Records as their API views.
 pub fn viewed<R, V: From<R>>(records: Vec<R>) -> Vec<V> {
     records.into_iter().map(V::from).collect()

@@ -140,13 +140,13 @@ fn reports_dir(config: &Config) -> std::path::PathBuf {
 }
 
 /// The daily reports kept, newest first, with signed links (admins, operators, read-only).
-#[utoipa::path(get, path = "/api/v1/reports", tag = "reports", params(super::jobs::PageQuery),
+#[utoipa::path(get, path = "/api/v1/reports", tag = "reports", params(super::PageQuery),
     responses((status = 200, body = super::Page<ReportLink>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
 pub async fn list(
     config: web::Data<Config>,
     media: web::Data<MediaStore>,
     who: Principal,
-    q: web::Query<super::jobs::PageQuery>,
+    q: web::Query<super::PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let limit = super::page_size(q.limit)?;

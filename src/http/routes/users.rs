@@ -29,17 +29,6 @@ pub struct NewUser {
     pub password: String,
 }
 
-/// Query of the user list.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    /// Page size, 1..200.
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<usize>,
-    /// `nextCursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// Creates a staff user (admin only).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUser,
     responses((status = 201, body = UserView), (status = 403), (status = 409, description = "user_exists"), (status = 422)), security(("bearer" = [])))]
@@ -66,8 +55,8 @@ pub async fn create(
 }
 
 /// Lists staff users (admin only).
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListQuery), responses((status = 200, body = Page<UserView>), (status = 403)), security(("bearer" = [])))]
-pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(super::PageQuery), responses((status = 200, body = Page<UserView>), (status = 403)), security(("bearer" = [])))]
+pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<super::PageQuery>) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin])?;
     let limit = page_size(q.limit)?;
     let users = service::users(&db, super::id_cursor(q.cursor.as_deref())?, limit)?;

@@ -161,18 +161,6 @@ fn delivery_view(d: Delivery) -> DeliveryView {
     }
 }
 
-/// Paging of subscriptions and deliveries.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// Page size, 1..200 (default 50).
-    #[param(minimum = 1, maximum = 200)]
-    pub limit: Option<usize>,
-    /// `nextCursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 const ADMIN: &[Role] = &[Role::Admin];
 
 /// Subscribes a receiver to events (admin only; audited). The secret is in the answer, once.
@@ -196,9 +184,9 @@ pub async fn create(
 }
 
 /// Subscriptions in creation order (admin only).
-#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/webhooks", tag = "webhooks", params(super::PageQuery),
     responses((status = 200, body = Page<WebhookView>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<PageQuery>) -> Result<HttpResponse, ApiError> {
+pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<super::PageQuery>) -> Result<HttpResponse, ApiError> {
     who.require(ADMIN)?;
     let limit = page_size(q.limit)?;
     let items = service::list(&db, super::id_cursor(q.cursor.as_deref())?, limit)?;
@@ -249,14 +237,14 @@ pub async fn delete(
 }
 
 /// A subscription's deliveries, newest first, with status, response code and attempts (admin only).
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = Uuid, Path), PageQuery),
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", params(("id" = Uuid, Path), super::PageQuery),
     responses((status = 200, body = Page<DeliveryView>), (status = 400), (status = 401), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 pub async fn deliveries(
     db: web::Data<Db>,
     who: Principal,
     id: web::Path<Uuid>,
-    q: web::Query<PageQuery>,
+    q: web::Query<super::PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
     who.require(ADMIN)?;
     let limit = page_size(q.limit)?;

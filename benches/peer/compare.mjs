@@ -1,0 +1,203 @@
+// The side-by-side benchmark: the same stock socket.io-client load against
+// utalk (durable acks) and against the Node socket.io peer (server.mjs, in
+// memory only), one after the other in one run, on 127.0.0.1.
+//
+//   node benches/peer/compare.mjs [--conversations 64] [--inflight 16] [--seconds 10]
+//                                 [--clients 4] [--idle 2000] [--utalk PATH]
+//
+// For each server it reports acked msg/s, p50/p99 ack latency, messages
+// delivered to the receivers, the server's CPU time per acked message (from
+// /proc/<pid>/stat over the measured window) and its RSS per idle connected
+// socket (`--idle` sockets over `--clients` processes), and says when the
+// client processes were the bottleneck. It prints a Markdown table, then
+// the figures as JSON. Everything stops by itself.
+import { spawn, fork, execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir, cpus } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { randomUUID } from "node:crypto";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
+const cfg = {
+  conversations: Number(args.conversations ?? 64),
+  inflight: Number(args.inflight ?? 16),
+  seconds: Number(args.seconds ?? 10),
+  clients: Number(args.clients ?? 4),
+  idle: Number(args.idle ?? 2000),
+  textBytes: Number(args["text-bytes"] ?? 32),
+  utalk: args.utalk ?? join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, ".cache/utalk/target"), "release/utalk"),
+};
+const TICK_US = 1e6 / Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim() || 100);
+
+function cpuTicks(pid) {
+  // utime and stime are fields 14 and 15; the command name may hold spaces, so split after ")".
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return Number(f[11]) + Number(f[12]);
+}
+
+function rssKb(pid) {
+  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
+  return Number(m[1]);
+}
+
+function start(cmd, argv, env) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
+    let buf = "";
+    const t = setTimeout(() => reject(new Error(`${cmd} did not start`)), 60000);
+    child.stdout.on("data", (d) => {
+      buf += d;
+      for (const line of buf.split("\n")) {
+        const m = line.match(/"addr":"([^"]+)"/);
+        if (m) {
+          clearTimeout(t);
+          child.stdout.removeAllListeners("data");
+          child.stdout.resume();
+          resolve({ child, url: `http://${m[1]}` });
+          return;
+        }
+      }
+    });
+    child.on("exit", (code) => reject(new Error(`${cmd} exited with ${code}`)));
+  });
+}
+
+function stop(child) {
+  return new Promise((resolve) => {
+    child.removeAllListeners("exit");
+    child.once("exit", resolve);
+    child.kill("SIGTERM");
+    setTimeout(() => child.kill("SIGKILL"), 10000).unref();
+  });
+}
+
+function worker(payload) {
+  const w = fork(join(here, "load.mjs"), [JSON.stringify(payload)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const next = () =>
+    new Promise((resolve, reject) => {
+      w.once("message", (m) => (m.error ? reject(new Error(m.error)) : resolve(m)));
+      w.once("exit", (code) => code && reject(new Error(`a client process exited with ${code}`)));
+    });
+  return { w, next };
+}
+
+function percentile(sorted, p) {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN;
+}
+
+const say = (m) => process.stderr.write(`compare: ${m}\n`);
+
+async function measure(name, server, token, conversations) {
+  const pid = server.child.pid;
+  say(`${name}: connecting ${conversations.length * 2} sockets over ${cfg.clients} client processes`);
+  // The load.
+  const shares = Array.from({ length: cfg.clients }, (_, i) => conversations.filter((_, j) => j % cfg.clients === i));
+  const workers = shares.map((share) =>
+    worker({ url: server.url, token, conversations: share, inflight: cfg.inflight, seconds: cfg.seconds, textBytes: cfg.textBytes }),
+  );
+  await Promise.all(workers.map((w) => w.next()));
+  say(`${name}: sending for ${cfg.seconds} s`);
+  const t0 = cpuTicks(pid);
+  const results = workers.map((w) => w.next());
+  for (const { w } of workers) w.send("go");
+  const done = (await Promise.all(results)).map((m) => m.done);
+  const serverCpuUs = (cpuTicks(pid) - t0) * TICK_US;
+  const acked = done.reduce((a, d) => a + d.acked, 0);
+  const elapsed = Math.max(...done.map((d) => d.elapsed));
+  const latencies = done.flatMap((d) => d.latencies).sort((a, b) => a - b);
+  const clientCpuMs = done.reduce((a, d) => a + d.cpuMs, 0);
+  const clientCores = clientCpuMs / 1000 / elapsed;
+  say(`${name}: ${acked} acked; opening ${cfg.idle} idle sockets`);
+  // Idle sockets: RSS before and after they connect.
+  await new Promise((r) => setTimeout(r, 1000));
+  const before = rssKb(pid);
+  const idleWorkers = Array.from({ length: cfg.clients }, (_, i) =>
+    worker({ url: server.url, token, idle: Math.floor(cfg.idle / cfg.clients) + (i < cfg.idle % cfg.clients ? 1 : 0) }),
+  );
+  const up = (await Promise.all(idleWorkers.map((w) => w.next()))).reduce((a, m) => a + m.up, 0);
+  await new Promise((r) => setTimeout(r, 2000));
+  const after = rssKb(pid);
+  for (const { w } of idleWorkers) w.send("stop");
+  return {
+    server: name,
+    ackedPerSec: Math.round(acked / elapsed),
+    p50Ms: Number(percentile(latencies, 50).toFixed(2)),
+    p99Ms: Number(percentile(latencies, 99).toFixed(2)),
+    delivered: done.reduce((a, d) => a + d.delivered, 0),
+    sent: done.reduce((a, d) => a + d.latencies.length, 0),
+    errors: done.reduce((a, d) => a + d.errors, 0),
+    serverCpuUsPerMsg: Number((serverCpuUs / Math.max(1, acked)).toFixed(1)),
+    rssKbPerIdleSocket: Number(((after - before) / Math.max(1, up)).toFixed(1)),
+    idleSockets: up,
+    serverCores: Number((serverCpuUs / 1e6 / elapsed).toFixed(2)),
+    clientCores: Number(clientCores.toFixed(2)),
+    // The machine is full when server and clients together use nearly every
+    // core; then whichever used more is what holds the rate back.
+    clientBound: serverCpuUs / 1e6 / elapsed + clientCores > cpus().length - 0.2 && clientCores > serverCpuUs / 1e6 / elapsed,
+  };
+}
+
+async function utalk() {
+  const dir = mkdtempSync(join(tmpdir(), "utalk-bench-"));
+  const data = join(dir, "data");
+  // Every client is on 127.0.0.1: the per-address limits that guard a real server would throttle the load itself.
+  const env = {
+    UTALK_LOG: "info",
+    UTALK_HTTP__REQUESTS_PER_MINUTE: "10000000",
+    UTALK_SOCKET__MAX_SESSIONS: "50000",
+    UTALK_SOCKET__MAX_ANONYMOUS_SESSIONS_PER_IP: "100000",
+  };
+  execFileSync(cfg.utalk, ["user", "add", "--data-dir", data, "--email", "bench@example.com", "--role", "agent", "--password-stdin"], {
+    input: "a-long-bench-password\n",
+    env: { ...process.env, ...env },
+  });
+  say(`starting ${cfg.utalk}`);
+  const server = await start(cfg.utalk, ["serve", "--listen", "127.0.0.1:0", "--data-dir", data], env);
+  try {
+    const login = await fetch(`${server.url}/api/v1/auth/login`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ email: "bench@example.com", password: "a-long-bench-password" }),
+    }).then((r) => r.json());
+    const token = login.accessToken;
+    const conversations = [];
+    for (let i = 0; i < cfg.conversations; i++) {
+      const c = await fetch(`${server.url}/api/v1/conversations`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify({ channel: "api" }),
+      }).then((r) => r.json());
+      conversations.push(c.id);
+    }
+    return await measure("utalk (durable acks)", server, token, conversations);
+  } finally {
+    await stop(server.child);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function peer() {
+  const server = await start(process.execPath, [join(here, "server.mjs")], {});
+  try {
+    const conversations = Array.from({ length: cfg.conversations }, () => randomUUID());
+    return await measure("Node socket.io 4.8 peer (in memory)", server, "none", conversations);
+  } finally {
+    await stop(server.child);
+  }
+}
+
+const rows = [await utalk(), await peer()];
+console.log(`\n${cfg.conversations} conversations × ${cfg.inflight} sends in flight, ${cfg.seconds} s, ${cfg.clients} client processes, ${cfg.idle} idle sockets\n`);
+console.log("| | acked msg/s | p50 ack ms | p99 ack ms | delivered / sent | server CPU µs per acked msg | RSS KB per idle socket | server cores busy | client cores busy |");
+console.log("|---|---|---|---|---|---|---|---|---|");
+for (const r of rows) {
+  const bound = r.clientBound ? " (client-bound)" : "";
+  console.log(
+    `| ${r.server} | ${r.ackedPerSec}${bound} | ${r.p50Ms} | ${r.p99Ms} | ${r.delivered} / ${r.sent} | ${r.serverCpuUsPerMsg} | ${r.rssKbPerIdleSocket} | ${r.serverCores} | ${r.clientCores} |`,
+  );
+}
+console.log(JSON.stringify({ config: cfg, results: rows }));
