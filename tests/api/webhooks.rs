@@ -236,12 +236,20 @@ async fn events_reach_a_subscriber_signed_in_order_retried_logged_and_redelivere
     assert!(hits[..3].iter().all(|h| h.header("x-utalk-delivery") == hits[0].header("x-utalk-delivery") && h.body == hits[0].body));
     let first = hits[0].json();
     assert_eq!(first["data"]["conversation"]["id"], conv.as_str());
+    // The delivery log: newest first, with attempts and the receiver's answer.
+    // The closing's own system message may still be on its way: wait until nothing is pending.
+    let until = Instant::now() + Duration::from_secs(30);
+    let all = loop {
+        let all = s.get_json(&format!("/api/v1/webhooks/{id}/deliveries?limit=200"), &admin).await["items"].as_array().unwrap().clone();
+        if all.iter().all(|d| d["status"] == "delivered") && rx.delivered().len() == all.len() {
+            break all;
+        }
+        assert!(Instant::now() < until, "deliveries still pending: {all:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let delivered = rx.delivered();
     let ids: HashSet<&str> = delivered.iter().map(|h| h.header("x-utalk-delivery")).collect();
     assert_eq!(ids.len(), delivered.len(), "each delivery taken once");
-
-    // The delivery log: newest first, with attempts and the receiver's answer.
-    let all = s.get_json(&format!("/api/v1/webhooks/{id}/deliveries?limit=200"), &admin).await["items"].as_array().unwrap().clone();
     assert_eq!(all.len(), delivered.len());
     let oldest = all.last().unwrap();
     assert_eq!(oldest["id"], hits[0].header("x-utalk-delivery"));
