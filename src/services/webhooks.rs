@@ -165,7 +165,7 @@ pub async fn update(
 pub async fn delete(db: &Db, journal: &Journal, tap: &WebhookTap, actor: Uuid, id: Uuid) -> Result<(), ServiceError> {
     let w = get(db, id)?;
     let mut b = Batch::new();
-    webhook::delete(db, &mut b, id)?;
+    webhook::delete(&mut b, id);
     AuditEvent::new(actor.to_string(), "webhook.delete", format!("{} {}", w.id, w.events.join(","))).add_to(&mut b)?;
     journal.commit(b).await?;
     tap.reload()?;
@@ -243,7 +243,7 @@ pub async fn remove_configured_alert_webhook(db: &Db, journal: &Journal, tap: &W
     let id = configured_alert_webhook_id();
     if webhook::get(db, id)?.is_some() {
         let mut b = Batch::new();
-        webhook::delete(db, &mut b, id)?;
+        webhook::delete(&mut b, id);
         AuditEvent::new("system", "webhook.delete", format!("{id}: [alerts] webhook_url is no longer set")).add_to(&mut b)?;
         journal.commit(b).await?;
         tap.reload()?;
