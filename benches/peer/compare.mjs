@@ -4,6 +4,10 @@
 //
 //   node benches/peer/compare.mjs [--conversations 64] [--inflight 16] [--seconds 10]
 //                                 [--clients 4] [--idle 2000] [--utalk PATH]
+//                                 [--only utalk|peer]
+//
+// `--utalk` takes several binaries separated by commas (say, before and after
+// a change): each is measured in turn, in the same run, and named by its path.
 //
 // For each server it reports acked msg/s, p50/p99 ack latency, messages
 // delivered to the receivers, the server's CPU time per acked message (from
@@ -29,6 +33,7 @@ const cfg = {
   clients: Number(args.clients ?? 4),
   idle: Number(args.idle ?? 2000),
   textBytes: Number(args["text-bytes"] ?? 32),
+  only: args.only ?? "both",
   utalk: args.utalk ?? join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, ".cache/utalk/target"), "release/utalk"),
 };
 const TICK_US = 1e6 / Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim() || 100);
@@ -141,7 +146,7 @@ async function measure(name, server, token, conversations) {
   };
 }
 
-async function utalk() {
+async function utalk(bin, label) {
   const dir = mkdtempSync(join(tmpdir(), "utalk-bench-"));
   const data = join(dir, "data");
   // Every client is on 127.0.0.1: the per-address limits that guard a real server would throttle the load itself.
@@ -151,12 +156,12 @@ async function utalk() {
     UTALK_SOCKET__MAX_SESSIONS: "50000",
     UTALK_SOCKET__MAX_ANONYMOUS_SESSIONS_PER_IP: "100000",
   };
-  execFileSync(cfg.utalk, ["user", "add", "--data-dir", data, "--email", "bench@example.com", "--role", "agent", "--password-stdin"], {
+  execFileSync(bin, ["user", "add", "--data-dir", data, "--email", "bench@example.com", "--role", "agent", "--password-stdin"], {
     input: "a-long-bench-password\n",
     env: { ...process.env, ...env },
   });
-  say(`starting ${cfg.utalk}`);
-  const server = await start(cfg.utalk, ["serve", "--listen", "127.0.0.1:0", "--data-dir", data], env);
+  say(`starting ${bin}`);
+  const server = await start(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", data], env);
   try {
     const login = await fetch(`${server.url}/api/v1/auth/login`, {
       method: "POST",
@@ -173,7 +178,7 @@ async function utalk() {
       }).then((r) => r.json());
       conversations.push(c.id);
     }
-    return await measure("utalk (durable acks)", server, token, conversations);
+    return await measure(label, server, token, conversations);
   } finally {
     await stop(server.child);
     rmSync(dir, { recursive: true, force: true });
@@ -190,7 +195,13 @@ async function peer() {
   }
 }
 
-const rows = [await utalk(), await peer()];
+if (!["both", "utalk", "peer"].includes(cfg.only)) throw new Error("--only takes utalk or peer");
+const rows = [];
+const bins = cfg.utalk.split(",").filter(Boolean);
+if (cfg.only !== "peer") {
+  for (const bin of bins) rows.push(await utalk(bin, bins.length > 1 ? `utalk ${bin} (durable acks)` : "utalk (durable acks)"));
+}
+if (cfg.only !== "utalk") rows.push(await peer());
 console.log(`\n${cfg.conversations} conversations × ${cfg.inflight} sends in flight, ${cfg.seconds} s, ${cfg.clients} client processes, ${cfg.idle} idle sockets\n`);
 console.log("| | acked msg/s | p50 ack ms | p99 ack ms | delivered / sent | server CPU µs per acked msg | RSS KB per idle socket | server cores busy | client cores busy |");
 console.log("|---|---|---|---|---|---|---|---|---|");

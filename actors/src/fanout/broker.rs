@@ -101,9 +101,18 @@ impl ConversationEvent {
 
     fn to_json(&self) -> String {
         use serde_json::json;
+        // The frequent ones are written straight from their typed views.
+        #[derive(Serialize)]
+        struct MessageBody {
+            message: views::Message,
+        }
+        #[derive(Serialize)]
+        struct ConversationBody {
+            conversation: views::Conversation,
+        }
         let v = match self {
             ConversationEvent::MessageNew(m) | ConversationEvent::MessageUpdated(m) => {
-                json!({ "message": views::Message::from(m.as_ref().clone()) })
+                return serde_json::to_string(&MessageBody { message: views::Message::from(m.as_ref().clone()) }).unwrap_or_default();
             }
             ConversationEvent::MessageStatus(m) => json!({
                 "conversationId": m.conversation_id,
@@ -114,7 +123,10 @@ impl ConversationEvent {
                 "errorCode": m.error_code,
                 "errorMessage": m.error_message,
             }),
-            ConversationEvent::ConversationUpdated(c) => json!({ "conversation": views::Conversation::from(c.as_ref().clone()) }),
+            ConversationEvent::ConversationUpdated(c) => {
+                let body = ConversationBody { conversation: views::Conversation::from(c.as_ref().clone()) };
+                return serde_json::to_string(&body).unwrap_or_default();
+            }
             ConversationEvent::Read { conversation_id, seq, reader } => {
                 json!({ "conversationId": conversation_id, "seq": seq, "reader": reader })
             }

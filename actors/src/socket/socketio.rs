@@ -127,7 +127,17 @@ pub fn connect_error(nsp: &str, message: &str) -> String {
 
 /// `43<id>[payload]`: an ack, as an Engine.IO message.
 pub fn ack(nsp: &str, id: u64, payload: &Value) -> String {
-    format!("{}[{}]", prefix(3, nsp, Some(id)), payload)
+    ack_raw(nsp, id, &payload.to_string())
+}
+
+/// `43<id>[<json>]` with `json` already serialized, as an Engine.IO message.
+pub fn ack_raw(nsp: &str, id: u64, json: &str) -> String {
+    let mut out = prefix(3, nsp, Some(id));
+    out.reserve(json.len() + 2);
+    out.push('[');
+    out.push_str(json);
+    out.push(']');
+    out
 }
 
 /// `42["event", <json>, "offset"?]` with `json` already serialized, as an Engine.IO message.

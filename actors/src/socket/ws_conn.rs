@@ -54,11 +54,11 @@ impl WsConn {
         ctx.stop();
     }
 
-    fn on_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+    fn on_text(&mut self, text: bytestring::ByteString, ctx: &mut ws::WebsocketContext<Self>) {
         match self.mode {
             Mode::Session => {
                 let Some(session) = &self.session else { return };
-                match session.try_send(Inbound(text.to_owned())) {
+                match session.try_send(Inbound(text)) {
                     Ok(()) => {}
                     Err(SendError::Full(_)) => self.close(ctx, 1008, "too_many_packets".into()),
                     Err(SendError::Closed(_)) => ctx.stop(),
@@ -66,7 +66,7 @@ impl WsConn {
             }
             Mode::Probe { probed } => {
                 let Some(session) = self.session.clone() else { return };
-                match (probed, text) {
+                match (probed, &*text) {
                     (false, "2probe") => {
                         session
                             .send(UpgradeProbe)
@@ -146,7 +146,7 @@ impl Handler<WsOut> for WsConn {
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsConn {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         match item {
-            Ok(ws::Message::Text(text)) => self.on_text(&text, ctx),
+            Ok(ws::Message::Text(text)) => self.on_text(text, ctx),
             Ok(ws::Message::Binary(_)) => {
                 self.report(CloseReason::ParseError("binary frames are not supported".into()));
                 self.close(ctx, 1003, "binary_not_supported".into());

@@ -185,27 +185,23 @@ impl SessionActor {
     pub(super) fn on_event(&mut self, args: Vec<Value>, ack: Option<u64>, ctx: &mut Context<Self>) {
         let (name, payload) = event_args::name_and_payload(args);
         let request_id = event_args::request_id(&payload).unwrap_or_else(|| Uuid::new_v4().to_string());
-        // Known names only: a client-chosen name must not become a label (or span name) of its own.
-        let label = match name.as_str() {
-            n @ ("conversation:join" | "conversation:leave" | "message:send" | "message:read" | "conversation:rate" | "typing:start"
-            | "typing:stop" | "presence:set") => n.to_string(),
-            _ => "unknown".to_string(),
-        };
-        let span = tracing::info_span!(
+        let known = event_metrics::of(&name);
+        // At debug, like the actors' spans: it costs nothing per event unless
+        // traces are exported, which take spans of ours at debug.
+        let span = tracing::debug_span!(
             "socket_event",
             request_id = %request_id,
             event = %name,
             sid = %self.eio_sid,
-            otel.name = %format_args!("socket {label}"),
+            otel.name = %format_args!("socket {}", known.label),
             otel.kind = "server",
         );
         let _enter = span.enter();
-        tracing::debug!("socket event");
         let Some(identity) = self.sio.as_ref().map(|c| c.identity) else { return };
         let started = std::time::Instant::now();
-        metrics::counter!("socket_events_total", "event" => label.clone()).increment(1);
+        known.counted.increment(1);
         self.dispatch(&name, payload, identity, ack, request_id, ctx);
-        metrics::histogram!("socket_event_duration_seconds", "event" => label).record(started.elapsed().as_secs_f64());
+        known.timed.record(started.elapsed().as_secs_f64());
     }
 
     fn dispatch(&mut self, name: &str, payload: Value, identity: Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
@@ -311,12 +307,11 @@ impl SessionActor {
             Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
         };
         let fut = self.hub.registry.call(conv, req);
-        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
-            let result = res.map(|a| match a {
-                Appended::Created(m) => json!({ "message": views::Message::from((*m).clone()), "created": true }),
-                Appended::Existing(m) => json!({ "message": views::Message::from((*m).clone()), "created": false }),
-            });
-            act.answer(ack, &request_id, result.map_err(EventError::from), ctx);
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match (res, ack) {
+            (Ok(Appended::Created(m)), Some(id)) => act.answer_sent(id, &request_id, &m, true, ctx),
+            (Ok(Appended::Existing(m)), Some(id)) => act.answer_sent(id, &request_id, &m, false, ctx),
+            (Ok(_), None) => {}
+            (Err(e), _) => act.answer(ack, &request_id, Err(e.into()), ctx),
         }));
     }
 
@@ -385,7 +380,7 @@ impl SessionActor {
             }
             Err(e) => {
                 let (code, message) = (e.code(), e.to_string());
-                tracing::info!(request_id, code, "socket event refused");
+                tracing::info!(request_id, code, sid = %self.eio_sid, "socket event refused");
                 metrics::counter!("socket_errors_total", "code" => code).increment(1);
                 json!({ "ok": false, "error": { "code": code, "message": message }, "requestId": request_id })
             }
@@ -394,6 +389,16 @@ impl SessionActor {
             Some(id) => self.emit(socketio::ack("/", id, &body), ctx),
             None if body["ok"] == Value::Bool(false) => self.emit(socketio::event_raw("error", &body.to_string(), None), ctx),
             None => {}
+        }
+    }
+
+    /// Acks a stored `message:send`: written straight from the typed view, the
+    /// most frequent answer of all.
+    fn answer_sent(&mut self, ack: u64, request_id: &str, m: &utalk_storage::model::Message, created: bool, ctx: &mut Context<Self>) {
+        let body = SentAck { message: views::Message::from(m.clone()), created, ok: true, request_id };
+        match serde_json::to_string(&body) {
+            Ok(json) => self.emit(socketio::ack_raw("/", ack, &json), ctx),
+            Err(e) => self.answer(Some(ack), request_id, Err(EventError::internal(e)), ctx),
         }
     }
 
@@ -445,6 +450,16 @@ fn received_seqs(saved: &SavedSession, offset: u64) -> Option<HashMap<Uuid, u64>
         }
     }
     Some(received)
+}
+
+/// The ack of a stored `message:send`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SentAck<'a> {
+    message: views::Message,
+    created: bool,
+    ok: bool,
+    request_id: &'a str,
 }
 
 /// What one recovery may still replay.

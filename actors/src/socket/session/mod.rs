@@ -20,6 +20,7 @@
 //! chose are told to the client as a `session:closed` event before the
 //! transport closes; a long-polling client gets it with its next GET.
 
+mod event_metrics;
 mod events;
 
 use crate::fanout::broker::{ConversationEvent, Envelope, Subscriber, SubscriptionId, STAFF_TOPIC};
@@ -171,10 +172,10 @@ pub struct PostPayload {
     pub reply: oneshot::Sender<Result<(), PollError>>,
 }
 
-/// One packet from the websocket.
+/// One packet from the websocket (shared with the frame it came in: no copy).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Inbound(pub String);
+pub struct Inbound(pub bytestring::ByteString);
 
 /// The websocket wrote `n` frames of `bytes` bytes in all.
 #[derive(Message)]
