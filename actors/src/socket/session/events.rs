@@ -184,7 +184,7 @@ impl SessionActor {
 
     pub(super) fn on_event(&mut self, args: Vec<Value>, ack: Option<u64>, ctx: &mut Context<Self>) {
         let (name, payload) = event_args::name_and_payload(args);
-        let request_id = event_args::request_id(&payload).unwrap_or_else(|| Uuid::new_v4().to_string());
+        let request_id = event_args::request_id(&payload).unwrap_or_else(new_request_id);
         let known = event_metrics::of(&name);
         // At debug, like the actors' spans: it costs nothing per event unless
         // traces are exported, which take spans of ours at debug.
@@ -452,6 +452,16 @@ fn received_seqs(saved: &SavedSession, offset: u64) -> Option<HashMap<Uuid, u64>
     Some(received)
 }
 
+/// A request id for an event that brought none: a random (version 4) UUID
+/// from the thread's generator. `Uuid::new_v4` asks the kernel for its
+/// randomness, a system call on every event.
+fn new_request_id() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    uuid::Builder::from_random_bytes(bytes).into_uuid().hyphenated().to_string()
+}
+
 /// The ack of a stored `message:send`.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -525,6 +535,18 @@ mod tests {
         // Just before the log: only the floors are known received.
         let r = received_seqs(&s, 9).unwrap();
         assert_eq!((r[&a], r[&b]), (3, 0));
+    }
+
+    #[test]
+    fn request_ids_made_here_are_distinct_version_4_uuids() {
+        let (a, b) = (new_request_id(), new_request_id());
+        assert_ne!(a, b);
+        for id in [a, b] {
+            let u = Uuid::parse_str(&id).unwrap();
+            assert_eq!(u.get_version_num(), 4);
+            assert_eq!(u.get_variant(), uuid::Variant::RFC4122);
+            assert_eq!(id.len(), 36);
+        }
     }
 
     #[test]
