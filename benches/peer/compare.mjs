@@ -15,12 +15,13 @@
 // socket (`--idle` sockets over `--clients` processes), and says when the
 // client processes were the bottleneck. It prints a Markdown table, then
 // the figures as JSON. Everything stops by itself.
-import { spawn, fork, execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { fork, execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
+import { TICK_US, UTALK_BENCH_ENV, cpuTicks, rssKb, startServer, stopServer } from "./procs.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = Object.fromEntries(
@@ -36,50 +37,6 @@ const cfg = {
   only: args.only ?? "both",
   utalk: args.utalk ?? join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, ".cache/utalk/target"), "release/utalk"),
 };
-const TICK_US = 1e6 / Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim() || 100);
-
-function cpuTicks(pid) {
-  // utime and stime are fields 14 and 15; the command name may hold spaces, so split after ")".
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return Number(f[11]) + Number(f[12]);
-}
-
-function rssKb(pid) {
-  const m = readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/);
-  return Number(m[1]);
-}
-
-function start(cmd, argv, env) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
-    let buf = "";
-    const t = setTimeout(() => reject(new Error(`${cmd} did not start`)), 60000);
-    child.stdout.on("data", (d) => {
-      buf += d;
-      for (const line of buf.split("\n")) {
-        const m = line.match(/"addr":"([^"]+)"/);
-        if (m) {
-          clearTimeout(t);
-          child.stdout.removeAllListeners("data");
-          child.stdout.resume();
-          resolve({ child, url: `http://${m[1]}` });
-          return;
-        }
-      }
-    });
-    child.on("exit", (code) => reject(new Error(`${cmd} exited with ${code}`)));
-  });
-}
-
-function stop(child) {
-  return new Promise((resolve) => {
-    child.removeAllListeners("exit");
-    child.once("exit", resolve);
-    child.kill("SIGTERM");
-    setTimeout(() => child.kill("SIGKILL"), 10000).unref();
-  });
-}
-
 function worker(payload) {
   const w = fork(join(here, "load.mjs"), [JSON.stringify(payload)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const next = () =>
@@ -149,19 +106,13 @@ async function measure(name, server, token, conversations) {
 async function utalk(bin, label) {
   const dir = mkdtempSync(join(tmpdir(), "utalk-bench-"));
   const data = join(dir, "data");
-  // Every client is on 127.0.0.1: the per-address limits that guard a real server would throttle the load itself.
-  const env = {
-    UTALK_LOG: "info",
-    UTALK_HTTP__REQUESTS_PER_MINUTE: "10000000",
-    UTALK_SOCKET__MAX_SESSIONS: "50000",
-    UTALK_SOCKET__MAX_ANONYMOUS_SESSIONS_PER_IP: "100000",
-  };
+  const env = UTALK_BENCH_ENV;
   execFileSync(bin, ["user", "add", "--data-dir", data, "--email", "bench@example.com", "--role", "agent", "--password-stdin"], {
     input: "a-long-bench-password\n",
     env: { ...process.env, ...env },
   });
   say(`starting ${bin}`);
-  const server = await start(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", data], env);
+  const server = await startServer(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", data], env);
   try {
     const login = await fetch(`${server.url}/api/v1/auth/login`, {
       method: "POST",
@@ -180,18 +131,18 @@ async function utalk(bin, label) {
     }
     return await measure(label, server, token, conversations);
   } finally {
-    await stop(server.child);
+    await stopServer(server.child);
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
 async function peer() {
-  const server = await start(process.execPath, [join(here, "server.mjs")], {});
+  const server = await startServer(process.execPath, [join(here, "server.mjs")], {});
   try {
     const conversations = Array.from({ length: cfg.conversations }, () => randomUUID());
     return await measure("Node socket.io 4.8 peer (in memory)", server, "none", conversations);
   } finally {
-    await stop(server.child);
+    await stopServer(server.child);
   }
 }
 

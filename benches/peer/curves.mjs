@@ -32,12 +32,13 @@
 // repository), a Markdown table per curve on stdout, then everything as JSON
 // on the last line. Progress goes to stderr. A point that fails is reported
 // and left out of its chart, and the run goes on; the exit status is then 1.
-import { spawn, fork, execFileSync } from "node:child_process";
+import { fork, execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
+import { TICK_US, UTALK_BENCH_ENV, cpuTicks, rssKb, startServer, stopServer } from "./procs.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, "../..");
@@ -139,18 +140,6 @@ for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   });
 }
 
-const TICK_US = 1e6 / Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim() || 100);
-
-function cpuTicks(pid) {
-  // utime and stime are fields 14 and 15; the command name may hold spaces, so split after ")".
-  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return Number(f[11]) + Number(f[12]);
-}
-
-function rssKb(pid) {
-  return Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+) kB/)[1]);
-}
-
 // Every socket is one open file in the server: refuse a point that would run
 // it out of files, rather than measure a server failing its accepts.
 function checkFileRoom(pid, sockets) {
@@ -160,48 +149,6 @@ function checkFileRoom(pid, sockets) {
   // Room for the files the server opens on its own under load (storage, REST).
   const room = limit - open - 200;
   if (sockets > room) throw new Error(`${sockets} sockets do not fit: the server may open ${limit} files and holds ${open} already`);
-}
-
-// Starts a server that prints {"addr": "..."} on stdout once listening.
-function start(cmd, argv, env) {
-  return new Promise((resolveStart, reject) => {
-    const child = spawn(cmd, argv, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "inherit"] });
-    live.add(child);
-    child.once("exit", () => live.delete(child));
-    let buf = "";
-    const t = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${cmd} did not start within 60 s`));
-    }, 60000);
-    child.stdout.on("data", (d) => {
-      buf += d;
-      const m = buf.match(/"addr":"([^"]+)"/);
-      if (m) {
-        clearTimeout(t);
-        // Keep reading its log so that it never blocks on a full pipe.
-        child.stdout.removeAllListeners("data");
-        child.stdout.resume();
-        resolveStart({ child, url: `http://${m[1]}` });
-      }
-    });
-    child.once("error", (e) => {
-      clearTimeout(t);
-      reject(e);
-    });
-    child.once("exit", (code) => {
-      clearTimeout(t);
-      reject(new Error(`${cmd} exited with ${code}`));
-    });
-  });
-}
-
-function stop(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((done) => {
-    child.once("exit", done);
-    child.kill("SIGTERM");
-    setTimeout(() => child.kill("SIGKILL"), 10000).unref();
-  });
 }
 
 // One load.mjs client process. Its reports are queued, so none is lost
@@ -293,15 +240,9 @@ async function startUtalk(cfg) {
   const dir = mkdtempSync(join(tmpdir(), "utalk-curves-"));
   tempDirs.add(dir);
   const data = join(dir, "data");
-  // Every client is on 127.0.0.1: the per-address limits that guard a real server would throttle the load itself.
-  const env = {
-    UTALK_LOG: "info",
-    UTALK_HTTP__REQUESTS_PER_MINUTE: "10000000",
-    UTALK_SOCKET__MAX_SESSIONS: "50000",
-    UTALK_SOCKET__MAX_ANONYMOUS_SESSIONS_PER_IP: "100000",
-  };
+  const env = UTALK_BENCH_ENV;
   const close = async (child) => {
-    if (child) await stop(child);
+    if (child) await stopServer(child);
     rmSync(dir, { recursive: true, force: true });
     tempDirs.delete(dir);
   };
@@ -312,7 +253,7 @@ async function startUtalk(cfg) {
       env: { ...process.env, ...env },
       stdio: ["pipe", "ignore", "inherit"],
     });
-    server = await start(cfg.utalk, ["serve", "--listen", "127.0.0.1:0", "--data-dir", data], env);
+    server = await startServer(cfg.utalk, ["serve", "--listen", "127.0.0.1:0", "--data-dir", data], env, live);
     const res = await fetch(`${server.url}/api/v1/auth/login`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -356,7 +297,7 @@ async function startUtalk(cfg) {
 }
 
 async function startPeer() {
-  const server = await start(process.execPath, [join(here, "server.mjs")], {});
+  const server = await startServer(process.execPath, [join(here, "server.mjs")], {}, live);
   return {
     pid: server.child.pid,
     url: server.url,
@@ -365,7 +306,7 @@ async function startPeer() {
     async createConversations(n) {
       return Array.from({ length: n }, () => randomUUID());
     },
-    close: () => stop(server.child),
+    close: () => stopServer(server.child),
   };
 }
 
