@@ -112,7 +112,7 @@ impl ConversationEvent {
         }
         let v = match self {
             ConversationEvent::MessageNew(m) | ConversationEvent::MessageUpdated(m) => {
-                return serde_json::to_string(&MessageBody { message: views::Message::from(m.as_ref().clone()) }).unwrap_or_default();
+                return encoded(&MessageBody { message: views::Message::from(m.as_ref().clone()) });
             }
             ConversationEvent::MessageStatus(m) => json!({
                 "conversationId": m.conversation_id,
@@ -125,7 +125,7 @@ impl ConversationEvent {
             }),
             ConversationEvent::ConversationUpdated(c) => {
                 let body = ConversationBody { conversation: views::Conversation::from(c.as_ref().clone()) };
-                return serde_json::to_string(&body).unwrap_or_default();
+                return encoded(&body);
             }
             ConversationEvent::Read { conversation_id, seq, reader } => {
                 json!({ "conversationId": conversation_id, "seq": seq, "reader": reader })
@@ -138,6 +138,15 @@ impl ConversationEvent {
         };
         v.to_string()
     }
+}
+
+/// `body` as JSON. Our views always encode; were one not to, subscribers get
+/// an empty object (still a well-formed frame) and the log says why.
+fn encoded(body: &impl Serialize) -> String {
+    serde_json::to_string(body).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "an event could not be encoded; sending an empty object");
+        "{}".into()
+    })
 }
 
 /// A published event as subscribers receive it: the event and its JSON,
