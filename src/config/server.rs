@@ -87,7 +87,7 @@ pub struct ClusterConfig {
 impl Default for ClusterConfig {
     fn default() -> Self {
         Self {
-            lease_ms: 10_000,
+            lease_ms: 2_000,
             replicas: 3,
             forward_timeout_ms: 20_000,
             lock_ttl_ms: 30_000,

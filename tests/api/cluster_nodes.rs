@@ -316,10 +316,10 @@ async fn list_messages(http: &reqwest::Client, base: &str, token: &str, conv: &s
 
 /// A message a client had acknowledged: its id, the seq it was given, its text.
 #[derive(Clone, Debug)]
-struct Expected {
-    id: String,
-    seq: u64,
-    text: String,
+pub(crate) struct Expected {
+    pub(crate) id: String,
+    pub(crate) seq: u64,
+    pub(crate) text: String,
 }
 
 /// Checks one node's list of a conversation against its acknowledgements:
@@ -373,7 +373,7 @@ async fn converged(http: &reqwest::Client, bases: &[String], token: &str, expect
     Ok(())
 }
 
-async fn wait_converged(
+pub(crate) async fn wait_converged(
     http: &reqwest::Client,
     bases: &[String],
     token: &str,

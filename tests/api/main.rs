@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod cluster_jobs;
+mod cluster_nats_loss;
 mod cluster_nodes;
 mod cluster_tls;
 mod conversations;

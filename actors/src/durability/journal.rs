@@ -43,6 +43,11 @@ pub const INVENTORY_SUBJECT: &str = "utalk.log.shared.inventory";
 /// How long a writer keeps asking an unreachable log (a leader election
 /// takes a few seconds) before it gives up and says so.
 const APPEND_PATIENCE: Duration = Duration::from_secs(10);
+/// How long a writer waits for its own append to be applied, with nothing
+/// applied at all meanwhile, before it asks the follower to follow again: a
+/// subscription lost with a NATS server can stay silent for much longer
+/// than its heartbeats say.
+const FOLLOW_STALL: Duration = Duration::from_secs(2);
 
 /// Why a journal write failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -73,6 +78,9 @@ struct Inner {
     shared: watch::Sender<u64>,
     /// The follower met an entry it cannot apply: this node stops short of it.
     stuck: AtomicBool,
+    /// Asks the follower to follow the log again from where it is: a writer
+    /// waited [`FOLLOW_STALL`] for its own append and nothing was applied.
+    refollow: tokio::sync::Notify,
 }
 
 /// Handle to the journal; cheap to clone.
@@ -97,6 +105,7 @@ impl Journal {
                 applied: watch::Sender::new(applied),
                 shared,
                 stuck: AtomicBool::new(false),
+                refollow: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -308,11 +317,24 @@ impl Journal {
     /// Waits until this node's store has applied `position`.
     pub async fn wait_applied(&self, position: u64) -> Result<(), JournalError> {
         let mut rx = self.inner.applied.subscribe();
-        let reached = tokio::time::timeout(APPEND_PATIENCE * 3, rx.wait_for(|p| *p >= position)).await;
-        match reached {
-            Ok(Ok(_)) => Ok(()),
-            _ => Err(JournalError::Behind { applied: self.applied(), wanted: position }),
+        let until = Instant::now() + APPEND_PATIENCE * 3;
+        let mut seen = self.applied();
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left.min(FOLLOW_STALL), rx.wait_for(|p| *p >= position)).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(_)) => break,
+                Err(_) if left <= FOLLOW_STALL => break,
+                Err(_) => {
+                    let now = self.applied();
+                    if now == seen {
+                        self.inner.refollow.notify_one();
+                    }
+                    seen = now;
+                }
+            }
         }
+        Err(JournalError::Behind { applied: self.applied(), wanted: position })
     }
 
     /// Starts applying what other nodes append to the log; returns at once.
@@ -373,7 +395,15 @@ impl Journal {
             match log.follow(LOG_FILTER, from).await {
                 Ok(stream) => {
                     let mut chunks = stream.ready_chunks(512);
-                    while let Some(chunk) = chunks.next().await {
+                    loop {
+                        let chunk = tokio::select! {
+                            chunk = chunks.next() => chunk,
+                            () = self.inner.refollow.notified() => {
+                                tracing::warn!(applied = self.applied(), "the cluster log brought nothing while this node awaited its own append; following again");
+                                break;
+                            }
+                        };
+                        let Some(chunk) = chunk else { break };
                         let (entries, broke) = split_ok(chunk);
                         if let Err(e) = self.apply(entries).await {
                             tracing::error!(error = %e, "cannot apply the cluster log; this node stops following it");

@@ -4,7 +4,7 @@
 
 use super::{js_code, unavailable, Inner, NatsCluster, WRONG_LAST_SEQUENCE};
 use crate::cluster::{BoxFuture, ClusterError, ClusterStatus, Leases, SHARDS};
-use async_nats::jetstream::kv::{CreateErrorKind, UpdateErrorKind};
+use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
 use bytes::Bytes;
 use futures_util::stream::StreamExt;
 use std::sync::Weak;
@@ -52,10 +52,8 @@ pub(super) async fn lease_loop(inner: Weak<Inner>) {
     }
 }
 
-async fn tick(i: &Inner) -> Result<(), ClusterError> {
-    if i.left.load(std::sync::atomic::Ordering::Acquire) {
-        return Ok(());
-    }
+/// The live nodes, with this one announced first.
+async fn refresh_live(i: &Inner) -> Result<Vec<String>, ClusterError> {
     i.nodes.put(format!("n.{}", i.node_id), Bytes::from(i.node_id.clone())).await.map_err(unavailable)?;
     let mut keys = i.nodes.keys().await.map_err(unavailable)?;
     let mut live = Vec::new();
@@ -68,45 +66,84 @@ async fn tick(i: &Inner) -> Result<(), ClusterError> {
         live.push(i.node_id.clone());
     }
     live.sort();
-    *i.live.lock().unwrap_or_else(|p| p.into_inner()) = live.clone();
+    Ok(live)
+}
+
+/// One lease round. Each call to NATS may take at most a quarter lease: an
+/// answer lost with a connection (or a bucket electing a leader) must not
+/// hold the renewals behind it until the leases lapse.
+async fn tick(i: &Inner) -> Result<(), ClusterError> {
+    if i.left.load(std::sync::atomic::Ordering::Acquire) {
+        return Ok(());
+    }
+    let patience = i.lease / 4;
+    // Presence lives in another bucket than the leases: when it cannot be
+    // read, the leases held are still renewed, but none is taken or handed over.
+    let live = match tokio::time::timeout(patience, refresh_live(i)).await {
+        Ok(Ok(live)) => {
+            *i.live.lock().unwrap_or_else(|p| p.into_inner()) = live.clone();
+            Some(live)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot read the live nodes; renewing the leases held only");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("reading the live nodes timed out; renewing the leases held only");
+            None
+        }
+    };
     for shard in 0..SHARDS {
         let key = format!("s.{shard}");
         let mine = i.owned.lock().unwrap_or_else(|p| p.into_inner()).get(&shard).copied();
-        let desired = desired_owner(shard, &live).unwrap_or(&i.node_id);
-        match mine {
+        let desired = live.as_deref().map(|live| desired_owner(shard, live).unwrap_or(&i.node_id));
+        match (mine, desired) {
             // Another live node should have it: stop serving first, then let go.
-            Some(lease) if desired != i.node_id => {
+            (Some(lease), Some(desired)) if desired != i.node_id => {
                 i.set_owned(shard, None);
-                let _ = i.shards.delete_expect_revision(&key, Some(lease.revision)).await;
+                let _ = tokio::time::timeout(patience, i.shards.delete_expect_revision(&key, Some(lease.revision))).await;
                 tracing::info!(shard, to = desired, "handed a shard over");
             }
-            Some(lease) => {
+            (Some(lease), _) => {
                 let sent = Instant::now();
-                match i.shards.update(&key, Bytes::from(i.node_id.clone()), lease.revision).await {
-                    Ok(revision) => i.set_owned(shard, Some(Lease { revision, epoch: lease.epoch, valid_until: i.valid_until(sent) })),
-                    Err(e)
+                match tokio::time::timeout(patience, i.shards.update(&key, Bytes::from(i.node_id.clone()), lease.revision)).await {
+                    Ok(Ok(revision)) => i.set_owned(shard, Some(Lease { revision, epoch: lease.epoch, valid_until: i.valid_until(sent) })),
+                    Ok(Err(e))
                         if matches!(e.kind(), UpdateErrorKind::WrongLastRevision)
                             || js_code(&e).is_some_and(|c| WRONG_LAST_SEQUENCE.contains(&c)) =>
                     {
-                        i.set_owned(shard, None);
-                        tracing::warn!(shard, "lost a shard's lease to another node");
+                        // A renewal whose answer was lost may have landed: then the key is still ours.
+                        match tokio::time::timeout(patience, i.shards.entry(&key)).await {
+                            Ok(Ok(Some(e))) if e.operation == kv::Operation::Put && e.value == i.node_id.as_bytes() => {
+                                i.set_owned(
+                                    shard,
+                                    Some(Lease { revision: e.revision, epoch: lease.epoch, valid_until: i.valid_until(sent) }),
+                                );
+                            }
+                            _ => {
+                                i.set_owned(shard, None);
+                                tracing::warn!(shard, "lost a shard's lease to another node");
+                            }
+                        }
                     }
                     // Unknown outcome: keep the lease until it lapses; the next round tries again.
-                    Err(e) => tracing::warn!(shard, error = %e, "could not renew a shard's lease"),
+                    Ok(Err(e)) => tracing::warn!(shard, error = %e, "could not renew a shard's lease"),
+                    Err(_) => tracing::warn!(shard, "renewing a shard's lease timed out"),
                 }
             }
-            None if desired == i.node_id => {
+            (None, Some(desired)) if desired == i.node_id => {
                 let sent = Instant::now();
-                match i.shards.create(&key, Bytes::from(i.node_id.clone())).await {
-                    Ok(revision) => {
+                match tokio::time::timeout(patience, i.shards.create(&key, Bytes::from(i.node_id.clone()))).await {
+                    Ok(Ok(revision)) => {
                         i.set_owned(shard, Some(Lease { revision, epoch: revision, valid_until: i.valid_until(sent) }));
                         tracing::info!(shard, "took a shard");
                     }
-                    Err(e) if matches!(e.kind(), CreateErrorKind::AlreadyExists) => {}
-                    Err(e) => tracing::debug!(shard, error = %e, "could not take a shard"),
+                    Ok(Err(e)) if matches!(e.kind(), CreateErrorKind::AlreadyExists) => {}
+                    Ok(Err(e)) => tracing::debug!(shard, error = %e, "could not take a shard"),
+                    Err(_) => tracing::debug!(shard, "taking a shard timed out"),
                 }
             }
-            None => {}
+            _ => {}
         }
     }
     Ok(())

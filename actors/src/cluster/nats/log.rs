@@ -40,8 +40,17 @@ impl LogStream for NatsCluster {
                 msg = msg.expected_last_subject_sequence(e);
             }
             let fenced = expected.unwrap_or(0);
+            // Registered before sending, so that a reconnection during the wait is seen.
+            let reconnected = self.inner.reconnected.notified();
+            tokio::pin!(reconnected);
+            reconnected.as_mut().enable();
             let ack = self.inner.js.send_publish(subject.to_string(), msg).await.map_err(|e| publish_error(subject, fenced, &e))?;
-            let ack = ack.await.map_err(|e| publish_error(subject, fenced, &e))?;
+            let ack = tokio::select! {
+                ack = ack => ack.map_err(|e| publish_error(subject, fenced, &e))?,
+                // The ack of a publish sent on the old connection never comes: the caller
+                // asks again with the same id, which the stream keeps once.
+                () = reconnected => return Err(unavailable("the connection to NATS was made again while an append awaited its ack")),
+            };
             metrics::histogram!("cluster_log_append_duration_seconds").record(started.elapsed().as_secs_f64());
             Ok(ack.sequence)
         })
@@ -67,7 +76,13 @@ impl LogStream for NatsCluster {
                 .await
                 .map_err(unavailable)?;
             let messages = consumer.messages().await.map_err(unavailable)?;
+            // A consumer made on the old connection may never deliver again:
+            // the stream ends when the connection is made again, and the
+            // follower follows anew from what it applied.
+            let reconnected = self.inner.reconnected.clone();
+            let ended = async move { reconnected.notified().await };
             Ok(messages
+                .take_until(ended)
                 .map(|m| {
                     let m = m.map_err(unavailable)?;
                     let info = m.info().map_err(|e| ClusterError::Protocol(e.to_string()))?;

@@ -69,6 +69,10 @@ struct Inner {
     /// The node left: no lease round may take shards again.
     left: std::sync::atomic::AtomicBool,
     changed: Notify,
+    /// Woken each time the connection to NATS is made again: answers to
+    /// requests sent on the old connection are lost, so waiting for them
+    /// stops at once instead of running into the request timeout.
+    reconnected: Arc<Notify>,
 }
 
 impl Inner {
@@ -185,7 +189,17 @@ impl NatsCluster {
         if let Some((cert, key)) = &settings.tls.client_cert {
             options = options.add_client_certificate(cert.clone(), key.clone()).require_tls(true);
         }
+        let reconnected = Arc::new(Notify::new());
+        let on_connect = reconnected.clone();
         let client = options
+            .event_callback(move |event| {
+                let on_connect = on_connect.clone();
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        on_connect.notify_waiters();
+                    }
+                }
+            })
             .name(format!("utalk-{}", settings.node_id))
             .connection_timeout(Duration::from_secs(3))
             .request_timeout(Some(Duration::from_secs(5)))
@@ -269,6 +283,7 @@ impl NatsCluster {
             joined: std::sync::atomic::AtomicBool::new(false),
             left: std::sync::atomic::AtomicBool::new(false),
             changed: Notify::new(),
+            reconnected,
         });
         Ok(NatsCluster { inner })
     }

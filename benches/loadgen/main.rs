@@ -17,22 +17,32 @@
 //!   with the NATS servers' sum reported apart; or
 //! - `--mode idle`: opens `--connections` authenticated connections spread
 //!   over `--workers` processes (a process may hold at most 20,000 files),
-//!   holds them, and reports the server's RSS and memory per connection.
+//!   holds them, and reports the server's RSS and memory per connection; or
+//! - `--mode failover` (`--nodes 3`): the throughput load on a cluster while
+//!   `--kill node|nats-leader|nats-follower` is SIGKILLed `--kill-at`
+//!   seconds in, reporting how long writes waited (see `failover.rs`).
+//!
+//! `UTALK_BENCH_LOG` sets the servers' log filter and puts their logs on
+//! stderr; `UTALK_BENCH_NATS_SYNC` the NATS servers' `sync_interval`.
 //!
 //! It prints one JSON object. Everything talks to 127.0.0.1 and stops by itself.
 //!
 //! `cargo bench --bench loadgen -- --mode throughput --conversations 64 --rate 5000 --seconds 10`
 //! `cargo bench --bench loadgen -- --mode throughput --nodes 3 --conversations 64 --rate 2000 --seconds 10`
+//! `cargo bench --bench loadgen -- --mode failover --nodes 3 --kill node --rate 1000 --seconds 25 --kill-at 8`
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
+
+mod cluster;
+mod failover;
 
 #[derive(Debug, Clone)]
 struct Args {
@@ -45,6 +55,9 @@ struct Args {
     rate: f64,
     seconds: u64,
     text_bytes: usize,
+    /// `--mode failover`: what is killed (`node`, `nats-leader`, `nats-follower`) and when.
+    kill: String,
+    kill_at: u64,
     // Set in worker processes.
     url: Option<String>,
     token: Option<String>,
@@ -65,6 +78,8 @@ fn parse_args() -> Args {
         rate: 5000.0,
         seconds: 10,
         text_bytes: 100,
+        kill: "node".into(),
+        kill_at: 5,
         url: None,
         token: None,
     };
@@ -82,6 +97,8 @@ fn parse_args() -> Args {
             "--rate" => a.rate = v.parse().expect("--rate MSGS_PER_SEC"),
             "--seconds" => a.seconds = v.parse().expect("--seconds S"),
             "--text-bytes" => a.text_bytes = v.parse().expect("--text-bytes N"),
+            "--kill" => a.kill = v,
+            "--kill-at" => a.kill_at = v.parse().expect("--kill-at SECONDS"),
             "--url" => a.url = Some(v),
             "--token" => a.token = Some(v),
             other => panic!("unknown argument {other}"),
@@ -184,7 +201,9 @@ fn serve(bin: &str, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
     let child = Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path().join("data"))
-        .env("UTALK_LOG", "warn,utalk::app=info")
+        // UTALK_BENCH_LOG sets the servers' log filter and puts their logs on stderr, to see what they did during a run.
+        .env("UTALK_LOG", std::env::var("UTALK_BENCH_LOG").unwrap_or_else(|_| "warn,utalk::app=info".into()))
+        .env_remove("UTALK_BENCH_LOG")
         // Every generated connection comes from loopback, hundreds at once before their CONNECT.
         .env("UTALK_SOCKET__MAX_ANONYMOUS_SESSIONS_PER_IP", "1000000")
         .envs(env.iter().copied())
@@ -204,7 +223,15 @@ fn serve(bin: &str, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Server {
             }
         }
     };
-    std::thread::spawn(move || for _ in lines {});
+    let shown = std::env::var_os("UTALK_BENCH_LOG").is_some();
+    let who = addr.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if shown {
+                eprintln!("{who} {line}");
+            }
+        }
+    });
     server.base = format!("http://{addr}");
     server
 }
@@ -230,204 +257,8 @@ async fn start_server(bin: &str) -> Server {
     server
 }
 
-/// NATS servers and utalk nodes on loopback. Dropping it stops the nodes,
-/// then the NATS servers, then removes their files.
-struct Cluster {
-    nats: Vec<Child>,
-    nodes: Vec<Server>,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        self.nodes.clear();
-        for c in &mut self.nats {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client")
-}
-
-/// The nats-server binary: `NATS_SERVER_BIN`, else `nats-server` on the PATH,
-/// else the one under ~/.cache/utalk if it is there.
-fn nats_bin() -> String {
-    if let Ok(bin) = std::env::var("NATS_SERVER_BIN") {
-        return bin;
-    }
-    let on_path = std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("nats-server").is_file()));
-    let cached = format!("{}/.cache/utalk/nats-server-2.15.1/bin/nats-server", std::env::var("HOME").unwrap_or_default());
-    if !on_path && Path::new(&cached).is_file() {
-        cached
-    } else {
-        "nats-server".into()
-    }
-}
-
-/// `n` distinct free loopback ports, held together while picked so that none repeats.
-fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<_> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("free port")).collect();
-    held.iter().map(|l| l.local_addr().expect("port").port()).collect()
-}
-
-/// Writes the config of NATS server `i` with `ports` (client, monitoring, cluster) into `dir`.
-fn nats_config(dir: &Path, i: usize, ports: &[u16], routes: &str) -> PathBuf {
-    let (client, http, cluster) = (ports[0], ports[1], ports[2]);
-    let config = dir.join(format!("n{i}.conf"));
-    std::fs::write(
-        &config,
-        format!(
-            "server_name: n{i}\nlisten: 127.0.0.1:{client}\nhttp: 127.0.0.1:{http}\n\
-             jetstream {{\n  store_dir: \"{}\"\n  sync_interval: always\n  max_memory_store: 256MB\n  max_file_store: 2GB\n}}\n\
-             cluster {{\n  name: utalk\n  listen: 127.0.0.1:{cluster}\n  routes: [\n    {routes}\n  ]\n}}\n",
-            dir.join(format!("n{i}")).display(),
-        ),
-    )
-    .expect("nats config");
-    config
-}
-
-/// Waits until NATS server `i` answers `/healthz` on `http_port` with 200 (JetStream current).
-async fn wait_nats_healthy(c: &mut Cluster, i: usize, http_port: u16, log: &Path) {
-    let http = http_client();
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(r) = http.get(format!("http://127.0.0.1:{http_port}/healthz")).send().await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        let exited = c.nats[i].try_wait().ok().flatten();
-        if exited.is_some() || Instant::now() >= until {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            panic!("NATS server n{i} did not become healthy ({exited:?}); its last log lines, newest first:\n{}", tail.join("\n"));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Starts three clustered JetStream servers into `c`, waits until each is
-/// healthy, and returns their comma-separated client URLs.
-async fn start_nats(c: &mut Cluster) -> String {
-    let root = std::fs::canonicalize(c.dir.path()).expect("nats dir");
-    let ports = free_ports(9);
-    let routes: Vec<String> = ports.chunks(3).map(|p| format!("nats-route://127.0.0.1:{}", p[2])).collect();
-    let bin = nats_bin();
-    for (i, p) in ports.chunks(3).enumerate() {
-        let config = nats_config(&root, i, p, &routes.join("\n    "));
-        let log = std::fs::File::create(config.with_extension("log")).expect("nats log");
-        let child = Command::new(&bin)
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin} ({e}): set NATS_SERVER_BIN or put nats-server on the PATH"));
-        c.nats.push(child);
-    }
-    for (i, p) in ports.chunks(3).enumerate() {
-        wait_nats_healthy(c, i, p[1], &root.join(format!("n{i}.log"))).await;
-    }
-    ports.chunks(3).map(|p| format!("nats://127.0.0.1:{}", p[0])).collect::<Vec<_>>().join(",")
-}
-
-/// A random 48-character alphanumeric secret.
-fn random_secret() -> String {
-    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    (0..3)
-        .flat_map(|_| {
-            let mut n = uuid::Uuid::new_v4().as_u128();
-            (0..16).map(move |_| {
-                let c = ALNUM[(n % 62) as usize] as char;
-                n /= 62;
-                c
-            })
-        })
-        .collect()
-}
-
-/// Starts `n` utalk nodes (n1, n2, …) on the NATS servers at `urls`, each on a data dir of its own.
-fn start_nodes(c: &mut Cluster, bin: &str, urls: &str, secret: &str, n: usize) {
-    for i in 1..=n {
-        let dir = tempfile::tempdir_in(bench_dir()).expect("tempdir");
-        let id = format!("n{i}");
-        let env = [("UTALK_CLUSTER_URL", urls), ("UTALK_NODE_ID", id.as_str()), ("UTALK_JWT_SECRET", secret)];
-        c.nodes.push(serve(bin, dir, &env));
-    }
-}
-
-/// Whether the nodes' `/health/cluster` answers show every node live on each
-/// and their owned shards covering the 64 shards, each once.
-fn settled(healths: &[Value]) -> bool {
-    let mut owned = Vec::new();
-    for h in healths {
-        if h["liveNodes"].as_array().map(Vec::len) != Some(healths.len()) {
-            return false;
-        }
-        owned.extend(h["ownedShards"].as_array().into_iter().flatten().filter_map(Value::as_u64));
-    }
-    owned.len() == 64 && owned.iter().collect::<BTreeSet<_>>().len() == 64
-}
-
-/// Waits until the nodes of `c` have settled (see [`settled`]), failing if one exits.
-async fn wait_settled(c: &mut Cluster, http: &reqwest::Client) {
-    let until = Instant::now() + Duration::from_secs(120);
-    loop {
-        let mut healths = Vec::new();
-        for node in &c.nodes {
-            let r = http.get(format!("{}/health/cluster", node.base)).send().await;
-            healths.push(match r {
-                Ok(r) => r.json::<Value>().await.unwrap_or_default(),
-                Err(_) => Value::Null,
-            });
-        }
-        if settled(&healths) {
-            return;
-        }
-        for (i, node) in c.nodes.iter_mut().enumerate() {
-            if let Ok(Some(status)) = node.child.try_wait() {
-                panic!("node n{} exited ({status})", i + 1);
-            }
-        }
-        assert!(Instant::now() < until, "the cluster never settled: {healths:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Logs in on every node, keeping each node's token. Failed logins are
-/// throttled per node, so each node gets only a few tries, spaced out.
-async fn login_everywhere(c: &mut Cluster, http: &reqwest::Client) {
-    for node in &mut c.nodes {
-        let mut last = Err(String::new());
-        for wait in [0, 300, 1000, 3000] {
-            tokio::time::sleep(Duration::from_millis(wait)).await;
-            last = login(http, &node.base).await;
-            if last.is_ok() {
-                break;
-            }
-        }
-        node.token = last.unwrap_or_else(|e| panic!("the load user cannot log in on every node: {e}"));
-    }
-}
-
-/// Three NATS servers and `args.nodes` utalk nodes on them sharing the shards,
-/// with the load user added through the cluster and logged in on every node.
-async fn start_cluster(args: &Args) -> Cluster {
-    let mut c = Cluster { nats: Vec::new(), nodes: Vec::new(), dir: tempfile::tempdir_in(bench_dir()).expect("tempdir") };
-    let urls = start_nats(&mut c).await;
-    let secret = random_secret();
-    start_nodes(&mut c, &args.server, &urls, &secret, args.nodes);
-    let http = http_client();
-    wait_settled(&mut c, &http).await;
-    // In cluster mode the user goes into the cluster's log; this data dir is not opened.
-    let cli_data = c.dir.path().join("cli").join("data");
-    add_user(&args.server, &cli_data, "admin", &[("UTALK_CLUSTER_URL", urls.as_str()), ("UTALK_JWT_SECRET", secret.as_str())]).await;
-    login_everywhere(&mut c, &http).await;
-    c
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -454,16 +285,33 @@ type Go = tokio::sync::watch::Receiver<Option<Instant>>;
 /// When each message awaiting its ack was sent, by ack id.
 type SentAt = Arc<Mutex<HashMap<u64, Instant>>>;
 
+/// One acked message: its sender's index, when it was sent, and its ack latency in µs.
+#[derive(Clone, Copy)]
+struct Sample {
+    sender: usize,
+    sent: Instant,
+    us: u64,
+}
+
 /// What the load tasks count, shared between them.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Tally {
     delivered: Arc<AtomicU64>,
     errors: Arc<AtomicU64>,
-    latencies: Arc<Mutex<Vec<u64>>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
+    /// How long acks and deliveries are awaited after the deadline.
+    grace: Duration,
 }
 
-/// One sender's share of the load: its conversation, the text it sends and its rate.
+impl Tally {
+    fn new(grace: Duration) -> Tally {
+        Tally { delivered: Arc::default(), errors: Arc::default(), samples: Arc::default(), grace }
+    }
+}
+
+/// One sender's share of the load: its index, its conversation, the text it sends and its rate.
 struct Share {
+    index: usize,
     conv: String,
     text: String,
     rate: f64,
@@ -511,11 +359,11 @@ async fn wait_visible(nodes: &[Server], convs: &[String]) {
     }
 }
 
-/// Counts the `message:new` events `rx` receives until 5 s past the deadline.
-fn spawn_receiver(mut rx: Ws, delivered: Arc<AtomicU64>, mut go: Go) -> tokio::task::JoinHandle<()> {
+/// Counts the `message:new` events `rx` receives until `grace` past the deadline.
+fn spawn_receiver(mut rx: Ws, delivered: Arc<AtomicU64>, grace: Duration, mut go: Go) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let Some(deadline) = start_signal(&mut go).await else { return };
-        let stop = deadline + Duration::from_secs(5);
+        let stop = deadline + grace;
         while let Ok(Some(frame)) = tokio::time::timeout_at(stop.into(), rx.next()).await {
             match frame {
                 Ok(Message::Text(t)) if t.as_str() == "2" => {
@@ -531,23 +379,24 @@ fn spawn_receiver(mut rx: Ws, delivered: Arc<AtomicU64>, mut go: Go) -> tokio::t
     })
 }
 
-/// Reads acks until 5 s past the deadline, recording the latency of the good ones and counting the others.
+/// Reads acks until the tally's grace past the deadline, recording the latency of the good ones and counting the others.
 fn spawn_ack_reader(
     mut stream: futures_util::stream::SplitStream<Ws>,
+    sender: usize,
     sent_at: SentAt,
     tally: Tally,
     deadline: Instant,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut local = Vec::new();
-        let stop = deadline + Duration::from_secs(5);
+        let stop = deadline + tally.grace;
         while let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout_at(stop.into(), stream.next()).await {
             if let Some(rest) = t.strip_prefix("43") {
                 let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
                 if let Ok(id) = digits.parse::<u64>() {
                     if let Some(at) = sent_at.lock().expect("lock").remove(&id) {
                         if rest.contains("\"ok\":true") {
-                            local.push(at.elapsed().as_micros() as u64);
+                            local.push(Sample { sender, sent: at, us: at.elapsed().as_micros() as u64 });
                         } else {
                             tally.errors.fetch_add(1, Ordering::Relaxed);
                         }
@@ -555,7 +404,7 @@ fn spawn_ack_reader(
                 }
             }
         }
-        tally.latencies.lock().expect("lock").extend(local);
+        tally.samples.lock().expect("lock").extend(local);
     })
 }
 
@@ -598,7 +447,7 @@ fn spawn_sender(tx: Ws, share: Share, tally: Tally, mut go: Go) -> tokio::task::
         let Some(deadline) = start_signal(&mut go).await else { return };
         let (sink, stream) = tx.split();
         let sent_at: SentAt = Arc::default();
-        let reader = spawn_ack_reader(stream, sent_at.clone(), tally.clone(), deadline);
+        let reader = spawn_ack_reader(stream, share.index, sent_at.clone(), tally.clone(), deadline);
         send_at_rate(sink, &share, &sent_at, &tally.errors, deadline).await;
         let _ = reader.await;
         tally.errors.fetch_add(sent_at.lock().expect("lock").len() as u64, Ordering::Relaxed);
@@ -608,7 +457,7 @@ fn spawn_sender(tx: Ws, share: Share, tally: Tally, mut go: Go) -> tokio::task::
 async fn throughput(args: &Args) -> Value {
     assert!(args.nodes >= 1, "--nodes must be at least 1");
     if args.nodes > 1 {
-        let cluster = start_cluster(args).await;
+        let cluster = cluster::start_cluster(args).await;
         let nats: Vec<u32> = cluster.nats.iter().map(Child::id).collect();
         return load(args, &cluster.nodes, &nats).await;
     }
@@ -616,15 +465,27 @@ async fn throughput(args: &Args) -> Value {
     load(args, std::slice::from_ref(&server), &[]).await
 }
 
-/// Runs the throughput load against `nodes`: conversations are created on the
-/// first; the sender of conversation i connects to node i % n and its receiver
-/// to node (i + 1) % n. `nats` are the NATS servers' pids, if any.
-async fn load(args: &Args, nodes: &[Server], nats: &[u32]) -> Value {
+/// What a load run left: every acked message, the counts, and what ran beside it.
+struct Finished<T> {
+    samples: Vec<Sample>,
+    delivered: u64,
+    errors: u64,
+    started: Instant,
+    /// Seconds of sending (the deadline, or less if the senders stopped early).
+    elapsed: f64,
+    during: T,
+}
+
+/// Runs the load against `nodes`: conversations are created on the first;
+/// the sender of conversation i connects to node i % n and its receiver to
+/// node (i + 1) % n. `during` runs beside the senders from the start signal
+/// on; acks are awaited `grace` past the deadline.
+async fn run_load<T>(args: &Args, nodes: &[Server], grace: Duration, during: impl std::future::Future<Output = T>) -> Finished<T> {
     let convs = create_conversations(&nodes[0], args.conversations).await;
     if nodes.len() > 1 {
         wait_visible(nodes, &convs).await;
     }
-    let tally = Tally::default();
+    let tally = Tally::new(grace);
     // Every sender starts at once, after all connections are set up; the
     // deadline is sent with the start signal.
     let (go_tx, go_rx) = tokio::sync::watch::channel(None::<Instant>);
@@ -636,19 +497,15 @@ async fn load(args: &Args, nodes: &[Server], nats: &[u32]) -> Value {
         let (to, from) = (&nodes[i % nodes.len()], &nodes[(i + 1) % nodes.len()]);
         let mut rx = connect(&from.base, &from.token).await.expect("receiver connects");
         join(&mut rx, conv).await.expect("receiver joins");
-        receivers.push(spawn_receiver(rx, tally.delivered.clone(), go_rx.clone()));
+        receivers.push(spawn_receiver(rx, tally.delivered.clone(), grace, go_rx.clone()));
         let mut tx = connect(&to.base, &to.token).await.expect("sender connects");
         join(&mut tx, conv).await.expect("sender joins");
-        let share = Share { conv: conv.clone(), text: text.clone(), rate: per_sender };
+        let share = Share { index: i, conv: conv.clone(), text: text.clone(), rate: per_sender };
         senders.push(spawn_sender(tx, share, tally.clone(), go_rx.clone()));
     }
     let started = Instant::now();
     let _ = go_tx.send(Some(started + Duration::from_secs(args.seconds)));
-    let pids: Vec<u32> = nodes.iter().map(|s| s.child.id()).collect();
-    let (rss_during, nats_rss) = {
-        tokio::time::sleep(Duration::from_secs(args.seconds / 2)).await;
-        (rss_sum(&pids), rss_sum(nats))
-    };
+    let during = during.await;
     for s in senders {
         let _ = s.await;
     }
@@ -656,8 +513,36 @@ async fn load(args: &Args, nodes: &[Server], nats: &[u32]) -> Value {
     for r in receivers {
         let _ = r.await;
     }
-    let mut lat = tally.latencies.lock().expect("lock").clone();
+    let samples = std::mem::take(&mut *tally.samples.lock().expect("lock"));
+    Finished {
+        samples,
+        delivered: tally.delivered.load(Ordering::Relaxed),
+        errors: tally.errors.load(Ordering::Relaxed),
+        started,
+        elapsed,
+        during,
+    }
+}
+
+/// Ack latencies of `samples` in µs, sorted.
+fn sorted_latencies<'a>(samples: impl Iterator<Item = &'a Sample>) -> Vec<u64> {
+    let mut lat: Vec<u64> = samples.map(|s| s.us).collect();
     lat.sort_unstable();
+    lat
+}
+
+/// The throughput load against `nodes`, with their RSS (and that of the
+/// NATS servers `nats`, if any) read halfway through.
+async fn load(args: &Args, nodes: &[Server], nats: &[u32]) -> Value {
+    let pids: Vec<u32> = nodes.iter().map(|s| s.child.id()).collect();
+    let half = Duration::from_secs(args.seconds) / 2;
+    let rss = async move {
+        tokio::time::sleep(half).await;
+        (rss_sum(&pids), rss_sum(nats))
+    };
+    let f = run_load(args, nodes, Duration::from_secs(5), rss).await;
+    let (rss_during, nats_rss) = f.during;
+    let lat = sorted_latencies(f.samples.iter());
     let mut out = json!({
         "mode": "throughput",
         "nodes": nodes.len(),
@@ -666,10 +551,10 @@ async fn load(args: &Args, nodes: &[Server], nats: &[u32]) -> Value {
         "offeredRate": args.rate,
         "seconds": args.seconds,
         "acked": lat.len(),
-        "ackedPerSec": (lat.len() as f64 / elapsed).round(),
+        "ackedPerSec": (lat.len() as f64 / f.elapsed).round(),
         "ackLatencyMs": { "p50": percentile(&lat, 0.50), "p99": percentile(&lat, 0.99), "p999": percentile(&lat, 0.999) },
-        "deliveredFanout": tally.delivered.load(Ordering::Relaxed),
-        "errors": tally.errors.load(Ordering::Relaxed),
+        "deliveredFanout": f.delivered,
+        "errors": f.errors,
         "serverRssMiB": rss_during as f64 / 1024.0,
     });
     if !nats.is_empty() {
@@ -772,6 +657,7 @@ fn main() {
         match args.mode.as_str() {
             "throughput" => Some(throughput(&args).await),
             "idle" => Some(idle(&args).await),
+            "failover" => Some(failover::run(&args).await),
             "idle-worker" => {
                 idle_worker(&args).await;
                 None
