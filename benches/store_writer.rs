@@ -19,6 +19,10 @@ use utalk_storage::model::{message, Author, AuthorType, Direction, Message, Mess
 use utalk_storage::{Batch, Db, DbOptions, Map, Timestamp};
 use uuid::Uuid;
 
+// The allocator of the server binary (src/main.rs), so that the figures are the server's.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 const TEXT_BYTES: usize = 300;
 
 fn message_batch(conv: Uuid, seq: u64) -> Batch {

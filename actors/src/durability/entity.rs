@@ -130,7 +130,9 @@ async fn pump(journal: Journal, chain: Arc<Mutex<Chain>>, id: Uuid) {
         };
         let appended = async {
             let position = journal.append(&subject, Some(expected), &dedupe, record.encode()?).await?;
+            let acked = std::time::Instant::now();
             journal.wait_applied(position).await?;
+            metrics::histogram!("cluster_log_apply_wait_seconds").record(acked.elapsed().as_secs_f64());
             Ok::<_, JournalError>(position)
         }
         .await;

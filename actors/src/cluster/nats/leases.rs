@@ -44,9 +44,7 @@ pub(super) async fn lease_loop(inner: Weak<Inner>) {
     };
     loop {
         let Some(i) = inner.upgrade() else { return };
-        if let Err(e) = tick(&i).await {
-            tracing::warn!(error = %e, "cluster lease round failed");
-        }
+        tick(&i).await;
         drop(i);
         tokio::time::sleep(period).await;
     }
@@ -72,9 +70,9 @@ async fn refresh_live(i: &Inner) -> Result<Vec<String>, ClusterError> {
 /// One lease round. Each call to NATS may take at most a quarter lease: an
 /// answer lost with a connection (or a bucket electing a leader) must not
 /// hold the renewals behind it until the leases lapse.
-async fn tick(i: &Inner) -> Result<(), ClusterError> {
+async fn tick(i: &Inner) {
     if i.left.load(std::sync::atomic::Ordering::Acquire) {
-        return Ok(());
+        return;
     }
     let patience = i.lease / 4;
     // Presence lives in another bucket than the leases: when it cannot be
@@ -146,7 +144,6 @@ async fn tick(i: &Inner) -> Result<(), ClusterError> {
             _ => {}
         }
     }
-    Ok(())
 }
 
 impl Leases for NatsCluster {
