@@ -708,44 +708,35 @@ async function main() {
     writeFileSync(path, svg);
     written.push(path);
   };
-  const anyClientBound = (rows) => rows.some((r) => r.clientBound);
-  if (cfg.curves.includes("conversations")) {
+  // Acked msg/s and p99 against one variable, with what each point ran.
+  const throughputChart = (file, rows, { title, xLabel, x, detail }) =>
     write(
-      "curves-throughput-conversations.svg",
-      results.conversations,
+      file,
+      rows,
       chart({
-        title: "Acked messages/s and p99 ack latency against conversations",
-        xLabel: "conversations (one receiver socket each)",
+        title,
+        xLabel,
         leftLabel: "acked msg/s (solid)",
         rightLabel: "p99 ack ms (dashed)",
-        series: throughputSeries(results.conversations, (r) => r.conversations),
-        caption: [
-          serversLine,
-          machineLine,
-          `${cfg.seconds} s per point, ${cfg.inflight} send${cfg.inflight > 1 ? "s" : ""} in flight per conversation and at most ${cfg.maxInflight} in all, ${cfg.textBytes}-byte texts, ≥ ${cfg.clients} client processes; one sender socket per conversation up to ${cfg.maxSenders}, then shared.`,
-          ...(anyClientBound(results.conversations) ? [hollowNote] : []),
-        ],
+        series: throughputSeries(rows, x),
+        caption: [serversLine, machineLine, detail, ...(rows.some((r) => r.clientBound) ? [hollowNote] : [])],
       }),
     );
+  if (cfg.curves.includes("conversations")) {
+    throughputChart("curves-throughput-conversations.svg", results.conversations, {
+      title: "Acked messages/s and p99 ack latency against conversations",
+      xLabel: "conversations (one receiver socket each)",
+      x: (r) => r.conversations,
+      detail: `${cfg.seconds} s per point, ${cfg.inflight} send${cfg.inflight > 1 ? "s" : ""} in flight per conversation and at most ${cfg.maxInflight} in all, ${cfg.textBytes}-byte texts, ≥ ${cfg.clients} client processes; one sender socket per conversation up to ${cfg.maxSenders}, then shared.`,
+    });
   }
   if (cfg.curves.includes("subscribers")) {
-    write(
-      "curves-throughput-subscribers.svg",
-      results.subscribers,
-      chart({
-        title: "Acked messages/s and p99 ack latency against subscribers per conversation",
-        xLabel: `receiver sockets per conversation (${cfg.subscriberConversations} conversations)`,
-        leftLabel: "acked msg/s (solid)",
-        rightLabel: "p99 ack ms (dashed)",
-        series: throughputSeries(results.subscribers, (r) => r.receivers),
-        caption: [
-          serversLine,
-          machineLine,
-          `${cfg.seconds} s per point, ${cfg.subscriberConversations} conversations with ${cfg.subscriberInflight} send${cfg.subscriberInflight > 1 ? "s" : ""} in flight each, ${cfg.textBytes}-byte texts, ≥ ${cfg.clients} client processes; each acked message is delivered to every receiver.`,
-          ...(anyClientBound(results.subscribers) ? [hollowNote] : []),
-        ],
-      }),
-    );
+    throughputChart("curves-throughput-subscribers.svg", results.subscribers, {
+      title: "Acked messages/s and p99 ack latency against subscribers per conversation",
+      xLabel: `receiver sockets per conversation (${cfg.subscriberConversations} conversations)`,
+      x: (r) => r.receivers,
+      detail: `${cfg.seconds} s per point, ${cfg.subscriberConversations} conversations with ${cfg.subscriberInflight} send${cfg.subscriberInflight > 1 ? "s" : ""} in flight each, ${cfg.textBytes}-byte texts, ≥ ${cfg.clients} client processes; each acked message is delivered to every receiver.`,
+    });
   }
   if (cfg.curves.includes("rss")) {
     write(
