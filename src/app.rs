@@ -7,7 +7,7 @@ use crate::http::routes;
 use crate::state::{Parts, Shared};
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 use anyhow::Context;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -412,6 +412,7 @@ impl Application {
             });
         }
         let inbound = Arc::new(utalk_actors::channels::whatsapp::Inbound::new(db.clone(), registry.clone(), fetcher.clone()));
+        let socket_hub = sockets.clone();
         let shared = Shared::new(Parts {
             cluster,
             db,
@@ -439,7 +440,9 @@ impl Application {
         let deprecations = web::Data::new(crate::http::api_version::Deprecations(config.api.deprecations.clone()));
         let origins = web::Data::new(crate::http::cors::AllowedOrigins::parse(&config.http.allowed_origins)?);
         let rate_limits = web::Data::new(crate::http::rate_limit::RateLimits::new(config.http.requests_per_minute));
-        let server = HttpServer::new(move || {
+        let upgrades = crate::http::ws_upgrade::Upgrades { hub: socket_hub, proxies: proxies.clone().into_inner() };
+        let listen = crate::http::server::Listen { listener, workers, shutdown_timeout_secs: config.http.shutdown_timeout_secs };
+        let server = crate::http::server::serve(listen, upgrades, move || {
             App::new()
                 .configure(|cfg| shared.register(cfg))
                 .app_data(deprecations.clone())
@@ -453,14 +456,7 @@ impl Application {
                 .wrap(from_fn(crate::http::cors::middleware))
                 .wrap(from_fn(request_id::middleware))
                 .configure(|cfg| routes::configure(cfg, max_body, max_socket_payload))
-        })
-        .workers(workers)
-        // Chat traffic is small frames that must leave at once; Nagle's algorithm
-        // would hold an ack until the peer's delayed ACK (up to 40 ms).
-        .tcp_nodelay(true)
-        .shutdown_timeout(config.http.shutdown_timeout_secs)
-        .listen(listener)?
-        .run();
+        })?;
         tracing::info!(addr = %addr, data_dir = %config.data_dir.display(), durability = config.store.durability.as_str(), "utalk listening on http://{addr}");
         Ok(Application { port: addr.port(), server, writer, nats })
     }

@@ -12,3 +12,5 @@ pub mod json;
 pub mod rate_limit;
 pub mod request_id;
 pub mod routes;
+pub(crate) mod server;
+pub(crate) mod ws_upgrade;

@@ -32,5 +32,6 @@ mod reports;
 mod secrets;
 mod socket;
 mod socket_limits;
+mod socket_transport;
 mod traces;
 mod webhooks;

@@ -1,5 +1,6 @@
 //! Socket.IO: [`engineio`] and [`socketio`] packets, one [`session`] actor
-//! per connection over long-polling or a websocket ([`ws_conn`]), the
+//! per connection over long-polling or a websocket ([`ws_conn`] on the
+//! bytes of [`ws_transport`]), the
 //! [`hub`] every session shares, [`admission`] limits, and typed event
 //! payloads ([`event_args`]) and refusals ([`event_error`]).
 
@@ -11,3 +12,4 @@ pub(crate) mod hub;
 pub mod session;
 pub(crate) mod socketio;
 pub mod ws_conn;
+pub mod ws_transport;

@@ -2,9 +2,10 @@
 //!
 //! It parses frames and hands packets to its [`SessionActor`], and writes the
 //! frames the session sends it, granting credit back as it writes. Because
-//! actix only runs this actor while the HTTP layer wants more of the
-//! response (that is, while the socket drains), credit comes back only as
-//! fast as the client reads: the session's bound then applies.
+//! [`ws_transport`](crate::socket::ws_transport) runs this actor only when
+//! its last output reached the kernel (that is, while the socket drains),
+//! credit comes back only as fast as the client reads: the session's bound
+//! then applies.
 //!
 //! A connection either starts a session (websocket-only clients) or upgrades
 //! an existing long-polling session (`2probe`/`3probe`, then `5`).

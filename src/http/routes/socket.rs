@@ -11,7 +11,6 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 use utalk_actors::socket::admission::{Admission, Refusal};
 use utalk_actors::socket::session::{PollError, PollRequest, PostPayload, SessionActor, BAD_REQUEST};
-use utalk_actors::socket::ws_conn::WsConn;
 use utalk_actors::SocketHub;
 
 pub fn configure(cfg: &mut web::ServiceConfig, max_payload: usize) {
@@ -32,14 +31,14 @@ pub struct EioQuery {
     #[serde(rename = "EIO")]
     eio: Option<String>,
     transport: Option<String>,
-    sid: Option<String>,
+    pub(crate) sid: Option<String>,
 }
 
 const UNKNOWN_TRANSPORT: PollError = PollError { status: 400, code: 0, message: "Transport unknown" };
-const UNKNOWN_SID: PollError = PollError { status: 400, code: 1, message: "Session ID unknown" };
+pub(crate) const UNKNOWN_SID: PollError = PollError { status: 400, code: 1, message: "Session ID unknown" };
 const BAD_VERSION: PollError = PollError { status: 400, code: 5, message: "Unsupported protocol version" };
 
-fn engine_error(e: PollError) -> HttpResponse {
+pub(crate) fn engine_error(e: PollError) -> HttpResponse {
     HttpResponse::build(actix_web::http::StatusCode::from_u16(e.status).unwrap_or(actix_web::http::StatusCode::BAD_REQUEST))
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(serde_json::json!({ "code": e.code, "message": e.message }))
@@ -49,8 +48,12 @@ fn engine_error(e: PollError) -> HttpResponse {
 /// 503 when the server holds `socket.max_sessions`, 429 when the address holds
 /// `socket.max_anonymous_sessions_per_ip` sessions that have not authenticated.
 fn admit(req: &HttpRequest, hub: &SocketHub) -> Result<Admission, crate::http::error::ApiError> {
-    let ip = super::client_ip(req);
-    hub.admit(&ip).map_err(|refusal| {
+    admit_ip(&super::client_ip(req), hub)
+}
+
+/// [`admit`] for a client address already resolved (websocket upgrades, which come before routing).
+pub(crate) fn admit_ip(ip: &str, hub: &SocketHub) -> Result<Admission, crate::http::error::ApiError> {
+    hub.admit(ip).map_err(|refusal| {
         tracing::warn!(ip = %ip, %refusal, "socket handshake refused");
         match refusal {
             Refusal::Total => crate::http::error::ApiError::unavailable("too_many_sessions", refusal.to_string()),
@@ -64,7 +67,7 @@ fn text(body: String) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; charset=UTF-8").insert_header((header::CACHE_CONTROL, "no-store")).body(body)
 }
 
-fn check(q: &EioQuery) -> Result<&str, PollError> {
+pub(crate) fn check(q: &EioQuery) -> Result<&str, PollError> {
     if q.eio.as_deref() != Some("4") {
         return Err(BAD_VERSION);
     }
@@ -74,25 +77,19 @@ fn check(q: &EioQuery) -> Result<&str, PollError> {
     }
 }
 
-async fn get(req: HttpRequest, stream: web::Payload, q: web::Query<EioQuery>, hub: web::Data<Arc<SocketHub>>) -> HttpResponse {
+async fn get(req: HttpRequest, q: web::Query<EioQuery>, hub: web::Data<Arc<SocketHub>>) -> HttpResponse {
     let transport = match check(&q) {
         Ok(t) => t,
         Err(e) => return engine_error(e),
     };
     let hub = hub.get_ref().clone();
-    let max = hub.config.max_payload;
     if transport == "websocket" {
-        let conn = match q.sid.as_deref() {
-            None => match admit(&req, &hub) {
-                Ok(admission) => WsConn::new_session(hub, admission),
-                Err(refused) => return actix_web::ResponseError::error_response(&refused),
-            },
-            Some(sid) => match hub.find(sid) {
-                Some(session) => WsConn::upgrade(hub, session),
-                None => return engine_error(UNKNOWN_SID),
-            },
+        // A real upgrade never gets here: the HTTP service hands those to
+        // `ws_upgrade` before routing. This is a plain GET that asked for a websocket.
+        return match ws::handshake(&req) {
+            Err(e) => actix_web::ResponseError::error_response(&e),
+            Ok(_) => engine_error(BAD_REQUEST),
         };
-        return ws::WsResponseBuilder::new(conn, &req, stream).frame_size(max).start().unwrap_or_else(|e| e.error_response());
     }
     let session = match q.sid.as_deref() {
         None => {
