@@ -40,7 +40,7 @@ thread_local! {
 /// peer stopped reading, and its session is then treated as a broken transport.
 pub async fn serve(io: TcpStream, leftover: BytesMut, conn: WsConn, max_payload: usize, write_stall: Duration) {
     let (read, mut write) = io.into_split();
-    let frames = FrameReader { io: read, buf: leftover, codec: Codec::new().max_size(max_payload), done: false };
+    let frames = FrameReader { io: read, buf: leftover, codec: Codec::new().max_size(max_payload), max_payload, done: false };
     // The context's own input is never fed: frames come through `FrameReader`,
     // which keeps the bound on what is buffered (see its docs).
     let output = WebsocketContext::with_factory(futures_util::stream::pending(), move |ctx| {
@@ -78,6 +78,7 @@ struct FrameReader {
     io: OwnedReadHalf,
     buf: BytesMut,
     codec: Codec,
+    max_payload: usize,
     done: bool,
 }
 
@@ -113,6 +114,11 @@ impl Stream for FrameReader {
             if this.done {
                 return Poll::Ready(None);
             }
+            // The codec checks the size only once the whole frame arrived; a
+            // header announcing more than the limit must end it before that.
+            if announced_len(&this.buf).is_some_and(|n| n > this.max_payload as u64) {
+                return this.fail(ProtocolError::Overflow);
+            }
             match this.codec.decode(&mut this.buf) {
                 Err(e) => return this.fail(e),
                 Ok(Some(frame)) => {
@@ -140,6 +146,15 @@ impl Stream for FrameReader {
     }
 }
 
+/// The payload length the next frame's header announces, once enough of the header is in.
+fn announced_len(buf: &[u8]) -> Option<u64> {
+    match buf.get(1)? & 0x7f {
+        126 => buf.get(2..4).map(|b| u64::from(u16::from_be_bytes([b[0], b[1]]))),
+        127 => buf.get(2..10).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes),
+        n => Some(u64::from(n)),
+    }
+}
+
 fn message(frame: Frame) -> Result<Message, ProtocolError> {
     Ok(match frame {
         Frame::Text(data) => Message::Text(
@@ -160,5 +175,20 @@ pub fn leftover(read_buf: BytesMut) -> BytesMut {
     } else {
         // A copy the size of the bytes, so the HTTP layer's 8 KiB buffer is freed.
         BytesMut::from(&read_buf[..])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::announced_len;
+
+    #[test]
+    fn the_announced_length_is_read_from_each_header_form_once_it_is_complete() {
+        assert_eq!(announced_len(&[0x81]), None);
+        assert_eq!(announced_len(&[0x81, 0x85]), Some(5));
+        assert_eq!(announced_len(&[0x81, 0x80 | 126, 0x01]), None);
+        assert_eq!(announced_len(&[0x81, 0x80 | 126, 0x01, 0x00]), Some(256));
+        assert_eq!(announced_len(&[0x81, 0x80 | 127, 0, 0, 1, 0, 0, 0, 0]), None);
+        assert_eq!(announced_len(&[0x81, 0x80 | 127, 0, 0, 1, 0, 0, 0, 0, 0]), Some(1 << 40));
     }
 }
