@@ -90,16 +90,21 @@ pub async fn backup(cluster: &(impl LogStream + Blobs), to: &Path, progress: &mu
     Ok(summary)
 }
 
-/// Puts a file back, asking again for up to 15 s while the cluster is
-/// unavailable: a NATS cluster made moments ago may not have its object
-/// store's stream ready on every server yet ("no stream found"), and
-/// putting the same file twice keeps one.
-async fn put_back(cluster: &impl Blobs, name: &str, bytes: actix_web::web::Bytes) -> Result<(), ClusterError> {
+/// Runs `op` again for up to 15 s while the cluster is unavailable: a NATS
+/// cluster made moments ago may not have its stream or object store ready
+/// on every server yet ("no stream found"). Both callers are safe to repeat:
+/// putting the same file twice keeps one, and an append is deduplicated by
+/// its id.
+async fn while_unavailable<T, F, Fut>(what: &str, mut op: F) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClusterError>>,
+{
     let until = std::time::Instant::now() + std::time::Duration::from_secs(15);
     loop {
-        match cluster.put_blob(name, bytes.clone()).await {
+        match op().await {
             Err(ClusterError::Unavailable(e)) if std::time::Instant::now() < until => {
-                tracing::debug!(file = name, error = %e, "the cluster's files are not ready; putting the file back again");
+                tracing::debug!(what, error = %e, "the cluster is not ready; asking again");
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
             }
             other => return other,
@@ -119,14 +124,13 @@ pub async fn restore(cluster: &(impl LogStream + Blobs), from: &Path, progress: 
     let mut done = 0u64;
     while let Some(e) = r.next_entry()? {
         if let Some(name) = e.subject.strip_prefix(FILE_PREFIX).filter(|_| e.position == FILE_POSITION) {
-            put_back(cluster, name, e.payload)
+            while_unavailable(name, || cluster.put_blob(name, e.payload.clone()))
                 .await
                 .with_context(|| format!("putting back the file {name} failed; run the restore again"))?;
             continue;
         }
         let id = format!("restore.{}", e.position);
-        let at = cluster
-            .append(&e.subject, None, &id, e.payload.clone())
+        let at = while_unavailable(&id, || cluster.append(&e.subject, None, &id, e.payload.clone()))
             .await
             .with_context(|| format!("appending entry {} failed; restore into a new NATS cluster again", e.position))?;
         if at != e.position {
