@@ -54,7 +54,12 @@ struct Setup {
 
 fn setup() -> Setup {
     let dir = tempfile::tempdir_in(std::env::var("UTALK_BENCH_DIR").unwrap_or_else(|_| ".".into())).expect("tempdir");
-    let db = Db::open(dir.path(), &DbOptions::default()).expect("open");
+    // `UTALK_BENCH_WRITE_BUFFER_MB` tries another memtable size (store.write_buffer_mb).
+    let mut opts = DbOptions::default();
+    if let Some(mb) = std::env::var("UTALK_BENCH_WRITE_BUFFER_MB").ok().and_then(|v| v.parse::<usize>().ok()) {
+        opts.write_buffer_bytes = mb << 20;
+    }
+    let db = Db::open(dir.path(), &opts).expect("open");
     let writer = StoreWriter::start(db.clone(), Durability::Sync).expect("writer");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     Setup { _dir: dir, db, writer, rt }
@@ -131,18 +136,32 @@ fn rate(total: u64, d: Duration) -> f64 {
 }
 
 fn summary(s: &Setup, trials: usize, total: u64) {
+    let started = Instant::now();
     let baseline = median((0..trials).map(|_| rate(total, raw_baseline(s, total))).collect());
+    let raw_turn_us = started.elapsed().as_secs_f64() * 1e6 / (trials as u64 * total.div_ceil(64)) as f64;
     println!("\nsummary (median of {trials} trials, {total} messages each, sync mode)");
     println!("{:<28} {:>14} {:>10}", "case", "messages/s", "vs raw");
-    println!("{:<28} {:>14.0} {:>9.0}%", "raw rocksdb, batches of 64", baseline, 100.0);
+    println!("{:<28} {:>14.0} {:>9.0}%   {raw_turn_us:.0} µs a batch", "raw rocksdb, batches of 64", baseline, 100.0);
     for n in [1usize, 8, 64] {
         let t = if n == 1 { total / 20 } else { total };
         let stats = s.writer.stats();
-        let (b0, g0) = (stats.batches.load(Ordering::Relaxed), stats.groups.load(Ordering::Relaxed));
+        let counters =
+            || (stats.batches.load(Ordering::Relaxed), stats.groups.load(Ordering::Relaxed), stats.write_nanos.load(Ordering::Relaxed));
+        let (b0, g0, w0) = counters();
+        let started = Instant::now();
         let r = median((0..trials).map(|_| rate(t, appends(s, n, t, 1))).collect());
-        let (b1, g1) = (stats.batches.load(Ordering::Relaxed), stats.groups.load(Ordering::Relaxed));
-        let avg_group = (b1 - b0) as f64 / (g1 - g0).max(1) as f64;
-        println!("{:<28} {:>14.0} {:>9.0}%   mean group {avg_group:.1}", format!("store writer, {n} conv"), r, 100.0 * r / baseline);
+        let elapsed = started.elapsed();
+        let (b1, g1, w1) = counters();
+        let groups = (g1 - g0).max(1);
+        let avg_group = (b1 - b0) as f64 / groups as f64;
+        // Of each group's turn, how long RocksDB's write took (WAL, sync, memtable); the rest is gathering and answering.
+        let (write_us, turn_us) = ((w1 - w0) as f64 / groups as f64 / 1e3, elapsed.as_secs_f64() * 1e6 / groups as f64);
+        println!(
+            "{:<28} {:>14.0} {:>9.0}%   mean group {avg_group:.1}, write {write_us:.0} of {turn_us:.0} µs a turn",
+            format!("store writer, {n} conv"),
+            r,
+            100.0 * r / baseline
+        );
     }
     let r = median((0..trials).map(|_| rate(total, appends(s, 64, total, 16))).collect());
     println!("{:<28} {:>14.0} {:>9.0}%", "64 conv, 16 in flight each", r, 100.0 * r / baseline);

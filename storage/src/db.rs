@@ -71,6 +71,17 @@ fn map_options(map: Map, cache: &rocksdb::Cache, write_buffer_bytes: usize) -> O
         // answers that without a skip-list search (2% of the memtable's size).
         o.set_memtable_prefix_bloom_ratio(0.02);
         o.set_memtable_whole_key_filtering(true);
+        // Every append also inserts a random 16-byte id here, and in one
+        // ordered skip list over the whole memtable each insert was a search
+        // from the top, missing the cache at every level. This map is only
+        // ever read by whole key, so its memtable hashes the key to a bucket
+        // of a few entries instead (one bucket pointer per 128 bytes of memtable).
+        o.set_prefix_extractor(rocksdb::SliceTransform::create_fixed_prefix(16));
+        o.set_memtable_factory(rocksdb::MemtableFactory::HashSkipList {
+            bucket_count: (write_buffer_bytes / 128).max(1024),
+            height: 4,
+            branching_factor: 4,
+        });
     }
     let mut t = BlockBasedOptions::default();
     t.set_block_cache(cache);
@@ -97,6 +108,9 @@ impl Db {
         // The store writer is the only writer; pipelining lets RocksDB overlap
         // the WAL write of one group with the memtable insert of the last.
         o.set_enable_pipelined_write(true);
+        // Hashed memtables (see `map_options`) take one inserting thread at a
+        // time, which the store writer is anyway.
+        o.set_allow_concurrent_memtable_write(false);
         o.set_write_buffer_size(opts.write_buffer_bytes);
         let cache = rocksdb::Cache::new_lru_cache(opts.block_cache_bytes);
         let existing = DB::list_cf(&o, path).unwrap_or_default();
@@ -374,6 +388,46 @@ mod tests {
         assert!(db.last_with_prefix(Map::Messages, &pc).unwrap().is_none());
         let all_ff = vec![0xFF; 16];
         assert!(db.last_with_prefix(Map::Messages, &all_ff).unwrap().is_none());
+    }
+
+    #[test]
+    fn message_ids_are_found_in_the_hashed_memtable_in_flushed_files_and_after_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        // A 1 MiB memtable flushes many times over 20,000 ids.
+        let opts = DbOptions { write_buffer_bytes: 1 << 20, ..DbOptions::default() };
+        let id = |i: u64| uuid::Uuid::from_u128(u128::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835));
+        {
+            let db = Db::open(dir.path(), &opts).unwrap();
+            for chunk in 0..200u64 {
+                let mut batch = Batch::new();
+                for i in chunk * 100..(chunk + 1) * 100 {
+                    batch.put_raw(Map::MessageidConvseq, Key::new().uuid(id(i)).into_bytes(), i.to_be_bytes().to_vec());
+                }
+                db.write_group([&batch], false).unwrap();
+            }
+            // A rewritten id keeps its last value, in the memtable as in the files.
+            let mut batch = Batch::new();
+            batch.put_raw(Map::MessageidConvseq, Key::new().uuid(id(7)).into_bytes(), vec![7]);
+            db.write_group([&batch], true).unwrap();
+            for i in (1..20_000u64).step_by(97) {
+                assert_eq!(
+                    db.get_raw(Map::MessageidConvseq, Key::new().uuid(id(i)).into_bytes()).unwrap(),
+                    Some(i.to_be_bytes().to_vec()),
+                    "id {i}"
+                );
+            }
+            assert_eq!(db.get_raw(Map::MessageidConvseq, Key::new().uuid(id(7)).into_bytes()).unwrap(), Some(vec![7]));
+            assert_eq!(db.get_raw(Map::MessageidConvseq, Key::new().uuid(id(20_001)).into_bytes()).unwrap(), None);
+        }
+        let db = Db::open(dir.path(), &opts).unwrap();
+        for i in (1..20_000u64).step_by(89) {
+            assert_eq!(
+                db.get_raw(Map::MessageidConvseq, Key::new().uuid(id(i)).into_bytes()).unwrap(),
+                Some(i.to_be_bytes().to_vec()),
+                "id {i}"
+            );
+        }
+        assert_eq!(db.get_raw(Map::MessageidConvseq, Key::new().uuid(id(7)).into_bytes()).unwrap(), Some(vec![7]));
     }
 
     #[test]
