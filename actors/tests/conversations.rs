@@ -38,7 +38,7 @@ fn fixture(idle: Duration) -> Fixture {
 
 async fn new_conversation(f: &Fixture) -> Uuid {
     let c = Conversation::new(Channel::Web, Customer::default(), None);
-    f.registry.journal().commit_conversation(c.id, conversation::put_batch(None, &c).unwrap()).await.unwrap();
+    f.registry.journal().commit_conversation(c.id, conversation::put_batch(None, &c).unwrap(), Vec::new()).await.unwrap();
     c.id
 }
 
@@ -195,7 +195,7 @@ async fn unknown_conversations_are_not_found_and_write_nothing() {
 
 async fn whatsapp_conversation(f: &Fixture, phone: Option<&str>) -> Uuid {
     let c = Conversation::new(Channel::Whatsapp, Customer { phone: phone.map(str::to_owned), ..Customer::default() }, None);
-    f.registry.journal().commit_conversation(c.id, conversation::put_batch(None, &c).unwrap()).await.unwrap();
+    f.registry.journal().commit_conversation(c.id, conversation::put_batch(None, &c).unwrap(), Vec::new()).await.unwrap();
     c.id
 }
 

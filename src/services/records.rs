@@ -36,7 +36,8 @@ pub async fn save_bot_settings(journal: &Journal, actor: Uuid, config: &AiConfig
     Ok(journal.commit_first("ai_config_version", &config.version.to_string(), b).await?)
 }
 
-/// Stores a new conversation (and its `conversation.created` webhooks).
+/// Stores a new conversation (and its `conversation.created` webhooks), and
+/// tells staff of it (`conversation:new`) once stored.
 pub async fn create_conversation(registry: &Registry, c: &Conversation) -> Result<(), ServiceError> {
-    Ok(registry.journal().commit_conversation(c.id, registry.creation_batch(c)?).await?)
+    Ok(registry.journal().commit_conversation(c.id, registry.creation_batch(c)?, registry.creation_events(c)).await?)
 }

@@ -209,6 +209,12 @@ test("an escalation owned by node 1 goes to an agent online only on node 3", { t
   const admin = await n1.login(ADMIN);
   const agent = await n3.login(AGENT);
   const socket = await connected(connect(n3, agent.accessToken, { transports: ["websocket"] }));
+  // Staff news of conversations node 1 writes, heard on node 3 without joining.
+  const news = [];
+  for (const name of ["conversation:new", "conversation:updated", "conversation:assigned"]) {
+    socket.on(name, ({ conversation }) => news.push({ name, conversation }));
+  }
+  const heard = (conv, name, pred = () => true) => news.filter((e) => e.name === name && e.conversation.id === conv && pred(e.conversation));
 
   const owned = new Set((await n1.health()).ownedShards);
   let conv;
@@ -230,6 +236,14 @@ test("an escalation owned by node 1 goes to an agent online only on node 3", { t
   );
   assert.equal(assigned.assigneeId, agent.user.id);
   assert.equal(assigned.status, "escalated");
+  await eventually(
+    async () =>
+      heard(conv, "conversation:new").length === 1 &&
+      heard(conv, "conversation:updated", (c) => c.status === "escalated").length >= 1 &&
+      heard(conv, "conversation:assigned", (c) => c.assigneeId === agent.user.id).length === 1,
+    10000,
+    "conversation:new, :updated and :assigned of node 1's conversation on node 3",
+  );
   socket.close();
 });
 

@@ -297,3 +297,68 @@ test("socket traffic shows in /metrics with event names as labels, never a clien
   assert.ok(!text.includes("made:up-by-client"), "a client's event name is not a label");
   s.disconnect();
 });
+
+test("staff hear of new, changed and assigned conversations without joining; widgets and integration keys do not", async () => {
+  // Collects every conversation event a socket gets, by name.
+  const listen = (socket) => {
+    const got = [];
+    for (const name of ["conversation:new", "conversation:updated", "conversation:assigned"]) {
+      socket.on(name, ({ conversation }) => got.push({ name, id: conversation.id, conversation }));
+    }
+    return got;
+  };
+  const of = (got, id, name) => got.filter((e) => e.id === id && e.name === name);
+  const key = await server.api("POST", "/api/v1/api-keys", { token: admin.accessToken, body: { name: "staff-news", role: "integration" } });
+  assert.equal(key.status, 201, JSON.stringify(key.body));
+  const a = await connected(connect(agent.accessToken, { transports: ["websocket"] }));
+  const b = await connected(connect(admin.accessToken));
+  const k = await connected(connect(key.body.key, { transports: ["websocket"] }));
+  const [gotA, gotB, gotK] = [listen(a), listen(b), listen(k)];
+
+  // A widget opens a conversation: every staff session hears of it, once.
+  const w = await server.api("POST", "/api/v1/widget/sessions", { body: { name: "Marta" } });
+  assert.equal(w.status, 201, JSON.stringify(w.body));
+  const conv = w.body.conversationId;
+  const ws = await connected(connect(w.body.token, { transports: ["websocket"] }));
+  const gotW = listen(ws);
+  await ack(ws, "conversation:join", { conversationId: conv });
+  await waitFor(() => of(gotA, conv, "conversation:new").length === 1 && of(gotB, conv, "conversation:new").length === 1, 10000, "conversation:new to staff");
+  assert.equal(of(gotA, conv, "conversation:new")[0].conversation.channel, "web");
+
+  // The admin joins it; the agent does not. An escalation reaches both once.
+  await ack(b, "conversation:join", { conversationId: conv });
+  const esc = await server.api("POST", `/api/v1/conversations/${conv}/escalate`, { token: agent.accessToken, body: { reason: "asks for a person" } });
+  assert.equal(esc.status, 200, JSON.stringify(esc.body));
+  const escalated = (got) => got.filter((e) => e.id === conv && e.name === "conversation:updated" && e.conversation.status === "escalated");
+  await waitFor(() => escalated(gotA).length >= 1 && escalated(gotB).length >= 1 && escalated(gotW).length >= 1, 10000, "conversation:updated");
+
+  // Taking it assigns it: conversation:assigned follows conversation:updated.
+  const me = agent.user.id;
+  const take = await server.api("PATCH", `/api/v1/conversations/${conv}`, { token: agent.accessToken, body: { assigneeId: me } });
+  assert.equal(take.status, 200, JSON.stringify(take.body));
+  await waitFor(() => of(gotA, conv, "conversation:assigned").length === 1 && of(gotB, conv, "conversation:assigned").length === 1, 10000, "conversation:assigned");
+  for (const got of [gotA, gotB]) {
+    const [assigned] = of(got, conv, "conversation:assigned");
+    assert.equal(assigned.conversation.assigneeId, me);
+    const names = got.filter((e) => e.id === conv).map((e) => e.name);
+    assert.equal(names.lastIndexOf("conversation:updated"), names.indexOf("conversation:assigned") - 1, names.join(","));
+  }
+  // The same assignee again is no new assignment.
+  const again = await server.api("PATCH", `/api/v1/conversations/${conv}`, { token: agent.accessToken, body: { assigneeId: me } });
+  assert.equal(again.status, 200, JSON.stringify(again.body));
+
+  // A conversation made over REST while everyone listens.
+  const other = await server.conversation(agent.accessToken);
+  await waitFor(() => of(gotA, other, "conversation:new").length === 1, 10000, "conversation:new of a REST conversation");
+  // Settle, then count: the admin joined and still heard each change once.
+  await new Promise((r) => setTimeout(r, 300));
+  const updates = (got) => of(got, conv, "conversation:updated").length;
+  assert.equal(updates(gotB), updates(gotA), "a staff session joined to the conversation hears each change once");
+  assert.equal(of(gotA, conv, "conversation:assigned").length, 1);
+  // The widget heard its own conversation change, and nothing of staff news.
+  assert.deepEqual(gotW.filter((e) => e.name !== "conversation:updated"), []);
+  assert.ok(gotW.every((e) => e.id === conv));
+  // An integration key hears nothing of conversations it did not join.
+  assert.deepEqual(gotK, []);
+  for (const s of [a, b, k, ws]) s.disconnect();
+});

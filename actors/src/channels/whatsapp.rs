@@ -191,7 +191,7 @@ async fn claimed(
         }
         let mut c = Conversation::new(Channel::Whatsapp, customer(), subject.clone());
         c.id = id;
-        if journal.create_conversation_once(id, inbound.registry.creation_batch(&c)?).await? {
+        if journal.create_conversation_once(id, inbound.registry.creation_batch(&c)?, inbound.registry.creation_events(&c)).await? {
             crate::conversation::count_opened(Channel::Whatsapp);
             tracing::info!(conversation = %c.id, "opened a WhatsApp conversation");
             return Ok(c);

@@ -153,6 +153,9 @@ pub struct ConversationActor {
     /// The second the activity index holds for this conversation: moved at
     /// most once a second, not once a message.
     active_second: Option<i64>,
+    /// The assignee as the last published change left it, to tell staff
+    /// when a change assigns the conversation (`conversation:assigned`).
+    published_assignee: Option<Uuid>,
 }
 
 impl ConversationActor {
@@ -173,6 +176,7 @@ impl ConversationActor {
             log: None,
             announced: None,
             active_second: None,
+            published_assignee: None,
         }
     }
 
@@ -583,12 +587,12 @@ impl ConversationActor {
     }
 
     /// What subscribers are told once `committed` is durable, in order.
-    fn events_of(&self, committed: &Committed) -> Vec<ConversationEvent> {
+    fn events_of(&mut self, committed: &Committed) -> Vec<ConversationEvent> {
         let mut events = Vec::with_capacity(1);
         match committed {
             Committed::Message { messages, conversation, .. } => {
                 if let Some((c, true)) = conversation {
-                    events.push(ConversationEvent::ConversationUpdated(c.clone()));
+                    self.conversation_changed(c, &mut events);
                 }
                 events.extend(messages.iter().map(|m| ConversationEvent::MessageNew(m.clone())));
             }
@@ -601,7 +605,7 @@ impl ConversationActor {
                 }
             }
             Committed::Conversation { conversation, messages, .. } => {
-                events.push(ConversationEvent::ConversationUpdated(conversation.clone()));
+                self.conversation_changed(conversation, &mut events);
                 events.extend(messages.iter().map(|m| ConversationEvent::MessageNew(m.clone())));
             }
             Committed::Read { reader, seq } => {
@@ -609,6 +613,17 @@ impl ConversationActor {
             }
         }
         events
+    }
+
+    /// The events of a change to the conversation's own fields: to its
+    /// subscribers (and, by the follower, to staff), and to staff when it
+    /// gives the conversation a new assignee.
+    fn conversation_changed(&mut self, c: &Arc<Conversation>, events: &mut Vec<ConversationEvent>) {
+        events.push(ConversationEvent::ConversationUpdated(c.clone()));
+        if c.assignee_id.is_some() && c.assignee_id != self.published_assignee {
+            events.push(ConversationEvent::ConversationAssigned(c.clone()));
+        }
+        self.published_assignee = c.assignee_id;
     }
 
     /// A write finished: answer everything durable at the front, in order.
@@ -723,6 +738,7 @@ impl ConversationActor {
                 Ok(Some((Some((conv, last, active)), log))) => {
                     act.log = Some(log);
                     act.announced = Some(conv.clone());
+                    act.published_assignee = conv.assignee_id;
                     act.active_second = active;
                     Phase::Ready { conv, next_seq: last + 1 }
                 }

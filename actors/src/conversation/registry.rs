@@ -347,6 +347,11 @@ impl Registry {
         Ok(b)
     }
 
+    /// What the creation of `c` tells subscribers once stored: `conversation:new` to staff.
+    pub fn creation_events(&self, c: &Conversation) -> Vec<crate::fanout::broker::ConversationEvent> {
+        vec![crate::fanout::broker::ConversationEvent::ConversationNew(Arc::new(c.clone()))]
+    }
+
     /// The broker the conversations publish to.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.broker

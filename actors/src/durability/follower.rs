@@ -8,7 +8,7 @@
 //! node appended them. Either way subscribers hear of a change exactly once,
 //! after it is stored here, in the order it was stored.
 
-use crate::fanout::broker::{Broker, ConversationEvent};
+use crate::fanout::broker::{Broker, ConversationEvent, STAFF_TOPIC};
 use std::sync::Arc;
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -44,7 +44,16 @@ impl Follower {
         match applied {
             Applied::Conversation { id, events } => {
                 for event in events {
-                    self.broker.publish(id, event);
+                    match event {
+                        // Staff hear of every conversation's changes without
+                        // joining it: the queue of a console moves live.
+                        ConversationEvent::ConversationUpdated(ref c) => {
+                            self.broker.publish(STAFF_TOPIC, ConversationEvent::StaffUpdated(c.clone()));
+                            self.broker.publish(id, event);
+                        }
+                        e if e.is_staff_news() => self.broker.publish(STAFF_TOPIC, e),
+                        e => self.broker.publish(id, e),
+                    }
                 }
             }
             Applied::Shared => self.shared.send_modify(|n| *n = n.wrapping_add(1)),

@@ -20,10 +20,10 @@
 
 use super::entity::EntityLog;
 use super::follower::{Applied, Follower};
-use super::record::{LogRecord, LoggedChange};
+use super::record::{LogRecord, LoggedChange, LoggedEvent};
 use super::store_writer::{StoreWriter, WriteError, WriterStats};
 use crate::cluster::{log_subject, shard_of, Cluster, ClusterError, EntityKind, LogEntry, LogStream, LOG_FILTER, SHARED_SUBJECT};
-use crate::fanout::broker::Broker;
+use crate::fanout::broker::{Broker, ConversationEvent};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -213,7 +213,8 @@ impl Journal {
     /// in a cluster, straight to the store on one node. Returns once this
     /// node's store has it.
     pub async fn commit(&self, batch: Batch) -> Result<(), JournalError> {
-        self.commit_to(SHARED_SUBJECT, None, batch).await
+        // Without a fence nothing can refuse the append.
+        self.commit_at(SHARED_SUBJECT, None, None, batch).await.map(|_| ())
     }
 
     /// Writes `batch` only if nothing was ever written under `key` of `kind`
@@ -254,20 +255,24 @@ impl Journal {
         self.commit_at(subject, Some(expected), None, batch).await
     }
 
-    /// Writes a change of one conversation made outside its actor (its creation).
-    pub async fn commit_conversation(&self, conversation: Uuid, batch: Batch) -> Result<(), JournalError> {
-        self.commit_to(&log_subject(EntityKind::Conversation, conversation), Some(conversation), batch).await
+    /// Writes a change of one conversation made outside its actor (its
+    /// creation), publishing `events` once it is applied, as its actor's are.
+    pub async fn commit_conversation(&self, conversation: Uuid, batch: Batch, events: Vec<ConversationEvent>) -> Result<(), JournalError> {
+        // Without a fence nothing can refuse the append.
+        let subject = log_subject(EntityKind::Conversation, conversation);
+        self.commit_at(&subject, None, Some((conversation, events)), batch).await.map(|_| ())
     }
 
     /// Writes the creation of `conversation` only if nothing was ever written
     /// to it: `false` when another node created it first.
-    pub async fn create_conversation_once(&self, conversation: Uuid, batch: Batch) -> Result<bool, JournalError> {
-        Ok(self.commit_at(&log_subject(EntityKind::Conversation, conversation), Some(0), Some(conversation), batch).await?.is_some())
-    }
-
-    async fn commit_to(&self, subject: &str, conversation: Option<Uuid>, batch: Batch) -> Result<(), JournalError> {
-        // Without a fence nothing can refuse the append.
-        self.commit_at(subject, None, conversation, batch).await.map(|_| ())
+    pub async fn create_conversation_once(
+        &self,
+        conversation: Uuid,
+        batch: Batch,
+        events: Vec<ConversationEvent>,
+    ) -> Result<bool, JournalError> {
+        let subject = log_subject(EntityKind::Conversation, conversation);
+        Ok(self.commit_at(&subject, Some(0), Some((conversation, events)), batch).await?.is_some())
     }
 
     /// Appends `batch` to `subject`, fenced at `expected` when given, and
@@ -278,18 +283,23 @@ impl Journal {
         &self,
         subject: &str,
         expected: Option<u64>,
-        conversation: Option<Uuid>,
+        conversation: Option<(Uuid, Vec<ConversationEvent>)>,
         batch: Batch,
     ) -> Result<Option<u64>, JournalError> {
         if self.inner.log.is_none() {
             // Shared state tells its caches to reload, as the follow loop does in a cluster.
-            match conversation {
-                None => self.inner.writer.submit_applied(batch, None, Applied::Shared).await?,
-                Some(_) => self.inner.writer.commit(batch).await?,
-            }
+            let applied = match conversation {
+                None => Applied::Shared,
+                Some((id, events)) => Applied::Conversation { id, events },
+            };
+            self.inner.writer.submit_applied(batch, None, applied).await?;
             return Ok(Some(0));
         }
-        let record = LogRecord { conversation, changes: vec![LoggedChange { batch, events: Vec::new() }] };
+        let (conversation, events) = match conversation {
+            Some((id, events)) => (Some(id), events.iter().filter_map(LoggedEvent::from_event).collect()),
+            None => (None, Vec::new()),
+        };
+        let record = LogRecord { conversation, changes: vec![LoggedChange { batch, events }] };
         let id = Uuid::now_v7().simple().to_string();
         match self.append(subject, expected, &id, record.encode()?).await {
             Ok(position) => self.wait_applied(position).await.map(|()| Some(position)),

@@ -15,8 +15,14 @@ impl LoggedEvent {
             ConversationEvent::MessageStatus(m) => LoggedEvent::MessageStatus((**m).clone()),
             ConversationEvent::MessageUpdated(m) => LoggedEvent::MessageUpdated((**m).clone()),
             ConversationEvent::ConversationUpdated(c) => LoggedEvent::ConversationUpdated((**c).clone()),
+            ConversationEvent::ConversationNew(c) => LoggedEvent::ConversationNew((**c).clone()),
+            ConversationEvent::ConversationAssigned(c) => LoggedEvent::ConversationAssigned((**c).clone()),
             ConversationEvent::Read { seq, reader, .. } => LoggedEvent::Read { seq: *seq, kind: reader.kind.to_string(), id: reader.id },
-            _ => return None,
+            // Made again by each node's follower, or never kept.
+            ConversationEvent::StaffUpdated(_)
+            | ConversationEvent::Typing { .. }
+            | ConversationEvent::Presence { .. }
+            | ConversationEvent::Alert { .. } => return None,
         })
     }
 
@@ -26,6 +32,8 @@ impl LoggedEvent {
             LoggedEvent::MessageStatus(m) => ConversationEvent::MessageStatus(Arc::new(m)),
             LoggedEvent::MessageUpdated(m) => ConversationEvent::MessageUpdated(Arc::new(m)),
             LoggedEvent::ConversationUpdated(c) => ConversationEvent::ConversationUpdated(Arc::new(c)),
+            LoggedEvent::ConversationNew(c) => ConversationEvent::ConversationNew(Arc::new(c)),
+            LoggedEvent::ConversationAssigned(c) => ConversationEvent::ConversationAssigned(Arc::new(c)),
             LoggedEvent::Read { seq, kind, id } => {
                 ConversationEvent::Read { conversation_id, seq, reader: Reader { kind: reader_kind(&kind), id } }
             }

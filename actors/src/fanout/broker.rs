@@ -42,8 +42,16 @@ pub enum ConversationEvent {
     MessageStatus(Arc<Message>),
     /// A message changed otherwise, say a media file was downloaded (`message:updated`).
     MessageUpdated(Arc<Message>),
-    /// The conversation's own fields changed.
+    /// The conversation's own fields changed (to its subscribers).
     ConversationUpdated(Arc<Conversation>),
+    /// A conversation was created (`conversation:new`, published on [`STAFF_TOPIC`]).
+    ConversationNew(Arc<Conversation>),
+    /// A conversation got a new assignee (`conversation:assigned`, published on [`STAFF_TOPIC`]).
+    ConversationAssigned(Arc<Conversation>),
+    /// A conversation's fields changed, as staff hear it without joining
+    /// (`conversation:updated` on [`STAFF_TOPIC`]): the follower makes one of
+    /// each [`ConversationEvent::ConversationUpdated`].
+    StaffUpdated(Arc<Conversation>),
     /// Someone read up to `seq`.
     Read {
         /// Conversation.
@@ -90,13 +98,23 @@ impl ConversationEvent {
             ConversationEvent::MessageNew(_) => "message:new",
             ConversationEvent::MessageStatus(_) => "message:status",
             ConversationEvent::MessageUpdated(_) => "message:updated",
-            ConversationEvent::ConversationUpdated(_) => "conversation:updated",
+            ConversationEvent::ConversationUpdated(_) | ConversationEvent::StaffUpdated(_) => "conversation:updated",
+            ConversationEvent::ConversationNew(_) => "conversation:new",
+            ConversationEvent::ConversationAssigned(_) => "conversation:assigned",
             ConversationEvent::Read { .. } => "message:read",
             ConversationEvent::Typing { .. } => "typing",
             ConversationEvent::Presence { .. } => "presence",
             ConversationEvent::Alert { new: true, .. } => "alert:new",
             ConversationEvent::Alert { new: false, .. } => "alert:updated",
         }
+    }
+
+    /// Whether it is news of a conversation for every staff member who may see it (on [`STAFF_TOPIC`]).
+    pub fn is_staff_news(&self) -> bool {
+        matches!(
+            self,
+            ConversationEvent::ConversationNew(_) | ConversationEvent::ConversationAssigned(_) | ConversationEvent::StaffUpdated(_)
+        )
     }
 
     fn to_json(&self) -> String {
@@ -123,7 +141,10 @@ impl ConversationEvent {
                 "errorCode": m.error_code,
                 "errorMessage": m.error_message,
             }),
-            ConversationEvent::ConversationUpdated(c) => {
+            ConversationEvent::ConversationUpdated(c)
+            | ConversationEvent::StaffUpdated(c)
+            | ConversationEvent::ConversationNew(c)
+            | ConversationEvent::ConversationAssigned(c) => {
                 let body = ConversationBody { conversation: views::Conversation::from(c.as_ref().clone()) };
                 return encoded(&body);
             }

@@ -20,6 +20,10 @@ pub enum LoggedEvent {
     MessageUpdated(Message),
     /// `conversation:updated`.
     ConversationUpdated(Conversation),
+    /// `conversation:new`, to staff.
+    ConversationNew(Conversation),
+    /// `conversation:assigned`, to staff.
+    ConversationAssigned(Conversation),
     /// A read marker moved.
     Read {
         /// Up to which seq.

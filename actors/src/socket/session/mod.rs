@@ -259,6 +259,15 @@ impl futures_util::Stream for Deliveries {
 
 impl SessionActor {
     /// Whether this session gets stock alerts: operators, admins, and the store's manager.
+    /// Whether this session hears of every conversation's changes (staff
+    /// who may read conversations: every staff role but an integration key).
+    fn hears_staff_news(&self) -> bool {
+        matches!(
+            self.sio.as_ref().map(|c| c.identity),
+            Some(Identity::Staff { role, .. }) if role != utalk_storage::model::Role::Integration
+        )
+    }
+
     fn receives_alerts(&self, manager: Option<Uuid>) -> bool {
         match self.sio.as_ref().map(|c| c.identity) {
             Some(Identity::Staff { user_id, role }) => {
@@ -526,6 +535,11 @@ impl StreamHandler<Arc<Envelope>> for SessionActor {
                 ConversationEvent::Typing { origin, .. } if *origin == act.number => {}
                 // Stock alerts go to the people who run the stores, not to every agent.
                 ConversationEvent::Alert { manager, .. } if !act.receives_alerts(*manager) => {}
+                // Staff hear a conversation's changes once, on the staff
+                // topic, whether or not they joined it; others (a widget, an
+                // integration key) only in the conversations they joined.
+                ConversationEvent::ConversationUpdated(_) if act.hears_staff_news() => {}
+                e if e.is_staff_news() && !act.hears_staff_news() => {}
                 other => {
                     let name = other.name();
                     act.emit(socketio::event_raw(name, env.json(), None), ctx);
