@@ -395,39 +395,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // A 1 MiB memtable flushes many times over 20,000 ids.
         let opts = DbOptions { write_buffer_bytes: 1 << 20, ..DbOptions::default() };
-        let id = |i: u64| uuid::Uuid::from_u128(u128::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835));
+        let id = |i: u64| Key::new().uuid(uuid::Uuid::from_u128(u128::from(i).wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)));
+        // Every `step`-th id reads back as written; id 7 as rewritten; one never written is absent.
+        let all_found = |db: &Db, step: usize| {
+            for i in (1..20_000u64).step_by(step).filter(|i| *i != 7) {
+                assert_eq!(db.get_raw(Map::MessageidConvseq, id(i).into_bytes()).unwrap(), Some(i.to_be_bytes().to_vec()), "id {i}");
+            }
+            assert_eq!(db.get_raw(Map::MessageidConvseq, id(7).into_bytes()).unwrap(), Some(vec![7]));
+            assert_eq!(db.get_raw(Map::MessageidConvseq, id(20_001).into_bytes()).unwrap(), None);
+        };
         {
             let db = Db::open(dir.path(), &opts).unwrap();
             for chunk in 0..200u64 {
                 let mut batch = Batch::new();
                 for i in chunk * 100..(chunk + 1) * 100 {
-                    batch.put_raw(Map::MessageidConvseq, Key::new().uuid(id(i)).into_bytes(), i.to_be_bytes().to_vec());
+                    batch.put_raw(Map::MessageidConvseq, id(i).into_bytes(), i.to_be_bytes().to_vec());
                 }
                 db.write_group([&batch], false).unwrap();
             }
             // A rewritten id keeps its last value, in the memtable as in the files.
             let mut batch = Batch::new();
-            batch.put_raw(Map::MessageidConvseq, Key::new().uuid(id(7)).into_bytes(), vec![7]);
+            batch.put_raw(Map::MessageidConvseq, id(7).into_bytes(), vec![7]);
             db.write_group([&batch], true).unwrap();
-            for i in (1..20_000u64).step_by(97) {
-                assert_eq!(
-                    db.get_raw(Map::MessageidConvseq, Key::new().uuid(id(i)).into_bytes()).unwrap(),
-                    Some(i.to_be_bytes().to_vec()),
-                    "id {i}"
-                );
-            }
-            assert_eq!(db.get_raw(Map::MessageidConvseq, Key::new().uuid(id(7)).into_bytes()).unwrap(), Some(vec![7]));
-            assert_eq!(db.get_raw(Map::MessageidConvseq, Key::new().uuid(id(20_001)).into_bytes()).unwrap(), None);
+            all_found(&db, 97);
         }
-        let db = Db::open(dir.path(), &opts).unwrap();
-        for i in (1..20_000u64).step_by(89) {
-            assert_eq!(
-                db.get_raw(Map::MessageidConvseq, Key::new().uuid(id(i)).into_bytes()).unwrap(),
-                Some(i.to_be_bytes().to_vec()),
-                "id {i}"
-            );
-        }
-        assert_eq!(db.get_raw(Map::MessageidConvseq, Key::new().uuid(id(7)).into_bytes()).unwrap(), Some(vec![7]));
+        all_found(&Db::open(dir.path(), &opts).unwrap(), 89);
     }
 
     #[test]

@@ -258,7 +258,6 @@ impl futures_util::Stream for Deliveries {
 }
 
 impl SessionActor {
-    /// Whether this session gets stock alerts: operators, admins, and the store's manager.
     /// Whether this session hears of every conversation's changes (staff
     /// who may read conversations: every staff role but an integration key).
     fn hears_staff_news(&self) -> bool {
@@ -268,6 +267,7 @@ impl SessionActor {
         )
     }
 
+    /// Whether this session gets stock alerts: operators, admins, and the store's manager.
     fn receives_alerts(&self, manager: Option<Uuid>) -> bool {
         match self.sio.as_ref().map(|c| c.identity) {
             Some(Identity::Staff { user_id, role }) => {
