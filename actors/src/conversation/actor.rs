@@ -620,7 +620,7 @@ impl ConversationActor {
     /// gives the conversation a new assignee.
     fn conversation_changed(&mut self, c: &Arc<Conversation>, events: &mut Vec<ConversationEvent>) {
         events.push(ConversationEvent::ConversationUpdated(c.clone()));
-        if c.assignee_id.is_some() && c.assignee_id != self.published_assignee {
+        if c.newly_assigned(self.published_assignee) {
             events.push(ConversationEvent::ConversationAssigned(c.clone()));
         }
         self.published_assignee = c.assignee_id;

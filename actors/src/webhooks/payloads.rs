@@ -67,7 +67,7 @@ pub fn alert_kind(a: &Alert) -> EventKind {
 pub fn conversation_kinds(before: Option<&Conversation>, after: &Conversation) -> Vec<EventKind> {
     let Some(b) = before else { return vec![EventKind::ConversationCreated] };
     let mut kinds = vec![EventKind::ConversationUpdated];
-    if after.assignee_id.is_some() && after.assignee_id != b.assignee_id {
+    if after.newly_assigned(b.assignee_id) {
         kinds.push(EventKind::ConversationAssigned);
     }
     if after.status != b.status {

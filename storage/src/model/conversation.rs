@@ -174,6 +174,13 @@ impl RatingKind {
 }
 
 impl Conversation {
+    /// Whether this version has an assignee that `before` (the previous
+    /// version's assignee) did not: what `conversation.assigned` and
+    /// `conversation:assigned` announce.
+    pub fn newly_assigned(&self, before: Option<Uuid>) -> bool {
+        self.assignee_id.is_some() && self.assignee_id != before
+    }
+
     /// A new open conversation with the bot on, created now (UUIDv7 id).
     pub fn new(channel: Channel, customer: Customer, subject: Option<String>) -> Conversation {
         let now = Timestamp::now();
