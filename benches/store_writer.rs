@@ -41,6 +41,7 @@ fn message_batch(conv: Uuid, seq: u64) -> Batch {
         error_code: None,
         error_message: None,
         status_updated_at: None,
+        private: false,
     };
     message::append_batch(&m).expect("encode")
 }

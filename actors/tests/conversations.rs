@@ -53,6 +53,7 @@ fn text(message_id: Uuid, t: &str) -> AppendRequest {
         provider_id: None,
         media: Vec::new(),
         extra: utalk_storage::Batch::new(),
+        private: false,
     }
 }
 

@@ -79,6 +79,7 @@ fn msg(c: &Conversation, seq: u64, at: i64, direction: Direction, status: Messag
         error_code: None,
         error_message: None,
         status_updated_at: None,
+        private: false,
     }
 }
 

@@ -68,10 +68,11 @@ pub fn list(db: &Db, filter: &ConversationFilter, after: Option<Uuid>, limit: us
     Ok((items, next))
 }
 
-/// A page of a conversation's messages after `after_seq`, in seq order.
-pub fn messages(db: &Db, id: Uuid, after_seq: u64, limit: usize) -> Result<Vec<Message>, ServiceError> {
+/// A page of a conversation's messages after `after_seq`, in seq order,
+/// private notes only `with_notes`; and the seq to read on after, when more follow.
+pub fn messages(db: &Db, id: Uuid, after_seq: u64, limit: usize, with_notes: bool) -> Result<(Vec<Message>, Option<u64>), ServiceError> {
     must_exist(db, id)?;
-    Ok(message::after(db, id, after_seq, limit)?)
+    Ok(message::readable_after(db, id, after_seq, limit, with_notes)?)
 }
 
 /// Stores a new conversation; a WhatsApp one is indexed by the customer's

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod api_version;
 pub mod bot;
+pub mod canned;
 pub mod conversations;
 pub mod flags;
 pub mod inventory;

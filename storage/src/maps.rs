@@ -92,11 +92,15 @@ pub enum Map {
     ActivityConvid,
     /// `conversation_id (16) → second (8)`: each conversation's entry in `activity_convid`.
     ConvidActivity,
+    /// `label (UTF-8, NUL-terminated) · conversation_id (16) → ()`: index for the label filter.
+    LabelConvid,
+    /// `canned_response_id (16, UUIDv7) → CannedResponse`: agents' saved replies.
+    CannedResponses,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 42] = [
+    pub const ALL: [Map; 44] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -139,6 +143,8 @@ impl Map {
         Map::WebhookPending,
         Map::ActivityConvid,
         Map::ConvidActivity,
+        Map::LabelConvid,
+        Map::CannedResponses,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -189,6 +195,8 @@ impl Map {
             Map::WebhookPending => "webhook_pending",
             Map::ActivityConvid => "activity_convid",
             Map::ConvidActivity => "convid_activity",
+            Map::LabelConvid => "label_convid",
+            Map::CannedResponses => "canned_responses",
         }
     }
 }

@@ -51,6 +51,7 @@ fn message() -> Message {
         error_code: None,
         error_message: None,
         status_updated_at: Some(AT),
+        private: false,
     }
 }
 

@@ -1,6 +1,7 @@
 //! End-to-end tests against the real `utalk` binary.
 
 mod access;
+mod agent_tools;
 mod auth;
 mod backup;
 mod bad_input;

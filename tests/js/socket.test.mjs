@@ -364,3 +364,48 @@ test("staff hear of new, changed and assigned conversations without joining; wid
   assert.deepEqual(gotK, []);
   for (const s of [a, b, k, ws]) s.disconnect();
 });
+
+test("private notes reach staff sockets only: live, on join and through recovery", async () => {
+  const w = await server.api("POST", "/api/v1/widget/sessions", { body: { name: "Rosa" } });
+  const conv = w.body.conversationId;
+  const customer = await connected(connect(w.body.token, { transports: ["websocket"] }));
+  const staff = await connected(connect(agent.accessToken, { transports: ["websocket"] }));
+  await ack(customer, "conversation:join", { conversationId: conv });
+  await ack(staff, "conversation:join", { conversationId: conv });
+  const heard = { customer: [], staff: [] };
+  customer.on("message:new", ({ message }) => heard.customer.push(message.text));
+  staff.on("message:new", ({ message }) => heard.staff.push(message.text));
+
+  // A customer may not write a note.
+  const refused = await ack(customer, "message:send", { conversationId: conv, messageId: uuid(), text: "x", private: true });
+  assert.equal(refused.error.code, "forbidden");
+  const bad = await ack(staff, "message:send", { conversationId: conv, messageId: uuid(), text: "x", private: "yes" });
+  assert.equal(bad.error.code, "invalid_request");
+
+  const note = await ack(staff, "message:send", { conversationId: conv, messageId: uuid(), text: "nota: cliente frecuente", private: true });
+  assert.equal(note.ok, true);
+  assert.equal(note.message.private, true);
+  await ack(staff, "message:send", { conversationId: conv, messageId: uuid(), text: "¡Hola Rosa!" });
+  await waitFor(() => heard.staff.length === 2 && heard.customer.length === 1, 5000, "deliveries");
+  assert.deepEqual(heard.staff, ["nota: cliente frecuente", "¡Hola Rosa!"]);
+  assert.deepEqual(heard.customer, ["¡Hola Rosa!"]);
+
+  // A join replays the history without the note for the customer, with it for staff.
+  const replayCustomer = await ack(customer, "conversation:join", { conversationId: conv, sinceSeq: 0 });
+  assert.deepEqual(replayCustomer.messages.map((m) => m.text), ["¡Hola Rosa!"]);
+  const replayStaff = await ack(staff, "conversation:join", { conversationId: conv, sinceSeq: 0 });
+  assert.deepEqual(replayStaff.messages.map((m) => m.text), ["nota: cliente frecuente", "¡Hola Rosa!"]);
+
+  // Recovery after a dropped transport leaves the note out too.
+  const back = once(customer, "connect", 15000);
+  customer.io.engine.close();
+  await ack(staff, "message:send", { conversationId: conv, messageId: uuid(), text: "otra nota", private: true });
+  await ack(staff, "message:send", { conversationId: conv, messageId: uuid(), text: "¿Sigues ahí?" });
+  await back;
+  assert.equal(customer.recovered, true);
+  await waitFor(() => heard.customer.length === 2, 5000, "missed delivery");
+  await new Promise((r) => setTimeout(r, 300));
+  assert.deepEqual(heard.customer, ["¡Hola Rosa!", "¿Sigues ahí?"]);
+  customer.disconnect();
+  staff.disconnect();
+});

@@ -303,6 +303,7 @@ impl Bot {
                     provider_id: None,
                     media: Vec::new(),
                     extra: Batch::new(),
+                    private: false,
                 };
                 match self.registry.call(conv.id, req).await {
                     Ok(_) => BotOutcome::Answered,

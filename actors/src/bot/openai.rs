@@ -71,8 +71,10 @@ struct ChoiceMessage {
 /// The chat messages sent for `question` after `history` (oldest first): bounded in count and length.
 pub fn request_messages(history: &[Message], question: &str) -> Vec<serde_json::Value> {
     let mut out = vec![json!({"role": "system", "content": SYSTEM_PROMPT})];
-    let start = history.len().saturating_sub(MAX_HISTORY);
-    for m in &history[start..] {
+    // Private notes are staff's words about the customer: never the model's.
+    let public: Vec<&Message> = history.iter().filter(|m| !m.private).collect();
+    let start = public.len().saturating_sub(MAX_HISTORY);
+    for m in &public[start..] {
         let Some(text) = m.text.as_deref() else { continue };
         let role = if m.author.kind == AuthorType::Customer { "user" } else { "assistant" };
         out.push(json!({"role": role, "content": text.chars().take(MAX_MESSAGE_CHARS).collect::<String>()}));
@@ -170,9 +172,21 @@ mod tests {
                 error_code: None,
                 error_message: None,
                 status_updated_at: None,
+                // Every third message a note: none may reach the model.
+                private: i % 3 == 2,
             })
             .collect();
         let msgs = request_messages(&history, "hola");
+        assert!(msgs.len() > 2);
+        let public: Vec<Message> = history.iter().filter(|m| !m.private).cloned().collect();
+        let mut with_a_secret = public.clone();
+        if let Some(last) = with_a_secret.last_mut() {
+            let mut note = last.clone();
+            note.private = true;
+            note.text = Some("the customer owes us money".into());
+            with_a_secret.push(note);
+        }
+        assert_eq!(request_messages(&with_a_secret, "hola"), request_messages(&public, "hola"), "a note changes nothing sent");
         assert_eq!(msgs.len(), 1 + MAX_HISTORY + 1);
         assert!(msgs.iter().all(|m| m["content"].as_str().map_or(0, |s| s.chars().count()) <= SYSTEM_PROMPT.len().max(MAX_MESSAGE_CHARS)));
         assert_eq!(msgs.last().map(|m| m["role"].clone()), Some(json!("user")));

@@ -144,6 +144,7 @@ impl Inbound {
             provider_id: Some(msg.sid),
             media: attachments,
             extra,
+            private: false,
         };
         let appended = self.registry.call(conv, req).await?;
         if matches!(appended, Appended::Created(_)) && !appended.message().media.is_empty() {

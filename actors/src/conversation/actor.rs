@@ -276,7 +276,14 @@ impl ConversationActor {
             return;
         };
         let now = Timestamp::now();
-        let fx = match lifecycle::on_append(conv, req.author.kind, req.text.as_deref(), now) {
+        // A note is staff talking among themselves: it is no reply, no
+        // rating and no reopening.
+        let effects = if req.private {
+            Ok(lifecycle::AppendEffects::default())
+        } else {
+            lifecycle::on_append(conv, req.author.kind, req.text.as_deref(), now)
+        };
+        let fx = match effects {
             Ok(fx) => fx,
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -299,6 +306,7 @@ impl ConversationActor {
             error_code: None,
             error_message: None,
             status_updated_at: None,
+            private: req.private,
         };
         let mut all = vec![first];
         all.extend(fx.follow_ups.iter().enumerate().map(|(i, t)| system_message(self.id, *next_seq + 1 + i as u64, t, now)));
@@ -450,6 +458,9 @@ impl ConversationActor {
         }
         if let Some(b) = change.bot_enabled {
             new.bot_enabled = b;
+        }
+        if let Some(l) = change.labels {
+            new.labels = l;
         }
         let fx = lifecycle::apply_lifecycle(&mut new, change.escalate.as_ref(), change.close.as_ref(), &change.ratings, *next_seq - 1, now);
         if new == *conv && fx.ratings.is_empty() {

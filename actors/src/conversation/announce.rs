@@ -33,7 +33,9 @@ pub(crate) fn add(
             tap.add(batch, kind, now, || payloads::conversation(c))?;
         }
     }
-    for m in change.messages {
+    // A private note stays with staff: integrators hear the conversation as
+    // its customer would (an `api` conversation's replies go out this way).
+    for m in change.messages.iter().filter(|m| !m.private) {
         tap.add(batch, EventKind::MessageCreated, now, || payloads::message(m, current))?;
     }
     if let Some(m) = change.status_of {

@@ -71,6 +71,7 @@ pub(super) fn system_message(conversation: Uuid, seq: u64, text: &str, now: Time
         error_code: None,
         error_message: None,
         status_updated_at: None,
+        private: false,
     }
 }
 
@@ -100,7 +101,7 @@ pub(super) fn messages_batch(
 /// For an outbound message in a WhatsApp conversation: sets its outbox
 /// status and returns the outbox entry to write in the same batch.
 pub(super) fn outbound_entry(conv: &Conversation, msg: &mut Message, signal: &JobSignal) -> Option<OutboxEntry> {
-    if conv.channel != Channel::Whatsapp || msg.direction != Direction::Outbound {
+    if conv.channel != Channel::Whatsapp || msg.direction != Direction::Outbound || msg.private {
         return None;
     }
     let Some(phone) = conv.customer.phone.as_deref() else {

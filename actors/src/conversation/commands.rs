@@ -38,6 +38,8 @@ pub struct AppendRequest {
     /// Other writes that must land in the same batch as the message, and
     /// only when it is new (say, the downloads of its media).
     pub extra: Batch,
+    /// A private note (staff only; never to the customer, a channel or the bot).
+    pub private: bool,
 }
 
 /// Longest message text, in characters.
@@ -78,8 +80,12 @@ impl AppendRequest {
         message_id: Uuid,
         text: Option<String>,
         media_id: Option<Uuid>,
+        private: bool,
     ) -> Result<AppendRequest, InvalidMessage> {
         use crate::conversation::identity::Identity;
+        if private && !identity.sees_private_notes() {
+            return Err(InvalidMessage::Forbidden);
+        }
         let (author, direction, status) = match *identity {
             Identity::Widget { conversation_id } if conversation_id == conversation => {
                 (Author { kind: utalk_storage::model::AuthorType::Customer, id: None }, Direction::Inbound, MessageStatus::Received)
@@ -110,6 +116,7 @@ impl AppendRequest {
             provider_id: None,
             media: Vec::new(),
             extra: Batch::new(),
+            private,
         })
     }
 }
@@ -149,6 +156,8 @@ pub struct ConversationChange {
     pub ratings: Vec<(RatingKind, u8, RatingSource)>,
     /// Assign to this agent only if nobody is assigned and the conversation is escalated (automatic assignment).
     pub assign_if_unassigned: Option<Uuid>,
+    /// The new set of labels (checked, sorted and unique).
+    pub labels: Option<Vec<String>>,
 }
 
 /// A change to a stored message reported by its channel or the media fetcher.

@@ -62,6 +62,7 @@ impl From<&AppendRequest> for Append {
             provider_id: r.provider_id.clone(),
             media: r.media.clone(),
             extra: r.extra.clone(),
+            private: r.private,
         }
     }
 }
@@ -78,6 +79,7 @@ impl From<Append> for AppendRequest {
             provider_id: w.provider_id,
             media: w.media,
             extra: w.extra,
+            private: w.private,
         }
     }
 }
@@ -102,6 +104,7 @@ impl From<&ConversationChange> for Update {
             ratings: c.ratings.clone(),
             assign_if_unassigned: c.assign_if_unassigned,
             unassign: c.assignee_id == Some(None),
+            labels: c.labels.clone(),
         }
     }
 }
@@ -120,6 +123,7 @@ impl From<Update> for ConversationChange {
             }),
             ratings: w.ratings,
             assign_if_unassigned: w.assign_if_unassigned,
+            labels: w.labels,
         }
     }
 }

@@ -34,6 +34,13 @@ impl Identity {
         }
     }
 
+    /// Whether the identity reads and writes private notes: staff who may
+    /// read conversations. A widget is the customer, and an integration key
+    /// speaks for its customers, so neither does.
+    pub fn sees_private_notes(&self) -> bool {
+        matches!(self, Identity::Staff { role, .. } if *role != Role::Integration)
+    }
+
     /// Who this is, as shown to others in a conversation.
     pub fn actor(&self) -> crate::fanout::broker::Actor {
         match self {

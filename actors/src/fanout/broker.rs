@@ -351,6 +351,7 @@ mod tests {
             error_code: None,
             error_message: None,
             status_updated_at: None,
+            private: false,
         }))
     }
 

@@ -75,9 +75,11 @@ pub(crate) struct SendFields {
     pub text: Option<String>,
     /// An uploaded media item, when sent.
     pub media_id: Option<Uuid>,
+    /// A private note (staff only).
+    pub private: bool,
 }
 
-/// Reads `message:send`'s `{conversationId, messageId, text?, mediaId?}`.
+/// Reads `message:send`'s `{conversationId, messageId, text?, mediaId?, private?}`.
 pub(crate) fn send_fields(payload: &Value) -> Result<SendFields, Invalid> {
     let conversation_id = conversation_id(payload)?;
     let message_id = payload
@@ -94,7 +96,12 @@ pub(crate) fn send_fields(payload: &Value) -> Result<SendFields, Invalid> {
         None | Some(Value::Null) => None,
         Some(v) => Some(v.as_str().and_then(|s| Uuid::parse_str(s).ok()).ok_or(Invalid("mediaId must be a UUID"))?),
     };
-    Ok(SendFields { conversation_id, message_id, text, media_id })
+    let private = match payload.get("private") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(Invalid("private must be a boolean")),
+    };
+    Ok(SendFields { conversation_id, message_id, text, media_id, private })
 }
 
 /// What CONNECT's auth object carries: the token, and the session to

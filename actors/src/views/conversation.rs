@@ -132,6 +132,9 @@ pub struct Conversation {
     /// The first contact's figures, kept when a reopen starts the next one (the KPIs count the first contact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_contact: Option<FirstContact>,
+    /// Staff's labels, sorted (each 1–32 of `a-z 0-9 _ -`, at most 10).
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 impl From<storage::Conversation> for Conversation {
@@ -158,6 +161,7 @@ impl From<storage::Conversation> for Conversation {
             awaiting_rating: r.awaiting_rating.map(Into::into),
             contact_started_at: r.contact_started_at,
             first_contact: r.first_contact.map(Into::into),
+            labels: r.labels,
         }
     }
 }

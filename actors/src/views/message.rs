@@ -191,6 +191,9 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub status_updated_at: Option<Timestamp>,
+    /// A private note: shown to staff only, never sent to the customer, a channel or the bot (left out when false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
 }
 
 impl From<storage::Message> for Message {
@@ -210,6 +213,7 @@ impl From<storage::Message> for Message {
             error_code: r.error_code,
             error_message: r.error_message,
             status_updated_at: r.status_updated_at,
+            private: r.private,
         }
     }
 }

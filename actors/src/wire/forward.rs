@@ -64,6 +64,9 @@ pub struct Append {
     pub media: Vec<Attachment>,
     /// Other writes for the same batch.
     pub extra: Batch,
+    /// A private note. Added after the first release: bytes without it read as `false`.
+    #[serde(default)]
+    pub private: bool,
 }
 
 /// A change of a conversation's own fields.
@@ -88,6 +91,9 @@ pub struct Update {
     /// it, and bytes without it read as `false`.
     #[serde(default)]
     pub unassign: bool,
+    /// The new set of labels. Added after the first release: older nodes skip it.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
 }
 
 /// An escalation.

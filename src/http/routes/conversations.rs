@@ -11,6 +11,7 @@ use utalk_actors::conversation::lifecycle::{CloseRequest, EscalateRequest};
 use utalk_actors::views;
 use utalk_actors::ConversationChange;
 use utalk_actors::Registry;
+use utalk_storage::model::conversation::{valid_label, MAX_LABELS};
 use utalk_storage::model::{Channel, Conversation, ConversationFilter, ConversationStatus, Customer, EscalationReason, Role};
 use utalk_storage::{Db, Timestamp};
 use uuid::Uuid;
@@ -150,6 +151,9 @@ pub struct ListQuery {
     pub order: Option<String>,
     /// Only conversations active in or after this time (RFC 3339, to the second); sorts by activity.
     pub updated_since: Option<String>,
+    /// Only conversations with this label.
+    #[param(pattern = "^[a-z0-9_-]{1,32}$")]
+    pub label: Option<String>,
 }
 
 /// Lists conversations, oldest first, or by last activity (`sort=lastActivity`, `updatedSince`).
@@ -172,7 +176,10 @@ pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -
         Some(_) => return Err(ApiError::bad_request("invalid_channel", "channel must be web, whatsapp or api")),
     };
     let limit = page_size(q.limit)?;
-    let filter = ConversationFilter { status, assignee_id: q.assignee_id, bot_enabled: q.bot_enabled, channel };
+    if q.label.as_deref().is_some_and(|l| !valid_label(l)) {
+        return Err(ApiError::bad_request("invalid_query", "label must be 1 to 32 of a-z, 0-9, _ and -"));
+    }
+    let filter = ConversationFilter { status, assignee_id: q.assignee_id, bot_enabled: q.bot_enabled, channel, label: q.label.clone() };
     let since = match q.updated_since.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(
             Timestamp::parse_rfc3339(s).ok_or_else(|| ApiError::bad_request("invalid_query", "updatedSince must be an RFC 3339 time"))?,
@@ -226,9 +233,10 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// A change of status or assignee.
+/// A change of status, assignee, the bot or labels.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"assigneeId": "0193f2a4-5b6c-7d8e-9f01-23456789abcd", "labels": ["billing", "vip"]}))]
 pub struct PatchConversation {
     /// open, escalated or closed.
     pub status: Option<views::ConversationStatus>,
@@ -236,11 +244,31 @@ pub struct PatchConversation {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Uuid>)]
     pub assignee_id: Option<Option<Uuid>>,
+    /// Pause (false) or resume (true) the bot.
+    pub bot_enabled: Option<bool>,
+    /// The conversation's labels, replacing the current ones: at most 10, each 1 to 32 of `a-z`, `0-9`, `_`, `-`.
+    pub labels: Option<Vec<String>>,
 }
 
-/// Changes status or assignee.
+/// Checks labels and gives them sorted, each once.
+fn checked_labels(labels: Vec<String>) -> Result<Vec<String>, ApiError> {
+    if let Some(bad) = labels.iter().find(|l| !valid_label(l)) {
+        let shown: String = bad.chars().take(40).collect();
+        return Err(ApiError::invalid("invalid_label", format!("label {shown:?} is not 1 to 32 of a-z, 0-9, _ and -")));
+    }
+    let mut labels = labels;
+    labels.sort();
+    labels.dedup();
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::invalid("too_many_labels", format!("at most {MAX_LABELS} labels on a conversation")));
+    }
+    Ok(labels)
+}
+
+/// Changes status, assignee, the bot or labels.
 #[utoipa::path(patch, path = "/api/v1/conversations/{id}", tag = "conversations", params(("id" = Uuid, Path)), request_body = PatchConversation,
-    responses((status = 200, body = ConversationView), (status = 401), (status = 403), (status = 404), (status = 422)), security(("bearer" = [])))]
+    responses((status = 200, body = ConversationView), (status = 401), (status = 403), (status = 404),
+        (status = 422, description = "empty_change, unknown_assignee, invalid_label, too_many_labels")), security(("bearer" = [])))]
 pub async fn patch(
     db: web::Data<Db>,
     registry: web::Data<Registry>,
@@ -251,9 +279,10 @@ pub async fn patch(
     let (user_id, _) = who.require(WRITERS)?;
     let id = id.into_inner();
     let body = body.into_inner();
-    if body.status.is_none() && body.assignee_id.is_none() {
-        return Err(ApiError::invalid("empty_change", "send status and/or assigneeId"));
+    if body.status.is_none() && body.assignee_id.is_none() && body.bot_enabled.is_none() && body.labels.is_none() {
+        return Err(ApiError::invalid("empty_change", "send status, assigneeId, botEnabled and/or labels"));
     }
+    let labels = body.labels.map(checked_labels).transpose()?;
     if let Some(Some(a)) = body.assignee_id {
         service::check_assignee(&db, a)?;
     }
@@ -269,7 +298,15 @@ pub async fn patch(
         }
         other => (other, None, None),
     };
-    let change = ConversationChange { status, assignee_id: body.assignee_id, escalate, close, ..Default::default() };
+    let change = ConversationChange {
+        status,
+        assignee_id: body.assignee_id,
+        bot_enabled: body.bot_enabled,
+        escalate,
+        close,
+        labels,
+        ..Default::default()
+    };
     let updated = registry.call(id, change).await?;
     Ok(HttpResponse::Ok().json(view(&db, (*updated).clone())?))
 }

@@ -25,11 +25,14 @@ pub struct SendMessage {
     pub text: Option<String>,
     /// Attached media.
     pub media_id: Option<Uuid>,
+    /// A private note: shown to staff only, never sent to the customer, a channel or the bot (staff only; default false).
+    #[serde(default)]
+    pub private: bool,
 }
 
 /// The append request for a client's message, checked as the socket path checks it.
 pub fn request_for(who: &Principal, conversation: Uuid, body: SendMessage) -> Result<AppendRequest, ApiError> {
-    AppendRequest::from_client(&(*who).into(), conversation, body.message_id, body.text, body.media_id).map_err(|e| match e {
+    AppendRequest::from_client(&(*who).into(), conversation, body.message_id, body.text, body.media_id, body.private).map_err(|e| match e {
         InvalidMessage::Forbidden => ApiError::forbidden(e.to_string()),
         _ => ApiError::invalid(e.code(), e.to_string()),
     })
@@ -71,7 +74,7 @@ pub struct ListQuery {
     pub cursor: Option<u64>,
 }
 
-/// Lists messages in seq order.
+/// Lists messages in seq order; private notes only to staff.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "messages", params(("id" = Uuid, Path), ListQuery),
     responses((status = 200, body = super::Page<views::Message>), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
 pub async fn list(db: web::Data<Db>, who: Principal, id: web::Path<Uuid>, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
@@ -83,7 +86,8 @@ pub async fn list(db: web::Data<Db>, who: Principal, id: web::Path<Uuid>, q: web
     if after > i64::MAX as u64 {
         return Err(ApiError::bad_request("invalid_cursor", "cursor is not one this server returned"));
     }
-    let items = crate::services::conversations::messages(&db, id, after, limit)?;
-    let next = (items.len() == limit).then(|| items.last().map(|m| m.seq.to_string())).flatten();
+    let with_notes = utalk_actors::Identity::from(who).sees_private_notes();
+    let (items, next) = crate::services::conversations::messages(&db, id, after, limit, with_notes)?;
+    let next = next.map(|seq| seq.to_string());
     Ok(HttpResponse::Ok().json(super::Page { items: super::viewed::<_, views::Message>(items), next_cursor: next }))
 }

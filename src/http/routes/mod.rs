@@ -4,6 +4,7 @@ pub mod ai;
 pub mod api_keys;
 pub mod auth;
 pub mod backups;
+pub mod canned_responses;
 pub mod conversations;
 pub mod flags;
 pub mod health;
@@ -45,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
                 .configure(lifecycle::configure)
                 .configure(conversations::configure)
                 .configure(messages::configure)
+                .configure(canned_responses::configure)
                 .configure(users::configure)
                 .configure(api_keys::configure)
                 .configure(webhooks::configure)

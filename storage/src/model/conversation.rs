@@ -126,6 +126,9 @@ pub struct Conversation {
     /// The first contact's figures, kept when a reopen starts the next one (the KPIs count the first contact).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_contact: Option<FirstContact>,
+    /// Staff's labels, sorted and unique (see [`valid_label`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 /// What the KPIs count of a conversation's first contact.
@@ -206,8 +209,18 @@ impl Conversation {
             awaiting_rating: None,
             contact_started_at: None,
             first_contact: None,
+            labels: Vec::new(),
         }
     }
+}
+
+/// Most labels on one conversation.
+pub const MAX_LABELS: usize = 10;
+
+/// Whether `label` may label a conversation: 1–32 of `a-z`, `0-9`, `_`, `-`
+/// (no NUL, so it can be a key part; lowercase, so one label has one spelling).
+pub fn valid_label(label: &str) -> bool {
+    !label.is_empty() && label.len() <= 32 && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-".contains(&b))
 }
 
 impl Record for Conversation {
@@ -225,6 +238,8 @@ pub struct ConversationFilter {
     pub bot_enabled: Option<bool>,
     /// Only on this channel.
     pub channel: Option<Channel>,
+    /// Only with this label.
+    pub label: Option<String>,
 }
 
 impl ConversationFilter {
@@ -233,6 +248,7 @@ impl ConversationFilter {
             && self.assignee_id.is_none_or(|a| Some(a) == c.assignee_id)
             && self.bot_enabled.is_none_or(|b| b == c.bot_enabled)
             && self.channel.is_none_or(|ch| ch == c.channel)
+            && self.label.as_ref().is_none_or(|l| c.labels.contains(l))
     }
 }
 
@@ -263,6 +279,13 @@ pub fn put_batch(old: Option<&Conversation>, new: &Conversation) -> Result<Batch
         if let Some(a) = new.assignee_id {
             b.put_raw(Map::AssigneeConvid, Key::new().uuid(a).uuid(new.id).into_bytes(), Vec::new());
         }
+    }
+    let before: &[String] = old.map_or(&[], |o| &o.labels);
+    for gone in before.iter().filter(|l| !new.labels.contains(l)) {
+        b.delete(Map::LabelConvid, Key::new().str(gone)?.uuid(new.id));
+    }
+    for added in new.labels.iter().filter(|l| !before.contains(l)) {
+        b.put_raw(Map::LabelConvid, Key::new().str(added)?.uuid(new.id).into_bytes(), Vec::new());
     }
     Ok(b)
 }
@@ -320,7 +343,10 @@ pub fn list(
     limit: usize,
 ) -> Result<(Vec<Conversation>, Option<Uuid>), StoreError> {
     const SCAN_BUDGET: usize = 5_000;
-    let (map, prefix) = if let Some(s) = filter.status {
+    // A label is the most selective filter there is: few conversations carry any one.
+    let (map, prefix) = if let Some(l) = &filter.label {
+        (Map::LabelConvid, Key::new().str(l)?.into_bytes())
+    } else if let Some(s) = filter.status {
         (Map::StatusConvid, Key::new().u8(s.code()).into_bytes())
     } else if let Some(a) = filter.assignee_id {
         (Map::AssigneeConvid, Key::new().uuid(a).into_bytes())
@@ -358,5 +384,46 @@ pub fn list(
             return Ok((out, None));
         };
         start = Key::new().bytes(k).u8(0).into_bytes();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::DbOptions;
+
+    #[test]
+    fn the_label_filter_follows_changes_of_labels() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path(), &DbOptions::default()).expect("open");
+        let mut convs = Vec::new();
+        let mut b = Batch::new();
+        for i in 0..4 {
+            let mut c = Conversation::new(Channel::Web, Customer::default(), None);
+            if i % 2 == 0 {
+                c.labels = vec!["billing".into(), "vip".into()];
+            }
+            b.extend(put_batch(None, &c).expect("put"));
+            convs.push(c);
+        }
+        db.write_group([&b], false).expect("write");
+        let labelled = |l: &str| {
+            let filter = ConversationFilter { label: Some(l.into()), ..ConversationFilter::default() };
+            list(&db, &filter, None, 50).expect("list").0.into_iter().map(|c| c.id).collect::<Vec<_>>()
+        };
+        assert_eq!(labelled("vip"), vec![convs[0].id, convs[2].id]);
+        assert_eq!(labelled("nothing"), Vec::<Uuid>::new());
+
+        // Relabel: the first loses `vip`, the second gains it.
+        let mut first = convs[0].clone();
+        first.labels = vec!["billing".into()];
+        let mut second = convs[1].clone();
+        second.labels = vec!["vip".into()];
+        let mut b = put_batch(Some(&convs[0]), &first).expect("put");
+        b.extend(put_batch(Some(&convs[1]), &second).expect("put"));
+        db.write_group([&b], false).expect("write");
+        assert_eq!(labelled("vip"), vec![convs[1].id, convs[2].id]);
+        assert_eq!(labelled("billing"), vec![convs[0].id, convs[2].id]);
+        assert!(valid_label("vip") && valid_label("pago-2") && !valid_label("VIP") && !valid_label("") && !valid_label(&"a".repeat(33)));
     }
 }

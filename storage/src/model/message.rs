@@ -188,6 +188,9 @@ pub struct Message {
     /// When the status last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_updated_at: Option<Timestamp>,
+    /// A private note: staff only, never sent to the customer, a channel or the bot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
 }
 
 impl Record for Message {
@@ -229,6 +232,41 @@ pub fn after(db: &Db, conversation: Uuid, after: u64, limit: usize) -> Result<Ve
         return Ok(Vec::new());
     }
     Ok(db.scan::<Message>(Map::Messages, &prefix, &start, limit)?.into_iter().map(|(_, m)| m).collect())
+}
+
+/// Up to `limit` messages after seq `after` that a reader sees (private
+/// notes only `with_notes`), and, when more may follow, the seq to read on
+/// after. Reads past the notes it leaves out, so that a page is full while
+/// messages remain, up to 64 pages of notes (a page cut short there says
+/// where it stopped).
+pub fn readable_after(
+    db: &Db,
+    conversation: Uuid,
+    after: u64,
+    limit: usize,
+    with_notes: bool,
+) -> Result<(Vec<Message>, Option<u64>), StoreError> {
+    const MAX_CHUNKS: usize = 64;
+    let mut out = Vec::with_capacity(limit.min(256));
+    let mut from = after;
+    for _ in 0..MAX_CHUNKS {
+        let chunk = self::after(db, conversation, from, limit + 1)?;
+        let full = chunk.len() > limit;
+        for m in chunk {
+            let seq = m.seq;
+            if with_notes || !m.private {
+                if out.len() == limit {
+                    return Ok((out, Some(from)));
+                }
+                out.push(m);
+            }
+            from = seq;
+        }
+        if !full {
+            return Ok((out, None));
+        }
+    }
+    Ok((out, Some(from)))
 }
 
 /// One message by seq.
@@ -329,5 +367,49 @@ mod tests {
         assert_eq!(m.text.as_deref(), Some("hola"));
         assert!(m.media.is_empty());
         assert_eq!(m.error_code, None);
+        assert!(!m.private, "a message from before notes is no note");
+    }
+
+    #[test]
+    fn readers_without_notes_get_full_pages_past_the_notes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(dir.path(), &crate::db::DbOptions::default()).expect("open");
+        let conv = Uuid::now_v7();
+        let mut b = Batch::new();
+        // Seqs 1..=30: every seq from 4 to 25 is a note.
+        for seq in 1..=30u64 {
+            let m = Message {
+                id: Uuid::now_v7(),
+                conversation_id: conv,
+                seq,
+                direction: Direction::Outbound,
+                author: Author { kind: AuthorType::Agent, id: None },
+                text: Some(format!("m{seq}")),
+                media_id: None,
+                status: MessageStatus::Sent,
+                provider_id: None,
+                created_at: Timestamp(0),
+                media: Vec::new(),
+                error_code: None,
+                error_message: None,
+                status_updated_at: None,
+                private: (4..=25).contains(&seq),
+            };
+            b.extend(append_batch(&m).expect("batch"));
+        }
+        db.write_group([&b], false).expect("write");
+        let seqs = |v: &[Message]| v.iter().map(|m| m.seq).collect::<Vec<_>>();
+
+        let (page, next) = readable_after(&db, conv, 0, 5, false).expect("read");
+        assert_eq!(seqs(&page), vec![1, 2, 3, 26, 27], "the notes are skipped and the page is full");
+        let (page, next) = readable_after(&db, conv, next.expect("more follow"), 5, false).expect("read");
+        assert_eq!(seqs(&page), vec![28, 29, 30]);
+        assert_eq!(next, None);
+
+        let (page, next) = readable_after(&db, conv, 0, 5, true).expect("read");
+        assert_eq!(seqs(&page), vec![1, 2, 3, 4, 5], "staff read notes in order");
+        assert_eq!(next, Some(5));
+        let (page, _) = readable_after(&db, conv, 3, 30, false).expect("read");
+        assert_eq!(seqs(&page), vec![26, 27, 28, 29, 30]);
     }
 }

@@ -146,7 +146,9 @@ impl SessionActor {
         if budget.messages == 0 {
             return Some(after);
         }
-        let Ok(messages) = message::after(&self.hub.db, conv, after, budget.messages + 1) else { return None };
+        let Ok((messages, more)) = message::readable_after(&self.hub.db, conv, after, budget.messages, self.sees_private_notes()) else {
+            return None;
+        };
         let mut through = after;
         for m in messages {
             let seq = m.seq;
@@ -159,7 +161,7 @@ impl SessionActor {
             self.deliver_message(conv, seq, &json, ctx);
             through = seq;
         }
-        None
+        more.map(|_| through)
     }
 
     pub(super) fn deliver_message(&mut self, conv: Uuid, seq: u64, json: &str, ctx: &mut Context<Self>) {
@@ -279,10 +281,10 @@ impl SessionActor {
         // through the subscription, and anything in both is delivered once.
         self.join_room(conv, since);
         let limit = self.hub.config.max_replay;
-        let mut messages: Vec<views::Message> =
-            message::after(db, conv, since, limit + 1).map_err(EventError::internal)?.into_iter().map(Into::into).collect();
-        let mut has_more = messages.len() > limit;
-        messages.truncate(limit);
+        let (stored, next) =
+            message::readable_after(db, conv, since, limit, identity.sees_private_notes()).map_err(EventError::internal)?;
+        let mut has_more = next.is_some();
+        let mut messages: Vec<views::Message> = stored.into_iter().map(Into::into).collect();
         has_more |= keep_within_bytes(&mut messages, self.hub.config.max_replay_bytes);
         let last_seq = message::last_seq(db, conv).map_err(EventError::internal)?;
         if let Some(c) = self.sio.as_mut() {
@@ -299,7 +301,7 @@ impl SessionActor {
 
     fn send_message(&mut self, payload: &Value, identity: &Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
         let parsed = event_args::send_fields(payload).map_err(EventError::from).and_then(|f| {
-            let req = AppendRequest::from_client(identity, f.conversation_id, f.message_id, f.text, f.media_id)?;
+            let req = AppendRequest::from_client(identity, f.conversation_id, f.message_id, f.text, f.media_id, f.private)?;
             Ok((f.conversation_id, req))
         });
         let (conv, req) = match parsed {

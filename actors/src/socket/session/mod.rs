@@ -261,10 +261,12 @@ impl SessionActor {
     /// Whether this session hears of every conversation's changes (staff
     /// who may read conversations: every staff role but an integration key).
     fn hears_staff_news(&self) -> bool {
-        matches!(
-            self.sio.as_ref().map(|c| c.identity),
-            Some(Identity::Staff { role, .. }) if role != utalk_storage::model::Role::Integration
-        )
+        self.sees_private_notes()
+    }
+
+    /// Whether this session reads private notes (the same staff).
+    fn sees_private_notes(&self) -> bool {
+        self.sio.as_ref().is_some_and(|c| c.identity.sees_private_notes())
     }
 
     /// Whether this session gets stock alerts: operators, admins, and the store's manager.
@@ -531,6 +533,8 @@ impl StreamHandler<Arc<Envelope>> for SessionActor {
                 return act.close(CloseReason::SlowConsumer, ctx);
             }
             match &env.event {
+                // A widget is the customer: staff's private notes are not for it.
+                ConversationEvent::MessageNew(m) | ConversationEvent::MessageUpdated(m) if m.private && !act.sees_private_notes() => {}
                 ConversationEvent::MessageNew(m) => act.deliver_message(m.conversation_id, m.seq, env.json(), ctx),
                 ConversationEvent::Typing { origin, .. } if *origin == act.number => {}
                 // Stock alerts go to the people who run the stores, not to every agent.
