@@ -29,14 +29,8 @@ async fn status_of(s: &TestServer, path: &str, token: &str) -> u16 {
 
 /// The audit records' actions and targets, read with `utalk export` while the server runs.
 pub fn audit(s: &TestServer) -> Vec<(String, String)> {
-    use std::io::Read;
-    let out = tempfile::tempdir().unwrap();
-    let dir = out.path().join("x");
-    let (ok, stdout, stderr) = utalk(&s.data_dir(), &["export", "--collections", "audit", "--out", dir.to_str().unwrap()], "");
-    assert!(ok, "{stdout} {stderr}");
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(dir.join("audit.jsonl.gz")).unwrap()).read_to_string(&mut text).unwrap();
-    text.lines()
+    exported_audit(&s.data_dir())
+        .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .map(|v| (v["action"].as_str().unwrap_or_default().to_string(), v["target"].as_str().unwrap_or_default().to_string()))
         .collect()

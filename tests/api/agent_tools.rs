@@ -247,14 +247,51 @@ async fn canned_responses_are_kept_under_unique_short_codes() {
     // Kept across a restart; every change audited.
     let data = s.data_dir();
     s.kill();
-    let out = tempfile::tempdir().unwrap();
-    let (ok, _, err) = utalk(&data, &["export", "--collections", "audit", "--out", out.path().to_str().unwrap()], "");
-    assert!(ok, "{err}");
-    let mut text = String::new();
-    use std::io::Read;
-    flate2::read::GzDecoder::new(std::fs::File::open(out.path().join("audit.jsonl.gz")).unwrap()).read_to_string(&mut text).unwrap();
+    let text = exported_audit(&data);
     assert_eq!(text.lines().filter(|l| l.contains("canned_response.")).count(), 6, "{text}");
     let again = TestServer::start_on(&data, &[]).await;
     let agent = again.login(AGENT).await;
     assert_eq!(codes(&again.get_json("/api/v1/canned-responses", &agent).await), ["bye", "hello", "hours"]);
+}
+
+#[tokio::test]
+async fn the_pages_are_served_with_hashes_and_a_strict_policy() {
+    let s = TestServer::start().await;
+    let r = s.http.get(s.url("/app/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{csp}");
+    assert_eq!(r.headers()["cache-control"], "no-cache");
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let page = r.text().await.unwrap();
+    let files: Vec<String> = page.split("\"/app/").skip(1).filter_map(|rest| rest.split('"').next()).map(str::to_string).collect();
+    assert!(files.iter().any(|f| f.ends_with(".js")) && files.iter().any(|f| f.ends_with(".css")), "{files:?}");
+    for f in &files {
+        let r = s.http.get(s.url(&format!("/app/{f}"))).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{f}");
+        assert_eq!(r.headers()["cache-control"], "public, max-age=31536000, immutable", "{f}");
+    }
+    // Revalidation answers 304 without the body.
+    let r = s.http.get(s.url("/app/")).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(r.status(), 304);
+    let r = s.http.get(s.url("/app/app.0000.js")).send().await.unwrap();
+    assert_eq!(TestServer::error_code(r, 404).await, "not_found");
+    let r = s.http.get(s.url("/app")).send().await.unwrap();
+    assert_eq!(r.url().path(), "/app/", "redirected to the page");
+
+    // The widget: one script, gzipped on the wire, under 40 KB gzipped.
+    let r = s.http.get(s.url("/widget.js")).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert_eq!(r.headers()["cross-origin-resource-policy"], "cross-origin");
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let gzipped = r.bytes().await.unwrap();
+    assert!(gzipped.len() < 40 * 1024, "the widget is {} bytes gzipped", gzipped.len());
+    let mut body = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gzipped[..]), &mut body).unwrap();
+    assert!(body.starts_with(b"(function(){"), "the widget adds no globals to the host page");
+    let plain = s.http.get(s.url("/widget.js")).send().await.unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(plain.bytes().await.unwrap(), body, "the same file either way");
 }

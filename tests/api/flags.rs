@@ -61,12 +61,7 @@ async fn flags_change_at_runtime_per_user_and_workspace_and_are_audited() {
     // Kept across a restart, and every change is in the audit log.
     let data = s.data_dir();
     s.kill();
-    let out = tempfile::tempdir().unwrap();
-    let (ok, _, err) = utalk(&data, &["export", "--collections", "audit", "--out", out.path().to_str().unwrap()], "");
-    assert!(ok, "{err}");
-    let mut text = String::new();
-    use std::io::Read;
-    flate2::read::GzDecoder::new(std::fs::File::open(out.path().join("audit.jsonl.gz")).unwrap()).read_to_string(&mut text).unwrap();
+    let text = exported_audit(&data);
     assert_eq!(text.lines().filter(|l| l.contains("flag.update")).count(), 3, "{text}");
     let again = TestServer::start_on(&data, &[]).await;
     let admin = again.login(ADMIN).await;

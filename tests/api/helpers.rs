@@ -39,6 +39,18 @@ pub fn utalk(data_dir: &Path, args: &[&str], stdin: &str) -> (bool, String, Stri
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
+/// The audit log in `data_dir`, as `utalk export` writes it (JSON lines); the server may be running.
+pub fn exported_audit(data_dir: &Path) -> String {
+    use std::io::Read;
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("audit");
+    let (ok, stdout, stderr) = utalk(data_dir, &["export", "--collections", "audit", "--out", dir.to_str().unwrap()], "");
+    assert!(ok, "{stdout} {stderr}");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(dir.join("audit.jsonl.gz")).unwrap()).read_to_string(&mut text).unwrap();
+    text
+}
+
 pub fn add_user(data_dir: &Path, email: &str, role: &str, password: &str) {
     let (ok, out, err) = utalk(data_dir, &["user", "add", "--email", email, "--role", role, "--password-stdin"], &format!("{password}\n"));
     assert!(ok, "user add failed: {out} {err}");

@@ -7,7 +7,7 @@ import { createServer } from "node:http";
 import { randomBytes } from "node:crypto";
 import twilio from "twilio";
 import { io } from "socket.io-client";
-import { startServer, once, waitFor, uuid, ADMIN, AGENT } from "./harness.mjs";
+import { startServer, once, waitFor, until, uuid, ADMIN, AGENT } from "./harness.mjs";
 import { startFakeTwilio } from "./fake-twilio.mjs";
 
 const ACCOUNT_SID = "AC" + "abcdef0123456789".repeat(2);
@@ -119,15 +119,6 @@ async function messagesOf(conv) {
   return (await server.api("GET", `/api/v1/conversations/${conv}/messages?limit=200`, { token: admin.accessToken })).body.items;
 }
 
-async function until(fn, what, ms = 10000) {
-  const start = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -101,6 +101,19 @@ export function once(emitter, event, ms = 10000) {
   });
 }
 
+// Waits until `fn` (sync or async) gives a truthy value and returns it; the
+// error names `what` and the last value seen.
+export async function until(fn, what = "condition", ms = 20000) {
+  const start = Date.now();
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last) return last;
+    if (Date.now() - start > ms) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 export function waitFor(predicate, ms = 10000, what = "condition") {
   return new Promise((resolve, reject) => {
     const start = Date.now();

@@ -241,6 +241,14 @@ test("staff presence goes online, away and offline", async () => {
   await waitFor(() => seen.includes("away"), 5000, "away");
   const bad = await ack(other, "presence:set", { status: "sleeping" });
   assert.equal(bad.error.code, "invalid_request");
+  // A session that connects now hears who is present, with their status, at once.
+  const late = connect(agent.accessToken, { transports: ["websocket"] });
+  const snapshot = [];
+  late.on("presence", (p) => snapshot.push(p));
+  await connected(late);
+  await waitFor(() => snapshot.some((p) => p.userId === admin.user.id), 5000, "the snapshot");
+  assert.deepEqual(snapshot.find((p) => p.userId === admin.user.id), { userId: admin.user.id, status: "away" });
+  late.disconnect();
   other.disconnect();
   await waitFor(() => seen.includes("offline"), 5000, "offline");
   assert.deepEqual(seen, ["online", "away", "offline"]);

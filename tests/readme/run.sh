@@ -83,4 +83,8 @@ while IFS= read -r cmd; do
 done <<<"$block"
 
 [ -n "$server_pid" ] || { echo "readme: the server was never started" >&2; exit 1; }
-echo "readme: every First steps command works"
+# The pages the README points at, from the release build a user runs.
+for page in /app/ /widget.js; do
+  curl -fsS "127.0.0.1:$port$page" >/dev/null || { echo "readme: $page does not answer" >&2; exit 1; }
+done
+echo "readme: every First steps command works, and /app/ and /widget.js answer"

@@ -214,12 +214,22 @@ pub fn apply_lifecycle(
             }
         }
     }
+    let asked = c.awaiting_rating;
+    let mut api_answered = false;
     for &(kind, score, source) in ratings {
         set_score(c, kind, score);
         if c.awaiting_rating == Some(kind) {
-            c.awaiting_rating = None;
+            // CSAT, then NPS, however the customer answers (a typed reply,
+            // the widget's buttons, the API): after CSAT the open question is NPS.
+            c.awaiting_rating = (kind == RatingKind::Csat).then_some(RatingKind::Nps);
+            api_answered |= source == RatingSource::Api;
         }
         fx.ratings.push(Rating { conversation_id: c.id, kind, score, source, at: now, agent_id: c.assignee_id });
+    }
+    // The widget shows its own NPS buttons; a customer rated through the API
+    // (WhatsApp, an `api` conversation) is asked in the chat, as after a typed answer.
+    if api_answered && asked == Some(RatingKind::Csat) && c.awaiting_rating == Some(RatingKind::Nps) {
+        fx.follow_ups.push(rating_question(RatingKind::Nps).to_string());
     }
     fx
 }
@@ -231,6 +241,29 @@ mod tests {
 
     fn conv() -> Conversation {
         Conversation::new(Channel::Whatsapp, Customer::default(), None)
+    }
+
+    #[test]
+    fn after_csat_the_open_question_is_nps_however_it_was_answered() {
+        let close = CloseRequest { resolution: "ok".into(), first_contact_resolution: None, ask_rating: true };
+        for source in [RatingSource::Widget, RatingSource::Api] {
+            let mut c = conv();
+            apply_lifecycle(&mut c, None, Some(&close), &[], 1, Timestamp(1));
+            assert_eq!(c.awaiting_rating, Some(RatingKind::Csat));
+            let fx = apply_lifecycle(&mut c, None, None, &[(RatingKind::Csat, 4, source)], 2, Timestamp(2));
+            assert_eq!(c.awaiting_rating, Some(RatingKind::Nps), "{source:?}");
+            // The widget asks with its buttons; anyone else is asked in the chat.
+            assert_eq!(fx.follow_ups.len(), usize::from(source == RatingSource::Api), "{source:?}");
+            apply_lifecycle(&mut c, None, None, &[(RatingKind::Nps, 9, source)], 3, Timestamp(3));
+            assert_eq!((c.csat, c.nps, c.awaiting_rating), (Some(4), Some(9), None));
+        }
+        // Both at once: nothing is left open and nothing more is asked.
+        let mut c = conv();
+        apply_lifecycle(&mut c, None, Some(&close), &[], 1, Timestamp(1));
+        let both = [(RatingKind::Csat, 5, RatingSource::Api), (RatingKind::Nps, 10, RatingSource::Api)];
+        let fx = apply_lifecycle(&mut c, None, None, &both, 2, Timestamp(2));
+        assert_eq!(c.awaiting_rating, None);
+        assert!(fx.follow_ups.is_empty());
     }
 
     #[test]

@@ -351,6 +351,21 @@ impl<S: Clone + Send + 'static> Hub<S> {
         v
     }
 
+    /// Every staff member present now, with their status (`online` or `away`;
+    /// on other nodes of a cluster only `online` is known), by id, at most
+    /// `limit`: what a staff session hears right after it connects.
+    pub fn presence_snapshot(&self, limit: usize) -> Vec<(Uuid, &'static str)> {
+        let mut v: Vec<(Uuid, &'static str)> =
+            lock(&self.presence).iter().filter(|(_, (n, _))| *n > 0).map(|(id, (_, s))| (*id, *s)).collect();
+        if let Some(p) = self.elsewhere.get() {
+            let here: std::collections::HashSet<Uuid> = v.iter().map(|(id, _)| *id).collect();
+            v.extend(p.online_elsewhere().into_iter().filter(|id| !here.contains(id)).map(|id| (id, "online")));
+        }
+        v.sort();
+        v.truncate(limit);
+        v
+    }
+
     /// Shares this node's online staff with the other nodes of `cluster` and
     /// counts theirs in [`Hub::online_staff`] (once, at start).
     pub fn share_presence(self: &Arc<Self>, cluster: Arc<dyn crate::cluster::Cluster>) {

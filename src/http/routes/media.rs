@@ -194,6 +194,9 @@ pub async fn get(
                 .insert_header((header::CACHE_CONTROL, format!("private, max-age={remaining}")))
                 .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                 .insert_header((header::CONTENT_DISPOSITION, "inline"))
+                // The signed URL is the permission: the widget shows the file on
+                // the customer's site, also under a cross-origin embedder policy.
+                .insert_header(("cross-origin-resource-policy", "cross-origin"))
                 .body(bytes))
         }
         (None, None) => {

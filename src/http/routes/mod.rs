@@ -17,6 +17,7 @@ pub mod messages;
 pub mod metrics;
 pub mod openapi;
 pub mod outbox;
+pub mod pages;
 pub mod reports;
 pub mod socket;
 pub mod twilio;
@@ -62,6 +63,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
         )
         .configure(health::configure)
         .configure(reports::configure_pages)
+        .configure(pages::configure)
         .route("/metrics", web::get().to(metrics::scrape))
         .route("/health/whatsapp", web::get().to(outbox::health))
         .configure(twilio::configure)

@@ -13,6 +13,10 @@ use crate::socket::socketio;
 use crate::views;
 use actix::prelude::*;
 use serde_json::{json, Value};
+
+/// Most `presence` events a staff session gets on connecting: a quarter of
+/// the default queue (`socket.max_queued`), so the snapshot never crowds it.
+const PRESENCE_SNAPSHOT_MAX: usize = 256;
 use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
@@ -124,6 +128,13 @@ impl SessionActor {
             }
         }
         self.emit(socketio::connect("/", &reply), ctx);
+        // Staff learn who is present now; `presence` events tell them of each change after.
+        if self.hears_staff_news() {
+            for (user_id, status) in self.hub.presence_snapshot(PRESENCE_SNAPSHOT_MAX) {
+                let event = json!({ "userId": user_id, "status": status }).to_string();
+                self.emit(socketio::event_raw("presence", &event, None), ctx);
+            }
+        }
         // Clients that came back after a restart onto a new API version learn what changed.
         if let Some(changes) = self.hub.api_changes() {
             self.emit(socketio::event_raw("api:changes", changes, None), ctx);
