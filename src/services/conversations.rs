@@ -10,6 +10,8 @@ use utalk_storage::model::{
 use utalk_storage::{Db, Timestamp};
 use uuid::Uuid;
 
+pub use utalk_storage::model::conversation::{valid_label, MAX_LABELS};
+
 /// A conversation with the seq of its last durable message (0 when none)
 /// and its last activity.
 pub struct Listed {

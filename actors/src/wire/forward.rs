@@ -64,8 +64,9 @@ pub struct Append {
     pub media: Vec<Attachment>,
     /// Other writes for the same batch.
     pub extra: Batch,
-    /// A private note. Added after the first release: bytes without it read as `false`.
-    #[serde(default)]
+    /// A private note. Added after the first release: bytes without it read
+    /// as `false`, and it is left out when false, so other requests keep their bytes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub private: bool,
 }
 
@@ -91,8 +92,9 @@ pub struct Update {
     /// it, and bytes without it read as `false`.
     #[serde(default)]
     pub unassign: bool,
-    /// The new set of labels. Added after the first release: older nodes skip it.
-    #[serde(default)]
+    /// The new set of labels. Added after the first release: older nodes skip
+    /// it, and it is left out when absent, so other changes keep their bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
 }
 
