@@ -20,6 +20,7 @@
 pub mod bot;
 pub mod channels;
 pub mod cluster;
+pub mod contacts;
 pub mod conversation;
 pub mod durability;
 pub mod fanout;

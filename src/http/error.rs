@@ -204,6 +204,7 @@ impl From<utalk_actors::channels::whatsapp::InboundError> for ApiError {
             InboundError::Journal(e) => e.into(),
             InboundError::Conversation(e) => e.into(),
             InboundError::Cluster(e) => e.into(),
+            InboundError::Contact(e) => crate::services::ServiceError::from(e).into(),
         }
     }
 }

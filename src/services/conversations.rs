@@ -80,6 +80,7 @@ pub fn messages(db: &Db, id: Uuid, after_seq: u64, limit: usize, with_notes: boo
 /// Stores a new conversation; a WhatsApp one is indexed by the customer's
 /// number, so that their replies reach it.
 pub async fn open(
+    db: &Db,
     registry: &Registry,
     inbound: &Inbound,
     channel: Channel,
@@ -89,7 +90,10 @@ pub async fn open(
     if channel == Channel::Whatsapp {
         return Ok(inbound.open(customer, subject).await?);
     }
-    let c = Conversation::new(channel, customer, subject);
+    let mut c = Conversation::new(channel, customer, subject);
+    let contact = utalk_actors::contacts::resolve(db, registry.journal(), &c.customer).await?;
+    c.contact_id = Some(contact.id);
+    c.customer = super::contacts::customer_in(channel, &c.customer, &contact);
     super::records::create_conversation(registry, &c).await?;
     utalk_actors::conversation::count_opened(channel);
     Ok(c)

@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod api_version;
 pub mod bot;
 pub mod canned;
+pub mod contacts;
 pub mod conversations;
 pub mod flags;
 pub mod inventory;

@@ -96,11 +96,21 @@ pub enum Map {
     LabelConvid,
     /// `canned_response_id (16, UUIDv7) → CannedResponse`: agents' saved replies.
     CannedResponses,
+    /// `contact_id (16, UUIDv7) → Contact`: customers.
+    Contacts,
+    /// `phone (UTF-8, E.164) → contact_id (16)`: a phone's one contact.
+    PhoneContact,
+    /// `email (UTF-8, lowercased) → contact_id (16)`: an email's one contact.
+    EmailContact,
+    /// `external_id (UTF-8) → contact_id (16)`: an integrator's id's one contact.
+    ExtidContact,
+    /// `contact_id (16) · conversation_id (16) → ()`: a contact's conversations.
+    ContactConvid,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 44] = [
+    pub const ALL: [Map; 49] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -145,6 +155,11 @@ impl Map {
         Map::ConvidActivity,
         Map::LabelConvid,
         Map::CannedResponses,
+        Map::Contacts,
+        Map::PhoneContact,
+        Map::EmailContact,
+        Map::ExtidContact,
+        Map::ContactConvid,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -197,6 +212,11 @@ impl Map {
             Map::ConvidActivity => "convid_activity",
             Map::LabelConvid => "label_convid",
             Map::CannedResponses => "canned_responses",
+            Map::Contacts => "contacts",
+            Map::PhoneContact => "phone_contact",
+            Map::EmailContact => "email_contact",
+            Map::ExtidContact => "extid_contact",
+            Map::ContactConvid => "contact_convid",
         }
     }
 }

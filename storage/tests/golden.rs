@@ -25,7 +25,7 @@ fn id(n: u128) -> Uuid {
 const AT: Timestamp = Timestamp(1_764_000_000_000);
 
 fn conversation() -> Conversation {
-    let customer = Customer { name: Some("Ana Pérez".into()), phone: Some("+5215512345678".into()), email: None };
+    let customer = Customer { name: Some("Ana Pérez".into()), phone: Some("+5215512345678".into()), email: None, external_id: None };
     let mut c = Conversation::new(Channel::Whatsapp, customer, Some("pedido 42".into()));
     c.id = id(1);
     c.created_at = AT;

@@ -100,8 +100,12 @@ async function widgetSession(name, srv = server) {
   assert.equal(r.status, 201, JSON.stringify(r.body));
   return r.body;
 }
+// Each call is another customer: a phone or email already known names its contact, whose name the conversation shows.
+let customers = 0;
 async function apiConversation(token, name, srv = server) {
-  const r = await srv.api("POST", "/api/v1/conversations", { token, body: { channel: "api", customer: { name, phone: "+34600111222", email: "c@example.com" } } });
+  const n = ++customers;
+  const customer = { name, phone: `+3460011${String(n).padStart(4, "0")}`, email: `c${n}@example.com` };
+  const r = await srv.api("POST", "/api/v1/conversations", { token, body: { channel: "api", customer } });
   assert.equal(r.status, 201, JSON.stringify(r.body));
   return r.body.id;
 }
@@ -602,5 +606,25 @@ test("labels: added and removed in the conversation view, filter the queue", asy
   await page.click("#label-filter-clear");
   await page.locator(".conv-item", { hasText: "Otto Unlabelled" }).waitFor({ timeout: T });
   assert.ok(other);
+  await done(page);
+});
+
+test("a customer's other conversations are listed and open from the conversation view", async () => {
+  const admin = await adminToken();
+  const customer = { name: "Rita Returning", email: "rita@example.com" };
+  const first = (await api("POST", "/api/v1/conversations", { token: admin, body: { channel: "api", customer } })).body.id;
+  const second = (await api("POST", "/api/v1/conversations", { token: admin, body: { channel: "api", customer } })).body.id;
+  const c = await conversation(second, admin);
+  assert.equal(c.contactId, (await conversation(first, admin)).contactId, "one contact");
+  const page = await openConsole(AGENT);
+  await openConversation(page, "open", second);
+  const summary = page.locator("#contact-history summary");
+  await summary.waitFor({ timeout: T });
+  assert.equal(await summary.textContent(), "Other conversations of this customer (1)");
+  await summary.click();
+  await page.locator(`#contact-history-list a[href$="${first}"]`).click();
+  await until(() => page.evaluate(() => location.hash).then((h) => h.endsWith(first)), "the earlier conversation open");
+  await page.locator("#conv-body:not([hidden])").waitFor({ timeout: T });
+  await axeCheck(page, "conversation view with the customer's history");
   await done(page);
 });

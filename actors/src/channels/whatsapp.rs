@@ -47,6 +47,9 @@ pub enum InboundError {
     /// The cluster could not settle the number's conversation.
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    /// The number's contact could not be found or made.
+    #[error(transparent)]
+    Contact(#[from] crate::contacts::ContactError),
 }
 
 /// Inbound WhatsApp: the conversations of numbers, and the messages stored
@@ -80,7 +83,7 @@ impl Inbound {
             }
         }
         let _guard = self.lock(phone).lock().await;
-        let customer = || Customer { name: name.map(str::to_owned), phone: Some(phone.to_owned()), email: None };
+        let customer = || Customer { name: name.map(str::to_owned), phone: Some(phone.to_owned()), ..Customer::default() };
         claimed(self, phone, customer, None, false).await.map(|c| c.id)
     }
 
@@ -192,6 +195,11 @@ async fn claimed(
         }
         let mut c = Conversation::new(Channel::Whatsapp, customer(), subject.clone());
         c.id = id;
+        // The number's contact (made with the first conversation); the
+        // conversation keeps talking to this number whatever the contact says.
+        let contact = crate::contacts::resolve(&inbound.db, journal, &c.customer).await?;
+        c.contact_id = Some(contact.id);
+        c.customer = Customer { phone: c.customer.phone.clone(), ..crate::contacts::customer_of(&contact) };
         if journal.create_conversation_once(id, inbound.registry.creation_batch(&c)?, inbound.registry.creation_events(&c)).await? {
             crate::conversation::count_opened(Channel::Whatsapp);
             tracing::info!(conversation = %c.id, "opened a WhatsApp conversation");

@@ -462,6 +462,10 @@ impl ConversationActor {
         if let Some(l) = change.labels {
             new.labels = l;
         }
+        if let Some((contact, customer)) = change.contact {
+            new.contact_id = Some(contact);
+            new.customer = customer;
+        }
         let fx = lifecycle::apply_lifecycle(&mut new, change.escalate.as_ref(), change.close.as_ref(), &change.ratings, *next_seq - 1, now);
         if new == *conv && fx.ratings.is_empty() {
             // Nothing changes: answer with the durable state, write nothing.

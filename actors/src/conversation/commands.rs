@@ -158,6 +158,8 @@ pub struct ConversationChange {
     pub assign_if_unassigned: Option<Uuid>,
     /// The new set of labels (checked, sorted and unique).
     pub labels: Option<Vec<String>>,
+    /// Link to this contact, with the customer fields it gives the conversation.
+    pub contact: Option<(Uuid, utalk_storage::model::Customer)>,
 }
 
 /// A change to a stored message reported by its channel or the media fetcher.

@@ -105,6 +105,7 @@ impl From<&ConversationChange> for Update {
             assign_if_unassigned: c.assign_if_unassigned,
             unassign: c.assignee_id == Some(None),
             labels: c.labels.clone(),
+            contact: c.contact.clone(),
         }
     }
 }
@@ -124,6 +125,7 @@ impl From<Update> for ConversationChange {
             ratings: w.ratings,
             assign_if_unassigned: w.assign_if_unassigned,
             labels: w.labels,
+            contact: w.contact,
         }
     }
 }

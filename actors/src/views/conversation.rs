@@ -60,11 +60,14 @@ pub struct Customer {
     pub phone: Option<String>,
     /// Email.
     pub email: Option<String>,
+    /// The integrator's id for the customer: an `api` conversation's contact is found by it.
+    #[serde(default, rename = "externalId", skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 impl From<storage::Customer> for Customer {
     fn from(r: storage::Customer) -> Self {
-        Self { name: r.name, phone: r.phone, email: r.email }
+        Self { name: r.name, phone: r.phone, email: r.email, external_id: r.external_id }
     }
 }
 
@@ -135,6 +138,9 @@ pub struct Conversation {
     /// Staff's labels, sorted (each 1–32 of `a-z 0-9 _ -`, at most 10).
     #[serde(default)]
     pub labels: Vec<String>,
+    /// The customer's contact (`GET /api/v1/contacts/{id}`); `customer` carries its fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<Uuid>,
 }
 
 impl From<storage::Conversation> for Conversation {
@@ -162,6 +168,7 @@ impl From<storage::Conversation> for Conversation {
             contact_started_at: r.contact_started_at,
             first_contact: r.first_contact.map(Into::into),
             labels: r.labels,
+            contact_id: r.contact_id,
         }
     }
 }
@@ -225,6 +232,6 @@ impl From<ConversationStatus> for storage::ConversationStatus {
 
 impl From<Customer> for storage::Customer {
     fn from(v: Customer) -> Self {
-        Self { name: v.name, phone: v.phone, email: v.email }
+        Self { name: v.name, phone: v.phone, email: v.email, external_id: v.external_id }
     }
 }

@@ -96,6 +96,10 @@ pub struct Update {
     /// it, and it is left out when absent, so other changes keep their bytes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
+    /// Link to this contact with these customer fields. Added after the
+    /// first release: older nodes skip it; left out when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<(Uuid, utalk_storage::model::Customer)>,
 }
 
 /// An escalation.

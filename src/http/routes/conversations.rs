@@ -75,6 +75,7 @@ pub fn check_customer(c: &Customer) -> Result<(), ApiError> {
     check_len("customer.name", &c.name, 200)?;
     check_len("customer.email", &c.email, 254)?;
     check_len("customer.phone", &c.phone, 32)?;
+    check_len("customer.externalId", &c.external_id, 200)?;
     if let Some(p) = &c.phone {
         let digits = p.strip_prefix('+').unwrap_or(p);
         if digits.is_empty() || !digits.chars().all(|ch| ch.is_ascii_digit()) {
@@ -86,6 +87,7 @@ pub fn check_customer(c: &Customer) -> Result<(), ApiError> {
 
 /// Checks and stores a new conversation.
 pub async fn open(
+    db: &Db,
     registry: &Registry,
     inbound: &Inbound,
     channel: Channel,
@@ -94,13 +96,14 @@ pub async fn open(
 ) -> Result<Conversation, ApiError> {
     check_customer(&customer)?;
     check_len("subject", &subject, 200)?;
-    Ok(service::open(registry, inbound, channel, customer, subject).await?)
+    Ok(service::open(db, registry, inbound, channel, customer, subject).await?)
 }
 
 /// Opens a conversation.
 #[utoipa::path(post, path = "/api/v1/conversations", tag = "conversations", request_body = NewConversation,
     responses((status = 201, body = ConversationView), (status = 401), (status = 403), (status = 422)), security(("bearer" = [])))]
 pub async fn create(
+    db: web::Data<Db>,
     registry: web::Data<Registry>,
     inbound: web::Data<Inbound>,
     who: Principal,
@@ -118,7 +121,7 @@ pub async fn create(
             who.require(WRITERS)?;
         }
     }
-    let c = open(&registry, &inbound, channel, body.customer.into(), body.subject).await?;
+    let c = open(&db, &registry, &inbound, channel, body.customer.into(), body.subject).await?;
     let active = Some(Timestamp(c.created_at.millis().div_euclid(1000) * 1000));
     Ok(HttpResponse::Created().json(ConversationView { conversation: c.into(), last_seq: 0, last_activity_at: active }))
 }
@@ -228,7 +231,7 @@ pub async fn get(db: web::Data<Db>, who: Principal, id: web::Path<Uuid>) -> Resu
 }
 
 /// Distinguishes a field set to null from a field left out.
-fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
+pub(super) fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<Option<T>>, D::Error> {
     Option::<T>::deserialize(d).map(Some)
 }
 

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod backups;
 pub mod canned_responses;
+pub mod contacts;
 pub mod conversations;
 pub mod flags;
 pub mod health;
@@ -48,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
                 .configure(conversations::configure)
                 .configure(messages::configure)
                 .configure(canned_responses::configure)
+                .configure(contacts::configure)
                 .configure(users::configure)
                 .configure(api_keys::configure)
                 .configure(webhooks::configure)

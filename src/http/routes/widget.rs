@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utalk_actors::channels::whatsapp::Inbound;
 use utalk_actors::Registry;
 use utalk_storage::model::{Channel, Customer};
+use utalk_storage::Db;
 use uuid::Uuid;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -42,6 +43,7 @@ pub struct WidgetSession {
     responses((status = 201, body = WidgetSession), (status = 422), (status = 429)))]
 pub async fn create(
     req: HttpRequest,
+    db: web::Data<Db>,
     registry: web::Data<Registry>,
     inbound: web::Data<Inbound>,
     auth: web::Data<AuthService>,
@@ -49,9 +51,15 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     auth.admit_widget_session(&client_ip(&req))?;
     let b = body.into_inner();
-    let conv =
-        super::conversations::open(&registry, &inbound, Channel::Web, Customer { name: b.name, phone: b.phone, email: b.email }, None)
-            .await?;
+    let conv = super::conversations::open(
+        &db,
+        &registry,
+        &inbound,
+        Channel::Web,
+        Customer { name: b.name, phone: b.phone, email: b.email, external_id: None },
+        None,
+    )
+    .await?;
     let (token, expires_in) = auth.widget_token(conv.id)?;
     Ok(HttpResponse::Created().json(WidgetSession { token, conversation_id: conv.id, expires_in }))
 }

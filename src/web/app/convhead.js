@@ -32,6 +32,8 @@
       facts.appendChild(el);
     });
 
+    history(c);
+
     var labels = c.labels || [];
     var ul = UT.clear($("conv-labels"));
     if (!labels.length) ul.appendChild(h("li", { class: "muted", text: UT.t("noLabels") }));
@@ -59,6 +61,40 @@
     var canReply = UT.can("reply");
     $("composer").hidden = !canReply;
     $("readonly-note").hidden = canReply;
+  }
+
+  // The customer's other conversations (their contact's), newest first, as links.
+  var historyFor = null;
+  async function history(c) {
+    var box = $("contact-history");
+    if (!c.contactId) {
+      box.hidden = true;
+      return;
+    }
+    var key = c.id + "/" + c.contactId;
+    if (historyFor === key) return;
+    historyFor = key;
+    try {
+      var r = await UT.api("GET", "/api/v1/contacts/" + encodeURIComponent(c.contactId) + "/conversations", { query: { limit: 50 } });
+      if (historyFor !== key) return;
+      var others = (r.items || []).filter(function (o) { return o.id !== c.id; }).reverse();
+      box.hidden = !others.length;
+      $("contact-history-summary").textContent = UT.t("otherConversations", { n: others.length });
+      var ul = UT.clear($("contact-history-list"));
+      others.forEach(function (o) {
+        ul.appendChild(
+          h("li", null, [
+            h("a", { href: "#/queue/" + (o.status === "closed" ? "closed" : "open") + "/" + encodeURIComponent(o.id) }, [
+              UT.t("channel_" + o.channel) + " · " + UT.t("status_" + o.status) + " · ",
+              UT.timeEl(o.createdAt),
+            ]),
+          ])
+        );
+      });
+    } catch (e) {
+      // The list is a help, not the conversation: without it the view still works.
+      box.hidden = true;
+    }
   }
 
   // Runs a change of the open conversation; shows the server's refusal, or says it is done.

@@ -75,6 +75,7 @@ UT.strings = {
     noConversationHint: "Pick a conversation from the list.",
     labels: "Labels",
     noLabels: "none",
+    otherConversations: "Other conversations of this customer ({n})",
     addLabel: "Add a label",
     addLabelPlaceholder: "add label",
     removeLabel: "Remove label {label}",

@@ -66,6 +66,9 @@ pub struct Customer {
     pub phone: Option<String>,
     /// Email.
     pub email: Option<String>,
+    /// The integrator's id for the customer (an `api` conversation's contact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 /// A conversation's stored state (its messages are stored apart).
@@ -129,6 +132,10 @@ pub struct Conversation {
     /// Staff's labels, sorted and unique (see [`valid_label`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
+    /// The customer's contact, whose fields `customer` carries (none for
+    /// conversations stored before contacts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<Uuid>,
 }
 
 /// What the KPIs count of a conversation's first contact.
@@ -210,6 +217,7 @@ impl Conversation {
             contact_started_at: None,
             first_contact: None,
             labels: Vec::new(),
+            contact_id: None,
         }
     }
 }
@@ -278,6 +286,15 @@ pub fn put_batch(old: Option<&Conversation>, new: &Conversation) -> Result<Batch
         }
         if let Some(a) = new.assignee_id {
             b.put_raw(Map::AssigneeConvid, Key::new().uuid(a).uuid(new.id).into_bytes(), Vec::new());
+        }
+    }
+    let old_contact = old.and_then(|o| o.contact_id);
+    if old_contact != new.contact_id {
+        if let Some(c) = old_contact {
+            crate::model::contact::unlink(&mut b, c, new.id);
+        }
+        if let Some(c) = new.contact_id {
+            crate::model::contact::link(&mut b, c, new.id);
         }
     }
     let before: &[String] = old.map_or(&[], |o| &o.labels);

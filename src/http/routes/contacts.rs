@@ -1,0 +1,192 @@
+//! Contacts: the customer as one record, with their conversations.
+
+use super::conversations::{present, ConversationView};
+use super::{page_size, Page};
+use crate::http::auth::principal::{READERS, WRITERS};
+use crate::http::auth::Principal;
+use crate::http::error::ApiError;
+use crate::http::json::Json;
+use crate::services::contacts::{self as service, Fields};
+use actix_web::{web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utalk_actors::Registry;
+use utalk_storage::model::Contact;
+use utalk_storage::{Db, Timestamp};
+use uuid::Uuid;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/contacts", web::post().to(create))
+        .route("/contacts", web::get().to(list))
+        .route("/contacts/{id}", web::get().to(get))
+        .route("/contacts/{id}", web::patch().to(update))
+        .route("/contacts/{id}/conversations", web::get().to(conversations))
+        .route("/contacts/{id}/merge", web::post().to(merge));
+}
+
+/// A customer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactView {
+    /// Id.
+    pub id: Uuid,
+    /// Name.
+    pub name: Option<String>,
+    /// Phone (E.164); unique.
+    pub phone: Option<String>,
+    /// Email (lowercased); unique.
+    pub email: Option<String>,
+    /// The integrator's id for the customer; unique.
+    pub external_id: Option<String>,
+    /// Custom attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// Created.
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Timestamp,
+    /// Last changed.
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: Timestamp,
+}
+
+impl From<Contact> for ContactView {
+    fn from(c: Contact) -> Self {
+        Self {
+            id: c.id,
+            name: c.name,
+            phone: c.phone,
+            email: c.email,
+            external_id: c.external_id,
+            attributes: c.attributes,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+/// A contact's fields: on creation every one is optional; on a change, a
+/// field left out is kept and null clears it.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"name": "Ana Pérez", "phone": "+5215512345678", "email": "ana@example.com", "externalId": "crm-1042", "attributes": {"plan": "gold"}}))]
+pub struct ContactFields {
+    /// Name, at most 200 characters.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    /// Phone: digits with an optional leading `+` (spaces, dashes and brackets are dropped); unique.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    /// Email; unique.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    /// The integrator's id, at most 200 characters; unique.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Option<Option<String>>,
+    /// Custom attributes, replacing the current ones: at most 50, names of 1–64 bytes, values of at most 1,024 characters.
+    pub attributes: Option<BTreeMap<String, String>>,
+}
+
+impl From<ContactFields> for Fields {
+    fn from(f: ContactFields) -> Self {
+        Fields { name: f.name, phone: f.phone, email: f.email, external_id: f.external_id, attributes: f.attributes }
+    }
+}
+
+/// Makes a contact (admins, operators, agents; audited).
+#[utoipa::path(post, path = "/api/v1/contacts", tag = "contacts", request_body = ContactFields,
+    responses((status = 201, body = ContactView), (status = 401), (status = 403), (status = 409, description = "contact_exists"),
+        (status = 422, description = "validation_failed, invalid_phone, invalid_email")),
+    security(("bearer" = [])))]
+pub async fn create(
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
+    who: Principal,
+    body: Json<ContactFields>,
+) -> Result<HttpResponse, ApiError> {
+    let (actor, _) = who.require(WRITERS)?;
+    let c = service::create(&db, &registry, actor, body.into_inner().into()).await?;
+    Ok(HttpResponse::Created().json(ContactView::from(c)))
+}
+
+/// Lists contacts by creation (staff).
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", params(super::PageQuery),
+    responses((status = 200, body = Page<ContactView>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<super::PageQuery>) -> Result<HttpResponse, ApiError> {
+    who.require(READERS)?;
+    let limit = page_size(q.limit)?;
+    let items = service::list(&db, super::id_cursor(q.cursor.as_deref())?, limit)?;
+    let next = (items.len() == limit).then(|| items.last().map(|c| c.id.to_string())).flatten();
+    Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, ContactView>(items), next_cursor: next }))
+}
+
+/// One contact (staff).
+#[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = Uuid, Path)),
+    responses((status = 200, body = ContactView), (status = 401), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub async fn get(db: web::Data<Db>, who: Principal, id: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    who.require(READERS)?;
+    Ok(HttpResponse::Ok().json(ContactView::from(service::get(&db, id.into_inner())?)))
+}
+
+/// Changes a contact (admins, operators, agents; audited); its conversations take the new fields.
+#[utoipa::path(patch, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = Uuid, Path)), request_body = ContactFields,
+    responses((status = 200, body = ContactView), (status = 401), (status = 403), (status = 404), (status = 409, description = "contact_exists"),
+        (status = 422)),
+    security(("bearer" = [])))]
+pub async fn update(
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
+    who: Principal,
+    id: web::Path<Uuid>,
+    body: Json<ContactFields>,
+) -> Result<HttpResponse, ApiError> {
+    let (actor, _) = who.require(WRITERS)?;
+    let c = service::update(&db, &registry, actor, id.into_inner(), body.into_inner().into()).await?;
+    Ok(HttpResponse::Ok().json(ContactView::from(c)))
+}
+
+/// The conversations of a contact, oldest first (staff).
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/conversations", tag = "contacts", params(("id" = Uuid, Path), super::PageQuery),
+    responses((status = 200, body = Page<ConversationView>), (status = 400), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn conversations(
+    db: web::Data<Db>,
+    who: Principal,
+    id: web::Path<Uuid>,
+    q: web::Query<super::PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    who.require(READERS)?;
+    let limit = page_size(q.limit)?;
+    let items = service::conversations(&db, id.into_inner(), super::id_cursor(q.cursor.as_deref())?, limit)?;
+    let next = (items.len() == limit).then(|| items.last().map(|c| c.conversation.id.to_string())).flatten();
+    Ok(HttpResponse::Ok().json(Page { items: items.into_iter().map(ConversationView::from).collect(), next_cursor: next }))
+}
+
+/// Body of a merge.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MergeContacts {
+    /// The contact merged into this one and then removed.
+    pub contact_id: Uuid,
+}
+
+/// Merges another contact into this one (admins, operators, agents; audited): this one keeps
+/// its fields and takes the other's where it has none, the other's conversations move here,
+/// and the other is removed.
+#[utoipa::path(post, path = "/api/v1/contacts/{id}/merge", tag = "contacts", params(("id" = Uuid, Path)), request_body = MergeContacts,
+    responses((status = 200, body = ContactView), (status = 401), (status = 403), (status = 404), (status = 409, description = "too_many_conversations"),
+        (status = 422)),
+    security(("bearer" = [])))]
+pub async fn merge(
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
+    who: Principal,
+    id: web::Path<Uuid>,
+    body: Json<MergeContacts>,
+) -> Result<HttpResponse, ApiError> {
+    let (actor, _) = who.require(WRITERS)?;
+    let c = service::merge(&db, &registry, actor, id.into_inner(), body.contact_id).await?;
+    Ok(HttpResponse::Ok().json(ContactView::from(c)))
+}

@@ -1,0 +1,126 @@
+//! Customers as records: a WhatsApp number, a widget visitor's email and an
+//! integrator's external id resolve to one contact; contacts are changed
+//! (their conversations follow), kept unique, merged and audited.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+
+async fn post(s: &TestServer, token: &str, path: &str, body: Value) -> reqwest::Response {
+    s.http.post(s.url(path)).bearer_auth(token).json(&body).send().await.unwrap()
+}
+
+async fn patch(s: &TestServer, token: &str, path: &str, body: Value) -> reqwest::Response {
+    s.http.patch(s.url(path)).bearer_auth(token).json(&body).send().await.unwrap()
+}
+
+async fn open(s: &TestServer, token: &str, channel: &str, customer: Value) -> Value {
+    let r = post(s, token, "/api/v1/conversations", json!({"channel": channel, "customer": customer})).await;
+    assert_eq!(r.status(), 201);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_number_an_email_and_an_external_id_each_resolve_to_one_contact_and_merges_move_conversations() {
+    let mut s = TestServer::start().await;
+    let agent = s.login(AGENT).await;
+
+    // Two WhatsApp conversations from one number: one contact, made with the first.
+    let wa1 = open(&s, &agent, "whatsapp", json!({"phone": "+5215550101", "name": "Ana"})).await;
+    let wa2 = open(&s, &agent, "whatsapp", json!({"phone": "+5215550101"})).await;
+    assert_ne!(wa1["id"], wa2["id"]);
+    let ana = wa1["contactId"].as_str().expect("linked to a contact").to_string();
+    assert_eq!(wa2["contactId"], ana.as_str());
+    assert_eq!(wa2["customer"]["name"], "Ana", "the customer's fields come from the contact: {wa2}");
+
+    // The agent learns her email; her conversations take it.
+    let r =
+        patch(&s, &agent, &format!("/api/v1/contacts/{ana}"), json!({"email": "Ana@Example.com", "attributes": {"plan": "gold"}})).await;
+    assert_eq!(r.status(), 200);
+    let contact: Value = r.json().await.unwrap();
+    assert_eq!(contact["email"], "ana@example.com");
+    for c in [&wa1, &wa2] {
+        let now = s.get_json(&format!("/api/v1/conversations/{}", c["id"].as_str().unwrap()), &agent).await;
+        assert_eq!(now["customer"]["email"], "ana@example.com", "{now}");
+        assert_eq!(now["customer"]["phone"], "+5215550101");
+    }
+
+    // A widget visitor who gives that email is the same contact.
+    let w: Value = s
+        .http
+        .post(s.url("/api/v1/widget/sessions"))
+        .json(&json!({"name": "Ana P.", "email": "ANA@example.com"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let web = s.get_json(&format!("/api/v1/conversations/{}", w["conversationId"].as_str().unwrap()), &agent).await;
+    assert_eq!(web["contactId"], ana.as_str(), "{web}");
+    assert_eq!(web["customer"]["name"], "Ana");
+    let listed = s.get_json(&format!("/api/v1/contacts/{ana}/conversations"), &agent).await;
+    assert_eq!(listed["items"].as_array().unwrap().len(), 3, "{listed}");
+
+    // An integrator's customer by external id: one contact for both conversations.
+    let api1 = open(&s, &agent, "api", json!({"externalId": "crm-9", "name": "Luis"})).await;
+    let api2 = open(&s, &agent, "api", json!({"externalId": "crm-9"})).await;
+    let luis = api1["contactId"].as_str().unwrap().to_string();
+    assert_eq!(api2["contactId"], luis.as_str());
+    assert_ne!(luis, ana);
+
+    // Unique phone, email and external id: a second contact cannot take them.
+    let r = post(&s, &agent, "/api/v1/contacts", json!({"phone": "+52 1 555 0101"})).await;
+    assert_eq!(TestServer::error_code(r, 409).await, "contact_exists");
+    let r = patch(&s, &agent, &format!("/api/v1/contacts/{luis}"), json!({"email": "ana@example.com"})).await;
+    assert_eq!(TestServer::error_code(r, 409).await, "contact_exists");
+    assert_eq!(s.get_json(&format!("/api/v1/contacts/{luis}"), &agent).await["email"], Value::Null, "nothing changed");
+
+    // Bad input is refused and changes nothing.
+    for (body, code) in [
+        (json!({"phone": "call me"}), "invalid_phone"),
+        (json!({"email": "not an address"}), "invalid_email"),
+        (json!({"name": "x".repeat(201)}), "validation_failed"),
+        (
+            json!({"attributes": (0..51).map(|i| (format!("k{i}"), "v".to_string())).collect::<std::collections::BTreeMap<_, _>>()}),
+            "validation_failed",
+        ),
+        (json!({"nickname": "x"}), "validation_failed"),
+    ] {
+        let r = post(&s, &agent, "/api/v1/contacts", body.clone()).await;
+        assert_eq!(TestServer::error_code(r, 422).await, code, "{body}");
+    }
+    let r = post(&s, &agent, &format!("/api/v1/contacts/{ana}/merge"), json!({"contactId": ana})).await;
+    assert_eq!(TestServer::error_code(r, 422).await, "validation_failed");
+    let r = s.http.get(s.url(&format!("/api/v1/contacts/{}", uuid::Uuid::now_v7()))).bearer_auth(&agent).send().await.unwrap();
+    assert_eq!(TestServer::error_code(r, 404).await, "not_found");
+    let r = s.http.get(s.url("/api/v1/contacts")).bearer_auth(w["token"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(r.status(), 403, "a widget reads no contacts");
+
+    // Merge Luis into Ana: his conversations follow; Ana takes his external id; he is gone.
+    let r = post(&s, &agent, &format!("/api/v1/contacts/{ana}/merge"), json!({"contactId": luis})).await;
+    assert_eq!(r.status(), 200);
+    let merged: Value = r.json().await.unwrap();
+    assert_eq!(merged["externalId"], "crm-9");
+    assert_eq!(merged["attributes"]["plan"], "gold");
+    for c in [&api1, &api2] {
+        let now = s.get_json(&format!("/api/v1/conversations/{}", c["id"].as_str().unwrap()), &agent).await;
+        assert_eq!(now["contactId"], ana.as_str(), "{now}");
+        assert_eq!(now["customer"]["email"], "ana@example.com");
+    }
+    let r = s.http.get(s.url(&format!("/api/v1/contacts/{luis}"))).bearer_auth(&agent).send().await.unwrap();
+    assert_eq!(TestServer::error_code(r, 404).await, "not_found");
+    assert_eq!(s.get_json(&format!("/api/v1/contacts/{ana}/conversations"), &agent).await["items"].as_array().unwrap().len(), 5);
+    let api3 = open(&s, &agent, "api", json!({"externalId": "crm-9"})).await;
+    assert_eq!(api3["contactId"], ana.as_str(), "his external id now names the survivor");
+
+    // Kept across a restart; every change audited.
+    let data = s.data_dir();
+    s.kill();
+    let audit = exported_audit(&data);
+    assert!(audit.contains("contact.update") && audit.contains("contact.merge"), "{audit}");
+    let again = TestServer::start_on(&data, &[]).await;
+    let admin = again.login(ADMIN).await;
+    let all = again.get_json("/api/v1/contacts?limit=200", &admin).await;
+    let ids: Vec<&str> = all["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&ana.as_str()) && !ids.contains(&luis.as_str()), "{all}");
+}
