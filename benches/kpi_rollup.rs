@@ -46,6 +46,7 @@ fn fill(db: &Db) {
                 error_message: None,
                 status_updated_at: None,
                 private: false,
+                template: None,
             };
             b.extend(message::append_batch(&m).expect("encode"));
             known = kpi::index_messages(db, &mut b, std::slice::from_ref(&m), known).expect("index");

@@ -42,6 +42,7 @@ fn message_batch(conv: Uuid, seq: u64) -> Batch {
         error_message: None,
         status_updated_at: None,
         private: false,
+        template: None,
     };
     message::append_batch(&m).expect("encode")
 }

@@ -54,6 +54,7 @@ fn text(message_id: Uuid, t: &str) -> AppendRequest {
         media: Vec::new(),
         extra: utalk_storage::Batch::new(),
         private: false,
+        template: None,
     }
 }
 
@@ -213,6 +214,10 @@ fn agent_text(message_id: Uuid, t: &str) -> AppendRequest {
 async fn outbound_whatsapp_messages_enter_the_outbox_with_the_message() {
     let f = fixture(Duration::from_secs(60));
     let conv = whatsapp_conversation(&f, Some("+5215500000001")).await;
+    // Before the customer writes, only a template may go out.
+    let refused = f.registry.call(conv, agent_text(Uuid::new_v4(), "hola")).await.unwrap_err();
+    assert!(matches!(refused, ConversationError::WindowClosed), "{refused:?}");
+    f.registry.call(conv, text(Uuid::new_v4(), "buenas")).await.unwrap();
     let id = Uuid::new_v4();
     let m = f.registry.call(conv, agent_text(id, "hola")).await.unwrap();
     // The fixture's channel is not configured: the message waits, and says why.
@@ -227,11 +232,29 @@ async fn outbound_whatsapp_messages_enter_the_outbox_with_the_message() {
     assert_eq!(outbox::list(&f.db, None, 10).unwrap().len(), 1);
     // Customer messages and web chat messages never enter it.
     f.registry.call(conv, text(Uuid::new_v4(), "gracias")).await.unwrap();
+    // A template goes out whatever the window says, with its Content SID.
+    let template = utalk_storage::model::Template {
+        content_sid: format!("HX{}", "ab".repeat(16)),
+        variables: [("1".to_string(), "Ana".to_string())].into_iter().collect(),
+    };
+    let mut t = agent_text(Uuid::new_v4(), "");
+    t.text = None;
+    t.template = Some(template.clone());
+    f.registry.call(conv, t).await.unwrap();
+    let entries = outbox::list(&f.db, None, 10).unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[1].template.as_ref(), Some(&template));
+    // A template outside WhatsApp is refused.
+    let web_first = new_conversation(&f).await;
+    let mut t = agent_text(Uuid::new_v4(), "x");
+    t.template = Some(template);
+    assert!(matches!(f.registry.call(web_first, t).await.unwrap_err(), ConversationError::TemplateNotWhatsapp));
     let web = new_conversation(&f).await;
     f.registry.call(web, agent_text(Uuid::new_v4(), "hi")).await.unwrap();
-    assert_eq!(outbox::list(&f.db, None, 10).unwrap().len(), 1);
+    assert_eq!(outbox::list(&f.db, None, 10).unwrap().len(), 2);
     // No number to send to: failed at once, with the reason.
     let nowhere = whatsapp_conversation(&f, None).await;
+    f.registry.call(nowhere, text(Uuid::new_v4(), "hola")).await.unwrap();
     let m = f.registry.call(nowhere, agent_text(Uuid::new_v4(), "hola")).await.unwrap();
     assert_eq!(m.message().status, MessageStatus::Failed);
     assert_eq!(m.message().error_code.as_deref(), Some("no_recipient"));
@@ -241,6 +264,8 @@ async fn outbound_whatsapp_messages_enter_the_outbox_with_the_message() {
 async fn message_changes_move_forward_and_none_is_lost_when_they_race() {
     let f = fixture(Duration::from_secs(60));
     let conv = whatsapp_conversation(&f, Some("+5215500000002")).await;
+    // The customer writes first, so staff may answer freely.
+    f.registry.call(conv, text(Uuid::new_v4(), "hola")).await.unwrap();
     let id = Uuid::new_v4();
     let media_id = Uuid::new_v4();
     let mut req = agent_text(id, "foto");

@@ -80,6 +80,7 @@ fn msg(c: &Conversation, seq: u64, at: i64, direction: Direction, status: Messag
         error_message: None,
         status_updated_at: None,
         private: false,
+        template: None,
     }
 }
 

@@ -219,6 +219,11 @@ impl From<ConversationError> for ApiError {
             ConversationError::Closed => {
                 ApiError::conflict("conversation_closed", "the conversation is closed; a customer message reopens it")
             }
+            ConversationError::WindowClosed => ApiError::conflict(
+                "whatsapp_window_closed",
+                "the customer has not written on WhatsApp in 24 hours: send an approved template ({template: {contentSid, variables}})",
+            ),
+            ConversationError::TemplateNotWhatsapp => ApiError::invalid("template_not_supported", "templates are sent on WhatsApp only"),
             ConversationError::MediaNotFound => {
                 ApiError::invalid("media_not_found", "mediaId names no media uploaded to this conversation")
             }

@@ -52,6 +52,7 @@ fn message() -> Message {
         error_message: None,
         status_updated_at: Some(AT),
         private: false,
+        template: None,
     }
 }
 

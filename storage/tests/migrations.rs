@@ -98,6 +98,7 @@ fn messages_stored_before_the_time_index_are_indexed_and_marked_for_the_kpis() {
                 error_message: None,
                 status_updated_at: None,
                 private: false,
+                template: None,
             };
             // As version 2 wrote it: the message alone, no time index, no dirty mark.
             b.put(Map::Messages, message::key(c.id, seq), &m).unwrap();

@@ -105,8 +105,26 @@ async fn private_notes_reach_staff_only_and_change_nothing_else() {
     let r = send(&s, &agent, &wa, json!({"messageId": Uuid::new_v4(), "text": "nota interna", "private": true})).await;
     let note: Value = r.json().await.unwrap();
     assert_eq!(note["status"], "sent", "not queued for the channel: {note}");
-    let reply = s.send_text(&agent, &wa, "respuesta al cliente").await;
+    // The customer never wrote: free text is refused, a template goes to the outbox.
+    let r = send(&s, &agent, &wa, json!({"messageId": Uuid::new_v4(), "text": "respuesta al cliente"})).await;
+    assert_eq!(TestServer::error_code(r, 409).await, "whatsapp_window_closed");
+    let template = json!({"contentSid": format!("HX{}", "0f".repeat(16)), "variables": {"1": "Ana"}});
+    let r = send(&s, &agent, &wa, json!({"messageId": Uuid::new_v4(), "template": template})).await;
+    assert_eq!(r.status(), 201);
+    let reply: Value = r.json().await.unwrap();
+    assert_eq!(reply["template"], template);
     assert_ne!(reply["status"], "sent", "a public reply goes to the outbox: {reply}");
+    for (bad, code) in [
+        (json!({"contentSid": "HX12", "variables": {}}), "invalid_template"),
+        (json!({"contentSid": format!("HX{}", "0f".repeat(16)), "variables": {"name": "x"}}), "invalid_template"),
+    ] {
+        let r = send(&s, &agent, &wa, json!({"messageId": Uuid::new_v4(), "template": bad})).await;
+        assert_eq!(TestServer::error_code(r, 422).await, code);
+    }
+    let r = send(&s, &agent, conv, json!({"messageId": Uuid::new_v4(), "template": template})).await;
+    assert_eq!(TestServer::error_code(r, 422).await, "template_not_supported");
+    let window = s.get_json(&format!("/api/v1/conversations/{wa}"), &agent).await["whatsappWindow"].clone();
+    assert_eq!(window, json!({"open": false, "until": null}));
     let outbox = s.get_json("/api/v1/admin/outbox?limit=200", &admin).await;
     let entries: Vec<&Value> = outbox["items"].as_array().unwrap().iter().filter(|e| e["conversationId"] == wa.as_str()).collect();
     assert_eq!(entries.len(), 1, "only the reply: {outbox}");

@@ -628,3 +628,29 @@ test("a customer's other conversations are listed and open from the conversation
   await axeCheck(page, "conversation view with the customer's history");
   await done(page);
 });
+
+test("a closed WhatsApp window offers a template, which is sent as one", async () => {
+  const admin = await adminToken();
+  const wa = await api("POST", "/api/v1/conversations", { token: admin, body: { channel: "whatsapp", customer: { name: "Wendy Window", phone: "+34600999001" } } });
+  assert.equal(wa.status, 201, JSON.stringify(wa.body));
+  assert.equal(wa.body.whatsappWindow.open, false);
+  const page = await openConsole(AGENT);
+  await openConversation(page, "open", wa.body.id);
+  await page.locator("#window-note:not([hidden])").waitFor({ timeout: T });
+  await axeCheck(page, "conversation view with the template form");
+  // Free text is refused by the server, with the reason shown.
+  await page.fill("#reply", "hola");
+  await page.press("#reply", "Enter");
+  await page.locator(".msg-failed").waitFor({ timeout: T });
+  await page.locator(".msg-failed button", { hasText: "Discard" }).click();
+  const sid = "HX" + "3c".repeat(16);
+  await page.fill("#template-sid", sid);
+  await page.fill("#template-vars", "1=Wendy\n2=pedido 77");
+  await page.fill("#reply", "");
+  await page.locator("#send-btn").click();
+  const sent = await until(async () => (await messages(wa.body.id, admin)).find((m) => m.template), "the template stored");
+  assert.deepEqual(sent.template, { contentSid: sid, variables: { 1: "Wendy", 2: "pedido 77" } });
+  assert.equal((await messages(wa.body.id, admin)).length, 1, "the refused text stored nothing");
+  await page.locator(".msg-text", { hasText: `Template ${sid}` }).waitFor({ timeout: T });
+  await done(page);
+});

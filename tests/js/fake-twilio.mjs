@@ -64,6 +64,8 @@ export async function startFakeTwilio({ accountSid, authToken }) {
             from: params.get("From"),
             body: params.get("Body"),
             mediaUrls: params.getAll("MediaUrl"),
+            contentSid: params.get("ContentSid"),
+            contentVariables: params.get("ContentVariables"),
             statusCallback: params.get("StatusCallback"),
           };
           fake.sent.push(msg);

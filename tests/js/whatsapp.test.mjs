@@ -451,14 +451,31 @@ test("a WhatsApp conversation opened over REST gets the customer's replies", asy
   const c = await server.api("POST", "/api/v1/conversations", { token: agent.accessToken, body: { channel: "whatsapp", customer: { phone: digits } } });
   assert.equal(c.status, 201);
   assert.equal(c.body.customer.phone, `+${digits}`, "normalized to E.164");
+  assert.deepEqual(c.body.whatsappWindow, { open: false, until: null }, "the customer never wrote");
+  // Outside the 24-hour window free text is refused; an approved template goes through the outbox.
+  const refused = await server.api("POST", `/api/v1/conversations/${c.body.id}/messages`, { token: agent.accessToken, body: { messageId: uuid(), text: "Hola" } });
+  assert.equal(refused.status, 409);
+  assert.equal(refused.body.error.code, "whatsapp_window_closed");
   const before = fake.sent.length;
   const messageId = uuid();
-  await server.api("POST", `/api/v1/conversations/${c.body.id}/messages`, { token: agent.accessToken, body: { messageId, text: "Hola, le escribimos de la tienda" } });
+  const template = { contentSid: "HX" + "1a".repeat(16), variables: { 1: "Ana", 2: "pedido 1042" } };
+  const sent = await server.api("POST", `/api/v1/conversations/${c.body.id}/messages`, { token: agent.accessToken, body: { messageId, template } });
+  assert.equal(sent.status, 201, JSON.stringify(sent.body));
   await pollMessage(server, agent.accessToken, c.body.id, messageId, (m) => m.providerId, "sent");
-  assert.equal(fake.sent.slice(before)[0].to, `whatsapp:+${digits}`);
+  const out = fake.sent.slice(before)[0];
+  assert.equal(out.to, `whatsapp:+${digits}`);
+  assert.equal(out.contentSid, template.contentSid, "Twilio gets the template's ContentSid");
+  assert.deepEqual(JSON.parse(out.contentVariables), { 1: "Ana", 2: "pedido 1042" }, "and its variables");
+  assert.equal(out.body, null, "and no free text");
   const reply = await webhook(server, "/webhooks/twilio/whatsapp", inboundParams(`+${digits}`, { Body: "gracias" }));
   assert.equal(reply.status, 200);
-  assert.deepEqual((await messages(server, agent.accessToken, c.body.id)).map((m) => m.text), ["Hola, le escribimos de la tienda", "gracias"]);
+  assert.deepEqual((await messages(server, agent.accessToken, c.body.id)).map((m) => m.text ?? null), [null, "gracias"]);
+  // The customer wrote: the window is open for 24 hours, and free text goes out.
+  const now = (await server.api("GET", `/api/v1/conversations/${c.body.id}`, { token: agent.accessToken })).body;
+  assert.equal(now.whatsappWindow.open, true);
+  assert.ok(Date.parse(now.whatsappWindow.until) > Date.now() + 23 * 3600e3);
+  const free = await server.api("POST", `/api/v1/conversations/${c.body.id}/messages`, { token: agent.accessToken, body: { messageId: uuid(), text: "¡De nada!" } });
+  assert.equal(free.status, 201);
   const none = await server.api("POST", "/api/v1/conversations", { token: agent.accessToken, body: { channel: "whatsapp", customer: {} } });
   assert.equal(none.status, 422);
 });
@@ -612,7 +629,9 @@ test("without Twilio settings WhatsApp sends wait as not_configured, web chat wo
     const c = await srv.api("POST", "/api/v1/conversations", { token, body: { channel: "whatsapp", customer: { phone: number } } });
     assert.equal(c.status, 201);
     const messageId = uuid();
-    const r = await srv.api("POST", `/api/v1/conversations/${c.body.id}/messages`, { token, body: { messageId, text: "queued until configured" } });
+    // The customer never wrote, so the business starts with a template.
+    const template = { contentSid: "HX" + "2b".repeat(16), variables: { 1: "queued until configured" } };
+    const r = await srv.api("POST", `/api/v1/conversations/${c.body.id}/messages`, { token, body: { messageId, template } });
     assert.equal(r.status, 201);
     assert.equal(r.body.status, "not_configured");
     const web = await srv.conversation(token);

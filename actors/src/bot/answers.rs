@@ -304,6 +304,7 @@ impl Bot {
                     media: Vec::new(),
                     extra: Batch::new(),
                     private: false,
+                    template: None,
                 };
                 match self.registry.call(conv.id, req).await {
                     Ok(_) => BotOutcome::Answered,

@@ -174,6 +174,7 @@ mod tests {
                 status_updated_at: None,
                 // Every third message a note: none may reach the model.
                 private: i % 3 == 2,
+                template: None,
             })
             .collect();
         let msgs = request_messages(&history, "hola");

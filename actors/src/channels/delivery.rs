@@ -198,7 +198,13 @@ impl Delivery {
         }
         let callback =
             account.public(&format!("/webhooks/twilio/status?conversationId={}&messageId={}", entry.conversation_id, entry.message_id));
-        let out = Outgoing { to: &entry.to, body: entry.body.as_deref(), media_urls, status_callback: Some(callback) };
+        let out = Outgoing {
+            to: &entry.to,
+            body: entry.body.as_deref(),
+            media_urls,
+            status_callback: Some(callback),
+            template: entry.template.as_ref(),
+        };
         match twilio::send(&self.client, account, &out, self.config.request_timeout).await {
             SendOutcome::Accepted { sid, status } => {
                 self.answered();

@@ -88,14 +88,26 @@ pub struct Outgoing<'a> {
     pub media_urls: Vec<String>,
     /// Where Twilio reports the message's status.
     pub status_callback: Option<String>,
+    /// Send this approved template (`ContentSid`, `ContentVariables`) instead of `body`.
+    pub template: Option<&'a utalk_storage::model::Template>,
 }
 
 /// Posts one message to the Messages API.
 pub async fn send(client: &reqwest::Client, account: &TwilioAccount, msg: &Outgoing<'_>, timeout: Duration) -> SendOutcome {
     let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", account.api_base.trim_end_matches('/'), account.account_sid);
     let mut form: Vec<(&str, &str)> = vec![("To", msg.to), ("From", account.from.as_str())];
-    if let Some(b) = msg.body {
-        form.push(("Body", b));
+    // Twilio's Content API: the template and its variables as a JSON object.
+    let variables = msg.template.map(|t| serde_json::to_string(&t.variables).unwrap_or_else(|_| "{}".into()));
+    match (msg.template, &variables) {
+        (Some(t), Some(v)) => {
+            form.push(("ContentSid", t.content_sid.as_str()));
+            form.push(("ContentVariables", v.as_str()));
+        }
+        _ => {
+            if let Some(b) = msg.body {
+                form.push(("Body", b));
+            }
+        }
     }
     for m in &msg.media_urls {
         form.push(("MediaUrl", m.as_str()));

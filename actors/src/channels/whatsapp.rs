@@ -148,6 +148,7 @@ impl Inbound {
             media: attachments,
             extra,
             private: false,
+            template: None,
         };
         let appended = self.registry.call(conv, req).await?;
         if matches!(appended, Appended::Created(_)) && !appended.message().media.is_empty() {

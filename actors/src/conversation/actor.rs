@@ -276,6 +276,10 @@ impl ConversationActor {
             return;
         };
         let now = Timestamp::now();
+        if let Err(e) = whatsapp_rules(conv, &req, now) {
+            let _ = reply.send(Err(e));
+            return;
+        }
         // A note is staff talking among themselves: it is no reply, no
         // rating and no reopening.
         let effects = if req.private {
@@ -283,13 +287,21 @@ impl ConversationActor {
         } else {
             lifecycle::on_append(conv, req.author.kind, req.text.as_deref(), now)
         };
-        let fx = match effects {
+        let mut fx = match effects {
             Ok(fx) => fx,
             Err(e) => {
                 let _ = reply.send(Err(e));
                 return;
             }
         };
+        if conv.channel == utalk_storage::model::Channel::Whatsapp && req.author.kind == AuthorType::Customer {
+            // The customer wrote: WhatsApp lets staff answer freely for 24 hours.
+            // Staff hear of it when the window opens (a console stops offering templates only).
+            fx.publish |= !conv.whatsapp_window_open(now);
+            let mut c = fx.conversation.take().unwrap_or_else(|| conv.clone());
+            c.last_inbound_at = Some(now);
+            fx.conversation = Some(c);
+        }
         let after = fx.conversation.as_ref().unwrap_or(conv);
         let first = Message {
             id: req.message_id,
@@ -307,6 +319,7 @@ impl ConversationActor {
             error_message: None,
             status_updated_at: None,
             private: req.private,
+            template: req.template,
         };
         let mut all = vec![first];
         all.extend(fx.follow_ups.iter().enumerate().map(|(i, t)| system_message(self.id, *next_seq + 1 + i as u64, t, now)));
@@ -821,4 +834,18 @@ impl<C: Command> Handler<Envelope<C>> for ConversationActor {
         let command = msg.command;
         self.guarded(ctx, msg.reply, move |act, ctx, slot| command.run(act, slot, ctx));
     }
+}
+
+/// What WhatsApp allows: a free-form staff message only within 24 hours of
+/// the customer's last message (else Twilio refuses it with 63016), a
+/// template only on WhatsApp. Notes are never sent, so they pass.
+fn whatsapp_rules(conv: &Conversation, req: &AppendRequest, now: Timestamp) -> Result<(), ConversationError> {
+    if req.template.is_some() && conv.channel != utalk_storage::model::Channel::Whatsapp {
+        return Err(ConversationError::TemplateNotWhatsapp);
+    }
+    let free_form = req.template.is_none() && !req.private && req.author.kind == AuthorType::Agent;
+    if conv.channel == utalk_storage::model::Channel::Whatsapp && free_form && !conv.whatsapp_window_open(now) {
+        return Err(ConversationError::WindowClosed);
+    }
+    Ok(())
 }

@@ -72,6 +72,7 @@ pub(super) fn system_message(conversation: Uuid, seq: u64, text: &str, now: Time
         error_message: None,
         status_updated_at: None,
         private: false,
+        template: None,
     }
 }
 
@@ -128,6 +129,7 @@ pub(super) fn outbound_entry(conv: &Conversation, msg: &mut Message, signal: &Jo
         last_error: None,
         outcome: None,
         created_at: msg.created_at,
+        template: msg.template.clone(),
     })
 }
 

@@ -40,6 +40,8 @@ pub struct AppendRequest {
     pub extra: Batch,
     /// A private note (staff only; never to the customer, a channel or the bot).
     pub private: bool,
+    /// Send as this WhatsApp template (checked by [`Template::is_valid`]).
+    pub template: Option<utalk_storage::model::Template>,
 }
 
 /// Longest message text, in characters.
@@ -57,6 +59,12 @@ pub enum InvalidMessage {
     /// Text longer than [`MAX_TEXT_CHARS`].
     #[error("text must have at most {MAX_TEXT_CHARS} characters")]
     TooLong,
+    /// A template that cannot be sent.
+    #[error("template.contentSid must be HX and 32 hex digits, with at most 20 variables named 1, 2, … of at most 1,024 characters")]
+    BadTemplate,
+    /// A template on a private note.
+    #[error("a private note is not sent, so it has no template")]
+    TemplateNote,
 }
 
 impl InvalidMessage {
@@ -66,6 +74,8 @@ impl InvalidMessage {
             InvalidMessage::Forbidden => "forbidden",
             InvalidMessage::Empty => "empty_message",
             InvalidMessage::TooLong => "text_too_long",
+            InvalidMessage::BadTemplate => "invalid_template",
+            InvalidMessage::TemplateNote => "invalid_template",
         }
     }
 }
@@ -81,10 +91,17 @@ impl AppendRequest {
         text: Option<String>,
         media_id: Option<Uuid>,
         private: bool,
+        template: Option<utalk_storage::model::Template>,
     ) -> Result<AppendRequest, InvalidMessage> {
         use crate::conversation::identity::Identity;
         if private && !identity.sees_private_notes() {
             return Err(InvalidMessage::Forbidden);
+        }
+        if template.as_ref().is_some_and(|t| !t.is_valid()) {
+            return Err(InvalidMessage::BadTemplate);
+        }
+        if template.is_some() && private {
+            return Err(InvalidMessage::TemplateNote);
         }
         let (author, direction, status) = match *identity {
             Identity::Widget { conversation_id } if conversation_id == conversation => {
@@ -99,8 +116,12 @@ impl AppendRequest {
             }
             _ => return Err(InvalidMessage::Forbidden),
         };
+        // Only staff send templates: a customer writes freely.
+        if template.is_some() && direction != Direction::Outbound {
+            return Err(InvalidMessage::Forbidden);
+        }
         let text = text.filter(|t| !t.trim().is_empty());
-        if text.is_none() && media_id.is_none() {
+        if text.is_none() && media_id.is_none() && template.is_none() {
             return Err(InvalidMessage::Empty);
         }
         if text.as_ref().is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS) {
@@ -117,6 +138,7 @@ impl AppendRequest {
             media: Vec::new(),
             extra: Batch::new(),
             private,
+            template,
         })
     }
 }

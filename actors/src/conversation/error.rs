@@ -49,6 +49,13 @@ pub enum ConversationError {
     /// The message names media that does not exist or belongs to another conversation.
     #[error("mediaId names no media of this conversation")]
     MediaNotFound,
+    /// A free-form message to a WhatsApp customer who has not written for 24
+    /// hours (or ever): only an approved template may be sent.
+    #[error("the WhatsApp window is closed: the customer has not written in 24 hours; send a template")]
+    WindowClosed,
+    /// A template in a conversation that is not on WhatsApp.
+    #[error("templates are sent on WhatsApp only")]
+    TemplateNotWhatsapp,
     /// The cluster did not take the change (its owner moved, or the log is
     /// unreachable); a retry with the same `messageId` is safe.
     #[error(transparent)]

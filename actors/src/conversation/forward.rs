@@ -23,6 +23,8 @@ impl From<&ConversationError> for WireError {
             ConversationError::BotPaused => WireError::BotPaused,
             ConversationError::Closed => WireError::Closed,
             ConversationError::MediaNotFound => WireError::MediaNotFound,
+            ConversationError::WindowClosed => WireError::WindowClosed,
+            ConversationError::TemplateNotWhatsapp => WireError::TemplateNotWhatsapp,
             ConversationError::Restarted | ConversationError::Retired => WireError::Retry,
             ConversationError::Write(w) => WireError::Unavailable(w.to_string()),
             ConversationError::Cluster(c) => WireError::Unavailable(c.to_string()),
@@ -43,6 +45,8 @@ impl From<WireError> for ConversationError {
             WireError::BotPaused => ConversationError::BotPaused,
             WireError::Closed => ConversationError::Closed,
             WireError::MediaNotFound => ConversationError::MediaNotFound,
+            WireError::WindowClosed => ConversationError::WindowClosed,
+            WireError::TemplateNotWhatsapp => ConversationError::TemplateNotWhatsapp,
             WireError::Retry => ConversationError::Retired,
             WireError::Unavailable(m) => ConversationError::Cluster(ClusterError::Unavailable(m)),
             WireError::Internal(m) => ConversationError::Read(m.into()),
@@ -63,6 +67,7 @@ impl From<&AppendRequest> for Append {
             media: r.media.clone(),
             extra: r.extra.clone(),
             private: r.private,
+            template: r.template.clone(),
         }
     }
 }
@@ -80,6 +85,7 @@ impl From<Append> for AppendRequest {
             media: w.media,
             extra: w.extra,
             private: w.private,
+            template: w.template,
         }
     }
 }

@@ -352,6 +352,7 @@ mod tests {
             error_message: None,
             status_updated_at: None,
             private: false,
+            template: None,
         }))
     }
 

@@ -77,6 +77,8 @@ pub(crate) struct SendFields {
     pub media_id: Option<Uuid>,
     /// A private note (staff only).
     pub private: bool,
+    /// An approved WhatsApp template.
+    pub template: Option<utalk_storage::model::Template>,
 }
 
 /// Reads `message:send`'s `{conversationId, messageId, text?, mediaId?, private?}`.
@@ -101,7 +103,11 @@ pub(crate) fn send_fields(payload: &Value) -> Result<SendFields, Invalid> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(Invalid("private must be a boolean")),
     };
-    Ok(SendFields { conversation_id, message_id, text, media_id, private })
+    let template = match payload.get("template") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| Invalid("template must be {contentSid, variables}"))?),
+    };
+    Ok(SendFields { conversation_id, message_id, text, media_id, private, template })
 }
 
 /// What CONNECT's auth object carries: the token, and the session to

@@ -50,6 +50,8 @@ impl EventError {
                 ConversationError::BotPaused => "bot_paused",
                 ConversationError::Closed => "conversation_closed",
                 ConversationError::MediaNotFound => "media_not_found",
+                ConversationError::WindowClosed => "whatsapp_window_closed",
+                ConversationError::TemplateNotWhatsapp => "template_not_supported",
                 ConversationError::MessageIdConflict => "message_id_conflict",
                 ConversationError::Overloaded => "overloaded",
                 ConversationError::Write(_) => "storage_unavailable",

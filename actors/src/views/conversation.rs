@@ -141,10 +141,28 @@ pub struct Conversation {
     /// The customer's contact (`GET /api/v1/contacts/{id}`); `customer` carries its fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<Uuid>,
+    /// On WhatsApp: whether free-form replies may be sent now, and until when;
+    /// once closed, only a template (left out on other channels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whatsapp_window: Option<WhatsappWindow>,
+}
+
+/// WhatsApp's 24-hour customer service window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WhatsappWindow {
+    /// Free-form messages may be sent now; else only a template.
+    pub open: bool,
+    /// 24 hours after the customer's last message; null when they never wrote.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub until: Option<Timestamp>,
 }
 
 impl From<storage::Conversation> for Conversation {
     fn from(r: storage::Conversation) -> Self {
+        // As of when the view is made: the window closes by itself, with no write.
+        let whatsapp_window = (r.channel == storage::Channel::Whatsapp)
+            .then(|| WhatsappWindow { open: r.whatsapp_window_open(Timestamp::now()), until: r.whatsapp_window_until() });
         Self {
             id: r.id,
             channel: r.channel.into(),
@@ -169,6 +187,7 @@ impl From<storage::Conversation> for Conversation {
             first_contact: r.first_contact.map(Into::into),
             labels: r.labels,
             contact_id: r.contact_id,
+            whatsapp_window,
         }
     }
 }

@@ -194,6 +194,26 @@ pub struct Message {
     /// A private note: shown to staff only, never sent to the customer, a channel or the bot (left out when false).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub private: bool,
+    /// The WhatsApp template it was sent as (left out when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Template>,
+}
+
+/// A WhatsApp template approved at Twilio.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Template {
+    /// Twilio's `ContentSid`.
+    pub content_sid: String,
+    /// The numbered variables' values (`{"1": "Ana"}`).
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, String>,
+}
+
+impl From<Template> for storage::Template {
+    fn from(t: Template) -> Self {
+        Self { content_sid: t.content_sid, variables: t.variables }
+    }
 }
 
 impl From<storage::Message> for Message {
@@ -214,6 +234,7 @@ impl From<storage::Message> for Message {
             error_message: r.error_message,
             status_updated_at: r.status_updated_at,
             private: r.private,
+            template: r.template.map(|t| Template { content_sid: t.content_sid, variables: t.variables }),
         }
     }
 }

@@ -64,6 +64,9 @@ pub struct Append {
     pub media: Vec<Attachment>,
     /// Other writes for the same batch.
     pub extra: Batch,
+    /// Send as this WhatsApp template. Added after the first release; left out when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<utalk_storage::model::Template>,
     /// A private note. Added after the first release: bytes without it read
     /// as `false`, and it is left out when false, so other requests keep their bytes.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -192,6 +195,10 @@ pub enum WireError {
     Internal(String),
     /// The conversation's `MediaNotFound` (last, so earlier variants keep their wire form).
     MediaNotFound,
+    /// The conversation's `WindowClosed` (after the variants above, for their wire form).
+    WindowClosed,
+    /// The conversation's `TemplateNotWhatsapp`.
+    TemplateNotWhatsapp,
 }
 
 impl ForwardRequest {

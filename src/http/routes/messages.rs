@@ -28,14 +28,20 @@ pub struct SendMessage {
     /// A private note: shown to staff only, never sent to the customer, a channel or the bot (staff only; default false).
     #[serde(default)]
     pub private: bool,
+    /// Send as an approved WhatsApp template (`contentSid`: `HX` and 32 hex digits; `variables`: at most 20,
+    /// named `1`, `2`, …): needed once the customer has not written for 24 hours.
+    pub template: Option<views::Template>,
 }
 
 /// The append request for a client's message, checked as the socket path checks it.
 pub fn request_for(who: &Principal, conversation: Uuid, body: SendMessage) -> Result<AppendRequest, ApiError> {
-    AppendRequest::from_client(&(*who).into(), conversation, body.message_id, body.text, body.media_id, body.private).map_err(|e| match e {
-        InvalidMessage::Forbidden => ApiError::forbidden(e.to_string()),
-        _ => ApiError::invalid(e.code(), e.to_string()),
-    })
+    let template = body.template.map(Into::into);
+    AppendRequest::from_client(&(*who).into(), conversation, body.message_id, body.text, body.media_id, body.private, template).map_err(
+        |e| match e {
+            InvalidMessage::Forbidden => ApiError::forbidden(e.to_string()),
+            _ => ApiError::invalid(e.code(), e.to_string()),
+        },
+    )
 }
 
 /// Sends a message; answered once it is durable.

@@ -43,8 +43,31 @@
   }
 
   // ---- note mode ------------------------------------------------------------------
+  // A WhatsApp conversation whose customer has not written for 24 hours takes templates only.
+  function windowClosed() {
+    var c = UT.conv.current();
+    return !!(c && c.whatsappWindow && !c.whatsappWindow.open);
+  }
+
+  // The template the form describes: null when no Content SID is given; throws on a malformed line.
+  function templateOf() {
+    var sid = $("template-sid").value.trim();
+    if ($("template-box").hidden || !sid) return null;
+    var variables = {};
+    $("template-vars").value.split("\n").forEach(function (line) {
+      if (!line.trim()) return;
+      var at = line.indexOf("=");
+      if (at < 1) throw UT.ApiError(0, "invalid_template");
+      variables[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    });
+    return { contentSid: sid, variables: variables };
+  }
+
   function applyMode() {
     var note = $("note-toggle").checked;
+    var closed = windowClosed();
+    $("window-note").hidden = !closed || note;
+    $("template-box").hidden = !closed || note;
     $("composer").classList.toggle("is-note", note);
     $("note-hint").hidden = !note;
     $("reply").setAttribute("placeholder", UT.t(note ? "notePlaceholder" : "replyPlaceholder"));
@@ -85,6 +108,7 @@
       if (entry.text) body.text = entry.text;
       if (entry.mediaId) body.mediaId = entry.mediaId;
       if (entry.private) body.private = true;
+      if (entry.template) body.template = entry.template;
       var msg;
       var s = UT.socket;
       if (s && s.connected) {
@@ -110,7 +134,14 @@
     if (!convId) return;
     var text = $("reply").value.replace(/^\s+|\s+$/g, "");
     $("composer-error").textContent = "";
-    if (!text && !file) {
+    var template = null;
+    try {
+      template = $("note-toggle").checked ? null : templateOf();
+    } catch (e) {
+      $("composer-error").textContent = UT.t("err_invalid_template");
+      return;
+    }
+    if (!text && !file && !template) {
       $("composer-error").textContent = UT.t("err_empty_message");
       return;
     }
@@ -123,6 +154,7 @@
       messageId: crypto.randomUUID(),
       text: text,
       private: $("note-toggle").checked,
+      template: template,
       file: file,
       fileName: file ? file.name : "",
       mediaId: null,

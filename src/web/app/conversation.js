@@ -243,6 +243,7 @@
       m.private ? h("p", { class: "msg-note-label", text: UT.t("privateNote") }) : null,
       h("p", { class: "msg-meta" }, [h("span", { class: "msg-author", text: who }), " ", UT.timeEl(m.createdAt)]),
       m.text ? h("p", { class: "msg-text", text: m.text }) : null,
+      !m.text && m.template ? h("p", { class: "msg-text muted", text: UT.t("templateMessage", { sid: m.template.contentSid }) }) : null,
     ]
       .concat(
         mediaList(m).map(function (att) {

@@ -136,7 +136,15 @@ pub struct Conversation {
     /// conversations stored before contacts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<Uuid>,
+    /// When the customer last wrote on WhatsApp: free-form replies are allowed
+    /// for [`WHATSAPP_WINDOW_MS`] after it, templates only after that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_inbound_at: Option<Timestamp>,
 }
+
+/// WhatsApp's customer service window: free-form messages may follow the
+/// customer's last message for 24 hours; after that only approved templates.
+pub const WHATSAPP_WINDOW_MS: i64 = 24 * 3_600_000;
 
 /// What the KPIs count of a conversation's first contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,7 +226,19 @@ impl Conversation {
             first_contact: None,
             labels: Vec::new(),
             contact_id: None,
+            last_inbound_at: None,
         }
+    }
+
+    /// Until when free-form WhatsApp messages may be sent (none: only
+    /// templates, the customer never wrote).
+    pub fn whatsapp_window_until(&self) -> Option<Timestamp> {
+        self.last_inbound_at.map(|t| Timestamp(t.millis().saturating_add(WHATSAPP_WINDOW_MS)))
+    }
+
+    /// Whether a free-form WhatsApp message may be sent at `now`.
+    pub fn whatsapp_window_open(&self, now: Timestamp) -> bool {
+        self.whatsapp_window_until().is_some_and(|until| now.millis() < until.millis())
     }
 }
 
@@ -408,6 +428,18 @@ pub fn list(
 mod tests {
     use super::*;
     use crate::db::DbOptions;
+
+    #[test]
+    fn the_whatsapp_window_is_open_for_24_hours_after_the_customer_wrote() {
+        let mut c = Conversation::new(Channel::Whatsapp, Customer::default(), None);
+        assert!(!c.whatsapp_window_open(Timestamp(0)), "closed until the customer writes");
+        assert_eq!(c.whatsapp_window_until(), None);
+        c.last_inbound_at = Some(Timestamp(1_000));
+        assert!(c.whatsapp_window_open(Timestamp(1_000)));
+        assert!(c.whatsapp_window_open(Timestamp(1_000 + WHATSAPP_WINDOW_MS - 1)));
+        assert!(!c.whatsapp_window_open(Timestamp(1_000 + WHATSAPP_WINDOW_MS)), "closed after 24 hours");
+        assert_eq!(c.whatsapp_window_until(), Some(Timestamp(1_000 + WHATSAPP_WINDOW_MS)));
+    }
 
     #[test]
     fn the_label_filter_follows_changes_of_labels() {

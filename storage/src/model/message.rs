@@ -152,6 +152,36 @@ pub struct Attachment {
     pub error: Option<String>,
 }
 
+/// A WhatsApp message template approved at Twilio (Content API): its
+/// `ContentSid` and the values of its numbered variables.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Template {
+    /// `HX` and 32 hex digits.
+    pub content_sid: String,
+    /// `"1"` → value, and so on.
+    #[serde(default)]
+    pub variables: std::collections::BTreeMap<String, String>,
+}
+
+/// Most variables of one template.
+pub const MAX_TEMPLATE_VARIABLES: usize = 20;
+/// Longest template variable value, in characters.
+pub const MAX_TEMPLATE_VALUE: usize = 1_024;
+
+impl Template {
+    /// Whether the template can be sent: a Content SID and at most
+    /// [`MAX_TEMPLATE_VARIABLES`] variables named by numbers, each at most
+    /// [`MAX_TEMPLATE_VALUE`] characters.
+    pub fn is_valid(&self) -> bool {
+        let sid = self.content_sid.strip_prefix("HX").is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+        sid && self.variables.len() <= MAX_TEMPLATE_VARIABLES
+            && self.variables.iter().all(|(k, v)| {
+                !k.is_empty() && k.len() <= 3 && k.bytes().all(|b| b.is_ascii_digit()) && v.chars().count() <= MAX_TEMPLATE_VALUE
+            })
+    }
+}
+
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -191,6 +221,9 @@ pub struct Message {
     /// A private note: staff only, never sent to the customer, a channel or the bot.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub private: bool,
+    /// The WhatsApp template it was sent as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Template>,
 }
 
 impl Record for Message {
@@ -394,6 +427,7 @@ mod tests {
                 error_message: None,
                 status_updated_at: None,
                 private: (4..=25).contains(&seq),
+                template: None,
             };
             b.extend(append_batch(&m).expect("batch"));
         }

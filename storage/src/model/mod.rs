@@ -38,7 +38,7 @@ pub use inventory::{Product, StockLevel, StockTxn, Store, TxnType};
 pub use job_run::{JobOutcome, JobRun};
 pub use kpi::{Dimension, Granularity, KpiRow, KpiSums, KPIS};
 pub use media::{MediaFetch, MediaRecord, MediaSource};
-pub use message::{Attachment, Author, AuthorType, Direction, MediaStatus, Message, MessageStatus};
+pub use message::{Attachment, Author, AuthorType, Direction, MediaStatus, Message, MessageStatus, Template};
 pub use outbox::{OutboxEntry, OutboxState, Outcome};
 pub use token::RefreshToken;
 pub use user::{Role, User};

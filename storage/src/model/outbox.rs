@@ -56,6 +56,9 @@ pub struct OutboxEntry {
     pub outcome: Option<Outcome>,
     /// Created.
     pub created_at: Timestamp,
+    /// Send as this WhatsApp template instead of `body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<crate::model::message::Template>,
 }
 
 /// What became of an outbox entry, to record on its message.
