@@ -417,3 +417,19 @@ test("private notes reach staff sockets only: live, on join and through recovery
   customer.disconnect();
   staff.disconnect();
 });
+
+test("message:send checks a template's shape and that it goes to WhatsApp only", async () => {
+  const conv = await server.conversation(agent.accessToken);
+  const s = await connected(connect(agent.accessToken, { transports: ["websocket"] }));
+  const bad = await ack(s, "message:send", { conversationId: conv, messageId: uuid(), template: { contentSid: 7 } });
+  assert.equal(bad.error.code, "invalid_request");
+  const extra = await ack(s, "message:send", { conversationId: conv, messageId: uuid(), template: { contentSid: "HX" + "0".repeat(32), body: "x" } });
+  assert.equal(extra.error.code, "invalid_request");
+  const malformed = await ack(s, "message:send", { conversationId: conv, messageId: uuid(), template: { contentSid: "HX12" } });
+  assert.equal(malformed.error.code, "invalid_template");
+  const web = await ack(s, "message:send", { conversationId: conv, messageId: uuid(), template: { contentSid: "HX" + "0".repeat(32), variables: { 1: "Ana" } } });
+  assert.equal(web.error.code, "template_not_supported");
+  const r = await server.api("GET", `/api/v1/conversations/${conv}/messages`, { token: agent.accessToken });
+  assert.equal(r.body.items.length, 0, "nothing stored");
+  s.disconnect();
+});

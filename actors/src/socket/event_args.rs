@@ -78,7 +78,35 @@ pub(crate) struct SendFields {
     /// A private note (staff only).
     pub private: bool,
     /// An approved WhatsApp template.
-    pub template: Option<utalk_storage::model::Template>,
+    pub template: Option<TemplateFields>,
+}
+
+/// A template `message:send` names: its Content SID and variables, as
+/// given (the conversation core checks them).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TemplateFields {
+    /// Twilio's `ContentSid`.
+    pub content_sid: String,
+    /// Name → value.
+    pub variables: Vec<(String, String)>,
+}
+
+/// Reads `{contentSid, variables?}`.
+fn template_fields(v: &Value) -> Result<TemplateFields, Invalid> {
+    let bad = Invalid("template must be {contentSid, variables} with string values");
+    let obj = v.as_object().ok_or(bad)?;
+    if obj.keys().any(|k| k != "contentSid" && k != "variables") {
+        return Err(bad);
+    }
+    let content_sid = obj.get("contentSid").and_then(Value::as_str).ok_or(bad)?.to_string();
+    let variables = match obj.get("variables") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(m)) => {
+            m.iter().map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())).ok_or(bad)).collect::<Result<_, _>>()?
+        }
+        Some(_) => return Err(bad),
+    };
+    Ok(TemplateFields { content_sid, variables })
 }
 
 /// Reads `message:send`'s `{conversationId, messageId, text?, mediaId?, private?}`.
@@ -105,7 +133,7 @@ pub(crate) fn send_fields(payload: &Value) -> Result<SendFields, Invalid> {
     };
     let template = match payload.get("template") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(serde_json::from_value(v.clone()).map_err(|_| Invalid("template must be {contentSid, variables}"))?),
+        Some(v) => Some(template_fields(v)?),
     };
     Ok(SendFields { conversation_id, message_id, text, media_id, private, template })
 }

@@ -312,7 +312,16 @@ impl SessionActor {
 
     fn send_message(&mut self, payload: &Value, identity: &Identity, ack: Option<u64>, request_id: String, ctx: &mut Context<Self>) {
         let parsed = event_args::send_fields(payload).map_err(EventError::from).and_then(|f| {
-            let req = AppendRequest::from_client(identity, f.conversation_id, f.message_id, f.text, f.media_id, f.private, f.template)?;
+            let req = AppendRequest::from_client(
+                identity,
+                f.conversation_id,
+                f.message_id,
+                f.text,
+                f.media_id,
+                f.private,
+                f.template
+                    .map(|t| utalk_storage::model::Template { content_sid: t.content_sid, variables: t.variables.into_iter().collect() }),
+            )?;
             Ok((f.conversation_id, req))
         });
         let (conv, req) = match parsed {
