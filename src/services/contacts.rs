@@ -114,6 +114,71 @@ pub fn conversations(db: &Db, id: Uuid, after: Option<Uuid>, limit: usize) -> Re
         .collect()
 }
 
+/// Most messages one export gathers: an export is built in memory, so a
+/// customer with more is refused (409 `export_too_large`) rather than
+/// growing the server's memory without bound.
+pub const MAX_EXPORT_MESSAGES: usize = 100_000;
+
+/// Everything held about one contact: the contact, and each of their
+/// conversations with its messages (private notes included: the export is
+/// for an admin answering a data request) and its media files' records.
+pub struct Export {
+    /// The contact.
+    pub contact: Contact,
+    /// Their conversations, oldest first.
+    pub conversations: Vec<ExportedConversation>,
+}
+
+/// One conversation of an [`Export`].
+pub struct ExportedConversation {
+    /// The conversation.
+    pub conversation: utalk_storage::model::Conversation,
+    /// Its messages in seq order.
+    pub messages: Vec<utalk_storage::model::Message>,
+    /// The records of the media files its messages carry.
+    pub media: Vec<utalk_storage::model::MediaRecord>,
+}
+
+/// Gathers everything held about contact `id` and records that `actor` exported it.
+pub async fn export(db: &Db, registry: &Registry, actor: Uuid, id: Uuid) -> Result<Export, ServiceError> {
+    let contact = get(db, id)?;
+    let mut conversations = Vec::new();
+    let mut total = 0usize;
+    let mut after = None;
+    loop {
+        let page = contact::conversations(db, id, after, 500)?;
+        let Some(last) = page.last().copied() else { break };
+        after = Some(last);
+        for cid in page {
+            let Some(conversation) = conversation::get(db, cid)? else { continue };
+            let mut messages = Vec::new();
+            let mut seq = 0;
+            loop {
+                let chunk = utalk_storage::model::message::after(db, cid, seq, 500)?;
+                let Some(m) = chunk.last() else { break };
+                seq = m.seq;
+                total += chunk.len();
+                if total > MAX_EXPORT_MESSAGES {
+                    return Err(ServiceError::Conflict {
+                        code: "export_too_large",
+                        message: format!("the contact has more than {MAX_EXPORT_MESSAGES} messages"),
+                    });
+                }
+                messages.extend(chunk);
+            }
+            let mut media = Vec::new();
+            for mid in
+                messages.iter().flat_map(|m| m.media.iter().map(|a| a.id).chain(m.media_id)).collect::<std::collections::BTreeSet<_>>()
+            {
+                media.extend(utalk_storage::model::media::get(db, mid)?);
+            }
+            conversations.push(ExportedConversation { conversation, messages, media });
+        }
+    }
+    super::records::audit(registry.journal(), actor, "contact.export", id.to_string()).await?;
+    Ok(Export { contact, conversations })
+}
+
 /// Makes a contact; audited.
 pub async fn create(db: &Db, registry: &Registry, actor: Uuid, fields: Fields) -> Result<Contact, ServiceError> {
     let mut c = Contact::new(None, None, None, None);

@@ -124,3 +124,47 @@ async fn a_number_an_email_and_an_external_id_each_resolve_to_one_contact_and_me
     let ids: Vec<&str> = all["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&ana.as_str()) && !ids.contains(&luis.as_str()), "{all}");
 }
+
+#[tokio::test]
+async fn an_admin_exports_everything_held_about_a_contact_and_it_is_audited() {
+    let mut s = TestServer::start().await;
+    let admin = s.login(ADMIN).await;
+    let agent = s.login(AGENT).await;
+    let first = open(&s, &agent, "api", json!({"externalId": "crm-77", "name": "Marta"})).await;
+    let second = open(&s, &agent, "api", json!({"externalId": "crm-77"})).await;
+    let other = open(&s, &agent, "api", json!({"externalId": "crm-78", "name": "Someone Else"})).await;
+    let contact = first["contactId"].as_str().unwrap().to_string();
+    for (c, text) in [(&first, "primer mensaje de Marta"), (&second, "segundo mensaje de Marta"), (&other, "not Marta's")] {
+        s.send_text(&agent, c["id"].as_str().unwrap(), text).await;
+    }
+    let r = post(
+        &s,
+        &agent,
+        &format!("/api/v1/conversations/{}/messages", first["id"].as_str().unwrap()),
+        json!({"messageId": uuid::Uuid::new_v4(), "text": "nota sobre Marta", "private": true}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+
+    let r = s.http.get(s.url(&format!("/api/v1/contacts/{contact}/export"))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-disposition"].to_str().unwrap().contains(&format!("contact-{contact}.json")));
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["contact"]["externalId"], "crm-77");
+    let convs = e["conversations"].as_array().unwrap();
+    assert_eq!(convs.len(), 2, "{e}");
+    let texts: Vec<&str> = convs.iter().flat_map(|c| c["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str())).collect();
+    assert_eq!(texts, ["primer mensaje de Marta", "nota sobre Marta", "segundo mensaje de Marta"]);
+    assert!(!e.to_string().contains("not Marta's"), "nothing of another contact");
+
+    // Admins only; an unknown contact is 404.
+    let r = s.http.get(s.url(&format!("/api/v1/contacts/{contact}/export"))).bearer_auth(&agent).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = s.http.get(s.url(&format!("/api/v1/contacts/{}/export", uuid::Uuid::now_v7()))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(TestServer::error_code(r, 404).await, "not_found");
+
+    let data = s.data_dir();
+    s.kill();
+    let audit = exported_audit(&data);
+    assert_eq!(audit.lines().filter(|l| l.contains("contact.export") && l.contains(&contact)).count(), 1, "{audit}");
+}

@@ -10,8 +10,9 @@ use crate::services::contacts::{self as service, Fields};
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utalk_actors::views;
 use utalk_actors::Registry;
-use utalk_storage::model::Contact;
+use utalk_storage::model::{Contact, Role};
 use utalk_storage::{Db, Timestamp};
 use uuid::Uuid;
 
@@ -21,7 +22,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/contacts/{id}", web::get().to(get))
         .route("/contacts/{id}", web::patch().to(update))
         .route("/contacts/{id}/conversations", web::get().to(conversations))
-        .route("/contacts/{id}/merge", web::post().to(merge));
+        .route("/contacts/{id}/merge", web::post().to(merge))
+        .route("/contacts/{id}/export", web::get().to(export));
 }
 
 /// A customer.
@@ -189,4 +191,61 @@ pub async fn merge(
     let (actor, _) = who.require(WRITERS)?;
     let c = service::merge(&db, &registry, actor, id.into_inner(), body.contact_id).await?;
     Ok(HttpResponse::Ok().json(ContactView::from(c)))
+}
+
+/// Everything held about one contact.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactExport {
+    /// When it was made.
+    #[schema(value_type = String, format = DateTime)]
+    pub exported_at: Timestamp,
+    /// The contact.
+    pub contact: ContactView,
+    /// Their conversations, oldest first, each with its messages and media records.
+    pub conversations: Vec<ExportedConversationView>,
+}
+
+/// One conversation of an export.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportedConversationView {
+    /// The conversation.
+    pub conversation: views::Conversation,
+    /// Its messages in seq order, private notes included.
+    pub messages: Vec<views::Message>,
+    /// The records of its media files (the files: `GET /api/v1/media/{id}`).
+    pub media: Vec<views::MediaRecord>,
+}
+
+/// Everything held about a contact, as JSON (admins; audited): the contact and
+/// each of their conversations with its messages and media records.
+#[utoipa::path(get, path = "/api/v1/contacts/{id}/export", tag = "contacts", params(("id" = Uuid, Path)),
+    responses((status = 200, body = ContactExport), (status = 401), (status = 403), (status = 404), (status = 409, description = "export_too_large")),
+    security(("bearer" = [])))]
+pub async fn export(
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (actor, _) = who.require(&[Role::Admin])?;
+    let id = id.into_inner();
+    let e = service::export(&db, &registry, actor, id).await?;
+    let body = ContactExport {
+        exported_at: Timestamp::now(),
+        contact: e.contact.into(),
+        conversations: e
+            .conversations
+            .into_iter()
+            .map(|c| ExportedConversationView {
+                conversation: c.conversation.into(),
+                messages: super::viewed(c.messages),
+                media: super::viewed(c.media),
+            })
+            .collect(),
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"contact-{id}.json\"")))
+        .json(body))
 }
