@@ -110,10 +110,11 @@ fn field(id: Identifier<'_>) -> &'static str {
     }
 }
 
-/// Fails with [`ContactError::Taken`] when an identifier of `c` names another contact.
-pub fn check_unique(db: &Db, c: &Contact) -> Result<(), ContactError> {
+/// Fails with [`ContactError::Taken`] when an identifier of `c` names a
+/// contact other than `c` and `leaving` (a merged contact, removed in the same write).
+pub fn check_unique(db: &Db, c: &Contact, leaving: Option<Uuid>) -> Result<(), ContactError> {
     for id in contact::identifiers(c) {
-        if let Some(other) = contact::find(db, id)?.filter(|o| *o != c.id) {
+        if let Some(other) = contact::find(db, id)?.filter(|o| *o != c.id && Some(*o) != leaving) {
             return Err(ContactError::Taken { field: field(id), other });
         }
     }
@@ -125,7 +126,7 @@ pub fn check_unique(db: &Db, c: &Contact) -> Result<(), ContactError> {
 pub async fn save(db: &Db, journal: &Journal, actor: &str, action: &str, new: &Contact) -> Result<(), ContactError> {
     write(journal, || {
         let old = contact::get(db, new.id)?;
-        check_unique(db, new)?;
+        check_unique(db, new, None)?;
         let mut b = contact::put_batch(old.as_ref(), new)?;
         AuditEvent::new(actor, action, new.id.to_string()).add_to(&mut b)?;
         Ok(Some(b))
@@ -141,11 +142,7 @@ pub async fn replace(db: &Db, journal: &Journal, actor: &str, gone: Uuid, surviv
         let old = contact::get(db, survivor.id)?.ok_or(ContactError::NotFound)?;
         // `gone`'s identifiers are freed in the same write that may give them to the survivor.
         let mut b = contact::delete_batch(&old_gone)?;
-        for id in contact::identifiers(survivor) {
-            if let Some(other) = contact::find(db, id)?.filter(|o| *o != survivor.id && *o != gone) {
-                return Err(ContactError::Taken { field: field(id), other });
-            }
-        }
+        check_unique(db, survivor, Some(gone))?;
         // After the removal in the same batch, so an identifier the survivor
         // takes over from `gone` ends up naming the survivor.
         b.extend(contact::put_batch(Some(&old), survivor)?);

@@ -144,36 +144,28 @@ pub async fn export(db: &Db, registry: &Registry, actor: Uuid, id: Uuid) -> Resu
     let contact = get(db, id)?;
     let mut conversations = Vec::new();
     let mut total = 0usize;
-    let mut after = None;
-    loop {
-        let page = contact::conversations(db, id, after, 500)?;
-        let Some(last) = page.last().copied() else { break };
-        after = Some(last);
-        for cid in page {
-            let Some(conversation) = conversation::get(db, cid)? else { continue };
-            let mut messages = Vec::new();
-            let mut seq = 0;
-            loop {
-                let chunk = utalk_storage::model::message::after(db, cid, seq, 500)?;
-                let Some(m) = chunk.last() else { break };
-                seq = m.seq;
-                total += chunk.len();
-                if total > MAX_EXPORT_MESSAGES {
-                    return Err(ServiceError::Conflict {
-                        code: "export_too_large",
-                        message: format!("the contact has more than {MAX_EXPORT_MESSAGES} messages"),
-                    });
-                }
-                messages.extend(chunk);
+    for cid in all_conversations(db, id)? {
+        let Some(conversation) = conversation::get(db, cid)? else { continue };
+        let mut messages = Vec::new();
+        let mut seq = 0;
+        loop {
+            let chunk = utalk_storage::model::message::after(db, cid, seq, 500)?;
+            let Some(m) = chunk.last() else { break };
+            seq = m.seq;
+            total += chunk.len();
+            if total > MAX_EXPORT_MESSAGES {
+                return Err(ServiceError::Conflict {
+                    code: "export_too_large",
+                    message: format!("the contact has more than {MAX_EXPORT_MESSAGES} messages"),
+                });
             }
-            let mut media = Vec::new();
-            for mid in
-                messages.iter().flat_map(|m| m.media.iter().map(|a| a.id).chain(m.media_id)).collect::<std::collections::BTreeSet<_>>()
-            {
-                media.extend(utalk_storage::model::media::get(db, mid)?);
-            }
-            conversations.push(ExportedConversation { conversation, messages, media });
+            messages.extend(chunk);
         }
+        let mut media = Vec::new();
+        for mid in messages.iter().flat_map(|m| m.media.iter().map(|a| a.id).chain(m.media_id)).collect::<std::collections::BTreeSet<_>>() {
+            media.extend(utalk_storage::model::media::get(db, mid)?);
+        }
+        conversations.push(ExportedConversation { conversation, messages, media });
     }
     super::records::audit(registry.journal(), actor, "contact.export", id.to_string()).await?;
     Ok(Export { contact, conversations })
@@ -229,13 +221,13 @@ pub async fn merge(db: &Db, registry: &Registry, actor: Uuid, survivor: Uuid, go
     Ok(s)
 }
 
-/// Links every conversation of contact `from` to `to`, with `to`'s customer fields.
-async fn carry_over(db: &Db, registry: &Registry, to: &Contact, from: Uuid) -> Result<(), ServiceError> {
+/// Every conversation of contact `id`, oldest first; refused past [`MAX_MOVED`].
+fn all_conversations(db: &Db, id: Uuid) -> Result<Vec<Uuid>, ServiceError> {
     let mut ids = Vec::new();
     let mut after = None;
     loop {
-        let page = contact::conversations(db, from, after, 500)?;
-        let Some(last) = page.last().copied() else { break };
+        let page = contact::conversations(db, id, after, 500)?;
+        let Some(last) = page.last().copied() else { return Ok(ids) };
         ids.extend(page);
         if ids.len() > MAX_MOVED {
             return Err(ServiceError::Conflict {
@@ -245,7 +237,11 @@ async fn carry_over(db: &Db, registry: &Registry, to: &Contact, from: Uuid) -> R
         }
         after = Some(last);
     }
-    for id in ids {
+}
+
+/// Links every conversation of contact `from` to `to`, with `to`'s customer fields.
+async fn carry_over(db: &Db, registry: &Registry, to: &Contact, from: Uuid) -> Result<(), ServiceError> {
+    for id in all_conversations(db, from)? {
         let Some(conv) = conversation::get(db, id)? else { continue };
         let customer = customer_in(conv.channel, &conv.customer, to);
         if conv.contact_id == Some(to.id) && conv.customer == customer {

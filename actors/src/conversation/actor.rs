@@ -294,7 +294,8 @@ impl ConversationActor {
                 return;
             }
         };
-        if conv.channel == utalk_storage::model::Channel::Whatsapp && req.author.kind == AuthorType::Customer {
+        let customer_on_whatsapp = conv.channel == utalk_storage::model::Channel::Whatsapp && req.author.kind == AuthorType::Customer;
+        if customer_on_whatsapp && conv.whatsapp_window_stale(now) {
             // The customer wrote: WhatsApp lets staff answer freely for 24 hours.
             // Staff hear of it when the window opens (a console stops offering templates only).
             fx.publish |= !conv.whatsapp_window_open(now);

@@ -146,6 +146,11 @@ pub struct Conversation {
 /// customer's last message for 24 hours; after that only approved templates.
 pub const WHATSAPP_WINDOW_MS: i64 = 24 * 3_600_000;
 
+/// How stale `last_inbound_at` may get before a customer message writes it
+/// again: a customer writing many messages rewrites their conversation once
+/// a minute, not once a message, and the window closes at most this much early.
+pub const WHATSAPP_WINDOW_REFRESH_MS: i64 = 60_000;
+
 /// What the KPIs count of a conversation's first contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -234,6 +239,12 @@ impl Conversation {
     /// templates, the customer never wrote).
     pub fn whatsapp_window_until(&self) -> Option<Timestamp> {
         self.last_inbound_at.map(|t| Timestamp(t.millis().saturating_add(WHATSAPP_WINDOW_MS)))
+    }
+
+    /// Whether a customer message at `now` should move `last_inbound_at`
+    /// (never set, or older than [`WHATSAPP_WINDOW_REFRESH_MS`]).
+    pub fn whatsapp_window_stale(&self, now: Timestamp) -> bool {
+        self.last_inbound_at.is_none_or(|t| now.millis().saturating_sub(t.millis()) >= WHATSAPP_WINDOW_REFRESH_MS)
     }
 
     /// Whether a free-form WhatsApp message may be sent at `now`.
@@ -439,6 +450,10 @@ mod tests {
         assert!(c.whatsapp_window_open(Timestamp(1_000 + WHATSAPP_WINDOW_MS - 1)));
         assert!(!c.whatsapp_window_open(Timestamp(1_000 + WHATSAPP_WINDOW_MS)), "closed after 24 hours");
         assert_eq!(c.whatsapp_window_until(), Some(Timestamp(1_000 + WHATSAPP_WINDOW_MS)));
+        // Refreshed once a minute, not once a message.
+        assert!(!c.whatsapp_window_stale(Timestamp(1_000 + WHATSAPP_WINDOW_REFRESH_MS - 1)));
+        assert!(c.whatsapp_window_stale(Timestamp(1_000 + WHATSAPP_WINDOW_REFRESH_MS)));
+        assert!(Conversation::new(Channel::Whatsapp, Customer::default(), None).whatsapp_window_stale(Timestamp(0)));
     }
 
     #[test]

@@ -129,10 +129,10 @@ impl SessionActor {
         }
         self.emit(socketio::connect("/", &reply), ctx);
         // Staff learn who is present now; `presence` events tell them of each change after.
-        if self.hears_staff_news() {
+        if self.is_staff_reader() {
             for (user_id, status) in self.hub.presence_snapshot(PRESENCE_SNAPSHOT_MAX) {
-                let event = json!({ "userId": user_id, "status": status }).to_string();
-                self.emit(socketio::event_raw("presence", &event, None), ctx);
+                let event = crate::fanout::broker::Envelope::new(ConversationEvent::Presence { user_id, status });
+                self.emit(socketio::event_raw(event.event.name(), event.json(), None), ctx);
             }
         }
         // Clients that came back after a restart onto a new API version learn what changed.
@@ -157,7 +157,7 @@ impl SessionActor {
         if budget.messages == 0 {
             return Some(after);
         }
-        let Ok((messages, more)) = message::readable_after(&self.hub.db, conv, after, budget.messages, self.sees_private_notes()) else {
+        let Ok((messages, more)) = message::readable_after(&self.hub.db, conv, after, budget.messages, self.is_staff_reader()) else {
             return None;
         };
         let mut through = after;

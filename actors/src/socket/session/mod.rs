@@ -258,14 +258,10 @@ impl futures_util::Stream for Deliveries {
 }
 
 impl SessionActor {
-    /// Whether this session hears of every conversation's changes (staff
-    /// who may read conversations: every staff role but an integration key).
-    fn hears_staff_news(&self) -> bool {
-        self.sees_private_notes()
-    }
-
-    /// Whether this session reads private notes (the same staff).
-    fn sees_private_notes(&self) -> bool {
+    /// Whether this session is staff who read conversations (every staff
+    /// role but an integration key): it hears of every conversation's
+    /// changes and reads private notes.
+    fn is_staff_reader(&self) -> bool {
         self.sio.as_ref().is_some_and(|c| c.identity.sees_private_notes())
     }
 
@@ -534,7 +530,7 @@ impl StreamHandler<Arc<Envelope>> for SessionActor {
             }
             match &env.event {
                 // A widget is the customer: staff's private notes are not for it.
-                ConversationEvent::MessageNew(m) | ConversationEvent::MessageUpdated(m) if m.private && !act.sees_private_notes() => {}
+                ConversationEvent::MessageNew(m) | ConversationEvent::MessageUpdated(m) if m.private && !act.is_staff_reader() => {}
                 ConversationEvent::MessageNew(m) => act.deliver_message(m.conversation_id, m.seq, env.json(), ctx),
                 ConversationEvent::Typing { origin, .. } if *origin == act.number => {}
                 // Stock alerts go to the people who run the stores, not to every agent.
@@ -542,8 +538,8 @@ impl StreamHandler<Arc<Envelope>> for SessionActor {
                 // Staff hear a conversation's changes once, on the staff
                 // topic, whether or not they joined it; others (a widget, an
                 // integration key) only in the conversations they joined.
-                ConversationEvent::ConversationUpdated(_) if act.hears_staff_news() => {}
-                e if e.is_staff_news() && !act.hears_staff_news() => {}
+                ConversationEvent::ConversationUpdated(_) if act.is_staff_reader() => {}
+                e if e.is_staff_news() && !act.is_staff_reader() => {}
                 other => {
                     let name = other.name();
                     act.emit(socketio::event_raw(name, env.json(), None), ctx);
