@@ -26,6 +26,7 @@ use utalk_actors::inventory::{Inventory, SocketAlerts};
 use utalk_actors::jobs::retry::{Backoff, Breaker};
 use utalk_actors::jobs::signal::JobSignal;
 use utalk_actors::jobs::worker::WorkerActor;
+use utalk_actors::search::{SearchIndex, Settings as SearchSettings};
 use utalk_actors::webhooks::{SenderConfig, WebhookSender, WebhookTap};
 use utalk_actors::{LocalBroker, Registry, RegistryConfig, SocketConfig, SocketHub, StoreWriter};
 use utalk_schedules::backup::BackupTask;
@@ -43,6 +44,8 @@ pub struct Application {
     port: u16,
     server: Server,
     writer: StoreWriter,
+    search: Option<Arc<SearchIndex>>,
+    db: Db,
     /// This node's membership of a cluster, left at a graceful stop so its shards move at once.
     nats: Option<NatsCluster>,
 }
@@ -313,6 +316,21 @@ fn start_bot(config: &Config, db: &Db, registry: &Registry, sockets: &Arc<Socket
     Ok(bot)
 }
 
+/// Opens the search index in `<data_dir>/search`, unless it is turned off.
+fn open_search(config: &Config, db: &Db) -> anyhow::Result<Option<Arc<SearchIndex>>> {
+    let s = &config.search;
+    if !s.enabled {
+        return Ok(None);
+    }
+    let settings = SearchSettings {
+        commit_interval: Duration::from_millis(s.commit_interval_ms),
+        writer_memory_bytes: s.writer_memory_mb << 20,
+        max_queue_bytes: s.max_queue_mb << 20,
+    };
+    let dir = config.data_dir.join("search");
+    Ok(Some(SearchIndex::open(&dir, db.clone(), settings).with_context(|| format!("cannot open the search index in {}", dir.display()))?))
+}
+
 impl Application {
     /// Opens storage, starts the actors and binds the listener. Must run inside an actix `System`.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
@@ -327,6 +345,11 @@ impl Application {
         let db = open_db(&config)?;
         let writer = StoreWriter::start_with_reserve(db.clone(), config.store.durability, config.store.min_free_mb << 20)
             .context("cannot start the store writer")?;
+        // Before the first write: the index follows every durable batch.
+        let search = open_search(&config, &db)?;
+        if let Some(index) = &search {
+            writer.tap_with(index.clone());
+        }
         let broker = Arc::new(LocalBroker::new());
         let (cluster, nats) = join_cluster(&config).await?;
         // Applied changes are published to this node's sockets only: other nodes apply them from the log.
@@ -413,6 +436,7 @@ impl Application {
         }
         let inbound = Arc::new(utalk_actors::channels::whatsapp::Inbound::new(db.clone(), registry.clone(), fetcher.clone()));
         let socket_hub = sockets.clone();
+        let db_handle = db.clone();
         let shared = Shared::new(Parts {
             cluster,
             db,
@@ -429,6 +453,7 @@ impl Application {
             inventory,
             flags,
             webhooks,
+            search: search.clone(),
         });
 
         let listener = TcpListener::bind(&config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -458,7 +483,7 @@ impl Application {
                 .configure(|cfg| routes::configure(cfg, max_body, max_socket_payload))
         })?;
         tracing::info!(addr = %addr, data_dir = %config.data_dir.display(), durability = config.store.durability.as_str(), "utalk listening on http://{addr}");
-        Ok(Application { port: addr.port(), server, writer, nats })
+        Ok(Application { port: addr.port(), server, writer, search, db: db_handle, nats })
     }
 
     /// The bound port (useful with port 0).
@@ -492,8 +517,16 @@ impl Application {
         if let Some(nats) = &self.nats {
             nats.leave().await;
         }
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || writer.shutdown()).await?;
+        let (writer, search, db) = (self.writer.clone(), self.search.clone(), self.db.clone());
+        tokio::task::spawn_blocking(move || {
+            writer.shutdown();
+            // After the last write: the index records the store's sequence,
+            // so the next start finds it current and does not rebuild it.
+            if let Some(index) = search {
+                index.stop(db.latest_sequence());
+            }
+        })
+        .await?;
         tracing::info!("utalk stopped");
         Ok(result?)
     }

@@ -17,6 +17,7 @@ use utalk_actors::channels::twilio::TwilioAccount;
 use utalk_actors::channels::whatsapp::Inbound;
 use utalk_actors::cluster::Cluster;
 use utalk_actors::inventory::Inventory;
+use utalk_actors::search::SearchIndex;
 use utalk_actors::webhooks::WebhookTap;
 use utalk_actors::{Registry, SocketHub};
 use utalk_schedules::Scheduler;
@@ -27,6 +28,16 @@ pub struct Started(pub Instant);
 
 /// Twilio's account, when configured.
 pub struct Twilio(pub Option<Arc<TwilioAccount>>);
+
+/// The search index, unless `search.enabled` is off.
+pub struct Search(pub Option<Arc<SearchIndex>>);
+
+impl Search {
+    /// The index, when there is one.
+    pub fn index(&self) -> Option<&SearchIndex> {
+        self.0.as_deref()
+    }
+}
 
 /// Serialises changes of the bot settings (version check and write).
 #[derive(Default)]
@@ -68,6 +79,8 @@ pub struct Parts {
     pub cluster: Arc<dyn Cluster>,
     /// Where changes queue webhook deliveries.
     pub webhooks: Arc<WebhookTap>,
+    /// The search index.
+    pub search: Option<Arc<SearchIndex>>,
 }
 
 /// The parts as handlers extract them, cheap to clone into each worker.
@@ -92,6 +105,7 @@ pub struct Shared {
     cluster: web::Data<dyn Cluster>,
     webhooks: web::Data<WebhookTap>,
     webhook_limits: web::Data<WebhookLimits>,
+    search: web::Data<Search>,
 }
 
 impl Shared {
@@ -120,6 +134,7 @@ impl Shared {
             config: web::Data::from(p.config),
             cluster: web::Data::from(p.cluster),
             webhooks: web::Data::from(p.webhooks),
+            search: web::Data::new(Search(p.search)),
         }
     }
 
@@ -143,6 +158,7 @@ impl Shared {
             .app_data(self.flags_lock.clone())
             .app_data(self.cluster.clone())
             .app_data(self.webhooks.clone())
-            .app_data(self.webhook_limits.clone());
+            .app_data(self.webhook_limits.clone())
+            .app_data(self.search.clone());
     }
 }

@@ -27,6 +27,7 @@ pub mod fanout;
 pub mod hosts;
 pub mod inventory;
 pub mod jobs;
+pub mod search;
 pub mod socket;
 pub mod views;
 pub mod webhooks;

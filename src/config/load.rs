@@ -66,6 +66,7 @@ const SECTIONS: &[&str] = &[
     "log_file",
     "log_levels",
     "cluster",
+    "search",
 ];
 
 impl Config {

@@ -75,6 +75,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Storage.
     pub store: StoreConfig,
+    /// The full-text index.
+    pub search: SearchSection,
     /// Conversation actors.
     pub conversations: ConversationsConfig,
     /// HTTP server.
@@ -168,6 +170,7 @@ impl Default for Config {
             node_id: None,
             cluster: ClusterConfig::default(),
             store: StoreConfig::default(),
+            search: SearchSection::default(),
             conversations: ConversationsConfig::default(),
             http: HttpConfig::default(),
             auth: AuthConfig::default(),

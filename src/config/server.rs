@@ -64,6 +64,27 @@ pub struct StoreConfig {
     pub min_free_mb: u64,
 }
 
+/// `[search]`: the full-text index in `<data_dir>/search`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchSection {
+    /// Keep the index and answer `?q=` (503 `search_unavailable` when off).
+    pub enabled: bool,
+    /// A write is searchable within about this long (100 to 60,000).
+    pub commit_interval_ms: u64,
+    /// Memory the indexer buffers before writing a segment, in MiB (15 to 1024).
+    pub writer_memory_mb: usize,
+    /// Most MiB of written records waiting for the indexer (1 to 1024); past
+    /// it they are dropped and the index is rebuilt from the store.
+    pub max_queue_mb: usize,
+}
+
+impl Default for SearchSection {
+    fn default() -> Self {
+        Self { enabled: true, commit_interval_ms: 1000, writer_memory_mb: 64, max_queue_mb: 64 }
+    }
+}
+
 /// `[cluster]`
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]

@@ -189,6 +189,8 @@ impl From<crate::services::ServiceError> for ApiError {
             E::Forbidden(m) => ApiError::forbidden(m),
             E::Invalid { code, message } => ApiError::invalid(code, message),
             E::Conflict { code, message } => ApiError::conflict(code, message),
+            E::BadQuery(m) => ApiError::bad_request("invalid_query", m),
+            E::SearchUnavailable(m) => ApiError::unavailable("search_unavailable", m),
             E::Internal(m) => ApiError::internal(m),
         }
     }

@@ -17,6 +17,7 @@ pub mod media;
 pub mod operations;
 pub mod records;
 pub mod reports;
+pub mod search;
 pub mod secrets;
 pub mod webhooks;
 
@@ -65,6 +66,12 @@ pub enum ServiceError {
         /// What is in the way.
         message: String,
     },
+    /// A search's words cannot be searched for (400 `invalid_query`).
+    #[error("{0}")]
+    BadQuery(String),
+    /// A part the request needs is off or failing (503 `search_unavailable`).
+    #[error("{0}")]
+    SearchUnavailable(String),
     /// Blocking work could not run to its end.
     #[error("{0}")]
     Internal(String),

@@ -68,6 +68,35 @@ impl Batch {
     pub fn size_bytes(&self) -> usize {
         self.bytes
     }
+    /// The changes in order, for readers that follow what was written (the
+    /// search index follows the records it indexes).
+    pub fn changes(&self) -> impl Iterator<Item = Change<'_>> {
+        self.ops.iter().map(|op| match op {
+            Op::Put { map, key, value } => Change::Put { map: *map, key, value },
+            Op::Delete { map, key } => Change::Delete { map: *map, key },
+        })
+    }
+}
+
+/// One change of a [`Batch`], as [`Batch::changes`] shows it.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// `key` in `map` now holds `value`.
+    Put {
+        /// The map.
+        map: Map,
+        /// The key's bytes.
+        key: &'a [u8],
+        /// The encoded value.
+        value: &'a [u8],
+    },
+    /// `key` was removed from `map`.
+    Delete {
+        /// The map.
+        map: Map,
+        /// The key's bytes.
+        key: &'a [u8],
+    },
 }
 
 /// Tag of the first (and so far only) wire layout of a batch.

@@ -206,6 +206,13 @@ impl Db {
         Ok(out)
     }
 
+    /// RocksDB's sequence number of the last write: unchanged between a clean
+    /// stop and the next open, so a follower of the writes (the search index)
+    /// can tell whether it missed any.
+    pub fn latest_sequence(&self) -> u64 {
+        self.inner.latest_sequence_number()
+    }
+
     /// Like [`scan_raw`](Self::scan_raw), decoding values.
     pub fn scan<V: Record>(&self, map: Map, prefix: &[u8], start: &[u8], limit: usize) -> Result<Vec<(Vec<u8>, V)>, StoreError> {
         self.scan_raw(map, prefix, start, limit)?.into_iter().map(|(k, v)| Ok((k, decode(&v)?))).collect()

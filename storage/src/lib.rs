@@ -34,7 +34,7 @@ pub mod model;
 pub mod time;
 
 #[cfg(not(loom))]
-pub use batch::Batch;
+pub use batch::{Batch, Change};
 #[cfg(not(loom))]
 pub use codec::Record;
 #[cfg(not(loom))]

@@ -229,6 +229,13 @@ impl TestServer {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// SIGTERM, and waits for the server to finish its graceful stop.
+    pub fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+    }
+
     /// SIGKILL, no chance to flush anything.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

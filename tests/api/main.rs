@@ -31,6 +31,7 @@ mod nats;
 mod ops;
 mod platform;
 mod reports;
+mod search;
 mod secrets;
 mod socket;
 mod socket_limits;

@@ -27,4 +27,4 @@ pub(crate) mod store_writer;
 
 pub use entity::EntityLog;
 pub use journal::{append_first, applied_position, unique_subject, Journal, JournalError, StoreHealth, APPLIED_KEY, INVENTORY_SUBJECT};
-pub use store_writer::{Durability, StoreWriter, WriteError, WriterStats};
+pub use store_writer::{ChangeTap, Durability, StoreWriter, WriteError, WriterStats};

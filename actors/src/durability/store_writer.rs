@@ -98,6 +98,7 @@ const MAX_GROUP: usize = 4096;
 pub struct StoreWriter {
     queue: Arc<GroupQueue<Pending>>,
     follower: Arc<OnceLock<Follower>>,
+    tap: Arc<OnceLock<Arc<dyn ChangeTap>>>,
     health: Arc<Health>,
     stats: Arc<WriterStats>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
@@ -143,13 +144,15 @@ impl StoreWriter {
         let health = Arc::new(Health::default());
         let stats = Arc::new(WriterStats::default());
         let follower = Arc::new(OnceLock::new());
+        let tap = Arc::new(OnceLock::new());
         let thread = {
-            let (queue, health, stats, follower) = (queue.clone(), health.clone(), stats.clone(), follower.clone());
+            let (queue, health, stats) = (queue.clone(), health.clone(), stats.clone());
+            let readers = Readers { follower: follower.clone(), tap: tap.clone() };
             std::thread::Builder::new()
                 .name("store-writer".into())
-                .spawn(move || run(db, durability, min_free_bytes, &queue, &health, &stats, &follower))?
+                .spawn(move || run(db, durability, min_free_bytes, &queue, &health, &stats, &readers))?
         };
-        let writer = StoreWriter { queue, follower, health, stats, thread: Arc::new(Mutex::new(Some(thread))) };
+        let writer = StoreWriter { queue, follower, tap, health, stats, thread: Arc::new(Mutex::new(Some(thread))) };
         let probe = writer.clone();
         std::thread::Builder::new().name("store-probe".into()).spawn(move || probe.probe())?;
         Ok(writer)
@@ -217,6 +220,14 @@ impl StoreWriter {
     pub(crate) fn follow_with(&self, follower: Follower) {
         if self.follower.set(follower).is_err() {
             tracing::warn!("the store writer already has a follower; keeping the first");
+        }
+    }
+
+    /// Sets what sees every durable batch, whoever wrote it (once, at start,
+    /// before the first write it must not miss).
+    pub fn tap_with(&self, tap: Arc<dyn ChangeTap>) {
+        if self.tap.set(tap).is_err() {
+            tracing::warn!("the store writer already has a tap; keeping the first");
         }
     }
 
@@ -345,6 +356,19 @@ impl SpaceReserve {
     }
 }
 
+/// Sees every batch once it is durable, in commit order, on the store
+/// writer's thread: it must hand the work elsewhere and never wait.
+pub trait ChangeTap: Send + Sync {
+    /// `batch` is durable.
+    fn committed(&self, batch: &Batch);
+}
+
+/// Who hears of durable groups: the follower (events) and the tap (records).
+struct Readers {
+    follower: Arc<OnceLock<Follower>>,
+    tap: Arc<OnceLock<Arc<dyn ChangeTap>>>,
+}
+
 fn run(
     db: Db,
     durability: Durability,
@@ -352,7 +376,7 @@ fn run(
     queue: &GroupQueue<Pending>,
     health: &Health,
     stats: &WriterStats,
-    follower: &OnceLock<Follower>,
+    readers: &Readers,
 ) {
     let sync = durability == Durability::Sync;
     let mut spare = Vec::with_capacity(256);
@@ -404,7 +428,12 @@ fn run(
         let size = group.len();
         // Subscribers hear of a durable batch before its writer does, as on
         // a cluster node, where the follower applies before the writer wakes.
-        if let (Ok(()), Some(follower)) = (&answer, follower.get()) {
+        if let (Ok(()), Some(tap)) = (&answer, readers.tap.get()) {
+            for p in group.iter().filter(|p| !p.batch.is_empty()) {
+                tap.committed(&p.batch);
+            }
+        }
+        if let (Ok(()), Some(follower)) = (&answer, readers.follower.get()) {
             for p in group.iter_mut() {
                 if let Some(applied) = p.applied.take() {
                     follower.applied(applied);

@@ -7,6 +7,7 @@ use crate::http::auth::Principal;
 use crate::http::error::ApiError;
 use crate::http::json::Json;
 use crate::services::contacts::{self as service, Fields};
+use crate::state::Search;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -113,12 +114,40 @@ pub async fn create(
     Ok(HttpResponse::Created().json(ContactView::from(c)))
 }
 
-/// Lists contacts by creation (staff).
-#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", params(super::PageQuery),
-    responses((status = 200, body = Page<ContactView>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<super::PageQuery>) -> Result<HttpResponse, ApiError> {
+/// Paging of the contact list, and its search.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ContactQuery {
+    /// Page size, 1..200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
+    pub limit: Option<usize>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Words to search for in the name, phone (its digits, or their last six
+    /// or more), email and external id (up to 256 bytes, 16 words): ranked best first.
+    #[param(max_length = 256)]
+    pub q: Option<String>,
+}
+
+/// Lists contacts by creation, or those matching `q` best first (staff).
+#[utoipa::path(get, path = "/api/v1/contacts", tag = "contacts", params(ContactQuery),
+    responses((status = 200, body = Page<ContactView>), (status = 400), (status = 401), (status = 403),
+        (status = 503, description = "search_unavailable")), security(("bearer" = [])))]
+pub async fn list(
+    db: web::Data<Db>,
+    search: web::Data<Search>,
+    who: Principal,
+    q: web::Query<ContactQuery>,
+) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let limit = page_size(q.limit)?;
+    if let Some(words) = q.q.as_deref() {
+        let offset = super::offset_cursor(q.cursor.as_deref())?;
+        let (items, next) = crate::services::search::contacts(&db, search.index(), words, offset, limit)?;
+        return Ok(
+            HttpResponse::Ok().json(Page { items: super::viewed::<_, ContactView>(items), next_cursor: next.map(|n| n.to_string()) })
+        );
+    }
     let items = service::list(&db, super::id_cursor(q.cursor.as_deref())?, limit)?;
     let next = (items.len() == limit).then(|| items.last().map(|c| c.id.to_string())).flatten();
     Ok(HttpResponse::Ok().json(Page { items: super::viewed::<_, ContactView>(items), next_cursor: next }))

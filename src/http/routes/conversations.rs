@@ -4,6 +4,7 @@ use crate::http::auth::Principal;
 use crate::http::error::ApiError;
 use crate::http::json::Json;
 use crate::services::conversations::{self as service, valid_label, Listed, MAX_LABELS};
+use crate::state::Search;
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Deserializer, Serialize};
 use utalk_actors::channels::whatsapp::Inbound;
@@ -156,12 +157,24 @@ pub struct ListQuery {
     /// Only conversations with this label.
     #[param(pattern = "^[a-z0-9_-]{1,32}$")]
     pub label: Option<String>,
+    /// Words to search for in the messages and the customer's fields (up to
+    /// 256 bytes, 16 words): ranked best first, Spanish and English forms and
+    /// accents alike; the other filters still apply; not with `sort`, `order`
+    /// or `updatedSince`.
+    #[param(max_length = 256)]
+    pub q: Option<String>,
 }
 
-/// Lists conversations, oldest first, or by last activity (`sort=lastActivity`, `updatedSince`).
+/// Lists conversations, oldest first, or by last activity (`sort=lastActivity`, `updatedSince`), or those matching `q` best first.
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "conversations", params(ListQuery),
-    responses((status = 200, body = Page<ConversationView>), (status = 400), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -> Result<HttpResponse, ApiError> {
+    responses((status = 200, body = Page<ConversationView>), (status = 400), (status = 401), (status = 403),
+        (status = 503, description = "search_unavailable")), security(("bearer" = [])))]
+pub async fn list(
+    db: web::Data<Db>,
+    search: web::Data<Search>,
+    who: Principal,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
     who.require(READERS)?;
     let status = match &q.status {
         Some(s) => Some(
@@ -182,6 +195,16 @@ pub async fn list(db: web::Data<Db>, who: Principal, q: web::Query<ListQuery>) -
         return Err(ApiError::bad_request("invalid_query", "label must be 1 to 32 of a-z, 0-9, _ and -"));
     }
     let filter = ConversationFilter { status, assignee_id: q.assignee_id, bot_enabled: q.bot_enabled, channel, label: q.label.clone() };
+    if let Some(words) = q.q.as_deref() {
+        if q.sort.is_some() || q.order.is_some() || q.updated_since.is_some() {
+            return Err(ApiError::bad_request("invalid_query", "q lists by relevance: drop sort, order and updatedSince"));
+        }
+        let offset = super::offset_cursor(q.cursor.as_deref())?;
+        let (items, next) =
+            crate::services::search::conversations(&db, search.index(), utalk_actors::Identity::from(who), words, &filter, offset, limit)?;
+        let items: Vec<ConversationView> = items.into_iter().map(Into::into).collect();
+        return Ok(HttpResponse::Ok().json(Page { items, next_cursor: next.map(|n| n.to_string()) }));
+    }
     let since = match q.updated_since.as_deref().filter(|s| !s.is_empty()) {
         Some(s) => Some(
             Timestamp::parse_rfc3339(s).ok_or_else(|| ApiError::bad_request("invalid_query", "updatedSince must be an RFC 3339 time"))?,

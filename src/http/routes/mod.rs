@@ -205,6 +205,15 @@ pub fn id_cursor(c: Option<&str>) -> Result<Option<Uuid>, ApiError> {
     c.filter(|c| !c.is_empty()).map(|c| Uuid::parse_str(c).map_err(|_| bad_cursor())).transpose()
 }
 
+/// Reads a search's cursor: how many results the next page skips.
+pub fn offset_cursor(c: Option<&str>) -> Result<usize, ApiError> {
+    match c.filter(|c| !c.is_empty()) {
+        None => Ok(0),
+        Some(c) if c.len() <= 10 => c.parse().map_err(|_| bad_cursor()),
+        Some(_) => Err(bad_cursor()),
+    }
+}
+
 /// Checks a cursor that is a key (a name, a SKU): cursors this server
 /// hands out are never empty, long or carry control characters.
 pub fn text_cursor(c: Option<&str>) -> Result<(), ApiError> {

@@ -282,7 +282,8 @@ pub struct ConversationFilter {
 }
 
 impl ConversationFilter {
-    pub(crate) fn matches(&self, c: &Conversation) -> bool {
+    /// Whether `c` passes the filter.
+    pub fn matches(&self, c: &Conversation) -> bool {
         self.status.is_none_or(|s| s == c.status)
             && self.assignee_id.is_none_or(|a| Some(a) == c.assignee_id)
             && self.bot_enabled.is_none_or(|b| b == c.bot_enabled)

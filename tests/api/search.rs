@@ -1,0 +1,251 @@
+//! Search: conversations by a word of a message or their customer, contacts
+//! by name, phone, email or external id; Spanish and English forms, accents
+//! folded; fresh within seconds; paged; bounded; kept across restarts and
+//! rebuilt from the store when missing or behind.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+async fn open(s: &TestServer, token: &str, customer: Value) -> String {
+    let r = s
+        .http
+        .post(s.url("/api/v1/conversations"))
+        .bearer_auth(token)
+        .json(&json!({"channel": "web", "customer": customer}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+}
+
+async fn search(s: &TestServer, token: &str, path: &str, q: &str) -> reqwest::Response {
+    s.http.get(s.url(path)).query(&[("q", q)]).bearer_auth(token).send().await.unwrap()
+}
+
+/// The ids a search finds now.
+async fn found(s: &TestServer, token: &str, path: &str, q: &str) -> Vec<String> {
+    let r = search(s, token, path, q).await;
+    assert_eq!(r.status(), 200, "{path}?q={q}");
+    let page: Value = r.json().await.unwrap();
+    page["items"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_string()).collect()
+}
+
+/// Waits until `q` finds `id` (at most `within`), and says how long it took.
+async fn found_within(s: &TestServer, token: &str, path: &str, q: &str, id: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        if found(s, token, path, q).await.iter().any(|f| f == id) {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < within, "{path}?q={q} did not find {id} within {within:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+const CONVERSATIONS: &str = "/api/v1/conversations";
+const CONTACTS: &str = "/api/v1/contacts";
+
+#[tokio::test]
+async fn a_word_written_a_second_ago_is_found_in_spanish_and_english_forms_with_or_without_accents() {
+    let s = TestServer::start().await;
+    let agent = s.login(AGENT).await;
+    let reader = s.login(READONLY).await;
+    let es = open(&s, &agent, json!({"name": "Lucía Gómez", "email": "lucia@example.com"})).await;
+    let en = open(&s, &agent, json!({"name": "John Smith", "phone": "+34600112233"})).await;
+    let other = open(&s, &agent, json!({"name": "Nadie"})).await;
+    s.send_text(&agent, &es, "La facturación de mi canción favorita no llegó").await;
+    s.send_text(&agent, &en, "I want refunds for my orders").await;
+    s.send_text(&agent, &other, "nothing to see here").await;
+
+    // Within seconds of the write; the default commit interval is one second.
+    let took = found_within(&s, &agent, CONVERSATIONS, "facturación", &es, Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(3), "found after {took:?}");
+    for q in ["facturacion", "FACTURACIONES", "canción", "cancion", "canciones", "llego"] {
+        assert_eq!(found(&s, &agent, CONVERSATIONS, q).await, vec![es.clone()], "q={q}");
+    }
+    for q in ["refund", "refunding", "ordered", "orders"] {
+        assert_eq!(found(&s, &agent, CONVERSATIONS, q).await, vec![en.clone()], "q={q}");
+    }
+    // Every word must be found; the customer's fields count too.
+    assert!(found(&s, &agent, CONVERSATIONS, "refund canción").await.is_empty());
+    assert_eq!(found(&s, &agent, CONVERSATIONS, "lucia gomez").await, vec![es.clone()]);
+    assert_eq!(found(&s, &agent, CONVERSATIONS, "lucia@example.com").await, vec![es.clone()]);
+    assert_eq!(found(&s, &agent, CONVERSATIONS, "600112233").await, vec![en.clone()], "a phone by its national digits");
+    // The list's filters still apply.
+    let r = s.http.get(s.url(CONVERSATIONS)).query(&[("q", "refund"), ("status", "closed")]).bearer_auth(&agent).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["items"], json!([]));
+
+    // Ranked: the conversation saying it most comes first.
+    let many = open(&s, &agent, json!({"name": "Repetido"})).await;
+    s.send_text(&agent, &many, "refund refund refund, refund please").await;
+    found_within(&s, &agent, CONVERSATIONS, "refund", &many, Duration::from_secs(5)).await;
+    assert_eq!(found(&s, &agent, CONVERSATIONS, "refund").await, [many.clone(), en.clone()]);
+
+    // Private notes: found by staff who read notes, read-only staff included.
+    let note = json!({"messageId": Uuid::new_v4(), "text": "nota interna: zanahoria", "private": true});
+    let r = s.http.post(s.url(&format!("/api/v1/conversations/{other}/messages"))).bearer_auth(&agent).json(&note).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    found_within(&s, &agent, CONVERSATIONS, "zanahoria", &other, Duration::from_secs(5)).await;
+    assert_eq!(found(&s, &reader, CONVERSATIONS, "zanahoria").await, vec![other.clone()]);
+    assert_eq!(found(&s, &reader, CONVERSATIONS, "facturacion").await, vec![es.clone()]);
+
+    // Who may not list conversations may not search them either.
+    let widget: Value = s.http.post(s.url("/api/v1/widget/sessions")).json(&json!({})).send().await.unwrap().json().await.unwrap();
+    let wtoken = widget["token"].as_str().unwrap();
+    assert_eq!(TestServer::error_code(search(&s, wtoken, CONVERSATIONS, "zanahoria").await, 403).await, "forbidden");
+    let admin = s.login(ADMIN).await;
+    let r = s
+        .http
+        .post(s.url("/api/v1/api-keys"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "crm", "role": "integration"}))
+        .send()
+        .await
+        .unwrap();
+    let key = r.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_string();
+    assert_eq!(TestServer::error_code(search(&s, &key, CONVERSATIONS, "zanahoria").await, 403).await, "forbidden");
+    assert_eq!(TestServer::error_code(search(&s, &key, CONTACTS, "lucia").await, 403).await, "forbidden");
+    assert!(s.http.get(s.url(CONVERSATIONS)).query(&[("q", "x")]).send().await.unwrap().status() == 401);
+}
+
+#[tokio::test]
+async fn contacts_are_found_by_name_phone_email_and_external_id_and_follow_their_changes() {
+    let s = TestServer::start().await;
+    let agent = s.login(AGENT).await;
+    let mk = |body: Value| {
+        let (s, agent) = (&s, agent.clone());
+        async move {
+            let r = s.http.post(s.url(CONTACTS)).bearer_auth(&agent).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+        }
+    };
+    let ana = mk(json!({"name": "Ana Núñez", "phone": "+5215550101", "email": "ana@example.com"})).await;
+    let bob = mk(json!({"name": "Bob Stone", "externalId": "CRM-42"})).await;
+    found_within(&s, &agent, CONTACTS, "nunez", &ana, Duration::from_secs(5)).await;
+    for (q, id) in [
+        ("Núñez", &ana),
+        ("ana", &ana),
+        ("+52 1 555 0101", &ana),
+        ("5550101", &ana),
+        ("ana@example.com", &ana),
+        ("crm-42", &bob),
+        ("stone", &bob),
+    ] {
+        assert_eq!(found(&s, &agent, CONTACTS, q).await, vec![id.clone()], "q={q}");
+    }
+    assert!(found(&s, &agent, CONTACTS, "0101 stone").await.is_empty());
+
+    // A change is found by its new name, not the old one, within seconds.
+    let r = s
+        .http
+        .patch(s.url(&format!("/api/v1/contacts/{bob}")))
+        .bearer_auth(&agent)
+        .json(&json!({"name": "Robert Stein"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    found_within(&s, &agent, CONTACTS, "stein", &bob, Duration::from_secs(5)).await;
+    assert!(found(&s, &agent, CONTACTS, "stone").await.is_empty());
+}
+
+#[tokio::test]
+async fn search_pages_and_refuses_what_it_cannot_search_without_changing_anything() {
+    let s = TestServer::start().await;
+    let agent = s.login(AGENT).await;
+    let mut convs = Vec::new();
+    for i in 0..3 {
+        let c = open(&s, &agent, json!({"name": format!("Cliente {i}")})).await;
+        s.send_text(&agent, &c, "pregunta sobre paginado").await;
+        convs.push(c);
+    }
+    found_within(&s, &agent, CONVERSATIONS, "paginado", &convs[2], Duration::from_secs(5)).await;
+    let page = |cursor: Option<&str>| {
+        let mut q = vec![("q", "paginado".to_string()), ("limit", "2".to_string())];
+        if let Some(c) = cursor {
+            q.push(("cursor", c.to_string()));
+        }
+        let (s, agent) = (&s, agent.clone());
+        async move { s.http.get(s.url(CONVERSATIONS)).query(&q).bearer_auth(&agent).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let first = page(None).await;
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    let next = first["nextCursor"].as_str().expect("a second page").to_string();
+    let second = page(Some(&next)).await;
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert!(second["nextCursor"].is_null());
+    let mut all: Vec<&str> =
+        first["items"].as_array().unwrap().iter().chain(second["items"].as_array().unwrap()).map(|c| c["id"].as_str().unwrap()).collect();
+    all.sort();
+    let mut want: Vec<&str> = convs.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(all, want, "every match once across the pages");
+
+    // Bad input: a typed error, and the server goes on serving.
+    let long = "a".repeat(257);
+    let words = vec!["w"; 17].join(" ");
+    for (query, code) in [
+        (vec![("q", long.as_str())], "invalid_query"),
+        (vec![("q", words.as_str())], "invalid_query"),
+        (vec![("q", "   ")], "invalid_query"),
+        (vec![("q", "x"), ("sort", "created")], "invalid_query"),
+        (vec![("q", "x"), ("cursor", "abc")], "invalid_cursor"),
+        (vec![("q", "x"), ("cursor", "5000")], "invalid_query"),
+        (vec![("q", "x"), ("limit", "0")], "invalid_limit"),
+    ] {
+        for path in [CONVERSATIONS, CONTACTS] {
+            if path == CONTACTS && query.iter().any(|(k, _)| *k == "sort") {
+                continue;
+            }
+            let r = s.http.get(s.url(path)).query(&query).bearer_auth(&agent).send().await.unwrap();
+            assert_eq!(TestServer::error_code(r, 400).await, code, "{path} {query:?}");
+        }
+    }
+    assert_eq!(found(&s, &agent, CONVERSATIONS, "paginado").await.len(), 3);
+}
+
+#[tokio::test]
+async fn the_index_survives_a_clean_restart_and_is_rebuilt_when_missing_or_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, AGENT.0, "agent", AGENT.1);
+    let mut s = TestServer::start_on(&data, &[]).await;
+    let agent = s.login(AGENT).await;
+    let conv = open(&s, &agent, json!({"name": "Persistente"})).await;
+    s.send_text(&agent, &conv, "arándano").await;
+    found_within(&s, &agent, CONVERSATIONS, "arandano", &conv, Duration::from_secs(5)).await;
+
+    // A clean stop records where the store was: no rebuild, found at once.
+    s.terminate();
+    let mut s = TestServer::start_on(&data, &[]).await;
+    let agent = s.login(AGENT).await;
+    assert_eq!(found(&s, &agent, CONVERSATIONS, "arandano").await, vec![conv.clone()]);
+    assert!(!s.log_text().contains("rebuilding the search index"), "a current index is not rebuilt");
+
+    // Killed after a write the index had not committed: rebuilt from the store.
+    s.send_text(&agent, &conv, "frambuesa").await;
+    s.kill();
+    let mut s = TestServer::start_on(&data, &[]).await;
+    let agent = s.login(AGENT).await;
+    found_within(&s, &agent, CONVERSATIONS, "frambuesa", &conv, Duration::from_secs(10)).await;
+    assert!(s.log_text().contains("rebuilding the search index"));
+    assert_eq!(found(&s, &agent, CONVERSATIONS, "arandano").await, vec![conv.clone()]);
+
+    // Missing altogether: rebuilt too.
+    s.terminate();
+    std::fs::remove_dir_all(data.join("search")).unwrap();
+    let s = TestServer::start_on(&data, &[]).await;
+    let agent = s.login(AGENT).await;
+    found_within(&s, &agent, CONVERSATIONS, "frambuesa", &conv, Duration::from_secs(10)).await;
+
+    // Turned off: a typed answer, the rest serves.
+    drop(s);
+    let s = TestServer::start_on(&data, &[("UTALK_SEARCH__ENABLED", "false")]).await;
+    let agent = s.login(AGENT).await;
+    assert_eq!(TestServer::error_code(search(&s, &agent, CONVERSATIONS, "frambuesa").await, 503).await, "search_unavailable");
+    assert_eq!(s.messages(&agent, &conv).await.len(), 2);
+}
