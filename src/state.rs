@@ -20,7 +20,7 @@ use utalk_actors::inventory::Inventory;
 use utalk_actors::webhooks::WebhookTap;
 use utalk_actors::{Registry, SocketHub};
 use utalk_schedules::Scheduler;
-use utalk_storage::Db;
+use utalk_storage::{BusinessHours, Db};
 
 /// When the server started (uptime in `/health`).
 pub struct Started(pub Instant);
@@ -68,6 +68,8 @@ pub struct Parts {
     pub cluster: Arc<dyn Cluster>,
     /// Where changes queue webhook deliveries.
     pub webhooks: Arc<WebhookTap>,
+    /// When people answer (always open unless configured).
+    pub hours: Arc<BusinessHours>,
 }
 
 /// The parts as handlers extract them, cheap to clone into each worker.
@@ -92,6 +94,7 @@ pub struct Shared {
     cluster: web::Data<dyn Cluster>,
     webhooks: web::Data<WebhookTap>,
     webhook_limits: web::Data<WebhookLimits>,
+    hours: web::Data<BusinessHours>,
 }
 
 impl Shared {
@@ -120,6 +123,7 @@ impl Shared {
             config: web::Data::from(p.config),
             cluster: web::Data::from(p.cluster),
             webhooks: web::Data::from(p.webhooks),
+            hours: web::Data::from(p.hours),
         }
     }
 
@@ -143,6 +147,7 @@ impl Shared {
             .app_data(self.flags_lock.clone())
             .app_data(self.cluster.clone())
             .app_data(self.webhooks.clone())
-            .app_data(self.webhook_limits.clone());
+            .app_data(self.webhook_limits.clone())
+            .app_data(self.hours.clone());
     }
 }
