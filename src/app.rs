@@ -293,7 +293,13 @@ async fn start_webhooks(config: &Config, db: &Db, journal: &Journal, tap: &Arc<W
 }
 
 /// Starts the bot's workers and hooks it to the conversations.
-fn start_bot(config: &Config, db: &Db, registry: &Registry, sockets: &Arc<SocketHub>) -> anyhow::Result<Arc<Bot>> {
+fn start_bot(
+    config: &Config,
+    db: &Db,
+    registry: &Registry,
+    sockets: &Arc<SocketHub>,
+    hours: &Arc<BusinessHours>,
+) -> anyhow::Result<Arc<Bot>> {
     let path = config.bot.knowledge_file.clone().unwrap_or_else(|| config.data_dir.join("knowledge.toml"));
     let knowledge = KnowledgeFile::open(&path)?;
     let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().context("cannot build the HTTP client")?;
@@ -305,8 +311,8 @@ fn start_bot(config: &Config, db: &Db, registry: &Registry, sockets: &Arc<Socket
         Duration::from_millis(b.model_timeout_ms),
         Breaker::new(b.breaker_failures, Duration::from_secs(b.breaker_cooldown_secs)),
     );
-    let bot = Bot::new(db.clone(), registry.clone(), knowledge, model, b.workers, b.queue)?;
-    bot.set_assigner(Arc::new(Assigner::new(db.clone(), registry.clone(), sockets.clone(), b.agent_capacity)));
+    let bot = Bot::new(db.clone(), registry.clone(), knowledge, model, b.workers, b.queue, hours.clone())?;
+    bot.set_assigner(Arc::new(Assigner::new(db.clone(), registry.clone(), sockets.clone(), b.agent_capacity, hours.clone())));
     registry.set_hook(bot.clone());
     WorkerActor::start(bot.clone());
     let cfg = bot.config();
@@ -404,7 +410,7 @@ impl Application {
                 "business hours in force: assignments wait for opening, agent KPIs count business time"
             );
         }
-        let bot = start_bot(&config, &db, &registry, &sockets)?;
+        let bot = start_bot(&config, &db, &registry, &sockets, &hours)?;
         let inventory = start_inventory(&db, &registry, &webhooks);
         start_webhooks(&config, &db, &journal, &webhooks).await?;
         let scheduler = start_jobs(&config, &db, &journal, &inventory, &hours).await?;
