@@ -77,7 +77,7 @@ fn main() {
     let dir = tempfile::tempdir_in(std::env::var("UTALK_BENCH_DIR").unwrap_or_else(|_| ".".into())).expect("tempdir");
     let db = Db::open(dir.path(), &DbOptions::default()).expect("open");
     fill(&db);
-    let rows = kpi::compute_hour(&db, HOUR).expect("rollup");
+    let rows = kpi::compute_hour(&db, HOUR, &utalk_storage::BusinessHours::always_open()).expect("rollup");
     let all = &rows[&kpi::Dimension::All];
     assert_eq!(all.messages, CONVERSATIONS * PER_CONVERSATION);
     assert_eq!(all.conversations, CONVERSATIONS);
@@ -86,7 +86,9 @@ fn main() {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(if quick { 1 } else { 3 }))
         .measurement_time(Duration::from_secs(if quick { 5 } else { 20 }));
-    c.bench_function("kpi_rollup/hour_100k_messages", |b| b.iter(|| kpi::compute_hour(&db, HOUR).expect("rollup")));
+    c.bench_function("kpi_rollup/hour_100k_messages", |b| {
+        b.iter(|| kpi::compute_hour(&db, HOUR, &utalk_storage::BusinessHours::always_open()).expect("rollup"))
+    });
     let fresh = BTreeMap::from([(HOUR, rows)]);
     let day = HOUR - HOUR % kpi::DAY_MS;
     c.bench_function("kpi_rollup/day_from_hours", |b| b.iter(|| kpi::compute_day(&db, day, &fresh).expect("day")));

@@ -37,7 +37,7 @@ use utalk_schedules::stock_scan::StockScanTask;
 use utalk_schedules::{JobSpec, Scheduler};
 use utalk_storage::backup::Backups;
 use utalk_storage::migrations;
-use utalk_storage::{Db, DbOptions};
+use utalk_storage::{BusinessHours, Db, DbOptions};
 
 /// A built server, bound but not yet running.
 pub struct Application {
@@ -191,7 +191,13 @@ async fn start_whatsapp(
 }
 
 /// Starts the scheduled jobs.
-async fn start_jobs(config: &Config, db: &Db, journal: &Journal, inventory: &Inventory) -> anyhow::Result<Arc<Scheduler>> {
+async fn start_jobs(
+    config: &Config,
+    db: &Db,
+    journal: &Journal,
+    inventory: &Inventory,
+    hours: &Arc<BusinessHours>,
+) -> anyhow::Result<Arc<Scheduler>> {
     let j = &config.jobs;
     let day = 86_400;
     let backup = BackupTask {
@@ -211,8 +217,9 @@ async fn start_jobs(config: &Config, db: &Db, journal: &Journal, inventory: &Inv
         webhook_deliveries_max_age: Duration::from_secs(u64::from(config.webhooks.keep_deliveries_days) * day),
         job_names: vec!["backup", "retention", "kpi_rollup", "daily_report", "stock_negative"],
     };
-    let kpi_rollup = KpiRollupTask { db: db.clone(), journal: journal.clone() };
-    let daily_report = DailyReportTask { db: db.clone(), journal: journal.clone(), dir: config.data_dir.join("reports") };
+    let kpi_rollup = KpiRollupTask { db: db.clone(), journal: journal.clone(), hours: hours.clone() };
+    let daily_report =
+        DailyReportTask { db: db.clone(), journal: journal.clone(), dir: config.data_dir.join("reports"), hours: hours.clone() };
     let spec = |name, schedule: &String, task: Arc<dyn utalk_schedules::Task>, once| JobSpec {
         name,
         schedule: schedule.clone(),
@@ -289,7 +296,13 @@ async fn start_webhooks(config: &Config, db: &Db, journal: &Journal, tap: &Arc<W
 }
 
 /// Starts the bot's workers and hooks it to the conversations.
-fn start_bot(config: &Config, db: &Db, registry: &Registry, sockets: &Arc<SocketHub>) -> anyhow::Result<Arc<Bot>> {
+fn start_bot(
+    config: &Config,
+    db: &Db,
+    registry: &Registry,
+    sockets: &Arc<SocketHub>,
+    hours: &Arc<BusinessHours>,
+) -> anyhow::Result<Arc<Bot>> {
     let path = config.bot.knowledge_file.clone().unwrap_or_else(|| config.data_dir.join("knowledge.toml"));
     let knowledge = KnowledgeFile::open(&path)?;
     let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().context("cannot build the HTTP client")?;
@@ -301,8 +314,8 @@ fn start_bot(config: &Config, db: &Db, registry: &Registry, sockets: &Arc<Socket
         Duration::from_millis(b.model_timeout_ms),
         Breaker::new(b.breaker_failures, Duration::from_secs(b.breaker_cooldown_secs)),
     );
-    let bot = Bot::new(db.clone(), registry.clone(), knowledge, model, b.workers, b.queue)?;
-    bot.set_assigner(Arc::new(Assigner::new(db.clone(), registry.clone(), sockets.clone(), b.agent_capacity)));
+    let bot = Bot::new(db.clone(), registry.clone(), knowledge, model, b.workers, b.queue, hours.clone())?;
+    bot.set_assigner(Arc::new(Assigner::new(db.clone(), registry.clone(), sockets.clone(), b.agent_capacity, hours.clone())));
     registry.set_hook(bot.clone());
     WorkerActor::start(bot.clone());
     let cfg = bot.config();
@@ -410,10 +423,20 @@ impl Application {
             tracing::info!(version = crate::services::api_version::API_VERSION, "new API version: connecting sockets get api:changes");
             sockets.announce_api_changes(payload);
         }
-        let bot = start_bot(&config, &db, &registry, &sockets)?;
+        // Validated with the rest of the configuration; built once, shared by the bot, the assigner, the KPIs and the API.
+        let hours = Arc::new(config.business_hours.calendar().context("business_hours")?);
+        if let Some(zone) = hours.zone_name() {
+            let now = utalk_storage::Timestamp::now();
+            tracing::info!(
+                timezone = zone,
+                open = hours.is_open(now),
+                "business hours in force: assignments wait for opening, agent KPIs count business time"
+            );
+        }
+        let bot = start_bot(&config, &db, &registry, &sockets, &hours)?;
         let inventory = start_inventory(&db, &registry, &webhooks);
         start_webhooks(&config, &db, &journal, &webhooks).await?;
-        let scheduler = start_jobs(&config, &db, &journal, &inventory).await?;
+        let scheduler = start_jobs(&config, &db, &journal, &inventory, &hours).await?;
         let flags = Arc::new(crate::services::flags::Flags::load(&db).context("cannot read the feature flags")?);
         let auth = web::Data::from(auth);
         let upload_limits = web::Data::new(routes::media_limits::UploadLimits::new(&config.media));
@@ -454,6 +477,7 @@ impl Application {
             flags,
             webhooks,
             search: search.clone(),
+            hours,
         });
 
         let listener = TcpListener::bind(&config.listen).with_context(|| format!("cannot listen on {}", config.listen))?;

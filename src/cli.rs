@@ -319,12 +319,13 @@ fn report_db(config: &Config) -> anyhow::Result<utalk_storage::Db> {
         }
         Ok(db) => {
             behind(&db)?;
+            let hours = std::sync::Arc::new(config.business_hours.calendar().context("business_hours")?);
             let rolled = actix_web::rt::System::new().block_on({
                 let db = db.clone();
                 async move {
                     let writer = StoreWriter::start(db.clone(), config.store.durability)?;
                     let journal = utalk_actors::Journal::standalone(&db, writer, "cli");
-                    anyhow::Ok(utalk_schedules::kpi_rollup::roll_up(&db, &journal).await?)
+                    anyhow::Ok(utalk_schedules::kpi_rollup::roll_up(&db, &journal, &hours).await?)
                 }
             })?;
             eprintln!("utalk report: rolled up {} hour(s) and {} day(s) first", rolled.hours, rolled.days);

@@ -21,7 +21,7 @@ use utalk_actors::search::SearchIndex;
 use utalk_actors::webhooks::WebhookTap;
 use utalk_actors::{Registry, SocketHub};
 use utalk_schedules::Scheduler;
-use utalk_storage::Db;
+use utalk_storage::{BusinessHours, Db};
 
 /// When the server started (uptime in `/health`).
 pub struct Started(pub Instant);
@@ -81,6 +81,8 @@ pub struct Parts {
     pub webhooks: Arc<WebhookTap>,
     /// The search index.
     pub search: Option<Arc<SearchIndex>>,
+    /// When people answer (always open unless configured).
+    pub hours: Arc<BusinessHours>,
 }
 
 /// The parts as handlers extract them, cheap to clone into each worker.
@@ -106,6 +108,7 @@ pub struct Shared {
     webhooks: web::Data<WebhookTap>,
     webhook_limits: web::Data<WebhookLimits>,
     search: web::Data<Search>,
+    hours: web::Data<BusinessHours>,
 }
 
 impl Shared {
@@ -135,6 +138,7 @@ impl Shared {
             cluster: web::Data::from(p.cluster),
             webhooks: web::Data::from(p.webhooks),
             search: web::Data::new(Search(p.search)),
+            hours: web::Data::from(p.hours),
         }
     }
 
@@ -159,6 +163,7 @@ impl Shared {
             .app_data(self.cluster.clone())
             .app_data(self.webhooks.clone())
             .app_data(self.webhook_limits.clone())
-            .app_data(self.search.clone());
+            .app_data(self.search.clone())
+            .app_data(self.hours.clone());
     }
 }

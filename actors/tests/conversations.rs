@@ -403,6 +403,9 @@ async fn each_hour_of_a_conversation_is_indexed_once_for_the_kpis_across_restart
     let first = message::get(&f.db, conv, 1).unwrap().unwrap();
     assert_eq!(mine[0], (kpi::Granularity::Hour.bucket_start(first.created_at), 1), "{mine:?}");
     assert!(mine.len() <= 2, "one entry per hour, not per message (an hour may turn during the test): {mine:?}");
-    let counted: u64 = mine.iter().map(|(h, _)| kpi::compute_hour(&f.db, *h).unwrap()[&Dimension::All].messages).sum();
+    let counted: u64 = mine
+        .iter()
+        .map(|(h, _)| kpi::compute_hour(&f.db, *h, &utalk_storage::BusinessHours::always_open()).unwrap()[&Dimension::All].messages)
+        .sum();
     assert_eq!(counted, 5);
 }

@@ -421,13 +421,15 @@ pub struct DailyReportTask {
     pub journal: Journal,
     /// The reports folder.
     pub dir: PathBuf,
+    /// The open time the agent speed of answer counts.
+    pub hours: std::sync::Arc<utalk_storage::BusinessHours>,
 }
 
 impl Task for DailyReportTask {
     fn run(&self) -> BoxFuture<'static, Figures> {
-        let (db, journal, dir) = (self.db.clone(), self.journal.clone(), self.dir.clone());
+        let (db, journal, dir, hours) = (self.db.clone(), self.journal.clone(), self.dir.clone(), self.hours.clone());
         Box::pin(async move {
-            bring_up_to_date(&db, &journal, LEADER_ROLLUP_PATIENCE).await.map_err(JobError::step)?;
+            bring_up_to_date(&db, &journal, &hours, LEADER_ROLLUP_PATIENCE).await.map_err(JobError::step)?;
             let yesterday = Granularity::Day.bucket_start(Timestamp::now()) - DAY_MS;
             let (path, figures) =
                 tokio::task::spawn_blocking(move || make(&db, &dir, yesterday)).await.map_err(JobError::step)?.map_err(JobError::step)?;

@@ -19,11 +19,12 @@
 use crate::scheduler::{Figures, JobError, Task};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 use utalk_actors::cluster::{leads, ClusterError, JobLock, SHARED_SUBJECT};
 use utalk_actors::durability::{Journal, JournalError};
 use utalk_storage::model::kpi::{self, Granularity, DAY_MS};
-use utalk_storage::{Batch, Db, StoreError, Timestamp};
+use utalk_storage::{Batch, BusinessHours, Db, StoreError, Timestamp};
 
 /// Rolls up the dirty hours and their days.
 pub struct KpiRollupTask {
@@ -31,6 +32,8 @@ pub struct KpiRollupTask {
     pub db: Db,
     /// Where the rollup's writes go.
     pub journal: Journal,
+    /// The open time the agent speed of answer counts.
+    pub hours: Arc<BusinessHours>,
 }
 
 /// The log subject every rollup write is fenced on.
@@ -109,12 +112,13 @@ impl Fenced<'_> {
     }
 }
 
-/// Rolls up everything dirty now (and what an interrupted run claimed).
-pub async fn roll_up(db: &Db, journal: &Journal) -> Result<Rolled, RollupError> {
+/// Rolls up everything dirty now (and what an interrupted run claimed),
+/// counting agent waits in the open time of `hours`.
+pub async fn roll_up(db: &Db, journal: &Journal, hours: &Arc<BusinessHours>) -> Result<Rolled, RollupError> {
     let _one = ONE_AT_A_TIME.lock().await;
     let _turn = turn(journal).await?;
     for attempt in 1..=ATTEMPTS {
-        match roll_up_once(db, journal).await {
+        match roll_up_once(db, journal, hours).await {
             Err(RollupError::Overtaken) if attempt < ATTEMPTS => {
                 tracing::info!(attempt, "another node's rollup overtook this one; starting again from its figures");
             }
@@ -139,8 +143,9 @@ async fn turn(journal: &Journal) -> Result<Option<JobLock>, RollupError> {
     }
 }
 
-async fn roll_up_once(db: &Db, journal: &Journal) -> Result<Rolled, RollupError> {
+async fn roll_up_once(db: &Db, journal: &Journal, hours: &Arc<BusinessHours>) -> Result<Rolled, RollupError> {
     let subject = kpi_subject();
+    let open_hours = hours;
     let started = Timestamp::now();
     // In a cluster, first everything any node wrote before `started`, so
     // that a rollup that started later counts it (see `bring_up_to_date`);
@@ -169,11 +174,12 @@ async fn roll_up_once(db: &Db, journal: &Journal) -> Result<Rolled, RollupError>
         }
         for (day, hours) in by_day {
             let n = hours.len() as u64;
+            let open = open_hours.clone();
             // A day and its hours, with the release of their claims last (see `entries`).
             let parts = blocking(db, move |db| {
                 let mut fresh = BTreeMap::new();
                 for &h in &hours {
-                    fresh.insert(h, kpi::compute_hour(db, h)?);
+                    fresh.insert(h, kpi::compute_hour(db, h, &open)?);
                 }
                 let day_rows = kpi::compute_day(db, day, &fresh)?;
                 let mut parts = Vec::new();
@@ -228,10 +234,10 @@ fn entries(parts: Vec<Batch>) -> Vec<Batch> {
 /// daily report): on one node alone, or on the node that leads, it rolls up;
 /// another node waits up to `patience` for a rollup that started after now
 /// to reach it through the log, and rolls up itself only if none does.
-pub async fn bring_up_to_date(db: &Db, journal: &Journal, patience: Duration) -> Result<Rolled, RollupError> {
+pub async fn bring_up_to_date(db: &Db, journal: &Journal, hours: &Arc<BusinessHours>, patience: Duration) -> Result<Rolled, RollupError> {
     // One node alone always leads.
     if leads(journal.cluster().as_ref()) {
-        return roll_up(db, journal).await;
+        return roll_up(db, journal, hours).await;
     }
     let now = Timestamp::now();
     let until = tokio::time::Instant::now() + patience;
@@ -242,14 +248,14 @@ pub async fn bring_up_to_date(db: &Db, journal: &Journal, patience: Duration) ->
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tracing::info!(seconds = patience.as_secs(), "no rollup from the leading node arrived in time; rolling up here");
-    roll_up(db, journal).await
+    roll_up(db, journal, hours).await
 }
 
 impl Task for KpiRollupTask {
     fn run(&self) -> BoxFuture<'static, Figures> {
-        let (db, journal) = (self.db.clone(), self.journal.clone());
+        let (db, journal, hours) = (self.db.clone(), self.journal.clone(), self.hours.clone());
         Box::pin(async move {
-            let done = roll_up(&db, &journal).await.map_err(JobError::step)?;
+            let done = roll_up(&db, &journal, &hours).await.map_err(JobError::step)?;
             let mut f = BTreeMap::new();
             f.insert("hoursRolledUp".into(), done.hours as f64);
             f.insert("daysRolledUp".into(), done.days as f64);

@@ -25,6 +25,7 @@ struct Fixture {
     db: Db,
     writer: StoreWriter,
     journal: Journal,
+    hours: std::sync::Arc<utalk_storage::BusinessHours>,
 }
 
 fn fixture() -> Fixture {
@@ -32,7 +33,7 @@ fn fixture() -> Fixture {
     let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
     let writer = StoreWriter::start(db.clone(), Durability::Sync).unwrap();
     let journal = Journal::standalone(&db, writer.clone(), "test");
-    Fixture { _dir: dir, db, writer, journal }
+    Fixture { _dir: dir, db, writer, journal, hours: Default::default() }
 }
 
 /// What happens to a conversation of the fixture.
@@ -221,7 +222,7 @@ async fn every_kpi_matches_the_figures_worked_out_by_hand() {
     let f = fixture();
     let (_, a, b) = feed(&f).await;
     // The first rollup of a database covers everything from its oldest record.
-    let rolled = roll_up(&f.db, &f.journal).await.unwrap();
+    let rolled = roll_up(&f.db, &f.journal, &f.hours).await.unwrap();
     assert!(rolled.hours >= 24 && rolled.days >= 1, "{rolled:?}");
     assert!(kpi::dirty_hours(&f.db, 10).unwrap().is_empty() && kpi::claimed_hours(&f.db, 10).unwrap().is_empty());
 
@@ -325,7 +326,7 @@ async fn every_kpi_matches_the_figures_worked_out_by_hand() {
 async fn late_data_re_rolls_only_the_buckets_it_falls_in() {
     let f = fixture();
     let (convs, _, _) = feed(&f).await;
-    roll_up(&f.db, &f.journal).await.unwrap();
+    roll_up(&f.db, &f.journal, &f.hours).await.unwrap();
     let h11_before = kpi::bucket(&f.db, Granularity::Hour, H11).unwrap();
 
     // A day later: c1's "sent" bot message is reported failed, and c4 is closed at first contact.
@@ -340,7 +341,7 @@ async fn late_data_re_rolls_only_the_buckets_it_falls_in() {
     assert_eq!(kpi::dirty_hours(&f.db, 10).unwrap(), vec![H10]);
 
     // 10:00 and its day, besides the hour or two around now that every rollup takes.
-    let rolled = roll_up(&f.db, &f.journal).await.unwrap();
+    let rolled = roll_up(&f.db, &f.journal, &f.hours).await.unwrap();
     assert!(rolled.hours <= 3 && rolled.days <= 3, "{rolled:?}");
     let h10 = row(&f.db, Granularity::Hour, H10, Dimension::All);
     assert!(close(0.6, h10.delivery_failure_rate), "3 of 5 now");
@@ -352,7 +353,7 @@ async fn late_data_re_rolls_only_the_buckets_it_falls_in() {
 
     // Nothing new: the stored figures stay as they are.
     let before = kpi::bucket(&f.db, Granularity::Day, DAY).unwrap();
-    roll_up(&f.db, &f.journal).await.unwrap();
+    roll_up(&f.db, &f.journal, &f.hours).await.unwrap();
     assert_eq!(kpi::bucket(&f.db, Granularity::Day, DAY).unwrap(), before);
 
     // The customer writes again in c2 (escalated, answered by A, closed): a reopen
@@ -363,7 +364,7 @@ async fn late_data_re_rolls_only_the_buckets_it_falls_in() {
     let reopened = fx.conversation.unwrap();
     assert_eq!((reopened.status, reopened.escalated_at, reopened.assignee_id), (ConversationStatus::Open, None, None));
     f.writer.commit(conversation::put_batch(Some(&c2), &reopened).unwrap()).await.unwrap();
-    roll_up(&f.db, &f.journal).await.unwrap();
+    roll_up(&f.db, &f.journal, &f.hours).await.unwrap();
     let h10_after = row(&f.db, Granularity::Hour, H10, Dimension::All);
     assert!(close(0.6, h10_after.escalation_rate), "c2 still counts as escalated: {h10_after:?}");
     assert!(close(80_000.0 / 3.0, h10_after.agent_speed_of_answer_ms), "its wait still counts");
@@ -376,7 +377,7 @@ async fn late_data_re_rolls_only_the_buckets_it_falls_in() {
 async fn rollups_started_together_run_one_after_the_other() {
     let f = fixture();
     feed(&f).await;
-    let (a, b) = futures_util::future::join(roll_up(&f.db, &f.journal), roll_up(&f.db, &f.journal)).await;
+    let (a, b) = futures_util::future::join(roll_up(&f.db, &f.journal, &f.hours), roll_up(&f.db, &f.journal, &f.hours)).await;
     let (a, b) = (a.unwrap(), b.unwrap());
     // The second waited for the first, and took only the hours around now.
     assert!(a.hours.min(b.hours) <= 2 && a.hours.max(b.hours) >= 24, "{a:?} {b:?}");
@@ -394,9 +395,30 @@ async fn hours_claimed_by_a_run_that_stopped_are_finished_by_the_next() {
     assert!(kpi::dirty_hours(&f.db, 10).unwrap().is_empty());
     assert_eq!(kpi::claimed_hours(&f.db, 10).unwrap(), vec![H10, H11]);
 
-    let rolled = roll_up(&f.db, &f.journal).await.unwrap();
+    let rolled = roll_up(&f.db, &f.journal, &f.hours).await.unwrap();
     assert!(rolled.hours >= 2, "{rolled:?}");
     assert!(kpi::claimed_hours(&f.db, 10).unwrap().is_empty());
     assert_eq!(row(&f.db, Granularity::Day, DAY, Dimension::All).conversations, 6);
     assert_eq!(kpi::series(&f.db, Granularity::Hour, DAY, DAY + DAY_MS, Dimension::All).unwrap().len(), 2);
+}
+
+#[actix::test]
+async fn agent_speed_of_answer_counts_only_business_time() {
+    let f = fixture();
+    feed(&f).await;
+    // Monday 2026-11-02 opens at 10:07:30 UTC. c3 waited 10:05:00-10:05:50,
+    // before the opening: no business time. c2 (10:08:00, 20 s) and c5
+    // (10:15:00, 10 s) waited while open.
+    let open = vec!["10:07:30-24:00".to_string()];
+    let none = Vec::new();
+    let hours = utalk_storage::BusinessHours::new("UTC", [&open, &none, &none, &none, &none, &none, &none], &[]).unwrap();
+    let sums = kpi::compute_hour(&f.db, H10, &hours).unwrap();
+    let all = &sums[&Dimension::All];
+    assert_eq!((all.agent_answers, all.agent_answer_ms), (3, 30_000), "{all:?}");
+    assert!(close(10_000.0, KpiRow::new(H10, Granularity::Hour, all).agent_speed_of_answer_ms));
+    // Wall-clock time when always open, as before business hours.
+    let always = kpi::compute_hour(&f.db, H10, &f.hours).unwrap();
+    assert_eq!(always[&Dimension::All].agent_answer_ms, 80_000);
+    // Nothing else changes: the time to escalation stays wall-clock.
+    assert_eq!(all.escalation_ms, always[&Dimension::All].escalation_ms);
 }

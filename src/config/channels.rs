@@ -125,3 +125,63 @@ impl Default for DeliverySection {
         }
     }
 }
+
+/// `[business_hours]`: when people answer. Unset `timezone`: always open.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusinessHoursSection {
+    /// IANA time zone the hours and holidays are in, e.g. `Europe/Madrid`;
+    /// unset: no business hours, always open.
+    pub timezone: Option<String>,
+    /// Opening intervals on Mondays, e.g. `["09:00-14:00", "16:00-19:00"]`; none: closed.
+    #[serde(deserialize_with = "super::list_or_commas")]
+    pub monday: Vec<String>,
+    /// Tuesdays.
+    #[serde(deserialize_with = "super::list_or_commas")]
+    pub tuesday: Vec<String>,
+    /// Wednesdays.
+    #[serde(deserialize_with = "super::list_or_commas")]
+    pub wednesday: Vec<String>,
+    /// Thursdays.
+    #[serde(deserialize_with = "super::list_or_commas")]
+    pub thursday: Vec<String>,
+    /// Fridays.
+    #[serde(deserialize_with = "super::list_or_commas")]
+    pub friday: Vec<String>,
+    /// Saturdays.
+    #[serde(deserialize_with = "super::list_or_commas")]
+    pub saturday: Vec<String>,
+    /// Sundays.
+    #[serde(deserialize_with = "super::list_or_commas")]
+    pub sunday: Vec<String>,
+    /// Dates closed all day, `YYYY-MM-DD` in the zone.
+    #[serde(deserialize_with = "super::list_or_commas")]
+    pub holidays: Vec<String>,
+}
+
+impl BusinessHoursSection {
+    /// Each weekday's intervals, Monday first.
+    pub fn week(&self) -> [&[String]; 7] {
+        [&self.monday, &self.tuesday, &self.wednesday, &self.thursday, &self.friday, &self.saturday, &self.sunday]
+    }
+
+    /// The calendar these settings describe: always open without a time zone.
+    pub fn calendar(&self) -> Result<utalk_storage::BusinessHours, BusinessHoursError> {
+        match self.timezone.as_deref() {
+            Some(zone) => Ok(utalk_storage::BusinessHours::new(zone, self.week(), &self.holidays)?),
+            None if self.week().iter().any(|d| !d.is_empty()) || !self.holidays.is_empty() => Err(BusinessHoursError::NoZone),
+            None => Ok(utalk_storage::BusinessHours::always_open()),
+        }
+    }
+}
+
+/// Why `[business_hours]` cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BusinessHoursError {
+    /// Days or holidays were given without the zone they are in.
+    #[error("timezone: required with opening hours or holidays (the zone they are in, e.g. Europe/Madrid)")]
+    NoZone,
+    /// The hours themselves are wrong.
+    #[error(transparent)]
+    Hours(#[from] utalk_storage::HoursError),
+}

@@ -47,6 +47,11 @@ const STRING_KEYS: &[&str] = &[
 /// Top-level keys whose values are numbers or booleans.
 const VALUE_KEYS: &[&str] = &["otlp_sample_ratio", "twilio_media_hosts"];
 
+/// Sections whose values are strings or lists of strings, so that
+/// `UTALK_BUSINESS_HOURS__HOLIDAYS=2026-12-25` stays a string rather than a
+/// TOML date; a value written as a TOML list (`["…", "…"]`) is still read as one.
+const STRING_SECTIONS: &[&str] = &["business_hours"];
+
 /// Sections of the file, settable as `UTALK_SECTION__KEY`.
 const SECTIONS: &[&str] = &[
     "store",
@@ -57,6 +62,7 @@ const SECTIONS: &[&str] = &[
     "media",
     "delivery",
     "bot",
+    "business_hours",
     "backup",
     "jobs",
     "retention",
@@ -98,7 +104,9 @@ impl Config {
                 eprintln!("utalk: ignoring {name}: it names no setting");
                 continue;
             }
-            let value = if path.len() == 1 && STRING_KEYS.contains(&path[0].as_str()) {
+            let plain_string = (path.len() == 1 && STRING_KEYS.contains(&path[0].as_str()))
+                || (STRING_SECTIONS.contains(&path[0].as_str()) && !raw.trim_start().starts_with('['));
+            let value = if plain_string {
                 toml::Value::String(raw.clone())
             } else {
                 format!("v = {raw}")

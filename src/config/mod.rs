@@ -93,6 +93,8 @@ pub struct Config {
     pub openai_api_key: Option<Secret>,
     /// The bot and agent assignment.
     pub bot: BotSection,
+    /// When people answer: opening hours, time zone, holidays (unset: always open).
+    pub business_hours: BusinessHoursSection,
     /// Backups.
     pub backup: BackupSection,
     /// Job schedules.
@@ -179,6 +181,7 @@ impl Default for Config {
             delivery: DeliverySection::default(),
             openai_api_key: None,
             bot: BotSection::default(),
+            business_hours: BusinessHoursSection::default(),
             backup: BackupSection::default(),
             jobs: JobsSection::default(),
             retention: RetentionSection::default(),

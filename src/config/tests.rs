@@ -216,3 +216,57 @@ fn socket_memory_and_session_caps_must_hold_together() {
         assert!(e.contains("socket:"), "{bad:?}: {e}");
     }
 }
+
+#[test]
+fn business_hours_are_off_by_default_and_read_from_the_file_or_the_environment() {
+    let c = Config::load(None, Vec::new()).unwrap();
+    assert!(!c.business_hours.calendar().unwrap().is_configured(), "always open unless configured");
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("utalk.toml");
+    std::fs::write(
+        &f,
+        "[business_hours]\ntimezone = \"Europe/Madrid\"\nmonday = [\"09:00-14:00\", \"16:00-19:00\"]\nholidays = [\"2026-12-25\"]\n",
+    )
+    .unwrap();
+    let c = Config::load(
+        Some(&f),
+        env(&[
+            ("UTALK_BUSINESS_HOURS__SATURDAY", "10:00-13:00, 17:00-20:00"),
+            // A date alone is not read as a TOML date.
+            ("UTALK_BUSINESS_HOURS__HOLIDAYS", "2026-12-25"),
+            ("UTALK_BUSINESS_HOURS__SUNDAY", r#"["10:00-12:00"]"#),
+        ]),
+    )
+    .unwrap();
+    let h = c.business_hours.calendar().unwrap();
+    assert_eq!(h.zone_name(), Some("Europe/Madrid"));
+    assert_eq!(c.business_hours.saturday, ["10:00-13:00", "17:00-20:00"]);
+    assert_eq!(c.business_hours.monday.len(), 2);
+    assert_eq!(c.business_hours.holidays, ["2026-12-25"]);
+    assert_eq!(c.business_hours.sunday, ["10:00-12:00"]);
+}
+
+#[test]
+fn bad_business_hours_are_refused_with_the_reason() {
+    let refused = |pairs: &[(&str, &str)]| Config::load(None, env(pairs)).unwrap_err().to_string();
+    let e = refused(&[("UTALK_BUSINESS_HOURS__MONDAY", "09:00-18:00")]);
+    assert!(e.contains("business_hours: timezone: required"), "{e}");
+    let e = refused(&[("UTALK_BUSINESS_HOURS__TIMEZONE", "Europe/Atlantis"), ("UTALK_BUSINESS_HOURS__MONDAY", "09:00-18:00")]);
+    assert!(e.contains("Europe/Atlantis") && e.contains("IANA"), "{e}");
+    let e = refused(&[("UTALK_BUSINESS_HOURS__TIMEZONE", "UTC"), ("UTALK_BUSINESS_HOURS__MONDAY", "22:00-02:00")]);
+    assert!(e.contains("monday") && e.contains("past midnight"), "{e}");
+    let e = refused(&[("UTALK_BUSINESS_HOURS__TIMEZONE", "UTC"), ("UTALK_BUSINESS_HOURS__FRIDAY", "09:00-12:00,11:00-13:00")]);
+    assert!(e.contains("friday") && e.contains("overlap"), "{e}");
+    let e = refused(&[("UTALK_BUSINESS_HOURS__TIMEZONE", "UTC")]);
+    assert!(e.contains("never open"), "{e}");
+    let e = refused(&[
+        ("UTALK_BUSINESS_HOURS__TIMEZONE", "UTC"),
+        ("UTALK_BUSINESS_HOURS__MONDAY", "09:00-18:00"),
+        ("UTALK_BUSINESS_HOURS__HOLIDAYS", "2026-13-01"),
+    ]);
+    assert!(e.contains("holidays") && e.contains("2026-13-01"), "{e}");
+    assert_eq!(
+        BusinessHoursSection { monday: vec!["09:00-18:00".into()], ..Default::default() }.calendar().unwrap_err(),
+        BusinessHoursError::NoZone
+    );
+}

@@ -201,6 +201,9 @@ impl Config {
         if b.workers == 0 || b.queue == 0 || b.model_timeout_ms == 0 || b.agent_capacity == 0 {
             return Err("bot: workers, queue, model_timeout_ms and agent_capacity must be positive".into());
         }
+        if let Err(e) = self.business_hours.calendar() {
+            return Err(format!("business_hours: {e}"));
+        }
         for (name, list) in [("bot.allowed_model_hosts", &b.allowed_model_hosts), ("twilio_media_hosts", &self.twilio_media_hosts)] {
             if let Some(why) = list.iter().find_map(|p| utalk_actors::hosts::pattern_problem(p)) {
                 return Err(format!("{name}: {why}"));

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod api_version;
 pub mod bot;
+pub mod business_hours;
 pub mod canned;
 pub mod contacts;
 pub mod conversations;

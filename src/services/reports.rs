@@ -3,11 +3,12 @@
 
 use super::{blocking, ServiceError};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use utalk_actors::Journal;
 use utalk_storage::model::inventory::{self, InventoryReport};
 use utalk_storage::model::kpi::{self, Dimension, Granularity, KpiRow};
 use utalk_storage::model::Channel;
-use utalk_storage::{Db, StoreError, Timestamp};
+use utalk_storage::{BusinessHours, Db, StoreError, Timestamp};
 use uuid::Uuid;
 
 /// At most this many buckets per query.
@@ -120,8 +121,8 @@ pub enum DailyError {
 
 /// Rolls the KPIs up (waiting for a rollup already running, then taking
 /// what it left) and writes the report page of `day` into `dir`: its path.
-pub async fn daily(db: &Db, journal: &Journal, dir: &Path, day: i64) -> Result<PathBuf, DailyError> {
-    utalk_schedules::kpi_rollup::roll_up(db, journal).await.map_err(|e| DailyError::Rollup(e.to_string()))?;
+pub async fn daily(db: &Db, journal: &Journal, hours: &Arc<BusinessHours>, dir: &Path, day: i64) -> Result<PathBuf, DailyError> {
+    utalk_schedules::kpi_rollup::roll_up(db, journal, hours).await.map_err(|e| DailyError::Rollup(e.to_string()))?;
     let (db, dir) = (db.clone(), dir.to_path_buf());
     let made = tokio::task::spawn_blocking(move || utalk_schedules::daily_report::make(&db, &dir, day))
         .await

@@ -23,6 +23,8 @@ mod error;
 #[cfg(not(loom))]
 pub mod free_space;
 #[cfg(not(loom))]
+pub mod hours;
+#[cfg(not(loom))]
 pub mod keys;
 #[cfg(not(loom))]
 mod maps;
@@ -41,6 +43,8 @@ pub use codec::Record;
 pub use db::{Db, DbOptions, DbStats, SCHEMA_VERSION};
 #[cfg(not(loom))]
 pub use error::{CodecError, StoreError};
+#[cfg(not(loom))]
+pub use hours::{BusinessHours, HoursError};
 #[cfg(not(loom))]
 pub use maps::Map;
 #[cfg(not(loom))]

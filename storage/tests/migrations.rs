@@ -122,7 +122,7 @@ fn messages_stored_before_the_time_index_are_indexed_and_marked_for_the_kpis() {
     let dirty = kpi::dirty_hours(&db, 100).unwrap();
     assert!(dirty.contains(&hour), "the messages' hour is marked: {dirty:?}");
     assert!(dirty.contains(&kpi::Granularity::Hour.bucket_start(conv.created_at)), "the conversation's hour is marked");
-    let rows = kpi::compute_hour(&db, hour).unwrap();
+    let rows = kpi::compute_hour(&db, hour, &utalk_storage::BusinessHours::always_open()).unwrap();
     let all = &rows[&kpi::Dimension::All];
     assert_eq!((all.messages, all.media_messages, all.outbound), (3, 1, 1));
     assert_eq!(rows[&kpi::Dimension::Channel(Channel::Web)].messages, 3);

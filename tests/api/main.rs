@@ -5,6 +5,7 @@ mod agent_tools;
 mod auth;
 mod backup;
 mod bad_input;
+mod business_hours;
 mod cli;
 mod cluster;
 mod cluster_jobs;

@@ -9,9 +9,16 @@
 //! a bot message, which the actor refuses once the conversation is
 //! escalated: no bot answer can follow an escalation, whatever raced it.
 //! Every decision is a bot run record, the source of the bot response time KPI.
+//!
+//! Outside business hours the bot still answers, and says when people are
+//! back (the knowledge file's closed texts); a hand-over then says people
+//! answer at the opening, the conversation is escalated at once (so the
+//! queue shows it) and its assignment waits for the opening: the sweep
+//! wakes then and offers every escalation still waiting.
 
 use crate::bot::assigner::Assigner;
-use crate::bot::knowledge::{contains_phrase, words, Answer, KnowledgeFile};
+use crate::bot::closed::{opens_text, Told};
+use crate::bot::knowledge::{contains_phrase, detect_lang, words, Answer, KnowledgeFile};
 use crate::bot::openai::OpenAi;
 use crate::conversation::lifecycle::EscalateRequest;
 use crate::conversation::registry::Registry;
@@ -24,7 +31,7 @@ use utalk_storage::model::{
     bot, conversation, message, AiConfig, Author, AuthorType, BotOutcome, BotRun, Conversation, ConversationFilter, ConversationStatus,
     Direction, EscalationReason, Message, MessageStatus, Provider,
 };
-use utalk_storage::{Batch, Db, Timestamp};
+use utalk_storage::{Batch, BusinessHours, Db, Timestamp};
 use uuid::Uuid;
 
 /// Phrases that ask for a person in so many words.
@@ -94,6 +101,10 @@ pub struct Bot {
     assigner: OnceLock<Arc<Assigner>>,
     /// Conversations with an assignment queued, so the sweep does not queue them twice.
     assigning: std::sync::Mutex<std::collections::HashSet<Uuid>>,
+    /// When people answer.
+    hours: Arc<BusinessHours>,
+    /// Conversations told of the current closed period.
+    told: Told,
     /// Counters.
     pub stats: BotStats,
 }
@@ -108,7 +119,7 @@ pub fn escalation_trigger(config: &AiConfig, text: &str) -> Option<(EscalationRe
 }
 
 impl Bot {
-    /// A bot with `workers` workers and a queue of `queue` messages.
+    /// A bot with `workers` workers and a queue of `queue` messages, for a business open during `hours`.
     pub fn new(
         db: Db,
         registry: Registry,
@@ -116,6 +127,7 @@ impl Bot {
         model: OpenAi,
         workers: usize,
         queue: usize,
+        hours: Arc<BusinessHours>,
     ) -> Result<Arc<Bot>, utalk_storage::StoreError> {
         let config = bot::ai_config(&db)?;
         let (tx, rx) = mpsc::channel(queue.max(1));
@@ -130,6 +142,8 @@ impl Bot {
             workers: workers.max(1),
             assigner: OnceLock::new(),
             assigning: std::sync::Mutex::new(std::collections::HashSet::new()),
+            hours,
+            told: Told::default(),
             stats: BotStats::default(),
         }))
     }
@@ -162,10 +176,10 @@ impl Bot {
     /// again, for agents who came online or freed a slot since (on the
     /// leading node only, in a cluster).
     async fn sweep(self: Arc<Self>) {
-        let mut tick = tokio::time::interval(ASSIGN_SWEEP);
         loop {
-            tick.tick().await;
-            if self.assigner.get().is_none() {
+            tokio::time::sleep(self.until_next_sweep(Timestamp::now())).await;
+            // Closed: the assigner would refuse every one; they wait for the opening.
+            if self.assigner.get().is_none() || !self.hours.is_open(Timestamp::now()) {
                 continue;
             }
             // In a cluster one node sweeps (it sees the staff online on every
@@ -192,6 +206,17 @@ impl Bot {
                     }
                 }
             }
+        }
+    }
+
+    /// How long the sweep sleeps: [`ASSIGN_SWEEP`], or less when the business
+    /// opens sooner, so that escalations made while closed are offered as it opens.
+    fn until_next_sweep(&self, now: Timestamp) -> std::time::Duration {
+        let opens = if self.hours.is_open(now) { None } else { self.hours.next_opening(now) };
+        match opens {
+            // A millisecond past the opening, so that the sweep finds it open.
+            Some(o) => std::time::Duration::from_millis(u64::try_from(o.millis() - now.millis() + 1).unwrap_or(0)).min(ASSIGN_SWEEP),
+            None => ASSIGN_SWEEP,
         }
     }
 
@@ -237,10 +262,21 @@ impl Bot {
         let text = msg.text.clone().unwrap_or_default();
         let knowledge = self.knowledge.get();
         let mut provider = cfg.provider.as_str().to_string();
-        let (answer, escalation) = if let Some((reason, detail)) = escalation_trigger(&cfg, &text) {
-            (Answer { text: knowledge.handoff(&text), intent: "handoff".into(), confidence: 1.0 }, Some((reason, Some(detail))))
+        // Outside business hours: when people are back, in the customer's language.
+        let now = Timestamp::now();
+        let lang = detect_lang(&text);
+        let closed = (!self.hours.is_open(now)).then(|| {
+            let opens = self.hours.next_opening(now);
+            (opens, opens_text(&self.hours, now, opens, lang))
+        });
+        let handoff = || match &closed {
+            Some((_, opens)) => knowledge.closed_handoff(lang, opens),
+            None => knowledge.handoff(&text),
+        };
+        let (mut answer, escalation) = if let Some((reason, detail)) = escalation_trigger(&cfg, &text) {
+            (Answer { text: handoff(), intent: "handoff".into(), confidence: 1.0 }, Some((reason, Some(detail))))
         } else if cfg.auto_escalate && conv.bot_turns >= cfg.max_bot_turns {
-            (Answer { text: knowledge.handoff(&text), intent: "handoff".into(), confidence: 1.0 }, Some((EscalationReason::MaxTurns, None)))
+            (Answer { text: handoff(), intent: "handoff".into(), confidence: 1.0 }, Some((EscalationReason::MaxTurns, None)))
         } else {
             let a = match cfg.provider {
                 Provider::Rules => knowledge.answer(&text),
@@ -266,11 +302,16 @@ impl Bot {
             if a.intent == "model_escalate" || (cfg.auto_escalate && a.confidence < cfg.confidence_threshold) {
                 // The model's own ESCALATE is never shown to the customer.
                 let detail = format!("{} at {:.2}", a.intent, a.confidence);
-                (Answer { text: knowledge.handoff(&text), ..a }, Some((EscalationReason::LowConfidence, Some(detail))))
+                (Answer { text: handoff(), ..a }, Some((EscalationReason::LowConfidence, Some(detail))))
             } else {
                 (a, None)
             }
         };
+        if let (None, Some((opens, when))) = (&escalation, &closed) {
+            if self.told.first_time(conv.id, *opens, now) {
+                answer.text = format!("{}\n\n{}", answer.text, knowledge.closed(lang, when));
+            }
+        }
         let reply_id = Uuid::new_v5(&REPLY_NAMESPACE, msg.id.as_bytes());
         let reason = escalation.as_ref().map(|(r, _)| *r);
         let outcome = match escalation {

@@ -1,5 +1,7 @@
 //! Automatic assignment: an escalated conversation goes to the next online
-//! agent, round robin, among those under their capacity.
+//! agent, round robin, among those under their capacity, during business
+//! hours; outside them it waits, escalated and unassigned, for the opening
+//! (the bot's sweep offers it again then).
 
 use crate::conversation::registry::Registry;
 use crate::conversation::ConversationChange;
@@ -7,7 +9,7 @@ use crate::socket::session::SocketHub;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use utalk_storage::model::{conversation, user, Conversation, ConversationFilter, ConversationStatus, Role};
-use utalk_storage::Db;
+use utalk_storage::{BusinessHours, Db, Timestamp};
 use uuid::Uuid;
 
 /// Picks agents for escalated conversations.
@@ -16,15 +18,16 @@ pub struct Assigner {
     registry: Registry,
     hub: Arc<SocketHub>,
     capacity: usize,
+    hours: Arc<BusinessHours>,
     next: AtomicUsize,
     /// One assignment at a time, so two escalations never both take an agent's last slot.
     lock: tokio::sync::Mutex<()>,
 }
 
 impl Assigner {
-    /// An assigner giving each agent at most `capacity` open conversations.
-    pub fn new(db: Db, registry: Registry, hub: Arc<SocketHub>, capacity: usize) -> Assigner {
-        Assigner { db, registry, hub, capacity: capacity.max(1), next: AtomicUsize::new(0), lock: tokio::sync::Mutex::new(()) }
+    /// An assigner giving each agent at most `capacity` open conversations, during `hours`.
+    pub fn new(db: Db, registry: Registry, hub: Arc<SocketHub>, capacity: usize, hours: Arc<BusinessHours>) -> Assigner {
+        Assigner { db, registry, hub, capacity: capacity.max(1), hours, next: AtomicUsize::new(0), lock: tokio::sync::Mutex::new(()) }
     }
 
     /// Conversations assigned to `agent` that are not closed, counting up to `cap`.
@@ -61,6 +64,12 @@ impl Assigner {
     /// Assigns `conv` to the next online agent with room, if it has no assignee; returns the agent.
     pub async fn assign(&self, conv: &Conversation) -> Option<Uuid> {
         if conv.assignee_id.is_some() || conv.status == ConversationStatus::Closed {
+            return None;
+        }
+        let now = Timestamp::now();
+        if !self.hours.is_open(now) {
+            let opens = self.hours.next_opening(now).map(|o| o.to_rfc3339()).unwrap_or_default();
+            tracing::info!(conversation = %conv.id, opens = %opens, "outside business hours; the conversation waits unassigned for the opening");
             return None;
         }
         let _guard = self.lock.lock().await;

@@ -56,10 +56,42 @@ pub struct Knowledge {
     pub handoff_es: String,
     /// What the bot says when it hands over to people (English).
     pub handoff_en: String,
+    /// Added to the bot's answers outside business hours (Spanish); `{opens}`
+    /// becomes the next opening in the workspace's zone ("mañana a las 09:00 (CET)").
+    #[serde(default = "default_closed_es")]
+    pub closed_es: String,
+    /// Added to the bot's answers outside business hours (English); `{opens}`
+    /// becomes the next opening ("tomorrow at 09:00 (CET)").
+    #[serde(default = "default_closed_en")]
+    pub closed_en: String,
+    /// The hand-over outside business hours (Spanish): people answer at `{opens}`.
+    #[serde(default = "default_closed_handoff_es")]
+    pub closed_handoff_es: String,
+    /// The hand-over outside business hours (English).
+    #[serde(default = "default_closed_handoff_en")]
+    pub closed_handoff_en: String,
     /// The intents.
     #[serde(default)]
     pub intents: Vec<Intent>,
 }
+
+// Knowledge files written before business hours have none of the closed
+// texts: they get these, the same as the default file's.
+fn default_closed_es() -> String {
+    "Ahora estamos fuera de horario; nuestro equipo vuelve {opens}.".into()
+}
+fn default_closed_en() -> String {
+    "We're closed right now; our team is back {opens}.".into()
+}
+fn default_closed_handoff_es() -> String {
+    "Ahora estamos fuera de horario. Dejo tu conversación con nuestro equipo, que te atenderá cuando abramos, {opens}.".into()
+}
+fn default_closed_handoff_en() -> String {
+    "We're closed right now. I've passed your conversation to our team, who will answer when we open, {opens}.".into()
+}
+
+/// The placeholder of the closed texts.
+pub const OPENS: &str = "{opens}";
 
 /// The customer's language, as far as a few words tell.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +215,18 @@ impl Knowledge {
             self.handoff_es.clone()
         }
     }
+
+    /// The note added outside business hours, in `lang`, with `opens` (already in that language) in place of `{opens}`.
+    pub fn closed(&self, lang: Lang, opens: &str) -> String {
+        let t = if lang == Lang::En { &self.closed_en } else { &self.closed_es };
+        t.replace(OPENS, opens)
+    }
+
+    /// The hand-over outside business hours, in `lang`, with `opens` in place of `{opens}`.
+    pub fn closed_handoff(&self, lang: Lang, opens: &str) -> String {
+        let t = if lang == Lang::En { &self.closed_handoff_en } else { &self.closed_handoff_es };
+        t.replace(OPENS, opens)
+    }
 }
 
 /// A knowledge file read again whenever it changes on disk; a broken edit
@@ -264,6 +308,21 @@ mod tests {
         // "hi" must not match inside "this" or "chicken".
         assert_ne!(k().answer("this chicken").intent, "greeting");
         assert!(contains_phrase(&words("¿Dónde están?"), "donde estan"));
+    }
+
+    #[test]
+    fn closed_texts_come_from_the_file_in_the_customers_language() {
+        let k = k();
+        assert_eq!(
+            k.closed(Lang::Es, "mañana a las 09:00 (CET)"),
+            "Ahora estamos fuera de horario; nuestro equipo vuelve mañana a las 09:00 (CET)."
+        );
+        assert!(k.closed_handoff(Lang::En, "tomorrow at 09:00 (CET)").ends_with("when we open, tomorrow at 09:00 (CET)."));
+        // A file from before business hours loads, with the default texts.
+        let old = "fallback_es = \"?\"\nfallback_en = \"?\"\nhandoff_es = \"h\"\nhandoff_en = \"h\"\n";
+        let k2 = Knowledge::parse(old, Path::new("old")).expect("an older file loads");
+        assert_eq!(k2.closed(Lang::En, "x"), k.closed(Lang::En, "x"));
+        assert_eq!(k2.closed_handoff(Lang::Es, "x"), k.closed_handoff(Lang::Es, "x"));
     }
 
     #[test]

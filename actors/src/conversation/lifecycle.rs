@@ -339,7 +339,8 @@ mod tests {
         let close = CloseRequest { resolution: "ok".into(), first_contact_resolution: None, ask_rating: false };
         apply_lifecycle(&mut c, None, Some(&close), &[], 3, Timestamp(80_000));
         let first = FirstContact::of(&c);
-        assert_eq!(first, FirstContact { escalated: true, answer_wait_ms: Some(15_000), agent_id: Some(Uuid::nil()) });
+        assert_eq!((first.escalated, first.answer_wait_ms, first.agent_id), (true, Some(15_000), Some(Uuid::nil())));
+        assert_eq!(first.answer_window, Some((Timestamp(61_000), Timestamp(76_000))), "kept for business time");
 
         let mut again = on_append(&c, AuthorType::Customer, Some("otra cosa"), Timestamp(500_000)).unwrap().conversation.unwrap();
         assert_eq!((again.escalated_at, again.assignee_id, again.contact_started_at), (None, None, Some(Timestamp(500_000))));

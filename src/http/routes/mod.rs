@@ -4,6 +4,7 @@ pub mod ai;
 pub mod api_keys;
 pub mod auth;
 pub mod backups;
+pub mod business_hours;
 pub mod canned_responses;
 pub mod contacts;
 pub mod conversations;
@@ -56,6 +57,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body: usize, max_socket_paylo
                 .configure(media::configure)
                 .configure(outbox::configure)
                 .configure(ai::configure)
+                .configure(business_hours::configure)
                 .configure(backups::configure)
                 .configure(jobs::configure)
                 .configure(reports::configure)

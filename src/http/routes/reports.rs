@@ -20,8 +20,8 @@ use utalk_actors::Registry;
 use utalk_schedules::daily_report::{self, ReportFile};
 use utalk_storage::model::Granularity;
 use utalk_storage::model::Role;
-use utalk_storage::Db;
 use utalk_storage::Timestamp;
+use utalk_storage::{BusinessHours, Db};
 use uuid::Uuid;
 
 /// Who reads reports.
@@ -174,6 +174,7 @@ pub async fn create(
     registry: web::Data<Registry>,
     config: web::Data<Config>,
     media: web::Data<MediaStore>,
+    hours: web::Data<BusinessHours>,
     who: Principal,
     req: Json<DailyRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -183,7 +184,7 @@ pub async fn create(
             .ok_or_else(|| ApiError::bad_request("invalid_date", format!("date must be a day as YYYY-MM-DD, got {d:?}")))?,
         None => Granularity::Day.bucket_start(Timestamp::now()) - Granularity::Day.millis(),
     };
-    let path = service::daily(&db, registry.journal(), &reports_dir(&config), day).await.map_err(|e| match e {
+    let path = service::daily(&db, registry.journal(), &hours.into_inner(), &reports_dir(&config), day).await.map_err(|e| match e {
         DailyError::Rollup(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "rollup_failed", e.to_string()),
         DailyError::Write(_) => ApiError::internal(e),
     })?;

@@ -161,18 +161,36 @@ pub struct FirstContact {
     pub answer_wait_ms: Option<u64>,
     /// The agent assigned.
     pub agent_id: Option<Uuid>,
+    /// When the wait for an agent began (the escalation, or the start) and
+    /// when it ended, so that the wait can be counted in business time;
+    /// none in first contacts kept before business hours, whose wait counts as
+    /// `answer_wait_ms` stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_window: Option<(Timestamp, Timestamp)>,
 }
 
 impl FirstContact {
     /// The first contact's figures: those kept at a reopen, or the conversation's own while it is still its first contact.
     pub fn of(c: &Conversation) -> FirstContact {
-        c.first_contact.unwrap_or_else(|| FirstContact {
-            escalated: c.escalated_at.is_some(),
-            answer_wait_ms: c
-                .first_agent_reply_at
-                .and_then(|reply| u64::try_from(reply.millis() - c.escalated_at.unwrap_or(c.created_at).millis()).ok()),
-            agent_id: c.assignee_id,
+        c.first_contact.unwrap_or_else(|| {
+            let window = c.first_agent_reply_at.map(|reply| (c.escalated_at.unwrap_or(c.created_at), reply));
+            FirstContact {
+                escalated: c.escalated_at.is_some(),
+                answer_wait_ms: window.and_then(|(from, reply)| u64::try_from(reply.millis() - from.millis()).ok()),
+                agent_id: c.assignee_id,
+                answer_window: window,
+            }
         })
+    }
+
+    /// The wait for the first agent reply counted in `hours`' open time
+    /// (all of it when always open); the stored wall-clock wait when the
+    /// window was not kept.
+    pub fn answer_wait_in(&self, hours: &crate::hours::BusinessHours) -> Option<u64> {
+        match self.answer_window {
+            Some((from, reply)) if reply >= from => Some(hours.business_ms(from, reply)),
+            _ => self.answer_wait_ms,
+        }
     }
 }
 
@@ -440,6 +458,27 @@ pub fn list(
 mod tests {
     use super::*;
     use crate::db::DbOptions;
+
+    #[test]
+    fn the_wait_for_an_agent_counts_business_time_when_its_window_is_kept() {
+        let mut c = Conversation::new(Channel::Web, Customer::default(), None);
+        // Escalated Friday 2026-01-16 17:00Z, answered Monday 09:30Z.
+        c.escalated_at = Timestamp::parse_rfc3339("2026-01-16T17:00:00Z");
+        c.first_agent_reply_at = Timestamp::parse_rfc3339("2026-01-19T09:30:00Z");
+        let first = FirstContact::of(&c);
+        let days = vec!["09:00-18:00".to_string()];
+        let none = Vec::new();
+        let hours = crate::hours::BusinessHours::new("UTC", [&days, &days, &days, &days, &days, &none, &none], &[]).expect("valid");
+        // One hour on Friday, half an hour on Monday.
+        assert_eq!(first.answer_wait_in(&hours), Some(5_400_000));
+        assert_eq!(first.answer_wait_in(&crate::hours::BusinessHours::always_open()), first.answer_wait_ms);
+        // A first contact kept before business hours has no window: its wall-clock wait stands.
+        let old = FirstContact { answer_window: None, ..first };
+        assert_eq!(old.answer_wait_in(&hours), first.answer_wait_ms);
+        // Not answered: no wait.
+        c.first_agent_reply_at = None;
+        assert_eq!(FirstContact::of(&c).answer_wait_in(&hours), None);
+    }
 
     #[test]
     fn the_whatsapp_window_is_open_for_24_hours_after_the_customer_wrote() {

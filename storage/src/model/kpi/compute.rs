@@ -7,6 +7,7 @@ use crate::batch::Batch;
 use crate::codec::Record;
 use crate::db::Db;
 use crate::error::StoreError;
+use crate::hours::BusinessHours;
 use crate::keys::{Key, KeyReader};
 use crate::maps::Map;
 use crate::model::bot::{BotRun, Escalation, Rating};
@@ -67,7 +68,11 @@ fn conversation_key_at(ms: i64) -> Vec<u8> {
 /// escalation rate, agent speed of answer) count in the hour the
 /// conversation started; messages in the hour they were stored; bot replies
 /// when the run finished; escalations when they happened; ratings when given.
-pub fn compute_hour(db: &Db, hour: i64) -> Result<BTreeMap<Dimension, KpiSums>, StoreError> {
+///
+/// The agent speed of answer counts only the open time of `hours` (all of it
+/// when always open): a customer waiting overnight for the opening is not an
+/// agent being slow.
+pub fn compute_hour(db: &Db, hour: i64, hours: &BusinessHours) -> Result<BTreeMap<Dimension, KpiSums>, StoreError> {
     let end = hour + HOUR_MS;
     let mut r = Rollup { db, convs: HashMap::new(), rows: BTreeMap::new() };
 
@@ -90,11 +95,12 @@ pub fn compute_hour(db: &Db, hour: i64) -> Result<BTreeMap<Dimension, KpiSums>, 
             // Conversation KPIs describe the first contact; a reopen keeps its figures.
             let first = FirstContact::of(&c);
             let fcr = c.status == ConversationStatus::Closed && c.first_contact_resolution == Some(true);
+            let answer_wait = first.answer_wait_in(hours);
             r.count(Some(facts), first.agent_id, |s| {
                 s.conversations += 1;
                 s.resolved_first_contact += u64::from(fcr);
                 s.escalated += u64::from(first.escalated);
-                if let Some(ms) = first.answer_wait_ms {
+                if let Some(ms) = answer_wait {
                     s.agent_answers += 1;
                     s.agent_answer_ms += ms;
                 }
