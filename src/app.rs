@@ -459,6 +459,23 @@ impl Application {
         }
         let inbound = Arc::new(utalk_actors::channels::whatsapp::Inbound::new(db.clone(), registry.clone(), fetcher.clone()));
         let socket_hub = sockets.clone();
+        {
+            // A backup restored from before an erasure brought its data back:
+            // erase it again, through the same path as the first time.
+            let (db, registry, media, search, dir) = (db.clone(), registry.clone(), media.clone(), search.clone(), config.backup_dir());
+            tokio::spawn(async move {
+                let parts = crate::services::erasure::Parts {
+                    db: &db,
+                    registry: &registry,
+                    media: &media,
+                    search: search.as_deref(),
+                    backup_dir: &dir,
+                };
+                if let Err(e) = crate::services::erasure::reapply(&parts).await {
+                    tracing::error!(error = %e, "cannot apply the erasure ledger again; the next start retries");
+                }
+            });
+        }
         let db_handle = db.clone();
         let shared = Shared::new(Parts {
             cluster,

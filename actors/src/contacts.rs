@@ -152,6 +152,21 @@ pub async fn replace(db: &Db, journal: &Journal, actor: &str, gone: Uuid, surviv
     .await
 }
 
+/// Removes contact `id` and its identifiers in one write, with an audit line
+/// by `actor` that names only the id: the last step of an erasure. Nothing
+/// to remove is not an error (an erasure applied again).
+pub async fn erase(db: &Db, journal: &Journal, actor: &str, id: Uuid) -> Result<(), ContactError> {
+    write(journal, || {
+        let mut b = match contact::get(db, id)? {
+            Some(c) => contact::delete_batch(&c)?,
+            None => Batch::new(),
+        };
+        AuditEvent::new(actor, "contact.erase", id.to_string()).add_to(&mut b)?;
+        Ok(Some(b))
+    })
+    .await
+}
+
 /// Reads and writes contacts one change at a time: `decide` sees the store as
 /// it is after every change so far and gives the batch to write (none: write
 /// nothing); when another node wrote first, it decides again.

@@ -222,7 +222,7 @@ pub async fn merge(db: &Db, registry: &Registry, actor: Uuid, survivor: Uuid, go
 }
 
 /// Every conversation of contact `id`, oldest first; refused past [`MAX_MOVED`].
-fn all_conversations(db: &Db, id: Uuid) -> Result<Vec<Uuid>, ServiceError> {
+pub(crate) fn all_conversations(db: &Db, id: Uuid) -> Result<Vec<Uuid>, ServiceError> {
     let mut ids = Vec::new();
     let mut after = None;
     loop {

@@ -12,6 +12,7 @@ pub mod business_hours;
 pub mod canned;
 pub mod contacts;
 pub mod conversations;
+pub mod erasure;
 pub mod flags;
 pub mod inventory;
 pub mod media;

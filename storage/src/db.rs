@@ -206,6 +206,22 @@ impl Db {
         Ok(out)
     }
 
+    /// Writes every memtable to table files and compacts every map down to
+    /// its last level, so that no older version of a rewritten or removed
+    /// value is left in any file (an erasure): the write-ahead logs that held
+    /// them are then obsolete and removed. Slow on a large store; rare.
+    pub fn compact_everything(&self) -> Result<(), StoreError> {
+        let mut opts = rocksdb::CompactOptions::default();
+        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        for map in Map::ALL {
+            let cf = self.cf(map)?;
+            self.inner.flush_cf(&cf)?;
+            self.inner.compact_range_cf_opt(&cf, None::<&[u8]>, None::<&[u8]>, &opts);
+        }
+        self.inner.flush_wal(true)?;
+        Ok(())
+    }
+
     /// RocksDB's sequence number of the last write: unchanged between a clean
     /// stop and the next open, so a follower of the writes (the search index)
     /// can tell whether it missed any.

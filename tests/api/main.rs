@@ -17,6 +17,7 @@ mod conversations;
 mod disk_full;
 mod durability;
 mod edge;
+mod erasure;
 mod flags;
 mod hardening;
 mod helpers;

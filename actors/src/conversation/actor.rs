@@ -480,6 +480,12 @@ impl ConversationActor {
             new.contact_id = Some(contact);
             new.customer = customer;
         }
+        if change.erase {
+            new.contact_id = None;
+            new.customer = utalk_storage::model::Customer::default();
+            new.subject = None;
+            new.resolution = None;
+        }
         let fx = lifecycle::apply_lifecycle(&mut new, change.escalate.as_ref(), change.close.as_ref(), &change.ratings, *next_seq - 1, now);
         if new == *conv && fx.ratings.is_empty() {
             // Nothing changes: answer with the durable state, write nothing.

@@ -160,5 +160,12 @@ pub fn apply_change(current: &Message, change: &MessageChange, now: Timestamp) -
             media_changed = true;
         }
     }
+    if change.erase {
+        new.text = None;
+        new.template = None;
+        new.media_id = None;
+        new.media.clear();
+        new.error_message = None;
+    }
     (new, status_changed, media_changed)
 }

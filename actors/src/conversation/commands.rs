@@ -182,6 +182,9 @@ pub struct ConversationChange {
     pub labels: Option<Vec<String>>,
     /// Link to this contact, with the customer fields it gives the conversation.
     pub contact: Option<(Uuid, utalk_storage::model::Customer)>,
+    /// Forget the customer: their fields, the contact link, the subject and
+    /// the resolution text (an erasure; the messages are erased one by one).
+    pub erase: bool,
 }
 
 /// A change to a stored message reported by its channel or the media fetcher.
@@ -204,12 +207,24 @@ pub struct MessageChange {
     pub media: Option<(Uuid, MediaStatus, Option<String>)>,
     /// Other writes for the same batch (say, removing the outbox entry).
     pub extra: Batch,
+    /// Forget what the message says: its text, template and attachments
+    /// (an erasure); who wrote it and when stay, for the KPIs.
+    pub erase: bool,
 }
 
 impl MessageChange {
     /// A change of message `message_id` that changes nothing yet.
     pub fn new(message_id: Uuid) -> Self {
-        Self { message_id, status: None, provider_id: None, error_code: None, error_message: None, media: None, extra: Batch::new() }
+        Self {
+            message_id,
+            status: None,
+            provider_id: None,
+            error_code: None,
+            error_message: None,
+            media: None,
+            extra: Batch::new(),
+            erase: false,
+        }
     }
 }
 

@@ -112,6 +112,7 @@ impl From<&ConversationChange> for Update {
             unassign: c.assignee_id == Some(None),
             labels: c.labels.clone(),
             contact: c.contact.clone(),
+            erase: c.erase,
         }
     }
 }
@@ -132,6 +133,7 @@ impl From<Update> for ConversationChange {
             assign_if_unassigned: w.assign_if_unassigned,
             labels: w.labels,
             contact: w.contact,
+            erase: w.erase,
         }
     }
 }
@@ -146,6 +148,7 @@ impl From<&MessageChange> for Change {
             error_message: c.error_message.clone(),
             media: c.media.clone(),
             extra: c.extra.clone(),
+            erase: c.erase,
         }
     }
 }
@@ -160,6 +163,7 @@ impl From<Change> for MessageChange {
             error_message: w.error_message,
             media: w.media,
             extra: w.extra,
+            erase: w.erase,
         }
     }
 }

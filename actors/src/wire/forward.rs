@@ -103,6 +103,10 @@ pub struct Update {
     /// first release: older nodes skip it; left out when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact: Option<(Uuid, utalk_storage::model::Customer)>,
+    /// Forget the customer (an erasure). Added after the first release:
+    /// older nodes skip it; left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erase: bool,
 }
 
 /// An escalation.
@@ -146,6 +150,10 @@ pub struct Change {
     pub media: Option<(Uuid, MediaStatus, Option<String>)>,
     /// Other writes for the same batch.
     pub extra: Batch,
+    /// Forget what the message says (an erasure). Added after the first
+    /// release: older nodes skip it; left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erase: bool,
 }
 
 /// The owner's answer.

@@ -22,6 +22,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/contacts", web::get().to(list))
         .route("/contacts/{id}", web::get().to(get))
         .route("/contacts/{id}", web::patch().to(update))
+        .route("/contacts/{id}", web::delete().to(erase))
         .route("/contacts/{id}/conversations", web::get().to(conversations))
         .route("/contacts/{id}/merge", web::post().to(merge))
         .route("/contacts/{id}/export", web::get().to(export));
@@ -277,4 +278,41 @@ pub async fn export(
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CONTENT_DISPOSITION, format!("attachment; filename=\"contact-{id}.json\"")))
         .json(body))
+}
+
+/// What an erasure touched.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErasedView {
+    /// Conversations whose customer was forgotten (they stay, for the KPIs).
+    pub conversations: usize,
+    /// Messages whose text, template or attachments were erased.
+    pub messages: usize,
+    /// Media files removed.
+    pub media_files: usize,
+}
+
+/// Erases a contact (admins; audited as `contact.erase`): the contact, the
+/// customer's fields in their conversations, every message's text, template
+/// and attachments, and the media files; the search index and the database
+/// files are rewritten without them; recorded so that a restored older
+/// backup is erased again at the next start.
+#[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = Uuid, Path)),
+    responses((status = 200, body = ErasedView), (status = 401), (status = 403), (status = 404), (status = 409, description = "erase_too_large, too_many_conversations")),
+    security(("bearer" = [])))]
+pub async fn erase(
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
+    media: web::Data<utalk_actors::channels::media_store::MediaStore>,
+    search: web::Data<Search>,
+    config: web::Data<crate::config::Config>,
+    who: Principal,
+    id: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (actor, _) = who.require(&[Role::Admin])?;
+    let backup_dir = config.backup_dir();
+    let parts =
+        crate::services::erasure::Parts { db: &db, registry: &registry, media: &media, search: search.index(), backup_dir: &backup_dir };
+    let e = crate::services::erasure::erase(&parts, actor, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(ErasedView { conversations: e.conversations, messages: e.messages, media_files: e.media_files }))
 }

@@ -102,7 +102,7 @@ impl Modify for Conventions {
         super::canned_responses::create, super::canned_responses::list, super::canned_responses::get, super::canned_responses::update,
         super::canned_responses::delete,
         super::contacts::create, super::contacts::list, super::contacts::get, super::contacts::update, super::contacts::conversations,
-        super::contacts::merge, super::contacts::export,
+        super::contacts::merge, super::contacts::export, super::contacts::erase,
         super::lifecycle::escalate, super::lifecycle::close, super::lifecycle::rating, super::lifecycle::force_pause_bot,
         super::ai::get, super::ai::put, super::ai::runs,
         super::business_hours::get,

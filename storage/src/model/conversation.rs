@@ -391,6 +391,12 @@ pub fn by_phone(db: &Db, channel: Channel, phone: &str) -> Result<Option<Uuid>, 
     }
 }
 
+/// Adds the removal of `phone`'s entry on `channel` to `batch` (an erasure).
+pub fn delete_phone(batch: &mut Batch, channel: Channel, phone: &str) -> Result<(), CodecError> {
+    batch.delete(Map::PhoneConvid, phone_key(channel, phone)?);
+    Ok(())
+}
+
 /// Adds "`phone`'s latest conversation on `channel` is `id`" to `batch`.
 pub fn put_phone(batch: &mut Batch, channel: Channel, phone: &str, id: Uuid) -> Result<(), CodecError> {
     batch.put_raw(Map::PhoneConvid, phone_key(channel, phone)?.into_bytes(), Key::new().uuid(id).into_bytes());

@@ -89,6 +89,11 @@ pub fn put(batch: &mut Batch, record: &MediaRecord) -> Result<(), CodecError> {
     Ok(())
 }
 
+/// Adds the removal of media record `id` to `batch` (an erasure).
+pub fn delete(batch: &mut Batch, id: Uuid) {
+    batch.delete(Map::Media, Key::new().uuid(id));
+}
+
 /// Adds the write of a pending download to `batch`.
 pub fn put_fetch(batch: &mut Batch, fetch: &MediaFetch) -> Result<(), CodecError> {
     batch.put(Map::MediaFetches, Key::new().uuid(fetch.media_id), fetch)?;

@@ -94,6 +94,11 @@ pub fn delete(batch: &mut Batch, conversation: Uuid, seq: u64) {
     batch.delete(Map::Outbox, key(conversation, seq));
 }
 
+/// The entries of `conversation`, at most `limit`.
+pub fn of_conversation(db: &Db, conversation: Uuid, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {
+    Ok(db.scan(Map::Outbox, Key::new().uuid(conversation).as_bytes(), &[], limit)?.into_iter().map(|(_, e)| e).collect())
+}
+
 /// Entries in key order (by conversation, then seq), after the entry of
 /// `after` (exclusive), at most `limit`.
 pub fn list(db: &Db, after: Option<(Uuid, u64)>, limit: usize) -> Result<Vec<OutboxEntry>, StoreError> {

@@ -1,0 +1,237 @@
+//! Erasing one customer: what a data-protection request asks for.
+//!
+//! The contact goes, and in each of their conversations the customer's
+//! fields, every message's text, template and attachments (the files too),
+//! queued WhatsApp sends, webhook bodies that quote them, and the number's
+//! index entry. What the KPIs count stays: conversations, messages (who and
+//! when), escalations and ratings. Every change goes through the
+//! conversation actors and the journal, so sockets, the search index and the
+//! other nodes follow; then this node's search index and RocksDB files are
+//! rewritten so that no copy of the old bytes is left in them.
+//!
+//! The erasure is written to a ledger beside the backups
+//! (`<backup_dir>/erasures.jsonl`): restoring a backup taken before it
+//! brings the data back, and the next start erases it again.
+
+use super::ServiceError;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::Path;
+use utalk_actors::channels::media_store::MediaStore;
+use utalk_actors::search::SearchIndex;
+use utalk_actors::{ConversationChange, MessageChange, Registry};
+use utalk_storage::model::{contact, conversation, media, message, outbox, webhook};
+use utalk_storage::{Batch, Db, Map, Timestamp};
+use uuid::Uuid;
+
+/// Most messages one erasure rewrites (409 `erase_too_large` past it):
+/// each is a write, and a request must end.
+pub const MAX_ERASED_MESSAGES: usize = 100_000;
+/// The ledger's name in the backup directory.
+pub const LEDGER: &str = "erasures.jsonl";
+/// Most erasures the ledger is read for at a start.
+const MAX_LEDGER_ENTRIES: usize = 100_000;
+
+/// What an erasure touched.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Erased {
+    /// Conversations whose customer was forgotten.
+    pub conversations: usize,
+    /// Messages whose text or attachments were erased.
+    pub messages: usize,
+    /// Media files removed.
+    pub media_files: usize,
+}
+
+/// One line of the ledger: ids only.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry {
+    contact_id: Uuid,
+    conversations: Vec<Uuid>,
+    erased_at: Timestamp,
+}
+
+/// What an erasure needs besides the store.
+pub struct Parts<'a> {
+    /// Reads.
+    pub db: &'a Db,
+    /// Writes, through each conversation's actor.
+    pub registry: &'a Registry,
+    /// Media files.
+    pub media: &'a MediaStore,
+    /// The search index, to rewrite its files.
+    pub search: Option<&'a SearchIndex>,
+    /// The backup directory, where the ledger lives.
+    pub backup_dir: &'a Path,
+}
+
+/// Erases contact `id` and what their conversations hold about them, as
+/// `actor` (audited as `contact.erase`, by id only).
+pub async fn erase(p: &Parts<'_>, actor: Uuid, id: Uuid) -> Result<Erased, ServiceError> {
+    if contact::get(p.db, id)?.is_none() {
+        return Err(ServiceError::NotFound("contact"));
+    }
+    let conversations = super::contacts::all_conversations(p.db, id)?;
+    let mut total = 0usize;
+    for c in &conversations {
+        let mut seq = 0;
+        while let Some(last) = message::after(p.db, *c, seq, 1000)?.last().map(|m| m.seq) {
+            total += usize::try_from(last - seq).unwrap_or(usize::MAX);
+            seq = last;
+        }
+        if total > MAX_ERASED_MESSAGES {
+            return Err(ServiceError::Conflict {
+                code: "erase_too_large",
+                message: format!("the contact has more than {MAX_ERASED_MESSAGES} messages; ask an operator to erase it in parts"),
+            });
+        }
+    }
+    // The ledger first: an erasure cut short is finished at the next start.
+    record(p.backup_dir, &Entry { contact_id: id, conversations: conversations.clone(), erased_at: Timestamp::now() })?;
+    let done = erase_conversations(p, &conversations).await?;
+    utalk_actors::contacts::erase(p.db, p.registry.journal(), &actor.to_string(), id).await?;
+    scrub_files(p).await?;
+    Ok(done)
+}
+
+/// Erases again what a restored backup brought back: each erasure in the
+/// ledger whose contact or conversations still hold something. Run at start.
+pub async fn reapply(p: &Parts<'_>) -> Result<usize, ServiceError> {
+    let path = p.backup_dir.join(LEDGER);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(ServiceError::Internal(format!("cannot read {}: {e}", path.display()))),
+    };
+    let mut again = 0;
+    for line in text.lines().take(MAX_LEDGER_ENTRIES) {
+        let Ok(entry) = serde_json::from_str::<Entry>(line) else {
+            tracing::warn!(ledger = %path.display(), "a line of the erasure ledger cannot be read; skipped");
+            continue;
+        };
+        let mut held = contact::get(p.db, entry.contact_id)?.is_some();
+        for c in &entry.conversations {
+            if let Some(conv) = conversation::get(p.db, *c)? {
+                held |= conv.contact_id.is_some() || conv.customer != Default::default();
+            }
+        }
+        if !held {
+            continue;
+        }
+        erase_conversations(p, &entry.conversations).await?;
+        utalk_actors::contacts::erase(p.db, p.registry.journal(), "system", entry.contact_id).await?;
+        again += 1;
+    }
+    if again > 0 {
+        scrub_files(p).await?;
+        tracing::info!(erasures = again, "erasures in the ledger applied again to data a restore brought back");
+    }
+    Ok(again)
+}
+
+async fn erase_conversations(p: &Parts<'_>, ids: &[Uuid]) -> Result<Erased, ServiceError> {
+    let mut done = Erased::default();
+    let mut media_ids = Vec::new();
+    for &id in ids {
+        let Some(conv) = conversation::get(p.db, id)? else { continue };
+        let mut seq = 0;
+        loop {
+            let chunk = message::after(p.db, id, seq, 500)?;
+            let Some(last) = chunk.last() else { break };
+            seq = last.seq;
+            for m in chunk {
+                let media: Vec<Uuid> = m.media.iter().map(|a| a.id).chain(m.media_id).collect();
+                if m.text.is_none() && m.template.is_none() && media.is_empty() {
+                    continue;
+                }
+                media_ids.extend(media);
+                p.registry.call(id, MessageChange { erase: true, ..MessageChange::new(m.id) }).await?;
+                done.messages += 1;
+            }
+        }
+        p.registry.call(id, ConversationChange { erase: true, ..ConversationChange::default() }).await?;
+        // What the actor does not own: the number's index, queued sends.
+        let mut b = Batch::new();
+        if let Some(phone) = conv.customer.phone.as_deref() {
+            if conversation::by_phone(p.db, conv.channel, phone)? == Some(id) {
+                conversation::delete_phone(&mut b, conv.channel, phone)?;
+            }
+        }
+        for e in outbox::of_conversation(p.db, id, MAX_ERASED_MESSAGES)? {
+            outbox::delete(&mut b, id, e.seq);
+        }
+        if !b.is_empty() {
+            p.registry.journal().commit(b).await?;
+        }
+        done.conversations += 1;
+    }
+    let mut b = Batch::new();
+    for m in &media_ids {
+        media::delete(&mut b, *m);
+        media::delete_fetch(&mut b, *m);
+    }
+    forget_webhook_bodies(p.db, ids, &mut b)?;
+    if !b.is_empty() {
+        p.registry.journal().commit(b).await?;
+    }
+    for m in media_ids {
+        // The backups keep their own copy of each file, which a restore
+        // puts back: it goes too.
+        if let Ok(rel) = p.media.path(m).strip_prefix(p.media.root()) {
+            let _ = std::fs::remove_file(p.backup_dir.join("media").join(rel));
+        }
+        p.media.remove(m).await;
+        done.media_files += 1;
+    }
+    Ok(done)
+}
+
+/// Webhook deliveries kept for their history quote messages and customers:
+/// those naming an erased conversation go.
+fn forget_webhook_bodies(db: &Db, conversations: &[Uuid], b: &mut Batch) -> Result<(), ServiceError> {
+    if conversations.is_empty() {
+        return Ok(());
+    }
+    let needles: Vec<String> = conversations.iter().map(Uuid::to_string).collect();
+    let mut start = Vec::new();
+    loop {
+        let rows = db.scan_raw(Map::WebhookDeliveries, &[], &start, 1000)?;
+        let Some((last, _)) = rows.last() else { return Ok(()) };
+        start = last.clone();
+        start.push(0);
+        let full = rows.len() == 1000;
+        for (key, value) in rows {
+            let Ok(d) = utalk_storage::codec::decode::<webhook::Delivery>(&value) else { continue };
+            if needles.iter().any(|n| d.body.contains(n.as_str())) {
+                b.delete_raw(Map::WebhookDeliveries, key.clone());
+                b.delete_raw(Map::WebhookPending, key);
+            }
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// Rewrites this node's files so that the old bytes are nowhere: the search
+/// index's segments, then RocksDB's tables and logs.
+async fn scrub_files(p: &Parts<'_>) -> Result<(), ServiceError> {
+    if let Some(index) = p.search {
+        index.flush().map_err(|e| ServiceError::Internal(e.to_string()))?;
+        index.purge().map_err(|e| ServiceError::Internal(e.to_string()))?;
+    }
+    let db = p.db.clone();
+    super::blocking(move || Ok(db.compact_everything()?)).await
+}
+
+fn record(dir: &Path, entry: &Entry) -> Result<(), ServiceError> {
+    let io = |e: std::io::Error| ServiceError::Internal(format!("cannot write the erasure ledger in {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(LEDGER)).map_err(io)?;
+    let mut line = serde_json::to_string(entry).map_err(|e| ServiceError::Internal(e.to_string()))?;
+    line.push('\n');
+    f.write_all(line.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)
+}

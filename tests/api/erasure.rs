@@ -1,0 +1,190 @@
+//! Erasing one customer: no byte of what they said, their name or their
+//! files is left in the data directory, the search index or a backup taken
+//! afterwards; what the KPIs count stays; a backup from before is erased
+//! again when restored.
+
+use crate::helpers::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+const NAME: &str = "Zebulonmarker Quixotic";
+const SAID: &str = "xylophonemarker4711";
+const FILE: &[u8] = b"filebytesmarker-9c1f-not-found-elsewhere";
+
+/// Files under `dir` that hold `needle`.
+fn holding(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    out.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn markers() -> [&'static [u8]; 3] {
+    [b"Zebulonmarker", SAID.as_bytes(), FILE]
+}
+
+async fn upload(s: &TestServer, token: &str, conversation: &str, bytes: &[u8]) -> String {
+    let boundary = "utalk-test-boundary";
+    let mut body =
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"conversationId\"\r\n\r\n{conversation}\r\n").into_bytes();
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.png\"\r\nContent-Type: image/png\r\n\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let r = s
+        .http
+        .post(s.url("/api/v1/media"))
+        .bearer_auth(token)
+        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
+}
+
+/// What the KPIs count of a conversation: each message's seq, author and time.
+fn shape(messages: &[Value]) -> Vec<(u64, Value, Value)> {
+    messages.iter().map(|m| (m["seq"].as_u64().unwrap(), m["author"].clone(), m["createdAt"].clone())).collect()
+}
+
+async fn backup(s: &TestServer, admin: &str) -> u64 {
+    let r = s.http.post(s.url("/api/v1/admin/backups")).bearer_auth(admin).send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().await.unwrap()["id"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn an_erased_customer_leaves_no_byte_in_the_store_the_index_or_later_backups_and_a_restore_erases_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, ADMIN.0, "admin", ADMIN.1);
+    add_user(&data, AGENT.0, "agent", AGENT.1);
+    let mut s = TestServer::start_on(&data, &[]).await;
+    let admin = s.login(ADMIN).await;
+    let agent = s.login(AGENT).await;
+
+    // A customer with two conversations, a file, and someone else's conversation.
+    let open = |name: &str, email: &str| {
+        let body = json!({"channel": "web", "customer": {"name": name, "email": email}});
+        let (s, agent) = (&s, agent.clone());
+        async move {
+            let r = s.http.post(s.url("/api/v1/conversations")).bearer_auth(&agent).json(&body).send().await.unwrap();
+            assert_eq!(r.status(), 201);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let first = open(NAME, "zebulon@example.com").await;
+    let second = open(NAME, "zebulon@example.com").await;
+    let contact = first["contactId"].as_str().unwrap().to_string();
+    assert_eq!(second["contactId"], contact.as_str());
+    let (c1, c2) = (first["id"].as_str().unwrap().to_string(), second["id"].as_str().unwrap().to_string());
+    let bystander = open("Other Person", "other@example.com").await["id"].as_str().unwrap().to_string();
+    s.send_text(&agent, &c1, &format!("mi número secreto es {SAID}")).await;
+    s.send_text(&agent, &c2, &format!("again {SAID}")).await;
+    let media = upload(&s, &agent, &c1, FILE).await;
+    let r = s
+        .http
+        .post(s.url(&format!("/api/v1/conversations/{c1}/messages")))
+        .bearer_auth(&agent)
+        .json(&json!({"messageId": Uuid::new_v4(), "mediaId": media}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    s.send_text(&agent, &bystander, "nothing about them").await;
+    let before_shape = (shape(&s.messages(&agent, &c1).await), shape(&s.messages(&agent, &c2).await));
+    let old_backup = backup(&s, &admin).await;
+
+    // The scan can see the markers before: the test is able to fail.
+    for m in markers() {
+        assert!(!holding(&data, m).is_empty(), "{} is in the data directory before", String::from_utf8_lossy(m));
+    }
+    let started = Instant::now();
+    while s.get_json(&format!("/api/v1/conversations?q={SAID}"), &agent).await["items"].as_array().unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(5), "searchable before");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Only admins erase.
+    let path = format!("/api/v1/contacts/{contact}");
+    let r = s.http.delete(s.url(&path)).bearer_auth(&agent).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = s.http.delete(s.url(&format!("/api/v1/contacts/{}", Uuid::new_v4()))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = s.http.delete(s.url(&path)).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let erased: Value = r.json().await.unwrap();
+    assert_eq!(erased, json!({"conversations": 2, "messages": 3, "mediaFiles": 1}));
+
+    // Through the API: gone, yet the conversations and their messages' shape stay for the KPIs.
+    assert_eq!(s.http.get(s.url(&path)).bearer_auth(&agent).send().await.unwrap().status(), 404);
+    let conv = s.get_json(&format!("/api/v1/conversations/{c1}"), &agent).await;
+    assert!(conv["customer"]["name"].is_null() && conv["customer"]["email"].is_null() && conv["contactId"].is_null(), "{conv}");
+    let after = s.messages(&agent, &c1).await;
+    assert!(after.iter().all(|m| m["text"].is_null() && m["mediaId"].is_null()), "{after:?}");
+    assert_eq!((shape(&after), shape(&s.messages(&agent, &c2).await)), before_shape);
+    assert_eq!(s.messages(&agent, &bystander).await[0]["text"], "nothing about them", "others are untouched");
+    assert!(s.get_json(&format!("/api/v1/conversations?q={SAID}"), &agent).await["items"].as_array().unwrap().is_empty());
+    assert!(s.get_json("/api/v1/contacts?q=zebulonmarker", &agent).await["items"].as_array().unwrap().is_empty());
+    assert_eq!(s.http.get(s.url(&format!("/api/v1/media/{media}"))).bearer_auth(&agent).send().await.unwrap().status(), 404);
+
+    // On disk: no byte in the store's files, the search index or the media directory.
+    for m in markers() {
+        assert_eq!(holding(&data, m), Vec::<String>::new(), "{} is left", String::from_utf8_lossy(m));
+    }
+    // A backup taken after the erasure holds none either.
+    let new_backup = backup(&s, &admin).await;
+    s.terminate();
+    let restored = dir.path().join("after");
+    let (ok, out, err) =
+        utalk(&data, &["backup", "restore", "--backup-id", &new_backup.to_string(), "--to", restored.to_str().unwrap()], "");
+    assert!(ok, "{out} {err}");
+    for m in markers() {
+        assert_eq!(holding(&restored, m), Vec::<String>::new(), "{} is in the later backup", String::from_utf8_lossy(m));
+    }
+
+    // A backup from before brings it back; the ledger beside the backups
+    // erases it again at the first start.
+    let older = dir.path().join("before");
+    let (ok, out, err) = utalk(&data, &["backup", "restore", "--backup-id", &old_backup.to_string(), "--to", older.to_str().unwrap()], "");
+    assert!(ok, "{out} {err}");
+    assert!(!holding(&older, SAID.as_bytes()).is_empty(), "the older backup holds the data");
+    let backups = dir.path().join("data-backups");
+    let backup_env = backups.to_str().unwrap().to_string();
+    let s = TestServer::start_on(&older, &[("UTALK_BACKUP__DIR", backup_env.as_str())]).await;
+    let agent = s.login(AGENT).await;
+    let started = Instant::now();
+    while s.http.get(s.url(&path)).bearer_auth(&agent).send().await.unwrap().status() != 404 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the erasure was not applied again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let started = Instant::now();
+    loop {
+        let left: Vec<Vec<String>> = markers().iter().map(|m| holding(&older, m)).filter(|h| !h.is_empty()).collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "left after the erasure was applied again: {left:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(s.messages(&agent, &c1).await.iter().all(|m| m["text"].is_null()));
+    assert!(s.log_text().contains("erasures in the ledger applied again"));
+}
