@@ -197,6 +197,7 @@ async fn start_jobs(
     journal: &Journal,
     inventory: &Inventory,
     hours: &Arc<BusinessHours>,
+    registry: &Registry,
 ) -> anyhow::Result<Arc<Scheduler>> {
     let j = &config.jobs;
     let day = 86_400;
@@ -215,7 +216,7 @@ async fn start_jobs(
         job_runs_max_age: Duration::from_secs(config.retention.job_runs_days * day),
         inventory_max_age: Duration::from_secs(config.retention.inventory_days * day),
         webhook_deliveries_max_age: Duration::from_secs(u64::from(config.webhooks.keep_deliveries_days) * day),
-        job_names: vec!["backup", "retention", "kpi_rollup", "daily_report", "stock_negative"],
+        job_names: vec!["backup", "retention", "kpi_rollup", "daily_report", "stock_negative", "contact_backfill"],
     };
     let kpi_rollup = KpiRollupTask { db: db.clone(), journal: journal.clone(), hours: hours.clone() };
     let daily_report =
@@ -238,6 +239,13 @@ async fn start_jobs(
         spec("kpi_rollup", &j.kpi_rollup, Arc::new(kpi_rollup), true),
         spec("daily_report", &j.daily_report, Arc::new(daily_report), false),
         spec("stock_negative", &j.stock_negative, Arc::new(StockScanTask { inventory: inventory.clone(), db: db.clone() }), true),
+        // Its writes reach every node through the log: once.
+        spec(
+            "contact_backfill",
+            &j.contact_backfill,
+            Arc::new(crate::services::backfill::ContactBackfill { db: db.clone(), registry: registry.clone() }),
+            true,
+        ),
     ];
     let scheduler = Scheduler::start(db.clone(), journal.clone(), specs).await.context("cannot start the scheduled jobs")?;
     tracing::info!(backup = %j.backup, retention = %j.retention, kpi_rollup = %j.kpi_rollup, daily_report = %j.daily_report, backups = %config.backup_dir().display(), "scheduled jobs started");
@@ -436,7 +444,7 @@ impl Application {
         let bot = start_bot(&config, &db, &registry, &sockets, &hours)?;
         let inventory = start_inventory(&db, &registry, &webhooks);
         start_webhooks(&config, &db, &journal, &webhooks).await?;
-        let scheduler = start_jobs(&config, &db, &journal, &inventory, &hours).await?;
+        let scheduler = start_jobs(&config, &db, &journal, &inventory, &hours, &registry).await?;
         let flags = Arc::new(crate::services::flags::Flags::load(&db).context("cannot read the feature flags")?);
         let auth = web::Data::from(auth);
         let upload_limits = web::Data::new(routes::media_limits::UploadLimits::new(&config.media));

@@ -145,6 +145,9 @@ pub struct JobsSection {
     pub daily_report: String,
     /// Cron of the negative- and low-stock scan of every store.
     pub stock_negative: String,
+    /// Cron of the walk linking conversations stored before contacts existed
+    /// to their contact (once it has walked them all, a run is one read).
+    pub contact_backfill: String,
     /// Attempts after a failed one.
     pub retries: u32,
     /// Seconds between attempts.
@@ -159,6 +162,7 @@ impl Default for JobsSection {
             kpi_rollup: "0 */5 * * * *".into(),
             daily_report: "0 15 0 * * *".into(),
             stock_negative: "0 * * * * *".into(),
+            contact_backfill: "30 */5 * * * *".into(),
             retries: 2,
             retry_delay_secs: 30,
         }

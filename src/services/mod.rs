@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod api_version;
+pub mod backfill;
 pub mod bot;
 pub mod business_hours;
 pub mod canned;

@@ -168,3 +168,55 @@ async fn an_admin_exports_everything_held_about_a_contact_and_it_is_audited() {
     let audit = exported_audit(&data);
     assert_eq!(audit.lines().filter(|l| l.contains("contact.export") && l.contains(&contact)).count(), 1, "{audit}");
 }
+
+#[tokio::test]
+async fn conversations_stored_before_contacts_are_linked_by_the_backfill_job_once() {
+    use utalk_storage::model::{conversation, Channel, Conversation, Customer};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, ADMIN.0, "admin", ADMIN.1);
+    // Written as a release before contacts wrote them: no contact.
+    let old = |phone: &str, name: Option<&str>| {
+        let customer = Customer { name: name.map(str::to_string), phone: Some(phone.to_string()), email: None, external_id: None };
+        Conversation::new(Channel::Whatsapp, customer, None)
+    };
+    let convs = [old("+5215550111", Some("Old Ana")), old("+5215550111", None), old("+5215550222", None)];
+    {
+        let db = utalk_storage::Db::open(&data, &utalk_storage::DbOptions::default()).unwrap();
+        let batches: Vec<_> = convs.iter().map(|c| conversation::put_batch(None, c).unwrap()).collect();
+        db.write_group(batches.iter(), true).unwrap();
+        assert!(convs.iter().all(|c| c.contact_id.is_none()));
+    }
+    let s = TestServer::start_on(&data, &[]).await;
+    let admin = s.login(ADMIN).await;
+    let get = |id: uuid::Uuid| {
+        let (s, admin) = (&s, admin.clone());
+        async move { s.get_json(&format!("/api/v1/conversations/{id}"), &admin).await }
+    };
+    assert!(get(convs[0].id).await["contactId"].is_null());
+
+    let run = || {
+        let (s, admin) = (&s, admin.clone());
+        async move {
+            let r = s.http.post(s.url("/api/v1/admin/jobs/contact_backfill/run")).bearer_auth(&admin).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let first = run().await;
+    assert_eq!(first["outcome"], "ok", "{first}");
+    assert_eq!(first["figures"]["linked"], 3.0, "{first}");
+    assert_eq!(first["figures"]["done"], 1.0);
+    let (a, b, c) = (get(convs[0].id).await, get(convs[1].id).await, get(convs[2].id).await);
+    let ana = a["contactId"].as_str().expect("linked").to_string();
+    assert_eq!(b["contactId"], ana.as_str(), "one number, one contact");
+    assert_eq!(b["customer"]["name"], "Old Ana", "the customer's fields come from the contact");
+    assert!(c["contactId"].as_str().is_some_and(|x| x != ana));
+    let conversations = s.get_json(&format!("/api/v1/contacts/{ana}/conversations"), &admin).await;
+    assert_eq!(conversations["items"].as_array().unwrap().len(), 2);
+
+    // Done once: a later run reads one marker and links nothing.
+    let again = run().await;
+    assert_eq!(again["figures"]["linked"], 0.0, "{again}");
+    assert!(again["figures"].get("scanned").is_none(), "{again}");
+}
