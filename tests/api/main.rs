@@ -11,6 +11,7 @@ mod cluster;
 mod cluster_jobs;
 mod cluster_nats_loss;
 mod cluster_nodes;
+mod cluster_search;
 mod cluster_tls;
 mod contacts;
 mod conversations;

@@ -21,12 +21,12 @@ async fn open(s: &TestServer, token: &str, customer: Value) -> String {
     r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
 }
 
-async fn search(s: &TestServer, token: &str, path: &str, q: &str) -> reqwest::Response {
+pub(crate) async fn search(s: &TestServer, token: &str, path: &str, q: &str) -> reqwest::Response {
     s.http.get(s.url(path)).query(&[("q", q)]).bearer_auth(token).send().await.unwrap()
 }
 
 /// The ids a search finds now.
-async fn found(s: &TestServer, token: &str, path: &str, q: &str) -> Vec<String> {
+pub(crate) async fn found(s: &TestServer, token: &str, path: &str, q: &str) -> Vec<String> {
     let r = search(s, token, path, q).await;
     assert_eq!(r.status(), 200, "{path}?q={q}");
     let page: Value = r.json().await.unwrap();
@@ -34,7 +34,7 @@ async fn found(s: &TestServer, token: &str, path: &str, q: &str) -> Vec<String> 
 }
 
 /// Waits until `q` finds `id` (at most `within`), and says how long it took.
-async fn found_within(s: &TestServer, token: &str, path: &str, q: &str, id: &str, within: Duration) -> Duration {
+pub(crate) async fn found_within(s: &TestServer, token: &str, path: &str, q: &str, id: &str, within: Duration) -> Duration {
     let started = Instant::now();
     loop {
         if found(s, token, path, q).await.iter().any(|f| f == id) {
@@ -45,8 +45,8 @@ async fn found_within(s: &TestServer, token: &str, path: &str, q: &str, id: &str
     }
 }
 
-const CONVERSATIONS: &str = "/api/v1/conversations";
-const CONTACTS: &str = "/api/v1/contacts";
+pub(crate) const CONVERSATIONS: &str = "/api/v1/conversations";
+pub(crate) const CONTACTS: &str = "/api/v1/contacts";
 
 #[tokio::test]
 async fn a_word_written_a_second_ago_is_found_in_spanish_and_english_forms_with_or_without_accents() {
