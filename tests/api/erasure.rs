@@ -37,29 +37,6 @@ fn markers() -> [&'static [u8]; 3] {
     [b"Zebulonmarker", SAID.as_bytes(), FILE]
 }
 
-async fn upload(s: &TestServer, token: &str, conversation: &str, bytes: &[u8]) -> String {
-    let boundary = "utalk-test-boundary";
-    let mut body =
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"conversationId\"\r\n\r\n{conversation}\r\n").into_bytes();
-    body.extend_from_slice(
-        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.png\"\r\nContent-Type: image/png\r\n\r\n")
-            .as_bytes(),
-    );
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let r = s
-        .http
-        .post(s.url("/api/v1/media"))
-        .bearer_auth(token)
-        .header("content-type", format!("multipart/form-data; boundary={boundary}"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()
-}
-
 /// What the KPIs count of a conversation: each message's seq, author and time.
 fn shape(messages: &[Value]) -> Vec<(u64, Value, Value)> {
     messages.iter().map(|m| (m["seq"].as_u64().unwrap(), m["author"].clone(), m["createdAt"].clone())).collect()
@@ -99,7 +76,7 @@ async fn an_erased_customer_leaves_no_byte_in_the_store_the_index_or_later_backu
     let bystander = open("Other Person", "other@example.com").await["id"].as_str().unwrap().to_string();
     s.send_text(&agent, &c1, &format!("mi número secreto es {SAID}")).await;
     s.send_text(&agent, &c2, &format!("again {SAID}")).await;
-    let media = upload(&s, &agent, &c1, FILE).await;
+    let media = crate::media_limits::uploaded(&s, &agent, Some(&c1), FILE).await;
     let r = s
         .http
         .post(s.url(&format!("/api/v1/conversations/{c1}/messages")))

@@ -33,7 +33,7 @@ async fn upload(s: &TestServer, token: &str, conversation: Option<&str>, bytes: 
 }
 
 /// Uploads and returns the new media id (asserts 201).
-async fn uploaded(s: &TestServer, token: &str, conversation: Option<&str>, bytes: &[u8]) -> String {
+pub(crate) async fn uploaded(s: &TestServer, token: &str, conversation: Option<&str>, bytes: &[u8]) -> String {
     let r = upload(s, token, conversation, bytes).await;
     assert_eq!(r.status(), 201);
     r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string()

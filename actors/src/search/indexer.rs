@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tantivy::{IndexWriter, TantivyDocument, Term};
 use utalk_storage::model::{Contact, Conversation, Message};
-use utalk_storage::{codec, Db, Map};
+use utalk_storage::{codec, Db, Map, Record};
 use uuid::Uuid;
 
 /// A record the store writer committed, copied off its thread.
@@ -244,28 +244,16 @@ fn document(f: &Fields, r: &Owned) -> Result<(String, Option<TantivyDocument>), 
         Map::Messages => {
             let conversation = id(&r.key)?;
             let seq = r.key.get(16..24).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).ok_or("short key")?;
-            let doc = match &r.value {
-                Some(v) => schema::message_doc(f, &codec::decode::<Message>(v).map_err(|e| e.to_string())?),
-                None => None,
-            };
+            let doc = decoded(r, |m: &Message| schema::message_doc(f, m))?.flatten();
             Ok((schema::message_key(conversation, seq), doc))
         }
-        Map::Conversations => {
-            let key = schema::conversation_key(id(&r.key)?);
-            let doc = match &r.value {
-                Some(v) => Some(schema::conversation_doc(f, &codec::decode::<Conversation>(v).map_err(|e| e.to_string())?)),
-                None => None,
-            };
-            Ok((key, doc))
-        }
-        Map::Contacts => {
-            let key = schema::contact_key(id(&r.key)?);
-            let doc = match &r.value {
-                Some(v) => Some(schema::contact_doc(f, &codec::decode::<Contact>(v).map_err(|e| e.to_string())?)),
-                None => None,
-            };
-            Ok((key, doc))
-        }
+        Map::Conversations => Ok((schema::conversation_key(id(&r.key)?), decoded(r, |c: &Conversation| schema::conversation_doc(f, c))?)),
+        Map::Contacts => Ok((schema::contact_key(id(&r.key)?), decoded(r, |c: &Contact| schema::contact_doc(f, c))?)),
         other => Err(format!("map {} is not indexed", other.name())),
     }
+}
+
+/// The document `make` gives the record `r` holds now; `None` when it was removed.
+fn decoded<R: Record, D>(r: &Owned, make: impl Fn(&R) -> D) -> Result<Option<D>, String> {
+    r.value.as_deref().map(|v| codec::decode::<R>(v).map(|rec| make(&rec)).map_err(|e| e.to_string())).transpose()
 }
