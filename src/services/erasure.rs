@@ -1,10 +1,10 @@
 //! Erasing one customer: what a data-protection request asks for.
 //!
 //! The contact goes, and in each of their conversations the customer's
-//! fields, every message's text, template and attachments (the files too),
+//! fields, every message's text and template, the media files and their records,
 //! queued WhatsApp sends, webhook bodies that quote them, and the number's
-//! index entry. What the KPIs count stays: conversations, messages (who and
-//! when), escalations and ratings. Every change goes through the
+//! index entry. What the KPIs count stays: conversations, messages (who,
+//! when, and that they carried media), escalations and ratings. Every change goes through the
 //! conversation actors and the journal, so sockets, the search index and the
 //! other nodes follow; then this node's search index and RocksDB files are
 //! rewritten so that no copy of the old bytes is left in them.

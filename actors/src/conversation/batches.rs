@@ -161,10 +161,10 @@ pub fn apply_change(current: &Message, change: &MessageChange, now: Timestamp) -
         }
     }
     if change.erase {
+        // The attachments' ids and types stay (the files go): the KPIs
+        // count messages that carried media.
         new.text = None;
         new.template = None;
-        new.media_id = None;
-        new.media.clear();
         new.error_message = None;
     }
     (new, status_changed, media_changed)

@@ -207,8 +207,9 @@ pub struct MessageChange {
     pub media: Option<(Uuid, MediaStatus, Option<String>)>,
     /// Other writes for the same batch (say, removing the outbox entry).
     pub extra: Batch,
-    /// Forget what the message says: its text, template and attachments
-    /// (an erasure); who wrote it and when stay, for the KPIs.
+    /// Forget what the message says: its text and template (an erasure; the
+    /// caller removes the attachments' files); who wrote it, when, and that
+    /// it carried media stay, for the KPIs.
     pub erase: bool,
 }
 

@@ -293,8 +293,8 @@ pub struct ErasedView {
 }
 
 /// Erases a contact (admins; audited as `contact.erase`): the contact, the
-/// customer's fields in their conversations, every message's text, template
-/// and attachments, and the media files; the search index and the database
+/// customer's fields in their conversations, every message's text and
+/// template, and the media files; the search index and the database
 /// files are rewritten without them; recorded so that a restored older
 /// backup is erased again at the next start.
 #[utoipa::path(delete, path = "/api/v1/contacts/{id}", tag = "contacts", params(("id" = Uuid, Path)),
