@@ -51,14 +51,56 @@ fn machine_memory() -> Option<f64> {
     Some(kb * 1024.0)
 }
 
-/// Sets the figures read at scrape time: process, storage, sockets.
-pub fn sample(db: &Db, registry: &Registry, sockets: &SocketHub) {
-    if let Some((rss, cpu)) = process_figures() {
+/// The memory limit of this process's cgroup (v2 `memory.max`, or v1
+/// `memory.limit_in_bytes`), when one is set below the machine's memory.
+fn cgroup_memory_limit() -> Option<f64> {
+    let v2 = std::fs::read_to_string("/proc/self/cgroup").ok().and_then(|c| {
+        c.lines().find_map(|l| l.strip_prefix("0::")).map(|p| format!("/sys/fs/cgroup{}/memory.max", p.trim_end_matches('/')))
+    });
+    let candidates =
+        v2.into_iter().chain(["/sys/fs/cgroup/memory.max".to_string(), "/sys/fs/cgroup/memory/memory.limit_in_bytes".to_string()]);
+    // "max", or v1's "no limit" (a huge number), mean none.
+    candidates.filter_map(|p| std::fs::read_to_string(p).ok()).find_map(|v| v.trim().parse::<f64>().ok()).filter(|l| *l < 1e18)
+}
+
+/// Where the data lives, for the filesystem gauges.
+pub struct Dirs<'a> {
+    /// The data directory.
+    pub data: &'a std::path::Path,
+    /// The backup directory.
+    pub backup: &'a std::path::Path,
+}
+
+/// Sets the figures read at scrape time: process, memory against its limit,
+/// filesystems, storage, sockets.
+pub fn sample(db: &Db, registry: &Registry, sockets: &SocketHub, dirs: &Dirs<'_>) {
+    let rss = process_figures().map(|(rss, cpu)| {
         metrics::gauge!("process_resident_memory_bytes").set(rss);
         metrics::gauge!("process_cpu_seconds_total").set(cpu);
-    }
-    if let Some(total) = machine_memory() {
+        rss
+    });
+    let machine = machine_memory();
+    if let Some(total) = machine {
         metrics::gauge!("machine_memory_bytes").set(total);
+    }
+    // The limit the kernel enforces: a container's, else the machine's.
+    let limit = match (cgroup_memory_limit(), machine) {
+        (Some(c), Some(m)) => Some(c.min(m)),
+        (c, m) => c.or(m),
+    };
+    if let Some(limit) = limit {
+        metrics::gauge!("memory_limit_bytes").set(limit);
+        if let Some(rss) = rss {
+            metrics::gauge!("memory_used_ratio").set(rss / limit);
+        }
+    }
+    for (name, dir) in [("data", dirs.data), ("backup", dirs.backup)] {
+        // The backup directory may not exist before the first backup: its parent's filesystem is where it will be.
+        let at = if dir.exists() { Some(dir) } else { dir.parent() };
+        if let Some(u) = at.and_then(|d| utalk_storage::free_space::usage(d).ok()) {
+            metrics::gauge!("filesystem_size_bytes", "dir" => name).set(u.size as f64);
+            metrics::gauge!("filesystem_avail_bytes", "dir" => name).set(u.available as f64);
+        }
     }
     let db = db.stats();
     metrics::gauge!("rocksdb_write_stalled").set(if db.write_stopped { 1.0 } else { 0.0 });
@@ -67,6 +109,7 @@ pub fn sample(db: &Db, registry: &Registry, sockets: &SocketHub) {
     let w = registry.journal().store_stats();
     metrics::counter!("store_writer_batches_total").absolute(w.batches.load(std::sync::atomic::Ordering::Relaxed));
     metrics::counter!("rocksdb_wal_syncs_total").absolute(w.groups.load(std::sync::atomic::Ordering::Relaxed));
+    metrics::gauge!("store_writer_up").set(if registry.journal().store_health().accepting { 1.0 } else { 0.0 });
     let sockets = sockets.counts();
     metrics::gauge!("socket_connections_active", "transport" => "websocket").set(sockets.websocket as f64);
     metrics::gauge!("socket_connections_active", "transport" => "polling").set(sockets.polling as f64);

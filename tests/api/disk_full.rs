@@ -205,3 +205,46 @@ async fn a_full_disk_refuses_writes_keeps_reads_and_resumes_without_a_restart() 
     drop(s);
     drop(disk);
 }
+
+/// The `dir` filesystem's used share, as `/metrics` says and the disk alert computes it.
+async fn used_share(s: &TestServer, dir: &str) -> f64 {
+    let text = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let read = |name: &str| -> f64 {
+        let prefix = format!("{name}{{dir=\"{dir}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+    };
+    1.0 - read("filesystem_avail_bytes") / read("filesystem_size_bytes")
+}
+
+#[tokio::test]
+async fn the_data_filesystem_past_80_percent_shows_in_the_metric_the_disk_alert_reads() {
+    let Some(disk) = SmallDisk::mount(64) else { return };
+    let data = disk.dir.join("data");
+    add_user(&data, AGENT.0, "agent", AGENT.1);
+    let s = TestServer::start_on(&data, &[("UTALK_STORE__WRITE_BUFFER_MB", "1"), ("UTALK_STORE__MIN_FREE_MB", "1")]).await;
+    let before = used_share(&s, "data").await;
+    assert!(before < 0.8, "a fresh data filesystem is {before:.2} used");
+    // The backup directory (not made yet) is read on the filesystem it will be on.
+    assert!(used_share(&s, "backup").await < 0.8);
+
+    // 85% of the disk in a file: the metric crosses the alert's 80%.
+    let size = 64u64 << 20;
+    let filler = disk.dir.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0x5Au8; 1 << 20];
+    let target = size * 85 / 100;
+    let mut written = (before * size as f64) as u64;
+    while written < target && f.write_all(&chunk).is_ok() {
+        written += chunk.len() as u64;
+    }
+    f.sync_all().unwrap();
+    let after = used_share(&s, "data").await;
+    assert!(after > 0.8, "after filling, the data filesystem is {after:.2} used");
+    // Room again: back under.
+    drop(f);
+    std::fs::remove_file(&filler).unwrap();
+    assert!(used_share(&s, "data").await < 0.8);
+}

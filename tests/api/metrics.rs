@@ -41,6 +41,12 @@ async fn metrics_after_traffic_carry_their_labels_and_route_templates() {
         "rocksdb_wal_syncs_total",
         r#"socket_connections_active{transport="websocket"}"#,
         "socket_connections_total",
+        "memory_limit_bytes",
+        "memory_used_ratio",
+        "store_writer_up",
+        "store_commit_duration_seconds_count",
+        r#"filesystem_size_bytes{dir="data"}"#,
+        r#"filesystem_avail_bytes{dir="backup"}"#,
     ];
     for name in series {
         assert!(value(&text, name).is_some(), "{name} missing from\n{text}");
@@ -50,6 +56,11 @@ async fn metrics_after_traffic_carry_their_labels_and_route_templates() {
     assert!(value(&text, "process_resident_memory_bytes").unwrap() > 1_000_000.0);
     assert!(value(&text, "machine_memory_bytes").unwrap() > value(&text, "process_resident_memory_bytes").unwrap());
     assert!(value(&text, "rocksdb_wal_syncs_total").unwrap() >= 1.0);
+    assert!(value(&text, "memory_limit_bytes").unwrap() <= value(&text, "machine_memory_bytes").unwrap());
+    let ratio = value(&text, "memory_used_ratio").unwrap();
+    assert!(ratio > 0.0 && ratio < 1.0, "{ratio}");
+    assert_eq!(value(&text, "store_writer_up"), Some(1.0));
+    assert!(value(&text, "store_commit_duration_seconds_count").unwrap() >= 1.0);
     // No raw path made a label of its own.
     assert!(!text.contains(&conv), "a conversation id leaked into a label");
     assert!(!text.contains("/no/such/route"));

@@ -133,7 +133,8 @@ impl Journal {
 
     /// Whether the store takes writes, and how many wait for the next group.
     pub fn store_health(&self) -> StoreHealth {
-        StoreHealth { accepting: !self.inner.writer.has_failed(), queued: self.inner.writer.queued() }
+        let w = &self.inner.writer;
+        StoreHealth { accepting: !w.has_failed() && !w.is_stopped(), queued: w.queued() }
     }
 
     /// How many log entries this node has still to apply: 0 on one node,
@@ -475,7 +476,7 @@ impl Journal {
 /// Whether the store takes writes.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct StoreHealth {
-    /// False while the last write failed (a full disk, say).
+    /// False while the last write failed (a full disk, say) or once the writer stopped.
     pub accepting: bool,
     /// Writes waiting for the next group.
     pub queued: usize,

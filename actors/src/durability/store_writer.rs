@@ -286,6 +286,11 @@ impl StoreWriter {
         self.health.failing.load(Ordering::SeqCst)
     }
 
+    /// Whether the writer takes no more writes: it was shut down, or its thread ended.
+    pub fn is_stopped(&self) -> bool {
+        self.queue.is_closed() || self.thread.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|t| t.is_finished())
+    }
+
     /// Writes waiting for the next group.
     pub fn queued(&self) -> usize {
         self.queue.len()
@@ -404,7 +409,11 @@ fn run(
             Some(why) => Err(why),
             None => db.write_group(group.iter().map(|p| &p.batch), sync).map_err(|e| e.to_string()),
         };
-        stats.write_nanos.fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let took = started.elapsed();
+        stats.write_nanos.fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        if touches_disk {
+            metrics::histogram!("store_commit_duration_seconds").record(took.as_secs_f64());
+        }
         stats.groups.fetch_add(1, Ordering::Relaxed);
         stats.batches.fetch_add(group.len() as u64, Ordering::Relaxed);
         let answer = match result {

@@ -6,7 +6,13 @@ use utalk_actors::SocketHub;
 use utalk_storage::Db;
 
 /// `GET /metrics`: every recorded metric in the Prometheus text format.
-pub async fn scrape(db: web::Data<Db>, registry: web::Data<Registry>, sockets: web::Data<std::sync::Arc<SocketHub>>) -> HttpResponse {
-    crate::observe::metrics::sample(&db, &registry, &sockets);
+pub async fn scrape(
+    db: web::Data<Db>,
+    registry: web::Data<Registry>,
+    sockets: web::Data<std::sync::Arc<SocketHub>>,
+    config: web::Data<crate::config::Config>,
+) -> HttpResponse {
+    let backup = config.backup_dir();
+    crate::observe::metrics::sample(&db, &registry, &sockets, &crate::observe::metrics::Dirs { data: &config.data_dir, backup: &backup });
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(crate::observe::metrics::render())
 }
