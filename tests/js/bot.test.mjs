@@ -281,6 +281,12 @@ test("the OpenAI-compatible responder answers, falls back to the rules when slow
     return r.length >= 3 && r;
   }, "three bot runs recorded");
   assert.deepEqual(runs.map((r) => r.provider), ["openai", "rules_fallback", "rules_fallback"]);
+  // Each request to the model is counted by its outcome.
+  const metrics = await (await fetch(server.base + "/metrics")).text();
+  const count = (series) => Number(metrics.split("\n").find((l) => l.startsWith(series + " "))?.split(" ")[1] || 0);
+  assert.ok(count('model_requests_total{outcome="ok"}') >= 1, metrics);
+  assert.ok(count('model_requests_total{outcome="timeout"}') >= 1);
+  assert.ok(count('model_requests_total{outcome="error"}') >= 1);
 
   // A third failure opens the breaker: the model is not called again for a while.
   model.script.push("500");

@@ -303,7 +303,16 @@ test("socket traffic shows in /metrics with event names as labels, never a clien
   assert.ok(value('socket_errors_total{code="unknown_event"}') >= 1, "the refusal is counted by its code");
   assert.ok(value('socket_connections_active{transport="websocket"}') >= 1);
   assert.ok(!text.includes("made:up-by-client"), "a client's event name is not a label");
+  // A disconnect is counted by its reason, one of a fixed few.
+  const closedBefore = value('socket_disconnects_total{reason="client_close"}') || 0;
   s.disconnect();
+  let after = closedBefore;
+  for (let i = 0; i < 50 && after <= closedBefore; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const t = await (await fetch(server.base + "/metrics")).text();
+    after = Number(t.split("\n").find((l) => l.startsWith('socket_disconnects_total{reason="client_close"} '))?.split(" ")[1]);
+  }
+  assert.ok(after > closedBefore, `client_close disconnects: ${closedBefore} then ${after}`);
 });
 
 test("staff hear of new, changed and assigned conversations without joining; widgets and integration keys do not", async () => {

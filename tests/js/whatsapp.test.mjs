@@ -409,6 +409,11 @@ test("an agent's message is sent once through 500s and a timeout, and statuses o
   assert.equal(r.body.status, "queued");
   const m = await pollMessage(server, agent.accessToken, conv, messageId, (m) => m.providerId, "providerId recorded");
   assert.equal(fake.attempts.length - attemptsBefore, 4);
+  // Each request to Twilio is counted by its outcome.
+  const metrics = await (await fetch(server.base + "/metrics")).text();
+  const count = (series) => Number(metrics.split("\n").find((l) => l.startsWith(series + " "))?.split(" ")[1] || 0);
+  assert.ok(count('twilio_requests_total{outcome="error"}') >= 3, metrics);
+  assert.ok(count('twilio_requests_total{outcome="ok"}') >= 1);
   const mine = fake.sent.slice(sentBefore);
   assert.equal(mine.length, 1, "sent exactly once");
   assert.equal(m.providerId, mine[0].sid);

@@ -117,6 +117,17 @@ impl OpenAi {
     }
 
     async fn call(&self, key: &str, url: &str, model: &str, history: &[Message], question: &str) -> Result<Answer, ModelError> {
+        let result = self.call_once(key, url, model, history, question).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(ModelError::Timeout(_)) => "timeout",
+            Err(_) => "error",
+        };
+        metrics::counter!("model_requests_total", "outcome" => outcome).increment(1);
+        result
+    }
+
+    async fn call_once(&self, key: &str, url: &str, model: &str, history: &[Message], question: &str) -> Result<Answer, ModelError> {
         let body = json!({"model": model, "messages": request_messages(history, question), "temperature": 0.3, "max_tokens": 300});
         let res = self.client.post(url).bearer_auth(key).json(&body).timeout(self.timeout).send().await.map_err(|e| {
             if e.is_timeout() {

@@ -94,6 +94,17 @@ pub struct Outgoing<'a> {
 
 /// Posts one message to the Messages API.
 pub async fn send(client: &reqwest::Client, account: &TwilioAccount, msg: &Outgoing<'_>, timeout: Duration) -> SendOutcome {
+    let outcome = send_once(client, account, msg, timeout).await;
+    let label = match &outcome {
+        SendOutcome::Accepted { .. } => "ok",
+        SendOutcome::Rejected { .. } => "rejected",
+        SendOutcome::Transient(_) => "error",
+    };
+    metrics::counter!("twilio_requests_total", "outcome" => label).increment(1);
+    outcome
+}
+
+async fn send_once(client: &reqwest::Client, account: &TwilioAccount, msg: &Outgoing<'_>, timeout: Duration) -> SendOutcome {
     let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", account.api_base.trim_end_matches('/'), account.account_sid);
     let mut form: Vec<(&str, &str)> = vec![("To", msg.to), ("From", account.from.as_str())];
     // Twilio's Content API: the template and its variables as a JSON object.

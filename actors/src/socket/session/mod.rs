@@ -91,6 +91,22 @@ impl CloseReason {
         }
     }
 
+    /// The reason as a metric label: one of a fixed few.
+    pub fn label(&self) -> &'static str {
+        match self {
+            CloseReason::ClientClose => "client_close",
+            CloseReason::TransportClosed => "transport_close",
+            CloseReason::PingTimeout => "ping_timeout",
+            CloseReason::SlowConsumer => "slow_consumer",
+            CloseReason::ParseError(_) => "parse_error",
+            CloseReason::TooLarge => "payload_too_large",
+            CloseReason::ConnectTimeout => "connect_timeout",
+            CloseReason::TokenExpired => "token_expired",
+            CloseReason::AccessRevoked => "access_revoked",
+            CloseReason::Internal => "internal_error",
+        }
+    }
+
     /// Websocket close code.
     pub fn code(&self) -> u16 {
         match self {
@@ -383,6 +399,7 @@ impl SessionActor {
         }
         self.closed = true;
         tracing::info!(sid = %self.eio_sid, reason = %reason.text(), "socket session closed");
+        metrics::counter!("socket_disconnects_total", "reason" => reason.label()).increment(1);
         if reason == CloseReason::SlowConsumer {
             self.hub.note_dropped_slow();
         }
