@@ -300,6 +300,8 @@ test("socket traffic shows in /metrics with event names as labels, never a clien
   assert.ok(value('socket_events_total{event="conversation:join"}') >= 1);
   assert.ok(value('socket_events_total{event="unknown"}') >= 1);
   assert.ok(value('socket_event_duration_seconds_count{event="message:send"}') >= 1);
+  // From the event's arrival to its ack, the durable write included.
+  assert.ok(value('socket_ack_duration_seconds_count{event="message:send"}') >= 1, text);
   assert.ok(value('socket_errors_total{code="unknown_event"}') >= 1, "the refusal is counted by its code");
   assert.ok(value('socket_connections_active{transport="websocket"}') >= 1);
   assert.ok(!text.includes("made:up-by-client"), "a client's event name is not a label");

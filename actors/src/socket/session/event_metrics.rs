@@ -25,8 +25,11 @@ pub(super) struct EventMetrics {
     pub(super) label: &'static str,
     /// `socket_events_total{event}`.
     pub(super) counted: Counter,
-    /// `socket_event_duration_seconds{event}`.
+    /// `socket_event_duration_seconds{event}`: the handler's own time.
     pub(super) timed: Histogram,
+    /// `socket_ack_duration_seconds{event}`: from the event's arrival to its
+    /// ack, a durable write's wait included.
+    pub(super) acked: Histogram,
 }
 
 /// Resolved on the first event, when the server has installed its recorder.
@@ -41,6 +44,7 @@ pub(super) fn of(name: &str) -> &'static EventMetrics {
                 label,
                 counted: metrics::counter!("socket_events_total", "event" => label),
                 timed: metrics::histogram!("socket_event_duration_seconds", "event" => label),
+                acked: metrics::histogram!("socket_ack_duration_seconds", "event" => label),
             })
             .collect()
     });

@@ -23,6 +23,9 @@ use std::time::{Duration, Instant};
 use utalk_storage::model::{conversation, message};
 use uuid::Uuid;
 
+/// Most events of one session timed at once from arrival to ack.
+const MAX_TIMED_ACKS: usize = 1024;
+
 impl SessionActor {
     pub(super) fn on_connect(&mut self, data: Option<Value>, ctx: &mut Context<Self>) {
         let auth = event_args::connect_auth(&data.unwrap_or(Value::Null));
@@ -213,6 +216,12 @@ impl SessionActor {
         let Some(identity) = self.sio.as_ref().map(|c| c.identity) else { return };
         let started = std::time::Instant::now();
         known.counted.increment(1);
+        if let Some(id) = ack {
+            // Bounded: a client with this many unanswered events gets no more timed.
+            if self.awaiting_ack.len() < MAX_TIMED_ACKS {
+                self.awaiting_ack.push((id, started, &known.acked));
+            }
+        }
         self.dispatch(&name, payload, identity, ack, request_id, ctx);
         known.timed.record(started.elapsed().as_secs_f64());
     }
@@ -408,9 +417,20 @@ impl SessionActor {
             }
         };
         match ack {
-            Some(id) => self.emit(socketio::ack("/", id, &body), ctx),
+            Some(id) => {
+                self.ack_timed(id);
+                self.emit(socketio::ack("/", id, &body), ctx)
+            }
             None if body["ok"] == Value::Bool(false) => self.emit(socketio::event_raw("error", &body.to_string(), None), ctx),
             None => {}
+        }
+    }
+
+    /// Records the latency of the event acked with `id`, from its arrival.
+    fn ack_timed(&mut self, id: u64) {
+        if let Some(i) = self.awaiting_ack.iter().position(|(a, ..)| *a == id) {
+            let (_, arrived, histogram) = self.awaiting_ack.swap_remove(i);
+            histogram.record(arrived.elapsed().as_secs_f64());
         }
     }
 
@@ -419,7 +439,10 @@ impl SessionActor {
     fn answer_sent(&mut self, ack: u64, request_id: &str, m: &utalk_storage::model::Message, created: bool, ctx: &mut Context<Self>) {
         let body = SentAck { message: views::Message::from(m.clone()), created, ok: true, request_id };
         match serde_json::to_string(&body) {
-            Ok(json) => self.emit(socketio::ack_raw("/", ack, &json), ctx),
+            Ok(json) => {
+                self.ack_timed(ack);
+                self.emit(socketio::ack_raw("/", ack, &json), ctx)
+            }
             Err(e) => self.answer(Some(ack), request_id, Err(EventError::internal(e)), ctx),
         }
     }

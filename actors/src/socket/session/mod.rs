@@ -261,6 +261,9 @@ pub struct SessionActor {
     parting: Option<String>,
     /// This session's place under the session caps; given back when the actor is dropped.
     admission: Admission,
+    /// Events waiting for their ack: when each arrived, and the histogram
+    /// its ack latency goes to (empty, and unallocated, on idle sockets).
+    awaiting_ack: Vec<(u64, Instant, &'static metrics::Histogram)>,
 }
 
 /// Receives broker deliveries as an actor stream.
@@ -321,6 +324,7 @@ impl SessionActor {
             closed: false,
             parting: None,
             admission,
+            awaiting_ack: Vec::new(),
         }
     }
 
