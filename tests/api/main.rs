@@ -15,6 +15,7 @@ mod cluster_search;
 mod cluster_tls;
 mod contacts;
 mod conversations;
+mod dashboards;
 mod disk_full;
 mod durability;
 mod edge;
