@@ -15,11 +15,34 @@ pub struct LogFileSection {
     pub level: Option<String>,
     /// Rotated files kept (`<path>.1` newest … `<path>.<keep>`).
     pub keep: usize,
+    /// Rotated files last written longer ago than this many days are removed.
+    pub keep_days: u64,
+    /// The errors-only file beside it; unset: `<path>` with `.log` made
+    /// `.error.log` (else `.error` added). Rotated as `path` is.
+    pub error_path: Option<PathBuf>,
+    /// Rotated error files last written longer ago than this many days are removed.
+    pub error_keep_days: u64,
 }
 
 impl Default for LogFileSection {
     fn default() -> Self {
-        Self { path: None, max_bytes: 5 * 1024 * 1024, keep: 5, level: None }
+        Self { path: None, max_bytes: 5 * 1024 * 1024, keep: 5, level: None, keep_days: 7, error_path: None, error_keep_days: 90 }
+    }
+}
+
+impl LogFileSection {
+    /// Where the errors go when there is a log file at all.
+    pub fn errors_file(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.error_path {
+            return Some(p.clone());
+        }
+        let path = self.path.as_ref()?;
+        let name = path.file_name()?.to_string_lossy();
+        let errors = match name.strip_suffix(".log") {
+            Some(stem) => format!("{stem}.error.log"),
+            None => format!("{name}.error"),
+        };
+        Some(path.with_file_name(errors))
     }
 }
 

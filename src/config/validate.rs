@@ -93,6 +93,12 @@ impl Config {
         if self.log_file.max_bytes < 1024 {
             return Err("log_file.max_bytes: must be at least 1024".into());
         }
+        if self.log_file.keep_days == 0 || self.log_file.error_keep_days == 0 {
+            return Err("log_file.keep_days and log_file.error_keep_days: must be at least 1".into());
+        }
+        if self.log_file.path.is_some() && self.log_file.errors_file() == self.log_file.path {
+            return Err("log_file.error_path: must differ from log_file.path".into());
+        }
         for d in &self.api.deprecations {
             if !d.route.starts_with('/') {
                 return Err(format!("api.deprecations: route `{}` must be a path template starting with /", d.route));

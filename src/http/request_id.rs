@@ -36,6 +36,28 @@ pub fn sane(candidate: &str) -> bool {
     !candidate.is_empty() && candidate.len() <= 128 && candidate.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
+/// Monitoring agents and load balancer probes, by the start of their
+/// User-Agent: their requests are not logged (the runbooks search people's).
+const MONITORS: &[&str] = &[
+    "kube-probe/",
+    "Prometheus/",
+    "Blackbox Exporter/",
+    "GoogleHC/",
+    "ELB-HealthChecker/",
+    "Consul Health Check",
+    "UptimeRobot/",
+    "Pingdom.com_bot",
+    "StatusCake",
+    "Datadog Agent/",
+    "Zabbix",
+    "nagios-plugins",
+];
+
+/// Whether a request is from a monitoring agent.
+fn monitor(user_agent: &str) -> bool {
+    MONITORS.iter().any(|m| user_agent.starts_with(m))
+}
+
 fn quiet(path: &str) -> bool {
     path == "/metrics" || path == "/health" || path.starts_with("/health/") || path.starts_with("/socket.io")
 }
@@ -63,6 +85,9 @@ pub async fn middleware(
     }
     let method = metric_method(req.method());
     let path = req.path().to_owned();
+    // Bounded: a log line must not carry a client's megabyte.
+    let user_agent: String =
+        req.headers().get(actix_web::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("").chars().take(256).collect();
     // The route's template, never the raw path: ids in paths would make a label
     // (or span name) per request. It comes from the route table, so it is known before routing.
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
@@ -73,6 +98,9 @@ pub async fn middleware(
         method = %method,
         path = %path,
         client_ip = %client.map(|c| c.to_string()).unwrap_or_default(),
+        user_agent = %user_agent,
+        // Filled by the authentication extractor, once it knows the caller.
+        user_id = Empty,
         otel.name = %format_args!("{method} {route}"),
         otel.kind = "server",
         otel.status_code = Empty,
@@ -120,7 +148,7 @@ pub async fn middleware(
     metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status).increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route)
         .record(started.elapsed().as_secs_f64());
-    if !quiet(&path) {
+    if !quiet(&path) && !monitor(&user_agent) {
         let status = res.status().as_u16();
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         span.in_scope(|| {

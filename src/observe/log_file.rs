@@ -1,6 +1,8 @@
 //! A log file that rotates by size: `utalk.log` is written until the next
 //! line would take it past `max_bytes`, then it becomes `utalk.log.1`, the
-//! older ones move up a number, and the oldest past `keep` is removed.
+//! older ones move up a number, and the oldest past `keep` is removed; so is
+//! any rotated file last written longer ago than `max_age`, at each rotation
+//! and at start.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -11,6 +13,7 @@ pub struct RotatingFile {
     path: PathBuf,
     max_bytes: u64,
     keep: usize,
+    max_age: Option<std::time::Duration>,
     file: File,
     size: u64,
 }
@@ -22,14 +25,29 @@ fn numbered(path: &Path, n: usize) -> PathBuf {
 }
 
 impl RotatingFile {
-    /// Opens (appending to) `path`, creating its directory.
-    pub fn open(path: &Path, max_bytes: u64, keep: usize) -> io::Result<RotatingFile> {
+    /// Opens (appending to) `path`, creating its directory; rotated files
+    /// older than `max_age` are removed now and at each rotation.
+    pub fn open(path: &Path, max_bytes: u64, keep: usize, max_age: Option<std::time::Duration>) -> io::Result<RotatingFile> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let size = file.metadata()?.len();
-        Ok(RotatingFile { path: path.to_path_buf(), max_bytes: max_bytes.max(1), keep, file, size })
+        let f = RotatingFile { path: path.to_path_buf(), max_bytes: max_bytes.max(1), keep, max_age, file, size };
+        f.prune();
+        Ok(f)
+    }
+
+    /// Removes the rotated files last written before `max_age` ago.
+    fn prune(&self) {
+        let Some(max_age) = self.max_age else { return };
+        for n in 1..=self.keep {
+            let p = numbered(&self.path, n);
+            let old = std::fs::metadata(&p).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > max_age);
+            if old {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
     }
 
     fn rotate(&mut self) -> io::Result<()> {
@@ -48,6 +66,7 @@ impl RotatingFile {
             self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
         }
         self.size = 0;
+        self.prune();
         Ok(())
     }
 }
@@ -76,7 +95,7 @@ mod tests {
     fn files_rotate_by_size_and_only_keep_are_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("logs/utalk.log");
-        let mut f = RotatingFile::open(&path, 100, 3).expect("open");
+        let mut f = RotatingFile::open(&path, 100, 3, None).expect("open");
         for i in 0..40 {
             f.write_all(format!("{{\"line\":{i:03},\"pad\":\"xxxxxxxxxx\"}}\n").as_bytes()).expect("write");
         }
@@ -89,5 +108,20 @@ mod tests {
         let newest = std::fs::read_to_string(&path).expect("read");
         assert!(newest.ends_with("{\"line\":039,\"pad\":\"xxxxxxxxxx\"}\n"), "{newest}");
         assert!(std::fs::read_to_string(numbered(&path, 1)).expect("read").lines().all(|l| l.starts_with('{') && l.ends_with('}')));
+    }
+
+    #[test]
+    fn rotated_files_older_than_the_age_limit_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("utalk.log");
+        for n in 1..=3 {
+            std::fs::write(numbered(&path, n), "{}\n").expect("write");
+        }
+        // The second is ten days old; the others are new.
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 86_400);
+        std::fs::File::options().write(true).open(numbered(&path, 2)).and_then(|f| f.set_modified(old)).expect("age");
+        let _f = RotatingFile::open(&path, 100, 3, Some(std::time::Duration::from_secs(7 * 86_400))).expect("open");
+        assert!(numbered(&path, 1).exists() && numbered(&path, 3).exists());
+        assert!(!numbered(&path, 2).exists(), "a file past the age limit is removed");
     }
 }

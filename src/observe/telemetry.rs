@@ -27,21 +27,28 @@ pub fn init(config: &Config, traces: bool) {
     let filter = |f: &str| EnvFilter::try_new(f).unwrap_or_else(|_| EnvFilter::new("info"));
     let stdout_filter = config.log_filter();
     // The file gets the JSON lines whatever stdout's format, so that it can be shipped as is.
-    let file = config.log_file.path.as_ref().and_then(|p| {
-        match crate::observe::log_file::RotatingFile::open(p, config.log_file.max_bytes, config.log_file.keep) {
+    let lf = &config.log_file;
+    let days = |d: u64| Some(std::time::Duration::from_secs(d.saturating_mul(86_400)));
+    // The combined file, and the errors alone beside it (kept longer).
+    type Boxed = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
+    let file_layer = |path: &std::path::Path, keep_days: u64, level: &str| -> Option<Boxed> {
+        match crate::observe::log_file::RotatingFile::open(path, lf.max_bytes, lf.keep, days(keep_days)) {
             Ok(f) => Some(
                 tracing_subscriber::fmt::layer()
                     .fmt_fields(JsonFields::new())
                     .event_format(JsonLines::new(&config.environment))
                     .with_writer(std::sync::Mutex::new(f))
-                    .with_filter(filter(config.log_file.level.as_deref().unwrap_or(stdout_filter))),
+                    .with_filter(filter(level))
+                    .boxed(),
             ),
             Err(e) => {
-                eprintln!("utalk: cannot open the log file {}: {e}; logging to stdout only", p.display());
+                eprintln!("utalk: cannot open the log file {}: {e}; logging without it", path.display());
                 None
             }
         }
-    });
+    };
+    let file = lf.path.as_ref().and_then(|p| file_layer(p, lf.keep_days, lf.level.as_deref().unwrap_or(stdout_filter)));
+    let errors = lf.path.as_ref().and(lf.errors_file()).and_then(|p| file_layer(&p, lf.error_keep_days, "error"));
     let otel = if traces {
         crate::observe::traces::layer(config).unwrap_or_else(|e| {
             eprintln!("utalk: {e}; running without traces");
@@ -58,7 +65,10 @@ pub fn init(config: &Config, traces: bool) {
             .boxed(),
         LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(std::io::stdout).boxed(),
     };
-    let _ = tracing_subscriber::registry().with(stdout.with_filter(filter(stdout_filter))).with(file).with(otel).try_init();
+    let mut outputs: Vec<Boxed> = vec![stdout.with_filter(filter(stdout_filter)).boxed()];
+    outputs.extend(file);
+    outputs.extend(errors);
+    let _ = tracing_subscriber::registry().with(outputs).with(otel).try_init();
 }
 
 /// Whether a field name suggests a secret.

@@ -133,3 +133,66 @@ async fn the_log_file_rotates_by_size_and_keeps_the_configured_number() {
     assert!(!text.contains("\"path\":\"/health\""), "health checks are not logged");
     assert!(!text.contains(ADMIN.1), "no password in the log");
 }
+
+#[tokio::test]
+async fn log_lines_say_who_leave_monitors_out_trace_each_socket_message_and_errors_have_their_own_file() {
+    use futures_util::SinkExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, AGENT.0, "agent", AGENT.1);
+    // An erasure ledger that cannot be read: the server logs an error at start, and goes on.
+    std::fs::create_dir_all(dir.path().join("data-backups/erasures.jsonl")).unwrap();
+    let log = dir.path().join("logs/utalk.log");
+    let s = TestServer::start_on(&data, &[("UTALK_LOG_FILE__PATH", log.to_str().unwrap())]).await;
+    let agent = s.login(AGENT).await;
+    let me = s.get_json("/api/v1/auth/me", &agent).await["id"].as_str().unwrap().to_string();
+    let get = |ua: &'static str| {
+        let (s, agent) = (&s, agent.clone());
+        async move { s.http.get(s.url("/api/v1/conversations")).header("user-agent", ua).bearer_auth(&agent).send().await.unwrap().status() }
+    };
+    assert_eq!(get("curl/8.5.0").await, 200);
+    assert_eq!(get("kube-probe/1.29").await, 200);
+    // A message over the socket: received, then processed.
+    let conv = s.create_conversation(&agent).await;
+    let mut ws = crate::socket::joined_client(&s.base, &agent, &conv, None).await;
+    let message_id = uuid::Uuid::new_v4().to_string();
+    let send = serde_json::json!(["message:send", {"conversationId": conv, "messageId": message_id, "text": "hola"}]);
+    ws.send(tokio_tungstenite::tungstenite::Message::text(format!("427{send}"))).await.unwrap();
+    while !crate::socket::next_text(&mut ws).await.starts_with("437[") {}
+
+    let errors = dir.path().join("logs/utalk.error.log");
+    let read = |p: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(p).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    };
+    let mut lines = Vec::new();
+    for _ in 0..50 {
+        lines = read(&log);
+        if lines.iter().any(|l| l["message"] == "message processed") && !read(&errors).is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let requests: Vec<&serde_json::Value> = lines.iter().filter(|l| l["path"] == "/api/v1/conversations" && l["method"] == "GET").collect();
+    assert_eq!(requests.len(), 1, "the monitoring agent's request is left out: {requests:?}");
+    let r = requests[0];
+    assert_eq!(
+        (r["user_id"].as_str(), r["user_agent"].as_str(), r["client_ip"].as_str()),
+        (Some(me.as_str()), Some("curl/8.5.0"), Some("127.0.0.1")),
+        "{r}"
+    );
+    for what in ["message received", "message processed"] {
+        let l = lines.iter().find(|l| l["message"] == what).unwrap_or_else(|| panic!("no `{what}` line"));
+        assert_eq!(
+            (l["message_id"].as_str(), l["conversation_id"].as_str(), l["user_id"].as_str()),
+            (Some(message_id.as_str()), Some(conv.as_str()), Some(me.as_str())),
+            "{l}"
+        );
+        assert!(l["sid"].is_string() && l["level"] == "INFO", "{l}");
+    }
+    assert_eq!(lines.iter().find(|l| l["message"] == "message processed").unwrap()["outcome"], "created");
+    // The error file holds the errors, and only them; the combined file has them too.
+    let errs = read(&errors);
+    assert!(errs.iter().any(|l| l["message"].as_str().is_some_and(|m| m.contains("erasure ledger"))), "{errs:?}");
+    assert!(errs.iter().all(|l| l["level"] == "ERROR"), "{errs:?}");
+    assert!(lines.iter().any(|l| l["message"].as_str().is_some_and(|m| m.contains("erasure ledger"))));
+}

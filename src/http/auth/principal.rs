@@ -101,6 +101,17 @@ impl FromRequest for Principal {
             return ready(Err(ApiError::internal("auth service missing from app data")));
         };
         let header = req.headers().get(actix_web::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        ready(authenticate(auth, header).and_then(|p| crate::http::rate_limit::charge(req, &p).map(|()| p)))
+        let who = authenticate(auth, header).and_then(|p| crate::http::rate_limit::charge(req, &p).map(|()| p));
+        // The request's log line says who it was (the request span is current here).
+        match &who {
+            Ok(Principal::Staff { user_id, .. }) => {
+                tracing::Span::current().record("user_id", tracing::field::display(user_id));
+            }
+            Ok(Principal::Widget { conversation_id }) => {
+                tracing::Span::current().record("user_id", tracing::field::display(format_args!("widget:{conversation_id}")));
+            }
+            Err(_) => {}
+        }
+        ready(who)
     }
 }

@@ -23,6 +23,15 @@ use std::time::{Duration, Instant};
 use utalk_storage::model::{conversation, message};
 use uuid::Uuid;
 
+/// Who sent an event, as log lines name them: a staff user's id, or the
+/// widget's conversation.
+fn user_of(identity: &Identity) -> String {
+    match identity {
+        Identity::Staff { user_id, .. } => user_id.to_string(),
+        Identity::Widget { conversation_id } => format!("widget:{conversation_id}"),
+    }
+}
+
 /// Most events of one session timed at once from arrival to ack.
 const MAX_TIMED_ACKS: usize = 1024;
 
@@ -331,18 +340,29 @@ impl SessionActor {
                 f.template
                     .map(|t| utalk_storage::model::Template { content_sid: t.content_sid, variables: t.variables.into_iter().collect() }),
             )?;
-            Ok((f.conversation_id, req))
+            Ok((f.conversation_id, f.message_id, req))
         });
-        let (conv, req) = match parsed {
+        let (conv, message_id, req) = match parsed {
             Ok(x) => x,
             Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
         };
+        // The two lines the runbooks search for a message that got no ack.
+        let user = user_of(identity);
+        tracing::info!(sid = %self.eio_sid, user_id = %user, message_id = %message_id, conversation_id = %conv, request_id, "message received");
         let fut = self.hub.registry.call(conv, req);
-        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| match (res, ack) {
-            (Ok(Appended::Created(m)), Some(id)) => act.answer_sent(id, &request_id, &m, true, ctx),
-            (Ok(Appended::Existing(m)), Some(id)) => act.answer_sent(id, &request_id, &m, false, ctx),
-            (Ok(_), None) => {}
-            (Err(e), _) => act.answer(ack, &request_id, Err(e.into()), ctx),
+        ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            let outcome = match &res {
+                Ok(Appended::Created(_)) => "created",
+                Ok(Appended::Existing(_)) => "existing",
+                Err(e) => EventError::from(e.clone()).code(),
+            };
+            tracing::info!(sid = %act.eio_sid, user_id = %user, message_id = %message_id, conversation_id = %conv, request_id, outcome, "message processed");
+            match (res, ack) {
+                (Ok(Appended::Created(m)), Some(id)) => act.answer_sent(id, &request_id, &m, true, ctx),
+                (Ok(Appended::Existing(m)), Some(id)) => act.answer_sent(id, &request_id, &m, false, ctx),
+                (Ok(_), None) => {}
+                (Err(e), _) => act.answer(ack, &request_id, Err(e.into()), ctx),
+            }
         }));
     }
 
