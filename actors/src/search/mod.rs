@@ -9,10 +9,12 @@
 //! commit interval of the write, wherever it was made; an erased record's
 //! words leave the index the same way.
 //!
-//! - [`schema`]: fields, analysers (Spanish and English stems, accents folded), documents.
+//! - [`forms`]: the forms of a word kept: folded as written, its Spanish and English stems.
+//! - [`schema`]: fields, analysers, documents.
 //! - [`query`]: a person's words as a query; its limits.
 //! - [`indexer`]: the thread that writes the index, and rebuilds it.
 
+mod forms;
 mod indexer;
 pub mod query;
 mod schema;
@@ -155,7 +157,7 @@ impl SearchIndex {
 
     fn hits(&self, q: &str, kinds: &[Kind], limit: usize) -> Result<Vec<Uuid>, SearchError> {
         let f = &self.shared.fields;
-        let query = query::build(f, &mut query::Analysers::new(), q, kinds)?;
+        let query = query::build(f, q, kinds)?;
         let searcher = self.shared.reader.searcher();
         let top = searcher.search(&query, &TopDocs::with_limit(limit.max(1)).order_by_score())?;
         let mut out = Vec::with_capacity(top.len());

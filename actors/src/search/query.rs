@@ -1,15 +1,15 @@
 //! A person's search words as an index query.
 //!
 //! Every word must be found (in a message, or in a customer's fields), in
-//! any of its forms: as typed with accents folded, or by its English or
-//! Spanish stem; the exact form scores higher. The whole query also matches
+//! any of its forms ([`Forms`]): as typed with accents folded, or by its
+//! English or Spanish stem; the word as typed scores higher. The whole query also matches
 //! an identifier as typed (an email, an external id), and a phone number by
 //! its digits or their tail.
 
-use super::schema::{self, Fields, Kind, SHORTEST_PHONE_TAIL};
+use super::forms::{self, Forms, LONGEST_WORD, STEM};
+use super::schema::{Fields, Kind, SHORTEST_PHONE_TAIL};
 use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
-use tantivy::tokenizer::{Language, SimpleTokenizer, TextAnalyzer, TokenStream, Tokenizer};
 use tantivy::Term;
 
 /// Longest query, in bytes.
@@ -31,41 +31,35 @@ pub enum QueryError {
     TooManyWords,
 }
 
-/// The analysers a query's words go through, one per text field.
-pub(crate) struct Analysers {
-    folded: TextAnalyzer,
-    en: TextAnalyzer,
-    es: TextAnalyzer,
-}
-
-impl Analysers {
-    pub(crate) fn new() -> Analysers {
-        Analysers { folded: schema::folded(), en: schema::stemmed(Language::English), es: schema::stemmed(Language::Spanish) }
-    }
-}
-
 /// The query for `q` over documents of `kinds`.
-pub(crate) fn build(f: &Fields, a: &mut Analysers, q: &str, kinds: &[Kind]) -> Result<Box<dyn Query>, QueryError> {
+pub(crate) fn build(f: &Fields, q: &str, kinds: &[Kind]) -> Result<Box<dyn Query>, QueryError> {
     let q = q.trim();
     if q.len() > MAX_QUERY_BYTES {
         return Err(QueryError::TooLong);
     }
-    let raw = raw_words(q);
+    let raw: Vec<&str> = forms::words(q).map(|(_, w)| w).collect();
     if raw.len() > MAX_QUERY_WORDS {
         return Err(QueryError::TooManyWords);
     }
+    let forms = Forms::new();
     let mut any: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     let mut all: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    for word in &raw {
-        let mut forms: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        for (field, analyser, boost) in [(f.folded, &mut a.folded, 2.0), (f.en, &mut a.en, 1.0), (f.es, &mut a.es, 1.0)] {
-            for token in tokens(analyser, word) {
-                forms.push((Occur::Should, boosted(term(field, &token), boost)));
+    for word in raw.iter().filter(|w| w.len() <= LONGEST_WORD) {
+        let (folded, en, es) = forms.of(word);
+        // The word as typed; then its stems, as the stems of other words
+        // (`~order` of "ordered") and as words themselves ("order", whose
+        // stem is itself and so is kept only as the word).
+        let mut terms: Vec<(String, f32)> = vec![(folded, 2.0)];
+        for stem in [en, es] {
+            for t in [format!("{STEM}{stem}"), stem] {
+                if !terms.iter().any(|(have, _)| *have == t) {
+                    terms.push((t, 1.0));
+                }
             }
         }
-        if !forms.is_empty() {
-            all.push((Occur::Must, Box::new(BooleanQuery::new(forms))));
-        }
+        let either: Vec<(Occur, Box<dyn Query>)> =
+            terms.iter().map(|(t, boost)| (Occur::Should, boosted(term(f.words, t), *boost))).collect();
+        all.push((Occur::Must, Box::new(BooleanQuery::new(either))));
     }
     if !all.is_empty() {
         any.push((Occur::Should, Box::new(BooleanQuery::new(all))));
@@ -94,26 +88,6 @@ fn boosted(q: Box<dyn Query>, boost: f32) -> Box<dyn Query> {
     Box::new(BoostQuery::new(q, boost))
 }
 
-/// The query cut into words as the index cuts text, before any folding.
-fn raw_words(q: &str) -> Vec<String> {
-    let mut t = SimpleTokenizer::default();
-    let mut s = t.token_stream(q);
-    let mut out = Vec::new();
-    while s.advance() {
-        out.push(s.token().text.clone());
-    }
-    out
-}
-
-fn tokens(a: &mut TextAnalyzer, word: &str) -> Vec<String> {
-    let mut s = a.token_stream(word);
-    let mut out = Vec::new();
-    while s.advance() {
-        out.push(s.token().text.clone());
-    }
-    out
-}
-
 /// The digits of a query that looks like a phone number (digits, spaces,
 /// `+`, `-`, `.`, parentheses) with enough of them to be one.
 fn phone_digits(q: &str) -> Option<String> {
@@ -130,15 +104,14 @@ mod tests {
 
     #[test]
     fn bad_queries_are_refused_by_kind() {
-        let (_, f) = schema::schema();
-        let mut a = Analysers::new();
-        assert_eq!(build(&f, &mut a, "   ", &[Kind::Message]).err(), Some(QueryError::Empty));
-        assert_eq!(build(&f, &mut a, &"a".repeat(MAX_QUERY_BYTES + 1), &[Kind::Message]).err(), Some(QueryError::TooLong));
+        let (_, f) = super::super::schema::schema();
+        assert_eq!(build(&f, "   ", &[Kind::Message]).err(), Some(QueryError::Empty));
+        assert_eq!(build(&f, &"a".repeat(MAX_QUERY_BYTES + 1), &[Kind::Message]).err(), Some(QueryError::TooLong));
         let many = vec!["w"; MAX_QUERY_WORDS + 1].join(" ");
-        assert_eq!(build(&f, &mut a, &many, &[Kind::Message]).err(), Some(QueryError::TooManyWords));
-        assert!(build(&f, &mut a, "¿dónde está mi pedido?", &[Kind::Message]).is_ok());
+        assert_eq!(build(&f, &many, &[Kind::Message]).err(), Some(QueryError::TooManyWords));
+        assert!(build(&f, "¿dónde está mi pedido?", &[Kind::Message]).is_ok());
         // Punctuation alone still matches an identifier as typed.
-        assert!(build(&f, &mut a, "@@", &[Kind::Contact]).is_ok());
+        assert!(build(&f, "@@", &[Kind::Contact]).is_ok());
     }
 
     #[test]

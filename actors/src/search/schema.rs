@@ -7,26 +7,21 @@
 //! terms, never in a stored field, so the index holds no text it could give
 //! back, and an erased record's words leave with its document.
 
+use super::forms::Forms;
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, STORED, STRING};
-use tantivy::tokenizer::{
-    AsciiFoldingFilter, Language, LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer, TokenizerManager,
-};
+use tantivy::tokenizer::{LowerCaser, RawTokenizer, TextAnalyzer, TokenizerManager};
 use tantivy::TantivyDocument;
 use utalk_storage::model::{Contact, Conversation, Message};
 use uuid::Uuid;
 
 /// Bumped when fields or analysers change: an index of another version is rebuilt.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
-/// Longest word kept; longer ones are noise (ids, base64) and would bloat the terms.
-const LONGEST_WORD: usize = 40;
 /// Shortest tail of a phone number that finds it: people type the number
 /// without the country code, or only its last digits.
 pub(crate) const SHORTEST_PHONE_TAIL: usize = 6;
 
-const FOLDED: &str = "utalk_folded";
-const ENGLISH: &str = "utalk_en";
-const SPANISH: &str = "utalk_es";
+const FORMS: &str = "utalk_forms";
 const IDENT: &str = "utalk_ident";
 
 /// A document's kind, the `kind` field's value.
@@ -57,12 +52,8 @@ pub(crate) struct Fields {
     pub(crate) kind: Field,
     /// The conversation's id (messages, notes, conversations) or the contact's; stored.
     pub(crate) id: Field,
-    /// Words lowercased, accents folded, not stemmed: exact words, typed with or without accents.
-    pub(crate) folded: Field,
-    /// Words stemmed in English, then folded.
-    pub(crate) en: Field,
-    /// Words stemmed in Spanish, then folded.
-    pub(crate) es: Field,
+    /// The words' forms ([`Forms`]): folded as written, and their stems.
+    pub(crate) words: Field,
     /// Whole identifiers, lowercased: an email, an external id, a phone's digits and their tails.
     pub(crate) ident: Field,
 }
@@ -78,9 +69,7 @@ pub(crate) fn schema() -> (Schema, Fields) {
         key: b.add_text_field("key", STRING),
         kind: b.add_text_field("kind", STRING),
         id: b.add_text_field("id", STRING | STORED),
-        folded: b.add_text_field("folded", text(FOLDED)),
-        en: b.add_text_field("en", text(ENGLISH)),
-        es: b.add_text_field("es", text(SPANISH)),
+        words: b.add_text_field("words", text(FORMS)),
         ident: b.add_text_field("ident", text(IDENT)),
     };
     (b.build(), fields)
@@ -88,29 +77,8 @@ pub(crate) fn schema() -> (Schema, Fields) {
 
 /// Registers the analysers the fields name.
 pub(crate) fn register(tokenizers: &TokenizerManager) {
-    tokenizers.register(FOLDED, folded());
-    tokenizers.register(ENGLISH, stemmed(Language::English));
-    tokenizers.register(SPANISH, stemmed(Language::Spanish));
+    tokenizers.register(FORMS, TextAnalyzer::from(Forms::new()));
     tokenizers.register(IDENT, TextAnalyzer::builder(RawTokenizer::default()).filter(LowerCaser).build());
-}
-
-pub(crate) fn folded() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(LONGEST_WORD))
-        .filter(LowerCaser)
-        .filter(AsciiFoldingFilter)
-        .build()
-}
-
-/// Stems before folding: the Snowball stemmers know accented suffixes
-/// ("-ación"), and folding after makes "canción" and "cancion" meet.
-pub(crate) fn stemmed(language: Language) -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default())
-        .filter(RemoveLongFilter::limit(LONGEST_WORD))
-        .filter(LowerCaser)
-        .filter(Stemmer::new(language))
-        .filter(AsciiFoldingFilter)
-        .build()
 }
 
 /// The document of a message, `None` when it has no text to find.
@@ -149,9 +117,7 @@ fn base(f: &Fields, key: String, kind: Kind, id: Uuid) -> TantivyDocument {
 }
 
 fn words(f: &Fields, d: &mut TantivyDocument, text: &str) {
-    d.add_text(f.folded, text);
-    d.add_text(f.en, text);
-    d.add_text(f.es, text);
+    d.add_text(f.words, text);
 }
 
 fn person(f: &Fields, d: &mut TantivyDocument, name: Option<&str>, phone: Option<&str>, email: Option<&str>, external: Option<&str>) {
@@ -192,32 +158,6 @@ pub(crate) fn contact_key(id: Uuid) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tantivy::tokenizer::TokenStream;
-
-    fn tokens(mut a: TextAnalyzer, text: &str) -> Vec<String> {
-        let mut s = a.token_stream(text);
-        let mut out = Vec::new();
-        while s.advance() {
-            out.push(s.token().text.clone());
-        }
-        out
-    }
-
-    #[test]
-    fn accents_fold_and_words_stem_in_both_languages() {
-        assert_eq!(tokens(folded(), "Canción ÁRBOL niño"), ["cancion", "arbol", "nino"]);
-        // Spanish plurals and accented suffixes meet their singulars, accents or not.
-        let es = |t| tokens(stemmed(Language::Spanish), t);
-        assert_eq!(es("canciones"), es("canción"));
-        assert_eq!(es("facturaciones"), es("facturación"));
-        assert_eq!(es("reembolsos"), es("reembolso"));
-        let en = |t| tokens(stemmed(Language::English), t);
-        assert_eq!(en("refunds"), en("refunding"));
-        assert_eq!(en("orders"), en("ordered"));
-        // Words past the longest kept are dropped, not cut.
-        assert!(tokens(folded(), &"x".repeat(LONGEST_WORD + 1)).is_empty());
-    }
-
     #[test]
     fn a_phone_is_found_by_its_tails() {
         let t = phone_tails("+34 600 11 22 33");
