@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Checks the Alertmanager configuration: `amtool check-config`, then, for
-# every alert rule of ops/prometheus/utalk-rules.yml, `amtool config routes
+# every alert rule of ops/prometheus/utalk-rules.yml and utalk-slo.yml, `amtool config routes
 # test` with the labels the alert fires with, against the receivers
 # routes.test expects for it. Fails on a route that reaches other receivers,
 # on a rule without a line in routes.test, and on a line whose alert no rule
 # fires any more. Needs amtool (Debian: prometheus-alertmanager).
 #
-#   ops/alertmanager/test-routes.sh [alertmanager.yml [rules.yml [routes.test]]]
+#   ops/alertmanager/test-routes.sh [alertmanager.yml ["rules.yml ..." [routes.test]]]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 config=${1:-ops/alertmanager/alertmanager.yml}
-rules=${2:-ops/prometheus/utalk-rules.yml}
+rules=${2:-ops/prometheus/utalk-rules.yml ops/prometheus/utalk-slo.yml}
 expected=${3:-ops/alertmanager/routes.test}
 
 # One line per alert rule: its name, then its static labels as label=value.
@@ -92,7 +92,7 @@ route_test() {
   fi
 }
 
-rules_out=$(rule_labels "$rules")
+rules_out=$(for r in $rules; do rule_labels "$r"; done)
 [ -n "$rules_out" ] || { echo "FAIL no alert rules found in $rules" >&2; exit 1; }
 while read -r name labels; do
   seen[$name]=1

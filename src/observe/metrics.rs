@@ -9,7 +9,9 @@ use utalk_actors::{Registry, SocketHub};
 use utalk_storage::Db;
 
 /// Bucket bounds (seconds) of every `*_duration_seconds` histogram.
-const DURATION_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
+/// 0.2 and 0.4 are the socket ack and REST latency objectives (docs/slo.md):
+/// measured at a bucket's edge, not interpolated.
+const DURATION_BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.25, 0.4, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 

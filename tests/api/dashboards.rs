@@ -592,14 +592,20 @@ fn dashboards_refresh_every_10s_and_query_only_exported_metrics() {
 
 #[test]
 fn alert_rules_query_only_exported_metrics() {
-    let exported = exported();
-    let yaml = std::fs::read_to_string(root().join("ops/prometheus/utalk-rules.yml")).expect("read the rules");
-    let exprs = rule_exprs(&yaml);
-    let rules = yaml.lines().filter(|l| l.trim_start().trim_start_matches("- ").starts_with("alert:")).count();
-    assert!(rules > 0 && exprs.len() == rules, "{} exprs for {rules} alerts: {exprs:?}", exprs.len());
     let mut problems = Vec::new();
-    for (alert, expr) in &exprs {
-        check_expr(&format!("utalk-rules.yml: {alert}"), expr, &exported, &mut problems);
+    for file in ["utalk-rules.yml", "utalk-slo.yml"] {
+        let mut exported = exported();
+        let yaml = std::fs::read_to_string(root().join("ops/prometheus").join(file)).expect("read the rules");
+        let exprs = rule_exprs(&yaml);
+        let key = |l: &str, k: &str| l.trim_start().trim_start_matches("- ").strip_prefix(k).map(|v| v.trim().to_string());
+        let alerts = yaml.lines().filter(|l| key(l, "alert:").is_some()).count();
+        // A recording rule's series is there for the rules after it to read.
+        let recorded: Vec<String> = yaml.lines().filter_map(|l| key(l, "record:")).collect();
+        assert!(alerts > 0 && exprs.len() == alerts + recorded.len(), "{file}: {} exprs for {alerts} alerts: {exprs:?}", exprs.len());
+        exported.extend(recorded);
+        for (rule, expr) in &exprs {
+            check_expr(&format!("{file}: {rule}"), expr, &exported, &mut problems);
+        }
     }
     assert!(problems.is_empty(), "alert rule problems:\n{}", problems.join("\n"));
 }

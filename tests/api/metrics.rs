@@ -28,6 +28,9 @@ async fn metrics_after_traffic_carry_their_labels_and_route_templates() {
         r#"http_requests_total{method="GET",route="unmatched",status="404"}"#,
         r#"http_requests_total{method="POST",route="/api/v1/auth/login",status="401"}"#,
         r#"http_request_duration_seconds_count{method="POST",route="/api/v1/conversations/{id}/messages"}"#,
+        // The latency objectives' thresholds are bucket edges (docs/slo.md).
+        r#"http_request_duration_seconds_bucket{method="POST",route="/api/v1/conversations/{id}/messages",le="0.4"}"#,
+        r#"http_request_duration_seconds_bucket{method="POST",route="/api/v1/conversations/{id}/messages",le="0.2"}"#,
         r#"messages_total{direction="outbound",author="agent"}"#,
         r#"conversations_total{channel="api"}"#,
         r#"user_sessions_total{role="admin"}"#,
