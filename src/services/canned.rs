@@ -5,7 +5,8 @@
 //! fenced on one log subject, so two nodes cannot both take a short code.
 
 use super::ServiceError;
-use utalk_actors::Journal;
+use utalk_actors::fanout::broker::STAFF_TOPIC;
+use utalk_actors::{ConversationEvent, Journal, Registry};
 use utalk_storage::model::canned::{self, valid_short_code, CannedResponse, MAX_CANNED_RESPONSES, MAX_CONTENT_CHARS};
 use utalk_storage::model::AuditEvent;
 use utalk_storage::{Batch, Db, Timestamp};
@@ -53,11 +54,17 @@ fn check(short_code: &str, content: &str) -> Result<(), ServiceError> {
 }
 
 /// Creates a canned response by `actor`; audited.
-pub async fn create(db: &Db, journal: &Journal, actor: Uuid, short_code: String, content: String) -> Result<CannedResponse, ServiceError> {
+pub async fn create(
+    db: &Db,
+    registry: &Registry,
+    actor: Uuid,
+    short_code: String,
+    content: String,
+) -> Result<CannedResponse, ServiceError> {
     check(&short_code, &content)?;
     let now = Timestamp::now();
     let new = CannedResponse { id: Uuid::now_v7(), short_code, content, created_by: actor, created_at: now, updated_at: now };
-    write(db, journal, actor, "canned_response.create", |all| {
+    let made = write(db, registry.journal(), actor, "canned_response.create", |all| {
         if all.len() >= MAX_CANNED_RESPONSES {
             return Err(ServiceError::Conflict {
                 code: "too_many_canned_responses",
@@ -67,12 +74,14 @@ pub async fn create(db: &Db, journal: &Journal, actor: Uuid, short_code: String,
         taken(all, &new.short_code, new.id)?;
         Ok(new.clone())
     })
-    .await
+    .await?;
+    announce(registry, made.id, "created");
+    Ok(made)
 }
 
 /// Changes a canned response's short code or content; audited.
-pub async fn update(db: &Db, journal: &Journal, actor: Uuid, id: Uuid, edit: Edit) -> Result<CannedResponse, ServiceError> {
-    write(db, journal, actor, "canned_response.update", |all| {
+pub async fn update(db: &Db, registry: &Registry, actor: Uuid, id: Uuid, edit: Edit) -> Result<CannedResponse, ServiceError> {
+    let changed = write(db, registry.journal(), actor, "canned_response.update", |all| {
         let current = all.iter().find(|c| c.id == id).ok_or(ServiceError::NotFound("canned response"))?;
         let mut new = current.clone();
         if let Some(s) = &edit.short_code {
@@ -86,11 +95,14 @@ pub async fn update(db: &Db, journal: &Journal, actor: Uuid, id: Uuid, edit: Edi
         new.updated_at = Timestamp::now();
         Ok(new)
     })
-    .await
+    .await?;
+    announce(registry, id, "updated");
+    Ok(changed)
 }
 
 /// Deletes a canned response; audited.
-pub async fn delete(db: &Db, journal: &Journal, actor: Uuid, id: Uuid) -> Result<(), ServiceError> {
+pub async fn delete(db: &Db, registry: &Registry, actor: Uuid, id: Uuid) -> Result<(), ServiceError> {
+    let journal = registry.journal();
     let subject = subject();
     let _one_at_a_time = WRITES.lock().await;
     for _ in 0..10 {
@@ -100,10 +112,18 @@ pub async fn delete(db: &Db, journal: &Journal, actor: Uuid, id: Uuid) -> Result
         canned::delete(&mut b, id);
         AuditEvent::new(actor.to_string(), "canned_response.delete", format!("/{} {id}", current.short_code)).add_to(&mut b)?;
         if journal.commit_fenced(&subject, expected, b).await? {
+            announce(registry, id, "deleted");
             return Ok(());
         }
     }
     Err(busy())
+}
+
+/// Tells staff sockets (on every node) that a canned response changed, once
+/// the change is stored: not kept, like presence; a console that misses it
+/// shows the change at its next load.
+fn announce(registry: &Registry, id: Uuid, change: &'static str) {
+    registry.broker().publish(STAFF_TOPIC, ConversationEvent::Canned { id, change });
 }
 
 fn busy() -> ServiceError {

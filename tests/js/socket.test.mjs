@@ -384,6 +384,39 @@ test("staff hear of new, changed and assigned conversations without joining; wid
   for (const s of [a, b, k, ws]) s.disconnect();
 });
 
+test("staff hear canned responses made, changed and deleted; widgets and integration keys do not", async () => {
+  const key = await server.api("POST", "/api/v1/api-keys", { token: admin.accessToken, body: { name: "canned-news", role: "integration" } });
+  assert.equal(key.status, 201, JSON.stringify(key.body));
+  const w = await server.api("POST", "/api/v1/widget/sessions", { body: { name: "Eva" } });
+  const sockets = {
+    agent: await connected(connect(agent.accessToken, { transports: ["websocket"] })),
+    key: await connected(connect(key.body.key, { transports: ["websocket"] })),
+    widget: await connected(connect(w.body.token, { transports: ["websocket"] })),
+  };
+  const heard = { agent: [], key: [], widget: [] };
+  for (const [who, s] of Object.entries(sockets)) s.on("canned:changed", (ev) => heard[who].push(ev));
+
+  const made = await server.api("POST", "/api/v1/canned-responses", { token: admin.accessToken, body: { shortCode: "live-news", content: "Hola" } });
+  assert.equal(made.status, 201, JSON.stringify(made.body));
+  const id = made.body.id;
+  await waitFor(() => heard.agent.length === 1, 5000, "canned:changed created");
+  assert.deepEqual(heard.agent[0], { id, change: "created" });
+  const changed = await server.api("PATCH", `/api/v1/canned-responses/${id}`, { token: admin.accessToken, body: { content: "Hola de nuevo" } });
+  assert.equal(changed.status, 200, JSON.stringify(changed.body));
+  const gone = await server.api("DELETE", `/api/v1/canned-responses/${id}`, { token: admin.accessToken });
+  assert.equal(gone.status, 204);
+  await waitFor(() => heard.agent.length === 3, 5000, "canned:changed updated and deleted");
+  assert.deepEqual(heard.agent.map((e) => e.change), ["created", "updated", "deleted"]);
+  // A refused change announces nothing.
+  const bad = await server.api("POST", "/api/v1/canned-responses", { token: admin.accessToken, body: { shortCode: "Not Valid", content: "x" } });
+  assert.equal(bad.status, 422);
+  await new Promise((r) => setTimeout(r, 300));
+  assert.equal(heard.agent.length, 3);
+  assert.deepEqual(heard.key, [], "integration keys hear no staff news");
+  assert.deepEqual(heard.widget, [], "customers hear no staff news");
+  for (const s of Object.values(sockets)) s.disconnect();
+});
+
 test("private notes reach staff sockets only: live, on join and through recovery", async () => {
   const w = await server.api("POST", "/api/v1/widget/sessions", { body: { name: "Rosa" } });
   const conv = w.body.conversationId;

@@ -22,7 +22,8 @@ impl LoggedEvent {
             ConversationEvent::StaffUpdated(_)
             | ConversationEvent::Typing { .. }
             | ConversationEvent::Presence { .. }
-            | ConversationEvent::Alert { .. } => return None,
+            | ConversationEvent::Alert { .. }
+            | ConversationEvent::Canned { .. } => return None,
         })
     }
 

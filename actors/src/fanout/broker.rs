@@ -89,6 +89,15 @@ pub enum ConversationEvent {
         /// Raised now (`alert:new`), rather than changed.
         new: bool,
     },
+    /// A canned response was made, changed or deleted (`canned:changed`, for
+    /// staff, published on [`STAFF_TOPIC`] once the change is stored): a
+    /// console reloads its list.
+    Canned {
+        /// The canned response.
+        id: Uuid,
+        /// `created`, `updated` or `deleted`.
+        change: &'static str,
+    },
 }
 
 impl ConversationEvent {
@@ -106,6 +115,7 @@ impl ConversationEvent {
             ConversationEvent::Presence { .. } => "presence",
             ConversationEvent::Alert { new: true, .. } => "alert:new",
             ConversationEvent::Alert { new: false, .. } => "alert:updated",
+            ConversationEvent::Canned { .. } => "canned:changed",
         }
     }
 
@@ -113,7 +123,10 @@ impl ConversationEvent {
     pub fn is_staff_news(&self) -> bool {
         matches!(
             self,
-            ConversationEvent::ConversationNew(_) | ConversationEvent::ConversationAssigned(_) | ConversationEvent::StaffUpdated(_)
+            ConversationEvent::ConversationNew(_)
+                | ConversationEvent::ConversationAssigned(_)
+                | ConversationEvent::StaffUpdated(_)
+                | ConversationEvent::Canned { .. }
         )
     }
 
@@ -156,6 +169,7 @@ impl ConversationEvent {
             }
             ConversationEvent::Presence { user_id, status } => json!({ "userId": user_id, "status": status }),
             ConversationEvent::Alert { alert, .. } => json!({ "alert": views::Alert::from(alert.as_ref().clone()) }),
+            ConversationEvent::Canned { id, change } => json!({ "id": id, "change": change }),
         };
         v.to_string()
     }

@@ -1,5 +1,6 @@
 //! The broker of a cluster node: the local broker, plus the events that are
-//! not in the log (typing, presence, stock alerts) sent to every other node.
+//! not in the log (typing, presence, stock alerts, canned response changes)
+//! sent to every other node.
 //!
 //! Conversation changes reach other nodes through the log, whose follower
 //! publishes them to each node's local broker in seq order. What is not kept
@@ -23,6 +24,7 @@ fn to_wire(conversation: Uuid, event: &ConversationEvent) -> Option<Wire> {
         }
         ConversationEvent::Presence { user_id, status } => Wire::Presence { user_id: *user_id, status: status.to_string() },
         ConversationEvent::Alert { alert, manager, new } => Wire::Alert { alert: (**alert).clone(), manager: *manager, new: *new },
+        ConversationEvent::Canned { id, change } => Wire::Canned { id: *id, change: change.to_string() },
         _ => return None,
     })
 }
@@ -38,6 +40,15 @@ fn from_wire(topic: Uuid, w: Wire) -> ConversationEvent {
         },
         Wire::Presence { user_id, status } => ConversationEvent::Presence { user_id, status: presence_status(&status) },
         Wire::Alert { alert, manager, new } => ConversationEvent::Alert { alert: Arc::new(alert), manager, new },
+        Wire::Canned { id, change } => ConversationEvent::Canned { id, change: canned_change(&change) },
+    }
+}
+
+fn canned_change(s: &str) -> &'static str {
+    match s {
+        "created" => "created",
+        "deleted" => "deleted",
+        _ => "updated",
     }
 }
 

@@ -15,6 +15,10 @@ pub(crate) enum Wire {
     Presence { user_id: Uuid, status: String },
     /// A stock alert raised or changed.
     Alert { alert: Alert, manager: Option<Uuid>, new: bool },
+    /// A canned response made, changed or deleted. Added after the first
+    /// release: a node of that release cannot read it and drops it (a
+    /// console there shows the change at its next load).
+    Canned { id: Uuid, change: String },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -102,7 +102,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let (actor, _) = who.require(WRITERS)?;
     let b = body.into_inner();
-    let made = service::create(&db, registry.journal(), actor, b.short_code, b.content).await?;
+    let made = service::create(&db, &registry, actor, b.short_code, b.content).await?;
     Ok(HttpResponse::Created().json(CannedResponseView::from(made)))
 }
 
@@ -150,7 +150,7 @@ pub async fn update(
         return Err(ApiError::invalid("empty_change", "send shortCode and/or content"));
     }
     let edit = Edit { short_code: b.short_code, content: b.content };
-    let changed = service::update(&db, registry.journal(), actor, id.into_inner(), edit).await?;
+    let changed = service::update(&db, &registry, actor, id.into_inner(), edit).await?;
     Ok(HttpResponse::Ok().json(CannedResponseView::from(changed)))
 }
 
@@ -164,6 +164,6 @@ pub async fn delete(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let (actor, _) = who.require(WRITERS)?;
-    service::delete(&db, registry.journal(), actor, id.into_inner()).await?;
+    service::delete(&db, &registry, actor, id.into_inner()).await?;
     Ok(HttpResponse::NoContent().finish())
 }

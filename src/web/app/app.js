@@ -137,6 +137,10 @@
     s.on("conversation:new", function (ev) {
       if (ev && ev.conversation) UT.queue.upsert(ev.conversation, "new");
     });
+    s.on("canned:changed", function () {
+      UT.composer.invalidateCanned();
+      UT.canned.changed();
+    });
     ["conversation:updated", "conversation:assigned"].forEach(function (name) {
       s.on(name, function (ev) {
         if (!ev || !ev.conversation) return;

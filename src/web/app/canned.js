@@ -161,5 +161,10 @@
       confirming = null;
       load();
     },
+    // Another agent changed the canned responses: list them again if this
+    // screen is showing and nothing is being typed into its form.
+    changed: function () {
+      if (!$("screen-canned").hidden && !editing && !confirming) load();
+    },
   };
 })();
