@@ -118,6 +118,30 @@ fn nats_tls_files_and_url_passwords_are_checked_at_load() {
 }
 
 #[test]
+fn search_and_log_file_bounds_are_checked_at_load() {
+    let refused = |vars: &[(&str, &str)]| Config::load(None, env(vars)).unwrap_err().to_string();
+    for (k, v) in [
+        ("UTALK_SEARCH__COMMIT_INTERVAL_MS", "50"),
+        ("UTALK_SEARCH__COMMIT_INTERVAL_MS", "60001"),
+        ("UTALK_SEARCH__WRITER_MEMORY_MB", "14"),
+        ("UTALK_SEARCH__MAX_QUEUE_MB", "0"),
+        ("UTALK_SEARCH__MAX_QUEUE_MB", "1025"),
+    ] {
+        assert!(refused(&[(k, v)]).contains("search:"), "{k}={v}");
+    }
+    assert!(refused(&[("UTALK_LOG_FILE__KEEP_DAYS", "0")]).contains("log_file.keep_days"));
+    assert!(refused(&[("UTALK_LOG_FILE__ERROR_KEEP_DAYS", "0")]).contains("log_file.keep_days"));
+    let same = [("UTALK_LOG_FILE__PATH", "/var/log/utalk/u.log"), ("UTALK_LOG_FILE__ERROR_PATH", "/var/log/utalk/u.log")];
+    assert!(refused(&same).contains("log_file.error_path"));
+    // The errors file beside the log file, named after it.
+    let c = Config::load(None, env(&[("UTALK_LOG_FILE__PATH", "/var/log/utalk/utalk.log")])).unwrap();
+    assert_eq!(c.log_file.errors_file(), Some(std::path::PathBuf::from("/var/log/utalk/utalk.error.log")));
+    let c = Config::load(None, env(&[("UTALK_LOG_FILE__PATH", "/var/log/utalk/out")])).unwrap();
+    assert_eq!(c.log_file.errors_file(), Some(std::path::PathBuf::from("/var/log/utalk/out.error")));
+    assert_eq!(Config::load(None, env(&[])).unwrap().log_file.errors_file(), None, "no log file, no errors file");
+}
+
+#[test]
 fn alert_webhooks_deprecations_and_log_files_are_checked_at_load() {
     let refused = |vars: &[(&str, &str)]| Config::load(None, env(vars)).unwrap_err().to_string();
     let e = refused(&[("UTALK_ALERTS__WEBHOOK_URL", "https://ops.example.com/hook")]);

@@ -5,6 +5,7 @@
 //! be one of them. Dashboards also refresh every 10 s, and every panel that
 //! shows data has a query.
 
+use crate::layout::rust_files;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -20,17 +21,6 @@ const PROMETHEUS_SERIES: [&str; 3] = ["up", "ALERTS", "ALERTS_FOR_STATE"];
 
 /// What a dashboard refreshes at.
 const REFRESH: &str = "10s";
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read a source directory") {
-        let path = entry.expect("a directory entry").path();
-        if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
-            out.push(path);
-        }
-    }
-}
 
 fn is_word_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'

@@ -9,7 +9,8 @@ fn root() -> PathBuf {
     crate::helpers::repo_root()
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every `.rs` file under `dir` (the metric lint walks the sources too).
+pub(crate) fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("read a source directory") {
         let path = entry.expect("a directory entry").path();
         if path.is_dir() {
