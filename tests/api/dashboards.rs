@@ -7,7 +7,7 @@
 
 use crate::layout::rust_files;
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 fn root() -> PathBuf {
     crate::helpers::repo_root()
