@@ -241,6 +241,13 @@ impl Cli {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config()?;
     crate::observe::telemetry::init(&config, matches!(cli.command, Command::Serve(_)));
+    let result = run_command(cli, config);
+    // Logs are buffered; the process ends right after this.
+    crate::observe::log_buffer::flush_all();
+    result
+}
+
+fn run_command(cli: Cli, config: Config) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(_) => {
             let served = actix_web::rt::System::new().block_on(async move {

@@ -55,6 +55,19 @@ const say = (m) => process.stderr.write(`compare: ${m}\n`);
 
 async function measure(name, server, token, conversations) {
   const pid = server.child.pid;
+  // Idle sockets first, on the fresh server: measured after the load, the
+  // allocator handing the load's memory back to the system would hide them.
+  say(`${name}: opening ${cfg.idle} idle sockets`);
+  await new Promise((r) => setTimeout(r, 1000));
+  const before = rssKb(pid);
+  const idleWorkers = Array.from({ length: cfg.clients }, (_, i) =>
+    worker({ url: server.url, token, idle: Math.floor(cfg.idle / cfg.clients) + (i < cfg.idle % cfg.clients ? 1 : 0) }),
+  );
+  const up = (await Promise.all(idleWorkers.map((w) => w.next()))).reduce((a, m) => a + m.up, 0);
+  await new Promise((r) => setTimeout(r, 2000));
+  const after = rssKb(pid);
+  for (const { w } of idleWorkers) w.send("stop");
+  await new Promise((r) => setTimeout(r, 1000));
   say(`${name}: connecting ${conversations.length * 2} sockets over ${cfg.clients} client processes`);
   // The load.
   const shares = Array.from({ length: cfg.clients }, (_, i) => conversations.filter((_, j) => j % cfg.clients === i));
@@ -73,17 +86,7 @@ async function measure(name, server, token, conversations) {
   const latencies = done.flatMap((d) => d.latencies).sort((a, b) => a - b);
   const clientCpuMs = done.reduce((a, d) => a + d.cpuMs, 0);
   const clientCores = clientCpuMs / 1000 / elapsed;
-  say(`${name}: ${acked} acked; opening ${cfg.idle} idle sockets`);
-  // Idle sockets: RSS before and after they connect.
-  await new Promise((r) => setTimeout(r, 1000));
-  const before = rssKb(pid);
-  const idleWorkers = Array.from({ length: cfg.clients }, (_, i) =>
-    worker({ url: server.url, token, idle: Math.floor(cfg.idle / cfg.clients) + (i < cfg.idle % cfg.clients ? 1 : 0) }),
-  );
-  const up = (await Promise.all(idleWorkers.map((w) => w.next()))).reduce((a, m) => a + m.up, 0);
-  await new Promise((r) => setTimeout(r, 2000));
-  const after = rssKb(pid);
-  for (const { w } of idleWorkers) w.send("stop");
+  say(`${name}: ${acked} acked`);
   return {
     server: name,
     ackedPerSec: Math.round(acked / elapsed),

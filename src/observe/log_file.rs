@@ -73,11 +73,24 @@ impl RotatingFile {
 
 impl Write for RotatingFile {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        // A line never straddles two files: rotate before the one that would not fit.
-        if self.size > 0 && self.size + buf.len() as u64 > self.max_bytes {
-            self.rotate()?;
-        }
-        let n = self.file.write(buf)?;
+        // Writes come as whole lines, several at a time from the log buffer.
+        // A line never straddles two files: the lines that fit are written,
+        // and the file rotates before the first that would not.
+        let room = usize::try_from(self.max_bytes.saturating_sub(self.size)).unwrap_or(usize::MAX);
+        let take = if buf.len() <= room {
+            buf.len()
+        } else {
+            match buf[..room].iter().rposition(|b| *b == b'\n') {
+                Some(end) => end + 1,
+                None if self.size > 0 => {
+                    self.rotate()?;
+                    return self.write(buf);
+                }
+                // One line longer than a whole file: it gets a file of its own.
+                None => buf.iter().position(|b| *b == b'\n').map_or(buf.len(), |end| end + 1),
+            }
+        };
+        let n = self.file.write(&buf[..take])?;
         self.size += n as u64;
         Ok(n)
     }
@@ -108,6 +121,25 @@ mod tests {
         let newest = std::fs::read_to_string(&path).expect("read");
         assert!(newest.ends_with("{\"line\":039,\"pad\":\"xxxxxxxxxx\"}\n"), "{newest}");
         assert!(std::fs::read_to_string(numbered(&path, 1)).expect("read").lines().all(|l| l.starts_with('{') && l.ends_with('}')));
+    }
+
+    #[test]
+    fn a_chunk_of_many_lines_is_split_between_files_at_line_ends() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("utalk.log");
+        let mut f = RotatingFile::open(&path, 100, 5, None).expect("open");
+        let chunk: String = (0..12).map(|i| format!("{{\"line\":{i:03},\"p\":\"xx\"}}\n")).collect();
+        f.write_all(chunk.as_bytes()).expect("write");
+        let mut all = String::new();
+        for n in (1..=5).rev() {
+            let text = std::fs::read_to_string(numbered(&path, n)).unwrap_or_default();
+            assert!(text.len() <= 100, "{text}");
+            all.push_str(&text);
+        }
+        let newest = std::fs::read_to_string(&path).expect("read");
+        assert!(newest.len() <= 100);
+        all.push_str(&newest);
+        assert_eq!(all, chunk, "every line once, whole and in order");
     }
 
     #[test]

@@ -1,0 +1,329 @@
+//! The JSON line format: one object per event carrying service, version and
+//! environment, timestamp, level and target, the fields of every span in
+//! scope (so a request's `request_id` appears on everything logged while
+//! handling it) and the event's own fields.
+//!
+//! Written straight into the line's buffer: a log line at info is on the
+//! socket's message path, where building a `serde_json::Value` map per event
+//! (and reparsing each span's fields) cost more CPU than the message itself.
+//! Span fields are rendered once, when the span is made or recorded, as a
+//! JSON fragment; when a name appears twice the innermost wins (the event
+//! over its spans, a child span over its parent), as it did with a map.
+//!
+//! Fields whose names say they hold secrets (password, token, secret,
+//! authorization, cookie) are replaced by `[redacted]` whatever their value.
+
+use std::fmt::{self, Write as _};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Whether a field name suggests a secret (ASCII case ignored, no allocation).
+pub fn is_sensitive(name: &str) -> bool {
+    const SECRET: [&str; 7] = ["password", "token", "secret", "authorization", "cookie", "api_key", "apikey"];
+    let n = name.as_bytes();
+    SECRET.iter().any(|s| n.windows(s.len()).any(|w| w.eq_ignore_ascii_case(s.as_bytes())))
+}
+
+/// Writes `s` as the inside of a JSON string.
+fn escape(w: &mut dyn fmt::Write, s: &str) -> fmt::Result {
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        w.write_str(&s[start..i])?;
+        if esc.is_empty() {
+            write!(w, "\\u{b:04x}")?;
+        } else {
+            w.write_str(esc)?;
+        }
+        start = i + 1;
+    }
+    w.write_str(&s[start..])
+}
+
+/// A `fmt::Write` that escapes what goes through it, so `Debug` and
+/// `Display` values are written into the line without a `String` of their own.
+struct Escaping<'a>(&'a mut dyn fmt::Write);
+
+impl fmt::Write for Escaping<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        escape(self.0, s)
+    }
+}
+
+/// Writes fields as `"name":value` pairs separated by commas, each preceded
+/// by a comma unless `first`; `skip` names fields to leave out.
+struct Pairs<'a, 'b> {
+    w: &'a mut dyn fmt::Write,
+    first: bool,
+    skip: &'b dyn Fn(&str) -> bool,
+    result: fmt::Result,
+}
+
+impl Pairs<'_, '_> {
+    fn key(&mut self, field: &Field) -> Option<bool> {
+        let name = field.name();
+        if self.result.is_err() || (self.skip)(name) {
+            return None;
+        }
+        let sep = if self.first { "" } else { "," };
+        self.first = false;
+        self.result = write!(self.w, "{sep}\"").and_then(|_| escape(self.w, name)).and_then(|_| self.w.write_str("\":"));
+        if is_sensitive(name) {
+            self.result = self.result.and_then(|_| self.w.write_str("\"[redacted]\""));
+            return None;
+        }
+        Some(self.result.is_ok())
+    }
+
+    fn raw(&mut self, field: &Field, value: fmt::Arguments<'_>) {
+        if self.key(field) == Some(true) {
+            self.result = self.w.write_fmt(value);
+        }
+    }
+}
+
+impl Visit for Pairs<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if self.key(field) == Some(true) {
+            self.result = self.w.write_char('"').and_then(|_| escape(self.w, value)).and_then(|_| self.w.write_char('"'));
+        }
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.raw(field, format_args!("{value}"));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.raw(field, format_args!("{value}"));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        // JSON has no NaN or infinity.
+        if value.is_finite() {
+            self.raw(field, format_args!("{value}"));
+        } else {
+            self.raw(field, format_args!("null"));
+        }
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.raw(field, format_args!("{value}"));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.key(field) == Some(true) {
+            self.result = self.w.write_char('"').and_then(|_| write!(Escaping(self.w), "{value:?}")).and_then(|_| self.w.write_char('"'));
+        }
+    }
+}
+
+/// How a span's fields are kept: the JSON fragment `"a":1,"b":"x"` (no
+/// braces), without the `otel.*` fields, which only name exported spans.
+pub struct SpanFields;
+
+fn not_logged(name: &str) -> bool {
+    name.starts_with("otel.")
+}
+
+impl<'w> FormatFields<'w> for SpanFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut pairs = Pairs { w: &mut writer, first: true, skip: &not_logged, result: Ok(()) };
+        fields.record(&mut pairs);
+        pairs.result
+    }
+
+    fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &tracing::span::Record<'_>) -> fmt::Result {
+        let first = current.fields.is_empty();
+        let mut writer = current.as_writer();
+        let mut pairs = Pairs { w: &mut writer, first, skip: &not_logged, result: Ok(()) };
+        fields.record(&mut pairs);
+        pairs.result
+    }
+}
+
+/// Splits a fragment written by [`SpanFields`] into its `(name, raw value)`
+/// pairs. Names are field names (no quotes or escapes in them); values are
+/// JSON scalars, strings escaped as [`escape`] writes them.
+fn pairs_of(fragment: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut rest = fragment;
+    std::iter::from_fn(move || {
+        let body = rest.strip_prefix(',').unwrap_or(rest).strip_prefix('"')?;
+        let name_end = body.find("\":")?;
+        let (name, after) = (&body[..name_end], &body[name_end + 2..]);
+        let value_len = if after.starts_with('"') {
+            let b = after.as_bytes();
+            let mut i = 1;
+            while i < b.len() && b[i] != b'"' {
+                i += if b[i] == b'\\' { 2 } else { 1 };
+            }
+            (i + 1).min(b.len())
+        } else {
+            after.find(',').unwrap_or(after.len())
+        };
+        rest = &after[value_len..];
+        Some((name, &after[..value_len]))
+    })
+}
+
+/// The JSON line format.
+pub struct JsonLines {
+    /// `{"service":"utalk","version":…,"environment":…`, escaped once.
+    prefix: String,
+}
+
+impl JsonLines {
+    /// A format naming the service, its version and `environment`.
+    pub fn new(environment: &str) -> Self {
+        let mut prefix = format!("{{\"service\":\"utalk\",\"version\":\"{}\",\"environment\":\"", env!("CARGO_PKG_VERSION"));
+        // Writing to a String cannot fail.
+        let _ = escape(&mut prefix, environment);
+        prefix.push('"');
+        Self { prefix }
+    }
+}
+
+impl<S> FormatEvent<S, SpanFields> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, SpanFields>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+        let meta = event.metadata();
+        let w: &mut dyn fmt::Write = &mut writer;
+        w.write_str(&self.prefix)?;
+        write!(
+            w,
+            ",\"timestamp\":\"{}\",\"level\":\"{}\",\"target\":\"",
+            utalk_storage::Timestamp::now().to_rfc3339(),
+            meta.level().as_str()
+        )?;
+        escape(w, meta.target())?;
+        w.write_char('"')?;
+        let event_has = |name: &str| meta.fields().field(name).is_some();
+        if let Some(scope) = ctx.event_scope() {
+            let spans: Vec<_> = scope.from_root().collect();
+            let exts: Vec<_> = spans.iter().map(|s| s.extensions()).collect();
+            let fragments: Vec<&str> = exts
+                .iter()
+                .filter_map(|e| e.get::<FormattedFields<SpanFields>>())
+                .map(|f| f.fields.as_str())
+                .filter(|f| !f.is_empty())
+                .collect();
+            for (i, fragment) in fragments.iter().enumerate() {
+                for (j, (name, value)) in pairs_of(fragment).enumerate() {
+                    // The innermost value of a name wins: a later pair in this
+                    // fragment, a later span, or the event itself.
+                    let later_here = pairs_of(fragment).skip(j + 1).any(|(n, _)| n == name);
+                    let later_span = fragments[i + 1..].iter().any(|f| pairs_of(f).any(|(n, _)| n == name));
+                    if !(later_here || later_span || event_has(name)) {
+                        write!(w, ",\"{name}\":{value}")?;
+                    }
+                }
+            }
+        }
+        let mut pairs = Pairs { w, first: false, skip: &|_| false, result: Ok(()) };
+        event.record(&mut pairs);
+        pairs.result?;
+        writeln!(writer, "}}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_looking_names_are_sensitive() {
+        for n in ["password", "refreshToken", "jwt_secret", "Authorization", "api_key"] {
+            assert!(is_sensitive(n), "{n}");
+        }
+        for n in ["email", "request_id", "status"] {
+            assert!(!is_sensitive(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn escaping_makes_valid_json_strings() {
+        let nasty = "a\"b\\c\nd\re\tf\u{1}g ñ 😀";
+        let mut s = String::from("\"");
+        escape(&mut s, nasty).expect("escape");
+        s.push('"');
+        assert_eq!(serde_json::from_str::<String>(&s).expect("valid JSON"), nasty);
+    }
+
+    #[derive(Clone, Default)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("sink").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_is_one_json_object_with_span_fields_and_the_innermost_value_wins() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let sink = Sink::default();
+        let out = sink.clone();
+        let layer = tracing_subscriber::fmt::layer()
+            .fmt_fields(SpanFields)
+            .event_format(JsonLines::new("a \"b\""))
+            .with_writer(move || out.clone());
+        let subscriber = tracing_subscriber::registry().with(layer);
+        tracing::subscriber::with_default(subscriber, || {
+            let outer = tracing::info_span!(
+                "request",
+                request_id = "r1",
+                user_id = tracing::field::Empty,
+                otel.name = "GET /x",
+                password = "p",
+                depth = 1
+            );
+            let _o = outer.enter();
+            outer.record("user_id", "u1");
+            let inner = tracing::info_span!("inner", request_id = "r2", depth = 2);
+            let _i = inner.enter();
+            tracing::info!(depth = 3, token = "t", ratio = 0.5, bad = f64::NAN, ok = true, note = %"a\"b\n", "hello {}", 1);
+        });
+        let text = String::from_utf8(sink.0.lock().expect("sink").clone()).expect("utf8");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let line: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text.trim_end()).expect("one JSON object");
+        let get = |k: &str| line.get(k).cloned().unwrap_or_default();
+        assert_eq!(get("service"), "utalk");
+        assert_eq!(get("environment"), "a \"b\"");
+        assert_eq!(get("level"), "INFO");
+        assert_eq!(get("message"), "hello 1");
+        assert_eq!(get("request_id"), "r2", "the child span's value");
+        assert_eq!(get("depth"), 3, "the event's value");
+        assert_eq!(get("user_id"), "u1", "a field recorded after the span was made");
+        assert_eq!(get("password"), "[redacted]");
+        assert_eq!(get("token"), "[redacted]");
+        assert_eq!(get("ratio"), 0.5);
+        assert_eq!(get("bad"), serde_json::Value::Null);
+        assert_eq!(get("ok"), true);
+        assert_eq!(get("note"), "a\"b\n");
+        assert!(!line.contains_key("otel.name"));
+        assert!(get("timestamp").as_str().is_some_and(|t| utalk_storage::Timestamp::parse_rfc3339(t).is_some()));
+        for key in ["\"request_id\":", "\"depth\":"] {
+            assert_eq!(text.matches(key).count(), 1, "{key} once in {text}");
+        }
+    }
+
+    #[test]
+    fn fragments_split_into_their_pairs() {
+        let f = r#""a":1,"b":"x,\"y\":2","c":true,"d":"\\","e":-1.5"#;
+        let got: Vec<_> = pairs_of(f).collect();
+        assert_eq!(got, vec![("a", "1"), ("b", r#""x,\"y\":2""#), ("c", "true"), ("d", r#""\\""#), ("e", "-1.5")]);
+        assert_eq!(pairs_of("").count(), 0);
+    }
+}
