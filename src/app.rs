@@ -469,8 +469,10 @@ impl Application {
         let socket_hub = sockets.clone();
         {
             // A backup restored from before an erasure brought its data back:
-            // erase it again, through the same path as the first time.
+            // erase it again, through the same path as the first time. Then
+            // follow the erasures other nodes serve, to rewrite this node's files.
             let (db, registry, media, search, dir) = (db.clone(), registry.clone(), media.clone(), search.clone(), config.backup_dir());
+            let changes = journal.shared_changes();
             tokio::spawn(async move {
                 let parts = crate::services::erasure::Parts {
                     db: &db,
@@ -482,6 +484,7 @@ impl Application {
                 if let Err(e) = crate::services::erasure::reapply(&parts).await {
                     tracing::error!(error = %e, "cannot apply the erasure ledger again; the next start retries");
                 }
+                crate::services::erasure::follow(&parts, changes).await;
             });
         }
         let db_handle = db.clone();

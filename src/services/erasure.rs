@@ -20,7 +20,7 @@ use std::path::Path;
 use utalk_actors::channels::media_store::MediaStore;
 use utalk_actors::search::SearchIndex;
 use utalk_actors::{ConversationChange, MessageChange, Registry};
-use utalk_storage::model::{contact, conversation, media, message, outbox, webhook};
+use utalk_storage::model::{contact, conversation, erasure, media, message, outbox, webhook};
 use utalk_storage::{Batch, Db, Map, Timestamp};
 use uuid::Uuid;
 
@@ -42,6 +42,9 @@ pub struct Erased {
     pub messages: usize,
     /// Media files removed.
     pub media_files: usize,
+    /// Their ids, for the other nodes.
+    #[serde(skip)]
+    media_ids: Vec<Uuid>,
 }
 
 /// One line of the ledger: ids only.
@@ -93,7 +96,79 @@ pub async fn erase(p: &Parts<'_>, actor: Uuid, id: Uuid) -> Result<Erased, Servi
     let done = erase_conversations(p, &conversations).await?;
     utalk_actors::contacts::erase(p.db, p.registry.journal(), &actor.to_string(), id).await?;
     scrub_files(p).await?;
+    announce(p, id, &conversations, &done.media_ids).await?;
     Ok(done)
+}
+
+/// Writes the erasure through the log, for every other node to rewrite its
+/// own files ([`follow`]); in parts of at most [`erasure::MAX_IDS`] ids.
+async fn announce(p: &Parts<'_>, contact_id: Uuid, conversations: &[Uuid], media: &[Uuid]) -> Result<(), ServiceError> {
+    let node = p.registry.journal().cluster().node_id().to_string();
+    let erased_at = Timestamp::now();
+    let parts = conversations.len().div_ceil(erasure::MAX_IDS).max(media.len().div_ceil(erasure::MAX_IDS)).max(1);
+    for i in 0..parts {
+        let some = |ids: &[Uuid]| ids.chunks(erasure::MAX_IDS).nth(i).unwrap_or_default().to_vec();
+        let part = erasure::Erasure {
+            id: Uuid::now_v7(),
+            contact_id,
+            conversations: some(conversations),
+            media: some(media),
+            erased_at,
+            node: node.clone(),
+        };
+        let mut b = Batch::new();
+        erasure::put(&mut b, &part)?;
+        p.registry.journal().commit(b).await?;
+    }
+    Ok(())
+}
+
+/// Rewrites this node's files for the erasures other nodes served, as they
+/// arrive through the log: the media files they name, the search index and
+/// RocksDB, and records each in this node's ledger so that a restore here
+/// erases it again. Runs until the server stops.
+pub async fn follow(p: &Parts<'_>, mut changes: tokio::sync::watch::Receiver<u64>) {
+    loop {
+        match scrub_new(p).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(erasures = n, "files rewritten for erasures made on other nodes"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot rewrite the files for an erasure made on another node; retried at the next change")
+            }
+        }
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Scrubs for the erasures past this node's mark; how many there were. Its
+/// own (the serving node rewrote its files already) only move the mark,
+/// which this task alone writes.
+async fn scrub_new(p: &Parts<'_>) -> Result<usize, ServiceError> {
+    let node = p.registry.journal().cluster().node_id().to_string();
+    let mut done = 0;
+    loop {
+        let parts = erasure::after(p.db, erasure::scrubbed(p.db)?, 100)?;
+        let Some(last) = parts.last().map(|e| e.id) else { return Ok(done) };
+        let theirs: Vec<_> = parts.iter().filter(|e| e.node != node).collect();
+        for e in &theirs {
+            record(p.backup_dir, &Entry { contact_id: e.contact_id, conversations: e.conversations.clone(), erased_at: e.erased_at })?;
+            for m in &e.media {
+                let _ = std::fs::remove_file(p.media.path(*m));
+                if let Ok(rel) = p.media.path(*m).strip_prefix(p.media.root()) {
+                    let _ = std::fs::remove_file(p.backup_dir.join("media").join(rel));
+                }
+            }
+        }
+        if !theirs.is_empty() {
+            scrub_files(p).await?;
+            done += theirs.len();
+        }
+        let mut mark = Batch::new();
+        erasure::mark_scrubbed(&mut mark, last);
+        p.registry.journal().commit_node(mark).await.map_err(|e| ServiceError::Internal(e.to_string()))?;
+    }
 }
 
 /// Erases again what a restored backup brought back: each erasure in the
@@ -184,6 +259,7 @@ async fn erase_conversations(p: &Parts<'_>, ids: &[Uuid]) -> Result<Erased, Serv
         }
         p.media.remove(m).await;
         done.media_files += 1;
+        done.media_ids.push(m);
     }
     Ok(done)
 }

@@ -106,11 +106,13 @@ pub enum Map {
     ExtidContact,
     /// `contact_id (16) · conversation_id (16) → ()`: a contact's conversations.
     ContactConvid,
+    /// `erasure_id (16, v7) → Erasure`: customers erased, for every node to scrub its own files.
+    Erasures,
 }
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 49] = [
+    pub const ALL: [Map; 50] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -160,6 +162,7 @@ impl Map {
         Map::EmailContact,
         Map::ExtidContact,
         Map::ContactConvid,
+        Map::Erasures,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -217,6 +220,7 @@ impl Map {
             Map::EmailContact => "email_contact",
             Map::ExtidContact => "extid_contact",
             Map::ContactConvid => "contact_convid",
+            Map::Erasures => "erasures",
         }
     }
 }

@@ -14,7 +14,7 @@ const SAID: &str = "xylophonemarker4711";
 const FILE: &[u8] = b"filebytesmarker-9c1f-not-found-elsewhere";
 
 /// Files under `dir` that hold `needle`.
-fn holding(dir: &Path, needle: &[u8]) -> Vec<String> {
+pub(crate) fn holding(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

@@ -8,6 +8,7 @@ mod bad_input;
 mod business_hours;
 mod cli;
 mod cluster;
+mod cluster_erasure;
 mod cluster_jobs;
 mod cluster_nats_loss;
 mod cluster_nodes;
