@@ -116,6 +116,8 @@ pub fn sample(db: &Db, registry: &Registry, sockets: &SocketHub, dirs: &Dirs<'_>
     metrics::gauge!("socket_connections_active", "transport" => "websocket").set(sockets.websocket as f64);
     metrics::gauge!("socket_connections_active", "transport" => "polling").set(sockets.polling as f64);
     metrics::counter!("socket_connections_total").absolute(sockets.total);
+    metrics::gauge!("active_users", "kind" => "staff").set(sockets.staff_online as f64);
+    metrics::gauge!("active_users", "kind" => "customer").set(sockets.customer_sessions as f64);
 }
 
 /// Every recorded metric in the Prometheus text format.

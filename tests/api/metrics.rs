@@ -50,6 +50,8 @@ async fn metrics_after_traffic_carry_their_labels_and_route_templates() {
         "store_commit_duration_seconds_count",
         r#"filesystem_size_bytes{dir="data"}"#,
         r#"filesystem_avail_bytes{dir="backup"}"#,
+        r#"active_users{kind="staff"}"#,
+        r#"active_users{kind="customer"}"#,
     ];
     for name in series {
         assert!(value(&text, name).is_some(), "{name} missing from\n{text}");
@@ -67,4 +69,37 @@ async fn metrics_after_traffic_carry_their_labels_and_route_templates() {
     // No raw path made a label of its own.
     assert!(!text.contains(&conv), "a conversation id leaked into a label");
     assert!(!text.contains("/no/such/route"));
+}
+
+/// The value of `series` in `/metrics` now.
+async fn metric(s: &TestServer, series: &str) -> Option<f64> {
+    value(&s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap(), series)
+}
+
+#[tokio::test]
+async fn active_users_count_staff_online_and_customers_with_an_open_socket() {
+    let s = TestServer::start().await;
+    let (staff, customers) = (r#"active_users{kind="staff"}"#, r#"active_users{kind="customer"}"#);
+    assert_eq!((metric(&s, staff).await, metric(&s, customers).await), (Some(0.0), Some(0.0)));
+    let agent = s.login(AGENT).await;
+    let conv = s.create_conversation(&agent).await;
+    // One agent on two sockets is one staff member online.
+    let _a = crate::socket::joined_client(&s.base, &agent, &conv, None).await;
+    let _b = crate::socket::joined_client(&s.base, &agent, &conv, None).await;
+    let mut widgets = Vec::new();
+    for _ in 0..2 {
+        let w: serde_json::Value =
+            s.http.post(s.url("/api/v1/widget/sessions")).json(&json!({})).send().await.unwrap().json().await.unwrap();
+        let (token, conv) = (w["token"].as_str().unwrap(), w["conversationId"].as_str().unwrap());
+        widgets.push(crate::socket::joined_client(&s.base, token, conv, None).await);
+    }
+    assert_eq!((metric(&s, staff).await, metric(&s, customers).await), (Some(1.0), Some(2.0)));
+    let mut gone = widgets.pop().unwrap();
+    gone.close(None).await.unwrap();
+    let started = std::time::Instant::now();
+    while metric(&s, customers).await != Some(1.0) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "a closed widget socket still counts");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(&s, staff).await, Some(1.0));
 }

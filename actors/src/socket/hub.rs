@@ -149,6 +149,10 @@ pub struct SocketCounts {
     pub dropped_slow: u64,
     /// Sessions recovered after a drop.
     pub recovered: u64,
+    /// Staff members with at least one session here.
+    pub staff_online: u64,
+    /// Customers' (widget) sessions here.
+    pub customer_sessions: u64,
 }
 
 /// Shared by every session and the HTTP endpoint; `S` is the handle of a
@@ -175,6 +179,7 @@ pub struct Hub<S> {
     total: AtomicU64,
     dropped_slow: AtomicU64,
     recovered: AtomicU64,
+    customers: AtomicU64,
     /// `{version, changes}` sent as `api:changes` to every socket that connects, when this start brought a new API version.
     api_changes: std::sync::OnceLock<String>,
 }
@@ -205,6 +210,7 @@ impl<S: Clone + Send + 'static> Hub<S> {
             total: AtomicU64::new(0),
             dropped_slow: AtomicU64::new(0),
             recovered: AtomicU64::new(0),
+            customers: AtomicU64::new(0),
             api_changes: std::sync::OnceLock::new(),
         })
     }
@@ -407,6 +413,15 @@ impl<S: Clone + Send + 'static> Hub<S> {
         }
     }
 
+    /// A customer's (widget) session opened (`true`) or closed.
+    pub fn customer_session(&self, opened: bool) {
+        if opened {
+            self.customers.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.customers.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
     /// Live counts.
     pub fn counts(&self) -> SocketCounts {
         let websocket = self.websocket.load(Ordering::Relaxed);
@@ -418,6 +433,8 @@ impl<S: Clone + Send + 'static> Hub<S> {
             total: self.total.load(Ordering::Relaxed),
             dropped_slow: self.dropped_slow.load(Ordering::Relaxed),
             recovered: self.recovered.load(Ordering::Relaxed),
+            staff_online: lock(&self.presence).values().filter(|(n, _)| *n > 0).count() as u64,
+            customer_sessions: self.customers.load(Ordering::Relaxed),
         }
     }
 }

@@ -120,8 +120,9 @@ impl SessionActor {
                 self.hub.note_recovered();
             }
         }
-        if let Identity::Staff { user_id, .. } = identity {
-            self.hub.presence(user_id, 1, None);
+        match identity {
+            Identity::Staff { user_id, .. } => self.hub.presence(user_id, 1, None),
+            Identity::Widget { .. } => self.hub.customer_session(true),
         }
         let reply = json!({ "sid": conn.sid, "pid": conn.pid });
         self.sio = Some(conn);

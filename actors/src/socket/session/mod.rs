@@ -415,8 +415,9 @@ impl SessionActor {
             if let Some(s) = c.staff_sub {
                 broker.unsubscribe(STAFF_TOPIC, s);
             }
-            if let Identity::Staff { user_id, .. } = c.identity {
-                self.hub.presence(user_id, -1, None);
+            match c.identity {
+                Identity::Staff { user_id, .. } => self.hub.presence(user_id, -1, None),
+                Identity::Widget { .. } => self.hub.customer_session(false),
             }
             if reason.recoverable() {
                 let mut floors = c.floors;
