@@ -207,6 +207,11 @@ async fn start_jobs(
         media: config.data_dir.join("media"),
         keep: config.backup.keep,
         max_age: Duration::from_secs(config.backup.max_age_days * day),
+        offsite: config.offsite().map(|target| utalk_schedules::backup::OffsiteCopies {
+            target,
+            interval: Duration::from_secs(config.backup.offsite.interval_minutes * 60),
+            max_age: Duration::from_secs(config.backup.offsite.max_age_days * day),
+        }),
     };
     let retention = RetentionTask {
         db: db.clone(),

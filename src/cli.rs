@@ -162,7 +162,19 @@ pub enum BackupCommand {
         /// The new data directory (must not exist or be empty).
         #[arg(long)]
         to: PathBuf,
+        /// Restore from an encrypted off-machine archive instead (a name in
+        /// backup.offsite.dir, or a path): decrypted and verified with backup.offsite.key.
+        #[arg(long, conflicts_with = "backup_id")]
+        from_offsite: Option<PathBuf>,
     },
+    /// Copies a backup (default: the latest), encrypted, to backup.offsite.dir now.
+    Ship {
+        /// The backup.
+        #[arg(long)]
+        backup_id: Option<u32>,
+    },
+    /// Lists the encrypted archives in backup.offsite.dir.
+    Offsite,
 }
 
 /// `utalk serve`
@@ -420,6 +432,14 @@ fn migrate_command(config: &Config, cmd: MigrateCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn offsite(config: &Config) -> anyhow::Result<utalk_storage::offsite::Offsite> {
+    config.offsite().ok_or_else(|| {
+        anyhow::anyhow!(
+            "no off-machine target: set backup.offsite.dir and backup.offsite.key (UTALK_BACKUP__OFFSITE__DIR, UTALK_BACKUP__OFFSITE__KEY)"
+        )
+    })
+}
+
 fn backup_command(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
     let backups = Backups::new(config.backup_dir());
     let mut progress = |step: &str| eprintln!("utalk backup: {step}");
@@ -460,7 +480,51 @@ fn backup_command(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
                 println!("backup {id}: ok");
             }
         }
-        BackupCommand::Restore { backup_id, to } => {
+        BackupCommand::Restore { to, from_offsite: Some(file), .. } => {
+            let started = std::time::Instant::now();
+            // The ledger goes where a server started on the restored directory looks for it.
+            let ledger_dir = config.backup.dir.clone().unwrap_or_else(|| Config { data_dir: to.clone(), ..config.clone() }.backup_dir());
+            let r = offsite(config)?.restore(&file, &to, &ledger_dir, &mut progress)?;
+            println!(
+                "restored {} ({} files, {} bytes, every chunk verified) into {} in {:.1} s; start the server with --data-dir {}",
+                file.display(),
+                r.files,
+                r.bytes,
+                to.display(),
+                started.elapsed().as_secs_f64(),
+                to.display()
+            );
+        }
+        BackupCommand::Ship { backup_id } => {
+            let target = offsite(config)?;
+            let list = backups.list()?;
+            let b = match backup_id {
+                Some(id) => {
+                    list.into_iter().find(|b| b.id == id).ok_or_else(|| anyhow::anyhow!("no backup {id} in {}", backups.dir().display()))?
+                }
+                None => list.into_iter().last().ok_or_else(|| anyhow::anyhow!("no backups in {}", backups.dir().display()))?,
+            };
+            let started = std::time::Instant::now();
+            let a = target.ship(&backups, b.id, b.created_at, &mut progress)?;
+            println!(
+                "backup {} encrypted and copied to {} ({} bytes) in {:.1} s",
+                b.id,
+                target.dir().join(&a.name).display(),
+                a.bytes,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        BackupCommand::Offsite => {
+            let target = offsite(config)?;
+            let list = target.list()?;
+            if list.is_empty() {
+                println!("no archives in {}", target.dir().display());
+            }
+            for a in list {
+                println!("{}\tbackup {}\t{}\t{} bytes", a.name, a.backup_id, a.created_at.to_rfc3339(), a.bytes);
+            }
+        }
+        BackupCommand::Restore { backup_id, to, from_offsite: None } => {
             let started = std::time::Instant::now();
             let id = backups.restore(backup_id, &to, &mut progress)?;
             println!(

@@ -112,7 +112,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// The backup directory.
+    /// The off-machine backup target, when `[backup.offsite]` names one
+    /// (validate() has checked its key).
+    pub fn offsite(&self) -> Option<utalk_storage::offsite::Offsite> {
+        let o = &self.backup.offsite;
+        let key = utalk_storage::offsite::OffsiteKey::from_base64(o.key.as_ref()?.expose()).ok()?;
+        Some(utalk_storage::offsite::Offsite::new(o.dir.clone()?, key))
+    }
+
+    /// Where backups go.
     pub fn backup_dir(&self) -> PathBuf {
         if let Some(d) = &self.backup.dir {
             return d.clone();

@@ -145,12 +145,37 @@ pub struct BackupSection {
     pub keep: usize,
     /// Backups older than this many days are removed (the newest is always kept).
     pub max_age_days: u64,
+    /// Encrypted copies off the machine.
+    pub offsite: OffsiteSection,
 }
 
 impl Default for BackupSection {
     fn default() -> Self {
         // 30 days of 15-minute backups.
-        Self { dir: None, keep: 2_880, max_age_days: 30 }
+        Self { dir: None, keep: 2_880, max_age_days: 30, offsite: OffsiteSection::default() }
+    }
+}
+
+/// `[backup.offsite]`: each backup, encrypted, copied to a directory on
+/// another mount (a network filesystem, a mounted object store), kept by age.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OffsiteSection {
+    /// Where the archives go; none: no off-machine copies.
+    pub dir: Option<PathBuf>,
+    /// 32 random bytes in base64 (`openssl rand -base64 32`); required with `dir`.
+    pub key: Option<Secret>,
+    /// The newest archive is at most this old after each backup job: a
+    /// backup is shipped when the last archive is older.
+    pub interval_minutes: u64,
+    /// Archives older than this many days are removed (the newest always stays).
+    pub max_age_days: u64,
+}
+
+impl Default for OffsiteSection {
+    fn default() -> Self {
+        // The manual keeps media 90 days; an archive holds them.
+        Self { dir: None, key: None, interval_minutes: 60, max_age_days: 90 }
     }
 }
 

@@ -294,3 +294,21 @@ fn bad_business_hours_are_refused_with_the_reason() {
         BusinessHoursError::NoZone
     );
 }
+
+#[test]
+fn off_machine_backups_need_a_good_key_and_a_directory_of_their_own() {
+    let refused = |vars: &[(&str, &str)]| Config::load(None, env(vars)).unwrap_err().to_string();
+    let e = refused(&[("UTALK_BACKUP__OFFSITE__DIR", "/mnt/offsite")]);
+    assert!(e.contains("backup.offsite.key: required"), "{e}");
+    let e = refused(&[("UTALK_BACKUP__OFFSITE__DIR", "/mnt/offsite"), ("UTALK_BACKUP__OFFSITE__KEY", "c2hvcnQ=")]);
+    assert!(e.contains("32 random bytes"), "{e}");
+    let key = ("UTALK_BACKUP__OFFSITE__KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    let e = refused(&[("UTALK_DATA_DIR", "/srv/utalk/data"), ("UTALK_BACKUP__OFFSITE__DIR", "/srv/utalk/data-backups"), key]);
+    assert!(e.contains("another directory"), "{e}");
+    let e = refused(&[("UTALK_BACKUP__OFFSITE__DIR", "/mnt/offsite"), key, ("UTALK_BACKUP__OFFSITE__INTERVAL_MINUTES", "0")]);
+    assert!(e.contains("at least 1"), "{e}");
+    let c = Config::load(None, env(&[("UTALK_BACKUP__OFFSITE__DIR", "/mnt/offsite"), key])).unwrap();
+    assert_eq!(c.offsite().map(|o| o.dir().to_path_buf()), Some(std::path::PathBuf::from("/mnt/offsite")));
+    assert!(!format!("{c:?}").contains("AAECAwQF"), "the key is not in the configuration's Debug");
+    assert!(Config::load(None, env(&[])).unwrap().offsite().is_none());
+}

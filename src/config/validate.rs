@@ -90,6 +90,20 @@ impl Config {
         if !(0.0..=1.0).contains(&self.otlp_sample_ratio) {
             return Err(format!("otlp_sample_ratio: {} is not between 0 and 1", self.otlp_sample_ratio));
         }
+        let o = &self.backup.offsite;
+        match (&o.dir, &o.key) {
+            (Some(dir), Some(key)) => {
+                utalk_storage::offsite::OffsiteKey::from_base64(key.expose()).map_err(|e| format!("backup.offsite.key: {e}"))?;
+                if *dir == self.backup_dir() || *dir == self.data_dir {
+                    return Err("backup.offsite.dir: must be another directory than the data and backup directories (another mount)".into());
+                }
+            }
+            (Some(_), None) => return Err("backup.offsite.key: required with backup.offsite.dir (`openssl rand -base64 32`)".into()),
+            (None, _) => {}
+        }
+        if o.interval_minutes == 0 || o.max_age_days == 0 {
+            return Err("backup.offsite.interval_minutes and backup.offsite.max_age_days: must be at least 1".into());
+        }
         if self.log_file.max_bytes < 1024 {
             return Err("log_file.max_bytes: must be at least 1024".into());
         }

@@ -145,6 +145,13 @@ impl Backups {
         Ok(id)
     }
 
+    /// Restores only the database files of backup `id` into `to` (created;
+    /// must not exist): what an off-machine archive is made from.
+    pub fn restore_db(&self, id: u32, to: &Path) -> Result<(), StoreError> {
+        std::fs::create_dir_all(to).map_err(|e| io_error("cannot create", to, e))?;
+        self.engine()?.restore_from_backup(to, to, &RestoreOptions::default(), id).map_err(engine_error)
+    }
+
     /// Keeps the newest `keep` backups and removes the rest (their unshared files go).
     pub fn purge(&self, keep: usize) -> Result<(), StoreError> {
         self.engine()?.purge_old_backups(keep.max(1)).map_err(engine_error)

@@ -33,6 +33,8 @@ pub mod migrations;
 #[cfg(not(loom))]
 pub mod model;
 #[cfg(not(loom))]
+pub mod offsite;
+#[cfg(not(loom))]
 pub mod time;
 
 #[cfg(not(loom))]

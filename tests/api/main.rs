@@ -33,6 +33,7 @@ mod media_limits;
 mod messages;
 mod metrics;
 mod nats;
+mod offsite;
 mod ops;
 mod platform;
 mod reports;
