@@ -73,9 +73,6 @@ async fn join_cluster(config: &Config) -> anyhow::Result<(Arc<dyn Cluster>, Opti
     let node_id = config.node_id.clone().filter(|n| valid_node_id(n)).context(
         "a cluster node needs UTALK_NODE_ID (1 to 64 letters, digits, - or _), unique in the cluster and the same across restarts",
     )?;
-    if config.jwt_secret.is_none() {
-        anyhow::bail!("every node of a cluster signs and checks tokens with one secret: set the same UTALK_JWT_SECRET on all of them");
-    }
     let settings = nats_settings(config, urls, &node_id, true);
     let shown = redact_urls(urls);
     let nats = NatsCluster::connect(settings).await.with_context(|| format!("cannot join the cluster at {shown}"))?;
@@ -245,6 +242,19 @@ async fn start_jobs(
         spec("daily_report", &j.daily_report, Arc::new(daily_report), false),
         spec("stock_negative", &j.stock_negative, Arc::new(StockScanTask { inventory: inventory.clone(), db: db.clone() }), true),
         // Its writes reach every node through the log: once.
+        // The new key reaches every node through the log: once.
+        spec(
+            "secret_rotation",
+            &j.secret_rotation,
+            Arc::new(crate::services::secrets::RotationTask {
+                db: db.clone(),
+                journal: journal.clone(),
+                configured: config.jwt_secret.is_some(),
+                max_age: Duration::from_secs(config.auth.jwt_rotate_days * day),
+                grace: Duration::from_secs(config.auth.jwt_rotation_grace_days * day),
+            }),
+            true,
+        ),
         spec(
             "contact_backfill",
             &j.contact_backfill,
@@ -454,11 +464,15 @@ impl Application {
         let auth = web::Data::from(auth);
         let upload_limits = web::Data::new(routes::media_limits::UploadLimits::new(&config.media));
         {
-            // Flags and bot settings are cached: reload them when shared state
-            // changes (through another node, in a cluster).
+            // Flags, bot settings and signing keys are cached: reload them when
+            // shared state changes (through another node, in a cluster).
             let (db, flags, bot, mut changes) = (db.clone(), flags.clone(), bot.clone(), journal.shared_changes());
+            let keys = auth.clone();
             tokio::spawn(async move {
                 while changes.changed().await.is_ok() {
+                    if let Err(e) = keys.reload_keys() {
+                        tracing::warn!(error = %e, "cannot reload the token signing keys");
+                    }
                     if let Err(e) = flags.reload(&db) {
                         tracing::warn!(error = %e, "cannot reload the feature flags");
                     }

@@ -280,6 +280,11 @@ fn run_command(cli: Cli, config: Config) -> anyhow::Result<()> {
                     "the signing secret comes from jwt_secret (UTALK_JWT_SECRET): set the new one there and list the old one in [[auth.previous_jwt_secrets]] with a valid_until (docs/auth.md)"
                 );
             }
+            if config.cluster_url.is_some() {
+                bail!(
+                    "in a cluster the generated signing key is shared through the log and rotated by the secret_rotation job (auth.jwt_rotate_days); this command rotates one node alone's key (docs/auth.md)"
+                );
+            }
             let db = open_db(&config).with_context(|| "stop the server first: rotation writes to the data directory")?;
             let grace = std::time::Duration::from_secs(grace_secs.unwrap_or(config.auth.access_ttl_secs));
             let until = actix_web::rt::System::new().block_on(async {

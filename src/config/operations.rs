@@ -196,6 +196,9 @@ pub struct JobsSection {
     /// Cron of the walk linking conversations stored before contacts existed
     /// to their contact (once it has walked them all, a run is one read).
     pub contact_backfill: String,
+    /// Cron of the check that replaces the generated token signing key once
+    /// it is `auth.jwt_rotate_days` old.
+    pub secret_rotation: String,
     /// Attempts after a failed one.
     pub retries: u32,
     /// Seconds between attempts.
@@ -211,6 +214,7 @@ impl Default for JobsSection {
             daily_report: "0 15 0 * * *".into(),
             stock_negative: "0 * * * * *".into(),
             contact_backfill: "30 */5 * * * *".into(),
+            secret_rotation: "0 10 4 * * *".into(),
             retries: 2,
             retry_delay_secs: 30,
         }

@@ -195,6 +195,14 @@ pub struct AuthConfig {
     pub password_check_wait_ms: u64,
     /// API keys that may be live (neither revoked nor expired) at once; more get 409 `too_many_keys`.
     pub max_api_keys: usize,
+    /// Age in days at which the `secret_rotation` job replaces the generated
+    /// signing key; with `jwt_secret` set, the age the alert watches.
+    pub jwt_rotate_days: u64,
+    /// Days a rotated-out generated key keeps verifying the tokens it signed.
+    pub jwt_rotation_grace_days: u64,
+    /// When the configured `jwt_secret` was set (RFC 3339), so that its age
+    /// is exported and alerted on before `jwt_rotate_days`.
+    pub jwt_secret_set_at: Option<String>,
 }
 
 impl Default for StoreConfig {
@@ -237,6 +245,10 @@ impl Default for AuthConfig {
             password_check_threads: 2,
             password_check_queue: 64,
             max_api_keys: 1000,
+            // The manual: signing keys rotate every 90 days with a 7-day grace.
+            jwt_rotate_days: 90,
+            jwt_rotation_grace_days: 7,
+            jwt_secret_set_at: None,
             password_check_wait_ms: 2_000,
         }
     }

@@ -28,6 +28,17 @@ impl Config {
                 ));
             }
         }
+        if self.auth.jwt_rotate_days == 0 || self.auth.jwt_rotation_grace_days == 0 {
+            return Err("auth.jwt_rotate_days and auth.jwt_rotation_grace_days: must be at least 1".into());
+        }
+        if self.auth.jwt_rotation_grace_days.saturating_mul(86_400) < self.auth.access_ttl_secs {
+            return Err("auth.jwt_rotation_grace_days: must outlast an access token (auth.access_ttl_secs)".into());
+        }
+        if let Some(t) = &self.auth.jwt_secret_set_at {
+            if utalk_storage::Timestamp::parse_rfc3339(t).is_none() {
+                return Err(format!("auth.jwt_secret_set_at: `{t}` is not an RFC 3339 time"));
+            }
+        }
         for p in &self.auth.previous_jwt_secrets {
             if utalk_storage::Timestamp::parse_rfc3339(&p.valid_until).is_none() {
                 return Err(format!("auth.previous_jwt_secrets: valid_until `{}` is not an RFC 3339 time", p.valid_until));

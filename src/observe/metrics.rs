@@ -65,6 +65,14 @@ fn cgroup_memory_limit() -> Option<f64> {
     candidates.filter_map(|p| std::fs::read_to_string(p).ok()).find_map(|v| v.trim().parse::<f64>().ok()).filter(|l| *l < 1e18)
 }
 
+/// The age of secret `name` (when known) and the age it must not reach.
+pub fn secret_age(name: &'static str, age: Option<std::time::Duration>, limit: std::time::Duration) {
+    metrics::gauge!("secret_max_age_seconds", "secret" => name).set(limit.as_secs_f64());
+    if let Some(age) = age {
+        metrics::gauge!("secret_age_seconds", "secret" => name).set(age.as_secs_f64());
+    }
+}
+
 /// Where the data lives, for the filesystem gauges.
 pub struct Dirs<'a> {
     /// The data directory.

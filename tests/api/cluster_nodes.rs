@@ -1043,7 +1043,7 @@ async fn cluster_cli(urls: &str, args: &[&str], data_dir: &Path) -> (bool, Strin
 }
 
 /// Uploads `bytes` as a PNG through `base`; returns the signed path that serves it.
-async fn upload_media(http: &reqwest::Client, base: &str, token: &str, bytes: &[u8]) -> String {
+pub(crate) async fn upload_media(http: &reqwest::Client, base: &str, token: &str, bytes: &[u8]) -> String {
     let boundary = "utalk-test-boundary";
     let mut body =
         format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.png\"\r\nContent-Type: image/png\r\n\r\n")
@@ -1067,7 +1067,7 @@ async fn upload_media(http: &reqwest::Client, base: &str, token: &str, bytes: &[
 
 /// The bytes a signed media path serves on `base`, asking for up to 10 s:
 /// a node has the record a few milliseconds after the node that took it.
-async fn fetch_media(http: &reqwest::Client, base: &str, path: &str) -> Result<Vec<u8>, String> {
+pub(crate) async fn fetch_media(http: &reqwest::Client, base: &str, path: &str) -> Result<Vec<u8>, String> {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
         let r = http.get(format!("{base}{path}")).send().await.map_err(|e| e.to_string())?;

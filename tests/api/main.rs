@@ -13,6 +13,7 @@ mod cluster_jobs;
 mod cluster_nats_loss;
 mod cluster_nodes;
 mod cluster_search;
+mod cluster_secrets;
 mod cluster_tls;
 mod contacts;
 mod conversations;

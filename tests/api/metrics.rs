@@ -51,6 +51,8 @@ async fn metrics_after_traffic_carry_their_labels_and_route_templates() {
         r#"filesystem_size_bytes{dir="data"}"#,
         r#"filesystem_avail_bytes{dir="backup"}"#,
         r#"active_users{kind="staff"}"#,
+        r#"secret_age_seconds{secret="jwt"}"#,
+        r#"secret_max_age_seconds{secret="jwt"}"#,
         r#"active_users{kind="customer"}"#,
     ];
     for name in series {
@@ -65,6 +67,8 @@ async fn metrics_after_traffic_carry_their_labels_and_route_templates() {
     let ratio = value(&text, "memory_used_ratio").unwrap();
     assert!(ratio > 0.0 && ratio < 1.0, "{ratio}");
     assert_eq!(value(&text, "store_writer_up"), Some(1.0));
+    assert!(value(&text, r#"secret_age_seconds{secret="jwt"}"#).unwrap() < 600.0, "the key generated at start is young");
+    assert_eq!(value(&text, r#"secret_max_age_seconds{secret="jwt"}"#), Some(90.0 * 86_400.0));
     assert!(value(&text, "store_commit_duration_seconds_count").unwrap() >= 1.0);
     // No raw path made a label of its own.
     assert!(!text.contains(&conv), "a conversation id leaked into a label");

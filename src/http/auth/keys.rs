@@ -88,6 +88,16 @@ impl Keyring {
         }
     }
 
+    /// The current key's id.
+    pub fn kid(&self) -> &str {
+        &self.current.kid
+    }
+
+    /// The ids of the keys that verify, with when each stops.
+    pub fn verifying(&self) -> Vec<(&str, Option<Timestamp>)> {
+        std::iter::once(&self.current).chain(&self.previous).map(|k| (k.kid.as_str(), k.valid_until)).collect()
+    }
+
     /// Signs `claims` with the current key.
     pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::HS256);

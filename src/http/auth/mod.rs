@@ -14,6 +14,7 @@ use keys::{Claims, Keyring, TokenError, TokenType};
 use limiter::{Limiter, Refused};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use std::time::Duration;
 use utalk_actors::durability::Journal;
 use utalk_actors::{Authenticated, Authenticator, Identity};
@@ -73,7 +74,10 @@ impl From<&User> for UserView {
 pub struct AuthService {
     db: Db,
     journal: Journal,
-    keys: Keyring,
+    /// Swapped whole when the generated keys rotate (on any node of a cluster).
+    keys: std::sync::RwLock<Arc<Keyring>>,
+    /// The secret the configuration sets, if it does: then nothing rotates it here.
+    configured: Option<Secret>,
     config: AuthConfig,
     account_failures: Limiter,
     ip_failures: Limiter,
@@ -83,6 +87,18 @@ pub struct AuthService {
     refresh_lock: tokio::sync::Mutex<()>,
     /// API keys checked, and when each last had its use recorded.
     keys_in_use: KeysInUse,
+}
+
+/// The rotated-out secrets the configuration lists.
+fn configured_previous(config: &AuthConfig) -> Vec<(Secret, Timestamp)> {
+    config.previous_jwt_secrets.iter().filter_map(|p| Timestamp::parse_rfc3339(&p.valid_until).map(|t| (p.secret.clone(), t))).collect()
+}
+
+/// The keyring of the generated keys, also verifying the configured previous secrets.
+fn generated_keyring(k: &crate::services::secrets::Keys, config: &AuthConfig) -> Keyring {
+    let mut previous = configured_previous(config);
+    previous.extend(k.previous.iter().cloned());
+    Keyring::new(&k.current, &previous)
 }
 
 fn now_secs() -> i64 {
@@ -96,22 +112,14 @@ fn hash_token(token: &str) -> [u8; 32] {
 impl AuthService {
     /// Builds the service; without a configured secret, one is generated once and kept in the database.
     pub async fn new(db: Db, journal: Journal, secret: Option<Secret>, config: AuthConfig) -> Result<AuthService, anyhow::Error> {
-        let mut previous: Vec<(Secret, Timestamp)> = config
-            .previous_jwt_secrets
-            .iter()
-            .filter_map(|p| Timestamp::parse_rfc3339(&p.valid_until).map(|t| (p.secret.clone(), t)))
-            .collect();
-        let secret = match secret {
-            Some(s) => s,
-            None => {
-                // Secrets rotated out by `utalk secrets rotate-jwt` verify until their grace ends.
-                previous.extend(crate::services::secrets::stored_previous_jwt(&db)?);
-                crate::services::secrets::jwt_secret(&db, &journal).await?
-            }
+        let keyring = match &secret {
+            Some(s) => Keyring::new(s, &configured_previous(&config)),
+            None => generated_keyring(&crate::services::secrets::signing_keys(&db, &journal).await?, &config),
         };
         let window = Duration::from_secs(config.failure_window_secs);
         Ok(AuthService {
-            keys: Keyring::new(&secret, &previous),
+            keys: std::sync::RwLock::new(Arc::new(keyring)),
+            configured: secret,
             account_failures: Limiter::new(window, config.max_throttled_keys),
             ip_failures: Limiter::new(window, config.max_throttled_keys),
             widget_sessions: Limiter::new(Duration::from_secs(60), config.max_throttled_keys),
@@ -126,6 +134,29 @@ impl AuthService {
             journal,
             config,
         })
+    }
+
+    /// The keyring in force.
+    fn keys(&self) -> Arc<Keyring> {
+        // A poisoned lock still holds a whole keyring: it is only ever replaced.
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Takes the generated signing keys as the store holds them now, if
+    /// they changed (a rotation, made on this node or another): tokens are
+    /// signed with the new key at once, and the old one verifies through
+    /// its grace. Nothing to do when the configuration sets the secret.
+    pub fn reload_keys(&self) -> Result<(), anyhow::Error> {
+        if self.configured.is_some() {
+            return Ok(());
+        }
+        if let Some(k) = crate::services::secrets::stored_keys(&self.db)? {
+            let next = generated_keyring(&k, &self.config);
+            if next.kid() != self.keys().kid() || next.verifying() != self.keys().verifying() {
+                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+            }
+        }
+        Ok(())
     }
 
     /// Live API keys allowed at once.
@@ -151,7 +182,7 @@ impl AuthService {
             let key = self.keys_in_use.check(&self.db, &self.journal, token)?;
             return Ok((Identity::Staff { user_id: key.id, role: key.role }, key.expires_at.map(|t| t.millis() / 1000)));
         }
-        let claims = self.keys.verify(token).map_err(|e| match e {
+        let claims = self.keys().verify(token).map_err(|e| match e {
             TokenError::Expired => "token_expired",
             TokenError::Invalid => "invalid_token",
         })?;
@@ -194,7 +225,7 @@ impl AuthService {
             ims: Some(now_ms),
             exp: now + self.config.access_ttl_secs as i64,
         };
-        self.keys.sign(&claims).map_err(ApiError::internal)
+        self.keys().sign(&claims).map_err(ApiError::internal)
     }
 
     /// A token for a web chat customer of `conversation`.
@@ -209,7 +240,7 @@ impl AuthService {
             ims: None,
             exp: now + self.config.widget_ttl_secs as i64,
         };
-        Ok((self.keys.sign(&claims).map_err(ApiError::internal)?, self.config.widget_ttl_secs))
+        Ok((self.keys().sign(&claims).map_err(ApiError::internal)?, self.config.widget_ttl_secs))
     }
 
     /// Counts a widget session for `ip`; refuses past the per-minute limit.

@@ -14,5 +14,7 @@ pub async fn scrape(
 ) -> HttpResponse {
     let backup = config.backup_dir();
     crate::observe::metrics::sample(&db, &registry, &sockets, &crate::observe::metrics::Dirs { data: &config.data_dir, backup: &backup });
+    let (age, limit) = crate::services::secrets::signing_key_age(&db, &config);
+    crate::observe::metrics::secret_age("jwt", age, limit);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(crate::observe::metrics::render())
 }
