@@ -15,13 +15,13 @@
 // socket (`--idle` sockets over `--clients` processes), and says when the
 // client processes were the bottleneck. It prints a Markdown table, then
 // the figures as JSON. Everything stops by itself.
-import { fork, execFileSync } from "node:child_process";
+import { fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
-import { TICK_US, UTALK_BENCH_ENV, cpuTicks, rssKb, startServer, stopServer } from "./procs.mjs";
+import { TICK_US, cpuTicks, rssKb, startServer, startUtalk, stopServer } from "./procs.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = Object.fromEntries(
@@ -108,28 +108,14 @@ async function measure(name, server, token, conversations) {
 
 async function utalk(bin, label) {
   const dir = mkdtempSync(join(tmpdir(), "utalk-bench-"));
-  const data = join(dir, "data");
-  const env = UTALK_BENCH_ENV;
-  execFileSync(bin, ["user", "add", "--data-dir", data, "--email", "bench@example.com", "--role", "agent", "--password-stdin"], {
-    input: "a-long-bench-password\n",
-    env: { ...process.env, ...env },
-  });
   say(`starting ${bin}`);
-  const server = await startServer(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", data], env);
+  const { server, token, headers } = await startUtalk(bin, dir);
   try {
-    const login = await fetch(`${server.url}/api/v1/auth/login`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: "bench@example.com", password: "a-long-bench-password" }),
-    }).then((r) => r.json());
-    const token = login.accessToken;
     const conversations = [];
     for (let i = 0; i < cfg.conversations; i++) {
-      const c = await fetch(`${server.url}/api/v1/conversations`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: JSON.stringify({ channel: "api" }),
-      }).then((r) => r.json());
+      const c = await fetch(`${server.url}/api/v1/conversations`, { method: "POST", headers, body: JSON.stringify({ channel: "api" }) }).then((r) =>
+        r.json(),
+      );
       conversations.push(c.id);
     }
     return await measure(label, server, token, conversations);

@@ -3,6 +3,7 @@
 // its CPU time and memory from /proc.
 import { spawn, execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 // utalk's settings under the benchmarks. Every client is on 127.0.0.1: the
 // per-address limits that guard a real server would throttle the load itself.
@@ -63,6 +64,25 @@ export function startServer(cmd, argv, env, live) {
       reject(new Error(`${cmd} exited with ${code}`));
     });
   });
+}
+
+// Starts utalk `bin` on a new data directory under `dir` with one agent,
+// logs in, and resolves to {server, token, headers}.
+export async function startUtalk(bin, dir) {
+  const data = join(dir, "data");
+  execFileSync(bin, ["user", "add", "--data-dir", data, "--email", "bench@example.com", "--role", "agent", "--password-stdin"], {
+    input: "a-long-bench-password\n",
+    env: { ...process.env, ...UTALK_BENCH_ENV },
+  });
+  const server = await startServer(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", data], UTALK_BENCH_ENV);
+  const login = await fetch(`${server.url}/api/v1/auth/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: "bench@example.com", password: "a-long-bench-password" }),
+  }).then((r) => r.json());
+  // Access tokens last 15 minutes by default, longer than any run here.
+  const token = login.accessToken;
+  return { server, token, headers: { "content-type": "application/json", authorization: `Bearer ${token}` } };
 }
 
 // Stops a server: SIGTERM, then SIGKILL if it is still there 10 s later.

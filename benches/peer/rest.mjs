@@ -21,14 +21,14 @@
 // server and client cores busy) and the figures as JSON. Everything stops
 // by itself; a process keeps at most 512 requests open and counts the
 // requests it could not start as late.
-import { fork, execFileSync } from "node:child_process";
+import { fork } from "node:child_process";
 import http from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
-import { TICK_US, UTALK_BENCH_ENV, cpuTicks, startServer, stopServer } from "./procs.mjs";
+import { TICK_US, cpuTicks, startUtalk, stopServer } from "./procs.mjs";
 
 const MIX = [
   ["list", 40],
@@ -165,23 +165,9 @@ async function main() {
   };
   const say = (m) => process.stderr.write(`rest: ${m}\n`);
   const dir = mkdtempSync(join(tmpdir(), "utalk-rest-"));
-  const data = join(dir, "data");
-  const env = UTALK_BENCH_ENV;
-  execFileSync(cfg.utalk, ["user", "add", "--data-dir", data, "--email", "bench@example.com", "--role", "agent", "--password-stdin"], {
-    input: "a-long-bench-password\n",
-    env: { ...process.env, ...env },
-  });
-  const server = await startServer(cfg.utalk, ["serve", "--listen", "127.0.0.1:0", "--data-dir", data], env);
+  const { server, token, headers } = await startUtalk(cfg.utalk, dir);
   const rows = [];
   try {
-    const login = await fetch(`${server.url}/api/v1/auth/login`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ email: "bench@example.com", password: "a-long-bench-password" }),
-    }).then((r) => r.json());
-    // Access tokens last 15 minutes by default, longer than any run here.
-    const token = login.accessToken;
-    const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
     say(`seeding ${cfg.conversations} conversations`);
     const conversations = [];
     for (let i = 0; i < cfg.conversations; i++) {
