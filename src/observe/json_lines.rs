@@ -52,13 +52,40 @@ fn escape(w: &mut dyn fmt::Write, s: &str) -> fmt::Result {
     w.write_str(&s[start..])
 }
 
-/// A `fmt::Write` that escapes what goes through it, so `Debug` and
-/// `Display` values are written into the line without a `String` of their own.
-struct Escaping<'a>(&'a mut dyn fmt::Write);
+/// Most bytes of one value in a line; past it the value ends with `…`. A
+/// value can come from outside (a header, a message's text in an error).
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+/// A `fmt::Write` that escapes what goes through it, up to
+/// [`MAX_VALUE_BYTES`], so values are written into the line without a
+/// `String` of their own.
+struct Escaping<'a> {
+    w: &'a mut dyn fmt::Write,
+    left: usize,
+}
+
+impl<'a> Escaping<'a> {
+    fn new(w: &'a mut dyn fmt::Write) -> Self {
+        Escaping { w, left: MAX_VALUE_BYTES }
+    }
+}
 
 impl fmt::Write for Escaping<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        escape(self.0, s)
+        if self.left == 0 {
+            return Ok(());
+        }
+        if s.len() <= self.left {
+            self.left -= s.len();
+            return escape(self.w, s);
+        }
+        let mut end = self.left;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.left = 0;
+        escape(self.w, &s[..end])?;
+        self.w.write_str("…")
     }
 }
 
@@ -97,7 +124,7 @@ impl Pairs<'_, '_> {
 impl Visit for Pairs<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         if self.key(field) == Some(true) {
-            self.result = self.w.write_char('"').and_then(|_| escape(self.w, value)).and_then(|_| self.w.write_char('"'));
+            self.result = self.w.write_char('"').and_then(|_| Escaping::new(self.w).write_str(value)).and_then(|_| self.w.write_char('"'));
         }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
@@ -119,7 +146,8 @@ impl Visit for Pairs<'_, '_> {
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if self.key(field) == Some(true) {
-            self.result = self.w.write_char('"').and_then(|_| write!(Escaping(self.w), "{value:?}")).and_then(|_| self.w.write_char('"'));
+            self.result =
+                self.w.write_char('"').and_then(|_| write!(Escaping::new(self.w), "{value:?}")).and_then(|_| self.w.write_char('"'));
         }
     }
 }
@@ -139,12 +167,24 @@ impl<'w> FormatFields<'w> for SpanFields {
         pairs.result
     }
 
+    /// A field recorded after the span was made replaces the pair of that
+    /// name, so a fragment never holds a name twice (each output layer
+    /// records into the same fragment).
     fn add_fields(&self, current: &'w mut FormattedFields<Self>, fields: &tracing::span::Record<'_>) -> fmt::Result {
-        let first = current.fields.is_empty();
-        let mut writer = current.as_writer();
-        let mut pairs = Pairs { w: &mut writer, first, skip: &not_logged, result: Ok(()) };
+        let mut added = String::new();
+        let mut pairs = Pairs { w: &mut added, first: true, skip: &not_logged, result: Ok(()) };
         fields.record(&mut pairs);
-        pairs.result
+        pairs.result?;
+        if added.is_empty() {
+            return Ok(());
+        }
+        let mut kept = String::with_capacity(current.fields.len() + added.len() + 1);
+        for (name, value) in pairs_of(&current.fields).filter(|(n, _)| !pairs_of(&added).any(|(a, _)| a == *n)) {
+            write!(kept, "\"{name}\":{value},")?;
+        }
+        kept.push_str(&added);
+        current.fields = kept;
+        Ok(())
     }
 }
 
@@ -205,26 +245,25 @@ where
         )?;
         escape(w, meta.target())?;
         w.write_char('"')?;
-        let event_has = |name: &str| meta.fields().field(name).is_some();
         if let Some(scope) = ctx.event_scope() {
-            let spans: Vec<_> = scope.from_root().collect();
+            // The innermost value of a name wins: the event's over its spans',
+            // a child span's over its parent's. Walked from the event out,
+            // keeping the first of each name.
+            let spans: Vec<_> = scope.collect();
             let exts: Vec<_> = spans.iter().map(|s| s.extensions()).collect();
-            let fragments: Vec<&str> = exts
-                .iter()
-                .filter_map(|e| e.get::<FormattedFields<SpanFields>>())
-                .map(|f| f.fields.as_str())
-                .filter(|f| !f.is_empty())
-                .collect();
-            for (i, fragment) in fragments.iter().enumerate() {
-                for (j, (name, value)) in pairs_of(fragment).enumerate() {
-                    // The innermost value of a name wins: a later pair in this
-                    // fragment, a later span, or the event itself.
-                    let later_here = pairs_of(fragment).skip(j + 1).any(|(n, _)| n == name);
-                    let later_span = fragments[i + 1..].iter().any(|f| pairs_of(f).any(|(n, _)| n == name));
-                    if !(later_here || later_span || event_has(name)) {
-                        write!(w, ",\"{name}\":{value}")?;
+            let mut seen: Vec<&str> = meta.fields().iter().map(|f| f.name()).collect();
+            let mut kept: Vec<(&str, &str)> = Vec::new();
+            for fields in exts.iter().filter_map(|e| e.get::<FormattedFields<SpanFields>>()) {
+                for (name, value) in pairs_of(&fields.fields) {
+                    if !seen.contains(&name) {
+                        seen.push(name);
+                        kept.push((name, value));
                     }
                 }
+            }
+            // Outermost first, as the spans nest.
+            for (name, value) in kept.iter().rev() {
+                write!(w, ",\"{name}\":{value}")?;
             }
         }
         let mut pairs = Pairs { w, first: false, skip: &|_| false, result: Ok(()) };
@@ -273,13 +312,17 @@ mod tests {
     #[test]
     fn a_line_is_one_json_object_with_span_fields_and_the_innermost_value_wins() {
         use tracing_subscriber::layer::SubscriberExt;
-        let sink = Sink::default();
-        let out = sink.clone();
-        let layer = tracing_subscriber::fmt::layer()
-            .fmt_fields(SpanFields)
-            .event_format(JsonLines::new("a \"b\""))
-            .with_writer(move || out.clone());
-        let subscriber = tracing_subscriber::registry().with(layer);
+        // Two outputs, as with a log file beside stdout: both record into each span's one fragment.
+        let (sink, file) = (Sink::default(), Sink::default());
+        let layer = |out: Sink| {
+            use tracing_subscriber::Layer;
+            tracing_subscriber::fmt::layer()
+                .fmt_fields(SpanFields)
+                .event_format(JsonLines::new("a \"b\""))
+                .with_writer(move || out.clone())
+                .boxed()
+        };
+        let subscriber = tracing_subscriber::registry().with(vec![layer(sink.clone()), layer(file.clone())]);
         tracing::subscriber::with_default(subscriber, || {
             let outer = tracing::info_span!(
                 "request",
@@ -290,6 +333,7 @@ mod tests {
                 depth = 1
             );
             let _o = outer.enter();
+            outer.record("user_id", "u0");
             outer.record("user_id", "u1");
             let inner = tracing::info_span!("inner", request_id = "r2", depth = 2);
             let _i = inner.enter();
@@ -314,9 +358,24 @@ mod tests {
         assert_eq!(get("note"), "a\"b\n");
         assert!(!line.contains_key("otel.name"));
         assert!(get("timestamp").as_str().is_some_and(|t| utalk_storage::Timestamp::parse_rfc3339(t).is_some()));
-        for key in ["\"request_id\":", "\"depth\":"] {
+        for key in ["\"request_id\":", "\"depth\":", "\"user_id\":"] {
             assert_eq!(text.matches(key).count(), 1, "{key} once in {text}");
         }
+        let second = String::from_utf8(file.0.lock().expect("sink").clone()).expect("utf8");
+        assert_eq!(second.matches("\"user_id\":").count(), 1, "{second}");
+        assert!(second.contains("\"user_id\":\"u1\""), "{second}");
+    }
+
+    #[test]
+    fn a_long_value_is_cut_at_a_character_boundary_and_marked() {
+        let mut s = String::new();
+        let long = "ñ".repeat(MAX_VALUE_BYTES);
+        Escaping::new(&mut s).write_str(&long).expect("write");
+        assert!(s.len() <= MAX_VALUE_BYTES + "…".len(), "{}", s.len());
+        assert!(s.ends_with('…'));
+        let mut short = String::new();
+        Escaping::new(&mut short).write_str("corto").expect("write");
+        assert_eq!(short, "corto");
     }
 
     #[test]

@@ -6,11 +6,15 @@
 //! line, and at info the socket's message path logs two lines per message;
 //! gathered, a busy server writes tens of lines per call. The cost is that a
 //! SIGKILL or an abort loses at most the last [`FLUSH_EVERY`] of lines.
-//! Memory is bounded: past [`FLUSH_BYTES`] the logging thread writes the
-//! buffer itself, as an unbuffered writer would have.
+//! The output is written outside the lock the logging threads append
+//! under, and a logging thread that finds the output busy leaves the
+//! buffer to the next drain, so a slow pipe or disk stalls only the thread
+//! writing; the others go on appending up to [`MAX_BUFFERED`], past which
+//! lines are dropped (and counted in a line of their own) rather than held.
 
 use std::io::{self, Write};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -18,30 +22,56 @@ use tracing_subscriber::fmt::MakeWriter;
 pub const FLUSH_BYTES: usize = 64 * 1024;
 /// How long a line may wait in the buffer.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Most bytes held while the output is busy; lines past it are dropped.
+pub const MAX_BUFFERED: usize = 4 << 20;
 
 struct Inner {
-    buf: Vec<u8>,
-    out: Box<dyn Write + Send>,
+    /// Lines waiting; appended under this lock only.
+    buf: Mutex<Vec<u8>>,
+    /// The output; held while writing, so drains go out in order.
+    out: Mutex<Box<dyn Write + Send>>,
+    dropped: AtomicU64,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock leaves whole lines or an emptied buffer; both are usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Inner {
-    fn drain(&mut self) {
-        if !self.buf.is_empty() {
+    /// Writes out what is waiting. `wait`: block for the output, else skip
+    /// it when busy (a panicking thread may hold it).
+    fn drain(&self, wait: bool) {
+        let mut out = match self.out.try_lock() {
+            Ok(o) => o,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if !wait => return,
+            Err(std::sync::TryLockError::WouldBlock) => locked(&self.out),
+        };
+        // Taken under the output's lock, so a later drain writes later lines.
+        let chunk = std::mem::replace(&mut *locked(&self.buf), Vec::with_capacity(FLUSH_BYTES));
+        if !chunk.is_empty() {
             // A log output that fails (a closed pipe, a full disk) must not
             // stop the server; the lines are dropped, as `eprintln!` would.
-            let _ = self.out.write_all(&self.buf);
-            let _ = self.out.flush();
-            self.buf.clear();
+            let _ = out.write_all(&chunk);
+            let _ = out.flush();
+        }
+        let dropped = self.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            let _ = writeln!(
+                out,
+                "{{\"service\":\"utalk\",\"level\":\"WARN\",\"message\":\"{dropped} log lines dropped: the output was too slow\"}}"
+            );
         }
     }
 }
 
 /// A buffered output, cheap to clone; see the module's documentation.
 #[derive(Clone)]
-pub struct Buffered(Arc<Mutex<Inner>>);
+pub struct Buffered(Arc<Inner>);
 
-fn every() -> &'static Mutex<Vec<Weak<Mutex<Inner>>>> {
-    static ALL: OnceLock<Mutex<Vec<Weak<Mutex<Inner>>>>> = OnceLock::new();
+fn every() -> &'static Mutex<Vec<Weak<Inner>>> {
+    static ALL: OnceLock<Mutex<Vec<Weak<Inner>>>> = OnceLock::new();
     ALL.get_or_init(|| {
         // One thread flushes every output; it holds only weak references.
         let _ = std::thread::Builder::new().name("log-flush".into()).spawn(|| loop {
@@ -51,7 +81,6 @@ fn every() -> &'static Mutex<Vec<Weak<Mutex<Inner>>>> {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             previous(info);
-            // The panicking thread may hold an output's lock: skip that one rather than wait on itself.
             flush_each(false);
         }));
         Mutex::new(Vec::new())
@@ -61,16 +90,15 @@ fn every() -> &'static Mutex<Vec<Weak<Mutex<Inner>>>> {
 impl Buffered {
     /// Buffers writes to `out`.
     pub fn new(out: impl Write + Send + 'static) -> Buffered {
-        let inner = Arc::new(Mutex::new(Inner { buf: Vec::with_capacity(FLUSH_BYTES), out: Box::new(out) }));
-        let mut all = every().lock().unwrap_or_else(|e| e.into_inner());
+        let inner = Arc::new(Inner {
+            buf: Mutex::new(Vec::with_capacity(FLUSH_BYTES)),
+            out: Mutex::new(Box::new(out)),
+            dropped: AtomicU64::new(0),
+        });
+        let mut all = locked(every());
         all.retain(|w| w.strong_count() > 0);
         all.push(Arc::downgrade(&inner));
         Buffered(inner)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock leaves whole lines or a cleared buffer; both are usable.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -83,28 +111,33 @@ fn flush_each(wait: bool) {
     let outputs: Vec<_> = match every().try_lock() {
         Ok(all) => all.iter().filter_map(Weak::upgrade).collect(),
         Err(_) if !wait => return,
-        Err(_) => every().lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(Weak::upgrade).collect(),
+        Err(_) => locked(every()).iter().filter_map(Weak::upgrade).collect(),
     };
     for o in outputs {
-        let inner = if wait { Some(o.lock().unwrap_or_else(|e| e.into_inner())) } else { o.try_lock().ok() };
-        if let Some(mut inner) = inner {
-            inner.drain();
-        }
+        o.drain(wait);
     }
 }
 
 impl Write for Buffered {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let mut inner = self.lock();
-        inner.buf.extend_from_slice(bytes);
-        if inner.buf.len() >= FLUSH_BYTES {
-            inner.drain();
+        let full = {
+            let mut buf = locked(&self.0.buf);
+            if buf.len() + bytes.len() > MAX_BUFFERED {
+                self.0.dropped.fetch_add(1, Ordering::Relaxed);
+                return Ok(bytes.len());
+            }
+            buf.extend_from_slice(bytes);
+            buf.len() >= FLUSH_BYTES
+        };
+        if full {
+            // Whoever holds the output will be followed by the next drain.
+            self.0.drain(false);
         }
         Ok(bytes.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.lock().drain();
+        self.0.drain(true);
         Ok(())
     }
 }
@@ -143,7 +176,11 @@ mod tests {
         for i in 0..100 {
             out.write_all(format!("line {i}\n").as_bytes()).expect("write");
         }
-        std::thread::sleep(FLUSH_EVERY * 4);
+        // The flushing thread writes them; waited for, not timed.
+        let started = std::time::Instant::now();
+        while sink.0.lock().expect("sink").0.len() < 100 * 7 && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(FLUSH_EVERY);
+        }
         let (bytes, calls) = sink.0.lock().expect("sink").clone();
         let text = String::from_utf8(bytes).expect("utf8");
         assert_eq!(text.lines().count(), 100);
@@ -158,10 +195,60 @@ mod tests {
         let line = vec![b'x'; 1000];
         for _ in 0..200 {
             out.write_all(&line).expect("write");
-            assert!(out.lock().buf.len() < FLUSH_BYTES);
+            assert!(locked(&out.0.buf).len() < FLUSH_BYTES);
         }
         assert!(sink.0.lock().expect("sink").0.len() >= 190_000);
         out.flush().expect("flush");
         assert_eq!(sink.0.lock().expect("sink").0.len(), 200_000);
+    }
+
+    /// An output that blocks until let go.
+    #[derive(Clone, Default)]
+    struct Stalled(Arc<(Mutex<bool>, std::sync::Condvar)>, Sink);
+
+    impl Write for Stalled {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let (gate, cv) = &*self.0;
+            let mut open = gate.lock().expect("gate");
+            while !*open {
+                open = cv.wait(open).expect("gate");
+            }
+            self.1.write(b)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stalled_output_blocks_no_logging_thread_and_holds_at_most_the_bound() {
+        let stalled = Stalled::default();
+        let out = Buffered::new(stalled.clone());
+        let mut first = out.clone();
+        first.write_all(b"first\n").expect("write");
+        // A drain that gets stuck in the output's write.
+        let stuck = std::thread::spawn(move || first.flush());
+        std::thread::sleep(Duration::from_millis(100));
+        let mut other = out.clone();
+        let line = vec![b'y'; 1023];
+        let started = std::time::Instant::now();
+        for _ in 0..(2 * MAX_BUFFERED / 1024) {
+            other.write_all(&line).expect("write");
+            other.write_all(b"\n").expect("write");
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "appending did not wait for the output");
+        assert!(locked(&out.0.buf).len() <= MAX_BUFFERED);
+        assert!(out.0.dropped.load(Ordering::Relaxed) > 0);
+        {
+            let (gate, cv) = &*stalled.0;
+            *gate.lock().expect("gate") = true;
+            cv.notify_all();
+        }
+        stuck.join().expect("join").expect("flush");
+        flush_all();
+        let text = String::from_utf8(stalled.1 .0.lock().expect("sink").0.clone()).expect("utf8");
+        assert!(text.starts_with("first\n"), "in order");
+        assert!(text.contains("log lines dropped: the output was too slow"), "the loss is said");
+        assert!(text.len() <= MAX_BUFFERED + 1024, "{}", text.len());
     }
 }

@@ -78,6 +78,15 @@ impl Batch {
     }
 }
 
+impl Change<'_> {
+    /// The map it changes.
+    pub fn map(&self) -> Map {
+        match self {
+            Change::Put { map, .. } | Change::Delete { map, .. } => *map,
+        }
+    }
+}
+
 /// One change of a [`Batch`], as [`Batch::changes`] shows it.
 #[derive(Debug, Clone, Copy)]
 pub enum Change<'a> {

@@ -364,8 +364,9 @@ impl SpaceReserve {
 /// Sees every batch once it is durable, in commit order, on the store
 /// writer's thread: it must hand the work elsewhere and never wait.
 pub trait ChangeTap: Send + Sync {
-    /// `batch` is durable.
-    fn committed(&self, batch: &Batch);
+    /// The non-empty batches of one durable group, handed over (the writer
+    /// needs them no more), so that nothing is copied on the writer's thread.
+    fn committed(&self, batches: Vec<Batch>);
 }
 
 /// Who hears of durable groups: the follower (events) and the tap (records).
@@ -437,10 +438,10 @@ fn run(
         let size = group.len();
         // Subscribers hear of a durable batch before its writer does, as on
         // a cluster node, where the follower applies before the writer wakes.
+        // The tap hears before the writers too: a writer that then asks the
+        // index for a flush or a purge finds its batch already queued.
         if let (Ok(()), Some(tap)) = (&answer, readers.tap.get()) {
-            for p in group.iter().filter(|p| !p.batch.is_empty()) {
-                tap.committed(&p.batch);
-            }
+            tap.committed(group.iter_mut().filter(|p| !p.batch.is_empty()).map(|p| std::mem::take(&mut p.batch)).collect());
         }
         if let (Ok(()), Some(follower)) = (&answer, readers.follower.get()) {
             for p in group.iter_mut() {

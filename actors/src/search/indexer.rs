@@ -17,10 +17,10 @@ use std::sync::Arc;
 use std::time::Instant;
 use tantivy::{IndexWriter, TantivyDocument, Term};
 use utalk_storage::model::{Contact, Conversation, Message};
-use utalk_storage::{codec, Db, Map, Record};
+use utalk_storage::{codec, Batch, Change, Db, Map, Record};
 use uuid::Uuid;
 
-/// A record the store writer committed, copied off its thread.
+/// A record to index: one of a committed batch, or one read by a rebuild.
 pub(crate) struct Owned {
     pub(crate) map: Map,
     pub(crate) key: Vec<u8>,
@@ -28,16 +28,15 @@ pub(crate) struct Owned {
     pub(crate) value: Option<Vec<u8>>,
 }
 
-impl Owned {
-    pub(crate) fn size(&self) -> usize {
-        self.key.len() + self.value.as_ref().map_or(0, Vec::len) + 32
-    }
+/// What a group of batches counts against the queue's limit.
+pub(crate) fn queued_size(batches: &[Batch]) -> usize {
+    batches.iter().map(|b| b.size_bytes() + 32 * b.len()).sum()
 }
 
 /// What the indexer is asked to do.
 pub(crate) enum Work {
-    /// Records of one durable batch.
-    Changes(Vec<Owned>),
+    /// The batches of one durable group that touch indexed records.
+    Changes(Vec<Batch>),
     /// Commit now and answer (a test waiting for a write, an erasure).
     Flush(std::sync::mpsc::SyncSender<Result<(), String>>),
     /// Commit, merge every segment into one so deleted documents' terms
@@ -91,12 +90,8 @@ impl Indexer {
                 Err(RecvTimeoutError::Disconnected) => return,
             };
             match work {
-                Some(Work::Changes(records)) => {
-                    let size: usize = records.iter().map(Owned::size).sum();
-                    self.shared.queued.fetch_sub(size, Ordering::SeqCst);
-                    for r in records {
-                        self.apply(r);
-                    }
+                Some(Work::Changes(batches)) => {
+                    self.apply_batches(batches);
                     dirty = true;
                 }
                 Some(Work::Flush(done)) => {
@@ -132,17 +127,25 @@ impl Indexer {
         }
     }
 
+    /// Applies the indexed records of `batches`, taken off the queue.
+    fn apply_batches(&mut self, batches: Vec<Batch>) {
+        self.shared.queued.fetch_sub(queued_size(&batches), Ordering::SeqCst);
+        for b in &batches {
+            for c in b.changes().filter(|c| super::indexed(c.map())) {
+                let owned = match c {
+                    Change::Put { map, key, value } => Owned { map, key: key.to_vec(), value: Some(value.to_vec()) },
+                    Change::Delete { map, key } => Owned { map, key: key.to_vec(), value: None },
+                };
+                self.apply(owned);
+            }
+        }
+    }
+
     /// Applies whatever is queued (at a stop).
     fn drain(&mut self, rx: &Receiver<Work>) {
         while let Ok(w) = rx.try_recv() {
             match w {
-                Work::Changes(records) => {
-                    let size: usize = records.iter().map(Owned::size).sum();
-                    self.shared.queued.fetch_sub(size, Ordering::SeqCst);
-                    for r in records {
-                        self.apply(r);
-                    }
-                }
+                Work::Changes(batches) => self.apply_batches(batches),
                 Work::Flush(done) | Work::Purge(done) => {
                     let _ = done.send(Err("the search index is stopping".into()));
                 }

@@ -20,7 +20,7 @@ pub mod query;
 mod schema;
 
 use crate::durability::ChangeTap;
-use indexer::{Indexer, Owned, Work};
+use indexer::{Indexer, Work};
 use schema::{Fields, Kind};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -30,7 +30,7 @@ use std::time::Duration;
 use tantivy::collector::TopDocs;
 use tantivy::schema::Value;
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument};
-use utalk_storage::{Batch, Change, Db, Map};
+use utalk_storage::{Batch, Db, Map};
 use uuid::Uuid;
 
 pub use query::QueryError;
@@ -219,33 +219,31 @@ impl SearchIndex {
 }
 
 impl ChangeTap for SearchIndex {
-    fn committed(&self, batch: &Batch) {
-        let records: Vec<Owned> = batch
-            .changes()
-            .filter_map(|c| match c {
-                Change::Put { map, key, value } if indexed(map) => Some(Owned { map, key: key.to_vec(), value: Some(value.to_vec()) }),
-                Change::Delete { map, key } if indexed(map) => Some(Owned { map, key: key.to_vec(), value: None }),
-                _ => None,
-            })
-            .collect();
-        if records.is_empty() || self.shared.overflowed.load(Ordering::SeqCst) {
+    fn committed(&self, batches: Vec<Batch>) {
+        if self.shared.overflowed.load(Ordering::SeqCst) {
             // Once records are dropped the rebuild reads them all again.
             return;
         }
-        let size: usize = records.iter().map(Owned::size).sum();
+        // The batches are moved, not copied; the indexer reads the records it indexes off them.
+        let batches: Vec<Batch> = batches.into_iter().filter(|b| b.changes().any(|c| indexed(c.map()))).collect();
+        if batches.is_empty() {
+            return;
+        }
+        let size = indexer::queued_size(&batches);
         if self.shared.queued.fetch_add(size, Ordering::SeqCst) + size > self.max_queue {
             self.shared.queued.fetch_sub(size, Ordering::SeqCst);
             self.shared.overflowed.store(true, Ordering::SeqCst);
             metrics::counter!("search_index_dropped_total").increment(1);
             return;
         }
-        if self.send(Work::Changes(records)).is_err() {
+        if self.send(Work::Changes(batches)).is_err() {
             self.shared.queued.fetch_sub(size, Ordering::SeqCst);
         }
     }
 }
 
-fn indexed(map: Map) -> bool {
+/// Whether the index holds records of `map`.
+pub(crate) fn indexed(map: Map) -> bool {
     matches!(map, Map::Messages | Map::Conversations | Map::Contacts)
 }
 

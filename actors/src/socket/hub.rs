@@ -433,7 +433,8 @@ impl<S: Clone + Send + 'static> Hub<S> {
             total: self.total.load(Ordering::Relaxed),
             dropped_slow: self.dropped_slow.load(Ordering::Relaxed),
             recovered: self.recovered.load(Ordering::Relaxed),
-            staff_online: lock(&self.presence).values().filter(|(n, _)| *n > 0).count() as u64,
+            // Entries go when their last session does.
+            staff_online: lock(&self.presence).len() as u64,
             customer_sessions: self.customers.load(Ordering::Relaxed),
         }
     }

@@ -25,10 +25,15 @@ use uuid::Uuid;
 
 /// Who sent an event, as log lines name them: a staff user's id, or the
 /// widget's conversation.
-fn user_of(identity: &Identity) -> String {
-    match identity {
-        Identity::Staff { user_id, .. } => user_id.to_string(),
-        Identity::Widget { conversation_id } => format!("widget:{conversation_id}"),
+/// Who sent, as the log lines name them; formatted only if a line is written.
+struct UserOf(Identity);
+
+impl std::fmt::Display for UserOf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Identity::Staff { user_id, .. } => write!(f, "{user_id}"),
+            Identity::Widget { conversation_id } => write!(f, "widget:{conversation_id}"),
+        }
     }
 }
 
@@ -348,21 +353,22 @@ impl SessionActor {
             Err(e) => return self.answer(ack, &request_id, Err(e), ctx),
         };
         // The two lines the runbooks search for a message that got no ack.
-        let user = user_of(identity);
+        let user = UserOf(*identity);
         tracing::info!(sid = %self.eio_sid, user_id = %user, message_id = %message_id, conversation_id = %conv, request_id, "message received");
         let fut = self.hub.registry.call(conv, req);
         ctx.spawn(fut.into_actor(self).map(move |res, act, ctx| {
+            let res = res.map_err(EventError::from);
             let outcome = match &res {
                 Ok(Appended::Created(_)) => "created",
                 Ok(Appended::Existing(_)) => "existing",
-                Err(e) => EventError::from(e.clone()).code(),
+                Err(e) => e.code(),
             };
             tracing::info!(sid = %act.eio_sid, user_id = %user, message_id = %message_id, conversation_id = %conv, request_id, outcome, "message processed");
             match (res, ack) {
                 (Ok(Appended::Created(m)), Some(id)) => act.answer_sent(id, &request_id, &m, true, ctx),
                 (Ok(Appended::Existing(m)), Some(id)) => act.answer_sent(id, &request_id, &m, false, ctx),
                 (Ok(_), None) => {}
-                (Err(e), _) => act.answer(ack, &request_id, Err(e.into()), ctx),
+                (Err(e), _) => act.answer(ack, &request_id, Err(e), ctx),
             }
         }));
     }
