@@ -488,9 +488,20 @@ impl Application {
         let socket_hub = sockets.clone();
         {
             // A backup restored from before an erasure brought its data back:
-            // erase it again, through the same path as the first time. Then
-            // follow the erasures other nodes serve, to rewrite this node's files.
+            // erase it again, through the same path as the first time, before
+            // anything is served. Then follow the erasures other nodes serve,
+            // to rewrite this node's files.
             let (db, registry, media, search, dir) = (db.clone(), registry.clone(), media.clone(), search.clone(), config.backup_dir());
+            let parts = crate::services::erasure::Parts {
+                db: &db,
+                registry: &registry,
+                media: &media,
+                search: search.as_deref(),
+                backup_dir: &dir,
+            };
+            if let Err(e) = crate::services::erasure::reapply(&parts).await {
+                tracing::error!(error = %e, "cannot apply the erasure ledger again; the next start retries");
+            }
             let changes = journal.shared_changes();
             tokio::spawn(async move {
                 let parts = crate::services::erasure::Parts {
@@ -500,9 +511,6 @@ impl Application {
                     search: search.as_deref(),
                     backup_dir: &dir,
                 };
-                if let Err(e) = crate::services::erasure::reapply(&parts).await {
-                    tracing::error!(error = %e, "cannot apply the erasure ledger again; the next start retries");
-                }
                 crate::services::erasure::follow(&parts, changes).await;
             });
         }

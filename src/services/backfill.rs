@@ -55,7 +55,8 @@ async fn walk(db: &Db, registry: &Registry) -> Figures {
         let (page, next) = conversation::list(db, &ConversationFilter::default(), after, PAGE)?;
         for c in &page {
             scanned += 1;
-            if c.contact_id.is_some() {
+            // Nothing to link: a customer who gave nothing, or one erased.
+            if c.contact_id.is_some() || c.customer == Default::default() {
                 continue;
             }
             let contact = utalk_actors::contacts::resolve(db, registry.journal(), &c.customer).await.map_err(JobError::step)?;

@@ -29,8 +29,9 @@ use uuid::Uuid;
 pub const MAX_ERASED_MESSAGES: usize = 100_000;
 /// The ledger's name in the backup directory.
 pub const LEDGER: &str = "erasures.jsonl";
-/// Most erasures the ledger is read for at a start.
-const MAX_LEDGER_ENTRIES: usize = 100_000;
+/// Longest line of the ledger read at a start: an entry's ids (at most
+/// 10,000 conversations, 37 bytes each) with room to spare.
+const MAX_LEDGER_LINE: usize = 1 << 20;
 
 /// What an erasure touched.
 #[derive(Debug, Default, Serialize)]
@@ -77,14 +78,11 @@ pub async fn erase(p: &Parts<'_>, actor: Uuid, id: Uuid) -> Result<Erased, Servi
         return Err(ServiceError::NotFound("contact"));
     }
     let conversations = super::contacts::all_conversations(p.db, id)?;
-    let mut total = 0usize;
+    let mut total = 0u64;
     for c in &conversations {
-        let mut seq = 0;
-        while let Some(last) = message::after(p.db, *c, seq, 1000)?.last().map(|m| m.seq) {
-            total += usize::try_from(last - seq).unwrap_or(usize::MAX);
-            seq = last;
-        }
-        if total > MAX_ERASED_MESSAGES {
+        // Seqs have no gaps: the last is the count.
+        total += message::last_seq(p.db, *c)?;
+        if total > MAX_ERASED_MESSAGES as u64 {
             return Err(ServiceError::Conflict {
                 code: "erase_too_large",
                 message: format!("the contact has more than {MAX_ERASED_MESSAGES} messages; ask an operator to erase it in parts"),
@@ -92,19 +90,22 @@ pub async fn erase(p: &Parts<'_>, actor: Uuid, id: Uuid) -> Result<Erased, Servi
         }
     }
     // The ledger first: an erasure cut short is finished at the next start.
-    record(p.backup_dir, &Entry { contact_id: id, conversations: conversations.clone(), erased_at: Timestamp::now() })?;
-    let done = erase_conversations(p, &conversations).await?;
+    let entry = Entry { contact_id: id, conversations, erased_at: Timestamp::now() };
+    record(p.backup_dir, &entry)?;
+    let done = erase_conversations(p, &entry.conversations).await?;
     utalk_actors::contacts::erase(p.db, p.registry.journal(), &actor.to_string(), id).await?;
+    // Announced before this node's long rewrite, so that a failure there
+    // cannot leave the other nodes unaware.
+    announce(p, &entry, &done.media_ids).await?;
     scrub_files(p).await?;
-    announce(p, id, &conversations, &done.media_ids).await?;
     Ok(done)
 }
 
 /// Writes the erasure through the log, for every other node to rewrite its
 /// own files ([`follow`]); in parts of at most [`erasure::MAX_IDS`] ids.
-async fn announce(p: &Parts<'_>, contact_id: Uuid, conversations: &[Uuid], media: &[Uuid]) -> Result<(), ServiceError> {
+async fn announce(p: &Parts<'_>, entry: &Entry, media: &[Uuid]) -> Result<(), ServiceError> {
     let node = p.registry.journal().cluster().node_id().to_string();
-    let erased_at = Timestamp::now();
+    let (contact_id, conversations, erased_at) = (entry.contact_id, &entry.conversations, entry.erased_at);
     let parts = conversations.len().div_ceil(erasure::MAX_IDS).max(media.len().div_ceil(erasure::MAX_IDS)).max(1);
     for i in 0..parts {
         let some = |ids: &[Uuid]| ids.chunks(erasure::MAX_IDS).nth(i).unwrap_or_default().to_vec();
@@ -152,17 +153,15 @@ async fn scrub_new(p: &Parts<'_>) -> Result<usize, ServiceError> {
         let parts = erasure::after(p.db, erasure::scrubbed(p.db)?, 100)?;
         let Some(last) = parts.last().map(|e| e.id) else { return Ok(done) };
         let theirs: Vec<_> = parts.iter().filter(|e| e.node != node).collect();
-        for e in &theirs {
-            record(p.backup_dir, &Entry { contact_id: e.contact_id, conversations: e.conversations.clone(), erased_at: e.erased_at })?;
-            for m in &e.media {
-                let _ = std::fs::remove_file(p.media.path(*m));
-                if let Ok(rel) = p.media.path(*m).strip_prefix(p.media.root()) {
-                    let _ = std::fs::remove_file(p.backup_dir.join("media").join(rel));
-                }
-            }
+        for m in theirs.iter().flat_map(|e| &e.media) {
+            remove_media_file(p, *m);
         }
         if !theirs.is_empty() {
             scrub_files(p).await?;
+            // Recorded once rewritten, so that a retry after a failed rewrite adds no line.
+            for e in &theirs {
+                record(p.backup_dir, &Entry { contact_id: e.contact_id, conversations: e.conversations.clone(), erased_at: e.erased_at })?;
+            }
             done += theirs.len();
         }
         let mut mark = Batch::new();
@@ -174,16 +173,46 @@ async fn scrub_new(p: &Parts<'_>) -> Result<usize, ServiceError> {
 /// Erases again what a restored backup brought back: each erasure in the
 /// ledger whose contact or conversations still hold something. Run at start.
 pub async fn reapply(p: &Parts<'_>) -> Result<usize, ServiceError> {
+    use std::io::{BufRead, Read};
     let path = p.backup_dir.join(LEDGER);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
+    let file = match std::fs::File::open(&path) {
+        Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(ServiceError::Internal(format!("cannot read {}: {e}", path.display()))),
     };
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
     let mut again = 0;
-    for line in text.lines().take(MAX_LEDGER_ENTRIES) {
-        let Ok(entry) = serde_json::from_str::<Entry>(line) else {
-            tracing::warn!(ledger = %path.display(), "a line of the erasure ledger cannot be read; skipped");
+    loop {
+        line.clear();
+        // Every entry is read, one line at a time, each at most MAX_LEDGER_LINE bytes.
+        let n = (&mut reader)
+            .take(MAX_LEDGER_LINE as u64 + 1)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| ServiceError::Internal(format!("cannot read {}: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        if line.len() > MAX_LEDGER_LINE {
+            tracing::error!(ledger = %path.display(), "a line of the erasure ledger is over {MAX_LEDGER_LINE} bytes; skipped");
+            // The rest of that line.
+            while !line.ends_with(b"\n") {
+                line.clear();
+                if (&mut reader)
+                    .take(MAX_LEDGER_LINE as u64)
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?
+                    == 0
+                {
+                    break;
+                }
+            }
+            continue;
+        }
+        let Ok(entry) = serde_json::from_slice::<Entry>(line.trim_ascii()) else {
+            if !line.trim_ascii().is_empty() {
+                tracing::error!(ledger = %path.display(), "a line of the erasure ledger cannot be read; skipped");
+            }
             continue;
         };
         let mut held = contact::get(p.db, entry.contact_id)?.is_some();
@@ -228,35 +257,28 @@ async fn erase_conversations(p: &Parts<'_>, ids: &[Uuid]) -> Result<Erased, Serv
         }
         p.registry.call(id, ConversationChange { erase: true, ..ConversationChange::default() }).await?;
         // What the actor does not own: the number's index, queued sends.
-        let mut b = Batch::new();
+        let mut b = Chunked::default();
         if let Some(phone) = conv.customer.phone.as_deref() {
             if conversation::by_phone(p.db, conv.channel, phone)? == Some(id) {
-                conversation::delete_phone(&mut b, conv.channel, phone)?;
+                conversation::delete_phone(b.next(), conv.channel, phone)?;
             }
         }
         for e in outbox::of_conversation(p.db, id, MAX_ERASED_MESSAGES)? {
-            outbox::delete(&mut b, id, e.seq);
+            outbox::delete(b.next(), id, e.seq);
         }
-        if !b.is_empty() {
-            p.registry.journal().commit(b).await?;
-        }
+        b.commit(p).await?;
         done.conversations += 1;
     }
-    let mut b = Batch::new();
+    let mut b = Chunked::default();
     for m in &media_ids {
-        media::delete(&mut b, *m);
-        media::delete_fetch(&mut b, *m);
+        let batch = b.next();
+        media::delete(batch, *m);
+        media::delete_fetch(batch, *m);
     }
     forget_webhook_bodies(p.db, ids, &mut b)?;
-    if !b.is_empty() {
-        p.registry.journal().commit(b).await?;
-    }
+    b.commit(p).await?;
     for m in media_ids {
-        // The backups keep their own copy of each file, which a restore
-        // puts back: it goes too.
-        if let Ok(rel) = p.media.path(m).strip_prefix(p.media.root()) {
-            let _ = std::fs::remove_file(p.backup_dir.join("media").join(rel));
-        }
+        remove_media_file(p, m);
         p.media.remove(m).await;
         done.media_files += 1;
         done.media_ids.push(m);
@@ -264,9 +286,46 @@ async fn erase_conversations(p: &Parts<'_>, ids: &[Uuid]) -> Result<Erased, Serv
     Ok(done)
 }
 
+/// Removes media file `m` from this node's data directory and from the
+/// backups' copy, which a restore would put back.
+fn remove_media_file(p: &Parts<'_>, m: Uuid) {
+    let path = p.media.path(m);
+    let _ = std::fs::remove_file(&path);
+    if let Ok(rel) = path.strip_prefix(p.media.root()) {
+        let _ = std::fs::remove_file(p.backup_dir.join("media").join(rel));
+    }
+}
+
+/// Writes committed in batches of at most [`Chunked::MAX`] changes, so that
+/// none makes a log entry too large (an erasure may remove 100,000 sends).
+#[derive(Default)]
+struct Chunked {
+    full: Vec<Batch>,
+    open: Batch,
+}
+
+impl Chunked {
+    const MAX: usize = 1_000;
+
+    /// The batch to add the next change to.
+    fn next(&mut self) -> &mut Batch {
+        if self.open.len() >= Self::MAX {
+            self.full.push(std::mem::take(&mut self.open));
+        }
+        &mut self.open
+    }
+
+    async fn commit(self, p: &Parts<'_>) -> Result<(), ServiceError> {
+        for b in self.full.into_iter().chain(std::iter::once(self.open)).filter(|b| !b.is_empty()) {
+            p.registry.journal().commit(b).await?;
+        }
+        Ok(())
+    }
+}
+
 /// Webhook deliveries kept for their history quote messages and customers:
 /// those naming an erased conversation go.
-fn forget_webhook_bodies(db: &Db, conversations: &[Uuid], b: &mut Batch) -> Result<(), ServiceError> {
+fn forget_webhook_bodies(db: &Db, conversations: &[Uuid], b: &mut Chunked) -> Result<(), ServiceError> {
     if conversations.is_empty() {
         return Ok(());
     }
@@ -281,8 +340,9 @@ fn forget_webhook_bodies(db: &Db, conversations: &[Uuid], b: &mut Batch) -> Resu
         for (key, value) in rows {
             let Ok(d) = utalk_storage::codec::decode::<webhook::Delivery>(&value) else { continue };
             if needles.iter().any(|n| d.body.contains(n.as_str())) {
-                b.delete_raw(Map::WebhookDeliveries, key.clone());
-                b.delete_raw(Map::WebhookPending, key);
+                let batch = b.next();
+                batch.delete_raw(Map::WebhookDeliveries, key.clone());
+                batch.delete_raw(Map::WebhookPending, key);
             }
         }
         if !full {
@@ -292,11 +352,13 @@ fn forget_webhook_bodies(db: &Db, conversations: &[Uuid], b: &mut Batch) -> Resu
 }
 
 /// Rewrites this node's files so that the old bytes are nowhere: the search
-/// index's segments, then RocksDB's tables and logs.
+/// index's segments, then RocksDB's tables and logs. One at a time: two
+/// erasures (or one and the follower) would each rewrite everything.
 async fn scrub_files(p: &Parts<'_>) -> Result<(), ServiceError> {
+    static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ONE.lock().await;
     if let Some(index) = p.search {
-        index.flush().map_err(|e| ServiceError::Internal(e.to_string()))?;
-        index.purge().map_err(|e| ServiceError::Internal(e.to_string()))?;
+        index.purge().await.map_err(|e| ServiceError::Internal(e.to_string()))?;
     }
     let db = p.db.clone();
     super::blocking(move || Ok(db.compact_everything()?)).await

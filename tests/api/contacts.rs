@@ -181,9 +181,11 @@ async fn conversations_stored_before_contacts_are_linked_by_the_backfill_job_onc
         Conversation::new(Channel::Whatsapp, customer, None)
     };
     let convs = [old("+5215550111", Some("Old Ana")), old("+5215550111", None), old("+5215550222", None)];
+    // A customer who gave nothing (or was erased): nothing to link.
+    let anonymous = Conversation::new(Channel::Web, Customer::default(), None);
     {
         let db = utalk_storage::Db::open(&data, &utalk_storage::DbOptions::default()).unwrap();
-        let batches: Vec<_> = convs.iter().map(|c| conversation::put_batch(None, c).unwrap()).collect();
+        let batches: Vec<_> = convs.iter().chain([&anonymous]).map(|c| conversation::put_batch(None, c).unwrap()).collect();
         db.write_group(batches.iter(), true).unwrap();
         assert!(convs.iter().all(|c| c.contact_id.is_none()));
     }
@@ -214,6 +216,7 @@ async fn conversations_stored_before_contacts_are_linked_by_the_backfill_job_onc
     assert!(c["contactId"].as_str().is_some_and(|x| x != ana));
     let conversations = s.get_json(&format!("/api/v1/contacts/{ana}/conversations"), &admin).await;
     assert_eq!(conversations["items"].as_array().unwrap().len(), 2);
+    assert!(get(anonymous.id).await["contactId"].is_null(), "no empty contact is made for a customer who gave nothing");
 
     // Done once: a later run reads one marker and links nothing.
     let again = run().await;

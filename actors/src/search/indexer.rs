@@ -38,10 +38,10 @@ pub(crate) enum Work {
     /// The batches of one durable group that touch indexed records.
     Changes(Vec<Batch>),
     /// Commit now and answer (a test waiting for a write, an erasure).
-    Flush(std::sync::mpsc::SyncSender<Result<(), String>>),
+    Flush(tokio::sync::oneshot::Sender<Result<(), String>>),
     /// Commit, merge every segment into one so deleted documents' terms
     /// leave the files, remove the old files, and answer.
-    Purge(std::sync::mpsc::SyncSender<Result<(), String>>),
+    Purge(tokio::sync::oneshot::Sender<Result<(), String>>),
     /// The store writer has stopped at `sequence`: commit, record it, end.
     Stop { sequence: u64, done: std::sync::mpsc::SyncSender<()> },
 }

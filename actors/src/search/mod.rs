@@ -172,20 +172,21 @@ impl SearchIndex {
     }
 
     /// Waits until every write committed so far is searchable.
-    pub fn flush(&self) -> Result<(), SearchError> {
-        self.ask(Work::Flush)
+    pub async fn flush(&self) -> Result<(), SearchError> {
+        self.ask(Work::Flush).await
     }
 
-    /// Like [`flush`](Self::flush), then rewrites the index's files so that
-    /// nothing of removed or replaced documents is left in them (an erasure).
-    pub fn purge(&self) -> Result<(), SearchError> {
-        self.ask(Work::Purge)
+    /// Commits what is queued, then rewrites the index's files so that
+    /// nothing of removed or replaced documents is left in them (an
+    /// erasure). Awaited, not blocked on: the merge runs on the indexer's thread.
+    pub async fn purge(&self) -> Result<(), SearchError> {
+        self.ask(Work::Purge).await
     }
 
-    fn ask(&self, work: fn(mpsc::SyncSender<Result<(), String>>) -> Work) -> Result<(), SearchError> {
-        let (done, answer) = mpsc::sync_channel(1);
+    async fn ask(&self, work: fn(tokio::sync::oneshot::Sender<Result<(), String>>) -> Work) -> Result<(), SearchError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
         self.send(work(done))?;
-        answer.recv().map_err(|_| SearchError::Stopped)?.map_err(SearchError::Failed)
+        answer.await.map_err(|_| SearchError::Stopped)?.map_err(SearchError::Failed)
     }
 
     fn send(&self, work: Work) -> Result<(), SearchError> {
