@@ -244,7 +244,8 @@ fn search_run(conversations: usize, total: u64, window: usize, texts: &Texts, in
     let elapsed = appends(&s, conversations, total, window, texts);
     let lag = index.as_ref().map(|i| {
         let started = Instant::now();
-        i.flush().expect("flush");
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        rt.block_on(i.flush()).expect("flush");
         started.elapsed()
     });
     let cpu = cpu_time() - cpu;
