@@ -123,7 +123,7 @@ fn main() {
     let mut key = [0u8; 32];
     rng.fill_bytes(&mut key);
     let key = OffsiteKey::from_base64(&base64::engine::general_purpose::STANDARD.encode(key)).expect("key");
-    let offsite = Offsite::new(&offsite_dir, key);
+    let offsite = Offsite::new(&offsite_dir, key, "bench");
     let started = Instant::now();
     let a = offsite.ship(&backups, b.id, b.created_at, &mut |_| {}).expect("ship");
     let ship_secs = started.elapsed().as_secs_f64();

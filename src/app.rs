@@ -204,11 +204,6 @@ async fn start_jobs(
         media: config.data_dir.join("media"),
         keep: config.backup.keep,
         max_age: Duration::from_secs(config.backup.max_age_days * day),
-        offsite: config.offsite().map(|target| utalk_schedules::backup::OffsiteCopies {
-            target,
-            interval: Duration::from_secs(config.backup.offsite.interval_minutes * 60),
-            max_age: Duration::from_secs(config.backup.offsite.max_age_days * day),
-        }),
     };
     let retention = RetentionTask {
         db: db.clone(),
@@ -237,6 +232,17 @@ async fn start_jobs(
     // the stock scan's alerts go to every node through the log: once.
     let specs = vec![
         spec("backup", &j.backup, Arc::new(backup), false),
+        // Each node copies its own backups.
+        spec(
+            "offsite_copy",
+            &j.offsite_copy,
+            Arc::new(utalk_schedules::offsite_copy::OffsiteCopyTask {
+                backups: Backups::new(config.backup_dir()),
+                target: config.offsite(),
+                max_age: Duration::from_secs(config.backup.offsite.max_age_days * day),
+            }),
+            false,
+        ),
         spec("retention", &j.retention, Arc::new(retention), false),
         spec("kpi_rollup", &j.kpi_rollup, Arc::new(kpi_rollup), true),
         spec("daily_report", &j.daily_report, Arc::new(daily_report), false),

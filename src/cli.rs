@@ -488,7 +488,7 @@ fn backup_command(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
         BackupCommand::Restore { to, from_offsite: Some(file), .. } => {
             let started = std::time::Instant::now();
             // The ledger goes where a server started on the restored directory looks for it.
-            let ledger_dir = config.backup.dir.clone().unwrap_or_else(|| Config { data_dir: to.clone(), ..config.clone() }.backup_dir());
+            let ledger_dir = config.backup_dir_for(&to);
             let r = offsite(config)?.restore(&file, &to, &ledger_dir, &mut progress)?;
             println!(
                 "restored {} ({} files, {} bytes, every chunk verified) into {} in {:.1} s; start the server with --data-dir {}",
@@ -502,13 +502,7 @@ fn backup_command(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
         }
         BackupCommand::Ship { backup_id } => {
             let target = offsite(config)?;
-            let list = backups.list()?;
-            let b = match backup_id {
-                Some(id) => {
-                    list.into_iter().find(|b| b.id == id).ok_or_else(|| anyhow::anyhow!("no backup {id} in {}", backups.dir().display()))?
-                }
-                None => list.into_iter().last().ok_or_else(|| anyhow::anyhow!("no backups in {}", backups.dir().display()))?,
-            };
+            let b = backups.pick(backup_id)?;
             let started = std::time::Instant::now();
             let a = target.ship(&backups, b.id, b.created_at, &mut progress)?;
             println!(

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use utalk_storage::backup::Backups;
-use utalk_storage::offsite::Offsite;
 use utalk_storage::{Db, Timestamp};
 
 /// Takes a backup of the database and media, then applies retention.
@@ -21,42 +20,6 @@ pub struct BackupTask {
     pub keep: usize,
     /// Backups older than this go (the newest is always kept).
     pub max_age: Duration,
-    /// Encrypted copies off the machine, if configured.
-    pub offsite: Option<OffsiteCopies>,
-}
-
-/// When and where backups are copied off the machine.
-#[derive(Clone)]
-pub struct OffsiteCopies {
-    /// The target and its key.
-    pub target: Offsite,
-    /// A backup is shipped when the newest archive is older than this.
-    pub interval: Duration,
-    /// Archives older than this go (the newest always stays).
-    pub max_age: Duration,
-}
-
-/// Ships backup `b` if the newest archive is older than the interval, then
-/// prunes by age; adds its figures to `f`.
-fn ship(
-    o: &OffsiteCopies,
-    backups: &Backups,
-    b: &utalk_storage::backup::BackupInfo,
-    f: &mut BTreeMap<String, f64>,
-) -> Result<(), JobError> {
-    // The backup here is taken; only its copy failed.
-    let step =
-        |e: utalk_storage::offsite::OffsiteError| JobError::Partial(format!("the backup was taken, but its off-machine copy failed: {e}"));
-    let newest = o.target.list().map_err(step)?.last().map(|a| a.created_at);
-    let due = newest.is_none_or(|t| b.created_at.millis() - t.millis() >= i64::try_from(o.interval.as_millis()).unwrap_or(i64::MAX));
-    if due {
-        let started = Instant::now();
-        let a = o.target.ship(backups, b.id, b.created_at, &mut |step| tracing::debug!(step, "off-machine copy")).map_err(step)?;
-        f.insert("offsiteBytes".into(), a.bytes as f64);
-        f.insert("offsiteSeconds".into(), started.elapsed().as_secs_f64());
-    }
-    f.insert("offsitePruned".into(), o.target.prune(o.max_age, Timestamp::now()).map_err(step)? as f64);
-    Ok(())
 }
 
 /// How many of `created` (oldest first) to keep: those younger than `max_age`, at most `keep`, at least one.
@@ -68,7 +31,6 @@ pub fn to_keep(created: &[Timestamp], now: Timestamp, keep: usize, max_age: Dura
 impl Task for BackupTask {
     fn run(&self) -> BoxFuture<'static, Figures> {
         let (db, backups, media, keep, max_age) = (self.db.clone(), self.backups.clone(), self.media.clone(), self.keep, self.max_age);
-        let offsite = self.offsite.clone();
         Box::pin(async move {
             tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
@@ -84,9 +46,6 @@ impl Task for BackupTask {
                 f.insert("seconds".into(), started.elapsed().as_secs_f64());
                 f.insert("kept".into(), kept as f64);
                 f.insert("purged".into(), list.len().saturating_sub(kept) as f64);
-                if let Some(o) = &offsite {
-                    ship(o, &backups, &b, &mut f)?;
-                }
                 Ok(f)
             })
             .await

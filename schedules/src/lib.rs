@@ -13,6 +13,7 @@
 pub mod backup;
 pub mod daily_report;
 pub mod kpi_rollup;
+pub mod offsite_copy;
 pub mod retention;
 pub mod scheduler;
 pub mod stock_scan;

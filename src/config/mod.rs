@@ -117,16 +117,22 @@ impl Config {
     pub fn offsite(&self) -> Option<utalk_storage::offsite::Offsite> {
         let o = &self.backup.offsite;
         let key = utalk_storage::offsite::OffsiteKey::from_base64(o.key.as_ref()?.expose()).ok()?;
-        Some(utalk_storage::offsite::Offsite::new(o.dir.clone()?, key))
+        Some(utalk_storage::offsite::Offsite::new(o.dir.clone()?, key, self.node_id.as_deref().unwrap_or("local")))
     }
 
     /// Where backups go.
     pub fn backup_dir(&self) -> PathBuf {
+        self.backup_dir_for(&self.data_dir)
+    }
+
+    /// Where backups of data directory `data_dir` go: `backup.dir`, else
+    /// `<data_dir>-backups` beside it.
+    pub fn backup_dir_for(&self, data_dir: &std::path::Path) -> PathBuf {
         if let Some(d) = &self.backup.dir {
             return d.clone();
         }
-        let name = self.data_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
-        self.data_dir.with_file_name(format!("{name}-backups"))
+        let name = data_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "data".into());
+        data_dir.with_file_name(format!("{name}-backups"))
     }
 }
 

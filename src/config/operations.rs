@@ -165,9 +165,6 @@ pub struct OffsiteSection {
     pub dir: Option<PathBuf>,
     /// 32 random bytes in base64 (`openssl rand -base64 32`); required with `dir`.
     pub key: Option<Secret>,
-    /// The newest archive is at most this old after each backup job: a
-    /// backup is shipped when the last archive is older.
-    pub interval_minutes: u64,
     /// Archives older than this many days are removed (the newest always stays).
     pub max_age_days: u64,
 }
@@ -175,7 +172,7 @@ pub struct OffsiteSection {
 impl Default for OffsiteSection {
     fn default() -> Self {
         // The manual keeps media 90 days; an archive holds them.
-        Self { dir: None, key: None, interval_minutes: 60, max_age_days: 90 }
+        Self { dir: None, key: None, max_age_days: 90 }
     }
 }
 
@@ -199,6 +196,8 @@ pub struct JobsSection {
     /// Cron of the check that replaces the generated token signing key once
     /// it is `auth.jwt_rotate_days` old.
     pub secret_rotation: String,
+    /// Cron of the copy of the latest backup off the machine (`[backup.offsite]`).
+    pub offsite_copy: String,
     /// Attempts after a failed one.
     pub retries: u32,
     /// Seconds between attempts.
@@ -215,6 +214,8 @@ impl Default for JobsSection {
             stock_negative: "0 * * * * *".into(),
             contact_backfill: "30 */5 * * * *".into(),
             secret_rotation: "0 10 4 * * *".into(),
+            // Hourly: the RPO for a lost machine is this plus the backups' 15 minutes.
+            offsite_copy: "0 20 * * * *".into(),
             retries: 2,
             retry_delay_secs: 30,
         }

@@ -305,7 +305,7 @@ fn off_machine_backups_need_a_good_key_and_a_directory_of_their_own() {
     let key = ("UTALK_BACKUP__OFFSITE__KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
     let e = refused(&[("UTALK_DATA_DIR", "/srv/utalk/data"), ("UTALK_BACKUP__OFFSITE__DIR", "/srv/utalk/data-backups"), key]);
     assert!(e.contains("another directory"), "{e}");
-    let e = refused(&[("UTALK_BACKUP__OFFSITE__DIR", "/mnt/offsite"), key, ("UTALK_BACKUP__OFFSITE__INTERVAL_MINUTES", "0")]);
+    let e = refused(&[("UTALK_BACKUP__OFFSITE__DIR", "/mnt/offsite"), key, ("UTALK_BACKUP__OFFSITE__MAX_AGE_DAYS", "0")]);
     assert!(e.contains("at least 1"), "{e}");
     let c = Config::load(None, env(&[("UTALK_BACKUP__OFFSITE__DIR", "/mnt/offsite"), key])).unwrap();
     assert_eq!(c.offsite().map(|o| o.dir().to_path_buf()), Some(std::path::PathBuf::from("/mnt/offsite")));

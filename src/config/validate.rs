@@ -112,8 +112,8 @@ impl Config {
             (Some(_), None) => return Err("backup.offsite.key: required with backup.offsite.dir (`openssl rand -base64 32`)".into()),
             (None, _) => {}
         }
-        if o.interval_minutes == 0 || o.max_age_days == 0 {
-            return Err("backup.offsite.interval_minutes and backup.offsite.max_age_days: must be at least 1".into());
+        if o.max_age_days == 0 {
+            return Err("backup.offsite.max_age_days: must be at least 1".into());
         }
         if self.log_file.max_bytes < 1024 {
             return Err("log_file.max_bytes: must be at least 1024".into());

@@ -27,8 +27,7 @@ use uuid::Uuid;
 /// Most messages one erasure rewrites (409 `erase_too_large` past it):
 /// each is a write, and a request must end.
 pub const MAX_ERASED_MESSAGES: usize = 100_000;
-/// The ledger's name in the backup directory.
-pub const LEDGER: &str = "erasures.jsonl";
+use utalk_storage::backup::LEDGER;
 /// Longest line of the ledger read at a start: an entry's ids (at most
 /// 10,000 conversations, 37 bytes each) with room to spare.
 const MAX_LEDGER_LINE: usize = 1 << 20;

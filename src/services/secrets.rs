@@ -163,8 +163,13 @@ pub async fn rotate_jwt(db: &Db, journal: &Journal, grace: std::time::Duration) 
     };
     let mut previous: Vec<PreviousKey> = old.previous.into_iter().filter(|k| k.valid_until_ms > now.millis()).collect();
     previous.push(PreviousKey { secret: old.current, valid_until_ms: until.millis() });
+    let replaced = old.created_ms.to_string();
     let keys = SigningKeys { current: random_secret(), created_ms: now.millis(), previous };
-    journal.commit(keys_batch(&keys)?).await?;
+    // Fenced on the key it replaces: of two rotations of one key (two
+    // runners, or a retry), the first wins and the second takes its keys.
+    if !journal.commit_first("signing_keys_rotation", &replaced, keys_batch(&keys)?).await? {
+        journal.sync_log().await?;
+    }
     Ok(until)
 }
 

@@ -40,23 +40,42 @@ fn io_error(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Engine(format!("{what} {}: {e}", path.display()))
 }
 
+/// The erasure ledger's name in the backup directory: kept beside the
+/// backups so that a restore of an older one can be erased again.
+pub const LEDGER: &str = "erasures.jsonl";
+
+/// Every file under `dir` (none when it does not exist), with its path
+/// relative to `dir` in `/` form, sorted; files still being written
+/// (`.tmp`, their record not committed yet) are left out.
+pub(crate) fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>, StoreError> {
+    let mut out = Vec::new();
+    let mut stack = if dir.exists() { vec![dir.to_path_buf()] } else { Vec::new() };
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(|e| io_error("cannot read", &d, e))? {
+            let e = e.map_err(|e| io_error("cannot read", &d, e))?;
+            let p = e.path();
+            if e.file_type().map_err(|e| io_error("cannot read", &p, e))?.is_dir() {
+                stack.push(p);
+            } else if !e.file_name().to_string_lossy().ends_with(".tmp") {
+                let rel: Vec<String> =
+                    p.strip_prefix(dir).unwrap_or(&p).components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+                out.push((rel.join("/"), p));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Copies the files under `from` into `to` that `to` lacks (or has with another size); returns how many.
 fn copy_missing(from: &Path, to: &Path) -> Result<u64, StoreError> {
-    if !from.exists() {
-        return Ok(0);
-    }
     let mut copied = 0;
-    for entry in std::fs::read_dir(from).map_err(|e| io_error("cannot read", from, e))? {
-        let entry = entry.map_err(|e| io_error("cannot read", from, e))?;
-        let src = entry.path();
-        let dst = to.join(entry.file_name());
-        let meta = entry.metadata().map_err(|e| io_error("cannot read", &src, e))?;
-        if meta.is_dir() {
-            std::fs::create_dir_all(&dst).map_err(|e| io_error("cannot create", &dst, e))?;
-            copied += copy_missing(&src, &dst)?;
-        } else if entry.file_name().to_string_lossy().ends_with(".tmp") {
-            // A file still being written; its record is not committed yet.
-        } else if std::fs::metadata(&dst).map(|m| m.len() != meta.len()).unwrap_or(true) {
+    for (rel, src) in files_under(from)? {
+        let dst = to.join(&rel);
+        if std::fs::metadata(&dst).map(|m| Some(m.len()) != std::fs::metadata(&src).ok().map(|s| s.len())).unwrap_or(true) {
+            if let Some(parent) = dst.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| io_error("cannot create", parent, e))?;
+            }
             std::fs::copy(&src, &dst).map_err(|e| io_error("cannot copy", &src, e))?;
             copied += 1;
         }
@@ -125,18 +144,9 @@ impl Backups {
         if to.exists() && std::fs::read_dir(to).map_err(|e| io_error("cannot read", to, e))?.next().is_some() {
             return Err(StoreError::Engine(format!("{} is not empty; restore into a new directory", to.display())));
         }
-        let list = self.list()?;
-        let id = match id {
-            Some(i) if list.iter().any(|b| b.id == i) => i,
-            Some(i) => return Err(StoreError::Engine(format!("no backup {i} in {}", self.dir.display()))),
-            None => list.last().map(|b| b.id).ok_or_else(|| StoreError::Engine(format!("no backups in {}", self.dir.display())))?,
-        };
-        let mut engine = self.engine()?;
-        progress("verifying");
-        engine.verify_backup(id).map_err(engine_error)?;
-        progress("restoring database files");
-        std::fs::create_dir_all(to).map_err(|e| io_error("cannot create", to, e))?;
-        engine.restore_from_backup(to, to, &RestoreOptions::default(), id).map_err(engine_error)?;
+        let id = self.pick(id)?.id;
+        progress("verifying, then restoring database files");
+        self.restore_db(id, to)?;
         progress("restoring media files");
         let media = to.join("media");
         std::fs::create_dir_all(&media).map_err(|e| io_error("cannot create", &media, e))?;
@@ -145,11 +155,25 @@ impl Backups {
         Ok(id)
     }
 
-    /// Restores only the database files of backup `id` into `to` (created;
-    /// must not exist): what an off-machine archive is made from.
+    /// Backup `id`, or the latest when `None`.
+    pub fn pick(&self, id: Option<u32>) -> Result<BackupInfo, StoreError> {
+        let list = self.list()?;
+        match id {
+            Some(i) => {
+                list.into_iter().find(|b| b.id == i).ok_or_else(|| StoreError::Engine(format!("no backup {i} in {}", self.dir.display())))
+            }
+            None => list.into_iter().last().ok_or_else(|| StoreError::Engine(format!("no backups in {}", self.dir.display()))),
+        }
+    }
+
+    /// Verifies backup `id`, then restores its database files (no media)
+    /// into `to`, created: a restore's first step, and what an off-machine
+    /// archive is made from.
     pub fn restore_db(&self, id: u32, to: &Path) -> Result<(), StoreError> {
+        let mut engine = self.engine()?;
+        engine.verify_backup(id).map_err(engine_error)?;
         std::fs::create_dir_all(to).map_err(|e| io_error("cannot create", to, e))?;
-        self.engine()?.restore_from_backup(to, to, &RestoreOptions::default(), id).map_err(engine_error)
+        engine.restore_from_backup(to, to, &RestoreOptions::default(), id).map_err(engine_error)
     }
 
     /// Keeps the newest `keep` backups and removes the rest (their unshared files go).

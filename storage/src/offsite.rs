@@ -17,7 +17,7 @@
 //! the target and renames it into place only once every chunk verified, so
 //! a wrong key or a damaged file changes nothing.
 
-use crate::backup::Backups;
+use crate::backup::{files_under, Backups, LEDGER};
 use crate::time::Timestamp;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
 use ring::rand::{SecureRandom, SystemRandom};
@@ -35,6 +35,8 @@ const TAG: usize = 16;
 const LAST: u32 = 1 << 31;
 /// Longest path inside an archive.
 const MAX_PATH: usize = 1024;
+/// Where a restore puts the archived ledger until it is merged.
+const RESTORED_LEDGER: &str = ".erasures.jsonl";
 /// The archives' file name ending.
 pub const EXTENSION: &str = "ubk";
 
@@ -80,15 +82,20 @@ impl std::fmt::Debug for OffsiteKey {
 impl OffsiteKey {
     /// The key from its base64 form.
     pub fn from_base64(text: &str) -> Result<OffsiteKey, OffsiteError> {
-        let bytes = decode_base64(text.trim()).ok_or(OffsiteError::BadKey)?;
+        use base64::Engine;
+        // Standard or URL-safe alphabet, padded or not, as key tools print them.
+        let text = text.trim().trim_end_matches('=');
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(text)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
+            .map_err(|_| OffsiteError::BadKey)?;
         let key: [u8; 32] = bytes.try_into().map_err(|_| OffsiteError::BadKey)?;
         Ok(OffsiteKey { key })
     }
 
     /// A short name of the key that does not reveal it: the start of a hash.
     pub fn id(&self) -> String {
-        let d = Sha256::new().chain_update(b"utalk offsite key id").chain_update(self.key).finalize();
-        d[..8].iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(self.id_bytes())
     }
 
     fn id_bytes(&self) -> [u8; 8] {
@@ -102,36 +109,6 @@ impl OffsiteKey {
         // 32 bytes is AES-256's key length, so this cannot fail.
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.key).unwrap_or_else(|_| unreachable!("a 32-byte AES-256 key")))
     }
-}
-
-/// Standard base64 (with or without padding) without a dependency of its own.
-fn decode_base64(s: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let s = s.trim_end_matches('=').as_bytes();
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    for chunk in s.chunks(4) {
-        let mut n = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            n |= value(*c)? << (18 - 6 * i);
-        }
-        let bytes = n.to_be_bytes();
-        match chunk.len() {
-            4 => out.extend_from_slice(&bytes[1..4]),
-            3 => out.extend_from_slice(&bytes[1..3]),
-            2 => out.push(bytes[1]),
-            _ => return None,
-        }
-    }
-    Some(out)
 }
 
 /// Seals what is written through it, chunk by chunk.
@@ -224,7 +201,7 @@ impl<R: Read> Opener<R> {
             return Err(damaged("not a utalk backup archive, or of another version"));
         }
         if header[8..16] != key.id_bytes() {
-            let theirs: String = header[8..16].iter().map(|b| format!("{b:02x}")).collect();
+            let theirs = hex::encode(&header[8..16]);
             return Err(OffsiteError::WrongKey(name.to_string(), theirs, key.id()));
         }
         Ok(Opener { input, key: key.sealing(), header, counter: 0, chunk: Vec::new(), at: 0, ended: false, name: name.to_string() })
@@ -303,29 +280,45 @@ pub struct Restored {
     pub bytes: u64,
 }
 
-/// The directory archives go to, and the key that seals them.
+/// The directory archives go to, the key that seals them, and the node
+/// whose archives these are.
 #[derive(Debug, Clone)]
 pub struct Offsite {
     dir: PathBuf,
     key: OffsiteKey,
+    node: String,
 }
 
-fn stamp(t: Timestamp) -> String {
-    // 2026-12-07T04:41:09.123Z → 20261207T044109Z
-    let s = t.to_rfc3339();
-    let digits: String = s[..19].chars().filter(|c| c.is_ascii_digit() || *c == 'T').collect();
-    format!("{digits}Z")
-}
-
-fn parse_name(name: &str) -> Option<(Timestamp, u32)> {
-    let rest = name.strip_prefix("utalk-backup-")?.strip_suffix(&format!(".{EXTENSION}"))?;
-    let (stamp, id) = rest.rsplit_once('-')?;
-    let b = stamp.as_bytes();
-    if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
-        return None;
+/// Fails unless `dir`'s filesystem has `need` bytes free.
+fn room_for(dir: &Path, need: u64, what: &str) -> Result<(), OffsiteError> {
+    let free = crate::free_space::available_bytes(dir).map_err(io_at(dir))?;
+    if free < need {
+        return Err(OffsiteError::Io(
+            dir.display().to_string(),
+            io::Error::other(format!("{what} needs {need} bytes and {free} are free; nothing was written")),
+        ));
     }
-    let rfc = format!("{}-{}-{}T{}:{}:{}Z", &stamp[..4], &stamp[4..6], &stamp[6..8], &stamp[9..11], &stamp[11..13], &stamp[13..15]);
-    Some((Timestamp::parse_rfc3339(&rfc)?, id.parse().ok()?))
+    Ok(())
+}
+
+/// The time in an archive's name: `20261207T044109Z`.
+const STAMP: &str = "%Y%m%dT%H%M%SZ";
+
+/// An archive's name: `utalk-backup-<time>-<backup id>-<node>.ubk`. The
+/// node keeps nodes sharing one directory apart.
+fn name_of(created_at: Timestamp, id: u32, node: &str) -> String {
+    let t = chrono::DateTime::from_timestamp_millis(created_at.millis()).unwrap_or_default();
+    format!("utalk-backup-{}-{id}-{node}.{EXTENSION}", t.format(STAMP))
+}
+
+/// The time, backup id and node an archive's name carries; `None` for any
+/// other file (whatever its bytes: the directory is another machine's too).
+fn parse_name(name: &str) -> Option<(Timestamp, u32, &str)> {
+    let rest = name.strip_prefix("utalk-backup-")?.strip_suffix(&format!(".{EXTENSION}"))?;
+    let mut parts = rest.splitn(3, '-');
+    let (stamp, id, node) = (parts.next()?, parts.next()?, parts.next()?);
+    let t = chrono::NaiveDateTime::parse_from_str(stamp, STAMP).ok()?.and_utc();
+    Some((Timestamp(t.timestamp_millis()), id.parse().ok()?, node))
 }
 
 fn write_entry(out: &mut impl Write, path: &str, file: &Path) -> Result<u64, OffsiteError> {
@@ -343,30 +336,6 @@ fn write_entry(out: &mut impl Write, path: &str, file: &Path) -> Result<u64, Off
     Ok(size)
 }
 
-/// Every file under `dir`, with its path relative to `dir` in `/` form.
-fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>, OffsiteError> {
-    let mut out = Vec::new();
-    if !dir.exists() {
-        return Ok(out);
-    }
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).map_err(io_at(&d))? {
-            let e = e.map_err(io_at(&d))?;
-            let p = e.path();
-            if e.file_type().map_err(io_at(&p))?.is_dir() {
-                stack.push(p);
-            } else if !e.file_name().to_string_lossy().ends_with(".tmp") {
-                let rel = p.strip_prefix(dir).map_err(|_| OffsiteError::Io(p.display().to_string(), io::Error::other("outside")))?;
-                let rel: Vec<String> = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
-                out.push((rel.join("/"), p));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
 /// Where an archive's entry goes under a restore's directory, or why it may not.
 fn destination(root: &Path, path: &str) -> Option<PathBuf> {
     let p = Path::new(path);
@@ -375,9 +344,10 @@ fn destination(root: &Path, path: &str) -> Option<PathBuf> {
     }
     let mut parts = path.splitn(2, '/');
     match (parts.next()?, parts.next()) {
-        ("db", Some(rest)) => Some(root.join(rest)),
+        // The database's files are flat: nothing of them may land in media/ or on the ledger.
+        ("db", Some(rest)) if !rest.contains('/') && !rest.starts_with('.') && rest != "media" => Some(root.join(rest)),
         ("media", Some(rest)) => Some(root.join("media").join(rest)),
-        ("erasures.jsonl", None) => Some(root.join(".erasures.jsonl")),
+        (LEDGER, None) => Some(root.join(RESTORED_LEDGER)),
         _ => None,
     }
 }
@@ -387,9 +357,9 @@ fn sync_dir(dir: &Path) -> Result<(), OffsiteError> {
 }
 
 impl Offsite {
-    /// Archives in `dir`, sealed with `key`.
-    pub fn new(dir: impl Into<PathBuf>, key: OffsiteKey) -> Offsite {
-        Offsite { dir: dir.into(), key }
+    /// Node `node`'s archives in `dir`, sealed with `key`.
+    pub fn new(dir: impl Into<PathBuf>, key: OffsiteKey, node: &str) -> Offsite {
+        Offsite { dir: dir.into(), key, node: node.to_string() }
     }
 
     /// The directory.
@@ -406,9 +376,13 @@ impl Offsite {
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(io_at(&staging))?;
         }
-        progress("staging the database files");
+        // The staging copy beside the backups, and the archive (about as large) at the target.
+        let size = backups.pick(Some(id))?.size;
+        room_for(backups.dir(), size, "the staging copy")?;
+        room_for(&self.dir, size, "the archive")?;
+        progress("verifying and staging the database files");
         backups.restore_db(id, &staging)?;
-        let name = format!("utalk-backup-{}-{id}.{EXTENSION}", stamp(created_at));
+        let name = name_of(created_at, id, &self.node);
         let tmp = self.dir.join(format!("{name}.tmp"));
         let result = (|| {
             let file = File::create(&tmp).map_err(io_at(&tmp))?;
@@ -422,9 +396,9 @@ impl Offsite {
             for (rel, path) in files_under(&backups.dir().join("media"))? {
                 write_entry(&mut sealer, &format!("media/{rel}"), &path)?;
             }
-            let ledger = backups.dir().join("erasures.jsonl");
+            let ledger = backups.dir().join(LEDGER);
             if ledger.exists() {
-                write_entry(&mut sealer, "erasures.jsonl", &ledger)?;
+                write_entry(&mut sealer, LEDGER, &ledger)?;
             }
             sealer.write_all(&[0]).map_err(io_at(&tmp))?;
             let (out, bytes) = sealer.finish().map_err(io_at(&tmp))?;
@@ -447,7 +421,7 @@ impl Offsite {
         Ok(Archive { name, created_at, backup_id: id, bytes })
     }
 
-    /// The archives in the directory, oldest first.
+    /// This node's archives in the directory, oldest first.
     pub fn list(&self) -> Result<Vec<Archive>, OffsiteError> {
         let mut out = Vec::new();
         let entries = match std::fs::read_dir(&self.dir) {
@@ -458,7 +432,8 @@ impl Offsite {
         for e in entries {
             let e = e.map_err(io_at(&self.dir))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some((created_at, backup_id)) = parse_name(&name) {
+            let Some((created_at, backup_id, node)) = parse_name(&name) else { continue };
+            if node == self.node {
                 let bytes = e.metadata().map_err(io_at(&e.path()))?.len();
                 out.push(Archive { name, created_at, backup_id, bytes });
             }
@@ -491,7 +466,11 @@ impl Offsite {
             return Err(OffsiteError::NotEmpty(to.display().to_string()));
         }
         let name = path.display().to_string();
-        let input = BufReader::with_capacity(CHUNK, File::open(&path).map_err(io_at(&path))?);
+        let file = File::open(&path).map_err(io_at(&path))?;
+        let parent = to.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(io_at(parent))?;
+        room_for(parent, file.metadata().map_err(io_at(&path))?.len(), "the restore")?;
+        let input = BufReader::with_capacity(CHUNK, file);
         let mut archive = Opener::new(input, &self.key, &name)?;
         let staging = to.with_file_name(format!(".{}.restoring", to.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()));
         if staging.exists() {
@@ -506,7 +485,7 @@ impl Offsite {
                 return Err(e);
             }
         };
-        let ledger = staging.join(".erasures.jsonl");
+        let ledger = staging.join(RESTORED_LEDGER);
         if ledger.exists() {
             merge_ledger(&ledger, ledger_dir)?;
             std::fs::remove_file(&ledger).map_err(io_at(&ledger))?;
@@ -515,6 +494,7 @@ impl Offsite {
             std::fs::remove_dir(to).map_err(io_at(to))?;
         }
         std::fs::rename(&staging, to).map_err(io_at(to))?;
+        sync_dir(parent)?;
         progress(&format!("restored {} files, {} bytes, into {}", restored.files, restored.bytes, to.display()));
         Ok(restored)
     }
@@ -524,6 +504,8 @@ fn unpack(archive: &mut impl Read, root: &Path, name: &str, progress: &mut dyn F
     let damaged = |why: String| OffsiteError::Damaged(name.to_string(), why);
     let read = |archive: &mut dyn Read, buf: &mut [u8]| archive.read_exact(buf).map_err(|e| damaged(e.to_string()));
     let mut restored = Restored::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut dirs = std::collections::BTreeSet::from([root.to_path_buf()]);
     loop {
         let mut tag = [0u8; 1];
         read(archive, &mut tag)?;
@@ -538,11 +520,15 @@ fn unpack(archive: &mut impl Read, root: &Path, name: &str, progress: &mut dyn F
         read(archive, &mut path)?;
         let path = String::from_utf8(path).map_err(|_| damaged("a path that is not UTF-8".into()))?;
         let dest = destination(root, &path).ok_or_else(|| damaged(format!("an entry at a path it may not write: {path:?}")))?;
+        if !seen.insert(dest.clone()) {
+            return Err(damaged(format!("two entries at {path:?}")));
+        }
         let mut size = [0u8; 8];
         read(archive, &mut size)?;
         let size = u64::from_be_bytes(size);
         if let Some(dir) = dest.parent() {
             std::fs::create_dir_all(dir).map_err(io_at(dir))?;
+            dirs.insert(dir.to_path_buf());
         }
         let mut out = BufWriter::new(File::create(&dest).map_err(io_at(&dest))?);
         let copied = io::copy(&mut archive.take(size), &mut out).map_err(|e| damaged(e.to_string()))?;
@@ -561,13 +547,17 @@ fn unpack(archive: &mut impl Read, root: &Path, name: &str, progress: &mut dyn F
     if archive.read(&mut rest).map_err(|e| damaged(e.to_string()))? != 0 {
         return Err(damaged("bytes after its end".into()));
     }
+    // The files are fsynced; so are the directories that name them.
+    for d in &dirs {
+        sync_dir(d)?;
+    }
     Ok(restored)
 }
 
 /// Adds the lines of `from` that `dir`'s ledger lacks.
 fn merge_ledger(from: &Path, dir: &Path) -> Result<(), OffsiteError> {
     let theirs = std::fs::read_to_string(from).map_err(io_at(from))?;
-    let path = dir.join("erasures.jsonl");
+    let path = dir.join(LEDGER);
     let ours = match std::fs::read_to_string(&path) {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),
@@ -639,14 +629,84 @@ mod tests {
     #[test]
     fn names_carry_the_time_and_id_and_entries_stay_inside_the_target() {
         let t = Timestamp::parse_rfc3339("2026-12-07T04:41:09Z").expect("time");
-        let name = format!("utalk-backup-{}-42.{EXTENSION}", stamp(t));
-        assert_eq!(name, "utalk-backup-20261207T044109Z-42.ubk");
-        assert_eq!(parse_name(&name), Some((t, 42)));
+        let name = name_of(t, 42, "node-a");
+        assert_eq!(name, "utalk-backup-20261207T044109Z-42-node-a.ubk");
+        assert_eq!(parse_name(&name), Some((t, 42, "node-a")));
+        for odd in ["utalk-backup-202é120T044109Z-1-n.ubk", "utalk-backup-20261207T044109Z-x-n.ubk", "utalk-backup-2026.ubk", "notes.txt"]
+        {
+            assert_eq!(parse_name(odd), None, "{odd}");
+        }
         let root = Path::new("/r");
         assert_eq!(destination(root, "db/000012.sst"), Some(PathBuf::from("/r/000012.sst")));
         assert_eq!(destination(root, "media/ab/cd"), Some(PathBuf::from("/r/media/ab/cd")));
-        for bad in ["../x", "db/../../etc/passwd", "/etc/passwd", "other/x", "db", ""] {
+        for bad in ["../x", "db/../../etc/passwd", "/etc/passwd", "other/x", "db", "", "db/media/x", "db/.erasures.jsonl", "db/media"] {
             assert_eq!(destination(root, bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn the_list_has_this_nodes_archives_only_and_pruning_keeps_the_newest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let o = Offsite::new(dir.path(), key(1), "a");
+        let day = 86_400_000;
+        let now = Timestamp(1_800_000_000_000);
+        for (age, id, node) in [(100, 1, "a"), (95, 2, "a"), (10, 3, "a"), (100, 1, "b")] {
+            std::fs::write(dir.path().join(name_of(Timestamp(now.millis() - age * day), id, node)), b"x").expect("write");
+        }
+        for other in ["utalk-backup-202é120T044109Z-1-a.ubk", "utalk-backup-20261207T044109Z-4-a.ubk.tmp", "README"] {
+            std::fs::write(dir.path().join(other), b"x").expect("write");
+        }
+        assert_eq!(o.list().expect("list").iter().map(|a| a.backup_id).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(o.prune(Duration::from_secs(90 * 86_400), now).expect("prune"), 2);
+        assert_eq!(o.list().expect("list").iter().map(|a| a.backup_id).collect::<Vec<_>>(), vec![3]);
+        // Another node's and other files stay; the newest stays however old.
+        assert_eq!(Offsite::new(dir.path(), key(1), "b").list().expect("list").len(), 1);
+        assert_eq!(o.prune(Duration::from_secs(1), now).expect("prune"), 0);
+    }
+
+    /// A sealed archive of `entries` (path, bytes), as `ship` writes them, in `dir`.
+    fn archive_of(dir: &Path, entries: &[(&str, &[u8])], end: bool) -> PathBuf {
+        let mut s = Sealer::new(Vec::new(), &key(1)).expect("sealer");
+        for (path, bytes) in entries {
+            s.write_all(&[1]).expect("tag");
+            s.write_all(&(path.len() as u16).to_be_bytes()).expect("len");
+            s.write_all(path.as_bytes()).expect("path");
+            s.write_all(&(bytes.len() as u64).to_be_bytes()).expect("size");
+            s.write_all(bytes).expect("bytes");
+        }
+        if end {
+            s.write_all(&[0]).expect("end");
+        }
+        let path = dir.join("crafted.ubk");
+        std::fs::write(&path, s.finish().expect("finish").0).expect("write");
+        path
+    }
+
+    #[test]
+    fn a_restore_refuses_a_taken_target_and_an_archive_whose_entries_break_the_rules_and_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let o = Offsite::new(dir.path().join("offsite"), key(1), "a");
+        let (to, ledgers) = (dir.path().join("restored"), dir.path().join("backups"));
+        let good = archive_of(dir.path(), &[("db/CURRENT", b"MANIFEST-1\n"), ("media/ab/f", b"file")], true);
+        std::fs::create_dir_all(&to).expect("mkdir");
+        std::fs::write(to.join("x"), b"taken").expect("write");
+        assert!(matches!(o.restore(&good, &to, &ledgers, &mut |_| {}), Err(OffsiteError::NotEmpty(_))));
+        std::fs::remove_dir_all(&to).expect("rm");
+        let cases: [(&[(&str, &[u8])], bool, &str); 4] = [
+            (&[("db/../../escape", b"x")], true, "may not write"),
+            (&[("db/CURRENT", b"a"), ("db/CURRENT", b"b")], true, "two entries"),
+            (&[("db/media/x", b"x")], true, "may not write"),
+            (&[("db/CURRENT", b"a")], false, "damaged"),
+        ];
+        for (entries, end, why) in cases {
+            let bad = archive_of(dir.path(), entries, end);
+            let e = o.restore(&bad, &to, &ledgers, &mut |_| {}).expect_err(why).to_string();
+            assert!(e.contains(why), "{e}");
+            assert!(!to.exists(), "nothing is left behind: {why}");
+        }
+        let good = archive_of(dir.path(), &[("db/CURRENT", b"MANIFEST-1\n"), ("media/ab/f", b"file")], true);
+        let r = o.restore(&good, &to, &ledgers, &mut |_| {}).expect("restore");
+        assert_eq!((r.files, r.bytes), (2, 15));
+        assert_eq!(std::fs::read(to.join("media/ab/f")).expect("file"), b"file");
     }
 }

@@ -16,7 +16,10 @@ async fn jobs_are_listed_run_now_and_recorded() {
     let jobs = s.get_json("/api/v1/admin/jobs", &admin).await;
     let names: Vec<&str> = jobs["items"].as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
     // By name, as every list pages.
-    assert_eq!(names, vec!["backup", "contact_backfill", "daily_report", "kpi_rollup", "retention", "secret_rotation", "stock_negative"]);
+    assert_eq!(
+        names,
+        vec!["backup", "contact_backfill", "daily_report", "kpi_rollup", "offsite_copy", "retention", "secret_rotation", "stock_negative"]
+    );
     assert_eq!(jobs["items"][0]["schedule"], "0 */15 * * * *");
     assert!(jobs["items"][0]["nextRunAt"].is_string());
     assert!(jobs["items"][0]["lastRun"].is_null());

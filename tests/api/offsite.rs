@@ -77,14 +77,26 @@ async fn the_restore_drill_finds_every_message_from_the_encrypted_copy_alone() {
         before.push(shape(&s.messages(&agent, conv).await));
     }
 
-    // The backup job copies the backup off the machine, encrypted.
+    // A backup, then the offsite_copy job copies it off the machine, encrypted.
     let r = s.http.post(s.url("/api/v1/admin/backups")).bearer_auth(&admin).send().await.unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    assert!(archives(&offsite).is_empty(), "the backup job itself copies nothing");
+    let copy = || {
+        let (s, admin) = (&s, admin.clone());
+        async move {
+            let r = s.http.post(s.url("/api/v1/admin/jobs/offsite_copy/run")).bearer_auth(&admin).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let run = copy().await;
+    assert_eq!((run["outcome"].as_str(), run["figures"]["shipped"].as_f64()), (Some("ok"), Some(1.0)), "{run}");
     let shipped = archives(&offsite);
     assert_eq!(shipped.len(), 1, "{shipped:?}");
-    // Within the interval (an hour by default) the next backup is not copied again.
-    let r = s.http.post(s.url("/api/v1/admin/backups")).bearer_auth(&admin).send().await.unwrap();
-    assert_eq!(r.status(), 201);
+    assert!(shipped[0].ends_with("-local.ubk"), "named by its node: {shipped:?}");
+    // The same backup is not copied twice.
+    let run = copy().await;
+    assert_eq!(run["figures"]["shipped"], 0.0, "{run}");
     assert_eq!(archives(&offsite), shipped);
     let (ok, out, err) = cli(&data, &offsite, KEY, &["backup", "offsite"]);
     assert!(ok && out.starts_with(&shipped[0]), "{out} {err}");
