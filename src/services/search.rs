@@ -12,6 +12,10 @@ use uuid::Uuid;
 
 /// Deepest a search pages: past it, people refine the words.
 pub const MAX_OFFSET: usize = 1000;
+/// The largest page a list gives (`limit`, routes' `page_size`).
+const MAX_PAGE: usize = 200;
+// The deepest page, and one more to know there is a next, fit in what the index looks at.
+const _: () = assert!(MAX_OFFSET + MAX_PAGE < utalk_actors::search::MAX_HITS);
 
 /// Conversations matching `q` that `filter` keeps, best first, from
 /// `offset`: at most `limit`, and the offset of the next page. Words of

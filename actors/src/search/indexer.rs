@@ -14,7 +14,7 @@ use super::{Settings, Shared};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tantivy::{IndexWriter, TantivyDocument, Term};
 use utalk_storage::model::{Contact, Conversation, Message};
 use utalk_storage::{codec, Batch, Change, Db, Map, Record};
@@ -64,7 +64,14 @@ impl Indexer {
         let mut complete = !rebuild_first;
         let mut dirty = false;
         let mut last_commit = Instant::now();
+        // A failed rebuild is tried again after this, doubling up to an hour.
+        let mut retry: Option<Instant> = None;
+        let mut backoff = Duration::from_secs(10);
         loop {
+            if retry.is_some_and(|at| Instant::now() >= at) {
+                retry = None;
+                needs_rebuild = true;
+            }
             if self.shared.overflowed.swap(false, Ordering::SeqCst) {
                 // Records were dropped: whatever is queued is older than the
                 // rebuild's reads, which see every dropped record.
@@ -76,7 +83,12 @@ impl Indexer {
                 complete = match self.rebuild() {
                     Ok(done) => done,
                     Err(e) => {
-                        tracing::error!(error = %e, "cannot rebuild the search index; searches find what it holds");
+                        // Back to the last commit: a half-rebuilt index is never published.
+                        let _ = self.writer.rollback();
+                        self.shared.rebuilding.store(false, Ordering::SeqCst);
+                        tracing::error!(error = %e, retry_in_secs = backoff.as_secs(), "cannot rebuild the search index; searches find what it held before");
+                        retry = Some(Instant::now() + backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(3600));
                         false
                     }
                 };

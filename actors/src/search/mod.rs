@@ -100,8 +100,9 @@ impl std::fmt::Debug for SearchIndex {
     }
 }
 
-/// Most documents one search looks at before grouping them by conversation.
-const MAX_HITS: usize = 1000;
+/// Most documents one search looks at (before grouping them by
+/// conversation): the deepest page a caller may ask for must fit in it.
+pub const MAX_HITS: usize = 1_500;
 
 /// What the index recorded at its last commit.
 #[derive(serde::Deserialize)]
