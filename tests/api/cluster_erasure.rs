@@ -4,10 +4,9 @@
 //! keeps a byte of what the customer said or their name, and each node's
 //! ledger has the erasure for a restore of its own backups.
 
-use crate::cluster_nodes::{cluster_add_user, http_client, login_polling, post_message, start_three, wait_spread, NODE_IDS};
+use crate::cluster_nodes::{login_polling, post_message, Three, NODE_IDS};
 use crate::erasure::holding;
 use crate::helpers::{ADMIN, AGENT};
-use crate::nats::Nats;
 use crate::search::{found, found_within, CONTACTS, CONVERSATIONS};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -18,19 +17,9 @@ const BOUND: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_erasure_on_one_node_leaves_no_byte_on_any_node_and_is_in_every_ledger() {
-    let nats = Nats::start().await;
-    let urls = nats.urls();
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let nodes = start_three(&urls, &dirs, &[]).await;
-    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
-    let http = http_client();
-    wait_spread(&http, &bases, &NODE_IDS, Duration::from_secs(60)).await;
-    cluster_add_user(dirs[0].path(), &urls, ADMIN.0, "admin", ADMIN.1).await;
-    cluster_add_user(dirs[0].path(), &urls, AGENT.0, "agent", AGENT.1).await;
-    let mut agents = Vec::new();
-    for base in &bases {
-        agents.push(login_polling(&http, base, AGENT, Duration::from_secs(20)).await);
-    }
+    let three = Three::start(&[(ADMIN.0, "admin", ADMIN.1), (AGENT.0, "agent", AGENT.1)]).await;
+    let agents = three.logins(AGENT).await;
+    let (nodes, dirs, bases, http) = (&three.nodes, &three.dirs, three.bases.clone(), three.http.clone());
     let admin = login_polling(&http, &bases[0], ADMIN, Duration::from_secs(20)).await;
 
     // Words no other test writes: the name and what the customer said.

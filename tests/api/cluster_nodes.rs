@@ -54,6 +54,41 @@ pub(crate) async fn start_three(urls: &str, dirs: &[tempfile::TempDir], extra: &
     nodes
 }
 
+/// Three NATS servers, nodes n1–n3 on them with their shards spread, and
+/// `users` (email, role, password) added through the log.
+pub(crate) struct Three {
+    pub(crate) _nats: Nats,
+    pub(crate) dirs: Vec<tempfile::TempDir>,
+    pub(crate) nodes: Vec<TestServer>,
+    pub(crate) bases: Vec<String>,
+    pub(crate) http: reqwest::Client,
+}
+
+impl Three {
+    pub(crate) async fn start(users: &[(&str, &str, &str)]) -> Three {
+        let nats = Nats::start().await;
+        let urls = nats.urls();
+        let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let nodes = start_three(&urls, &dirs, &[]).await;
+        let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+        let http = http_client();
+        wait_spread(&http, &bases, &NODE_IDS, Duration::from_secs(60)).await;
+        for (email, role, password) in users {
+            cluster_add_user(dirs[0].path(), &urls, email, role, password).await;
+        }
+        Three { _nats: nats, dirs, nodes, bases, http }
+    }
+
+    /// `who`'s access token on each node, in order.
+    pub(crate) async fn logins(&self, who: (&str, &str)) -> Vec<String> {
+        let mut tokens = Vec::new();
+        for base in &self.bases {
+            tokens.push(login_polling(&self.http, base, who, Duration::from_secs(20)).await);
+        }
+        tokens
+    }
+}
+
 pub(crate) fn http_client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(10)).connect_timeout(Duration::from_secs(2)).build().unwrap()
 }
@@ -691,18 +726,9 @@ pub(crate) async fn post_json(http: &reqwest::Client, url: String, token: &str, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_tokens_and_stock_hold_across_three_nodes() {
-    let nats = Nats::start().await;
-    let urls = nats.urls();
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let nodes = start_three(&urls, &dirs, &[]).await;
-    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
-    let http = http_client();
-    wait_spread(&http, &bases, &NODE_IDS, Duration::from_secs(60)).await;
-    cluster_add_user(dirs[0].path(), &urls, ADMIN.0, "admin", ADMIN.1).await;
-    let mut tokens = Vec::new();
-    for base in &bases {
-        tokens.push(login_polling(&http, base, ADMIN, Duration::from_secs(20)).await);
-    }
+    let three = Three::start(&[(ADMIN.0, "admin", ADMIN.1)]).await;
+    let tokens = three.logins(ADMIN).await;
+    let (bases, http) = (three.bases.clone(), three.http.clone());
 
     // A refresh token is exchanged once cluster-wide: on node 2 it works, on node 3 it is then a reuse.
     let r =

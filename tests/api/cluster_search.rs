@@ -4,11 +4,8 @@
 //! another form of it; a contact made on one node is found on another; who
 //! may read conversations finds it there, a widget token may not search.
 
-use crate::cluster_nodes::{
-    cluster_add_user, create_conversation, http_client, login_polling, post_json, post_message, start_three, wait_spread, NODE_IDS,
-};
+use crate::cluster_nodes::{create_conversation, login_polling, post_json, post_message, Three, NODE_IDS};
 use crate::helpers::{TestServer, AGENT, READONLY};
-use crate::nats::Nats;
 use crate::search::{found, found_within, search, CONTACTS, CONVERSATIONS};
 use futures_util::future::join_all;
 use serde_json::{json, Value};
@@ -22,19 +19,9 @@ const FRESH: Duration = Duration::from_secs(5);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_on_one_node_is_found_on_every_node_within_seconds_by_whoever_may_read_it() {
-    let nats = Nats::start().await;
-    let urls = nats.urls();
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let nodes = start_three(&urls, &dirs, &[]).await;
-    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
-    let http = http_client();
-    wait_spread(&http, &bases, &NODE_IDS, Duration::from_secs(60)).await;
-    cluster_add_user(dirs[0].path(), &urls, AGENT.0, "agent", AGENT.1).await;
-    cluster_add_user(dirs[0].path(), &urls, READONLY.0, "readonly", READONLY.1).await;
-    let mut agents = Vec::new();
-    for base in &bases {
-        agents.push(login_polling(&http, base, AGENT, Duration::from_secs(20)).await);
-    }
+    let three = Three::start(&[(AGENT.0, "agent", AGENT.1), (READONLY.0, "readonly", READONLY.1)]).await;
+    let agents = three.logins(AGENT).await;
+    let (nodes, bases, http) = (&three.nodes, three.bases.clone(), three.http.clone());
 
     // A word no other test writes, so that each search below can only find this test's records.
     let marker = format!("marca{}", &Uuid::new_v4().simple().to_string()[..10]);
@@ -107,7 +94,7 @@ async fn a_write_on_one_node_is_found_on_every_node_within_seconds_by_whoever_ma
     assert_eq!(r.status(), 201);
     let widget: Value = r.json().await.unwrap();
     let wtoken = widget["token"].as_str().unwrap();
-    for n in &nodes {
+    for n in nodes {
         assert_eq!(TestServer::error_code(search(n, wtoken, CONVERSATIONS, &queries[0]).await, 403).await, "forbidden");
         assert_eq!(TestServer::error_code(search(n, wtoken, CONTACTS, "etxeberria").await, 403).await, "forbidden");
     }
