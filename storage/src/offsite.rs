@@ -692,7 +692,9 @@ mod tests {
         std::fs::write(to.join("x"), b"taken").expect("write");
         assert!(matches!(o.restore(&good, &to, &ledgers, &mut |_| {}), Err(OffsiteError::NotEmpty(_))));
         std::fs::remove_dir_all(&to).expect("rm");
-        let cases: [(&[(&str, &[u8])], bool, &str); 4] = [
+        // Each archive's entries, whether it ends, and what the refusal says.
+        type Case<'a> = (&'a [(&'a str, &'a [u8])], bool, &'a str);
+        let cases: [Case; 4] = [
             (&[("db/../../escape", b"x")], true, "may not write"),
             (&[("db/CURRENT", b"a"), ("db/CURRENT", b"b")], true, "two entries"),
             (&[("db/media/x", b"x")], true, "may not write"),

@@ -63,9 +63,24 @@ async fn an_erased_customer_leaves_no_byte_in_the_store_the_index_or_later_backu
     let data = dir.path().join("data");
     add_user(&data, ADMIN.0, "admin", ADMIN.1);
     add_user(&data, AGENT.0, "agent", AGENT.1);
-    let mut s = TestServer::start_on(&data, &[]).await;
+    // Webhook deliveries kept for their history quote what was said: they must go too.
+    let mut s = TestServer::start_on(&data, &[("UTALK_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true")]).await;
     let admin = s.login(ADMIN).await;
     let agent = s.login(AGENT).await;
+    let r = s
+        .http
+        .post(s.url("/api/v1/webhooks"))
+        .bearer_auth(&admin)
+        .json(&json!({"url": "http://127.0.0.1:9/hook", "events": ["message.created"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let hook = r.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_string();
+    let deliveries = |s: &TestServer, admin: &str| {
+        let (s, admin, path) = (s.http.clone(), admin.to_string(), s.url(&format!("/api/v1/webhooks/{hook}/deliveries?limit=200")));
+        async move { s.get(path).bearer_auth(admin).send().await.unwrap().json::<Value>().await.unwrap()["items"].as_array().unwrap().len() }
+    };
 
     // A customer with two conversations, a file, and someone else's conversation.
     let open = |name: &str, email: &str| {
@@ -100,6 +115,8 @@ async fn an_erased_customer_leaves_no_byte_in_the_store_the_index_or_later_backu
     let old_backup = backup(&s, &admin).await;
     let kpis_before = kpis(&s, &admin).await;
 
+    // One delivery kept per message: the customer's three and the bystander's.
+    assert_eq!(deliveries(&s, &admin).await, 4);
     // The scan can see the markers before: the test is able to fail.
     for m in markers() {
         assert!(!holding(&data, m).is_empty(), "{} is in the data directory before", String::from_utf8_lossy(m));
@@ -135,6 +152,7 @@ async fn an_erased_customer_leaves_no_byte_in_the_store_the_index_or_later_backu
     assert!(s.get_json("/api/v1/contacts?q=zebulonmarker", &agent).await["items"].as_array().unwrap().is_empty());
     assert_eq!(s.http.get(s.url(&format!("/api/v1/media/{media}"))).bearer_auth(&agent).send().await.unwrap().status(), 404);
 
+    assert_eq!(deliveries(&s, &admin).await, 1, "only the bystander's delivery is kept");
     // On disk: no byte in the store's files, the search index or the media directory.
     for m in markers() {
         assert_eq!(holding(&data, m), Vec::<String>::new(), "{} is left", String::from_utf8_lossy(m));
