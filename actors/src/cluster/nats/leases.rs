@@ -71,6 +71,7 @@ async fn refresh_live(i: &Inner) -> Result<Vec<String>, ClusterError> {
 /// answer lost with a connection (or a bucket electing a leader) must not
 /// hold the renewals behind it until the leases lapse.
 async fn tick(i: &Inner) {
+    let _round = i.round.lock().await;
     if i.left.load(std::sync::atomic::Ordering::Acquire) {
         return;
     }

@@ -68,6 +68,10 @@ struct Inner {
     joined: std::sync::atomic::AtomicBool,
     /// The node left: no lease round may take shards again.
     left: std::sync::atomic::AtomicBool,
+    /// Held by a lease round for its whole length, and by a leave: a round
+    /// that began before the leave could otherwise take a shard back after
+    /// the leave gave it up, holding it until the lease lapsed.
+    round: tokio::sync::Mutex<()>,
     changed: Notify,
     /// Woken each time the connection to NATS is made again: answers to
     /// requests sent on the old connection are lost, so waiting for them
@@ -282,6 +286,7 @@ impl NatsCluster {
             live: Mutex::new(Vec::new()),
             joined: std::sync::atomic::AtomicBool::new(false),
             left: std::sync::atomic::AtomicBool::new(false),
+            round: tokio::sync::Mutex::new(()),
             changed: Notify::new(),
             reconnected,
         });
@@ -316,6 +321,8 @@ impl NatsCluster {
     /// at once instead of after a lease period; for a graceful stop.
     pub async fn leave(&self) {
         self.inner.left.store(true, std::sync::atomic::Ordering::Release);
+        // Any round under way finishes first; none starts after (it sees `left`).
+        let _round = self.inner.round.lock().await;
         let owned: Vec<(u32, Lease)> = self.inner.owned.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
         self.inner.changed.notify_waiters();
         for (shard, lease) in owned {
