@@ -105,6 +105,15 @@ pub fn migrate_db(config: &Config, progress: &mut dyn FnMut(&str)) -> anyhow::Re
     Ok(migrations::migrate(&config.data_dir, &db_options(config), &backups, &migrations::registry(), progress)?)
 }
 
+/// Takes the database back to schema version `to` in place (backup first, restore on failure).
+pub fn rollback_db(config: &Config, to: u32, progress: &mut dyn FnMut(&str)) -> anyhow::Result<migrations::Report> {
+    if !config.data_dir.exists() {
+        anyhow::bail!("no data directory at {}", config.data_dir.display());
+    }
+    let backups = Backups::new(config.backup_dir());
+    Ok(migrations::rollback(&config.data_dir, &db_options(config), &backups, &migrations::registry(), to, progress)?)
+}
+
 /// Starts the media store, the media fetcher and the delivery actor.
 async fn start_whatsapp(
     config: &Config,
@@ -385,6 +394,15 @@ impl Application {
             tracing::info!(from = report.from, to = report.to, backup = ?report.backup_id, "database migrated");
         }
         let db = open_db(&config)?;
+        if let Ok(Some(v)) = db.schema_version() {
+            if v > utalk_storage::SCHEMA_VERSION {
+                tracing::warn!(
+                    schema_version = v,
+                    build_version = utalk_storage::SCHEMA_VERSION,
+                    "the data was written by a newer release that keeps it readable by this one; run the newer release again, or roll the data back with it"
+                );
+            }
+        }
         let writer = StoreWriter::start_with_reserve(db.clone(), config.store.durability, config.store.min_free_mb << 20)
             .context("cannot start the store writer")?;
         // Before the first write: the index follows every durable batch.

@@ -139,6 +139,15 @@ pub enum MigrateCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Takes the data back to an older schema version in place, keeping every
+    /// write made since, so the release before can serve it (backup first,
+    /// restored on failure); the server must be stopped. Run it with the newer
+    /// release's binary: only it knows how to reverse its steps.
+    Rollback {
+        /// The schema version to go back to: the older release's (docs/runbooks/upgrade.md lists each release's).
+        #[arg(long)]
+        to: u32,
+    },
 }
 
 /// `utalk backup …`
@@ -406,8 +415,17 @@ fn migrate_command(config: &Config, cmd: MigrateCommand) -> anyhow::Result<()> {
             let db = utalk_storage::Db::open_read_only(&config.data_dir)
                 .with_context(|| format!("cannot read the data directory {}", config.data_dir.display()))?;
             let (version, pending) = migrations::status(&db, &registry)?;
-            println!("schema version {version}; this build writes {}", utalk_storage::SCHEMA_VERSION);
-            if pending.is_empty() {
+            let readable_from = db.readable_from()?.unwrap_or(version);
+            println!(
+                "schema version {version}, readable by builds of version {readable_from} or newer; this build writes {}",
+                utalk_storage::SCHEMA_VERSION
+            );
+            if version > utalk_storage::SCHEMA_VERSION {
+                println!(
+                    "written by a newer release; this build {} it",
+                    if readable_from <= utalk_storage::SCHEMA_VERSION { "can serve" } else { "cannot serve" }
+                );
+            } else if pending.is_empty() {
                 println!("up to date");
             }
             for m in pending {
@@ -427,6 +445,20 @@ fn migrate_command(config: &Config, cmd: MigrateCommand) -> anyhow::Result<()> {
             } else {
                 println!(
                     "migrated from schema version {} to {} (backup {} taken first)",
+                    report.from,
+                    report.to,
+                    report.backup_id.unwrap_or(0)
+                );
+            }
+        }
+        MigrateCommand::Rollback { to } => {
+            let report = crate::app::rollback_db(config, to, &mut |step| eprintln!("utalk migrate: {step}"))
+                .with_context(|| "stop the server first: a rollback needs the data directory to itself")?;
+            if report.from == report.to {
+                println!("schema version {}: nothing to roll back to version {to}", report.from);
+            } else {
+                println!(
+                    "rolled back from schema version {} to {} in place (backup {} taken first)",
                     report.from,
                     report.to,
                     report.backup_id.unwrap_or(0)

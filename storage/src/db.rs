@@ -8,12 +8,20 @@ use std::sync::Arc;
 
 /// The schema version this build writes.
 ///
-/// Rules: a database with a higher version is refused (it was written by a
-/// newer utalk); a lower one is upgraded by the migrations registry before
-/// the server serves; a new database starts at this version.
-pub const SCHEMA_VERSION: u32 = 4;
+/// Rules: a lower version is upgraded by the migrations registry before the
+/// server serves; a new database starts at this version; a higher one (a
+/// newer utalk wrote it) is opened only when its `readable_from` says builds
+/// of this version can still read it, and refused otherwise.
+pub const SCHEMA_VERSION: u32 = 5;
+
+/// The oldest build schema version that can read what this build writes:
+/// the `readable_from` of the last migration in the registry.
+pub const READABLE_FROM: u32 = 5;
 
 const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+/// The oldest build schema version that can read this data (from version 5
+/// on; before it, only builds of the stored version itself).
+pub(crate) const META_READABLE_FROM: &[u8] = b"readable_from";
 
 /// A raw key and value.
 pub type Entry = (Vec<u8>, Vec<u8>);
@@ -130,11 +138,17 @@ impl Db {
         }
         let db = Db { inner: Arc::new(db), path: path.to_path_buf() };
         match db.schema_version()? {
-            Some(v) if v > SCHEMA_VERSION => return Err(StoreError::TooNew { found: v, supported: SCHEMA_VERSION }),
+            Some(v) if v > SCHEMA_VERSION => {
+                let readable_from = db.readable_from()?.unwrap_or(v);
+                if readable_from > SCHEMA_VERSION {
+                    return Err(StoreError::TooNew { found: v, readable_from, supported: SCHEMA_VERSION });
+                }
+            }
             Some(_) => {}
             None => {
                 let mut b = Batch::new();
                 b.put_raw(Map::Meta, META_SCHEMA_VERSION.to_vec(), SCHEMA_VERSION.to_be_bytes().to_vec());
+                b.put_raw(Map::Meta, META_READABLE_FROM.to_vec(), READABLE_FROM.to_be_bytes().to_vec());
                 db.write_group([&b], true)?;
             }
         }
@@ -167,7 +181,17 @@ impl Db {
 
     /// The schema version recorded in the database, if any.
     pub fn schema_version(&self) -> Result<Option<u32>, StoreError> {
-        Ok(self.get_raw(Map::Meta, META_SCHEMA_VERSION)?.and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok()).map(u32::from_be_bytes))
+        self.meta_u32(META_SCHEMA_VERSION)
+    }
+
+    /// The oldest build schema version that can read this data, when recorded
+    /// (version 5 on); without it only builds of the stored version can.
+    pub fn readable_from(&self) -> Result<Option<u32>, StoreError> {
+        self.meta_u32(META_READABLE_FROM)
+    }
+
+    fn meta_u32(&self, key: &[u8]) -> Result<Option<u32>, StoreError> {
+        Ok(self.get_raw(Map::Meta, key)?.and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok()).map(u32::from_be_bytes))
     }
 
     fn cf(&self, map: Map) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
@@ -380,15 +404,28 @@ mod tests {
     #[test]
     fn a_new_database_records_the_schema_version_and_a_newer_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
+        let write_meta = |version: u32, readable_from: u32| {
+            let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
+            let mut b = Batch::new();
+            b.put_raw(Map::Meta, META_SCHEMA_VERSION.to_vec(), version.to_be_bytes().to_vec());
+            b.put_raw(Map::Meta, META_READABLE_FROM.to_vec(), readable_from.to_be_bytes().to_vec());
+            db.write_group([&b], true).unwrap();
+        };
         {
             let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
             assert_eq!(db.schema_version().unwrap(), Some(SCHEMA_VERSION));
-            let mut b = Batch::new();
-            b.put_raw(Map::Meta, META_SCHEMA_VERSION.to_vec(), (SCHEMA_VERSION + 1).to_be_bytes().to_vec());
-            db.write_group([&b], true).unwrap();
+            assert_eq!(db.readable_from().unwrap(), Some(READABLE_FROM));
         }
+        // A newer release's data that it marked readable by this build opens…
+        write_meta(SCHEMA_VERSION + 1, SCHEMA_VERSION);
+        let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
+        assert_eq!(db.schema_version().unwrap(), Some(SCHEMA_VERSION + 1));
+        drop(db);
+        // …and data only newer builds can read is refused, saying so.
+        write_meta(SCHEMA_VERSION + 1, SCHEMA_VERSION + 1);
         let err = Db::open(dir.path(), &DbOptions::default()).unwrap_err();
         assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+        assert!(err.to_string().contains(&format!("readable from version {}", SCHEMA_VERSION + 1)), "{err}");
     }
 
     #[test]

@@ -50,10 +50,12 @@ pub enum StoreError {
         path: PathBuf,
     },
     /// The database was written by a newer utalk.
-    #[error("database schema version {found} is newer than this build supports ({supported}); use a newer utalk")]
+    #[error("database schema version {found} (readable from version {readable_from}) is newer than this build reads ({supported}); use a newer utalk, or roll the data back with it: `utalk migrate rollback --to {supported}`")]
     TooNew {
         /// Version on disk.
         found: u32,
+        /// The oldest build version that can read it.
+        readable_from: u32,
         /// Version of this build.
         supported: u32,
     },

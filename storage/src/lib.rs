@@ -42,7 +42,7 @@ pub use batch::{Batch, Change};
 #[cfg(not(loom))]
 pub use codec::Record;
 #[cfg(not(loom))]
-pub use db::{Db, DbOptions, DbStats, SCHEMA_VERSION};
+pub use db::{Db, DbOptions, DbStats, READABLE_FROM, SCHEMA_VERSION};
 #[cfg(not(loom))]
 pub use error::{CodecError, StoreError};
 #[cfg(not(loom))]

@@ -8,7 +8,7 @@
 
 use crate::backup::Backups;
 use crate::batch::Batch;
-use crate::db::{Db, DbOptions, SCHEMA_VERSION};
+use crate::db::{Db, DbOptions, META_READABLE_FROM, SCHEMA_VERSION};
 use crate::error::StoreError;
 use crate::maps::Map;
 use crate::model::User;
@@ -21,10 +21,23 @@ pub struct Migration {
     /// What it changes.
     pub description: &'static str,
     /// The writes that upgrade the database (one batch, so a step is all or nothing).
-    pub up: fn(&Db) -> Result<Batch, StepError>,
+    pub up: Step,
     /// Checks the result.
     pub validate: fn(&Db) -> Result<(), StepError>,
+    /// The oldest build schema version that can read the data once this step
+    /// ran. An expanding step (a new optional field, a new map the older
+    /// build ignores, data the newer build tolerates being missing) keeps the
+    /// previous step's value, so the release before can still serve it; a
+    /// contracting step raises it to its own version.
+    pub readable_from: u32,
+    /// The writes that reverse the step in place (`utalk migrate rollback`),
+    /// keeping every write made since; `None` when it cannot be reversed and
+    /// only the backup taken before it brings the old format back.
+    pub down: Option<Step>,
 }
+
+/// The writes of one step (up or down), read from the database as it is.
+pub type Step = fn(&Db) -> Result<Batch, StepError>;
 
 /// Why one migration step failed.
 #[derive(Debug, thiserror::Error)]
@@ -86,26 +99,55 @@ fn activity_index_validate(db: &Db) -> Result<(), StepError> {
     }
 }
 
-/// Every migration, in order.
+/// From version 5 the data says which builds can read it. Nothing else
+/// changes: the runner writes `readable_from` with the version.
+fn readable_from_up(_db: &Db) -> Result<Batch, StepError> {
+    Ok(Batch::new())
+}
+
+fn readable_from_validate(db: &Db) -> Result<(), StepError> {
+    match db.readable_from()? {
+        Some(v) if v <= db.schema_version()?.unwrap_or(0) => Ok(()),
+        other => Err(StepError::Invalid(format!("readable_from is {other:?}"))),
+    }
+}
+
+/// Every migration, in order. The steps up to 4 (release 0.1.0 and the
+/// ones before, which are no longer served) have no `down`: going back past
+/// them is a restore of the backup taken before them.
 pub fn registry() -> Vec<Migration> {
     vec![
         Migration {
             version: 2,
+            readable_from: 2,
+            down: None,
             description: "users gain preferences: language (es) and time zone (America/Mexico_City)",
             up: users_preferences_up,
             validate: users_preferences_validate,
         },
         Migration {
             version: 3,
+            readable_from: 3,
+            down: None,
             description: "messages gain an hour index; every hour holding data is marked for the KPI rollup",
             up: kpi_index_up,
             validate: kpi_index_validate,
         },
         Migration {
             version: 4,
+            readable_from: 4,
+            down: None,
             description: "conversations gain a last-activity index (for lists by activity and updatedSince)",
             up: activity_index_up,
             validate: activity_index_validate,
+        },
+        Migration {
+            version: 5,
+            description: "the data records the oldest release that can read it (meta readable_from), so that later releases can stay readable by the one before",
+            up: readable_from_up,
+            validate: readable_from_validate,
+            readable_from: 5,
+            down: Some(readable_from_up),
         },
     ]
 }
@@ -124,8 +166,24 @@ pub struct Report {
 /// Why migrating failed; the database is as it was.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    /// A step failed and the backup was restored.
-    #[error("migration to version {version} failed: {cause}; the database was restored from backup {backup_id} (the failed attempt is kept in {kept})")]
+    /// A step on the way back has no `down`; nothing was changed.
+    #[error("migration {version} cannot be reversed in place; only a restore of the backup taken before the upgrade brings version {to} back (writes made since are lost)")]
+    NotReversible {
+        /// The step.
+        version: u32,
+        /// The version asked for.
+        to: u32,
+    },
+    /// The data is newer than this build knows how to roll back.
+    #[error("the database is at schema version {found}, newer than this build's {supported}: roll it back with the release that wrote it")]
+    UnknownVersion {
+        /// Version on disk.
+        found: u32,
+        /// Version of this build.
+        supported: u32,
+    },
+    /// A step (up, or down in a rollback) failed and the backup was restored.
+    #[error("migration step of version {version} failed: {cause}; the database was restored from backup {backup_id} (the failed attempt is kept in {kept})")]
     Restored {
         /// The step.
         version: u32,
@@ -143,6 +201,17 @@ pub enum MigrateError {
 
 fn set_version(b: &mut Batch, v: u32) {
     b.put_raw(Map::Meta, b"schema_version".to_vec(), v.to_be_bytes().to_vec());
+}
+
+/// Records version `v` and who can read it: `readable_from` exists from
+/// version 5 on, so going back below 5 removes it.
+fn set_versions(b: &mut Batch, v: u32, readable_from: u32) {
+    set_version(b, v);
+    if v >= 5 {
+        b.put_raw(Map::Meta, META_READABLE_FROM.to_vec(), readable_from.to_be_bytes().to_vec());
+    } else {
+        b.delete_raw(Map::Meta, META_READABLE_FROM.to_vec());
+    }
 }
 
 /// The stored schema version and the steps still to run.
@@ -171,7 +240,7 @@ pub fn migrate(
     for m in pending {
         progress(&format!("migrating to version {}: {}", m.version, m.description));
         let step = (m.up)(&db).and_then(|mut b| {
-            set_version(&mut b, m.version);
+            set_versions(&mut b, m.version, m.readable_from);
             db.write_group([&b], true)?;
             (m.validate)(&db)
         });
@@ -184,6 +253,61 @@ pub fn migrate(
     }
     progress(&format!("database migrated to version {current}"));
     Ok(Report { from, to: current, backup_id: Some(backup.id) })
+}
+
+/// Takes the database in `path` back to schema version `to` in place, so
+/// that the release that wrote `to` serves it again with every write made
+/// since: backup first, then each step's `down` from the newest, each in one
+/// write with the version it leaves; restore on failure. Nothing happens
+/// when it is at `to` or older.
+///
+/// # Errors
+/// [`MigrateError::NotReversible`] or [`MigrateError::UnknownVersion`]
+/// before any change; [`MigrateError::Restored`] when a step failed.
+pub fn rollback(
+    path: &Path,
+    opts: &DbOptions,
+    backups: &Backups,
+    migrations: &[Migration],
+    to: u32,
+    progress: &mut dyn FnMut(&str),
+) -> Result<Report, MigrateError> {
+    let db = Db::open(path, opts)?;
+    let from = db.schema_version()?.unwrap_or(SCHEMA_VERSION);
+    if from <= to {
+        return Ok(Report { from, to: from, backup_id: None });
+    }
+    if migrations.iter().all(|m| m.version < from) {
+        return Err(MigrateError::UnknownVersion { found: from, supported: SCHEMA_VERSION });
+    }
+    let mut steps: Vec<&Migration> = migrations.iter().filter(|m| m.version > to && m.version <= from).collect();
+    steps.sort_by_key(|m| std::cmp::Reverse(m.version));
+    let mut downs = Vec::with_capacity(steps.len());
+    for m in &steps {
+        downs.push(m.down.ok_or(MigrateError::NotReversible { version: m.version, to })?);
+    }
+    progress(&format!("database at schema version {from}; {} step(s) to reverse down to {to}; backing up first", steps.len()));
+    let backup = backups.create(&db, &path.join("media"), progress)?;
+    for (m, down) in steps.iter().zip(downs) {
+        let left = m.version - 1;
+        let readable_from = migrations.iter().find(|p| p.version == left).map_or(left, |p| p.readable_from);
+        progress(&format!("reversing version {}: {}", m.version, m.description));
+        let step = down(&db).and_then(|mut b| {
+            set_versions(&mut b, left, readable_from);
+            db.write_group([&b], true)?;
+            match db.schema_version()? {
+                Some(v) if v == left => Ok(()),
+                other => Err(StepError::Invalid(format!("schema version is {other:?} after reversing {}", m.version))),
+            }
+        });
+        if let Err(cause) = step {
+            drop(db);
+            let kept = restore_in_place(path, backups, backup.id).map_err(MigrateError::Store)?;
+            return Err(MigrateError::Restored { version: m.version, cause, backup_id: backup.id, kept: kept.display().to_string() });
+        }
+    }
+    progress(&format!("database rolled back to version {to}"));
+    Ok(Report { from, to, backup_id: Some(backup.id) })
 }
 
 /// Sets `path` aside and restores backup `id` in its place; returns where the old directory went.

@@ -8,9 +8,9 @@ use utalk_storage::codec::{encode, Record};
 use utalk_storage::keys::Key;
 use utalk_storage::migrations::{self, MigrateError, Migration, StepError};
 use utalk_storage::model::{
-    kpi, message, user, Author, AuthorType, Channel, Conversation, Customer, Direction, Message, MessageStatus, Role,
+    kpi, message, user, Author, AuthorType, Channel, Conversation, Customer, Direction, Message, MessageStatus, Role, User,
 };
-use utalk_storage::{Batch, Db, DbOptions, Map, Timestamp, SCHEMA_VERSION};
+use utalk_storage::{Batch, Db, DbOptions, Map, Timestamp, READABLE_FROM, SCHEMA_VERSION};
 use uuid::Uuid;
 
 /// A user as schema version 1 wrote it: no preferences.
@@ -148,6 +148,8 @@ fn a_failing_migration_restores_the_database_as_it_was() {
         description: "breaks things",
         up: wipe_users,
         validate: |_| Err(StepError::Invalid("validation says no".into())),
+        readable_from: 2,
+        down: None,
     }];
     let err = migrations::migrate(&data, &DbOptions::default(), &backups, &failing, &mut |_| {}).unwrap_err();
     let MigrateError::Restored { version, cause, kept, .. } = &err else { panic!("{err}") };
@@ -158,4 +160,100 @@ fn a_failing_migration_restores_the_database_as_it_was() {
     let db = Db::open(&data, &DbOptions::default()).unwrap();
     assert_eq!(db.schema_version().unwrap(), Some(1), "the version is as before");
     assert!(user::get(&db, id).unwrap().is_some(), "the data is as before");
+}
+
+#[test]
+fn the_registry_ends_at_this_builds_versions_and_never_lowers_who_can_read() {
+    let registry = migrations::registry();
+    let last = registry.last().unwrap();
+    assert_eq!((last.version, last.readable_from), (SCHEMA_VERSION, READABLE_FROM));
+    for pair in registry.windows(2) {
+        assert_eq!(pair[1].version, pair[0].version + 1, "versions follow each other");
+        assert!(pair[1].readable_from >= pair[0].readable_from && pair[1].readable_from <= pair[1].version);
+    }
+    // The release before this one must be reachable again in place.
+    assert!(last.down.is_some(), "the newest step can be reversed");
+}
+
+/// A database as the release before wrote it (schema 4, no `readable_from`), with one user.
+fn previous_release_database(path: &std::path::Path) -> Uuid {
+    let id = old_database(path);
+    let backups = Backups::new(path.with_file_name("setup-backups"));
+    let upto4: Vec<Migration> = migrations::registry().into_iter().filter(|m| m.version <= 4).collect();
+    migrations::migrate(path, &DbOptions::default(), &backups, &upto4, &mut |_| {}).unwrap();
+    let db = Db::open(path, &DbOptions::default()).unwrap();
+    assert_eq!((db.schema_version().unwrap(), db.readable_from().unwrap()), (Some(4), None));
+    id
+}
+
+#[test]
+fn a_rollback_takes_the_data_back_in_place_keeping_what_was_written_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let id = previous_release_database(&data);
+    let backups = Backups::new(dir.path().join("backups"));
+    migrations::migrate(&data, &DbOptions::default(), &backups, &migrations::registry(), &mut |_| {}).unwrap();
+    let written_since = Uuid::now_v7();
+    {
+        let db = Db::open(&data, &DbOptions::default()).unwrap();
+        assert_eq!((db.schema_version().unwrap(), db.readable_from().unwrap()), (Some(5), Some(5)));
+        let u = user::get(&db, id).unwrap().unwrap();
+        let mut b = Batch::new();
+        b.put(Map::Users, Key::new().uuid(written_since), &User { id: written_since, email: "new@example.com".into(), ..u }).unwrap();
+        db.write_group([&b], true).unwrap();
+    }
+    let mut steps = Vec::new();
+    let r = migrations::rollback(&data, &DbOptions::default(), &backups, &migrations::registry(), 4, &mut |s| steps.push(s.to_string()))
+        .unwrap();
+    assert_eq!((r.from, r.to), (5, 4));
+    assert!(r.backup_id.is_some() && steps.iter().any(|s| s.contains("backing up first")), "{steps:?}");
+    {
+        let db = Db::open(&data, &DbOptions::default()).unwrap();
+        assert_eq!((db.schema_version().unwrap(), db.readable_from().unwrap()), (Some(4), None), "as the release before wrote it");
+        assert!(user::get(&db, id).unwrap().is_some());
+        assert_eq!(user::get(&db, written_since).unwrap().map(|u| u.email), Some("new@example.com".into()), "the write made since is kept");
+    }
+    // Nothing to do the second time, and up again from there.
+    let again = migrations::rollback(&data, &DbOptions::default(), &backups, &migrations::registry(), 4, &mut |_| {}).unwrap();
+    assert_eq!((again.from, again.to, again.backup_id), (4, 4, None));
+    let up = migrations::migrate(&data, &DbOptions::default(), &backups, &migrations::registry(), &mut |_| {}).unwrap();
+    assert_eq!((up.from, up.to), (4, 5));
+}
+
+#[test]
+fn a_rollback_past_a_step_without_a_way_back_or_of_unknown_data_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    previous_release_database(&data);
+    let backups = Backups::new(dir.path().join("backups"));
+    migrations::migrate(&data, &DbOptions::default(), &backups, &migrations::registry(), &mut |_| {}).unwrap();
+    let before = backups.list().unwrap().len();
+    let err = migrations::rollback(&data, &DbOptions::default(), &backups, &migrations::registry(), 3, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, MigrateError::NotReversible { version: 4, to: 3 }), "{err}");
+    assert!(err.to_string().contains("restore of the backup"), "{err}");
+    // Data of a newer release this build knows no steps of.
+    let older: Vec<Migration> = migrations::registry().into_iter().filter(|m| m.version <= 4).collect();
+    let err = migrations::rollback(&data, &DbOptions::default(), &backups, &older, 4, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, MigrateError::UnknownVersion { found: 5, .. }), "{err}");
+    let db = Db::open(&data, &DbOptions::default()).unwrap();
+    assert_eq!(db.schema_version().unwrap(), Some(5), "unchanged");
+    assert_eq!(backups.list().unwrap().len(), before, "and no backup taken");
+}
+
+#[test]
+fn a_failing_step_back_restores_the_database_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let id = previous_release_database(&data);
+    let backups = Backups::new(dir.path().join("backups"));
+    let mut registry = migrations::registry();
+    migrations::migrate(&data, &DbOptions::default(), &backups, &registry, &mut |_| {}).unwrap();
+    if let Some(last) = registry.last_mut() {
+        last.down = Some(|_| Err(StepError::Invalid("cannot go back".into())));
+    }
+    let err = migrations::rollback(&data, &DbOptions::default(), &backups, &registry, 4, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, MigrateError::Restored { version: 5, .. }), "{err}");
+    let db = Db::open(&data, &DbOptions::default()).unwrap();
+    assert_eq!(db.schema_version().unwrap(), Some(5));
+    assert!(user::get(&db, id).unwrap().is_some());
 }

@@ -160,11 +160,27 @@ fn migrate_status_and_up_report_the_schema() {
     let (ok, out, err) = utalk(&data, &["migrate", "status"], "");
     assert!(ok, "{err}");
     let v = utalk_storage::SCHEMA_VERSION;
-    assert!(out.contains(&format!("schema version {v}; this build writes {v}")) && out.contains("up to date"), "{out}");
+    let r = utalk_storage::READABLE_FROM;
+    assert!(
+        out.contains(&format!("schema version {v}, readable by builds of version {r} or newer; this build writes {v}"))
+            && out.contains("up to date"),
+        "{out}"
+    );
     let (ok, out, err) = utalk(&data, &["migrate", "up", "--dry-run"], "");
     assert!(ok && out.contains("up to date"), "{out} {err}");
     let (ok, out, err) = utalk(&data, &["migrate", "up"], "");
     assert!(ok && out.contains("up to date"), "{out} {err}");
+    // Back to the release before, in place, and up again.
+    let (ok, out, err) = utalk(&data, &["migrate", "rollback", "--to", &(v - 1).to_string()], "");
+    assert!(ok && out.contains(&format!("rolled back from schema version {v} to {}", v - 1)), "{out} {err}");
+    assert!(err.contains("backing up first"), "{err}");
+    let (ok, out, _) = utalk(&data, &["migrate", "status"], "");
+    assert!(ok && out.contains(&format!("pending {v}:")), "{out}");
+    // A step with no way back is refused before anything changes.
+    let (ok, _, err) = utalk(&data, &["migrate", "rollback", "--to", "1"], "");
+    assert!(!ok && err.contains("cannot be reversed in place"), "{err}");
+    let (ok, out, err) = utalk(&data, &["migrate", "up"], "");
+    assert!(ok && out.contains(&format!("migrated from schema version {} to {v}", v - 1)), "{out} {err}");
 }
 
 #[tokio::test]

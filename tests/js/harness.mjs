@@ -11,23 +11,24 @@ export const BIN = process.env.UTALK_BIN || join(process.env.CARGO_TARGET_DIR ||
 export const ADMIN = { email: "admin@example.com", password: "admin-password-1" };
 export const AGENT = { email: "agent@example.com", password: "agent-password-1" };
 
-function addUser(dataDir, user, role) {
-  const r = spawnSync(BIN, ["user", "add", "--email", user.email, "--role", role, "--password-stdin", "--data-dir", dataDir], {
+function addUser(dataDir, user, role, bin = BIN) {
+  const r = spawnSync(bin, ["user", "add", "--email", user.email, "--role", role, "--password-stdin", "--data-dir", dataDir], {
     input: user.password + "\n",
     env: { ...process.env, UTALK_LOG: "warn" },
   });
   if (r.status !== 0) throw new Error(`user add failed: ${r.stderr}`);
 }
 
-// Starts a server; `reuse` (a stopped server's `dir`) restarts on its data.
-export async function startServer(env = {}, { reuse } = {}) {
+// Starts a server; `reuse` (a stopped server's `dir`) restarts on its data;
+// `bin` runs another utalk binary (an older release's) instead of this build.
+export async function startServer(env = {}, { reuse, bin = BIN } = {}) {
   const dir = reuse ?? mkdtempSync(join(tmpdir(), "utalk-js-"));
   const dataDir = join(dir, "data");
   if (!reuse) {
-    addUser(dataDir, ADMIN, "admin");
-    addUser(dataDir, AGENT, "agent");
+    addUser(dataDir, ADMIN, "admin", bin);
+    addUser(dataDir, AGENT, "agent", bin);
   }
-  const child = spawn(BIN, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+  const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
     env: { ...process.env, UTALK_LOG: "info", UTALK_HTTP__WORKERS: "2", ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -54,6 +55,15 @@ export async function startServer(env = {}, { reuse } = {}) {
     async kill() {
       child.kill("SIGKILL");
       await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.on("exit", r)));
+    },
+    // SIGTERM, as an operator stops it (requests finish, the writer flushes);
+    // resolves with the exit code, keeping the data.
+    async term() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill("SIGTERM");
+        await new Promise((r) => child.on("exit", r));
+      }
+      return child.exitCode;
     },
     async stop() {
       await server.kill();
