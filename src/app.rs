@@ -48,6 +48,8 @@ pub struct Application {
     db: Db,
     /// This node's membership of a cluster, left at a graceful stop so its shards move at once.
     nats: Option<NatsCluster>,
+    /// The socket sessions, written to the store at a stop so that their clients recover on the next start.
+    sockets: Arc<SocketHub>,
 }
 
 /// How `node_id` connects to the NATS servers at `urls`; a `member` takes shards, a tool does not.
@@ -460,9 +462,12 @@ impl Application {
             max_replay_bytes: s.max_replay_bytes,
             max_sessions: s.max_sessions,
             max_anonymous_sessions_per_ip: s.max_anonymous_sessions_per_ip,
+            session_flush: Duration::from_millis(s.session_flush_ms),
             ..SocketConfig::default()
         };
         let sockets = SocketHub::new(socket_config, auth.clone(), registry.clone(), db.clone());
+        // Recovery state goes to the store, so that clients recover across a restart.
+        sockets.keep_sessions();
         // Automatic assignment on any node chooses among the staff online on every node.
         sockets.share_presence(cluster.clone());
         let announce = crate::services::api_version::record(&db, &journal).await.context("cannot record the API version")?;
@@ -568,7 +573,7 @@ impl Application {
         let deprecations = web::Data::new(crate::http::api_version::Deprecations(config.api.deprecations.clone()));
         let origins = web::Data::new(crate::http::cors::AllowedOrigins::parse(&config.http.allowed_origins)?);
         let rate_limits = web::Data::new(crate::http::rate_limit::RateLimits::new(config.http.requests_per_minute));
-        let upgrades = crate::http::ws_upgrade::Upgrades { hub: socket_hub, proxies: proxies.clone().into_inner() };
+        let upgrades = crate::http::ws_upgrade::Upgrades { hub: socket_hub.clone(), proxies: proxies.clone().into_inner() };
         let listen = crate::http::server::Listen { listener, workers, shutdown_timeout_secs: config.http.shutdown_timeout_secs };
         let server = crate::http::server::serve(listen, upgrades, move || {
             App::new()
@@ -586,7 +591,7 @@ impl Application {
                 .configure(|cfg| routes::configure(cfg, max_body, max_socket_payload))
         })?;
         tracing::info!(addr = %addr, data_dir = %config.data_dir.display(), durability = config.store.durability.as_str(), "utalk listening on http://{addr}");
-        Ok(Application { port: addr.port(), server, writer, search, db: db_handle, nats })
+        Ok(Application { port: addr.port(), server, writer, search, db: db_handle, nats, sockets: socket_hub })
     }
 
     /// The bound port (useful with port 0).
@@ -620,6 +625,10 @@ impl Application {
         if let Some(nats) = &self.nats {
             nats.leave().await;
         }
+        // No session changes after the listener closed: every one is written
+        // as dropped now, before the writer drains, for its client to recover
+        // on the next start.
+        self.sockets.persist_sessions().await;
         let (writer, search, db) = (self.writer.clone(), self.search.clone(), self.db.clone());
         tokio::task::spawn_blocking(move || {
             writer.shutdown();

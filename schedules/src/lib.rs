@@ -1,9 +1,11 @@
 //! utalk's recurring work: jobs fired by cron schedules (tokio-cron-scheduler),
 //! each run recorded in the store and visible over REST.
 //!
-//! - [`scheduler`]: runs jobs on their schedules and on demand, never two
-//!   runs of one job at once, retrying by policy, catching up a missed run
-//!   once after downtime.
+//! - [`scheduler`]: fires jobs on their schedules and on demand, catching
+//!   up a missed run once after downtime.
+//! - `job_actor`: each job's supervised actor, which does the run: never two
+//!   at once, retried by policy, a panic recorded as a failed run and the
+//!   actor restarted.
 //! - [`backup`]: the backup job (take, verify, keep by age and count).
 //! - [`daily_report`]: the daily operator report, HTML with SVG charts.
 //! - [`kpi_rollup`]: recomputes the KPI hours marked dirty and their days.
@@ -12,6 +14,7 @@
 
 pub mod backup;
 pub mod daily_report;
+mod job_actor;
 pub mod kpi_rollup;
 pub mod offsite_copy;
 pub mod retention;

@@ -1,16 +1,17 @@
-//! The scheduler: one supervised loop per job, fired by tokio-cron-scheduler.
+//! The scheduler: tokio-cron-scheduler decides when; each job's supervised
+//! actor ([`crate::job_actor`]) does the work.
 
+use crate::job_actor::{last_success, Fire, JobActor, JobState, Node};
+use actix::{Addr, Arbiter};
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_cron_scheduler::{Job, JobScheduler};
-use utalk_actors::cluster::{leads, Cluster, JobLock};
 use utalk_actors::Journal;
 use utalk_storage::model::{job_run, JobOutcome, JobRun};
-use utalk_storage::{Batch, Db, Timestamp};
-use uuid::Uuid;
+use utalk_storage::{Db, Timestamp};
 
 /// Why an attempt of a job failed; its text is recorded with the run.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,9 @@ pub enum JobError {
     /// Some of the job's items failed; the others were done.
     #[error("{0}")]
     Partial(String),
+    /// The attempt panicked; the job's actor restarts.
+    #[error("panicked: {0}")]
+    Panicked(String),
 }
 
 impl JobError {
@@ -104,19 +108,20 @@ pub enum RunError {
     Scheduler(String),
 }
 
-struct JobState {
-    spec: JobSpec,
-    cron: croner::Cron,
-    running: AtomicBool,
-}
-
 /// The running scheduler.
 pub struct Scheduler {
     db: Db,
-    journal: Journal,
-    cluster: Arc<dyn Cluster>,
-    jobs: Vec<Arc<JobState>>,
+    jobs: Vec<(Arc<JobState>, Addr<JobActor>)>,
     _inner: Mutex<Option<JobScheduler>>,
+    /// The thread the job actors run on, apart from the HTTP workers and the conversations.
+    arbiter: Arbiter,
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        // The actors hold the journal and so the store: they go with the scheduler.
+        self.arbiter.stop();
+    }
 }
 
 fn parse(spec: &JobSpec) -> Result<croner::Cron, RunError> {
@@ -134,34 +139,34 @@ fn next_after(cron: &croner::Cron, t: Timestamp) -> Option<Timestamp> {
 }
 
 impl Scheduler {
-    /// Checks every schedule, starts the cron ticks, and runs once now each job
-    /// that missed a scheduled run while the server was down.
+    /// Checks every schedule, starts each job's actor and the cron ticks,
+    /// and runs once now each job that missed a scheduled run while the
+    /// server was down. Must run inside an actix `System`.
     pub async fn start(db: Db, journal: Journal, specs: Vec<JobSpec>) -> Result<Arc<Scheduler>, RunError> {
-        let cluster = journal.cluster().clone();
-        let jobs = specs
+        let node = Arc::new(Node { cluster: journal.cluster().clone(), journal });
+        let states = specs
             .into_iter()
             .map(|spec| Ok(Arc::new(JobState { cron: parse(&spec)?, spec, running: AtomicBool::new(false) })))
             .collect::<Result<Vec<_>, RunError>>()?;
+        let arbiter = Arbiter::new();
+        let jobs: Vec<_> =
+            states.into_iter().map(|state| (state.clone(), JobActor::start(node.clone(), state, &arbiter.handle()))).collect();
         let sched = JobScheduler::new().await.map_err(|e| RunError::Scheduler(e.to_string()))?;
-        let me = Arc::new(Scheduler { db, journal, cluster, jobs, _inner: Mutex::new(None) });
-        for state in &me.jobs {
-            let (me2, state2) = (Arc::downgrade(&me), state.clone());
+        for (state, addr) in &jobs {
+            let addr = addr.clone();
             let job = Job::new_async(state.spec.schedule.as_str(), move |_id, _lock| {
-                let (me, state) = (me2.clone(), state2.clone());
+                let addr = addr.clone();
                 Box::pin(async move {
-                    if let Some(me) = me.upgrade() {
-                        me.execute(&state, "schedule").await;
-                    }
+                    // The run is recorded by the actor; a full mailbox or a stopped system loses only this tick.
+                    let _ = addr.send(Fire { trigger: "schedule" }).await;
                 })
             })
             .map_err(|e| RunError::Scheduler(e.to_string()))?;
             sched.add(job).await.map_err(|e| RunError::Scheduler(e.to_string()))?;
         }
         sched.start().await.map_err(|e| RunError::Scheduler(e.to_string()))?;
-        if let Ok(mut g) = me._inner.lock() {
-            *g = Some(sched);
-        }
-        for state in &me.jobs {
+        let me = Arc::new(Scheduler { db, jobs, _inner: Mutex::new(Some(sched)), arbiter });
+        for (state, addr) in &me.jobs {
             // The gauge survives restarts: alerts on a stale backup must not fire because the process is new.
             if let Ok(runs) = job_run::recent(&me.db, state.spec.name, 50) {
                 if let Some(ok) = runs.iter().find(|r| r.outcome == JobOutcome::Ok) {
@@ -169,11 +174,8 @@ impl Scheduler {
                 }
             }
             if me.missed(state) {
-                let (me, state) = (me.clone(), state.clone());
-                tokio::spawn(async move {
-                    tracing::info!(job = state.spec.name, "a scheduled run was missed while the server was down; running it once now");
-                    me.execute(&state, "catch_up").await;
-                });
+                tracing::info!(job = state.spec.name, "a scheduled run was missed while the server was down; running it once now");
+                addr.do_send(Fire { trigger: "catch_up" });
             }
         }
         Ok(me)
@@ -196,7 +198,7 @@ impl Scheduler {
     pub fn jobs(&self) -> Vec<JobView> {
         self.jobs
             .iter()
-            .map(|s| JobView {
+            .map(|(s, _)| JobView {
                 name: s.spec.name.into(),
                 schedule: s.spec.schedule.clone(),
                 running: s.running.load(Ordering::Relaxed),
@@ -208,164 +210,14 @@ impl Scheduler {
 
     /// Runs job `name` now and returns its run (`skipped` if it is running already).
     pub async fn run_now(&self, name: &str) -> Result<JobRun, RunError> {
-        let state = self.jobs.iter().find(|s| s.spec.name == name).ok_or_else(|| RunError::Unknown(name.into()))?;
-        Ok(self.execute(state, "manual").await)
-    }
-
-    /// One run: never overlapping itself, retried by policy, recorded.
-    async fn execute(&self, state: &JobState, trigger: &str) -> JobRun {
-        let started_at = Timestamp::now();
-        let mut run = JobRun {
-            id: Uuid::now_v7(),
-            name: state.spec.name.into(),
-            trigger: trigger.into(),
-            started_at,
-            finished_at: started_at,
-            outcome: JobOutcome::Skipped,
-            attempts: 0,
-            figures: BTreeMap::new(),
-            error: None,
-        };
-        if state.running.swap(true, Ordering::AcqRel) {
-            tracing::warn!(job = state.spec.name, trigger, "previous run still going; this one is skipped");
-            run.error = Some("the previous run was still going".into());
-            self.record(&run).await;
-            return run;
-        }
-        let mut lock = match self.once_lock(state, trigger).await {
-            Ok(lock) => lock,
-            Err(None) => {
-                // Another node leads the run-once work: its runs are the ones on record.
-                state.running.store(false, Ordering::Release);
-                return run;
-            }
-            Err(Some(why)) => {
-                state.running.store(false, Ordering::Release);
-                tracing::info!(job = state.spec.name, trigger, why, "run skipped");
-                run.error = Some(why);
-                self.record(&run).await;
-                return run;
-            }
-        };
-        loop {
-            run.attempts += 1;
-            let Some(result) = attempt_holding(state.spec.task.as_ref(), lock.as_mut()).await else {
-                run.outcome = JobOutcome::Failed;
-                run.error = Some("stopped: the cluster lock could not be renewed, so another node may run the job".into());
-                tracing::warn!(job = state.spec.name, "job stopped: its cluster lock was lost");
-                break;
-            };
-            match result {
-                Ok(figures) => {
-                    run.outcome = JobOutcome::Ok;
-                    run.figures = figures;
-                    run.error = None;
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(job = state.spec.name, attempt = run.attempts, error = %e, "job attempt failed");
-                    run.outcome = JobOutcome::Failed;
-                    run.error = Some(e.to_string());
-                    if run.attempts > state.spec.retries {
-                        break;
-                    }
-                    tokio::time::sleep(state.spec.retry_delay).await;
-                }
-            }
-        }
-        drop(lock);
-        state.running.store(false, Ordering::Release);
-        run.finished_at = Timestamp::now();
-        tracing::info!(job = state.spec.name, trigger, outcome = ?run.outcome, attempts = run.attempts, ms = run.finished_at.millis() - started_at.millis(), "job run");
-        self.record(&run).await;
-        run
-    }
-
-    /// For a run-once job: the lock that keeps a second node from running it
-    /// meanwhile (one node alone always leads and gets it). `Err(None)`: a
-    /// scheduled run on a node that does not lead (not recorded);
-    /// `Err(Some(why))`: skipped, on record.
-    async fn once_lock(&self, state: &JobState, trigger: &str) -> Result<Option<JobLock>, Option<String>> {
-        if !state.spec.once {
-            return Ok(None);
-        }
-        if trigger != "manual" && !leads(self.cluster.as_ref()) {
-            return Err(None);
-        }
-        match self.cluster.try_lock(state.spec.name).await {
-            Ok(Some(lock)) => Ok(Some(lock)),
-            Ok(None) => Err(Some("another node is running it".into())),
-            Err(e) => Err(Some(format!("cannot take the cluster lock: {e}"))),
-        }
-    }
-
-    async fn record(&self, run: &JobRun) {
-        let outcome = match run.outcome {
-            JobOutcome::Ok => "ok",
-            JobOutcome::Failed => "failed",
-            JobOutcome::Skipped => "skipped",
-        };
-        // `job_name`, not `job`: Prometheus sets `job` to the scrape job.
-        metrics::counter!("job_runs_total", "job_name" => run.name.clone(), "outcome" => outcome).increment(1);
-        if run.outcome != JobOutcome::Skipped {
-            let secs = (run.finished_at.millis() - run.started_at.millis()).max(0) as f64 / 1000.0;
-            metrics::histogram!("job_duration_seconds", "job_name" => run.name.clone()).record(secs);
-        }
-        if run.outcome == JobOutcome::Ok {
-            last_success(&run.name, run.finished_at);
-        }
-        let mut b = Batch::new();
-        let built = job_run::put(&mut b, run).map(|_| b);
-        // A node's job history is its own.
-        self.journal.commit_node_or_log(built, "recording a job run").await;
-    }
-}
-
-/// Sets the gauge alert rules watch (a backup older than its schedule, a rollup that stopped).
-fn last_success(job: &str, at: Timestamp) {
-    metrics::gauge!("job_last_success_timestamp_seconds", "job_name" => job.to_string()).set(at.millis() as f64 / 1000.0);
-}
-
-/// Runs one attempt of `task`; `None` when `lock` was lost first. A job
-/// that must run once stops there: another node may be running it now.
-async fn attempt_holding(task: &dyn Task, lock: Option<&mut JobLock>) -> Option<Figures> {
-    let attempt = task.run();
-    match lock {
-        Some(l) => tokio::select! {
-            r = attempt => Some(r),
-            _ = l.lost() => None,
-        },
-        None => Some(attempt.await),
+        let (_, addr) = self.jobs.iter().find(|(s, _)| s.spec.name == name).ok_or_else(|| RunError::Unknown(name.into()))?;
+        addr.send(Fire { trigger: "manual" }).await.map_err(|e| RunError::Scheduler(format!("job `{name}`: {e}")))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn an_attempt_stops_when_its_lock_is_lost_and_not_before() {
-        let (lost, rx) = tokio::sync::watch::channel(false);
-        let mut lock = JobLock::renewed(|| {}, rx);
-        let attempt = attempt_holding(&Forever, Some(&mut lock));
-        tokio::pin!(attempt);
-        assert!(tokio::time::timeout(Duration::from_millis(100), &mut attempt).await.is_err(), "a held lock lets the attempt go on");
-        lost.send(true).unwrap();
-        let stopped = tokio::time::timeout(Duration::from_secs(5), attempt).await.expect("the attempt stops once the lock is lost");
-        assert!(stopped.is_none());
-
-        // A lock that is never lost (its renewal ended with a release) leaves the result alone.
-        let mut held = JobLock::renewed(|| {}, tokio::sync::watch::channel(false).1);
-        assert!(matches!(attempt_holding(&Nothing, Some(&mut held)).await, Some(Ok(_))));
-        assert!(matches!(attempt_holding(&Nothing, None).await, Some(Ok(_))));
-    }
-
-    struct Forever;
-    impl Task for Forever {
-        fn run(&self) -> BoxFuture<'static, Figures> {
-            Box::pin(std::future::pending())
-        }
-    }
 
     #[test]
     fn schedules_need_seconds_and_compute_the_next_time() {

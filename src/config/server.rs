@@ -29,6 +29,10 @@ pub struct SocketSection {
     pub max_sessions: usize,
     /// Unauthenticated sessions open at once from one client address; more get 429 `too_many_sessions`.
     pub max_anonymous_sessions_per_ip: usize,
+    /// Milliseconds between writes of the changed sessions' recovery state to
+    /// the store (100 to 10,000): after a crash, a recovering client may get
+    /// again what it received in the last such period.
+    pub session_flush_ms: u64,
 }
 
 impl Default for SocketSection {
@@ -44,6 +48,7 @@ impl Default for SocketSection {
             max_replay_bytes: 1 << 20,
             max_sessions: 50_000,
             max_anonymous_sessions_per_ip: 64,
+            session_flush_ms: 1000,
         }
     }
 }

@@ -87,6 +87,9 @@ impl Config {
         if s.max_sessions == 0 || s.max_anonymous_sessions_per_ip == 0 {
             return Err("socket: max_sessions and max_anonymous_sessions_per_ip must be positive".into());
         }
+        if !(100..=10_000).contains(&s.session_flush_ms) {
+            return Err(format!("socket: session_flush_ms must be 100 to 10000, not {}", s.session_flush_ms));
+        }
         let filters = [("log", Some(self.log_filter())), ("log_file.level", self.log_file.level.as_deref())];
         for (what, f) in filters.into_iter().filter_map(|(w, f)| f.map(|f| (w, f))) {
             if let Err(e) = tracing_subscriber::EnvFilter::try_new(f) {

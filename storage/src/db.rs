@@ -12,7 +12,7 @@ use std::sync::Arc;
 /// server serves; a new database starts at this version; a higher one (a
 /// newer utalk wrote it) is opened only when its `readable_from` says builds
 /// of this version can still read it, and refused otherwise.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The oldest build schema version that can read what this build writes:
 /// the `readable_from` of the last migration in the registry.

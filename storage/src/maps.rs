@@ -47,6 +47,8 @@ pub enum Map {
     Ratings,
     /// `job name (UTF-8) · started_ms (8) · run_id (16) → JobRun`.
     JobRuns,
+    /// `pid (UTF-8) → SocketSession`: what Socket.IO connection state recovery needs, kept across restarts.
+    SocketSessions,
     /// `hour_ms (8) · conversation_id (16) → first seq (8)`: the conversations with messages in each hour, for the KPIs.
     HourconvSeq,
     /// `state (1: dirty, claimed) · hour_ms (8) → ()`: hours whose KPIs must be rolled up again.
@@ -112,7 +114,7 @@ pub enum Map {
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 50] = [
+    pub const ALL: [Map; 51] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -163,6 +165,7 @@ impl Map {
         Map::ExtidContact,
         Map::ContactConvid,
         Map::Erasures,
+        Map::SocketSessions,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -221,6 +224,7 @@ impl Map {
             Map::ExtidContact => "extid_contact",
             Map::ContactConvid => "contact_convid",
             Map::Erasures => "erasures",
+            Map::SocketSessions => "socket_sessions",
         }
     }
 }

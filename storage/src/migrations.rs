@@ -112,6 +112,36 @@ fn readable_from_validate(db: &Db) -> Result<(), StepError> {
     }
 }
 
+/// Socket sessions kept across restarts have their own map, which every
+/// open creates; an older release opens it as a map it does not know and
+/// leaves it alone, so the step only expands. Its way back empties the map.
+fn socket_sessions_up(_db: &Db) -> Result<Batch, StepError> {
+    Ok(Batch::new())
+}
+
+fn socket_sessions_down(db: &Db) -> Result<Batch, StepError> {
+    let mut b = Batch::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = crate::model::socket_session::page(db, after.as_deref(), 1024)?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (pid, _) in &page {
+            crate::model::socket_session::delete(&mut b, pid).map_err(StoreError::from)?;
+        }
+        if page.len() < 1024 {
+            break;
+        }
+    }
+    Ok(b)
+}
+
+fn socket_sessions_validate(db: &Db) -> Result<(), StepError> {
+    // The map is there and its records read.
+    crate::model::socket_session::page(db, None, 1)?;
+    Ok(())
+}
+
 /// Every migration, in order. The steps up to 4 (release 0.1.0 and the
 /// ones before, which are no longer served) have no `down`: going back past
 /// them is a restore of the backup taken before them.
@@ -148,6 +178,15 @@ pub fn registry() -> Vec<Migration> {
             validate: readable_from_validate,
             readable_from: 5,
             down: Some(readable_from_up),
+        },
+        Migration {
+            version: 6,
+            description: "socket sessions are kept in the store (map socket_sessions), so that clients recover them across a restart",
+            up: socket_sessions_up,
+            validate: socket_sessions_validate,
+            // Expands only: the release before reads the data as it is.
+            readable_from: 5,
+            down: Some(socket_sessions_down),
         },
     ]
 }

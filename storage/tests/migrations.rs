@@ -196,7 +196,7 @@ fn a_rollback_takes_the_data_back_in_place_keeping_what_was_written_since() {
     let written_since = Uuid::now_v7();
     {
         let db = Db::open(&data, &DbOptions::default()).unwrap();
-        assert_eq!((db.schema_version().unwrap(), db.readable_from().unwrap()), (Some(5), Some(5)));
+        assert_eq!((db.schema_version().unwrap(), db.readable_from().unwrap()), (Some(SCHEMA_VERSION), Some(READABLE_FROM)));
         let u = user::get(&db, id).unwrap().unwrap();
         let mut b = Batch::new();
         b.put(Map::Users, Key::new().uuid(written_since), &User { id: written_since, email: "new@example.com".into(), ..u }).unwrap();
@@ -205,7 +205,7 @@ fn a_rollback_takes_the_data_back_in_place_keeping_what_was_written_since() {
     let mut steps = Vec::new();
     let r = migrations::rollback(&data, &DbOptions::default(), &backups, &migrations::registry(), 4, &mut |s| steps.push(s.to_string()))
         .unwrap();
-    assert_eq!((r.from, r.to), (5, 4));
+    assert_eq!((r.from, r.to), (SCHEMA_VERSION, 4));
     assert!(r.backup_id.is_some() && steps.iter().any(|s| s.contains("backing up first")), "{steps:?}");
     {
         let db = Db::open(&data, &DbOptions::default()).unwrap();
@@ -217,7 +217,7 @@ fn a_rollback_takes_the_data_back_in_place_keeping_what_was_written_since() {
     let again = migrations::rollback(&data, &DbOptions::default(), &backups, &migrations::registry(), 4, &mut |_| {}).unwrap();
     assert_eq!((again.from, again.to, again.backup_id), (4, 4, None));
     let up = migrations::migrate(&data, &DbOptions::default(), &backups, &migrations::registry(), &mut |_| {}).unwrap();
-    assert_eq!((up.from, up.to), (4, 5));
+    assert_eq!((up.from, up.to), (4, SCHEMA_VERSION));
 }
 
 #[test]
@@ -234,9 +234,9 @@ fn a_rollback_past_a_step_without_a_way_back_or_of_unknown_data_changes_nothing(
     // Data of a newer release this build knows no steps of.
     let older: Vec<Migration> = migrations::registry().into_iter().filter(|m| m.version <= 4).collect();
     let err = migrations::rollback(&data, &DbOptions::default(), &backups, &older, 4, &mut |_| {}).unwrap_err();
-    assert!(matches!(err, MigrateError::UnknownVersion { found: 5, .. }), "{err}");
+    assert!(matches!(err, MigrateError::UnknownVersion { found: SCHEMA_VERSION, .. }), "{err}");
     let db = Db::open(&data, &DbOptions::default()).unwrap();
-    assert_eq!(db.schema_version().unwrap(), Some(5), "unchanged");
+    assert_eq!(db.schema_version().unwrap(), Some(SCHEMA_VERSION), "unchanged");
     assert_eq!(backups.list().unwrap().len(), before, "and no backup taken");
 }
 
@@ -252,8 +252,41 @@ fn a_failing_step_back_restores_the_database_as_it_was() {
         last.down = Some(|_| Err(StepError::Invalid("cannot go back".into())));
     }
     let err = migrations::rollback(&data, &DbOptions::default(), &backups, &registry, 4, &mut |_| {}).unwrap_err();
-    assert!(matches!(err, MigrateError::Restored { version: 5, .. }), "{err}");
+    assert!(matches!(err, MigrateError::Restored { version, .. } if version == SCHEMA_VERSION), "{err}");
     let db = Db::open(&data, &DbOptions::default()).unwrap();
-    assert_eq!(db.schema_version().unwrap(), Some(5));
+    assert_eq!(db.schema_version().unwrap(), Some(SCHEMA_VERSION));
     assert!(user::get(&db, id).unwrap().is_some());
+}
+
+#[test]
+fn going_back_before_socket_sessions_removes_them_and_the_data_stays_readable_by_the_release_before() {
+    use utalk_storage::model::socket_session::{self, SessionOwner, SocketSession};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    previous_release_database(&data);
+    let backups = Backups::new(dir.path().join("backups"));
+    migrations::migrate(&data, &DbOptions::default(), &backups, &migrations::registry(), &mut |_| {}).unwrap();
+    {
+        let db = Db::open(&data, &DbOptions::default()).unwrap();
+        let mut b = Batch::new();
+        let session = SocketSession {
+            sid: "sid".into(),
+            owner: SessionOwner::Widget { conversation_id: Uuid::now_v7() },
+            floors: Vec::new(),
+            log: Vec::new(),
+            next_offset: 1,
+            dropped_at: None,
+        };
+        for pid in ["p1", "p2"] {
+            socket_session::put(&mut b, pid, &session).unwrap();
+        }
+        db.write_group([&b], true).unwrap();
+        // Schema 6 only expanded: the release that wrote 5 may read it as it is.
+        assert_eq!(db.readable_from().unwrap(), Some(5));
+    }
+    let r = migrations::rollback(&data, &DbOptions::default(), &backups, &migrations::registry(), 5, &mut |_| {}).unwrap();
+    assert_eq!((r.from, r.to), (6, 5));
+    let db = Db::open(&data, &DbOptions::default()).unwrap();
+    assert_eq!((db.schema_version().unwrap(), db.readable_from().unwrap()), (Some(5), Some(5)));
+    assert!(socket_session::page(&db, None, 10).unwrap().is_empty(), "no session is left");
 }

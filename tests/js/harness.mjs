@@ -20,15 +20,16 @@ function addUser(dataDir, user, role, bin = BIN) {
 }
 
 // Starts a server; `reuse` (a stopped server's `dir`) restarts on its data;
-// `bin` runs another utalk binary (an older release's) instead of this build.
-export async function startServer(env = {}, { reuse, bin = BIN } = {}) {
+// `bin` runs another utalk binary (an older release's) instead of this build;
+// `listen` picks the address (a restart on the same port), by default a free port.
+export async function startServer(env = {}, { reuse, bin = BIN, listen = "127.0.0.1:0" } = {}) {
   const dir = reuse ?? mkdtempSync(join(tmpdir(), "utalk-js-"));
   const dataDir = join(dir, "data");
   if (!reuse) {
     addUser(dataDir, ADMIN, "admin", bin);
     addUser(dataDir, AGENT, "agent", bin);
   }
-  const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir], {
+  const child = spawn(bin, ["serve", "--listen", listen, "--data-dir", dataDir], {
     env: { ...process.env, UTALK_LOG: "info", UTALK_HTTP__WORKERS: "2", ...env },
     stdio: ["ignore", "pipe", "inherit"],
   });

@@ -5,6 +5,7 @@
 pub use crate::conversation::identity::Identity;
 use crate::conversation::registry::Registry;
 use crate::fanout::broker::{ConversationEvent, STAFF_TOPIC};
+use crate::socket::session_store::{SessionStore, SharedLog};
 use crate::wire::session::{StashedIdentity, StashedSession};
 use base64::Engine;
 use rand::RngCore;
@@ -62,6 +63,8 @@ pub struct SocketConfig {
     pub max_anonymous_sessions_per_ip: usize,
     /// How often an open staff session checks that its user or key may still act.
     pub access_check: Duration,
+    /// How often the recovery state of changed sessions is written to the store.
+    pub session_flush: Duration,
 }
 
 impl Default for SocketConfig {
@@ -78,6 +81,7 @@ impl Default for SocketConfig {
             max_sessions: 50_000,
             max_anonymous_sessions_per_ip: 64,
             access_check: Duration::from_secs(2),
+            session_flush: Duration::from_secs(1),
         }
     }
 }
@@ -97,6 +101,10 @@ pub struct SavedSession {
     pub next_offset: u64,
     /// When it dropped.
     pub saved_at: Instant,
+    /// Read back from the store after a restart: written up to a flush
+    /// period before the session's last delivery, so the client may have
+    /// seen offsets after `next_offset`.
+    pub restored: bool,
 }
 
 /// The session as it travels to other nodes of a cluster.
@@ -130,6 +138,7 @@ fn unstashed(w: StashedSession, window: Duration) -> Option<SavedSession> {
         log: w.log.into_iter().collect(),
         next_offset: w.next_offset,
         saved_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
+        restored: false,
     })
 }
 
@@ -167,6 +176,8 @@ pub struct Hub<S> {
     pub registry: Registry,
     /// Reads.
     pub db: Db,
+    /// The sessions kept in the store across restarts.
+    store: Arc<SessionStore>,
     sessions: Mutex<HashMap<String, S>>,
     admissions: crate::socket::admission::Admissions,
     saved: Mutex<HashMap<String, SavedSession>>,
@@ -194,8 +205,10 @@ pub fn random_id() -> String {
 impl<S: Clone + Send + 'static> Hub<S> {
     /// A hub with no sessions.
     pub fn new(config: SocketConfig, auth: Arc<dyn Authenticator>, registry: Registry, db: Db) -> Arc<Hub<S>> {
+        let store = SessionStore::new(db.clone(), registry.journal().clone(), config.recovery_window);
         Arc::new(Hub {
             admissions: crate::socket::admission::Admissions::new(config.max_sessions, config.max_anonymous_sessions_per_ip),
+            store,
             config,
             auth,
             registry,
@@ -277,10 +290,33 @@ impl<S: Clone + Send + 'static> Hub<S> {
         lock(&self.sessions).get(sid).cloned()
     }
 
-    /// Keeps a dropped session for recovery under its private id, and in
-    /// the cluster's stash, where any other node can take it, since the
-    /// client may come back through the load balancer to another node (one
-    /// node alone keeps nothing there).
+    /// Writes the recovery state of changed sessions to the store every
+    /// `session_flush`, so that clients can recover across a restart (once, at start).
+    pub fn keep_sessions(&self) {
+        self.store.start(self.config.session_flush);
+    }
+
+    /// Writes every live session to the store as dropped now: the server is
+    /// stopping and its clients will come back to the next one.
+    pub async fn persist_sessions(&self) {
+        self.store.flush(true).await;
+    }
+
+    /// A session connected (or recovered) under private id `pid`; its recovery state goes to the store as it changes.
+    pub fn track(&self, pid: &str, sid: &str, identity: Identity, log: SharedLog) {
+        self.store.track(pid, sid, identity, log);
+    }
+
+    /// Session `pid` ended for good: nothing of it is kept.
+    pub fn forget(&self, pid: &str) {
+        self.store.forget(pid);
+    }
+
+    /// Keeps a dropped session for recovery under its private id, in the
+    /// store (across a restart), and in the cluster's stash, where any
+    /// other node can take it, since the client may come back through the
+    /// load balancer to another node (one node alone keeps nothing there).
+    /// At most `max_sessions` are kept: past it, the oldest goes.
     pub fn save(&self, pid: &str, session: SavedSession) {
         match stashed(&session).encode() {
             Ok(bytes) => {
@@ -293,15 +329,26 @@ impl<S: Clone + Send + 'static> Hub<S> {
             }
             Err(e) => tracing::warn!(error = %e, "could not encode a dropped session"),
         }
+        self.store.dropped(pid, &session);
         let mut saved = lock(&self.saved);
         let window = self.config.recovery_window;
         saved.retain(|_, s| s.saved_at.elapsed() < window);
+        if saved.len() >= self.config.max_sessions.max(1) {
+            if let Some(oldest) = saved.iter().min_by_key(|(_, s)| s.saved_at).map(|(p, _)| p.clone()) {
+                saved.remove(&oldest);
+                self.store.forget(&oldest);
+            }
+        }
         saved.insert(pid.to_string(), session);
     }
 
-    /// Takes a saved session of this node if it is still within the recovery window.
+    /// Takes a saved session of this node (or of this node before it
+    /// restarted) if it is still within the recovery window.
     pub fn take_saved(&self, pid: &str) -> Option<SavedSession> {
-        let s = lock(&self.saved).remove(pid)?;
+        let Some(s) = lock(&self.saved).remove(pid) else {
+            return self.store.take(pid);
+        };
+        self.store.forget(pid);
         // Recovered here: no other node may recover it again.
         let (cluster, pid) = (self.registry.journal().cluster().clone(), pid.to_string());
         tokio::spawn(async move {

@@ -10,6 +10,7 @@ pub(crate) mod event_args;
 pub(crate) mod event_error;
 pub(crate) mod hub;
 pub mod session;
+pub(crate) mod session_store;
 pub(crate) mod socketio;
 pub mod ws_conn;
 pub mod ws_transport;

@@ -23,6 +23,7 @@ pub mod media;
 pub mod message;
 pub mod outbox;
 pub mod read_marker;
+pub mod socket_session;
 pub mod token;
 pub mod user;
 pub mod webhook;

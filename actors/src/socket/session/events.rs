@@ -9,6 +9,7 @@ use crate::fanout::broker::{ConversationEvent, Subscriber, STAFF_TOPIC};
 use crate::socket::event_args::{self, Score};
 use crate::socket::event_error::EventError;
 use crate::socket::hub::{random_id, Authenticated, Identity, SavedSession};
+use crate::socket::session_store::RecoveryLog;
 use crate::socket::socketio;
 use crate::views;
 use actix::prelude::*;
@@ -17,8 +18,9 @@ use serde_json::{json, Value};
 /// Most `presence` events a staff session gets on connecting: a quarter of
 /// the default queue (`socket.max_queued`), so the snapshot never crowds it.
 const PRESENCE_SNAPSHOT_MAX: usize = 256;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use utalk_storage::model::{conversation, message};
 use uuid::Uuid;
@@ -111,20 +113,20 @@ impl SessionActor {
             staff_sub,
             subscriber,
             overflowed,
-            next_offset: 1,
-            log: VecDeque::new(),
-            floors: HashMap::new(),
+            recovery: Arc::new(Mutex::new(RecoveryLog { next_offset: 1, changed: true, ..RecoveryLog::default() })),
         };
         let mut replay: Vec<(Uuid, u64)> = Vec::new();
         if let Some((pid, Some(offset), saved)) = recovery {
             if let Some(received) = received_seqs(&saved, offset) {
                 conn.sid = saved.sid;
                 conn.pid = pid;
-                conn.next_offset = saved.next_offset;
+                // Past what the client saw: after a restart the stored log may end before it.
+                lock(&conn.recovery).next_offset = saved.next_offset.max(offset.saturating_add(1));
                 replay = received.into_iter().collect();
                 self.hub.note_recovered();
             }
         }
+        self.hub.track(&conn.pid, &conn.sid, identity, conn.recovery.clone());
         match identity {
             Identity::Staff { user_id, .. } => self.hub.presence(user_id, 1, None),
             Identity::Widget { .. } => self.hub.customer_session(true),
@@ -137,7 +139,7 @@ impl SessionActor {
         for (conv, received) in replay {
             self.join_room(conv, received);
             if let Some(c) = self.sio.as_mut() {
-                c.floors.insert(conv, received);
+                lock(&c.recovery).floors.insert(conv, received);
             }
             if let Some(through) = self.replay(conv, received, &mut budget, ctx) {
                 // The client pages the rest with `conversation:join {sinceSeq}`.
@@ -200,15 +202,20 @@ impl SessionActor {
             return;
         }
         room.delivered = seq;
-        let offset = c.next_offset;
-        c.next_offset += 1;
-        c.log.push_back((offset, conv, seq));
-        if c.log.len() > OFFSET_LOG {
-            if let Some((_, old_conv, old_seq)) = c.log.pop_front() {
-                let f = c.floors.entry(old_conv).or_insert(0);
-                *f = (*f).max(old_seq);
+        let offset = {
+            let mut r = lock(&c.recovery);
+            let offset = r.next_offset;
+            r.next_offset += 1;
+            r.log.push_back((offset, conv, seq));
+            if r.log.len() > OFFSET_LOG {
+                if let Some((_, old_conv, old_seq)) = r.log.pop_front() {
+                    let f = r.floors.entry(old_conv).or_insert(0);
+                    *f = (*f).max(old_seq);
+                }
             }
-        }
+            r.changed = true;
+            offset
+        };
         let packet = socketio::event_raw("message:new", json, Some(&offset.to_string()));
         self.emit(packet, ctx);
     }
@@ -253,6 +260,11 @@ impl SessionActor {
                         if let Some(room) = c.rooms.remove(&conv) {
                             self.hub.registry.broker().unsubscribe(conv, room.sub);
                         }
+                        // A recovery does not join it again.
+                        let mut r = lock(&c.recovery);
+                        r.floors.remove(&conv);
+                        r.log.retain(|e| e.1 != conv);
+                        r.changed = true;
                     }
                     json!({})
                 });
@@ -328,8 +340,10 @@ impl SessionActor {
             if let Some(room) = c.rooms.get_mut(&conv) {
                 room.delivered = room.delivered.max(received);
             }
-            let f = c.floors.entry(conv).or_insert(0);
+            let mut r = lock(&c.recovery);
+            let f = r.floors.entry(conv).or_insert(0);
             *f = (*f).max(received);
+            r.changed = true;
         }
         Ok(json!({ "lastSeq": last_seq, "messages": messages, "hasMore": has_more, "alreadyJoined": joined }))
     }
@@ -504,14 +518,20 @@ impl SessionActor {
 
 /// For each conversation of a saved session, the last seq the client received,
 /// given the last offset it saw; `None` when that offset is no longer known.
+///
+/// A session read back from the store after a restart was written up to a
+/// flush period before its last delivery: an offset past its log counts as
+/// everything in it received, and one older than its log as the floors
+/// only. The replay then repeats what the client may already have, rather
+/// than miss anything.
 fn received_seqs(saved: &SavedSession, offset: u64) -> Option<HashMap<Uuid, u64>> {
     let oldest = saved.log.front().map(|e| e.0);
     if let Some(oldest) = oldest {
-        if offset + 1 < oldest {
+        if offset + 1 < oldest && !saved.restored {
             return None;
         }
     }
-    if offset >= saved.next_offset {
+    if offset >= saved.next_offset && !saved.restored {
         return None;
     }
     let mut received = saved.floors.clone();
@@ -522,6 +542,10 @@ fn received_seqs(saved: &SavedSession, offset: u64) -> Option<HashMap<Uuid, u64>
         }
     }
     Some(received)
+}
+
+fn lock(m: &Mutex<RecoveryLog>) -> std::sync::MutexGuard<'_, RecoveryLog> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A request id for an event that brought none: a random (version 4) UUID
@@ -592,6 +616,7 @@ mod tests {
             log: log.iter().copied().collect(),
             next_offset,
             saved_at: Instant::now(),
+            restored: false,
         }
     }
 
@@ -627,5 +652,22 @@ mod tests {
         let s = saved(&[], &[(10, a, 4), (11, a, 5)], 12);
         assert!(received_seqs(&s, 5).is_none(), "older than the log");
         assert!(received_seqs(&s, 12).is_none(), "never handed out");
+    }
+
+    #[test]
+    fn a_session_read_back_after_a_restart_replays_rather_than_misses() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let mut s = saved(&[(a, 3), (b, 0)], &[(10, a, 4), (11, b, 1)], 12);
+        s.restored = true;
+        // The client saw offsets the store never got (written a flush period
+        // earlier): everything the stored log holds counts as received.
+        let r = received_seqs(&s, 15).unwrap();
+        assert_eq!((r[&a], r[&b]), (4, 1));
+        // Older than the stored log: the floors.
+        let r = received_seqs(&s, 2).unwrap();
+        assert_eq!((r[&a], r[&b]), (3, 0));
+        // Within it: exact.
+        let r = received_seqs(&s, 10).unwrap();
+        assert_eq!((r[&a], r[&b]), (4, 0));
     }
 }

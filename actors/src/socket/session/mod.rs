@@ -27,6 +27,7 @@ use crate::fanout::broker::{ConversationEvent, Envelope, Subscriber, Subscriptio
 use crate::socket::admission::Admission;
 use crate::socket::engineio::{self, Packet as EioPacket};
 use crate::socket::hub::{random_id, Hub, Identity, SavedSession};
+use crate::socket::session_store::SharedLog;
 use crate::socket::socketio::{self, Kind};
 use actix::prelude::*;
 use serde_json::{json, Value};
@@ -236,9 +237,9 @@ struct Connected {
     staff_sub: Option<SubscriptionId>,
     subscriber: Subscriber,
     overflowed: Arc<AtomicBool>,
-    next_offset: u64,
-    log: VecDeque<(u64, Uuid, u64)>,
-    floors: HashMap<Uuid, u64>,
+    /// Offsets, deliveries and floors: shared with the hub's session store,
+    /// which writes them to the store once a flush period.
+    recovery: SharedLog,
 }
 
 /// One Socket.IO connection.
@@ -420,21 +421,9 @@ impl SessionActor {
                 Identity::Widget { .. } => self.hub.customer_session(false),
             }
             if reason.recoverable() {
-                let mut floors = c.floors;
-                for conv in c.rooms.keys() {
-                    floors.entry(*conv).or_insert(0);
-                }
-                self.hub.save(
-                    &c.pid,
-                    SavedSession {
-                        sid: c.sid,
-                        identity: c.identity,
-                        floors,
-                        log: c.log,
-                        next_offset: c.next_offset,
-                        saved_at: Instant::now(),
-                    },
-                );
+                self.hub.save(&c.pid, saved_session(&c));
+            } else {
+                self.hub.forget(&c.pid);
             }
         }
         self.out.clear();
@@ -541,6 +530,10 @@ impl Actor for SessionActor {
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         // Forgetting is idempotent: a close already did it, unless the actor stopped otherwise.
         self.hub.unregister(&self.eio_sid, self.is_websocket());
+        // Stopped without a close (its arbiter stopped): the client may come back.
+        if let Some(c) = self.sio.take() {
+            self.hub.save(&c.pid, saved_session(&c));
+        }
     }
 }
 
@@ -710,5 +703,24 @@ impl Handler<TransportGone> for SessionActor {
     type Result = ();
     fn handle(&mut self, msg: TransportGone, ctx: &mut Context<Self>) {
         self.close(msg.0, ctx);
+    }
+}
+
+/// What a session leaves for recovery: its log, with every joined
+/// conversation among the floors.
+fn saved_session(c: &Connected) -> SavedSession {
+    let log = c.recovery.lock().unwrap_or_else(|p| p.into_inner());
+    let mut floors = log.floors.clone();
+    for conv in c.rooms.keys() {
+        floors.entry(*conv).or_insert(0);
+    }
+    SavedSession {
+        sid: c.sid.clone(),
+        identity: c.identity,
+        floors,
+        log: log.log.clone(),
+        next_offset: log.next_offset,
+        saved_at: Instant::now(),
+        restored: false,
     }
 }
