@@ -8,7 +8,7 @@
 //! the actor stops; the supervisor starts it again with the same mailbox,
 //! so the next scheduled run is delivered and happens on time.
 
-use crate::scheduler::{Figures, JobError, JobSpec};
+use crate::job::{Figures, JobError, JobSpec};
 use actix::prelude::*;
 use futures_util::FutureExt;
 use std::collections::BTreeMap;
@@ -207,7 +207,7 @@ pub(crate) fn last_success(job: &str, at: Timestamp) {
 
 /// One attempt of `task`, a panic in it (building its future or polling
 /// it) turned into [`JobError::Panicked`].
-async fn attempt(task: &dyn crate::Task) -> Figures {
+async fn attempt(task: &dyn crate::job::Task) -> Figures {
     let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| task.run())) {
         Ok(fut) => fut,
         Err(payload) => return Err(JobError::Panicked(panic_message(payload.as_ref()))),
@@ -225,7 +225,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// Runs one attempt of `task`; `None` when `lock` was lost first. A job
 /// that must run once stops there: another node may be running it now.
-async fn attempt_holding(task: &dyn crate::Task, lock: Option<&mut JobLock>) -> Option<Figures> {
+async fn attempt_holding(task: &dyn crate::job::Task, lock: Option<&mut JobLock>) -> Option<Figures> {
     let attempt = attempt(task);
     match lock {
         Some(l) => tokio::select! {
@@ -239,7 +239,7 @@ async fn attempt_holding(task: &dyn crate::Task, lock: Option<&mut JobLock>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Task;
+    use crate::job::Task;
     use futures_util::future::BoxFuture;
     use std::time::Duration;
 

@@ -14,6 +14,7 @@
 
 pub mod backup;
 pub mod daily_report;
+mod job;
 mod job_actor;
 pub mod kpi_rollup;
 pub mod offsite_copy;

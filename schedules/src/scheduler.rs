@@ -1,74 +1,15 @@
 //! The scheduler: tokio-cron-scheduler decides when; each job's supervised
 //! actor ([`crate::job_actor`]) does the work.
 
+pub use crate::job::{Figures, JobError, JobSpec, Task};
 use crate::job_actor::{last_success, Fire, JobActor, JobState, Node};
 use actix::{Addr, Arbiter};
-use futures_util::future::BoxFuture;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio_cron_scheduler::{Job, JobScheduler};
 use utalk_actors::Journal;
 use utalk_storage::model::{job_run, JobOutcome, JobRun};
 use utalk_storage::{Db, Timestamp};
-
-/// Why an attempt of a job failed; its text is recorded with the run.
-#[derive(Debug, thiserror::Error)]
-pub enum JobError {
-    /// Reading the store failed.
-    #[error(transparent)]
-    Store(#[from] utalk_storage::StoreError),
-    /// A write through the journal failed.
-    #[error(transparent)]
-    Journal(#[from] utalk_actors::durability::JournalError),
-    /// A write of this node's own records failed.
-    #[error(transparent)]
-    Write(#[from] utalk_actors::durability::WriteError),
-    /// The job's own step failed.
-    #[error(transparent)]
-    Step(Box<dyn std::error::Error + Send + Sync>),
-    /// Some of the job's items failed; the others were done.
-    #[error("{0}")]
-    Partial(String),
-    /// The attempt panicked; the job's actor restarts.
-    #[error("panicked: {0}")]
-    Panicked(String),
-}
-
-impl JobError {
-    /// A failure of one of the job's own steps.
-    pub fn step(e: impl std::error::Error + Send + Sync + 'static) -> JobError {
-        JobError::Step(Box::new(e))
-    }
-}
-
-/// What a job does and its figures, recorded with the run.
-pub type Figures = Result<BTreeMap<String, f64>, JobError>;
-
-/// What a job does; its figures are recorded with the run.
-pub trait Task: Send + Sync + 'static {
-    /// One attempt.
-    fn run(&self) -> BoxFuture<'static, Figures>;
-}
-
-/// A job: name, schedule, retry policy and task.
-#[derive(Clone)]
-pub struct JobSpec {
-    /// Name (`backup`, `retention`, …).
-    pub name: &'static str,
-    /// Cron expression with seconds: `sec min hour day month weekday`.
-    pub schedule: String,
-    /// Attempts after a failed one.
-    pub retries: u32,
-    /// Wait between attempts.
-    pub retry_delay: Duration,
-    /// The work.
-    pub task: Arc<dyn Task>,
-    /// In a cluster, runs on one node only (its effects leave the node: alerts,
-    /// messages); other jobs run on every node over its own copy of the data.
-    pub once: bool,
-}
 
 /// A job as operators see it.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
@@ -218,6 +159,9 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::future::BoxFuture;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
 
     #[test]
     fn schedules_need_seconds_and_compute_the_next_time() {

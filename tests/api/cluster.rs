@@ -293,10 +293,24 @@ async fn requests_reach_the_owner_events_reach_listeners_and_a_job_lock_is_held_
             assert!(Instant::now() < until, "round {round}: the last winner's lock was never released");
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
+        // Reads may come from a replica behind the leader: wait until one shows
+        // this holder's key, then its removal after it, before the race.
+        let until = Instant::now() + Duration::from_secs(5);
+        let held_at = loop {
+            match locks.entry("l.race").await.unwrap() {
+                Some(e) if e.operation == async_nats::jetstream::kv::Operation::Put => break e.revision,
+                _ => assert!(Instant::now() < until, "round {round}: the holder's key never showed"),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
         drop(first);
         let until = Instant::now() + Duration::from_secs(5);
-        while locks.get("l.race").await.unwrap().is_some() {
-            assert!(Instant::now() < until, "a released lock's key stayed");
+        loop {
+            match locks.entry("l.race").await.unwrap() {
+                Some(e) if e.operation != async_nats::jetstream::kv::Operation::Put && e.revision > held_at => break,
+                None => break,
+                _ => assert!(Instant::now() < until, "a released lock's key stayed"),
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let takers: Vec<_> = (0..8).map(|i| if i % 2 == 0 { a.try_lock(name) } else { b.try_lock(name) }).collect();
