@@ -224,7 +224,18 @@ async fn start_jobs(
         job_runs_max_age: Duration::from_secs(config.retention.job_runs_days * day),
         inventory_max_age: Duration::from_secs(config.retention.inventory_days * day),
         webhook_deliveries_max_age: Duration::from_secs(u64::from(config.webhooks.keep_deliveries_days) * day),
-        job_names: vec!["backup", "retention", "kpi_rollup", "daily_report", "stock_negative", "contact_backfill"],
+        // Every job below, and 0.1.0's `contact_backfill`, whose runs age out like the others'.
+        job_names: vec![
+            "backup",
+            "offsite_copy",
+            "retention",
+            "kpi_rollup",
+            "daily_report",
+            "stock_negative",
+            "secret_rotation",
+            "data_migrations",
+            "contact_backfill",
+        ],
     };
     let kpi_rollup = KpiRollupTask { db: db.clone(), journal: journal.clone(), hours: hours.clone() };
     let daily_report =
@@ -272,10 +283,19 @@ async fn start_jobs(
             }),
             true,
         ),
+        // Background data migrations: once in the cluster, resuming from the progress in the log.
         spec(
-            "contact_backfill",
-            &j.contact_backfill,
-            Arc::new(crate::services::backfill::ContactBackfill { db: db.clone(), registry: registry.clone() }),
+            "data_migrations",
+            &j.data_migrations,
+            Arc::new(utalk_schedules::data_migrations::Runner {
+                db: db.clone(),
+                journal: journal.clone(),
+                migrations: crate::services::backfill::migrations(db, registry),
+                throttle: utalk_schedules::data_migrations::Throttle {
+                    duty: f64::from(j.data_migration_duty_percent) / 100.0,
+                    ..Default::default()
+                },
+            }),
             true,
         ),
     ];

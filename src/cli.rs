@@ -436,6 +436,13 @@ fn migrate_command(config: &Config, cmd: MigrateCommand) -> anyhow::Result<()> {
                 };
                 println!("pending {}: {}{changes}", m.version, m.description);
             }
+            // Background data migrations: the server runs them while it serves (the data_migrations job).
+            if let Ok(view) = crate::services::backfill::status(&db) {
+                for m in view.items {
+                    let error = m.last_error.map(|e| format!("; last error: {e}")).unwrap_or_default();
+                    println!("background {}: {}, {} records in {} steps{error} ({})", m.name, m.state, m.processed, m.steps, m.description);
+                }
+            }
         }
         MigrateCommand::Up { dry_run: false } => {
             let report = crate::app::migrate_db(config, &mut |step| eprintln!("utalk migrate: {step}"))

@@ -8,12 +8,15 @@
 //!   actor restarted.
 //! - [`backup`]: the backup job (take, verify, keep by age and count).
 //! - [`daily_report`]: the daily operator report, HTML with SVG charts.
+//! - [`data_migrations`]: background data migrations, run in steps from a
+//!   resumable cursor while the server serves.
 //! - [`kpi_rollup`]: recomputes the KPI hours marked dirty and their days.
 //! - [`stock_scan`]: the negative- and low-stock scan of every store.
 //! - [`retention`]: removes audit records and job history past their age limits.
 
 pub mod backup;
 pub mod daily_report;
+pub mod data_migrations;
 mod job;
 mod job_actor;
 pub mod kpi_rollup;

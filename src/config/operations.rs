@@ -190,9 +190,13 @@ pub struct JobsSection {
     pub daily_report: String,
     /// Cron of the negative- and low-stock scan of every store.
     pub stock_negative: String,
-    /// Cron of the walk linking conversations stored before contacts existed
-    /// to their contact (once it has walked them all, a run is one read).
-    pub contact_backfill: String,
+    /// Cron of the background data migrations (each run works up to 50 s;
+    /// once they are all done, a run is one read each). Was `contact_backfill`.
+    #[serde(alias = "contact_backfill")]
+    pub data_migrations: String,
+    /// The share of the time, in percent (1 to 100), the background data
+    /// migrations spend migrating; they pause the rest, so that serving comes first.
+    pub data_migration_duty_percent: u8,
     /// Cron of the check that replaces the generated token signing key once
     /// it is `auth.jwt_rotate_days` old.
     pub secret_rotation: String,
@@ -212,7 +216,8 @@ impl Default for JobsSection {
             kpi_rollup: "0 */5 * * * *".into(),
             daily_report: "0 15 0 * * *".into(),
             stock_negative: "0 * * * * *".into(),
-            contact_backfill: "30 */5 * * * *".into(),
+            data_migrations: "30 * * * * *".into(),
+            data_migration_duty_percent: 25,
             secret_rotation: "0 10 4 * * *".into(),
             // Hourly: the RPO for a lost machine is this plus the backups' 15 minutes.
             offsite_copy: "0 20 * * * *".into(),

@@ -87,6 +87,9 @@ impl Config {
         if s.max_sessions == 0 || s.max_anonymous_sessions_per_ip == 0 {
             return Err("socket: max_sessions and max_anonymous_sessions_per_ip must be positive".into());
         }
+        if !(1..=100).contains(&self.jobs.data_migration_duty_percent) {
+            return Err(format!("jobs: data_migration_duty_percent must be 1 to 100, not {}", self.jobs.data_migration_duty_percent));
+        }
         if !(100..=10_000).contains(&s.session_flush_ms) {
             return Err(format!("socket: session_flush_ms must be 100 to 10000, not {}", s.session_flush_ms));
         }

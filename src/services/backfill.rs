@@ -1,92 +1,150 @@
-//! Links conversations stored before contacts existed to their contact, as a
-//! scheduled job (`contact_backfill`): in pages, through each conversation's
-//! actor, from a cursor kept in the store so that a stop or a crash resumes
-//! where it was, with a pause between pages so that serving comes first, and
-//! on one node of a cluster. Once it has walked every conversation it records
-//! that it is done and later runs cost one read.
+//! Background data migrations of this release (the `data_migrations` job
+//! runs them; see `utalk_schedules::data_migrations`), and their progress
+//! for operators (`GET /api/v1/admin/migrations`, `utalk migrate status`).
+//!
+//! `contact_links` links conversations stored before contacts existed to
+//! their contact, through each conversation's actor (the owner of the
+//! record, so a live change is never overwritten), 200 conversations a step.
 
 use super::contacts::customer_in;
 use futures_util::future::BoxFuture;
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use serde::Serialize;
+use std::sync::Arc;
 use utalk_actors::{ConversationChange, Registry};
-use utalk_schedules::scheduler::{Figures, JobError, Task};
+use utalk_schedules::data_migrations::{DataMigration, Step};
+use utalk_schedules::scheduler::JobError;
+use utalk_storage::model::data_migration;
 use utalk_storage::model::{conversation, ConversationFilter};
-use utalk_storage::{Batch, Db, Map};
+use utalk_storage::{Batch, Db, Map, StoreError, Timestamp};
 use uuid::Uuid;
 
-/// Where the walk is: the last conversation id it finished.
-const CURSOR: &[u8] = b"contacts.backfill.cursor";
-/// Set once every conversation was walked.
-const DONE: &[u8] = b"contacts.backfill.done";
-/// Conversations read per page.
-const PAGE: usize = 200;
-/// The pause after each page.
-const PAUSE: Duration = Duration::from_millis(20);
-/// A run stops after this long; the next run goes on from the cursor.
-const RUN_FOR: Duration = Duration::from_secs(60);
+/// The name of the contact links migration.
+pub const CONTACT_LINKS: &str = "contact_links";
+const CONTACT_LINKS_ABOUT: &str = "links conversations stored before contacts existed to their contact";
 
-/// The job's task.
-pub struct ContactBackfill {
-    /// Reads.
-    pub db: Db,
-    /// Writes, through each conversation's actor.
-    pub registry: Registry,
+/// Every background migration of this release, in the order they run: name and what it does.
+pub const CATALOGUE: [(&str, &str); 1] = [(CONTACT_LINKS, CONTACT_LINKS_ABOUT)];
+
+/// Where the walk of the `contact_backfill` job of 0.1.0 was, and whether it was done: the migration goes on from there.
+const OLD_CURSOR: &[u8] = b"contacts.backfill.cursor";
+const OLD_DONE: &[u8] = b"contacts.backfill.done";
+
+/// The migrations the `data_migrations` job runs.
+pub fn migrations(db: &Db, registry: &Registry) -> Vec<Arc<dyn DataMigration>> {
+    vec![Arc::new(ContactLinks { db: db.clone(), registry: registry.clone() })]
 }
 
-impl Task for ContactBackfill {
-    fn run(&self) -> BoxFuture<'static, Figures> {
+/// Links conversations stored before contacts existed to their contact.
+struct ContactLinks {
+    db: Db,
+    registry: Registry,
+}
+
+impl DataMigration for ContactLinks {
+    fn name(&self) -> &'static str {
+        CONTACT_LINKS
+    }
+    fn description(&self) -> &'static str {
+        CONTACT_LINKS_ABOUT
+    }
+    fn batch_size(&self) -> usize {
+        200
+    }
+    fn step(&self, cursor: Option<Vec<u8>>, limit: usize) -> BoxFuture<'static, Result<Step, JobError>> {
         let (db, registry) = (self.db.clone(), self.registry.clone());
-        Box::pin(async move { walk(&db, &registry).await })
+        Box::pin(async move { link_contacts(&db, &registry, cursor, limit).await })
     }
 }
 
-async fn walk(db: &Db, registry: &Registry) -> Figures {
-    let mut figures = BTreeMap::new();
-    if db.get_raw(Map::Meta, DONE)?.is_some() {
-        figures.insert("linked".into(), 0.0);
-        figures.insert("done".into(), 1.0);
-        return Ok(figures);
-    }
-    let mut after = db.get_raw(Map::Meta, CURSOR)?.and_then(|v| Uuid::from_slice(&v).ok());
-    let (mut scanned, mut linked) = (0u64, 0u64);
-    let started = Instant::now();
-    let done = loop {
-        let (page, next) = conversation::list(db, &ConversationFilter::default(), after, PAGE)?;
-        for c in &page {
-            scanned += 1;
-            // Nothing to link: a customer who gave nothing, or one erased.
-            if c.contact_id.is_some() || c.customer == Default::default() {
-                continue;
-            }
-            let contact = utalk_actors::contacts::resolve(db, registry.journal(), &c.customer).await.map_err(JobError::step)?;
-            let customer = customer_in(c.channel, &c.customer, &contact);
-            registry
-                .call(c.id, ConversationChange { contact: Some((contact.id, customer)), ..ConversationChange::default() })
-                .await
-                .map_err(JobError::step)?;
-            linked += 1;
+async fn link_contacts(db: &Db, registry: &Registry, cursor: Option<Vec<u8>>, limit: usize) -> Result<Step, JobError> {
+    let after = match cursor {
+        Some(c) => Some(Uuid::from_slice(&c).map_err(|_| JobError::Partial("the cursor is not a conversation id".into()))?),
+        None if db.get_raw(Map::Meta, OLD_DONE)?.is_some() => {
+            return Ok(Step { batch: Batch::new(), next: None, migrated: 0 });
         }
-        let Some(last) = next else { break true };
-        after = Some(last);
-        let mut b = Batch::new();
-        b.put_raw(Map::Meta, CURSOR.to_vec(), last.as_bytes().to_vec());
-        registry.journal().commit(b).await?;
-        if started.elapsed() > RUN_FOR {
-            break false;
-        }
-        tokio::time::sleep(PAUSE).await;
+        None => db.get_raw(Map::Meta, OLD_CURSOR)?.and_then(|v| Uuid::from_slice(&v).ok()),
     };
-    if done {
-        let mut b = Batch::new();
-        b.put_raw(Map::Meta, DONE.to_vec(), vec![1]);
-        registry.journal().commit(b).await?;
-        if linked > 0 {
-            tracing::info!(linked, "conversations stored before contacts are linked to their contacts");
+    let (page, next) = conversation::list(db, &ConversationFilter::default(), after, limit)?;
+    for c in &page {
+        // Nothing to link: linked already (a step done again after a crash), a customer who gave nothing, or one erased.
+        if c.contact_id.is_some() || c.customer == Default::default() {
+            continue;
         }
+        let contact = utalk_actors::contacts::resolve(db, registry.journal(), &c.customer).await.map_err(JobError::step)?;
+        let customer = customer_in(c.channel, &c.customer, &contact);
+        registry
+            .call(c.id, ConversationChange { contact: Some((contact.id, customer)), ..ConversationChange::default() })
+            .await
+            .map_err(JobError::step)?;
     }
-    figures.insert("scanned".into(), scanned as f64);
-    figures.insert("linked".into(), linked as f64);
-    figures.insert("done".into(), if done { 1.0 } else { 0.0 });
-    Ok(figures)
+    // The writes went through each conversation's actor; the step's own batch is the progress alone.
+    Ok(Step { batch: Batch::new(), next: next.map(|id| id.as_bytes().to_vec()), migrated: page.len() as u64 })
+}
+
+/// A background migration as operators see it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationView {
+    /// Name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// `pending` (not started), `running` (started, more to do), `done`.
+    pub state: String,
+    /// Records walked so far.
+    pub processed: u64,
+    /// Steps written so far.
+    pub steps: u64,
+    /// When its first step was written.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub started_at: Option<Timestamp>,
+    /// When its latest step was written.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub updated_at: Option<Timestamp>,
+    /// When it finished.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub finished_at: Option<Timestamp>,
+    /// Why its latest attempt failed, until a step succeeds.
+    pub last_error: Option<String>,
+}
+
+/// The schema and every background migration.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationsView {
+    /// The schema version of the data.
+    pub schema_version: u32,
+    /// The oldest build schema version that can read it.
+    pub readable_from: u32,
+    /// The background migrations, in the order they run.
+    pub items: Vec<MigrationView>,
+}
+
+/// The schema and the progress of every background migration.
+pub fn status(db: &Db) -> Result<MigrationsView, StoreError> {
+    let schema_version = db.schema_version()?.unwrap_or(utalk_storage::SCHEMA_VERSION);
+    let readable_from = db.readable_from()?.unwrap_or(schema_version);
+    let items = CATALOGUE
+        .iter()
+        .map(|(name, description)| {
+            let p = data_migration::get(db, name)?;
+            let state = match &p {
+                None => "pending",
+                Some(p) if p.finished_at.is_some() => "done",
+                Some(_) => "running",
+            };
+            Ok(MigrationView {
+                name: name.to_string(),
+                description: description.to_string(),
+                state: state.into(),
+                processed: p.as_ref().map_or(0, |p| p.processed),
+                steps: p.as_ref().map_or(0, |p| p.steps),
+                started_at: p.as_ref().map(|p| p.started_at),
+                updated_at: p.as_ref().map(|p| p.updated_at),
+                finished_at: p.as_ref().and_then(|p| p.finished_at),
+                last_error: p.and_then(|p| p.last_error),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok(MigrationsView { schema_version, readable_from, items })
 }

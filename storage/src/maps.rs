@@ -49,6 +49,8 @@ pub enum Map {
     JobRuns,
     /// `pid (UTF-8) → SocketSession`: what Socket.IO connection state recovery needs, kept across restarts.
     SocketSessions,
+    /// `name (UTF-8) → MigrationProgress`: where each background data migration is.
+    DataMigrations,
     /// `hour_ms (8) · conversation_id (16) → first seq (8)`: the conversations with messages in each hour, for the KPIs.
     HourconvSeq,
     /// `state (1: dirty, claimed) · hour_ms (8) → ()`: hours whose KPIs must be rolled up again.
@@ -114,7 +116,7 @@ pub enum Map {
 
 impl Map {
     /// Every map, in declaration order.
-    pub const ALL: [Map; 51] = [
+    pub const ALL: [Map; 52] = [
         Map::Meta,
         Map::Users,
         Map::EmailUserid,
@@ -166,6 +168,7 @@ impl Map {
         Map::ContactConvid,
         Map::Erasures,
         Map::SocketSessions,
+        Map::DataMigrations,
     ];
 
     /// Maps that existed in earlier schemas and are dropped at open.
@@ -225,6 +228,7 @@ impl Map {
             Map::ContactConvid => "contact_convid",
             Map::Erasures => "erasures",
             Map::SocketSessions => "socket_sessions",
+            Map::DataMigrations => "data_migrations",
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::backup::Backups;
 use crate::batch::Batch;
 use crate::db::{Db, DbOptions, META_READABLE_FROM, SCHEMA_VERSION};
 use crate::error::StoreError;
+use crate::keys::Key;
 use crate::maps::Map;
 use crate::model::User;
 use std::path::{Path, PathBuf};
@@ -112,9 +113,11 @@ fn readable_from_validate(db: &Db) -> Result<(), StepError> {
     }
 }
 
-/// Socket sessions kept across restarts have their own map, which every
-/// open creates; an older release opens it as a map it does not know and
-/// leaves it alone, so the step only expands. Its way back empties the map.
+/// Socket sessions kept across restarts and the progress of background data
+/// migrations have their own maps, which every open creates; an older
+/// release opens them as maps it does not know and leaves them alone, so
+/// the step only expands. Its way back empties them (a migration that runs
+/// again starts over, which every background migration allows).
 fn socket_sessions_up(_db: &Db) -> Result<Batch, StepError> {
     Ok(Batch::new())
 }
@@ -132,6 +135,9 @@ fn socket_sessions_down(db: &Db) -> Result<Batch, StepError> {
         if page.len() < 1024 {
             break;
         }
+    }
+    for p in crate::model::data_migration::all(db)? {
+        b.delete(Map::DataMigrations, Key::new().str(&p.name).map_err(StoreError::from)?);
     }
     Ok(b)
 }
@@ -181,7 +187,7 @@ pub fn registry() -> Vec<Migration> {
         },
         Migration {
             version: 6,
-            description: "socket sessions are kept in the store (map socket_sessions), so that clients recover them across a restart",
+            description: "socket sessions (map socket_sessions, so that clients recover them across a restart) and the progress of background data migrations (map data_migrations) are kept in the store",
             up: socket_sessions_up,
             validate: socket_sessions_validate,
             // Expands only: the release before reads the data as it is.

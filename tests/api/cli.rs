@@ -166,6 +166,7 @@ fn migrate_status_and_up_report_the_schema() {
             && out.contains("up to date"),
         "{out}"
     );
+    assert!(out.contains("background contact_links: pending, 0 records in 0 steps"), "{out}");
     let (ok, out, err) = utalk(&data, &["migrate", "up", "--dry-run"], "");
     assert!(ok && out.contains("up to date"), "{out} {err}");
     let (ok, out, err) = utalk(&data, &["migrate", "up"], "");

@@ -189,8 +189,13 @@ async fn conversations_stored_before_contacts_are_linked_by_the_backfill_job_onc
         db.write_group(batches.iter(), true).unwrap();
         assert!(convs.iter().all(|c| c.contact_id.is_none()));
     }
-    let s = TestServer::start_on(&data, &[]).await;
+    // Run by hand below, never by the schedule meanwhile.
+    let s = TestServer::start_on(&data, &[("UTALK_JOBS__DATA_MIGRATIONS", "0 0 0 1 1 *")]).await;
     let admin = s.login(ADMIN).await;
+    let migrations = s.get_json("/api/v1/admin/migrations", &admin).await;
+    assert_eq!(migrations["schemaVersion"], utalk_storage::SCHEMA_VERSION);
+    assert_eq!(migrations["items"][0]["name"], "contact_links");
+    assert_eq!(migrations["items"][0]["state"], "pending", "{migrations}");
     let get = |id: uuid::Uuid| {
         let (s, admin) = (&s, admin.clone());
         async move { s.get_json(&format!("/api/v1/conversations/{id}"), &admin).await }
@@ -200,15 +205,23 @@ async fn conversations_stored_before_contacts_are_linked_by_the_backfill_job_onc
     let run = || {
         let (s, admin) = (&s, admin.clone());
         async move {
-            let r = s.http.post(s.url("/api/v1/admin/jobs/contact_backfill/run")).bearer_auth(&admin).send().await.unwrap();
+            let r = s.http.post(s.url("/api/v1/admin/jobs/data_migrations/run")).bearer_auth(&admin).send().await.unwrap();
             assert_eq!(r.status(), 200);
             r.json::<Value>().await.unwrap()
         }
     };
     let first = run().await;
     assert_eq!(first["outcome"], "ok", "{first}");
-    assert_eq!(first["figures"]["linked"], 3.0, "{first}");
-    assert_eq!(first["figures"]["done"], 1.0);
+    assert_eq!(first["figures"]["migrated"], 4.0, "every conversation walked: {first}");
+    assert_eq!(first["figures"]["pending"], 0.0, "{first}");
+    let migrations = s.get_json("/api/v1/admin/migrations", &admin).await;
+    let links = &migrations["items"][0];
+    assert_eq!(
+        (links["state"].as_str(), links["processed"].as_u64(), links["steps"].as_u64()),
+        (Some("done"), Some(4), Some(1)),
+        "{links}"
+    );
+    assert!(links["finishedAt"].is_string() && links["lastError"].is_null(), "{links}");
     let (a, b, c) = (get(convs[0].id).await, get(convs[1].id).await, get(convs[2].id).await);
     let ana = a["contactId"].as_str().expect("linked").to_string();
     assert_eq!(b["contactId"], ana.as_str(), "one number, one contact");
@@ -218,8 +231,9 @@ async fn conversations_stored_before_contacts_are_linked_by_the_backfill_job_onc
     assert_eq!(conversations["items"].as_array().unwrap().len(), 2);
     assert!(get(anonymous.id).await["contactId"].is_null(), "no empty contact is made for a customer who gave nothing");
 
-    // Done once: a later run reads one marker and links nothing.
+    // Done once: a later run reads its progress and walks nothing.
     let again = run().await;
-    assert_eq!(again["figures"]["linked"], 0.0, "{again}");
-    assert!(again["figures"].get("scanned").is_none(), "{again}");
+    assert_eq!(again["figures"]["migrated"], 0.0, "{again}");
+    let migrations = s.get_json("/api/v1/admin/migrations", &admin).await;
+    assert_eq!(migrations["items"][0]["processed"], 4, "{migrations}");
 }

@@ -18,7 +18,7 @@ async fn jobs_are_listed_run_now_and_recorded() {
     // By name, as every list pages.
     assert_eq!(
         names,
-        vec!["backup", "contact_backfill", "daily_report", "kpi_rollup", "offsite_copy", "retention", "secret_rotation", "stock_negative"]
+        vec!["backup", "daily_report", "data_migrations", "kpi_rollup", "offsite_copy", "retention", "secret_rotation", "stock_negative"]
     );
     assert_eq!(jobs["items"][0]["schedule"], "0 */15 * * * *");
     assert!(jobs["items"][0]["nextRunAt"].is_string());
@@ -63,6 +63,8 @@ async fn jobs_are_listed_run_now_and_recorded() {
     let r = s.http.post(s.url("/api/v1/admin/jobs/backup/run")).bearer_auth(&agent).send().await.unwrap();
     assert_eq!(r.status(), 403);
     let r = s.http.get(s.url("/api/v1/admin/jobs")).bearer_auth(&agent).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = s.http.get(s.url("/api/v1/admin/migrations")).bearer_auth(&agent).send().await.unwrap();
     assert_eq!(r.status(), 403);
 }
 

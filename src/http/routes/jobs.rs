@@ -14,7 +14,19 @@ use utalk_storage::Db;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin/jobs", web::get().to(list))
         .route("/admin/jobs/{name}/runs", web::get().to(runs))
-        .route("/admin/jobs/{name}/run", web::post().to(run));
+        .route("/admin/jobs/{name}/run", web::post().to(run))
+        .route("/admin/migrations", web::get().to(migrations));
+}
+
+/// The data's schema version, who can read it, and the progress of every
+/// background data migration (admins and operators). The `data_migrations`
+/// job runs them; `POST /api/v1/admin/jobs/data_migrations/run` runs it now.
+#[utoipa::path(get, path = "/api/v1/admin/migrations", tag = "operations",
+    responses((status = 200, body = crate::services::backfill::MigrationsView), (status = 401), (status = 403)), security(("bearer" = [])))]
+pub async fn migrations(db: web::Data<Db>, who: Principal) -> Result<HttpResponse, ApiError> {
+    who.require(&[Role::Admin, Role::Operator])?;
+    let view = crate::services::backfill::status(&db).map_err(ApiError::internal)?;
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// Every job with its schedule, whether it runs now, its last run and its next time, by name (admins and operators).

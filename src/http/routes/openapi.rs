@@ -106,7 +106,7 @@ impl Modify for Conventions {
         super::lifecycle::escalate, super::lifecycle::close, super::lifecycle::rating, super::lifecycle::force_pause_bot,
         super::ai::get, super::ai::put, super::ai::runs,
         super::business_hours::get,
-        super::backups::list, super::backups::create, super::jobs::list, super::jobs::runs, super::jobs::run,
+        super::backups::list, super::backups::create, super::jobs::list, super::jobs::runs, super::jobs::run, super::jobs::migrations,
         super::reports::kpis, super::reports::inventory_report, super::reports::list, super::reports::create,
         super::inventory::list_stores, super::inventory::create_store, super::inventory::list_products, super::inventory::create_product,
         super::flags::list, super::flags::get, super::flags::put,

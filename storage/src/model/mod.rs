@@ -14,6 +14,7 @@ pub mod bot;
 pub mod canned;
 pub mod contact;
 pub mod conversation;
+pub mod data_migration;
 pub mod erasure;
 pub mod flag;
 pub mod inventory;

@@ -1,0 +1,202 @@
+//! Background data migrations: changes over many records (re-encoding,
+//! backfilling a field or an index) that run while the server serves,
+//! instead of holding its start.
+//!
+//! Each migration walks its records in steps from a cursor of its own
+//! choosing. A step returns the writes that migrate up to `batch_size`
+//! records and the cursor after them; the runner writes them in one batch
+//! through the journal together with the migration's progress (cursor,
+//! count, times), so a stop or a crash resumes right after the last step on
+//! record and no record is migrated twice. The runner is the
+//! `data_migrations` job: its supervised actor runs it, on one node of a
+//! cluster at a time (the job's cluster lock; the progress travels with the
+//! log, so whichever node runs next resumes it). Between steps it pauses so
+//! that it takes at most `duty` of the time: each step is one write group
+//! among the messages', and the pause lets the writer serve them first.
+//!
+//! A step must only write what no live path writes at the same time (a new
+//! index, a field nothing else changes yet), or change records through
+//! their owner (a conversation's actor), or a concurrent change could be
+//! overwritten with the migrated old value.
+
+use crate::scheduler::{Figures, JobError, Task};
+use futures_util::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use utalk_actors::Journal;
+use utalk_storage::model::data_migration::{self, MigrationProgress};
+use utalk_storage::{Batch, Db, Timestamp};
+
+/// What one step did.
+pub struct Step {
+    /// The writes that migrate this step's records.
+    pub batch: Batch,
+    /// Where the next step starts; `None` when every record is migrated.
+    pub next: Option<Vec<u8>>,
+    /// Records migrated by this step.
+    pub migrated: u64,
+}
+
+/// One background data migration.
+pub trait DataMigration: Send + Sync + 'static {
+    /// Its name, unique and stable: the progress is kept under it.
+    fn name(&self) -> &'static str;
+    /// What it does, for operators.
+    fn description(&self) -> &'static str;
+    /// Records per step.
+    fn batch_size(&self) -> usize {
+        500
+    }
+    /// Reads up to `limit` records after `cursor` (from the start when
+    /// `None`) and returns the writes that migrate them.
+    fn step(&self, cursor: Option<Vec<u8>>, limit: usize) -> BoxFuture<'static, Result<Step, JobError>>;
+}
+
+/// How hard the runner works.
+#[derive(Debug, Clone, Copy)]
+pub struct Throttle {
+    /// The share of the time spent in steps (0.01 to 1); the rest is pauses.
+    pub duty: f64,
+    /// A run stops after this long and the next run goes on (shorter than the job's schedule).
+    pub run_for: Duration,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle { duty: 0.25, run_for: Duration::from_secs(50) }
+    }
+}
+
+impl Throttle {
+    /// The pause after a step that took `step`.
+    pub fn pause_after(&self, step: Duration) -> Duration {
+        let duty = self.duty.clamp(0.01, 1.0);
+        step.mul_f64((1.0 - duty) / duty).min(Duration::from_secs(5))
+    }
+}
+
+/// The `data_migrations` job's task: runs every migration that is not done, in order.
+pub struct Runner {
+    /// Reads the progress.
+    pub db: Db,
+    /// Writes steps and progress (through the log in a cluster).
+    pub journal: Journal,
+    /// The migrations, in the order they run.
+    pub migrations: Vec<Arc<dyn DataMigration>>,
+    /// Pace.
+    pub throttle: Throttle,
+}
+
+impl Task for Runner {
+    fn run(&self) -> BoxFuture<'static, Figures> {
+        let (db, journal, migrations, throttle) = (self.db.clone(), self.journal.clone(), self.migrations.clone(), self.throttle);
+        Box::pin(async move { run(&db, &journal, &migrations, throttle).await })
+    }
+}
+
+/// A migration as operators see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationStatus {
+    /// Name.
+    pub name: &'static str,
+    /// What it does.
+    pub description: &'static str,
+    /// `pending` (never ran), `running` (started, not done), `done`.
+    pub state: &'static str,
+    /// Its progress, once it ran.
+    pub progress: Option<MigrationProgress>,
+}
+
+/// Every migration with its progress.
+pub fn status(db: &Db, migrations: &[Arc<dyn DataMigration>]) -> Result<Vec<MigrationStatus>, utalk_storage::StoreError> {
+    migrations
+        .iter()
+        .map(|m| {
+            let progress = data_migration::get(db, m.name())?;
+            let state = match &progress {
+                None => "pending",
+                Some(p) if p.finished_at.is_some() => "done",
+                Some(_) => "running",
+            };
+            Ok(MigrationStatus { name: m.name(), description: m.description(), state, progress })
+        })
+        .collect()
+}
+
+async fn run(db: &Db, journal: &Journal, migrations: &[Arc<dyn DataMigration>], throttle: Throttle) -> Figures {
+    let started = Instant::now();
+    let mut figures = BTreeMap::new();
+    let (mut migrated, mut pending) = (0u64, 0u64);
+    for m in migrations {
+        let mut progress = match data_migration::get(db, m.name())? {
+            Some(p) if p.finished_at.is_some() => continue,
+            Some(p) => p,
+            None => MigrationProgress::new(m.name(), Timestamp::now()),
+        };
+        loop {
+            if started.elapsed() >= throttle.run_for {
+                pending += 1;
+                break;
+            }
+            let t0 = Instant::now();
+            let step = match m.step(progress.cursor.clone(), m.batch_size().max(1)).await {
+                Ok(s) => s,
+                Err(e) => {
+                    // On record for operators; the next run tries the same step again.
+                    let mut failed = progress.clone();
+                    failed.last_error = Some(e.to_string());
+                    failed.updated_at = Timestamp::now();
+                    let mut b = Batch::new();
+                    let built = data_migration::put(&mut b, &failed).map(|_| b);
+                    if let Ok(b) = built {
+                        let _ = journal.commit(b).await;
+                    }
+                    return Err(e);
+                }
+            };
+            let now = Timestamp::now();
+            progress.processed += step.migrated;
+            progress.steps += 1;
+            progress.cursor = step.next;
+            progress.updated_at = now;
+            progress.last_error = None;
+            if progress.cursor.is_none() {
+                progress.finished_at = Some(now);
+            }
+            let mut b = step.batch;
+            data_migration::put(&mut b, &progress).map_err(|e| JobError::Store(e.into()))?;
+            journal.commit(b).await?;
+            migrated += step.migrated;
+            metrics::counter!("data_migration_records_total", "migration" => m.name()).increment(step.migrated);
+            metrics::gauge!("data_migration_processed", "migration" => m.name()).set(progress.processed as f64);
+            if progress.finished_at.is_some() {
+                metrics::gauge!("data_migration_done", "migration" => m.name()).set(1.0);
+                tracing::info!(migration = m.name(), records = progress.processed, steps = progress.steps, "data migration finished");
+                break;
+            }
+            tokio::time::sleep(throttle.pause_after(t0.elapsed())).await;
+        }
+        if pending > 0 {
+            break;
+        }
+    }
+    figures.insert("migrated".into(), migrated as f64);
+    figures.insert("pending".into(), pending as f64);
+    Ok(figures)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pause_keeps_the_steps_to_their_share_of_the_time() {
+        let t = Throttle { duty: 0.25, run_for: Duration::from_secs(1) };
+        assert_eq!(t.pause_after(Duration::from_millis(10)), Duration::from_millis(30));
+        let flat_out = Throttle { duty: 1.0, ..t };
+        assert_eq!(flat_out.pause_after(Duration::from_millis(10)), Duration::ZERO);
+        let tiny = Throttle { duty: 0.0, ..t };
+        assert_eq!(tiny.pause_after(Duration::from_secs(1)), Duration::from_secs(5), "bounded");
+    }
+}
