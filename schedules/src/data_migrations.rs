@@ -7,7 +7,11 @@
 //! records and the cursor after them; the runner writes them in one batch
 //! through the journal together with the migration's progress (cursor,
 //! count, times), so a stop or a crash resumes right after the last step on
-//! record and no record is migrated twice. The runner is the
+//! record: a step whose changes are in its own batch is applied exactly
+//! once. Steps must still be idempotent: one that writes through actors
+//! (outside the batch) is repeated after a crash between those writes and
+//! its progress, and in a cluster a node that lost the job's lock may
+//! finish a step the next holder repeats. The runner is the
 //! `data_migrations` job: its supervised actor runs it, on one node of a
 //! cluster at a time (the job's cluster lock; the progress travels with the
 //! log, so whichever node runs next resumes it). Between steps it pauses so
@@ -72,7 +76,7 @@ impl Throttle {
     /// The pause after a step that took `step`.
     pub fn pause_after(&self, step: Duration) -> Duration {
         let duty = self.duty.clamp(0.01, 1.0);
-        step.mul_f64((1.0 - duty) / duty).min(Duration::from_secs(5))
+        step.mul_f64((1.0 - duty) / duty).min(Duration::from_secs(60))
     }
 }
 
@@ -197,6 +201,6 @@ mod tests {
         let flat_out = Throttle { duty: 1.0, ..t };
         assert_eq!(flat_out.pause_after(Duration::from_millis(10)), Duration::ZERO);
         let tiny = Throttle { duty: 0.0, ..t };
-        assert_eq!(tiny.pause_after(Duration::from_secs(1)), Duration::from_secs(5), "bounded");
+        assert_eq!(tiny.pause_after(Duration::from_secs(1)), Duration::from_secs(60), "bounded");
     }
 }

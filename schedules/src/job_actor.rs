@@ -154,7 +154,12 @@ async fn execute(node: &Node, state: &JobState, trigger: &str) -> (JobRun, bool)
         }
     }
     drop(lock);
-    state.running.store(false, Ordering::Release);
+    if !panicked {
+        // After a panic the actor stops once the run is recorded; until it
+        // restarts (which clears this), a new run must not start, since the
+        // stop would cut it off unrecorded.
+        state.running.store(false, Ordering::Release);
+    }
     run.finished_at = Timestamp::now();
     tracing::info!(job = state.spec.name, trigger, outcome = ?run.outcome, attempts = run.attempts, ms = run.finished_at.millis() - started_at.millis(), "job run");
     record(node, &run).await;

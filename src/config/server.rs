@@ -30,8 +30,9 @@ pub struct SocketSection {
     /// Unauthenticated sessions open at once from one client address; more get 429 `too_many_sessions`.
     pub max_anonymous_sessions_per_ip: usize,
     /// Milliseconds between writes of the changed sessions' recovery state to
-    /// the store (100 to 10,000): after a crash, a recovering client may get
-    /// again what it received in the last such period.
+    /// the store (100 to 10,000): after a crash, a client that received a
+    /// message or joined a conversation in the last such period rejoins
+    /// instead of recovering.
     pub session_flush_ms: u64,
 }
 

@@ -101,10 +101,6 @@ pub struct SavedSession {
     pub next_offset: u64,
     /// When it dropped.
     pub saved_at: Instant,
-    /// Read back from the store after a restart: written up to a flush
-    /// period before the session's last delivery, so the client may have
-    /// seen offsets after `next_offset`.
-    pub restored: bool,
 }
 
 /// The session as it travels to other nodes of a cluster.
@@ -138,7 +134,6 @@ fn unstashed(w: StashedSession, window: Duration) -> Option<SavedSession> {
         log: w.log.into_iter().collect(),
         next_offset: w.next_offset,
         saved_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
-        restored: false,
     })
 }
 
@@ -345,21 +340,27 @@ impl<S: Clone + Send + 'static> Hub<S> {
     /// Takes a saved session of this node (or of this node before it
     /// restarted) if it is still within the recovery window.
     pub fn take_saved(&self, pid: &str) -> Option<SavedSession> {
-        let Some(s) = lock(&self.saved).remove(pid) else {
-            return self.store.take(pid);
+        let saved = lock(&self.saved).remove(pid);
+        let saved = match saved {
+            Some(s) => {
+                self.store.forget(pid);
+                (s.saved_at.elapsed() < self.config.recovery_window).then_some(s)
+            }
+            // Not here at all: another node may have it in the cluster's stash (`fetch_saved`).
+            None => Some(self.store.take(pid)?),
         };
-        self.store.forget(pid);
-        // Recovered here: no other node may recover it again.
+        // Recovered here (or gone): no other node may recover it again.
         let (cluster, pid) = (self.registry.journal().cluster().clone(), pid.to_string());
         tokio::spawn(async move {
             let _ = cluster.unstash(&pid).await;
         });
-        (s.saved_at.elapsed() < self.config.recovery_window).then_some(s)
+        saved
     }
 
     /// Takes a session another node saved, if it is still within the recovery window.
     pub fn fetch_saved(&self, pid: String) -> impl std::future::Future<Output = Option<SavedSession>> + 'static {
         let cluster = self.registry.journal().cluster().clone();
+        let store = self.store.clone();
         let window = self.config.recovery_window;
         async move {
             let bytes = match cluster.unstash(&pid).await {
@@ -372,6 +373,10 @@ impl<S: Clone + Send + 'static> Hub<S> {
             };
             let saved = unstashed(StashedSession::decode(&bytes).ok()?, window);
             tracing::info!(found = saved.is_some(), "a session dropped on another node came back here");
+            if saved.is_some() {
+                // A record of it in this node's store (from before a restart) is older than the stash.
+                store.forget(&pid);
+            }
             saved
         }
     }

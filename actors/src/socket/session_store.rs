@@ -8,11 +8,13 @@
 //! since, and the time of the flush, in one node-local batch through the
 //! store writer. A stop (SIGTERM) writes every live session as dropped at
 //! that moment, after the listener closed, so nothing is lost; a crash
-//! (SIGKILL) loses at most one flush period: a client that received
-//! messages in it gets them again when it recovers (each carries its `seq`
-//! and `id`), none is missed. Records end with the recovery window, and
-//! there is one per live session plus the ones dropped within the window,
-//! at most `socket.max_sessions` of those.
+//! (SIGKILL) loses at most one flush period: a client that received a
+//! message or joined a conversation in it is not recovered (its offset is
+//! past what the store knows) and connects anew, rejoining with the last
+//! seq it saw; nothing is missed or repeated. Records end with the recovery
+//! window: one per live session plus the ones dropped within the window
+//! (in memory at most `socket.max_sessions` of those; after a stop, the
+//! previous run's as well, until their window ends).
 
 use crate::conversation::identity::Identity;
 use crate::durability::Journal;
@@ -92,6 +94,12 @@ impl SessionStore {
         let me: Weak<SessionStore> = Arc::downgrade(self);
         let sweep_every = self.window.max(Duration::from_secs(1));
         tokio::spawn(async move {
+            // The previous run's live sessions dropped when it last flushed:
+            // say so on their records, so that their window ends then even
+            // if this run stops before they are recovered.
+            if let Some(store) = me.upgrade() {
+                store.date_previous_run().await;
+            }
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut last_sweep: Option<Instant> = None;
@@ -163,8 +171,6 @@ impl SessionStore {
             log: record.log.into_iter().collect(),
             next_offset: record.next_offset,
             saved_at: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
-            // Written up to a flush period before the client's last delivery.
-            restored: true,
         })
     }
 
@@ -220,13 +226,49 @@ impl SessionStore {
                         lock(&l.log).changed = true;
                     }
                 }
-                drop(live);
                 let mut p = lock(&self.pending);
                 for (pid, record) in pending {
-                    p.entry(pid).or_insert(record);
+                    // Connected again meanwhile: its live record is written next, not this.
+                    if !live.contains_key(&pid) {
+                        p.entry(pid).or_insert(record);
+                    }
                 }
             }
         }
+    }
+
+    /// Marks the records the previous run left as live (`dropped_at` none)
+    /// as dropped at its last flush, or removes them when it never flushed.
+    async fn date_previous_run(&self) {
+        let mut after: Option<String> = None;
+        loop {
+            let page = match socket_session::page(&self.db, after.as_deref(), SWEEP_PAGE) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the stored socket sessions");
+                    return;
+                }
+            };
+            let Some((last, _)) = page.last() else { break };
+            after = Some(last.clone());
+            let full = page.len() == SWEEP_PAGE;
+            {
+                let live = lock(&self.live);
+                let mut pending = lock(&self.pending);
+                for (pid, mut record) in page.into_iter().filter(|(_, r)| r.dropped_at.is_none()) {
+                    // Recovered or ended already in this run: that stands.
+                    if live.contains_key(&pid) || pending.contains_key(&pid) {
+                        continue;
+                    }
+                    record.dropped_at = self.previous_flush;
+                    pending.insert(pid, record.dropped_at.is_some().then_some(record));
+                }
+            }
+            if !full {
+                break;
+            }
+        }
+        self.flush(false).await;
     }
 
     /// Removes the records of sessions that dropped longer than a window ago

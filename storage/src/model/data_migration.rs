@@ -1,7 +1,7 @@
 //! Progress of a background data migration: where its walk is (the cursor),
 //! how far it got, and when it finished. Written in the same batch as the
-//! records each step migrates, so that a stop or a crash resumes exactly
-//! after the last step on record: no record is migrated twice or skipped.
+//! records each step migrates, so that a stop or a crash resumes right
+//! after the last step on record, skipping nothing.
 
 use crate::batch::Batch;
 use crate::codec::Record;

@@ -120,8 +120,7 @@ impl SessionActor {
             if let Some(received) = received_seqs(&saved, offset) {
                 conn.sid = saved.sid;
                 conn.pid = pid;
-                // Past what the client saw: after a restart the stored log may end before it.
-                lock(&conn.recovery).next_offset = saved.next_offset.max(offset.saturating_add(1));
+                lock(&conn.recovery).next_offset = saved.next_offset;
                 replay = received.into_iter().collect();
                 self.hub.note_recovered();
             }
@@ -519,19 +518,19 @@ impl SessionActor {
 /// For each conversation of a saved session, the last seq the client received,
 /// given the last offset it saw; `None` when that offset is no longer known.
 ///
-/// A session read back from the store after a restart was written up to a
-/// flush period before its last delivery: an offset past its log counts as
-/// everything in it received, and one older than its log as the floors
-/// only. The replay then repeats what the client may already have, rather
-/// than miss anything.
+/// A session read back from the store after a crash may have been written
+/// up to a flush period before its last delivery or join: an offset past
+/// its log is then refused like an unknown one, since what the client got
+/// (and joined) after it is not known. The client connects anew and
+/// rejoins with the last seq it saw; nothing is missed or repeated.
 fn received_seqs(saved: &SavedSession, offset: u64) -> Option<HashMap<Uuid, u64>> {
     let oldest = saved.log.front().map(|e| e.0);
     if let Some(oldest) = oldest {
-        if offset + 1 < oldest && !saved.restored {
+        if offset + 1 < oldest {
             return None;
         }
     }
-    if offset >= saved.next_offset && !saved.restored {
+    if offset >= saved.next_offset {
         return None;
     }
     let mut received = saved.floors.clone();
@@ -616,7 +615,6 @@ mod tests {
             log: log.iter().copied().collect(),
             next_offset,
             saved_at: Instant::now(),
-            restored: false,
         }
     }
 
@@ -652,22 +650,5 @@ mod tests {
         let s = saved(&[], &[(10, a, 4), (11, a, 5)], 12);
         assert!(received_seqs(&s, 5).is_none(), "older than the log");
         assert!(received_seqs(&s, 12).is_none(), "never handed out");
-    }
-
-    #[test]
-    fn a_session_read_back_after_a_restart_replays_rather_than_misses() {
-        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
-        let mut s = saved(&[(a, 3), (b, 0)], &[(10, a, 4), (11, b, 1)], 12);
-        s.restored = true;
-        // The client saw offsets the store never got (written a flush period
-        // earlier): everything the stored log holds counts as received.
-        let r = received_seqs(&s, 15).unwrap();
-        assert_eq!((r[&a], r[&b]), (4, 1));
-        // Older than the stored log: the floors.
-        let r = received_seqs(&s, 2).unwrap();
-        assert_eq!((r[&a], r[&b]), (3, 0));
-        // Within it: exact.
-        let r = received_seqs(&s, 10).unwrap();
-        assert_eq!((r[&a], r[&b]), (4, 0));
     }
 }

@@ -721,6 +721,5 @@ fn saved_session(c: &Connected) -> SavedSession {
         log: log.log.clone(),
         next_offset: log.next_offset,
         saved_at: Instant::now(),
-        restored: false,
     }
 }
