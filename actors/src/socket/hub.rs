@@ -313,16 +313,19 @@ impl<S: Clone + Send + 'static> Hub<S> {
     /// load balancer to another node (one node alone keeps nothing there).
     /// At most `max_sessions` are kept: past it, the oldest goes.
     pub fn save(&self, pid: &str, session: SavedSession) {
-        match stashed(&session).encode() {
-            Ok(bytes) => {
+        // A session whose arbiter stops with the server saves itself after
+        // the runtime is gone: the store (written at the stop) keeps it then.
+        match (stashed(&session).encode(), tokio::runtime::Handle::try_current()) {
+            (Ok(bytes), Ok(runtime)) => {
                 let (cluster, pid) = (self.registry.journal().cluster().clone(), pid.to_string());
-                tokio::spawn(async move {
+                runtime.spawn(async move {
                     if let Err(e) = cluster.stash(&pid, bytes.into()).await {
                         tracing::warn!(error = %e, "could not share a dropped session; it can be recovered on this node only");
                     }
                 });
             }
-            Err(e) => tracing::warn!(error = %e, "could not encode a dropped session"),
+            (Ok(_), Err(_)) => tracing::debug!("stopping: a dropped session is kept in this node's store only"),
+            (Err(e), _) => tracing::warn!(error = %e, "could not encode a dropped session"),
         }
         self.store.dropped(pid, &session);
         let mut saved = lock(&self.saved);
