@@ -240,34 +240,18 @@ impl SessionStore {
     /// Marks the records the previous run left as live (`dropped_at` none)
     /// as dropped at its last flush, or removes them when it never flushed.
     async fn date_previous_run(&self) {
-        let mut after: Option<String> = None;
-        loop {
-            let page = match socket_session::page(&self.db, after.as_deref(), SWEEP_PAGE) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read the stored socket sessions");
-                    return;
+        self.each_stored(|store, page| {
+            let live = lock(&store.live);
+            let mut pending = lock(&store.pending);
+            for (pid, mut record) in page.into_iter().filter(|(_, r)| r.dropped_at.is_none()) {
+                // Recovered or ended already in this run: that stands.
+                if live.contains_key(&pid) || pending.contains_key(&pid) {
+                    continue;
                 }
-            };
-            let Some((last, _)) = page.last() else { break };
-            after = Some(last.clone());
-            let full = page.len() == SWEEP_PAGE;
-            {
-                let live = lock(&self.live);
-                let mut pending = lock(&self.pending);
-                for (pid, mut record) in page.into_iter().filter(|(_, r)| r.dropped_at.is_none()) {
-                    // Recovered or ended already in this run: that stands.
-                    if live.contains_key(&pid) || pending.contains_key(&pid) {
-                        continue;
-                    }
-                    record.dropped_at = self.previous_flush;
-                    pending.insert(pid, record.dropped_at.is_some().then_some(record));
-                }
+                record.dropped_at = store.previous_flush;
+                pending.insert(pid, record.dropped_at.is_some().then_some(record));
             }
-            if !full {
-                break;
-            }
-        }
+        });
         self.flush(false).await;
     }
 
@@ -276,6 +260,25 @@ impl SessionStore {
     pub async fn sweep(&self) {
         let now = Timestamp::now().millis();
         let window = self.window.as_millis() as i64;
+        self.each_stored(|store, page| {
+            let live = lock(&store.live);
+            let expired: Vec<String> = page
+                .into_iter()
+                .filter(|(pid, r)| {
+                    !live.contains_key(pid) && r.dropped_at.or(store.previous_flush).is_none_or(|t| now - t.millis() >= window)
+                })
+                .map(|(pid, _)| pid)
+                .collect();
+            drop(live);
+            let mut pending = lock(&store.pending);
+            for pid in expired {
+                pending.entry(pid).or_insert(None);
+            }
+        });
+    }
+
+    /// Hands every stored session to `visit`, a page at a time.
+    fn each_stored(&self, mut visit: impl FnMut(&SessionStore, Vec<(String, SocketSession)>)) {
         let mut after: Option<String> = None;
         loop {
             let page = match socket_session::page(&self.db, after.as_deref(), SWEEP_PAGE) {
@@ -288,21 +291,7 @@ impl SessionStore {
             let Some((last, _)) = page.last() else { return };
             after = Some(last.clone());
             let full = page.len() == SWEEP_PAGE;
-            let expired: Vec<String> = {
-                let live = lock(&self.live);
-                page.into_iter()
-                    .filter(|(pid, r)| {
-                        !live.contains_key(pid) && r.dropped_at.or(self.previous_flush).is_none_or(|t| now - t.millis() >= window)
-                    })
-                    .map(|(pid, _)| pid)
-                    .collect()
-            };
-            if !expired.is_empty() {
-                let mut p = lock(&self.pending);
-                for pid in expired {
-                    p.entry(pid).or_insert(None);
-                }
-            }
+            visit(self, page);
             if !full {
                 return;
             }
@@ -342,6 +331,49 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::durability::{Durability, StoreWriter};
+    use utalk_storage::DbOptions;
+
+    fn stored(dropped_at: Option<Timestamp>) -> SocketSession {
+        SocketSession {
+            sid: "sid".into(),
+            owner: SessionOwner::Widget { conversation_id: Uuid::now_v7() },
+            floors: Vec::new(),
+            log: Vec::new(),
+            next_offset: 3,
+            dropped_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_previous_runs_sessions_are_dated_at_its_last_flush_and_swept_after_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
+        let writer = StoreWriter::start(db.clone(), Durability::Sync).unwrap();
+        let now = Timestamp::now().millis();
+        let mut b = Batch::new();
+        // Live when the previous run last flushed, 10 s ago.
+        socket_session::put(&mut b, "live-then", &stored(None)).unwrap();
+        socket_session::put_flushed_at(&mut b, Timestamp(now - 10_000));
+        // Dropped 5 minutes ago, and just now.
+        socket_session::put(&mut b, "old", &stored(Some(Timestamp(now - 300_000)))).unwrap();
+        socket_session::put(&mut b, "fresh", &stored(Some(Timestamp(now)))).unwrap();
+        db.write_group([&b], true).unwrap();
+
+        let store = SessionStore::new(db.clone(), Journal::standalone(&db, writer.clone(), "test"), Duration::from_secs(120));
+        store.date_previous_run().await;
+        let dated = socket_session::get(&db, "live-then").unwrap().expect("kept within the window");
+        assert_eq!(dated.dropped_at, Some(Timestamp(now - 10_000)), "dated at the previous run's last flush");
+        store.sweep().await;
+        store.flush(false).await;
+        assert!(socket_session::get(&db, "old").unwrap().is_none(), "past the window: removed");
+        assert!(socket_session::get(&db, "fresh").unwrap().is_some());
+        // Taken once, within the window; then gone.
+        let taken = store.take("live-then").expect("recoverable");
+        assert_eq!(taken.next_offset, 3);
+        assert!(store.take("live-then").is_none(), "recovered once");
+        writer.shutdown();
+    }
 
     #[test]
     fn a_stored_record_keeps_the_log_tail_and_folds_the_rest_into_the_floors() {
