@@ -99,35 +99,6 @@ impl Task for Runner {
     }
 }
 
-/// A migration as operators see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MigrationStatus {
-    /// Name.
-    pub name: &'static str,
-    /// What it does.
-    pub description: &'static str,
-    /// `pending` (never ran), `running` (started, not done), `done`.
-    pub state: &'static str,
-    /// Its progress, once it ran.
-    pub progress: Option<MigrationProgress>,
-}
-
-/// Every migration with its progress.
-pub fn status(db: &Db, migrations: &[Arc<dyn DataMigration>]) -> Result<Vec<MigrationStatus>, utalk_storage::StoreError> {
-    migrations
-        .iter()
-        .map(|m| {
-            let progress = data_migration::get(db, m.name())?;
-            let state = match &progress {
-                None => "pending",
-                Some(p) if p.finished_at.is_some() => "done",
-                Some(_) => "running",
-            };
-            Ok(MigrationStatus { name: m.name(), description: m.description(), state, progress })
-        })
-        .collect()
-}
-
 async fn run(db: &Db, journal: &Journal, migrations: &[Arc<dyn DataMigration>], throttle: Throttle) -> Figures {
     let started = Instant::now();
     let mut figures = BTreeMap::new();

@@ -312,3 +312,19 @@ fn off_machine_backups_need_a_good_key_and_a_directory_of_their_own() {
     assert!(!format!("{c:?}").contains("AAECAwQF"), "the key is not in the configuration's Debug");
     assert!(Config::load(None, env(&[])).unwrap().offsite().is_none());
 }
+
+#[test]
+fn session_flush_and_migration_pace_out_of_range_are_refused() {
+    let refused = |vars: &[(&str, &str)]| Config::load(None, env(vars)).unwrap_err().to_string();
+    for v in ["99", "10001"] {
+        let e = refused(&[("UTALK_SOCKET__SESSION_FLUSH_MS", v)]);
+        assert!(e.contains("session_flush_ms must be 100 to 10000"), "{e}");
+    }
+    for v in ["0", "101"] {
+        let e = refused(&[("UTALK_JOBS__DATA_MIGRATION_DUTY_PERCENT", v)]);
+        assert!(e.contains("data_migration_duty_percent must be 1 to 100"), "{e}");
+    }
+    // The schedule key of 0.1.0's job is still read.
+    let c = Config::load(None, env(&[("UTALK_JOBS__CONTACT_BACKFILL", "0 0 0 1 1 *")])).unwrap();
+    assert_eq!(c.jobs.data_migrations, "0 0 0 1 1 *");
+}
