@@ -399,6 +399,7 @@ fn open_search(config: &Config, db: &Db) -> anyhow::Result<Option<Arc<SearchInde
         commit_interval: Duration::from_millis(s.commit_interval_ms),
         writer_memory_bytes: s.writer_memory_mb << 20,
         max_queue_bytes: s.max_queue_mb << 20,
+        backfill_duty: f64::from(s.backfill_duty_percent) / 100.0,
     };
     let dir = config.data_dir.join("search");
     Ok(Some(SearchIndex::open(&dir, db.clone(), settings).with_context(|| format!("cannot open the search index in {}", dir.display()))?))

@@ -19,7 +19,9 @@ fn main() {
         String::from("/// Every file of the agent console's folder, by name.\npub(crate) static APP_FILES: &[(&str, &[u8])] = &[\n");
     for path in &files {
         let name = path.file_name().and_then(|n| n.to_str()).expect("console file names are UTF-8");
-        out.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", path.display().to_string()));
+        // Named from the crate's directory when the crate compiles, not here: a
+        // build cache shared by clones in other places keeps this output.
+        out.push_str(&format!("    ({name:?}, include_bytes!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/src/web/app/{name}\"))),\n"));
     }
     out.push_str("];\n");
     let target = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("web_files.rs");

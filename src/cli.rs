@@ -2,6 +2,7 @@
 
 use crate::app::{open_db, Application};
 use crate::config::Config;
+use crate::services::backfill::SearchBackfill;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use std::io::Read;
@@ -437,7 +438,9 @@ fn migrate_command(config: &Config, cmd: MigrateCommand) -> anyhow::Result<()> {
                 println!("pending {}: {}{changes}", m.version, m.description);
             }
             // Background data migrations: the server runs them while it serves (the data_migrations job).
-            if let Ok(view) = crate::services::backfill::status(&db) {
+            let search_dir = config.data_dir.join("search");
+            let search = if config.search.enabled { SearchBackfill::OnDisk(&search_dir) } else { SearchBackfill::Off };
+            if let Ok(view) = crate::services::backfill::status(&db, search) {
                 for m in view.items {
                     let error = m.last_error.map(|e| format!("; last error: {e}")).unwrap_or_default();
                     println!("background {}: {}, {} records in {} steps{error} ({})", m.name, m.state, m.processed, m.steps, m.description);

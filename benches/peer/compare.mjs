@@ -15,13 +15,12 @@
 // socket (`--idle` sockets over `--clients` processes), and says when the
 // client processes were the bottleneck. It prints a Markdown table, then
 // the figures as JSON. Everything stops by itself.
-import { fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
-import { TICK_US, cpuTicks, rssKb, startServer, startUtalk, stopServer } from "./procs.mjs";
+import { TICK_US, cpuTicks, percentile, rssKb, startServer, startUtalk, stopServer, worker } from "./procs.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = Object.fromEntries(
@@ -37,19 +36,6 @@ const cfg = {
   only: args.only ?? "both",
   utalk: args.utalk ?? join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, ".cache/utalk/target"), "release/utalk"),
 };
-function worker(payload) {
-  const w = fork(join(here, "load.mjs"), [JSON.stringify(payload)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const next = () =>
-    new Promise((resolve, reject) => {
-      w.once("message", (m) => (m.error ? reject(new Error(m.error)) : resolve(m)));
-      w.once("exit", (code) => code && reject(new Error(`a client process exited with ${code}`)));
-    });
-  return { w, next };
-}
-
-function percentile(sorted, p) {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN;
-}
 
 const say = (m) => process.stderr.write(`compare: ${m}\n`);
 

@@ -38,7 +38,7 @@ import { tmpdir, cpus } from "node:os";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
-import { TICK_US, UTALK_BENCH_ENV, cpuTicks, rssKb, startServer, stopServer } from "./procs.mjs";
+import { TICK_US, UTALK_BENCH_ENV, cpuTicks, percentile, rssKb, startServer, stopServer } from "./procs.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, "../..");
@@ -311,10 +311,6 @@ async function startPeer() {
 }
 
 // ------------------------------------------------------------ measurements
-
-function percentile(sorted, p) {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN;
-}
 
 const round = (v, digits) => (Number.isFinite(v) ? Number(v.toFixed(digits)) : null);
 

@@ -1,9 +1,12 @@
 // What compare.mjs and curves.mjs share about the server processes they
 // measure: starting one and knowing its address, stopping it, and reading
 // its CPU time and memory from /proc.
-import { spawn, execFileSync } from "node:child_process";
+import { spawn, fork, execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
 
 // utalk's settings under the benchmarks. Every client is on 127.0.0.1: the
 // per-address limits that guard a real server would throttle the load itself.
@@ -93,4 +96,20 @@ export function stopServer(child) {
     child.kill("SIGTERM");
     setTimeout(() => child.kill("SIGKILL"), 10000).unref();
   });
+}
+
+// One load.mjs client process given `payload`; `next()` resolves to its next report.
+export function worker(payload) {
+  const w = fork(join(here, "load.mjs"), [JSON.stringify(payload)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const next = () =>
+    new Promise((resolve, reject) => {
+      w.once("message", (m) => (m.error ? reject(new Error(m.error)) : resolve(m)));
+      w.once("exit", (code) => code && reject(new Error(`a client process exited with ${code}`)));
+    });
+  return { w, next };
+}
+
+// The `p`th percentile of the ascending `sorted`.
+export function percentile(sorted, p) {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN;
 }

@@ -75,8 +75,7 @@ impl Default for Throttle {
 impl Throttle {
     /// The pause after a step that took `step`.
     pub fn pause_after(&self, step: Duration) -> Duration {
-        let duty = self.duty.clamp(0.01, 1.0);
-        step.mul_f64((1.0 - duty) / duty).min(Duration::from_secs(60))
+        utalk_actors::jobs::pace::pause_after(self.duty, step)
     }
 }
 
@@ -159,19 +158,4 @@ async fn run(db: &Db, journal: &Journal, migrations: &[Arc<dyn DataMigration>], 
     figures.insert("migrated".into(), migrated as f64);
     figures.insert("pending".into(), pending as f64);
     Ok(figures)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_pause_keeps_the_steps_to_their_share_of_the_time() {
-        let t = Throttle { duty: 0.25, run_for: Duration::from_secs(1) };
-        assert_eq!(t.pause_after(Duration::from_millis(10)), Duration::from_millis(30));
-        let flat_out = Throttle { duty: 1.0, ..t };
-        assert_eq!(flat_out.pause_after(Duration::from_millis(10)), Duration::ZERO);
-        let tiny = Throttle { duty: 0.0, ..t };
-        assert_eq!(tiny.pause_after(Duration::from_secs(1)), Duration::from_secs(60), "bounded");
-    }
 }

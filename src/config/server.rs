@@ -83,11 +83,14 @@ pub struct SearchSection {
     /// Most MiB of written records waiting for the indexer (1 to 1024); past
     /// it they are dropped and the index is rebuilt from the store.
     pub max_queue_mb: usize,
+    /// The share of the time (1 to 100) the search index backfill works,
+    /// counting the index's own threads; it pauses the rest.
+    pub backfill_duty_percent: u8,
 }
 
 impl Default for SearchSection {
     fn default() -> Self {
-        Self { enabled: true, commit_interval_ms: 1000, writer_memory_mb: 64, max_queue_mb: 64 }
+        Self { enabled: true, commit_interval_ms: 1000, writer_memory_mb: 64, max_queue_mb: 64, backfill_duty_percent: 10 }
     }
 }
 

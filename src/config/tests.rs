@@ -323,6 +323,8 @@ fn session_flush_and_migration_pace_out_of_range_are_refused() {
     for v in ["0", "101"] {
         let e = refused(&[("UTALK_JOBS__DATA_MIGRATION_DUTY_PERCENT", v)]);
         assert!(e.contains("data_migration_duty_percent must be 1 to 100"), "{e}");
+        let e = refused(&[("UTALK_SEARCH__BACKFILL_DUTY_PERCENT", v)]);
+        assert!(e.contains("backfill_duty_percent 1 to 100"), "{e}");
     }
     // The schedule key of 0.1.0's job is still read.
     let c = Config::load(None, env(&[("UTALK_JOBS__CONTACT_BACKFILL", "0 0 0 1 1 *")])).unwrap();

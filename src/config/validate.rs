@@ -178,8 +178,9 @@ impl Config {
         if !(100..=60_000).contains(&q.commit_interval_ms)
             || !(15..=1024).contains(&q.writer_memory_mb)
             || !(1..=1024).contains(&q.max_queue_mb)
+            || !(1..=100).contains(&q.backfill_duty_percent)
         {
-            return Err("search: commit_interval_ms must be 100 to 60000, writer_memory_mb 15 to 1024, max_queue_mb 1 to 1024".into());
+            return Err("search: commit_interval_ms must be 100 to 60000, writer_memory_mb 15 to 1024, max_queue_mb 1 to 1024, backfill_duty_percent 1 to 100".into());
         }
         if !(1..=1024).contains(&self.store.write_buffer_mb) {
             return Err("store.write_buffer_mb: must be between 1 and 1024".into());

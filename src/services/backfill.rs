@@ -5,11 +5,18 @@
 //! `contact_links` links conversations stored before contacts existed to
 //! their contact, through each conversation's actor (the owner of the
 //! record, so a live change is never overwritten), 200 conversations a step.
+//!
+//! `search_index` is the search index backfill: each node keeps its own
+//! index, so it runs on every node, in the indexer's thread (see
+//! `utalk_actors::search`), at the same pace; it is listed here beside the
+//! others, with scope `node`.
 
 use super::contacts::customer_in;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
+use std::path::Path;
 use std::sync::Arc;
+use utalk_actors::search::{SearchIndex, StoredBackfill, BACKFILL_STEP};
 use utalk_actors::{ConversationChange, Registry};
 use utalk_schedules::data_migrations::{DataMigration, Step};
 use utalk_schedules::scheduler::JobError;
@@ -22,8 +29,22 @@ use uuid::Uuid;
 pub const CONTACT_LINKS: &str = "contact_links";
 const CONTACT_LINKS_ABOUT: &str = "links conversations stored before contacts existed to their contact";
 
-/// Every background migration of this release, in the order they run: name and what it does.
+/// Every background migration of this release run once for the cluster, in the order they run: name and what it does.
 pub const CATALOGUE: [(&str, &str); 1] = [(CONTACT_LINKS, CONTACT_LINKS_ABOUT)];
+
+/// The name of the search index backfill.
+pub const SEARCH_INDEX: &str = "search_index";
+const SEARCH_INDEX_ABOUT: &str = "fills this node's search index from the store when it is missing, of another version or behind";
+
+/// Where the search index backfill's state is read from.
+pub enum SearchBackfill<'a> {
+    /// The running server's index.
+    Live(&'a SearchIndex),
+    /// The files of an index not open here (`utalk migrate status`).
+    OnDisk(&'a Path),
+    /// Search is turned off.
+    Off,
+}
 
 /// Where the walk of the `contact_backfill` job of 0.1.0 was, and whether it was done: the migration goes on from there.
 const OLD_CURSOR: &[u8] = b"contacts.backfill.cursor";
@@ -89,6 +110,9 @@ pub struct MigrationView {
     pub name: String,
     /// What it does.
     pub description: String,
+    /// `cluster`: runs once for the whole cluster, on one node at a time;
+    /// `node`: runs on each node over its own copy.
+    pub scope: String,
     /// `pending` (not started), `running` (started, more to do), `done`.
     pub state: String,
     /// Records walked so far.
@@ -121,7 +145,7 @@ pub struct MigrationsView {
 }
 
 /// The schema and the progress of every background migration.
-pub fn status(db: &Db) -> Result<MigrationsView, StoreError> {
+pub fn status(db: &Db, search: SearchBackfill<'_>) -> Result<MigrationsView, StoreError> {
     let schema_version = db.schema_version()?.unwrap_or(utalk_storage::SCHEMA_VERSION);
     let readable_from = db.readable_from()?.unwrap_or(schema_version);
     let items = CATALOGUE
@@ -136,6 +160,7 @@ pub fn status(db: &Db) -> Result<MigrationsView, StoreError> {
             Ok(MigrationView {
                 name: name.to_string(),
                 description: description.to_string(),
+                scope: "cluster".into(),
                 state: state.into(),
                 processed: p.as_ref().map_or(0, |p| p.processed),
                 steps: p.as_ref().map_or(0, |p| p.steps),
@@ -146,5 +171,43 @@ pub fn status(db: &Db) -> Result<MigrationsView, StoreError> {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
+    let mut items = items;
+    items.extend(search_item(search));
     Ok(MigrationsView { schema_version, readable_from, items })
+}
+
+/// The search index backfill on this node, when search is on.
+fn search_item(search: SearchBackfill<'_>) -> Option<MigrationView> {
+    let view = |state: &str, processed: u64| MigrationView {
+        name: SEARCH_INDEX.into(),
+        description: SEARCH_INDEX_ABOUT.into(),
+        scope: "node".into(),
+        state: state.into(),
+        processed,
+        steps: processed.div_ceil(BACKFILL_STEP as u64),
+        started_at: None,
+        updated_at: None,
+        finished_at: None,
+        last_error: None,
+    };
+    match search {
+        SearchBackfill::Off => None,
+        SearchBackfill::OnDisk(dir) => Some(match utalk_actors::search::stored_backfill(dir) {
+            StoredBackfill::Pending => view("pending", 0),
+            StoredBackfill::Running { processed } => view("running", processed),
+            StoredBackfill::Done => view("done", 0),
+        }),
+        SearchBackfill::Live(index) => {
+            let b = index.backfill();
+            // Retried after a failure: still to finish.
+            let state = if b.running || b.last_error.is_some() { "running" } else { "done" };
+            Some(MigrationView {
+                started_at: b.started_at,
+                updated_at: if b.running { Some(Timestamp::now()) } else { b.finished_at },
+                finished_at: b.finished_at,
+                last_error: b.last_error,
+                ..view(state, b.processed)
+            })
+        }
+    }
 }

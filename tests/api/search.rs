@@ -268,3 +268,82 @@ async fn the_index_survives_a_clean_restart_and_is_rebuilt_when_missing_or_behin
     assert_eq!(TestServer::error_code(search(&s, &agent, CONVERSATIONS, "frambuesa").await, 503).await, "search_unavailable");
     assert_eq!(s.messages(&agent, &conv).await.len(), 2);
 }
+
+/// The search index backfill's item in `GET /api/v1/admin/migrations`.
+async fn backfill_item(s: &TestServer, admin: &str) -> Value {
+    let view = s.get_json("/api/v1/admin/migrations", admin).await;
+    let items = view["items"].as_array().unwrap();
+    items.iter().find(|m| m["name"] == "search_index").cloned().unwrap_or_else(|| panic!("no search_index item: {view}"))
+}
+
+#[tokio::test]
+async fn the_backfill_runs_in_the_background_at_its_pace_and_a_clean_stop_resumes_it_from_its_cursor() {
+    use utalk_storage::model::{conversation, Channel, Conversation, Customer};
+    const RECORDS: usize = 8_000;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, ADMIN.0, "admin", ADMIN.1);
+    // Written straight to the store, with no index beside it: the first start fills one.
+    let convs: Vec<Conversation> = (0..RECORDS)
+        .map(|n| {
+            let customer = Customer { name: Some(format!("Cliente{n:05}")), ..Customer::default() };
+            Conversation::new(Channel::Web, customer, None)
+        })
+        .collect();
+    {
+        let db = utalk_storage::Db::open(&data, &utalk_storage::DbOptions::default()).unwrap();
+        let batches: Vec<_> = convs.iter().map(|c| conversation::put_batch(None, c).unwrap()).collect();
+        db.write_group(batches.iter(), true).unwrap();
+    }
+
+    // At 1% of the time the backfill pauses ~99 times as long as each step: it is caught halfway.
+    let mut s = TestServer::start_on(&data, &[("UTALK_SEARCH__BACKFILL_DUTY_PERCENT", "1")]).await;
+    let admin = s.login(ADMIN).await;
+    let started = Instant::now();
+    let halfway = loop {
+        let item = backfill_item(&s, &admin).await;
+        assert_eq!(item["scope"], "node", "{item}");
+        let processed = item["processed"].as_u64().unwrap();
+        if processed > 0 {
+            assert_eq!(item["state"], "running", "{item}");
+            assert!(item["startedAt"].is_string() && item["finishedAt"].is_null(), "{item}");
+            break processed;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the backfill did not start: {item}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(halfway < RECORDS as u64, "{halfway}");
+    // The server serves meanwhile: a new conversation is found at once, an old one not yet walked is not.
+    let fresh = open(&s, &admin, json!({"name": "Recienllegada"})).await;
+    found_within(&s, &admin, CONVERSATIONS, "recienllegada", &fresh, Duration::from_secs(5)).await;
+    assert!(found(&s, &admin, CONVERSATIONS, &format!("cliente{:05}", RECORDS - 1)).await.is_empty(), "the last record is not walked yet");
+    s.terminate();
+
+    // The clean stop recorded the cursor: the CLI says so, and the next start goes on from it.
+    let (ok, out, err) = utalk(&data, &["migrate", "status"], "");
+    assert!(ok, "{out} {err}");
+    let line = out.lines().find(|l| l.starts_with("background search_index")).unwrap_or_else(|| panic!("{out}"));
+    assert!(line.contains(": running,"), "{line}");
+    let s = TestServer::start_on(&data, &[]).await;
+    let admin = s.login(ADMIN).await;
+    let started = Instant::now();
+    let done = loop {
+        let item = backfill_item(&s, &admin).await;
+        if item["state"] == "done" {
+            break item;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the backfill did not finish: {item}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(s.log_text().contains("resuming the search index backfill"), "resumed, not started over");
+    assert!(!s.log_text().contains("rebuilding the search index from the store"), "not started over");
+    // The count goes on from where the clean stop left it, to the store's
+    // 8,000 and what was written meanwhile (the conversation, and its contact if one was made).
+    let processed = done["processed"].as_u64().unwrap();
+    assert!((RECORDS as u64 + 1..=RECORDS as u64 + 2).contains(&processed), "{done}");
+    assert!(done["finishedAt"].is_string() && done["lastError"].is_null(), "{done}");
+    for n in [0, RECORDS / 2, RECORDS - 1] {
+        assert_eq!(found(&s, &admin, CONVERSATIONS, &format!("cliente{n:05}")).await, vec![convs[n].id.to_string()], "{n}");
+    }
+    assert_eq!(found(&s, &admin, CONVERSATIONS, "recienllegada").await, vec![fresh]);
+}

@@ -5,22 +5,32 @@
 //! It alone writes the index. When the index is missing, of another version,
 //! or behind the store (the store's sequence differs from the one the index
 //! recorded at its last clean stop), or when records were dropped because
-//! its queue was full, it rebuilds the index from RocksDB while the server
-//! serves; changes committed meanwhile wait in the queue and are applied
-//! after, so none is lost.
+//! its queue was full, it fills the index again from RocksDB: the search
+//! index backfill, a background migration of this node. The backfill walks
+//! the indexed maps in steps of [`BACKFILL_STEP`] records from a cursor,
+//! paused between steps so that it takes at most [`Settings::backfill_duty`]
+//! of the time (the index's own threads counted: [`super::cost`]), and
+//! applies the live changes queued meanwhile between its steps (in the
+//! order they were committed, so the newest version of each record is what
+//! stays). Each commit of the index records the cursor: a
+//! clean stop halfway resumes from there at the next start. A crash does
+//! not: the live changes applied after the last commit are lost with it and
+//! may concern records anywhere, so the walk starts again from the first
+//! record.
 
+use super::cost::WriterCpu;
 use super::schema::{self, Fields};
-use super::{Settings, Shared};
+use super::{BackfillStatus, Payload, Settings, Shared, WalkCursor};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tantivy::{IndexWriter, TantivyDocument, Term};
 use utalk_storage::model::{Contact, Conversation, Message};
-use utalk_storage::{codec, Batch, Change, Db, Map, Record};
+use utalk_storage::{codec, Batch, Change, Db, Map, Record, Timestamp};
 use uuid::Uuid;
 
-/// A record to index: one of a committed batch, or one read by a rebuild.
+/// A record to index: one of a committed batch, or one read by a backfill.
 pub(crate) struct Owned {
     pub(crate) map: Map,
     pub(crate) key: Vec<u8>,
@@ -46,82 +56,136 @@ pub(crate) enum Work {
     Stop { sequence: u64, done: std::sync::mpsc::SyncSender<()> },
 }
 
-/// Rows read from RocksDB per step of a rebuild.
-const REBUILD_CHUNK: usize = 1024;
-/// A rebuild says how far it got every this many records.
+/// Records read from RocksDB and indexed per step of a backfill.
+pub const BACKFILL_STEP: usize = 1024;
+/// A backfill says how far it got every this many records.
 const PROGRESS_EVERY: u64 = 100_000;
+/// The maps a backfill walks, in order; a cursor names one by its place here.
+const WALKED: [Map; 3] = [Map::Conversations, Map::Contacts, Map::Messages];
+/// The metrics' name for the backfill, as the other background migrations'.
+const MIGRATION: &str = "search_index";
+
+/// Where the indexer starts.
+pub(crate) enum Start {
+    /// The index is current.
+    Current,
+    /// Fill it from the first record, dropping whatever it holds.
+    Fill,
+    /// Go on with the backfill a clean stop left at this cursor.
+    Resume(WalkCursor),
+}
+
+/// A backfill under way.
+struct Walk {
+    cursor: WalkCursor,
+    /// When the next step may run.
+    next_step: Instant,
+}
 
 pub(crate) struct Indexer {
     pub(crate) shared: Arc<Shared>,
     pub(crate) writer: IndexWriter<TantivyDocument>,
     pub(crate) db: Db,
     pub(crate) settings: Settings,
+    /// What the backfill's steps cost the index writer's threads.
+    pub(crate) cpu: WriterCpu,
 }
 
 impl Indexer {
-    pub(crate) fn run(mut self, rx: Receiver<Work>, rebuild_first: bool) {
-        let mut needs_rebuild = rebuild_first;
-        let mut complete = !rebuild_first;
+    pub(crate) fn run(mut self, rx: Receiver<Work>, start: Start) {
+        let mut walk: Option<Walk> = None;
+        let mut pending_fill = false;
+        match start {
+            Start::Current => {}
+            Start::Fill => pending_fill = true,
+            Start::Resume(cursor) => {
+                tracing::info!(records = cursor.processed, "resuming the search index backfill where a clean stop left it");
+                walk = Some(self.begin(cursor));
+            }
+        }
         let mut dirty = false;
         let mut last_commit = Instant::now();
-        // A failed rebuild is tried again after this, doubling up to an hour.
+        // A failed backfill starts again after this, doubling up to an hour.
         let mut retry: Option<Instant> = None;
         let mut backoff = Duration::from_secs(10);
         loop {
             if retry.is_some_and(|at| Instant::now() >= at) {
                 retry = None;
-                needs_rebuild = true;
+                pending_fill = true;
             }
             if self.shared.overflowed.swap(false, Ordering::SeqCst) {
                 // Records were dropped: whatever is queued is older than the
-                // rebuild's reads, which see every dropped record.
-                tracing::warn!("the search index fell behind the writes; rebuilding it");
-                needs_rebuild = true;
+                // backfill's reads, which see every dropped record.
+                tracing::warn!("the search index fell behind the writes; filling it again from the store");
+                pending_fill = true;
             }
-            if needs_rebuild && !self.shared.stopping.load(Ordering::SeqCst) {
-                needs_rebuild = false;
-                complete = match self.rebuild() {
-                    Ok(done) => done,
-                    Err(e) => {
-                        // Back to the last commit: a half-rebuilt index is never published.
-                        let _ = self.writer.rollback();
-                        self.shared.rebuilding.store(false, Ordering::SeqCst);
-                        tracing::error!(error = %e, retry_in_secs = backoff.as_secs(), "cannot rebuild the search index; searches find what it held before");
-                        retry = Some(Instant::now() + backoff);
-                        backoff = (backoff * 2).min(Duration::from_secs(3600));
-                        false
+            if pending_fill && !self.shared.stopping.load(Ordering::SeqCst) {
+                pending_fill = false;
+                match self.writer.delete_all_documents() {
+                    Ok(_) => {
+                        metrics::counter!("search_index_rebuilds_total").increment(1);
+                        tracing::info!("rebuilding the search index from the store, in the background");
+                        let cursor = WalkCursor { map: 0, after: Vec::new(), processed: 0, started_at: Timestamp::now().millis() };
+                        walk = Some(self.begin(cursor));
+                        dirty = true;
                     }
-                };
-                last_commit = Instant::now();
-                dirty = false;
+                    Err(e) => self.failed(&mut walk, &mut retry, &mut backoff, &e.to_string()),
+                }
             }
-            let wait = self.settings.commit_interval.saturating_sub(last_commit.elapsed());
-            let work = match rx.recv_timeout(if dirty { wait } else { self.settings.commit_interval }) {
+            if let Some(w) = walk.as_mut().filter(|w| Instant::now() >= w.next_step) {
+                let t0 = Instant::now();
+                match self.step(&mut w.cursor) {
+                    Ok(more) => {
+                        dirty = true;
+                        if more {
+                            let cost = self.cpu.step_cost(t0.elapsed());
+                            w.next_step = Instant::now() + crate::jobs::pace::pause_after(self.settings.backfill_duty, cost);
+                        } else {
+                            let processed = w.cursor.processed;
+                            walk = None;
+                            backoff = Duration::from_secs(10);
+                            self.finished(processed);
+                            last_commit = Instant::now();
+                            dirty = false;
+                        }
+                    }
+                    Err(e) => self.failed(&mut walk, &mut retry, &mut backoff, &e.to_string()),
+                }
+            }
+            let mut wait =
+                if dirty { self.settings.commit_interval.saturating_sub(last_commit.elapsed()) } else { self.settings.commit_interval };
+            if let Some(w) = &walk {
+                wait = wait.min(w.next_step.saturating_duration_since(Instant::now()));
+            }
+            let work = match rx.recv_timeout(wait) {
                 Ok(w) => Some(w),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
+            let cursor = walk.as_ref().map(|w| &w.cursor);
             match work {
                 Some(Work::Changes(batches)) => {
                     self.apply_batches(batches);
                     dirty = true;
                 }
                 Some(Work::Flush(done)) => {
-                    let _ = done.send(self.commit(None).map_err(|e| e.to_string()));
+                    let _ = done.send(self.commit(None, cursor).map_err(|e| e.to_string()));
                     dirty = false;
                     last_commit = Instant::now();
                 }
                 Some(Work::Purge(done)) => {
-                    let _ = done.send(self.purge().map_err(|e| e.to_string()));
+                    let _ = done.send(self.purge(cursor).map_err(|e| e.to_string()));
                     dirty = false;
                     last_commit = Instant::now();
                 }
                 Some(Work::Stop { sequence, done }) => {
                     self.drain(&rx);
-                    // An index whose rebuild did not finish records no
-                    // sequence, so the next start rebuilds it again.
-                    let recorded = (complete && !self.shared.overflowed.load(Ordering::SeqCst)).then_some(sequence);
-                    if let Err(e) = self.commit(recorded) {
+                    // A backfill cut short records its cursor with the
+                    // sequence, and the next start resumes it; one that
+                    // failed, or records dropped, record no sequence, so
+                    // the next start fills the index again.
+                    let whole = retry.is_none() && !pending_fill && !self.shared.overflowed.load(Ordering::SeqCst);
+                    if let Err(e) = self.commit(whole.then_some(sequence), cursor) {
                         tracing::warn!(error = %e, "cannot commit the search index at stop; it is rebuilt at the next start");
                     }
                     let _ = done.send(());
@@ -130,13 +194,98 @@ impl Indexer {
                 None => {}
             }
             if dirty && last_commit.elapsed() >= self.settings.commit_interval {
-                if let Err(e) = self.commit(None) {
+                if let Err(e) = self.commit(None, walk.as_ref().map(|w| &w.cursor)) {
                     tracing::warn!(error = %e, "cannot commit the search index");
                 }
                 dirty = false;
                 last_commit = Instant::now();
             }
         }
+    }
+
+    /// Starts walking from `cursor`.
+    fn begin(&mut self, cursor: WalkCursor) -> Walk {
+        self.shared.rebuilding.store(true, Ordering::SeqCst);
+        self.status(|s| {
+            *s = BackfillStatus {
+                running: true,
+                processed: cursor.processed,
+                started_at: Some(Timestamp(cursor.started_at)),
+                finished_at: None,
+                last_error: None,
+            }
+        });
+        metrics::gauge!("data_migration_done", "migration" => MIGRATION).set(0.0);
+        metrics::gauge!("data_migration_processed", "migration" => MIGRATION).set(cursor.processed as f64);
+        Walk { cursor, next_step: Instant::now() }
+    }
+
+    /// One step of the walk: up to [`BACKFILL_STEP`] records after the
+    /// cursor, indexed; `false` when every map is walked.
+    fn step(&mut self, cursor: &mut WalkCursor) -> Result<bool, utalk_storage::StoreError> {
+        let mut read = 0;
+        while let Some(&map) = WALKED.get(cursor.map as usize) {
+            let want = BACKFILL_STEP - read;
+            if want == 0 {
+                break;
+            }
+            let start = if cursor.after.is_empty() { Vec::new() } else { successor(&cursor.after) };
+            let rows = self.db.scan_raw(map, &[], &start, want)?;
+            let full = rows.len() == want;
+            read += rows.len();
+            for (key, value) in rows {
+                cursor.after.clone_from(&key);
+                self.cpu.handed(true);
+                self.apply(Owned { map, key, value: Some(value) });
+                cursor.processed += 1;
+                if cursor.processed.is_multiple_of(PROGRESS_EVERY) {
+                    tracing::info!(records = cursor.processed, "rebuilding the search index");
+                }
+            }
+            if !full {
+                cursor.map += 1;
+                cursor.after.clear();
+            }
+        }
+        let processed = cursor.processed;
+        self.status(|s| s.processed = processed);
+        metrics::counter!("data_migration_records_total", "migration" => MIGRATION).increment(read as u64);
+        metrics::gauge!("data_migration_processed", "migration" => MIGRATION).set(processed as f64);
+        Ok((cursor.map as usize) < WALKED.len())
+    }
+
+    /// The walk reached the end: commit, and say so.
+    fn finished(&mut self, processed: u64) {
+        if let Err(e) = self.commit(None, None) {
+            tracing::warn!(error = %e, "cannot commit the search index");
+        }
+        self.shared.rebuilding.store(false, Ordering::SeqCst);
+        let started = self.status(|s| {
+            s.running = false;
+            s.finished_at = Some(Timestamp::now());
+            s.started_at
+        });
+        metrics::gauge!("data_migration_done", "migration" => MIGRATION).set(1.0);
+        let secs = started.map_or(0.0, |t| (Timestamp::now().millis() - t.millis()) as f64 / 1000.0);
+        tracing::info!(records = processed, secs, "search index rebuilt");
+    }
+
+    /// A backfill could not go on: searches find what the index holds, and
+    /// the whole walk starts again after `backoff`.
+    fn failed(&mut self, walk: &mut Option<Walk>, retry: &mut Option<Instant>, backoff: &mut Duration, error: &str) {
+        *walk = None;
+        self.shared.rebuilding.store(false, Ordering::SeqCst);
+        self.status(|s| {
+            s.running = false;
+            s.last_error = Some(error.to_string());
+        });
+        tracing::error!(error, retry_in_secs = backoff.as_secs(), "cannot rebuild the search index; searches find what it holds");
+        *retry = Some(Instant::now() + *backoff);
+        *backoff = (*backoff * 2).min(Duration::from_secs(3600));
+    }
+
+    fn status<T>(&self, f: impl FnOnce(&mut BackfillStatus) -> T) -> T {
+        f(&mut self.shared.backfill.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Applies the indexed records of `batches`, taken off the queue.
@@ -148,6 +297,7 @@ impl Indexer {
                     Change::Put { map, key, value } => Owned { map, key: key.to_vec(), value: Some(value.to_vec()) },
                     Change::Delete { map, key } => Owned { map, key: key.to_vec(), value: None },
                 };
+                self.cpu.handed(false);
                 self.apply(owned);
             }
         }
@@ -168,10 +318,11 @@ impl Indexer {
         }
     }
 
-    /// Commits what was added, recording `sequence` (a clean stop) or none,
-    /// and lets searches see it.
-    fn commit(&mut self, sequence: Option<u64>) -> tantivy::Result<()> {
-        let payload = serde_json::json!({ "version": schema::VERSION, "sequence": sequence }).to_string();
+    /// Commits what was added, recording `sequence` (a clean stop) or none
+    /// and the backfill's cursor if one is under way, and lets searches see it.
+    fn commit(&mut self, sequence: Option<u64>, backfill: Option<&WalkCursor>) -> tantivy::Result<()> {
+        let payload = Payload { version: schema::VERSION, sequence, backfill: backfill.cloned() };
+        let payload = serde_json::to_string(&payload).map_err(|e| tantivy::TantivyError::InternalError(e.to_string()))?;
         let mut prepared = self.writer.prepare_commit()?;
         prepared.set_payload(&payload);
         prepared.commit()?;
@@ -181,13 +332,13 @@ impl Indexer {
         Ok(())
     }
 
-    fn purge(&mut self) -> tantivy::Result<()> {
-        self.commit(None)?;
+    fn purge(&mut self, backfill: Option<&WalkCursor>) -> tantivy::Result<()> {
+        self.commit(None, backfill)?;
         let segments = self.shared.index.searchable_segment_ids()?;
         if segments.len() > 1 || self.shared.reader.searcher().segment_readers().iter().any(|s| s.num_deleted_docs() > 0) {
             self.writer.merge(&segments).wait()?;
         }
-        self.commit(None)?;
+        self.commit(None, backfill)?;
         self.writer.garbage_collect_files().wait()?;
         Ok(())
     }
@@ -209,47 +360,13 @@ impl Indexer {
             }
         }
     }
+}
 
-    /// Builds the index again from RocksDB: `false` when a stop cut it short.
-    fn rebuild(&mut self) -> Result<bool, Box<dyn std::error::Error>> {
-        let started = Instant::now();
-        self.shared.rebuilding.store(true, Ordering::SeqCst);
-        metrics::counter!("search_index_rebuilds_total").increment(1);
-        tracing::info!("rebuilding the search index from the store");
-        self.writer.delete_all_documents()?;
-        let mut seen = 0u64;
-        let mut finished = true;
-        'maps: for map in [Map::Conversations, Map::Contacts, Map::Messages] {
-            let mut start: Vec<u8> = Vec::new();
-            loop {
-                if self.shared.stopping.load(Ordering::SeqCst) {
-                    finished = false;
-                    break 'maps;
-                }
-                let rows = self.db.scan_raw(map, &[], &start, REBUILD_CHUNK)?;
-                let Some((last, _)) = rows.last() else { break };
-                start = last.clone();
-                start.push(0);
-                let full = rows.len() == REBUILD_CHUNK;
-                for (key, value) in rows {
-                    self.apply(Owned { map, key, value: Some(value) });
-                    seen += 1;
-                    if seen.is_multiple_of(PROGRESS_EVERY) {
-                        tracing::info!(records = seen, "rebuilding the search index");
-                    }
-                }
-                if !full {
-                    break;
-                }
-            }
-        }
-        self.commit(None)?;
-        self.shared.rebuilding.store(false, Ordering::SeqCst);
-        if finished {
-            tracing::info!(records = seen, secs = started.elapsed().as_secs_f64(), "search index rebuilt");
-        }
-        Ok(finished)
-    }
+/// The smallest key after `key`.
+fn successor(key: &[u8]) -> Vec<u8> {
+    let mut k = key.to_vec();
+    k.push(0);
+    k
 }
 
 /// The key of a record's document and the document it now has (`None`: none).

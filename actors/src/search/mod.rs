@@ -9,18 +9,22 @@
 //! commit interval of the write, wherever it was made; an erased record's
 //! words leave the index the same way.
 //!
+//! - [`cost`]: what a backfill's step costs the index writer's threads, for its pace.
 //! - [`forms`]: the forms of a word kept: folded as written, its Spanish and English stems.
 //! - [`schema`]: fields, analysers, documents.
 //! - [`query`]: a person's words as a query; its limits.
-//! - [`indexer`]: the thread that writes the index, and rebuilds it.
+//! - [`indexer`]: the thread that writes the index, and fills it again in
+//!   the background (the search index backfill) when it is missing or behind.
 
+mod cost;
 mod forms;
 mod indexer;
 pub mod query;
 mod schema;
 
 use crate::durability::ChangeTap;
-use indexer::{Indexer, Work};
+pub use indexer::BACKFILL_STEP;
+use indexer::{Indexer, Start, Work};
 use schema::{Fields, Kind};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -30,7 +34,7 @@ use std::time::Duration;
 use tantivy::collector::TopDocs;
 use tantivy::schema::Value;
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument};
-use utalk_storage::{Batch, Db, Map};
+use utalk_storage::{Batch, Db, Map, Timestamp};
 use uuid::Uuid;
 
 pub use query::QueryError;
@@ -45,11 +49,14 @@ pub struct Settings {
     /// Most bytes of records waiting for the indexer; past it records are
     /// dropped and the index is rebuilt once the writes calm down.
     pub max_queue_bytes: usize,
+    /// The share of the time (0.01 to 1) a backfill spends in its steps;
+    /// it pauses the rest, so that the sends beside it keep their pace.
+    pub backfill_duty: f64,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { commit_interval: Duration::from_secs(1), writer_memory_bytes: 64 << 20, max_queue_bytes: 64 << 20 }
+        Settings { commit_interval: Duration::from_secs(1), writer_memory_bytes: 64 << 20, max_queue_bytes: 64 << 20, backfill_duty: 1.0 }
     }
 }
 
@@ -84,6 +91,36 @@ pub(crate) struct Shared {
     pub(crate) overflowed: AtomicBool,
     pub(crate) rebuilding: AtomicBool,
     pub(crate) stopping: AtomicBool,
+    /// How the backfill is going, for operators.
+    pub(crate) backfill: Mutex<BackfillStatus>,
+}
+
+/// The search index backfill as operators see it on this node.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BackfillStatus {
+    /// Under way now.
+    pub running: bool,
+    /// Records walked by the backfill under way or the last one.
+    pub processed: u64,
+    /// When the backfill under way or the last one started; `None`: none since this start.
+    pub started_at: Option<Timestamp>,
+    /// When the last one finished.
+    pub finished_at: Option<Timestamp>,
+    /// Why the last one stopped short.
+    pub last_error: Option<String>,
+}
+
+/// Where a backfill is: recorded with each commit of the index.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct WalkCursor {
+    /// The map being walked (its place in the walk's order).
+    pub(crate) map: u8,
+    /// The last key indexed in it; empty: none yet.
+    pub(crate) after: Vec<u8>,
+    /// Records walked so far.
+    pub(crate) processed: u64,
+    /// When the backfill started, milliseconds since the epoch.
+    pub(crate) started_at: i64,
 }
 
 /// The search index: a tap on the store writer and the searches over it.
@@ -105,23 +142,60 @@ impl std::fmt::Debug for SearchIndex {
 pub const MAX_HITS: usize = 1_500;
 
 /// What the index recorded at its last commit.
-#[derive(serde::Deserialize)]
-struct Payload {
-    version: u32,
-    sequence: Option<u64>,
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Payload {
+    pub(crate) version: u32,
+    /// The store's sequence at a clean stop; `None` at the commits between.
+    pub(crate) sequence: Option<u64>,
+    /// Where the backfill under way was; `None` when none was.
+    #[serde(default)]
+    pub(crate) backfill: Option<WalkCursor>,
+}
+
+/// The search index backfill as the files on disk tell it, read without
+/// opening the index (for `utalk migrate status`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StoredBackfill {
+    /// No index of this version: the next start fills one.
+    Pending,
+    /// Cut short after this many records: the next start after a clean
+    /// stop resumes it (after a crash it starts again).
+    Running { processed: u64 },
+    /// Complete at its last commit.
+    Done,
+}
+
+/// What the index in `dir` says of its backfill.
+pub fn stored_backfill(dir: &Path) -> StoredBackfill {
+    let payload = std::fs::read(dir.join("meta.json"))
+        .ok()
+        .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
+        .and_then(|m| m.get("payload").and_then(|p| p.as_str()).and_then(|p| serde_json::from_str::<Payload>(p).ok()));
+    match payload {
+        Some(p) if p.version == schema::VERSION => match p.backfill {
+            Some(c) => StoredBackfill::Running { processed: c.processed },
+            None => StoredBackfill::Done,
+        },
+        _ => StoredBackfill::Pending,
+    }
 }
 
 impl SearchIndex {
     /// Opens (or creates) the index in `dir` and starts its indexer. Install
     /// it with `StoreWriter::tap_with` before any write it must see: the
-    /// index is rebuilt from `db` when it is missing, of another version, or
-    /// did not stop cleanly at the store's current sequence.
+    /// index is filled from `db` in the background when it is missing, of
+    /// another version, or did not stop cleanly at the store's current
+    /// sequence; a backfill a clean stop cut short goes on from its cursor.
     pub fn open(dir: &Path, db: Db, settings: Settings) -> Result<Arc<SearchIndex>, SearchError> {
         let (index, payload) = open_dir(dir)?;
-        let rebuild = match payload {
-            Some(p) if p.version == schema::VERSION => p.sequence != Some(db.latest_sequence()),
-            _ => true,
+        let start = match payload {
+            Some(p) if p.version == schema::VERSION && p.sequence == Some(db.latest_sequence()) => match p.backfill {
+                Some(cursor) => Start::Resume(cursor),
+                None => Start::Current,
+            },
+            _ => Start::Fill,
         };
+        let rebuild = !matches!(start, Start::Current);
         schema::register(index.tokenizers());
         let writer = index.writer_with_num_threads(1, settings.writer_memory_bytes.max(15 << 20))?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
@@ -134,11 +208,12 @@ impl SearchIndex {
             overflowed: AtomicBool::new(false),
             rebuilding: AtomicBool::new(rebuild),
             stopping: AtomicBool::new(false),
+            backfill: Mutex::new(BackfillStatus::default()),
         });
         let (tx, rx) = mpsc::channel();
         let max_queue = settings.max_queue_bytes;
-        let indexer = Indexer { shared: shared.clone(), writer, db, settings };
-        let thread = std::thread::Builder::new().name("search-indexer".into()).spawn(move || indexer.run(rx, rebuild))?;
+        let indexer = Indexer { shared: shared.clone(), writer, db, settings, cpu: cost::WriterCpu::new() };
+        let thread = std::thread::Builder::new().name("search-indexer".into()).spawn(move || indexer.run(rx, start))?;
         Ok(Arc::new(SearchIndex { shared, tx: Mutex::new(Some(tx)), max_queue, thread: Mutex::new(Some(thread)) }))
     }
 
@@ -195,9 +270,14 @@ impl SearchIndex {
         tx.as_ref().ok_or(SearchError::Stopped)?.send(work).map_err(|_| SearchError::Stopped)
     }
 
-    /// Whether a rebuild is under way (searches find only what it reached).
+    /// Whether a backfill is under way (searches find only what it reached).
     pub fn rebuilding(&self) -> bool {
         self.shared.rebuilding.load(Ordering::SeqCst)
+    }
+
+    /// How the backfill under way, or the last one, went on this node.
+    pub fn backfill(&self) -> BackfillStatus {
+        self.shared.backfill.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Documents searchable now.

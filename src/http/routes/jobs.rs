@@ -2,7 +2,9 @@
 
 use crate::http::auth::Principal;
 use crate::http::error::ApiError;
+use crate::services::backfill::SearchBackfill;
 use crate::services::operations::{self as service, RunJobError};
+use crate::state::Search;
 use actix_web::{web, HttpResponse};
 use utalk_actors::views;
 use utalk_actors::Registry;
@@ -20,12 +22,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// The data's schema version, who can read it, and the progress of every
 /// background data migration (admins and operators). The `data_migrations`
-/// job runs them; `POST /api/v1/admin/jobs/data_migrations/run` runs it now.
+/// job runs those of scope `cluster`; `POST /api/v1/admin/jobs/data_migrations/run`
+/// runs it now. The search index backfill (scope `node`) is this node's.
 #[utoipa::path(get, path = "/api/v1/admin/migrations", tag = "operations",
     responses((status = 200, body = crate::services::backfill::MigrationsView), (status = 401), (status = 403)), security(("bearer" = [])))]
-pub async fn migrations(db: web::Data<Db>, who: Principal) -> Result<HttpResponse, ApiError> {
+pub async fn migrations(db: web::Data<Db>, search: web::Data<Search>, who: Principal) -> Result<HttpResponse, ApiError> {
     who.require(&[Role::Admin, Role::Operator])?;
-    let view = crate::services::backfill::status(&db).map_err(ApiError::internal)?;
+    let search = search.index().map_or(SearchBackfill::Off, SearchBackfill::Live);
+    let view = crate::services::backfill::status(&db, search).map_err(ApiError::internal)?;
     Ok(HttpResponse::Ok().json(view))
 }
 
