@@ -36,7 +36,11 @@ impl WriterCpu {
 
     /// The cost of a step that took `own` on the indexer's thread.
     pub(crate) fn step_cost(&mut self, own: Duration) -> Duration {
-        let now = writer_cpu();
+        self.cost_with(own, writer_cpu())
+    }
+
+    /// [`step_cost`](Self::step_cost) with the writer threads' time read as `now`.
+    fn cost_with(&mut self, own: Duration, now: Option<Duration>) -> Duration {
         let spent = match (self.last, now) {
             (Some(a), Some(b)) => b.saturating_sub(a),
             _ => Duration::ZERO,
@@ -80,16 +84,29 @@ mod tests {
 
     #[test]
     fn the_writer_threads_time_counts_in_the_share_of_the_backfill_documents() {
-        let mut c = WriterCpu { last: Some(Duration::ZERO), backfill_docs: 0, live_docs: 0 };
-        // No document handed: the step's own time alone.
-        assert_eq!(c.step_cost(Duration::from_millis(3)), Duration::from_millis(3));
+        let ms = Duration::from_millis;
+        let mut c = WriterCpu { last: Some(ms(1000)), backfill_docs: 0, live_docs: 0 };
+        // Nothing handed: the step's own time alone, whatever the threads did.
+        assert_eq!(c.cost_with(ms(3), Some(ms(1100))), ms(3));
+        // A quarter of the documents were the backfill's: a quarter of the threads' 80 ms.
         c.handed(true);
-        c.handed(false);
-        c.handed(false);
-        c.handed(false);
-        let cost = c.step_cost(Duration::from_millis(1));
-        // Whatever the threads spent (it is this process's real figure), a quarter is the backfill's.
-        assert!(cost >= Duration::from_millis(1));
-        assert_eq!((c.backfill_docs, c.live_docs), (0, 0), "counted afresh for each step");
+        for _ in 0..3 {
+            c.handed(false);
+        }
+        assert_eq!(c.cost_with(ms(1), Some(ms(1180))), ms(21));
+        // Counted afresh for each step; a clock that went back counts nothing.
+        c.handed(true);
+        assert_eq!(c.cost_with(ms(2), Some(ms(1000))), ms(2));
+        // Where the threads cannot be read, the step's own time.
+        c.handed(true);
+        assert_eq!(c.cost_with(ms(4), None), ms(4));
+    }
+
+    #[test]
+    fn this_process_s_writer_threads_are_read_on_linux() {
+        // No index here: no such thread, and nothing counted.
+        if cfg!(target_os = "linux") {
+            assert_eq!(writer_cpu(), Some(Duration::ZERO));
+        }
     }
 }
