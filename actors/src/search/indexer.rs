@@ -30,12 +30,13 @@ use utalk_storage::model::{Contact, Conversation, Message};
 use utalk_storage::{codec, Batch, Change, Db, Map, Record, Timestamp};
 use uuid::Uuid;
 
-/// A record to index: one of a committed batch, or one read by a backfill.
-pub(crate) struct Owned {
+/// A record to index, borrowed from a committed batch or from the rows a
+/// backfill read.
+pub(crate) struct Rec<'a> {
     pub(crate) map: Map,
-    pub(crate) key: Vec<u8>,
+    pub(crate) key: &'a [u8],
     /// `None`: removed.
-    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) value: Option<&'a [u8]>,
 }
 
 /// What a group of batches counts against the queue's limit.
@@ -233,10 +234,10 @@ impl Indexer {
             let rows = self.db.scan_raw(map, &[], &start, want)?;
             let full = rows.len() == want;
             read += rows.len();
-            for (key, value) in rows {
-                cursor.after.clone_from(&key);
+            for (key, value) in &rows {
+                cursor.after.clone_from(key);
                 self.cpu.handed(true);
-                self.apply(Owned { map, key, value: Some(value) });
+                self.apply(Rec { map, key, value: Some(value) }, false);
                 cursor.processed += 1;
                 if cursor.processed.is_multiple_of(PROGRESS_EVERY) {
                     tracing::info!(records = cursor.processed, "rebuilding the search index");
@@ -291,14 +292,17 @@ impl Indexer {
     /// Applies the indexed records of `batches`, taken off the queue.
     fn apply_batches(&mut self, batches: Vec<Batch>) {
         self.shared.queued.fetch_sub(queued_size(&batches), Ordering::SeqCst);
+        // While a backfill walks, a queued batch may hold a record its walk
+        // has indexed already: every document then replaces the one before.
+        let walking = self.shared.rebuilding.load(Ordering::SeqCst);
         for b in &batches {
             for c in b.changes().filter(|c| super::indexed(c.map())) {
-                let owned = match c {
-                    Change::Put { map, key, value } => Owned { map, key: key.to_vec(), value: Some(value.to_vec()) },
-                    Change::Delete { map, key } => Owned { map, key: key.to_vec(), value: None },
+                let (rec, fresh) = match c {
+                    Change::Put { map, key, value } => (Rec { map, key, value: Some(value) }, !walking && creates_message(b, map, key)),
+                    Change::Delete { map, key } => (Rec { map, key, value: None }, false),
                 };
                 self.cpu.handed(false);
-                self.apply(owned);
+                self.apply(rec, fresh);
             }
         }
     }
@@ -343,8 +347,11 @@ impl Indexer {
         Ok(())
     }
 
-    /// Replaces the document of one record with what it holds now.
-    fn apply(&mut self, r: Owned) {
+    /// Replaces the document of one record with what it holds now; `fresh`:
+    /// the record is new, so there is no document to replace. (Each delete
+    /// is looked up in every segment when the index commits: a new message,
+    /// most of what is written, skips that.)
+    fn apply(&mut self, r: Rec<'_>, fresh: bool) {
         let f = &self.shared.fields;
         let (key, doc) = match document(f, &r) {
             Ok(kd) => kd,
@@ -353,13 +360,22 @@ impl Indexer {
                 return;
             }
         };
-        self.writer.delete_term(Term::from_field_text(f.key, &key));
+        if !fresh {
+            self.writer.delete_term(Term::from_field_text(f.key, &key));
+        }
         if let Some(doc) = doc {
             if let Err(e) = self.writer.add_document(doc) {
                 tracing::warn!(error = %e, "cannot add a document to the search index");
             }
         }
     }
+}
+
+/// Whether `batch` creates the message it puts at `key`: a message is
+/// created with its id's index entry, which points at it, in one batch
+/// (`message::append_batch`); a change of a message writes the message alone.
+fn creates_message(batch: &Batch, map: Map, key: &[u8]) -> bool {
+    map == Map::Messages && batch.changes().any(|c| matches!(c, Change::Put { map: Map::MessageidConvseq, value, .. } if value == key))
 }
 
 /// The smallest key after `key`.
@@ -370,22 +386,65 @@ fn successor(key: &[u8]) -> Vec<u8> {
 }
 
 /// The key of a record's document and the document it now has (`None`: none).
-fn document(f: &Fields, r: &Owned) -> Result<(String, Option<TantivyDocument>), String> {
+fn document(f: &Fields, r: &Rec<'_>) -> Result<(String, Option<TantivyDocument>), String> {
     let id = |bytes: &[u8]| bytes.get(..16).and_then(|b| Uuid::from_slice(b).ok()).ok_or_else(|| "short key".to_string());
     match r.map {
         Map::Messages => {
-            let conversation = id(&r.key)?;
+            let conversation = id(r.key)?;
             let seq = r.key.get(16..24).and_then(|b| b.try_into().ok()).map(u64::from_be_bytes).ok_or("short key")?;
             let doc = decoded(r, |m: &Message| schema::message_doc(f, m))?.flatten();
             Ok((schema::message_key(conversation, seq), doc))
         }
-        Map::Conversations => Ok((schema::conversation_key(id(&r.key)?), decoded(r, |c: &Conversation| schema::conversation_doc(f, c))?)),
-        Map::Contacts => Ok((schema::contact_key(id(&r.key)?), decoded(r, |c: &Contact| schema::contact_doc(f, c))?)),
+        Map::Conversations => Ok((schema::conversation_key(id(r.key)?), decoded(r, |c: &Conversation| schema::conversation_doc(f, c))?)),
+        Map::Contacts => Ok((schema::contact_key(id(r.key)?), decoded(r, |c: &Contact| schema::contact_doc(f, c))?)),
         other => Err(format!("map {} is not indexed", other.name())),
     }
 }
 
 /// The document `make` gives the record `r` holds now; `None` when it was removed.
-fn decoded<R: Record, D>(r: &Owned, make: impl Fn(&R) -> D) -> Result<Option<D>, String> {
-    r.value.as_deref().map(|v| codec::decode::<R>(v).map(|rec| make(&rec)).map_err(|e| e.to_string())).transpose()
+fn decoded<R: Record, D>(r: &Rec<'_>, make: impl Fn(&R) -> D) -> Result<Option<D>, String> {
+    r.value.map(|v| codec::decode::<R>(v).map(|rec| make(&rec)).map_err(|e| e.to_string())).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utalk_storage::model::message::{self as message_model, Author, AuthorType, Direction, MessageStatus};
+
+    fn message(seq: u64) -> Message {
+        Message {
+            id: Uuid::now_v7(),
+            conversation_id: Uuid::from_u128(7),
+            seq,
+            direction: Direction::Inbound,
+            author: Author { kind: AuthorType::Customer, id: None },
+            text: Some("hola".into()),
+            media_id: None,
+            status: MessageStatus::Received,
+            provider_id: None,
+            created_at: Timestamp(1),
+            media: Vec::new(),
+            error_code: None,
+            error_message: None,
+            status_updated_at: None,
+            private: false,
+            template: None,
+        }
+    }
+
+    #[test]
+    fn a_message_is_new_in_the_batch_that_indexes_its_id_and_only_there() {
+        let m = message(3);
+        let key = message_model::key(m.conversation_id, m.seq).into_bytes();
+        let created = message_model::append_batch(&m).unwrap();
+        assert!(creates_message(&created, Map::Messages, &key));
+        // Another message's key in the same batch, or another map, is not this one's creation.
+        let other = message_model::key(m.conversation_id, 4).into_bytes();
+        assert!(!creates_message(&created, Map::Messages, &other));
+        assert!(!creates_message(&created, Map::Conversations, &key));
+        // A change of the message (its status) writes the message alone.
+        let mut changed = Batch::new();
+        changed.put(Map::Messages, message_model::key(m.conversation_id, m.seq), &m).unwrap();
+        assert!(!creates_message(&changed, Map::Messages, &key));
+    }
 }
