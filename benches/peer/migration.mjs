@@ -1,32 +1,44 @@
-// Sends while a background migration runs: the send p99 with the search
-// index backfill walking a store of about a million records, against the
-// same load with nothing in the background, on the same data.
+// Sends while a background migration runs: the send p99 with a migration
+// walking a large store, against the same load with nothing in the
+// background, on the same data.
 //
-//   node benches/peer/migration.mjs [--fill-seconds 60] [--seconds 15] [--duty 10,25,100]
+//   node benches/peer/migration.mjs [--migration search_index|contact_links]
+//                                   [--fill-seconds 60] [--records 100000]
+//                                   [--seconds 15] [--duty 10,25,100]
 //                                   [--conversations 64] [--inflight 16] [--clients 4]
 //                                   [--utalk PATH]
 //
-// 1. Fills a new data directory through the server itself: the stock
-//    socket.io-client load for `--fill-seconds` (about 17,000 messages a
-//    second on two cores: 60 s gives about a million records).
-// 2. Baseline: starts the server again on it (the index is current) and
-//    measures the load for `--seconds`.
-// 3. For each `--duty` (search.backfill_duty_percent): removes the
-//    search index, starts the server (it begins the backfill at once) and
-//    measures the same load while the backfill runs, reading its progress
-//    from GET /api/v1/admin/migrations before and after.
+// 1. Fills a new data directory. `search_index` (the default): through the
+//    server itself, the stock socket.io-client load for `--fill-seconds`
+//    (about 17,000 messages a second on two cores: 60 s gives about a
+//    million records). `contact_links`: `--records` conversations written
+//    as release 0.1.0 stored them, with no contact
+//    (`cargo bench --bench legacy_conversations`, the server stopped).
+// 2. Baseline: starts the server again on it (the index is current, the
+//    migration job is not scheduled) and measures the load for `--seconds`.
+// 3. For each `--duty`, the same load while the migration runs, its
+//    progress read from GET /api/v1/admin/migrations before and after.
+//    `search_index`: removes the index and starts the server with
+//    search.backfill_duty_percent, which begins the backfill at once.
+//    `contact_links`: starts the server with jobs.data_migration_duty_percent
+//    and runs the data_migrations job by hand (it works for at most 50 s).
+//    A duty whose migration finishes before the load ends has its progress
+//    start again on a fresh copy of the data.
 //
 // It prints a Markdown table, then the figures as JSON. Everything stops by itself.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { UTALK_BENCH_ENV, percentile, startServer, startUtalk, stopServer, worker } from "./procs.mjs";
 
 const args = Object.fromEntries(
   process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith("--") ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
 );
 const cfg = {
+  migration: args.migration ?? "search_index",
+  records: Number(args.records ?? 100000),
   fillSeconds: Number(args["fill-seconds"] ?? 60),
   seconds: Number(args.seconds ?? 15),
   duties: String(args.duty ?? "10,25,100").split(",").map(Number),
@@ -35,6 +47,7 @@ const cfg = {
   clients: Number(args.clients ?? 4),
   utalk: args.utalk ?? join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, ".cache/utalk/target"), "release/utalk"),
 };
+const here = dirname(fileURLToPath(import.meta.url));
 const say = (m) => process.stderr.write(`migration: ${m}\n`);
 const ADMIN = { email: "bench-admin@example.com", password: "a-long-bench-password" };
 
@@ -69,10 +82,16 @@ async function login(url, who) {
   return (await r.json()).accessToken;
 }
 
-async function backfill(url, admin) {
+async function progress(url, admin, name = cfg.migration) {
   const r = await fetch(`${url}/api/v1/admin/migrations`, { headers: { authorization: `Bearer ${admin}` } }).then((r) => r.json());
-  return r.items.find((m) => m.name === "search_index");
+  return r.items.find((m) => m.name === name);
 }
+
+// A stopped server may leave its control socket behind: not data, and not copyable.
+const notSocket = (path) => !path.endsWith(".sock");
+
+// Never on its own during a measurement: run by hand when measured.
+const NO_SCHEDULE = { UTALK_JOBS__DATA_MIGRATIONS: "0 0 0 1 1 *" };
 
 async function start(data, env) {
   const server = await startServer(cfg.utalk, ["serve", "--listen", "127.0.0.1:0", "--data-dir", data], { ...UTALK_BENCH_ENV, ...env });
@@ -81,8 +100,10 @@ async function start(data, env) {
   return { server, token, admin };
 }
 
+if (!["search_index", "contact_links"].includes(cfg.migration)) throw new Error("--migration takes search_index or contact_links");
 const dir = mkdtempSync(join(tmpdir(), "utalk-migration-bench-"));
 const data = join(dir, "data");
+const pristine = join(dir, "pristine");
 const rows = [];
 let records = 0;
 try {
@@ -97,37 +118,69 @@ try {
     const c = await fetch(`${first.server.url}/api/v1/conversations`, { method: "POST", headers: first.headers, body: JSON.stringify({ channel: "api" }) });
     conversations.push((await c.json()).id);
   }
-  say(`filling the store for ${cfg.fillSeconds} s`);
-  const fill = await load(first.server.url, first.token, conversations, cfg.fillSeconds);
-  records = fill.acked + cfg.conversations;
-  say(`${fill.acked} messages stored`);
-  await stopServer(first.server.child);
+  if (cfg.migration === "search_index") {
+    say(`filling the store for ${cfg.fillSeconds} s`);
+    const fill = await load(first.server.url, first.token, conversations, cfg.fillSeconds);
+    records = fill.acked + cfg.conversations;
+    say(`${fill.acked} messages stored`);
+    await stopServer(first.server.child);
+  } else {
+    await stopServer(first.server.child);
+    say(`writing ${cfg.records} conversations as release 0.1.0 stored them`);
+    execFileSync("cargo", ["bench", "--bench", "legacy_conversations", "--", "--data-dir", data, "--count", String(cfg.records)], {
+      cwd: join(here, "..", ".."),
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    records = cfg.records + cfg.conversations;
+    // The search index of the new conversations is filled first, so that
+    // no backfill runs beside the measurements.
+    const { server, admin } = await start(data, { ...NO_SCHEDULE, UTALK_SEARCH__BACKFILL_DUTY_PERCENT: "100" });
+    while ((await progress(server.url, admin, "search_index")).state !== "done") await new Promise((r) => setTimeout(r, 500));
+    await stopServer(server.child);
+    cpSync(data, pristine, { recursive: true, filter: notSocket });
+  }
 
   // 2. Baseline: nothing in the background.
   {
-    const { server, token, admin } = await start(data, {});
-    const before = await backfill(server.url, admin);
-    say(`baseline: search_index ${before.state}; sending for ${cfg.seconds} s`);
-    rows.push({ case: "nothing in the background", ...(await load(server.url, token, conversations, cfg.seconds)), backfill: before.state });
+    const { server, token, admin } = await start(data, NO_SCHEDULE);
+    const before = await progress(server.url, admin);
+    say(`baseline: ${cfg.migration} ${before.state}; sending for ${cfg.seconds} s`);
+    rows.push({ case: "nothing in the background", ...(await load(server.url, token, conversations, cfg.seconds)), progress: before.state });
     await stopServer(server.child);
   }
 
-  // 3. The same load while the backfill walks the store.
+  // 3. The same load while the migration walks the store.
   for (const duty of cfg.duties) {
-    rmSync(join(data, "search"), { recursive: true, force: true });
-    const { server, token, admin } = await start(data, { UTALK_SEARCH__BACKFILL_DUTY_PERCENT: String(duty) });
-    const before = await backfill(server.url, admin);
-    say(`duty ${duty}%: search_index ${before.state} at ${before.processed}; sending for ${cfg.seconds} s`);
+    let env = { ...NO_SCHEDULE };
+    if (cfg.migration === "search_index") {
+      rmSync(join(data, "search"), { recursive: true, force: true });
+      env.UTALK_SEARCH__BACKFILL_DUTY_PERCENT = String(duty);
+    } else {
+      rmSync(data, { recursive: true, force: true });
+      cpSync(pristine, data, { recursive: true, filter: notSocket });
+      env.UTALK_JOBS__DATA_MIGRATION_DUTY_PERCENT = String(duty);
+    }
+    const { server, token, admin } = await start(data, env);
+    let run = null;
+    if (cfg.migration === "contact_links") {
+      run = fetch(`${server.url}/api/v1/admin/jobs/data_migrations/run`, { method: "POST", headers: { authorization: `Bearer ${admin}` } }).catch(
+        () => null,
+      );
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const before = await progress(server.url, admin);
+    say(`duty ${duty}%: ${cfg.migration} ${before.state} at ${before.processed}; sending for ${cfg.seconds} s`);
     const r = await load(server.url, token, conversations, cfg.seconds);
-    const after = await backfill(server.url, admin);
-    say(`duty ${duty}%: search_index ${after.state} at ${after.processed}`);
+    const after = await progress(server.url, admin);
+    say(`duty ${duty}%: ${cfg.migration} ${after.state} at ${after.processed}`);
     rows.push({
-      case: `search index backfill at duty ${duty}%`,
+      case: `${cfg.migration} at duty ${duty}%`,
       ...r,
-      backfill: `${after.state}, ${before.processed} → ${after.processed} records`,
-      backfillPerSec: Math.round((after.processed - before.processed) / cfg.seconds),
+      progress: `${after.state}, ${before.processed} → ${after.processed} records`,
+      recordsPerSec: Math.round((after.processed - before.processed) / cfg.seconds),
     });
     await stopServer(server.child);
+    await run;
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });
@@ -136,9 +189,9 @@ try {
 console.log(
   `\n${records} records in the store (${cfg.conversations} conversations), ${cfg.conversations} × ${cfg.inflight} sends in flight, ${cfg.seconds} s each, ${cfg.clients} client processes\n`,
 );
-console.log("| | acked msg/s | p50 ack ms | p99 ack ms | max ack ms | errors | backfill during the window |");
+console.log(`| | acked msg/s | p50 ack ms | p99 ack ms | max ack ms | errors | ${cfg.migration} during the window |`);
 console.log("|---|---|---|---|---|---|---|");
 for (const r of rows) {
-  console.log(`| ${r.case} | ${r.ackedPerSec} | ${r.p50Ms} | ${r.p99Ms} | ${r.maxMs} | ${r.errors} | ${r.backfill} |`);
+  console.log(`| ${r.case} | ${r.ackedPerSec} | ${r.p50Ms} | ${r.p99Ms} | ${r.maxMs} | ${r.errors} | ${r.progress} |`);
 }
 console.log(JSON.stringify({ config: cfg, records, results: rows }));
