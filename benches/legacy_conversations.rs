@@ -32,7 +32,8 @@ fn main() {
         let batches: Vec<Batch> = (written..written + n)
             .map(|i| {
                 let number = if i % 3 == 2 { i } else { i / 2 };
-                let customer = Customer { name: Some(format!("Cliente {i}")), phone: Some(format!("+52155{number:08}")), ..Customer::default() };
+                let customer =
+                    Customer { name: Some(format!("Cliente {i}")), phone: Some(format!("+52155{number:08}")), ..Customer::default() };
                 conversation::put_batch(None, &Conversation::new(Channel::Whatsapp, customer, None)).expect("encode a conversation")
             })
             .collect();

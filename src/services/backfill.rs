@@ -8,8 +8,8 @@
 //!
 //! `search_index` is the search index backfill: each node keeps its own
 //! index, so it runs on every node, in the indexer's thread (see
-//! `utalk_actors::search`), at the same pace; it is listed here beside the
-//! others, with scope `node`.
+//! `utalk_actors::search`), at a pace of its own (`search.backfill_duty_percent`);
+//! it is listed here beside the others, with scope `node`.
 
 use super::contacts::customer_in;
 use futures_util::future::BoxFuture;
@@ -148,7 +148,7 @@ pub struct MigrationsView {
 pub fn status(db: &Db, search: SearchBackfill<'_>) -> Result<MigrationsView, StoreError> {
     let schema_version = db.schema_version()?.unwrap_or(utalk_storage::SCHEMA_VERSION);
     let readable_from = db.readable_from()?.unwrap_or(schema_version);
-    let items = CATALOGUE
+    let mut items = CATALOGUE
         .iter()
         .map(|(name, description)| {
             let p = data_migration::get(db, name)?;
@@ -171,7 +171,6 @@ pub fn status(db: &Db, search: SearchBackfill<'_>) -> Result<MigrationsView, Sto
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-    let mut items = items;
     items.extend(search_item(search));
     Ok(MigrationsView { schema_version, readable_from, items })
 }
