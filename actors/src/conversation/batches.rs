@@ -56,24 +56,7 @@ pub fn count_opened(channel: Channel) {
 
 /// A message from utalk itself (a rating question), outbound at `seq`.
 pub(super) fn system_message(conversation: Uuid, seq: u64, text: &str, now: Timestamp) -> Message {
-    Message {
-        id: Uuid::now_v7(),
-        conversation_id: conversation,
-        seq,
-        direction: Direction::Outbound,
-        author: Author { kind: AuthorType::System, id: None },
-        text: Some(text.to_string()),
-        media_id: None,
-        status: MessageStatus::Sent,
-        provider_id: None,
-        created_at: now,
-        media: Vec::new(),
-        error_code: None,
-        error_message: None,
-        status_updated_at: None,
-        private: false,
-        template: None,
-    }
+    Message::text(conversation, seq, Direction::Outbound, Author { kind: AuthorType::System, id: None }, MessageStatus::Sent, text, now)
 }
 
 /// The writes of `messages` in `conv`, with their outbox entries and the KPIs'

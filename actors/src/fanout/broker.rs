@@ -350,24 +350,16 @@ mod tests {
     use utalk_storage::Timestamp;
 
     fn msg(conv: Uuid, seq: u64) -> ConversationEvent {
-        ConversationEvent::MessageNew(Arc::new(Message {
-            id: Uuid::new_v4(),
-            conversation_id: conv,
+        let customer = Author { kind: AuthorType::Customer, id: None };
+        ConversationEvent::MessageNew(Arc::new(Message::text(
+            conv,
             seq,
-            direction: Direction::Inbound,
-            author: Author { kind: AuthorType::Customer, id: None },
-            text: Some("hi".into()),
-            media_id: None,
-            status: MessageStatus::Received,
-            provider_id: None,
-            created_at: Timestamp::now(),
-            media: Vec::new(),
-            error_code: None,
-            error_message: None,
-            status_updated_at: None,
-            private: false,
-            template: None,
-        }))
+            Direction::Inbound,
+            customer,
+            MessageStatus::Received,
+            "hi",
+            Timestamp::now(),
+        )))
     }
 
     fn seq_of(e: &Envelope) -> u64 {

@@ -412,24 +412,8 @@ mod tests {
     use utalk_storage::model::message::{self as message_model, Author, AuthorType, Direction, MessageStatus};
 
     fn message(seq: u64) -> Message {
-        Message {
-            id: Uuid::now_v7(),
-            conversation_id: Uuid::from_u128(7),
-            seq,
-            direction: Direction::Inbound,
-            author: Author { kind: AuthorType::Customer, id: None },
-            text: Some("hola".into()),
-            media_id: None,
-            status: MessageStatus::Received,
-            provider_id: None,
-            created_at: Timestamp(1),
-            media: Vec::new(),
-            error_code: None,
-            error_message: None,
-            status_updated_at: None,
-            private: false,
-            template: None,
-        }
+        let customer = Author { kind: AuthorType::Customer, id: None };
+        Message::text(Uuid::from_u128(7), seq, Direction::Inbound, customer, MessageStatus::Received, "hola", Timestamp(1))
     }
 
     #[test]

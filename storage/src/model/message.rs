@@ -230,6 +230,39 @@ impl Record for Message {
     const KIND: &'static str = "message";
 }
 
+impl Message {
+    /// A text message at `seq` of `conversation`, stored at `now`, with a new
+    /// id and nothing else: no media, provider id, error, note or template.
+    pub fn text(
+        conversation: Uuid,
+        seq: u64,
+        direction: Direction,
+        author: Author,
+        status: MessageStatus,
+        text: &str,
+        now: Timestamp,
+    ) -> Message {
+        Message {
+            id: Uuid::now_v7(),
+            conversation_id: conversation,
+            seq,
+            direction,
+            author,
+            text: Some(text.to_string()),
+            media_id: None,
+            status,
+            provider_id: None,
+            created_at: now,
+            media: Vec::new(),
+            error_code: None,
+            error_message: None,
+            status_updated_at: None,
+            private: false,
+            template: None,
+        }
+    }
+}
+
 /// Key of message `seq` in `conversation`.
 pub fn key(conversation: Uuid, seq: u64) -> Key {
     Key::new().uuid(conversation).u64(seq)
