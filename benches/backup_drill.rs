@@ -22,7 +22,9 @@ use rand::{RngCore, SeedableRng};
 use std::path::Path;
 use std::time::Instant;
 use utalk_storage::backup::Backups;
-use utalk_storage::model::{conversation, message, Author, AuthorType, Channel, Conversation, Customer, Direction, Message, MessageStatus};
+use utalk_storage::model::{
+    conversation, message, Author, AuthorType, Channel, Conversation, Customer, Direction, Message, MessageFormat, MessageStatus,
+};
 use utalk_storage::offsite::{Offsite, OffsiteKey};
 use utalk_storage::{Batch, Db, DbOptions, Map, Timestamp};
 use uuid::Uuid;
@@ -95,7 +97,7 @@ fn main() {
             private: false,
             template: None,
         };
-        batch.extend(message::append_batch(&m).expect("encode"));
+        batch.extend(message::append_batch(&m, MessageFormat::Compact).expect("encode"));
         if i % 1000 == 999 {
             db.write_group([&std::mem::take(&mut batch)], false).expect("write");
         }

@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use utalk_storage::model::kpi::{self, HOUR_MS};
 use utalk_storage::model::{
-    bot, conversation, message, Author, AuthorType, BotOutcome, BotRun, Channel, Conversation, Customer, Direction, Message, MessageStatus,
+    bot, conversation, message, Author, AuthorType, BotOutcome, BotRun, Channel, Conversation, Customer, Direction, Message, MessageFormat,
+    MessageStatus,
 };
 use utalk_storage::{Db, DbOptions, Timestamp};
 use uuid::Uuid;
@@ -48,7 +49,7 @@ fn fill(db: &Db) {
                 private: false,
                 template: None,
             };
-            b.extend(message::append_batch(&m).expect("encode"));
+            b.extend(message::append_batch(&m, MessageFormat::Compact).expect("encode"));
             known = kpi::index_messages(db, &mut b, std::slice::from_ref(&m), known).expect("index");
             if !inbound {
                 let run = BotRun {

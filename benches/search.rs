@@ -23,7 +23,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 use utalk_actors::search::{SearchIndex, Settings};
 use utalk_storage::model::{contact, conversation, message, Author, AuthorType, Channel, Contact, Conversation, Customer, Direction};
-use utalk_storage::model::{Message, MessageStatus};
+use utalk_storage::model::{Message, MessageFormat, MessageStatus};
 use utalk_storage::{Batch, Db, DbOptions, Timestamp};
 use uuid::Uuid;
 
@@ -240,7 +240,7 @@ fn build(db: &Db, rng: &mut StdRng, chat: &mut chat_text::ChatText, conversation
             private,
             template: None,
         };
-        batch.extend(message::append_batch(&m).expect("encode"));
+        batch.extend(message::append_batch(&m, MessageFormat::Compact).expect("encode"));
         if i % 1000 == 999 {
             db.write_group([&std::mem::take(&mut batch)], false).expect("write");
         }

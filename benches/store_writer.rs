@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use utalk_actors::search::{SearchIndex, Settings};
 use utalk_actors::{Durability, StoreWriter};
 use utalk_storage::keys::Key;
-use utalk_storage::model::{message, Author, AuthorType, Direction, Message, MessageStatus};
+use utalk_storage::model::{message, Author, AuthorType, Direction, Message, MessageFormat, MessageStatus};
 use utalk_storage::{Batch, Db, DbOptions, Map, Timestamp};
 use uuid::Uuid;
 
@@ -64,7 +64,7 @@ fn message_batch(conv: Uuid, seq: u64, text: String) -> Batch {
         private: false,
         template: None,
     };
-    message::append_batch(&m).expect("encode")
+    message::append_batch(&m, MessageFormat::Compact).expect("encode")
 }
 
 struct Setup {

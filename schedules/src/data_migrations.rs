@@ -52,6 +52,12 @@ pub trait DataMigration: Send + Sync + 'static {
     fn batch_size(&self) -> usize {
         500
     }
+    /// Whether it may run now; when not, why (say, a node of the cluster
+    /// runs a build that cannot read what it writes). A migration that may
+    /// not run waits, and so do the ones after it, until a later run.
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
     /// Reads up to `limit` records after `cursor` (from the start when
     /// `None`) and returns the writes that migrate them.
     fn step(&self, cursor: Option<Vec<u8>>, limit: usize) -> BoxFuture<'static, Result<Step, JobError>>;
@@ -108,6 +114,19 @@ async fn run(db: &Db, journal: &Journal, migrations: &[Arc<dyn DataMigration>], 
             Some(p) => p,
             None => MigrationProgress::new(m.name(), Timestamp::now()),
         };
+        if let Err(why) = m.ready() {
+            // On record for operators (once per reason), not a failure: it goes on when it may.
+            if progress.last_error.as_deref() != Some(why.as_str()) {
+                tracing::info!(migration = m.name(), reason = %why, "data migration waiting");
+                progress.last_error = Some(why);
+                progress.updated_at = Timestamp::now();
+                let mut b = Batch::new();
+                data_migration::put(&mut b, &progress).map_err(|e| JobError::Store(e.into()))?;
+                journal.commit(b).await?;
+            }
+            pending += 1;
+            break;
+        }
         loop {
             if started.elapsed() >= throttle.run_for {
                 pending += 1;

@@ -9,7 +9,7 @@ use utalk_schedules::kpi_rollup::roll_up;
 use utalk_storage::model::kpi::{self, Dimension, Granularity, KpiRow, DAY_MS, HOUR_MS};
 use utalk_storage::model::{
     bot, conversation, message, Author, AuthorType, BotOutcome, BotRun, Channel, Conversation, ConversationStatus, Customer, Direction,
-    Escalation, EscalationReason, Message, MessageStatus, RatingKind, RatingSource,
+    Escalation, EscalationReason, Message, MessageFormat, MessageStatus, RatingKind, RatingSource,
 };
 use utalk_storage::{Batch, Db, DbOptions, Timestamp};
 use uuid::Uuid;
@@ -187,7 +187,7 @@ async fn feed(f: &Fixture) -> (Vec<Conversation>, Uuid, Uuid) {
     ];
     let mut indexed = std::collections::HashMap::new();
     for m in &messages {
-        batch.extend(message::append_batch(m).unwrap());
+        batch.extend(message::append_batch(m, MessageFormat::Compact).unwrap());
         // As a conversation's actor does: the hour index once per conversation and hour.
         let known = indexed.get(&m.conversation_id).copied().flatten();
         let hour = kpi::index_messages(&f.db, &mut batch, std::slice::from_ref(m), known).unwrap();
@@ -332,7 +332,7 @@ async fn late_data_re_rolls_only_the_buckets_it_falls_in() {
     // A day later: c1's "sent" bot message is reported failed, and c4 is closed at first contact.
     let mut late = message::get(&f.db, convs[0].id, 2).unwrap().unwrap();
     late.status = MessageStatus::Failed;
-    let mut batch = message::replace_batch(&late).unwrap();
+    let mut batch = message::replace_batch(&late, MessageFormat::Compact).unwrap();
     let mut c4 = convs[3].clone();
     c4.status = ConversationStatus::Closed;
     c4.first_contact_resolution = Some(true);

@@ -6,12 +6,16 @@
 //! their contact, through each conversation's actor (the owner of the
 //! record, so a live change is never overwritten), 200 conversations a step.
 //!
+//! `message_format` stores messages in format 2 once every node reads it
+//! (see [`super::message_format`]).
+//!
 //! `search_index` is the search index backfill: each node keeps its own
 //! index, so it runs on every node, in the indexer's thread (see
 //! `utalk_actors::search`), at a pace of its own (`search.backfill_duty_percent`);
 //! it is listed here beside the others, with scope `node`.
 
 use super::contacts::customer_in;
+use super::message_format::{self, MessageFormatMigration};
 use futures_util::future::BoxFuture;
 use serde::Serialize;
 use std::path::Path;
@@ -30,7 +34,7 @@ pub const CONTACT_LINKS: &str = "contact_links";
 const CONTACT_LINKS_ABOUT: &str = "links conversations stored before contacts existed to their contact";
 
 /// Every background migration of this release run once for the cluster, in the order they run: name and what it does.
-pub const CATALOGUE: [(&str, &str); 1] = [(CONTACT_LINKS, CONTACT_LINKS_ABOUT)];
+pub const CATALOGUE: [(&str, &str); 2] = [(CONTACT_LINKS, CONTACT_LINKS_ABOUT), (message_format::NAME, message_format::ABOUT)];
 
 /// The name of the search index backfill.
 pub const SEARCH_INDEX: &str = "search_index";
@@ -52,7 +56,10 @@ const OLD_DONE: &[u8] = b"contacts.backfill.done";
 
 /// The migrations the `data_migrations` job runs.
 pub fn migrations(db: &Db, registry: &Registry) -> Vec<Arc<dyn DataMigration>> {
-    vec![Arc::new(ContactLinks { db: db.clone(), registry: registry.clone() })]
+    vec![
+        Arc::new(ContactLinks { db: db.clone(), registry: registry.clone() }),
+        Arc::new(MessageFormatMigration { db: db.clone(), registry: registry.clone() }),
+    ]
 }
 
 /// Links conversations stored before contacts existed to their contact.

@@ -17,6 +17,7 @@ pub mod erasure;
 pub mod flags;
 pub mod inventory;
 pub mod media;
+pub(crate) mod message_format;
 pub mod operations;
 pub mod records;
 pub mod reports;

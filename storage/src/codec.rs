@@ -3,6 +3,10 @@
 //! The version lets a newer build read records written by an older schema:
 //! [`Record::upgrade`] decodes an old version into the current type. Named
 //! fields (not positional arrays) keep added optional fields readable both ways.
+//! A record may read a version newer than the one [`encode`] writes
+//! ([`Record::WRITES`]): its new format is written, by code of its own, only
+//! once every build that may read the data reads it (messages: see
+//! [`crate::model::message_format`]).
 
 use crate::error::CodecError;
 use serde::de::DeserializeOwned;
@@ -14,13 +18,18 @@ const TAG: u8 = 0xA7;
 pub trait Record: Serialize + DeserializeOwned {
     /// Name used in errors.
     const KIND: &'static str;
-    /// The version this build writes.
+    /// The newest version this build reads.
     const VERSION: u16 = 1;
+    /// The version [`encode`] writes, with its fields named as the type
+    /// names them: [`Self::VERSION`] unless the newest format is written
+    /// only on a condition, by the record's own code.
+    const WRITES: u16 = Self::VERSION;
 
-    /// Reads a record written with an older `version`.
+    /// Reads a record written with a `version` other than [`Self::WRITES`],
+    /// up to [`Self::VERSION`].
     ///
     /// # Errors
-    /// The default knows no older versions.
+    /// The default knows no other versions.
     fn upgrade(version: u16, _payload: &[u8]) -> Result<Self, CodecError> {
         Err(CodecError::UnknownVersion { kind: Self::KIND, found: version, supported: Self::VERSION })
     }
@@ -28,11 +37,24 @@ pub trait Record: Serialize + DeserializeOwned {
 
 /// Encodes a record in the envelope.
 pub fn encode<V: Record>(value: &V) -> Result<Vec<u8>, CodecError> {
+    encode_as(V::KIND, V::WRITES, value)
+}
+
+/// Encodes `value` in the envelope as `version` of `kind`, its fields named.
+pub(crate) fn encode_as<T: Serialize + ?Sized>(kind: &'static str, version: u16, value: &T) -> Result<Vec<u8>, CodecError> {
     let mut out = Vec::with_capacity(128);
     out.push(TAG);
-    out.extend_from_slice(&V::VERSION.to_be_bytes());
-    rmp_serde::encode::write_named(&mut out, value).map_err(|source| CodecError::Encode { kind: V::KIND, source })?;
+    out.extend_from_slice(&version.to_be_bytes());
+    rmp_serde::encode::write_named(&mut out, value).map_err(|source| CodecError::Encode { kind, source })?;
     Ok(out)
+}
+
+/// The version of the envelope in `bytes`, when it is one.
+pub fn version_of(bytes: &[u8]) -> Option<u16> {
+    match bytes {
+        [TAG, hi, lo, ..] => Some(u16::from_be_bytes([*hi, *lo])),
+        _ => None,
+    }
 }
 
 /// Decodes a record from the envelope, upgrading older versions.
@@ -46,7 +68,7 @@ pub fn decode<V: Record>(bytes: &[u8]) -> Result<V, CodecError> {
     }
     let version = u16::from_be_bytes([rest[0], rest[1]]);
     let payload = &rest[2..];
-    if version == V::VERSION {
+    if version == V::WRITES {
         rmp_serde::from_slice(payload).map_err(|source| CodecError::Decode { kind: V::KIND, source })
     } else if version > V::VERSION {
         Err(CodecError::UnknownVersion { kind: V::KIND, found: version, supported: V::VERSION })

@@ -2,8 +2,10 @@ use crate::batch::{Batch, Op};
 use crate::codec::{decode, Record};
 use crate::error::StoreError;
 use crate::maps::Map;
+use crate::model::MessageFormat;
 use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 
 /// The schema version this build writes.
@@ -12,7 +14,7 @@ use std::sync::Arc;
 /// server serves; a new database starts at this version; a higher one (a
 /// newer utalk wrote it) is opened only when its `readable_from` says builds
 /// of this version can still read it, and refused otherwise.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// The oldest build schema version that can read what this build writes:
 /// the `readable_from` of the last migration in the registry.
@@ -22,6 +24,9 @@ const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 /// The oldest build schema version that can read this data (from version 5
 /// on; before it, only builds of the stored version itself).
 pub(crate) const META_READABLE_FROM: &[u8] = b"readable_from";
+/// The format new messages are written in (absent: format 1); see
+/// [`crate::model::message_format`].
+pub(crate) const META_MESSAGE_FORMAT: &[u8] = b"message_format";
 
 /// A raw key and value.
 pub type Entry = (Vec<u8>, Vec<u8>);
@@ -63,6 +68,10 @@ pub struct DbStats {
 pub struct Db {
     inner: Arc<DB>,
     path: PathBuf,
+    /// The envelope version of [`META_MESSAGE_FORMAT`], followed by every
+    /// write through [`Db::write_group`], so that each message write reads it
+    /// without a lookup.
+    message_format: Arc<AtomicU16>,
 }
 
 impl std::fmt::Debug for Db {
@@ -136,7 +145,7 @@ impl Db {
                 db.drop_cf(name).map_err(|e| open_error(path, e))?;
             }
         }
-        let db = Db { inner: Arc::new(db), path: path.to_path_buf() };
+        let db = Db::wrap(db, path)?;
         match db.schema_version()? {
             Some(v) if v > SCHEMA_VERSION => {
                 let readable_from = db.readable_from()?.unwrap_or(v);
@@ -166,7 +175,20 @@ impl Db {
         let existing = DB::list_cf(&o, path).map_err(|e| open_error(path, e))?;
         let present: Vec<&str> = names.into_iter().filter(|n| existing.iter().any(|e| e == n)).collect();
         let db = DB::open_cf_for_read_only(&o, path, present, false).map_err(|e| open_error(path, e))?;
-        Ok(Db { inner: Arc::new(db), path: path.to_path_buf() })
+        Db::wrap(db, path)
+    }
+
+    fn wrap(db: DB, path: &Path) -> Result<Db, StoreError> {
+        let db = Db { inner: Arc::new(db), path: path.to_path_buf(), message_format: Arc::new(AtomicU16::new(1)) };
+        let stored = db.get_raw(Map::Meta, META_MESSAGE_FORMAT)?;
+        db.message_format.store(format_version(stored.as_deref()), Ordering::Release);
+        Ok(db)
+    }
+
+    /// The format new messages are written in: format 2 once the data says
+    /// so (meta `message_format`), format 1 before.
+    pub fn message_format(&self) -> MessageFormat {
+        MessageFormat::of_version(self.message_format.load(Ordering::Acquire)).unwrap_or_default()
     }
 
     /// The engine, for backups.
@@ -330,11 +352,22 @@ impl Db {
     /// Only the store writer calls this; batches are applied in order.
     pub fn write_group<'a>(&self, batches: impl IntoIterator<Item = &'a Batch>, sync: bool) -> Result<(), StoreError> {
         let mut wb = WriteBatch::default();
+        let mut format = None;
         for b in batches {
             for op in &b.ops {
                 match op {
-                    Op::Put { map, key, value } => wb.put_cf(&self.cf(*map)?, key, value),
-                    Op::Delete { map, key } => wb.delete_cf(&self.cf(*map)?, key),
+                    Op::Put { map, key, value } => {
+                        if *map == Map::Meta && key == META_MESSAGE_FORMAT {
+                            format = Some(format_version(Some(value)));
+                        }
+                        wb.put_cf(&self.cf(*map)?, key, value)
+                    }
+                    Op::Delete { map, key } => {
+                        if *map == Map::Meta && key == META_MESSAGE_FORMAT {
+                            format = Some(format_version(None));
+                        }
+                        wb.delete_cf(&self.cf(*map)?, key)
+                    }
                 }
             }
         }
@@ -344,6 +377,9 @@ impl Db {
         let mut wo = WriteOptions::default();
         wo.set_sync(sync);
         self.inner.write_opt(wb, &wo)?;
+        if let Some(v) = format {
+            self.message_format.store(v, Ordering::Release);
+        }
         Ok(())
     }
 
@@ -360,6 +396,15 @@ impl Db {
         }
         s
     }
+}
+
+/// The message format stored as meta `message_format` (format 1 when absent or unreadable).
+fn format_version(stored: Option<&[u8]>) -> u16 {
+    stored
+        .and_then(|v| <[u8; 2]>::try_from(v).ok())
+        .map(u16::from_be_bytes)
+        .filter(|v| MessageFormat::of_version(*v).is_some())
+        .unwrap_or(1)
 }
 
 /// The smallest key greater than every key starting with `prefix`.
@@ -399,6 +444,28 @@ mod tests {
         let err = Db::open(dir.path(), &DbOptions::default()).unwrap_err();
         assert!(matches!(err, StoreError::Locked { .. }), "{err}");
         assert!(err.to_string().contains("in use by another process"));
+    }
+
+    #[test]
+    fn the_message_format_follows_its_meta_key_through_writes_and_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
+        assert_eq!(db.message_format(), MessageFormat::Named, "a new database writes format 1");
+        let mut on = Batch::new();
+        on.put_raw(Map::Meta, META_MESSAGE_FORMAT.to_vec(), 2u16.to_be_bytes().to_vec());
+        db.write_group([&Batch::new(), &on], false).unwrap();
+        assert_eq!(db.clone().message_format(), MessageFormat::Compact, "every clone follows the write");
+        drop(db);
+        let db = Db::open(dir.path(), &DbOptions::default()).unwrap();
+        assert_eq!(db.message_format(), MessageFormat::Compact, "read back at open");
+        let mut off = Batch::new();
+        off.delete_raw(Map::Meta, META_MESSAGE_FORMAT.to_vec());
+        db.write_group([&off], false).unwrap();
+        assert_eq!(db.message_format(), MessageFormat::Named);
+        let mut unknown = Batch::new();
+        unknown.put_raw(Map::Meta, META_MESSAGE_FORMAT.to_vec(), 9u16.to_be_bytes().to_vec());
+        db.write_group([&unknown], false).unwrap();
+        assert_eq!(db.message_format(), MessageFormat::Named, "a format this build does not know is never written");
     }
 
     #[test]

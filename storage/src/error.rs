@@ -16,8 +16,19 @@ pub enum CodecError {
         kind: &'static str,
         /// Version found on disk.
         found: u16,
-        /// Version this build writes.
+        /// Newest version this build reads.
         supported: u16,
+    },
+    /// A field holds a number that names none of its values (written by a
+    /// newer build, or damaged).
+    #[error("{kind} record: {field} number {code} is not known to this build")]
+    UnknownCode {
+        /// Record kind.
+        kind: &'static str,
+        /// The field.
+        field: &'static str,
+        /// The number found.
+        code: u8,
     },
     /// MessagePack decoding failed.
     #[error("decoding {kind}: {source}")]

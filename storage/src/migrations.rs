@@ -148,6 +148,31 @@ fn socket_sessions_validate(db: &Db) -> Result<(), StepError> {
     Ok(())
 }
 
+/// Messages may be written in format 2 (see `model::message_format`): this
+/// build reads it, and writes it only once the `message_format` background
+/// migration turns it on, which also raises `readable_from` to 7. So the
+/// step itself changes nothing and the release before reads the data as it
+/// is; its way back writes every message in format 1 again and turns format
+/// 2 off (the migration, run again, starts over).
+fn message_format_up(_db: &Db) -> Result<Batch, StepError> {
+    Ok(Batch::new())
+}
+
+fn message_format_down(db: &Db) -> Result<Batch, StepError> {
+    let mut b = crate::model::message_format::write_back_named(db)?;
+    crate::model::data_migration::delete(&mut b, MESSAGE_FORMAT_MIGRATION).map_err(StoreError::from)?;
+    Ok(b)
+}
+
+fn message_format_validate(db: &Db) -> Result<(), StepError> {
+    // Every message this build finds reads (a page is enough to catch a store it cannot).
+    crate::model::message_format::others_page(db, &[], 64, crate::model::MessageFormat::Compact)?;
+    Ok(())
+}
+
+/// The background migration that turns message format 2 on and rewrites the older messages.
+pub const MESSAGE_FORMAT_MIGRATION: &str = "message_format";
+
 /// Every migration, in order. The steps up to 4 (release 0.1.0 and the
 /// ones before, which are no longer served) have no `down`: going back past
 /// them is a restore of the backup taken before them.
@@ -193,6 +218,15 @@ pub fn registry() -> Vec<Migration> {
             // Expands only: the release before reads the data as it is.
             readable_from: 5,
             down: Some(socket_sessions_down),
+        },
+        Migration {
+            version: 7,
+            description: "messages may be stored in format 2 (short field names, about half the bytes), written once the message_format background migration turns it on when every node reads it",
+            up: message_format_up,
+            validate: message_format_validate,
+            // Expands only until the background migration raises it to 7.
+            readable_from: 5,
+            down: Some(message_format_down),
         },
     ]
 }

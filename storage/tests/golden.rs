@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use utalk_storage::codec::{decode, encode};
 use utalk_storage::model::flag::Flag;
+use utalk_storage::model::message_format::{self, MessageFormat};
 use utalk_storage::model::user::Preferences;
 use utalk_storage::model::{
     Attachment, Author, AuthorType, Channel, Conversation, Customer, Direction, MediaStatus, Message, MessageStatus, Role, Store, User,
@@ -94,6 +95,11 @@ fn flag() -> Flag {
     }
 }
 
+/// A message in format 2, which is written only once turned on.
+fn compact(m: &Message) -> Vec<u8> {
+    message_format::encode(m, MessageFormat::Compact).expect("encode")
+}
+
 /// Each record kind with its current encoding and a JSON view to compare decoded values by.
 fn current() -> BTreeMap<&'static str, (Vec<u8>, serde_json::Value)> {
     fn entry<R: Record>(r: &R) -> (Vec<u8>, serde_json::Value) {
@@ -102,6 +108,7 @@ fn current() -> BTreeMap<&'static str, (Vec<u8>, serde_json::Value)> {
     BTreeMap::from([
         ("conversation", entry(&conversation())),
         ("message", entry(&message())),
+        ("message.2", (compact(&message()), serde_json::to_value(message()).expect("json"))),
         ("user", entry(&user())),
         ("store", entry(&store())),
         ("flag", entry(&flag())),
@@ -117,6 +124,10 @@ fn reread(kind: &str, bytes: &[u8]) -> (Vec<u8>, serde_json::Value) {
     match kind {
         "conversation" => again::<Conversation>(bytes),
         "message" => again::<Message>(bytes),
+        "message.2" => {
+            let m: Message = decode(bytes).unwrap_or_else(|e| panic!("message format 2 no longer reads: {e}"));
+            (compact(&m), serde_json::to_value(&m).expect("json"))
+        }
         "user" => again::<User>(bytes),
         "store" => again::<Store>(bytes),
         "flag" => again::<Flag>(bytes),

@@ -285,8 +285,60 @@ fn going_back_before_socket_sessions_removes_them_and_the_data_stays_readable_by
         assert_eq!(db.readable_from().unwrap(), Some(5));
     }
     let r = migrations::rollback(&data, &DbOptions::default(), &backups, &migrations::registry(), 5, &mut |_| {}).unwrap();
-    assert_eq!((r.from, r.to), (6, 5));
+    assert_eq!((r.from, r.to), (SCHEMA_VERSION, 5));
     let db = Db::open(&data, &DbOptions::default()).unwrap();
     assert_eq!((db.schema_version().unwrap(), db.readable_from().unwrap()), (Some(5), Some(5)));
     assert!(socket_session::page(&db, None, 10).unwrap().is_empty(), "no session is left");
+}
+
+#[test]
+fn going_back_before_message_format_2_writes_every_message_in_format_1_again() {
+    use utalk_storage::codec::version_of;
+    use utalk_storage::model::data_migration::{self, MigrationProgress};
+    use utalk_storage::model::message_format::{self, MessageFormat};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    previous_release_database(&data);
+    let backups = Backups::new(dir.path().join("backups"));
+    migrations::migrate(&data, &DbOptions::default(), &backups, &migrations::registry(), &mut |_| {}).unwrap();
+    let conv = Uuid::now_v7();
+    let author = Author { kind: AuthorType::Customer, id: None };
+    // More than a page of the way back (4,096), half written before the switch and half after.
+    let all: Vec<Message> = (1..=5_000)
+        .map(|seq| {
+            Message::text(conv, seq, Direction::Inbound, author.clone(), MessageStatus::Received, &format!("m{seq}"), Timestamp(seq as i64))
+        })
+        .collect();
+    {
+        let db = Db::open(&data, &DbOptions::default()).unwrap();
+        assert_eq!(db.readable_from().unwrap(), Some(5), "schema 7 only expands until format 2 is turned on");
+        let mut before = Batch::new();
+        for m in &all[..2_500] {
+            before.extend(message::append_batch(m, db.message_format()).unwrap());
+        }
+        db.write_group([&before], true).unwrap();
+        let mut on = Batch::new();
+        message_format::turn_on(&mut on);
+        data_migration::put(&mut on, &MigrationProgress::new(migrations::MESSAGE_FORMAT_MIGRATION, Timestamp::now())).unwrap();
+        db.write_group([&on], true).unwrap();
+        assert_eq!((db.message_format(), db.readable_from().unwrap()), (MessageFormat::Compact, Some(message_format::READ_FROM_SCHEMA)));
+        let mut after = Batch::new();
+        for m in &all[2_500..] {
+            after.extend(message::append_batch(m, db.message_format()).unwrap());
+        }
+        db.write_group([&after], true).unwrap();
+        let versions: Vec<Option<u16>> = db.scan_raw(Map::Messages, &[], &[], 10_000).unwrap().iter().map(|(_, v)| version_of(v)).collect();
+        assert_eq!(versions.iter().filter(|v| **v == Some(2)).count(), 2_500);
+    }
+    let r = migrations::rollback(&data, &DbOptions::default(), &backups, &migrations::registry(), 6, &mut |_| {}).unwrap();
+    assert_eq!((r.from, r.to), (SCHEMA_VERSION, 6));
+    let db = Db::open(&data, &DbOptions::default()).unwrap();
+    assert_eq!((db.schema_version().unwrap(), db.readable_from().unwrap()), (Some(6), Some(5)), "readable by the release before again");
+    assert_eq!(db.message_format(), MessageFormat::Named, "format 2 is off");
+    let rows = db.scan_raw(Map::Messages, &[], &[], 10_000).unwrap();
+    assert_eq!(rows.len(), all.len());
+    assert!(rows.iter().all(|(_, v)| version_of(v) == Some(1)), "every message is in format 1");
+    let read: Vec<Message> = rows.iter().map(|(_, v)| utalk_storage::codec::decode(v).unwrap()).collect();
+    assert_eq!(read, all, "and reads as it was written");
+    assert!(data_migration::get(&db, migrations::MESSAGE_FORMAT_MIGRATION).unwrap().is_none(), "the migration starts over when run again");
 }

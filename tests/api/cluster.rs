@@ -340,3 +340,46 @@ async fn writes_go_on_while_one_nats_server_is_down_and_it_catches_up() {
     // Read once the last server is back, possibly from its replica while it catches up.
     assert_eq!(read_to(&a, &subject, 0, last).await.len(), 16, "every acknowledged append is in the log once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_does_not_announce_the_message_format_holds_it_back() {
+    use utalk_storage::model::MessageFormat;
+    let nats = Nats::start().await;
+    let a = node(&nats, "a").await;
+    let b = node(&nats, "b").await;
+    let wait = |what: &'static str, want: Vec<&'static str>| {
+        let a = &a;
+        async move {
+            let until = Instant::now() + Duration::from_secs(10);
+            loop {
+                let now = a.not_reading(MessageFormat::Compact);
+                if now == want {
+                    return;
+                }
+                assert!(Instant::now() < until, "{what}: {now:?}, not {want:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    // Both run this build: each announces the newest format it reads.
+    let until = Instant::now() + Duration::from_secs(10);
+    while a.status().live_nodes != vec!["a", "b"] {
+        assert!(Instant::now() < until, "a never saw b: {:?}", a.status().live_nodes);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait("two nodes of this build", vec![]).await;
+    assert!(b.not_reading(MessageFormat::Compact).is_empty());
+    assert_eq!(a.not_reading(MessageFormat::Named), Vec::<String>::new());
+
+    // A node of the release before announces its presence only (its key as
+    // that release writes it, put by hand so that it takes no shard meanwhile).
+    let raw = async_nats::jetstream::new(async_nats::connect(nats.urls().split(',').next().unwrap()).await.unwrap());
+    let nodes = raw.get_key_value("utalk_nodes").await.unwrap();
+    nodes.put("n.old", Bytes::from_static(b"old")).await.unwrap();
+    wait("a node of the release before", vec!["old"]).await;
+    // Once it runs this build, it announces the format too.
+    nodes.put("f.old.2", Bytes::new()).await.unwrap();
+    wait("the node upgraded", vec![]).await;
+    nodes.purge("n.old").await.unwrap();
+    nodes.purge("f.old.2").await.unwrap();
+}

@@ -31,6 +31,7 @@ mod jobs;
 mod layout;
 mod lists;
 mod media_limits;
+mod message_format;
 mod messages;
 mod metrics;
 mod nats;

@@ -1,15 +1,16 @@
 // Upgrade and back-out against the real previous release: its binary
 // (PREV_UTALK_BIN, built from the commit in tests/upgrade/previous-release by
 // tests/upgrade/previous-release.sh) writes data, this build takes it over,
-// and the rollback command of docs/runbooks/upgrade.md, run exactly as the
-// page writes it, lets the previous binary serve everything again.
+// with its messages in the newer format, and the rollback command of
+// docs/runbooks/upgrade.md, run exactly as the page writes it, lets the
+// previous binary serve everything again.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { startServer, AGENT, BIN, uuid } from "./harness.mjs";
+import { startServer, ADMIN, AGENT, BIN, uuid } from "./harness.mjs";
 
 const PREV_BIN = process.env.PREV_UTALK_BIN;
 const here = dirname(fileURLToPath(import.meta.url));
@@ -66,6 +67,14 @@ test(`data written by release ${prevVersion} is served by this build, and backin
     server = await startServer({}, { reuse: dir });
     agent = await server.login(AGENT);
     assert.deepEqual(await texts(server, agent.accessToken, conv), ["old-1", "old-2"]);
+    // Every node reads message format 2: its migration turns it on and rewrites the old messages.
+    const admin = await server.login(ADMIN);
+    const ran = await server.api("POST", "/api/v1/admin/jobs/data_migrations/run", { token: admin.accessToken });
+    assert.equal(ran.status, 200, JSON.stringify(ran.body));
+    const migrations = await server.api("GET", "/api/v1/admin/migrations", { token: admin.accessToken });
+    const format = migrations.body.items.find((i) => i.name === "message_format");
+    assert.deepEqual([format.state, migrations.body.readableFrom], ["done", 7], JSON.stringify(migrations.body));
+    assert.ok(format.processed >= 2, JSON.stringify(format));
     await send(server, agent.accessToken, conv, "new-1");
     assert.equal(await server.term(), 0);
     const newSchema = schemaOf(BIN, dataDir);

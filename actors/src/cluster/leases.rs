@@ -1,6 +1,7 @@
 //! Leases: which node serves which shard right now.
 
 use super::{BoxFuture, ClusterStatus};
+use utalk_storage::model::MessageFormat;
 
 /// Who owns which shard: each shard has at most one owner at a time, which
 /// alone writes its entities and answers requests forwarded to it.
@@ -22,6 +23,11 @@ pub trait Leases: Send + Sync + 'static {
 
     /// Where this node stands.
     fn status(&self) -> ClusterStatus;
+
+    /// The live nodes whose build does not read messages in `format`, as
+    /// last announced (within a quarter lease); empty when every one does.
+    /// A format is written only once this is empty.
+    fn not_reading(&self, format: MessageFormat) -> Vec<String>;
 }
 
 /// Whether this node does the work that must run once in the cluster (the

@@ -10,6 +10,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use utalk_storage::model::MessageFormat;
 
 /// The single-node cluster: owns every shard for good; the local store is
 /// the whole log, so there is never anything to catch up on.
@@ -54,6 +55,15 @@ impl Leases for LocalCluster {
             owned_shards: (0..SHARDS).collect(),
             connected: true,
             live_nodes: vec![self.node_id.clone()],
+        }
+    }
+
+    fn not_reading(&self, format: MessageFormat) -> Vec<String> {
+        // Alone: this build is the only reader.
+        if format.version() <= MessageFormat::NEWEST.version() {
+            Vec::new()
+        } else {
+            vec![self.node_id.clone()]
         }
     }
 }

@@ -415,11 +415,14 @@ impl ConversationActor {
             }
         };
         let (new, status_changed, media_changed) = apply_change(&current, &change, Timestamp::now());
-        if new == *current && change.extra.is_empty() {
+        let unchanged = new == *current && change.extra.is_empty();
+        if unchanged && !change.rewrite {
             let _ = reply.send(Ok(current));
             return;
         }
-        let built = message::replace_batch(&new).map(|mut b| {
+        let format = self.deps.db.message_format();
+        let built = if unchanged { message::rewrite_batch(&new, format) } else { message::replace_batch(&new, format) };
+        let built = built.map(|mut b| {
             b.extend(change.extra);
             b
         });

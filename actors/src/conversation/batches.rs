@@ -73,7 +73,7 @@ pub(super) fn messages_batch(
     let mut any = false;
     for m in messages.iter_mut() {
         let entry = outbound_entry(conv, m, signal);
-        b.extend(message::append_batch(m)?);
+        b.extend(message::append_batch(m, db.message_format())?);
         if let Some(e) = &entry {
             outbox::put(&mut b, e)?;
             any = true;

@@ -211,6 +211,10 @@ pub struct MessageChange {
     /// caller removes the attachments' files); who wrote it, when, and that
     /// it carried media stay, for the KPIs.
     pub erase: bool,
+    /// Store the message again in the store's current format even when
+    /// nothing else changes (the `message_format` migration); a rewrite
+    /// alone tells nobody anything.
+    pub rewrite: bool,
 }
 
 impl MessageChange {
@@ -225,6 +229,7 @@ impl MessageChange {
             media: None,
             extra: Batch::new(),
             erase: false,
+            rewrite: false,
         }
     }
 }

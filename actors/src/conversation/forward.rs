@@ -149,6 +149,7 @@ impl From<&MessageChange> for Change {
             media: c.media.clone(),
             extra: c.extra.clone(),
             erase: c.erase,
+            rewrite: c.rewrite,
         }
     }
 }
@@ -164,6 +165,7 @@ impl From<Change> for MessageChange {
             media: w.media,
             extra: w.extra,
             erase: w.erase,
+            rewrite: w.rewrite,
         }
     }
 }

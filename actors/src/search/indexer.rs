@@ -410,6 +410,7 @@ fn decoded<R: Record, D>(r: &Rec<'_>, make: impl Fn(&R) -> D) -> Result<Option<D
 mod tests {
     use super::*;
     use utalk_storage::model::message::{self as message_model, Author, AuthorType, Direction, MessageStatus};
+    use utalk_storage::model::MessageFormat;
 
     fn message(seq: u64) -> Message {
         let customer = Author { kind: AuthorType::Customer, id: None };
@@ -420,7 +421,7 @@ mod tests {
     fn a_message_is_new_in_the_batch_that_indexes_its_id_and_only_there() {
         let m = message(3);
         let key = message_model::key(m.conversation_id, m.seq).into_bytes();
-        let created = message_model::append_batch(&m).unwrap();
+        let created = message_model::append_batch(&m, MessageFormat::Compact).unwrap();
         assert!(creates_message(&created, Map::Messages, &key));
         // Another message's key in the same batch, or another map, is not this one's creation.
         let other = message_model::key(m.conversation_id, 4).into_bytes();

@@ -154,6 +154,10 @@ pub struct Change {
     /// release: older nodes skip it; left out when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub erase: bool,
+    /// Store it again in the current format. Added in schema 7: sent only
+    /// once every node runs a build that knows it; left out when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rewrite: bool,
 }
 
 /// The owner's answer.

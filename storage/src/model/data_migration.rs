@@ -64,6 +64,12 @@ pub fn put(batch: &mut Batch, progress: &MigrationProgress) -> Result<(), CodecE
     Ok(())
 }
 
+/// Adds the removal of migration `name`'s progress to `batch` (it starts over when it runs again).
+pub fn delete(batch: &mut Batch, name: &str) -> Result<(), CodecError> {
+    batch.delete(Map::DataMigrations, key(name)?);
+    Ok(())
+}
+
 /// The progress of migration `name`, if it ever ran.
 pub fn get(db: &Db, name: &str) -> Result<Option<MigrationProgress>, StoreError> {
     db.get(Map::DataMigrations, key(name)?)

@@ -1,3 +1,4 @@
+use super::message_format::{self, MessageFormat};
 use crate::batch::Batch;
 use crate::codec::Record;
 use crate::db::Db;
@@ -228,6 +229,15 @@ pub struct Message {
 
 impl Record for Message {
     const KIND: &'static str = "message";
+    const VERSION: u16 = MessageFormat::NEWEST.version();
+    // Format 2 is written only once every node reads it (see `message_format`).
+    const WRITES: u16 = MessageFormat::Named.version();
+    fn upgrade(version: u16, payload: &[u8]) -> Result<Self, CodecError> {
+        match MessageFormat::of_version(version) {
+            Some(MessageFormat::Compact) => super::message_format::decode_compact(payload),
+            _ => Err(CodecError::UnknownVersion { kind: Self::KIND, found: version, supported: Self::VERSION }),
+        }
+    }
 }
 
 impl Message {
@@ -351,19 +361,26 @@ pub fn locate(db: &Db, message_id: Uuid) -> Result<Option<(Uuid, u64)>, StoreErr
     }
 }
 
-/// The writes that store a changed version of an existing message (same seq and time).
-pub fn replace_batch(message: &Message) -> Result<Batch, CodecError> {
-    let mut b = Batch::new();
-    b.put(Map::Messages, key(message.conversation_id, message.seq), message)?;
+/// The writes that store a changed version of an existing message (same seq and time) in `format`.
+pub fn replace_batch(message: &Message, format: MessageFormat) -> Result<Batch, CodecError> {
+    let mut b = rewrite_batch(message, format)?;
     crate::model::kpi::touch(&mut b, message.created_at);
     Ok(b)
 }
 
-/// The writes that append `message` with its idempotency index (the KPIs' hour index is
-/// [`kpi::index_messages`](crate::model::kpi::index_messages), once an hour per conversation).
-pub fn append_batch(message: &Message) -> Result<Batch, CodecError> {
+/// The write that stores an unchanged message again in `format` (nothing
+/// the KPIs count changes, so their hour is not marked).
+pub fn rewrite_batch(message: &Message, format: MessageFormat) -> Result<Batch, CodecError> {
     let mut b = Batch::new();
-    b.put(Map::Messages, key(message.conversation_id, message.seq), message)?;
+    b.put_raw(Map::Messages, key(message.conversation_id, message.seq).into_bytes(), message_format::encode(message, format)?);
+    Ok(b)
+}
+
+/// The writes that append `message` in `format` with its idempotency index (the KPIs' hour index is
+/// [`kpi::index_messages`](crate::model::kpi::index_messages), once an hour per conversation).
+pub fn append_batch(message: &Message, format: MessageFormat) -> Result<Batch, CodecError> {
+    let mut b = Batch::new();
+    b.put_raw(Map::Messages, key(message.conversation_id, message.seq).into_bytes(), message_format::encode(message, format)?);
     b.put_raw(
         Map::MessageidConvseq,
         Key::new().uuid(message.id).into_bytes(),
@@ -462,7 +479,7 @@ mod tests {
                 private: (4..=25).contains(&seq),
                 template: None,
             };
-            b.extend(append_batch(&m).expect("batch"));
+            b.extend(append_batch(&m, MessageFormat::Compact).expect("batch"));
         }
         db.write_group([&b], false).expect("write");
         let seqs = |v: &[Message]| v.iter().map(|m| m.seq).collect::<Vec<_>>();

@@ -7,8 +7,10 @@ use crate::cluster::{BoxFuture, ClusterError, ClusterStatus, Leases, SHARDS};
 use async_nats::jetstream::kv::{self, CreateErrorKind, UpdateErrorKind};
 use bytes::Bytes;
 use futures_util::stream::StreamExt;
+use std::collections::HashMap;
 use std::sync::Weak;
 use std::time::Instant;
+use utalk_storage::model::MessageFormat;
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Lease {
@@ -50,21 +52,38 @@ pub(super) async fn lease_loop(inner: Weak<Inner>) {
     }
 }
 
-/// The live nodes, with this one announced first.
-async fn refresh_live(i: &Inner) -> Result<Vec<String>, ClusterError> {
+/// The live nodes, with this one announced first, and the newest message
+/// format each announced it reads (`f.<node>.<format>`, beside `n.<node>`,
+/// so that a node of an older build, which announces only the latter, is
+/// seen not to read it).
+async fn refresh_live(i: &Inner) -> Result<(Vec<String>, HashMap<String, u16>), ClusterError> {
     i.nodes.put(format!("n.{}", i.node_id), Bytes::from(i.node_id.clone())).await.map_err(unavailable)?;
+    let reads = format!("f.{}.{}", i.node_id, MessageFormat::NEWEST.version());
+    i.nodes.put(reads, Bytes::new()).await.map_err(unavailable)?;
     let mut keys = i.nodes.keys().await.map_err(unavailable)?;
     let mut live = Vec::new();
+    let mut formats = HashMap::new();
     while let Some(k) = keys.next().await {
-        if let Some(n) = k.map_err(unavailable)?.strip_prefix("n.") {
+        let k = k.map_err(unavailable)?;
+        if let Some(n) = k.strip_prefix("n.") {
             live.push(n.to_string());
+        } else if let Some((n, v)) = k.strip_prefix("f.").and_then(|r| r.split_once('.')) {
+            if let Ok(v) = v.parse::<u16>() {
+                let newest = formats.entry(n.to_string()).or_insert(v);
+                *newest = (*newest).max(v);
+            }
         }
     }
     if !live.contains(&i.node_id) {
         live.push(i.node_id.clone());
     }
     live.sort();
-    Ok(live)
+    Ok((live, formats))
+}
+
+/// The live nodes among `live` that do not read message format `version`.
+pub(super) fn not_reading(live: &[String], formats: &HashMap<String, u16>, version: u16) -> Vec<String> {
+    live.iter().filter(|n| formats.get(*n).is_none_or(|v| *v < version)).cloned().collect()
 }
 
 /// One lease round. Each call to NATS may take at most a quarter lease: an
@@ -79,8 +98,9 @@ async fn tick(i: &Inner) {
     // Presence lives in another bucket than the leases: when it cannot be
     // read, the leases held are still renewed, but none is taken or handed over.
     let live = match tokio::time::timeout(patience, refresh_live(i)).await {
-        Ok(Ok(live)) => {
+        Ok(Ok((live, formats))) => {
             *i.live.lock().unwrap_or_else(|p| p.into_inner()) = live.clone();
+            *i.formats.lock().unwrap_or_else(|p| p.into_inner()) = formats;
             Some(live)
         }
         Ok(Err(e)) => {
@@ -180,12 +200,27 @@ impl Leases for NatsCluster {
             live_nodes: self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
+
+    fn not_reading(&self, format: MessageFormat) -> Vec<String> {
+        let live = self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let formats = self.inner.formats.lock().unwrap_or_else(|p| p.into_inner());
+        not_reading(&live, &formats, format.version())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cluster::valid_node_id;
+
+    #[test]
+    fn a_node_that_announced_no_format_or_an_older_one_does_not_read_it() {
+        let live: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
+        let formats: HashMap<String, u16> = [("a".to_string(), 2), ("b".to_string(), 3), ("c".to_string(), 1)].into();
+        assert_eq!(not_reading(&live, &formats, 2), vec!["c".to_string(), "d".to_string()]);
+        assert_eq!(not_reading(&live[..2], &formats, 2), Vec::<String>::new());
+        assert_eq!(not_reading(&live, &formats, 3), vec!["a".to_string(), "c".to_string(), "d".to_string()]);
+    }
 
     #[test]
     fn rendezvous_spreads_shards_and_moves_few_when_a_node_joins() {

@@ -64,6 +64,9 @@ struct Inner {
     lock_ttl: Duration,
     owned: Mutex<HashMap<u32, Lease>>,
     live: Mutex<Vec<String>>,
+    /// The newest message format each node announced it reads (nodes of
+    /// builds before schema 7 announce none).
+    formats: Mutex<HashMap<String, u16>>,
     /// Leases are being taken ([`NatsCluster::join`]).
     joined: std::sync::atomic::AtomicBool,
     /// The node left: no lease round may take shards again.
@@ -284,6 +287,7 @@ impl NatsCluster {
             lock_ttl: settings.lock_ttl,
             owned: Mutex::new(HashMap::new()),
             live: Mutex::new(Vec::new()),
+            formats: Mutex::new(HashMap::new()),
             joined: std::sync::atomic::AtomicBool::new(false),
             left: std::sync::atomic::AtomicBool::new(false),
             round: tokio::sync::Mutex::new(()),
