@@ -2,7 +2,7 @@
 // walking a large store, against the same load with nothing in the
 // background, on the same data.
 //
-//   node benches/peer/migration.mjs [--migration search_index|contact_links]
+//   node benches/peer/migration.mjs [--migration search_index|contact_links|message_format]
 //                                   [--fill-seconds 60] [--records 100000]
 //                                   [--seconds 15] [--duty 10,25,100]
 //                                   [--conversations 64] [--inflight 16] [--clients 4]
@@ -11,7 +11,9 @@
 // 1. Fills a new data directory. `search_index` (the default): through the
 //    server itself, the stock socket.io-client load for `--fill-seconds`
 //    (about 17,000 messages a second on two cores: 60 s gives about a
-//    million records). `contact_links`: `--records` conversations written
+//    million records). `message_format`: the same, with the migration job
+//    never scheduled, so that every message is stored in format 1.
+//    `contact_links`: `--records` conversations written
 //    as release 0.1.0 stored them, with no contact
 //    (`cargo bench --bench legacy_conversations`, the server stopped).
 // 2. Baseline: starts the server again on it (the index is current, the
@@ -20,8 +22,9 @@
 //    progress read from GET /api/v1/admin/migrations before and after.
 //    `search_index`: removes the index and starts the server with
 //    search.backfill_duty_percent, which begins the backfill at once.
-//    `contact_links`: starts the server with jobs.data_migration_duty_percent
-//    and runs the data_migrations job by hand (it works for at most 50 s).
+//    `contact_links` and `message_format`: starts the server with
+//    jobs.data_migration_duty_percent and runs the data_migrations job by
+//    hand (it works for at most 50 s).
 //    A duty whose migration finishes before the load ends has its progress
 //    start again on a fresh copy of the data.
 //
@@ -100,7 +103,11 @@ async function start(data, env) {
   return { server, token, admin };
 }
 
-if (!["search_index", "contact_links"].includes(cfg.migration)) throw new Error("--migration takes search_index or contact_links");
+if (!["search_index", "contact_links", "message_format"].includes(cfg.migration)) {
+  throw new Error("--migration takes search_index, contact_links or message_format");
+}
+// The job walks the store's copy made after the fill; the backfill starts over by itself.
+const byJob = cfg.migration !== "search_index";
 const dir = mkdtempSync(join(tmpdir(), "utalk-migration-bench-"));
 const data = join(dir, "data");
 const pristine = join(dir, "pristine");
@@ -108,7 +115,7 @@ const rows = [];
 let records = 0;
 try {
   // 1. Fill.
-  const first = await startUtalk(cfg.utalk, dir);
+  const first = await startUtalk(cfg.utalk, dir, NO_SCHEDULE);
   execFileSync(cfg.utalk, ["user", "add", "--data-dir", data, "--email", ADMIN.email, "--role", "admin", "--password-stdin"], {
     input: `${ADMIN.password}\n`,
     env: { ...process.env, ...UTALK_BENCH_ENV },
@@ -118,12 +125,13 @@ try {
     const c = await fetch(`${first.server.url}/api/v1/conversations`, { method: "POST", headers: first.headers, body: JSON.stringify({ channel: "api" }) });
     conversations.push((await c.json()).id);
   }
-  if (cfg.migration === "search_index") {
+  if (cfg.migration !== "contact_links") {
     say(`filling the store for ${cfg.fillSeconds} s`);
     const fill = await load(first.server.url, first.token, conversations, cfg.fillSeconds);
     records = fill.acked + cfg.conversations;
     say(`${fill.acked} messages stored`);
     await stopServer(first.server.child);
+    if (byJob) cpSync(data, pristine, { recursive: true, filter: notSocket });
   } else {
     await stopServer(first.server.child);
     say(`writing ${cfg.records} conversations as release 0.1.0 stored them`);
@@ -162,7 +170,7 @@ try {
     }
     const { server, token, admin } = await start(data, env);
     let run = null;
-    if (cfg.migration === "contact_links") {
+    if (byJob) {
       run = fetch(`${server.url}/api/v1/admin/jobs/data_migrations/run`, { method: "POST", headers: { authorization: `Bearer ${admin}` } }).catch(
         () => null,
       );

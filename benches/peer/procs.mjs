@@ -71,13 +71,13 @@ export function startServer(cmd, argv, env, live) {
 
 // Starts utalk `bin` on a new data directory under `dir` with one agent,
 // logs in, and resolves to {server, token, headers}.
-export async function startUtalk(bin, dir) {
+export async function startUtalk(bin, dir, env = {}) {
   const data = join(dir, "data");
   execFileSync(bin, ["user", "add", "--data-dir", data, "--email", "bench@example.com", "--role", "agent", "--password-stdin"], {
     input: "a-long-bench-password\n",
     env: { ...process.env, ...UTALK_BENCH_ENV },
   });
-  const server = await startServer(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", data], UTALK_BENCH_ENV);
+  const server = await startServer(bin, ["serve", "--listen", "127.0.0.1:0", "--data-dir", data], { ...UTALK_BENCH_ENV, ...env });
   const login = await fetch(`${server.url}/api/v1/auth/login`, {
     method: "POST",
     headers: { "content-type": "application/json" },

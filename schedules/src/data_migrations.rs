@@ -40,6 +40,16 @@ pub struct Step {
     pub next: Option<Vec<u8>>,
     /// Records migrated by this step.
     pub migrated: u64,
+    /// How long to wait once the step is written, before the next, apart
+    /// from the pace (say, for every node to apply a switch the step wrote).
+    pub settle: Duration,
+}
+
+impl Step {
+    /// A step of `batch` that migrated `migrated` records, going on from `next`.
+    pub fn new(batch: Batch, next: Option<Vec<u8>>, migrated: u64) -> Step {
+        Step { batch, next, migrated, settle: Duration::ZERO }
+    }
 }
 
 /// One background data migration.
@@ -168,7 +178,8 @@ async fn run(db: &Db, journal: &Journal, migrations: &[Arc<dyn DataMigration>], 
                 tracing::info!(migration = m.name(), records = progress.processed, steps = progress.steps, "data migration finished");
                 break;
             }
-            tokio::time::sleep(throttle.pause_after(t0.elapsed())).await;
+            // The settling time is a wait, not work: outside the pace.
+            tokio::time::sleep(throttle.pause_after(t0.elapsed()) + step.settle).await;
         }
         if pending > 0 {
             break;

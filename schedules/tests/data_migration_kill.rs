@@ -59,7 +59,7 @@ impl DataMigration for CountUp {
             }
             // Just after the last key read.
             let next = (page.len() == limit).then(|| page.last().map(|(k, _)| [k.as_slice(), &[0]].concat())).flatten();
-            Ok(Step { batch, next, migrated: page.len() as u64 })
+            Ok(Step::new(batch, next, page.len() as u64))
         })
     }
 }

@@ -88,7 +88,7 @@ async fn link_contacts(db: &Db, registry: &Registry, cursor: Option<Vec<u8>>, li
     let after = match cursor {
         Some(c) => Some(Uuid::from_slice(&c).map_err(|_| JobError::Partial("the cursor is not a conversation id".into()))?),
         None if db.get_raw(Map::Meta, OLD_DONE)?.is_some() => {
-            return Ok(Step { batch: Batch::new(), next: None, migrated: 0 });
+            return Ok(Step::new(Batch::new(), None, 0));
         }
         None => db.get_raw(Map::Meta, OLD_CURSOR)?.and_then(|v| Uuid::from_slice(&v).ok()),
     };
@@ -106,7 +106,7 @@ async fn link_contacts(db: &Db, registry: &Registry, cursor: Option<Vec<u8>>, li
             .map_err(JobError::step)?;
     }
     // The writes went through each conversation's actor; the step's own batch is the progress alone.
-    Ok(Step { batch: Batch::new(), next: next.map(|id| id.as_bytes().to_vec()), migrated: page.len() as u64 })
+    Ok(Step::new(Batch::new(), next.map(|id| id.as_bytes().to_vec()), page.len() as u64))
 }
 
 /// A background migration as operators see it.

@@ -166,7 +166,7 @@ fn message_format_down(db: &Db) -> Result<Batch, StepError> {
 
 fn message_format_validate(db: &Db) -> Result<(), StepError> {
     // Every message this build finds reads (a page is enough to catch a store it cannot).
-    crate::model::message_format::others_page(db, &[], 64, crate::model::MessageFormat::Compact)?;
+    crate::model::message_format::others_page(db, &[], &[], 64, crate::model::MessageFormat::Compact)?;
     Ok(())
 }
 

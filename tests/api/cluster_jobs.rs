@@ -199,3 +199,83 @@ async fn kpi_rollups_and_retention_run_once_and_every_node_holds_the_same_figure
     assert_eq!(v["items"], served, "the CLI's figures differ from what the nodes served");
     drop(nodes);
 }
+
+/// How many stored messages of the node in `dir` are in each envelope version.
+fn message_versions(dir: &std::path::Path) -> std::collections::BTreeMap<u16, usize> {
+    let db = utalk_storage::Db::open_read_only(&dir.join("data")).expect("a node's store reads beside it");
+    let mut out = std::collections::BTreeMap::new();
+    for (_, v) in db.scan_raw(utalk_storage::Map::Messages, &[], &[], 100_000).expect("scan") {
+        *out.entry(utalk_storage::codec::version_of(&v).unwrap_or(0)).or_default() += 1;
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_format_2_is_turned_on_once_for_the_cluster_and_every_node_stores_it() {
+    let nats = Nats::start().await;
+    let urls = nats.urls();
+    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    // Run by hand below, never by the schedule meanwhile.
+    let nodes = start_three(&urls, &dirs, &[("UTALK_JOBS__DATA_MIGRATIONS", "0 0 0 1 1 *")]).await;
+    let bases: Vec<String> = nodes.iter().map(|n| n.base.clone()).collect();
+    let http = http_client();
+    wait_spread(&http, &bases, &NODE_IDS, Duration::from_secs(60)).await;
+    cluster_add_user(dirs[0].path(), &urls, ADMIN.0, "admin", ADMIN.1).await;
+    let mut admin = Vec::new();
+    for base in &bases {
+        admin.push(login_polling(&http, base, ADMIN, Duration::from_secs(20)).await);
+    }
+    // Conversations owned all over the cluster, each written through every node.
+    let mut convs = Vec::new();
+    for base in &bases {
+        convs.push(create_conversation(&http, base, &admin[0]).await.unwrap_or_else(|e| panic!("{e}")));
+    }
+    let mut sent = 0;
+    for (i, conv) in convs.iter().enumerate() {
+        for n in 0..30 {
+            send(&http, &bases[(i + n) % 3], &admin[0], conv, &format!("hola {i}.{n}")).await;
+            sent += 1;
+        }
+    }
+    let until = Instant::now() + Duration::from_secs(20);
+    while dirs.iter().any(|d| message_versions(d.path()) != [(1, sent)].into()) {
+        assert!(
+            Instant::now() < until,
+            "format 1 on every node: {:?}",
+            dirs.iter().map(|d| message_versions(d.path())).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Run on the last node: the rewrites go to each conversation's owner.
+    let (status, run) = post_json(&http, format!("{}/api/v1/admin/jobs/data_migrations/run", bases[2]), &admin[2], json!({})).await;
+    assert_eq!((status, run["outcome"].as_str()), (200, Some("ok")), "{run}");
+    let until = Instant::now() + Duration::from_secs(20);
+    while dirs.iter().any(|d| message_versions(d.path()) != [(2, sent)].into()) {
+        assert!(
+            Instant::now() < until,
+            "format 2 on every node: {:?}",
+            dirs.iter().map(|d| message_versions(d.path())).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (i, base) in bases.iter().enumerate() {
+        let m = get(&http, format!("{base}/api/v1/admin/migrations"), &admin[i]).await;
+        let f = m["items"].as_array().unwrap().iter().find(|x| x["name"] == "message_format").unwrap().clone();
+        assert_eq!(
+            (f["state"].as_str(), f["processed"].as_u64(), m["readableFrom"].as_u64()),
+            (Some("done"), Some(sent as u64), Some(7)),
+            "{m}"
+        );
+    }
+    // Each node writes format 2 from now on, and the messages read as sent.
+    send(&http, &bases[1], &admin[1], &convs[0], "después").await;
+    let until = Instant::now() + Duration::from_secs(20);
+    while dirs.iter().any(|d| message_versions(d.path()) != [(2, sent + 1)].into()) {
+        assert!(Instant::now() < until, "the new message in format 2 everywhere");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let items = get(&http, format!("{}/api/v1/conversations/{}/messages?limit=200", bases[0], convs[1]), &admin[0]).await;
+    let texts: Vec<&str> = items["items"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
+    assert_eq!(texts, (0..30).map(|n| format!("hola 1.{n}")).collect::<Vec<_>>());
+}

@@ -38,6 +38,8 @@ async fn format_2_is_turned_on_by_its_migration_rewrites_every_message_once_and_
     }
     let stored: usize = 150 + 250 + 350;
     let before: Vec<Vec<Value>> = futures_util::future::join_all(convs.iter().map(|c| s.messages(&admin, c))).await;
+    let list = || s.get_json("/api/v1/conversations?sort=lastActivity&limit=10", &admin);
+    let listed = list().await;
     assert_eq!(versions(&data), [(1, stored)].into(), "format 1 until the migration turns 2 on");
     let m = s.get_json("/api/v1/admin/migrations", &admin).await;
     assert_eq!((item(&m, "message_format")["state"].as_str(), m["readableFrom"].as_u64()), (Some("pending"), Some(5)), "{m}");
@@ -53,6 +55,7 @@ async fn format_2_is_turned_on_by_its_migration_rewrites_every_message_once_and_
     assert_eq!(versions(&data), [(2, stored)].into(), "every message rewritten");
     let after: Vec<Vec<Value>> = futures_util::future::join_all(convs.iter().map(|c| s.messages(&admin, c))).await;
     assert_eq!(after, before, "and reads as before, status and times included");
+    assert_eq!(list().await, listed, "a rewrite is no activity: the conversations keep their times and order");
 
     // New messages are written in format 2, and a later run walks nothing.
     s.send_text(&admin, &convs[0], "después").await;

@@ -32,7 +32,7 @@ use utalk_storage::{Batch, Db, Timestamp};
 use uuid::Uuid;
 
 use super::announce::{self, Change};
-use super::batches::{apply_change, channel_name, count_messages, messages_batch, system_message};
+use super::batches::{apply_change, channel_name, count_messages, messages_batch, rewrite_batch, system_message};
 use super::commands::*;
 pub use crate::conversation::error::ConversationError;
 
@@ -110,6 +110,10 @@ enum Committed {
         reader: Reader,
         seq: u64,
     },
+    /// Messages stored again in another format, as they were: nobody is told.
+    Rewritten {
+        count: u64,
+    },
 }
 
 enum Waiter {
@@ -117,6 +121,7 @@ enum Waiter {
     Update(Reply<Arc<Conversation>>),
     Read(Reply<u64>),
     MessageChange(Reply<Arc<Message>>),
+    Rewritten(Reply<u64>),
 }
 
 struct InFlight {
@@ -415,14 +420,11 @@ impl ConversationActor {
             }
         };
         let (new, status_changed, media_changed) = apply_change(&current, &change, Timestamp::now());
-        let unchanged = new == *current && change.extra.is_empty();
-        if unchanged && !change.rewrite {
+        if new == *current && change.extra.is_empty() {
             let _ = reply.send(Ok(current));
             return;
         }
-        let format = self.deps.db.message_format();
-        let built = if unchanged { message::rewrite_batch(&new, format) } else { message::replace_batch(&new, format) };
-        let built = built.map(|mut b| {
+        let built = message::replace_batch(&new, self.deps.db.message_format()).map(|mut b| {
             b.extend(change.extra);
             b
         });
@@ -572,8 +574,39 @@ impl ConversationActor {
         self.submit(batch, Committed::Read { reader: req.reader, seq: req.seq }, Waiter::Read(reply), ctx);
     }
 
+    pub(super) fn rewrite_messages(&mut self, req: RewriteMessages, slot: &mut Option<Reply<u64>>, ctx: &mut Context<Self>) {
+        let Some(reply) = slot.take() else { return };
+        if let Some(e) = self.unavailable() {
+            let _ = reply.send(Err(e));
+            return;
+        }
+        if !self.may_write(ctx) {
+            let _ = reply.send(Err(ConversationError::Retired));
+            return;
+        }
+        if self.inflight.len() >= self.deps.max_inflight {
+            let _ = reply.send(Err(ConversationError::Overloaded));
+            return;
+        }
+        // A message with a change in flight is written as changed, so that
+        // this write, which lands after the change, keeps it.
+        let changed = |id: &Uuid| self.changed.get(id).map(|(_, m)| m.clone());
+        let built = rewrite_batch(&self.deps.db, self.id, req, changed);
+        match built {
+            Ok((_, 0)) => {
+                let _ = reply.send(Ok(0));
+            }
+            Ok((batch, count)) => {
+                self.submit(batch, Committed::Rewritten { count }, Waiter::Rewritten(reply), ctx);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(ConversationError::Read(e.to_string().into())));
+            }
+        }
+    }
+
     fn submit(&mut self, mut batch: Batch, committed: Committed, waiter: Waiter, ctx: &mut Context<Self>) -> u64 {
-        if !matches!(committed, Committed::Read { .. }) {
+        if !matches!(committed, Committed::Read { .. } | Committed::Rewritten { .. }) {
             let now = activity::second_of(Timestamp::now());
             if self.active_second.is_none_or(|s| s < now) {
                 activity::set(&mut batch, self.id, self.active_second, now);
@@ -615,7 +648,7 @@ impl ConversationActor {
             Committed::Conversation { conversation, messages, ratings, .. } => {
                 (Change { conversation: Some(conversation), messages, status_of: None, ratings }, Some((**conversation).clone()))
             }
-            Committed::Read { .. } => return Ok(()),
+            Committed::Read { .. } | Committed::Rewritten { .. } => return Ok(()),
         };
         announce::add(&tap, batch, self.announced.as_ref(), conv, change)?;
         if let Some(c) = changed {
@@ -649,6 +682,7 @@ impl ConversationActor {
             Committed::Read { reader, seq } => {
                 events.push(ConversationEvent::Read { conversation_id: self.id, seq: *seq, reader: reader.clone() })
             }
+            Committed::Rewritten { .. } => {}
         }
         events
     }
@@ -709,7 +743,7 @@ impl ConversationActor {
                         hook.escalated(conversation);
                     }
                 }
-                Committed::Read { .. } => {}
+                Committed::Read { .. } | Committed::Rewritten { .. } => {}
             }
             for w in entry.waiters {
                 match (w, &entry.committed) {
@@ -726,6 +760,9 @@ impl ConversationActor {
                     }
                     (Waiter::Read(reply), Committed::Read { seq, .. }) => {
                         let _ = reply.send(Ok(*seq));
+                    }
+                    (Waiter::Rewritten(reply), Committed::Rewritten { count }) => {
+                        let _ = reply.send(Ok(*count));
                     }
                     _ => {}
                 }
@@ -747,6 +784,9 @@ impl ConversationActor {
                         let _ = reply.send(Err(err.clone()));
                     }
                     Waiter::MessageChange(reply) => {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                    Waiter::Rewritten(reply) => {
                         let _ = reply.send(Err(err.clone()));
                     }
                 }

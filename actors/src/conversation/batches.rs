@@ -5,11 +5,12 @@
 use super::commands::*;
 use crate::jobs::signal::JobSignal;
 use std::sync::Arc;
+use utalk_storage::model::message_format;
 use utalk_storage::model::{
     kpi, message, outbox, Author, AuthorType, Channel, Conversation, Direction, MediaStatus, Message, MessageStatus, OutboxEntry,
     OutboxState,
 };
-use utalk_storage::{Batch, Db, StoreError, Timestamp};
+use utalk_storage::{Batch, Db, Map, StoreError, Timestamp};
 use uuid::Uuid;
 
 /// Counts durable messages by direction and author.
@@ -80,6 +81,31 @@ pub(super) fn messages_batch(
         }
     }
     Ok((b, any, hour))
+}
+
+/// The write that stores `conv`'s messages `req.from_seq..=req.to_seq`
+/// still in another format again in the store's current one (at most
+/// [`MAX_REWRITE`]), each as `changed` has it when a change of it is in
+/// flight; and how many it writes.
+pub(super) fn rewrite_batch(
+    db: &Db,
+    conv: Uuid,
+    req: RewriteMessages,
+    changed: impl Fn(&Uuid) -> Option<Arc<Message>>,
+) -> Result<(Batch, u64), StoreError> {
+    let format = db.message_format();
+    let count = req.to_seq.saturating_sub(req.from_seq).saturating_add(1).min(MAX_REWRITE);
+    let prefix = utalk_storage::keys::Key::new().uuid(conv).into_bytes();
+    let start = message::key(conv, req.from_seq).into_bytes();
+    let page = message_format::others_page(db, &prefix, &start, count as usize, format)?;
+    let mut b = Batch::new();
+    let mut n = 0;
+    for (key, stored) in page.others.into_iter().filter(|(_, m)| m.seq <= req.to_seq) {
+        let m = changed(&stored.id).map_or(stored, |c| (*c).clone());
+        b.put_raw(Map::Messages, key, message_format::encode(&m, format)?);
+        n += 1;
+    }
+    Ok((b, n))
 }
 
 /// For an outbound message in a WhatsApp conversation: sets its outbox

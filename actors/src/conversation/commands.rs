@@ -211,10 +211,6 @@ pub struct MessageChange {
     /// caller removes the attachments' files); who wrote it, when, and that
     /// it carried media stay, for the KPIs.
     pub erase: bool,
-    /// Store the message again in the store's current format even when
-    /// nothing else changes (the `message_format` migration); a rewrite
-    /// alone tells nobody anything.
-    pub rewrite: bool,
 }
 
 impl MessageChange {
@@ -229,8 +225,31 @@ impl MessageChange {
             media: None,
             extra: Batch::new(),
             erase: false,
-            rewrite: false,
         }
+    }
+}
+
+/// Store messages `from_seq..=to_seq` again, as they are, in the store's
+/// current format (the `message_format` migration): only those stored in
+/// another one, at most [`MAX_REWRITE`] a call, in one write that nobody is
+/// told of (no event, webhook, KPI mark or activity). Answers how many were
+/// written.
+#[derive(Debug, Clone, Copy)]
+pub struct RewriteMessages {
+    /// The first seq.
+    pub from_seq: u64,
+    /// The last seq.
+    pub to_seq: u64,
+}
+
+/// Most messages one [`RewriteMessages`] writes.
+pub const MAX_REWRITE: u64 = 4096;
+
+impl Command for RewriteMessages {
+    type Output = u64;
+    const SPAN: &'static str = "conversation.rewrite_messages";
+    fn run(self, act: &mut ConversationActor, slot: &mut Option<Reply<u64>>, ctx: &mut Context<ConversationActor>) {
+        act.rewrite_messages(self, slot, ctx)
     }
 }
 

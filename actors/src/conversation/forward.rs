@@ -4,7 +4,9 @@
 
 use crate::cluster::ClusterError;
 use crate::conversation::lifecycle::{CloseRequest, EscalateRequest};
-use crate::conversation::{AppendRequest, Appended, Command, ConversationChange, ConversationError, MarkRead, MessageChange, Panic};
+use crate::conversation::{
+    AppendRequest, Appended, Command, ConversationChange, ConversationError, MarkRead, MessageChange, Panic, RewriteMessages,
+};
 use std::sync::Arc;
 use utalk_storage::model::{Conversation, Message};
 
@@ -149,7 +151,6 @@ impl From<&MessageChange> for Change {
             media: c.media.clone(),
             extra: c.extra.clone(),
             erase: c.erase,
-            rewrite: c.rewrite,
         }
     }
 }
@@ -165,7 +166,6 @@ impl From<Change> for MessageChange {
             media: w.media,
             extra: w.extra,
             erase: w.erase,
-            rewrite: w.rewrite,
         }
     }
 }
@@ -200,6 +200,21 @@ impl Forwardable for MessageChange {
     }
     fn answer(output: Arc<Message>) -> ForwardAnswer {
         ForwardAnswer::Message((*output).clone())
+    }
+}
+
+impl Forwardable for RewriteMessages {
+    fn forward(&self) -> Option<Forward> {
+        Some(Forward::Rewrite { from_seq: self.from_seq, to_seq: self.to_seq })
+    }
+    fn answered(answer: ForwardAnswer) -> Result<u64, ConversationError> {
+        match answer {
+            ForwardAnswer::Rewritten(n) => Ok(n),
+            other => Err(mismatched(other)),
+        }
+    }
+    fn answer(output: u64) -> ForwardAnswer {
+        ForwardAnswer::Rewritten(output)
     }
 }
 
@@ -280,5 +295,16 @@ mod tests {
         let change = ConversationChange { assignee_id: Some(Some(agent)), ..ConversationChange::default() };
         assert_eq!(ConversationChange::from(Update::from(&change)).assignee_id, Some(Some(agent)));
         assert_eq!(ConversationChange::from(Update::from(&ConversationChange::default())).assignee_id, None);
+    }
+
+    #[test]
+    fn a_rewrite_and_its_answer_survive_the_wire() {
+        let rewrite = RewriteMessages { from_seq: 3, to_seq: 900 };
+        let req = ForwardRequest { conversation: Uuid::nil(), command: rewrite.forward().expect("forwarded") };
+        let back = ForwardRequest::decode(&req.encode().expect("encode")).expect("decode");
+        assert!(matches!(back.command, Forward::Rewrite { from_seq: 3, to_seq: 900 }), "{back:?}");
+        let answer = ForwardAnswer::decode(&RewriteMessages::answer(498).encode()).expect("decode");
+        assert_eq!(RewriteMessages::answered(answer).expect("a count"), 498);
+        assert!(RewriteMessages::answered(ForwardAnswer::Read(1)).is_err(), "another kind of answer is an error");
     }
 }

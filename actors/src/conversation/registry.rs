@@ -16,6 +16,7 @@ use crate::cluster::{shard_of, ClusterError, Forwarded, SHARDS as CLUSTER_SHARDS
 use crate::conversation::forward::{Forward, ForwardAnswer, ForwardRequest, Forwardable, WireError};
 use crate::conversation::{
     AppendRequest, ConversationActor, ConversationChange, ConversationError, Deps, Envelope, MarkRead, MessageChange, Panic, Retire,
+    RewriteMessages,
 };
 use crate::durability::Journal;
 use crate::fanout::broker::Broker;
@@ -293,6 +294,7 @@ impl Registry {
                     let reader = crate::fanout::broker::Actor { kind: crate::fanout::broker::reader_kind(&kind), id: reader };
                     self.answer_with(id, MarkRead { reader, seq }).await
                 }
+                Forward::Rewrite { from_seq, to_seq } => self.answer_with(id, RewriteMessages { from_seq, to_seq }).await,
             },
             Err(e) => ForwardAnswer::Failed(WireError::Internal(e.to_string())),
         };

@@ -41,6 +41,15 @@ pub enum Forward {
         /// The staff user.
         id: Option<Uuid>,
     },
+    /// Store messages again in the current format. Added in schema 7 (last,
+    /// so the variants above keep their wire form): sent only once every
+    /// node runs a build that knows it.
+    Rewrite {
+        /// The first seq.
+        from_seq: u64,
+        /// The last seq.
+        to_seq: u64,
+    },
 }
 
 /// A message to append.
@@ -154,10 +163,6 @@ pub struct Change {
     /// release: older nodes skip it; left out when false.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub erase: bool,
-    /// Store it again in the current format. Added in schema 7: sent only
-    /// once every node runs a build that knows it; left out when false.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub rewrite: bool,
 }
 
 /// The owner's answer.
@@ -178,6 +183,8 @@ pub enum ForwardAnswer {
     Read(u64),
     /// The request failed.
     Failed(WireError),
+    /// How many messages a rewrite wrote (added in schema 7, last).
+    Rewritten(u64),
 }
 
 /// A conversation's error as it travels between nodes.

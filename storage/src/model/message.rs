@@ -363,16 +363,9 @@ pub fn locate(db: &Db, message_id: Uuid) -> Result<Option<(Uuid, u64)>, StoreErr
 
 /// The writes that store a changed version of an existing message (same seq and time) in `format`.
 pub fn replace_batch(message: &Message, format: MessageFormat) -> Result<Batch, CodecError> {
-    let mut b = rewrite_batch(message, format)?;
-    crate::model::kpi::touch(&mut b, message.created_at);
-    Ok(b)
-}
-
-/// The write that stores an unchanged message again in `format` (nothing
-/// the KPIs count changes, so their hour is not marked).
-pub fn rewrite_batch(message: &Message, format: MessageFormat) -> Result<Batch, CodecError> {
     let mut b = Batch::new();
     b.put_raw(Map::Messages, key(message.conversation_id, message.seq).into_bytes(), message_format::encode(message, format)?);
+    crate::model::kpi::touch(&mut b, message.created_at);
     Ok(b)
 }
 

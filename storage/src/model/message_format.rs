@@ -82,14 +82,15 @@ pub fn turn_on(b: &mut Batch) {
     b.put_raw(Map::Meta, META_READABLE_FROM.to_vec(), READ_FROM_SCHEMA.to_be_bytes().to_vec());
 }
 
-/// A page of stored messages from `start` (inclusive): the key and message
-/// of each one stored in a format other than `wanted`, how many were read,
-/// and the key to go on from when more may follow.
+/// A page of stored messages under `prefix` (a conversation's id, or
+/// nothing for all) from `start` (inclusive): the key and message of each
+/// one stored in a format other than `wanted`, how many were read, and the
+/// key to go on from when more may follow.
 ///
 /// # Errors
 /// When the store cannot be read or a message cannot be decoded.
-pub fn others_page(db: &Db, start: &[u8], limit: usize, wanted: MessageFormat) -> Result<Page, StoreError> {
-    let rows = db.scan_raw(Map::Messages, &[], start, limit)?;
+pub fn others_page(db: &Db, prefix: &[u8], start: &[u8], limit: usize, wanted: MessageFormat) -> Result<Page, StoreError> {
+    let rows = db.scan_raw(Map::Messages, prefix, start, limit)?;
     let next = match rows.last() {
         Some((k, _)) if rows.len() == limit => {
             let mut after = k.clone();
@@ -125,7 +126,7 @@ pub struct Page {
 pub(crate) fn write_back_named(db: &Db) -> Result<Batch, StoreError> {
     let mut start = Vec::new();
     loop {
-        let page = others_page(db, &start, 4096, MessageFormat::Named)?;
+        let page = others_page(db, &[], &start, 4096, MessageFormat::Named)?;
         let mut b = Batch::new();
         for (k, m) in &page.others {
             b.put_raw(Map::Messages, k.clone(), encode(m, MessageFormat::Named)?);
