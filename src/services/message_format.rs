@@ -6,9 +6,9 @@
 //! does). Its first step then turns format 2 on, in the same write as its
 //! progress: from the write that applies it, each node writes new and
 //! changed messages in format 2, and the data says that builds before
-//! schema 7 cannot read it. After a grace period, by when every write
-//! encoded before the switch has landed and every node has applied it, the
-//! next steps walk the messages in key order, 500 a step, and have those
+//! schema 7 cannot read it. Two seconds later (the step's settling time,
+//! outside the pace), by when every write encoded before the switch has
+//! landed and every node has applied it, the next steps walk the messages in key order, 500 a step, and have those
 //! still in format 1 stored again by their conversation's actor, one write
 //! per conversation of the step: the actor is the owner that serializes
 //! every change of them, so a status that arrives meanwhile is never

@@ -5,8 +5,8 @@
 //! fields (not positional arrays) keep added optional fields readable both ways.
 //! A record may read a version newer than the one [`encode`] writes
 //! ([`Record::WRITES`]): its new format is written, by code of its own, only
-//! once every build that may read the data reads it (messages: see
-//! [`crate::model::message_format`]).
+//! once every build that may read the data reads it (messages: the model's
+//! `message_format`).
 
 use crate::error::CodecError;
 use serde::de::DeserializeOwned;

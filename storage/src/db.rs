@@ -1,8 +1,8 @@
 use crate::batch::{Batch, Op};
 use crate::codec::{decode, Record};
 use crate::error::StoreError;
+use crate::formats::MessageFormat;
 use crate::maps::Map;
-use crate::model::MessageFormat;
 use rocksdb::{BlockBasedOptions, ColumnFamilyDescriptor, Direction, IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -24,8 +24,8 @@ const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 /// The oldest build schema version that can read this data (from version 5
 /// on; before it, only builds of the stored version itself).
 pub(crate) const META_READABLE_FROM: &[u8] = b"readable_from";
-/// The format new messages are written in (absent: format 1); see
-/// [`crate::model::message_format`].
+/// The format new messages are written in (absent: format 1; the model's
+/// `message_format` says how the switch is made).
 pub(crate) const META_MESSAGE_FORMAT: &[u8] = b"message_format";
 
 /// A raw key and value.

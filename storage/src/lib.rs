@@ -21,6 +21,8 @@ mod db;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+pub mod formats;
+#[cfg(not(loom))]
 pub mod free_space;
 #[cfg(not(loom))]
 pub mod hours;

@@ -210,6 +210,20 @@ fn message_versions(dir: &std::path::Path) -> std::collections::BTreeMap<u16, us
     out
 }
 
+/// Waits until the store of every node in `dirs` holds `want` (version → messages).
+async fn wait_versions(dirs: &[tempfile::TempDir], want: &[(u16, usize)], what: &str) {
+    let want: std::collections::BTreeMap<u16, usize> = want.iter().copied().collect();
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now: Vec<_> = dirs.iter().map(|d| message_versions(d.path())).collect();
+        if now.iter().all(|v| *v == want) {
+            return;
+        }
+        assert!(Instant::now() < until, "{what}: {now:?}, not {want:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_format_2_is_turned_on_once_for_the_cluster_and_every_node_stores_it() {
     let nats = Nats::start().await;
@@ -237,28 +251,12 @@ async fn message_format_2_is_turned_on_once_for_the_cluster_and_every_node_store
             sent += 1;
         }
     }
-    let until = Instant::now() + Duration::from_secs(20);
-    while dirs.iter().any(|d| message_versions(d.path()) != [(1, sent)].into()) {
-        assert!(
-            Instant::now() < until,
-            "format 1 on every node: {:?}",
-            dirs.iter().map(|d| message_versions(d.path())).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_versions(&dirs, &[(1, sent)], "format 1 on every node").await;
 
     // Run on the last node: the rewrites go to each conversation's owner.
     let (status, run) = post_json(&http, format!("{}/api/v1/admin/jobs/data_migrations/run", bases[2]), &admin[2], json!({})).await;
     assert_eq!((status, run["outcome"].as_str()), (200, Some("ok")), "{run}");
-    let until = Instant::now() + Duration::from_secs(20);
-    while dirs.iter().any(|d| message_versions(d.path()) != [(2, sent)].into()) {
-        assert!(
-            Instant::now() < until,
-            "format 2 on every node: {:?}",
-            dirs.iter().map(|d| message_versions(d.path())).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_versions(&dirs, &[(2, sent)], "format 2 on every node").await;
     for (i, base) in bases.iter().enumerate() {
         let m = get(&http, format!("{base}/api/v1/admin/migrations"), &admin[i]).await;
         let f = m["items"].as_array().unwrap().iter().find(|x| x["name"] == "message_format").unwrap().clone();
@@ -270,11 +268,7 @@ async fn message_format_2_is_turned_on_once_for_the_cluster_and_every_node_store
     }
     // Each node writes format 2 from now on, and the messages read as sent.
     send(&http, &bases[1], &admin[1], &convs[0], "después").await;
-    let until = Instant::now() + Duration::from_secs(20);
-    while dirs.iter().any(|d| message_versions(d.path()) != [(2, sent + 1)].into()) {
-        assert!(Instant::now() < until, "the new message in format 2 everywhere");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_versions(&dirs, &[(2, sent + 1)], "the new message in format 2 everywhere").await;
     let items = get(&http, format!("{}/api/v1/conversations/{}/messages?limit=200", bases[0], convs[1]), &admin[0]).await;
     let texts: Vec<&str> = items["items"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
     assert_eq!(texts, (0..30).map(|n| format!("hola 1.{n}")).collect::<Vec<_>>());

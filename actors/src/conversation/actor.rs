@@ -223,6 +223,12 @@ impl ConversationActor {
         }
     }
 
+    /// Why a write cannot be taken now, if it cannot: the state is not
+    /// ready, or the shard is no longer this node's (the actor retires).
+    fn refusal(&mut self, ctx: &mut Context<Self>) -> Option<ConversationError> {
+        self.unavailable().or_else(|| (!self.may_write(ctx)).then_some(ConversationError::Retired))
+    }
+
     /// Answers requests that cannot proceed in the current phase.
     pub(super) fn unavailable(&self) -> Option<ConversationError> {
         match &self.phase {
@@ -237,12 +243,8 @@ impl ConversationActor {
 
     pub(super) fn append(&mut self, req: AppendRequest, slot: &mut Option<Reply<Appended>>, ctx: &mut Context<Self>) {
         let Some(reply) = slot.take() else { return };
-        if let Some(e) = self.unavailable() {
+        if let Some(e) = self.refusal(ctx) {
             let _ = reply.send(Err(e));
-            return;
-        }
-        if !self.may_write(ctx) {
-            let _ = reply.send(Err(ConversationError::Retired));
             return;
         }
         if let Some(ticket) = self.inflight_ids.get(&req.message_id) {
@@ -394,12 +396,8 @@ impl ConversationActor {
 
     pub(super) fn change_message(&mut self, change: MessageChange, slot: &mut Option<Reply<Arc<Message>>>, ctx: &mut Context<Self>) {
         let Some(reply) = slot.take() else { return };
-        if let Some(e) = self.unavailable() {
+        if let Some(e) = self.refusal(ctx) {
             let _ = reply.send(Err(e));
-            return;
-        }
-        if !self.may_write(ctx) {
-            let _ = reply.send(Err(ConversationError::Retired));
             return;
         }
         if self.inflight_ids.contains_key(&change.message_id) {
@@ -443,12 +441,8 @@ impl ConversationActor {
 
     pub(super) fn update(&mut self, change: ConversationChange, slot: &mut Option<Reply<Arc<Conversation>>>, ctx: &mut Context<Self>) {
         let Some(reply) = slot.take() else { return };
-        if let Some(e) = self.unavailable() {
+        if let Some(e) = self.refusal(ctx) {
             let _ = reply.send(Err(e));
-            return;
-        }
-        if !self.may_write(ctx) {
-            let _ = reply.send(Err(ConversationError::Retired));
             return;
         }
         if self.inflight.len() >= self.deps.max_inflight {
@@ -544,12 +538,8 @@ impl ConversationActor {
 
     pub(super) fn mark_read(&mut self, req: MarkRead, slot: &mut Option<Reply<u64>>, ctx: &mut Context<Self>) {
         let Some(reply) = slot.take() else { return };
-        if let Some(e) = self.unavailable() {
+        if let Some(e) = self.refusal(ctx) {
             let _ = reply.send(Err(e));
-            return;
-        }
-        if !self.may_write(ctx) {
-            let _ = reply.send(Err(ConversationError::Retired));
             return;
         }
         let Phase::Ready { next_seq, .. } = &self.phase else { return };
@@ -576,12 +566,8 @@ impl ConversationActor {
 
     pub(super) fn rewrite_messages(&mut self, req: RewriteMessages, slot: &mut Option<Reply<u64>>, ctx: &mut Context<Self>) {
         let Some(reply) = slot.take() else { return };
-        if let Some(e) = self.unavailable() {
+        if let Some(e) = self.refusal(ctx) {
             let _ = reply.send(Err(e));
-            return;
-        }
-        if !self.may_write(ctx) {
-            let _ = reply.send(Err(ConversationError::Retired));
             return;
         }
         if self.inflight.len() >= self.deps.max_inflight {
