@@ -82,3 +82,66 @@ async fn format_2_is_turned_on_by_its_migration_rewrites_every_message_once_and_
     let m = s.get_json("/api/v1/admin/migrations", &admin).await;
     assert_eq!(item(&m, "message_format")["state"], "pending", "{m}");
 }
+
+#[tokio::test]
+async fn a_sigkill_halfway_through_the_rewrite_resumes_from_its_cursor_and_loses_nothing() {
+    const CONVERSATIONS: usize = 8;
+    const EACH: usize = 500;
+    let total = CONVERSATIONS * EACH;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    add_user(&data, ADMIN.0, "admin", ADMIN.1);
+    let never = ("UTALK_JOBS__DATA_MIGRATIONS", "0 0 0 1 1 *");
+    // Slowly: after each step a pause of 19 times its length, so that the kill lands halfway.
+    let mut s = TestServer::start_on(&data, &[never, ("UTALK_JOBS__DATA_MIGRATION_DUTY_PERCENT", "5")]).await;
+    let admin = s.login(ADMIN).await;
+    let mut convs = Vec::new();
+    for _ in 0..CONVERSATIONS {
+        let c = s.create_conversation(&admin).await;
+        s.send_many(&admin, &c, EACH, "¿a qué hora abren?").await;
+        convs.push(c);
+    }
+    let before: Vec<Vec<Value>> = futures_util::future::join_all(convs.iter().map(|c| s.messages(&admin, c))).await;
+
+    // The job's run answers only at its end: it is left running when the server dies.
+    let run = {
+        let req = s.http.post(s.url("/api/v1/admin/jobs/data_migrations/run")).bearer_auth(&admin);
+        tokio::spawn(async move { req.send().await })
+    };
+    let started = std::time::Instant::now();
+    loop {
+        let m = s.get_json("/api/v1/admin/migrations", &admin).await;
+        let f = item(&m, "message_format");
+        let processed = f["processed"].as_u64().unwrap_or(0);
+        assert!(f["state"] != "done", "finished before it could be killed: {m}");
+        if processed >= 1_000 {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(90), "no progress: {m}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    s.kill();
+    run.abort();
+    let halfway = versions(&data);
+    assert!(halfway.get(&1).is_some_and(|n| *n > 0) && halfway.get(&2).is_some_and(|n| *n >= 1_000), "killed halfway: {halfway:?}");
+    let recorded = {
+        let db = Db::open_read_only(&data).unwrap();
+        utalk_storage::model::data_migration::get(&db, "message_format").unwrap().expect("progress on record")
+    };
+    assert!(recorded.finished_at.is_none() && recorded.processed < total as u64, "{recorded:?}");
+
+    // Started again, flat out: it goes on from its cursor to the end.
+    let s = TestServer::start_on(&data, &[never, ("UTALK_JOBS__DATA_MIGRATION_DUTY_PERCENT", "100")]).await;
+    let admin = s.login(ADMIN).await;
+    let r = s.http.post(s.url("/api/v1/admin/jobs/data_migrations/run")).bearer_auth(&admin).send().await.unwrap();
+    let run: Value = r.json().await.unwrap();
+    assert_eq!((run["outcome"].as_str(), run["figures"]["pending"].as_f64()), (Some("ok"), Some(0.0)), "{run}");
+    let m = s.get_json("/api/v1/admin/migrations", &admin).await;
+    let f = item(&m, "message_format");
+    assert_eq!(f["state"], "done", "{m}");
+    assert_eq!(f["processed"].as_u64(), Some(total as u64), "each message walked once, the killed step's included: {m}");
+    assert!(f["steps"].as_u64().unwrap() > recorded.steps, "resumed, not started over: {m}");
+    assert_eq!(versions(&data), [(2, total)].into());
+    let after: Vec<Vec<Value>> = futures_util::future::join_all(convs.iter().map(|c| s.messages(&admin, c))).await;
+    assert_eq!(after, before, "nothing lost or changed by the kill");
+}
