@@ -79,23 +79,11 @@ fn main() {
             conv = Conversation::new(Channel::Api, Customer { name: Some(format!("Cliente {i}")), ..Customer::default() }, None);
             batch.extend(conversation::put_batch(None, &conv).expect("encode"));
         }
+        let customer = Author { kind: AuthorType::Customer, id: None };
+        let text = text(&mut rng);
         let m = Message {
             id: Uuid::new_v4(),
-            conversation_id: conv.id,
-            seq,
-            direction: Direction::Inbound,
-            author: Author { kind: AuthorType::Customer, id: None },
-            text: Some(text(&mut rng)),
-            media_id: None,
-            status: MessageStatus::Received,
-            provider_id: None,
-            created_at: Timestamp::now(),
-            media: Vec::new(),
-            error_code: None,
-            error_message: None,
-            status_updated_at: None,
-            private: false,
-            template: None,
+            ..Message::text(conv.id, seq, Direction::Inbound, customer, MessageStatus::Received, &text, Timestamp::now())
         };
         batch.extend(message::append_batch(&m, MessageFormat::Compact).expect("encode"));
         if i % 1000 == 999 {

@@ -31,23 +31,13 @@ fn fill(db: &Db) {
         let mut known = None;
         for seq in 1..=PER_CONVERSATION {
             let inbound = seq % 2 == 1;
+            let direction = if inbound { Direction::Inbound } else { Direction::Outbound };
+            let author = Author { kind: if inbound { AuthorType::Customer } else { AuthorType::Bot }, id: None };
+            let status = if inbound { MessageStatus::Received } else { MessageStatus::Delivered };
             let m = Message {
                 id: Uuid::new_v4(),
-                conversation_id: conv.id,
-                seq,
-                direction: if inbound { Direction::Inbound } else { Direction::Outbound },
-                author: Author { kind: if inbound { AuthorType::Customer } else { AuthorType::Bot }, id: None },
-                text: Some("x".repeat(200)),
                 media_id: (seq % 10 == 0).then(Uuid::new_v4),
-                status: if inbound { MessageStatus::Received } else { MessageStatus::Delivered },
-                provider_id: None,
-                created_at: Timestamp(at + seq as i64),
-                media: Vec::new(),
-                error_code: None,
-                error_message: None,
-                status_updated_at: None,
-                private: false,
-                template: None,
+                ..Message::text(conv.id, seq, direction, author, status, &"x".repeat(200), Timestamp(at + seq as i64))
             };
             b.extend(message::append_batch(&m, MessageFormat::Compact).expect("encode"));
             known = kpi::index_messages(db, &mut b, std::slice::from_ref(&m), known).expect("index");

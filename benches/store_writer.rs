@@ -46,23 +46,10 @@ const TEXT_BYTES: usize = 300;
 type Texts = Arc<Vec<String>>;
 
 fn message_batch(conv: Uuid, seq: u64, text: String) -> Batch {
+    let customer = Author { kind: AuthorType::Customer, id: None };
     let m = Message {
         id: Uuid::new_v4(),
-        conversation_id: conv,
-        seq,
-        direction: Direction::Inbound,
-        author: Author { kind: AuthorType::Customer, id: None },
-        text: Some(text),
-        media_id: None,
-        status: MessageStatus::Received,
-        provider_id: None,
-        created_at: Timestamp::now(),
-        media: Vec::new(),
-        error_code: None,
-        error_message: None,
-        status_updated_at: None,
-        private: false,
-        template: None,
+        ..Message::text(conv, seq, Direction::Inbound, customer, MessageStatus::Received, &text, Timestamp::now())
     };
     message::append_batch(&m, MessageFormat::Compact).expect("encode")
 }

@@ -65,23 +65,11 @@ fn conversation_at(ms: i64, s: &Story) -> Conversation {
 }
 
 fn msg(c: &Conversation, seq: u64, at: i64, direction: Direction, status: MessageStatus, media: bool) -> Message {
+    let author = Author { kind: if direction == Direction::Inbound { AuthorType::Customer } else { AuthorType::Bot }, id: None };
     Message {
         id: Uuid::new_v4(),
-        conversation_id: c.id,
-        seq,
-        direction,
-        author: Author { kind: if direction == Direction::Inbound { AuthorType::Customer } else { AuthorType::Bot }, id: None },
-        text: Some("x".into()),
         media_id: media.then(Uuid::new_v4),
-        status,
-        provider_id: None,
-        created_at: Timestamp(at),
-        media: Vec::new(),
-        error_code: None,
-        error_message: None,
-        status_updated_at: None,
-        private: false,
-        template: None,
+        ..Message::text(c.id, seq, direction, author, status, "x", Timestamp(at))
     }
 }
 

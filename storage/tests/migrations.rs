@@ -82,23 +82,12 @@ fn messages_stored_before_the_time_index_are_indexed_and_marked_for_the_kpis() {
         let mut b = Batch::new();
         b.put(Map::Conversations, Key::new().uuid(c.id), &c).unwrap();
         for seq in 1..=3u64 {
+            let direction = if seq == 3 { Direction::Outbound } else { Direction::Inbound };
+            let customer = Author { kind: AuthorType::Customer, id: None };
             let m = Message {
                 id: Uuid::new_v4(),
-                conversation_id: c.id,
-                seq,
-                direction: if seq == 3 { Direction::Outbound } else { Direction::Inbound },
-                author: Author { kind: AuthorType::Customer, id: None },
-                text: Some("hola".into()),
                 media_id: (seq == 2).then(Uuid::new_v4),
-                status: MessageStatus::Received,
-                provider_id: None,
-                created_at: Timestamp(hour + seq as i64),
-                media: Vec::new(),
-                error_code: None,
-                error_message: None,
-                status_updated_at: None,
-                private: false,
-                template: None,
+                ..Message::text(c.id, seq, direction, customer, MessageStatus::Received, "hola", Timestamp(hour + seq as i64))
             };
             // As version 2 wrote it: the message alone, no time index, no dirty mark.
             b.put(Map::Messages, message::key(c.id, seq), &m).unwrap();

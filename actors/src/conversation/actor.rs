@@ -229,6 +229,11 @@ impl ConversationActor {
         self.unavailable().or_else(|| (!self.may_write(ctx)).then_some(ConversationError::Retired))
     }
 
+    /// `Overloaded` when the writes in flight are at their bound.
+    fn overloaded(&self) -> Option<ConversationError> {
+        (self.inflight.len() >= self.deps.max_inflight).then_some(ConversationError::Overloaded)
+    }
+
     /// Answers requests that cannot proceed in the current phase.
     pub(super) fn unavailable(&self) -> Option<ConversationError> {
         match &self.phase {
@@ -275,8 +280,8 @@ impl ConversationActor {
             let _ = reply.send(Err(e));
             return;
         }
-        if self.inflight.len() >= self.deps.max_inflight {
-            let _ = reply.send(Err(ConversationError::Overloaded));
+        if let Some(e) = self.overloaded() {
+            let _ = reply.send(Err(e));
             return;
         }
         let Phase::Ready { conv, next_seq } = &mut self.phase else {
@@ -406,8 +411,8 @@ impl ConversationActor {
             let _ = reply.send(Err(ConversationError::MessagePending));
             return;
         }
-        if self.inflight.len() >= self.deps.max_inflight {
-            let _ = reply.send(Err(ConversationError::Overloaded));
+        if let Some(e) = self.overloaded() {
+            let _ = reply.send(Err(e));
             return;
         }
         let current = match self.current_message(change.message_id) {
@@ -441,12 +446,8 @@ impl ConversationActor {
 
     pub(super) fn update(&mut self, change: ConversationChange, slot: &mut Option<Reply<Arc<Conversation>>>, ctx: &mut Context<Self>) {
         let Some(reply) = slot.take() else { return };
-        if let Some(e) = self.refusal(ctx) {
+        if let Some(e) = self.refusal(ctx).or_else(|| self.overloaded()) {
             let _ = reply.send(Err(e));
-            return;
-        }
-        if self.inflight.len() >= self.deps.max_inflight {
-            let _ = reply.send(Err(ConversationError::Overloaded));
             return;
         }
         let Phase::Ready { conv, next_seq } = &mut self.phase else {
@@ -566,12 +567,8 @@ impl ConversationActor {
 
     pub(super) fn rewrite_messages(&mut self, req: RewriteMessages, slot: &mut Option<Reply<u64>>, ctx: &mut Context<Self>) {
         let Some(reply) = slot.take() else { return };
-        if let Some(e) = self.refusal(ctx) {
+        if let Some(e) = self.refusal(ctx).or_else(|| self.overloaded()) {
             let _ = reply.send(Err(e));
-            return;
-        }
-        if self.inflight.len() >= self.deps.max_inflight {
-            let _ = reply.send(Err(ConversationError::Overloaded));
             return;
         }
         // A message with a change in flight is written as changed, so that
