@@ -22,16 +22,30 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFi
 use tracing_subscriber::registry::LookupSpan;
 
 /// Whether a field name suggests a secret (ASCII case ignored, no allocation).
+///
+/// Asked for every field of every line: each position is first matched on
+/// its letter, and only the words starting with it are compared.
 pub fn is_sensitive(name: &str) -> bool {
-    const SECRET: [&str; 7] = ["password", "token", "secret", "authorization", "cookie", "api_key", "apikey"];
     let n = name.as_bytes();
-    SECRET.iter().any(|s| n.windows(s.len()).any(|w| w.eq_ignore_ascii_case(s.as_bytes())))
+    let at = |i: usize, word: &[u8]| n.get(i..i + word.len()).is_some_and(|w| w.eq_ignore_ascii_case(word));
+    (0..n.len()).any(|i| match n[i].to_ascii_lowercase() {
+        b'p' => at(i, b"password"),
+        b't' => at(i, b"token"),
+        b's' => at(i, b"secret"),
+        b'a' => at(i, b"authorization") || at(i, b"api_key") || at(i, b"apikey"),
+        b'c' => at(i, b"cookie"),
+        _ => false,
+    })
 }
 
 /// Writes `s` as the inside of a JSON string.
 fn escape(w: &mut dyn fmt::Write, s: &str) -> fmt::Result {
+    // Most values (ids, names, codes) need no escape: one write.
+    let Some(first) = s.bytes().position(|b| b < 0x20 || b == b'"' || b == b'\\') else {
+        return w.write_str(s);
+    };
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
+    for (i, b) in s.bytes().enumerate().skip(first) {
         let esc: &str = match b {
             b'"' => "\\\"",
             b'\\' => "\\\\",
@@ -104,9 +118,9 @@ impl Pairs<'_, '_> {
         if self.result.is_err() || (self.skip)(name) {
             return None;
         }
-        let sep = if self.first { "" } else { "," };
+        let open = if self.first { "\"" } else { ",\"" };
         self.first = false;
-        self.result = write!(self.w, "{sep}\"").and_then(|_| escape(self.w, name)).and_then(|_| self.w.write_str("\":"));
+        self.result = self.w.write_str(open).and_then(|_| escape(self.w, name)).and_then(|_| self.w.write_str("\":"));
         if is_sensitive(name) {
             self.result = self.result.and_then(|_| self.w.write_str("\"[redacted]\""));
             return None;
@@ -128,10 +142,14 @@ impl Visit for Pairs<'_, '_> {
         }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.raw(field, format_args!("{value}"));
+        if self.key(field) == Some(true) {
+            self.result = self.w.write_str(itoa::Buffer::new().format(value));
+        }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.raw(field, format_args!("{value}"));
+        if self.key(field) == Some(true) {
+            self.result = self.w.write_str(itoa::Buffer::new().format(value));
+        }
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
         // JSON has no NaN or infinity.
@@ -237,12 +255,11 @@ where
         let meta = event.metadata();
         let w: &mut dyn fmt::Write = &mut writer;
         w.write_str(&self.prefix)?;
-        write!(
-            w,
-            ",\"timestamp\":\"{}\",\"level\":\"{}\",\"target\":\"",
-            utalk_storage::Timestamp::now().to_rfc3339(),
-            meta.level().as_str()
-        )?;
+        w.write_str(",\"timestamp\":\"")?;
+        w.write_str(utalk_storage::Timestamp::now().rfc3339().as_str())?;
+        w.write_str("\",\"level\":\"")?;
+        w.write_str(meta.level().as_str())?;
+        w.write_str("\",\"target\":\"")?;
         escape(w, meta.target())?;
         w.write_char('"')?;
         if let Some(scope) = ctx.event_scope() {
@@ -279,21 +296,34 @@ mod tests {
 
     #[test]
     fn secret_looking_names_are_sensitive() {
-        for n in ["password", "refreshToken", "jwt_secret", "Authorization", "api_key"] {
+        for n in [
+            "password",
+            "refreshToken",
+            "jwt_secret",
+            "Authorization",
+            "api_key",
+            "APIKEY",
+            "set_cookie",
+            "x_token",
+            "ppassword",
+            "secre_secret",
+        ] {
             assert!(is_sensitive(n), "{n}");
         }
-        for n in ["email", "request_id", "status"] {
+        for n in ["email", "request_id", "status", "", "p", "tok", "passwor", "api", "conversation_id", "secre"] {
             assert!(!is_sensitive(n), "{n}");
         }
     }
 
     #[test]
     fn escaping_makes_valid_json_strings() {
-        let nasty = "a\"b\\c\nd\re\tf\u{1}g ñ 😀";
-        let mut s = String::from("\"");
-        escape(&mut s, nasty).expect("escape");
-        s.push('"');
-        assert_eq!(serde_json::from_str::<String>(&s).expect("valid JSON"), nasty);
+        // Plain, escapes from the first byte, from the middle, at the end.
+        for nasty in ["a\"b\\c\nd\re\tf\u{1}g ñ 😀", "\"x", "plain ñ 😀", "id-1234\u{7}", "", "\\"] {
+            let mut s = String::from("\"");
+            escape(&mut s, nasty).expect("escape");
+            s.push('"');
+            assert_eq!(serde_json::from_str::<String>(&s).expect("valid JSON"), nasty);
+        }
     }
 
     #[derive(Clone, Default)]

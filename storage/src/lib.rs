@@ -52,4 +52,4 @@ pub use hours::{BusinessHours, HoursError};
 #[cfg(not(loom))]
 pub use maps::Map;
 #[cfg(not(loom))]
-pub use time::Timestamp;
+pub use time::{Rfc3339, Timestamp};

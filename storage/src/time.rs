@@ -23,12 +23,44 @@ impl Timestamp {
     }
     /// RFC 3339 in UTC with milliseconds, e.g. `2026-11-23T10:45:30.123Z`.
     pub fn to_rfc3339(self) -> String {
+        self.rfc3339().as_str().to_owned()
+    }
+    /// The same text as [`Timestamp::to_rfc3339`], kept on the stack: every
+    /// message view and log line writes a time, and this costs no allocation
+    /// and none of the formatting machinery.
+    pub fn rfc3339(self) -> Rfc3339 {
         let secs = self.0.div_euclid(1000);
         let ms = self.0.rem_euclid(1000);
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", sod / 3600, (sod % 3600) / 60, sod % 60)
+        let mut out = Rfc3339 { buf: [0; RFC3339_MAX], len: 0 };
+        if (0..=9999).contains(&y) {
+            out.digits(y, 4);
+        } else {
+            // Years outside four digits print as `{:04}` prints them; at
+            // most ten characters for any i64 of milliseconds.
+            let mut text = [0u8; 16];
+            let mut cursor = std::io::Cursor::new(&mut text[..]);
+            // Sixteen bytes hold any such year, so the write cannot fail.
+            let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{y:04}"));
+            let n = cursor.position() as usize;
+            out.bytes(&text[..n]);
+        }
+        out.bytes(b"-");
+        out.digits(m, 2);
+        out.bytes(b"-");
+        out.digits(d, 2);
+        out.bytes(b"T");
+        out.digits(sod / 3600, 2);
+        out.bytes(b":");
+        out.digits((sod % 3600) / 60, 2);
+        out.bytes(b":");
+        out.digits(sod % 60, 2);
+        out.bytes(b".");
+        out.digits(ms, 3);
+        out.bytes(b"Z");
+        out
     }
     /// Parses RFC 3339 (`Z` or a numeric offset; fractions to the millisecond).
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
@@ -82,6 +114,49 @@ impl Timestamp {
     }
 }
 
+/// The longest RFC 3339 text a [`Timestamp`] makes: a ten-character year
+/// and the twenty characters after it.
+const RFC3339_MAX: usize = 32;
+
+/// RFC 3339 text of a [`Timestamp`], held in place.
+#[derive(Clone, Copy)]
+pub struct Rfc3339 {
+    buf: [u8; RFC3339_MAX],
+    len: usize,
+}
+
+impl Rfc3339 {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and punctuation are ever written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+    /// `v` (0 ≤ v < 10^width) in `width` digits, zero-padded.
+    fn digits(&mut self, mut v: i64, width: usize) {
+        for i in (0..width).rev() {
+            self.buf[self.len + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        self.len += width;
+    }
+}
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 // Howard Hinnant's civil-date algorithms: exact for the proleptic Gregorian calendar.
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -109,7 +184,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         if s.is_human_readable() {
-            s.serialize_str(&self.to_rfc3339())
+            s.serialize_str(self.rfc3339().as_str())
         } else {
             s.serialize_i64(self.0)
         }
@@ -140,6 +215,46 @@ mod tests {
         assert_eq!(Timestamp::parse_rfc3339("2026-11-23T11:45:30.123+01:00"), Some(t));
         assert_eq!(Timestamp::parse_rfc3339("1970-01-01T00:00:00Z"), Some(Timestamp(0)));
         assert_eq!(Timestamp(-1).to_rfc3339(), "1969-12-31T23:59:59.999Z");
+    }
+
+    /// The text as `format!` wrote it before the text was built in place.
+    fn formatted(t: Timestamp) -> String {
+        let secs = t.0.div_euclid(1000);
+        let ms = t.0.rem_euclid(1000);
+        let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+        let (y, m, d) = civil_from_days(days);
+        format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", sod / 3600, (sod % 3600) / 60, sod % 60)
+    }
+
+    #[test]
+    fn rfc3339_in_place_writes_what_format_wrote_for_any_time() {
+        let mut cases = vec![
+            i64::MIN,
+            i64::MIN + 1,
+            i64::MAX,
+            0,
+            -1,
+            1,
+            253_402_300_799_999,
+            253_402_300_800_000,
+            -62_167_219_200_000,
+            -62_167_219_200_001,
+        ];
+        // A spread over the whole range, and every millisecond digit.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            cases.push(x as i64);
+            cases.push((x % 10_000_000_000_000) as i64 - 5_000_000_000_000);
+        }
+        for c in cases {
+            let t = Timestamp(c);
+            assert_eq!(t.rfc3339().as_str(), formatted(t), "{c}");
+            assert_eq!(t.to_rfc3339(), formatted(t), "{c}");
+            assert_eq!(t.rfc3339().to_string(), formatted(t), "{c}");
+        }
     }
 
     #[test]
