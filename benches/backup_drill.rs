@@ -16,6 +16,9 @@
 //! run; `UTALK_BENCH_DIR` chooses where the data goes, default the working
 //! directory).
 
+#[path = "common/bench_dir.rs"]
+mod bench_dir;
+
 use base64::Engine;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
@@ -63,7 +66,7 @@ fn main() {
     let bytes = env("DRILL_BYTES", 1 << 30);
     let files = env("DRILL_MEDIA_FILES", 200);
     let messages = (bytes / TEXT_BYTES as u64).max(1);
-    let base = tempfile::tempdir_in(std::env::var("UTALK_BENCH_DIR").unwrap_or_else(|_| ".".into())).expect("tempdir");
+    let base = bench_dir::temp_dir();
     let (data, backups_dir, offsite_dir, restored) =
         (base.path().join("data"), base.path().join("data-backups"), base.path().join("offsite"), base.path().join("restored"));
     let db = Db::open(&data, &DbOptions::default()).expect("open");

@@ -5,6 +5,9 @@
 //!
 //! `cargo bench --bench kpi_rollup` (set `UTALK_BENCH_QUICK=1` for a short run).
 
+#[path = "common/bench_dir.rs"]
+mod bench_dir;
+
 use criterion::Criterion;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -65,7 +68,7 @@ fn fill(db: &Db) {
 
 fn main() {
     let quick = std::env::var("UTALK_BENCH_QUICK").is_ok();
-    let dir = tempfile::tempdir_in(std::env::var("UTALK_BENCH_DIR").unwrap_or_else(|_| ".".into())).expect("tempdir");
+    let dir = bench_dir::temp_dir();
     let db = Db::open(dir.path(), &DbOptions::default()).expect("open");
     fill(&db);
     let rows = kpi::compute_hour(&db, HOUR, &utalk_storage::BusinessHours::always_open()).expect("rollup");

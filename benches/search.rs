@@ -31,6 +31,8 @@ use uuid::Uuid;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+#[path = "common/bench_dir.rs"]
+mod bench_dir;
 #[path = "common/chat_text.rs"]
 mod chat_text;
 
@@ -282,7 +284,7 @@ fn main() {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let base = tempfile::tempdir_in(std::env::var("UTALK_BENCH_DIR").unwrap_or_else(|_| ".".into())).expect("tempdir");
+    let base = bench_dir::temp_dir();
     let (db_dir, index_dir) = (base.path().join("db"), base.path().join("search"));
     let db = Db::open(&db_dir, &DbOptions::default()).expect("open");
     let mut rng = StdRng::seed_from_u64(20_261_207);

@@ -36,6 +36,8 @@ use uuid::Uuid;
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+#[path = "common/bench_dir.rs"]
+mod bench_dir;
 #[allow(dead_code)]
 #[path = "common/chat_text.rs"]
 mod chat_text;
@@ -62,7 +64,7 @@ struct Setup {
 }
 
 fn setup() -> Setup {
-    let dir = tempfile::tempdir_in(std::env::var("UTALK_BENCH_DIR").unwrap_or_else(|_| ".".into())).expect("tempdir");
+    let dir = bench_dir::temp_dir();
     // `UTALK_BENCH_WRITE_BUFFER_MB` tries another memtable size (store.write_buffer_mb).
     let mut opts = DbOptions::default();
     if let Some(mb) = std::env::var("UTALK_BENCH_WRITE_BUFFER_MB").ok().and_then(|v| v.parse::<usize>().ok()) {
@@ -217,7 +219,7 @@ fn settle() {
 fn search_run(conversations: usize, total: u64, window: usize, texts: &Texts, indexed: bool) -> Run {
     settle();
     let s = setup();
-    let index_dir = tempfile::tempdir_in(std::env::var("UTALK_BENCH_DIR").unwrap_or_else(|_| ".".into())).expect("tempdir");
+    let index_dir = bench_dir::temp_dir();
     let index = indexed.then(|| {
         let index = SearchIndex::open(index_dir.path(), s.db.clone(), Settings::default()).expect("search index");
         s.writer.tap_with(index.clone());
