@@ -86,15 +86,6 @@ fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
-/// The default size of the HTTP workers and of the conversation threads:
-/// half the cores each, at least one. Every message crosses both pools and
-/// the store writer; with a pool per core each, twice as many busy threads
-/// as cores hand work back and forth (measured on two cores: 1 and 1 took
-/// 12% less CPU per message than 2 and 2, docs/benchmarks.md).
-fn half_the_cores() -> usize {
-    (cores() / 2).max(1)
-}
-
 /// Opens the store of `config`, with a clear error when it is locked or too new.
 pub fn open_db(config: &Config) -> anyhow::Result<Db> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
@@ -458,7 +449,7 @@ impl Application {
         }
         let account = config.twilio_account().map(Arc::new);
         let outbox_signal = Arc::new(JobSignal::new(account.is_some()));
-        let threads = if config.conversations.threads == 0 { half_the_cores() } else { config.conversations.threads };
+        let threads = if config.conversations.threads == 0 { cores() } else { config.conversations.threads };
         // Typing, presence and alerts are not in the log: they also go to the
         // other nodes' sockets over the cluster's events (none on one node).
         let broker: Arc<dyn utalk_actors::Broker> = utalk_actors::fanout::shared_broker::SharedBroker::start(broker, cluster.clone());
@@ -598,7 +589,7 @@ impl Application {
         let addr = listener.local_addr()?;
         let max_body = config.http.max_body_bytes;
         let max_socket_payload = config.socket.max_payload_bytes;
-        let workers = if config.http.workers == 0 { half_the_cores() } else { config.http.workers };
+        let workers = if config.http.workers == 0 { cores() } else { config.http.workers };
         let proxies = web::Data::new(crate::http::client_addr::TrustedProxies::parse(&config.http.trusted_proxies)?);
         let deprecations = web::Data::new(crate::http::api_version::Deprecations(config.api.deprecations.clone()));
         let origins = web::Data::new(crate::http::cors::AllowedOrigins::parse(&config.http.allowed_origins)?);

@@ -136,7 +136,7 @@ pub struct ConversationsConfig {
     pub idle_timeout_secs: u64,
     /// Writes in flight per conversation before requests are refused with 503.
     pub max_inflight: usize,
-    /// Threads for conversation actors; 0 means half the cores, at least one.
+    /// Threads for conversation actors; 0 means one per core.
     pub threads: usize,
 }
 
@@ -146,7 +146,7 @@ pub struct ConversationsConfig {
 pub struct HttpConfig {
     /// Largest request body in bytes (413 above).
     pub max_body_bytes: usize,
-    /// Worker threads; 0 means half the cores, at least one.
+    /// Worker threads; 0 means one per core.
     pub workers: usize,
     /// Seconds to finish in-flight requests at shutdown.
     pub shutdown_timeout_secs: u64,
