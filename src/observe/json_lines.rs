@@ -38,10 +38,78 @@ pub fn is_sensitive(name: &str) -> bool {
     })
 }
 
+/// What a field's name asks of its pair, remembered by the name's address:
+/// every line names its fields again, and names are `'static` strings
+/// (the same text at the same address), so a name is judged once per thread.
+#[derive(Clone, Copy)]
+struct NameKind {
+    sensitive: bool,
+    /// The name has nothing to escape.
+    plain: bool,
+}
+
+/// Names remembered per thread; a name whose slot another took is judged again.
+const NAME_SLOTS: usize = 256;
+
+thread_local! {
+    static NAMES: std::cell::RefCell<[(usize, usize, NameKind); NAME_SLOTS]> =
+        const { std::cell::RefCell::new([(0, 0, NameKind { sensitive: false, plain: false }); NAME_SLOTS]) };
+}
+
+fn name_kind(name: &'static str) -> NameKind {
+    let judge = || NameKind { sensitive: is_sensitive(name), plain: first_to_escape(name.as_bytes()).is_none() };
+    let (addr, len) = (name.as_ptr() as usize, name.len());
+    // Names are at least byte-aligned and mostly far apart: the address's
+    // low bits, mixed, spread them over the slots.
+    let slot = (addr ^ (addr >> 8) ^ len.wrapping_mul(31)) % NAME_SLOTS;
+    NAMES
+        .try_with(|names| {
+            let mut names = names.borrow_mut();
+            let (a, l, kind) = names[slot];
+            if a == addr && l == len {
+                return kind;
+            }
+            let kind = judge();
+            names[slot] = (addr, len, kind);
+            kind
+        })
+        .unwrap_or_else(|_| judge())
+}
+
+/// Whether a byte must be escaped inside a JSON string.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// The position of the first byte of `s` that must be escaped.
+///
+/// Every value of every line goes through it, and nearly all of them (ids,
+/// names, codes) have no such byte: it tests eight bytes at a time.
+fn first_to_escape(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // A high bit set in a byte of the result: that byte is zero.
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut chunks = s.chunks_exact(8);
+    for (i, chunk) in chunks.by_ref().enumerate() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Bytes under 0x20 (their three top bits clear, ASCII or not), '"', '\\'.
+        let control = zero_byte(x & (0xE0 * ONES));
+        if control | zero_byte(x ^ (b'"' as u64 * ONES)) | zero_byte(x ^ (b'\\' as u64 * ONES)) != 0 {
+            // The test can flag a byte past the first that matches; find it exactly.
+            return chunk.iter().position(|&b| needs_escape(b)).map(|p| i * 8 + p);
+        }
+    }
+    let done = s.len() - chunks.remainder().len();
+    chunks.remainder().iter().position(|&b| needs_escape(b)).map(|p| done + p)
+}
+
 /// Writes `s` as the inside of a JSON string.
 fn escape(w: &mut dyn fmt::Write, s: &str) -> fmt::Result {
     // Most values (ids, names, codes) need no escape: one write.
-    let Some(first) = s.bytes().position(|b| b < 0x20 || b == b'"' || b == b'\\') else {
+    let Some(first) = first_to_escape(s.as_bytes()) else {
         return w.write_str(s);
     };
     let mut start = 0;
@@ -120,8 +188,13 @@ impl Pairs<'_, '_> {
         }
         let open = if self.first { "\"" } else { ",\"" };
         self.first = false;
-        self.result = self.w.write_str(open).and_then(|_| escape(self.w, name)).and_then(|_| self.w.write_str("\":"));
-        if is_sensitive(name) {
+        let kind = name_kind(name);
+        self.result = self
+            .w
+            .write_str(open)
+            .and_then(|_| if kind.plain { self.w.write_str(name) } else { escape(self.w, name) })
+            .and_then(|_| self.w.write_str("\":"));
+        if kind.sensitive {
             self.result = self.result.and_then(|_| self.w.write_str("\"[redacted]\""));
             return None;
         }
@@ -312,6 +385,43 @@ mod tests {
         }
         for n in ["email", "request_id", "status", "", "p", "tok", "passwor", "api", "conversation_id", "secre"] {
             assert!(!is_sensitive(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn a_name_is_judged_the_same_from_memory() {
+        for _ in 0..3 {
+            for n in ["password", "request_id", "jwt_secret", "conversation_id", "odd\"name", "back\\slash", "x", ""] {
+                let kind = name_kind(n);
+                assert_eq!(kind.sensitive, is_sensitive(n), "{n}");
+                assert_eq!(kind.plain, !n.contains(['"', '\\']), "{n}");
+            }
+        }
+        // Two names sharing a slot take turns in it and are still told apart.
+        let words: Vec<&'static str> = (0..4 * NAME_SLOTS).map(|i| &*Box::leak(format!("field_{i}_token").into_boxed_str())).collect();
+        for w in words.iter().chain(words.iter()) {
+            assert!(name_kind(w).sensitive && name_kind(w).plain, "{w}");
+        }
+        assert!(!name_kind("status").sensitive);
+    }
+
+    #[test]
+    fn the_first_byte_to_escape_is_found_eight_at_a_time_as_one_by_one() {
+        let one_by_one = |s: &[u8]| s.iter().position(|&b| needs_escape(b));
+        let mut cases: Vec<Vec<u8>> = vec![Vec::new(), b"plain-uuid-0123456789abcdef".to_vec(), "ñandú €".as_bytes().to_vec()];
+        // Every byte value at every position of a 19-byte string, among plain
+        // bytes and with a second special byte after it.
+        for b in 0..=255u8 {
+            for at in 0..19 {
+                let mut v = b"abcdefghijklmnopqrs".to_vec();
+                v[at] = b;
+                cases.push(v.clone());
+                v[18] = b'"';
+                cases.push(v);
+            }
+        }
+        for c in &cases {
+            assert_eq!(first_to_escape(c), one_by_one(c), "{c:?}");
         }
     }
 

@@ -139,7 +139,7 @@ impl Db {
                 cfs.push(ColumnFamilyDescriptor::new(name.as_str(), Options::default()));
             }
         }
-        let db = DB::open_cf_descriptors(&o, path, cfs).map_err(|e| open_error(path, e))?;
+        let mut db = DB::open_cf_descriptors(&o, path, cfs).map_err(|e| open_error(path, e))?;
         for name in Map::DROPPED {
             if existing.iter().any(|n| n == name) {
                 db.drop_cf(name).map_err(|e| open_error(path, e))?;
@@ -216,7 +216,11 @@ impl Db {
         Ok(self.get_raw(Map::Meta, key)?.and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok()).map(u32::from_be_bytes))
     }
 
-    fn cf(&self, map: Map) -> Result<Arc<rocksdb::BoundColumnFamily<'_>>, StoreError> {
+    // The handles are created once at open and never dropped while the store
+    // is open, so the engine is opened single-threaded for column families:
+    // a handle is then a plain reference, where the multi-threaded mode took
+    // a lock and two reference counts for every read and every written key.
+    fn cf(&self, map: Map) -> Result<&rocksdb::ColumnFamily, StoreError> {
         self.inner.cf_handle(map.name()).ok_or_else(|| StoreError::Engine(format!("column family {} missing", map.name())))
     }
 
