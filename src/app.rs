@@ -86,6 +86,15 @@ fn cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
 }
 
+/// A pool's size as configured, where 0 means one thread per core.
+fn or_one_per_core(configured: usize) -> usize {
+    if configured == 0 {
+        cores()
+    } else {
+        configured
+    }
+}
+
 /// Opens the store of `config`, with a clear error when it is locked or too new.
 pub fn open_db(config: &Config) -> anyhow::Result<Db> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
@@ -449,7 +458,7 @@ impl Application {
         }
         let account = config.twilio_account().map(Arc::new);
         let outbox_signal = Arc::new(JobSignal::new(account.is_some()));
-        let threads = if config.conversations.threads == 0 { cores() } else { config.conversations.threads };
+        let threads = or_one_per_core(config.conversations.threads);
         // Typing, presence and alerts are not in the log: they also go to the
         // other nodes' sockets over the cluster's events (none on one node).
         let broker: Arc<dyn utalk_actors::Broker> = utalk_actors::fanout::shared_broker::SharedBroker::start(broker, cluster.clone());
@@ -589,7 +598,7 @@ impl Application {
         let addr = listener.local_addr()?;
         let max_body = config.http.max_body_bytes;
         let max_socket_payload = config.socket.max_payload_bytes;
-        let workers = if config.http.workers == 0 { cores() } else { config.http.workers };
+        let workers = or_one_per_core(config.http.workers);
         let proxies = web::Data::new(crate::http::client_addr::TrustedProxies::parse(&config.http.trusted_proxies)?);
         let deprecations = web::Data::new(crate::http::api_version::Deprecations(config.api.deprecations.clone()));
         let origins = web::Data::new(crate::http::cors::AllowedOrigins::parse(&config.http.allowed_origins)?);
