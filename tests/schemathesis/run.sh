@@ -55,6 +55,7 @@ key="$(curl -sf "$base/api/v1/api-keys" -H "authorization: Bearer $token" -H 'co
 # (refused without Twilio's signature, which is their whole point).
 # From the scratch directory: schemathesis keeps a cache where it runs.
 cd "$work"
+status=0
 "$venv/bin/st" run "$base/api/v1/openapi.json" \
   --header "Authorization: Bearer $key" \
   --checks all --exclude-checks positive_data_acceptance \
@@ -64,4 +65,11 @@ cd "$work"
   --exclude-path-regex '^/api/v1/api-keys/\{id\}$' \
   --exclude-path-regex '^/webhooks/twilio/' \
   --request-timeout 20 \
-  --warnings off
+  --warnings off || status=$?
+# A 500 names a request id; the server's own account of it is in its log,
+# which goes with the scratch directory: print its errors before it does.
+if [ "$status" -ne 0 ]; then
+  echo "schemathesis: the server's errors and warnings during the run:" >&2
+  grep -E '"level":"(ERROR|WARN)"' "$work/server.log" | tail -n 50 >&2 || true
+fi
+exit "$status"
